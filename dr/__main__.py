@@ -1,0 +1,3 @@
+from dr.cli.main import main
+
+main()

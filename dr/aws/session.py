@@ -1,0 +1,224 @@
+"""The only place that builds boto3 clients.
+
+``ClientProvider`` hands out one cached client per (service, region) with botocore's retry modes
+(adaptive by default: client-side rate limiting + exponential back-off on throttling and 5xx),
+an optional ``endpoint_url`` (the sandbox), and two botocore event hooks:
+
+* :class:`CallRecorder` records every API call (service, operation, region, identifying
+  parameters — never secrets), flagging the mutating ones. Journals and tests use it.
+* ``read_only=True`` refuses every mutating call before it is sent — ``--dry-run`` runs with it,
+  so a dry run cannot change infrastructure even if a code path forgets to check the flag.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from dr.errors import DrError
+
+# Operation-name prefixes that never change anything.
+_READ_PREFIXES = (
+    "Describe",
+    "List",
+    "Get",
+    "Head",
+    "Lookup",
+    "Search",
+    "Select",
+    "Scan",
+    "Query",
+    "BatchGet",
+    "Filter",
+    "Check",
+    "Validate",
+    "Download",
+    "Estimate",
+    "Simulate",
+    "Preview",
+)
+
+# Parameter names worth recording (resource identifiers, times, sizes) — values of anything else
+# (passwords, secret strings, user data) never reach the journal.
+_ID_KEY = re.compile(
+    r"(Identifier|Id|Ids|Name|Names|Arn|ARN|Time|Status|Size|Count|Scope|Type|Region|Path|Key|Bucket"
+    r"|ApplyImmediately|ForceFailover|Inverted|Disabled|Addresses)$"
+)
+_SECRET_KEY = re.compile(r"(?i)(password|secret|token|credential|privatekey|authtoken|userdata)")
+
+
+def is_mutating(operation: str) -> bool:
+    """True when an AWS operation (e.g. ``PromoteReadReplica``) may change state."""
+    return not operation.startswith(_READ_PREFIXES)
+
+
+def safe_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Keep identifying scalar parameters; drop secrets and bulky payloads."""
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        if _SECRET_KEY.search(key):
+            continue
+        if key == "ChangeBatch" and isinstance(value, dict):
+            out[key] = [
+                {
+                    "Action": c.get("Action"),
+                    "Name": c.get("ResourceRecordSet", {}).get("Name"),
+                    "SetIdentifier": c.get("ResourceRecordSet", {}).get("SetIdentifier"),
+                }
+                for c in value.get("Changes", [])
+            ]
+        elif key == "HealthCheckConfig" and isinstance(value, dict):
+            out[key] = {k: v for k, v in value.items() if k in ("Inverted", "Disabled", "Type")}
+        elif _ID_KEY.search(key):
+            if isinstance(value, (str, int, float, bool)):
+                out[key] = value
+            elif isinstance(value, list) and all(isinstance(v, (str, int)) for v in value):
+                out[key] = list(value)
+            elif isinstance(value, dict):
+                out[key] = {k: v for k, v in value.items() if isinstance(v, (str, int, float, bool))}
+    return out
+
+
+@dataclass(frozen=True)
+class ApiCall:
+    service: str
+    operation: str
+    region: str
+    params: dict[str, Any]
+    mutating: bool
+    at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "service": self.service,
+            "operation": self.operation,
+            "region": self.region,
+            "params": self.params,
+            "mutating": self.mutating,
+            "at": self.at,
+        }
+
+
+@dataclass
+class CallRecorder:
+    """Thread-safe record of API calls made through a ClientProvider."""
+
+    calls: list[ApiCall] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def record(self, call: ApiCall) -> None:
+        with self._lock:
+            self.calls.append(call)
+
+    def mutating(self) -> list[ApiCall]:
+        with self._lock:
+            return [c for c in self.calls if c.mutating]
+
+    def since(self, index: int) -> list[ApiCall]:
+        with self._lock:
+            return list(self.calls[index:])
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self.calls)
+
+
+class ReadOnlyViolation(DrError):
+    """A mutating API call was attempted while the provider is read-only (a dry run)."""
+
+    exit_code = 1
+
+
+@dataclass
+class ClientProvider:
+    """Builds and caches boto3 clients. Everything else receives clients from here."""
+
+    profile: str | None = None
+    endpoint_url: str | None = None
+    retry_mode: str = "adaptive"
+    max_attempts: int = 8
+    read_only: bool = False
+    recorders: list[CallRecorder] = field(default_factory=list)
+    # Static credentials (the sandbox uses fake ones so a developer's real keys are never sent there).
+    credentials: dict[str, str] | None = None
+    connect_timeout: float = 5.0
+    read_timeout: float = 30.0
+    _clients: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _session: Any = field(default=None, repr=False)
+
+    def _boto_session(self) -> Any:
+        if self._session is None:
+            kwargs: dict[str, Any] = {}
+            if self.credentials:
+                kwargs.update(self.credentials)
+            elif self.profile:
+                kwargs["profile_name"] = self.profile
+            self._session = boto3.session.Session(**kwargs)
+        return self._session
+
+    def client(self, service: str, region: str) -> Any:
+        key = (service, region)
+        with self._lock:
+            if key not in self._clients:
+                config = Config(
+                    region_name=region,
+                    retries={"mode": self.retry_mode, "max_attempts": self.max_attempts},
+                    connect_timeout=self.connect_timeout,
+                    read_timeout=self.read_timeout,
+                    user_agent_extra="dr-toolkit",
+                )
+                client = self._boto_session().client(
+                    service, region_name=region, endpoint_url=self.endpoint_url, config=config
+                )
+                client.meta.events.register("before-call.*.*", self._make_hook(service, region))
+                self._clients[key] = client
+            return self._clients[key]
+
+    def add_recorder(self, recorder: CallRecorder) -> CallRecorder:
+        self.recorders.append(recorder)
+        return recorder
+
+    def _make_hook(self, service: str, region: str) -> Any:
+        def hook(model: Any, params: dict[str, Any], **_: Any) -> None:
+            operation = model.name
+            mutating = is_mutating(operation)
+            if self.recorders:
+                call = ApiCall(service, operation, region, safe_params(params), mutating, time.time())
+                for recorder in self.recorders:
+                    recorder.record(call)
+            if mutating and self.read_only:
+                raise ReadOnlyViolation(
+                    f"dry run: refused to send {service}:{operation} in {region} (a mutating call)",
+                    region=region,
+                )
+
+        return hook
+
+    def exceptions(self, service: str, region: str) -> Any:
+        return self.client(service, region).exceptions
+
+
+def client_error_type() -> type[Exception]:
+    """botocore's ClientError, for adapters that must not import botocore at module import time."""
+    from botocore.exceptions import ClientError
+
+    return ClientError
+
+
+def endpoint_error_types() -> tuple[type[Exception], ...]:
+    """Errors meaning 'the region did not answer' (connection refused, timeouts)."""
+    from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
+
+    return (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError)
+
+
+def services_used(calls: Iterable[ApiCall]) -> set[str]:
+    return {c.service for c in calls}

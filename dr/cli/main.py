@@ -1,0 +1,118 @@
+"""Entry point of `dr`. Subcommands load lazily so `dr --help` imports no boto3/pulumi/kubernetes."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from dr import __version__
+from dr.cli.context import AppContext
+from dr.errors import EXIT_USAGE, DrError
+
+# name -> "module:attribute". Each module is imported only when its command runs (or for its help).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "topology": ("dr.cli.topology_cmd:topology", "Show the two-region estate from the stack files."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        target, _ = COMMANDS[cmd_name]
+        module, attr = target.split(":")
+        command: click.Command = getattr(importlib.import_module(module), attr)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(
+    cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110}
+)
+@click.version_option(__version__, prog_name="dr")
+@click.option(
+    "--stack-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=lambda: os.environ.get("DR_STACK_DIR", "stacks"),
+    show_default="stacks (env DR_STACK_DIR)",
+    help="Directory holding Pulumi.<stack>.yaml files.",
+)
+@click.option(
+    "--stack",
+    default=lambda: os.environ.get("DR_STACK", "prod"),
+    show_default="prod (env DR_STACK)",
+    help="A stack of the estate; its peerStack is loaded with it.",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="Rich tables for people, JSON for programs.",
+)
+@click.option(
+    "--profile", default=lambda: os.environ.get("AWS_PROFILE"), help="AWS profile (env AWS_PROFILE)."
+)
+@click.option(
+    "--target",
+    type=click.Choice(["aws", "sandbox"]),
+    default=lambda: os.environ.get("DR_TARGET", "aws"),
+    show_default="aws (env DR_TARGET)",
+    help="Real AWS, or the embedded sandbox started by `dr sandbox up`.",
+)
+@click.pass_context
+def cli(
+    ctx: click.Context, stack_dir: Path, stack: str, output: str, profile: str | None, target: str
+) -> None:
+    """dr — disaster recovery for a two-region AWS estate (EKS, RDS PostgreSQL, Redis, ALB/WAF, Route53).
+
+    Exit codes: 0 ok, 1 a drill or verification failed, 2 bad input, 3 refused by a safety gate.
+    """
+    ctx.obj = AppContext(stack_dir=stack_dir, stack=stack, output=output, profile=profile, target_name=target)
+
+
+def _wants_json(argv: list[str]) -> bool:
+    for i, arg in enumerate(argv):
+        if arg in ("-o", "--output") and i + 1 < len(argv):
+            return argv[i + 1] == "json"
+        if arg in ("--output=json", "-ojson"):
+            return True
+    return False
+
+
+def main(argv: list[str] | None = None) -> Any:
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return cli.main(args=args, prog_name="dr", standalone_mode=False)
+    except DrError as err:
+        if _wants_json(args):
+            from dr.cli.render import dumps
+
+            click.echo(dumps(err.to_dict()))
+        click.echo(f"Error: {err.format_message()}", err=True)
+        sys.exit(err.exit_code)
+    except click.exceptions.Exit as ex:
+        sys.exit(ex.exit_code)
+    except click.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(EXIT_USAGE)
+    except click.ClickException as err:
+        err.show()
+        sys.exit(err.exit_code)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)

@@ -1,0 +1,42 @@
+"""Shared fixtures: no test ever talks to real AWS or reads the developer's credentials."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+STACKS = ROOT / "stacks"
+
+
+@pytest.fixture(autouse=True)
+def _fake_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SECURITY_TOKEN": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.delenv("DR_TARGET", raising=False)
+    monkeypatch.delenv("DR_STACK", raising=False)
+    monkeypatch.setenv("DR_STACK_DIR", str(STACKS))
+
+
+@pytest.fixture
+def stack_dir(tmp_path: Path) -> Path:
+    """A writable copy of the shipped stack files (tests may corrupt it on purpose)."""
+    dst = tmp_path / "stacks"
+    shutil.copytree(STACKS, dst)
+    return dst
+
+
+@pytest.fixture
+def estate():
+    from dr.topology import load_estate
+
+    return load_estate(STACKS, "prod")

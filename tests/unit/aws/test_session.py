@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import pytest
+from moto import mock_aws
+
+from dr.aws.session import CallRecorder, ClientProvider, ReadOnlyViolation, is_mutating, safe_params
+
+
+@pytest.mark.parametrize(
+    ("op", "mutating"),
+    [
+        ("PromoteReadReplica", True),
+        ("DescribeDBInstances", False),
+        ("ListHealthChecks", False),
+        ("ChangeResourceRecordSets", True),
+        ("UpdateHealthCheck", True),
+        ("GetItem", False),
+        ("PutItem", True),
+        ("TestFailover", True),
+    ],
+)
+def test_is_mutating(op: str, mutating: bool) -> None:
+    assert is_mutating(op) is mutating
+
+
+def test_safe_params_drops_secrets_keeps_ids() -> None:
+    out = safe_params(
+        {
+            "DBInstanceIdentifier": "db1",
+            "MasterUserPassword": "hunter2",
+            "SecretString": '{"password": "hunter2"}',
+            "Tags": [{"Key": "a", "Value": "b"}],
+        }
+    )
+    assert out == {"DBInstanceIdentifier": "db1"}
+    assert "hunter2" not in repr(out)
+
+
+@mock_aws
+def test_recorder_sees_calls_and_read_only_refuses_mutations() -> None:
+    rec = CallRecorder()
+    provider = ClientProvider(read_only=True)
+    provider.add_recorder(rec)
+    rds = provider.client("rds", "us-east-1")
+    rds.describe_db_instances()
+    with pytest.raises(ReadOnlyViolation, match="CreateDBSnapshot"):
+        rds.create_db_snapshot(DBInstanceIdentifier="x", DBSnapshotIdentifier="s")
+    ops = [(c.operation, c.mutating) for c in rec.calls]
+    assert ops == [("DescribeDBInstances", False), ("CreateDBSnapshot", True)]
+    # the refused call never reached the API: nothing was created
+    writable = ClientProvider().client("rds", "us-east-1")
+    assert writable.describe_db_snapshots()["DBSnapshots"] == []
+
+
+def test_clients_are_cached_per_service_and_region() -> None:
+    provider = ClientProvider()
+    assert provider.client("rds", "us-east-1") is provider.client("rds", "us-east-1")
+    assert provider.client("rds", "us-east-1") is not provider.client("rds", "us-west-2")
+    cfg = provider.client("rds", "us-east-1").meta.config
+    assert cfg.retries["mode"] == "adaptive"
