@@ -58,7 +58,9 @@ class LatencyProfile:
         return rng.uniform(low, high) * self.time_scale
 
     def with_overrides(self, **values: float) -> LatencyProfile:
-        return replace(self, overrides={**self.overrides, **{k.replace("__", "."): v for k, v in values.items()}})
+        return replace(
+            self, overrides={**self.overrides, **{k.replace("__", "."): v for k, v in values.items()}}
+        )
 
 
 def profile(name: str = "none", time_scale: float = 1.0, seed: int | None = None) -> LatencyProfile:
