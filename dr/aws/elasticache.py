@@ -1,0 +1,228 @@
+"""ElastiCache (Redis) adapter: replication groups and snapshots.
+
+ElastiCache cannot copy a snapshot to another region (only within a region, or export to S3);
+procedures must say so rather than pretend.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from dr.aws.rds import _aware, aws_errors
+from dr.aws.session import ClientProvider, client_error_type
+from dr.errors import NotFound, from_client_error
+
+
+@dataclass(frozen=True)
+class ReplicationGroup:
+    identifier: str
+    region: str
+    status: str
+    node_type: str | None
+    num_cache_clusters: int
+    automatic_failover: str | None
+    multi_az: str | None
+    primary_endpoint: str | None
+    arn: str | None
+    # Taken from the first member cluster (restores inherit them).
+    subnet_group: str | None = None
+    security_groups: tuple[str, ...] = ()
+    parameter_group: str | None = None
+    engine_version: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "identifier": self.identifier,
+            "region": self.region,
+            "status": self.status,
+            "node_type": self.node_type,
+            "num_cache_clusters": self.num_cache_clusters,
+            "automatic_failover": self.automatic_failover,
+            "primary_endpoint": self.primary_endpoint,
+        }
+
+
+@dataclass(frozen=True)
+class CacheSnapshot:
+    identifier: str
+    region: str
+    source: str
+    status: str
+    snapshot_source: str  # "manual" | "automated"
+    created: dt.datetime | None
+    node_type: str | None
+    arn: str | None
+    encrypted: bool = False
+    kms_key_id: str | None = None
+    kind: str = "redis"
+
+    @property
+    def automated(self) -> bool:
+        return self.snapshot_source != "manual"
+
+    @property
+    def size_gb(self) -> int | None:
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.identifier,
+            "kind": self.kind,
+            "region": self.region,
+            "arn": self.arn,
+            "source": self.source,
+            "status": self.status,
+            "type": self.snapshot_source,
+            "created": self.created,
+            "size_gb": None,
+            "encrypted": self.encrypted,
+            "kms_key_id": self.kms_key_id,
+        }
+
+    @classmethod
+    def from_api(cls, raw: dict[str, Any], region: str) -> CacheSnapshot:
+        nodes = raw.get("NodeSnapshots") or []
+        created = _aware(nodes[0].get("SnapshotCreateTime")) if nodes else None
+        return cls(
+            identifier=raw["SnapshotName"],
+            region=region,
+            source=raw.get("ReplicationGroupId") or raw.get("CacheClusterId") or "",
+            status=raw.get("SnapshotStatus", "unknown"),
+            snapshot_source=raw.get("SnapshotSource", "manual"),
+            created=created,
+            node_type=raw.get("CacheNodeType"),
+            arn=raw.get("ARN"),
+            encrypted=bool(raw.get("KmsKeyId")),
+            kms_key_id=raw.get("KmsKeyId"),
+        )
+
+
+class ElastiCache:
+    """ElastiCache calls in one region."""
+
+    def __init__(self, clients: ClientProvider, region: str) -> None:
+        self.clients = clients
+        self.region = region
+
+    @property
+    def client(self) -> Any:
+        return self.clients.client("elasticache", self.region)
+
+    def describe_replication_group(self, identifier: str) -> ReplicationGroup:
+        with aws_errors(
+            resource=f"Redis replication group {identifier}", region=self.region, action="describe"
+        ):
+            raw = self.client.describe_replication_groups(ReplicationGroupId=identifier)["ReplicationGroups"][
+                0
+            ]
+            members = raw.get("MemberClusters") or []
+            cluster: dict[str, Any] = {}
+            if members:
+                clusters = self.client.describe_cache_clusters(CacheClusterId=members[0]).get(
+                    "CacheClusters", []
+                )
+                cluster = clusters[0] if clusters else {}
+        groups = raw.get("NodeGroups") or [{}]
+        endpoint = (groups[0].get("PrimaryEndpoint") or {}).get("Address")
+        params = cluster.get("CacheParameterGroup") or {}
+        return ReplicationGroup(
+            identifier=raw["ReplicationGroupId"],
+            region=self.region,
+            status=raw.get("Status", "unknown"),
+            node_type=raw.get("CacheNodeType") or cluster.get("CacheNodeType"),
+            num_cache_clusters=len(members),
+            automatic_failover=raw.get("AutomaticFailover"),
+            multi_az=raw.get("MultiAZ"),
+            primary_endpoint=endpoint,
+            arn=raw.get("ARN"),
+            subnet_group=cluster.get("CacheSubnetGroupName"),
+            security_groups=tuple(
+                g["SecurityGroupId"] for g in cluster.get("SecurityGroups") or () if "SecurityGroupId" in g
+            ),
+            parameter_group=params.get("CacheParameterGroupName"),
+            engine_version=cluster.get("EngineVersion"),
+        )
+
+    def find_replication_group(self, identifier: str) -> ReplicationGroup | None:
+        try:
+            return self.describe_replication_group(identifier)
+        except NotFound:
+            return None
+
+    def list_snapshots(self, *, replication_group: str | None = None) -> list[CacheSnapshot]:
+        kwargs: dict[str, Any] = {}
+        if replication_group:
+            kwargs["ReplicationGroupId"] = replication_group
+        out: list[CacheSnapshot] = []
+        with aws_errors(
+            resource=f"Redis snapshots of {replication_group or 'all groups'}",
+            region=self.region,
+            action="list",
+        ):
+            for page in self.client.get_paginator("describe_snapshots").paginate(**kwargs):
+                out.extend(CacheSnapshot.from_api(s, self.region) for s in page.get("Snapshots", []))
+        return out
+
+    def find_snapshot(self, name: str) -> CacheSnapshot | None:
+        client_error = client_error_type()
+        try:
+            raw = self.client.describe_snapshots(SnapshotName=name).get("Snapshots", [])
+        except client_error as err:
+            code = err.response.get("Error", {}).get("Code", "")  # type: ignore[attr-defined]
+            if "NotFound" in code:
+                return None
+            raise from_client_error(
+                err, resource=f"Redis snapshot {name}", region=self.region, action="describe"
+            ) from None
+        return CacheSnapshot.from_api(raw[0], self.region) if raw else None
+
+    def create_snapshot(self, replication_group: str, name: str) -> CacheSnapshot:
+        with aws_errors(
+            resource=f"Redis snapshot {name} of {replication_group}", region=self.region, action="create"
+        ):
+            raw = self.client.create_snapshot(ReplicationGroupId=replication_group, SnapshotName=name)[
+                "Snapshot"
+            ]
+        return CacheSnapshot.from_api(raw, self.region)
+
+    def delete_snapshot(self, name: str) -> None:
+        with aws_errors(resource=f"Redis snapshot {name}", region=self.region, action="delete"):
+            self.client.delete_snapshot(SnapshotName=name)
+
+    def restore_replication_group(
+        self, snapshot: CacheSnapshot, target: str, *, like: ReplicationGroup | None
+    ) -> None:
+        """Create replication group ``target`` seeded from ``snapshot`` (settings from ``like``)."""
+        kwargs: dict[str, Any] = {
+            "ReplicationGroupId": target,
+            "ReplicationGroupDescription": f"restored from snapshot {snapshot.identifier}",
+            "SnapshotName": snapshot.identifier,
+            "Engine": "redis",
+        }
+        node_type = (like.node_type if like else None) or snapshot.node_type
+        if node_type:
+            kwargs["CacheNodeType"] = node_type
+        if like is not None:
+            kwargs["NumCacheClusters"] = max(like.num_cache_clusters, 1)
+            if like.num_cache_clusters >= 2:
+                kwargs["AutomaticFailoverEnabled"] = True
+            if like.subnet_group:
+                kwargs["CacheSubnetGroupName"] = like.subnet_group
+            if like.security_groups:
+                kwargs["SecurityGroupIds"] = list(like.security_groups)
+            if like.parameter_group:
+                kwargs["CacheParameterGroupName"] = like.parameter_group
+        with aws_errors(
+            resource=f"Redis replication group {target} (from snapshot {snapshot.identifier})",
+            region=self.region,
+            action="restore",
+        ):
+            self.client.create_replication_group(**kwargs)
+
+    def delete_replication_group(self, identifier: str) -> None:
+        with aws_errors(
+            resource=f"Redis replication group {identifier}", region=self.region, action="delete"
+        ):
+            self.client.delete_replication_group(ReplicationGroupId=identifier)

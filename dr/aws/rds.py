@@ -1,0 +1,369 @@
+"""RDS adapter: DB instances, snapshots, point-in-time restore and replica promotion.
+
+Thin functions over a client from ``ClientProvider.client("rds", region)``. Every ``ClientError``
+becomes a typed :mod:`dr.errors` error naming the resource, the region and the AWS code; list calls
+paginate; results are small frozen dataclasses.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from dr.aws.session import ClientProvider, client_error_type
+from dr.errors import from_client_error
+
+
+@contextmanager
+def aws_errors(*, resource: str, region: str | None, action: str) -> Iterator[None]:
+    """Translate botocore ``ClientError`` raised inside the block into a typed DrError."""
+    client_error = client_error_type()
+    try:
+        yield
+    except client_error as err:
+        raise from_client_error(err, resource=resource, region=region, action=action) from None
+
+
+def _aware(value: Any) -> dt.datetime | None:
+    if not isinstance(value, dt.datetime):
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC)
+
+
+@dataclass(frozen=True)
+class DbInstance:
+    """What the procedures need to know about one DB instance."""
+
+    identifier: str
+    region: str
+    arn: str
+    status: str
+    engine: str
+    engine_version: str | None
+    instance_class: str
+    multi_az: bool
+    encrypted: bool
+    kms_key_id: str | None
+    endpoint: str | None
+    port: int | None
+    # ARN or id of the source when this is a read replica (instance or Aurora cluster source).
+    replica_source: str | None
+    replicas: tuple[str, ...]
+    latest_restorable_time: dt.datetime | None
+    backup_retention_days: int
+    created: dt.datetime | None
+    subnet_group: str | None
+    security_groups: tuple[str, ...]
+    parameter_group: str | None
+    deletion_protection: bool
+    storage_type: str | None = None
+    publicly_accessible: bool = False
+
+    @property
+    def is_replica(self) -> bool:
+        return bool(self.replica_source)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "identifier": self.identifier,
+            "region": self.region,
+            "arn": self.arn,
+            "status": self.status,
+            "engine": self.engine,
+            "engine_version": self.engine_version,
+            "instance_class": self.instance_class,
+            "multi_az": self.multi_az,
+            "encrypted": self.encrypted,
+            "kms_key_id": self.kms_key_id,
+            "endpoint": self.endpoint,
+            "port": self.port,
+            "replica_source": self.replica_source,
+            "replicas": list(self.replicas),
+            "latest_restorable_time": self.latest_restorable_time,
+            "backup_retention_days": self.backup_retention_days,
+            "created": self.created,
+            "subnet_group": self.subnet_group,
+            "security_groups": list(self.security_groups),
+            "parameter_group": self.parameter_group,
+            "deletion_protection": self.deletion_protection,
+        }
+
+    @classmethod
+    def from_api(cls, raw: dict[str, Any], region: str) -> DbInstance:
+        endpoint = raw.get("Endpoint") or {}
+        groups = raw.get("DBParameterGroups") or []
+        return cls(
+            identifier=raw["DBInstanceIdentifier"],
+            region=region,
+            arn=raw.get("DBInstanceArn", ""),
+            status=raw.get("DBInstanceStatus", "unknown"),
+            engine=raw.get("Engine", ""),
+            engine_version=raw.get("EngineVersion"),
+            instance_class=raw.get("DBInstanceClass", ""),
+            multi_az=bool(raw.get("MultiAZ", False)),
+            encrypted=bool(raw.get("StorageEncrypted", False)),
+            kms_key_id=raw.get("KmsKeyId"),
+            endpoint=endpoint.get("Address"),
+            port=endpoint.get("Port"),
+            replica_source=raw.get("ReadReplicaSourceDBInstanceIdentifier")
+            or raw.get("ReadReplicaSourceDBClusterIdentifier"),
+            replicas=tuple(raw.get("ReadReplicaDBInstanceIdentifiers") or ()),
+            latest_restorable_time=_aware(raw.get("LatestRestorableTime")),
+            backup_retention_days=int(raw.get("BackupRetentionPeriod") or 0),
+            created=_aware(raw.get("InstanceCreateTime")),
+            subnet_group=(raw.get("DBSubnetGroup") or {}).get("DBSubnetGroupName"),
+            security_groups=tuple(
+                g["VpcSecurityGroupId"]
+                for g in raw.get("VpcSecurityGroups") or ()
+                if "VpcSecurityGroupId" in g
+            ),
+            parameter_group=groups[0].get("DBParameterGroupName") if groups else None,
+            deletion_protection=bool(raw.get("DeletionProtection", False)),
+            storage_type=raw.get("StorageType"),
+            publicly_accessible=bool(raw.get("PubliclyAccessible", False)),
+        )
+
+
+@dataclass(frozen=True)
+class DbSnapshot:
+    """An RDS DB snapshot (manual or automated)."""
+
+    identifier: str
+    region: str
+    arn: str
+    instance: str
+    status: str
+    snapshot_type: str
+    created: dt.datetime | None
+    size_gb: int | None
+    encrypted: bool
+    kms_key_id: str | None
+    source_region: str | None = None
+    source_snapshot: str | None = None
+    progress: int | None = None
+    kind: str = field(default="rds")
+
+    @property
+    def automated(self) -> bool:
+        return self.snapshot_type != "manual"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.identifier,
+            "kind": self.kind,
+            "region": self.region,
+            "arn": self.arn,
+            "source": self.instance,
+            "status": self.status,
+            "type": self.snapshot_type,
+            "created": self.created,
+            "size_gb": self.size_gb,
+            "encrypted": self.encrypted,
+            "kms_key_id": self.kms_key_id,
+            "copied_from": self.source_snapshot,
+            "source_region": self.source_region,
+        }
+
+    @classmethod
+    def from_api(cls, raw: dict[str, Any], region: str) -> DbSnapshot:
+        return cls(
+            identifier=raw["DBSnapshotIdentifier"],
+            region=region,
+            arn=raw.get("DBSnapshotArn", ""),
+            instance=raw.get("DBInstanceIdentifier", ""),
+            status=raw.get("Status", "unknown"),
+            snapshot_type=raw.get("SnapshotType", "manual"),
+            created=_aware(raw.get("SnapshotCreateTime")) or _aware(raw.get("OriginalSnapshotCreateTime")),
+            size_gb=raw.get("AllocatedStorage"),
+            encrypted=bool(raw.get("Encrypted", False)),
+            kms_key_id=raw.get("KmsKeyId"),
+            source_region=raw.get("SourceRegion"),
+            source_snapshot=raw.get("SourceDBSnapshotIdentifier"),
+            progress=raw.get("PercentProgress"),
+        )
+
+
+class Rds:
+    """RDS calls in one region."""
+
+    def __init__(self, clients: ClientProvider, region: str) -> None:
+        self.clients = clients
+        self.region = region
+
+    @property
+    def client(self) -> Any:
+        return self.clients.client("rds", self.region)
+
+    # -- instances ---------------------------------------------------------------------------
+    def describe_instance(self, identifier: str) -> DbInstance:
+        """The instance, or :class:`dr.errors.NotFound` naming it and the region."""
+        with aws_errors(resource=f"DB instance {identifier}", region=self.region, action="describe"):
+            raw = self.client.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"]
+        return DbInstance.from_api(raw[0], self.region)
+
+    def find_instance(self, identifier: str) -> DbInstance | None:
+        client_error = client_error_type()
+        try:
+            raw = self.client.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"]
+        except client_error as err:
+            code = err.response.get("Error", {}).get("Code", "")  # type: ignore[attr-defined]
+            if "NotFound" in code:
+                return None
+            raise from_client_error(
+                err, resource=f"DB instance {identifier}", region=self.region, action="describe"
+            ) from None
+        return DbInstance.from_api(raw[0], self.region) if raw else None
+
+    def promote(self, identifier: str, *, backup_retention_days: int | None = None) -> DbInstance:
+        kwargs: dict[str, Any] = {"DBInstanceIdentifier": identifier}
+        if backup_retention_days is not None:
+            kwargs["BackupRetentionPeriod"] = backup_retention_days
+        with aws_errors(resource=f"DB instance {identifier}", region=self.region, action="promote"):
+            raw = self.client.promote_read_replica(**kwargs)["DBInstance"]
+        return DbInstance.from_api(raw, self.region)
+
+    def delete_instance(self, identifier: str) -> None:
+        """Delete a (restored, throw-away) instance without a final snapshot."""
+        with aws_errors(resource=f"DB instance {identifier}", region=self.region, action="delete"):
+            self.client.delete_db_instance(
+                DBInstanceIdentifier=identifier, SkipFinalSnapshot=True, DeleteAutomatedBackups=True
+            )
+
+    @staticmethod
+    def _inherit(source: DbInstance) -> dict[str, Any]:
+        """Settings a restored instance takes from its source (RDS would otherwise use defaults)."""
+        kwargs: dict[str, Any] = {
+            "DBInstanceClass": source.instance_class,
+            "MultiAZ": source.multi_az,
+            "DeletionProtection": False,
+            "PubliclyAccessible": source.publicly_accessible,
+        }
+        if source.subnet_group:
+            kwargs["DBSubnetGroupName"] = source.subnet_group
+        if source.security_groups:
+            kwargs["VpcSecurityGroupIds"] = list(source.security_groups)
+        if source.parameter_group:
+            kwargs["DBParameterGroupName"] = source.parameter_group
+        return kwargs
+
+    def restore_to_time(
+        self, source: DbInstance, target: str, *, restore_time: dt.datetime | None, tags: dict[str, str]
+    ) -> DbInstance:
+        """Point-in-time restore of ``source`` into a new instance ``target`` (None = latest)."""
+        kwargs = self._inherit(source)
+        kwargs.update(
+            SourceDBInstanceIdentifier=source.identifier,
+            TargetDBInstanceIdentifier=target,
+            Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
+        )
+        if restore_time is None:
+            kwargs["UseLatestRestorableTime"] = True
+        else:
+            kwargs["RestoreTime"] = restore_time
+        with aws_errors(
+            resource=f"DB instance {target} (PITR of {source.identifier})",
+            region=self.region,
+            action="restore",
+        ):
+            raw = self.client.restore_db_instance_to_point_in_time(**kwargs)["DBInstance"]
+        return DbInstance.from_api(raw, self.region)
+
+    def restore_from_snapshot(
+        self, snapshot: DbSnapshot, target: str, *, like: DbInstance | None, tags: dict[str, str]
+    ) -> DbInstance:
+        kwargs = self._inherit(like) if like is not None else {}
+        kwargs.update(
+            DBSnapshotIdentifier=snapshot.identifier,
+            DBInstanceIdentifier=target,
+            Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
+        )
+        with aws_errors(
+            resource=f"DB instance {target} (from snapshot {snapshot.identifier})",
+            region=self.region,
+            action="restore",
+        ):
+            raw = self.client.restore_db_instance_from_db_snapshot(**kwargs)["DBInstance"]
+        return DbInstance.from_api(raw, self.region)
+
+    # -- snapshots ---------------------------------------------------------------------------
+    def list_snapshots(self, *, instance: str | None = None) -> list[DbSnapshot]:
+        """Manual and automated snapshots (of ``instance`` when given), all pages."""
+        kwargs: dict[str, Any] = {}
+        if instance:
+            kwargs["DBInstanceIdentifier"] = instance
+        out: list[DbSnapshot] = []
+        with aws_errors(
+            resource=f"DB snapshots of {instance or 'all instances'}", region=self.region, action="list"
+        ):
+            for page in self.client.get_paginator("describe_db_snapshots").paginate(**kwargs):
+                out.extend(DbSnapshot.from_api(s, self.region) for s in page.get("DBSnapshots", []))
+        return out
+
+    def describe_snapshot(self, identifier: str) -> DbSnapshot:
+        with aws_errors(resource=f"DB snapshot {identifier}", region=self.region, action="describe"):
+            raw = self.client.describe_db_snapshots(DBSnapshotIdentifier=identifier)["DBSnapshots"]
+        return DbSnapshot.from_api(raw[0], self.region)
+
+    def find_snapshot(self, identifier: str) -> DbSnapshot | None:
+        client_error = client_error_type()
+        try:
+            raw = self.client.describe_db_snapshots(DBSnapshotIdentifier=identifier)["DBSnapshots"]
+        except client_error as err:
+            code = err.response.get("Error", {}).get("Code", "")  # type: ignore[attr-defined]
+            if "NotFound" in code:
+                return None
+            raise from_client_error(
+                err, resource=f"DB snapshot {identifier}", region=self.region, action="describe"
+            ) from None
+        return DbSnapshot.from_api(raw[0], self.region) if raw else None
+
+    def create_snapshot(self, instance: str, identifier: str, *, tags: dict[str, str]) -> DbSnapshot:
+        with aws_errors(
+            resource=f"DB snapshot {identifier} of {instance}", region=self.region, action="create"
+        ):
+            raw = self.client.create_db_snapshot(
+                DBInstanceIdentifier=instance,
+                DBSnapshotIdentifier=identifier,
+                Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
+            )["DBSnapshot"]
+        return DbSnapshot.from_api(raw, self.region)
+
+    def copy_snapshot_from(
+        self,
+        source: DbSnapshot,
+        target: str,
+        *,
+        kms_key_id: str | None,
+        tags: dict[str, str],
+    ) -> DbSnapshot:
+        """Copy ``source`` (maybe in another region) into this region as ``target``.
+
+        Cross-region copies pass ``SourceRegion``: botocore then signs the ``PreSignedUrl`` the
+        API needs for encrypted snapshots. Encrypted copies need a KMS key of *this* region.
+        """
+        kwargs: dict[str, Any] = {
+            "SourceDBSnapshotIdentifier": source.arn if source.region != self.region else source.identifier,
+            "TargetDBSnapshotIdentifier": target,
+            "CopyTags": not tags,
+            "Tags": [{"Key": k, "Value": v} for k, v in tags.items()],
+        }
+        if kms_key_id:
+            kwargs["KmsKeyId"] = kms_key_id
+        if source.region != self.region:
+            kwargs["SourceRegion"] = source.region
+        with aws_errors(
+            resource=f"DB snapshot {target} (copy of {source.identifier} from {source.region})",
+            region=self.region,
+            action="copy",
+        ):
+            raw = self.client.copy_db_snapshot(**kwargs)["DBSnapshot"]
+        return DbSnapshot.from_api(raw, self.region)
+
+    def delete_snapshot(self, identifier: str) -> None:
+        with aws_errors(resource=f"DB snapshot {identifier}", region=self.region, action="delete"):
+            self.client.delete_db_snapshot(DBSnapshotIdentifier=identifier)

@@ -1,0 +1,236 @@
+"""Route53 adapter: hosted zones, failover record sets, health checks and change status.
+
+Health-check semantics used by :func:`effective_healthy` (Route53's, as documented):
+
+* a *disabled* health check is always considered healthy;
+* an *inverted* health check is considered unhealthy when its endpoint is healthy and vice versa;
+* the endpoint status is what the health checkers observe (``GetHealthCheckStatus``): healthy when
+  more than half of the observations report ``Success``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from dr.aws.rds import aws_errors
+from dr.aws.session import ClientProvider
+from dr.errors import NotFound
+
+REGION = "us-east-1"  # Route53 is global; its API lives in us-east-1.
+
+
+def _strip_dot(name: str) -> str:
+    return name.rstrip(".").lower()
+
+
+@dataclass(frozen=True)
+class HostedZone:
+    id: str
+    name: str
+    private: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "private": self.private}
+
+
+@dataclass(frozen=True)
+class RecordSet:
+    name: str
+    type: str
+    set_identifier: str | None = None
+    failover: str | None = None  # PRIMARY | SECONDARY | None
+    health_check_id: str | None = None
+    alias_dns_name: str | None = None
+    alias_zone_id: str | None = None
+    evaluate_target_health: bool = False
+    ttl: int | None = None
+    values: tuple[str, ...] = ()
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_api(cls, raw: dict[str, Any]) -> RecordSet:
+        alias = raw.get("AliasTarget") or {}
+        return cls(
+            name=_strip_dot(raw["Name"]),
+            type=raw["Type"],
+            set_identifier=raw.get("SetIdentifier"),
+            failover=raw.get("Failover"),
+            health_check_id=raw.get("HealthCheckId"),
+            alias_dns_name=_strip_dot(alias["DNSName"]) if alias.get("DNSName") else None,
+            alias_zone_id=alias.get("HostedZoneId"),
+            evaluate_target_health=bool(alias.get("EvaluateTargetHealth", False)),
+            ttl=raw.get("TTL"),
+            values=tuple(r["Value"] for r in raw.get("ResourceRecords") or ()),
+            raw=raw,
+        )
+
+    @property
+    def target(self) -> str:
+        return self.alias_dns_name or ",".join(self.values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "type": self.type,
+            "set_identifier": self.set_identifier,
+            "failover": self.failover,
+            "health_check_id": self.health_check_id,
+            "target": self.target,
+        }
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    id: str
+    type: str
+    fqdn: str | None
+    inverted: bool
+    disabled: bool
+    version: int
+    name: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "type": self.type,
+            "fqdn": self.fqdn,
+            "inverted": self.inverted,
+            "disabled": self.disabled,
+        }
+
+
+@dataclass(frozen=True)
+class HealthStatus:
+    """What the checkers observe for one health check."""
+
+    health_check_id: str
+    observations: int
+    successes: int
+
+    @property
+    def endpoint_healthy(self) -> bool:
+        return self.observations > 0 and self.successes * 2 > self.observations
+
+
+def effective_healthy(check: HealthCheck, status: HealthStatus) -> bool:
+    """Route53's view of the check after applying Disabled and Inverted."""
+    if check.disabled:
+        return True
+    return status.endpoint_healthy != check.inverted
+
+
+class Route53:
+    """Route53 calls (global service; the client lives in us-east-1)."""
+
+    def __init__(self, clients: ClientProvider) -> None:
+        self.clients = clients
+
+    @property
+    def client(self) -> Any:
+        return self.clients.client("route53", REGION)
+
+    def find_zone(self, domain: str, *, private: bool = False) -> HostedZone:
+        """The hosted zone named ``domain``; NotFound (exit 2) naming the zone otherwise."""
+        wanted = _strip_dot(domain)
+        with aws_errors(resource=f"hosted zone {wanted}", region=None, action="find"):
+            raw = self.client.list_hosted_zones_by_name(DNSName=wanted + ".", MaxItems="100")
+        for zone in raw.get("HostedZones", []):
+            if (
+                _strip_dot(zone["Name"]) == wanted
+                and bool(zone.get("Config", {}).get("PrivateZone")) == private
+            ):
+                return HostedZone(zone["Id"].split("/")[-1], wanted, private)
+        raise NotFound(
+            f"hosted zone {wanted} not found in Route53",
+            resource=f"hosted zone {wanted}",
+            hint=f"create the {'private' if private else 'public'} zone {wanted} (stack dns) or fix app.domain in the stack files",
+        )
+
+    def records(self, zone: HostedZone, name: str | None = None, rtype: str | None = None) -> list[RecordSet]:
+        """Record sets of ``zone`` (only ``name``/``rtype`` when given), all pages."""
+        out: list[RecordSet] = []
+        wanted = _strip_dot(name) if name else None
+        with aws_errors(resource=f"records of hosted zone {zone.name}", region=None, action="list"):
+            paginator = self.client.get_paginator("list_resource_record_sets")
+            kwargs: dict[str, Any] = {"HostedZoneId": zone.id}
+            if wanted:
+                kwargs["StartRecordName"] = wanted + "."
+            for page in paginator.paginate(**kwargs):
+                for raw in page.get("ResourceRecordSets", []):
+                    rec = RecordSet.from_api(raw)
+                    if wanted and rec.name != wanted:
+                        continue
+                    if rtype and rec.type != rtype:
+                        continue
+                    out.append(rec)
+        return out
+
+    def health_check(self, health_check_id: str) -> HealthCheck:
+        with aws_errors(resource=f"health check {health_check_id}", region=None, action="describe"):
+            raw = self.client.get_health_check(HealthCheckId=health_check_id)["HealthCheck"]
+            tags = self.client.list_tags_for_resource(ResourceType="healthcheck", ResourceId=health_check_id)
+        name = next(
+            (t["Value"] for t in tags.get("ResourceTagSet", {}).get("Tags", []) if t.get("Key") == "Name"),
+            None,
+        )
+        cfg = raw.get("HealthCheckConfig", {})
+        return HealthCheck(
+            id=raw["Id"],
+            type=cfg.get("Type", ""),
+            fqdn=cfg.get("FullyQualifiedDomainName") or cfg.get("IPAddress"),
+            inverted=bool(cfg.get("Inverted", False)),
+            disabled=bool(cfg.get("Disabled", False)),
+            version=int(raw.get("HealthCheckVersion", 1)),
+            name=name,
+        )
+
+    def health_status(self, health_check_id: str) -> HealthStatus:
+        with aws_errors(resource=f"health check {health_check_id}", region=None, action="read status of"):
+            raw = self.client.get_health_check_status(HealthCheckId=health_check_id)
+        obs = raw.get("HealthCheckObservations", [])
+        ok = sum(
+            1
+            for o in obs
+            if str((o.get("StatusReport") or {}).get("Status", "")).lower().startswith("success")
+        )
+        return HealthStatus(health_check_id, len(obs), ok)
+
+    def update_health_check(
+        self, check: HealthCheck, *, inverted: bool | None = None, disabled: bool | None = None
+    ) -> HealthCheck:
+        """Set Inverted/Disabled, guarded by the version we read (concurrent edits fail loudly)."""
+        kwargs: dict[str, Any] = {"HealthCheckId": check.id, "HealthCheckVersion": check.version}
+        if inverted is not None:
+            kwargs["Inverted"] = inverted
+        if disabled is not None:
+            kwargs["Disabled"] = disabled
+        with aws_errors(resource=f"health check {check.name or check.id}", region=None, action="update"):
+            self.client.update_health_check(**kwargs)
+        return self.health_check(check.id)
+
+    def change(self, zone: HostedZone, changes: list[dict[str, Any]], comment: str) -> str:
+        """One batched change; returns the change id to poll with :meth:`change_status`."""
+        with aws_errors(resource=f"hosted zone {zone.name}", region=None, action="change records in"):
+            raw = self.client.change_resource_record_sets(
+                HostedZoneId=zone.id, ChangeBatch={"Comment": comment, "Changes": changes}
+            )
+        change_id: str = raw["ChangeInfo"]["Id"].split("/")[-1]
+        return change_id
+
+    def change_status(self, change_id: str) -> str:
+        with aws_errors(resource=f"change {change_id}", region=None, action="read"):
+            status: str = self.client.get_change(Id=change_id)["ChangeInfo"]["Status"]
+        return status
+
+    def test_dns_answer(self, zone: HostedZone, name: str, rtype: str) -> list[str] | None:
+        """What Route53 answers for ``name`` (TestDNSAnswer); None when the API is unavailable."""
+        from dr.aws.session import client_error_type
+
+        client_error = client_error_type()
+        try:
+            raw = self.client.test_dns_answer(HostedZoneId=zone.id, RecordName=name, RecordType=rtype)
+        except client_error:
+            return None
+        return [_strip_dot(r) for r in raw.get("RecordData", [])]
