@@ -68,6 +68,11 @@ class StepContext:
         self.outputs: dict[str, Any] = outputs if outputs is not None else {}
         self.dry_run = dry_run
         self._on_set = on_set
+        self._listeners: list[Callable[[str, Any], None]] = []
+
+    def add_set_listener(self, fn: Callable[[str, Any], None]) -> None:
+        """Also call ``fn(key, value)`` on every :meth:`set` (the executor journals outputs this way)."""
+        self._listeners.append(fn)
 
     def __getitem__(self, name: str) -> Any:
         return self.services[name]
@@ -79,6 +84,8 @@ class StepContext:
         self.outputs[key] = value
         if self._on_set is not None:
             self._on_set(key, value)
+        for fn in list(self._listeners):
+            fn(key, value)
 
 
 StepFn = Callable[[StepContext], Any]

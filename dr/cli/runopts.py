@@ -1,0 +1,129 @@
+"""Options and rendering shared by every command that executes a plan.
+
+Usage in a command module (import heavy things inside the command body)::
+
+    @click.command()
+    @plan_options
+    @pass_app
+    def promote(app, dry_run, yes, resume, break_lock, runs_dir):
+        from dr.runbook.runner import run_plan
+        plan = build_promote_plan(...)
+        result = run_plan(plan, {"clients": app.clients(read_only=dry_run), "estate": app.estate},
+                          dry_run=dry_run, assume_yes=yes, resume=resume, runs_dir=runs_dir,
+                          lock=..., break_lock=break_lock, output=app.output)
+        finish_run(app.output, result)     # renders, then exits 1 when a step failed
+
+The decorator adds ``dry_run``, ``yes``, ``resume``, ``break_lock`` and ``runs_dir`` keyword
+arguments. This module imports only click at import time (``dr --help`` stays fast).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+if TYPE_CHECKING:
+    from dr.runbook.executor import RunResult
+    from dr.runbook.plan import Plan
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def plan_options(f: F) -> F:
+    """Add --dry-run, --yes/-y, --resume RUN_ID, --break-lock and --runs-dir to a command."""
+    options = [
+        click.option(
+            "--dry-run",
+            is_flag=True,
+            help="Print the plan (every step's AWS operations and parameters) and change nothing.",
+        ),
+        click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation."),
+        click.option(
+            "--resume",
+            metavar="RUN_ID",
+            default=None,
+            help="Continue an interrupted run from its journal: completed steps are not re-run.",
+        ),
+        click.option(
+            "--break-lock",
+            is_flag=True,
+            help="Take over the run lock if its lease has expired (asks first unless --yes).",
+        ),
+        click.option(
+            "--runs-dir",
+            type=click.Path(file_okay=False, path_type=Path),
+            default=lambda: os.environ.get("DR_RUNS_DIR", ".dr-runs"),
+            show_default=".dr-runs (env DR_RUNS_DIR)",
+            help="Where run journals are written (<runs-dir>/<run-id>/journal.jsonl).",
+        ),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _stdout_json(data: Any) -> None:
+    from dr.cli.render import dumps
+
+    click.echo(dumps(data))
+
+
+def render_plan(output: str, plan: Plan) -> None:
+    """The plan as JSON on stdout, or as a table (for people) on stdout."""
+    if output == "json":
+        _stdout_json(plan.to_dict())
+        return
+    from dr.cli.render import console
+    from dr.runbook.render import print_plan
+
+    print_plan(plan, console())
+
+
+def render_run(output: str, result: RunResult) -> None:
+    """``-o json``: only the RunResult JSON on stdout. Table: a summary (dry run: the plan)."""
+    if output == "json":
+        _stdout_json(result.to_dict())
+        return
+    from dr.cli.render import console
+    from dr.runbook.plan import Plan, Step
+    from dr.runbook.render import print_plan, print_result
+
+    out = console()
+    if result.status == "dry-run" and result.plan_obj is not None:
+        print_plan(result.plan_obj, out)
+    elif result.status == "dry-run" and result.planned is not None:
+        planned = result.planned
+        steps = [
+            Step(
+                id=s["id"],
+                title=s["title"],
+                region=s["region"],
+                service=s["service"],
+                changes=s.get("changes", ""),
+                depends_on=tuple(s["depends_on"]),
+                operations=tuple(_op(o) for o in s["operations"]),
+                estimate=s.get("estimate", 1.0),
+            )
+            for s in planned["steps"]
+        ]
+        print_plan(Plan(planned["name"], steps, planned.get("description", "")), out)
+    print_result(result, out)
+
+
+def _op(d: dict[str, Any]) -> Any:
+    from dr.runbook.plan import Operation
+
+    return Operation(
+        d["service"], d["action"], d.get("region"), d.get("params") or {}, d.get("mutating", True)
+    )
+
+
+def finish_run(output: str, result: RunResult) -> None:
+    """Render the result, then exit 1 when the run did not succeed (the journal says why)."""
+    render_run(output, result)
+    if not result.ok:
+        raise click.exceptions.Exit(1)

@@ -1,0 +1,483 @@
+"""The executor: runs a :class:`~dr.runbook.plan.Plan` in parallel, event-driven, journaled.
+
+* Independent steps run in a thread pool; a step starts the moment its last dependency finishes
+  (the scheduler blocks on "first future completed", never on a timer).
+* Concurrency is limited per ``Step.service`` (``limits={"rds": 2}``), per service and region
+  (``{"rds:us-east-1": 1}``) and per region (``{"*:us-east-1": 4}``), on top of ``max_workers``.
+  Among ready steps, the one with the longest estimated remaining chain starts first.
+* Each step: ``check()`` (true → ``skipped``), else ``action()``, then ``wait()`` polled with
+  :class:`PollPolicy` until ``Step.timeout`` (→ :class:`dr.errors.TimeoutExpired`).
+* A failed step stops new steps from starting; running ones finish; the result says exactly
+  which steps are done, failed and not started.
+* Ctrl-C: polls stop at once, running steps end as ``interrupted``, the journal records it, and
+  ``KeyboardInterrupt`` is re-raised.
+* With a :class:`CallRecorder` (the one hooked into the run's ClientProvider), the mutating API
+  calls made by each step's thread are attributed to that step and journaled with it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from dr.errors import BadInput, DrError
+from dr.runbook.journal import Journal, scrub
+from dr.runbook.plan import Plan, Step, StepContext
+from dr.runbook.poll import Interrupted, PollPolicy, wait_until
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from dr.aws.session import ApiCall, CallRecorder
+
+__all__ = [
+    "Executor",
+    "PollPolicy",
+    "ProgressSink",
+    "RunResult",
+    "StepResult",
+    "current_step",
+]
+
+STATUSES = ("done", "skipped", "failed", "not_started", "interrupted")
+
+
+class ProgressSink(Protocol):
+    """Receives step state changes (for a live view). Must be cheap and thread-safe."""
+
+    def step_changed(self, step_id: str, status: str) -> None: ...
+
+
+@dataclass
+class StepResult:
+    id: str
+    # "done" | "skipped" (check said already done) | "failed" | "not_started" | "interrupted"
+    status: str
+    started: float | None = None
+    ended: float | None = None
+    duration: float | None = None
+    error: str | None = None
+    calls: list[dict[str, Any]] = field(default_factory=list)  # mutating ApiCall dicts
+    # True when an earlier run of the same run id completed this step (``--resume``).
+    resumed: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "status": self.status,
+            "started": self.started,
+            "ended": self.ended,
+            "duration": self.duration,
+            "error": self.error,
+            "calls": self.calls,
+            "resumed": self.resumed,
+        }
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    plan: str
+    status: str  # "succeeded" | "failed" | "dry-run"
+    steps: list[StepResult]
+    wall_seconds: float
+    critical_path: list[str]
+    critical_path_seconds: float
+    ratio: float | None
+    journal_path: str | None
+    # Dry runs: the plan as data (steps, operations, params) — what would be done.
+    planned: dict[str, Any] | None = None
+    # The Plan object itself (not serialised), for rendering a dry run.
+    plan_obj: Plan | None = field(default=None, repr=False, compare=False)
+
+    def by_status(self, status: str) -> list[str]:
+        return [s.id for s in self.steps if s.status == status]
+
+    def step(self, step_id: str) -> StepResult:
+        for s in self.steps:
+            if s.id == step_id:
+                return s
+        raise KeyError(step_id)
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("succeeded", "dry-run")
+
+    def summary(self) -> dict[str, list[str]]:
+        return {status: self.by_status(status) for status in STATUSES}
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "run_id": self.run_id,
+            "plan": self.plan,
+            "status": self.status,
+            "wall_seconds": round(self.wall_seconds, 3),
+            "critical_path": self.critical_path,
+            "critical_path_seconds": round(self.critical_path_seconds, 3),
+            "ratio": None if self.ratio is None else round(self.ratio, 3),
+            "journal_path": self.journal_path,
+            "summary": self.summary(),
+            "steps": [s.to_dict() for s in self.steps],
+        }
+        if self.planned is not None:
+            out["planned"] = self.planned
+        return out
+
+
+# -- attribution of API calls to steps ----------------------------------------------------------
+_local = threading.local()
+
+
+def current_step() -> str | None:
+    """The id of the step the calling thread is executing, if any."""
+    return getattr(_local, "step", None)
+
+
+class _Attribution:
+    """Wraps a CallRecorder's ``record`` so each call is also filed under the current step."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.by_step: dict[str, list[ApiCall]] = {}
+
+    def file(self, call: ApiCall) -> None:
+        sid = current_step()
+        if sid is not None:
+            with self._lock:
+                self.by_step.setdefault(sid, []).append(call)
+
+    def take(self, step_id: str) -> list[ApiCall]:
+        with self._lock:
+            return self.by_step.pop(step_id, [])
+
+    @contextmanager
+    def hooked(self, recorder: CallRecorder | None) -> Iterator[None]:
+        if recorder is None:
+            yield
+            return
+        original = recorder.record
+
+        def record(call: ApiCall) -> None:
+            original(call)
+            self.file(call)
+
+        recorder.record = record  # type: ignore[method-assign]
+        try:
+            yield
+        finally:
+            recorder.record = original  # type: ignore[method-assign]
+
+
+class _Stop(Exception):
+    pass
+
+
+class Executor:
+    """Runs a plan; see the module docstring."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        ctx: StepContext,
+        *,
+        journal: Journal | None = None,
+        max_workers: int = 8,
+        limits: Mapping[str, int] | None = None,
+        poll: PollPolicy | None = None,
+        recorder: CallRecorder | None = None,
+        progress: ProgressSink | None = None,
+        completed: set[str] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        abort: threading.Event | None = None,
+        action_done: set[str] | None = None,
+    ) -> None:
+        self.plan = plan
+        self.ctx = ctx
+        self.journal = journal
+        self.max_workers = max(1, int(max_workers))
+        self.limits = dict(limits or {})
+        for key, value in self.limits.items():
+            if int(value) < 1:
+                raise BadInput(f"concurrency limit {key}={value} must be at least 1")
+        self.poll = poll or PollPolicy()
+        self.recorder = recorder
+        self.progress = progress
+        unknown = sorted(set(completed or ()) - set(plan.ids))
+        if unknown:
+            raise BadInput(
+                f"resume: the journal lists step(s) {', '.join(unknown)} that plan {plan.name!r} does not have",
+                hint="the plan changed since that run; start a new run instead of --resume",
+            )
+        self.completed = set(completed or ())
+        # Steps whose action returned in an earlier run but whose wait did not finish.
+        self.action_done = set(action_done or ())
+        self.clock = clock
+        # Set by a lost lock (or a caller) to stop starting steps and interrupt polls.
+        self.abort = abort or threading.Event()
+        self._stop = threading.Event()
+        self._attr = _Attribution()
+        self._in_use: dict[str, int] = {}
+        self._priority = self._remaining_chain()
+        if journal is not None:
+            ctx.add_set_listener(journal.output)
+
+    # -- scheduling helpers -----------------------------------------------------------------------
+    def _remaining_chain(self) -> dict[str, float]:
+        dependants: dict[str, list[str]] = {s.id: [] for s in self.plan.steps}
+        for s in self.plan.steps:
+            for d in s.depends_on:
+                dependants[d].append(s.id)
+        out: dict[str, float] = {}
+        for sid in reversed(self.plan.order()):
+            out[sid] = self.plan.step(sid).estimate + max((out[d] for d in dependants[sid]), default=0.0)
+        return out
+
+    def _keys(self, step: Step) -> list[str]:
+        keys = [step.service, f"{step.service}:{step.region}", f"*:{step.region}"]
+        return [k for k in keys if k in self.limits]
+
+    def _fits(self, step: Step) -> bool:
+        return all(self._in_use.get(k, 0) < self.limits[k] for k in self._keys(step))
+
+    def _take(self, step: Step, delta: int) -> None:
+        for k in self._keys(step):
+            self._in_use[k] = self._in_use.get(k, 0) + delta
+
+    def _notify(self, step_id: str, status: str) -> None:
+        if self.progress is not None:
+            try:
+                self.progress.step_changed(step_id, status)
+            except Exception:  # a broken live view must not break a failover
+                self.progress = None
+
+    def _event(self, kind: str, **fields: Any) -> None:
+        if self.journal is not None:
+            self.journal.event(kind, **fields)
+
+    # -- one step -------------------------------------------------------------------------------
+    def _run_step(self, step: Step) -> StepResult:
+        _local.step = step.id
+        started = self.clock()
+        status, error = "done", None
+        self._event("step_started", step=step.id, title=step.title, region=step.region, service=step.service)
+        self._notify(step.id, "running")
+        try:
+            if self._stop.is_set() or self.abort.is_set():
+                raise _Stop
+            resumed_action = step.id in self.action_done
+            if step.check is not None and step.check(self.ctx):
+                status = "skipped"
+                if resumed_action and step.wait is not None:
+                    # The earlier run issued the action; make sure it has completed.
+                    self._wait(step)
+            else:
+                if step.action is not None:
+                    step.action(self.ctx)
+                    self._event("step_action_done", step=step.id)
+                if step.wait is not None:
+                    self._wait(step)
+        except (_Stop, Interrupted):
+            status = "interrupted"
+        except KeyboardInterrupt:
+            status, error = "interrupted", "KeyboardInterrupt"
+            self._stop.set()
+        except DrError as exc:
+            status, error = "failed", exc.format_message()
+        except Exception as exc:
+            status, error = "failed", f"{type(exc).__name__}: {exc}"
+        finally:
+            _local.step = None
+        ended = self.clock()
+        calls = [c.to_dict() for c in self._attr.take(step.id) if c.mutating]
+        result = StepResult(
+            id=step.id,
+            status=status,
+            started=started,
+            ended=ended,
+            duration=ended - started,
+            error=None if error is None else str(scrub(error)),
+            calls=calls,
+        )
+        kind = {
+            "done": "step_done",
+            "skipped": "step_skipped",
+            "failed": "step_failed",
+            "interrupted": "step_interrupted",
+        }[status]
+        self._event(
+            kind, step=step.id, duration=round(result.duration or 0.0, 6), error=result.error, calls=calls
+        )
+        self._notify(step.id, status)
+        return result
+
+    def _wait(self, step: Step) -> None:
+        assert step.wait is not None
+        stop = _AnyEvent(self._stop, self.abort)
+        check = step.wait
+        wait_until(
+            lambda: bool(check(self.ctx)),
+            step.timeout,
+            self.poll,
+            what=f"step {step.id} ({step.title})",
+            stop=stop,
+            clock=self.clock,
+            region=step.region,
+            resource=step.id,
+        )
+
+    # -- the run --------------------------------------------------------------------------------
+    def run(self) -> RunResult:
+        plan = self.plan
+        wall_start = self.clock()
+        results: dict[str, StepResult] = {
+            sid: StepResult(sid, "done", resumed=True)
+            if sid in self.completed
+            else StepResult(sid, "not_started")
+            for sid in plan.ids
+        }
+        waiting: dict[str, set[str]] = {
+            s.id: {d for d in s.depends_on if d not in self.completed}
+            for s in plan.steps
+            if s.id not in self.completed
+        }
+        dependants: dict[str, list[str]] = {s.id: [] for s in plan.steps}
+        for s in plan.steps:
+            for d in s.depends_on:
+                dependants[d].append(s.id)
+        ready = [sid for sid, deps in waiting.items() if not deps]
+        for sid in waiting:
+            self._notify(sid, "waiting")
+        for sid in self.completed:
+            self._notify(sid, "done")
+        running: dict[Future[StepResult], str] = {}
+        failed = False
+        interrupted = False
+
+        def start_ready(pool: ThreadPoolExecutor) -> None:
+            ready.sort(key=lambda x: (-self._priority[x], plan.ids.index(x)))
+            for sid in list(ready):
+                if len(running) >= self.max_workers:
+                    break
+                step = plan.step(sid)
+                if not self._fits(step):
+                    continue
+                ready.remove(sid)
+                self._take(step, +1)
+                running[pool.submit(self._run_step, step)] = sid
+
+        def collect(done: set[Future[StepResult]]) -> None:
+            nonlocal failed, interrupted
+            for fut in done:
+                sid = running.pop(fut)
+                self._take(plan.step(sid), -1)
+                res = fut.result()
+                results[sid] = res
+                if res.status in ("done", "skipped"):
+                    for dep in dependants[sid]:
+                        waiting[dep].discard(sid)
+                        if not waiting[dep] and results[dep].status == "not_started" and dep not in ready:
+                            ready.append(dep)
+                elif res.status == "failed":
+                    failed = True
+                elif res.status == "interrupted":
+                    interrupted = True
+
+        with self._attr.hooked(self.recorder):
+            pool = ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix=f"step-{plan.name}")
+            try:
+                while True:
+                    if not (failed or interrupted or self._stop.is_set() or self.abort.is_set()):
+                        start_ready(pool)
+                    if not running:
+                        break
+                    done, _ = wait(set(running), return_when=FIRST_COMPLETED)
+                    collect(done)
+                if interrupted and self._stop.is_set():
+                    raise KeyboardInterrupt
+            except KeyboardInterrupt:
+                self._stop.set()
+                # Let running steps notice the stop (polls end at once), then record and re-raise.
+                try:
+                    if running:
+                        done, _ = wait(set(running))
+                        collect(done)
+                finally:
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    wall = self.clock() - wall_start
+                    self._event(
+                        "run_interrupted",
+                        plan=plan.name,
+                        wall_seconds=round(wall, 6),
+                        summary=self._summary(results),
+                        resume_hint=self._resume_hint(),
+                    )
+                raise
+            pool.shutdown(wait=True)
+
+        wall = self.clock() - wall_start
+        status = "succeeded"
+        if (
+            failed
+            or interrupted
+            or any(r.status != "done" and r.status != "skipped" for r in results.values())
+        ):
+            status = "failed"
+        if self.abort.is_set() and status == "failed":
+            for r in results.values():
+                if r.status == "not_started" and r.error is None:
+                    r.error = "run aborted (lock lost)"
+        durations = {
+            sid: (r.duration or 0.0) for sid, r in results.items() if r.duration is not None and not r.resumed
+        }
+        durations.update({sid: 0.0 for sid, r in results.items() if r.duration is None})
+        path, cp = plan.critical_path(durations)
+        result = RunResult(
+            run_id=self.ctx.run_id,
+            plan=plan.name,
+            status=status,
+            steps=[results[sid] for sid in plan.ids],
+            wall_seconds=wall,
+            critical_path=path,
+            critical_path_seconds=cp,
+            ratio=(wall / cp) if cp > 0 else None,
+            journal_path=str(self.journal.path) if self.journal is not None else None,
+        )
+        self._event(
+            "run_finished",
+            plan=plan.name,
+            status=status,
+            wall_seconds=round(wall, 6),
+            critical_path=path,
+            critical_path_seconds=round(cp, 6),
+            ratio=None if result.ratio is None else round(result.ratio, 4),
+            summary=self._summary(results),
+        )
+        return result
+
+    def _summary(self, results: Mapping[str, StepResult]) -> dict[str, list[str]]:
+        return {st: [sid for sid, r in results.items() if r.status == st] for st in STATUSES}
+
+    def _resume_hint(self) -> str:
+        return f"dr … --resume {self.ctx.run_id}"
+
+
+class _AnyEvent(threading.Event):
+    """An Event view that is set when either of two events is set (for interruptible polls)."""
+
+    def __init__(self, a: threading.Event, b: threading.Event) -> None:
+        super().__init__()
+        self._a, self._b = a, b
+
+    def is_set(self) -> bool:
+        return self._a.is_set() or self._b.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        # Wake on the stop event promptly; the abort event is checked at the end of the pause.
+        if self._b.is_set():
+            return True
+        return self._a.wait(timeout) or self._b.is_set()
