@@ -417,6 +417,11 @@ class Executor:
                         resume_hint=self._resume_hint(),
                     )
                 raise
+            except BaseException:
+                # Not ours to handle (SystemExit, a simulated crash): stop polls, do not wait.
+                self._stop.set()
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
             pool.shutdown(wait=True)
 
         wall = self.clock() - wall_start

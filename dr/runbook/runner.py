@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from dr.errors import BadInput, LockHeld
 from dr.runbook.executor import Executor, ProgressSink, RunResult, StepResult
-from dr.runbook.journal import Journal, JournalState, S3Mirror, new_run_id
+from dr.runbook.journal import Journal, JournalState, S3Mirror, new_run_id, scrub
 from dr.runbook.plan import Plan, StepContext
 from dr.runbook.poll import PollPolicy
 
@@ -29,14 +29,33 @@ def _ask(message: str) -> bool:
     return bool(click.confirm(message, default=False, err=True))
 
 
-def dry_run_result(plan: Plan, run_id: str | None = None) -> RunResult:
-    """The result of a dry run: nothing executed, the plan attached as data."""
+def dry_run_result(
+    plan: Plan, run_id: str | None = None, services: Mapping[str, Any] | None = None
+) -> RunResult:
+    """The result of a dry run: no action executed, the plan attached as data.
+
+    With ``services``, each step's ``check()`` (read-only by contract; the dry-run
+    ClientProvider refuses mutating calls anyway) tells which steps would be skipped as already
+    done: those are reported ``skipped``, the others ``not_started``.
+    """
     path, est = plan.critical_path()
+    steps = [StepResult(sid, "not_started") for sid in plan.ids]
+    if services is not None:
+        ctx = StepContext(run_id=run_id or "dry-run", services=services, dry_run=True)
+        for res in steps:
+            step = plan.step(res.id)
+            if step.check is None:
+                continue
+            try:
+                if step.check(ctx):
+                    res.status = "skipped"
+            except Exception as exc:
+                res.error = str(scrub(f"dry run: check could not tell ({type(exc).__name__}: {exc})"))
     return RunResult(
         run_id=run_id or new_run_id(),
         plan=plan.name,
         status="dry-run",
-        steps=[StepResult(sid, "not_started") for sid in plan.ids],
+        steps=steps,
         wall_seconds=0.0,
         critical_path=path,
         critical_path_seconds=est,
@@ -122,7 +141,7 @@ def run_plan(
     state = load_resume(plan, runs_dir, resume) if resume else None
     run_id = resume or new_run_id()
     if dry_run:
-        return dry_run_result(plan, run_id)
+        return dry_run_result(plan, run_id, services)
 
     err = Console(stderr=True, highlight=False)
     if not assume_yes:
