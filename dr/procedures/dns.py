@@ -1,0 +1,426 @@
+"""Which region serves the public name, and moving it (failover / failback).
+
+The estate publishes ``app.record`` as a pair of Route53 *failover* record sets (PRIMARY in the
+primary region, SECONDARY in the DR region), each tied to a health check. Route53 answers with
+the PRIMARY record while its health check is healthy, else the SECONDARY one (both unhealthy:
+PRIMARY). :func:`read_state` evaluates exactly that (see :func:`dr.aws.route53.effective_healthy`),
+and cross-checks with ``TestDNSAnswer`` when the API offers it.
+
+Two ways to move traffic (``method``):
+
+* ``healthcheck`` (preferred, no record rewrite): invert the health check of the region losing
+  traffic, so Route53 considers it unhealthy; failback clears the inversion. Only valid while that
+  region's endpoint is *healthy* — inverting a failing check would make it healthy.
+* ``records``: one batched UPSERT per zone swapping the PRIMARY/SECONDARY roles, so the target
+  region is PRIMARY (flap-proof when the old region is dead or flapping); inversions are cleared.
+* ``auto`` picks ``healthcheck`` when it is valid, else ``records``.
+
+Pre-flight refuses (exit 3) when the target region's endpoint is not healthy, unless ``force``.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from dr.aws.route53 import (
+    HealthCheck,
+    HealthStatus,
+    HostedZone,
+    RecordSet,
+    Route53,
+    effective_healthy,
+)
+from dr.errors import BadInput, GateRefused
+from dr.procedures.common import clients_of
+from dr.runbook.plan import Operation, Plan, Step, StepContext
+
+if TYPE_CHECKING:
+    from dr.aws.session import ClientProvider
+    from dr.topology import Estate, SiteView
+
+Method = Literal["auto", "healthcheck", "records"]
+_REGION_RE = re.compile(r"\b([a-z]{2}(?:-gov)?-[a-z]+-\d)\b")
+
+
+@dataclass
+class FailoverRecord:
+    record: RecordSet
+    region: str
+    check: HealthCheck | None
+    status: HealthStatus | None
+
+    @property
+    def role(self) -> str:
+        return self.record.failover or "NONE"
+
+    @property
+    def endpoint_healthy(self) -> bool | None:
+        return None if self.status is None else self.status.endpoint_healthy
+
+    @property
+    def healthy(self) -> bool:
+        """Route53's view (no health check: always healthy)."""
+        if self.check is None or self.status is None:
+            return True
+        return effective_healthy(self.check, self.status)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "role": self.role,
+            "region": self.region,
+            "set_identifier": self.record.set_identifier,
+            "type": self.record.type,
+            "target": self.record.target,
+            "health_check": None
+            if self.check is None
+            else {
+                "id": self.check.id,
+                "name": self.check.name,
+                "inverted": self.check.inverted,
+                "disabled": self.check.disabled,
+                "endpoint_healthy": self.endpoint_healthy,
+                "observations": None
+                if self.status is None
+                else f"{self.status.successes}/{self.status.observations} ok",
+            },
+            "healthy": self.healthy,
+        }
+
+
+@dataclass
+class DnsState:
+    zone: HostedZone
+    name: str
+    records: list[FailoverRecord]
+    active_region: str
+    answer: list[str] | None = None
+    answer_region: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def by_region(self, region: str) -> FailoverRecord | None:
+        return next((r for r in self.records if r.region == region), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "zone": self.zone.name,
+            "zone_id": self.zone.id,
+            "record": self.name,
+            "active_region": self.active_region,
+            "records": [r.to_dict() for r in self.records],
+            "test_dns_answer": self.answer,
+            "answer_region": self.answer_region,
+            "notes": self.notes,
+        }
+
+
+def _region_of(rec: RecordSet, estate: Estate) -> str:
+    """Which site a record points at: region in the target name, else ALB/site names, else its role."""
+    texts = [rec.target.lower(), (rec.set_identifier or "").lower()]
+    for text in texts:
+        match = _REGION_RE.search(text)
+        if match and match.group(1) in estate.regions:
+            return match.group(1)
+        for view in (estate.primary, estate.secondary):
+            if view.edge.alb_name.lower() in text or view.site.name.lower() in text:
+                return view.region
+    return estate.primary.region if rec.failover != "SECONDARY" else estate.secondary.region
+
+
+def _answer_region(answer: list[str], state_records: list[FailoverRecord], estate: Estate) -> str | None:
+    for rec in state_records:
+        targets = {rec.record.alias_dns_name or "", *rec.record.values}
+        if any(a in targets or (rec.record.alias_dns_name or "-") in a for a in answer):
+            return rec.region
+    for a in answer:
+        match = _REGION_RE.search(a)
+        if match and match.group(1) in estate.regions:
+            return match.group(1)
+    return None
+
+
+def read_state(clients: ClientProvider, estate: Estate, *, use_test_dns: bool = True) -> DnsState:
+    """Evaluate which region Route53 serves ``app.record`` from (read-only)."""
+    r53 = Route53(clients)
+    zone = r53.find_zone(estate.app.domain)
+    name = estate.app.record
+    recs = [r for r in r53.records(zone, name) if r.failover in ("PRIMARY", "SECONDARY")]
+    if not recs:
+        raise BadInput(
+            f"{name} has no PRIMARY/SECONDARY failover records in hosted zone {zone.name} ({zone.id})",
+            resource=name,
+            hint="deploy the dns component of both stacks (pulumi up --stack prod / dr)",
+        )
+    rtype = "A" if any(r.type == "A" for r in recs) else recs[0].type
+    recs = [r for r in recs if r.type == rtype]
+    out: list[FailoverRecord] = []
+    for rec in recs:
+        check = status = None
+        if rec.health_check_id:
+            check = r53.health_check(rec.health_check_id)
+            status = r53.health_status(rec.health_check_id)
+        out.append(FailoverRecord(rec, _region_of(rec, estate), check, status))
+    out.sort(key=lambda r: (r.role != "PRIMARY", r.region))
+    primary = next((r for r in out if r.role == "PRIMARY"), None)
+    secondary = next((r for r in out if r.role == "SECONDARY"), None)
+    notes: list[str] = []
+    if primary is not None and (primary.healthy or secondary is None or not secondary.healthy):
+        active = primary.region
+        if not primary.healthy:
+            notes.append("both failover records are unhealthy: Route53 answers with PRIMARY")
+    else:
+        assert secondary is not None
+        active = secondary.region
+    state = DnsState(zone, name, out, active, notes=notes)
+    if use_test_dns:
+        answer = r53.test_dns_answer(zone, name, rtype)
+        if answer:
+            state.answer = answer
+            state.answer_region = _answer_region(answer, out, estate)
+            if state.answer_region and state.answer_region != active:
+                notes.append(f"TestDNSAnswer says {state.answer_region}; health checks say {active}")
+                active = state.answer_region
+                state.active_region = active
+    return state
+
+
+# ---------------------------------------------------------------------------------------------
+# failover / failback
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class DnsMove:
+    """A validated move of the public name to ``target_region`` (pre-flight result)."""
+
+    target_region: str
+    method: Literal["healthcheck", "records"]
+    before: DnsState
+    # (health check id, name, desired Inverted)
+    inversions: list[tuple[str, str, bool]]
+    # role per set identifier after the move (records method)
+    roles: dict[str, str]
+    forced: bool
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def noop(self) -> bool:
+        return not self.inversions and not self.roles and self.before.active_region == self.target_region
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "target_region": self.target_region,
+            "method": self.method,
+            "active_region_before": self.before.active_region,
+            "health_check_changes": [
+                {"id": hid, "name": name, "inverted": inv} for hid, name, inv in self.inversions
+            ],
+            "record_roles": self.roles,
+            "forced": self.forced,
+            "warnings": self.warnings,
+        }
+
+
+def _desired(state: DnsState, target: str, method: str) -> tuple[list[tuple[str, str, bool]], dict[str, str]]:
+    """Health-check inversions and record roles that make ``target`` the served region."""
+    inversions: list[tuple[str, str, bool]] = []
+    roles: dict[str, str] = {}
+    tgt = state.by_region(target)
+    assert tgt is not None
+    if method == "records":
+        for rec in state.records:
+            want = "PRIMARY" if rec.region == target else "SECONDARY"
+            if rec.role != want:
+                roles[rec.record.set_identifier or rec.region] = want
+            if rec.check is not None and rec.check.inverted:
+                inversions.append((rec.check.id, rec.check.name or rec.check.id, False))
+        return inversions, roles
+    for rec in state.records:
+        if rec.check is None:
+            continue
+        if rec.region == target:
+            want_inverted = False
+        elif tgt.role == "SECONDARY" and rec.role == "PRIMARY":
+            want_inverted = True  # force the PRIMARY record unhealthy
+        else:
+            want_inverted = False
+        if rec.check.inverted != want_inverted:
+            inversions.append((rec.check.id, rec.check.name or rec.check.id, want_inverted))
+    return inversions, roles
+
+
+def prepare_move(
+    clients: ClientProvider, estate: Estate, target: SiteView, *, method: Method = "auto", force: bool = False
+) -> DnsMove:
+    """Pre-flight of a failover/failback (read-only). BadInput exit 2, GateRefused exit 3."""
+    state = read_state(clients, estate)
+    tgt = state.by_region(target.region)
+    if tgt is None:
+        raise BadInput(
+            f"{state.name} in zone {state.zone.name} has no failover record pointing at {target.region}",
+            resource=state.name,
+            region=target.region,
+            hint=f"deploy the dns component of stack {target.stack}",
+        )
+    warnings: list[str] = []
+    if tgt.endpoint_healthy is False:
+        who = tgt.check.name or tgt.check.id if tgt.check else "-"
+        if not force:
+            raise GateRefused(
+                f"health check {who} of {target.region} reports its endpoint unhealthy "
+                f"({tgt.status.successes if tgt.status else 0}/{tgt.status.observations if tgt.status else 0} checkers ok): "
+                f"refusing to send {state.name} there",
+                resource=who,
+                region=target.region,
+                hint=f"fix {target.region} first (`dr status`), or --force to move traffic anyway",
+            )
+        warnings.append(f"target {target.region} is unhealthy: moved anyway (--force)")
+    others = [r for r in state.records if r.region != target.region]
+    chosen: Literal["healthcheck", "records"]
+    if method == "records":
+        chosen = "records"
+    else:
+        # Inverting the check of a region whose endpoint is failing would make it *healthy*.
+        blocking = [
+            r
+            for r in others
+            if tgt.role == "SECONDARY"
+            and r.role == "PRIMARY"
+            and r.endpoint_healthy is False
+            and r.check is not None
+            and not r.check.inverted
+        ]
+        if tgt.role == "SECONDARY" and any(r.role == "PRIMARY" and r.check is None for r in others):
+            blocking = [r for r in others if r.role == "PRIMARY"]
+        if blocking:
+            if method == "healthcheck":
+                raise BadInput(
+                    f"--method healthcheck cannot move {state.name} off {blocking[0].region}: its health check "
+                    f"{'is missing' if blocking[0].check is None else 'already fails'} (inverting would not route away from it)",
+                    resource=state.name,
+                    region=blocking[0].region,
+                    hint="use --method records (swaps the PRIMARY/SECONDARY roles in one batched change)",
+                )
+            chosen = "records"
+        else:
+            chosen = "healthcheck"
+    inversions, roles = _desired(state, target.region, chosen)
+    if (
+        chosen == "records"
+        and any(r.role == "PRIMARY" for r in state.records if r.region != target.region) is False
+        and not roles
+    ):
+        pass
+    return DnsMove(target.region, chosen, state, inversions, roles, force, warnings)
+
+
+def _satisfied(state: DnsState, move: DnsMove) -> bool:
+    inversions, roles = _desired(state, move.target_region, move.method)
+    return not inversions and not roles
+
+
+def move_plan(estate: Estate, move: DnsMove, *, timeout: float = 600.0) -> Plan:
+    """Plan: route (inversions / one UPSERT batch, wait INSYNC) → verify the served region."""
+    target = move.target_region
+    zone = move.before.zone
+
+    def check(ctx: StepContext) -> bool:
+        state = read_state(clients_of(ctx), estate, use_test_dns=False)
+        return _satisfied(state, move)
+
+    def action(ctx: StepContext) -> Any:
+        clients = clients_of(ctx)
+        r53 = Route53(clients)
+        state = read_state(clients, estate, use_test_dns=False)
+        inversions, roles = _desired(state, target, move.method)
+        done: dict[str, Any] = {"health_checks": [], "change_id": None}
+        if roles:
+            changes = []
+            for rec in state.records:
+                key = rec.record.set_identifier or rec.region
+                if key in roles:
+                    raw = copy.deepcopy(rec.record.raw)
+                    raw["Failover"] = roles[key]
+                    changes.append({"Action": "UPSERT", "ResourceRecordSet": raw})
+            change_id = r53.change(zone, changes, f"dr dns: serve {state.name} from {target}")
+            ctx.set("change_id", change_id)
+            done["change_id"] = change_id
+        for hid, name, inverted in inversions:
+            current = r53.health_check(hid)
+            if current.inverted != inverted:
+                r53.update_health_check(current, inverted=inverted)
+                done["health_checks"].append({"id": hid, "name": name, "inverted": inverted})
+        return done
+
+    def wait(ctx: StepContext) -> bool:
+        change_id = ctx.get("change_id")
+        if not change_id:
+            return True
+        return Route53(clients_of(ctx)).change_status(str(change_id)) == "INSYNC"
+
+    def verify(ctx: StepContext) -> bool:
+        state = read_state(clients_of(ctx), estate)
+        ctx.set("active_region", state.active_region)
+        return state.active_region == target
+
+    ops: list[Operation] = []
+    if move.roles:
+        ops.append(
+            Operation(
+                "route53",
+                "ChangeResourceRecordSets",
+                None,
+                {
+                    "HostedZoneId": zone.id,
+                    "Changes": [
+                        {"Action": "UPSERT", "SetIdentifier": k, "Failover": v} for k, v in move.roles.items()
+                    ],
+                },
+            )
+        )
+    for hid, name, inverted in move.inversions:
+        ops.append(
+            Operation(
+                "route53",
+                "UpdateHealthCheck",
+                None,
+                {"HealthCheckId": hid, "Name": name, "Inverted": inverted},
+            )
+        )
+    if move.roles:
+        ops.append(Operation("route53", "GetChange", None, {}, mutating=False))
+    changes = ", ".join(
+        [f"{n}: Inverted={i}" for _, n, i in move.inversions] + [f"{k} → {v}" for k, v in move.roles.items()]
+    )
+    steps = [
+        Step(
+            id="route-traffic",
+            title=f"Serve {move.before.name} from {target} ({move.method})",
+            region=None,
+            service="route53",
+            changes=changes or "nothing (already in place)",
+            operations=tuple(ops),
+            check=check,
+            action=action,
+            wait=wait,
+            timeout=timeout,
+            estimate=60.0,
+            tags={"phase": "dns"},
+        ),
+        Step(
+            id="verify-dns",
+            title=f"Verify {move.before.name} resolves to {target}",
+            region=None,
+            service="route53",
+            changes="none (reads records and health checks)",
+            depends_on=("route-traffic",),
+            operations=(Operation("route53", "GetHealthCheckStatus", None, {}, mutating=False),),
+            wait=verify,
+            timeout=timeout,
+            estimate=90.0,
+            tags={"phase": "dns"},
+        ),
+    ]
+    return Plan("dns-failover", steps, f"Move {move.before.name} to {target} by {move.method}")

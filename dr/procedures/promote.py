@@ -1,0 +1,228 @@
+"""Promote the DR read replica to a standalone, writable primary.
+
+Pre-flight (read-only, before anything changes):
+
+* the instance must exist (exit 2) and really be a read replica (exit 2) — moto would promote
+  anything; real RDS refuses, and so do we. An instance this toolkit already promoted (tagged
+  ``dr:promoted-from``) is *done*: the step is skipped (idempotent re-run);
+* its lag (CloudWatch ``ReplicaLag``) must be within ``max_lag`` — over budget, or no recent
+  datapoint at all, is refused with exit 3 unless ``force``.
+
+The step promotes, tags the instance (source, time, lag), and waits until RDS reports it
+``available`` with no replication source — trusting ``available`` only after a transition was
+seen or after two consecutive confirmations (after PromoteReadReplica the status can read
+``available`` before it moves to ``modifying``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from dr.aws.cloudwatch import replica_lag
+from dr.aws.rds import DbInstance, Rds, aws_errors
+from dr.errors import BadInput, GateRefused
+from dr.procedures.common import TAG_PROMOTED_AT, TAG_PROMOTED_FROM, Settled, clients_of, iso, utcnow
+from dr.runbook.plan import Operation, Plan, Step, StepContext
+
+if TYPE_CHECKING:
+    from dr.aws.session import ClientProvider
+
+_TRANSITIONAL = {"modifying", "rebooting", "backing-up", "upgrading", "configuring-enhanced-monitoring"}
+_BROKEN = {
+    "failed",
+    "incompatible-parameters",
+    "incompatible-restore",
+    "storage-full",
+    "inaccessible-encryption-credentials",
+}
+
+
+@dataclass
+class PromotePreflight:
+    """What pre-flight learned; becomes part of the result."""
+
+    db: str
+    region: str
+    already_promoted: bool
+    source: str | None
+    lag_seconds: float | None
+    lag_at: dt.datetime | None
+    lag_source: str
+    max_lag_seconds: float
+    forced: bool
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "db": self.db,
+            "region": self.region,
+            "already_promoted": self.already_promoted,
+            "replica_source": self.source,
+            "lag_seconds": self.lag_seconds,
+            "lag_at": iso(self.lag_at) if self.lag_at else None,
+            "lag_source": self.lag_source,
+            "max_lag_seconds": self.max_lag_seconds,
+            "rpo_estimate_seconds": self.lag_seconds,
+            "forced": self.forced,
+            "warnings": self.warnings,
+        }
+
+
+def _tags(clients: ClientProvider, db: DbInstance) -> dict[str, str]:
+    with aws_errors(resource=f"DB instance {db.identifier}", region=db.region, action="read tags of"):
+        raw = clients.client("rds", db.region).list_tags_for_resource(ResourceName=db.arn)
+    return {t["Key"]: t["Value"] for t in raw.get("TagList", [])}
+
+
+def preflight(
+    clients: ClientProvider, *, db: str, region: str, max_lag: dt.timedelta, force: bool
+) -> PromotePreflight:
+    """Validate the promotion (read-only). Raises BadInput (exit 2) or GateRefused (exit 3)."""
+    inst = Rds(clients, region).describe_instance(db)
+    budget = max_lag.total_seconds()
+    if not inst.is_replica:
+        tags = _tags(clients, inst) if inst.arn else {}
+        if TAG_PROMOTED_FROM in tags:
+            return PromotePreflight(
+                db,
+                region,
+                True,
+                tags[TAG_PROMOTED_FROM],
+                None,
+                None,
+                "none (already promoted)",
+                budget,
+                force,
+                [
+                    f"{db} was already promoted at {tags.get(TAG_PROMOTED_AT, '?')} from {tags[TAG_PROMOTED_FROM]}"
+                ],
+            )
+        raise BadInput(
+            f"DB instance {db} in {region} is not a read replica (status {inst.status}); refusing to promote it",
+            resource=db,
+            region=region,
+            hint="pass --db/--region of the cross-region read replica (default: the DR replica of the stack files); "
+            "nothing was changed",
+        )
+    if inst.status in _BROKEN:
+        raise BadInput(
+            f"read replica {db} in {region} is {inst.status}; RDS cannot promote it in that state",
+            resource=db,
+            region=region,
+            hint="fix the instance first (see the RDS console events), or restore from a snapshot",
+        )
+    point = replica_lag(clients, region, db)
+    warnings: list[str] = []
+    if point is None:
+        if not force:
+            raise GateRefused(
+                f"no ReplicaLag datapoint for {db} in {region} in the last 10 minutes: cannot show the "
+                f"lag is within the {budget:g}s budget",
+                resource=db,
+                region=region,
+                hint="check CloudWatch AWS/RDS ReplicaLag (replication may be broken or the source region down); "
+                "re-run with --force to promote anyway and accept unknown data loss",
+            )
+        warnings.append("no ReplicaLag datapoint: promoted with --force, RPO unknown")
+    elif point.value > budget:
+        if not force:
+            raise GateRefused(
+                f"replica {db} in {region} lags {point.value:g}s (at {iso(point.timestamp)}), over the "
+                f"{budget:g}s budget",
+                resource=db,
+                region=region,
+                hint="wait for it to catch up (stop writes on the primary first), raise --max-lag, or "
+                "--force to accept that much data loss",
+            )
+        warnings.append(f"lag {point.value:g}s over budget {budget:g}s: promoted with --force")
+    return PromotePreflight(
+        db,
+        region,
+        False,
+        inst.replica_source,
+        None if point is None else point.value,
+        None if point is None else point.timestamp,
+        "cloudwatch:AWS/RDS/ReplicaLag" if point is not None else "none",
+        budget,
+        force,
+        warnings,
+    )
+
+
+def promote_plan(
+    pre: PromotePreflight, *, timeout: float = 1800.0, backup_retention_days: int | None = None
+) -> Plan:
+    """Plan: one step promoting ``pre.db`` and waiting until it is standalone and available."""
+    db, region = pre.db, pre.region
+    settled = Settled()
+
+    def check(ctx: StepContext) -> bool:
+        inst = Rds(clients_of(ctx), region).describe_instance(db)
+        done = not inst.is_replica and inst.status == "available"
+        if done:
+            ctx.set("endpoint", inst.endpoint)
+        return done
+
+    def action(ctx: StepContext) -> Any:
+        clients = clients_of(ctx)
+        rds = Rds(clients, region)
+        inst = rds.describe_instance(db)
+        if inst.is_replica:
+            rds.promote(db, backup_retention_days=backup_retention_days)
+            ctx.set("promoted_at", iso(utcnow()))
+            ctx.set("lag_at_promotion_seconds", pre.lag_seconds)
+        tags = {
+            TAG_PROMOTED_FROM: inst.replica_source or pre.source or "unknown",
+            TAG_PROMOTED_AT: iso(utcnow()),
+        }
+        if pre.lag_seconds is not None:
+            tags["dr:lag-at-promotion-seconds"] = f"{pre.lag_seconds:g}"
+        with aws_errors(resource=f"DB instance {db}", region=region, action="tag"):
+            clients.client("rds", region).add_tags_to_resource(
+                ResourceName=inst.arn, Tags=[{"Key": k, "Value": v} for k, v in tags.items()]
+            )
+        return {"promoted": db, "region": region}
+
+    def wait(ctx: StepContext) -> bool:
+        inst = Rds(clients_of(ctx), region).describe_instance(db)
+        if inst.status in _BROKEN:
+            raise BadInput(
+                f"DB instance {db} in {region} went to {inst.status} while promoting",
+                resource=db,
+                region=region,
+                hint="see the RDS events of the instance",
+            )
+        transitional = inst.status in _TRANSITIONAL or inst.status != "available"
+        ok = settled.observe(
+            done=not inst.is_replica and inst.status == "available",
+            transitional=transitional,
+            label=f"{inst.status}{' (replica)' if inst.is_replica else ''}",
+        )
+        if ok:
+            ctx.set("endpoint", inst.endpoint)
+            ctx.set("status_history", settled.history)
+        return ok
+
+    params: dict[str, Any] = {"DBInstanceIdentifier": db}
+    if backup_retention_days is not None:
+        params["BackupRetentionPeriod"] = backup_retention_days
+    step = Step(
+        id="promote-replica",
+        title=f"Promote read replica {db} ({region})",
+        region=region,
+        service="rds",
+        changes=f"{db} stops replicating from {pre.source or 'its source'} and becomes a writable primary",
+        operations=(
+            Operation("rds", "PromoteReadReplica", region, params),
+            Operation("rds", "AddTagsToResource", region, {"ResourceName": db}),
+        ),
+        check=check,
+        action=action,
+        wait=wait,
+        timeout=timeout,
+        estimate=300.0,
+        tags={"phase": "database"},
+    )
+    return Plan("promote", [step], f"Promote {db} in {region} (lag {pre.lag_seconds}s at pre-flight)")

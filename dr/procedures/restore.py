@@ -1,0 +1,663 @@
+"""Restores: RDS point-in-time, RDS from snapshot, Redis from snapshot — plus restore testing.
+
+Pre-flight (read-only) refuses what real AWS would refuse, because moto accepts anything:
+
+* the target name must be a valid identifier and must not exist (exit 2);
+* a PITR time must lie inside the source's restorable window: from
+  ``max(instance creation, now - BackupRetentionPeriod days)`` to ``LatestRestorableTime``
+  (retention 0 means no PITR at all) — outside it, exit 2 naming source, region, window and fix;
+* the snapshot must exist in the region and be ``available`` (exit 2).
+
+The restored instance inherits class, subnet group, security groups, parameter group and Multi-AZ
+from the source (or, for a snapshot whose instance is gone / in another region, from the site's
+database in that region). ``verify`` runs SQL checks through psycopg with the master credentials
+from Secrets Manager (never printed); ``cleanup`` deletes the restored instance afterwards.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from dr.aws.elasticache import CacheSnapshot, ElastiCache, ReplicationGroup
+from dr.aws.rds import DbInstance, DbSnapshot, Rds, aws_errors
+from dr.errors import BadInput, NotFound, VerificationFailed
+from dr.procedures.common import (
+    TAG_CREATED_BY,
+    Settled,
+    check_cache_identifier,
+    check_rds_identifier,
+    clients_of,
+    iso,
+    utcnow,
+)
+from dr.runbook.plan import Operation, Plan, Step, StepContext
+
+if TYPE_CHECKING:
+    from dr.aws.session import ClientProvider
+    from dr.topology import Estate, SiteView
+
+Kind = Literal["rds", "redis"]
+_FAILED = {"failed", "incompatible-restore", "incompatible-parameters", "create-failed", "restore-failed"}
+
+
+# ---------------------------------------------------------------------------------------------
+# the restorable window
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RestoreWindow:
+    source: str
+    region: str
+    earliest: dt.datetime
+    latest: dt.datetime
+
+    def contains(self, when: dt.datetime) -> bool:
+        return self.earliest <= when <= self.latest
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"earliest": iso(self.earliest), "latest": iso(self.latest)}
+
+
+def restorable_window(inst: DbInstance, now: dt.datetime) -> RestoreWindow:
+    """The PITR window of ``inst``; BadInput when it has none (retention 0, no restorable time)."""
+    if inst.backup_retention_days <= 0:
+        raise BadInput(
+            f"DB instance {inst.identifier} in {inst.region} has automated backups disabled "
+            "(BackupRetentionPeriod 0): point-in-time restore is impossible",
+            resource=inst.identifier,
+            region=inst.region,
+            hint="restore from a snapshot instead (`dr restore snapshot`), and set backupRetentionDays > 0",
+        )
+    if inst.latest_restorable_time is None:
+        raise BadInput(
+            f"DB instance {inst.identifier} in {inst.region} has no LatestRestorableTime yet "
+            f"(status {inst.status}): its first backup has not completed",
+            resource=inst.identifier,
+            region=inst.region,
+            hint="wait for the first automated backup, or restore from a snapshot",
+        )
+    earliest = now - dt.timedelta(days=inst.backup_retention_days)
+    if inst.created is not None and inst.created > earliest:
+        earliest = inst.created
+    return RestoreWindow(inst.identifier, inst.region, earliest, inst.latest_restorable_time)
+
+
+def check_restore_time(window: RestoreWindow, when: dt.datetime) -> None:
+    if window.contains(when):
+        return
+    side = "before the earliest" if when < window.earliest else "after the latest"
+    raise BadInput(
+        f"restore time {iso(when)} is {side} restorable time of DB instance {window.source} in "
+        f"{window.region} (window {iso(window.earliest)} … {iso(window.latest)})",
+        resource=window.source,
+        region=window.region,
+        hint=f"pick a --time between {iso(window.earliest)} and {iso(window.latest)}, or use "
+        "--minutes-ago with a smaller number; nothing was changed",
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# verification (restore testing)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Check:
+    """One verification: ``table`` must hold at least ``min_rows`` rows, or ``sql`` must return true."""
+
+    name: str
+    sql: str | None = None
+    table: str | None = None
+    min_rows: int = 1
+
+    @classmethod
+    def parse_table(cls, spec: str) -> Check:
+        """``schema.table`` or ``table`` with an optional ``:MIN`` (default 1 row)."""
+        name, _, minimum = spec.partition(":")
+        try:
+            min_rows = int(minimum) if minimum else 1
+        except ValueError:
+            raise BadInput(
+                f"--check-table {spec!r}: {minimum!r} is not a row count",
+                resource="--check-table",
+                hint="use TABLE or TABLE:MIN_ROWS, e.g. orders:1000",
+            ) from None
+        return cls(name=f"rows({name}) >= {min_rows}", table=name, min_rows=min_rows)
+
+
+@dataclass
+class CheckResult:
+    name: str
+    ok: bool
+    detail: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "ok": self.ok, "detail": self.detail}
+
+
+def run_checks(conn: Any, checks: list[Check]) -> list[CheckResult]:
+    """Run ``checks`` on an open DB-API connection (psycopg 3); each failure is reported, not raised."""
+    from psycopg import sql as pgsql
+
+    out: list[CheckResult] = []
+    for check in checks:
+        try:
+            with conn.cursor() as cur:
+                if check.table:
+                    parts = check.table.split(".")
+                    ident = pgsql.SQL(".").join(pgsql.Identifier(p) for p in parts)
+                    cur.execute(pgsql.SQL("SELECT count(*) FROM {}").format(ident))
+                    count = int(cur.fetchone()[0])
+                    out.append(CheckResult(check.name, count >= check.min_rows, f"{count} rows"))
+                else:
+                    cur.execute(check.sql)
+                    row = cur.fetchone()
+                    value = row[0] if row else None
+                    out.append(CheckResult(check.name, bool(value), f"returned {value!r}"))
+        except Exception as exc:  # a failing check is a result, the others still run
+            out.append(CheckResult(check.name, False, f"{type(exc).__name__}: {str(exc).splitlines()[0]}"))
+            rollback = getattr(conn, "rollback", None)
+            if callable(rollback):
+                rollback()
+    return out
+
+
+def master_credentials(clients: ClientProvider, region: str, secret_id: str) -> tuple[str, str]:
+    """(username, password) from the Secrets Manager secret; the values are never logged."""
+    with aws_errors(resource=f"secret {secret_id}", region=region, action="read"):
+        raw = clients.client("secretsmanager", region).get_secret_value(SecretId=secret_id)
+    try:
+        doc = json.loads(raw.get("SecretString") or "{}")
+    except json.JSONDecodeError:
+        raise BadInput(
+            f"secret {secret_id} in {region} is not JSON with username/password",
+            resource=secret_id,
+            region=region,
+        ) from None
+    user, password = doc.get("username"), doc.get("password")
+    if not user or not password:
+        raise BadInput(
+            f"secret {secret_id} in {region} has no username/password keys",
+            resource=secret_id,
+            region=region,
+        )
+    return str(user), str(password)
+
+
+Connector = Callable[..., Any]
+
+
+def _default_connect(**kwargs: Any) -> Any:
+    import psycopg
+
+    return psycopg.connect(**kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+# plans
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RestoreRequest:
+    """A validated restore (pre-flight result)."""
+
+    kind: Kind
+    mode: Literal["pitr", "snapshot"]
+    region: str
+    target: str
+    source: str
+    restore_time: dt.datetime | None = None
+    window: RestoreWindow | None = None
+    template: DbInstance | None = None
+    snapshot: DbSnapshot | CacheSnapshot | None = None
+    cache_template: ReplicationGroup | None = None
+    checks: list[Check] = field(default_factory=list)
+    verify: bool = False
+    cleanup: bool = False
+    db_name: str | None = None
+    secret_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "mode": self.mode,
+            "region": self.region,
+            "target": self.target,
+            "source": self.source,
+            "restore_time": iso(self.restore_time) if self.restore_time else None,
+            "window": self.window.to_dict() if self.window else None,
+            "inherits_from": self.template.identifier
+            if self.template
+            else (self.cache_template.identifier if self.cache_template else None),
+            "verify": self.verify,
+            "cleanup": self.cleanup,
+            "checks": [c.name for c in self.checks],
+        }
+
+
+def _target_free(clients: ClientProvider, kind: Kind, region: str, target: str, *, resuming: bool) -> None:
+    if kind == "rds":
+        check_rds_identifier(target, region=region)
+        exists = Rds(clients, region).find_instance(target) is not None
+        what = "DB instance"
+    else:
+        check_cache_identifier(target, region=region)
+        exists = ElastiCache(clients, region).find_replication_group(target) is not None
+        what = "Redis replication group"
+    if exists and not resuming:
+        raise BadInput(
+            f"{what} {target} already exists in {region}",
+            resource=target,
+            region=region,
+            hint="pick another --target name (restores never overwrite), or delete the old one first",
+        )
+
+
+def prepare_pitr(
+    clients: ClientProvider,
+    estate: Estate,
+    view: SiteView,
+    *,
+    source: str | None,
+    target: str,
+    when: dt.datetime | None,
+    minutes_ago: float | None,
+    checks: list[Check],
+    verify: bool,
+    cleanup: bool,
+    resuming: bool = False,
+) -> RestoreRequest:
+    region = view.region
+    src = source or view.database.identifier
+    inst = Rds(clients, region).describe_instance(src)
+    now = utcnow()
+    if (when is None) == (minutes_ago is None):
+        raise BadInput("give exactly one of --time ISO or --minutes-ago N", resource="--time", region=region)
+    restore_time = when if when is not None else now - dt.timedelta(minutes=float(minutes_ago or 0))
+    window = restorable_window(inst, now)
+    if not resuming:
+        check_restore_time(window, restore_time)
+    _target_free(clients, "rds", region, target, resuming=resuming)
+    return RestoreRequest(
+        "rds",
+        "pitr",
+        region,
+        target,
+        src,
+        restore_time=restore_time,
+        window=window,
+        template=inst,
+        checks=checks,
+        verify=verify,
+        cleanup=cleanup,
+        db_name=estate.app.database.db_name,
+        secret_id=estate.app.db_secret.secrets_manager_id,
+    )
+
+
+def prepare_snapshot(
+    clients: ClientProvider,
+    estate: Estate,
+    view: SiteView,
+    *,
+    snapshot: str,
+    target: str,
+    kind: Kind,
+    checks: list[Check],
+    verify: bool,
+    cleanup: bool,
+    resuming: bool = False,
+) -> RestoreRequest:
+    region = view.region
+    if kind == "redis":
+        if verify or checks:
+            raise BadInput("--verify/--check-* apply to RDS restores only", resource=snapshot, region=region)
+        cache = ElastiCache(clients, region)
+        csnap = cache.find_snapshot(snapshot)
+        if csnap is None:
+            raise NotFound(
+                f"Redis snapshot {snapshot} not found in {region}",
+                resource=snapshot,
+                region=region,
+                hint="list them with `dr snapshot list --kind redis`; pass --region for the other region",
+            )
+        if csnap.status != "available":
+            raise BadInput(
+                f"Redis snapshot {snapshot} in {region} is {csnap.status}", resource=snapshot, region=region
+            )
+        like = cache.find_replication_group(csnap.source) or cache.find_replication_group(
+            view.cache.replication_group_id
+        )
+        _target_free(clients, "redis", region, target, resuming=resuming)
+        return RestoreRequest(
+            "redis",
+            "snapshot",
+            region,
+            target,
+            csnap.source,
+            snapshot=csnap,
+            cache_template=like,
+            cleanup=cleanup,
+        )
+    rds = Rds(clients, region)
+    snap = rds.find_snapshot(snapshot)
+    if snap is None:
+        raise NotFound(
+            f"DB snapshot {snapshot} not found in {region}",
+            resource=snapshot,
+            region=region,
+            hint="list them with `dr snapshot list`; pass --region for the other region",
+        )
+    if snap.status != "available":
+        raise BadInput(
+            f"DB snapshot {snapshot} in {region} is {snap.status}, not available",
+            resource=snapshot,
+            region=region,
+            hint="wait until it is available",
+        )
+    template = rds.find_instance(snap.instance) or rds.find_instance(view.database.identifier)
+    _target_free(clients, "rds", region, target, resuming=resuming)
+    return RestoreRequest(
+        "rds",
+        "snapshot",
+        region,
+        target,
+        snap.instance,
+        snapshot=snap,
+        template=template,
+        checks=checks,
+        verify=verify,
+        cleanup=cleanup,
+        db_name=estate.app.database.db_name,
+        secret_id=estate.app.db_secret.secrets_manager_id,
+    )
+
+
+def restore_plan(req: RestoreRequest, *, timeout: float = 7200.0, connect: Connector | None = None) -> Plan:
+    """Plan: restore → (verify) → (cleanup)."""
+    region, target = req.region, req.target
+    settled = Settled()
+    steps: list[Step] = []
+    tags = {TAG_CREATED_BY: "dr-toolkit", "dr:restored-from": req.source}
+
+    if req.kind == "rds":
+
+        def exists(ctx: StepContext) -> DbInstance | None:
+            return Rds(clients_of(ctx), region).find_instance(target)
+
+        def check(ctx: StepContext) -> bool:
+            inst = exists(ctx)
+            if inst is not None and inst.status == "available":
+                ctx.set("endpoint", inst.endpoint)
+                return True
+            return False
+
+        def action(ctx: StepContext) -> Any:
+            if exists(ctx) is not None:
+                return None  # an interrupted run already asked for it
+            rds = Rds(clients_of(ctx), region)
+            if req.mode == "pitr":
+                assert req.template is not None
+                done = rds.restore_to_time(req.template, target, restore_time=req.restore_time, tags=tags)
+            else:
+                assert isinstance(req.snapshot, DbSnapshot)
+                done = rds.restore_from_snapshot(req.snapshot, target, like=req.template, tags=tags)
+            return done.to_dict()
+
+        def wait(ctx: StepContext) -> bool:
+            inst = exists(ctx)
+            if inst is None:
+                return False
+            if inst.status in _FAILED:
+                raise VerificationFailed(
+                    f"restored DB instance {target} in {region} is {inst.status}",
+                    resource=target,
+                    region=region,
+                )
+            settled.observe(
+                done=inst.status == "available", transitional=inst.status != "available", label=inst.status
+            )
+            if inst.status == "available" and inst.endpoint:
+                ctx.set("endpoint", inst.endpoint)
+                ctx.set("port", inst.port)
+                return True
+            return False
+
+        if req.mode == "pitr":
+            params: dict[str, Any] = {
+                "SourceDBInstanceIdentifier": req.source,
+                "TargetDBInstanceIdentifier": target,
+                "RestoreTime": iso(req.restore_time),
+            }
+            op = Operation("rds", "RestoreDBInstanceToPointInTime", region, params)
+        else:
+            assert req.snapshot is not None
+            params = {"DBSnapshotIdentifier": req.snapshot.identifier, "DBInstanceIdentifier": target}
+            op = Operation("rds", "RestoreDBInstanceFromDBSnapshot", region, params)
+        if req.template is not None:
+            params.update(
+                {
+                    "DBInstanceClass": req.template.instance_class,
+                    "MultiAZ": req.template.multi_az,
+                    "DBSubnetGroupName": req.template.subnet_group,
+                    "DBParameterGroupName": req.template.parameter_group,
+                    "VpcSecurityGroupIds": list(req.template.security_groups),
+                }
+            )
+        what = (
+            f"PITR of {req.source} at {iso(req.restore_time)}"
+            if req.mode == "pitr"
+            else f"snapshot {params['DBSnapshotIdentifier']}"
+        )
+        steps.append(
+            Step(
+                id="restore",
+                title=f"Restore {target} from {what}",
+                region=region,
+                service="rds",
+                changes=f"new DB instance {target} in {region}",
+                operations=(op,),
+                check=check,
+                action=action,
+                wait=wait,
+                timeout=timeout,
+                estimate=1200.0,
+            )
+        )
+        if req.verify:
+            steps.append(_verify_step(req, connect or _default_connect))
+        if req.cleanup:
+            steps.append(_cleanup_rds_step(req, depends=steps[-1].id))
+    else:
+        assert isinstance(req.snapshot, CacheSnapshot)
+        csnap = req.snapshot
+
+        def cfind(ctx: StepContext) -> ReplicationGroup | None:
+            return ElastiCache(clients_of(ctx), region).find_replication_group(target)
+
+        def ccheck(ctx: StepContext) -> bool:
+            group = cfind(ctx)
+            return group is not None and group.status == "available"
+
+        def caction(ctx: StepContext) -> Any:
+            if cfind(ctx) is not None:
+                return None
+            ElastiCache(clients_of(ctx), region).restore_replication_group(
+                csnap, target, like=req.cache_template
+            )
+            return {"replication_group": target}
+
+        def cwait(ctx: StepContext) -> bool:
+            group = cfind(ctx)
+            if group is not None and group.status in {"create-failed"}:
+                raise VerificationFailed(
+                    f"Redis group {target} in {region} is {group.status}", resource=target, region=region
+                )
+            if group is not None and group.status == "available":
+                ctx.set("endpoint", group.primary_endpoint)
+                return True
+            return False
+
+        steps.append(
+            Step(
+                id="restore",
+                title=f"Restore Redis {target} from snapshot {csnap.identifier}",
+                region=region,
+                service="elasticache",
+                changes=f"new Redis replication group {target} in {region}",
+                operations=(
+                    Operation(
+                        "elasticache",
+                        "CreateReplicationGroup",
+                        region,
+                        {"ReplicationGroupId": target, "SnapshotName": csnap.identifier},
+                    ),
+                ),
+                check=ccheck,
+                action=caction,
+                wait=cwait,
+                timeout=timeout,
+                estimate=900.0,
+            )
+        )
+        if req.cleanup:
+
+            def dcheck(ctx: StepContext) -> bool:
+                return cfind(ctx) is None
+
+            def daction(ctx: StepContext) -> Any:
+                ElastiCache(clients_of(ctx), region).delete_replication_group(target)
+                return None
+
+            def dwait(ctx: StepContext) -> bool:
+                group = cfind(ctx)
+                return group is None or group.status == "deleted"
+
+            steps.append(
+                Step(
+                    id="cleanup",
+                    title=f"Delete restored Redis {target}",
+                    region=region,
+                    service="elasticache",
+                    changes=f"deletes replication group {target} in {region}",
+                    depends_on=("restore",),
+                    operations=(
+                        Operation(
+                            "elasticache", "DeleteReplicationGroup", region, {"ReplicationGroupId": target}
+                        ),
+                    ),
+                    check=dcheck,
+                    action=daction,
+                    wait=dwait,
+                    timeout=timeout,
+                    estimate=300.0,
+                )
+            )
+    name = f"restore-{req.mode}" if req.kind == "rds" else "restore-redis"
+    return Plan(name, steps, f"Restore {target} in {region} from {req.source}")
+
+
+def _verify_step(req: RestoreRequest, connect: Connector) -> Step:
+    region, target = req.region, req.target
+    checks = req.checks or [Check(name="SELECT 1", sql="SELECT 1")]
+
+    def action(ctx: StepContext) -> Any:
+        clients = clients_of(ctx)
+        inst = Rds(clients, region).describe_instance(target)
+        if not inst.endpoint:
+            raise VerificationFailed(
+                f"restored DB instance {target} in {region} has no endpoint yet",
+                resource=target,
+                region=region,
+            )
+        assert req.secret_id is not None
+        user, password = master_credentials(clients, region, req.secret_id)
+        try:
+            conn = connect(
+                host=inst.endpoint,
+                port=inst.port or 5432,
+                dbname=req.db_name,
+                user=user,
+                password=password,
+                connect_timeout=10,
+                sslmode="prefer",
+            )
+        except Exception as exc:
+            raise VerificationFailed(
+                f"cannot connect to restored DB instance {target} in {region} ({inst.endpoint}:{inst.port}): "
+                f"{type(exc).__name__}",
+                resource=target,
+                region=region,
+                hint="check the security groups allow this host, or run the verification from inside the VPC",
+            ) from None
+        try:
+            results = run_checks(conn, checks)
+        finally:
+            conn.close()
+        ctx.set("checks", [r.to_dict() for r in results])
+        failed = [r for r in results if not r.ok]
+        if failed:
+            raise VerificationFailed(
+                f"restored DB instance {target} in {region} failed {len(failed)} of {len(results)} check(s): "
+                + "; ".join(f"{r.name}: {r.detail}" for r in failed),
+                resource=target,
+                region=region,
+            )
+        return None
+
+    return Step(
+        id="verify",
+        title=f"Verify {target} ({len(checks)} check(s))",
+        region=region,
+        service="local",
+        changes="none (read-only SQL checks)",
+        depends_on=("restore",),
+        operations=(
+            Operation(
+                "secretsmanager", "GetSecretValue", region, {"SecretId": req.secret_id}, mutating=False
+            ),
+        ),
+        action=action,
+        timeout=300.0,
+        estimate=5.0,
+    )
+
+
+def _cleanup_rds_step(req: RestoreRequest, *, depends: str) -> Step:
+    region, target = req.region, req.target
+
+    def check(ctx: StepContext) -> bool:
+        return Rds(clients_of(ctx), region).find_instance(target) is None
+
+    def action(ctx: StepContext) -> Any:
+        Rds(clients_of(ctx), region).delete_instance(target)
+        return None
+
+    def wait(ctx: StepContext) -> bool:
+        inst = Rds(clients_of(ctx), region).find_instance(target)
+        return inst is None or inst.status == "deleted"
+
+    return Step(
+        id="cleanup",
+        title=f"Delete restored {target}",
+        region=region,
+        service="rds",
+        changes=f"deletes DB instance {target} in {region} (no final snapshot)",
+        depends_on=(depends,),
+        operations=(
+            Operation(
+                "rds", "DeleteDBInstance", region, {"DBInstanceIdentifier": target, "SkipFinalSnapshot": True}
+            ),
+        ),
+        check=check,
+        action=action,
+        wait=wait,
+        timeout=3600.0,
+        estimate=600.0,
+    )
