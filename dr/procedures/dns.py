@@ -307,12 +307,6 @@ def prepare_move(
         else:
             chosen = "healthcheck"
     inversions, roles = _desired(state, target.region, chosen)
-    if (
-        chosen == "records"
-        and any(r.role == "PRIMARY" for r in state.records if r.region != target.region) is False
-        and not roles
-    ):
-        pass
     return DnsMove(target.region, chosen, state, inversions, roles, force, warnings)
 
 
