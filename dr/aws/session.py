@@ -178,7 +178,7 @@ class ClientProvider:
                 client = self._boto_session().client(
                     service, region_name=region, endpoint_url=self.endpoint_url, config=config
                 )
-                client.meta.events.register("before-call.*.*", self._make_hook(service, region))
+                client.meta.events.register("before-parameter-build.*.*", self._make_hook(service, region))
                 self._clients[key] = client
             return self._clients[key]
 
