@@ -1107,8 +1107,12 @@ class FakeKubeApi:
         for key in ("readyReplicas", "availableReplicas", "updatedReplicas", "unavailableReplicas"):
             if not status[key]:
                 status.pop(key)
-        if old != status:
-            self._put("deployments", {**dep, "status": status})
+        meta = dep["metadata"]
+        rev = (new or {}).get("metadata", {}).get("annotations", {}).get(REVISION)
+        if rev and (meta.get("annotations") or {}).get(REVISION) != rev:
+            meta = {**meta, "annotations": {**(meta.get("annotations") or {}), REVISION: rev}}
+        if old != status or meta is not dep["metadata"]:
+            self._put("deployments", {**dep, "metadata": meta, "status": status})
 
     # -- in-process helpers for tests and the sandbox manager ----------------------------------------
     def ready_pods(self, namespace: str, deployment: str) -> int:

@@ -1,0 +1,917 @@
+"""Kubernetes adapter used by procedures: deployments, rollouts, config, secrets, pods, policies.
+
+:func:`connect` builds a client for a cluster: from the kubeconfig context named like the cluster
+(the sandbox writes one per cluster; operators can too), else — real AWS — from EKS
+``DescribeCluster`` (endpoint + CA) and an IAM bearer token (see :func:`dr.aws.eks.cluster_token`).
+
+:class:`Kube` wraps the ``kubernetes`` client (imported lazily: ``dr --help`` never loads it):
+
+* every ``ApiException`` becomes a typed :mod:`dr.errors` error naming kind/name/namespace/cluster;
+* ``read_only=True`` (``--dry-run``) refuses every write before it is sent;
+* secret values are returned as :class:`dr.aws.secretsmanager.SecretValue` and never logged;
+* waits poll with adaptive back-off and a timeout (never a fixed sleep).
+
+Rollout undo follows ``kubectl rollout undo``: the ReplicaSets owned by the deployment carry the
+``deployment.kubernetes.io/revision`` annotation; the target revision's pod template (minus the
+``pod-template-hash`` label) is written back to the deployment with a JSON patch.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import logging
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dr.aws.secretsmanager import SecretValue
+from dr.errors import BadInput, DrError, NotFound, OperationFailed, TimeoutExpired
+
+if TYPE_CHECKING:
+    from dr.aws.session import ClientProvider
+
+log = logging.getLogger(__name__)
+
+REVISION = "deployment.kubernetes.io/revision"
+HASH_LABEL = "pod-template-hash"
+RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+MERGE = "application/merge-patch+json"
+STRATEGIC = "application/strategic-merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+REQUEST_TIMEOUT = (5.0, 30.0)
+
+
+class ReadOnlyKube(DrError):
+    """A write to the Kubernetes API was attempted in a dry run."""
+
+    exit_code = 1
+
+
+# ----------------------------------------------------------------------------------------------
+# Result types
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeploymentInfo:
+    name: str
+    namespace: str
+    replicas: int
+    ready: int
+    updated: int
+    available: int
+    total: int
+    generation: int
+    observed_generation: int
+    revision: int | None
+    images: tuple[str, ...]
+    annotations: dict[str, str] = field(default_factory=dict)
+    template_annotations: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def rolled_out(self) -> bool:
+        """``kubectl rollout status`` done: new spec observed, all replicas updated and available."""
+        return (
+            self.observed_generation >= self.generation
+            and self.updated >= self.replicas
+            and self.total <= self.updated
+            and self.available >= self.updated
+            and self.ready >= self.replicas
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "namespace": self.namespace,
+            "replicas": self.replicas,
+            "ready": self.ready,
+            "updated": self.updated,
+            "available": self.available,
+            "total": self.total,
+            "revision": self.revision,
+            "images": list(self.images),
+            "rolled_out": self.rolled_out,
+        }
+
+
+@dataclass(frozen=True)
+class Revision:
+    revision: int
+    replica_set: str
+    images: tuple[str, ...]
+    restarted_at: str | None
+    replicas: int
+    current: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "revision": self.revision,
+            "replica_set": self.replica_set,
+            "images": list(self.images),
+            "restarted_at": self.restarted_at,
+            "replicas": self.replicas,
+            "current": self.current,
+        }
+
+
+@dataclass(frozen=True)
+class PodInfo:
+    name: str
+    namespace: str
+    phase: str
+    ready: bool
+    restarts: int
+    node: str | None
+    labels: dict[str, str]
+    reason: str | None = None
+    age_seconds: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "phase": self.phase,
+            "ready": self.ready,
+            "restarts": self.restarts,
+            "node": self.node,
+            "reason": self.reason,
+            "labels": dict(self.labels),
+        }
+
+
+@dataclass(frozen=True)
+class EventInfo:
+    kind: str
+    name: str
+    reason: str
+    message: str
+    count: int
+    last_seen: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "object": f"{self.kind}/{self.name}",
+            "reason": self.reason,
+            "message": self.message,
+            "count": self.count,
+            "last_seen": self.last_seen,
+        }
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    name: str
+    ready: bool
+    pressure: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "ready": self.ready, "pressure": list(self.pressure)}
+
+
+@dataclass(frozen=True)
+class HpaInfo:
+    name: str
+    namespace: str
+    deployment: str
+    min_replicas: int
+    max_replicas: int
+    current: int | None
+    desired: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "deployment": self.deployment,
+            "min": self.min_replicas,
+            "max": self.max_replicas,
+            "current": self.current,
+            "desired": self.desired,
+        }
+
+
+def _g(obj: Any, *path: str, default: Any = None) -> Any:
+    """Read a nested attribute of a client model (or dict), tolerating None on the way."""
+    cur = obj
+    for part in path:
+        if cur is None:
+            return default
+        cur = cur.get(part) if isinstance(cur, dict) else getattr(cur, part, None)
+    return default if cur is None else cur
+
+
+# ----------------------------------------------------------------------------------------------
+# Connecting
+# ----------------------------------------------------------------------------------------------
+
+
+def default_kubeconfig() -> str | None:
+    env = os.environ.get("KUBECONFIG")
+    if env:
+        return env.split(os.pathsep)[0]
+    home = Path.home() / ".kube" / "config"
+    return str(home) if home.exists() else None
+
+
+def kubeconfig_contexts(path: str | None) -> list[str]:
+    if not path or not Path(path).exists():
+        return []
+    import yaml
+
+    try:
+        doc = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return []
+    return [str(c.get("name")) for c in doc.get("contexts") or [] if isinstance(c, dict)]
+
+
+def connect(
+    cluster: str,
+    region: str,
+    *,
+    kubeconfig: str | None = None,
+    clients: ClientProvider | None = None,
+    read_only: bool = False,
+) -> Kube:
+    """A :class:`Kube` for ``cluster``: kubeconfig context named ``cluster`` if any, else EKS + IAM."""
+    from kubernetes import client as k8s
+    from kubernetes import config as k8s_config
+
+    path = kubeconfig or default_kubeconfig()
+    if cluster in kubeconfig_contexts(path):
+        api_client = k8s_config.new_client_from_config(config_file=path, context=cluster)
+        source = f"kubeconfig {path} context {cluster}"
+    else:
+        if clients is None:
+            raise BadInput(
+                f"no kubeconfig context named {cluster!r} ({path or 'no kubeconfig'}) and no AWS access to "
+                "look the cluster up",
+                resource=cluster,
+                region=region,
+                hint=f"run `aws eks update-kubeconfig --name {cluster} --region {region} --alias {cluster}` "
+                "or pass --kubeconfig",
+            )
+        from dr.aws import eks
+
+        info = eks.describe_cluster(clients, region, cluster)
+        if info.status not in ("ACTIVE", "UPDATING"):
+            raise OperationFailed(
+                f"EKS cluster {cluster} in {region} is {info.status}", resource=cluster, region=region
+            )
+        cfg = k8s.Configuration(host=info.endpoint)
+        ca = tempfile.NamedTemporaryFile(prefix=f"dr-{cluster}-ca-", suffix=".pem", delete=False)  # noqa: SIM115
+        with ca:
+            ca.write(eks.ca_pem(info))
+        cfg.ssl_ca_cert = ca.name
+        token_state: dict[str, Any] = {"token": None, "at": 0.0}
+
+        def refresh(conf: Any) -> None:
+            # Presigned tokens live 15 min server-side; refresh well before.
+            if token_state["token"] is None or time.monotonic() - token_state["at"] > 600:
+                token_state["token"] = eks.cluster_token(clients, region, cluster)
+                token_state["at"] = time.monotonic()
+            conf.api_key["BearerToken"] = token_state["token"]
+
+        cfg.api_key_prefix["BearerToken"] = "Bearer"
+        cfg.refresh_api_key_hook = refresh  # type: ignore[assignment]
+        refresh(cfg)
+        api_client = k8s.ApiClient(cfg)
+        source = f"EKS {cluster} ({info.endpoint})"
+    return Kube(api_client, cluster=cluster, region=region, read_only=read_only, source=source)
+
+
+# ----------------------------------------------------------------------------------------------
+# The adapter
+# ----------------------------------------------------------------------------------------------
+
+
+class Kube:
+    """Kubernetes operations on one cluster."""
+
+    def __init__(
+        self,
+        api_client: Any,
+        *,
+        cluster: str,
+        region: str,
+        read_only: bool = False,
+        source: str = "",
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Any] | None = None,
+    ) -> None:
+        self.api_client = api_client
+        self.cluster = cluster
+        self.region = region
+        self.read_only = read_only
+        self.source = source
+        self.clock = clock
+        self._stop = threading.Event()
+        self._sleep = sleep or self._stop.wait
+        self.writes: list[str] = []
+
+    def _plain(self, model: Any) -> dict[str, Any]:
+        """A client model as the API's JSON (camelCase), for copying templates around."""
+        if isinstance(model, dict):
+            return model
+        data = self.api_client.sanitize_for_serialization(model)
+        return dict(data) if isinstance(data, dict) else {}
+
+    def close(self) -> None:
+        close = getattr(self.api_client, "close", None)
+        if callable(close):
+            close()
+
+    # -- plumbing ----------------------------------------------------------------------------------
+    @property
+    def core(self) -> Any:
+        from kubernetes import client as k8s
+
+        return k8s.CoreV1Api(self.api_client)
+
+    @property
+    def apps(self) -> Any:
+        from kubernetes import client as k8s
+
+        return k8s.AppsV1Api(self.api_client)
+
+    @property
+    def autoscaling(self) -> Any:
+        from kubernetes import client as k8s
+
+        return k8s.AutoscalingV2Api(self.api_client)
+
+    @property
+    def networking(self) -> Any:
+        from kubernetes import client as k8s
+
+        return k8s.NetworkingV1Api(self.api_client)
+
+    def where(self, namespace: str | None = None) -> str:
+        ns = f"namespace {namespace} of " if namespace else ""
+        return f"{ns}cluster {self.cluster} ({self.region})"
+
+    @contextmanager
+    def _errors(self, kind: str, name: str, namespace: str | None, action: str) -> Iterator[None]:
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
+
+        resource = f"{kind} {name}"
+        try:
+            yield
+        except ApiException as err:
+            reason = _status_message(err)
+            status = int(err.status or 0)
+            where = self.where(namespace)
+            if status == 404:
+                raise NotFound(
+                    f"{resource} not found in {where}",
+                    resource=resource,
+                    region=self.region,
+                    code="NotFound",
+                    hint="check the name in the stack files (dr topology) and the namespace",
+                ) from None
+            if status in (400, 422):
+                raise BadInput(
+                    f"{action} {resource} in {where} was refused: {reason}",
+                    resource=resource,
+                    region=self.region,
+                    code=str(status),
+                ) from None
+            if status in (401, 403):
+                raise OperationFailed(
+                    f"{action} {resource} in {where}: not allowed ({status}): {reason}",
+                    resource=resource,
+                    region=self.region,
+                    code=str(status),
+                    hint="check your IAM identity is mapped in the cluster (aws-auth / access entries)",
+                ) from None
+            raise OperationFailed(
+                f"{action} {resource} in {where} failed ({status}): {reason}",
+                resource=resource,
+                region=self.region,
+                code=str(status),
+            ) from None
+        except HTTPError as err:
+            raise OperationFailed(
+                f"{action} {resource}: the API of {self.where()} did not answer ({type(err).__name__})",
+                resource=resource,
+                region=self.region,
+                hint="check the cluster endpoint is reachable (VPN / network) and the cluster is ACTIVE",
+            ) from None
+
+    def _write(self, what: str) -> None:
+        if self.read_only:
+            raise ReadOnlyKube(f"dry run: refused to {what} in {self.where()} (a write)", region=self.region)
+        self.writes.append(what)
+        log.info("k8s %s: %s", self.cluster, what)
+
+    def _wait(
+        self,
+        predicate: Callable[[], bool],
+        *,
+        timeout: float,
+        what: str,
+        first: float = 0.05,
+        cap: float = 5.0,
+    ) -> None:
+        start = self.clock()
+        interval = first
+        while True:
+            if predicate():
+                return
+            elapsed = self.clock() - start
+            if elapsed >= timeout:
+                raise TimeoutExpired(
+                    f"timed out after {timeout:g}s waiting for {what} in {self.where()}",
+                    resource=what,
+                    region=self.region,
+                    hint="check `dr ops triage` for Pending pods / FailedScheduling events",
+                )
+            # Adaptive: fast first polls, then grow; never more than 5 % of the time waited so far + 0.5 s.
+            pause = min(interval, cap, max(0.5, 0.05 * elapsed), timeout - elapsed)
+            self._sleep(max(0.0, pause))
+            interval *= 1.6
+
+    # -- deployments ---------------------------------------------------------------------------------
+    def _read_deployment(self, namespace: str, name: str) -> Any:
+        with self._errors("deployment", name, namespace, "read"):
+            return self.apps.read_namespaced_deployment(name, namespace, _request_timeout=REQUEST_TIMEOUT)
+
+    @staticmethod
+    def _info(dep: Any) -> DeploymentInfo:
+        status = _g(dep, "status")
+        containers = _g(dep, "spec", "template", "spec", "containers", default=[])
+        annotations = dict(_g(dep, "metadata", "annotations", default={}) or {})
+        rev = annotations.get(REVISION)
+        return DeploymentInfo(
+            name=_g(dep, "metadata", "name"),
+            namespace=_g(dep, "metadata", "namespace"),
+            replicas=int(_g(dep, "spec", "replicas", default=1)),
+            ready=int(_g(status, "ready_replicas", default=0)),
+            updated=int(_g(status, "updated_replicas", default=0)),
+            available=int(_g(status, "available_replicas", default=0)),
+            total=int(_g(status, "replicas", default=0)),
+            generation=int(_g(dep, "metadata", "generation", default=0)),
+            observed_generation=int(_g(status, "observed_generation", default=0)),
+            revision=int(rev) if rev and rev.isdigit() else None,
+            images=tuple(str(_g(c, "image", default="")) for c in containers),
+            annotations=annotations,
+            template_annotations=dict(
+                _g(dep, "spec", "template", "metadata", "annotations", default={}) or {}
+            ),
+        )
+
+    def get_deployment(self, namespace: str, name: str) -> DeploymentInfo:
+        info = self._info(self._read_deployment(namespace, name))
+        revisions = self._revisions(namespace, name)
+        current = next((r.revision for r in revisions if r.current), None)
+        if current is not None and info.revision is None:
+            info = DeploymentInfo(**{**info.__dict__, "revision": current})
+        return info
+
+    def list_deployments(self, namespace: str) -> list[DeploymentInfo]:
+        with self._errors("deployments", "*", namespace, "list"):
+            items = self.apps.list_namespaced_deployment(namespace, _request_timeout=REQUEST_TIMEOUT).items
+        return [self._info(d) for d in items]
+
+    def scale_deployment(self, namespace: str, name: str, replicas: int) -> int:
+        """Set ``spec.replicas`` through the scale subresource; returns the previous count."""
+        if replicas < 0:
+            raise BadInput(
+                f"deployment {name}: replicas must be 0 or more (got {replicas})",
+                resource=f"deployment {name}",
+                region=self.region,
+                hint="pass --replicas 0 or more",
+            )
+        with self._errors("deployment", name, namespace, "read scale of"):
+            scale = self.apps.read_namespaced_deployment_scale(
+                name, namespace, _request_timeout=REQUEST_TIMEOUT
+            )
+        before = int(_g(scale, "spec", "replicas", default=0))
+        if before == replicas:
+            return before
+        self._write(f"scale deployment {namespace}/{name} {before} -> {replicas}")
+        with self._errors("deployment", name, namespace, "scale"):
+            self.apps.patch_namespaced_deployment_scale(
+                name,
+                namespace,
+                {"spec": {"replicas": replicas}},
+                _content_type=MERGE,
+                _request_timeout=REQUEST_TIMEOUT,
+            )
+        return before
+
+    def annotate_deployment(self, namespace: str, name: str, annotations: dict[str, str | None]) -> None:
+        """Set (or, with None, remove) deployment annotations — state that must outlive the laptop."""
+        self._write(f"annotate deployment {namespace}/{name} {sorted(annotations)}")
+        with self._errors("deployment", name, namespace, "annotate"):
+            self.apps.patch_namespaced_deployment(
+                name,
+                namespace,
+                {"metadata": {"annotations": annotations}},
+                _content_type=MERGE,
+                _request_timeout=REQUEST_TIMEOUT,
+            )
+
+    def rollout_status(self, namespace: str, name: str) -> DeploymentInfo:
+        return self._info(self._read_deployment(namespace, name))
+
+    def wait_rollout(self, namespace: str, name: str, *, timeout: float = 600.0) -> DeploymentInfo:
+        """Wait until every replica runs the current template and is Ready (``rollout status``)."""
+        last: dict[str, DeploymentInfo] = {}
+
+        def done() -> bool:
+            last["info"] = self.rollout_status(namespace, name)
+            return last["info"].rolled_out
+
+        try:
+            self._wait(done, timeout=timeout, what=f"rollout of deployment {name}")
+        except TimeoutExpired as err:
+            info = last.get("info")
+            if info is None:
+                raise
+            raise TimeoutExpired(
+                f"{err.message} (replicas {info.replicas}, updated {info.updated}, ready {info.ready}, "
+                f"old still running {max(0, info.total - info.updated)})",
+                resource=err.resource,
+                region=err.region,
+                hint=err.hint,
+            ) from None
+        return last["info"]
+
+    def rollout_restart(self, namespace: str, name: str, at: dt.datetime | None = None) -> str:
+        """``kubectl rollout restart``: stamp the pod template; returns the timestamp used."""
+        stamp = (at or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        dep = self._read_deployment(namespace, name)
+        if int(_g(dep, "spec", "replicas", default=1)) == 0:
+            log.info("deployment %s/%s has 0 replicas; restart only changes the template", namespace, name)
+        self._write(f"rollout restart deployment {namespace}/{name}")
+        with self._errors("deployment", name, namespace, "restart"):
+            self.apps.patch_namespaced_deployment(
+                name,
+                namespace,
+                {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}}}},
+                _content_type=STRATEGIC,
+                _request_timeout=REQUEST_TIMEOUT,
+            )
+        return stamp
+
+    def _replica_sets(self, namespace: str, name: str) -> tuple[Any, list[Any]]:
+        dep = self._read_deployment(namespace, name)
+        uid = _g(dep, "metadata", "uid")
+        labels = _g(dep, "spec", "selector", "match_labels", default={}) or {}
+        selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+        with self._errors("replicasets of deployment", name, namespace, "list"):
+            items = self.apps.list_namespaced_replica_set(
+                namespace, label_selector=selector, _request_timeout=REQUEST_TIMEOUT
+            ).items
+        owned = [
+            rs
+            for rs in items
+            if any(
+                _g(r, "uid") == uid and _g(r, "controller")
+                for r in _g(rs, "metadata", "owner_references", default=[])
+            )
+        ]
+        return dep, owned
+
+    @staticmethod
+    def _rs_revision(rs: Any) -> int:
+        raw = (_g(rs, "metadata", "annotations", default={}) or {}).get(REVISION, "0")
+        return int(raw) if str(raw).isdigit() else 0
+
+    def _revisions(self, namespace: str, name: str) -> list[Revision]:
+        dep, owned = self._replica_sets(namespace, name)
+        current_tmpl = _strip_hash(self._plain(_g(dep, "spec", "template")))
+        out = []
+        for rs in owned:
+            tmpl = self._plain(_g(rs, "spec", "template"))
+            out.append(
+                Revision(
+                    revision=self._rs_revision(rs),
+                    replica_set=_g(rs, "metadata", "name"),
+                    images=tuple(c.get("image", "") for c in (tmpl.get("spec") or {}).get("containers", [])),
+                    restarted_at=((tmpl.get("metadata") or {}).get("annotations") or {}).get(RESTARTED_AT),
+                    replicas=int(_g(rs, "status", "replicas", default=0)),
+                    current=_strip_hash(tmpl) == current_tmpl,
+                )
+            )
+        return sorted(out, key=lambda r: r.revision)
+
+    def rollout_history(self, namespace: str, name: str) -> list[Revision]:
+        return self._revisions(namespace, name)
+
+    def rollout_undo(self, namespace: str, name: str, to_revision: int = 0) -> Revision | None:
+        """``kubectl rollout undo [--to-revision N]``; returns the revision rolled back to.
+
+        None when the deployment already runs that revision's template (nothing to do, like
+        kubectl's "skipped rollback").
+        """
+        if to_revision < 0:
+            raise BadInput(
+                f"--to-revision must be 0 (previous) or a positive revision, got {to_revision}",
+                resource=f"deployment {name}",
+                region=self.region,
+            )
+        dep, owned = self._replica_sets(namespace, name)
+        if _g(dep, "spec", "paused"):
+            raise BadInput(
+                f"deployment {name} in {self.where(namespace)} is paused; resume it before rolling back",
+                resource=f"deployment {name}",
+                region=self.region,
+            )
+        by_rev = {self._rs_revision(rs): rs for rs in owned}
+        revisions = sorted(by_rev)
+        if to_revision == 0:
+            if len(revisions) < 2:
+                raise BadInput(
+                    f"deployment {name} in {self.where(namespace)} has no previous revision to roll back to "
+                    f"(history: {revisions or 'empty'})",
+                    resource=f"deployment {name}",
+                    region=self.region,
+                    hint="see the history with `dr ops history <deployment>`",
+                )
+            to_revision = revisions[-2]
+        target = by_rev.get(to_revision)
+        if target is None:
+            raise BadInput(
+                f"deployment {name} in {self.where(namespace)} has no revision {to_revision} "
+                f"(available: {', '.join(map(str, revisions)) or 'none'})",
+                resource=f"deployment {name}",
+                region=self.region,
+                hint="pick one of the listed revisions for --to-revision",
+            )
+        tmpl = _strip_hash(self._plain(_g(target, "spec", "template")))
+        revision = next(r for r in self._revisions(namespace, name) if r.revision == to_revision)
+        if tmpl == _strip_hash(self._plain(_g(dep, "spec", "template"))):
+            return None
+        self._write(f"rollout undo deployment {namespace}/{name} to revision {to_revision}")
+        with self._errors("deployment", name, namespace, "roll back"):
+            self.apps.patch_namespaced_deployment(
+                name,
+                namespace,
+                [
+                    {"op": "test", "path": "/metadata/uid", "value": _g(dep, "metadata", "uid")},
+                    {"op": "replace", "path": "/spec/template", "value": tmpl},
+                ],
+                _content_type=JSON_PATCH,
+                _request_timeout=REQUEST_TIMEOUT,
+            )
+        return revision
+
+    # -- config maps and secrets ------------------------------------------------------------------------
+    def get_configmap(self, namespace: str, name: str) -> dict[str, str]:
+        with self._errors("configmap", name, namespace, "read"):
+            cm = self.core.read_namespaced_config_map(name, namespace, _request_timeout=REQUEST_TIMEOUT)
+        return dict(_g(cm, "data", default={}) or {})
+
+    def patch_configmap(
+        self, namespace: str, name: str, data: dict[str, str | None]
+    ) -> dict[str, str | None]:
+        """Merge ``data`` into the ConfigMap (None removes a key); returns the previous values."""
+        current = self.get_configmap(namespace, name)
+        before = {k: current.get(k) for k in data}
+        if before == data:
+            return before
+        self._write(f"patch configmap {namespace}/{name} keys {sorted(data)}")
+        with self._errors("configmap", name, namespace, "patch"):
+            self.core.patch_namespaced_config_map(
+                name, namespace, {"data": data}, _content_type=MERGE, _request_timeout=REQUEST_TIMEOUT
+            )
+        return before
+
+    def read_secret_key(self, namespace: str, name: str, key: str) -> SecretValue:
+        with self._errors("secret", name, namespace, "read"):
+            secret = self.core.read_namespaced_secret(name, namespace, _request_timeout=REQUEST_TIMEOUT)
+        data = _g(secret, "data", default={}) or {}
+        if key not in data:
+            raise NotFound(
+                f"secret {name} in {self.where(namespace)} has no key {key!r} (keys: {', '.join(sorted(data))})",
+                resource=f"secret {name}",
+                region=self.region,
+                hint="check app.dbSecret.key in the stack files",
+            )
+        return SecretValue(base64.b64decode(data[key]).decode())
+
+    def patch_secret_key(self, namespace: str, name: str, key: str, value: SecretValue) -> bool:
+        """Set one key of a Secret (base64); False when it already holds ``value``. Never logged."""
+        try:
+            if self.read_secret_key(namespace, name, key) == value:
+                return False
+        except NotFound as err:
+            if "has no key" not in err.message:
+                raise
+        self._write(f"patch secret {namespace}/{name} key {key}")
+        encoded = base64.b64encode(value.reveal().encode()).decode()
+        with self._errors("secret", name, namespace, "patch"):
+            self.core.patch_namespaced_secret(
+                name,
+                namespace,
+                {"data": {key: encoded}},
+                _content_type=MERGE,
+                _request_timeout=REQUEST_TIMEOUT,
+            )
+        return True
+
+    # -- pods, events, nodes ----------------------------------------------------------------------------
+    def list_pods(self, namespace: str, label_selector: str = "") -> list[PodInfo]:
+        with self._errors("pods", label_selector or "*", namespace, "list"):
+            items = self.core.list_namespaced_pod(
+                namespace, label_selector=label_selector or None, _request_timeout=REQUEST_TIMEOUT
+            ).items
+        out = []
+        now = dt.datetime.now(dt.UTC)
+        for p in items:
+            statuses = _g(p, "status", "container_statuses", default=[]) or []
+            conditions = {
+                _g(c, "type"): _g(c, "status") for c in _g(p, "status", "conditions", default=[]) or []
+            }
+            reason = None
+            for cs in statuses:
+                reason = reason or _g(cs, "state", "waiting", "reason")
+            if conditions.get("PodScheduled") == "False":
+                reason = "Unschedulable"
+            created = _g(p, "metadata", "creation_timestamp")
+            out.append(
+                PodInfo(
+                    name=_g(p, "metadata", "name"),
+                    namespace=namespace,
+                    phase=str(_g(p, "status", "phase", default="Unknown")),
+                    ready=conditions.get("Ready") == "True",
+                    restarts=sum(int(_g(cs, "restart_count", default=0)) for cs in statuses),
+                    node=_g(p, "spec", "node_name"),
+                    labels=dict(_g(p, "metadata", "labels", default={}) or {}),
+                    reason=reason,
+                    age_seconds=(now - created).total_seconds() if isinstance(created, dt.datetime) else None,
+                )
+            )
+        return sorted(out, key=lambda p: p.name)
+
+    def get_pod(self, namespace: str, name: str) -> PodInfo:
+        with self._errors("pod", name, namespace, "read"):
+            self.core.read_namespaced_pod(name, namespace, _request_timeout=REQUEST_TIMEOUT)
+        return next(p for p in self.list_pods(namespace) if p.name == name)
+
+    def label_pod(self, namespace: str, name: str, labels: dict[str, str]) -> bool:
+        """Add labels to a pod; False when it already has them."""
+        pod = self.get_pod(namespace, name)
+        if all(pod.labels.get(k) == v for k, v in labels.items()):
+            return False
+        self._write(f"label pod {namespace}/{name} {labels}")
+        with self._errors("pod", name, namespace, "label"):
+            self.core.patch_namespaced_pod(
+                name,
+                namespace,
+                {"metadata": {"labels": labels}},
+                _content_type=MERGE,
+                _request_timeout=REQUEST_TIMEOUT,
+            )
+        return True
+
+    def ensure_deny_all_policy(self, namespace: str, name: str, match_labels: dict[str, str]) -> bool:
+        """Create a NetworkPolicy denying all ingress and egress of pods with ``match_labels``.
+
+        Returns False when a policy of that name already exists (idempotent).
+        """
+        with self._errors("networkpolicy", name, namespace, "read"):
+            try:
+                self.networking.read_namespaced_network_policy(
+                    name, namespace, _request_timeout=REQUEST_TIMEOUT
+                )
+                return False
+            except Exception as err:
+                if getattr(err, "status", None) != 404:
+                    raise
+        self._write(f"create deny-all networkpolicy {namespace}/{name} for {match_labels}")
+        body = {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "labels": {"app.kubernetes.io/managed-by": "dr"},
+            },
+            # No ingress/egress rules + both policy types = everything denied.
+            "spec": {"podSelector": {"matchLabels": match_labels}, "policyTypes": ["Ingress", "Egress"]},
+        }
+        with self._errors("networkpolicy", name, namespace, "create"):
+            self.networking.create_namespaced_network_policy(
+                namespace, body, _request_timeout=REQUEST_TIMEOUT
+            )
+        return True
+
+    def get_network_policy(self, namespace: str, name: str) -> dict[str, Any]:
+        with self._errors("networkpolicy", name, namespace, "read"):
+            pol = self.networking.read_namespaced_network_policy(
+                name, namespace, _request_timeout=REQUEST_TIMEOUT
+            )
+        return self._plain(pol)
+
+    def warning_events(self, namespace: str, limit: int = 50) -> list[EventInfo]:
+        with self._errors("events", "Warning", namespace, "list"):
+            items = self.core.list_namespaced_event(
+                namespace, field_selector="type=Warning", _request_timeout=REQUEST_TIMEOUT
+            ).items
+
+        def ts(e: Any) -> str:
+            value = _g(e, "last_timestamp") or _g(e, "event_time") or _g(e, "metadata", "creation_timestamp")
+            return value.isoformat() if isinstance(value, dt.datetime) else str(value or "")
+
+        events = [
+            EventInfo(
+                kind=str(_g(e, "involved_object", "kind", default="")),
+                name=str(_g(e, "involved_object", "name", default="")),
+                reason=str(_g(e, "reason", default="")),
+                message=str(_g(e, "message", default="")),
+                count=int(_g(e, "count", default=1)),
+                last_seen=ts(e) or None,
+            )
+            for e in items
+        ]
+        return sorted(events, key=lambda e: e.last_seen or "", reverse=True)[:limit]
+
+    def nodes(self) -> list[NodeInfo]:
+        with self._errors("nodes", "*", None, "list"):
+            items = self.core.list_node(_request_timeout=REQUEST_TIMEOUT).items
+        out = []
+        for n in items:
+            conds = {_g(c, "type"): _g(c, "status") for c in _g(n, "status", "conditions", default=[]) or []}
+            out.append(
+                NodeInfo(
+                    name=_g(n, "metadata", "name"),
+                    ready=conds.get("Ready") == "True",
+                    pressure=tuple(
+                        sorted(t for t, s in conds.items() if t.endswith("Pressure") and s == "True")
+                    ),
+                )
+            )
+        return out
+
+    # -- HPA ------------------------------------------------------------------------------------------
+    def hpa_for(self, namespace: str, deployment: str) -> HpaInfo | None:
+        """The HPA whose scaleTargetRef is the deployment (None when there is none)."""
+        with self._errors("horizontalpodautoscalers", "*", namespace, "list"):
+            items = self.autoscaling.list_namespaced_horizontal_pod_autoscaler(
+                namespace, _request_timeout=REQUEST_TIMEOUT
+            ).items
+        for h in items:
+            ref = _g(h, "spec", "scale_target_ref")
+            if _g(ref, "kind") == "Deployment" and _g(ref, "name") == deployment:
+                return HpaInfo(
+                    name=_g(h, "metadata", "name"),
+                    namespace=namespace,
+                    deployment=deployment,
+                    min_replicas=int(_g(h, "spec", "min_replicas", default=1)),
+                    max_replicas=int(_g(h, "spec", "max_replicas")),
+                    current=_g(h, "status", "current_replicas"),
+                    desired=_g(h, "status", "desired_replicas"),
+                )
+        return None
+
+    def patch_hpa(
+        self, namespace: str, name: str, *, min_replicas: int | None, max_replicas: int | None
+    ) -> None:
+        spec: dict[str, int] = {}
+        if min_replicas is not None:
+            spec["minReplicas"] = min_replicas
+        if max_replicas is not None:
+            spec["maxReplicas"] = max_replicas
+        if not spec:
+            return
+        self._write(f"patch hpa {namespace}/{name} {spec}")
+        with self._errors("horizontalpodautoscaler", name, namespace, "patch"):
+            self.autoscaling.patch_namespaced_horizontal_pod_autoscaler(
+                name, namespace, {"spec": spec}, _content_type=MERGE, _request_timeout=REQUEST_TIMEOUT
+            )
+
+
+def _strip_hash(template: dict[str, Any]) -> dict[str, Any]:
+    """A pod template without ``pod-template-hash`` and with empty maps removed (comparable)."""
+    tmpl = json.loads(json.dumps(template, default=str))
+    labels = (tmpl.get("metadata") or {}).get("labels") or {}
+    labels.pop(HASH_LABEL, None)
+
+    def prune(obj: Any) -> Any:
+        if isinstance(obj, dict):
+            return {k: prune(v) for k, v in obj.items() if v not in (None, {}, [])}
+        if isinstance(obj, list):
+            return [prune(v) for v in obj]
+        return obj
+
+    return dict(prune(tmpl))
+
+
+def _status_message(err: Any) -> str:
+    body = getattr(err, "body", None)
+    if body:
+        try:
+            return str(json.loads(body).get("message") or body)
+        except (ValueError, AttributeError):
+            return str(body)[:300]
+    return str(getattr(err, "reason", "") or err)
