@@ -1,0 +1,80 @@
+"""Shared plumbing of the snapshot / restore / promote / dns commands (imports only click at load)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from dr.aws.session import ClientProvider
+    from dr.cli.context import AppContext
+    from dr.runbook.executor import RunResult
+    from dr.runbook.lock import DynamoLock
+    from dr.runbook.plan import Plan
+
+
+def estate_lock(app: AppContext) -> DynamoLock:
+    """The estate's run lock: table ``Estate.lock_table`` in the DR (surviving) region, one name per app.
+
+    Promote, DNS moves and the whole-region failover share it, so two of them never overlap.
+    """
+    from dr.runbook.lock import DynamoLock
+
+    estate = app.estate
+    return DynamoLock(
+        app.clients(), table=estate.lock_table, region=estate.secondary.region, name=f"{estate.app.name}-dr"
+    )
+
+
+def execute(
+    app: AppContext,
+    plan: Plan,
+    clients: ClientProvider,
+    *,
+    dry_run: bool,
+    yes: bool,
+    resume: str | None,
+    break_lock: bool,
+    runs_dir: Path,
+    locked: bool,
+) -> RunResult:
+    from dr.procedures.common import services
+    from dr.runbook.runner import run_plan
+
+    return run_plan(
+        plan,
+        services(clients, app.estate),
+        dry_run=dry_run,
+        assume_yes=yes,
+        resume=resume,
+        runs_dir=runs_dir,
+        lock=estate_lock(app) if locked and not dry_run else None,
+        break_lock=break_lock,
+        output=app.output,
+    )
+
+
+def finish(
+    app: AppContext,
+    result: RunResult,
+    report: dict[str, Any] | None = None,
+    human: Callable[[dict[str, Any], Console], None] | None = None,
+) -> None:
+    """Render ``{"run": ..., **report}`` (JSON) or the run summary + ``human(report)``; exit 1 on failure."""
+    from dr.cli.render import console, dumps
+    from dr.cli.runopts import render_run
+
+    report = report or {}
+    if app.json:
+        click.echo(dumps({**report, "run": result.to_dict()}))
+    else:
+        render_run(app.output, result)
+        if human is not None and result.status != "dry-run":
+            human(report, console())
+    if not result.ok:
+        raise click.exceptions.Exit(1)

@@ -1,0 +1,96 @@
+"""`dr promote` — promote the DR read replica, gated on its replication lag."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+
+from dr.cli.context import AppContext, pass_app
+from dr.cli.opsutil import execute, finish
+from dr.cli.runopts import plan_options
+
+
+def _human(report: dict[str, Any], out: Console) -> None:
+    pre = report["promote"]
+    if pre["already_promoted"]:
+        out.print(f"{pre['db']} ({pre['region']}) was already a standalone primary — nothing to do")
+        return
+    rpo = pre["rpo_estimate_seconds"]
+    out.print(
+        f"{pre['db']} ({pre['region']}) is now a writable standalone instance"
+        + (f" at {report['endpoint']}" if report.get("endpoint") else "")
+        + (
+            f"; RPO estimate {rpo:g}s (ReplicaLag at promotion)"
+            if rpo is not None
+            else "; RPO unknown (no lag data)"
+        )
+    )
+    for warning in pre["warnings"]:
+        out.print(f"[yellow]warning:[/yellow] {warning}")
+
+
+@click.command()
+@click.option(
+    "--db", default=None, help="DB instance to promote (default: the DR replica of the stack files)."
+)
+@click.option("--region", default=None, help="Region/stack of --db (default: the secondary).")
+@click.option("--max-lag", default=None, help="Lag budget, e.g. 5s (default: the estate's RPO objective).")
+@click.option("--force", is_flag=True, help="Promote even when the lag is over budget or unknown.")
+@click.option(
+    "--timeout", type=float, default=1800, show_default=True, help="Seconds to wait for the promotion."
+)
+@plan_options
+@pass_app
+def promote(
+    app: AppContext,
+    db: str | None,
+    region: str | None,
+    max_lag: str | None,
+    force: bool,
+    timeout: float,
+    dry_run: bool,
+    yes: bool,
+    resume: str | None,
+    break_lock: bool,
+    runs_dir: Path,
+) -> None:
+    """Promote a cross-region read replica to a writable primary (refused, exit 3, when it lags)."""
+    import datetime as dt
+
+    from dr.aws.rds import Rds
+    from dr.procedures.common import parse_duration, pick_site
+    from dr.procedures.promote import preflight, promote_plan
+
+    estate = app.estate
+    view = pick_site(estate, region, estate.secondary)
+    ident = db or view.database.identifier
+    budget = (
+        parse_duration(max_lag, option="--max-lag")
+        if max_lag
+        else dt.timedelta(seconds=estate.app.objectives.rpo_seconds)
+    )
+    clients = app.clients(read_only=dry_run)
+    pre = preflight(clients, db=ident, region=view.region, max_lag=budget, force=force)
+    plan = promote_plan(pre, timeout=timeout)
+    result = execute(
+        app,
+        plan,
+        clients,
+        dry_run=dry_run,
+        yes=yes,
+        resume=resume,
+        break_lock=break_lock,
+        runs_dir=runs_dir,
+        locked=True,
+    )
+    report: dict[str, Any] = {"promote": pre.to_dict()}
+    if result.status != "dry-run":
+        inst = Rds(clients, view.region).find_instance(ident)
+        if inst is not None:
+            report["endpoint"] = inst.endpoint
+            report["status"] = inst.status
+            report["standalone"] = not inst.is_replica
+    finish(app, result, report, _human)

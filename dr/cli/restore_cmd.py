@@ -1,0 +1,196 @@
+"""`dr restore pitr|snapshot` — restore into a NEW instance (never in place), optionally verify + clean up."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+
+from dr.cli.context import AppContext, pass_app
+from dr.cli.opsutil import execute, finish
+from dr.cli.runopts import plan_options
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _verify_options(f: F) -> F:
+    options = [
+        click.option(
+            "--verify",
+            is_flag=True,
+            help="Connect with psycopg (credentials from Secrets Manager) and run the checks.",
+        ),
+        click.option(
+            "--check-table",
+            "check_tables",
+            multiple=True,
+            metavar="TABLE[:MIN]",
+            help="Table that must hold at least MIN rows (default 1). Repeatable; implies --verify.",
+        ),
+        click.option(
+            "--check-sql",
+            "check_sqls",
+            multiple=True,
+            metavar="SQL",
+            help="Query whose first column must be true. Repeatable; implies --verify.",
+        ),
+        click.option(
+            "--cleanup", is_flag=True, help="Delete the restored instance afterwards (restore testing)."
+        ),
+        click.option(
+            "--timeout", type=float, default=7200, show_default=True, help="Seconds to wait for the restore."
+        ),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _checks(tables: tuple[str, ...], sqls: tuple[str, ...]) -> list[Any]:
+    from dr.procedures.restore import Check
+
+    return [Check.parse_table(t) for t in tables] + [Check(name=s, sql=s) for s in sqls]
+
+
+def _human(report: dict[str, Any], out: Console) -> None:
+    req = report["restore"]
+    out.print(
+        f"{req['target']} restored in {req['region']} from {req['source']}"
+        + (f" at {req['restore_time']}" if req.get("restore_time") else "")
+        + (f"; inherits settings of {req['inherits_from']}" if req.get("inherits_from") else "")
+    )
+    if req.get("cleanup"):
+        out.print(f"{req['target']} deleted again (--cleanup)")
+
+
+@click.group()
+def restore() -> None:
+    """Restore a database (point in time or snapshot) or a Redis group (snapshot) into a new resource."""
+
+
+@restore.command("pitr")
+@click.option("--source", default=None, help="Source DB instance (default: the site's database).")
+@click.option("--region", default=None, help="Region/stack of the source (default: the primary).")
+@click.option("--time", "when", default=None, help="Restore time, ISO-8601 (e.g. 2026-11-24T06:30:00Z).")
+@click.option("--minutes-ago", type=float, default=None, help="Restore to N minutes before now.")
+@click.option("--target", required=True, help="Name of the new DB instance (must not exist).")
+@_verify_options
+@plan_options
+@pass_app
+def pitr(
+    app: AppContext,
+    source: str | None,
+    region: str | None,
+    when: str | None,
+    minutes_ago: float | None,
+    target: str,
+    verify: bool,
+    check_tables: tuple[str, ...],
+    check_sqls: tuple[str, ...],
+    cleanup: bool,
+    timeout: float,
+    dry_run: bool,
+    yes: bool,
+    resume: str | None,
+    break_lock: bool,
+    runs_dir: Path,
+) -> None:
+    """Point-in-time restore, validated against the source's real restorable window."""
+    from dr.procedures.common import parse_time, pick_site
+    from dr.procedures.restore import prepare_pitr, restore_plan
+
+    estate = app.estate
+    view = pick_site(estate, region, estate.primary)
+    clients = app.clients(read_only=dry_run)
+    checks = _checks(check_tables, check_sqls)
+    req = prepare_pitr(
+        clients,
+        estate,
+        view,
+        source=source,
+        target=target,
+        when=parse_time(when) if when else None,
+        minutes_ago=minutes_ago,
+        checks=checks,
+        verify=verify or bool(checks),
+        cleanup=cleanup,
+        resuming=bool(resume),
+    )
+    plan = restore_plan(req, timeout=timeout)
+    result = execute(
+        app,
+        plan,
+        clients,
+        dry_run=dry_run,
+        yes=yes,
+        resume=resume,
+        break_lock=break_lock,
+        runs_dir=runs_dir,
+        locked=False,
+    )
+    finish(app, result, {"restore": req.to_dict()}, _human)
+
+
+@restore.command("snapshot")
+@click.option("--snapshot", "snapshot_id", required=True, help="Snapshot id (in --region).")
+@click.option("--region", default=None, help="Region/stack holding the snapshot (default: the primary).")
+@click.option(
+    "--target", required=True, help="Name of the new DB instance / replication group (must not exist)."
+)
+@click.option("--kind", type=click.Choice(["rds", "redis"]), default="rds", show_default=True)
+@_verify_options
+@plan_options
+@pass_app
+def from_snapshot(
+    app: AppContext,
+    snapshot_id: str,
+    region: str | None,
+    target: str,
+    kind: str,
+    verify: bool,
+    check_tables: tuple[str, ...],
+    check_sqls: tuple[str, ...],
+    cleanup: bool,
+    timeout: float,
+    dry_run: bool,
+    yes: bool,
+    resume: str | None,
+    break_lock: bool,
+    runs_dir: Path,
+) -> None:
+    """Restore a DB snapshot into a new instance, or a Redis snapshot into a new replication group."""
+    from dr.procedures.common import pick_site
+    from dr.procedures.restore import prepare_snapshot, restore_plan
+
+    estate = app.estate
+    view = pick_site(estate, region, estate.primary)
+    clients = app.clients(read_only=dry_run)
+    checks = _checks(check_tables, check_sqls)
+    req = prepare_snapshot(
+        clients,
+        estate,
+        view,
+        snapshot=snapshot_id,
+        target=target,
+        kind=kind,  # type: ignore[arg-type]
+        checks=checks,
+        verify=verify or bool(checks),
+        cleanup=cleanup,
+        resuming=bool(resume),
+    )
+    plan = restore_plan(req, timeout=timeout)
+    result = execute(
+        app,
+        plan,
+        clients,
+        dry_run=dry_run,
+        yes=yes,
+        resume=resume,
+        break_lock=break_lock,
+        runs_dir=runs_dir,
+        locked=False,
+    )
+    finish(app, result, {"restore": req.to_dict()}, _human)
