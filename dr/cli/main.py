@@ -17,8 +17,8 @@ from dr.errors import EXIT_USAGE, DrError
 # name -> "module:attribute". Each module is imported only when its command runs (or for its help).
 COMMANDS: dict[str, tuple[str, str]] = {
     "topology": ("dr.cli.topology_cmd:topology", "Show the two-region estate from the stack files."),
-    "snapshot": ("dr.cli.snapshot_cmd:snapshot", "Create, list, copy (cross-region) and prune DB/Redis snapshots."),
-    "restore": ("dr.cli.restore_cmd:restore", "Restore a DB (point in time / snapshot) or Redis into a new resource."),
+    "snapshot": ("dr.cli.snapshot_cmd:snapshot", "Create, list, copy and prune DB/Redis snapshots."),
+    "restore": ("dr.cli.restore_cmd:restore", "Restore a DB (PITR/snapshot) or Redis into a new resource."),
     "promote": ("dr.cli.promote_cmd:promote", "Promote the DR read replica (gated on replication lag)."),
     "dns": ("dr.cli.dns_cmd:dns", "Route53 failover of the public name: status, failover, failback."),
 }
