@@ -32,6 +32,7 @@ REALISTIC: dict[str, tuple[float, float]] = {
     "route53.insync": (30.0, 60.0),  # ChangeResourceRecordSets PENDING -> INSYNC
     "route53.health_eval": (10.0, 30.0),  # health checkers agree on a new state
     "replication.lag": (0.5, 2.0),  # cross-region WAL shipping delay
+    "rds.restorable_lag": (300.0, 300.0),  # LatestRestorableTime trails "now" by up to ~5 minutes
 }
 
 FAST_SECONDS = 0.2

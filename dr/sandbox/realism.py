@@ -1,0 +1,1670 @@
+"""The realism layer: a WSGI middleware around moto adding what moto lacks (see docs/sandbox.md).
+
+* **Transitions** — statuses change over time, with durations from the
+  :class:`~dr.sandbox.latency.LatencyProfile`: RDS promote (``modifying``; the instance stays a
+  replica until the transition ends, then moto's promote is applied), snapshots / copies /
+  restores (``creating``), reboot (``rebooting``), modify (``modifying``), EKS
+  ``UpdateNodegroupConfig`` (``UPDATING``; the nodes join ``eks.node_ready`` later), ElastiCache
+  modify / ``TestFailover`` (``modifying``), Route53 changes (``PENDING`` → ``INSYNC`` via
+  ``GetChange``). The transition table (:class:`Transitions`) is thread-safe; statuses are set on
+  moto's own model objects, so every API view and waiter agrees.
+* **Validations** real AWS performs and moto does not: promoting a non-replica or a busy instance,
+  PITR outside the restorable window, duplicate Route53 ``CREATE``, deleting a snapshot that is
+  still being created or restored from, changing a nodegroup that is still ``UPDATING``.
+* **Faults** (:class:`Faults`): throttling and 5xx at a rate, per region/service/operation, and a
+  whole region unreachable (its requests' connections are dropped or hang; its per-region port is
+  closed). Region is read from the SigV4 credential scope.
+* **Hooks**: other sandbox parts react to AWS calls (:meth:`Realism.on`), the RDS endpoint is
+  rewritten to the real local PostgreSQL (``endpoint_fn``), ``GetHealthCheckStatus`` answers from
+  the health evaluator, ``ReplicaLag`` is published from the measured lag.
+
+moto is imported lazily (only the sandbox process needs it).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import heapq
+import io
+import itertools
+import json
+import logging
+import random
+import re
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import parse_qs, unquote
+
+from dr.sandbox.latency import LatencyProfile
+
+if TYPE_CHECKING:
+    from dr.sandbox.server import WSGIApp
+    from dr.topology import Estate
+
+log = logging.getLogger("dr.sandbox.realism")
+
+ACCOUNT_ID = "123456789012"  # moto's default account (fake credentials map to it)
+
+# Wire protocol by SigV4 signing name (what the error envelope must look like).
+PROTOCOLS: dict[str, str] = {
+    "rds": "query",
+    "elasticache": "query",
+    "elasticloadbalancing": "query",
+    "sts": "query",
+    "iam": "query",
+    "sns": "query",
+    "sqs": "json",
+    "ec2": "ec2",
+    "monitoring": "cbor",
+    "eks": "rest-json",
+    "route53": "rest-xml",
+    "s3": "rest-xml",
+    "wafv2": "json",
+    "secretsmanager": "json",
+    "dynamodb": "json",
+    "states": "json",
+    "acm": "json",
+    "logs": "json",
+    "kms": "json",
+    "ssm": "json",
+}
+# Services with one global endpoint: a regional outage does not take them down.
+GLOBAL_SERVICES = frozenset({"route53", "iam", "cloudfront", "organizations"})
+HEALTH_CHECKER_REGIONS = ("us-east-1", "us-west-1", "eu-west-1")
+
+_R53_NS = "https://route53.amazonaws.com/doc/2013-04-01/"
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _iso(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def parse_time(value: str) -> dt.datetime:
+    """Parse an AWS timestamp parameter (ISO 8601, with or without zone; epoch seconds)."""
+    text = value.strip()
+    try:
+        return dt.datetime.fromtimestamp(float(text), dt.UTC)
+    except ValueError:
+        pass
+    parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+# ---------------------------------------------------------------------------------------------
+# Requests
+# ---------------------------------------------------------------------------------------------
+
+_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/([a-z0-9-]+)/aws4_request")
+_EKS_ROUTES: list[tuple[str, re.Pattern[str], str]] = [
+    ("POST", re.compile(r"^/clusters/[^/]+/node-groups/[^/]+/update-config/?$"), "UpdateNodegroupConfig"),
+    ("GET", re.compile(r"^/clusters/[^/]+/node-groups/[^/]+/?$"), "DescribeNodegroup"),
+    ("GET", re.compile(r"^/clusters/[^/]+/node-groups/?$"), "ListNodegroups"),
+    ("POST", re.compile(r"^/clusters/[^/]+/node-groups/?$"), "CreateNodegroup"),
+    ("GET", re.compile(r"^/clusters/[^/]+/?$"), "DescribeCluster"),
+    ("GET", re.compile(r"^/clusters/?$"), "ListClusters"),
+    ("POST", re.compile(r"^/clusters/?$"), "CreateCluster"),
+]
+_R53_ROUTES: list[tuple[str, re.Pattern[str], str]] = [
+    ("POST", re.compile(r"^/2013-04-01/hostedzone/[^/]+/rrset/?$"), "ChangeResourceRecordSets"),
+    ("GET", re.compile(r"^/2013-04-01/hostedzone/[^/]+/rrset/?$"), "ListResourceRecordSets"),
+    ("GET", re.compile(r"^/2013-04-01/change/[^/]+/?$"), "GetChange"),
+    ("GET", re.compile(r"^/2013-04-01/healthcheck/[^/]+/status/?$"), "GetHealthCheckStatus"),
+    ("GET", re.compile(r"^/2013-04-01/healthcheck/[^/]+/?$"), "GetHealthCheck"),
+    ("POST", re.compile(r"^/2013-04-01/healthcheck/[^/]+/?$"), "UpdateHealthCheck"),
+    ("GET", re.compile(r"^/2013-04-01/healthcheck/?$"), "ListHealthChecks"),
+    ("POST", re.compile(r"^/2013-04-01/healthcheck/?$"), "CreateHealthCheck"),
+]
+
+
+@dataclass
+class AwsRequest:
+    """What the realism layer needs to know about one AWS API request."""
+
+    service: str
+    region: str
+    operation: str
+    method: str
+    path: str
+    body: bytes
+    params: dict[str, str] = field(default_factory=dict)
+    protocol: str = "json"
+
+
+def read_body(environ: dict[str, Any]) -> bytes:
+    """Read the request body and put it back so moto can read it again."""
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    stream = environ.get("wsgi.input")
+    body = stream.read(length) if (stream is not None and length > 0) else b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    environ["CONTENT_LENGTH"] = str(len(body))
+    return body
+
+
+def parse_request(environ: dict[str, Any]) -> AwsRequest | None:
+    """Service/region from the SigV4 scope, operation from the protocol; None if not AWS-signed."""
+    match = _SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
+    if not match:
+        return None
+    region, service = match.group(1), match.group(2)
+    method = environ.get("REQUEST_METHOD", "GET").upper()
+    path = unquote(environ.get("PATH_INFO", "/"))
+    body = read_body(environ)
+    params: dict[str, str] = {}
+    operation = ""
+    content_type = environ.get("CONTENT_TYPE", "")
+    # The client picks the wire protocol (CloudWatch speaks cbor, json or query): read it off the request.
+    if environ.get("HTTP_X_AMZ_TARGET"):
+        protocol = "json"
+    elif "cbor" in content_type or environ.get("HTTP_SMITHY_PROTOCOL"):
+        protocol = "cbor"
+    elif "x-www-form-urlencoded" in content_type and PROTOCOLS.get(service) not in ("rest-xml", "rest-json"):
+        protocol = "ec2" if service == "ec2" else "query"
+    else:
+        protocol = PROTOCOLS.get(service, "json")
+    if protocol in ("query", "ec2"):
+        raw = body.decode("utf-8", "replace") if body else environ.get("QUERY_STRING", "")
+        params = {k: v[0] for k, v in parse_qs(raw, keep_blank_values=True).items()}
+        operation = params.get("Action", "")
+    elif protocol == "cbor":
+        parts = path.strip("/").split("/")
+        operation = parts[-1] if "operation" in parts else ""
+    elif protocol == "json":
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        operation = target.rsplit(".", 1)[-1]
+    else:
+        routes = _EKS_ROUTES if service == "eks" else _R53_ROUTES if service == "route53" else []
+        for verb, pattern, name in routes:
+            if verb == method and pattern.match(path):
+                operation = name
+                break
+        else:
+            operation = f"{method} {path}"
+    return AwsRequest(service, region, operation, method, path, body, params, protocol)
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors in each protocol's envelope
+# ---------------------------------------------------------------------------------------------
+
+
+def _cbor_text(value: str) -> bytes:
+    raw = value.encode()
+    n = len(raw)
+    if n < 24:
+        head = bytes([0x60 + n])
+    elif n < 256:
+        head = bytes([0x78, n])
+    else:
+        head = bytes([0x79]) + n.to_bytes(2, "big")
+    return head + raw
+
+
+def cbor_map(values: dict[str, str]) -> bytes:
+    """Tiny CBOR encoder for a str->str map (smithy-rpc-v2-cbor error bodies)."""
+    out = bytes([0xA0 + len(values)])
+    for key, value in values.items():
+        out += _cbor_text(key) + _cbor_text(value)
+    return out
+
+
+@dataclass
+class ErrorReply:
+    status: int
+    code: str
+    message: str
+
+    def render(self, protocol: str) -> tuple[int, list[tuple[str, str]], bytes]:
+        request_id = str(uuid.uuid4())
+        headers = [("x-amzn-RequestId", request_id)]
+        if protocol == "query":
+            body = (
+                '<?xml version="1.0" encoding="UTF-8"?>\n<ErrorResponse><Error><Type>Sender</Type>'
+                f"<Code>{self.code}</Code><Message>{_xml_escape(self.message)}</Message></Error>"
+                f"<RequestId>{request_id}</RequestId></ErrorResponse>"
+            ).encode()
+            headers.append(("Content-Type", "text/xml"))
+        elif protocol == "ec2":
+            body = (
+                '<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error>'
+                f"<Code>{self.code}</Code><Message>{_xml_escape(self.message)}</Message></Error></Errors>"
+                f"<RequestID>{request_id}</RequestID></Response>"
+            ).encode()
+            headers.append(("Content-Type", "text/xml"))
+        elif protocol == "rest-xml":
+            body = (
+                f'<?xml version="1.0" encoding="UTF-8"?>\n<ErrorResponse xmlns="{_R53_NS}"><Error>'
+                f"<Type>Sender</Type><Code>{self.code}</Code><Message>{_xml_escape(self.message)}</Message>"
+                f"</Error><RequestId>{request_id}</RequestId></ErrorResponse>"
+            ).encode()
+            headers.append(("Content-Type", "text/xml"))
+        elif protocol == "cbor":
+            body = cbor_map({"__type": self.code, "message": self.message})
+            headers += [("Content-Type", "application/cbor"), ("smithy-protocol", "rpc-v2-cbor")]
+        else:  # json, rest-json
+            body = json.dumps({"__type": self.code, "message": self.message}).encode()
+            headers += [("Content-Type", "application/x-amz-json-1.1"), ("x-amzn-ErrorType", self.code)]
+        headers.append(("Content-Length", str(len(body))))
+        return self.status, headers, body
+
+
+def _xml_escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+class AwsError(Exception):
+    """Raised by a validation: answered to the client in the service's error envelope."""
+
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(f"{code}: {message}")
+        self.reply = ErrorReply(status, code, message)
+
+
+def throttle_reply(service: str, protocol: str | None = None) -> ErrorReply:
+    """The throttling error a service really returns (code and HTTP status)."""
+    protocol = protocol or PROTOCOLS.get(service, "json")
+    if service == "ec2":
+        return ErrorReply(503, "RequestLimitExceeded", "Request limit exceeded.")
+    if service == "s3":
+        return ErrorReply(503, "SlowDown", "Please reduce your request rate.")
+    if service == "monitoring":
+        return ErrorReply(400, "Throttling", "Rate exceeded")
+    if protocol in ("json", "rest-json", "cbor"):
+        status = 429 if protocol == "rest-json" else 400
+        return ErrorReply(status, "ThrottlingException", "Rate exceeded")
+    return ErrorReply(400, "Throttling", "Rate exceeded")
+
+
+def server_error_reply(service: str) -> ErrorReply:
+    if service == "s3":
+        return ErrorReply(503, "ServiceUnavailable", "Please reduce your request rate.")
+    return ErrorReply(503, "ServiceUnavailable", "Service is unavailable (sandbox fault injection)")
+
+
+# ---------------------------------------------------------------------------------------------
+# Faults
+# ---------------------------------------------------------------------------------------------
+
+FaultKind = Literal["throttle", "error", "unreachable"]
+
+
+@dataclass
+class FaultRule:
+    """One injected fault. ``None`` in region/service/operation matches anything."""
+
+    kind: FaultKind
+    rate: float = 1.0
+    region: str | None = None
+    service: str | None = None
+    operation: str | None = None
+    # unreachable: "refuse" drops the connection at once; "hang" holds it hang_seconds first.
+    mode: Literal["refuse", "hang"] = "refuse"
+    hang_seconds: float = 30.0
+    id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("throttle", "error", "unreachable"):
+            raise ValueError(f"unknown fault kind {self.kind!r}: use throttle, error or unreachable")
+        if not 0.0 <= float(self.rate) <= 1.0:
+            raise ValueError(f"fault rate must be within [0, 1], got {self.rate}")
+        if self.mode not in ("refuse", "hang"):
+            raise ValueError(f"unknown unreachable mode {self.mode!r}: use refuse or hang")
+
+    def matches(self, req: AwsRequest) -> bool:
+        if self.kind == "unreachable" and req.service in GLOBAL_SERVICES:
+            return False
+        return (
+            (self.region is None or self.region == req.region)
+            and (self.service is None or self.service == req.service)
+            and (self.operation is None or self.operation == req.operation)
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FaultRule:
+        known = {"kind", "rate", "region", "service", "operation", "mode", "hang_seconds", "id"}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown fault field(s) {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**data)
+
+
+class Faults:
+    """Thread-safe set of fault rules plus counters of what was injected."""
+
+    def __init__(self, seed: int | None = None) -> None:
+        self._rules: list[FaultRule] = []
+        self._lock = threading.Lock()
+        self._rng = random.Random(seed)
+        self.injected: dict[str, int] = {"throttle": 0, "error": 0, "unreachable": 0}
+        self.listeners: list[Callable[[str, bool], None]] = []
+
+    def add(self, rule: FaultRule) -> FaultRule:
+        with self._lock:
+            self._rules.append(rule)
+        if rule.kind == "unreachable" and rule.region and rule.rate >= 1.0:
+            self._notify(rule.region, False)
+        return rule
+
+    def remove(self, rule_id: str) -> bool:
+        with self._lock:
+            before = list(self._rules)
+            self._rules = [r for r in self._rules if r.id != rule_id]
+            removed = [r for r in before if r.id == rule_id]
+        for rule in removed:
+            if rule.kind == "unreachable" and rule.region and not self.region_down(rule.region):
+                self._notify(rule.region, True)
+        return bool(removed)
+
+    def clear(self) -> None:
+        with self._lock:
+            downs = {r.region for r in self._rules if r.kind == "unreachable" and r.region}
+            self._rules = []
+        for region in downs:
+            if region:
+                self._notify(region, True)
+
+    def rules(self) -> list[FaultRule]:
+        with self._lock:
+            return list(self._rules)
+
+    def set_region_down(self, region: str, mode: Literal["refuse", "hang"] = "refuse") -> FaultRule:
+        return self.add(FaultRule(kind="unreachable", region=region, mode=mode))
+
+    def set_region_up(self, region: str) -> None:
+        with self._lock:
+            self._rules = [r for r in self._rules if not (r.kind == "unreachable" and r.region == region)]
+        self._notify(region, True)
+
+    def region_down(self, region: str) -> bool:
+        with self._lock:
+            return any(
+                r.kind == "unreachable" and r.region == region and r.rate >= 1.0 and r.service is None
+                for r in self._rules
+            )
+
+    def down_regions(self) -> list[str]:
+        with self._lock:
+            return sorted({r.region for r in self._rules if r.kind == "unreachable" and r.region})
+
+    def pick(self, req: AwsRequest) -> FaultRule | None:
+        """The fault to inject for this request, if any (each rule rolls its own rate)."""
+        with self._lock:
+            for rule in self._rules:
+                if rule.matches(req) and (rule.rate >= 1.0 or self._rng.random() < rule.rate):
+                    self.injected[rule.kind] += 1
+                    return rule
+        return None
+
+    def _notify(self, region: str, up: bool) -> None:
+        for listener in list(self.listeners):
+            try:
+                listener(region, up)
+            except Exception:  # a listener must not break fault injection
+                log.exception("region %s listener failed", region)
+
+
+# ---------------------------------------------------------------------------------------------
+# Transitions
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Transition:
+    kind: str
+    region: str
+    resource: str
+    status: str
+    started: float
+    ends: float
+    on_complete: Callable[[], None] | None = field(default=None, repr=False)
+    done: bool = False
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "region": self.region,
+            "resource": self.resource,
+            "status": self.status,
+            "started": self.started,
+            "ends": self.ends,
+            "remaining": max(0.0, self.ends - time.time()),
+            "done": self.done,
+            **({"info": self.info} if self.info else {}),
+        }
+
+
+class Transitions:
+    """Thread-safe table of resources in transition; one scheduler thread completes them."""
+
+    def __init__(self) -> None:
+        self._active: dict[tuple[str, str, str], Transition] = {}
+        self._heap: list[tuple[float, int, tuple[str, str, str]]] = []
+        self._counter = itertools.count()
+        self._cond = threading.Condition()
+        self._stop = False
+        self._thread: threading.Thread | None = None
+        self.completed = 0
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="sandbox-transitions", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def begin(
+        self,
+        kind: str,
+        region: str,
+        resource: str,
+        status: str,
+        duration: float,
+        on_complete: Callable[[], None] | None = None,
+        **info: Any,
+    ) -> Transition:
+        """Start a transition; with ``duration <= 0`` it completes before this call returns."""
+        now = time.time()
+        tr = Transition(kind, region, resource, status, now, now + max(0.0, duration), on_complete, info=info)
+        key = (kind, region, resource)
+        if duration <= 0:
+            self._complete(tr)
+            return tr
+        with self._cond:
+            self._active[key] = tr
+            heapq.heappush(self._heap, (tr.ends, next(self._counter), key))
+            self._cond.notify_all()
+        return tr
+
+    def get(self, kind_prefix: str, region: str, resource: str) -> Transition | None:
+        with self._cond:
+            for (kind, reg, res), tr in self._active.items():
+                if kind.startswith(kind_prefix) and reg == region and res == resource:
+                    return tr
+        return None
+
+    def active(self) -> list[Transition]:
+        with self._cond:
+            return list(self._active.values())
+
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        deadline = time.time() + timeout
+        with self._cond:
+            while self._active:
+                remaining = deadline - time.time()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(min(remaining, 0.1))
+        return True
+
+    def _complete(self, tr: Transition) -> None:
+        try:
+            if tr.on_complete is not None:
+                tr.on_complete()
+        except Exception:
+            log.exception("completing transition %s %s/%s failed", tr.kind, tr.region, tr.resource)
+        tr.done = True
+        self.completed += 1
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                if self._stop:
+                    return
+                now = time.time()
+                due: list[Transition] = []
+                while self._heap and self._heap[0][0] <= now:
+                    _, _, key = heapq.heappop(self._heap)
+                    tr = self._active.get(key)
+                    if tr is not None and tr.ends <= now:
+                        due.append(tr)
+                timeout = (self._heap[0][0] - now) if self._heap else 0.5
+            for tr in due:
+                self._complete(tr)
+                with self._cond:
+                    key = (tr.kind, tr.region, tr.resource)
+                    if self._active.get(key) is tr:
+                        del self._active[key]
+                    self._cond.notify_all()
+            if not due:
+                with self._cond:
+                    if not self._stop:
+                        self._cond.wait(max(0.005, min(timeout, 0.5)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Route53 health evaluation
+# ---------------------------------------------------------------------------------------------
+
+
+class HealthEvaluator:
+    """What Route53's checkers conclude per region: the probe's state once it held for a delay.
+
+    ``probe(region) -> bool`` is the raw truth (the region's /health answers 200). A change is
+    reported only after it persisted ``delay()`` seconds (``route53.health_eval``), as Route53 needs
+    several consecutive failures before it flips a health check.
+    """
+
+    def __init__(
+        self,
+        regions: Iterable[str],
+        probe: Callable[[str], bool],
+        delay: Callable[[], float],
+        interval: float = 0.1,
+    ) -> None:
+        self.probe = probe
+        self.delay = delay
+        self.interval = interval
+        self._state: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        for region in regions:
+            self._state[region] = {"reported": True, "raw": True, "since": time.time(), "needed": 0.0}
+
+    def start(self) -> None:
+        for region in list(self._state):
+            healthy = self._safe_probe(region)
+            self._state[region].update(reported=healthy, raw=healthy)
+        self._thread = threading.Thread(target=self._run, name="sandbox-health-eval", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _safe_probe(self, region: str) -> bool:
+        try:
+            return bool(self.probe(region))
+        except Exception:
+            return False
+
+    def tick(self) -> None:
+        for region in list(self._state):
+            raw = self._safe_probe(region)
+            now = time.time()
+            with self._lock:
+                st = self._state[region]
+                if raw != st["raw"]:
+                    st.update(raw=raw, since=now, needed=max(0.0, self.delay()))
+                if st["reported"] != st["raw"] and now - st["since"] >= st["needed"]:
+                    st["reported"] = st["raw"]
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.tick()
+
+    def healthy(self, region: str) -> bool:
+        with self._lock:
+            st = self._state.get(region)
+            return bool(st["reported"]) if st else False
+
+    def snapshot(self) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            return {r: dict(s) for r, s in self._state.items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# moto backends (in this process)
+# ---------------------------------------------------------------------------------------------
+
+
+def rds_backend(region: str) -> Any:
+    from moto.rds.models import rds_backends
+
+    return rds_backends[ACCOUNT_ID][region]
+
+
+def eks_backend(region: str) -> Any:
+    from moto.eks.models import eks_backends
+
+    return eks_backends[ACCOUNT_ID][region]
+
+
+def elasticache_backend(region: str) -> Any:
+    from moto.elasticache.models import elasticache_backends
+
+    return elasticache_backends[ACCOUNT_ID][region]
+
+
+def route53_backend() -> Any:
+    from moto.route53.models import route53_backends
+
+    return route53_backends[ACCOUNT_ID]["aws"]
+
+
+def cloudwatch_backend(region: str) -> Any:
+    from moto.cloudwatch.models import cloudwatch_backends
+
+    return cloudwatch_backends[ACCOUNT_ID][region]
+
+
+def _find_db_by_arn(arn: str) -> tuple[str, Any] | None:
+    parts = arn.split(":")
+    if len(parts) < 7:
+        return None
+    region, ident = parts[3], parts[6]
+    db = rds_backend(region).databases.get(ident)
+    return (region, db) if db is not None else None
+
+
+# ---------------------------------------------------------------------------------------------
+# The middleware
+# ---------------------------------------------------------------------------------------------
+
+Reply = tuple[int, list[tuple[str, str]], bytes]
+Hook = Callable[..., None]
+
+
+class Realism:
+    """WSGI middleware over moto: transitions, validations, faults and hooks.
+
+    Construct it, pass :meth:`middleware` to :class:`dr.sandbox.server.MotoServer`, then
+    :meth:`start`. Other components register ``endpoint_fn`` (local PostgreSQL host/port per RDS
+    instance), ``lag_fn`` (measured replica lag), ``health_probe`` and hooks with :meth:`on`:
+
+    ============================  =====================================================
+    event                          keyword arguments
+    ============================  =====================================================
+    ``rds.promoted``               region, identifier (after the transition; moto updated)
+    ``rds.restored``               region, identifier, source, restore_time (datetime|None),
+                                   use_latest (bool) — PITR, when the new instance is available
+    ``rds.restored_from_snapshot`` region, identifier, snapshot
+    ``rds.snapshot_created``       region, identifier (instance), snapshot
+    ``rds.snapshot_copied``        region (destination), snapshot, source
+    ``rds.rebooted``               region, identifier, failover (bool)
+    ``rds.modified``               region, identifier, params (may hold MasterUserPassword)
+    ``rds.deleted``                region, identifier
+    ``eks.nodes_ready``            region, cluster, nodegroup, nodes
+    ``elasticache.failover``       region, replication_group
+    ``route53.changed``            change_id, changes (list of dicts)
+    ``region.down`` / ``region.up``  region
+    ============================  =====================================================
+    """
+
+    def __init__(
+        self,
+        estate: Estate | None = None,
+        profile: LatencyProfile | None = None,
+        *,
+        seed: int | None = None,
+    ) -> None:
+        self.estate = estate
+        self.profile = profile or LatencyProfile()
+        self.faults = Faults(seed)
+        self.transitions = Transitions()
+        self.hooks: dict[str, list[Hook]] = {}
+        self.endpoint_fn: Callable[[str, str], tuple[str, int] | None] | None = None
+        self.lag_fn: Callable[[str], float | None] | None = None
+        self.health_probe: Callable[[str], bool] | None = None
+        self.health: HealthEvaluator | None = None
+        self.enabled = True  # False while seeding: no transitions, no faults
+        # path prefix -> handler(method, path, params) returning JSON-able data (manager adds some)
+        self.admin_handlers: dict[str, Callable[[str, str, dict[str, Any]], Any]] = {}
+        self._inner: WSGIApp | None = None
+        self._changes: dict[str, Transition] = {}
+        self._nodes: dict[tuple[str, str, str], int] = {}  # effective Ready nodes per nodegroup
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._pump: threading.Thread | None = None
+        # How far behind "now" LatestRestorableTime is (real RDS: up to ~5 minutes).
+        self.restorable_lag = (
+            self.profile.duration("rds.restorable_lag") if self._has("rds.restorable_lag") else 0.0
+        )
+        self.faults.listeners.append(
+            lambda region, up: self.emit("region.up" if up else "region.down", region=region)
+        )
+
+    def _has(self, what: str) -> bool:
+        from dr.sandbox.latency import REALISTIC
+
+        return what in REALISTIC or what in self.profile.overrides
+
+    # -- wiring ------------------------------------------------------------------------------
+    def middleware(self, app: WSGIApp) -> WSGIApp:
+        self._inner = app
+        return self
+
+    def start(self) -> None:
+        self.transitions.start()
+        regions = list(self.estate.regions) if self.estate else []
+        if regions:
+            self.health = HealthEvaluator(
+                regions, self._probe, lambda: self.profile.duration("route53.health_eval")
+            )
+            self.health.start()
+        self._pump = threading.Thread(target=self._metrics_loop, name="sandbox-metrics", daemon=True)
+        self._pump.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.transitions.stop()
+        if self.health:
+            self.health.stop()
+        if self._pump:
+            self._pump.join(timeout=5)
+
+    def on(self, event: str, fn: Hook) -> None:
+        self.hooks.setdefault(event, []).append(fn)
+
+    def emit(self, event: str, **kwargs: Any) -> None:
+        for fn in list(self.hooks.get(event, [])):
+            try:
+                fn(**kwargs)
+            except Exception:
+                log.exception("hook %s failed", event)
+
+    @contextmanager
+    def disabled(self) -> Iterator[None]:
+        """Seeding: let requests through untouched (no transitions, faults or validations)."""
+        previous, self.enabled = self.enabled, False
+        try:
+            yield
+        finally:
+            self.enabled = previous
+
+    def _probe(self, region: str) -> bool:
+        if self.faults.region_down(region):
+            return False
+        return self.health_probe(region) if self.health_probe else True
+
+    # -- capacity for the fake Kubernetes API ---------------------------------------------------
+    def set_nodes(self, region: str, cluster: str, nodegroup: str, nodes: int) -> None:
+        with self._lock:
+            self._nodes[(region, cluster, nodegroup)] = nodes
+
+    def nodes(self, region: str, cluster: str, nodegroup: str) -> int:
+        with self._lock:
+            return self._nodes.get((region, cluster, nodegroup), 0)
+
+    def capacity(self, cluster_name: str) -> int:
+        """Pods the cluster's nodegroup can hold now (Ready nodes × pods per node); 0 if its region is down."""
+        if self.estate is None:
+            return 0
+        for view in (self.estate.primary, self.estate.secondary):
+            if view.cluster.name == cluster_name:
+                if self.faults.region_down(view.region):
+                    return 0
+                ng = view.cluster.nodegroup
+                return self.nodes(view.region, cluster_name, ng.name) * ng.pods_per_node
+        return 0
+
+    # -- WSGI ---------------------------------------------------------------------------------
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path.startswith("/_sandbox/"):
+            return self._respond(start_response, self._admin(environ))
+        req = parse_request(environ)
+        if req is None or not self.enabled:
+            return self._forward(environ, start_response)
+        fault = self.faults.pick(req)
+        if fault is not None:
+            if fault.kind == "unreachable":
+                return self._drop(environ, fault)
+            reply = (
+                throttle_reply(req.service, req.protocol)
+                if fault.kind == "throttle"
+                else server_error_reply(req.service)
+            )
+            return self._respond(start_response, reply.render(req.protocol))
+        handler = getattr(self, f"_op_{req.service}_{req.operation}", None)
+        try:
+            if handler is not None:
+                result = handler(req, environ)
+                if result is not None:
+                    return self._respond(start_response, result)
+            return self._forward(environ, start_response)
+        except AwsError as err:
+            return self._respond(start_response, err.reply.render(req.protocol))
+
+    def _drop(self, environ: dict[str, Any], rule: FaultRule) -> Iterable[bytes]:
+        if rule.mode == "hang":
+            self._stop.wait(rule.hang_seconds)
+        sock = environ.get("werkzeug.socket")
+        if sock is not None:
+            with suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        raise ConnectionAbortedError(f"sandbox: region {rule.region} is unreachable")
+
+    @staticmethod
+    def _respond(start_response: Callable[..., Any], reply: Reply) -> Iterable[bytes]:
+        status, headers, body = reply
+        start_response(f"{status} {_REASONS.get(status, 'Error')}", headers)
+        return [body]
+
+    def _forward(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        assert self._inner is not None, "Realism.middleware() was not applied"
+        return self._inner(environ, start_response)
+
+    def call_inner(self, environ: dict[str, Any], body: bytes | None = None, **overrides: str) -> Reply:
+        """Send a (possibly rewritten) request to moto and collect the reply."""
+        env = dict(environ)
+        env.update(overrides)
+        if body is not None:
+            env["wsgi.input"] = io.BytesIO(body)
+            env["CONTENT_LENGTH"] = str(len(body))
+        else:
+            read_body(environ)
+            env["wsgi.input"] = environ["wsgi.input"]
+        captured: dict[str, Any] = {}
+
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
+            captured["status"] = int(status.split()[0])
+            captured["headers"] = list(headers)
+
+        assert self._inner is not None
+        chunks = self._inner(env, start)
+        try:
+            data = b"".join(chunks)
+        finally:
+            close = getattr(chunks, "close", None)
+            if close:
+                close()
+        headers = [(k, v) for k, v in captured["headers"] if k.lower() != "content-length"]
+        headers.append(("Content-Length", str(len(data))))
+        return captured["status"], headers, data
+
+    def _query(self, environ: dict[str, Any], params: dict[str, str]) -> Reply:
+        from urllib.parse import urlencode
+
+        return self.call_inner(
+            environ,
+            urlencode(params).encode(),
+            CONTENT_TYPE="application/x-www-form-urlencoded; charset=utf-8",
+        )
+
+    # -- admin ---------------------------------------------------------------------------------
+    def _admin(self, environ: dict[str, Any]) -> Reply:
+        path = environ.get("PATH_INFO", "")
+        method = environ.get("REQUEST_METHOD", "GET").upper()
+        body = read_body(environ)
+        try:
+            payload = json.loads(body) if body else {}
+            query = {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
+            data = self.admin(method, path.removeprefix("/_sandbox"), payload, query)
+            return _json_reply(200, data)
+        except KeyError as exc:
+            return _json_reply(404, {"error": str(exc)})
+        except (ValueError, TypeError) as exc:
+            return _json_reply(400, {"error": str(exc)})
+
+    def admin(self, method: str, path: str, payload: dict[str, Any], query: dict[str, Any]) -> Any:
+        """The admin API (also reachable over HTTP under ``/_sandbox``)."""
+        for prefix, handler in self.admin_handlers.items():
+            if path.startswith(prefix):
+                return handler(method, path, payload | query)
+        if path == "/faults" and method == "GET":
+            return {
+                "rules": [r.to_dict() for r in self.faults.rules()],
+                "injected": dict(self.faults.injected),
+            }
+        if path == "/faults" and method == "POST":
+            rules = payload.get("rules", [payload] if payload else [])
+            if payload.get("replace"):
+                self.faults.clear()
+            added = [self.faults.add(FaultRule.from_dict(r)).to_dict() for r in rules]
+            return {"added": added}
+        if path == "/faults" and method == "DELETE":
+            if "id" in query:
+                return {"removed": self.faults.remove(query["id"])}
+            self.faults.clear()
+            return {"cleared": True}
+        m = re.match(r"^/regions/([a-z0-9-]+)/(down|up)$", path)
+        if m and method == "POST":
+            region, what = m.groups()
+            if self.estate is not None and region not in self.estate.regions:
+                raise KeyError(f"region {region!r} is not in the estate ({', '.join(self.estate.regions)})")
+            if what == "down":
+                self.faults.set_region_down(region, payload.get("mode", "refuse"))
+            else:
+                self.faults.set_region_up(region)
+            return {"region": region, "down": self.faults.region_down(region)}
+        if path == "/transitions":
+            return {"active": [t.to_dict() for t in self.transitions.active()]}
+        if path == "/health-checks":
+            return self.health.snapshot() if self.health else {}
+        if path == "/capacity" and self.estate is not None:
+            return {
+                v.cluster.name: self.capacity(v.cluster.name)
+                for v in (self.estate.primary, self.estate.secondary)
+            }
+        raise KeyError(f"no admin endpoint {method} /_sandbox{path}")
+
+    # ======================= RDS =========================================================
+    def _db(self, region: str, ident: str) -> Any:
+        return rds_backend(region).databases.get(ident)
+
+    def _op_rds_PromoteReadReplica(self, req: AwsRequest, environ: dict[str, Any]) -> Reply | None:
+        ident = req.params.get("DBInstanceIdentifier", "")
+        db = self._db(req.region, ident)
+        if db is None:
+            return None  # moto answers DBInstanceNotFound
+        if not db.is_replica:
+            raise AwsError("InvalidDBInstanceState", f"DB Instance {ident} is not a read replica.")
+        if db.status != "available":
+            raise AwsError(
+                "InvalidDBInstanceState",
+                f"DB Instance {ident} is not in available state (status: {db.status}).",
+            )
+        retention = req.params.get("BackupRetentionPeriod")
+        db.status = "modifying"
+
+        def complete() -> None:
+            self._apply_promote(req.region, ident, retention)
+
+        self.transitions.begin(
+            "rds.promote", req.region, ident, "modifying", self.profile.duration("rds.promote"), complete
+        )
+        return self._describe_db_as(environ, req.region, ident, "PromoteReadReplica")
+
+    def _apply_promote(self, region: str, ident: str, retention: str | None) -> None:
+        backend = rds_backend(region)
+        db = backend.databases.get(ident)
+        if db is None:
+            return
+        kwargs: dict[str, Any] = {"db_instance_identifier": ident}
+        if retention:
+            kwargs["backup_retention_period"] = int(retention)
+        backend.promote_read_replica(kwargs)
+        source = db.source_db_instance_identifier
+        if source:
+            found = (
+                _find_db_by_arn(source)
+                if source.startswith("arn:")
+                else (region, backend.databases.get(source))
+            )
+            if found and found[1] is not None:
+                src = found[1]
+                for entry in (db.db_instance_arn, ident):
+                    if entry in src.replicas:
+                        src.replicas.remove(entry)
+        db.source_db_instance_identifier = None
+        db.status = "available"
+        self.emit("rds.promoted", region=region, identifier=ident)
+
+    def _describe_db_as(self, environ: dict[str, Any], region: str, ident: str, action: str) -> Reply:
+        status, headers, body = self._query(
+            environ, {"Action": "DescribeDBInstances", "Version": "2014-10-31", "DBInstanceIdentifier": ident}
+        )
+        text = self._rewrite_db_instances(body.decode(), region)
+        text = text.replace("DescribeDBInstancesResponse", f"{action}Response")
+        text = text.replace("DescribeDBInstancesResult", f"{action}Result")
+        text = re.sub(r"</?DBInstances>", "", text)
+        data = text.encode()
+        headers = [(k, v) for k, v in headers if k.lower() != "content-length"] + [
+            ("Content-Length", str(len(data)))
+        ]
+        return status, headers, data
+
+    def _op_rds_DescribeDBInstances(self, req: AwsRequest, environ: dict[str, Any]) -> Reply | None:
+        status, headers, body = self.call_inner(environ)
+        if status != 200:
+            return status, headers, body
+        data = self._rewrite_db_instances(body.decode(), req.region).encode()
+        headers = [(k, v) for k, v in headers if k.lower() != "content-length"] + [
+            ("Content-Length", str(len(data)))
+        ]
+        return status, headers, data
+
+    def latest_restorable(self) -> dt.datetime:
+        return _now() - dt.timedelta(seconds=self.restorable_lag)
+
+    def restorable_window(self, db: Any) -> tuple[dt.datetime, dt.datetime]:
+        """[earliest, latest] restorable times of an instance (retention days, creation time)."""
+        created = db.instance_create_time
+        if isinstance(created, str):
+            created = parse_time(created)
+        if created.tzinfo is None:
+            created = created.replace(tzinfo=dt.UTC)
+        retention = int(db.backup_retention_period or 0)
+        earliest = max(created, _now() - dt.timedelta(days=retention))
+        return earliest, self.latest_restorable()
+
+    def _rewrite_db_instances(self, xml: str, region: str) -> str:
+        def one(match: re.Match[str]) -> str:
+            block = match.group(0)
+            ident_m = re.search(r"<DBInstanceIdentifier>([^<]+)</DBInstanceIdentifier>", block)
+            if not ident_m:
+                return block
+            ident = ident_m.group(1)
+            db = self._db(region, ident)
+            if self.endpoint_fn is not None:
+                endpoint = self.endpoint_fn(region, ident)
+                if endpoint is not None:
+                    host, port = endpoint
+                    block = re.sub(
+                        r"<Endpoint>.*?</Endpoint>",
+                        f"<Endpoint><Address>{host}</Address><Port>{port}</Port></Endpoint>",
+                        block,
+                        flags=re.S,
+                    )
+                    block = re.sub(
+                        r"<DbInstancePort>\d+</DbInstancePort>",
+                        f"<DbInstancePort>{port}</DbInstancePort>",
+                        block,
+                    )
+            if db is not None and int(db.backup_retention_period or 0) > 0 and not db.is_replica:
+                latest = _iso(self.latest_restorable())
+                if "<LatestRestorableTime>" in block:
+                    block = re.sub(
+                        r"<LatestRestorableTime>[^<]*</LatestRestorableTime>",
+                        f"<LatestRestorableTime>{latest}</LatestRestorableTime>",
+                        block,
+                    )
+                else:
+                    block = block.replace(
+                        "</DBInstance>", f"<LatestRestorableTime>{latest}</LatestRestorableTime></DBInstance>"
+                    )
+            else:
+                block = re.sub(r"<LatestRestorableTime>[^<]*</LatestRestorableTime>", "", block)
+            return block
+
+        return re.sub(r"<DBInstance>.*?</DBInstance>", one, xml, flags=re.S)
+
+    def _op_rds_RestoreDBInstanceToPointInTime(
+        self, req: AwsRequest, environ: dict[str, Any]
+    ) -> Reply | None:
+        p = req.params
+        source = p.get("SourceDBInstanceIdentifier", "")
+        target = p.get("TargetDBInstanceIdentifier", "")
+        restore_time = p.get("RestoreTime")
+        use_latest = p.get("UseLatestRestorableTime", "false").lower() == "true"
+        if restore_time and use_latest:
+            raise AwsError(
+                "InvalidParameterCombination", "Cannot specify both RestoreTime and UseLatestRestorableTime."
+            )
+        if not restore_time and not use_latest:
+            raise AwsError(
+                "InvalidParameterCombination",
+                "Either RestoreTime or UseLatestRestorableTime must be specified.",
+            )
+        db = self._db(req.region, source)
+        if db is None:
+            return None  # moto: DBInstanceNotFound
+        if int(db.backup_retention_period or 0) == 0:
+            raise AwsError(
+                "PointInTimeRestoreNotEnabled",
+                f"Point-in-time restore is not enabled for {source}: its backup retention period is 0.",
+            )
+        when: dt.datetime | None = None
+        if restore_time:
+            try:
+                when = parse_time(restore_time)
+            except ValueError:
+                raise AwsError(
+                    "InvalidParameterValue", f"RestoreTime {restore_time!r} is not a valid timestamp."
+                ) from None
+            earliest, latest = self.restorable_window(db)
+            if not earliest <= when <= latest:
+                raise AwsError(
+                    "InvalidRestoreTime",
+                    f"Restore time {_iso(when)} is outside the restorable window of {source}: "
+                    f"[{_iso(earliest)}, {_iso(latest)}].",
+                )
+        reply = self.call_inner(environ)
+        if reply[0] == 200:
+            self._creating(
+                req.region,
+                target,
+                "rds.restore",
+                "rds.restored",
+                source=source,
+                restore_time=when,
+                use_latest=use_latest,
+            )
+            reply = _rewrite_status(reply, "DBInstanceStatus", self._status(req.region, target))
+        return reply
+
+    def _snap_status(self, region: str, snap_id: str) -> str:
+        snap = rds_backend(region).database_snapshots.get(snap_id)
+        return str(snap.status) if snap is not None else "available"
+
+    def _status(self, region: str, ident: str) -> str:
+        db = self._db(region, ident)
+        return str(db.status) if db is not None else "available"
+
+    def _creating(self, region: str, ident: str, what: str, event: str, **info: Any) -> None:
+        db = self._db(region, ident)
+        if db is None:
+            return
+        db.status = "creating"
+
+        def complete() -> None:
+            current = self._db(region, ident)
+            if current is not None:
+                current.status = "available"
+            self.emit(event, region=region, identifier=ident, **info)
+
+        self.transitions.begin(
+            what, region, ident, "creating", self.profile.duration(what), complete, **_jsonable(info)
+        )
+
+    def _op_rds_RestoreDBInstanceFromDBSnapshot(
+        self, req: AwsRequest, environ: dict[str, Any]
+    ) -> Reply | None:
+        snap_id = req.params.get("DBSnapshotIdentifier", "")
+        snap = rds_backend(req.region).database_snapshots.get(snap_id.split(":")[-1])
+        if snap is not None and snap.status != "available":
+            raise AwsError(
+                "InvalidDBSnapshotState", f"Snapshot {snap_id} is not available (status: {snap.status})."
+            )
+        reply = self.call_inner(environ)
+        if reply[0] == 200:
+            target = req.params.get("DBInstanceIdentifier", "")
+            self._creating(req.region, target, "rds.restore", "rds.restored_from_snapshot", snapshot=snap_id)
+            reply = _rewrite_status(reply, "DBInstanceStatus", self._status(req.region, target))
+        return reply
+
+    def _snapshot_transition(self, region: str, snap_id: str, what: str, event: str, **info: Any) -> None:
+        snap = rds_backend(region).database_snapshots.get(snap_id)
+        if snap is None:
+            return
+        snap.status = "creating"
+
+        def complete() -> None:
+            current = rds_backend(region).database_snapshots.get(snap_id)
+            if current is not None:
+                current.status = "available"
+            self.emit(event, region=region, snapshot=snap_id, **info)
+
+        self.transitions.begin(
+            what, region, snap_id, "creating", self.profile.duration(what), complete, **info
+        )
+
+    def _op_rds_CreateDBSnapshot(self, req: AwsRequest, environ: dict[str, Any]) -> Reply | None:
+        ident = req.params.get("DBInstanceIdentifier", "")
+        db = self._db(req.region, ident)
+        if db is not None and db.status not in ("available", "backing-up"):
+            raise AwsError(
+                "InvalidDBInstanceState",
+                f"DB Instance {ident} is not in available state (status: {db.status}).",
+            )
+        reply = self.call_inner(environ)
+        if reply[0] == 200:
+            snap = req.params.get("DBSnapshotIdentifier", "")
+            self._snapshot_transition(
+                req.region, snap, "rds.snapshot", "rds.snapshot_created", identifier=ident
+            )
+            reply = _rewrite_status(reply, "Status", self._snap_status(req.region, snap))
+        return reply
+
+    def _op_rds_CopyDBSnapshot(self, req: AwsRequest, environ: dict[str, Any]) -> Reply | None:
+        source = req.params.get("SourceDBSnapshotIdentifier", "")
+        src_region = source.split(":")[3] if source.startswith("arn:") else req.region
+        src = rds_backend(src_region).database_snapshots.get(source.split(":")[-1])
+        if src is not None and src.status != "available":
+            raise AwsError(
+                "InvalidDBSnapshotState", f"Snapshot {source} is not available (status: {src.status})."
+            )
+        reply = self.call_inner(environ)
+        if reply[0] == 200:
+            target = req.params.get("TargetDBSnapshotIdentifier", "")
+            what = "rds.snapshot_copy" if src_region != req.region else "rds.snapshot"
+            self._snapshot_transition(req.region, target, what, "rds.snapshot_copied", source=source)
+            reply = _rewrite_status(reply, "Status", self._snap_status(req.region, target))
+        return reply
+
+    def _op_rds_DeleteDBSnapshot(self, req: AwsRequest, environ: dict[str, Any]) -> Reply | None:
+        snap_id = req.params.get("DBSnapshotIdentifier", "")
+        snap = rds_backend(req.region).database_snapshots.get(snap_id)
+        if snap is not None and snap.status != "available":
+            raise AwsError(
+                "InvalidDBSnapshotState", f"Snapshot {snap_id} cannot be deleted while it is {snap.status}."
+            )
+        for tr in self.transitions.active():
+            if tr.kind == "rds.restore" and tr.info.get("snapshot") in (snap_id,) and tr.region == req.region:
+                raise AwsError(
+                    "InvalidDBSnapshotState", f"Snapshot {snap_id} is in use by the restore of {tr.resource}."
+                )
+        return None
+
+    def _op_rds_RebootDBInstance(self, req: AwsRequest, environ: dict[str, Any]) -> Reply | None:
+        ident = req.params.get("DBInstanceIdentifier", "")
+        db = self._db(req.region, ident)
+        if db is None:
+            return None
+        failover = req.params.get("ForceFailover", "false").lower() == "true"
+        if failover and not db.multi_az:
+            raise AwsError(
+                "InvalidParameterCombination", f"Cannot force a failover of {ident}: it is not Multi-AZ."
+            )
+        if db.status != "available":
+            raise AwsError(
+                "InvalidDBInstanceState",
+                f"DB Instance {ident} is not in available state (status: {db.status}).",
+            )
+        reply = self.call_inner(environ)
+        if reply[0] == 200:
+            db.status = "rebooting"
+
+            def complete() -> None:
+                db.status = "available"
+                self.emit("rds.rebooted", region=req.region, identifier=ident, failover=failover)
+
+            duration = self.profile.duration("rds.reboot_failover") * (1.0 if failover else 0.5)
+            self.transitions.begin("rds.reboot", req.region, ident, "rebooting", duration, complete)
+            reply = _rewrite_status(reply, "DBInstanceStatus", str(db.status))
+        return reply
+
+    def _op_rds_ModifyDBInstance(self, req: AwsRequest, environ: dict[str, Any]) -> Reply | None:
+        ident = req.params.get("DBInstanceIdentifier", "")
+        db = self._db(req.region, ident)
+        if db is None:
+            return None
+        if db.status not in ("available",):
+            raise AwsError(
+                "InvalidDBInstanceState",
+                f"DB Instance {ident} is not in available state (status: {db.status}).",
+            )
+        reply = self.call_inner(environ)
+        if reply[0] == 200:
+            new_ident = req.params.get("NewDBInstanceIdentifier") or ident
+            target = self._db(req.region, new_ident)
+            params = dict(req.params)
+            if target is not None:
+                target.status = "modifying"
+
+                def complete() -> None:
+                    target.status = "available"
+                    self.emit("rds.modified", region=req.region, identifier=new_ident, params=params)
+
+                self.transitions.begin(
+                    "rds.modify",
+                    req.region,
+                    new_ident,
+                    "modifying",
+                    self.profile.duration("rds.modify"),
+                    complete,
+                )
+                reply = _rewrite_status(reply, "DBInstanceStatus", str(target.status))
+        return reply
+
+    def _op_rds_CreateDBInstanceReadReplica(self, req: AwsRequest, environ: dict[str, Any]) -> Reply | None:
+        reply = self.call_inner(environ)
+        if reply[0] == 200:
+            ident = req.params.get("DBInstanceIdentifier", "")
+            self._creating(req.region, ident, "rds.create_replica", "rds.replica_created")
+            reply = _rewrite_status(reply, "DBInstanceStatus", self._status(req.region, ident))
+        return reply
+
+    def _op_rds_DeleteDBInstance(self, req: AwsRequest, environ: dict[str, Any]) -> Reply | None:
+        ident = req.params.get("DBInstanceIdentifier", "")
+        db = self._db(req.region, ident)
+        if db is not None and getattr(db, "deletion_protection", False):
+            raise AwsError(
+                "InvalidParameterCombination",
+                f"Cannot delete protected DB Instance {ident}, please disable deletion protection and try again.",
+            )
+        reply = self.call_inner(environ)
+        if reply[0] == 200:
+            self.emit("rds.deleted", region=req.region, identifier=ident)
+        return reply
+
+    # ======================= EKS =========================================================
+    def _op_eks_UpdateNodegroupConfig(self, req: AwsRequest, environ: dict[str, Any]) -> Reply | None:
+        parts = req.path.strip("/").split("/")
+        cluster, ngname = parts[1], parts[3]
+        backend = eks_backend(req.region)
+        ng = backend.clusters.get(cluster).nodegroups.get(ngname) if cluster in backend.clusters else None
+        if ng is None:
+            return None
+        if ng.status != "ACTIVE":
+            raise AwsError("ResourceInUseException", f"Nodegroup {ngname} is in {ng.status} state.", 409)
+        body = json.loads(req.body or b"{}")
+        scaling = {**ng.scaling_config, **(body.get("scalingConfig") or {})}
+        if not scaling["minSize"] <= scaling["desiredSize"] <= scaling["maxSize"]:
+            raise AwsError(
+                "InvalidParameterException",
+                f"Desired size {scaling['desiredSize']} must be within [{scaling['minSize']}, {scaling['maxSize']}].",
+            )
+        reply = self.call_inner(environ)
+        if reply[0] != 200:
+            return reply
+        ng.status = "UPDATING"
+        desired = int(scaling["desiredSize"])
+        region = req.region
+
+        def nodes_ready() -> None:
+            self.set_nodes(region, cluster, ngname, desired)
+            self.emit("eks.nodes_ready", region=region, cluster=cluster, nodegroup=ngname, nodes=desired)
+
+        def active() -> None:
+            ng.status = "ACTIVE"
+            if desired < self.nodes(region, cluster, ngname):
+                nodes_ready()  # scale-in: nodes drain as the update completes
+            else:
+                self.transitions.begin(
+                    "eks.node_ready",
+                    region,
+                    f"{cluster}/{ngname}",
+                    "joining",
+                    self.profile.duration("eks.node_ready"),
+                    nodes_ready,
+                )
+
+        self.transitions.begin(
+            "eks.nodegroup_scale",
+            region,
+            f"{cluster}/{ngname}",
+            "UPDATING",
+            self.profile.duration("eks.nodegroup_scale"),
+            active,
+        )
+        return reply
+
+    # ======================= ElastiCache =================================================
+    def _group(self, region: str, group_id: str) -> Any:
+        return elasticache_backend(region).replication_groups.get(group_id)
+
+    def _op_elasticache_ModifyReplicationGroup(
+        self, req: AwsRequest, environ: dict[str, Any]
+    ) -> Reply | None:
+        gid = req.params.get("ReplicationGroupId", "")
+        group = self._group(req.region, gid)
+        if group is not None and group.status != "available":
+            raise AwsError("InvalidReplicationGroupState", f"Replication group {gid} is {group.status}.")
+        reply = self.call_inner(environ)
+        if reply[0] == 200 and group is not None:
+            group.status = "modifying"
+
+            def complete() -> None:
+                group.status = "available"
+
+            self.transitions.begin(
+                "elasticache.modify",
+                req.region,
+                gid,
+                "modifying",
+                self.profile.duration("elasticache.failover"),
+                complete,
+            )
+        return reply
+
+    def _op_elasticache_TestFailover(self, req: AwsRequest, environ: dict[str, Any]) -> Reply | None:
+        gid = req.params.get("ReplicationGroupId", "")
+        group = self._group(req.region, gid)
+        if group is None:
+            raise AwsError("ReplicationGroupNotFoundFault", f"Replication group {gid} not found.", 404)
+        if group.status != "available":
+            raise AwsError("InvalidReplicationGroupState", f"Replication group {gid} is {group.status}.")
+        group.status = "modifying"
+        region = req.region
+
+        def complete() -> None:
+            group.status = "available"
+            self.emit("elasticache.failover", region=region, replication_group=gid)
+
+        self.transitions.begin(
+            "elasticache.failover",
+            region,
+            gid,
+            "modifying",
+            self.profile.duration("elasticache.failover"),
+            complete,
+        )
+        status, headers, body = self._query(
+            environ,
+            {"Action": "DescribeReplicationGroups", "Version": "2015-02-02", "ReplicationGroupId": gid},
+        )
+        text = body.decode().replace("DescribeReplicationGroupsResponse", "TestFailoverResponse")
+        text = text.replace("DescribeReplicationGroupsResult", "TestFailoverResult")
+        text = re.sub(r"</?ReplicationGroups>", "", text)
+        text = re.sub(r"<Marker>[^<]*</Marker>|<Marker/>", "", text)
+        data = text.encode()
+        headers = [(k, v) for k, v in headers if k.lower() != "content-length"] + [
+            ("Content-Length", str(len(data)))
+        ]
+        return status, headers, data
+
+    # ======================= Route53 =====================================================
+    def _op_route53_ChangeResourceRecordSets(self, req: AwsRequest, environ: dict[str, Any]) -> Reply | None:
+        zone_id = req.path.strip("/").split("/")[2]
+        changes = _parse_changes(req.body)
+        try:
+            zone = route53_backend().get_hosted_zone(zone_id)
+        except Exception:
+            return None  # moto answers NoSuchHostedZone
+        for change in changes:
+            if change["action"] != "CREATE":
+                continue
+            name = change["name"].rstrip(".").lower()
+            for rr in zone.rrsets:
+                if (
+                    rr.name.rstrip(".").lower() == name
+                    and rr.type == change["type"]
+                    and (rr.set_identifier or None) == (change["set_identifier"] or None)
+                ):
+                    ident = (
+                        f", set-identifier='{change['set_identifier']}'" if change["set_identifier"] else ""
+                    )
+                    raise AwsError(
+                        "InvalidChangeBatch",
+                        f"[Tried to create resource record set [name='{name}.', type='{change['type']}'{ident}] "
+                        "but it already exists]",
+                    )
+        reply = self.call_inner(environ)
+        if reply[0] != 200:
+            return reply
+        change_id = "C" + uuid.uuid4().hex[:20].upper()
+        tr = self.transitions.begin(
+            "route53.insync",
+            "global",
+            change_id,
+            "PENDING",
+            self.profile.duration("route53.insync"),
+            lambda: self.emit("route53.changed", change_id=change_id, changes=changes),
+        )
+        with self._lock:
+            self._changes[change_id] = tr
+        return _rewrite_change(reply, change_id, "INSYNC" if tr.done else "PENDING")
+
+    def _op_route53_GetChange(self, req: AwsRequest, environ: dict[str, Any]) -> Reply | None:
+        change_id = req.path.rstrip("/").rsplit("/", 1)[-1]
+        with self._lock:
+            tr = self._changes.get(change_id)
+        if tr is None:
+            return None
+        reply = self.call_inner(environ)
+        return _rewrite_change(reply, change_id, "INSYNC" if tr.done else "PENDING")
+
+    def health_check_region(self, health_check_id: str) -> str | None:
+        """The estate region a Route53 health check watches (by its CallerReference)."""
+        if self.estate is None:
+            return None
+        hc = route53_backend().health_checks.get(health_check_id)
+        if hc is None:
+            return None
+        for view in (self.estate.primary, self.estate.secondary):
+            if hc.caller_reference == self.estate.health_check_ref(view):
+                return view.region
+        return None
+
+    def health_check_healthy(self, health_check_id: str) -> bool:
+        """Routing view of a health check: Disabled counts healthy, Inverted flips (as Route53 does)."""
+        hc = route53_backend().health_checks.get(health_check_id)
+        if hc is None:
+            return False
+        if hc.disabled:
+            return True
+        region = self.health_check_region(health_check_id)
+        raw = self.health.healthy(region) if (self.health and region) else True
+        return (not raw) if hc.inverted else raw
+
+    def _op_route53_GetHealthCheckStatus(self, req: AwsRequest, environ: dict[str, Any]) -> Reply | None:
+        hc_id = req.path.strip("/").split("/")[2]
+        if route53_backend().health_checks.get(hc_id) is None:
+            return None  # moto answers NoSuchHealthCheck
+        region = self.health_check_region(hc_id)
+        healthy = self.health.healthy(region) if (self.health and region) else True
+        checked = _iso(_now())
+        status = (
+            "Success: HTTP Status Code 200, OK"
+            if healthy
+            else "Failure: Connection timed out. The endpoint or the internet connection is down, or "
+            "requests are being blocked by your firewall."
+        )
+        observations = "".join(
+            f"<HealthCheckObservation><Region>{r}</Region><IPAddress>127.0.0.1</IPAddress><StatusReport>"
+            f"<Status>{_xml_escape(status)}</Status><CheckedTime>{checked}</CheckedTime></StatusReport>"
+            "</HealthCheckObservation>"
+            for r in HEALTH_CHECKER_REGIONS
+        )
+        body = (
+            f'<?xml version="1.0" encoding="UTF-8"?>\n<GetHealthCheckStatusResponse xmlns="{_R53_NS}">'
+            f"<HealthCheckObservations>{observations}</HealthCheckObservations></GetHealthCheckStatusResponse>"
+        ).encode()
+        return 200, [("Content-Type", "text/xml"), ("Content-Length", str(len(body)))], body
+
+    # ======================= CloudWatch ReplicaLag =========================================
+    def publish_replica_lag(self) -> None:
+        """Put the measured lag of the standby's replica into moto's CloudWatch (AWS/RDS ReplicaLag)."""
+        if self.estate is None:
+            return
+        view = self.estate.secondary
+        ident = view.database.identifier
+        try:
+            db = self._db(view.region, ident)
+        except Exception:
+            return
+        if db is None or not db.is_replica:
+            return
+        lag: float | None
+        if self.lag_fn is not None:
+            try:
+                lag = self.lag_fn(view.region)
+            except Exception:
+                lag = None
+        else:  # no real database: the modelled shipping delay
+            lag = self.profile.duration("replication.lag")
+        if lag is None:
+            return
+        backend = cloudwatch_backend(view.region)
+        backend.put_metric_data(
+            "AWS/RDS",
+            [
+                {
+                    "MetricName": "ReplicaLag",
+                    "Value": float(lag),
+                    "Unit": "Seconds",
+                    "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": ident}],
+                    "Timestamp": _now(),
+                }
+            ],
+        )
+        cutoff = _now() - dt.timedelta(hours=3)
+        backend.metric_data = [
+            d for d in backend.metric_data if not (d.name == "ReplicaLag" and _aware(d.timestamp) < cutoff)
+        ]
+
+    def _metrics_loop(self) -> None:
+        while not self._stop.wait(1.0):
+            if not self.enabled:
+                continue
+            try:
+                self.publish_replica_lag()
+            except Exception:
+                log.exception("publishing ReplicaLag failed")
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------------------------
+
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    404: "Not Found",
+    409: "Conflict",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+
+def _json_reply(status: int, data: Any) -> Reply:
+    body = json.dumps(data, default=str).encode()
+    return status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))], body
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def _jsonable(info: dict[str, Any]) -> dict[str, Any]:
+    return {k: (_iso(v) if isinstance(v, dt.datetime) else v) for k, v in info.items()}
+
+
+def _rewrite_status(reply: Reply, tag: str, value: str) -> Reply:
+    status, headers, body = reply
+    text = re.sub(rf"<{tag}>[^<]*</{tag}>", f"<{tag}>{value}</{tag}>", body.decode(), count=1)
+    data = text.encode()
+    headers = [(k, v) for k, v in headers if k.lower() != "content-length"] + [
+        ("Content-Length", str(len(data)))
+    ]
+    return status, headers, data
+
+
+def _rewrite_change(reply: Reply, change_id: str, status_value: str) -> Reply:
+    status, headers, body = reply
+    text = body.decode()
+    text = re.sub(r"<Id>/change/[^<]*</Id>", f"<Id>/change/{change_id}</Id>", text, count=1)
+    text = re.sub(r"<Status>[^<]*</Status>", f"<Status>{status_value}</Status>", text, count=1)
+    data = text.encode()
+    headers = [(k, v) for k, v in headers if k.lower() != "content-length"] + [
+        ("Content-Length", str(len(data)))
+    ]
+    return status, headers, data
+
+
+def _parse_changes(body: bytes) -> list[dict[str, str]]:
+    import xml.etree.ElementTree as ET
+
+    out: list[dict[str, str]] = []
+    try:
+        root = ET.fromstring(body)
+    except ET.ParseError:
+        return out
+
+    def local(tag: str) -> str:
+        return tag.rsplit("}", 1)[-1]
+
+    for change in root.iter():
+        if local(change.tag) != "Change":
+            continue
+        entry = {"action": "", "name": "", "type": "", "set_identifier": "", "failover": ""}
+        for child in change.iter():
+            name = local(child.tag)
+            text = (child.text or "").strip()
+            if name == "Action":
+                entry["action"] = text
+            elif name == "Name" and not entry["name"]:
+                entry["name"] = text
+            elif name == "Type" and not entry["type"]:
+                entry["type"] = text
+            elif name == "SetIdentifier":
+                entry["set_identifier"] = text
+            elif name == "Failover":
+                entry["failover"] = text
+        out.append(entry)
+    return out

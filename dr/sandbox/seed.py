@@ -1,0 +1,390 @@
+"""Seed the moto server with the two-region estate, through the same boto3 code path as real AWS.
+
+Every physical name comes from :class:`dr.topology.Estate` (never hard-coded here); clients come from
+:class:`dr.aws.session.ClientProvider` pointed at the sandbox endpoint with
+:data:`dr.target.SANDBOX_CREDENTIALS`. :func:`seed_estate` returns a :class:`SeedResult` whose
+``names`` use the same keys and formats as :meth:`Estate.physical_names` — the test contract.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import secrets
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dr.aws.session import ClientProvider
+    from dr.topology import Estate, SiteView
+
+log = logging.getLogger("dr.sandbox.seed")
+
+EKS_ROLE = "arn:aws:iam::123456789012:role/{name}-eks"
+NODE_ROLE = "arn:aws:iam::123456789012:role/{name}-nodes"
+LOCK_KEY = "name"  # hash key of the DynamoDB lock table (dr/runbook/lock.py)
+
+
+@dataclass
+class DbEndpoint:
+    """Where a site's database really is (the local PostgreSQL, or moto's fake address)."""
+
+    host: str
+    port: int
+    password: str = field(repr=False)
+
+
+@dataclass
+class SeedResult:
+    names: dict[str, set[str]] = field(default_factory=dict)
+    ids: dict[str, dict[str, str]] = field(default_factory=dict)  # region -> kind -> AWS id/arn/dns
+
+    def add(self, kind: str, name: str) -> None:
+        self.names.setdefault(kind, set()).add(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"names": {k: sorted(v) for k, v in self.names.items()}, "ids": self.ids}
+
+
+def _subnets(cidr: str, count: int) -> list[str]:
+    net = ipaddress.IPv4Network(cidr)
+    prefix = min(net.prefixlen + 4, 28)
+    return [str(s) for s in list(net.subnets(new_prefix=prefix))[:count]]
+
+
+def _seed_network(clients: ClientProvider, view: SiteView, ids: dict[str, str]) -> list[str]:
+    ec2 = clients.client("ec2", view.region)
+    vpc = ec2.create_vpc(
+        CidrBlock=view.site.vpc_cidr,
+        TagSpecifications=[{"ResourceType": "vpc", "Tags": [{"Key": "Name", "Value": view.site.name}]}],
+    )["Vpc"]["VpcId"]
+    ids["vpc"] = vpc
+    subnet_ids = []
+    for i, cidr in enumerate(_subnets(view.site.vpc_cidr, view.site.az_count)):
+        az = f"{view.region}{'abcdef'[i]}"
+        subnet = ec2.create_subnet(
+            VpcId=vpc,
+            CidrBlock=cidr,
+            AvailabilityZone=az,
+            TagSpecifications=[
+                {"ResourceType": "subnet", "Tags": [{"Key": "Name", "Value": f"{view.site.name}-{az}"}]}
+            ],
+        )
+        subnet_ids.append(subnet["Subnet"]["SubnetId"])
+    sg = ec2.create_security_group(GroupName=f"{view.site.name}-data", Description="data tier", VpcId=vpc)
+    ids["security_group"] = sg["GroupId"]
+    return subnet_ids
+
+
+def _seed_cluster(clients: ClientProvider, view: SiteView, subnets: list[str], result: SeedResult) -> None:
+    eks = clients.client("eks", view.region)
+    c = view.cluster
+    eks.create_cluster(
+        name=c.name,
+        version=c.version,
+        roleArn=EKS_ROLE.format(name=c.name),
+        resourcesVpcConfig={"subnetIds": subnets},
+    )
+    ng = c.nodegroup
+    eks.create_nodegroup(
+        clusterName=c.name,
+        nodegroupName=ng.name,
+        scalingConfig={"minSize": ng.min_size, "maxSize": ng.max_size, "desiredSize": ng.desired_size},
+        subnets=subnets,
+        instanceTypes=list(ng.instance_types),
+        nodeRole=NODE_ROLE.format(name=c.name),
+    )
+    result.add("eks_cluster", f"{view.region}/{c.name}")
+    result.add("eks_nodegroup", f"{view.region}/{c.name}/{ng.name}")
+
+
+def _seed_database(
+    clients: ClientProvider,
+    estate: Estate,
+    view: SiteView,
+    subnets: list[str],
+    ids: dict[str, str],
+    password: str,
+    source_arn: str | None,
+    result: SeedResult,
+) -> str:
+    rds = clients.client("rds", view.region)
+    db, app = view.database, estate.app.database
+    group = estate.db_subnet_group(view)
+    rds.create_db_subnet_group(
+        DBSubnetGroupName=group, DBSubnetGroupDescription=view.site.name, SubnetIds=subnets
+    )
+    common: dict[str, Any] = {
+        "DBInstanceIdentifier": db.identifier,
+        "DBInstanceClass": db.instance_class,
+        "MultiAZ": db.multi_az,
+        "DBSubnetGroupName": group,
+        "VpcSecurityGroupIds": [ids["security_group"]],
+        "DeletionProtection": db.deletion_protection,
+        "Tags": [{"Key": "dr-toolkit:site", "Value": view.site.name}],
+    }
+    if source_arn is None:
+        out = rds.create_db_instance(
+            Engine="postgres",
+            EngineVersion=app.engine_version,
+            AllocatedStorage=db.allocated_storage,
+            DBName=app.db_name,
+            MasterUsername=app.username,
+            MasterUserPassword=password,
+            BackupRetentionPeriod=db.backup_retention_days,
+            Port=app.port,
+            StorageEncrypted=True,
+            **common,
+        )
+    else:
+        # moto resolves a cross-region replica's subnet group / security groups in the *source*
+        # region, so they are left out here (the subnet group still exists in this region).
+        replica = {k: v for k, v in common.items() if k not in ("DBSubnetGroupName", "VpcSecurityGroupIds")}
+        out = rds.create_db_instance_read_replica(SourceDBInstanceIdentifier=source_arn, **replica)
+    result.add("rds_instance", f"{view.region}/{db.identifier}")
+    arn: str = out["DBInstance"]["DBInstanceArn"]
+    ids["rds_arn"] = arn
+    return arn
+
+
+def _seed_cache(
+    clients: ClientProvider, estate: Estate, view: SiteView, subnets: list[str], result: SeedResult
+) -> None:
+    ec = clients.client("elasticache", view.region)
+    cache = view.cache
+    group = estate.cache_subnet_group(view)
+    ec.create_cache_subnet_group(
+        CacheSubnetGroupName=group, CacheSubnetGroupDescription=view.site.name, SubnetIds=subnets
+    )
+    ec.create_replication_group(
+        ReplicationGroupId=cache.replication_group_id,
+        ReplicationGroupDescription=f"{estate.app.name} {view.site.name}",
+        Engine="redis",
+        EngineVersion=cache.engine_version,
+        CacheNodeType=cache.node_type,
+        NumCacheClusters=cache.num_cache_clusters,
+        AutomaticFailoverEnabled=True,
+        MultiAZEnabled=True,
+        CacheSubnetGroupName=group,
+        SnapshotRetentionLimit=cache.snapshot_retention_days,
+        AtRestEncryptionEnabled=True,
+        TransitEncryptionEnabled=True,
+    )
+    result.add("elasticache_replication_group", f"{view.region}/{cache.replication_group_id}")
+
+
+def _seed_edge(
+    clients: ClientProvider,
+    estate: Estate,
+    view: SiteView,
+    subnets: list[str],
+    ids: dict[str, str],
+    result: SeedResult,
+) -> None:
+    elb = clients.client("elbv2", view.region)
+    edge = view.edge
+    lb = elb.create_load_balancer(
+        Name=edge.alb_name, Subnets=subnets, Type="application", Scheme="internet-facing"
+    )
+    lb_arn = lb["LoadBalancers"][0]["LoadBalancerArn"]
+    ids["alb_arn"] = lb_arn
+    ids["alb_dns"] = lb["LoadBalancers"][0]["DNSName"]
+    tg = elb.create_target_group(
+        Name=edge.target_group_name,
+        Protocol="HTTP",
+        Port=estate.app.api.port,
+        VpcId=ids["vpc"],
+        TargetType="ip",
+        HealthCheckPath=estate.app.health_path,
+    )
+    tg_arn = tg["TargetGroups"][0]["TargetGroupArn"]
+    ids["target_group_arn"] = tg_arn
+    elb.create_listener(
+        LoadBalancerArn=lb_arn,
+        Protocol="HTTP",
+        Port=80,
+        DefaultActions=[{"Type": "forward", "TargetGroupArn": tg_arn}],
+    )
+    result.add("alb", f"{view.region}/{edge.alb_name}")
+    result.add("target_group", f"{view.region}/{edge.target_group_name}")
+
+    waf = clients.client("wafv2", view.region)
+    ip_set = waf.create_ip_set(
+        Name=edge.ip_set_name,
+        Scope="REGIONAL",
+        IPAddressVersion="IPV4",
+        Addresses=list(edge.blocked_addresses),
+        Description=f"{estate.app.name} blocked addresses",
+    )["Summary"]
+    visibility = {"SampledRequestsEnabled": True, "CloudWatchMetricsEnabled": True}
+    acl = waf.create_web_acl(
+        Name=edge.web_acl_name,
+        Scope="REGIONAL",
+        DefaultAction={"Allow": {}},
+        VisibilityConfig={**visibility, "MetricName": edge.web_acl_name},
+        Rules=[
+            {
+                "Name": "block-malicious-ips",
+                "Priority": 0,
+                "Statement": {"IPSetReferenceStatement": {"ARN": ip_set["ARN"]}},
+                "Action": {"Block": {}},
+                "VisibilityConfig": {**visibility, "MetricName": "block-malicious-ips"},
+            },
+            {
+                "Name": "rate-limit",
+                "Priority": 1,
+                "Statement": {"RateBasedStatement": {"Limit": edge.rate_limit, "AggregateKeyType": "IP"}},
+                "Action": {"Block": {}},
+                "VisibilityConfig": {**visibility, "MetricName": "rate-limit"},
+            },
+        ],
+    )["Summary"]
+    waf.associate_web_acl(WebACLArn=acl["ARN"], ResourceArn=lb_arn)
+    ids["ip_set_id"] = ip_set["Id"]
+    ids["web_acl_arn"] = acl["ARN"]
+    result.add("wafv2_ip_set", f"{view.region}/{edge.ip_set_name}")
+    result.add("wafv2_web_acl", f"{view.region}/{edge.web_acl_name}")
+
+
+def _seed_dns(clients: ClientProvider, estate: Estate, result: SeedResult) -> None:
+    r53 = clients.client("route53", estate.primary.region)
+    app = estate.app
+    zone = r53.create_hosted_zone(Name=app.domain, CallerReference=f"{app.name}-zone")["HostedZone"]["Id"]
+    zone_id = zone.rsplit("/", 1)[-1]
+    result.ids.setdefault("global", {})["hosted_zone_id"] = zone_id
+    result.add("route53_zone", app.domain)
+    changes = []
+    for view, failover in ((estate.primary, "PRIMARY"), (estate.secondary, "SECONDARY")):
+        alb_dns = result.ids[view.region]["alb_dns"]
+        hc = r53.create_health_check(
+            CallerReference=estate.health_check_ref(view),
+            HealthCheckConfig={
+                "Type": "HTTPS",
+                "FullyQualifiedDomainName": alb_dns,
+                "Port": 443,
+                "ResourcePath": app.health_path,
+                "RequestInterval": 10,
+                "FailureThreshold": 3,
+            },
+        )["HealthCheck"]["Id"]
+        r53.change_tags_for_resource(
+            ResourceType="healthcheck",
+            ResourceId=hc,
+            AddTags=[{"Key": "Name", "Value": estate.health_check_ref(view)}],
+        )
+        result.ids[view.region]["health_check_id"] = hc
+        result.add("route53_health_check", estate.health_check_ref(view))
+        changes.append(
+            {
+                "Action": "CREATE",
+                "ResourceRecordSet": {
+                    "Name": app.record,
+                    "Type": "CNAME",
+                    "SetIdentifier": view.site.name,
+                    "Failover": failover,
+                    "TTL": app.ttl,
+                    "HealthCheckId": hc,
+                    "ResourceRecords": [{"Value": alb_dns}],
+                },
+            }
+        )
+    r53.change_resource_record_sets(HostedZoneId=zone_id, ChangeBatch={"Changes": changes})
+    result.add("route53_record", app.record)
+
+
+def _seed_state_stores(clients: ClientProvider, estate: Estate, view: SiteView, result: SeedResult) -> None:
+    ddb = clients.client("dynamodb", view.region)
+    ddb.create_table(
+        TableName=estate.lock_table,
+        AttributeDefinitions=[{"AttributeName": LOCK_KEY, "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": LOCK_KEY, "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    result.add("dynamodb_table", estate.lock_table)
+    s3 = clients.client("s3", view.region)
+    bucket = estate.journal_bucket(view.region)
+    kwargs: dict[str, Any] = {"Bucket": bucket}
+    if view.region != "us-east-1":
+        kwargs["CreateBucketConfiguration"] = {"LocationConstraint": view.region}
+    s3.create_bucket(**kwargs)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    result.add("s3_bucket", bucket)
+
+
+def _seed_secret(
+    clients: ClientProvider, estate: Estate, view: SiteView, endpoint: DbEndpoint, result: SeedResult
+) -> None:
+    sm = clients.client("secretsmanager", view.region)
+    app = estate.app
+    value = {
+        "engine": "postgres",
+        "username": app.database.username,
+        "password": endpoint.password,
+        "host": endpoint.host,
+        "port": endpoint.port,
+        "dbname": app.database.db_name,
+        "dbInstanceIdentifier": view.database.identifier,
+    }
+    sm.create_secret(
+        Name=app.db_secret.secrets_manager_id,
+        Description=f"{app.name} database master credentials ({view.site.name})",
+        SecretString=json.dumps(value),
+    )
+    result.add("secretsmanager_secret", f"{view.region}/{app.db_secret.secrets_manager_id}")
+
+
+def seed_estate(
+    estate: Estate,
+    clients: ClientProvider,
+    databases: dict[str, DbEndpoint] | None = None,
+) -> SeedResult:
+    """Create the whole estate in both regions. ``databases``: region -> real endpoint + password.
+
+    Without ``databases`` (no local PostgreSQL) a random master password is used and the
+    secret points at moto's fake RDS address.
+    """
+    result = SeedResult()
+    password = secrets.token_urlsafe(18)
+    if databases:
+        password = databases[estate.primary.region].password
+    subnets: dict[str, list[str]] = {}
+    for view in (estate.primary, estate.secondary):
+        ids = result.ids.setdefault(view.region, {})
+        subnets[view.region] = _seed_network(clients, view, ids)
+        _seed_cluster(clients, view, subnets[view.region], result)
+        _seed_cache(clients, estate, view, subnets[view.region], result)
+        _seed_edge(clients, estate, view, subnets[view.region], ids, result)
+        _seed_state_stores(clients, estate, view, result)
+    primary_arn = _seed_database(
+        clients,
+        estate,
+        estate.primary,
+        subnets[estate.primary.region],
+        result.ids[estate.primary.region],
+        password,
+        None,
+        result,
+    )
+    _seed_database(
+        clients,
+        estate,
+        estate.secondary,
+        subnets[estate.secondary.region],
+        result.ids[estate.secondary.region],
+        password,
+        primary_arn,
+        result,
+    )
+    for view in (estate.primary, estate.secondary):
+        endpoint = (databases or {}).get(view.region)
+        if endpoint is None:
+            rds = clients.client("rds", view.region)
+            ep = rds.describe_db_instances(DBInstanceIdentifier=view.database.identifier)["DBInstances"][0][
+                "Endpoint"
+            ]
+            endpoint = DbEndpoint(ep["Address"], int(ep["Port"]), password)
+        _seed_secret(clients, estate, view, endpoint, result)
+    _seed_dns(clients, estate, result)
+    log.info("seeded %d resources", sum(len(v) for v in result.names.values()))
+    return result
