@@ -1,0 +1,9 @@
+"""Pulumi components of the estate (imported only by ``__main__.py``, tests and scripts).
+
+``dr.infra.Estate`` builds one region from a :class:`dr.topology.StackConfig`; the components
+(network, cluster, database, cache, edge, dns, workload, tooling) are in their own modules.
+"""
+
+from dr.infra.estate import Estate, EstateArgs, PrimaryRefs
+
+__all__ = ["Estate", "EstateArgs", "PrimaryRefs"]

@@ -1,0 +1,74 @@
+"""Helpers shared by the infra components: tags, derived names, resource options.
+
+Every physical name below is derived from :mod:`dr.topology` settings exactly as
+``topology.Estate`` derives them (``tests/unit/infra`` checks the program's declared names
+against ``Estate.physical_names()``, so the two cannot drift apart silently).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+
+from dr.topology import App, Site, StackConfig
+
+# NodePort the traffic-serving Service exposes on every node; the ALB target group points at it.
+NODE_PORT = 30080
+
+
+def tags(cfg: StackConfig, **extra: str) -> dict[str, str]:
+    """Tags every AWS resource carries (the CLI filters on ``dr:app`` / ``dr:site``)."""
+    out = {
+        "dr:app": cfg.app.name,
+        "dr:site": cfg.site.name,
+        "dr:role": cfg.role,
+        "dr:stack": cfg.stack,
+        "managed-by": "pulumi",
+    }
+    out.update(extra)
+    return out
+
+
+def child(parent: pulumi.Resource, **kwargs: Any) -> pulumi.ResourceOptions:
+    """Options for a child resource of a component."""
+    return pulumi.ResourceOptions(parent=parent, **kwargs)
+
+
+def data_store(parent: pulumi.Resource, **kwargs: Any) -> pulumi.ResourceOptions:
+    """Options for a data store: protected from `pulumi destroy` and retained if ever deleted."""
+    return pulumi.ResourceOptions(parent=parent, protect=True, retain_on_delete=True, **kwargs)
+
+
+# -- names derived exactly like dr.topology.Estate ---------------------------------------------
+def lock_table(app: App) -> str:
+    return app.lock_table or f"{app.name}-dr-lock"
+
+
+def journal_bucket(app: App, region: str) -> str:
+    prefix = app.journal_bucket_prefix or f"{app.name}-dr-journal"
+    return f"{prefix}-{region}"
+
+
+def db_subnet_group(site: Site) -> str:
+    return f"{site.name}-db"
+
+
+def cache_subnet_group(site: Site) -> str:
+    return f"{site.name}-cache"
+
+
+def kms_alias(site: Site) -> str:
+    return f"alias/{site.name}-data"
+
+
+def health_check_ref(site: Site) -> str:
+    return f"{site.name}-health"
+
+
+def replica_count(cfg: StackConfig, deployment: str) -> int:
+    """Replicas of ``deployment`` for this stack's role (standby: site.standbyReplicas)."""
+    dep = cfg.app.deployment(deployment)
+    if cfg.role == "standby":
+        return cfg.site.standby_replicas.get(dep.name, dep.replicas)
+    return dep.replicas

@@ -1,0 +1,167 @@
+"""The root component: one region of the estate, wired from its stack config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+
+from dr.infra.cache import Cache, CacheArgs
+from dr.infra.cluster import Cluster, ClusterArgs
+from dr.infra.database import Database, DatabaseArgs
+from dr.infra.dns import Dns, DnsArgs, HostedZone, HostedZoneArgs
+from dr.infra.edge import Edge, EdgeArgs
+from dr.infra.network import Network, NetworkArgs
+from dr.infra.tooling import Tooling, ToolingArgs
+from dr.infra.workload import Workload, WorkloadArgs
+from dr.topology import StackConfig
+
+
+def _first_asg(resources: Any) -> str:
+    """Name of the nodegroup's Auto Scaling group (EKS creates exactly one per managed nodegroup)."""
+    if resources and resources[0].autoscaling_groups:
+        return str(resources[0].autoscaling_groups[0].name or "")
+    return ""
+
+
+@dataclass
+class PrimaryRefs:
+    """What a standby stack reads from the primary stack (a ``pulumi.StackReference``)."""
+
+    db_arn: pulumi.Input[str]
+    master_secret_arn: pulumi.Input[str]
+    region: pulumi.Input[str]
+    zone_id: pulumi.Input[str]
+    lock_table_arn: pulumi.Input[str]
+
+
+@dataclass
+class EstateArgs:
+    cfg: StackConfig
+    # Required when cfg.role == "standby".
+    primary: PrimaryRefs | None = None
+
+
+class Estate(pulumi.ComponentResource):
+    """Network -> cluster -> database/cache -> edge -> dns -> workload, for one region."""
+
+    def __init__(self, name: str, args: EstateArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("dr:infra:Estate", name, None, opts)
+        cfg = self.cfg = args.cfg
+        if cfg.role == "standby" and args.primary is None:
+            raise ValueError(
+                f"{cfg.path}: a standby stack needs dr-toolkit:primaryStackRef (the primary stack's outputs)"
+            )
+        here = pulumi.ResourceOptions(parent=self)
+        prim = args.primary
+
+        self.network = Network("network", NetworkArgs(cfg=cfg), here)
+        public = [s.id for s in self.network.public_subnets]
+        private = [s.id for s in self.network.private_subnets]
+        self.cluster = Cluster(
+            "cluster", ClusterArgs(cfg=cfg, subnet_ids=public + private, private_subnet_ids=private), here
+        )
+        self.database = Database(
+            "database",
+            DatabaseArgs(
+                cfg=cfg,
+                subnet_ids=private,
+                security_group_id=self.network.db_sg.id,
+                source_db_arn=prim.db_arn if prim else None,
+                source_master_secret_arn=prim.master_secret_arn if prim else None,
+                source_region=prim.region if prim else None,
+            ),
+            here,
+        )
+        self.cache = Cache(
+            "cache",
+            CacheArgs(
+                cfg=cfg,
+                subnet_ids=private,
+                security_group_id=self.network.cache_sg.id,
+                kms_key_arn=self.database.key.arn,
+            ),
+            here,
+        )
+        self.tooling = Tooling(
+            "tooling",
+            ToolingArgs(
+                cfg=cfg,
+                kms_key_arn=self.database.key.arn,
+                lock_table_arn=prim.lock_table_arn if prim else None,
+            ),
+            here,
+        )
+        if prim is None:
+            self.zone: HostedZone | None = HostedZone("zone", HostedZoneArgs(cfg=cfg), here)
+            self.zone_id: pulumi.Output[str] = self.zone.zone.zone_id
+        else:
+            self.zone = None
+            self.zone_id = pulumi.Output.from_input(prim.zone_id)
+        asg_name = self.cluster.nodegroup.resources.apply(_first_asg)
+        self.edge = Edge(
+            "edge",
+            EdgeArgs(
+                cfg=cfg,
+                vpc_id=self.network.vpc.id,
+                public_subnet_ids=public,
+                alb_security_group_id=self.network.alb_sg.id,
+                cluster_security_group_id=self.cluster.cluster.vpc_config.cluster_security_group_id,
+                autoscaling_group_name=asg_name,
+                zone_id=self.zone_id,
+            ),
+            here,
+        )
+        self.dns = Dns(
+            "dns",
+            DnsArgs(
+                cfg=cfg,
+                zone_id=self.zone_id,
+                alb_dns_name=self.edge.alb.dns_name,
+                alb_zone_id=self.edge.alb.zone_id,
+            ),
+            here,
+        )
+        self.workload = Workload(
+            "workload",
+            WorkloadArgs(
+                cfg=cfg,
+                provider=self.cluster.provider,
+                db_address=self.database.instance.address,
+                master_secret_arn=self.database.master_secret_arn,
+                master_secret_region=self.database.master_secret_region,
+            ),
+            here,
+        )
+        self.register_outputs({"role": cfg.role, "region": cfg.region})
+
+    def stack_outputs(self) -> dict[str, pulumi.Input[object]]:
+        """Every identifier the ``dr`` CLI needs, by output name (exported by ``__main__.py``)."""
+        return {
+            "role": self.cfg.role,
+            "region": self.cfg.region,
+            "site": self.cfg.site.name,
+            "clusterName": self.cluster.cluster.name,
+            "nodegroupName": self.cluster.nodegroup.node_group_name,
+            "namespace": self.cfg.app.namespace,
+            "dbIdentifier": self.database.instance.identifier,
+            "dbArn": self.database.instance.arn,
+            "dbEndpoint": self.database.instance.endpoint,
+            "dbAddress": self.database.instance.address,
+            "dbMasterSecretArn": self.database.master_secret_arn,
+            "appSecretArn": self.database.app_secret.arn,
+            "kmsKeyArn": self.database.key.arn,
+            "redisGroupId": self.cache.group.replication_group_id,
+            "redisPrimaryEndpoint": self.cache.group.primary_endpoint_address,
+            "albArn": self.edge.alb.arn,
+            "albDnsName": self.edge.alb.dns_name,
+            "targetGroupArn": self.edge.target_group.arn,
+            "webAclArn": self.edge.web_acl.arn,
+            "ipSetId": self.edge.ip_set.id,
+            "ipSetArn": self.edge.ip_set.arn,
+            "zoneId": self.zone_id,
+            "healthCheckId": self.dns.health_check.id,
+            "lockTableArn": self.tooling.lock_table_arn,
+            "journalBucket": self.tooling.bucket.bucket,
+        }
