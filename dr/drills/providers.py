@@ -224,9 +224,9 @@ def redis_primary_failure(ctx: DrillContext, site: str) -> dict[str, Any]:
 # Declared here, implemented by the procedures (issues 5, 6, 8) and the sandbox (issue 4)
 # ---------------------------------------------------------------------------------------------
 
-_ISSUE6 = "implemented by the failover procedure (issue 6) in dr.procedures.drill_providers"
-_OPS = "implemented by the runbook operations (issues 5/8) in dr.procedures.drill_providers"
-_SANDBOX = "fault injection implemented by the sandbox (issue 4) in dr.sandbox.drill_providers"
+_ISSUE6 = "issue 6: failover procedure, dr.procedures.drill_providers"
+_OPS = "issues 5/8: runbook operations, dr.procedures.drill_providers"
+_SANDBOX = "issue 4: sandbox fault injection, dr.sandbox.drill_providers"
 
 declare("action", "failover", args=FailoverArgs, description="Whole-region failover.", pending=_ISSUE6)
 declare("action", "failback", args=FailbackArgs, description="Re-protect, then fail back.", pending=_ISSUE6)
