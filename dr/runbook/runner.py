@@ -122,13 +122,17 @@ def run_plan(
     max_workers: int = 8,
     poll: PollPolicy | None = None,
     progress: ProgressSink | None = None,
+    mirror_auto: bool = True,
 ) -> RunResult:
     """Execute ``plan`` (or describe it, for a dry run) and return the :class:`RunResult`.
 
     ``services`` becomes ``StepContext.services``; when it holds a ClientProvider under
     ``"clients"`` and no ``recorder`` is given, one is attached for the run so the journal lists
     every mutating call per step. Give ``lock`` and ``mirror`` ClientProviders *without* that
-    recorder so their own writes are not counted as the plan's calls.
+    recorder so their own writes are not counted as the plan's calls. With a lock, an estate in
+    ``services["estate"]`` and no ``mirror``, the journal is mirrored to the estate's journal
+    bucket in the lock's (surviving) region through the lock's ClientProvider
+    (``mirror_auto=False`` turns that off); a missing bucket only adds a ``mirror_failed`` event.
     Raises BadInput (exit 2) when the operator declines, LockHeld (exit 3) when another run holds
     the lock; a failed step does not raise — check ``result.status``.
     """
@@ -163,6 +167,9 @@ def run_plan(
         from dr.aws.session import CallRecorder
 
         own_recorder = recorder = clients.add_recorder(CallRecorder())
+
+    if mirror is None and mirror_auto and lock is not None and services.get("estate") is not None:
+        mirror = S3Mirror.for_estate(lock.clients, services["estate"], lock.region)
 
     journal: Journal | None = None
     try:

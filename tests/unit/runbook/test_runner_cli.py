@@ -217,3 +217,28 @@ def test_run_plan_json_output_has_no_live_view(tmp_path: Path) -> None:
     )
     assert result.status == "succeeded"
     assert result.journal_path and Path(result.journal_path).parent.parent == tmp_path
+
+
+def test_journal_is_mirrored_to_the_estate_bucket_in_the_lock_region(
+    world: World, tmp_path: Path, estate: Any
+) -> None:
+    s3 = ClientProvider().client("s3", REGION)
+    bucket = estate.journal_bucket(REGION)
+    s3.create_bucket(Bucket=bucket)
+    lock = DynamoLock(ClientProvider(), table=TABLE, region=REGION, name="mirror", holder="tester@ci")
+    plan = Plan("tiny", [Step("a", "a", None, "local")])
+    result = run_plan(
+        plan,
+        {"estate": estate},
+        dry_run=False,
+        assume_yes=True,
+        resume=None,
+        runs_dir=tmp_path,
+        lock=lock,
+        break_lock=False,
+        output="json",
+    )
+    key = f"runs/{result.run_id}/journal.jsonl"
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    assert body == Path(result.journal_path or "").read_bytes()
+    assert b'"kind":"run_finished"' in body
