@@ -45,10 +45,12 @@ import json
 import logging
 import math
 import re
+import socket
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -376,7 +378,7 @@ class FakeKubeApi:
         self._server.daemon_threads = True
         self._stop.clear()
         serve = threading.Thread(
-            target=self._server.serve_forever, name=f"kubeapi-{self.cluster}", daemon=True
+            target=self._server.serve_forever, args=(0.05,), name=f"kubeapi-{self.cluster}", daemon=True
         )
         tick = threading.Thread(target=self._ticker, name=f"kubeapi-tick-{self.cluster}", daemon=True)
         self._threads = [serve, tick]
@@ -1173,6 +1175,11 @@ def _make_handler(api: FakeKubeApi) -> type[BaseHTTPRequestHandler]:
         protocol_version = "HTTP/1.1"
         server_version = "dr-sandbox-kube/1"
 
+        def setup(self) -> None:
+            super().setup()
+            # Headers and body go out as separate writes: without this, Nagle + delayed ACK add 40 ms.
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
         def log_message(self, format: str, *args: Any) -> None:
             log.debug("kubeapi %s: " + format, api.cluster, *args)
 
@@ -1440,3 +1447,39 @@ def write_kubeconfig(path: str, apis: list[FakeKubeApi]) -> None:
     }
     with open(path, "w") as fh:
         yaml.safe_dump(doc, fh, sort_keys=False)
+
+
+@contextmanager
+def serve_estate(
+    estate: Estate,
+    kubeconfig: str,
+    *,
+    latency: LatencyProfile | None = None,
+    capacity_fn: Callable[[str], int] | None = None,
+    database_urls: dict[str, str] | None = None,
+) -> Iterator[dict[str, FakeKubeApi]]:
+    """Start, seed and write a kubeconfig for both clusters of the estate (tests, demos).
+
+    ``database_urls`` maps site role ('primary' / 'standby') to the DB URL put in its Secret.
+    Yields ``{cluster name: FakeKubeApi}``; stops both servers on exit.
+    """
+    urls = database_urls or {}
+    apis: dict[str, FakeKubeApi] = {}
+    try:
+        for view in (estate.primary, estate.secondary):
+            api = FakeKubeApi(
+                view.cluster.name,
+                latency=latency or LatencyProfile(),
+                capacity_fn=capacity_fn,
+                pods_per_node=view.cluster.nodegroup.pods_per_node,
+                region=view.region,
+            ).start()
+            apis[view.cluster.name] = api
+            user = estate.app.database.username
+            default = f"postgresql://{user}:sandbox@{view.database.identifier}.local:5432/{estate.app.database.db_name}"
+            seed_site(api, estate, view, urls.get(view.role, default))
+        write_kubeconfig(kubeconfig, list(apis.values()))
+        yield apis
+    finally:
+        for api in apis.values():
+            api.stop()
