@@ -1,0 +1,270 @@
+"""A small two-region estate in moto, seeded from the shipped topology (stacks/).
+
+* us-west-2: RDS primary (encrypted, 7-day retention, subnet group, SG, parameter group), Redis group
+* us-east-1: cross-region read replica of it, Redis group, the DynamoDB lock table
+* KMS keys with the estate's data-key aliases in both regions
+* Route53: the public zone, one health check per site (tagged Name=<site>-health) and the
+  PRIMARY/SECONDARY failover alias records of app.record
+* CloudWatch ReplicaLag datapoints are put by the tests that need them (``put_lag``)
+* Secrets Manager: the DB master credentials secret in both regions
+
+moto's PromoteReadReplica only flips a private flag and leaves ``ReadReplicaSourceDBInstanceIdentifier``
+in DescribeDBInstances; real RDS clears it once the promotion completes. ``fix_moto_promote`` makes
+moto do what RDS does (and nothing more), so tests exercise our completion condition honestly.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from moto import mock_aws
+
+from dr.aws.session import CallRecorder, ClientProvider
+from dr.topology import Estate, load_estate
+
+ROOT = Path(__file__).resolve().parents[3]
+STACKS = ROOT / "stacks"
+PASSWORD = "s3cr3t-Pa55word-never-printed"
+
+
+@dataclass
+class Seeded:
+    estate: Estate
+    clients: ClientProvider
+    zone_id: str
+    health_checks: dict[str, str]  # region -> health check id
+    kms: dict[str, str]  # region -> key arn
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def primary(self) -> str:
+        return self.estate.primary.region
+
+    @property
+    def secondary(self) -> str:
+        return self.estate.secondary.region
+
+    def rds(self, region: str) -> Any:
+        return self.clients.client("rds", region)
+
+    def db(self, region: str, ident: str) -> dict[str, Any]:
+        db: dict[str, Any] = self.rds(region).describe_db_instances(DBInstanceIdentifier=ident)[
+            "DBInstances"
+        ][0]
+        return db
+
+    def put_lag(self, seconds: float, *, db: str | None = None, at: dt.datetime | None = None) -> None:
+        self.clients.client("cloudwatch", self.secondary).put_metric_data(
+            Namespace="AWS/RDS",
+            MetricData=[
+                {
+                    "MetricName": "ReplicaLag",
+                    "Dimensions": [
+                        {
+                            "Name": "DBInstanceIdentifier",
+                            "Value": db or self.estate.secondary.database.identifier,
+                        }
+                    ],
+                    "Value": seconds,
+                    "Unit": "Seconds",
+                    "Timestamp": at or dt.datetime.now(dt.UTC),
+                }
+            ],
+        )
+
+
+def fix_moto_promote(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make moto clear the replica source on promote, as RDS does when the promotion completes."""
+    from moto.rds.models import RDSBackend
+
+    original = RDSBackend.promote_read_replica
+
+    def promote(self: Any, db_kwargs: dict[str, Any]) -> Any:
+        database = self.databases[db_kwargs["db_instance_identifier"]]
+        was_replica = database.is_replica
+        result = original(self, db_kwargs)
+        if was_replica:
+            database.source_db_instance_identifier = None
+        return result
+
+    monkeypatch.setattr(RDSBackend, "promote_read_replica", promote)
+
+
+def _network(clients: ClientProvider, estate: Estate, view: Any, *, vpc: bool) -> dict[str, Any]:
+    rds = clients.client("rds", view.region)
+    rds.create_db_parameter_group(
+        DBParameterGroupName=f"{estate.app.name}-pg15", DBParameterGroupFamily="postgres15", Description="pg"
+    )
+    if not vpc:  # EC2 in moto is slow to start; only the inheritance tests need a subnet group
+        return {"sg": f"sg-{view.site.name}", "pg": f"{estate.app.name}-pg15", "subnet_group": None}
+    ec2 = clients.client("ec2", view.region)
+    vpc_id = ec2.create_vpc(CidrBlock=view.site.vpc_cidr)["Vpc"]["VpcId"]
+    base = view.site.vpc_cidr.split(".")
+    subnets = [
+        ec2.create_subnet(
+            VpcId=vpc_id,
+            CidrBlock=f"{base[0]}.{base[1]}.{i}.0/24",
+            AvailabilityZone=f"{view.region}{'abc'[i]}",
+        )["Subnet"]["SubnetId"]
+        for i in range(2)
+    ]
+    sg = ec2.create_security_group(GroupName=f"{view.site.name}-db", Description="db", VpcId=vpc_id)[
+        "GroupId"
+    ]
+    rds.create_db_subnet_group(
+        DBSubnetGroupName=estate.db_subnet_group(view), DBSubnetGroupDescription="db", SubnetIds=subnets
+    )
+    return {"sg": sg, "pg": f"{estate.app.name}-pg15", "subnet_group": estate.db_subnet_group(view)}
+
+
+def seed(clients: ClientProvider, estate: Estate, *, vpc: bool = False) -> Seeded:
+    p, s = estate.primary, estate.secondary
+    kms: dict[str, str] = {}
+    for view in (p, s):
+        k = clients.client("kms", view.region)
+        key = k.create_key(Description=f"{view.site.name} data")["KeyMetadata"]
+        k.create_alias(AliasName=estate.kms_alias(view), TargetKeyId=key["KeyId"])
+        kms[view.region] = key["Arn"]
+    net = {view.region: _network(clients, estate, view, vpc=vpc) for view in (p, s)}
+    db = p.database
+    primary = clients.client("rds", p.region).create_db_instance(
+        DBInstanceIdentifier=db.identifier,
+        Engine="postgres",
+        EngineVersion="15.8",
+        DBInstanceClass=db.instance_class,
+        MasterUsername=estate.app.database.username,
+        MasterUserPassword=PASSWORD,
+        DBName=estate.app.database.db_name,
+        AllocatedStorage=db.allocated_storage,
+        MultiAZ=db.multi_az,
+        BackupRetentionPeriod=db.backup_retention_days,
+        StorageEncrypted=True,
+        KmsKeyId=kms[p.region],
+        VpcSecurityGroupIds=[net[p.region]["sg"]],
+        DBParameterGroupName=net[p.region]["pg"],
+        **({"DBSubnetGroupName": net[p.region]["subnet_group"]} if vpc else {}),
+    )["DBInstance"]
+    clients.client("rds", s.region).create_db_instance_read_replica(
+        DBInstanceIdentifier=s.database.identifier,
+        SourceDBInstanceIdentifier=primary["DBInstanceArn"],
+        DBInstanceClass=s.database.instance_class,
+        KmsKeyId=kms[s.region],
+        SourceRegion=p.region,
+    )
+    for view in (p, s):
+        clients.client("elasticache", view.region).create_replication_group(
+            ReplicationGroupId=view.cache.replication_group_id,
+            ReplicationGroupDescription="cache",
+            Engine="redis",
+            CacheNodeType=view.cache.node_type,
+            NumCacheClusters=view.cache.num_cache_clusters,
+        )
+        clients.client("secretsmanager", view.region).create_secret(
+            Name=estate.app.db_secret.secrets_manager_id,
+            SecretString=json.dumps({"username": estate.app.database.username, "password": PASSWORD}),
+        )
+    r53 = clients.client("route53", "us-east-1")
+    zone_id = r53.create_hosted_zone(Name=estate.app.domain, CallerReference="seed")["HostedZone"][
+        "Id"
+    ].split("/")[-1]
+    checks: dict[str, str] = {}
+    changes = []
+    for view, role in ((p, "PRIMARY"), (s, "SECONDARY")):
+        alb = f"{view.edge.alb_name}-123456.{view.region}.elb.amazonaws.com"
+        hc = r53.create_health_check(
+            CallerReference=f"hc-{view.region}",
+            HealthCheckConfig={
+                "Type": "HTTPS",
+                "FullyQualifiedDomainName": alb,
+                "ResourcePath": estate.app.health_path,
+                "Port": 443,
+                "RequestInterval": 10,
+                "FailureThreshold": 3,
+            },
+        )["HealthCheck"]["Id"]
+        r53.change_tags_for_resource(
+            ResourceType="healthcheck",
+            ResourceId=hc,
+            AddTags=[{"Key": "Name", "Value": estate.health_check_ref(view)}],
+        )
+        checks[view.region] = hc
+        changes.append(
+            {
+                "Action": "CREATE",
+                "ResourceRecordSet": {
+                    "Name": estate.app.record,
+                    "Type": "A",
+                    "SetIdentifier": view.site.name,
+                    "Failover": role,
+                    "HealthCheckId": hc,
+                    "AliasTarget": {
+                        "HostedZoneId": "Z1H1FL5HABSF5",
+                        "DNSName": alb,
+                        "EvaluateTargetHealth": True,
+                    },
+                },
+            }
+        )
+    r53.change_resource_record_sets(HostedZoneId=zone_id, ChangeBatch={"Changes": changes})
+    from dr.runbook.lock import create_lock_table
+
+    create_lock_table(clients, estate.lock_table, s.region)
+    return Seeded(estate, clients, zone_id, checks, kms, {"net": net})
+
+
+@pytest.fixture
+def seeded(monkeypatch: pytest.MonkeyPatch) -> Iterator[Seeded]:
+    """The estate in moto (mock_aws active for the whole test)."""
+    fix_moto_promote(monkeypatch)
+    with mock_aws():
+        estate = load_estate(STACKS, "prod")
+        yield seed(ClientProvider(), estate)
+
+
+@pytest.fixture
+def seeded_vpc(monkeypatch: pytest.MonkeyPatch) -> Iterator[Seeded]:
+    """Like ``seeded`` plus VPCs, subnets and DB subnet groups (slower: moto EC2)."""
+    fix_moto_promote(monkeypatch)
+    with mock_aws():
+        estate = load_estate(STACKS, "prod")
+        yield seed(ClientProvider(), estate, vpc=True)
+
+
+@pytest.fixture
+def cli_calls(monkeypatch: pytest.MonkeyPatch) -> CallRecorder:
+    """Records every API call made by ClientProviders that CLI commands build."""
+    from dr.cli.context import AppContext
+
+    recorder = CallRecorder()
+    original = AppContext.clients
+
+    def clients(self: AppContext, *, read_only: bool = False) -> ClientProvider:
+        provider = original(self, read_only=read_only)
+        provider.add_recorder(recorder)
+        return provider
+
+    monkeypatch.setattr(AppContext, "clients", clients)
+    return recorder
+
+
+def invoke(args: list[str], tmp_path: Path, *, json_out: bool = True) -> Any:
+    """Run ``dr`` in-process; returns the click Result (exit_code, output, stderr)."""
+    from click.testing import CliRunner
+
+    from dr.cli.main import cli
+
+    base = ["--stack-dir", str(STACKS)] + (["-o", "json"] if json_out else [])
+    runner = CliRunner()
+    env = {"DR_RUNS_DIR": str(tmp_path / "runs")}
+    return runner.invoke(cli, [*base, *args], env=env, catch_exceptions=False)
+
+
+def mutating(recorder: CallRecorder) -> list[str]:
+    """Mutating operations sent, excluding the run lock's own DynamoDB writes."""
+    return [f"{c.service}:{c.operation}" for c in recorder.mutating() if c.service != "dynamodb"]
