@@ -66,7 +66,7 @@ class Workload(pulumi.ComponentResource):
                 app.database.db_name,
             )
         )
-        url: pulumi.Output[str] = pulumi.Output.secret(plain)  # type: ignore[arg-type]
+        url: pulumi.Output[str] = pulumi.Output.secret(plain)
         self.db_secret = k8s.core.v1.Secret(
             "db-secret",
             metadata={"name": app.db_secret.name, "namespace": namespace},
