@@ -62,3 +62,51 @@ def replica_lag(
         dimensions={"DBInstanceIdentifier": db_instance},
         now=now,
     )
+
+
+@dataclass(frozen=True)
+class Alarm:
+    name: str
+    region: str
+    state: str
+    reason: str
+    updated: dt.datetime | None
+    metric: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "region": self.region,
+            "state": self.state,
+            "reason": self.reason,
+            "updated": self.updated.isoformat() if self.updated else None,
+            "metric": self.metric,
+        }
+
+
+def alarms_in_state(clients: ClientProvider, region: str, state: str = "ALARM") -> list[Alarm]:
+    """Metric and composite alarms currently in ``state`` (newest first). Added for `dr ops triage`."""
+    client = clients.client("cloudwatch", region)
+    out: list[Alarm] = []
+    with aws_errors(resource=f"CloudWatch alarms ({state})", region=region, action="list"):
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"StateValue": state, "MaxRecords": 100}
+            if token:
+                kwargs["NextToken"] = token
+            raw = client.describe_alarms(**kwargs)
+            for a in raw.get("MetricAlarms", []) + raw.get("CompositeAlarms", []):
+                out.append(
+                    Alarm(
+                        name=a["AlarmName"],
+                        region=region,
+                        state=a.get("StateValue", state),
+                        reason=a.get("StateReason", ""),
+                        updated=_aware(a.get("StateUpdatedTimestamp")),
+                        metric=a.get("MetricName"),
+                    )
+                )
+            token = raw.get("NextToken")
+            if not token:
+                break
+    return sorted(out, key=lambda a: a.updated or dt.datetime.min.replace(tzinfo=dt.UTC), reverse=True)

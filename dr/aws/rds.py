@@ -367,3 +367,16 @@ class Rds:
     def delete_snapshot(self, identifier: str) -> None:
         with aws_errors(resource=f"DB snapshot {identifier}", region=self.region, action="delete"):
             self.client.delete_db_snapshot(DBSnapshotIdentifier=identifier)
+
+
+def modify_master_password(clients: ClientProvider, region: str, identifier: str, password: str) -> str:
+    """ModifyDBInstance MasterUserPassword (ApplyImmediately); returns the status right after.
+
+    The password is sent once and never recorded (the session's recorder drops *Password params).
+    Added for `dr ops rotate-db-secret` (ops helper).
+    """
+    with aws_errors(resource=f"DB instance {identifier}", region=region, action="modify master password of"):
+        raw = clients.client("rds", region).modify_db_instance(
+            DBInstanceIdentifier=identifier, MasterUserPassword=password, ApplyImmediately=True
+        )["DBInstance"]
+    return str(raw.get("DBInstanceStatus", "unknown"))
