@@ -75,24 +75,23 @@ def list_cmd(app_ctx: AppContext, scenario_dirs: tuple[Path, ...]) -> None:
         )
 
     def table(data: list[dict[str, Any]], out: Console) -> None:
-        out.print(
-            simple_table(
-                f"Drill scenarios (providers pending on target {app_ctx.target_name!r} listed)",
-                ["name", "title", "mode", "RTO", "RPO", "pending providers", "source"],
-                [
-                    [
-                        r["name"],
-                        r.get("title") or f"INVALID: {r.get('error')}",
-                        r.get("mode", ""),
-                        _fmt(r.get("rto_seconds")) if r.get("valid") else "",
-                        _fmt(r.get("rpo_seconds")) if r.get("valid") else "",
-                        ", ".join(r.get("pending_providers", [])),
-                        r["source"],
-                    ]
-                    for r in data
-                ],
+        from rich.table import Table
+
+        t = Table(title=f"Drill scenarios (target {app_ctx.target_name})", title_justify="left")
+        t.add_column("name", no_wrap=True)
+        for col in ("mode", "RTO", "RPO", "not yet implemented on this target", "title"):
+            t.add_column(col)
+        for r in data:
+            valid = bool(r.get("valid"))
+            t.add_row(
+                r["name"],
+                r.get("mode", ""),
+                _fmt(r.get("rto_seconds")) if valid else "",
+                _fmt(r.get("rpo_seconds")) if valid else "",
+                ", ".join(r.get("pending_providers", [])),
+                r.get("title") or f"INVALID: {r.get('error')}",
             )
-        )
+        out.print(t)
         out.print("RTO/RPO '—' = the estate's app.objectives.")
 
     emit(app_ctx.output, rows, table)

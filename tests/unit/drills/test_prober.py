@@ -85,7 +85,9 @@ def test_prober_samples_resolver_failures_and_scrubs_addresses() -> None:
     assert not first.ok and "resolve" in first.error
     assert second.ok and second.address == "http://user:***@lb"
     restored = samples_from_log(prober.log())
-    assert [(s.ok, s.address, s.error) for s in restored] == [(s.ok, s.address, s.error) for s in prober.snapshot()]
+    assert [(s.ok, s.address, s.error) for s in restored] == [
+        (s.ok, s.address, s.error) for s in prober.snapshot()
+    ]
     assert restored[0].t == pytest.approx(first.t, abs=1e-3)
 
 

@@ -6,8 +6,6 @@ import json
 import threading
 from pathlib import Path
 
-import pytest
-
 from dr.drills.context import DrillContext, MeasurementHooks
 from dr.drills.runner import EXIT_INTERRUPTED, DrillRunner, plan
 from dr.drills.scenario import parse_scenario
@@ -30,7 +28,9 @@ def run(text: str, tmp_path: Path, world: FakeWorld | None = None, hooks: Measur
 
 
 def test_all_phases_pass_exit_0(fake_providers, tmp_path: Path) -> None:
-    text = BASE + """
+    text = (
+        BASE
+        + """
 steady-state-hypothesis:
   probes: [{name: h, type: probe, provider: t-value, arguments: {value: 3}, tolerance: {max: 5}}]
 method:
@@ -41,6 +41,7 @@ verification:
 rollbacks:
   - {name: r, type: action, provider: t-record, arguments: {tag: rollback}}
 """
+    )
     res, journal = run(text, tmp_path)
     assert res.exit_code == 0 and res.status == "succeeded"
     assert fake_providers == ["m1", "m2", "rollback"]
@@ -58,7 +59,9 @@ rollbacks:
 
 
 def test_verification_failure_still_runs_rollbacks_exit_1(fake_providers, tmp_path: Path) -> None:
-    text = BASE + """
+    text = (
+        BASE
+        + """
 method: [{name: m, type: action, provider: t-record, arguments: {tag: m}}]
 verification:
   probes:
@@ -69,6 +72,7 @@ rollbacks:
   - {name: r2, type: action, provider: t-fail}
   - {name: r3, type: action, provider: t-record, arguments: {tag: r3}}
 """
+    )
     res, journal = run(text, tmp_path)
     assert res.exit_code == 1 and res.status == "failed"
     assert "verification failed: v1" in res.reason
@@ -80,7 +84,9 @@ rollbacks:
 
 
 def test_keyboard_interrupt_during_method_runs_rollbacks(fake_providers, tmp_path: Path) -> None:
-    text = BASE + """
+    text = (
+        BASE
+        + """
 method:
   - {name: m1, type: action, provider: t-record, arguments: {tag: m1}}
   - {name: boom, type: action, provider: t-interrupt}
@@ -90,6 +96,7 @@ verification:
 rollbacks:
   - {name: r, type: action, provider: t-record, arguments: {tag: rollback}}
 """
+    )
     res, journal = run(text, tmp_path)
     assert res.exit_code == EXIT_INTERRUPTED and res.status == "interrupted"
     assert fake_providers == ["m1", "rollback"]
@@ -99,12 +106,15 @@ rollbacks:
 
 
 def test_second_ctrl_c_during_rollbacks_does_not_skip_the_rest(fake_providers, tmp_path: Path) -> None:
-    text = BASE + """
+    text = (
+        BASE
+        + """
 method: [{name: boom, type: action, provider: t-interrupt}]
 rollbacks:
   - {name: r1, type: action, provider: t-interrupt}
   - {name: r2, type: action, provider: t-record, arguments: {tag: r2}}
 """
+    )
     res, journal = run(text, tmp_path)
     assert fake_providers == ["r2"]
     assert res.exit_code == EXIT_INTERRUPTED
@@ -112,12 +122,15 @@ rollbacks:
 
 
 def test_failed_hypothesis_skips_method_but_runs_rollbacks(fake_providers, tmp_path: Path) -> None:
-    text = BASE + """
+    text = (
+        BASE
+        + """
 steady-state-hypothesis:
   probes: [{name: h, type: probe, provider: t-value, arguments: {value: false}, tolerance: true}]
 method: [{name: m, type: action, provider: t-record, arguments: {tag: m}}]
 rollbacks: [{name: r, type: action, provider: t-record, arguments: {tag: rollback}}]
 """
+    )
     res, _ = run(text, tmp_path)
     assert res.exit_code == 1 and "steady-state hypothesis not met" in res.reason
     assert fake_providers == ["rollback"]
@@ -125,29 +138,37 @@ rollbacks: [{name: r, type: action, provider: t-record, arguments: {tag: rollbac
 
 
 def test_failed_action_stops_the_method(fake_providers, tmp_path: Path) -> None:
-    text = BASE + """
+    text = (
+        BASE
+        + """
 method:
   - {name: bad, type: action, provider: t-fail}
   - {name: m, type: action, provider: t-record, arguments: {tag: m}}
 rollbacks: [{name: r, type: action, provider: t-record, arguments: {tag: rollback}}]
 """
+    )
     res, _ = run(text, tmp_path)
     assert res.exit_code == 1 and "action bad failed" in res.reason
     assert fake_providers == ["rollback"]
 
 
 def test_pending_provider_fails_the_step_cleanly(fake_providers, tmp_path: Path) -> None:
-    text = BASE + """
+    text = (
+        BASE
+        + """
 method: [{name: fo, type: action, provider: failover, arguments: {to: secondary}}]
 rollbacks: [{name: r, type: action, provider: t-record, arguments: {tag: rollback}}]
 """
+    )
     res, _ = run(text, tmp_path)
     assert res.exit_code == 1 and "ProviderUnavailable" in res.reason and "issue 6" in res.reason
     assert fake_providers == ["rollback"]
 
 
 def test_stop_condition_aborts_the_method(fake_providers, tmp_path: Path) -> None:
-    text = BASE + """
+    text = (
+        BASE
+        + """
 method:
   - {name: long, type: action, provider: t-wait, arguments: {seconds: 30}}
   - {name: after, type: action, provider: t-record, arguments: {tag: after}}
@@ -156,6 +177,7 @@ stop-conditions:
   interval: 0.01
   probes: [{name: lag-budget, type: probe, provider: t-flag, tolerance: {max: 5}}]
 """
+    )
     loaded = parse_scenario(text, "t.yaml")
     ctx = DrillContext(run_id="r1", target="sandbox", services={"flag": 0})
     runner = DrillRunner(loaded, ctx, out_dir=tmp_path / "run")
@@ -171,9 +193,12 @@ stop-conditions:
 
 
 def test_activity_timeout(fake_providers, tmp_path: Path) -> None:
-    text = BASE + """
+    text = (
+        BASE
+        + """
 method: [{name: slow, type: action, provider: t-wait, arguments: {seconds: 5}, timeout: 0.05}]
 """
+    )
     res, _ = run(text, tmp_path)
     assert res.exit_code == 1 and "TimeoutExpired" in res.reason
 
@@ -242,7 +267,10 @@ def test_dry_run_plan_marks_pending_providers(fake_providers, estate) -> None:
     p = plan(resolve("region-loss"), ctx)
     acts = {a["name"]: a for ph in p["phases"] for a in ph["activities"]}
     assert acts["api-healthy"]["implemented"] is True
-    assert acts["unplanned-failover"]["implemented"] is False and "issue 6" in acts["unplanned-failover"]["pending"]
+    assert (
+        acts["unplanned-failover"]["implemented"] is False
+        and "issue 6" in acts["unplanned-failover"]["pending"]
+    )
     assert acts["lose-primary-region"]["fault"] is True and acts["lose-primary-region"]["line"] > 1
     assert p["objectives"]["rto_seconds"] == estate.app.objectives.rto_seconds
     assert p["ready"] is False
