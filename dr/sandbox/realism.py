@@ -1000,8 +1000,8 @@ class Realism:
                     if entry in src.replicas:
                         src.replicas.remove(entry)
         db.source_db_instance_identifier = None
-        db.status = "available"
         self.emit("rds.promoted", region=region, identifier=ident)
+        db.status = "available"
 
     def _describe_db_as(self, environ: dict[str, Any], region: str, ident: str, action: str) -> Reply:
         status, headers, body = self._query(
@@ -1151,10 +1151,10 @@ class Realism:
         db.status = "creating"
 
         def complete() -> None:
+            self.emit(event, region=region, identifier=ident, **info)
             current = self._db(region, ident)
             if current is not None:
                 current.status = "available"
-            self.emit(event, region=region, identifier=ident, **info)
 
         self.transitions.begin(
             what, region, ident, "creating", self.profile.duration(what), complete, **_jsonable(info)
@@ -1183,10 +1183,10 @@ class Realism:
         snap.status = "creating"
 
         def complete() -> None:
+            self.emit(event, region=region, snapshot=snap_id, **info)
             current = rds_backend(region).database_snapshots.get(snap_id)
             if current is not None:
                 current.status = "available"
-            self.emit(event, region=region, snapshot=snap_id, **info)
 
         self.transitions.begin(
             what, region, snap_id, "creating", self.profile.duration(what), complete, **info
@@ -1568,7 +1568,7 @@ class Realism:
                     "Value": float(lag),
                     "Unit": "Seconds",
                     "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": ident}],
-                    "Timestamp": _now(),
+                    "Timestamp": _now().replace(tzinfo=None),  # moto keeps naive UTC
                 }
             ],
         )

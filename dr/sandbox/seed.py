@@ -12,6 +12,9 @@ import ipaddress
 import json
 import logging
 import secrets
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -40,8 +43,11 @@ class SeedResult:
     names: dict[str, set[str]] = field(default_factory=dict)
     ids: dict[str, dict[str, str]] = field(default_factory=dict)  # region -> kind -> AWS id/arn/dns
 
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
     def add(self, kind: str, name: str) -> None:
-        self.names.setdefault(kind, set()).add(name)
+        with self._lock:
+            self.names.setdefault(kind, set()).add(name)
 
     def to_dict(self) -> dict[str, Any]:
         return {"names": {k: sorted(v) for k, v in self.names.items()}, "ids": self.ids}
@@ -337,47 +343,45 @@ def _seed_secret(
 def seed_estate(
     estate: Estate,
     clients: ClientProvider,
-    databases: dict[str, DbEndpoint] | None = None,
+    databases: dict[str, DbEndpoint] | Callable[[], dict[str, DbEndpoint] | None] | None = None,
 ) -> SeedResult:
     """Create the whole estate in both regions. ``databases``: region -> real endpoint + password.
 
-    Without ``databases`` (no local PostgreSQL) a random master password is used and the
-    secret points at moto's fake RDS address.
+    ``databases`` may be a callable, called only when the secrets are written (last), so the local
+    PostgreSQL can start while the rest is seeded. Without it (no local PostgreSQL) a random
+    master password is used and the secret points at moto's fake RDS address.
     """
     result = SeedResult()
-    password = secrets.token_urlsafe(18)
-    if databases:
-        password = databases[estate.primary.region].password
+    views = (estate.primary, estate.secondary)
+    for view in views:
+        result.ids.setdefault(view.region, {})
     subnets: dict[str, list[str]] = {}
-    for view in (estate.primary, estate.secondary):
-        ids = result.ids.setdefault(view.region, {})
+
+    def region_part(view: SiteView) -> None:
+        ids = result.ids[view.region]
         subnets[view.region] = _seed_network(clients, view, ids)
         _seed_cluster(clients, view, subnets[view.region], result)
         _seed_cache(clients, estate, view, subnets[view.region], result)
         _seed_edge(clients, estate, view, subnets[view.region], ids, result)
         _seed_state_stores(clients, estate, view, result)
+
+    # The two regions are independent: seed them in parallel (moto's server is threaded).
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="seed") as pool:
+        for future in [pool.submit(region_part, view) for view in views]:
+            future.result()
+    _seed_dns(clients, estate, result)
+    real = databases() if callable(databases) else databases
+    password = real[estate.primary.region].password if real else secrets.token_urlsafe(18)
     primary_arn = _seed_database(
-        clients,
-        estate,
-        estate.primary,
-        subnets[estate.primary.region],
-        result.ids[estate.primary.region],
-        password,
-        None,
-        result,
-    )
+        clients, estate, estate.primary, subnets[estate.primary.region], result.ids[estate.primary.region],
+        password, None, result,
+    )  # fmt: skip
     _seed_database(
-        clients,
-        estate,
-        estate.secondary,
-        subnets[estate.secondary.region],
-        result.ids[estate.secondary.region],
-        password,
-        primary_arn,
-        result,
-    )
-    for view in (estate.primary, estate.secondary):
-        endpoint = (databases or {}).get(view.region)
+        clients, estate, estate.secondary, subnets[estate.secondary.region], result.ids[estate.secondary.region],
+        password, primary_arn, result,
+    )  # fmt: skip
+    for view in views:
+        endpoint = (real or {}).get(view.region)
         if endpoint is None:
             rds = clients.client("rds", view.region)
             ep = rds.describe_db_instances(DBInstanceIdentifier=view.database.identifier)["DBInstances"][0][
@@ -385,6 +389,5 @@ def seed_estate(
             ]
             endpoint = DbEndpoint(ep["Address"], int(ep["Port"]), password)
         _seed_secret(clients, estate, view, endpoint, result)
-    _seed_dns(clients, estate, result)
     log.info("seeded %d resources", sum(len(v) for v in result.names.values()))
     return result

@@ -27,6 +27,10 @@ HOST = "127.0.0.1"
 
 def moto_app() -> WSGIApp:
     """moto's server-mode WSGI application (all services, dispatched by SigV4 credential scope)."""
+    import os
+
+    # The estate uses no AMIs; loading moto's default AMI catalogue costs seconds per region.
+    os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
     from moto.server import DomainDispatcherApplication, create_backend_app
 
     app: WSGIApp = DomainDispatcherApplication(create_backend_app)
