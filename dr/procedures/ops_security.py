@@ -1,0 +1,476 @@
+"""Security operations of the runbooks: WAF block/unblock, pod quarantine, DB secret rotation, certs.
+
+Rotation never lets the secret out: the new password lives in a :class:`SecretValue` held by the
+plan's closures — not in step outputs (journaled), not in operation params (printed by dry runs),
+not in log lines. AWS calls carrying it are recorded without it (the session drops ``*Password`` /
+``SecretString`` params).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import secrets
+import string
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from dr.aws.secretsmanager import SecretValue
+from dr.errors import BadInput, OperationFailed
+from dr.procedures.ops import kube_of
+from dr.runbook.plan import Operation, Plan, Step, StepContext
+
+if TYPE_CHECKING:
+    from dr.aws.session import ClientProvider
+    from dr.kube import Kube
+    from dr.topology import Estate, SiteView
+
+QUARANTINE_LABEL = ("security", "quarantine")
+QUARANTINE_POLICY = "dr-quarantine-deny-all"
+CERT_WARN_DAYS = 30
+# RDS master passwords: printable ASCII except '/', '"', '@' and space; 8-128 chars (PostgreSQL).
+_PASSWORD_ALPHABET = string.ascii_letters + string.digits + "-_~!#%^*+="
+PASSWORD_LENGTH = 40
+
+
+# ----------------------------------------------------------------------------------------------
+# WAF
+# ----------------------------------------------------------------------------------------------
+
+
+def waf_plan(
+    estate: Estate, sites: list[SiteView], cidrs: list[str], *, block: bool
+) -> tuple[Plan, dict[str, Any]]:
+    """Add (block) or remove (unblock) CIDRs in each site's WAF IP set; validated before anything."""
+    from dr.aws import wafv2
+
+    nets = wafv2.parse_cidrs(cidrs)
+    verb = "block" if block else "unblock"
+    steps = []
+    for view in sites:
+        name, region = view.edge.ip_set_name, view.region
+
+        def check(ctx: StepContext, name: str = name, region: str = region) -> bool:
+            change = wafv2.change_ip_set(
+                ctx["clients"],
+                region,
+                name,
+                add=nets if block else (),
+                remove=() if block else nets,
+                dry_run=True,
+            )
+            return not change.added and not change.removed
+
+        def action(ctx: StepContext, name: str = name, region: str = region) -> None:
+            change = wafv2.change_ip_set(
+                ctx["clients"], region, name, add=nets if block else (), remove=() if block else nets
+            )
+            ctx.set(f"waf-{region}", change.to_dict())
+
+        steps.append(
+            Step(
+                id=f"waf-{verb}-{view.site.name}",
+                title=f"WAF {verb} {', '.join(map(str, nets))} in IP set {name} ({region})",
+                region=region,
+                service="wafv2",
+                changes=f"IP set {name}: {'add' if block else 'remove'} {', '.join(map(str, nets))}; other entries kept",
+                operations=(
+                    Operation(
+                        "wafv2", "GetIPSet", region, {"Name": name, "Scope": "REGIONAL"}, mutating=False
+                    ),
+                    Operation(
+                        "wafv2",
+                        "UpdateIPSet",
+                        region,
+                        {"Name": name, "Scope": "REGIONAL", "Addresses": [str(n) for n in nets]},
+                    ),
+                ),
+                check=check,
+                action=action,
+                estimate=1.0,
+            )
+        )
+    report = {"action": verb, "cidrs": [str(n) for n in nets], "regions": [v.region for v in sites]}
+    return Plan(f"ops-waf-{verb}", steps, f"WAF {verb} in {', '.join(v.region for v in sites)}"), report
+
+
+def waf_status(clients: ClientProvider, sites: list[SiteView]) -> list[dict[str, Any]]:
+    from dr.aws import wafv2
+
+    return [wafv2.get_ip_set(clients, v.region, v.edge.ip_set_name).to_dict() for v in sites]
+
+
+# ----------------------------------------------------------------------------------------------
+# Quarantine
+# ----------------------------------------------------------------------------------------------
+
+
+def quarantine_plan(kube: Kube, estate: Estate, view: SiteView, pod: str) -> tuple[Plan, dict[str, Any]]:
+    """Label the pod ``security=quarantine`` and make sure a deny-all NetworkPolicy selects that label."""
+    ns = estate.app.namespace
+    info = kube.get_pod(ns, pod)  # NotFound (exit 2) names the pod, namespace and cluster
+    key, value = QUARANTINE_LABEL
+
+    def label_check(ctx: StepContext) -> bool:
+        return kube_of(ctx, view).get_pod(ns, pod).labels.get(key) == value
+
+    def label_action(ctx: StepContext) -> None:
+        kube_of(ctx, view).label_pod(ns, pod, {key: value})
+
+    def policy_check(ctx: StepContext) -> bool:
+        try:
+            pol = kube_of(ctx, view).get_network_policy(ns, QUARANTINE_POLICY)
+        except BadInput:  # NotFound
+            return False
+        return bool(pol.get("spec", {}).get("podSelector", {}).get("matchLabels") == {key: value})
+
+    def policy_action(ctx: StepContext) -> None:
+        kube_of(ctx, view).ensure_deny_all_policy(ns, QUARANTINE_POLICY, {key: value})
+
+    steps = [
+        Step(
+            id="deny-all-policy",
+            title=f"NetworkPolicy {QUARANTINE_POLICY}: deny all traffic of pods labelled {key}={value} ({view.region})",
+            region=view.region,
+            service="k8s",
+            changes=f"networkpolicy {ns}/{QUARANTINE_POLICY} (ingress and egress denied)",
+            operations=(Operation("k8s", "CreateNetworkPolicy", view.region, {"name": QUARANTINE_POLICY}),),
+            check=policy_check,
+            action=policy_action,
+            estimate=0.5,
+        ),
+        Step(
+            id="label-pod",
+            title=f"Label pod {pod} {key}={value} ({view.region})",
+            region=view.region,
+            service="k8s",
+            changes=f"pod {ns}/{pod}: label {key}={value} (isolated by the policy, kept for forensics)",
+            depends_on=("deny-all-policy",),
+            operations=(Operation("k8s", "PatchPod", view.region, {"name": pod, "labels": {key: value}}),),
+            check=label_check,
+            action=label_action,
+            estimate=0.5,
+        ),
+    ]
+    report = {
+        "pod": pod,
+        "namespace": ns,
+        "cluster": view.cluster.name,
+        "region": view.region,
+        "phase": info.phase,
+    }
+    return Plan("ops-quarantine", steps, f"Quarantine pod {pod} in {view.cluster.name}"), report
+
+
+# ----------------------------------------------------------------------------------------------
+# DB secret rotation
+# ----------------------------------------------------------------------------------------------
+
+
+def new_password(length: int = PASSWORD_LENGTH) -> SecretValue:
+    """A strong random password RDS accepts (no '/', '"', '@' or spaces)."""
+    while True:
+        value = "".join(secrets.choice(_PASSWORD_ALPHABET) for _ in range(length))
+        if (
+            any(c.isdigit() for c in value)
+            and any(c.isupper() for c in value)
+            and any(c.islower() for c in value)
+        ):
+            return SecretValue(value)
+
+
+def with_password(url: SecretValue, password: SecretValue) -> SecretValue:
+    """The database URL with its password replaced (user, host, port, db and query kept)."""
+    parts = urlsplit(url.reveal())
+    if not parts.hostname or parts.username is None:
+        raise BadInput(
+            "the DB secret's URL has no user@host part; cannot rotate its password",
+            hint="fix the secret to the form postgresql://user:password@host:5432/db",
+        )
+    host = parts.hostname + (f":{parts.port}" if parts.port else "")
+    netloc = f"{quote(parts.username, safe='')}:{quote(password.reveal(), safe='')}@{host}"
+    return SecretValue(urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment)))
+
+
+def writable_site(estate: Estate, which: str) -> SiteView:
+    from dr.procedures.ops import resolve_sites
+
+    sites = resolve_sites(estate, which)
+    if len(sites) != 1:
+        raise BadInput(
+            "--region must name the one site whose database is writable (primary or secondary)",
+            hint="use --region primary (or secondary after a failover)",
+        )
+    return sites[0]
+
+
+@dataclass(frozen=True)
+class RotationPreflight:
+    db: str
+    db_region: str
+    secret_id: str
+    secret_regions: tuple[str, ...]
+    clusters: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "db": self.db,
+            "db_region": self.db_region,
+            "secrets_manager_id": self.secret_id,
+            "secret_regions": list(self.secret_regions),
+            "clusters": list(self.clusters),
+        }
+
+
+def rotation_plan(
+    clients: ClientProvider,
+    estate: Estate,
+    db_site: SiteView,
+    *,
+    password: SecretValue | None = None,
+    restart: bool = True,
+    timeout: float = 900.0,
+) -> tuple[Plan, RotationPreflight]:
+    """Rotate the DB master password everywhere it lives.
+
+    1. Secrets Manager (both regions): the JSON secret's ``password`` replaced, other keys kept.
+    2. RDS ModifyDBInstance MasterUserPassword on the writable instance, waited until available
+       again: from then on the old password is refused by the database.
+    3. Kubernetes (both clusters): the DB Secret's URL gets the new password; then a rolling
+       restart of every deployment so pods reconnect with it.
+    """
+    from dr.aws import rds as rds_api
+    from dr.aws import secretsmanager as sm
+    from dr.procedures.common import Settled
+
+    app = estate.app
+    sites = [estate.primary, estate.secondary]
+    secret_id = app.db_secret.secrets_manager_id
+    db = db_site.database.identifier
+    inst = rds_api.Rds(clients, db_site.region).describe_instance(db)
+    if inst.is_replica:
+        raise BadInput(
+            f"DB instance {db} in {db_site.region} is a read replica; its master password comes from its source",
+            resource=db,
+            region=db_site.region,
+            hint="rotate on the writable site (--region primary, or secondary after a promotion)",
+        )
+    if inst.status not in ("available", "backing-up", "storage-optimization"):
+        raise OperationFailed(
+            f"DB instance {db} in {db_site.region} is {inst.status}; RDS refuses a modification now",
+            resource=db,
+            region=db_site.region,
+            hint="wait until it is available",
+        )
+    for view in sites:
+        sm.get_secret(clients, view.region, secret_id)  # NotFound (exit 2) before anything changes
+    new = password or new_password()
+    steps: list[Step] = []
+    sm_ids = []
+    for view in sites:
+
+        def sm_check(ctx: StepContext, region: str = view.region) -> bool:
+            return (
+                sm.get_secret(ctx["clients"], region, secret_id).value.json().get("password") == new.reveal()
+            )
+
+        def sm_action(ctx: StepContext, region: str = view.region) -> None:
+            current = sm.get_secret(ctx["clients"], region, secret_id).value
+            data = current.json()
+            data["password"] = new.reveal()
+            sm.put_secret(ctx["clients"], region, secret_id, SecretValue(json.dumps(data)))
+
+        sid = f"secretsmanager-{view.site.name}"
+        sm_ids.append(sid)
+        steps.append(
+            Step(
+                id=sid,
+                title=f"Store the new password in Secrets Manager {secret_id} ({view.region})",
+                region=view.region,
+                service="secretsmanager",
+                changes=f"secret {secret_id}: new AWSCURRENT version (password replaced, other keys kept)",
+                operations=(
+                    Operation("secretsmanager", "PutSecretValue", view.region, {"SecretId": secret_id}),
+                ),
+                check=sm_check,
+                action=sm_action,
+                estimate=0.5,
+            )
+        )
+    settled = Settled()
+
+    def rds_action(ctx: StepContext) -> None:
+        rds_api.modify_master_password(ctx["clients"], db_site.region, db, new.reveal())
+        ctx.set("rds-modified", True)
+
+    def rds_wait(ctx: StepContext) -> bool:
+        status = rds_api.Rds(ctx["clients"], db_site.region).describe_instance(db).status
+        return settled.observe(
+            done=status == "available",
+            transitional=status in ("modifying", "resetting-master-credentials"),
+            label=status,
+        )
+
+    steps.append(
+        Step(
+            id="rds-master-password",
+            title=f"Set the master password of {db} ({db_site.region}); the old one stops working",
+            region=db_site.region,
+            service="rds",
+            changes=f"DB instance {db}: MasterUserPassword (ApplyImmediately)",
+            depends_on=tuple(sm_ids),
+            operations=(
+                Operation(
+                    "rds",
+                    "ModifyDBInstance",
+                    db_site.region,
+                    {"DBInstanceIdentifier": db, "ApplyImmediately": True},
+                ),
+            ),
+            action=rds_action,
+            wait=rds_wait,
+            timeout=timeout,
+            estimate=60.0,
+        )
+    )
+    ns, secret = app.namespace, app.db_secret
+    for view in sites:
+
+        def k_check(ctx: StepContext, view: SiteView = view) -> bool:
+            url = kube_of(ctx, view).read_secret_key(ns, secret.name, secret.key)
+            return urlsplit(url.reveal()).password == new.reveal()
+
+        def k_action(ctx: StepContext, view: SiteView = view) -> None:
+            k = kube_of(ctx, view)
+            url = k.read_secret_key(ns, secret.name, secret.key)
+            k.patch_secret_key(ns, secret.name, secret.key, with_password(url, new))
+            ctx.set(f"secret-patched-{view.site.name}", True)
+
+        kid = f"k8s-secret-{view.site.name}"
+        steps.append(
+            Step(
+                id=kid,
+                title=f"Patch Secret {secret.name} key {secret.key} with the new URL ({view.cluster.name})",
+                region=view.region,
+                service="k8s",
+                changes=f"secret {ns}/{secret.name}: {secret.key} (password part only)",
+                depends_on=("rds-master-password",),
+                operations=(
+                    Operation("k8s", "PatchSecret", view.region, {"name": secret.name, "key": secret.key}),
+                ),
+                check=k_check,
+                action=k_action,
+                estimate=0.5,
+            )
+        )
+        if not restart:
+            continue
+        for dep in app.deployments:
+
+            def r_check(ctx: StepContext, view: SiteView = view, name: str = dep.name) -> bool:
+                if ctx.dry_run:
+                    return False
+                info = kube_of(ctx, view).get_deployment(ns, name)
+                return info.replicas == 0 or (
+                    ctx.get(f"restarted-{view.site.name}-{name}") is not None
+                    and info.template_annotations.get("kubectl.kubernetes.io/restartedAt")
+                    == ctx.get(f"restarted-{view.site.name}-{name}")
+                )
+
+            def r_action(ctx: StepContext, view: SiteView = view, name: str = dep.name) -> None:
+                ctx.set(f"restarted-{view.site.name}-{name}", kube_of(ctx, view).rollout_restart(ns, name))
+
+            def r_wait(ctx: StepContext, view: SiteView = view, name: str = dep.name) -> bool:
+                return kube_of(ctx, view).rollout_status(ns, name).rolled_out
+
+            steps.append(
+                Step(
+                    id=f"restart-{dep.name}-{view.site.name}",
+                    title=f"Rolling restart of {dep.name} ({view.cluster.name}) to use the new secret",
+                    region=view.region,
+                    service="k8s",
+                    changes=f"deployment {ns}/{dep.name}: new ReplicaSet",
+                    depends_on=(kid,),
+                    operations=(Operation("k8s", "PatchDeployment", view.region, {"name": dep.name}),),
+                    check=r_check,
+                    action=r_action,
+                    wait=r_wait,
+                    timeout=timeout,
+                    estimate=60.0,
+                )
+            )
+    pre = RotationPreflight(
+        db=db,
+        db_region=db_site.region,
+        secret_id=secret_id,
+        secret_regions=tuple(v.region for v in sites),
+        clusters=tuple(v.cluster.name for v in sites),
+    )
+    return Plan("ops-rotate-db-secret", steps, f"Rotate the master password of {db} ({db_site.region})"), pre
+
+
+# ----------------------------------------------------------------------------------------------
+# Certificates
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CertCheck:
+    name: str
+    certificates: tuple[dict[str, Any], ...]
+    warnings: tuple[str, ...]
+    expired: bool
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.expired else 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "certificates": list(self.certificates),
+            "warnings": list(self.warnings),
+            "expired": self.expired,
+            "ok": not self.expired and not self.warnings,
+        }
+
+
+def cert_check(
+    clients: ClientProvider,
+    estate: Estate,
+    sites: list[SiteView],
+    *,
+    warn_days: int = CERT_WARN_DAYS,
+    now: dt.datetime | None = None,
+) -> CertCheck:
+    """ACM status and days to expiry of the certificates covering ``app.record`` in each region."""
+    from dr.aws import acm
+
+    now = now or dt.datetime.now(dt.UTC)
+    name = estate.app.record
+    certs: list[dict[str, Any]] = []
+    warnings: list[str] = []
+    expired = False
+    for view in sites:
+        wanted = view.edge.certificate_domain or name
+        found = acm.certificates_for(clients, view.region, wanted)
+        if not found:
+            warnings.append(f"no ACM certificate covers {wanted} in {view.region}")
+        for cert in found:
+            row = cert.to_dict(now)
+            days = cert.days_left(now)
+            if cert.status == "EXPIRED" or (days is not None and days <= 0):
+                expired = True
+                row["verdict"] = "expired"
+                warnings.append(f"{cert.domain} ({view.region}) has EXPIRED — renew it now")
+            elif cert.status != "ISSUED":
+                row["verdict"] = "not-issued"
+                warnings.append(f"{cert.domain} ({view.region}) is {cert.status}")
+            elif days is not None and days < warn_days:
+                row["verdict"] = "expiring"
+                warnings.append(f"{cert.domain} ({view.region}) expires in {days:.0f} days (< {warn_days})")
+            else:
+                row["verdict"] = "ok"
+            certs.append(row)
+    return CertCheck(name=name, certificates=tuple(certs), warnings=tuple(warnings), expired=expired)
