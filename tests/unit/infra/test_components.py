@@ -1,0 +1,314 @@
+"""Key properties of each component, asserted on what the program declares under mocks."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from dr.infra.mockrun import MOCK_PASSWORD, SECRET_KEY, MockRun, secret_digest
+from dr.infra.workload import database_url
+from dr.topology import Estate
+
+
+def _walk(value: Any, path: str = ""):  # type: ignore[no-untyped-def]
+    yield path, value
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _walk(v, f"{path}.{k}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _walk(v, f"{path}[{i}]")
+
+
+# -- database -----------------------------------------------------------------------------------
+def test_primary_database_is_multi_az_encrypted_protected_and_managed(
+    runs: dict[str, MockRun], estate: Estate
+) -> None:
+    run, spec = runs["prod"], estate.primary.site.database
+    db = run.one("aws:rds/instance:Instance").inputs
+    assert db["identifier"] == spec.identifier
+    assert db["engine"] == "postgres" and db["engineVersion"] == estate.app.database.engine_version
+    assert db["multiAz"] is True
+    assert db["storageEncrypted"] is True and db["kmsKeyId"] == run.outputs["kmsKeyArn"]
+    assert db["backupRetentionPeriod"] >= 7 and db["backupRetentionPeriod"] == spec.backup_retention_days
+    assert db["deletionProtection"] is True
+    assert db["skipFinalSnapshot"] is False and db["finalSnapshotIdentifier"] == f"{spec.identifier}-final"
+    assert db["performanceInsightsEnabled"] is True
+    assert db["manageMasterUserPassword"] is True
+    assert not {"password", "passwordWo"} & db.keys()
+    assert "replicateSourceDb" not in db
+    assert db["dbSubnetGroupName"] == f"{estate.primary.site.name}-db"
+
+
+def test_standby_database_is_a_cross_region_replica_of_the_prod_arn(
+    runs: dict[str, MockRun], estate: Estate
+) -> None:
+    prod, dr = runs["prod"], runs["dr"]
+    replica = dr.one("aws:rds/instance:Instance").inputs
+    assert replica["identifier"] == estate.secondary.site.database.identifier
+    # The source is exactly the ARN the prod stack exports, and it is in another region.
+    assert replica["replicateSourceDb"] == prod.outputs["dbArn"]
+    source_region = replica["replicateSourceDb"].split(":")[3]
+    assert source_region == prod.region != dr.region
+    # Its own key, in the DR region (a cross-region replica cannot use the source's key).
+    assert replica["kmsKeyId"] == dr.outputs["kmsKeyArn"] != prod.outputs["kmsKeyArn"]
+    assert replica["kmsKeyId"].split(":")[3] == dr.region
+    assert replica["multiAz"] is True and replica["storageEncrypted"] is True
+    assert replica["backupRetentionPeriod"] >= 7 and replica["deletionProtection"] is True
+    # A replica inherits engine and master user; setting them would make RDS refuse the create.
+    assert not {"engine", "username", "manageMasterUserPassword", "password", "dbName"} & replica.keys()
+
+
+@pytest.mark.parametrize("key", ["prod", "dr", "chess-prod", "chess-dr"])
+def test_data_stores_are_protected_and_retained(runs: dict[str, MockRun], key: str) -> None:
+    run = runs[key]
+    stores = [
+        "aws:rds/instance:Instance",
+        "aws:elasticache/replicationGroup:ReplicationGroup",
+        "aws:kms/key:Key",
+        "aws:s3/bucket:Bucket",
+    ]
+    stores.append(
+        "aws:dynamodb/table:Table" if run.role == "primary" else "aws:dynamodb/tableReplica:TableReplica"
+    )
+    for typ in stores:
+        r = run.one(typ)
+        assert r.protect and r.retain_on_delete, f"{key}: {typ} is not protect=True/retain_on_delete"
+
+
+def test_app_secret_describes_the_connection_without_a_password(
+    runs: dict[str, MockRun], estate: Estate
+) -> None:
+    for key in ("prod", "dr"):
+        run = runs[key]
+        secret = run.one("aws:secretsmanager/secret:Secret").inputs
+        assert secret["name"] == estate.app.db_secret.secrets_manager_id
+        view = estate.primary if key == "prod" else estate.secondary
+        expected = {
+            "engine": "postgres",
+            "host": run.outputs["dbAddress"],
+            "port": estate.app.database.port,
+            "dbname": estate.app.database.db_name,
+            "username": estate.app.database.username,
+            "dbInstanceIdentifier": view.site.database.identifier,
+            # The password lives in the PRIMARY's RDS-managed secret, in the primary's region.
+            "masterUserSecretArn": runs["prod"].outputs["dbMasterSecretArn"],
+            "masterUserSecretRegion": runs["prod"].region,
+        }
+        assert "password" not in expected
+        version = run.one("aws:secretsmanager/secretVersion:SecretVersion").inputs
+        # secret_string is a secret (redacted to a digest): the digest proves the exact body.
+        assert version["secretString"] == {SECRET_KEY: secret_digest(json.dumps(expected, sort_keys=True))}
+
+
+# -- cache ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("key", ["prod", "dr"])
+def test_redis_group_fails_over_automatically_and_is_encrypted(
+    runs: dict[str, MockRun], estate: Estate, key: str
+) -> None:
+    run = runs[key]
+    spec = (estate.primary if key == "prod" else estate.secondary).site.cache
+    rg = run.one("aws:elasticache/replicationGroup:ReplicationGroup").inputs
+    assert rg["replicationGroupId"] == spec.replication_group_id
+    assert rg["engine"] == "redis" and rg["engineVersion"].startswith("7")
+    assert rg["automaticFailoverEnabled"] is True and rg["multiAzEnabled"] is True
+    assert rg["atRestEncryptionEnabled"] is True and rg["transitEncryptionEnabled"] is True
+    assert rg["kmsKeyId"] == run.outputs["kmsKeyArn"]
+    assert rg["numCacheClusters"] == spec.num_cache_clusters >= 2
+    assert rg["snapshotRetentionLimit"] == spec.snapshot_retention_days >= 1
+    # DR runs an independent group (no global datastore membership).
+    assert "globalReplicationGroupId" not in rg
+
+
+# -- edge -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("key", ["prod", "dr", "chess-dr"])
+def test_edge_alb_https_and_target_group_health_path(runs: dict[str, MockRun], key: str) -> None:
+    run = runs[key]
+    tg = run.one("aws:lb/targetGroup:TargetGroup").inputs
+    assert tg["healthCheck"]["path"] == "/health"
+    assert tg["healthCheck"]["enabled"] is True
+    https = run.one("aws:lb/listener:Listener", "https").inputs
+    assert https["protocol"] == "HTTPS" and https["port"] == 443
+    assert https["loadBalancerArn"] == run.outputs["albArn"]
+    assert https["certificateArn"].startswith(f"arn:aws:acm:{run.region}:")
+    assert https["defaultActions"][0]["targetGroupArn"] == run.outputs["targetGroupArn"]
+    cert = run.one("aws:acm/certificate:Certificate").inputs
+    assert cert["validationMethod"] == "DNS"
+
+
+@pytest.mark.parametrize("key", ["prod", "dr", "chess-prod"])
+def test_waf_blocks_the_ip_set_rate_limits_and_uses_managed_rules(
+    runs: dict[str, MockRun], estate: Estate, key: str
+) -> None:
+    run = runs[key]
+    ip_set = run.one("aws:wafv2/ipSet:IpSet").inputs
+    acl = run.one("aws:wafv2/webAcl:WebAcl").inputs
+    assert acl["scope"] == ip_set["scope"] == "REGIONAL"
+    rules = acl["rules"]
+    block = [r for r in rules if "ipSetReferenceStatement" in r["statement"]]
+    assert len(block) == 1 and "block" in block[0]["action"]
+    assert block[0]["statement"]["ipSetReferenceStatement"]["arn"] == run.outputs["ipSetArn"]
+    assert f"/ipset/{ip_set['name']}/" in run.outputs["ipSetArn"]
+    rate = [r for r in rules if "rateBasedStatement" in r["statement"]]
+    assert len(rate) == 1 and "block" in rate[0]["action"]
+    if not key.startswith("chess"):
+        assert rate[0]["statement"]["rateBasedStatement"]["limit"] == estate.primary.site.edge.rate_limit
+    managed = {
+        r["statement"]["managedRuleGroupStatement"]["name"]
+        for r in rules
+        if "managedRuleGroupStatement" in r["statement"]
+    }
+    assert {"AWSManagedRulesCommonRuleSet", "AWSManagedRulesKnownBadInputsRuleSet"} <= managed
+    priorities = [r["priority"] for r in rules]
+    assert len(set(priorities)) == len(priorities)
+    assert min(priorities) == block[0]["priority"], "the block rule must be evaluated first"
+    assoc = run.one("aws:wafv2/webAclAssociation:WebAclAssociation").inputs
+    assert assoc["resourceArn"] == run.outputs["albArn"] and assoc["webAclArn"] == run.outputs["webAclArn"]
+
+
+# -- dns ------------------------------------------------------------------------------------------
+def test_failover_records_primary_and_secondary_with_health_checks(
+    runs: dict[str, MockRun], estate: Estate
+) -> None:
+    prod, dr = runs["prod"], runs["dr"]
+    zone = prod.one("aws:route53/zone:Zone").inputs
+    assert zone["name"] == estate.app.domain
+    assert not dr.of_type("aws:route53/zone:Zone"), "the DR stack must reference prod's zone, not create one"
+    assert dr.outputs["zoneId"] == prod.outputs["zoneId"]
+    for run, kind in ((prod, "PRIMARY"), (dr, "SECONDARY")):
+        rec = run.one("aws:route53/record:Record", "failover").inputs
+        assert rec["name"] == estate.app.record and rec["type"] == "A"
+        assert rec["zoneId"] == prod.outputs["zoneId"]
+        assert rec["failoverRoutingPolicies"] == [{"type": kind}]
+        assert rec["healthCheckId"] == run.outputs["healthCheckId"]
+        assert rec["aliases"] == [
+            {
+                "name": run.outputs["albDnsName"],
+                "zoneId": rec["aliases"][0]["zoneId"],
+                "evaluateTargetHealth": True,
+            }
+        ]
+        hc = run.one("aws:route53/healthCheck:HealthCheck").inputs
+        assert hc["resourcePath"] == estate.app.health_path
+        assert hc["fqdn"] == run.outputs["albDnsName"]
+        assert hc["type"] == "HTTPS" and hc["port"] == 443
+    ids = {prod.one("aws:route53/record:Record", "failover").inputs["setIdentifier"]}
+    ids.add(dr.one("aws:route53/record:Record", "failover").inputs["setIdentifier"])
+    assert len(ids) == 2
+
+
+@pytest.mark.parametrize("key", ["prod", "dr", "chess-prod", "chess-dr"])
+def test_every_record_with_a_ttl_is_at_most_60s(runs: dict[str, MockRun], key: str) -> None:
+    records = runs[key].of_type("aws:route53/record:Record")
+    assert records
+    for r in records:
+        if "ttl" in r.inputs:
+            assert r.inputs["ttl"] <= 60, r.name
+        else:
+            assert r.inputs.get("aliases"), f"{r.name}: neither a TTL nor an alias"
+
+
+# -- workload -------------------------------------------------------------------------------------
+def test_deployment_replicas_follow_the_role(runs: dict[str, MockRun], estate: Estate) -> None:
+    for key, view in (("prod", estate.primary), ("dr", estate.secondary)):
+        deployments = {d.name: d.inputs for d in runs[key].of_type("kubernetes:apps/v1:Deployment")}
+        assert set(deployments) == {d.name for d in estate.app.deployments}
+        for dep in estate.app.deployments:
+            spec = deployments[dep.name]
+            assert spec["metadata"]["namespace"] == estate.app.namespace
+            assert spec["spec"]["replicas"] == estate.replica_count(view, dep)
+            assert spec["spec"]["template"]["spec"]["containers"][0]["image"] == dep.image
+    # The warm standby really is smaller than production.
+    assert (
+        runs["dr"].one("kubernetes:apps/v1:Deployment", estate.app.api.name).inputs["spec"]["replicas"]
+        < (runs["prod"].one("kubernetes:apps/v1:Deployment", estate.app.api.name).inputs["spec"]["replicas"])
+    )
+
+
+def test_hpa_bounds_and_service(runs: dict[str, MockRun], estate: Estate) -> None:
+    hpa_cfg = estate.app.hpa
+    assert hpa_cfg is not None
+    prod_hpa = runs["prod"].one("kubernetes:autoscaling/v2:HorizontalPodAutoscaler").inputs["spec"]
+    assert prod_hpa["minReplicas"] == hpa_cfg.min_replicas
+    assert prod_hpa["maxReplicas"] == hpa_cfg.max_replicas
+    assert prod_hpa["scaleTargetRef"]["name"] == hpa_cfg.deployment
+    metric = prod_hpa["metrics"][0]["resource"]
+    assert metric["target"]["averageUtilization"] == hpa_cfg.target_cpu_percent
+    dr_hpa = runs["dr"].one("kubernetes:autoscaling/v2:HorizontalPodAutoscaler").inputs["spec"]
+    floor = estate.replica_count(estate.secondary, estate.app.deployment(hpa_cfg.deployment))
+    assert dr_hpa["minReplicas"] == floor and dr_hpa["maxReplicas"] == hpa_cfg.max_replicas
+    for key in ("prod", "dr"):
+        services = runs[key].of_type("kubernetes:core/v1:Service")
+        assert [s.name for s in services] == [estate.app.api.name]
+        port = services[0].inputs["spec"]["ports"][0]
+        assert port["targetPort"] == estate.app.api.port
+        assert runs[key].one("aws:lb/targetGroup:TargetGroup").inputs["port"] == port["nodePort"]
+
+
+def test_configmap_carries_the_feature_flags(runs: dict[str, MockRun], estate: Estate) -> None:
+    for key in ("prod", "dr"):
+        cm = runs[key].one("kubernetes:core/v1:ConfigMap").inputs
+        assert cm["metadata"]["name"] == estate.app.config_map
+        assert cm["data"] == estate.app.feature_flags
+
+
+def test_db_secret_is_a_pulumi_secret_built_from_the_local_endpoint(
+    runs: dict[str, MockRun], estate: Estate
+) -> None:
+    app = estate.app
+    for key in ("prod", "dr"):
+        run = runs[key]
+        secret = run.one("kubernetes:core/v1:Secret").inputs
+        assert secret["metadata"] == {"name": app.db_secret.name, "namespace": app.namespace}
+        url = database_url(
+            "mockuser", MOCK_PASSWORD, run.outputs["dbAddress"], app.database.port, app.database.db_name
+        )
+        # The mocks redact secrets to a digest: equal digest = right URL AND marked secret.
+        assert secret["stringData"] == {SECRET_KEY: secret_digest({app.db_secret.key: url})}
+
+
+def test_database_url_percent_encodes_credentials() -> None:
+    url = database_url("app_admin", "p@ss:w/rd?#", "db.example", 5432, "app")
+    assert url == "postgresql://app_admin:p%40ss%3Aw%2Frd%3F%23@db.example:5432/app?sslmode=require"
+
+
+@pytest.mark.parametrize("key", ["prod", "dr", "chess-prod", "chess-dr", "promoted-dr"])
+def test_no_plaintext_password_in_any_resource_input_or_output(runs: dict[str, MockRun], key: str) -> None:
+    run = runs[key]
+    for r in run.resources:
+        for path, value in _walk(r.inputs):
+            assert not (isinstance(value, str) and MOCK_PASSWORD in value), f"{key}: {r.type} {r.name}{path}"
+            last = path.rsplit(".", 1)[-1]
+            assert last not in {"password", "masterPassword", "passwordWo", "authToken"}, (
+                f"{key}: {r.type} {r.name} sets {path}"
+            )
+    assert MOCK_PASSWORD not in json.dumps(run.outputs)
+
+
+# -- reconciliation -------------------------------------------------------------------------------
+def test_switching_dr_to_primary_keeps_urn_and_identifier_and_drops_the_source(
+    runs: dict[str, MockRun],
+) -> None:
+    before, after = runs["dr"], runs["promoted-dr"]
+    for typ in (
+        "aws:rds/instance:Instance",
+        "aws:kms/key:Key",
+        "aws:elasticache/replicationGroup:ReplicationGroup",
+    ):
+        assert before.one(typ).urn == after.one(typ).urn, typ
+        assert before.one(typ).physical == after.one(typ).physical, typ
+    db_before = before.one("aws:rds/instance:Instance").inputs
+    db_after = after.one("aws:rds/instance:Instance").inputs
+    assert "replicateSourceDb" in db_before and "replicateSourceDb" not in db_after
+    assert db_after["identifier"] == db_before["identifier"]
+    assert db_after["kmsKeyId"] == db_before["kmsKeyId"]
+    rec_before = before.one("aws:route53/record:Record", "failover")
+    rec_after = after.one("aws:route53/record:Record", "failover")
+    assert rec_before.urn == rec_after.urn
+    assert rec_before.inputs["setIdentifier"] == rec_after.inputs["setIdentifier"]
+    assert rec_after.inputs["failoverRoutingPolicies"] == [{"type": "PRIMARY"}]
+    # Now a primary: it scales to production and owns the RDS-managed password.
+    api = after.one("aws:rds/instance:Instance").inputs
+    assert api["manageMasterUserPassword"] is True
