@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "restore": ("dr.cli.restore_cmd:restore", "Restore a DB (PITR/snapshot) or Redis into a new resource."),
     "promote": ("dr.cli.promote_cmd:promote", "Promote the DR read replica (gated on replication lag)."),
     "dns": ("dr.cli.dns_cmd:dns", "Route53 failover of the public name: status, failover, failback."),
+    "sandbox": ("dr.cli.sandbox_cmd:sandbox", "Run the two-region estate locally: sandbox up, status, down."),
 }
 
 
