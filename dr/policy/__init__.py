@@ -1,0 +1,1 @@
+"""The DR policy pack (``pulumi preview --policy-pack dr/policy``) and its plain validators."""
