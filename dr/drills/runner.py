@@ -431,7 +431,8 @@ class DrillRunner:
                     status, reason = self._method(monitor)
                     if monitor is not None:
                         monitor.stop()
-                if self.ctx.fault_at is not None and status in ("running", "failed"):
+                if self.ctx.fault_at is not None and status == "running":
+                    # only a completed method can have recovered; a failed one is not waited for
                     self._wait_recovered()
                     present = self._read_rpo()
                 if status == "running":

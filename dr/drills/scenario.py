@@ -152,15 +152,8 @@ class Activity(_M):
 
 class Probes(_M):
     title: str = ""
+    # only probes belong here: the loader checks it (with the item's line)
     probes: list[Activity] = Field(default_factory=list)
-
-    @field_validator("probes")
-    @classmethod
-    def _only_probes(cls, values: list[Activity]) -> list[Activity]:
-        for act in values:
-            if act.type != "probe":
-                raise ValueError(f"{act.name} is an action; only probes belong here")
-        return values
 
 
 class StopConditions(Probes):
@@ -376,6 +369,8 @@ def _semantic_issues(data: dict[str, Any], lines: dict[Loc, int]) -> list[Issue]
                 else:
                     seen[name] = (*loc, "name")
             kind, provider = act.get("type"), act.get("provider")
+            if base[-1] == "probes" and kind == "action":
+                add((*loc, "type"), f"{base[0]} holds only probes; {name!r} is an action")
             if kind not in ("action", "probe") or not isinstance(provider, str):
                 continue
             prov = registry.get(kind, provider)

@@ -274,3 +274,15 @@ def test_dry_run_plan_marks_pending_providers(fake_providers, estate) -> None:
     assert acts["lose-primary-region"]["fault"] is True and acts["lose-primary-region"]["line"] > 1
     assert p["objectives"]["rto_seconds"] == estate.app.objectives.rto_seconds
     assert p["ready"] is False
+
+
+def test_failed_recovery_is_not_waited_for(fake_providers, tmp_path: Path) -> None:
+    text = _measured_scenario(0, 0).replace("recovery_timeout: 10", "recovery_timeout: 600")
+    text = text.replace("provider: t-recover", "provider: t-fail")
+    world = FakeWorld()
+    res, _ = run(text, tmp_path, world, _hooks(world))
+    # the endpoint never comes back; the runner must not sit out the 600 s recovery timeout
+    assert res.exit_code == 1 and "action recover failed" in res.reason
+    assert res.ended_at - res.started_at < 60
+    assert not res.rto.measured
+    assert {o.name: o.met for o in res.objectives} == {"rto": False, "rpo": False}
