@@ -262,6 +262,9 @@ class Sandbox:
         self.realism = Realism(estate, self.profile, seed=self.seed)
         self.server = MotoServer(middleware=self.realism.middleware, regions=estate.regions).start()
         self.components["moto"] = "running"
+        server = self.server
+        # An unreachable region also closes its own endpoint: connections there are refused.
+        self.realism.faults.listeners.append(lambda region, up: server.set_region_listening(region, up))
 
         say("seeding both regions from the estate")
         from dr.sandbox.seed import DbEndpoint, seed_estate

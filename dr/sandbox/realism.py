@@ -732,9 +732,6 @@ class Realism:
         self.restorable_lag = (
             self.profile.duration("rds.restorable_lag") if self._has("rds.restorable_lag") else 0.0
         )
-        self.faults.listeners.append(
-            lambda region, up: self.emit("region.up" if up else "region.down", region=region)
-        )
 
     def _has(self, what: str) -> bool:
         from dr.sandbox.latency import REALISTIC
@@ -783,6 +780,17 @@ class Realism:
             yield
         finally:
             self.enabled = previous
+
+    def region_down(self, region: str, mode: Literal["refuse", "hang"] = "refuse") -> None:
+        """Lose a region: its AWS API unreachable (port closed, connections dropped) and the
+        ``region.down`` hook (the manager kills the region's databases; /health fails)."""
+        self.faults.set_region_down(region, mode)
+        self.emit("region.down", region=region)
+
+    def region_up(self, region: str) -> None:
+        """The region's API answers again (databases killed by region_down stay down)."""
+        self.faults.set_region_up(region)
+        self.emit("region.up", region=region)
 
     def _probe(self, region: str) -> bool:
         if self.faults.region_down(region):
@@ -936,9 +944,9 @@ class Realism:
             if self.estate is not None and region not in self.estate.regions:
                 raise KeyError(f"region {region!r} is not in the estate ({', '.join(self.estate.regions)})")
             if what == "down":
-                self.faults.set_region_down(region, payload.get("mode", "refuse"))
+                self.region_down(region, payload.get("mode", "refuse"))
             else:
-                self.faults.set_region_up(region)
+                self.region_up(region)
             return {"region": region, "down": self.faults.region_down(region)}
         if path == "/transitions":
             return {"active": [t.to_dict() for t in self.transitions.active()]}
