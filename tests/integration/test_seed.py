@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -131,7 +132,7 @@ def test_replica_lag_metric_is_published(sandbox: RunningSandbox) -> None:
 def test_kubeconfig_has_one_context_per_cluster(sandbox: RunningSandbox) -> None:
     import yaml
 
-    doc = yaml.safe_load(open(sandbox.state["kubeconfig"]).read())
+    doc = yaml.safe_load(Path(sandbox.state["kubeconfig"]).read_text())
     estate = sandbox.estate
     assert {c["name"] for c in doc["contexts"]} == {
         estate.primary.cluster.name,
