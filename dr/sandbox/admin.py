@@ -98,7 +98,8 @@ class SandboxAdmin:
         return {k: int(v) for k, v in self.call("GET", "/capacity").items()}
 
     def resolve(self, name: str | None = None) -> dict[str, Any]:
-        result: dict[str, Any] = self.call("GET", "/resolve", **({"name": name} if name else {}))
+        query: dict[str, Any] = {"name": name} if name else {}
+        result: dict[str, Any] = self.call("GET", "/resolve", **query)
         return result
 
     # -- the real PostgreSQL -------------------------------------------------------------------------
