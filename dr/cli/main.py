@@ -17,6 +17,8 @@ from dr.errors import EXIT_USAGE, DrError
 # name -> "module:attribute". Each module is imported only when its command runs (or for its help).
 COMMANDS: dict[str, tuple[str, str]] = {
     "topology": ("dr.cli.topology_cmd:topology", "Show the two-region estate from the stack files."),
+    "ops": ("dr.cli.ops_cmd:ops", "Runbook ops: triage, scale, rollback, flags, writes, WAF, secrets."),
+    "incident": ("dr.cli.incident_cmd:incident", "Incident comms: start, update, resolve (runbook templates)."),
     "drill": ("dr.cli.drill_cmd:drill", "Game-day drills: run a scenario, measure RTO/RPO, write evidence."),
     "snapshot": ("dr.cli.snapshot_cmd:snapshot", "Create, list, copy and prune DB/Redis snapshots."),
     "restore": ("dr.cli.restore_cmd:restore", "Restore a DB (PITR/snapshot) or Redis into a new resource."),

@@ -12,6 +12,7 @@ read-only in dry runs), and AWS through ``services["clients"]`` (a ClientProvide
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -41,9 +42,14 @@ class KubeFactory:
     read_only: bool = False
     connect: Callable[..., Kube] | None = None
     _cache: dict[str, Kube] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __call__(self, view: SiteView) -> Kube:
         name = view.cluster.name
+        with self._lock:
+            return self._get(view, name)
+
+    def _get(self, view: SiteView, name: str) -> Kube:
         if name not in self._cache:
             if self.connect is not None:
                 self._cache[name] = self.connect(view)
