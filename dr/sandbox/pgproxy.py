@@ -98,8 +98,8 @@ class _Pipe:
                     continue
                 self.held.popleft()
                 self.writer.write(data)
-                await self.writer.drain()
                 self.proxy._count(self.downstream, len(data))
+                await self.writer.drain()
             if self.writer.can_write_eof():
                 with contextlib.suppress(OSError):
                     self.writer.write_eof()

@@ -195,6 +195,21 @@ class RunAs:
         )
 
 
+def _pid_alive(pid: int) -> bool:
+    """True if ``pid`` exists and is not a zombie."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((HOST, 0))
@@ -244,13 +259,7 @@ class PgInstance:
             return self.proc.poll() is None
         if self.pid is None:
             return False
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
+        return _pid_alive(self.pid)
 
     def status(self) -> str | None:
         """The postmaster.pid status line ("starting", "ready", "standby", "stopping") or None."""
@@ -919,7 +928,7 @@ class PostgresEstate:
         if writer is not None:
             try:
                 with self._connect(writer) as conn:
-                    lsn_row = conn.execute("SELECT pg_walfile_name(pg_switch_wal())").fetchone()
+                    lsn_row = conn.execute("SELECT pg_walfile_name(pg_switch_wal() - 1)").fetchone()
                     seg = lsn_row[0] if lsn_row else None
                     if seg:
                         _wait(
