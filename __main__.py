@@ -2,13 +2,20 @@
 
 The only place that reads ``pulumi.Config``. The values are validated by ``dr.topology`` (the same
 model the ``dr`` CLI loads from the stack files) and handed to ``dr.infra.Estate``.
+
+Stack references (docs/pulumi.md):
+* the *home* stack is the one without ``dr-toolkit:primaryStackRef`` (``prod`` as shipped); it
+  owns the app-wide resources (hosted zone, lock table); the other stack reads them from it;
+* a standby reads the primary's database (ARN, managed secret, region) from its peer: through
+  ``primaryStackRef`` when set, else ``<org>/<project>/<peerStack>`` (a home stack demoted to
+  standby after a failover).
 """
 
 from __future__ import annotations
 
 import pulumi
 
-from dr.infra import Estate, EstateArgs, PrimaryRefs
+from dr.infra import Estate, EstateArgs, PrimaryRefs, SharedRefs
 from dr.topology import NS, PROJECT, parse_stack
 
 
@@ -28,23 +35,33 @@ def main() -> None:
         raw[NS + "primaryStackRef"] = ref_name
     stack_cfg = parse_stack(raw, stack, f"stacks/Pulumi.{stack}.yaml")
 
-    primary: PrimaryRefs | None = None
-    if stack_cfg.role == "standby":
-        if not stack_cfg.primary_stack_ref:
-            raise pulumi.RunError(
-                f"stacks/Pulumi.{stack}.yaml: role standby needs dr-toolkit:primaryStackRef "
-                "(e.g. organization/dr-toolkit/prod); deploy the primary stack first"
-            )
-        ref = pulumi.StackReference(stack_cfg.primary_stack_ref)
-        primary = PrimaryRefs(
-            db_arn=ref.require_output("dbArn"),
-            master_secret_arn=ref.require_output("dbMasterSecretArn"),
-            region=ref.require_output("region"),
-            zone_id=ref.require_output("zoneId"),
-            lock_table_arn=ref.require_output("lockTableArn"),
+    refs: dict[str, pulumi.StackReference] = {}
+
+    def ref(name: str) -> pulumi.StackReference:
+        if name not in refs:
+            refs[name] = pulumi.StackReference(name)
+        return refs[name]
+
+    shared: SharedRefs | None = None
+    if stack_cfg.primary_stack_ref:
+        home = ref(stack_cfg.primary_stack_ref)
+        shared = SharedRefs(
+            zone_id=home.require_output("zoneId"), lock_table_arn=home.require_output("lockTableArn")
         )
 
-    estate = Estate(stack_cfg.site.name, EstateArgs(cfg=stack_cfg, primary=primary))
+    primary: PrimaryRefs | None = None
+    if stack_cfg.role == "standby":
+        peer_name = stack_cfg.primary_stack_ref or (
+            f"{pulumi.get_organization()}/{pulumi.get_project()}/{stack_cfg.peer_stack}"
+        )
+        peer = ref(peer_name)
+        primary = PrimaryRefs(
+            db_arn=peer.require_output("dbArn"),
+            master_secret_arn=peer.require_output("dbMasterSecretArn"),
+            region=peer.require_output("region"),
+        )
+
+    estate = Estate(stack_cfg.site.name, EstateArgs(cfg=stack_cfg, primary=primary, shared=shared))
     for key, value in estate.stack_outputs().items():
         pulumi.export(key, value)
 

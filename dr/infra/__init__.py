@@ -4,6 +4,6 @@
 (network, cluster, database, cache, edge, dns, workload, tooling) are in their own modules.
 """
 
-from dr.infra.estate import Estate, EstateArgs, PrimaryRefs
+from dr.infra.estate import Estate, EstateArgs, PrimaryRefs, SharedRefs
 
-__all__ = ["Estate", "EstateArgs", "PrimaryRefs"]
+__all__ = ["Estate", "EstateArgs", "PrimaryRefs", "SharedRefs"]

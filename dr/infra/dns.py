@@ -1,4 +1,4 @@
-"""DNS: the app's hosted zone (primary stack), per-region health checks and failover records.
+"""DNS: the app's hosted zone (home stack), per-region health checks and failover records.
 
 Each stack owns its own failover record (``set_identifier`` = site name, stable across a role
 swap); its role decides PRIMARY or SECONDARY. Alias records carry no TTL (Route53 uses the
@@ -22,7 +22,7 @@ class HostedZoneArgs:
 
 
 class HostedZone(pulumi.ComponentResource):
-    """The public zone ``app.domain``; created by the primary stack, referenced by the standby."""
+    """The public zone ``app.domain``; created by the home stack, referenced by the other one."""
 
     def __init__(self, name: str, args: HostedZoneArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("dr:infra:HostedZone", name, None, opts)

@@ -49,7 +49,7 @@ class Edge(pulumi.ComponentResource):
             domain_name=edge.certificate_domain or app.record,
             validation_method="DNS",
             tags=tags(cfg),
-            opts=child(self, delete_before_replace=False),
+            opts=child(self),
         )
         validation = aws.route53.Record(
             "cert-validation",
@@ -58,9 +58,10 @@ class Edge(pulumi.ComponentResource):
             type=cert.domain_validation_options[0].resource_record_type,
             records=[cert.domain_validation_options[0].resource_record_value],
             ttl=60,
-            # Both regions validate the same name with the same CNAME.
+            # Both regions validate the same name with the same CNAME: either stack may write it,
+            # and destroying one stack must not delete the record the other's renewals need.
             allow_overwrite=True,
-            opts=child(self),
+            opts=child(self, retain_on_delete=True),
         )
         validated = aws.acm.CertificateValidation(
             "cert", certificate_arn=cert.arn, validation_record_fqdns=[validation.fqdn], opts=child(self)

@@ -32,6 +32,16 @@ class PrimaryRefs:
     db_arn: pulumi.Input[str]
     master_secret_arn: pulumi.Input[str]
     region: pulumi.Input[str]
+
+
+@dataclass
+class SharedRefs:
+    """App-wide resources (hosted zone, lock table) read from the *home* stack that owns them.
+
+    Ownership never follows the role: the home stack is the one without ``primaryStackRef``
+    (``prod`` as shipped), so a failover + role swap moves no zone and no table (docs/pulumi.md).
+    """
+
     zone_id: pulumi.Input[str]
     lock_table_arn: pulumi.Input[str]
 
@@ -39,8 +49,10 @@ class PrimaryRefs:
 @dataclass
 class EstateArgs:
     cfg: StackConfig
-    # Required when cfg.role == "standby".
+    # Required when cfg.role == "standby": the primary's database.
     primary: PrimaryRefs | None = None
+    # None = this is the home stack and creates the zone and the lock table.
+    shared: SharedRefs | None = None
 
 
 class Estate(pulumi.ComponentResource):
@@ -54,7 +66,7 @@ class Estate(pulumi.ComponentResource):
                 f"{cfg.path}: a standby stack needs dr-toolkit:primaryStackRef (the primary stack's outputs)"
             )
         here = pulumi.ResourceOptions(parent=self)
-        prim = args.primary
+        prim, shared = args.primary, args.shared
 
         self.network = Network("network", NetworkArgs(cfg=cfg), here)
         public = [s.id for s in self.network.public_subnets]
@@ -89,16 +101,16 @@ class Estate(pulumi.ComponentResource):
             ToolingArgs(
                 cfg=cfg,
                 kms_key_arn=self.database.key.arn,
-                lock_table_arn=prim.lock_table_arn if prim else None,
+                lock_table_arn=shared.lock_table_arn if shared else None,
             ),
             here,
         )
-        if prim is None:
+        if shared is None:
             self.zone: HostedZone | None = HostedZone("zone", HostedZoneArgs(cfg=cfg), here)
             self.zone_id: pulumi.Output[str] = self.zone.zone.zone_id
         else:
             self.zone = None
-            self.zone_id = pulumi.Output.from_input(prim.zone_id)
+            self.zone_id = pulumi.Output.from_input(shared.zone_id)
         asg_name = self.cluster.nodegroup.resources.apply(_first_asg)
         self.edge = Edge(
             "edge",
@@ -132,7 +144,8 @@ class Estate(pulumi.ComponentResource):
                 master_secret_arn=self.database.master_secret_arn,
                 master_secret_region=self.database.master_secret_region,
             ),
-            here,
+            # Pods need nodes; the provider waits for rollouts, so create the nodegroup first.
+            pulumi.ResourceOptions(parent=self, depends_on=[self.cluster.nodegroup]),
         )
         self.register_outputs({"role": cfg.role, "region": cfg.region})
 

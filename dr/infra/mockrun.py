@@ -60,8 +60,8 @@ def lock_table_arn(region: str, name: str) -> str:
     return f"arn:aws:dynamodb:{region}:{ACCOUNT}:table/{name}"
 
 
-def primary_outputs(primary: StackConfig) -> dict[str, Any]:
-    """The outputs a standby's StackReference sees (the primary stack's exports, mocked)."""
+def referenced_outputs(primary: StackConfig) -> dict[str, Any]:
+    """The outputs a StackReference to ``primary``'s stack sees (its exports, mocked)."""
     from dr.infra._common import lock_table
 
     return {
@@ -195,7 +195,7 @@ def physical_names(runs: list[MockRun]) -> dict[str, set[str]]:
 
 
 # -- the mocks --------------------------------------------------------------------------------
-def _make_mocks(cfg: StackConfig, primary: StackConfig | None) -> Any:
+def _make_mocks(cfg: StackConfig, stack_dir: Path) -> Any:
     import pulumi
 
     default_region = cfg.region
@@ -210,11 +210,11 @@ def _make_mocks(cfg: StackConfig, primary: StackConfig | None) -> Any:
             typ, name = args.typ, args.name
             rid = f"{name}-{_h(typ + name)}"
             if typ == "pulumi:pulumi:StackReference":
-                if primary is None:
-                    raise RuntimeError(f"{cfg.stack}: StackReference without a primary stack to mock")
+                # "<org>/<project>/<stack>": serve that stack's exports, computed from its file.
+                referenced = read_stack(stack_dir, str(inputs.get("name") or args.name).rsplit("/", 1)[-1])
                 return args.resource_id or args.name, {
                     "name": inputs.get("name"),
-                    "outputs": primary_outputs(primary),
+                    "outputs": referenced_outputs(referenced),
                     "secretOutputNames": [],
                 }
             if typ == "aws:rds/instance:Instance":
@@ -350,7 +350,6 @@ def run_stack(stack_dir: Path | str, stack: str) -> MockRun:
 
     stack_dir = Path(stack_dir)
     cfg = read_stack(stack_dir, stack)
-    primary = read_stack(stack_dir, cfg.peer_stack) if cfg.role == "standby" else None
     raw = yaml.safe_load((stack_dir / f"Pulumi.{stack}.yaml").read_text())["config"]
 
     parents: dict[str, str] = {}
@@ -367,8 +366,15 @@ def run_stack(stack_dir: Path | str, stack: str) -> MockRun:
             custom[resp.urn] = bool(request.custom)
             return resp
 
-    monitor = Monitor(_make_mocks(cfg, primary))
-    pmocks.set_mocks(monitor.mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
+    monitor = Monitor(_make_mocks(cfg, stack_dir))
+    pmocks.set_mocks(
+        monitor.mocks,
+        project=PROJECT,
+        stack=stack,
+        preview=False,
+        monitor=monitor,
+        organization="organization",
+    )
     set_all_config(_config_values(raw))
 
     def program() -> None:

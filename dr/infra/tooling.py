@@ -1,7 +1,8 @@
 """Tooling: the state the ``dr`` CLI keeps — the DynamoDB lock table and the journal buckets.
 
-The lock table is a global table: the primary stack creates it, the standby stack adds its
-region as a replica, so a lock can be taken while either region is down.
+The lock table is a global table: the home stack (the one without ``primaryStackRef``) creates
+it, the other stack adds its region as a replica, so a lock can be taken while either region is
+down. Ownership never follows the role, so a failover's role swap moves no table.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dr.topology import StackConfig
 class ToolingArgs:
     cfg: StackConfig
     kms_key_arn: pulumi.Input[str]
-    # Standby only: the primary's lock table ARN (from the StackReference).
+    # Non-home stacks only: the home stack's lock table ARN (from the StackReference).
     lock_table_arn: pulumi.Input[str] | None = None
 
 
@@ -28,7 +29,7 @@ class Tooling(pulumi.ComponentResource):
         super().__init__("dr:infra:Tooling", name, None, opts)
         cfg = args.cfg
         table_name = lock_table(cfg.app)
-        if cfg.role == "primary":
+        if args.lock_table_arn is None:
             table = aws.dynamodb.Table(
                 "lock",
                 name=table_name,
@@ -47,8 +48,6 @@ class Tooling(pulumi.ComponentResource):
             )
             self.lock_table_arn: pulumi.Output[str] = table.arn
         else:
-            if args.lock_table_arn is None:
-                raise ValueError(f"{cfg.path}: role standby needs the primary's lock table ARN")
             replica = aws.dynamodb.TableReplica(
                 "lock",
                 global_table_arn=args.lock_table_arn,

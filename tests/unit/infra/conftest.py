@@ -21,26 +21,27 @@ STACKS = ROOT / "stacks"
 CHESS = ROOT / "examples" / "chess-ai" / "stacks"
 
 
-def _promoted_stack_dir(dst: Path) -> Path:
-    """The shipped stacks after a failover: dr switched to role primary (what `dr reconcile` does)."""
+def _swapped_stack_dir(dst: Path) -> Path:
+    """The shipped stacks after a failover and `dr reconcile`: ONLY the roles are swapped."""
     shutil.copytree(STACKS, dst)
-    path = dst / "Pulumi.dr.yaml"
-    doc = yaml.safe_load(path.read_text())
-    doc["config"]["dr-toolkit:role"] = "primary"
-    doc["config"].pop("dr-toolkit:primaryStackRef", None)
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    for stack, role in (("dr", "primary"), ("prod", "standby")):
+        path = dst / f"Pulumi.{stack}.yaml"
+        doc = yaml.safe_load(path.read_text())
+        doc["config"]["dr-toolkit:role"] = role
+        path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return dst
 
 
 def _compute(workdir: Path) -> dict[str, MockRun]:
-    promoted = _promoted_stack_dir(workdir / "promoted")
+    swapped = _swapped_stack_dir(workdir / "swapped")
     return run_many_subprocess(
         {
             "prod": (str(STACKS), "prod"),
             "dr": (str(STACKS), "dr"),
             "chess-prod": (str(CHESS), "prod"),
             "chess-dr": (str(CHESS), "dr"),
-            "promoted-dr": (str(promoted), "dr"),
+            "promoted-dr": (str(swapped), "dr"),
+            "demoted-prod": (str(swapped), "prod"),
         }
     )
 

@@ -274,7 +274,7 @@ def test_database_url_percent_encodes_credentials() -> None:
     assert url == "postgresql://app_admin:p%40ss%3Aw%2Frd%3F%23@db.example:5432/app?sslmode=require"
 
 
-@pytest.mark.parametrize("key", ["prod", "dr", "chess-prod", "chess-dr", "promoted-dr"])
+@pytest.mark.parametrize("key", ["prod", "dr", "chess-prod", "chess-dr", "promoted-dr", "demoted-prod"])
 def test_no_plaintext_password_in_any_resource_input_or_output(runs: dict[str, MockRun], key: str) -> None:
     run = runs[key]
     for r in run.resources:
@@ -288,27 +288,59 @@ def test_no_plaintext_password_in_any_resource_input_or_output(runs: dict[str, M
 
 
 # -- reconciliation -------------------------------------------------------------------------------
-def test_switching_dr_to_primary_keeps_urn_and_identifier_and_drops_the_source(
-    runs: dict[str, MockRun],
-) -> None:
-    before, after = runs["dr"], runs["promoted-dr"]
-    for typ in (
-        "aws:rds/instance:Instance",
-        "aws:kms/key:Key",
-        "aws:elasticache/replicationGroup:ReplicationGroup",
-    ):
-        assert before.one(typ).urn == after.one(typ).urn, typ
-        assert before.one(typ).physical == after.one(typ).physical, typ
-    db_before = before.one("aws:rds/instance:Instance").inputs
-    db_after = after.one("aws:rds/instance:Instance").inputs
+STABLE = (
+    "aws:rds/instance:Instance",
+    "aws:kms/key:Key",
+    "aws:elasticache/replicationGroup:ReplicationGroup",
+    "aws:s3/bucket:Bucket",
+    "aws:secretsmanager/secret:Secret",
+    "aws:eks/cluster:Cluster",
+    "aws:lb/loadBalancer:LoadBalancer",
+)
+
+
+def test_role_swap_keeps_every_urn_and_physical_name(runs: dict[str, MockRun]) -> None:
+    """After a failover, `dr reconcile` swaps the roles: nothing may be replaced or moved."""
+    for before, after in ((runs["dr"], runs["promoted-dr"]), (runs["prod"], runs["demoted-prod"])):
+        for typ in STABLE:
+            assert before.one(typ).urn == after.one(typ).urn, typ
+            assert before.one(typ).physical == after.one(typ).physical, typ
+        # App-wide resources stay with their home stack (prod), whatever the roles.
+        assert {r.urn for r in before.resources if r.type.startswith("aws:dynamodb/")} == {
+            r.urn for r in after.resources if r.type.startswith("aws:dynamodb/")
+        }
+        assert [r.urn for r in before.of_type("aws:route53/zone:Zone")] == [
+            r.urn for r in after.of_type("aws:route53/zone:Zone")
+        ]
+        rec_before = before.one("aws:route53/record:Record", "failover")
+        rec_after = after.one("aws:route53/record:Record", "failover")
+        assert rec_before.urn == rec_after.urn
+        assert rec_before.inputs["setIdentifier"] == rec_after.inputs["setIdentifier"]
+
+
+def test_promoted_replica_just_drops_its_source(runs: dict[str, MockRun]) -> None:
+    db_before = runs["dr"].one("aws:rds/instance:Instance").inputs
+    db_after = runs["promoted-dr"].one("aws:rds/instance:Instance").inputs
     assert "replicateSourceDb" in db_before and "replicateSourceDb" not in db_after
     assert db_after["identifier"] == db_before["identifier"]
     assert db_after["kmsKeyId"] == db_before["kmsKeyId"]
-    rec_before = before.one("aws:route53/record:Record", "failover")
-    rec_after = after.one("aws:route53/record:Record", "failover")
-    assert rec_before.urn == rec_after.urn
-    assert rec_before.inputs["setIdentifier"] == rec_after.inputs["setIdentifier"]
-    assert rec_after.inputs["failoverRoutingPolicies"] == [{"type": "PRIMARY"}]
-    # Now a primary: it scales to production and owns the RDS-managed password.
-    api = after.one("aws:rds/instance:Instance").inputs
-    assert api["manageMasterUserPassword"] is True
+    assert db_after["manageMasterUserPassword"] is True
+    rec = runs["promoted-dr"].one("aws:route53/record:Record", "failover").inputs
+    assert rec["failoverRoutingPolicies"] == [{"type": "PRIMARY"}]
+    assert rec["zoneId"] == runs["prod"].outputs["zoneId"]
+
+
+def test_demoted_home_stack_becomes_a_replica_of_the_new_primary(runs: dict[str, MockRun]) -> None:
+    demoted, new_primary = runs["demoted-prod"], runs["promoted-dr"]
+    db = demoted.one("aws:rds/instance:Instance").inputs
+    assert db["identifier"] == runs["prod"].one("aws:rds/instance:Instance").inputs["identifier"]
+    assert db["replicateSourceDb"] == new_primary.outputs["dbArn"]
+    assert db["replicateSourceDb"].split(":")[3] == new_primary.region != demoted.region
+    rec = demoted.one("aws:route53/record:Record", "failover").inputs
+    assert rec["failoverRoutingPolicies"] == [{"type": "SECONDARY"}]
+    # Still the home stack: it keeps the zone and the lock table.
+    assert demoted.one("aws:route53/zone:Zone").protect
+    assert (
+        demoted.one("aws:dynamodb/table:Table").physical
+        == runs["prod"].one("aws:dynamodb/table:Table").physical
+    )

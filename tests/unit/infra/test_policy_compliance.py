@@ -8,7 +8,7 @@ from dr.infra.mockrun import MockRun
 from dr.policy.validators import violations
 
 
-@pytest.mark.parametrize("key", ["prod", "dr", "chess-prod", "chess-dr", "promoted-dr"])
+@pytest.mark.parametrize("key", ["prod", "dr", "chess-prod", "chess-dr", "promoted-dr", "demoted-prod"])
 def test_declared_resources_pass_the_dr_policy_pack(runs: dict[str, MockRun], key: str) -> None:
     run = runs[key]
     checked = 0
