@@ -1,0 +1,176 @@
+"""`dr failover --to secondary` — whole-region failover as one resumable, journaled plan.
+
+Thin: gates (exit 3, nothing changed) → plan (dr.procedures.failover) → run_plan (dry run, confirm,
+lock in the target region, journal, resume) → render, then the `dr reconcile` hint (or run it).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from dr.cli.context import AppContext, pass_app
+from dr.cli.runopts import plan_options
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from dr.procedures.ops import KubeFactory
+    from dr.runbook.lock import DynamoLock
+    from dr.topology import SiteView
+
+
+def kubeconfig_of(app: AppContext, explicit: str | None) -> str | None:
+    """--kubeconfig, else the sandbox's, else $KUBECONFIG / ~/.kube/config (then EKS + IAM)."""
+    if explicit:
+        return explicit
+    if app.target_name == "sandbox":
+        return app.target.kubeconfig
+    from dr.kube import default_kubeconfig
+
+    return default_kubeconfig()
+
+
+def kube_factory(app: AppContext, kubeconfig: str | None, *, read_only: bool) -> KubeFactory:
+    from dr.procedures.ops import KubeFactory
+
+    return KubeFactory(
+        kubeconfig=kubeconfig_of(app, kubeconfig), clients=app.clients(read_only=True), read_only=read_only
+    )
+
+
+def target_lock(app: AppContext, target: SiteView) -> DynamoLock:
+    """The estate's run lock, taken in the surviving (target) region's copy of the lock table."""
+    from dr.runbook.lock import DynamoLock
+
+    estate = app.estate
+    return DynamoLock(
+        app.clients(), table=estate.lock_table, region=target.region, name=f"{estate.app.name}-dr"
+    )
+
+
+def _human(report: dict[str, Any], out: Console) -> None:
+    pre = report["preflight"]
+    out.print(
+        f"{pre['mode']} failover {pre['source_region']} -> {pre['target_region']}: "
+        f"{report.get('active_region') or '?'} now serves the public name"
+    )
+    for warning in pre["warnings"]:
+        out.print(f"[yellow]warning:[/yellow] {warning}")
+    if report.get("reconcile"):
+        out.print(f"stack files reconciled: {report['reconcile'].get('summary')}")
+    else:
+        out.print(f"next: keep Pulumi in step with the new primary:\n  {report['reconcile_command']}")
+
+
+@click.command()
+@click.option(
+    "--to",
+    "to",
+    default="secondary",
+    show_default=True,
+    help="The surviving site: secondary (or its region / stack name).",
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["planned", "unplanned"]),
+    default="planned",
+    show_default=True,
+    help="planned: stop writes, wait for lag 0 (RPO 0); unplanned: the source region is gone, no call goes there.",
+)
+@click.option(
+    "--max-lag", default=None, help="Planned mode lag budget, e.g. 5s (default: the RPO objective)."
+)
+@click.option(
+    "--max-snapshot-age",
+    default="24h",
+    show_default=True,
+    help="Oldest acceptable Redis snapshot when the target's Redis must be restored.",
+)
+@click.option("--timeout", type=float, default=1800, show_default=True, help="Seconds each wait may take.")
+@click.option(
+    "--kubeconfig", type=click.Path(dir_okay=False), default=None, help="Kubeconfig (default: see docs)."
+)
+@click.option(
+    "--reconcile", "do_reconcile", is_flag=True, help="After success, rewrite the stack files (dr reconcile)."
+)
+@plan_options
+@pass_app
+def failover(
+    app: AppContext,
+    to: str,
+    mode: str,
+    max_lag: str | None,
+    max_snapshot_age: str,
+    timeout: float,
+    kubeconfig: str | None,
+    do_reconcile: bool,
+    dry_run: bool,
+    yes: bool,
+    resume: str | None,
+    break_lock: bool,
+    runs_dir: Path,
+) -> None:
+    """Fail the whole estate over to the DR region: DNS moves only once the DB is writable,
+    pods are Ready and the DR health check is healthy (exit 3 when a gate refuses)."""
+    import datetime as dt
+
+    from dr.cli.opsutil import finish
+    from dr.errors import BadInput
+    from dr.procedures.common import parse_duration, services
+    from dr.procedures.dns import read_state
+    from dr.procedures.failover import failover_plan, preflight, reconcile_command
+    from dr.runbook.runner import run_plan
+
+    estate = app.estate
+    target = estate.site(to)
+    if target.region == estate.primary.region and to not in ("primary", estate.primary.region):
+        raise BadInput(f"--to {to!r} is the primary site", resource=to, hint="use --to secondary")
+    budget = (
+        parse_duration(max_lag, option="--max-lag")
+        if max_lag
+        else dt.timedelta(seconds=estate.app.objectives.rpo_seconds)
+    )
+    snap_age = parse_duration(max_snapshot_age, option="--max-snapshot-age")
+    clients = app.clients(read_only=dry_run)
+    pre = preflight(
+        clients,
+        estate,
+        target=target,
+        mode="unplanned" if mode == "unplanned" else "planned",
+        max_lag=budget,
+        max_snapshot_age=snap_age,
+        resuming=resume is not None,
+    )
+    plan = failover_plan(estate, pre, timeout=timeout)
+    kube = kube_factory(app, kubeconfig, read_only=dry_run)
+    try:
+        result = run_plan(
+            plan,
+            services(clients, estate, kube=kube),
+            dry_run=dry_run,
+            assume_yes=yes,
+            resume=resume,
+            runs_dir=runs_dir,
+            lock=None if dry_run else target_lock(app, target),
+            break_lock=break_lock,
+            output=app.output,
+        )
+    finally:
+        kube.close()
+    report: dict[str, Any] = {
+        "preflight": pre.to_dict(),
+        "reconcile_command": reconcile_command(estate, target),
+    }
+    if result.status != "dry-run":
+        report["active_region"] = read_state(clients, estate, use_test_dns=False).active_region
+    if do_reconcile and result.ok and result.status != "dry-run":
+        from dr.procedures.reconcile import reconcile_stacks
+
+        change = reconcile_stacks(
+            Path(estate.stack_dir), primary=target.stack, dry_run=False, assume_yes=yes, output=app.output
+        )
+        report["reconcile"] = change.to_dict()
+    finish(app, result, report, _human)

@@ -1,0 +1,912 @@
+"""Whole-region failover (``dr failover --to secondary``) as one plan on the runbook engine.
+
+The runbook's "Multi-Region Failover" flips DNS first and promotes the database afterwards, so
+for minutes the public name points at a region whose database is read-only. This plan does the
+opposite: DNS is flipped only after the target database is writable, the target's pods run the
+new connection string and are Ready, and the target's Route53 health check is healthy.
+
+Steps (``source`` = the region losing traffic, ``target`` = the surviving region)::
+
+    planned only:  stop-<writer>… ─► replica-caught-up ─┐
+    scale-nodegroup ─────────────────────────────┐      ▼
+    scale-workloads ──────────────┐              │   promote-db ─► patch-db-secret
+    redis-ready ──────────────────┼──────────────┼──────────┐           │
+                                  ▼              │          │           ▼
+                             restart-<dep>… ◄────┼──────────┼─── (after the secret)
+                                  │              ▼          │
+                                  └────────► pods-ready     │
+                                                 ▼          ▼
+                                            target-healthy ◄┘
+                                                 ▼
+                                  route-traffic (Route53, records method) ─► verify-dns ─► verify-service
+
+* **planned** — the source region works: stop writes there (scale every writer to 0, recording
+  its count), wait until the replica's lag is 0, then promote: RPO 0.
+* **unplanned** — the source region is gone: no call goes to it (every step calls the target
+  region or Route53); the lag gate is informational (RPO = the lag at the time of the loss).
+
+Every step reads real state in ``check()`` and its action re-reads before acting, so a killed run
+resumed with ``--resume`` repeats no side effect (e.g. a promotion already in flight is not
+re-issued; a deployment already restarted for this promotion is not restarted again).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
+
+from dr.aws import eks
+from dr.aws.cloudwatch import replica_lag
+from dr.aws.elasticache import CacheSnapshot, ElastiCache, ReplicationGroup
+from dr.aws.rds import Rds, aws_errors
+from dr.aws.route53 import Route53
+from dr.aws.secretsmanager import SecretValue, get_secret
+from dr.errors import BadInput, DrError, GateRefused, NotFound, OperationFailed
+from dr.procedures.common import TAG_PROMOTED_AT, TAG_PROMOTED_FROM, Settled, clients_of, iso, utcnow
+from dr.procedures.dns import DnsMove, move_plan, prepare_move
+from dr.procedures.ops import STOPPED_ANNOTATION, kube_of, stop_writes_plan
+from dr.procedures.promote import PromotePreflight, promote_plan
+from dr.procedures.promote import preflight as promote_preflight
+from dr.runbook.plan import Operation, Plan, Step, StepContext
+
+if TYPE_CHECKING:
+    from dr.aws.session import ClientProvider
+    from dr.topology import Estate, Nodegroup, SiteView
+
+Mode = Literal["planned", "unplanned"]
+
+# Deployment annotation: "<db identifier>@<dr:promoted-at>" of the promotion its pods were restarted for.
+RESTARTED_FOR = "dr-toolkit/restarted-for-promotion"
+DEFAULT_MAX_SNAPSHOT_AGE = dt.timedelta(hours=24)
+
+
+# ---------------------------------------------------------------------------------------------
+# Pre-flight (read-only gates; exit 3 with the reason, nothing changed)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RedisReadiness:
+    """How the target's Redis will be ready: already available, or restored from a snapshot."""
+
+    group: str
+    region: str
+    status: str | None
+    action: Literal["none", "wait", "restore"]
+    snapshot: str | None = None
+    snapshot_age_seconds: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "group": self.group,
+            "region": self.region,
+            "status": self.status,
+            "action": self.action,
+            "snapshot": self.snapshot,
+            "snapshot_age_seconds": self.snapshot_age_seconds,
+        }
+
+
+@dataclass
+class FailoverPreflight:
+    """Everything the gates learned; the plan is built from it."""
+
+    source: SiteView
+    target: SiteView
+    mode: Mode
+    db: str
+    promote: PromotePreflight
+    cluster_status: str
+    redis: RedisReadiness
+    dns: DnsMove
+    health_check_id: str
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode,
+            "source_region": self.source.region,
+            "target_region": self.target.region,
+            "db": self.db,
+            "cluster_status": self.cluster_status,
+            "promote": self.promote.to_dict(),
+            "redis": self.redis.to_dict(),
+            "dns": self.dns.to_dict(),
+            "health_check_id": self.health_check_id,
+            "warnings": list(self.warnings),
+        }
+
+
+def production_nodegroup(estate: Estate) -> Nodegroup:
+    """The nodegroup sizes of the site the stack files declare primary: production capacity."""
+    return estate.primary.cluster.nodegroup
+
+
+def _gate(err: DrError) -> GateRefused:
+    return GateRefused(err.message, resource=err.resource, region=err.region, code=err.code, hint=err.hint)
+
+
+def _newest_snapshot(clients: ClientProvider, region: str) -> CacheSnapshot | None:
+    snaps = [s for s in ElastiCache(clients, region).list_snapshots() if s.status == "available"]
+    dated = [s for s in snaps if s.created is not None]
+    if dated:
+        return max(dated, key=lambda s: s.created or dt.datetime.min.replace(tzinfo=dt.UTC))
+    return snaps[-1] if snaps else None
+
+
+def redis_readiness(
+    clients: ClientProvider, target: SiteView, *, max_snapshot_age: dt.timedelta
+) -> RedisReadiness:
+    """Gate: the target's Redis group is available (or becoming so), or a recent snapshot exists."""
+    group_id, region = target.cache.replication_group_id, target.region
+    group = ElastiCache(clients, region).find_replication_group(group_id)
+    if group is not None and group.status == "available":
+        return RedisReadiness(group_id, region, group.status, "none")
+    if group is not None and group.status in ("creating", "modifying", "snapshotting"):
+        return RedisReadiness(group_id, region, group.status, "wait")
+    if group is not None:
+        raise GateRefused(
+            f"Redis replication group {group_id} in {region} is {group.status}",
+            resource=group_id,
+            region=region,
+            hint="repair or delete it (then the failover restores it from the newest snapshot)",
+        )
+    snap = _newest_snapshot(clients, region)
+    if snap is None:
+        raise GateRefused(
+            f"Redis replication group {group_id} does not exist in {region} and there is no Redis snapshot "
+            f"there to restore it from",
+            resource=group_id,
+            region=region,
+            hint=f"deploy the cache of stack {target.stack} (pulumi up) or create a snapshot in {region}",
+        )
+    age = (utcnow() - snap.created).total_seconds() if snap.created else None
+    if age is not None and age > max_snapshot_age.total_seconds():
+        raise GateRefused(
+            f"Redis replication group {group_id} does not exist in {region} and its newest snapshot "
+            f"{snap.identifier} is {age / 3600:.1f}h old (budget {max_snapshot_age.total_seconds() / 3600:g}h)",
+            resource=snap.identifier,
+            region=region,
+            hint="raise --max-snapshot-age to accept the older cache state, or create the group first",
+        )
+    return RedisReadiness(group_id, region, None, "restore", snap.identifier, age)
+
+
+def preflight(
+    clients: ClientProvider,
+    estate: Estate,
+    *,
+    target: SiteView,
+    mode: Mode,
+    max_lag: dt.timedelta,
+    max_snapshot_age: dt.timedelta = DEFAULT_MAX_SNAPSHOT_AGE,
+    db: str | None = None,
+    resuming: bool = False,
+) -> FailoverPreflight:
+    """All gates of a failover to ``target`` (read-only; only the target region and Route53).
+
+    Raises GateRefused (exit 3) naming the resource, the region and the fix when: the target EKS
+    cluster is not ACTIVE; the target DB is not an available read replica (a replica this toolkit
+    already promoted passes — that is a resumed failover); planned mode and the lag is over budget
+    or unknown; the target Redis is neither available nor restorable from a recent snapshot; the
+    target has no failover record with a health check.
+
+    ``resuming`` (``--resume``): the run already passed the gates once, so the lag gate is only
+    informational and a promotion in flight (status not available, tagged by our action) passes.
+    """
+    source = estate.other(target)
+    region = target.region
+    ident = db or target.database.identifier
+    warnings: list[str] = []
+
+    cluster = eks.describe_cluster(clients, region, target.cluster.name)
+    if cluster.status != "ACTIVE":
+        raise GateRefused(
+            f"EKS cluster {target.cluster.name} in {region} is {cluster.status}, not ACTIVE",
+            resource=target.cluster.name,
+            region=region,
+            hint="wait for the cluster update to finish (aws eks describe-cluster), then retry",
+        )
+
+    try:
+        pre = promote_preflight(
+            clients, db=ident, region=region, max_lag=max_lag, force=mode == "unplanned" or resuming
+        )
+    except NotFound as err:
+        raise GateRefused(
+            f"the DR database {ident} does not exist in {region}",
+            resource=ident,
+            region=region,
+            code=err.code,
+            hint=f"deploy stack {target.stack} (the cross-region read replica) or pass the right identifier",
+        ) from None
+    except BadInput as err:
+        raise _gate(err) from None
+    if not pre.already_promoted:
+        inst = Rds(clients, region).describe_instance(ident)
+        if inst.status != "available" and not resuming:
+            raise GateRefused(
+                f"read replica {ident} in {region} is {inst.status}, not available",
+                resource=ident,
+                region=region,
+                hint="wait until it is available (aws rds describe-db-instances), then retry",
+            )
+    warnings += pre.warnings
+
+    redis = redis_readiness(clients, target, max_snapshot_age=max_snapshot_age)
+    if redis.action == "restore":
+        warnings.append(
+            f"Redis {redis.group} will be restored from snapshot {redis.snapshot} "
+            f"({(redis.snapshot_age_seconds or 0) / 60:.0f} min old): newer cache entries are lost"
+        )
+
+    try:
+        move = prepare_move(clients, estate, target, method="records", force=True)
+    except BadInput as err:
+        raise _gate(err) from None
+    rec = move.before.by_region(region)
+    if rec is None or rec.check is None:
+        raise GateRefused(
+            f"{estate.app.record} has no failover record with a health check for {region}",
+            resource=estate.health_check_ref(target),
+            region=region,
+            hint=f"deploy the dns component of stack {target.stack}: DNS must only move to a checked endpoint",
+        )
+    return FailoverPreflight(
+        source=source,
+        target=target,
+        mode=mode,
+        db=ident,
+        promote=pre,
+        cluster_status=cluster.status,
+        redis=redis,
+        dns=move,
+        health_check_id=rec.check.id,
+        warnings=warnings,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The connection string (never printed, journaled or put in step outputs)
+# ---------------------------------------------------------------------------------------------
+
+
+def _password_from_secrets_manager(
+    clients: ClientProvider, estate: Estate, region: str
+) -> tuple[str | None, str | None]:
+    """(username, password) from the app's Secrets Manager secret in ``region`` (never another region)."""
+    try:
+        data = get_secret(clients, region, estate.app.db_secret.secrets_manager_id).value.json()
+    except NotFound:
+        return None, None
+    user = data.get("username")
+    if data.get("password"):
+        return user, str(data["password"])
+    # The Pulumi program stores a descriptor pointing at the RDS-managed secret: follow it only
+    # when that secret lives in this same region (unplanned failover must not call the source).
+    arn = str(data.get("masterUserSecretArn") or "")
+    if arn.startswith("arn:") and arn.split(":")[3] == region:
+        try:
+            managed = get_secret(clients, region, arn).value.json()
+        except NotFound:
+            return user, None
+        return managed.get("username") or user, managed.get("password")
+    return user, None
+
+
+def desired_database_url(
+    clients: ClientProvider, estate: Estate, target: SiteView, db: str, current: SecretValue | None
+) -> SecretValue:
+    """The DB URL the target's pods must use: the promoted instance's endpoint, same database.
+
+    Credentials: Secrets Manager in the target region; else those already in the target cluster's
+    secret (the password of a promoted replica is the source's, unchanged). Query parameters of the
+    current URL (e.g. ``sslmode``) are kept.
+    """
+    inst = Rds(clients, target.region).describe_instance(db)
+    if not inst.endpoint:
+        raise OperationFailed(
+            f"DB instance {db} in {target.region} reports no endpoint yet",
+            resource=db,
+            region=target.region,
+            hint="wait until it is available, then re-run with --resume",
+        )
+    app_db = estate.app.database
+    old = urlsplit(current.reveal()) if current is not None else None
+    user, password = _password_from_secrets_manager(clients, estate, target.region)
+    if password is None and old is not None and old.password:
+        password = unquote(old.password)
+    if password is None:
+        raise BadInput(
+            f"no database password for {db}: secret {estate.app.db_secret.secrets_manager_id} in "
+            f"{target.region} holds none and secret {estate.app.db_secret.name} of cluster "
+            f"{target.cluster.name} has no URL with one",
+            resource=estate.app.db_secret.secrets_manager_id,
+            region=target.region,
+            hint="put the master credentials (username/password) in that secret, then --resume",
+        )
+    user = user or (unquote(old.username) if old is not None and old.username else None) or app_db.username
+    port = inst.port or app_db.port
+    netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{inst.endpoint}:{port}"
+    path = old.path if old is not None and old.path not in ("", "/") else f"/{app_db.db_name}"
+    query = old.query if old is not None and old.query else "sslmode=require"
+    scheme = old.scheme if old is not None and old.scheme else "postgresql"
+    return SecretValue(urlunsplit((scheme, netloc, path, query, "")))
+
+
+def _read_current_url(ctx: StepContext, estate: Estate, target: SiteView) -> SecretValue | None:
+    app = estate.app
+    try:
+        return kube_of(ctx, target).read_secret_key(app.namespace, app.db_secret.name, app.db_secret.key)
+    except NotFound:
+        return None
+
+
+def promotion_marker(clients: ClientProvider, region: str, db: str) -> str:
+    """``<db>@<dr:promoted-at>``: identifies one promotion (deployments are restarted once per marker)."""
+    inst = Rds(clients, region).describe_instance(db)
+    with aws_errors(resource=f"DB instance {db}", region=region, action="read tags of"):
+        raw = clients.client("rds", region).list_tags_for_resource(ResourceName=inst.arn)
+    tags = {t["Key"]: t["Value"] for t in raw.get("TagList", [])}
+    return f"{db}@{tags.get(TAG_PROMOTED_AT, 'unknown')}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Step builders
+# ---------------------------------------------------------------------------------------------
+
+
+def _k8s(action: str, region: str, **params: Any) -> Operation:
+    return Operation("k8s", action, region, params)
+
+
+def nodegroup_step(
+    target: SiteView, sizes: Nodegroup, *, sid: str = "scale-nodegroup", timeout: float = 1200.0
+) -> Step:
+    """Scale the target's nodegroup to ``sizes`` and wait until ACTIVE with them (seen UPDATING first)."""
+    region, cluster, ng = target.region, target.cluster.name, target.cluster.nodegroup.name
+    want = eks.Scaling(sizes.min_size, sizes.max_size, sizes.desired_size)
+    eks.check_scaling(want, cluster=cluster, nodegroup=ng, region=region)
+    settled = Settled()
+
+    def check(ctx: StepContext) -> bool:
+        info = eks.describe_nodegroup(clients_of(ctx), region, cluster, ng)
+        return info.scaling == want and info.status == "ACTIVE"
+
+    def action(ctx: StepContext) -> Any:
+        # Reads the current config first: no call when it already has the sizes (resumed run).
+        update = eks.update_nodegroup_scaling(clients_of(ctx), region, cluster, ng, want)
+        return {"update_id": update}
+
+    def wait(ctx: StepContext) -> bool:
+        info = eks.describe_nodegroup(clients_of(ctx), region, cluster, ng)
+        if info.status in ("CREATE_FAILED", "DELETE_FAILED", "DEGRADED") and settled.seen_transition:
+            raise OperationFailed(
+                f"nodegroup {cluster}/{ng} in {region} became {info.status}: "
+                + ("; ".join(info.health_issues) or "no health issue reported"),
+                resource=f"{cluster}/{ng}",
+                region=region,
+            )
+        return settled.observe(
+            done=info.status == "ACTIVE" and info.scaling == want,
+            transitional=info.status == "UPDATING",
+            label=info.status,
+        )
+
+    return Step(
+        id=sid,
+        title=f"Scale nodegroup {cluster}/{ng} to min {want.min_size} / desired {want.desired_size} / "
+        f"max {want.max_size} ({region})",
+        region=region,
+        service="eks",
+        changes=f"scalingConfig -> {want.to_dict()}",
+        operations=(
+            Operation(
+                "eks", "DescribeNodegroup", region, {"clusterName": cluster, "nodegroupName": ng}, False
+            ),
+            Operation(
+                "eks",
+                "UpdateNodegroupConfig",
+                region,
+                {"clusterName": cluster, "nodegroupName": ng, "scalingConfig": want.to_dict()},
+            ),
+        ),
+        check=check,
+        action=action,
+        wait=wait,
+        timeout=timeout,
+        estimate=75.0,
+        tags={"phase": "compute"},
+    )
+
+
+def workloads_step(
+    estate: Estate, view: SiteView, counts: dict[str, int], hpa_min: int | None, *, sid: str, title: str
+) -> Step:
+    """Set every deployment of ``view`` to ``counts`` (and the HPA floor), dropping stop-writes marks."""
+    ns, region, app = estate.app.namespace, view.region, estate.app
+    hpa_target = app.deployment(app.hpa.deployment).name if app.hpa else None
+
+    def check(ctx: StepContext) -> bool:
+        k = kube_of(ctx, view)
+        for name, count in counts.items():
+            info = k.get_deployment(ns, name)
+            if info.replicas != count or STOPPED_ANNOTATION in info.annotations:
+                return False
+        if hpa_target and hpa_min is not None:
+            hpa = k.hpa_for(ns, hpa_target)
+            if hpa is not None and hpa.min_replicas != hpa_min:
+                return False
+        return True
+
+    def action(ctx: StepContext) -> Any:
+        k = kube_of(ctx, view)
+        done: dict[str, Any] = {}
+        if hpa_target and hpa_min is not None:
+            hpa = k.hpa_for(ns, hpa_target)
+            if hpa is not None and hpa.min_replicas != hpa_min:
+                k.patch_hpa(ns, hpa.name, min_replicas=hpa_min, max_replicas=max(hpa.max_replicas, hpa_min))
+                done["hpa_min"] = hpa_min
+        for name, count in counts.items():
+            info = k.get_deployment(ns, name)
+            if info.replicas != count:
+                k.scale_deployment(ns, name, count)
+                done[name] = {"from": info.replicas, "to": count}
+            if STOPPED_ANNOTATION in info.annotations:
+                k.annotate_deployment(ns, name, {STOPPED_ANNOTATION: None})
+        return done
+
+    ops: list[Operation] = []
+    if hpa_target and hpa_min is not None:
+        ops.append(_k8s("PatchHorizontalPodAutoscaler", region, deployment=hpa_target, minReplicas=hpa_min))
+    ops += [_k8s("PatchDeploymentScale", region, name=n, replicas=c) for n, c in counts.items()]
+    return Step(
+        id=sid,
+        title=title,
+        region=region,
+        service="k8s",
+        changes=", ".join(f"{n} -> {c}" for n, c in counts.items())
+        + (f"; HPA min -> {hpa_min}" if hpa_target and hpa_min is not None else ""),
+        operations=tuple(ops),
+        check=check,
+        action=action,
+        estimate=1.0,
+        tags={"phase": "compute"},
+    )
+
+
+def promote_step(pre: PromotePreflight, *, depends_on: tuple[str, ...], timeout: float) -> Step:
+    """The promote step of :func:`dr.procedures.promote.promote_plan`, safe to resume mid-flight.
+
+    Its check is "standalone and available". A resumed run may find the instance still a replica
+    but already promoting (status not ``available``, or tagged ``dr:promoted-from`` by our action):
+    the action then issues nothing and the wait follows the promotion to its end.
+    """
+    base = promote_plan(pre, timeout=timeout).steps[0]
+    db, region = pre.db, pre.region
+    assert base.action is not None
+
+    def action(ctx: StepContext) -> Any:
+        clients = clients_of(ctx)
+        inst = Rds(clients, region).describe_instance(db)
+        if inst.is_replica:
+            with aws_errors(resource=f"DB instance {db}", region=region, action="read tags of"):
+                raw = clients.client("rds", region).list_tags_for_resource(ResourceName=inst.arn)
+            tagged = any(t["Key"] == TAG_PROMOTED_FROM for t in raw.get("TagList", []))
+            if inst.status != "available" or tagged:
+                ctx.set("promote_in_flight", inst.status)
+                return {"promote": "already in progress", "status": inst.status}
+        return base.action(ctx) if base.action is not None else None
+
+    return replace(
+        base,
+        id="promote-db",
+        action=action,
+        depends_on=depends_on,
+        operations=(
+            Operation("rds", "DescribeDBInstances", region, {"DBInstanceIdentifier": db}, False),
+            *base.operations,
+        ),
+    )
+
+
+def caught_up_step(
+    estate: Estate, target: SiteView, db: str, *, depends_on: tuple[str, ...], timeout: float
+) -> Step:
+    """Planned mode: wait until ReplicaLag is 0 in a CloudWatch period that began after writes stopped."""
+    region = target.region
+
+    def check(ctx: StepContext) -> bool:
+        inst = Rds(clients_of(ctx), region).find_instance(db)
+        return inst is not None and not inst.is_replica  # already promoted: nothing to wait for
+
+    def action(ctx: StepContext) -> Any:
+        if ctx.get("writes_stopped_at") is None:
+            ctx.set("writes_stopped_at", iso(utcnow()))
+        return None
+
+    def wait(ctx: StepContext) -> bool:
+        stopped = dt.datetime.fromisoformat(str(ctx.get("writes_stopped_at")).replace("Z", "+00:00"))
+        bucket = stopped.replace(second=0, microsecond=0)
+        point = replica_lag(clients_of(ctx), region, db)
+        if point is None or point.timestamp < bucket:
+            return False
+        ctx.set("lag_at_cutover_seconds", point.value)
+        return point.value <= 0.0
+
+    return Step(
+        id="replica-caught-up",
+        title=f"Wait until replica {db} ({region}) has lag 0 after writes stopped (RPO 0)",
+        region=region,
+        service="cloudwatch",
+        changes="nothing (waits for AWS/RDS ReplicaLag = 0)",
+        depends_on=depends_on,
+        operations=(
+            Operation(
+                "cloudwatch",
+                "GetMetricStatistics",
+                region,
+                {"MetricName": "ReplicaLag", "DBInstanceIdentifier": db},
+                False,
+            ),
+        ),
+        check=check,
+        action=action,
+        wait=wait,
+        timeout=timeout,
+        estimate=60.0,
+        tags={"phase": "database"},
+    )
+
+
+def redis_step(estate: Estate, target: SiteView, plan: RedisReadiness, *, timeout: float) -> Step:
+    """Target Redis available: use the group if it is; else restore the newest snapshot into it."""
+    region, group_id, spec = target.region, target.cache.replication_group_id, target.cache
+    settled = Settled()
+
+    def check(ctx: StepContext) -> bool:
+        group = ElastiCache(clients_of(ctx), region).find_replication_group(group_id)
+        return group is not None and group.status == "available"
+
+    def action(ctx: StepContext) -> Any:
+        ec = ElastiCache(clients_of(ctx), region)
+        if ec.find_replication_group(group_id) is not None:
+            return {"restore": None}  # exists (e.g. still creating from an earlier run): just wait
+        snap = ec.find_snapshot(plan.snapshot) if plan.snapshot else None
+        snap = snap or _newest_snapshot(clients_of(ctx), region)
+        if snap is None:
+            raise GateRefused(
+                f"no Redis snapshot in {region} to restore {group_id} from",
+                resource=group_id,
+                region=region,
+            )
+        like = ReplicationGroup(
+            identifier=group_id,
+            region=region,
+            status="-",
+            node_type=spec.node_type,
+            num_cache_clusters=spec.num_cache_clusters,
+            automatic_failover=None,
+            multi_az=None,
+            primary_endpoint=None,
+            arn=None,
+            subnet_group=estate.cache_subnet_group(target),
+        )
+        ec.restore_replication_group(snap, group_id, like=like)
+        ctx.set("redis_restored_from", snap.identifier)
+        return {"restore": snap.identifier}
+
+    def wait(ctx: StepContext) -> bool:
+        group = ElastiCache(clients_of(ctx), region).find_replication_group(group_id)
+        status = group.status if group else "missing"
+        return settled.observe(
+            done=status == "available", transitional=status not in ("available", "missing"), label=status
+        )
+
+    ops: list[Operation] = [
+        Operation("elasticache", "DescribeReplicationGroups", region, {"ReplicationGroupId": group_id}, False)
+    ]
+    if plan.action == "restore":
+        ops.append(
+            Operation(
+                "elasticache",
+                "CreateReplicationGroup",
+                region,
+                {"ReplicationGroupId": group_id, "SnapshotName": plan.snapshot},
+            )
+        )
+    return Step(
+        id="redis-ready",
+        title=f"Redis {group_id} available in {region}"
+        + (f" (restore from {plan.snapshot})" if plan.action == "restore" else ""),
+        region=region,
+        service="elasticache",
+        changes=f"create {group_id} from snapshot {plan.snapshot}" if plan.action == "restore" else "none",
+        operations=tuple(ops),
+        check=check,
+        action=action,
+        wait=wait,
+        timeout=timeout,
+        estimate=450.0 if plan.action == "restore" else 1.0,
+        tags={"phase": "cache"},
+    )
+
+
+def secret_step(estate: Estate, target: SiteView, db: str, *, depends_on: tuple[str, ...]) -> Step:
+    """Point the target cluster's DB secret at the promoted instance (value never leaves the step)."""
+    app, region = estate.app, target.region
+
+    def desired(ctx: StepContext) -> tuple[SecretValue | None, SecretValue]:
+        current = _read_current_url(ctx, estate, target)
+        return current, desired_database_url(clients_of(ctx), estate, target, db, current)
+
+    def check(ctx: StepContext) -> bool:
+        current, want = desired(ctx)
+        return current is not None and current == want
+
+    def action(ctx: StepContext) -> Any:
+        _current, want = desired(ctx)
+        changed = kube_of(ctx, target).patch_secret_key(
+            app.namespace, app.db_secret.name, app.db_secret.key, want
+        )
+        return {"patched": changed}
+
+    return Step(
+        id="patch-db-secret",
+        title=f"Point secret {app.db_secret.name} ({target.cluster.name}) at {db}",
+        region=region,
+        service="k8s",
+        changes=f"secret {app.namespace}/{app.db_secret.name} key {app.db_secret.key}: host -> {db}'s endpoint",
+        depends_on=depends_on,
+        operations=(
+            Operation("rds", "DescribeDBInstances", region, {"DBInstanceIdentifier": db}, False),
+            Operation(
+                "secretsmanager",
+                "GetSecretValue",
+                region,
+                {"SecretId": app.db_secret.secrets_manager_id},
+                False,
+            ),
+            _k8s("PatchSecret", region, name=app.db_secret.name, key=app.db_secret.key),
+        ),
+        check=check,
+        action=action,
+        estimate=1.0,
+        tags={"phase": "config"},
+    )
+
+
+def restart_step(
+    estate: Estate, target: SiteView, db: str, deployment: str, *, depends_on: tuple[str, ...]
+) -> Step:
+    """Rolling-restart one deployment once per promotion (so its pods read the new secret)."""
+    ns, region = estate.app.namespace, target.region
+
+    def check(ctx: StepContext) -> bool:
+        marker = promotion_marker(clients_of(ctx), region, db)
+        return kube_of(ctx, target).get_deployment(ns, deployment).annotations.get(RESTARTED_FOR) == marker
+
+    def action(ctx: StepContext) -> Any:
+        marker = promotion_marker(clients_of(ctx), region, db)
+        k = kube_of(ctx, target)
+        if k.get_deployment(ns, deployment).annotations.get(RESTARTED_FOR) == marker:
+            return None
+        stamp = k.rollout_restart(ns, deployment)
+        k.annotate_deployment(ns, deployment, {RESTARTED_FOR: marker})
+        return {"restarted_at": stamp}
+
+    return Step(
+        id=f"restart-{deployment}",
+        title=f"Rolling restart of {deployment} ({region}) to pick up the new DB endpoint",
+        region=region,
+        service="k8s",
+        changes=f"deployment {ns}/{deployment}: new ReplicaSet; annotation {RESTARTED_FOR}",
+        depends_on=depends_on,
+        operations=(
+            _k8s("PatchDeployment", region, name=deployment, annotation="kubectl.kubernetes.io/restartedAt"),
+            _k8s("PatchDeployment", region, name=deployment, annotation=RESTARTED_FOR),
+        ),
+        check=check,
+        action=action,
+        estimate=1.0,
+        tags={"phase": "config"},
+    )
+
+
+def pods_ready_step(
+    estate: Estate, target: SiteView, counts: dict[str, int], *, depends_on: tuple[str, ...], timeout: float
+) -> Step:
+    """Wait until every deployment has its replicas updated and Ready (nodes joined, images pulled)."""
+    ns, region = estate.app.namespace, target.region
+
+    def wait(ctx: StepContext) -> bool:
+        k = kube_of(ctx, target)
+        ready: dict[str, int] = {}
+        for name, count in counts.items():
+            info = k.rollout_status(ns, name)
+            ready[name] = info.ready
+            if info.replicas != count or not info.rolled_out:
+                return False
+        ctx.set("pods_ready", ready)
+        return True
+
+    return Step(
+        id="pods-ready",
+        title=f"Wait for pods Ready in {target.cluster.name} ({region}): "
+        + ", ".join(f"{n} {c}/{c}" for n, c in counts.items()),
+        region=region,
+        service="k8s",
+        changes="nothing (waits: NodegroupActive is not nodes Ready; pods Ready is)",
+        depends_on=depends_on,
+        operations=tuple(_k8s("GetDeployment", region, name=n) for n in counts),
+        wait=wait,
+        timeout=timeout,
+        estimate=65.0,
+        tags={"phase": "compute"},
+    )
+
+
+def healthy_step(
+    target: SiteView, health_check_id: str, *, depends_on: tuple[str, ...], timeout: float
+) -> Step:
+    """Wait until Route53's health checkers see the target endpoint healthy."""
+
+    def wait(ctx: StepContext) -> bool:
+        return Route53(clients_of(ctx)).health_status(health_check_id).endpoint_healthy
+
+    return Step(
+        id="target-healthy",
+        title=f"Wait for health check {health_check_id} of {target.region} to report healthy",
+        region=None,
+        service="route53",
+        changes="nothing (waits)",
+        depends_on=depends_on,
+        operations=(
+            Operation("route53", "GetHealthCheckStatus", None, {"HealthCheckId": health_check_id}, False),
+        ),
+        wait=wait,
+        timeout=timeout,
+        estimate=30.0,
+        tags={"phase": "verify"},
+    )
+
+
+def verify_step(
+    target: SiteView, db: str, health_check_id: str, *, depends_on: tuple[str, ...], timeout: float
+) -> Step:
+    """End to end: the name resolves to the target (verify-dns), the DB is writable, health is OK."""
+    region = target.region
+
+    def wait(ctx: StepContext) -> bool:
+        clients = clients_of(ctx)
+        inst = Rds(clients, region).describe_instance(db)
+        healthy = Route53(clients).health_status(health_check_id).endpoint_healthy
+        ok = not inst.is_replica and inst.status == "available" and healthy
+        if ok:
+            ctx.set("verified", {"db": db, "db_status": inst.status, "health_check": "healthy"})
+        return ok
+
+    return Step(
+        id="verify-service",
+        title=f"Verify: {db} writable and {region} healthy behind the public name",
+        region=region,
+        service="rds",
+        changes="nothing (reads)",
+        depends_on=depends_on,
+        operations=(
+            Operation("rds", "DescribeDBInstances", region, {"DBInstanceIdentifier": db}, False),
+            Operation("route53", "GetHealthCheckStatus", None, {"HealthCheckId": health_check_id}, False),
+        ),
+        wait=wait,
+        timeout=timeout,
+        estimate=5.0,
+        tags={"phase": "verify"},
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The plan
+# ---------------------------------------------------------------------------------------------
+
+
+def production_counts(estate: Estate) -> dict[str, int]:
+    return {d.name: d.replicas for d in estate.app.deployments}
+
+
+def failover_steps(
+    estate: Estate,
+    pre: FailoverPreflight,
+    *,
+    timeout: float = 1800.0,
+    prefix: str = "",
+    after: tuple[str, ...] = (),
+) -> list[Step]:
+    """The failover's steps (ids prefixed with ``prefix``; roots depend on ``after``).
+
+    ``failback`` reuses this with source and target swapped behind its re-protect steps.
+    """
+    target, source, db = pre.target, pre.source, pre.db
+    counts = production_counts(estate)
+    hpa_min = estate.app.hpa.min_replicas if estate.app.hpa else None
+    steps: list[Step] = []
+
+    promote_deps: tuple[str, ...] = ()
+    if pre.mode == "planned":
+        stops = stop_writes_plan(estate, source, timeout=timeout).steps
+        for s in stops:
+            s.tags = {**s.tags, "phase": "stop-writes"}
+        steps += stops
+        steps.append(
+            caught_up_step(estate, target, db, depends_on=tuple(s.id for s in stops), timeout=timeout)
+        )
+        promote_deps = ("replica-caught-up",)
+    steps.append(nodegroup_step(target, production_nodegroup(estate), timeout=timeout))
+    steps.append(
+        workloads_step(
+            estate,
+            target,
+            counts,
+            hpa_min,
+            sid="scale-workloads",
+            title=f"Scale deployments in {target.cluster.name} ({target.region}) to production replicas",
+        )
+    )
+    steps.append(promote_step(pre.promote, depends_on=promote_deps, timeout=timeout))
+    steps.append(redis_step(estate, target, pre.redis, timeout=timeout))
+    steps.append(secret_step(estate, target, db, depends_on=("promote-db",)))
+    restarts = [
+        restart_step(estate, target, db, name, depends_on=("patch-db-secret", "scale-workloads"))
+        for name in counts
+    ]
+    steps += restarts
+    steps.append(
+        pods_ready_step(
+            estate,
+            target,
+            counts,
+            depends_on=(*(r.id for r in restarts), "scale-nodegroup"),
+            timeout=timeout,
+        )
+    )
+    steps.append(
+        healthy_step(
+            target,
+            pre.health_check_id,
+            depends_on=("pods-ready", "promote-db", "redis-ready"),
+            timeout=timeout,
+        )
+    )
+    dns = move_plan(estate, pre.dns, timeout=timeout).steps
+    route, verify_dns = dns
+    route.depends_on = ("target-healthy", "promote-db", "pods-ready", "patch-db-secret")
+    steps += [route, verify_dns]
+    steps.append(verify_step(target, db, pre.health_check_id, depends_on=(verify_dns.id,), timeout=timeout))
+
+    if prefix or after:
+        steps = [
+            replace(
+                s,
+                id=prefix + s.id,
+                depends_on=tuple(prefix + d for d in s.depends_on) if s.depends_on else after,
+            )
+            for s in steps
+        ]
+    return steps
+
+
+def failover_plan(estate: Estate, pre: FailoverPreflight, *, timeout: float = 1800.0) -> Plan:
+    """The plan of ``dr failover`` (see the module docstring for the DAG)."""
+    steps = failover_steps(estate, pre, timeout=timeout)
+    return Plan(
+        "failover",
+        steps,
+        f"{pre.mode} failover {pre.source.region} -> {pre.target.region}: promote {pre.db}, scale "
+        f"{pre.target.cluster.name}, then (only when writable, Ready and healthy) move {estate.app.record}",
+    )
+
+
+def reconcile_command(estate: Estate, target: SiteView) -> str:
+    """The command to run after a failover so the next `pulumi up` declares ``target`` primary."""
+    return f"dr --stack-dir {estate.stack_dir} reconcile --primary {target.stack}"
