@@ -21,6 +21,7 @@ to their first line with the password and URL scrubbed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -71,12 +72,10 @@ def _endpoint_of(url: str) -> tuple[dict[str, Any], str | None]:
     except Exception:
         return {}, None
     password = params.get("password")
-    endpoint = {k: params[k] for k in ("host", "port", "dbname") if k in params}
+    endpoint: dict[str, Any] = {k: params[k] for k in ("host", "port", "dbname") if k in params}
     if "port" in endpoint:
-        try:
+        with contextlib.suppress(ValueError):
             endpoint["port"] = int(str(endpoint["port"]))
-        except ValueError:
-            pass
     return endpoint, (str(password) if password is not None else None)
 
 
@@ -203,10 +202,9 @@ class RegionHealthServer:
         if key in self._schema_ready:
             return
         with self._schema_lock:
-            try:
+            # Another region's server may create it at the same moment.
+            with contextlib.suppress(psycopg.errors.UniqueViolation, psycopg.errors.DuplicateTable):
                 conn.execute(ddl)
-            except (psycopg.errors.UniqueViolation, psycopg.errors.DuplicateTable):
-                pass  # another region's server created it at the same moment
             self._schema_ready.add(key)
 
     def check(self) -> HealthResult:

@@ -97,8 +97,8 @@ class _Pipe:
                         await asyncio.wait_for(self.wakeup.wait(), timeout=min(due, 0.05))
                     continue
                 self.held.popleft()
+                self.proxy._count(self.downstream, len(data))  # before write: readers may check stats at once
                 self.writer.write(data)
-                self.proxy._count(self.downstream, len(data))
                 await self.writer.drain()
             if self.writer.can_write_eof():
                 with contextlib.suppress(OSError):
