@@ -117,13 +117,13 @@ def test_wrong_password_reason_never_echoes_the_secret(
 ) -> None:
     state, server = region
     state.url = pg.dsn("primary").url().replace(PASSWORD, "wrong-" + PASSWORD)
-    code, body, raw = _request(server.url + "/health")
+    code, _body, raw = _request(server.url + "/health")
     assert code == 503
     assert PASSWORD not in raw and "wrong-" not in raw
 
 
 def test_callable_failure_is_503_not_500(region: tuple[Region, RegionHealthServer]) -> None:
-    state, server = region
+    _state, server = region
 
     def boom() -> int:
         raise RuntimeError("kube API down")
