@@ -174,6 +174,7 @@ class Estate(pulumi.ComponentResource):
             "ipSetId": self.edge.ip_set.id,
             "ipSetArn": self.edge.ip_set.arn,
             "zoneId": self.zone_id,
+            "nameServers": self.zone.zone.name_servers if self.zone else [],
             "healthCheckId": self.dns.health_check.id,
             "lockTableArn": self.tooling.lock_table_arn,
             "journalBucket": self.tooling.bucket.bucket,
