@@ -344,3 +344,29 @@ def test_demoted_home_stack_becomes_a_replica_of_the_new_primary(runs: dict[str,
         demoted.one("aws:dynamodb/table:Table").physical
         == runs["prod"].one("aws:dynamodb/table:Table").physical
     )
+
+
+# -- tooling --------------------------------------------------------------------------------------
+def test_lock_table_is_global_and_journals_are_private_and_encrypted(
+    runs: dict[str, MockRun], estate: Estate
+) -> None:
+    prod, dr = runs["prod"], runs["dr"]
+    table = prod.one("aws:dynamodb/table:Table").inputs
+    assert table["name"] == estate.lock_table
+    assert table["hashKey"] == "lock_id" and table["billingMode"] == "PAY_PER_REQUEST"
+    assert table["streamEnabled"] is True and table["pointInTimeRecovery"] == {"enabled": True}
+    replica = dr.one("aws:dynamodb/tableReplica:TableReplica").inputs
+    assert replica["globalTableArn"] == prod.outputs["lockTableArn"]
+    assert not dr.of_type("aws:dynamodb/table:Table")
+    for run in (prod, dr):
+        bucket = run.one("aws:s3/bucket:Bucket").inputs["bucket"]
+        assert bucket == estate.journal_bucket(run.region)
+        sse = run.one(
+            "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
+        )
+        rule = sse.inputs["rules"][0]["applyServerSideEncryptionByDefault"]
+        assert rule == {"sseAlgorithm": "aws:kms", "kmsMasterKeyId": run.outputs["kmsKeyArn"]}
+        block = run.one("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock").inputs
+        assert all(block[k] is True for k in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls"))
+        versioning = run.one("aws:s3/bucketVersioning:BucketVersioning").inputs
+        assert versioning["versioningConfiguration"] == {"status": "Enabled"}
