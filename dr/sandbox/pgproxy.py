@@ -143,6 +143,7 @@ class DelayProxy:
         self._dropped = 0
         self._total = 0
         self._cut = False
+        self._cut_at: float | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> DelayProxy:
@@ -193,6 +194,7 @@ class DelayProxy:
         Returns the number of bytes that were in flight and are now lost.
         """
         self._cut = True
+        self._cut_at = time.monotonic()
         return self._call(self._cut_all())
 
     def restore(self) -> None:
@@ -200,11 +202,17 @@ class DelayProxy:
         if not self._cut:
             return
         self._cut = False
+        self._cut_at = None
         self._call(self._listen(self.port))
 
     @property
     def is_cut(self) -> bool:
         return self._cut
+
+    @property
+    def cut_seconds_ago(self) -> float | None:
+        """Seconds since the link was cut (None while it is up)."""
+        return None if self._cut_at is None else time.monotonic() - self._cut_at
 
     def stats(self) -> ProxyStats:
         """Bytes forwarded in each direction, bytes lost to cuts, connection counts."""

@@ -32,6 +32,7 @@ import json
 import logging
 import os
 import pwd
+import re
 import secrets
 import shutil
 import signal
@@ -55,6 +56,16 @@ log = logging.getLogger(__name__)
 REPLICATION_USER = "dr_replicator"
 REPLICA_SLOT = "dr_replica"
 HOST = "127.0.0.1"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+
+
+def _check_name(name: str, what: str) -> None:
+    if not _NAME.match(name):
+        raise BadInput(
+            f"invalid {what} name {name!r}: use letters, digits, '.', '_' or '-' (max 63)",
+            resource=name,
+            code="InvalidParameterValue",
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -574,6 +585,7 @@ class PostgresEstate:
         return inst.is_running()
 
     def _new_instance(self, name: str, kind: str) -> PgInstance:
+        _check_name(name, "database instance")
         if name in self.instances and self.instances[name].is_running():
             raise BadInput(f"a sandbox database instance named {name!r} already exists", resource=name)
         data = self.root / ("restores" if kind in ("pitr", "snapshot") else ".") / name
@@ -754,40 +766,59 @@ class PostgresEstate:
             if p is not None:
                 p.set_delay(seconds, upstream=0.0)
 
-    def lag_seconds(self, replica: str = "replica") -> float | None:
+    def lag_seconds(self, replica: str = "replica", *, settle: float = 1.0) -> float | None:
         """Measured replica lag in seconds (what CloudWatch ``ReplicaLag`` reports).
 
-        0 when the replica has replayed everything the upstream has written (LSNs equal). Otherwise
-        the age of the oldest WAL still held in the link, or — if nothing is in flight (link cut,
-        walsender not yet sent) — ``now() - pg_last_xact_replay_timestamp()``.
-        None when the instance is not a running replica or its upstream is unreachable.
+        * 0.0 when the replica has replayed all WAL its upstream has flushed (idle is 0, not
+          "time since the last write");
+        * else, if WAL is held in the delaying link: the age of the oldest held chunk;
+        * else, if the link is cut or not streaming: the smaller of the time since the link was cut
+          and ``now() - pg_last_xact_replay_timestamp()`` (an upper bound; it keeps growing);
+        * else (WAL between walsender and replay, milliseconds): waits up to ``settle`` seconds
+          for the replica to reach the sampled upstream position and returns the time that took.
+
+        None when ``replica`` is not a running replica or its upstream is not a reachable writer
+        (e.g. the primary's region was lost: there is nothing to lag behind).
         """
         inst = self._get(replica)
-        upstream_name = "replica" if replica == "primary" else "primary"
-        upstream = self.instances.get(upstream_name)
+        upstream = self.instances.get("replica" if replica == "primary" else "primary")
         if upstream is None or not upstream.is_running() or not inst.is_running():
             return None
         try:
             rec = self._query(
                 inst,
                 "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn(), "
-                "EXTRACT(EPOCH FROM (now() - pg_last_xact_replay_timestamp()))",
+                "EXTRACT(EPOCH FROM (now() - pg_last_xact_replay_timestamp())), "
+                "(SELECT count(*) FROM pg_stat_wal_receiver WHERE status = 'streaming')",
             )
             if not rec[0]:
                 return None
-            up = self._query(upstream, "SELECT pg_is_in_recovery(), pg_current_wal_lsn()")
+            up = self._query(upstream, "SELECT pg_is_in_recovery(), pg_current_wal_flush_lsn()")
         except Exception:
             return None
         if up[0]:
             return None
-        replay_lsn, since_replay, upstream_lsn = rec[1], rec[2], up[1]
-        if replay_lsn is not None and _lsn(replay_lsn) >= _lsn(upstream_lsn):
+        replay_lsn, since_replay, streaming, upstream_lsn = rec[1], rec[2], bool(rec[3]), _lsn(up[1])
+        if replay_lsn is not None and _lsn(replay_lsn) >= upstream_lsn:
             return 0.0
         link = self.failback_proxy if replica == "primary" else self.proxy
         held, age = link.pending() if link is not None else (0, 0.0)
         if held:
             return round(age, 3)
-        return round(float(since_replay), 3) if since_replay is not None else None
+        if (link is not None and link.is_cut) or not streaming:
+            bounds = [float(since_replay)] if since_replay is not None else []
+            if link is not None and link.cut_seconds_ago is not None:
+                bounds.append(link.cut_seconds_ago)
+            return round(min(bounds), 3) if bounds else None
+        t0 = time.monotonic()
+
+        def replayed() -> bool:
+            row = self._query(inst, "SELECT pg_last_wal_replay_lsn()")
+            return bool(row and row[0] is not None and _lsn(row[0]) >= upstream_lsn)
+
+        with contextlib.suppress(TimeoutExpired):
+            _wait(replayed, settle, f"{replica} to replay")
+        return round(time.monotonic() - t0, 3)
 
     def replication_connected(self, replica: str = "replica") -> bool:
         """Whether the replica's WAL receiver is streaming."""
@@ -854,6 +885,7 @@ class PostgresEstate:
     # -- backups, snapshots, PITR --------------------------------------------------------------
     def snapshot(self, name: str, instance: str | None = None) -> Snapshot:
         """Take a base backup (``pg_basebackup -X stream``) of ``instance`` (default: the writer)."""
+        _check_name(name, "snapshot")
         if name in self.snapshots:
             raise BadInput(f"snapshot {name!r} already exists", resource=name, code="DBSnapshotAlreadyExists")
         inst = self._get(instance) if instance else self.writer()

@@ -151,3 +151,30 @@ def test_stop_from_state_stops_exactly_the_recorded_servers(tmp_path: Path) -> N
         assert not Path(state["root"]).exists()
     finally:
         estate.stop_all()
+
+
+def test_cut_link_lag_grows_then_heals(pg: PostgresEstate) -> None:
+    pg.wait_replica_caught_up(timeout=20)
+    assert pg.proxy is not None
+    pg.proxy.cut()
+    try:
+        _exec(pg, "primary", "INSERT INTO items (note) VALUES ('during-cut')")
+        time.sleep(0.3)
+        first = pg.lag_seconds()
+        time.sleep(0.3)
+        second = pg.lag_seconds()
+        assert first is not None and second is not None
+        assert 0.0 < first < second  # keeps growing while the link is down
+        assert _exec(pg, "replica", "SELECT count(*) FROM items WHERE note = 'during-cut'") == [(0,)]
+    finally:
+        pg.restore_link()
+    pg.wait_replica_caught_up(timeout=20)
+    assert _exec(pg, "replica", "SELECT count(*) FROM items WHERE note = 'during-cut'") == [(1,)]
+
+
+def test_invalid_names_are_refused(pg: PostgresEstate) -> None:
+    for bad in ("../escape", "", "a/b"):
+        with pytest.raises(BadInput):
+            pg.snapshot(bad)
+        with pytest.raises(BadInput):
+            pg.restore_snapshot("initial", bad)
