@@ -144,9 +144,38 @@ class _PgLink:
     ) -> None:
         with self._lock:
             when = restore_time if restore_time is not None else self.pg.latest_restorable_time()
-            self.pg.restore_pitr(when, identifier)
+            try:
+                self.pg.restore_pitr(when, identifier)
+            except BadInput as err:
+                if err.code != "InvalidRestoreTime":
+                    raise
+                self._restore_nearest(when, identifier)
         self.names[(region, identifier)] = identifier
         self.region_of[identifier] = region
+
+    def _restore_nearest(self, when: Any, identifier: str) -> None:
+        """RDS accepted ``when`` but the local WAL archive does not reach it (its newest segment is
+        dated by the last WAL switch, which an idle database does not make): restore to the
+        nearest covered time, or from the newest base backup before ``when``."""
+        earliest, latest = self.pg.earliest_restorable_time(), self.pg.latest_restorable_time()
+        if earliest is not None and latest is not None and earliest <= latest:
+            target = min(max(when, earliest), latest)
+            log.warning(
+                "PITR of %s: archive covers up to %s, restoring to that instead of %s",
+                identifier,
+                latest,
+                when,
+            )
+            self.pg.restore_pitr(target, identifier)
+            return
+        snaps = [s for s in self.pg.snapshots.values() if s.completed_at <= when]
+        if not snaps:
+            raise OperationFailed(f"PITR of {identifier}: no base backup before {when}")
+        snap = max(snaps, key=lambda s: s.completed_at)
+        log.warning(
+            "PITR of %s: no WAL archived after base backup %s; restoring from it", identifier, snap.name
+        )
+        self.pg.restore_snapshot(snap, identifier)
 
     def on_restored_from_snapshot(self, region: str, identifier: str, snapshot: str) -> None:
         with self._lock:

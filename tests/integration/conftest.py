@@ -43,13 +43,13 @@ class RunningSandbox:
         return load_estate(STACKS, "prod")
 
     def clients(self, **kwargs: Any) -> Any:
-        """A ClientProvider on the sandbox (fast failure by default: tests assert error codes)."""
+        """A ClientProvider on the sandbox (no retries by default: tests assert error codes)."""
         from dr.aws.session import ClientProvider
         from dr.target import SANDBOX_CREDENTIALS
 
         kwargs.setdefault("endpoint_url", self.state["aws_endpoint"])
         kwargs.setdefault("credentials", dict(SANDBOX_CREDENTIALS))
-        kwargs.setdefault("max_attempts", 1)
+        kwargs.setdefault("max_attempts", 0)  # botocore: retries after the first attempt
         kwargs.setdefault("retry_mode", "standard")
         kwargs.setdefault("connect_timeout", 2.0)
         kwargs.setdefault("read_timeout", 10.0)
