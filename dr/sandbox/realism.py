@@ -571,7 +571,9 @@ class HealthEvaluator:
         probe: Callable[[str], bool],
         delay: Callable[[], float],
         interval: float = 0.1,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        self.clock = clock
         self.probe = probe
         self.delay = delay
         self.interval = interval
@@ -580,7 +582,7 @@ class HealthEvaluator:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         for region in regions:
-            self._state[region] = {"reported": True, "raw": True, "since": time.time(), "needed": 0.0}
+            self._state[region] = {"reported": True, "raw": True, "since": self.clock(), "needed": 0.0}
 
     def start(self) -> None:
         for region in list(self._state):
@@ -603,7 +605,7 @@ class HealthEvaluator:
     def tick(self) -> None:
         for region in list(self._state):
             raw = self._safe_probe(region)
-            now = time.time()
+            now = self.clock()
             with self._lock:
                 st = self._state[region]
                 if raw != st["raw"]:
