@@ -226,11 +226,13 @@ class Route53:
 
     def test_dns_answer(self, zone: HostedZone, name: str, rtype: str) -> list[str] | None:
         """What Route53 answers for ``name`` (TestDNSAnswer); None when the API is unavailable."""
-        from dr.aws.session import client_error_type
+        from dr.aws.session import ReadOnlyViolation, client_error_type
 
         client_error = client_error_type()
         try:
             raw = self.client.test_dns_answer(HostedZoneId=zone.id, RecordName=name, RecordType=rtype)
-        except client_error:
+        except (client_error, ReadOnlyViolation):
+            # Not offered (moto: 404), or refused by a read-only provider: session.py classifies
+            # operations by prefix and "Test…" is not a read prefix (ElastiCache TestFailover mutates).
             return None
         return [_strip_dot(r) for r in raw.get("RecordData", [])]

@@ -54,9 +54,13 @@ _ID_KEY = re.compile(
 _SECRET_KEY = re.compile(r"(?i)(password|secret|token|credential|privatekey|authtoken|userdata)")
 
 
+# Reads whose names have no read prefix ("Test…" cannot be one: ElastiCache TestFailover mutates).
+_READ_OPERATIONS = frozenset({"TestDNSAnswer"})
+
+
 def is_mutating(operation: str) -> bool:
     """True when an AWS operation (e.g. ``PromoteReadReplica``) may change state."""
-    return not operation.startswith(_READ_PREFIXES)
+    return operation not in _READ_OPERATIONS and not operation.startswith(_READ_PREFIXES)
 
 
 def safe_params(params: dict[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,12 @@ Two ways to move traffic (``method``):
   region's endpoint is *healthy* — inverting a failing check would make it healthy.
 * ``records``: one batched UPSERT per zone swapping the PRIMARY/SECONDARY roles, so the target
   region is PRIMARY (flap-proof when the old region is dead or flapping); inversions are cleared.
-* ``auto`` picks ``healthcheck`` when it is valid, else ``records``.
+* ``auto`` picks ``healthcheck`` when it is valid, else ``records`` (and ``records`` for a failback
+  whose roles were swapped, restoring the roles the stack files declare).
+
+A forced move (``force``) to a target whose endpoint fails also *disables* the target's health
+check (Route53 treats a disabled check as healthy), otherwise Route53 would keep answering with the
+other region; the next move re-enables it.
 
 Pre-flight refuses (exit 3) when the target region's endpoint is not healthy, unless ``force``.
 """
@@ -198,12 +203,15 @@ class DnsMove:
     target_region: str
     method: Literal["healthcheck", "records"]
     before: DnsState
-    # (health check id, name, desired Inverted)
-    inversions: list[tuple[str, str, bool]]
+    # (health check id, name, desired Inverted, desired Disabled)
+    inversions: list[tuple[str, str, bool, bool]]
     # role per set identifier after the move (records method)
     roles: dict[str, str]
     forced: bool
     warnings: list[str] = field(default_factory=list)
+    # Forced move to an unhealthy target: its health check is disabled (Route53 then treats it
+    # as healthy) so the name really moves; a later move re-enables it.
+    pin_target: bool = False
 
     @property
     def noop(self) -> bool:
@@ -215,17 +223,21 @@ class DnsMove:
             "method": self.method,
             "active_region_before": self.before.active_region,
             "health_check_changes": [
-                {"id": hid, "name": name, "inverted": inv} for hid, name, inv in self.inversions
+                {"id": hid, "name": name, "inverted": inv, "disabled": dis}
+                for hid, name, inv, dis in self.inversions
             ],
             "record_roles": self.roles,
             "forced": self.forced,
+            "pin_target": self.pin_target,
             "warnings": self.warnings,
         }
 
 
-def _desired(state: DnsState, target: str, method: str) -> tuple[list[tuple[str, str, bool]], dict[str, str]]:
-    """Health-check inversions and record roles that make ``target`` the served region."""
-    inversions: list[tuple[str, str, bool]] = []
+def _desired(
+    state: DnsState, target: str, method: str, *, pin_target: bool = False
+) -> tuple[list[tuple[str, str, bool, bool]], dict[str, str]]:
+    """Health-check settings (Inverted, Disabled) and record roles that make ``target`` served."""
+    changes: list[tuple[str, str, bool, bool]] = []
     roles: dict[str, str] = {}
     tgt = state.by_region(target)
     assert tgt is not None
@@ -234,21 +246,17 @@ def _desired(state: DnsState, target: str, method: str) -> tuple[list[tuple[str,
             want = "PRIMARY" if rec.region == target else "SECONDARY"
             if rec.role != want:
                 roles[rec.record.set_identifier or rec.region] = want
-            if rec.check is not None and rec.check.inverted:
-                inversions.append((rec.check.id, rec.check.name or rec.check.id, False))
-        return inversions, roles
+    target_role = "PRIMARY" if method == "records" else tgt.role
     for rec in state.records:
         if rec.check is None:
             continue
-        if rec.region == target:
-            want_inverted = False
-        elif tgt.role == "SECONDARY" and rec.role == "PRIMARY":
-            want_inverted = True  # force the PRIMARY record unhealthy
-        else:
-            want_inverted = False
-        if rec.check.inverted != want_inverted:
-            inversions.append((rec.check.id, rec.check.name or rec.check.id, want_inverted))
-    return inversions, roles
+        role = ("PRIMARY" if rec.region == target else "SECONDARY") if method == "records" else rec.role
+        # healthcheck method: force the PRIMARY record of another region unhealthy
+        want_inverted = rec.region != target and target_role == "SECONDARY" and role == "PRIMARY"
+        want_disabled = pin_target and rec.region == target
+        if (rec.check.inverted, rec.check.disabled) != (want_inverted, want_disabled):
+            changes.append((rec.check.id, rec.check.name or rec.check.id, want_inverted, want_disabled))
+    return changes, roles
 
 
 def prepare_move(
@@ -279,39 +287,42 @@ def prepare_move(
         warnings.append(f"target {target.region} is unhealthy: moved anyway (--force)")
     others = [r for r in state.records if r.region != target.region]
     chosen: Literal["healthcheck", "records"]
+    # Inverting the check of a region whose endpoint is failing would make it *healthy*.
+    blocking = [
+        r
+        for r in others
+        if tgt.role == "SECONDARY"
+        and r.role == "PRIMARY"
+        and (r.check is None or (r.endpoint_healthy is False and not r.check.inverted))
+    ]
     if method == "records":
         chosen = "records"
-    else:
-        # Inverting the check of a region whose endpoint is failing would make it *healthy*.
-        blocking = [
-            r
-            for r in others
-            if tgt.role == "SECONDARY"
-            and r.role == "PRIMARY"
-            and r.endpoint_healthy is False
-            and r.check is not None
-            and not r.check.inverted
-        ]
-        if tgt.role == "SECONDARY" and any(r.role == "PRIMARY" and r.check is None for r in others):
-            blocking = [r for r in others if r.role == "PRIMARY"]
+    elif method == "healthcheck":
         if blocking:
-            if method == "healthcheck":
-                raise BadInput(
-                    f"--method healthcheck cannot move {state.name} off {blocking[0].region}: its health check "
-                    f"{'is missing' if blocking[0].check is None else 'already fails'} (inverting would not route away from it)",
-                    resource=state.name,
-                    region=blocking[0].region,
-                    hint="use --method records (swaps the PRIMARY/SECONDARY roles in one batched change)",
-                )
-            chosen = "records"
-        else:
-            chosen = "healthcheck"
-    inversions, roles = _desired(state, target.region, chosen)
-    return DnsMove(target.region, chosen, state, inversions, roles, force, warnings)
+            raise BadInput(
+                f"--method healthcheck cannot move {state.name} off {blocking[0].region}: its health check "
+                f"{'is missing' if blocking[0].check is None else 'already fails'} "
+                "(inverting it would not route away from it, or would route back when it recovers)",
+                resource=state.name,
+                region=blocking[0].region,
+                hint="use --method records (swaps the PRIMARY/SECONDARY roles in one batched change)",
+            )
+        chosen = "healthcheck"
+    elif tgt.role == "PRIMARY":
+        chosen = "healthcheck"  # only inversions to clear
+    elif blocking or target.role == "primary":
+        # a dead/flapping old region (inverting its failing check would make it healthy), or a
+        # failback that restores the PRIMARY/SECONDARY roles the stack files declare
+        chosen = "records"
+    else:
+        chosen = "healthcheck"
+    pin = force and tgt.endpoint_healthy is False
+    inversions, roles = _desired(state, target.region, chosen, pin_target=pin)
+    return DnsMove(target.region, chosen, state, inversions, roles, force, warnings, pin_target=pin)
 
 
 def _satisfied(state: DnsState, move: DnsMove) -> bool:
-    inversions, roles = _desired(state, move.target_region, move.method)
+    inversions, roles = _desired(state, move.target_region, move.method, pin_target=move.pin_target)
     return not inversions and not roles
 
 
@@ -328,7 +339,7 @@ def move_plan(estate: Estate, move: DnsMove, *, timeout: float = 600.0) -> Plan:
         clients = clients_of(ctx)
         r53 = Route53(clients)
         state = read_state(clients, estate, use_test_dns=False)
-        inversions, roles = _desired(state, target, move.method)
+        inversions, roles = _desired(state, target, move.method, pin_target=move.pin_target)
         done: dict[str, Any] = {"health_checks": [], "change_id": None}
         if roles:
             changes = []
@@ -341,11 +352,13 @@ def move_plan(estate: Estate, move: DnsMove, *, timeout: float = 600.0) -> Plan:
             change_id = r53.change(zone, changes, f"dr dns: serve {state.name} from {target}")
             ctx.set("change_id", change_id)
             done["change_id"] = change_id
-        for hid, name, inverted in inversions:
+        for hid, name, inverted, disabled in inversions:
             current = r53.health_check(hid)
-            if current.inverted != inverted:
-                r53.update_health_check(current, inverted=inverted)
-                done["health_checks"].append({"id": hid, "name": name, "inverted": inverted})
+            if (current.inverted, current.disabled) != (inverted, disabled):
+                r53.update_health_check(current, inverted=inverted, disabled=disabled)
+                done["health_checks"].append(
+                    {"id": hid, "name": name, "inverted": inverted, "disabled": disabled}
+                )
         return done
 
     def wait(ctx: StepContext) -> bool:
@@ -374,19 +387,20 @@ def move_plan(estate: Estate, move: DnsMove, *, timeout: float = 600.0) -> Plan:
                 },
             )
         )
-    for hid, name, inverted in move.inversions:
+    for hid, name, inverted, disabled in move.inversions:
         ops.append(
             Operation(
                 "route53",
                 "UpdateHealthCheck",
                 None,
-                {"HealthCheckId": hid, "Name": name, "Inverted": inverted},
+                {"HealthCheckId": hid, "Name": name, "Inverted": inverted, "Disabled": disabled},
             )
         )
     if move.roles:
         ops.append(Operation("route53", "GetChange", None, {}, mutating=False))
     changes = ", ".join(
-        [f"{n}: Inverted={i}" for _, n, i in move.inversions] + [f"{k} → {v}" for k, v in move.roles.items()]
+        [f"{n}: Inverted={i} Disabled={d}" for _, n, i, d in move.inversions]
+        + [f"{k} → {v}" for k, v in move.roles.items()]
     )
     steps = [
         Step(

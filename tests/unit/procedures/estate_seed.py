@@ -266,5 +266,5 @@ def invoke(args: list[str], tmp_path: Path, *, json_out: bool = True) -> Any:
 
 
 def mutating(recorder: CallRecorder) -> list[str]:
-    """Mutating operations sent, excluding the run lock's own DynamoDB writes."""
-    return [f"{c.service}:{c.operation}" for c in recorder.mutating() if c.service != "dynamodb"]
+    """Mutating operations sent, excluding the run lock (DynamoDB) and journal mirror (S3) writes."""
+    return [f"{c.service}:{c.operation}" for c in recorder.mutating() if c.service not in ("dynamodb", "s3")]
