@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -95,6 +96,7 @@ def test_markdown_and_html_show_the_measured_numbers(run_dir: Path) -> None:
     assert "| verification | wrong |" in md
     assert "<svg" in page and "</svg>" in page
     svg = page[page.index("<svg") : page.index("</svg>")]
+    ET.fromstring(svg + "</svg>")  # well-formed XML
     assert svg.count('class="step"') == len(doc["steps"])
     assert f"RTO {rto:.2f}s" in svg and f"RPO {rpo:.2f}s" in svg and ">fault<" in svg
     assert (
