@@ -238,6 +238,7 @@ class Sandbox:
         self.kube_apis: dict[str, Any] = {}
         self.resolver: Resolver | None = None
         self.resolver_server: Any = None
+        self.health_servers: dict[str, Any] = {}  # region -> RegionHealthServer
         self.seeded: Any = None
         self.kubeconfig: Path | None = None
         self.started_at: float | None = None
@@ -332,6 +333,10 @@ class Sandbox:
             )
 
         say("starting the resolver and health endpoints")
+        if self.kube_apis and self.pg is not None and _available("dr.sandbox.health"):
+            self._start_health_servers()
+        else:
+            self.components["health"] = "built-in (resolver /regions/<region>/health)"
         self._start_resolver()
         self.realism.admin_handlers["/state"] = lambda method, path, params: self.state()
         self.realism.admin_handlers["/ready"] = lambda method, path, params: {"ready": True}
@@ -373,6 +378,41 @@ class Sandbox:
         self.kubeconfig.chmod(0o600)
         self.components["kube"] = "running"
 
+    def _start_health_servers(self) -> None:
+        """One real /health (+ /write) server per region (dr.sandbox.health), fed by the live estate."""
+        from dr.sandbox.health import RegionHealthServer
+
+        assert self.realism is not None
+        app = self.estate.app
+        for view in (self.estate.primary, self.estate.secondary):
+            api = self.kube_apis[view.cluster.name]
+
+            def ready(api: Any = api) -> int:
+                return int(api.ready_pods(app.namespace, app.api.name))
+
+            def url(api: Any = api) -> str | None:
+                try:
+                    return str(api.secret_value(app.namespace, app.db_secret.name, app.db_secret.key))
+                except Exception:
+                    return None
+
+            self.health_servers[view.region] = RegionHealthServer(
+                view.region, ready_pods=ready, database_url=url, db_timeout=1.0
+            ).start()
+        servers = self.health_servers
+
+        def down(region: str) -> None:
+            if region in servers:
+                servers[region].take_down()
+
+        def up(region: str) -> None:
+            if region in servers:
+                servers[region].bring_up()
+
+        self.realism.on("region.down", down)
+        self.realism.on("region.up", up)
+        self.components["health"] = "running"
+
     def _database_url(self, role: str) -> str:
         app = self.estate.app.database
         if self.pg is not None:
@@ -398,6 +438,10 @@ class Sandbox:
         if self.resolver_server is not None:
             self.resolver_server.stop()
             self.resolver_server = None
+        for server in self.health_servers.values():
+            with contextlib.suppress(Exception):
+                server.close()
+        self.health_servers = {}
         for api in self.kube_apis.values():
             with contextlib.suppress(Exception):
                 api.stop()
@@ -426,6 +470,13 @@ class Sandbox:
     def _probe_region(self, region: str) -> bool:
         if self.realism is not None and self.realism.faults.region_down(region):
             return False
+        server = self.health_servers.get(region)
+        if server is not None:  # what Route53's checkers do: GET /health, 200 = healthy
+            try:
+                with urllib.request.urlopen(f"{server.url}/health", timeout=3) as resp:
+                    return int(resp.status) == 200
+            except (urllib.error.URLError, OSError):
+                return False
         view = self.estate.site(region)
         app = self.estate.app
         api = self.kube_apis.get(view.cluster.name)
@@ -442,6 +493,8 @@ class Sandbox:
         return True
 
     def health_urls(self) -> dict[str, str]:
+        if self.health_servers:
+            return {region: f"{server.url}/health" for region, server in self.health_servers.items()}
         if self.resolver_server is None:
             return {}
         base = self.resolver_server.url
@@ -519,6 +572,8 @@ class Sandbox:
         for name, api in self.kube_apis.items():
             kube[name] = {"url": api.url, "region": api.region}
             ports.setdefault("kube", {})[name] = api.port
+        for region, server in self.health_servers.items():
+            ports.setdefault("health", {})[region] = server.port
         if self.resolver_server is not None:
             ports["resolver"] = int(self.resolver_server.url.rsplit(":", 1)[1])
         return {
