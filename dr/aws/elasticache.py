@@ -114,16 +114,20 @@ class ElastiCache:
         with aws_errors(
             resource=f"Redis replication group {identifier}", region=self.region, action="describe"
         ):
-            raw = self.client.describe_replication_groups(ReplicationGroupId=identifier)["ReplicationGroups"][
-                0
-            ]
-            members = raw.get("MemberClusters") or []
-            cluster: dict[str, Any] = {}
-            if members:
+            groups_raw = self.client.describe_replication_groups(ReplicationGroupId=identifier)
+        raw = groups_raw["ReplicationGroups"][0]
+        members = raw.get("MemberClusters") or []
+        cluster: dict[str, Any] = {}
+        if members:
+            # Settings restores inherit (subnet group, SGs, parameter group) live on member clusters.
+            client_error = client_error_type()
+            try:
                 clusters = self.client.describe_cache_clusters(CacheClusterId=members[0]).get(
                     "CacheClusters", []
                 )
                 cluster = clusters[0] if clusters else {}
+            except client_error:
+                cluster = {}  # member not visible (moto lists members it never creates)
         groups = raw.get("NodeGroups") or [{}]
         endpoint = (groups[0].get("PrimaryEndpoint") or {}).get("Address")
         params = cluster.get("CacheParameterGroup") or {}

@@ -73,7 +73,10 @@ def test_failover_healthcheck_then_idempotent_then_failback(
     assert out["move"]["method"] == "healthcheck"
     assert out["active_region"] == seeded.secondary
     assert _hc(seeded, seeded.primary)["Inverted"] is True
-    assert _roles(seeded) == {seeded.estate.primary.site.name: "PRIMARY", seeded.estate.secondary.site.name: "SECONDARY"}
+    assert _roles(seeded) == {
+        seeded.estate.primary.site.name: "PRIMARY",
+        seeded.estate.secondary.site.name: "SECONDARY",
+    }
     assert mutating(cli_calls) == ["route53:UpdateHealthCheck"]
 
     before = len(cli_calls)
@@ -162,7 +165,9 @@ def test_zone_missing_exit_2(seeded: Seeded, cli_calls: CallRecorder, tmp_path: 
     recs = r53.list_resource_record_sets(HostedZoneId=seeded.zone_id)["ResourceRecordSets"]
     r53.change_resource_record_sets(
         HostedZoneId=seeded.zone_id,
-        ChangeBatch={"Changes": [{"Action": "DELETE", "ResourceRecordSet": r} for r in recs if "Failover" in r]},
+        ChangeBatch={
+            "Changes": [{"Action": "DELETE", "ResourceRecordSet": r} for r in recs if "Failover" in r]
+        },
     )
     r53.delete_hosted_zone(Id=seeded.zone_id)
     for args in (["dns", "status"], ["dns", "failover", "--yes"]):
@@ -177,7 +182,11 @@ def test_failover_lock_held_exit_3(seeded: Seeded, cli_calls: CallRecorder, tmp_
 
     est = seeded.estate
     other = DynamoLock(
-        seeded.clients, table=est.lock_table, region=est.secondary.region, name=f"{est.app.name}-dr", holder="bob@ops"
+        seeded.clients,
+        table=est.lock_table,
+        region=est.secondary.region,
+        name=f"{est.app.name}-dr",
+        holder="bob@ops",
     )
     other.acquire(run_id="20261124T000000Z-123456")
     try:

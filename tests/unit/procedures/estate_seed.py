@@ -261,7 +261,7 @@ def invoke(args: list[str], tmp_path: Path, *, json_out: bool = True) -> Any:
 
     base = ["--stack-dir", str(STACKS)] + (["-o", "json"] if json_out else [])
     runner = CliRunner()
-    env = {"DR_RUNS_DIR": str(tmp_path / "runs")}
+    env = {"DR_RUNS_DIR": str(tmp_path / "runs"), "COLUMNS": "250"}
     return runner.invoke(cli, [*base, *args], env=env, catch_exceptions=False)
 
 
