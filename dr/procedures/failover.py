@@ -43,7 +43,7 @@ from dr.aws.elasticache import CacheSnapshot, ElastiCache, ReplicationGroup
 from dr.aws.rds import Rds, aws_errors
 from dr.aws.route53 import Route53
 from dr.aws.secretsmanager import SecretValue, get_secret
-from dr.errors import BadInput, DrError, GateRefused, NotFound, OperationFailed
+from dr.errors import BadInput, DrError, GateRefused, NotFound, OperationFailed, from_client_error
 from dr.procedures.common import TAG_PROMOTED_AT, TAG_PROMOTED_FROM, Settled, clients_of, iso, utcnow
 from dr.procedures.dns import DnsMove, move_plan, prepare_move
 from dr.procedures.ops import STOPPED_ANNOTATION, kube_of, stop_writes_plan
@@ -136,19 +136,40 @@ def _newest_snapshot(clients: ClientProvider, region: str) -> CacheSnapshot | No
     return snaps[-1] if snaps else None
 
 
+def group_status(clients: ClientProvider, region: str, group_id: str) -> str | None:
+    """Status of a Redis replication group, None when it does not exist (one DescribeReplicationGroups).
+
+    (``ElastiCache.describe_replication_group`` also reads a member cluster, which may not exist.)
+    """
+    from dr.aws.session import client_error_type
+
+    client_error = client_error_type()
+    try:
+        raw = clients.client("elasticache", region).describe_replication_groups(ReplicationGroupId=group_id)
+    except client_error as err:
+        code = str(getattr(err, "response", {}).get("Error", {}).get("Code", ""))
+        if "NotFound" in code:
+            return None
+        raise from_client_error(
+            err, resource=f"Redis replication group {group_id}", region=region, action="describe"
+        ) from None
+    groups = raw.get("ReplicationGroups") or []
+    return str(groups[0].get("Status", "unknown")) if groups else None
+
+
 def redis_readiness(
     clients: ClientProvider, target: SiteView, *, max_snapshot_age: dt.timedelta
 ) -> RedisReadiness:
     """Gate: the target's Redis group is available (or becoming so), or a recent snapshot exists."""
     group_id, region = target.cache.replication_group_id, target.region
-    group = ElastiCache(clients, region).find_replication_group(group_id)
-    if group is not None and group.status == "available":
-        return RedisReadiness(group_id, region, group.status, "none")
-    if group is not None and group.status in ("creating", "modifying", "snapshotting"):
-        return RedisReadiness(group_id, region, group.status, "wait")
-    if group is not None:
+    status = group_status(clients, region, group_id)
+    if status == "available":
+        return RedisReadiness(group_id, region, status, "none")
+    if status in ("creating", "modifying", "snapshotting"):
+        return RedisReadiness(group_id, region, status, "wait")
+    if status is not None:
         raise GateRefused(
-            f"Redis replication group {group_id} in {region} is {group.status}",
+            f"Redis replication group {group_id} in {region} is {status}",
             resource=group_id,
             region=region,
             hint="repair or delete it (then the failover restores it from the newest snapshot)",
@@ -567,12 +588,11 @@ def redis_step(estate: Estate, target: SiteView, plan: RedisReadiness, *, timeou
     settled = Settled()
 
     def check(ctx: StepContext) -> bool:
-        group = ElastiCache(clients_of(ctx), region).find_replication_group(group_id)
-        return group is not None and group.status == "available"
+        return group_status(clients_of(ctx), region, group_id) == "available"
 
     def action(ctx: StepContext) -> Any:
         ec = ElastiCache(clients_of(ctx), region)
-        if ec.find_replication_group(group_id) is not None:
+        if group_status(clients_of(ctx), region, group_id) is not None:
             return {"restore": None}  # exists (e.g. still creating from an earlier run): just wait
         snap = ec.find_snapshot(plan.snapshot) if plan.snapshot else None
         snap = snap or _newest_snapshot(clients_of(ctx), region)
@@ -599,8 +619,7 @@ def redis_step(estate: Estate, target: SiteView, plan: RedisReadiness, *, timeou
         return {"restore": snap.identifier}
 
     def wait(ctx: StepContext) -> bool:
-        group = ElastiCache(clients_of(ctx), region).find_replication_group(group_id)
-        status = group.status if group else "missing"
+        status = group_status(clients_of(ctx), region, group_id) or "missing"
         return settled.observe(
             done=status == "available", transitional=status not in ("available", "missing"), label=status
         )
@@ -740,7 +759,9 @@ def pods_ready_step(
         service="k8s",
         changes="nothing (waits: NodegroupActive is not nodes Ready; pods Ready is)",
         depends_on=depends_on,
-        operations=tuple(_k8s("GetDeployment", region, name=n) for n in counts),
+        operations=tuple(
+            Operation("k8s", "GetDeployment", region, {"name": n}, mutating=False) for n in counts
+        ),
         wait=wait,
         timeout=timeout,
         estimate=65.0,

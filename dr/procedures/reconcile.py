@@ -5,8 +5,8 @@ replica of the dead region (``replicate_source_db``) and scale the now-serving r
 standby. The rewrite, for new primary stack ``P`` and old primary ``O``:
 
 * ``dr-toolkit:role``: ``P`` → ``primary``, ``O`` → ``standby``;
-* ``dr-toolkit:primaryStackRef``: removed from ``P``; ``O`` gets ``P``'s old reference with the stack
-  name swapped (``org/dr-toolkit/prod`` → ``org/dr-toolkit/dr``);
+* ``dr-toolkit:primaryStackRef`` is left alone: it names the *home* stack owning the app-wide
+  resources (zone, lock table), which never move (docs/pulumi.md);
 * the nodegroup sizes (min/max/desired) are swapped (production capacity follows the primary);
 * ``site.standbyReplicas`` moves from ``P`` to ``O``.
 
@@ -37,7 +37,6 @@ from dr.errors import BadInput
 from dr.topology import NS, combine, parse_stack, read_stack, stack_file
 
 ROLE = NS + "role"
-REF = NS + "primaryStackRef"
 SIZES = ("minSize", "maxSize", "desiredSize")
 
 
@@ -85,15 +84,6 @@ class ReconcileChange:
 
 
 # -- the intended documents ----------------------------------------------------------------------
-def _swap_ref(ref: str | None, old_stack: str, new_stack: str) -> str | None:
-    if not ref:
-        return None
-    parts = ref.split("/")
-    if parts and parts[-1] == old_stack:
-        parts[-1] = new_stack
-    return "/".join(parts)
-
-
 def intended(
     new_primary: dict[str, Any], old_primary: dict[str, Any], *, new_stack: str, old_stack: str
 ) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
@@ -102,10 +92,6 @@ def intended(
     changes: list[str] = []
     p[ROLE], o[ROLE] = "primary", "standby"
     changes += [f"{new_stack}: {ROLE} standby -> primary", f"{old_stack}: {ROLE} primary -> standby"]
-    ref = p.pop(REF, None)
-    new_ref = _swap_ref(ref, old_stack, new_stack) or f"organization/dr-toolkit/{new_stack}"
-    o[REF] = new_ref
-    changes += [f"{new_stack}: {REF} removed", f"{old_stack}: {REF} = {new_ref}"]
     p_ng = p[NS + "site"]["cluster"]["nodegroup"]
     o_ng = o[NS + "site"]["cluster"]["nodegroup"]
     for key in SIZES:
@@ -153,7 +139,7 @@ def _scalar(value: Any) -> str:
 def _edit(
     text: str, doc: dict[str, Any], stack: str, *, standby_block: list[str] | None
 ) -> tuple[str, list[str]]:
-    """Rewrite ``text`` to hold ``doc`` (role, ref, nodegroup sizes, standbyReplicas); returns
+    """Rewrite ``text`` to hold ``doc`` (role, nodegroup sizes, standbyReplicas); returns
     (new text, the standbyReplicas block removed from it, if any)."""
     lines = text.splitlines(keepends=True)
     role_at = _find(lines, rf"^\s+{re.escape(ROLE)}:")
@@ -161,17 +147,6 @@ def _edit(
         raise BadInput(f"{stack}: no {ROLE} line to rewrite", resource=stack)
     ind = " " * _indent(lines[role_at])
     lines[role_at] = f"{ind}{ROLE}: {doc[ROLE]}\n"
-    ref_at = _find(lines, rf"^\s+{re.escape(REF)}:")
-    if REF in doc:
-        new = f"{ind}{REF}: {doc[REF]}\n"
-        if ref_at is None:
-            lines.insert(role_at + 1, new)
-        else:
-            lines[ref_at] = new
-    elif ref_at is not None:
-        del lines[ref_at]
-        if ref_at > 0 and lines[ref_at - 1].strip().startswith("#") and "StackReference" in lines[ref_at - 1]:
-            del lines[ref_at - 1]
     # nodegroup sizes
     site_at = _find(lines, rf"^\s+{re.escape(NS + 'site')}:")
     if site_at is None:

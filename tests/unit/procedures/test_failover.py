@@ -1,0 +1,540 @@
+"""`dr failover` plan: structure, ordering (DNS strictly last), gates, dry run, unplanned isolation, resume.
+
+moto (two-region estate from ``estate_seed``) + EKS clusters/nodegroups in moto + the fake Kubernetes
+API (one per cluster) driven by the real kubernetes client through ``dr.kube``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dr.aws.session import CallRecorder, ClientProvider
+from dr.errors import GateRefused, OperationFailed
+from dr.procedures import common
+from dr.procedures.common import TAG_PROMOTED_FROM, services
+from dr.procedures.failover import FailoverPreflight, failover_plan, preflight
+from dr.procedures.ops import KubeFactory
+from dr.runbook.plan import Plan
+from dr.runbook.poll import PollPolicy
+from dr.runbook.runner import RunResult, run_plan
+from dr.sandbox.kubeapi import FakeKubeApi, serve_estate
+from tests.unit.procedures.estate_seed import PASSWORD, Seeded
+
+FAST = PollPolicy(first=0.01, factor=1.5, cap=0.05, floor=0.02, fraction=0.01)
+ROLE_ARN = "arn:aws:iam::123456789012:role/eks"
+
+
+class Crash(BaseException):
+    """The process dying mid-step (not an error the executor may handle)."""
+
+
+@dataclass
+class Env:
+    s: Seeded
+    kube: KubeFactory
+    apis: dict[str, FakeKubeApi]
+    kubeconfig: str
+    runs: Path
+    now: dt.datetime
+
+    @property
+    def estate(self) -> Any:
+        return self.s.estate
+
+    @property
+    def clients(self) -> ClientProvider:
+        return self.s.clients
+
+    def api(self, which: str) -> FakeKubeApi:
+        view = self.estate.site(which)
+        return self.apis[view.cluster.name]
+
+    def kube_writes(self) -> list[str]:
+        return [w for k in self.kube._cache.values() for w in k.writes]
+
+    def preflight(self, mode: str = "planned", **kw: Any) -> FailoverPreflight:
+        return preflight(
+            self.clients,
+            self.estate,
+            target=self.estate.secondary,
+            mode=mode,  # type: ignore[arg-type]
+            max_lag=dt.timedelta(seconds=5),
+            **kw,
+        )
+
+    def plan(self, mode: str = "planned", **kw: Any) -> Plan:
+        return failover_plan(self.estate, self.preflight(mode, **kw), timeout=20)
+
+    def run(
+        self,
+        plan: Plan,
+        *,
+        resume: str | None = None,
+        dry_run: bool = False,
+        clients: ClientProvider | None = None,
+    ) -> RunResult:
+        return run_plan(
+            plan,
+            services(clients or self.clients, self.estate, kube=self.kube),
+            dry_run=dry_run,
+            assume_yes=True,
+            resume=resume,
+            runs_dir=self.runs,
+            lock=None,
+            break_lock=False,
+            output="json",
+            poll=FAST,
+        )
+
+
+def create_clusters(s: Seeded) -> None:
+    for view in (s.estate.primary, s.estate.secondary):
+        eks = s.clients.client("eks", view.region)
+        eks.create_cluster(
+            name=view.cluster.name, roleArn=ROLE_ARN, resourcesVpcConfig={"subnetIds": []}, version="1.31"
+        )
+        ng = view.cluster.nodegroup
+        eks.create_nodegroup(
+            clusterName=view.cluster.name,
+            nodegroupName=ng.name,
+            nodeRole=ROLE_ARN,
+            subnets=["subnet-1"],
+            scalingConfig={"minSize": ng.min_size, "maxSize": ng.max_size, "desiredSize": ng.desired_size},
+        )
+
+
+@pytest.fixture
+def env(seeded: Seeded, tmp_path: Path) -> Iterator[Env]:
+    create_clusters(seeded)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    common.set_clock(lambda: now)
+    seeded.put_lag(0.0, at=now)  # the replica is caught up (planned mode's lag gate and wait)
+    kc = str(tmp_path / "kubeconfig")
+    try:
+        with serve_estate(seeded.estate, kc, capacity_fn=lambda _c: 500) as apis:
+            kube = KubeFactory(kubeconfig=kc, clients=seeded.clients)
+            yield Env(seeded, kube, apis, kc, tmp_path / "runs", now)
+            kube.close()
+    finally:
+        common.set_clock(None)
+
+
+def journal_events(env: Env, run_id: str) -> list[dict[str, Any]]:
+    path = env.runs / run_id / "journal.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def mutating_calls(recorder: CallRecorder) -> list[str]:
+    return [f"{c.service}:{c.operation}" for c in recorder.mutating()]
+
+
+# ---------------------------------------------------------------------------------------------
+# plan construction
+# ---------------------------------------------------------------------------------------------
+
+
+def test_planned_plan_stops_writes_and_waits_for_lag_before_promoting(env: Env) -> None:
+    plan = env.plan("planned")
+    writers = [d.name for d in env.estate.app.writers]
+    stops = {f"stop-{w}" for w in writers}
+    assert stops <= set(plan.ids)
+    assert set(plan.step("replica-caught-up").depends_on) == stops
+    assert plan.step("promote-db").depends_on == ("replica-caught-up",)
+    for sid in stops:  # writes stop in the SOURCE region
+        assert plan.step(sid).region == env.estate.primary.region
+    # The promote is RPO 0: nothing after writes stopped is lost.
+    assert stops <= plan.ancestors("promote-db")
+    _assert_dns_flip_last(env, plan)
+
+
+def test_unplanned_plan_has_no_source_region_step_and_sizes_from_topology(env: Env) -> None:
+    plan = env.plan("unplanned")
+    assert not any(s.startswith("stop-") for s in plan.ids)
+    assert "replica-caught-up" not in plan.ids
+    assert plan.step("promote-db").depends_on == ()
+    src = env.estate.primary.region
+    assert all(s.region in (None, env.estate.secondary.region) for s in plan.steps)
+    assert all(op.region != src for op in plan.operations())
+    _assert_sizes_from_topology(env, plan)
+    _assert_dns_flip_last(env, plan)
+
+
+def _assert_dns_flip_last(env: Env, plan: Plan) -> None:
+    before_flip = plan.ancestors("route-traffic")
+    restarts = {f"restart-{d.name}" for d in env.estate.app.deployments}
+    assert {
+        "promote-db",
+        "patch-db-secret",
+        "pods-ready",
+        "target-healthy",
+        "scale-nodegroup",
+    } | restarts <= before_flip
+    assert "route-traffic" in plan.ancestors("verify-dns")
+    assert "verify-dns" in plan.ancestors("verify-service")
+    # Independent work runs in parallel: nodegroup, workloads, promote and Redis have no order.
+    for a, b in [
+        ("scale-nodegroup", "promote-db"),
+        ("redis-ready", "promote-db"),
+        ("scale-workloads", "promote-db"),
+    ]:
+        assert a not in plan.ancestors(b) and b not in plan.ancestors(a)
+    # Nothing the DNS step precedes may be a prerequisite of it (no cycle sneaks in).
+    assert not ({"route-traffic", "verify-dns", "verify-service"} & before_flip)
+
+
+def _assert_sizes_from_topology(env: Env, plan: Plan) -> None:
+    prod_ng = env.estate.primary.cluster.nodegroup
+    (update,) = [op for op in plan.step("scale-nodegroup").operations if op.action == "UpdateNodegroupConfig"]
+    assert update.params["scalingConfig"] == {
+        "min": prod_ng.min_size,
+        "max": prod_ng.max_size,
+        "desired": prod_ng.desired_size,
+    }
+    assert update.params["clusterName"] == env.estate.secondary.cluster.name
+    scales = {
+        op.params["name"]: op.params["replicas"]
+        for op in plan.step("scale-workloads").operations
+        if op.action == "PatchDeploymentScale"
+    }
+    assert scales == {d.name: d.replicas for d in env.estate.app.deployments}
+
+
+# ---------------------------------------------------------------------------------------------
+# execution: the whole failover, ordering from the journal
+# ---------------------------------------------------------------------------------------------
+
+
+def test_planned_failover_end_to_end_in_order(env: Env) -> None:
+    estate, dr = env.estate, env.estate.secondary
+    recorder = env.clients.add_recorder(CallRecorder())
+    result = env.run(env.plan("planned"))
+    assert result.status == "succeeded", result.summary()
+
+    # Real state afterwards.
+    db = env.s.db(dr.region, dr.database.identifier)
+    assert db["DBInstanceStatus"] == "available" and not db.get("ReadReplicaSourceDBInstanceIdentifier")
+    ng = env.clients.client("eks", dr.region).describe_nodegroup(
+        clusterName=dr.cluster.name, nodegroupName=dr.cluster.nodegroup.name
+    )["nodegroup"]["scalingConfig"]
+    prod_ng = estate.primary.cluster.nodegroup
+    assert ng == {
+        "minSize": prod_ng.min_size,
+        "maxSize": prod_ng.max_size,
+        "desiredSize": prod_ng.desired_size,
+    }
+    ns = estate.app.namespace
+    for dep in estate.app.deployments:
+        assert env.api("secondary").ready_pods(ns, dep.name) == dep.replicas
+        assert env.api("primary").ready_pods(ns, dep.name) == 0  # writes stopped at the source
+    url = env.api("secondary").secret_value(ns, estate.app.db_secret.name, estate.app.db_secret.key)
+    assert db["Endpoint"]["Address"] in url and PASSWORD in url
+    records = env.clients.client("route53", "us-east-1").list_resource_record_sets(HostedZoneId=env.s.zone_id)
+    roles = {r["SetIdentifier"]: r["Failover"] for r in records["ResourceRecordSets"] if "Failover" in r}
+    assert roles == {dr.site.name: "PRIMARY", estate.primary.site.name: "SECONDARY"}
+
+    # Ordering, from the journal (seq is a total order of events).
+    events = journal_events(env, result.run_id)
+    seq = {(e["kind"], e.get("step")): e["seq"] for e in events}
+    flip = seq[("step_started", "route-traffic")]
+    for prereq in ("promote-db", "pods-ready", "target-healthy", "patch-db-secret"):
+        assert seq[("step_done", prereq)] < flip, prereq
+    # ... and from the API calls: the record change is sent after the promotion and the restarts.
+    ops = [(c.operation, c.at) for c in recorder.calls if c.mutating]
+    at = {op: t for op, t in ops}
+    assert at["ChangeResourceRecordSets"] > at["PromoteReadReplica"]
+    assert [o for o, _ in ops].count("PromoteReadReplica") == 1
+
+    # Result: per-step timings, critical path, wall and ratio.
+    data = result.to_dict()
+    assert data["critical_path"] and data["wall_seconds"] > 0 and data["ratio"] is not None
+    assert all(s["duration"] is not None for s in data["steps"])
+    # No secret in the journal.
+    assert PASSWORD not in (env.runs / result.run_id / "journal.jsonl").read_text()
+
+
+def test_unplanned_failover_never_calls_the_source_region(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    src, dst = env.estate.primary.region, env.estate.secondary.region
+    recorder = env.clients.add_recorder(CallRecorder())
+    original = env.clients.client
+
+    def guarded(service: str, region: str) -> Any:
+        if region == src and service != "route53":  # Route53 is global (its API lives in us-east-1)
+            raise OperationFailed(f"region {src} is unreachable (test)", region=src)
+        return original(service, region)
+
+    monkeypatch.setattr(env.clients, "client", guarded)
+    env.api("primary").stop()  # the source cluster is gone too
+    plan = env.plan("unplanned")
+    result = env.run(plan)
+    assert result.status == "succeeded", result.summary()
+    regions = {c.region for c in recorder.calls if c.service != "route53"}
+    assert regions == {dst}
+    assert "rds:PromoteReadReplica" in mutating_calls(recorder)
+
+
+def test_dry_run_makes_no_mutating_call_and_lists_every_operation(env: Env) -> None:
+    ro = ClientProvider(read_only=True)
+    recorder = ro.add_recorder(CallRecorder())
+    env.kube = KubeFactory(kubeconfig=env.kubeconfig, clients=ro, read_only=True)
+    pre = preflight(
+        ro, env.estate, target=env.estate.secondary, mode="planned", max_lag=dt.timedelta(seconds=5)
+    )
+    plan = failover_plan(env.estate, pre)
+    result = env.run(plan, dry_run=True, clients=ro)
+    assert result.status == "dry-run"
+    assert recorder.mutating() == [] and env.kube_writes() == []
+    planned = result.to_dict()["planned"]
+    actions = {
+        (o["service"], o["action"]) for s in planned["steps"] for o in s["operations"] if o["mutating"]
+    }
+    assert {
+        ("rds", "PromoteReadReplica"),
+        ("eks", "UpdateNodegroupConfig"),
+        ("k8s", "PatchDeploymentScale"),
+        ("k8s", "PatchSecret"),
+        ("route53", "ChangeResourceRecordSets"),
+    } <= actions
+    db = env.s.db(env.estate.secondary.region, env.estate.secondary.database.identifier)
+    assert db.get("ReadReplicaSourceDBInstanceIdentifier")  # still a replica
+
+
+# ---------------------------------------------------------------------------------------------
+# gates: exit 3, nothing changed
+# ---------------------------------------------------------------------------------------------
+
+
+def _moto_db(env: Env, region: str, ident: str) -> Any:
+    from moto.rds.models import rds_backends
+
+    return rds_backends["123456789012"][region].databases[ident]
+
+
+def test_gate_cluster_not_active(env: Env) -> None:
+    from moto.eks.models import eks_backends
+
+    dr = env.estate.secondary
+    eks_backends["123456789012"][dr.region].clusters[dr.cluster.name].status = "UPDATING"
+    with pytest.raises(GateRefused, match="not ACTIVE") as err:
+        env.preflight()
+    assert err.value.exit_code == 3 and err.value.region == dr.region
+
+
+def test_gate_lag_over_budget_and_unknown(env: Env) -> None:
+    env.s.put_lag(42.0, at=env.now + dt.timedelta(seconds=1))
+    with pytest.raises(GateRefused, match="over the"):
+        env.preflight("planned")
+    env.preflight("unplanned")  # informational in unplanned mode
+
+
+def test_gate_replica_not_a_replica(env: Env) -> None:
+    dr = env.estate.secondary
+    env.clients.client("rds", dr.region).promote_read_replica(DBInstanceIdentifier=dr.database.identifier)
+    with pytest.raises(GateRefused, match="not a read replica") as err:
+        env.preflight("unplanned")
+    assert err.value.exit_code == 3
+
+
+def test_gate_replica_not_available(env: Env) -> None:
+    dr = env.estate.secondary
+    _moto_db(env, dr.region, dr.database.identifier).status = "storage-optimization"
+    with pytest.raises(GateRefused, match="not available"):
+        env.preflight("unplanned")
+
+
+def _drop_group(region: str, group_id: str) -> None:
+    """moto keeps a deleted group in 'deleting' for ever; real AWS removes it after a while."""
+    from moto.elasticache.models import elasticache_backends
+
+    elasticache_backends["123456789012"][region].replication_groups.pop(group_id, None)
+
+
+def test_gate_redis_missing_without_snapshot_then_restored_from_snapshot(env: Env) -> None:
+    dr = env.estate.secondary
+    ec = env.clients.client("elasticache", dr.region)
+    ec.create_snapshot(ReplicationGroupId=dr.cache.replication_group_id, SnapshotName="nightly")
+    ec.delete_replication_group(ReplicationGroupId=dr.cache.replication_group_id)
+    with pytest.raises(GateRefused, match="is deleting"):
+        env.preflight("unplanned")
+    _drop_group(dr.region, dr.cache.replication_group_id)
+    pre = env.preflight("unplanned")  # moto snapshots carry no creation time: age unknown, accepted
+    assert pre.redis.action == "restore" and pre.redis.snapshot == "nightly"
+    result = env.run(failover_plan(env.estate, pre, timeout=20))
+    assert result.status == "succeeded", result.summary()
+    group = ec.describe_replication_groups(ReplicationGroupId=dr.cache.replication_group_id)
+    assert group["ReplicationGroups"][0]["Status"] == "available"
+    ec.delete_snapshot(SnapshotName="nightly")
+    _drop_group(dr.region, dr.cache.replication_group_id)
+    with pytest.raises(GateRefused, match="no Redis snapshot"):
+        env.preflight("unplanned")
+
+
+def test_gate_target_without_health_check(env: Env) -> None:
+    dr = env.estate.secondary
+    r53 = env.clients.client("route53", "us-east-1")
+    recs = r53.list_resource_record_sets(HostedZoneId=env.s.zone_id)["ResourceRecordSets"]
+    (rec,) = [r for r in recs if r.get("SetIdentifier") == dr.site.name]
+    rec = {k: v for k, v in rec.items() if k != "HealthCheckId"}
+    r53.change_resource_record_sets(
+        HostedZoneId=env.s.zone_id, ChangeBatch={"Changes": [{"Action": "UPSERT", "ResourceRecordSet": rec}]}
+    )
+    with pytest.raises(GateRefused, match="health check"):
+        env.preflight("unplanned")
+
+
+def test_dns_is_not_flipped_while_the_target_is_unhealthy(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dr.aws.route53 import HealthStatus, Route53
+
+    monkeypatch.setattr(Route53, "health_status", lambda self, hid: HealthStatus(hid, 3, 0))
+    plan = env.plan("unplanned")
+    for sid in ("target-healthy",):
+        plan.step(sid).timeout = 0.3
+    result = env.run(plan)
+    assert result.status == "failed"
+    assert result.step("target-healthy").status == "failed"
+    assert result.step("route-traffic").status == "not_started"
+    records = env.clients.client("route53", "us-east-1").list_resource_record_sets(HostedZoneId=env.s.zone_id)
+    roles = {r["SetIdentifier"]: r["Failover"] for r in records["ResourceRecordSets"] if "Failover" in r}
+    assert roles[env.estate.primary.site.name] == "PRIMARY"  # untouched
+
+
+# ---------------------------------------------------------------------------------------------
+# resume after a crash at each step: no duplicate mutating call
+# ---------------------------------------------------------------------------------------------
+
+
+def _crash_at(plan: Plan, step_ids: set[str], where: str) -> Plan:
+    """Make the first of ``step_ids`` that runs die (BaseException) after its action / in its wait."""
+    for step_id in step_ids & set(plan.ids):
+        step = plan.step(step_id)
+        if where == "after_action":
+            original = step.action
+            assert original is not None, step_id
+
+            def action(ctx: Any, original: Any = original, step_id: str = step_id) -> Any:
+                original(ctx)
+                raise Crash(step_id)
+
+            step.action = action
+        else:
+            assert step.wait is not None, step_id
+
+            def wait(ctx: Any, step_id: str = step_id) -> bool:
+                raise Crash(step_id)
+
+            step.wait = wait
+    return plan
+
+
+def _dupes(items: list[str]) -> dict[str, int]:
+    return {k: n for k, n in Counter(items).items() if n > 1}
+
+
+def _crash_chain(env: Env, mode: str, where: str) -> tuple[set[str], list[str], RunResult, CallRecorder]:
+    """Kill the run at every mutating step in turn (one crash per attempt), resuming each time."""
+    recorder = env.clients.add_recorder(CallRecorder())
+    first = env.plan(mode)
+    pending = {s.id for s in first.steps if s.mutating and (where == "after_action" or s.wait is not None)}
+    expected = set(pending)
+    crashed: list[str] = []
+    run_id: str | None = None
+    for _ in range(len(pending) + 1):
+        plan = first if run_id is None else env.plan(mode, resuming=True)
+        try:
+            result = run_plan(
+                _crash_at(plan, pending, where),
+                services(env.clients, env.estate, kube=env.kube),
+                dry_run=False,
+                assume_yes=True,
+                resume=run_id,
+                runs_dir=env.runs,
+                lock=None,
+                break_lock=False,
+                output="json",
+                poll=FAST,
+                max_workers=1,  # a crash kills the whole process: no other step may keep running
+            )
+        except Crash as crash:
+            (sid,) = crash.args
+            crashed.append(sid)
+            pending.discard(sid)
+            (run_id,) = [p.name for p in env.runs.iterdir()]
+            continue
+        return expected, crashed, result, recorder
+    raise AssertionError(f"never finished; crashed at {crashed}")
+
+
+@pytest.mark.slow
+def test_crash_after_each_mutating_step_then_resume_repeats_nothing(env: Env) -> None:
+    expected, crashed, result, recorder = _crash_chain(env, "planned", "after_action")
+    assert {"stop-claude-deployment-api", "promote-db", "route-traffic", "patch-db-secret"} <= expected
+    assert set(crashed) == expected, crashed
+    assert result.status == "succeeded", result.summary()
+    events = journal_events(env, result.run_id)
+    # Each crashed step was re-checked on the next attempt and found done: skipped, not redone.
+    for sid in crashed:
+        assert ("step_skipped", sid) in {(e["kind"], e.get("step")) for e in events}, sid
+    calls = [
+        f"{c.operation}:{json.dumps(c.params, sort_keys=True, default=str)}"
+        for c in recorder.mutating()
+        if c.operation != "AddTagsToResource"
+    ]
+    assert _dupes(calls) == {}
+    assert _dupes(env.kube_writes()) == {}
+    assert mutating_calls(recorder).count("rds:PromoteReadReplica") == 1
+    dr = env.estate.secondary
+    assert not env.s.db(dr.region, dr.database.identifier).get("ReadReplicaSourceDBInstanceIdentifier")
+
+
+@pytest.mark.slow
+def test_crash_while_waiting_at_each_step_then_resume(env: Env) -> None:
+    expected, crashed, result, recorder = _crash_chain(env, "unplanned", "in_wait")
+    assert {"promote-db", "scale-nodegroup", "route-traffic"} <= expected
+    assert set(crashed) == expected, crashed
+    assert result.status == "succeeded", result.summary()
+    assert mutating_calls(recorder).count("rds:PromoteReadReplica") == 1
+    assert _dupes([c.operation for c in recorder.mutating() if c.operation != "AddTagsToResource"]) == {}
+    assert _dupes(env.kube_writes()) == {}
+
+
+def test_promotion_in_flight_is_not_reissued(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A resumed run finding the replica 'modifying' (promotion issued, not finished) only waits."""
+    dr = env.estate.secondary
+    plan = env.plan("unplanned")
+    inst = _moto_db(env, dr.region, dr.database.identifier)
+    inst.status = "modifying"  # RDS: still listed as a replica while the promotion runs
+    rds = env.clients.client("rds", dr.region)
+    arn = rds.describe_db_instances(DBInstanceIdentifier=dr.database.identifier)["DBInstances"][0][
+        "DBInstanceArn"
+    ]
+    rds.add_tags_to_resource(ResourceName=arn, Tags=[{"Key": TAG_PROMOTED_FROM, "Value": "x"}])
+    recorder = env.clients.add_recorder(CallRecorder())
+    step = plan.step("promote-db")
+    from dr.runbook.plan import StepContext
+
+    ctx = StepContext(run_id="t", services=services(env.clients, env.estate, kube=env.kube))
+    assert step.check is not None and not step.check(ctx)
+    assert step.action is not None
+    step.action(ctx)
+    assert "rds:PromoteReadReplica" not in mutating_calls(recorder)
+    assert ctx.get("promote_in_flight") == "modifying"
+
+
+def test_rerun_of_a_completed_failover_changes_nothing(env: Env) -> None:
+    first = env.run(env.plan("unplanned"))
+    assert first.status == "succeeded", first.summary()
+    recorder = env.clients.add_recorder(CallRecorder())
+    writes_before = len(env.kube_writes())
+    second = env.run(env.plan("unplanned", resuming=True))
+    assert second.status == "succeeded", second.summary()
+    assert [c for c in mutating_calls(recorder)] == []
+    assert len(env.kube_writes()) == writes_before
+    waits_only = {"pods-ready", "target-healthy", "verify-dns", "verify-service"}
+    assert {s.id for s in second.steps if s.status == "done"} <= waits_only
