@@ -7,8 +7,10 @@ journal (``ctx.note``).
 
 Measurement hooks tell the heartbeat writer and the endpoint prober where to go. They are built
 per target by a factory registered with :func:`register_measurement`; the sandbox (issue 4)
-registers its own from ``dr.sandbox.drill_providers``. Built in here: ``aws`` (DNS of the estate's
-public record; the heartbeat database from ``DR_DRILL_DB_URL`` when set).
+may replace its own from ``dr.sandbox.drill_providers``. Built in here: ``aws`` (DNS of the
+estate's public record; the heartbeat database from ``DR_DRILL_DB_URL`` when set) and ``sandbox``
+(:func:`dr.drills.appdb.sandbox_hooks`: the sandbox resolver, and the application's database
+found through its DB secret).
 """
 
 from __future__ import annotations
@@ -136,6 +138,15 @@ def _aws_hooks(ctx: DrillContext) -> MeasurementHooks:
             "(set it to the application's database URL through the writer endpoint)"
         )
     return hooks
+
+
+@register_measurement("sandbox")
+def _sandbox_hooks(ctx: DrillContext) -> MeasurementHooks:
+    """Sandbox: its resolver for the prober, the app's DB secret (via its fake k8s API) for the
+    heartbeat. The sandbox may replace this from ``dr.sandbox.drill_providers``."""
+    from dr.drills.appdb import sandbox_hooks
+
+    return sandbox_hooks(ctx)
 
 
 def now() -> float:
