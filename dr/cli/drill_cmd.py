@@ -110,6 +110,12 @@ def list_cmd(app_ctx: AppContext, scenario_dirs: tuple[Path, ...]) -> None:
     help="Where the default evidence directory <timestamp>-<scenario> is created.",
 )
 @click.option("--dry-run", is_flag=True, help="Print the resolved plan of the drill; change nothing.")
+@click.option(
+    "--target",
+    "target_override",
+    type=click.Choice(["aws", "sandbox"]),
+    help="Same as the global --target (given here, it wins).",
+)
 @_scenario_dir
 @pass_app
 def run_cmd(
@@ -118,9 +124,12 @@ def run_cmd(
     out_dir: Path | None,
     runs_dir: Path,
     dry_run: bool,
+    target_override: str | None,
     scenario_dirs: tuple[Path, ...],
 ) -> None:
     """Run SCENARIO (a name from `dr drill list` or a .yaml path) on the --target."""
+    if target_override:
+        app_ctx.target_name = target_override
     from dr.drills.context import DrillContext, measurement_hooks
     from dr.drills.report import default_out_dir, write_evidence
     from dr.drills.runner import DrillRunner, plan

@@ -60,7 +60,7 @@ def test_dry_run_prints_plan_and_writes_nothing(tmp_path: Path, monkeypatch) -> 
     assert acts["rds-reboot-with-failover"]["arguments"] == {"site": "primary"}
     assert data["objectives"]["rto_seconds"] == 180
     assert not (tmp_path / "drills").exists()
-    table = invoke("--target", "aws", "drill", "run", "region-loss", "--dry-run")
+    table = invoke("drill", "run", "region-loss", "--dry-run", "--target", "aws")
     assert table.exit_code == 0 and "PENDING" in table.output and "Dry run" in table.output
 
 
