@@ -433,22 +433,27 @@ class Sandbox:
         self.components["resolver"] = "running"
 
     def stop(self) -> None:
+        """Stop every component (servers concurrently: each shutdown waits for its poll loop)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        stops: list[Callable[[], Any]] = []
         if self.realism is not None:
-            self.realism.stop()
+            stops.append(self.realism.stop)
         if self.resolver_server is not None:
-            self.resolver_server.stop()
-            self.resolver_server = None
-        for server in self.health_servers.values():
-            with contextlib.suppress(Exception):
-                server.close()
-        self.health_servers = {}
-        for api in self.kube_apis.values():
-            with contextlib.suppress(Exception):
-                api.stop()
-        self.kube_apis = {}
+            stops.append(self.resolver_server.stop)
+        stops += [server.close for server in self.health_servers.values()]
+        stops += [api.stop for api in self.kube_apis.values()]
         if self.server is not None:
-            self.server.stop()
-            self.server = None
+            stops.append(self.server.stop)
+        if stops:
+            with ThreadPoolExecutor(max_workers=len(stops), thread_name_prefix="sandbox-stop") as pool:
+                for future in [pool.submit(fn) for fn in stops]:
+                    with contextlib.suppress(Exception):
+                        future.result()
+        self.resolver_server = None
+        self.health_servers = {}
+        self.kube_apis = {}
+        self.server = None
         if self.pg is not None:
             with contextlib.suppress(Exception):
                 self.pg.cleanup()
