@@ -905,7 +905,9 @@ class PostgresEstate:
         """Lose the primary's region: cut the replication link (in-flight WAL is dropped), then
         SIGKILL the postmaster and all its backends. Returns the bytes lost in flight."""
         inst = self._get(name)
-        link = self.proxy if name == "primary" else self.failback_proxy
+        # The link that carries this instance's WAL away: primary -> replica, or, after a failback
+        # re-seed, replica (now the writer) -> old primary. Other instances ship nothing.
+        link = {"primary": self.proxy, "replica": self.failback_proxy}.get(name)
         lost = link.cut() if link is not None else 0
         inst.kill()
         self._killed.add(name)
@@ -991,22 +993,25 @@ class PostgresEstate:
     def latest_restorable_time(self, *, flush: bool = True, timeout: float = 10.0) -> dt.datetime | None:
         """The newest time covered by archived WAL.
 
-        With ``flush`` and a running writer, forces a WAL segment switch and waits for it to be
-        archived first (like RDS, whose window trails by a few minutes, but on demand). Without a
-        writer (region lost) it is the time the newest archived segment was written.
+        With ``flush`` and a running writer: commits an empty marker transaction (so recovery to
+        any earlier time finds a commit after its target), forces a WAL segment switch, waits for
+        the segment to be archived and returns the marker's time — i.e. "now" (RDS trails by ~5
+        minutes; the sandbox archives on demand). Without a writer (region lost): the time the
+        newest archived segment was written.
         """
         writer = self.writer() if flush else None
         if writer is not None:
             try:
                 with self._connect(writer) as conn:
-                    lsn_row = conn.execute("SELECT pg_walfile_name(pg_switch_wal() - 1)").fetchone()
-                    seg = lsn_row[0] if lsn_row else None
-                    if seg:
-                        _wait(
-                            lambda: (self.archive_dir / seg).exists(),
-                            timeout,
-                            "the WAL segment to be archived",
-                        )
+                    marker = conn.execute("SELECT clock_timestamp(), pg_current_xact_id()").fetchone()
+                    row = conn.execute("SELECT pg_walfile_name(pg_switch_wal() - 1)").fetchone()
+                seg = row[0] if row else None
+                if seg and marker:
+                    _wait(
+                        lambda: (self.archive_dir / seg).exists(), timeout, "the WAL segment to be archived"
+                    )
+                    marked: dt.datetime = marker[0]
+                    return marked.astimezone(dt.UTC)
             except TimeoutExpired:
                 raise
             except Exception as exc:  # the writer died meanwhile: fall back to the archive
@@ -1040,20 +1045,35 @@ class PostgresEstate:
             (s for s in self.snapshots.values() if s.completed_at <= target_time),
             key=lambda s: s.completed_at,
         )
+        try:
+            inst = self._recover(name, snap, target_time, timeout)
+        except OperationFailed:
+            failed = self.instances.get(name)
+            if failed is None or "before configured recovery target was reached" not in failed.log_tail(40):
+                raise
+            # No commit after the target in the archived WAL (an idle database, or a region lost
+            # before its next archive): the state at target_time is the end of the archive.
+            log.info("PITR of %s: no commit after the target in the archive; recovering all of it", name)
+            failed.kill()
+            del self.instances[name]
+            shutil.rmtree(failed.data_dir, ignore_errors=True)
+            inst = self._recover(name, snap, None, timeout)
+        inst.restored_to = target_time
+        return inst
+
+    def _recover(self, name: str, snap: Snapshot, target: dt.datetime | None, timeout: float) -> PgInstance:
+        """Copy ``snap`` to a new instance and run archive recovery to ``target`` (None: to the end)."""
         inst = self._new_instance(name, "pitr")
         self._copy_backup(snap, inst)
-        archive = str(self.archive_dir)
-        self._rewrite_auto_conf(
-            inst.data_dir,
-            {
-                "restore_command": f'cp "{archive}/%f" "%p"',
-                "recovery_target_time": target_time.astimezone(dt.UTC).isoformat(sep=" "),
-                "recovery_target_action": "promote",
-                "recovery_target_timeline": "latest",
-                "archive_mode": "off",
-            },
-            drop=("primary_conninfo", "primary_slot_name"),
-        )
+        settings = {
+            "restore_command": f'cp "{self.archive_dir}/%f" "%p"',
+            "recovery_target_action": "promote",
+            "recovery_target_timeline": "latest",
+            "archive_mode": "off",
+        }
+        if target is not None:
+            settings["recovery_target_time"] = target.astimezone(dt.UTC).isoformat(sep=" ")
+        self._rewrite_auto_conf(inst.data_dir, settings, drop=("primary_conninfo", "primary_slot_name"))
         (inst.data_dir / "recovery.signal").touch()
         self.run_as.chown(inst.data_dir, recursive=True)
         self._spawn(inst)
@@ -1061,13 +1081,12 @@ class PostgresEstate:
         def promoted() -> bool:
             if not inst.is_running():
                 raise OperationFailed(
-                    f"PITR of {name!r} to {target_time.isoformat()} failed: {self._scrub(inst.log_tail())}",
+                    f"PITR of {name!r} failed: {self._scrub(inst.log_tail())}",
                     resource=name,
                 )
             return self.in_recovery(inst) is False
 
         _wait(promoted, timeout, f"{name} to reach the recovery target")
-        inst.restored_to = target_time
         return inst
 
     # -- failback ------------------------------------------------------------------------------

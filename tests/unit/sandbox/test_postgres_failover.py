@@ -147,5 +147,13 @@ def test_pitr_and_snapshot_restores_are_real_databases(tmp_path: Path) -> None:
             pg.restore_snapshot("no-such-snapshot", "x")
         with pytest.raises(BadInput):
             pg.restore_snapshot(snap, "from-snap")  # name taken
+
+        # Region lost: the window ends at the newest archived segment; restoring to its end works
+        # even though no commit follows the target (recovery then replays the whole archive).
+        pg.kill_primary()
+        latest = pg.latest_restorable_time()
+        assert latest is not None and latest >= middle
+        pg.restore_pitr(latest, "pitr-after-loss")
+        assert _exec(pg, "pitr-after-loss", "SELECT count(*) FROM beats") == [(2,)]
     finally:
         pg.cleanup()
