@@ -40,17 +40,16 @@ def dry_run_result(
     """
     path, est = plan.critical_path()
     steps = [StepResult(sid, "not_started") for sid in plan.ids]
-    if services is not None:
-        ctx = StepContext(run_id=run_id or "dry-run", services=services, dry_run=True)
-        for res in steps:
-            step = plan.step(res.id)
-            if step.check is None:
-                continue
-            try:
-                if step.check(ctx):
-                    res.status = "skipped"
-            except Exception as exc:
-                res.error = str(scrub(f"dry run: check could not tell ({type(exc).__name__}: {exc})"))
+    clients: Any = (services or {}).get("clients")
+    was_read_only = getattr(clients, "read_only", None)
+    if was_read_only is False:
+        clients.read_only = True  # belt and braces: checks only read
+    try:
+        if services is not None:
+            _dry_checks(plan, steps, services, run_id)
+    finally:
+        if was_read_only is False:
+            clients.read_only = False
     return RunResult(
         run_id=run_id or new_run_id(),
         plan=plan.name,
@@ -64,6 +63,19 @@ def dry_run_result(
         planned=plan.to_dict(),
         plan_obj=plan,
     )
+
+
+def _dry_checks(plan: Plan, steps: list[StepResult], services: Mapping[str, Any], run_id: str | None) -> None:
+    ctx = StepContext(run_id=run_id or "dry-run", services=services, dry_run=True)
+    for res in steps:
+        step = plan.step(res.id)
+        if step.check is None:
+            continue
+        try:
+            if step.check(ctx):
+                res.status = "skipped"
+        except Exception as exc:
+            res.error = str(scrub(f"dry run: check could not tell ({type(exc).__name__}: {exc})"))
 
 
 def load_resume(plan: Plan, runs_dir: Path, run_id: str) -> JournalState:

@@ -242,3 +242,30 @@ def test_journal_is_mirrored_to_the_estate_bucket_in_the_lock_region(
     body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     assert body == Path(result.journal_path or "").read_bytes()
     assert b'"kind":"run_finished"' in body
+
+
+def test_dry_run_forces_read_only_even_if_a_check_misbehaves(world: World, tmp_path: Path) -> None:
+    clients = ClientProvider()  # writable on purpose: run_plan must still refuse writes in a dry run
+
+    def bad_check(_ctx: Any) -> bool:
+        clients.client("rds", REGION).create_db_snapshot(
+            DBInstanceIdentifier="db1", DBSnapshotIdentifier="oops"
+        )
+        return False
+
+    plan = Plan("p", [Step("a", "a", REGION, "rds", check=bad_check)])
+    result = run_plan(
+        plan,
+        {"clients": clients},
+        dry_run=True,
+        assume_yes=True,
+        resume=None,
+        runs_dir=tmp_path,
+        lock=None,
+        break_lock=False,
+        output="json",
+    )
+    assert result.status == "dry-run"
+    assert "refused to send rds:CreateDBSnapshot" in (result.step("a").error or "")
+    assert not snapshot_exists(clients, "oops")
+    assert clients.read_only is False  # restored for the caller
