@@ -571,11 +571,7 @@ def _waf(app: AppContext, cidrs: tuple[str, ...], *, block: bool, where: str, **
 
     estate = app.estate
     sites = resolve_sites(estate, where)
-    plan, report = waf_plan(estate, sites, list(cidrs), block=block)
-    from dr.aws.wafv2 import get_ip_set
-
-    for view in sites:  # NotFound (exit 2) before any change
-        get_ip_set(app.clients(read_only=True), view.region, view.edge.ip_set_name)
+    plan, report = waf_plan(app.clients(read_only=True), estate, sites, list(cidrs), block=block)
     verb = "blocked" if block else "unblocked"
     _run(
         app,

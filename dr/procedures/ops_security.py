@@ -14,7 +14,7 @@ import secrets
 import string
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from dr.aws.secretsmanager import SecretValue
 from dr.errors import BadInput, OperationFailed
@@ -30,7 +30,8 @@ QUARANTINE_LABEL = ("security", "quarantine")
 QUARANTINE_POLICY = "dr-quarantine-deny-all"
 CERT_WARN_DAYS = 30
 # RDS master passwords: printable ASCII except '/', '"', '@' and space; 8-128 chars (PostgreSQL).
-_PASSWORD_ALPHABET = string.ascii_letters + string.digits + "-_~!#%^*+="
+# We use URL-unreserved characters only, so the password sits in the DB URL unescaped (~238 bits).
+_PASSWORD_ALPHABET = string.ascii_letters + string.digits + "-_~."
 PASSWORD_LENGTH = 40
 
 
@@ -40,12 +41,27 @@ PASSWORD_LENGTH = 40
 
 
 def waf_plan(
-    estate: Estate, sites: list[SiteView], cidrs: list[str], *, block: bool
+    clients: ClientProvider, estate: Estate, sites: list[SiteView], cidrs: list[str], *, block: bool
 ) -> tuple[Plan, dict[str, Any]]:
-    """Add (block) or remove (unblock) CIDRs in each site's WAF IP set; validated before anything."""
+    """Add (block) or remove (unblock) CIDRs in each site's WAF IP set; validated before anything.
+
+    Pre-flight (exit 2, nothing changed): every CIDR parses, each IP set exists, and its IP version
+    matches every CIDR.
+    """
     from dr.aws import wafv2
 
     nets = wafv2.parse_cidrs(cidrs)
+    for view in sites:
+        current = wafv2.get_ip_set(clients, view.region, view.edge.ip_set_name)
+        wrong = [n for n in nets if (n.version == 4) != (current.version == "IPV4")]
+        if wrong:
+            raise BadInput(
+                f"WAF IP set {current.name!r} in {view.region} holds {current.version} addresses; "
+                f"{', '.join(map(str, wrong))} {'is' if len(wrong) == 1 else 'are'} IPv{wrong[0].version}",
+                resource=current.name,
+                region=view.region,
+                hint="block IPv4 and IPv6 addresses in an IP set of the matching version",
+            )
     verb = "block" if block else "unblock"
     steps = []
     for view in sites:
@@ -339,7 +355,7 @@ def rotation_plan(
 
         def k_check(ctx: StepContext, view: SiteView = view) -> bool:
             url = kube_of(ctx, view).read_secret_key(ns, secret.name, secret.key)
-            return urlsplit(url.reveal()).password == new.reveal()
+            return unquote(urlsplit(url.reveal()).password or "") == new.reveal()
 
         def k_action(ctx: StepContext, view: SiteView = view) -> None:
             k = kube_of(ctx, view)
