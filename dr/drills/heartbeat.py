@@ -159,6 +159,8 @@ class HeartbeatWriter:
         self._lock = threading.Lock()
         self._last_label: str | None = None
         self._healthy = True
+        # When the promoted database was last read back (acks after it do not count).
+        self.read_at: float | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
@@ -233,6 +235,7 @@ class HeartbeatWriter:
         low, high = self.seq_base, self._seq
         for i in range(attempts):
             try:
+                self.read_at = self.clock()
                 return self.store.present(target, low, high)
             except Exception as exc:
                 if i == attempts - 1:
@@ -243,7 +246,7 @@ class HeartbeatWriter:
 
     def result(self, fault_at: float | None, present: set[int] | None) -> RpoResult:
         with self._lock:
-            return compute_rpo(list(self.acks), list(self.disruptions), fault_at, present)
+            return compute_rpo(list(self.acks), list(self.disruptions), fault_at, present, self.read_at)
 
     def log(self) -> dict[str, Any]:
         """The journal's record of the writer (no connection strings)."""
@@ -255,6 +258,7 @@ class HeartbeatWriter:
                 "acks": [[a.seq, round(a.t, 4), a.label] for a in self.acks],
                 "disruptions": [d.__dict__ for d in self.disruptions],
                 "notes": list(self.notes),
+                "read_at": self.read_at,
             }
 
 

@@ -51,21 +51,33 @@ class RpoResult:
         return dict(self.__dict__)
 
 
-def old_primary_acks(acks: list[Ack], disruptions: list[Disruption], fault_at: float | None) -> list[Ack]:
-    """The writes acknowledged by the old primary (see module doc)."""
+def old_primary_acks(
+    acks: list[Ack], disruptions: list[Disruption], fault_at: float | None, read_at: float | None = None
+) -> list[Ack]:
+    """The writes acknowledged by the old primary (see module doc).
+
+    ``read_at``: when the promoted database was read; writes acknowledged after it cannot be in
+    what was read and do not count (the writer keeps running while the drill reads back).
+    """
     if not acks:
         return []
     first = acks[0].label
     cutoffs = [d.t for d in disruptions if fault_at is None or d.t >= fault_at]
+    if read_at is not None:
+        cutoffs.append(read_at)
     cutoff = min(cutoffs, default=float("inf"))
     return [a for a in acks if a.label == first and a.t < cutoff]
 
 
 def compute_rpo(
-    acks: list[Ack], disruptions: list[Disruption], fault_at: float | None, present: set[int] | None
+    acks: list[Ack],
+    disruptions: list[Disruption],
+    fault_at: float | None,
+    present: set[int] | None,
+    read_at: float | None = None,
 ) -> RpoResult:
     """Measured RPO from the local write log and the seqs present on the promoted database."""
-    old = old_primary_acks(acks, disruptions, fault_at)
+    old = old_primary_acks(acks, disruptions, fault_at, read_at)
     if not old:
         return RpoResult(False, note="no heartbeat was acknowledged by the old primary")
     last = max(old, key=lambda a: a.seq)

@@ -103,3 +103,16 @@ def test_display_conninfo_drops_credentials() -> None:
     assert display_conninfo(OLD.conninfo) == "postgresql://old.db.internal:5432/app"
     assert display_conninfo("host=h dbname=d password=pw user=u") == "host=h dbname=d password=*** user=u"
     assert "s3cret" not in repr(OLD) and "s3cret" not in str(OLD.to_dict())
+
+
+def test_writes_after_the_read_back_are_not_counted_as_lost() -> None:
+    world = FakeWorld()
+    hb = HeartbeatWriter(world.target, world, clock=clock_from(), seq_base=1)
+    for _ in range(5):
+        hb.tick()
+    present = hb.collect(OLD)  # the drill reads back while the writer keeps going
+    hb.tick()
+    hb.tick()
+    res = hb.result(fault_at=None, present=present)
+    assert res.rows_lost == 0 and res.rpo_seconds == 0.0 and res.writes_on_old_primary == 5
+    assert hb.log()["read_at"] == hb.read_at

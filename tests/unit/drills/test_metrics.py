@@ -129,3 +129,13 @@ def test_rto_without_fault_or_samples() -> None:
 def test_sample_row_round_trip() -> None:
     s = Sample(1.5, True, "http://127.0.0.1:1", 200, 201, 0.01, "")
     assert Sample.from_row(s.to_row()) == s
+
+
+def test_rpo_ignores_writes_acknowledged_after_the_read_back() -> None:
+    # the writer keeps running while the drill reads the promoted DB: a write acknowledged after
+    # the read cannot be in what was read, and is not a loss
+    log = acks(OLD, range(1, 11))
+    present = set(range(1, 9))  # 9 and 10 were acknowledged after the read at 100.75
+    assert compute_rpo(log, [], fault_at=100.0, present=present).rows_lost == 2
+    res = compute_rpo(log, [], fault_at=100.0, present=present, read_at=100.75)
+    assert res.rows_lost == 0 and res.rpo_seconds == 0.0
