@@ -1,0 +1,99 @@
+"""The realism layer on a real moto server in this process (no estate, no PostgreSQL).
+
+moto's backends are process-global: these tests create uniquely named resources and never run
+under ``mock_aws``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from dr.sandbox.latency import LatencyProfile
+from dr.sandbox.realism import FaultRule, Realism
+from dr.sandbox.server import MotoServer
+
+pytestmark = pytest.mark.slow  # moto's RDS import + a 2 s promotion
+
+
+@pytest.fixture
+def layer() -> Iterator[tuple[Realism, MotoServer]]:
+    realism = Realism(None, LatencyProfile("none", overrides={"rds.promote": 2.0}))
+    server = MotoServer(middleware=realism.middleware, regions=["us-west-2", "us-east-1"]).start()
+    realism.faults.listeners.append(lambda region, up: server.set_region_listening(region, up))
+    realism.start()
+    try:
+        yield realism, server
+    finally:
+        realism.stop()
+        server.stop()
+
+
+def _clients(url: str, **kwargs: Any) -> Any:
+    from dr.aws.session import ClientProvider
+    from dr.target import SANDBOX_CREDENTIALS
+
+    kwargs.setdefault("max_attempts", 0)
+    return ClientProvider(endpoint_url=url, credentials=dict(SANDBOX_CREDENTIALS), **kwargs)
+
+
+def test_promote_keeps_the_replica_until_the_transition_ends(layer: tuple[Realism, MotoServer]) -> None:
+    realism, server = layer
+    clients = _clients(server.url)
+    west, east = clients.client("rds", "us-west-2"), clients.client("rds", "us-east-1")
+    src, rep = f"src-{uuid.uuid4().hex[:6]}", f"rep-{uuid.uuid4().hex[:6]}"
+    arn = west.create_db_instance(
+        DBInstanceIdentifier=src,
+        Engine="postgres",
+        DBInstanceClass="db.t3.micro",
+        AllocatedStorage=20,
+        MasterUsername="app_admin",
+        MasterUserPassword="x" * 16,
+        BackupRetentionPeriod=7,
+    )["DBInstance"]["DBInstanceArn"]
+    east.create_db_instance_read_replica(DBInstanceIdentifier=rep, SourceDBInstanceIdentifier=arn)
+    promoted: list[tuple[str, str]] = []
+    realism.on("rds.promoted", lambda region, identifier: promoted.append((region, identifier)))
+
+    out = east.promote_read_replica(DBInstanceIdentifier=rep)["DBInstance"]
+    assert out["DBInstanceStatus"] == "modifying"
+    during = east.describe_db_instances(DBInstanceIdentifier=rep)["DBInstances"][0]
+    assert during["DBInstanceStatus"] == "modifying"
+    assert during["ReadReplicaSourceDBInstanceIdentifier"] == arn  # still a replica
+    assert promoted == []
+    from botocore.exceptions import ClientError
+
+    with pytest.raises(ClientError) as busy:  # a second promote while modifying
+        east.promote_read_replica(DBInstanceIdentifier=rep)
+    assert busy.value.response["Error"]["Code"] == "InvalidDBInstanceState"
+
+    assert realism.transitions.wait_idle(10)
+    after = east.describe_db_instances(DBInstanceIdentifier=rep)["DBInstances"][0]
+    assert after["DBInstanceStatus"] == "available"
+    assert "ReadReplicaSourceDBInstanceIdentifier" not in after
+    source = west.describe_db_instances(DBInstanceIdentifier=src)["DBInstances"][0]
+    assert not source.get("ReadReplicaDBInstanceIdentifiers")
+    assert promoted == [("us-east-1", rep)]
+
+
+def test_unreachable_refuse_and_hang(layer: tuple[Realism, MotoServer]) -> None:
+    from botocore.exceptions import ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
+
+    realism, server = layer
+    rule = realism.faults.add(FaultRule(kind="unreachable", region="us-east-1"))
+    with pytest.raises(ConnectionClosedError):
+        _clients(server.url).client("sqs", "us-east-1").list_queues()
+    with pytest.raises(EndpointConnectionError):
+        _clients(server.region_urls["us-east-1"]).client("sqs", "us-east-1").list_queues()
+    _clients(server.url).client("sqs", "us-west-2").list_queues()
+    realism.faults.remove(rule.id)
+    _clients(server.region_urls["us-east-1"]).client("sqs", "us-east-1").list_queues()
+
+    realism.faults.add(
+        FaultRule(kind="unreachable", region="us-west-2", service="sqs", mode="hang", hang_seconds=1.0)
+    )
+    with pytest.raises(ReadTimeoutError):
+        _clients(server.url, read_timeout=0.2).client("sqs", "us-west-2").list_queues()
