@@ -218,10 +218,15 @@ def client_error_type() -> type[Exception]:
 
 
 def endpoint_error_types() -> tuple[type[Exception], ...]:
-    """Errors meaning 'the region did not answer' (connection refused, timeouts)."""
-    from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
+    """Errors meaning 'the region did not answer' (connection refused or dropped, timeouts)."""
+    from botocore.exceptions import (
+        ConnectionClosedError,
+        ConnectTimeoutError,
+        EndpointConnectionError,
+        ReadTimeoutError,
+    )
 
-    return (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError)
+    return (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, ConnectionClosedError)
 
 
 def services_used(calls: Iterable[ApiCall]) -> set[str]:
