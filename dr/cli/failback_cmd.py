@@ -1,0 +1,116 @@
+"""`dr failback` — re-protect (replica back in the original region), then a planned failover back,
+then the DR side to warm standby. One resumable, journaled plan (dr.procedures.failback)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from dr.cli.context import AppContext, pass_app
+from dr.cli.failover_cmd import kube_factory, target_lock
+from dr.cli.runopts import plan_options
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+def _human(report: dict[str, Any], out: Console) -> None:
+    pre = report["preflight"]
+    out.print(
+        f"failback {pre['source_region']} -> {pre['target_region']}: new primary {pre['replica']}; "
+        f"{report.get('active_region') or '?'} serves the public name"
+    )
+    for warning in pre["warnings"]:
+        out.print(f"[yellow]warning:[/yellow] {warning}")
+    out.print(f"next: {report['reconcile_command']}")
+
+
+@click.command()
+@click.option(
+    "--to",
+    "to",
+    default=None,
+    help="The region to fail back to (default: the one Route53 does not serve now).",
+)
+@click.option(
+    "--max-lag", default=None, help="Lag budget of the new replica, e.g. 5s (default: the RPO objective)."
+)
+@click.option(
+    "--max-snapshot-age", default="24h", show_default=True, help="Oldest Redis snapshot to re-seed from."
+)
+@click.option("--timeout", type=float, default=3600, show_default=True, help="Seconds each wait may take.")
+@click.option(
+    "--kubeconfig", type=click.Path(dir_okay=False), default=None, help="Kubeconfig (default: see docs)."
+)
+@plan_options
+@pass_app
+def failback(
+    app: AppContext,
+    to: str | None,
+    max_lag: str | None,
+    max_snapshot_age: str,
+    timeout: float,
+    kubeconfig: str | None,
+    dry_run: bool,
+    yes: bool,
+    resume: str | None,
+    break_lock: bool,
+    runs_dir: Path,
+) -> None:
+    """Re-protect, wait until caught up, fail back (planned, RPO 0), DR side back to warm standby."""
+    import datetime as dt
+
+    from dr.cli.opsutil import finish
+    from dr.procedures.common import parse_duration, services
+    from dr.procedures.dns import read_state
+    from dr.procedures.failback import failback_plan, preflight
+    from dr.procedures.failover import reconcile_command
+    from dr.runbook.runner import run_plan
+
+    estate = app.estate
+    budget = (
+        parse_duration(max_lag, option="--max-lag")
+        if max_lag
+        else dt.timedelta(seconds=estate.app.objectives.rpo_seconds)
+    )
+    clients = app.clients(read_only=dry_run)
+    replica: str | None = None
+    if resume:
+        from dr.runbook.journal import Journal
+
+        outputs = Journal.load(runs_dir, resume).outputs
+        to = outputs.get("failback_target") or to
+        replica = outputs.get("failback_replica")
+    pre = preflight(
+        clients,
+        estate,
+        to=estate.site(to) if to else None,
+        max_lag=budget,
+        max_snapshot_age=parse_duration(max_snapshot_age, option="--max-snapshot-age"),
+        replica_id=replica,
+    )
+    plan = failback_plan(estate, pre, timeout=timeout)
+    kube = kube_factory(app, kubeconfig, read_only=dry_run)
+    try:
+        result = run_plan(
+            plan,
+            services(clients, estate, kube=kube),
+            dry_run=dry_run,
+            assume_yes=yes,
+            resume=resume,
+            runs_dir=runs_dir,
+            lock=None if dry_run else target_lock(app, pre.target),
+            break_lock=break_lock,
+            output=app.output,
+        )
+    finally:
+        kube.close()
+    report: dict[str, Any] = {
+        "preflight": pre.to_dict(),
+        "reconcile_command": reconcile_command(estate, pre.target),
+    }
+    if result.status != "dry-run":
+        report["active_region"] = read_state(clients, estate, use_test_dns=False).active_region
+    finish(app, result, report, _human)

@@ -1,0 +1,403 @@
+"""``dr failback``: re-protect, then a planned failover back, then the DR side to warm standby.
+
+After ``dr failover`` the estate runs in the DR region with no standby at all. Failing straight
+back would lose everything written since; so, in one plan (same engine guarantees: dry run,
+confirmation, lock in the target region, journal, ``--resume``)::
+
+    create-replica ─► replica-in-sync ─┐
+    redis-reseed ──────────────────────┼─► (the failover plan, planned mode, reversed:
+                                       │    stop writes in DR → lag 0 → promote the new replica →
+                                       │    scale / secret / restart / pods Ready / healthy → DNS)
+                                       └─► standby-workloads ─► standby-nodegroup
+
+* **create-replica**: ``CreateDBInstanceReadReplica`` in the original region from the promoted
+  instance's ARN, encrypted with that region's key (``alias/<site>-data``), under the original
+  identifier when it is free, else ``<identifier>-failback`` (the old, diverged primary is never
+  touched: it may hold writes the failover lost — inspect, snapshot and delete it yourself).
+* **redis-reseed**: ElastiCache cannot copy a snapshot across regions; the original region's group
+  is used when available, else restored from the newest snapshot *in that region*.
+* **replica-in-sync**: ``ReplicaLag`` within the budget before writes stop (keeps the write pause short).
+* then :func:`dr.procedures.failover.failover_steps` with source and target swapped;
+* finally the DR side back to warm standby: deployments to ``site.standbyReplicas`` of the standby
+  site, its HPA floor, and its nodegroup to the standby site's sizes.
+
+Which side is which is read from Route53 (the serving region is the source) unless ``--to`` says.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from dr.aws import eks
+from dr.aws.cloudwatch import replica_lag
+from dr.aws.kms import key_arn
+from dr.aws.rds import DbInstance, Rds, aws_errors
+from dr.errors import BadInput, GateRefused
+from dr.procedures.common import TAG_CREATED_BY, TAG_RUN_ID, Settled, clients_of
+from dr.procedures.dns import prepare_move, read_state
+from dr.procedures.failover import (
+    FailoverPreflight,
+    RedisReadiness,
+    failover_steps,
+    nodegroup_step,
+    redis_readiness,
+    redis_step,
+    workloads_step,
+)
+from dr.procedures.promote import PromotePreflight
+from dr.runbook.plan import Operation, Plan, Step, StepContext
+
+if TYPE_CHECKING:
+    from dr.aws.session import ClientProvider
+    from dr.topology import Estate, SiteView
+
+SUFFIX = "failback"
+_TRANSITIONAL = {"creating", "modifying", "backing-up", "configuring-enhanced-monitoring", "rebooting"}
+
+
+@dataclass
+class FailbackPreflight:
+    source: SiteView  # serving now (the promoted DR side)
+    target: SiteView  # the original region, getting the new replica and the traffic back
+    source_db: DbInstance
+    replica_id: str
+    replica_exists: bool
+    renamed: bool
+    kms_key: str | None
+    redis: RedisReadiness
+    failover: FailoverPreflight
+    max_lag_seconds: float
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source_region": self.source.region,
+            "target_region": self.target.region,
+            "source_db": self.source_db.identifier,
+            "source_arn": self.source_db.arn,
+            "replica": self.replica_id,
+            "replica_exists": self.replica_exists,
+            "replica_renamed": self.renamed,
+            "kms_key": self.kms_key,
+            "redis": self.redis.to_dict(),
+            "max_lag_seconds": self.max_lag_seconds,
+            "warnings": list(self.warnings),
+        }
+
+
+def _is_replica_of(inst: DbInstance, source: DbInstance) -> bool:
+    src = inst.replica_source or ""
+    return bool(src) and (
+        src == source.arn or src.endswith(f":db:{source.identifier}") or src == source.identifier
+    )
+
+
+def choose_replica_id(
+    clients: ClientProvider, target: SiteView, source: DbInstance
+) -> tuple[str, bool, bool]:
+    """(identifier, exists already as our replica, renamed): the original one when free."""
+    rds = Rds(clients, target.region)
+    base = target.database.identifier
+    candidates = [base, f"{base}-{SUFFIX}"] + [f"{base}-{SUFFIX}-{i}" for i in range(2, 10)]
+    for ident in candidates:
+        found = rds.find_instance(ident)
+        if found is None:
+            return ident, False, ident != base
+        if _is_replica_of(found, source):
+            return ident, True, ident != base
+    raise BadInput(
+        f"no free DB identifier for the new replica in {target.region} ({', '.join(candidates)} are taken)",
+        resource=base,
+        region=target.region,
+        hint="delete or rename the old instances there (after keeping what you need)",
+    )
+
+
+def preflight(
+    clients: ClientProvider,
+    estate: Estate,
+    *,
+    to: SiteView | None,
+    max_lag: dt.timedelta,
+    max_snapshot_age: dt.timedelta = dt.timedelta(hours=24),
+    replica_id: str | None = None,
+) -> FailbackPreflight:
+    """Gates of a failback (read-only; exit 3 when refused, exit 2 when there is nothing to do).
+
+    A resumed run passes ``to`` and ``replica_id`` from its journal (outputs ``failback_target`` /
+    ``failback_replica``): once DNS moved back, "the serving region" is no longer the source.
+    """
+    if to is None:
+        active = read_state(clients, estate, use_test_dns=False).active_region
+        source = estate.site(active)
+        target = estate.other(source)
+    else:
+        target, source = to, estate.other(to)
+    src = Rds(clients, source.region).describe_instance(source.database.identifier)
+    if src.is_replica:
+        raise BadInput(
+            f"{source.database.identifier} in {source.region} is still a read replica: there is no failover "
+            "to fail back from",
+            resource=source.database.identifier,
+            region=source.region,
+            hint="dr failback moves traffic back after `dr failover`; pass --to to choose the direction",
+        )
+    if src.status != "available":
+        raise GateRefused(
+            f"{src.identifier} in {source.region} is {src.status}, not available",
+            resource=src.identifier,
+            region=source.region,
+        )
+    cluster = eks.describe_cluster(clients, target.region, target.cluster.name)
+    if cluster.status != "ACTIVE":
+        raise GateRefused(
+            f"EKS cluster {target.cluster.name} in {target.region} is {cluster.status}, not ACTIVE",
+            resource=target.cluster.name,
+            region=target.region,
+        )
+    warnings: list[str] = []
+    if replica_id is not None:
+        exists = Rds(clients, target.region).find_instance(replica_id) is not None
+        renamed = replica_id != target.database.identifier
+    else:
+        replica_id, exists, renamed = choose_replica_id(clients, target, src)
+    if renamed:
+        warnings.append(
+            f"{target.database.identifier} still exists in {target.region} (the old primary, maybe with writes "
+            f"the failover lost): the new replica is {replica_id}; keep or delete the old one yourself, and "
+            "update site.database.identifier (or rename) before the next `pulumi up`"
+        )
+    kms = key_arn(clients, target.region, estate.kms_alias(target)) if src.encrypted else None
+    if src.encrypted and kms is None:
+        raise GateRefused(
+            f"{src.identifier} is encrypted but {target.region} has no key {estate.kms_alias(target)}",
+            resource=estate.kms_alias(target),
+            region=target.region,
+            hint=f"deploy stack {target.stack} (its KMS key) first",
+        )
+    redis = redis_readiness(clients, target, max_snapshot_age=max_snapshot_age)
+    if redis.action == "restore":
+        warnings.append(
+            f"Redis {redis.group} re-seeded from {redis.snapshot} in {target.region}: ElastiCache cannot copy "
+            "snapshots across regions, so entries newer than that snapshot are not carried back"
+        )
+    move = prepare_move(clients, estate, target, method="records", force=True)
+    rec = move.before.by_region(target.region)
+    if rec is None or rec.check is None:
+        raise GateRefused(
+            f"{estate.app.record} has no failover record with a health check for {target.region}",
+            resource=estate.health_check_ref(target),
+            region=target.region,
+        )
+    budget = max_lag.total_seconds()
+    promote = PromotePreflight(
+        db=replica_id,
+        region=target.region,
+        already_promoted=False,
+        source=src.arn,
+        lag_seconds=None,
+        lag_at=None,
+        lag_source="checked at run time (replica-caught-up)",
+        max_lag_seconds=budget,
+        forced=False,
+    )
+    fo = FailoverPreflight(
+        source=source,
+        target=target,
+        mode="planned",
+        db=replica_id,
+        promote=promote,
+        cluster_status=cluster.status,
+        redis=RedisReadiness(redis.group, redis.region, "available", "none"),
+        dns=move,
+        health_check_id=rec.check.id,
+    )
+    warnings.append(
+        f"{src.identifier} in {source.region} stays a standalone instance after the failback; rebuild it as "
+        "a replica (docs/pulumi.md, failback caveat) to be protected again"
+    )
+    return FailbackPreflight(
+        source, target, src, replica_id, exists, renamed, kms, redis, fo, budget, warnings
+    )
+
+
+def create_replica_step(estate: Estate, pre: FailbackPreflight, *, timeout: float) -> Step:
+    target, src, ident = pre.target, pre.source_db, pre.replica_id
+    region = target.region
+    settled = Settled()
+
+    def current(ctx: StepContext) -> DbInstance | None:
+        return Rds(clients_of(ctx), region).find_instance(ident)
+
+    def remember(ctx: StepContext) -> None:
+        if ctx.get("failback_replica") != ident:
+            ctx.set("failback_replica", ident)
+            ctx.set("failback_target", target.stack)
+
+    def check(ctx: StepContext) -> bool:
+        inst = current(ctx)
+        done = inst is not None and _is_replica_of(inst, src) and inst.status == "available"
+        if done and not ctx.dry_run:
+            remember(ctx)
+        return done
+
+    def action(ctx: StepContext) -> Any:
+        remember(ctx)
+        inst = current(ctx)
+        if inst is not None:
+            if not _is_replica_of(inst, src):
+                raise BadInput(
+                    f"{ident} in {region} exists and is not a replica of {src.identifier}",
+                    resource=ident,
+                    region=region,
+                    hint="re-run the failback: a new identifier is chosen",
+                )
+            return {"create": None}  # created by an earlier run: wait for it
+        kwargs: dict[str, Any] = {
+            "DBInstanceIdentifier": ident,
+            "SourceDBInstanceIdentifier": src.arn,
+            "SourceRegion": src.region,
+            "DBInstanceClass": target.database.instance_class,
+            "MultiAZ": target.database.multi_az,
+            "CopyTagsToSnapshot": True,
+            "Tags": [
+                {"Key": TAG_CREATED_BY, "Value": "dr failback"},
+                {"Key": TAG_RUN_ID, "Value": ctx.run_id},
+            ],
+        }
+        if pre.kms_key:
+            kwargs["KmsKeyId"] = pre.kms_key
+        subnet_group = estate.db_subnet_group(target)
+        client = clients_of(ctx).client("rds", region)
+        with aws_errors(resource=f"DB subnet groups of {region}", region=region, action="list"):
+            groups = {
+                g["DBSubnetGroupName"] for g in client.describe_db_subnet_groups().get("DBSubnetGroups", [])
+            }
+        if subnet_group in groups:
+            kwargs["DBSubnetGroupName"] = subnet_group
+        with aws_errors(
+            resource=f"DB instance {ident} (replica of {src.arn})", region=region, action="create"
+        ):
+            client.create_db_instance_read_replica(**kwargs)
+        return {"create": ident}
+
+    def wait(ctx: StepContext) -> bool:
+        inst = current(ctx)
+        status = inst.status if inst else "missing"
+        return settled.observe(
+            done=inst is not None and status == "available" and _is_replica_of(inst, src),
+            transitional=status in _TRANSITIONAL,
+            label=status,
+        )
+
+    return Step(
+        id="create-replica",
+        title=f"Re-protect: create read replica {ident} in {region} of {src.identifier} ({src.region})",
+        region=region,
+        service="rds",
+        changes=f"new DB instance {ident} replicating from {src.arn}"
+        + (f" (encrypted with {estate.kms_alias(target)})" if pre.kms_key else ""),
+        operations=(
+            Operation("rds", "DescribeDBInstances", region, {"DBInstanceIdentifier": ident}, False),
+            Operation(
+                "rds",
+                "CreateDBInstanceReadReplica",
+                region,
+                {
+                    "DBInstanceIdentifier": ident,
+                    "SourceDBInstanceIdentifier": src.arn,
+                    "SourceRegion": src.region,
+                    "KmsKeyId": pre.kms_key or "-",
+                },
+            ),
+        ),
+        check=check,
+        action=action,
+        wait=wait,
+        timeout=timeout,
+        estimate=1200.0,
+        tags={"phase": "re-protect"},
+    )
+
+
+def in_sync_step(pre: FailbackPreflight, *, timeout: float) -> Step:
+    region, ident, budget = pre.target.region, pre.replica_id, pre.max_lag_seconds
+
+    def check(ctx: StepContext) -> bool:
+        inst = Rds(clients_of(ctx), region).find_instance(ident)
+        return inst is not None and not inst.is_replica  # promoted already (resumed run)
+
+    def wait(ctx: StepContext) -> bool:
+        point = replica_lag(clients_of(ctx), region, ident)
+        if point is None:
+            return False
+        ctx.set("replica_lag_seconds", point.value)
+        return point.value <= budget
+
+    return Step(
+        id="replica-in-sync",
+        title=f"Wait until {ident} ({region}) lags at most {budget:g}s",
+        region=region,
+        service="cloudwatch",
+        changes="nothing (waits for AWS/RDS ReplicaLag)",
+        depends_on=("create-replica",),
+        operations=(
+            Operation(
+                "cloudwatch",
+                "GetMetricStatistics",
+                region,
+                {"MetricName": "ReplicaLag", "DBInstanceIdentifier": ident},
+                False,
+            ),
+        ),
+        check=check,
+        wait=wait,
+        timeout=timeout,
+        estimate=120.0,
+        tags={"phase": "re-protect"},
+    )
+
+
+def standby_counts(estate: Estate) -> dict[str, int]:
+    """Warm-standby replica counts: ``standbyReplicas`` of the site the stack files declare standby."""
+    declared = estate.secondary.site.standby_replicas
+    return {d.name: declared.get(d.name, d.replicas) for d in estate.app.deployments}
+
+
+def failback_plan(estate: Estate, pre: FailbackPreflight, *, timeout: float = 3600.0) -> Plan:
+    source = pre.source
+    reseed = redis_step(estate, pre.target, pre.redis, timeout=timeout)
+    reseed.id = "redis-reseed"
+    reseed.tags = {"phase": "re-protect"}
+    steps: list[Step] = [
+        create_replica_step(estate, pre, timeout=timeout),
+        reseed,
+        in_sync_step(pre, timeout=timeout),
+    ]
+    steps += failover_steps(estate, pre.failover, timeout=timeout, after=("replica-in-sync", "redis-reseed"))
+    counts = standby_counts(estate)
+    hpa_min = None
+    if estate.app.hpa is not None:
+        target_dep = estate.app.deployment(estate.app.hpa.deployment).name
+        hpa_min = max(1, min(estate.app.hpa.min_replicas, counts.get(target_dep, 1)))
+    wl = workloads_step(
+        estate,
+        source,
+        counts,
+        hpa_min,
+        sid="standby-workloads",
+        title=f"Warm standby: deployments in {source.cluster.name} ({source.region}) to standby replicas",
+    )
+    wl.depends_on = ("verify-service",)
+    ng = nodegroup_step(source, estate.secondary.cluster.nodegroup, sid="standby-nodegroup", timeout=timeout)
+    ng.depends_on = ("standby-workloads",)
+    ng.title = "Warm standby: " + ng.title
+    steps += [wl, ng]
+    return Plan(
+        "failback",
+        steps,
+        f"Fail back {source.region} -> {pre.target.region}: replica {pre.replica_id}, planned failover, "
+        f"{source.region} to warm standby",
+    )

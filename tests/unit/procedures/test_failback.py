@@ -1,0 +1,176 @@
+"""`dr failback`: re-protect first, then a planned failover back, then the DR side to warm standby."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from dr.aws.session import CallRecorder, ClientProvider
+from dr.errors import BadInput
+from dr.procedures.common import services
+from dr.procedures.failback import FailbackPreflight, failback_plan, preflight
+from dr.procedures.ops import KubeFactory
+from dr.runbook.journal import Journal
+from dr.runbook.runner import run_plan
+from tests.unit.procedures.test_failover import FAST, Crash, Env, _crash_at, env, journal_events
+
+__all__ = ["env"]
+
+
+def _put_lag(env: Env, region: str, db: str, value: float) -> None:
+    env.clients.client("cloudwatch", region).put_metric_data(
+        Namespace="AWS/RDS",
+        MetricData=[
+            {
+                "MetricName": "ReplicaLag",
+                "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": db}],
+                "Value": value,
+                "Unit": "Seconds",
+                "Timestamp": env.now,
+            }
+        ],
+    )
+
+
+def _failed_over(env: Env) -> None:
+    result = env.run(env.plan("unplanned"))
+    assert result.status == "succeeded", result.summary()
+
+
+def _pre(env: Env, clients: ClientProvider | None = None, **kw: Any) -> FailbackPreflight:
+    return preflight(
+        clients or env.clients, env.estate, to=kw.pop("to", None), max_lag=dt.timedelta(seconds=5), **kw
+    )
+
+
+def _run(env: Env, pre: FailbackPreflight, **kw: Any) -> Any:
+    return run_plan(
+        kw.pop("plan", None) or failback_plan(env.estate, pre, timeout=20),
+        services(kw.pop("clients", None) or env.clients, env.estate, kube=env.kube),
+        dry_run=kw.pop("dry_run", False),
+        assume_yes=True,
+        resume=kw.pop("resume", None),
+        runs_dir=env.runs,
+        lock=None,
+        break_lock=False,
+        output="json",
+        poll=FAST,
+        **kw,
+    )
+
+
+def test_failback_refuses_when_nothing_failed_over(env: Env) -> None:
+    with pytest.raises(BadInput, match="still a read replica"):
+        _pre(env, to=env.estate.primary)
+
+
+@pytest.mark.slow
+def test_failback_reprotects_then_fails_back_then_warm_standby(env: Env) -> None:
+    estate, prod, dr = env.estate, env.estate.primary, env.estate.secondary
+    _failed_over(env)
+    pre = _pre(env)
+    assert (pre.source.region, pre.target.region) == (dr.region, prod.region)
+    # The old primary still exists in the original region: the replica gets a suffixed name, said so.
+    assert pre.renamed and pre.replica_id == f"{prod.database.identifier}-failback"
+    assert any("new replica is" in w for w in pre.warnings)
+    _put_lag(env, prod.region, pre.replica_id, 0.0)
+
+    plan = failback_plan(estate, pre, timeout=20)
+    # Re-protect first: writes stop only once the new replica exists and is in sync.
+    for stop in (s for s in plan.ids if s.startswith("stop-")):
+        assert {"create-replica", "replica-in-sync", "redis-reseed"} <= plan.ancestors(stop)
+    assert {"promote-db", "pods-ready", "target-healthy"} <= plan.ancestors("route-traffic")
+    assert "verify-service" in plan.ancestors("standby-nodegroup")
+
+    recorder = env.clients.add_recorder(CallRecorder())
+    result = _run(env, pre, plan=plan)
+    assert result.status == "succeeded", result.summary()
+
+    (create,) = [c for c in recorder.mutating() if c.operation == "CreateDBInstanceReadReplica"]
+    assert create.region == prod.region
+    assert create.params["SourceDBInstanceIdentifier"].endswith(f":db:{dr.database.identifier}")
+    assert create.params["KmsKeyId"] == env.s.kms[prod.region]  # the key of THAT region
+    new = env.s.db(prod.region, pre.replica_id)
+    assert new["DBInstanceStatus"] == "available" and not new.get("ReadReplicaSourceDBInstanceIdentifier")
+    counts = Counter(c.operation for c in recorder.mutating())
+    assert counts["PromoteReadReplica"] == 1 and counts["CreateDBInstanceReadReplica"] == 1
+
+    # Traffic is back in the original region, DR is warm standby again.
+    r53 = env.clients.client("route53", "us-east-1")
+    roles = {
+        r["SetIdentifier"]: r["Failover"]
+        for r in r53.list_resource_record_sets(HostedZoneId=env.s.zone_id)["ResourceRecordSets"]
+        if "Failover" in r
+    }
+    assert roles == {prod.site.name: "PRIMARY", dr.site.name: "SECONDARY"}
+    ns = estate.app.namespace
+    for dep in estate.app.deployments:
+        assert env.api("primary").ready_pods(ns, dep.name) == dep.replicas
+        assert env.api("secondary").ready_pods(ns, dep.name) == dr.site.standby_replicas.get(
+            dep.name, dep.replicas
+        )
+    ng = env.clients.client("eks", dr.region).describe_nodegroup(
+        clusterName=dr.cluster.name, nodegroupName=dr.cluster.nodegroup.name
+    )["nodegroup"]["scalingConfig"]
+    want = dr.cluster.nodegroup
+    assert ng == {"minSize": want.min_size, "maxSize": want.max_size, "desiredSize": want.desired_size}
+    url = env.api("primary").secret_value(ns, estate.app.db_secret.name, estate.app.db_secret.key)
+    assert new["Endpoint"]["Address"] in url
+
+    events = journal_events(env, result.run_id)
+    seq = {(e["kind"], e.get("step")): e["seq"] for e in events}
+    first_stop = min(v for (k, s), v in seq.items() if k == "step_started" and s and s.startswith("stop-"))
+    assert seq[("step_done", "replica-in-sync")] < first_stop
+    assert seq[("step_done", "promote-db")] < seq[("step_started", "route-traffic")]
+
+
+@pytest.mark.slow
+def test_failback_dry_run_and_resume_after_crash(env: Env) -> None:
+    _failed_over(env)
+    prod = env.estate.primary
+
+    ro = ClientProvider(read_only=True)
+    ro_rec = ro.add_recorder(CallRecorder())
+    dry_kube = KubeFactory(kubeconfig=env.kubeconfig, clients=ro, read_only=True)
+    pre = _pre(env, ro)
+    dry = run_plan(
+        failback_plan(env.estate, pre),
+        services(ro, env.estate, kube=dry_kube),
+        dry_run=True,
+        assume_yes=True,
+        resume=None,
+        runs_dir=env.runs,
+        lock=None,
+        break_lock=False,
+        output="json",
+    )
+    assert dry.status == "dry-run" and ro_rec.mutating() == []
+    assert all(not k.writes for k in dry_kube._cache.values())
+
+    pre = _pre(env)
+    _put_lag(env, prod.region, pre.replica_id, 0.0)
+    recorder = env.clients.add_recorder(CallRecorder())
+    before = {p.name for p in env.runs.iterdir()}
+    plan = _crash_at(failback_plan(env.estate, pre, timeout=20), {"route-traffic"}, "after_action")
+    with pytest.raises(Crash):
+        _run(env, pre, plan=plan, max_workers=1)
+    (run_id,) = [p.name for p in env.runs.iterdir() if p.name not in before]
+    outputs = Journal.load(env.runs, run_id).outputs
+    # DNS already points back: the resumed run must take the direction from its journal.
+    resumed = _pre(
+        env, to=env.estate.site(outputs["failback_target"]), replica_id=outputs["failback_replica"]
+    )
+    assert resumed.replica_id == pre.replica_id and resumed.target.region == prod.region
+    result = _run(env, resumed, resume=run_id)
+    assert result.status == "succeeded", result.summary()
+    assert result.step("route-traffic").status == "skipped"
+    calls = [
+        f"{c.operation}:{json.dumps(c.params, sort_keys=True, default=str)}"
+        for c in recorder.mutating()
+        if c.operation != "AddTagsToResource"
+    ]
+    assert {k: n for k, n in Counter(calls).items() if n > 1} == {}
