@@ -24,6 +24,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "restore": ("dr.cli.restore_cmd:restore", "Restore a DB (PITR/snapshot) or Redis into a new resource."),
     "promote": ("dr.cli.promote_cmd:promote", "Promote the DR read replica (gated on replication lag)."),
     "dns": ("dr.cli.dns_cmd:dns", "Route53 failover of the public name: status, failover, failback."),
+    "failover": ("dr.cli.failover_cmd:failover", "Whole-region failover: promote, scale, then DNS (resumable)."),
+    "failback": ("dr.cli.failback_cmd:failback", "Re-protect, then fail back to the original region."),
+    "reconcile": ("dr.cli.reconcile_cmd:reconcile", "After a failover: stack files declare the new primary."),
     "sandbox": ("dr.cli.sandbox_cmd:sandbox", "Run the two-region estate locally: sandbox up, status, down."),
 }
 
