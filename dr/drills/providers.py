@@ -124,6 +124,47 @@ def pause(ctx: DrillContext, seconds: float) -> dict[str, Any]:
     return {"waited": seconds, "interrupted_by_stop": not completed}
 
 
+class HttpRequestArgs(_Args):
+    url: str
+    method: Literal["GET", "POST", "PUT", "DELETE", "PATCH"] = "POST"
+    body: dict[str, Any] | None = None
+    timeout: Annotated[float, Field(gt=0, le=600)] = 30.0
+    expect_status: list[int] = Field(default_factory=lambda: [200, 201, 202, 204])
+
+
+@register_action(
+    "http-request",
+    args=HttpRequestArgs,
+    description="Call an HTTP endpoint (e.g. a chaos or admin API); fails unless the status is expected.",
+)
+def http_request(
+    ctx: DrillContext,
+    url: str,
+    method: str,
+    body: dict[str, Any] | None,
+    timeout: float,
+    expect_status: list[int],
+) -> dict[str, Any]:
+    import json
+    import urllib.error
+    import urllib.request
+
+    from dr.errors import OperationFailed
+
+    data = json.dumps(body).encode() if body is not None else (b"" if method != "GET" else None)
+    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            status, text = int(resp.status), resp.read(2000).decode(errors="replace")
+    except urllib.error.HTTPError as exc:
+        status, text = int(exc.code), exc.read(2000).decode(errors="replace")
+    except (urllib.error.URLError, OSError) as exc:
+        raise OperationFailed(f"{method} {url} failed: {exc}") from None
+    if status not in expect_status:
+        raise OperationFailed(f"{method} {url} answered {status} (expected {expect_status}): {text[:200]}")
+    return {"status": status, "body": text[:500]}
+
+
 @register_probe("http", args=HttpArgs, description="HTTP status code of a URL (0 when unreachable).")
 def http_probe(ctx: DrillContext, url: str, method: str, timeout: float) -> int:
     import urllib.error

@@ -28,7 +28,7 @@ from dr.drills.context import DrillContext, MeasurementHooks
 from dr.drills.heartbeat import HeartbeatWriter
 from dr.drills.journal import DrillJournal, iso, scrub
 from dr.drills.metrics import RpoResult, RtoResult, compute_rto
-from dr.drills.prober import EndpointProber
+from dr.drills.prober import EndpointCheck, EndpointProber, HttpCheck
 from dr.drills.scenario import Activity, LoadedScenario, within_tolerance
 from dr.errors import EXIT_FAILED, EXIT_OK
 
@@ -376,16 +376,23 @@ class DrillRunner:
             self.heartbeat.start()
             self.ctx.services["heartbeat"] = self.heartbeat
         if m.prober and self.hooks.resolver is not None:
-            self.prober = EndpointProber(self.hooks.resolver, self.hooks.check, interval=m.probe_interval)
+            self.prober = EndpointProber(self.hooks.resolver, self._check(), interval=m.probe_interval)
             self.prober.start()
         self.ctx.services.setdefault("resolver", self.hooks.resolver)
-        self.ctx.services.setdefault("check", self.hooks.check)
+        self.ctx.services.setdefault("check", self._check())
         self.journal.event(
             "measuring_started",
             heartbeat=self.heartbeat is not None,
             prober=self.prober is not None,
             notes=notes,
         )
+
+    def _check(self) -> EndpointCheck:
+        """The hooks' endpoint check, else GET <app.healthPath> + POST /write."""
+        if self.hooks.check is not None:
+            return self.hooks.check
+        estate = self.ctx.estate
+        return HttpCheck(health_path=estate.app.health_path if estate is not None else "/health")
 
     def _wait_recovered(self) -> None:
         if self.prober is None or self.ctx.fault_at is None:
