@@ -151,7 +151,7 @@ PHYSICAL: dict[str, tuple[str, str, bool]] = {
     "aws:wafv2/webAcl:WebAcl": ("wafv2_web_acl", "name", True),
     "aws:wafv2/ipSet:IpSet": ("wafv2_ip_set", "name", True),
     "aws:route53/zone:Zone": ("route53_zone", "name", False),
-    "aws:route53/healthCheck:HealthCheck": ("route53_health_check", "referenceName", False),
+    "aws:route53/healthCheck:HealthCheck": ("route53_health_check", "tags.Name", False),
     "aws:secretsmanager/secret:Secret": ("secretsmanager_secret", "name", True),
     "aws:dynamodb/table:Table": ("dynamodb_table", "name", False),
     "aws:s3/bucket:Bucket": ("s3_bucket", "bucket", False),
@@ -163,6 +163,11 @@ def _physical(type_: str, inputs: dict[str, Any]) -> str | None:
         return f"{inputs.get('clusterName')}/{inputs.get('nodeGroupName')}"
     if type_ == "aws:route53/record:Record":
         return inputs.get("name")
+    if type_ == "aws:route53/healthCheck:HealthCheck":
+        # Health checks have no name: the Name tag carries the topology's reference (the
+        # caller-reference prefix is capped at 64 characters).
+        tags = inputs.get("tags") or {}
+        return tags.get("Name") or inputs.get("referenceName")
     if type_ == "aws:dynamodb/tableReplica:TableReplica":
         arn = str(inputs.get("globalTableArn", ""))
         return arn.rsplit("/", 1)[-1] or None
