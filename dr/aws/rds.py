@@ -264,7 +264,8 @@ class Rds:
         if restore_time is None:
             kwargs["UseLatestRestorableTime"] = True
         else:
-            kwargs["RestoreTime"] = restore_time
+            # An ISO string (botocore parses it) so the journal records the exact time asked for.
+            kwargs["RestoreTime"] = restore_time.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         with aws_errors(
             resource=f"DB instance {target} (PITR of {source.identifier})",
             region=self.region,

@@ -474,6 +474,8 @@ def restore_plan(req: RestoreRequest, *, timeout: float = 7200.0, connect: Conne
             steps.append(_verify_step(req, connect or _default_connect))
         if req.cleanup:
             steps.append(_cleanup_rds_step(req, depends=steps[-1].id))
+        if req.verify:
+            steps.append(_verdict_step(req, depends=steps[-1].id))
     else:
         assert isinstance(req.snapshot, CacheSnapshot)
         csnap = req.snapshot
@@ -589,13 +591,14 @@ def _verify_step(req: RestoreRequest, connect: Connector) -> Step:
                 sslmode="prefer",
             )
         except Exception as exc:
-            raise VerificationFailed(
+            # Recorded, not raised: --cleanup must still delete the instance; the verdict step fails.
+            ctx.set(
+                "verify_error",
                 f"cannot connect to restored DB instance {target} in {region} ({inst.endpoint}:{inst.port}): "
-                f"{type(exc).__name__}",
-                resource=target,
-                region=region,
-                hint="check the security groups allow this host, or run the verification from inside the VPC",
-            ) from None
+                f"{type(exc).__name__} — check the security groups allow this host, or run the "
+                "verification from inside the VPC",
+            )
+            return None
         try:
             results = run_checks(conn, checks)
         finally:
@@ -603,11 +606,10 @@ def _verify_step(req: RestoreRequest, connect: Connector) -> Step:
         ctx.set("checks", [r.to_dict() for r in results])
         failed = [r for r in results if not r.ok]
         if failed:
-            raise VerificationFailed(
+            ctx.set(
+                "verify_error",
                 f"restored DB instance {target} in {region} failed {len(failed)} of {len(results)} check(s): "
                 + "; ".join(f"{r.name}: {r.detail}" for r in failed),
-                resource=target,
-                region=region,
             )
         return None
 
@@ -626,6 +628,28 @@ def _verify_step(req: RestoreRequest, connect: Connector) -> Step:
         action=action,
         timeout=300.0,
         estimate=5.0,
+    )
+
+
+def _verdict_step(req: RestoreRequest, *, depends: str) -> Step:
+    """Fails the run (exit 1) when verification failed — after ``--cleanup`` had its chance."""
+
+    def action(ctx: StepContext) -> Any:
+        error = ctx.get("verify_error")
+        if error:
+            raise VerificationFailed(str(error), resource=req.target, region=req.region)
+        return ctx.get("checks")
+
+    return Step(
+        id="verdict",
+        title=f"Verdict on {req.target}",
+        region=req.region,
+        service="local",
+        changes="none",
+        depends_on=(depends,),
+        action=action,
+        timeout=10.0,
+        estimate=0.1,
     )
 
 
