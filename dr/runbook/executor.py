@@ -139,38 +139,68 @@ def current_step() -> str | None:
 
 
 class _Attribution:
-    """Wraps a CallRecorder's ``record`` so each call is also filed under the current step."""
+    """Files the calls one executor's recorder sees under the step whose thread made them."""
 
-    def __init__(self) -> None:
+    def __init__(self, recorder: CallRecorder | None) -> None:
+        self.recorder = recorder
         self._lock = threading.Lock()
         self.by_step: dict[str, list[ApiCall]] = {}
 
-    def file(self, call: ApiCall) -> None:
-        sid = current_step()
-        if sid is not None:
-            with self._lock:
-                self.by_step.setdefault(sid, []).append(call)
+    def file(self, step_id: str, call: ApiCall) -> None:
+        with self._lock:
+            self.by_step.setdefault(step_id, []).append(call)
 
     def take(self, step_id: str) -> list[ApiCall]:
         with self._lock:
             return self.by_step.pop(step_id, [])
 
     @contextmanager
-    def hooked(self, recorder: CallRecorder | None) -> Iterator[None]:
-        if recorder is None:
+    def hooked(self) -> Iterator[None]:
+        if self.recorder is None:
             yield
+            return
+        _install(self.recorder)
+        try:
+            yield
+        finally:
+            _uninstall(self.recorder)
+
+
+# One wrapper per recorder, shared by every executor using it (e.g. a fleet running many plans at
+# once): it files each call with the attribution of the executor whose step thread made it.
+_hooks_lock = threading.Lock()
+_hooks: dict[int, tuple[Callable[[ApiCall], None], int]] = {}
+
+
+def _install(recorder: CallRecorder) -> None:
+    with _hooks_lock:
+        key = id(recorder)
+        if key in _hooks:
+            original, count = _hooks[key]
+            _hooks[key] = (original, count + 1)
             return
         original = recorder.record
 
         def record(call: ApiCall) -> None:
             original(call)
-            self.file(call)
+            attr: _Attribution | None = getattr(_local, "attr", None)
+            sid = current_step()
+            if attr is not None and sid is not None and attr.recorder is recorder:
+                attr.file(sid, call)
 
         recorder.record = record  # type: ignore[method-assign]
-        try:
-            yield
-        finally:
-            recorder.record = original  # type: ignore[method-assign]
+        _hooks[key] = (original, 1)
+
+
+def _uninstall(recorder: CallRecorder) -> None:
+    with _hooks_lock:
+        key = id(recorder)
+        original, count = _hooks[key]
+        if count > 1:
+            _hooks[key] = (original, count - 1)
+            return
+        recorder.record = original  # type: ignore[method-assign,assignment]
+        del _hooks[key]
 
 
 class _Stop(Exception):
@@ -220,7 +250,7 @@ class Executor:
         # Set by a lost lock (or a caller) to stop starting steps and interrupt polls.
         self.abort = abort or threading.Event()
         self._stop = threading.Event()
-        self._attr = _Attribution()
+        self._attr = _Attribution(recorder)
         self._in_use: dict[str, int] = {}
         self._priority = self._remaining_chain()
         if journal is not None:
@@ -261,7 +291,7 @@ class Executor:
 
     # -- one step -------------------------------------------------------------------------------
     def _run_step(self, step: Step) -> StepResult:
-        _local.step = step.id
+        _local.step, _local.attr = step.id, self._attr
         started = self.clock()
         status, error = "done", None
         self._event("step_started", step=step.id, title=step.title, region=step.region, service=step.service)
@@ -291,7 +321,7 @@ class Executor:
         except Exception as exc:
             status, error = "failed", f"{type(exc).__name__}: {exc}"
         finally:
-            _local.step = None
+            _local.step, _local.attr = None, None
         ended = self.clock()
         calls = [c.to_dict() for c in self._attr.take(step.id) if c.mutating]
         result = StepResult(
@@ -387,7 +417,7 @@ class Executor:
                 elif res.status == "interrupted":
                     interrupted = True
 
-        with self._attr.hooked(self.recorder):
+        with self._attr.hooked():
             pool = ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix=f"step-{plan.name}")
             try:
                 while True:

@@ -110,3 +110,43 @@ def test_resume_with_another_plan_is_refused(clients: ClientProvider, tmp_path: 
     renamed = snapshot_plan(clients, names=("x1",))
     with pytest.raises(BadInput, match="no longer has"):
         _run(renamed, clients, tmp_path, resume=run_id)
+
+
+def test_concurrent_executors_sharing_a_recorder_attribute_calls_to_their_own_steps(
+    clients: ClientProvider,
+) -> None:
+    import threading
+
+    from dr.runbook.executor import Executor, RunResult
+    from dr.runbook.plan import StepContext
+
+    recorder = clients.add_recorder(CallRecorder())
+    original_record = recorder.record
+    barrier = threading.Barrier(2, timeout=10)
+    plans = [snapshot_plan(clients, names=("a1", "a2")), snapshot_plan(clients, names=("b1", "b2"))]
+    for plan in plans:
+        first = plan.steps[0]
+        act = first.action
+        assert act is not None
+
+        def synced(ctx: StepContext, act=act) -> None:  # type: ignore[no-untyped-def]
+            barrier.wait()  # both runs are inside a step at the same time
+            act(ctx)
+
+        first.action = synced
+    results: list[RunResult] = []
+
+    def go(plan) -> None:  # type: ignore[no-untyped-def]
+        results.append(Executor(plan, StepContext(run_id=plan.steps[0].id), recorder=recorder).run())
+
+    threads = [threading.Thread(target=go, args=(p,)) for p in plans]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(results) == 2 and all(r.status == "succeeded" for r in results)
+    for r in results:
+        for s in r.steps:
+            assert [c["params"]["DBSnapshotIdentifier"] for c in s.calls] == [f"manual-snapshot-{s.id}"]
+    assert recorder.record == original_record  # the hook is removed once the last executor ends
+    assert len(recorder.mutating()) == 4
