@@ -15,7 +15,7 @@ from click.testing import CliRunner, Result
 from moto import mock_aws
 
 from dr.cli.main import cli
-from tests.unit.kube.estate_fixtures import OLD_PASSWORD, clusters, seed_light
+from tests.unit.kube.estate_fixtures import OLD_PASSWORD, clusters, seed_eks, seed_light
 
 
 @dataclass
@@ -106,6 +106,7 @@ SCALE_BAD_INPUT = [
 
 
 def test_scale_bad_input_exits_2_and_changes_nothing(env: Env) -> None:
+    seed_eks(env.estate)
     eks = boto3.client("eks", region_name=env.estate.primary.region)
     for args, needle in SCALE_BAD_INPUT:
         res = env.invoke(*args, "--yes")
@@ -129,6 +130,7 @@ def test_scale_dry_run_changes_nothing_and_prints_the_plan(env: Env) -> None:
 
 
 def test_scale_nodegroup_in_secondary(env: Env) -> None:
+    seed_eks(env.estate)
     out = _json(
         env.invoke(
             "scale",

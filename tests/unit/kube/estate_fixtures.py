@@ -17,8 +17,8 @@ OLD_PASSWORD = "Old-Passw0rd-xyz"
 
 
 def seed_light(estate: Any, *, blocked: dict[str, list[str]] | None = None) -> dict[str, Any]:
-    """WAF IP sets, Secrets Manager secrets, RDS primary + replica, EKS cluster + nodegroup,
-    target groups and ElastiCache groups in both regions, through boto3 under mock_aws."""
+    """WAF IP sets, Secrets Manager secrets, RDS primary + replica, target groups and ElastiCache
+    groups in both regions, through boto3 under mock_aws (EKS: :func:`seed_eks`)."""
     import boto3
 
     session = boto3.session.Session()
@@ -33,24 +33,9 @@ def seed_light(estate: Any, *, blocked: dict[str, list[str]] | None = None) -> d
             IPAddressVersion="IPV4",
             Addresses=list((blocked or {}).get(region, ["192.0.2.1/32"])),
         )
-        subnet = "subnet-0123456789abcdef0"  # moto's EKS does not look subnets up (EC2 setup is slow)
         elb = session.client("elbv2", region_name=region)
         tg = elb.create_target_group(Name=view.edge.target_group_name, TargetType="lambda")
         ids[f"tg-{region}"] = tg["TargetGroups"][0]["TargetGroupArn"]
-        eks = session.client("eks", region_name=region)
-        eks.create_cluster(
-            name=view.cluster.name,
-            roleArn="arn:aws:iam::123456789012:role/eks",
-            resourcesVpcConfig={"subnetIds": [subnet]},
-        )
-        ng = view.cluster.nodegroup
-        eks.create_nodegroup(
-            clusterName=view.cluster.name,
-            nodegroupName=ng.name,
-            scalingConfig={"minSize": ng.min_size, "maxSize": ng.max_size, "desiredSize": ng.desired_size},
-            subnets=[subnet],
-            nodeRole="arn:aws:iam::123456789012:role/nodes",
-        )
         rds = session.client("rds", region_name=region)
         if primary_arn is None:
             out = rds.create_db_instance(
@@ -81,6 +66,30 @@ def seed_light(estate: Any, *, blocked: dict[str, list[str]] | None = None) -> d
             NumCacheClusters=view.cache.num_cache_clusters,
         )
     return ids
+
+
+def seed_eks(estate: Any) -> None:
+    """EKS clusters + nodegroups in both regions (separate: moto's EKS role check costs ~1 s)."""
+    import boto3
+
+    session = boto3.session.Session()
+    subnet = "subnet-0123456789abcdef0"
+    for view in (estate.primary, estate.secondary):
+        region = view.region
+        eks = session.client("eks", region_name=region)
+        eks.create_cluster(
+            name=view.cluster.name,
+            roleArn="arn:aws:iam::123456789012:role/eks",
+            resourcesVpcConfig={"subnetIds": [subnet]},
+        )
+        ng = view.cluster.nodegroup
+        eks.create_nodegroup(
+            clusterName=view.cluster.name,
+            nodegroupName=ng.name,
+            scalingConfig={"minSize": ng.min_size, "maxSize": ng.max_size, "desiredSize": ng.desired_size},
+            subnets=[subnet],
+            nodeRole="arn:aws:iam::123456789012:role/nodes",
+        )
 
 
 def database_urls(estate: Any, password: str = OLD_PASSWORD) -> dict[str, str]:
