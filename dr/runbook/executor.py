@@ -65,6 +65,11 @@ class StepResult:
     calls: list[dict[str, Any]] = field(default_factory=list)  # mutating ApiCall dicts
     # True when an earlier run of the same run id completed this step (``--resume``).
     resumed: bool = False
+    # Wall-clock (epoch) start/end, to line up with external observations (benchmarks, probes).
+    started_at: float | None = None
+    ended_at: float | None = None
+    # How many times wait() was called (API budget / polling-slack analysis).
+    polls: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -76,6 +81,9 @@ class StepResult:
             "error": self.error,
             "calls": self.calls,
             "resumed": self.resumed,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "polls": self.polls,
         }
 
 
@@ -292,8 +300,9 @@ class Executor:
     # -- one step -------------------------------------------------------------------------------
     def _run_step(self, step: Step) -> StepResult:
         _local.step, _local.attr = step.id, self._attr
-        started = self.clock()
+        started, started_at = self.clock(), time.time()
         status, error = "done", None
+        polls = 0
         self._event("step_started", step=step.id, title=step.title, region=step.region, service=step.service)
         self._notify(step.id, "running")
         try:
@@ -304,13 +313,13 @@ class Executor:
                 status = "skipped"
                 if resumed_action and step.wait is not None:
                     # The earlier run issued the action; make sure it has completed.
-                    self._wait(step)
+                    polls = self._wait(step)
             else:
                 if step.action is not None:
                     step.action(self.ctx)
                     self._event("step_action_done", step=step.id)
                 if step.wait is not None:
-                    self._wait(step)
+                    polls = self._wait(step)
         except (_Stop, Interrupted):
             status = "interrupted"
         except KeyboardInterrupt:
@@ -322,7 +331,7 @@ class Executor:
             status, error = "failed", f"{type(exc).__name__}: {exc}"
         finally:
             _local.step, _local.attr = None, None
-        ended = self.clock()
+        ended, ended_at = self.clock(), time.time()
         calls = [c.to_dict() for c in self._attr.take(step.id) if c.mutating]
         result = StepResult(
             id=step.id,
@@ -332,6 +341,9 @@ class Executor:
             duration=ended - started,
             error=None if error is None else str(scrub(error)),
             calls=calls,
+            started_at=started_at,
+            ended_at=ended_at,
+            polls=polls,
         )
         kind = {
             "done": "step_done",
@@ -345,11 +357,11 @@ class Executor:
         self._notify(step.id, status)
         return result
 
-    def _wait(self, step: Step) -> None:
+    def _wait(self, step: Step) -> int:
         assert step.wait is not None
         stop = _AnyEvent(self._stop, self.abort)
         check = step.wait
-        wait_until(
+        return wait_until(
             lambda: bool(check(self.ctx)),
             step.timeout,
             self.poll,

@@ -57,21 +57,21 @@ def wait_until(
     sleep: Callable[[float], Any] | None = None,
     resource: str | None = None,
     region: str | None = None,
-) -> None:
+) -> int:
     """Call ``fn`` until it returns true; raise :class:`TimeoutExpired` after ``timeout`` seconds.
 
     The first call happens immediately. Sleeping uses ``stop.wait`` so a stopping run interrupts
-    the poll at once (:class:`Interrupted`).
+    the poll at once (:class:`Interrupted`). Returns how many times ``fn`` was called.
     """
     policy = policy or PollPolicy()
     stop = stop or threading.Event()
     start = clock()
     deadline = start + timeout
-    for interval in policy.intervals(lambda: clock() - start):
+    for polls, interval in enumerate(policy.intervals(lambda: clock() - start), 1):
         if stop.is_set():
             raise Interrupted(what)
         if fn():
-            return
+            return polls
         now = clock()
         if now >= deadline:
             where = f" in {region}" if region else ""
@@ -86,6 +86,7 @@ def wait_until(
             sleep(pause)
         elif stop.wait(pause):
             raise Interrupted(what)
+    raise AssertionError("unreachable: intervals() is infinite")  # pragma: no cover
 
 
 _UNSET: Any = object()

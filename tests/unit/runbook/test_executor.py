@@ -208,7 +208,9 @@ def test_wait_is_polled_until_true() -> None:
 
     result = run(Plan("p", [step("a", wait=ready)]))
     assert result.step("a").status == "done"
-    assert polls[0] == 4
+    assert polls[0] == 4 == result.step("a").polls
+    a = result.step("a")
+    assert a.started_at is not None and a.ended_at is not None and a.started_at <= a.ended_at
 
 
 def test_timeout_fails_the_step_with_timeout_expired(tmp_path: Path) -> None:

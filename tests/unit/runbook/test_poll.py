@@ -44,7 +44,7 @@ def test_wait_until_returns_when_true_and_polls_immediately_first() -> None:
         calls[0] += 1
         return calls[0] == 1
 
-    wait_until(fn, 10, clock=clock, sleep=clock.sleep)
+    assert wait_until(fn, 10, clock=clock, sleep=clock.sleep) == 1
     assert calls[0] == 1 and clock.now == 0.0
 
 
