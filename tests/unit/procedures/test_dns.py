@@ -1,0 +1,96 @@
+"""DNS evaluation rules (Route53 failover semantics) and the desired-state computation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from dr.aws.route53 import HealthCheck, HealthStatus, HostedZone, RecordSet, effective_healthy
+from dr.procedures.dns import DnsState, FailoverRecord, _desired, _region_of
+
+W, E = "us-west-2", "us-east-1"
+
+
+def _check(inverted: bool = False, disabled: bool = False, hid: str = "hc") -> HealthCheck:
+    return HealthCheck(hid, "HTTPS", "x", inverted, disabled, 1, hid)
+
+
+@pytest.mark.parametrize(
+    ("ok", "inverted", "disabled", "expected"),
+    [
+        (True, False, False, True),
+        (False, False, False, False),
+        (True, True, False, False),  # inverted healthy endpoint → unhealthy
+        (False, True, False, True),  # inverted failing endpoint → healthy (why we never invert a failing one)
+        (False, False, True, True),  # disabled → always healthy
+        (True, True, True, True),
+    ],
+)
+def test_effective_healthy(ok: bool, inverted: bool, disabled: bool, expected: bool) -> None:
+    status = HealthStatus("hc", 3, 3 if ok else 1)
+    assert effective_healthy(_check(inverted, disabled), status) is expected
+
+
+def test_majority_of_checkers() -> None:
+    assert HealthStatus("h", 16, 9).endpoint_healthy and not HealthStatus("h", 16, 8).endpoint_healthy
+    assert not HealthStatus("h", 0, 0).endpoint_healthy
+
+
+def _rec(region: str, role: str, *, inverted: bool = False, disabled: bool = False) -> FailoverRecord:
+    rec = RecordSet(
+        "api.example.com", "A", f"site-{region}", role, f"hc-{region}", f"alb.{region}.elb.amazonaws.com"
+    )
+    return FailoverRecord(
+        rec, region, _check(inverted, disabled, f"hc-{region}"), HealthStatus(f"hc-{region}", 3, 3)
+    )
+
+
+def _state(*recs: FailoverRecord) -> DnsState:
+    return DnsState(HostedZone("Z", "example.com", False), "api.example.com", list(recs), W)
+
+
+def test_healthcheck_failover_inverts_primary_only() -> None:
+    changes, roles = _desired(_state(_rec(W, "PRIMARY"), _rec(E, "SECONDARY")), E, "healthcheck")
+    assert roles == {} and changes == [(f"hc-{W}", f"hc-{W}", True, False)]
+
+
+def test_failback_clears_inversions() -> None:
+    state = _state(_rec(W, "PRIMARY", inverted=True), _rec(E, "SECONDARY", disabled=True))
+    changes, roles = _desired(state, W, "healthcheck")
+    assert roles == {} and sorted(changes) == [
+        (f"hc-{E}", f"hc-{E}", False, False),
+        (f"hc-{W}", f"hc-{W}", False, False),
+    ]
+
+
+def test_records_swap_roles_and_clear_inversions() -> None:
+    state = _state(_rec(W, "PRIMARY", inverted=True), _rec(E, "SECONDARY"))
+    changes, roles = _desired(state, E, "records")
+    assert roles == {f"site-{W}": "SECONDARY", f"site-{E}": "PRIMARY"}
+    assert changes == [(f"hc-{W}", f"hc-{W}", False, False)]
+
+
+def test_pin_target_disables_its_check() -> None:
+    changes, _ = _desired(_state(_rec(W, "PRIMARY"), _rec(E, "SECONDARY")), E, "healthcheck", pin_target=True)
+    assert sorted(changes) == [(f"hc-{E}", f"hc-{E}", False, True), (f"hc-{W}", f"hc-{W}", True, False)]
+
+
+def test_satisfied_state_has_no_changes() -> None:
+    assert _desired(_state(_rec(W, "PRIMARY", inverted=True), _rec(E, "SECONDARY")), E, "healthcheck") == (
+        [],
+        {},
+    )
+    assert _desired(_state(_rec(W, "SECONDARY"), _rec(E, "PRIMARY")), E, "records") == ([], {})
+
+
+def test_region_of_record(estate: Any) -> None:
+    p, s = estate.primary, estate.secondary
+    by_dns = RecordSet("x", "A", "whatever", "PRIMARY", None, f"lb-1.{s.region}.elb.amazonaws.com")
+    assert _region_of(by_dns, estate) == s.region  # the target wins over the role
+    by_alb = RecordSet("x", "A", None, "SECONDARY", None, f"{p.edge.alb_name}-99.example")
+    assert _region_of(by_alb, estate) == p.region
+    by_setid = RecordSet("x", "A", s.site.name, "PRIMARY", None, None, values=("203.0.113.9",))
+    assert _region_of(by_setid, estate) == s.region
+    by_role = RecordSet("x", "A", "a", "SECONDARY", None, None, values=("203.0.113.9",))
+    assert _region_of(by_role, estate) == s.region
