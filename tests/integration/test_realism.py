@@ -232,6 +232,29 @@ def test_nodegroup_update_goes_updating_then_active_and_capacity_follows(sandbox
         _observe(status, "ACTIVE")
 
 
+def test_elasticache_test_failover_is_implemented_with_a_transition(sandbox: RunningSandbox) -> None:
+    """moto has no TestFailover; the sandbox answers it and the group goes modifying -> available."""
+    from botocore.exceptions import ClientError
+
+    estate = sandbox.estate
+    view = estate.secondary
+    ec = sandbox.clients().client("elasticache", view.region)
+    group = view.cache.replication_group_id
+    out = ec.test_failover(ReplicationGroupId=group, NodeGroupId="0001")
+    assert out["ReplicationGroup"]["ReplicationGroupId"] == group
+    assert out["ReplicationGroup"]["Status"] == "modifying"
+    with pytest.raises(ClientError) as exc:
+        ec.test_failover(ReplicationGroupId=group, NodeGroupId="0001")
+    assert _code(exc.value) == "InvalidReplicationGroupState"
+    seen = _observe(
+        lambda: str(
+            ec.describe_replication_groups(ReplicationGroupId=group)["ReplicationGroups"][0]["Status"]
+        ),
+        "available",
+    )
+    assert seen[0] == "modifying" or seen == ["available"]
+
+
 def test_route53_change_is_pending_then_insync(sandbox: RunningSandbox) -> None:
     estate = sandbox.estate
     r53 = sandbox.clients().client("route53", estate.primary.region)
