@@ -1,0 +1,145 @@
+"""`dr failover` / `dr failback` / `dr reconcile` through the CLI (moto + fake Kubernetes API)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import yaml
+from click.testing import CliRunner
+
+from dr.aws.session import CallRecorder
+from dr.runbook.lock import DynamoLock
+from tests.unit.procedures.estate_seed import STACKS, cli_calls, mutating, seeded
+from tests.unit.procedures.test_failover import Env, env
+
+__all__ = ["cli_calls", "env", "seeded"]
+
+
+def dr(
+    args: list[str],
+    tmp_path: Path,
+    *,
+    stack_dir: Path = STACKS,
+    json_out: bool = True,
+    input: str | None = None,
+) -> Any:
+    from dr.cli.main import cli
+
+    base = ["--stack-dir", str(stack_dir)] + (["-o", "json"] if json_out else [])
+    return CliRunner().invoke(
+        cli,
+        [*base, *args],
+        env={"DR_RUNS_DIR": str(tmp_path / "cli-runs")},
+        catch_exceptions=False,
+        input=input,
+    )
+
+
+def test_failover_dry_run_prints_every_call_and_changes_nothing(
+    env: Env, cli_calls: CallRecorder, tmp_path: Path
+) -> None:
+    res = dr(["failover", "--to", "secondary", "--dry-run", "--kubeconfig", env.kubeconfig], tmp_path)
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["run"]["status"] == "dry-run"
+    steps = {s["id"]: s for s in out["run"]["planned"]["steps"]}
+    assert "route-traffic" in steps and "promote-db" in steps
+    assert out["run"]["planned"]["critical_path"]["steps"]
+    assert cli_calls.mutating() == []  # not even the lock
+    assert out["reconcile_command"].endswith("reconcile --primary dr")
+
+
+def test_failover_unplanned_runs_and_reports_timings(
+    env: Env, cli_calls: CallRecorder, tmp_path: Path
+) -> None:
+    res = dr(["failover", "--mode", "unplanned", "--yes", "--kubeconfig", env.kubeconfig], tmp_path)
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    run = out["run"]
+    assert run["status"] == "succeeded"
+    assert run["critical_path"] and run["wall_seconds"] > 0 and run["ratio"] is not None
+    assert all(s["duration"] is not None for s in run["steps"])
+    assert out["active_region"] == env.estate.secondary.region
+    assert "rds:PromoteReadReplica" in mutating(cli_calls)
+    # The lock was taken (and released) in the surviving region.
+    locks = [c for c in cli_calls.mutating() if c.service == "dynamodb"]
+    assert locks and {c.region for c in locks} == {env.estate.secondary.region}
+
+
+def test_failover_gate_refusal_exits_3_and_changes_nothing(
+    env: Env, cli_calls: CallRecorder, tmp_path: Path
+) -> None:
+    env.s.put_lag(60.0, at=env.now)
+    env.s.put_lag(60.0)
+    res = dr(["failover", "--yes", "--max-lag", "5s", "--kubeconfig", env.kubeconfig], tmp_path)
+    assert res.exit_code == 3, res.output
+    assert "over the 5s budget" in res.output
+    assert cli_calls.mutating() == []
+
+
+def test_failover_lock_held_exits_3(env: Env, cli_calls: CallRecorder, tmp_path: Path) -> None:
+    estate = env.estate
+    other = DynamoLock(
+        env.clients,
+        table=estate.lock_table,
+        region=estate.secondary.region,
+        name=f"{estate.app.name}-dr",
+        holder="someone@else",
+    )
+    other.acquire(run_id="other-run")
+    try:
+        res = dr(["failover", "--mode", "unplanned", "--yes", "--kubeconfig", env.kubeconfig], tmp_path)
+    finally:
+        other.release()
+    assert res.exit_code == 3, res.output
+    assert "someone@else" in res.output
+    assert [m for m in mutating(cli_calls)] == []
+
+
+def test_reconcile_cli_diff_then_write_then_noop(tmp_path: Path) -> None:
+    stacks = tmp_path / "stacks"
+    shutil.copytree(STACKS, stacks)
+    res = dr(["reconcile", "--primary", "dr", "--dry-run"], tmp_path, stack_dir=stacks, json_out=False)
+    assert res.exit_code == 0, res.output
+    assert "+  dr-toolkit:role: primary" in res.output and "(dry run)" in res.output
+    assert (stacks / "Pulumi.dr.yaml").read_text() == (STACKS / "Pulumi.dr.yaml").read_text()
+    res = dr(["reconcile", "--primary", "dr"], tmp_path, stack_dir=stacks, json_out=False, input="n\n")
+    assert res.exit_code == 2  # the operator declined: nothing written
+    assert (stacks / "Pulumi.dr.yaml").read_text() == (STACKS / "Pulumi.dr.yaml").read_text()
+    res = dr(["reconcile", "--primary", "dr", "--yes"], tmp_path, stack_dir=stacks)
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["written"] and not out["noop"]
+    assert yaml.safe_load((stacks / "Pulumi.dr.yaml").read_text())["config"]["dr-toolkit:role"] == "primary"
+    res = dr(["reconcile", "--primary", "dr", "--yes"], tmp_path, stack_dir=stacks)
+    assert json.loads(res.stdout)["noop"] is True
+
+
+def test_reconcile_without_primary_refuses_before_the_failover(env: Env, tmp_path: Path) -> None:
+    stacks = tmp_path / "stacks"
+    shutil.copytree(STACKS, stacks)
+    res = dr(["reconcile", "--yes"], tmp_path, stack_dir=stacks)
+    # Route53 serves prod, whose DB is the primary: already reconciled.
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["noop"] is True
+
+
+def test_failover_then_reconcile_flag_rewrites_stacks(env: Env, tmp_path: Path) -> None:
+    stacks = tmp_path / "stacks"
+    shutil.copytree(STACKS, stacks)
+    res = dr(
+        ["failover", "--mode", "unplanned", "--yes", "--reconcile", "--kubeconfig", env.kubeconfig],
+        tmp_path,
+        stack_dir=stacks,
+    )
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["reconcile"]["written"] is True
+    assert yaml.safe_load((stacks / "Pulumi.dr.yaml").read_text())["config"]["dr-toolkit:role"] == "primary"
+    # Now Route53 serves DR and its DB is standalone: `dr reconcile` finds nothing left to do.
+    res = dr(["reconcile", "--yes"], tmp_path, stack_dir=stacks)
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["noop"] is True
