@@ -25,7 +25,7 @@ def test_secret_value_never_prints_itself() -> None:
 def test_get_and_put_secret() -> None:
     with mock_aws():
         boto3.client("secretsmanager", region_name=REGION).create_secret(
-            Name="app/db", SecretString=json.dumps({"password": "a"})
+            Name="app/db", SecretString=json.dumps({"password": "s3cr3t-pa55"})
         )
         clients = ClientProvider()
         info = secretsmanager.get_secret(clients, REGION, "app/db")
