@@ -119,8 +119,11 @@ class _PgLink:
         host, port = self.pg.endpoint(name)
         return str(host), int(port)
 
-    def lag(self, region: str) -> float | None:
-        value = self.pg.lag_seconds("replica")
+    def lag(self, region: str, identifier: str) -> float | None:
+        name = self.instance(region, identifier)
+        if name is None or name not in self.pg.instances:
+            return None
+        value = self.pg.lag_seconds(name)
         return None if value is None else float(value)
 
     def wire(self, realism: Realism) -> None:
@@ -132,6 +135,7 @@ class _PgLink:
         realism.on("rds.snapshot_created", self.on_snapshot)
         realism.on("rds.snapshot_copied", self.on_snapshot_copied)
         realism.on("region.down", self.on_region_down)
+        realism.on("rds.replica_created", self.on_replica_created)
 
     def on_promoted(self, region: str, identifier: str) -> None:
         name = self.instance(region, identifier)
@@ -193,6 +197,20 @@ class _PgLink:
         src = self.pg.snapshots.get(source.split(":")[-1])
         if src is not None and snapshot not in self.pg.snapshots:
             self.pg.snapshots[snapshot] = src
+
+    def on_replica_created(self, region: str, identifier: str) -> None:
+        """Failback: a replica created in the old primary's region, once the DR database was
+        promoted, is the old primary rewound (``pg_rewind``) and streaming from the new one."""
+        old = self.pg.instances.get("primary")
+        if (
+            region == self.region_of.get("primary")
+            and old is not None
+            and not old.is_running()
+            and self.pg.in_recovery("replica") is False
+        ):
+            with self._lock:
+                self.pg.rewind_old_primary_as_replica()
+            self.names[(region, identifier)] = "primary"
 
     def on_region_down(self, region: str) -> None:
         """Losing a region abruptly kills the databases in it (un-shipped WAL is lost)."""
@@ -538,7 +556,8 @@ class Sandbox:
             raise KeyError("no real PostgreSQL in this sandbox")
         parts = path.strip("/").split("/")  # postgres[/<instance>/<action>]
         if len(parts) == 1:
-            return {"state": self.pg.state(), "lag": self.pg_link.lag("") if self.pg_link else None}
+            lag = self.pg.lag_seconds("replica") if "replica" in self.pg.instances else None
+            return {"state": self.pg.state(), "lag": lag}
         if len(parts) != 3 or method != "POST":
             raise KeyError(
                 f"use POST /_sandbox/postgres/<instance>/(kill|stop|promote|delay), got {method} {path}"

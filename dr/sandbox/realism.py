@@ -718,7 +718,7 @@ class Realism:
         self.transitions = Transitions()
         self.hooks: dict[str, list[Hook]] = {}
         self.endpoint_fn: Callable[[str, str], tuple[str, int] | None] | None = None
-        self.lag_fn: Callable[[str], float | None] | None = None
+        self.lag_fn: Callable[[str, str], float | None] | None = None  # (region, identifier)
         self.health_probe: Callable[[str], bool] | None = None
         self.health: HealthEvaluator | None = None
         self.enabled = True  # False while seeding: no transitions, no faults
@@ -1548,34 +1548,35 @@ class Realism:
 
     # ======================= CloudWatch ReplicaLag =========================================
     def publish_replica_lag(self) -> None:
-        """Put the measured lag of the standby's replica into moto's CloudWatch (AWS/RDS ReplicaLag)."""
+        """Put each replica's measured lag into moto's CloudWatch (``AWS/RDS ReplicaLag``)."""
         if self.estate is None:
             return
-        view = self.estate.secondary
-        ident = view.database.identifier
-        try:
-            db = self._db(view.region, ident)
-        except Exception:
-            return
-        if db is None or not db.is_replica:
-            return
-        lag: float | None
-        if self.lag_fn is not None:
+        for region in self.estate.regions:
             try:
-                lag = self.lag_fn(view.region)
+                replicas = [db for db in list(rds_backend(region).databases.values()) if db.is_replica]
             except Exception:
-                lag = None
-        else:  # no real database: the modelled shipping delay
-            lag = self.profile.duration("replication.lag")
-        if lag is None:
-            return
-        backend = cloudwatch_backend(view.region)
+                continue
+            for db in replicas:
+                ident = db.db_instance_identifier
+                lag: float | None
+                if self.lag_fn is not None:
+                    try:
+                        lag = self.lag_fn(region, ident)
+                    except Exception:
+                        lag = None
+                else:  # no real database: the modelled shipping delay
+                    lag = self.profile.duration("replication.lag")
+                if lag is not None:
+                    self._put_lag(region, ident, float(lag))
+
+    def _put_lag(self, region: str, ident: str, lag: float) -> None:
+        backend = cloudwatch_backend(region)
         backend.put_metric_data(
             "AWS/RDS",
             [
                 {
                     "MetricName": "ReplicaLag",
-                    "Value": float(lag),
+                    "Value": lag,
                     "Unit": "Seconds",
                     "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": ident}],
                     "Timestamp": _now().replace(tzinfo=None),  # moto keeps naive UTC

@@ -135,3 +135,43 @@ def test_region_loss_promotion_and_resolver_failover(fresh_sandbox: RunningSandb
     sb.admin.region_up(primary.region)
     assert sb.clients().client("rds", primary.region).describe_db_instances()["DBInstances"]
     assert sb.admin.resolve(record)["failover"] == "SECONDARY"
+
+
+def test_failback_replica_is_the_old_primary_rewound(fresh_sandbox: RunningSandbox) -> None:
+    """After the failover above (same module sandbox): a replica created back in the old primary's
+    region is the old PostgreSQL primary, rewound and streaming from the promoted database."""
+    sb = fresh_sandbox
+    if sb.state["components"].get("postgres") != "running":
+        pytest.skip("needs the real PostgreSQL")
+    estate = sb.estate
+    primary, secondary = estate.primary, estate.secondary
+    rds_dr = sb.clients().client("rds", secondary.region)
+    promoted = rds_dr.describe_db_instances(DBInstanceIdentifier=secondary.database.identifier)[
+        "DBInstances"
+    ][0]
+    if "ReadReplicaSourceDBInstanceIdentifier" in promoted:
+        pytest.skip("runs after test_region_loss_promotion_and_resolver_failover")
+    rds = sb.clients().client("rds", primary.region)
+    back = f"{primary.database.identifier}-fb"
+    out = rds.create_db_instance_read_replica(
+        DBInstanceIdentifier=back, SourceDBInstanceIdentifier=promoted["DBInstanceArn"]
+    )
+    assert out["DBInstance"]["DBInstanceStatus"] == "creating"
+
+    def ready() -> Any:
+        db = rds.describe_db_instances(DBInstanceIdentifier=back)["DBInstances"][0]
+        return db if db["DBInstanceStatus"] == "available" else None
+
+    db = _wait(ready, "the failback replica", timeout=60)
+    assert db["ReadReplicaSourceDBInstanceIdentifier"] == promoted["DBInstanceArn"]
+    secret = _secret(sb, secondary.region) | {
+        "host": db["Endpoint"]["Address"],
+        "port": db["Endpoint"]["Port"],
+    }
+
+    def caught_up() -> bool:
+        with _connect(secret) as conn:
+            in_recovery = conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]
+            return bool(in_recovery) and conn.execute("SELECT count(*) FROM drill").fetchone()[0] == 2
+
+    _wait(caught_up, "the rewound old primary to stream the promoted database's writes")
