@@ -1,0 +1,32 @@
+"""dr.kube.connect without a kubeconfig context: EKS endpoint + CA + IAM bearer token."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from dr import kube
+from dr.aws.session import ClientProvider
+
+
+def test_connect_uses_eks_endpoint_ca_and_token(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+    with mock_aws():
+        boto3.client("eks", region_name="us-west-2").create_cluster(
+            name="c1",
+            roleArn="arn:aws:iam::123456789012:role/eks",
+            resourcesVpcConfig={"subnetIds": ["subnet-1"]},
+        )
+        k = kube.connect("c1", "us-west-2", kubeconfig=str(tmp_path / "none"), clients=ClientProvider())
+        cfg: Any = k.api_client.configuration
+        info = boto3.client("eks", region_name="us-west-2").describe_cluster(name="c1")["cluster"]
+        assert cfg.host == info["endpoint"]
+        assert Path(cfg.ssl_ca_cert).read_bytes() == base64.b64decode(info["certificateAuthority"]["data"])
+        header = cfg.get_api_key_with_prefix("BearerToken")
+        assert header.startswith("Bearer k8s-aws-v1.")
+        assert k.source.startswith("EKS c1")
