@@ -547,6 +547,7 @@ class PostgresEstate:
                 "wal_level = replica",
                 "max_wal_senders = 10",
                 "max_replication_slots = 10",
+                "max_slot_wal_keep_size = 256MB",  # an abandoned slot (after a promotion) cannot fill the disk
                 "wal_log_hints = on",
                 "full_page_writes = on",
                 "fsync = off",  # sandbox: an OS crash is not a scenario; a killed process loses nothing it flushed
@@ -692,7 +693,7 @@ class PostgresEstate:
             conn.execute("SELECT pg_create_physical_replication_slot(%s)", (REPLICA_SLOT,))
             if self.dbname != "postgres":
                 conn.execute(
-                    sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                    sql.SQL("CREATE DATABASE {} OWNER {} STRATEGY = FILE_COPY").format(
                         sql.Identifier(self.dbname), sql.Identifier(self.username)
                     )
                 )
