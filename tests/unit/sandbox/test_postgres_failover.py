@@ -45,11 +45,11 @@ def test_kill_primary_loses_unshipped_wal_then_rewind_for_failback(tmp_path: Pat
     try:
         _exec(pg, "primary", "INSERT INTO beats DEFAULT VALUES")  # id 1, shipped at once
         pg.wait_replica_caught_up(timeout=20)
-        delay = 1.0
+        delay = 2.0
         pg.set_replication_delay(delay)
-        # Heartbeat-style writes for ~2.5 delays, each acknowledged by the primary.
+        # Heartbeat-style writes for ~1.5 delays, each acknowledged by the primary.
         with psycopg.connect(**pg.dsn("primary").connect_kwargs(), autocommit=True) as conn:
-            end = time.monotonic() + 2.5 * delay
+            end = time.monotonic() + 1.5 * delay
             while time.monotonic() < end:
                 conn.execute("INSERT INTO beats DEFAULT VALUES")
                 time.sleep(0.05)
@@ -62,7 +62,8 @@ def test_kill_primary_loses_unshipped_wal_then_rewind_for_failback(tmp_path: Pat
 
         ids = [r[0] for r in _exec(pg, "replica", "SELECT id FROM beats ORDER BY id")]
         newest = _exec(pg, "replica", "SELECT max(ts) FROM beats")[0][0]
-        assert 1 in ids  # old rows survived
+        assert 1 in ids  # written before the delay: survived
+        assert 2 in ids  # first delayed heartbeat, written ~1.5 delays before the loss: shipped
         assert last_acked[0] not in ids  # acknowledged writes of the last delay window are gone
         assert isinstance(newest, dt.datetime)
         gap = (last_acked[1] - newest).total_seconds()
