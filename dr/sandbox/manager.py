@@ -657,6 +657,7 @@ def serve(argv: list[str] | None = None) -> int:
     p.add_argument("--time-scale", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--no-postgres", action="store_true")
+    p.add_argument("--parent-pid", type=int, default=None, help="stop when this process exits (tests)")
     args = parser.parse_args(argv)
 
     directory = Path(args.dir).absolute()
@@ -691,7 +692,9 @@ def serve(argv: list[str] | None = None) -> int:
         sandbox.write_state()
         say("state written")
         while not stop.wait(1.0):
-            pass
+            if args.parent_pid and not _pid_alive(args.parent_pid):
+                say(f"parent process {args.parent_pid} is gone")
+                break
     finally:
         say("stopping")
         sandbox.stop()
@@ -770,10 +773,15 @@ def start_background(
     time_scale: float = 1.0,
     seed: int | None = None,
     postgres: bool = True,
+    parent_pid: int | None = None,
     timeout: float = 90.0,
     progress: Progress | None = None,
 ) -> tuple[dict[str, Any], bool]:
-    """Start ``serve`` detached and wait until it is ready. Returns (state, already_running)."""
+    """Start ``serve`` detached and wait until it is ready. Returns (state, already_running).
+
+    ``parent_pid``: the sandbox stops by itself when that process exits (test fixtures, so a
+    killed test run leaves nothing behind); ``dr sandbox up`` leaves it unset.
+    """
     directory = Path(directory).absolute()
     status = sandbox_status(directory)
     if status["running"]:
@@ -801,6 +809,8 @@ def start_background(
         cmd += ["--seed", str(seed)]
     if not postgres:
         cmd.append("--no-postgres")
+    if parent_pid is not None:
+        cmd += ["--parent-pid", str(parent_pid)]
     logf = (directory / LOG_FILE).open("ab")
     proc = subprocess.Popen(
         cmd,

@@ -62,10 +62,18 @@ class RunningSandbox:
 
 
 def _start(directory: Path, latency: str = "fast", **kwargs: Any) -> RunningSandbox:
+    import os
+
     from dr.sandbox.manager import start_background
 
     state, _ = start_background(
-        directory, stack_dir=STACKS, stack="prod", latency=latency, timeout=120, **kwargs
+        directory,
+        stack_dir=STACKS,
+        stack="prod",
+        latency=latency,
+        timeout=120,
+        parent_pid=os.getpid(),  # a killed test run leaves no sandbox behind
+        **kwargs,
     )
     return RunningSandbox(directory, state)
 
