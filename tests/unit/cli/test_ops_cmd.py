@@ -214,6 +214,14 @@ def test_flag_disable_unknown_and_dry_run(env: Env) -> None:
     cm = env.fake().get("configmaps", env.ns, env.estate.app.config_map)["data"]
     assert cm["circuit-breaker-enabled"] == "false"
     _json(env.invoke("circuit-breaker", "on", "--yes", "--no-restart"))
+    flags = _json(env.invoke("flag", "list", "--region", "both"))
+    assert {r: f["circuit-breaker-enabled"] for r, f in flags.items()} == dict.fromkeys(
+        env.estate.regions, "true"
+    )
+    _json(env.invoke("flag", "enable", "maintenance-mode", "--region", "secondary", "--yes", "--no-restart"))
+    flags = _json(env.invoke("flag", "list", "--region", "both"))
+    assert flags[env.estate.secondary.region]["maintenance-mode"] == "true"
+    assert flags[env.estate.primary.region]["maintenance-mode"] == "false"
     assert (
         env.fake().get("configmaps", env.ns, env.estate.app.config_map)["data"]["circuit-breaker-enabled"]
         == "true"
@@ -244,6 +252,9 @@ def test_stop_and_resume_writes_restores_exact_counts(env: Env) -> None:
 
 
 def test_stop_writes_dry_run_changes_nothing(env: Env) -> None:
+    # resume-writes with nothing stopped: nothing to do, nothing changed.
+    idle = _json(env.invoke("resume-writes", "--yes"))
+    assert set(idle["restored"].values()) == {None} and idle["run"]["status"] == "succeeded"
     out = _json(env.invoke("stop-writes", "--dry-run"))
     assert out["run"]["status"] == "dry-run"
     assert env.deployment(env.estate.app.api.name)["spec"]["replicas"] == 6
@@ -290,6 +301,10 @@ def test_waf_dry_run(env: Env) -> None:
     out = _json(env.invoke("waf", "block", "203.0.113.7", "--dry-run"))
     assert out["run"]["status"] == "dry-run"
     assert env.ip_set(env.estate.primary.region) == ["192.0.2.1/32"]
+    listed = _json(env.invoke("waf", "list"))
+    assert [(x["region"], x["addresses"]) for x in listed] == [
+        (r, ["192.0.2.1/32"]) for r in env.estate.regions
+    ]
 
 
 # -- quarantine ---------------------------------------------------------------------------------------------
