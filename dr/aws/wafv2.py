@@ -233,3 +233,34 @@ def change_ip_set(
             ) from None
         return IpSetChange(name, region, added, removed, unchanged, final, True, attempt, False)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+@dataclass(frozen=True)
+class WebAclSummary:
+    name: str
+    id: str
+    region: str
+    arn: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "id": self.id, "region": self.region, "arn": self.arn}
+
+
+def find_web_acl(
+    clients: ClientProvider, region: str, name: str, scope: str = "REGIONAL"
+) -> WebAclSummary | None:
+    """The web ACL named ``name`` in ``region`` (None when absent). Added for `dr status`/`readiness`."""
+    client = clients.client("wafv2", region)
+    marker: str | None = None
+    with aws_errors(resource=f"WAF web ACL {name}", region=region, action="list"):
+        while True:
+            kwargs: dict[str, Any] = {"Scope": scope, "Limit": 100}
+            if marker:
+                kwargs["NextMarker"] = marker
+            raw = client.list_web_acls(**kwargs)
+            for item in raw.get("WebACLs", []):
+                if item["Name"] == name:
+                    return WebAclSummary(name, str(item["Id"]), region, str(item.get("ARN", "")))
+            marker = raw.get("NextMarker")
+            if not marker or not raw.get("WebACLs"):
+                return None
