@@ -263,6 +263,58 @@ def scale(
 
 @ops.command()
 @click.argument("deployment")
+@click.option("--min", "min_replicas", type=int, default=None, help="New minReplicas.")
+@click.option("--max", "max_replicas", type=int, default=None, help="New maxReplicas.")
+@_site_option("primary")
+@plan_options
+@pass_app
+def hpa(
+    app: AppContext,
+    deployment: str,
+    min_replicas: int | None,
+    max_replicas: int | None,
+    where: str,
+    **opts: Any,
+) -> None:
+    """Show, or with --min/--max set, the HPA bounds of a deployment."""
+    from dr.errors import BadInput
+    from dr.procedures import ops as procs
+
+    estate = app.estate
+    sites = procs.resolve_sites(estate, where)
+    if len(sites) != 1:
+        raise BadInput("--region must name one site", hint="use primary or secondary")
+    view = sites[0]
+    kube = _factory(app, read_only=opts["dry_run"] or (min_replicas is None and max_replicas is None))
+    plan, report = procs.hpa_plan(
+        kube(view), estate, view, deployment, min_replicas=min_replicas, max_replicas=max_replicas
+    )
+    if min_replicas is None and max_replicas is None:
+        from dr.cli.render import dumps
+
+        kube.close()
+        h = report["hpa"]
+        if app.json:
+            click.echo(dumps(report))
+        else:
+            click.echo(
+                f"{h['name']} ({view.region}): min {h['min']}, max {h['max']}, current {h['current']}, desired {h['desired']}"
+            )
+        return
+    _run(
+        app,
+        plan,
+        kube=kube,
+        report=report,
+        human=_print_lines(
+            [f"HPA {report['hpa']['name']} ({view.region}): [{report['new_min']}, {report['new_max']}]"]
+        ),
+        **opts,
+    )
+
+
+@ops.command()
+@click.argument("deployment")
 @_site_option("primary")
 @pass_app
 def history(app: AppContext, deployment: str, where: str) -> None:

@@ -662,3 +662,63 @@ def resume_writes_plan(
     return Plan(
         "ops-resume-writes", steps, f"Resume database writes in {view.cluster.name} ({view.region})"
     ), recorded
+
+
+# ----------------------------------------------------------------------------------------------
+# HPA bounds
+# ----------------------------------------------------------------------------------------------
+
+
+def hpa_plan(
+    kube: Kube,
+    estate: Estate,
+    view: SiteView,
+    deployment: str,
+    *,
+    min_replicas: int | None,
+    max_replicas: int | None,
+) -> tuple[Plan, dict[str, Any]]:
+    """Set an HPA's min/max (the runbook's `kubectl patch hpa … minReplicas`), validated first."""
+    dep = resolve_deployment(estate, deployment, view)
+    ns = estate.app.namespace
+    hpa = kube.hpa_for(ns, dep.name)
+    if hpa is None:
+        raise BadInput(
+            f"deployment {dep.name} in {view.region} has no HorizontalPodAutoscaler",
+            resource=dep.name,
+            region=view.region,
+            hint=f"scale it directly with `dr ops scale {dep.name} --replicas N`",
+        )
+    lo = hpa.min_replicas if min_replicas is None else min_replicas
+    hi = hpa.max_replicas if max_replicas is None else max_replicas
+    if lo < 1 or hi < 1 or lo > hi or hi > MAX_REPLICAS:
+        raise BadInput(
+            f"HPA {hpa.name} in {view.region}: need 1 <= min <= max <= {MAX_REPLICAS}, got min {lo}, max {hi}",
+            resource=hpa.name,
+            region=view.region,
+            hint="adjust --min/--max",
+        )
+    name = hpa.name
+
+    def check(ctx: StepContext) -> bool:
+        h = kube_of(ctx, view).hpa_for(ns, dep.name)
+        return h is not None and (h.min_replicas, h.max_replicas) == (lo, hi)
+
+    def action(ctx: StepContext) -> None:
+        kube_of(ctx, view).patch_hpa(ns, name, min_replicas=lo, max_replicas=hi)
+
+    step = Step(
+        id="patch-hpa",
+        title=f"Set HPA {name} bounds to [{lo}, {hi}] ({view.region})",
+        region=view.region,
+        service="k8s",
+        changes=f"HPA {name}: [{hpa.min_replicas}, {hpa.max_replicas}] -> [{lo}, {hi}]",
+        operations=(
+            _k8s_op("PatchHorizontalPodAutoscaler", view.region, name=name, minReplicas=lo, maxReplicas=hi),
+        ),
+        check=check,
+        action=action,
+        estimate=0.5,
+    )
+    report = {"hpa": hpa.to_dict(), "region": view.region, "new_min": lo, "new_max": hi}
+    return Plan("ops-hpa", [step], f"HPA {name} bounds in {view.region}"), report

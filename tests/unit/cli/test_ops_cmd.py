@@ -118,6 +118,21 @@ def test_scale_bad_input_exits_2_and_changes_nothing(env: Env) -> None:
         assert (sc["minSize"], sc["maxSize"], sc["desiredSize"]) == (3, 20, 6)
 
 
+def test_hpa_show_set_and_bad_bounds(env: Env) -> None:
+    shown = _json(env.invoke("hpa", "api"))
+    assert (shown["hpa"]["min"], shown["hpa"]["max"]) == (6, 20)
+    out = _json(env.invoke("hpa", "api", "--min", "8", "--yes"))
+    assert (out["new_min"], out["new_max"]) == (8, 20)
+    hpa = env.fake().list_objects("horizontalpodautoscalers", env.ns)[0]
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (8, 20)
+    assert env.deployment(env.estate.app.api.name)["spec"]["replicas"] == 8  # the HPA acted on the new floor
+    for args in (["--min", "30"], ["--max", "0"]):
+        res = env.invoke("hpa", "api", *args, "--yes")
+        assert res.exit_code == 2 and "min <= max" in res.output
+    res = env.invoke("hpa", "worker", "--min", "2", "--yes")
+    assert res.exit_code == 2 and "no HorizontalPodAutoscaler" in res.output
+
+
 def test_scale_dry_run_changes_nothing_and_prints_the_plan(env: Env) -> None:
     out = _json(env.invoke("scale", "api", "--replicas", "12", "--dry-run"))
     assert out["run"]["status"] == "dry-run"
