@@ -227,8 +227,17 @@ class Rds:
             raw = self.client.promote_read_replica(**kwargs)["DBInstance"]
         return DbInstance.from_api(raw, self.region)
 
-    def delete_instance(self, identifier: str) -> None:
-        """Delete a (restored, throw-away) instance without a final snapshot."""
+    def delete_instance(self, identifier: str, *, lift_protection: bool = False) -> None:
+        """Delete a (restored, throw-away) instance without a final snapshot.
+
+        ``lift_protection`` first turns deletion protection off — only for instances this toolkit
+        created (restore testing), whose protection was inherited by accident.
+        """
+        if lift_protection and self.describe_instance(identifier).deletion_protection:
+            with aws_errors(resource=f"DB instance {identifier}", region=self.region, action="unprotect"):
+                self.client.modify_db_instance(
+                    DBInstanceIdentifier=identifier, DeletionProtection=False, ApplyImmediately=True
+                )
         with aws_errors(resource=f"DB instance {identifier}", region=self.region, action="delete"):
             self.client.delete_db_instance(
                 DBInstanceIdentifier=identifier, SkipFinalSnapshot=True, DeleteAutomatedBackups=True

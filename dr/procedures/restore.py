@@ -631,6 +631,13 @@ def _verify_step(req: RestoreRequest, connect: Connector) -> Step:
     )
 
 
+def _tags_of(rds: Rds, identifier: str) -> dict[str, str]:
+    inst = rds.describe_instance(identifier)
+    with aws_errors(resource=f"DB instance {identifier}", region=rds.region, action="read tags of"):
+        raw = rds.client.list_tags_for_resource(ResourceName=inst.arn)
+    return {t["Key"]: t["Value"] for t in raw.get("TagList", [])}
+
+
 def _verdict_step(req: RestoreRequest, *, depends: str) -> Step:
     """Fails the run (exit 1) when verification failed — after ``--cleanup`` had its chance."""
 
@@ -660,7 +667,16 @@ def _cleanup_rds_step(req: RestoreRequest, *, depends: str) -> Step:
         return Rds(clients_of(ctx), region).find_instance(target) is None
 
     def action(ctx: StepContext) -> Any:
-        Rds(clients_of(ctx), region).delete_instance(target)
+        rds = Rds(clients_of(ctx), region)
+        tags = _tags_of(rds, target)
+        if tags.get(TAG_CREATED_BY) != "dr-toolkit":
+            raise BadInput(
+                f"refusing to delete DB instance {target} in {region}: it was not created by dr-toolkit "
+                f"(tag {TAG_CREATED_BY} missing)",
+                resource=target,
+                region=region,
+            )
+        rds.delete_instance(target, lift_protection=True)
         return None
 
     def wait(ctx: StepContext) -> bool:
@@ -675,6 +691,12 @@ def _cleanup_rds_step(req: RestoreRequest, *, depends: str) -> Step:
         changes=f"deletes DB instance {target} in {region} (no final snapshot)",
         depends_on=(depends,),
         operations=(
+            Operation(
+                "rds",
+                "ModifyDBInstance",
+                region,
+                {"DBInstanceIdentifier": target, "DeletionProtection": False},
+            ),
             Operation(
                 "rds", "DeleteDBInstance", region, {"DBInstanceIdentifier": target, "SkipFinalSnapshot": True}
             ),

@@ -222,14 +222,21 @@ def resolve_copy(
                 hint="pass a key (alias, id or ARN) that exists in the destination region",
             )
     elif src.encrypted:
-        key = key_arn(clients, dst_region, estate.kms_alias(dest_view))
-        if key is None:
-            dr_db = Rds(clients, dst_region).find_instance(dest_view.database.identifier)
-            key = dr_db.kms_key_id if dr_db is not None and dr_db.encrypted else None
+        # The site's data key, else the key the DR database uses, else the AWS-managed RDS key of
+        # the destination (exists in every region) — each verified to exist *there*.
+        dr_db = Rds(clients, dst_region).find_instance(dest_view.database.identifier)
+        candidates = [estate.kms_alias(dest_view)]
+        if dr_db is not None and dr_db.encrypted and dr_db.kms_key_id:
+            candidates.append(dr_db.kms_key_id)
+        candidates.append("alias/aws/rds")
+        for candidate in candidates:
+            key = key_arn(clients, dst_region, candidate)
+            if key is not None:
+                break
         if key is None:
             raise BadInput(
-                f"DB snapshot {snapshot} is encrypted but no KMS key was found in {dst_region} "
-                f"(alias {estate.kms_alias(dest_view)} missing, DB {dest_view.database.identifier} not encrypted there)",
+                f"DB snapshot {snapshot} is encrypted but none of the KMS keys {', '.join(candidates)} "
+                f"exists in {dst_region}",
                 resource=snapshot,
                 region=dst_region,
                 hint=f"pass --kms-key with a key of {dst_region}: a KMS key never leaves its region",

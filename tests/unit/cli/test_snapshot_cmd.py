@@ -191,3 +191,35 @@ def test_prune_needs_a_rule(seeded: Seeded, tmp_path: Path) -> None:
     assert res.exit_code == 2 and "--keep-last" in res.output
     res = invoke(["snapshot", "prune", "--older-than", "soon", "--yes"], tmp_path)
     assert res.exit_code == 2 and "soon" in res.output
+
+
+def test_copy_unknown_kms_key_exit_2_and_aws_managed_fallback(
+    seeded: Seeded, cli_calls: CallRecorder, tmp_path: Path
+) -> None:
+    est = seeded.estate
+    seeded.rds(seeded.primary).create_db_snapshot(
+        DBInstanceIdentifier=est.primary.database.identifier,
+        DBSnapshotIdentifier="manual-snapshot-20260101-000000",
+    )
+    res = invoke(
+        [
+            "snapshot",
+            "copy",
+            "--snapshot",
+            "manual-snapshot-20260101-000000",
+            "--kms-key",
+            "alias/nope",
+            "--yes",
+        ],
+        tmp_path,
+    )
+    assert res.exit_code == 2 and "alias/nope" in res.output and seeded.secondary in res.output
+    assert cli_calls.mutating() == []
+    # no site alias in the DR region and the DR DB's key gone: the AWS-managed RDS key of that region
+    kms = seeded.clients.client("kms", seeded.secondary)
+    kms.delete_alias(AliasName=est.kms_alias(est.secondary))
+    kms.schedule_key_deletion(KeyId=seeded.kms[seeded.secondary].split("/")[-1], PendingWindowInDays=7)
+    managed = kms.describe_key(KeyId="alias/aws/rds")["KeyMetadata"]["Arn"]
+    res = invoke(["snapshot", "copy", "--snapshot", "manual-snapshot-20260101-000000", "--yes"], tmp_path)
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["kms_key_id"] == managed

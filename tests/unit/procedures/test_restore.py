@@ -207,3 +207,34 @@ def test_verify_with_injected_connection_and_cleanup(seeded: Any, tmp_path: Path
     assert "verify-me" not in names
     journal = next(tmp_path.rglob("journal.jsonl")).read_text()
     assert PASSWORD not in journal and "5 rows" in journal
+
+
+def test_cleanup_only_deletes_what_the_toolkit_restored(seeded: Any) -> None:
+    """A --cleanup resumed onto a same-named instance someone else made must not delete it."""
+    from dr.procedures.restore import RestoreRequest, _cleanup_rds_step
+    from dr.runbook.plan import StepContext
+
+    est = seeded.estate
+    rds = seeded.rds(est.primary.region)
+    rds.create_db_instance(
+        DBInstanceIdentifier="not-ours",
+        Engine="postgres",
+        DBInstanceClass="db.t3.micro",
+        MasterUsername="app_admin",
+        MasterUserPassword="not-a-real-password",
+        AllocatedStorage=20,
+        DeletionProtection=True,
+    )
+    step = _cleanup_rds_step(
+        RestoreRequest("rds", "pitr", est.primary.region, "not-ours", "src"), depends="x"
+    )
+    ctx = StepContext(run_id="t", services={"clients": seeded.clients})
+    assert step.action is not None
+    with pytest.raises(BadInput, match="not created by dr-toolkit"):
+        step.action(ctx)
+    assert rds.describe_db_instances(DBInstanceIdentifier="not-ours")["DBInstances"][0]["DeletionProtection"]
+    # ours (tagged) with inherited deletion protection: unprotected, then deleted
+    arn = rds.describe_db_instances(DBInstanceIdentifier="not-ours")["DBInstances"][0]["DBInstanceArn"]
+    rds.add_tags_to_resource(ResourceName=arn, Tags=[{"Key": "dr:created-by", "Value": "dr-toolkit"}])
+    step.action(ctx)
+    assert step.wait is not None and step.wait(ctx)
