@@ -27,6 +27,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "failover": ("dr.cli.failover_cmd:failover", "Whole-region failover: promote, scale, then DNS (resumable)."),
     "failback": ("dr.cli.failback_cmd:failback", "Re-protect, then fail back to the original region."),
     "reconcile": ("dr.cli.reconcile_cmd:reconcile", "After a failover: stack files declare the new primary."),
+    "status": ("dr.cli.status_cmd:status", "Which region is active; health of each region (read-only)."),
+    "readiness": ("dr.cli.readiness_cmd:readiness", "Is DR ready? prod vs DR checks (exit 1 on a fail)."),
     "sandbox": ("dr.cli.sandbox_cmd:sandbox", "Run the two-region estate locally: sandbox up, status, down."),
 }
 

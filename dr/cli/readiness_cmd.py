@@ -1,0 +1,100 @@
+"""`dr readiness`: pass/warn/fail checks that the DR region can take production. Exit 1 on a fail."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from dr.cli.context import AppContext, pass_app
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+STYLE = {"pass": "green", "warn": "yellow", "fail": "red"}
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, dict):
+        return "\n".join(f"{k}: {', '.join(v) if isinstance(v, list) else v}" for k, v in value.items())
+    return str(value)
+
+
+def render(data: dict[str, Any], out: Console) -> None:
+    from rich.table import Table
+
+    table = Table(
+        title=f"{data['app']} readiness — {data['primary_region']} (production) vs "
+        f"{data['secondary_region']} (DR): {data['status'].upper()}",
+        title_justify="left",
+    )
+    for col in ("check", "status", data["primary_region"], data["secondary_region"], "reason"):
+        table.add_column(col)
+    for c in data["checks"]:
+        style = STYLE.get(c["status"], "white")
+        table.add_row(
+            c["name"],
+            f"[{style}]{c['status']}[/{style}]",
+            _fmt(c["primary"]),
+            _fmt(c["secondary"]),
+            c["reason"],
+        )
+    out.print(table)
+    counts = data["counts"]
+    out.print(f"{counts['pass']} pass, {counts['warn']} warn, {counts['fail']} fail")
+
+
+@click.command("readiness")
+@click.option(
+    "--snapshot-warn", default="24h", show_default=True, help="Warn when the newest DR snapshot is older."
+)
+@click.option(
+    "--snapshot-fail", default="7d", show_default=True, help="Fail when the newest DR snapshot is older."
+)
+@click.option("--cert-warn-days", type=int, default=30, show_default=True, help="Warn below this many days.")
+@click.option(
+    "--timeout", type=float, default=3.0, show_default=True, help="Connect timeout per AWS call (s)."
+)
+@click.option(
+    "--kubeconfig", default=None, help="Kubeconfig with one context per cluster (default: target's)."
+)
+@pass_app
+def readiness(
+    app: AppContext,
+    snapshot_warn: str,
+    snapshot_fail: str,
+    cert_warn_days: int,
+    timeout: float,
+    kubeconfig: str | None,
+) -> None:
+    """Diff production and DR: DB engine/class/Multi-AZ/encryption/parameters, node capacity, WAF
+    entries, images, DB secret, replica lag vs RPO, DR snapshot age, certificates. Exit 1 on a fail."""
+    from dr.cli.render import emit
+    from dr.cli.status_cmd import kube_factory, probe_clients
+    from dr.errors import BadInput
+    from dr.procedures.common import parse_duration
+    from dr.procedures.readiness import check_readiness
+
+    warn = parse_duration(snapshot_warn, option="--snapshot-warn")
+    fail = parse_duration(snapshot_fail, option="--snapshot-fail")
+    if fail < warn:
+        raise BadInput(
+            f"--snapshot-fail {snapshot_fail} is shorter than --snapshot-warn {snapshot_warn}",
+            resource="--snapshot-fail",
+            hint="the fail threshold must be at least the warn threshold",
+        )
+    if cert_warn_days < 0:
+        raise BadInput(f"--cert-warn-days {cert_warn_days} is negative", resource="--cert-warn-days")
+    clients = probe_clients(app, timeout)
+    kube = kube_factory(app, kubeconfig, clients)
+    try:
+        report = check_readiness(
+            app.estate, clients, kube, snapshot_warn=warn, snapshot_fail=fail, cert_warn_days=cert_warn_days
+        )
+    finally:
+        kube.close()
+    emit(app.output, report.to_dict(), render)
+    if report.exit_code:
+        raise click.exceptions.Exit(report.exit_code)

@@ -1,0 +1,135 @@
+"""`dr status`: which region is active and the health of each region (table or JSON). Read-only."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from dr.cli.context import AppContext, pass_app
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from dr.aws.session import ClientProvider
+    from dr.procedures.ops import KubeFactory
+
+ROWS = [
+    ("cluster", "EKS cluster"),
+    ("nodegroup", "nodes min/desired/max"),
+    ("api_pods", "API pods"),
+    ("database", "database"),
+    ("redis", "Redis"),
+    ("alb_targets", "ALB targets"),
+    ("health_check", "Route53 health check"),
+    ("waf", "WAF"),
+]
+STYLE = {"ok": "green", "warn": "yellow", "fail": "red", "error": "magenta", "unreachable": "red"}
+
+
+def probe_clients(app: AppContext, timeout: float) -> ClientProvider:
+    """A read-only provider with short timeouts and few retries: a dead region answers fast."""
+    clients = app.clients(read_only=True)
+    clients.retry_mode = "standard"
+    clients.max_attempts = 2
+    clients.connect_timeout = timeout
+    clients.read_timeout = max(timeout, 2 * timeout)
+    return clients
+
+
+def kube_factory(app: AppContext, kubeconfig: str | None, clients: ClientProvider) -> KubeFactory:
+    """One read-only Kubernetes client per cluster (the sandbox's kubeconfig with --target sandbox)."""
+    from dr.procedures.ops import KubeFactory
+
+    path = kubeconfig
+    if path is None and app.target_name == "sandbox":
+        path = app.target.kubeconfig
+    if path is None:
+        from dr.kube import default_kubeconfig
+
+        path = default_kubeconfig()
+    return KubeFactory(kubeconfig=path, clients=clients, read_only=True)
+
+
+def sandbox_resolver(app: AppContext, timeout: float) -> Any:
+    """The sandbox's resolver for the public name (None on AWS: Route53 TestDNSAnswer is used)."""
+    if app.target_name != "sandbox":
+        return None
+    url = ((app.target.state or {}).get("resolver") or {}).get("url")
+    if not url:
+        return None
+    record = app.estate.app.record
+
+    def resolve() -> tuple[list[str], str | None]:
+        import json
+        import urllib.parse
+        import urllib.request
+
+        query = urllib.parse.urlencode({"name": record})
+        with urllib.request.urlopen(f"{url}/resolve?{query}", timeout=timeout) as resp:
+            doc = json.loads(resp.read())
+        return [str(doc.get("value"))], doc.get("region")
+
+    return resolve
+
+
+def _cell(probe: dict[str, Any]) -> str:
+    state = probe.get("state", "error")
+    text = str(probe.get("summary") or state)
+    if probe.get("error"):
+        err = str(probe["error"])
+        text += ": " + (err[:70] + "…" if len(err) > 70 else err)
+    style = STYLE.get(state, "white")
+    return f"[{style}]{text}[/{style}]"
+
+
+def render(data: dict[str, Any], out: Console) -> None:
+    from rich.table import Table
+
+    regions = list(data["regions"].values())
+    active = data.get("active_region")
+    table = Table(
+        title=f"{data['app']} — {data['record']} served from {active or 'UNKNOWN'}", title_justify="left"
+    )
+    table.add_column("")
+    for r in regions:
+        tag = "ACTIVE" if r["serving"] else "passive"
+        state = r["state"]
+        table.add_column(f"{r['region']} ({r['role']}, {tag})\n[{STYLE.get(state, 'white')}]{state}[/]")
+    for key, label in ROWS:
+        table.add_row(label, *[_cell(r[key]) for r in regions])
+    out.print(table)
+    res = data["resolves_to"]
+    answer = ", ".join(res.get("answer") or []) or "-"
+    where = res.get("region") or "unknown region"
+    extra = f" ({res['error']})" if res.get("error") else ""
+    out.print(f"{data['record']} resolves to {answer} → {where} [{res['source']}]{extra}")
+    for note in data.get("notes") or []:
+        out.print(f"[yellow]note:[/yellow] {note}")
+
+
+@click.command("status")
+@click.option(
+    "--timeout",
+    type=float,
+    default=3.0,
+    show_default=True,
+    help="Connect timeout per AWS call in seconds (read timeout: twice that); a dead region answers fast.",
+)
+@click.option(
+    "--kubeconfig", default=None, help="Kubeconfig with one context per cluster (default: target's)."
+)
+@pass_app
+def status(app: AppContext, timeout: float, kubeconfig: str | None) -> None:
+    """Which region is active, and per region: cluster, nodes, API pods, database, Redis, ALB, health
+    check, WAF — probed in parallel; an unreachable region is reported, not fatal. Read-only."""
+    from dr.cli.render import emit
+    from dr.procedures.status import collect_status
+
+    clients = probe_clients(app, timeout)
+    kube = kube_factory(app, kubeconfig, clients)
+    try:
+        report = collect_status(app.estate, clients, kube, resolver=sandbox_resolver(app, timeout))
+    finally:
+        kube.close()
+    emit(app.output, report.to_dict(), render)

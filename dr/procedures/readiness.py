@@ -1,0 +1,628 @@
+"""`dr readiness`: is the DR region ready to take production? A diff of the two sites.
+
+What AWS's Route 53 ARC readiness checks did, for this estate: each check compares what the
+primary and the DR region *actually run* (read from AWS and the clusters, not from the stack files)
+and says pass / warn / fail with the reason:
+
+* database: engine + version, instance class, Multi-AZ, storage encryption, parameter group family
+* EKS version; node capacity: DR nodegroup max ≥ primary desired, and DR max × pods per node holds
+  the production replicas of every deployment
+* WAF: the blocked-address IP sets are identical in both regions
+* container images: each deployment runs the same images in both clusters
+* DB secret: the DR cluster's secret key exists and points at the DR database (host:port only;
+  the value is never printed)
+* replication: the DR database is a replica and its ``ReplicaLag`` is within the RPO budget
+* snapshots: age of the newest snapshot in the DR region (warn > 24 h, fail > 7 days by default)
+* certificates: ACM certificates covering the public name in both regions (warn < 30 days)
+
+Every read runs in parallel and fails on its own (a check that cannot be read fails, saying why).
+Read-only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from dr.errors import DrError
+from dr.procedures.status import Outcome, gather
+
+if TYPE_CHECKING:
+    from dr.aws.session import ClientProvider
+    from dr.procedures.ops import KubeFactory
+    from dr.topology import Estate, SiteView
+
+PASS, WARN, FAIL = "pass", "warn", "fail"
+_ORDER = [PASS, WARN, FAIL]
+SNAPSHOT_WARN = dt.timedelta(hours=24)
+SNAPSHOT_FAIL = dt.timedelta(days=7)
+CERT_WARN_DAYS = 30
+
+
+@dataclass
+class Check:
+    name: str
+    status: str
+    reason: str
+    primary: Any = None
+    secondary: Any = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "status": self.status,
+            "reason": self.reason,
+            "primary": self.primary,
+            "secondary": self.secondary,
+        }
+
+
+@dataclass
+class ReadinessReport:
+    app: str
+    primary_region: str
+    secondary_region: str
+    generated_at: dt.datetime
+    checks: list[Check]
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def status(self) -> str:
+        return max((c.status for c in self.checks), key=_ORDER.index, default=PASS)
+
+    @property
+    def failed(self) -> list[Check]:
+        return [c for c in self.checks if c.status == FAIL]
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failed else 0
+
+    def check(self, name: str) -> Check:
+        return next(c for c in self.checks if c.name == name)
+
+    def to_dict(self) -> dict[str, Any]:
+        counts = {s: sum(1 for c in self.checks if c.status == s) for s in _ORDER}
+        return {
+            "app": self.app,
+            "primary_region": self.primary_region,
+            "secondary_region": self.secondary_region,
+            "generated_at": self.generated_at.isoformat(),
+            "status": self.status,
+            "counts": counts,
+            "settings": self.settings,
+            "checks": [c.to_dict() for c in self.checks],
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading facts
+# ---------------------------------------------------------------------------------------------
+
+
+def parameter_group_family(clients: ClientProvider, region: str, name: str) -> str | None:
+    """The family (e.g. ``postgres15``) of DB parameter group ``name``."""
+    from dr.aws.rds import aws_errors
+
+    with aws_errors(resource=f"DB parameter group {name}", region=region, action="describe"):
+        raw = clients.client("rds", region).describe_db_parameter_groups(DBParameterGroupName=name)
+    groups = raw.get("DBParameterGroups") or []
+    return str(groups[0].get("DBParameterGroupFamily")) if groups else None
+
+
+def secret_host(value: str) -> tuple[str | None, int | None]:
+    """Host and port a DB secret points at: a URL (postgresql://…) or a JSON document with ``host``.
+
+    Only host and port leave this function — never the user, password or the whole value.
+    """
+    text = value.strip()
+    if "://" in text:
+        try:
+            parts = urlsplit(text)
+            return parts.hostname, parts.port
+        except ValueError:
+            return None, None
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return None, None
+    if isinstance(doc, dict) and doc.get("host"):
+        port = doc.get("port")
+        return str(doc["host"]), int(port) if isinstance(port, (int, str)) and str(port).isdigit() else None
+    return None, None
+
+
+def _site_jobs(
+    estate: Estate, view: SiteView, clients: ClientProvider, kube: KubeFactory | None
+) -> dict[str, Callable[[], Any]]:
+    from dr.aws import eks, wafv2
+    from dr.aws.rds import Rds
+    from dr.aws.secretsmanager import get_secret
+
+    region, app = view.region, estate.app
+
+    def db() -> dict[str, Any]:
+        inst = Rds(clients, region).describe_instance(view.database.identifier)
+        family = (
+            parameter_group_family(clients, region, inst.parameter_group) if inst.parameter_group else None
+        )
+        return {"db": inst, "family": family}
+
+    def need_kube() -> KubeFactory:
+        if kube is None:
+            raise DrError("no Kubernetes access configured")
+        return kube
+
+    def images() -> dict[str, tuple[str, ...]]:
+        deps = need_kube()(view).list_deployments(app.namespace)
+        return {d.name: d.images for d in deps}
+
+    def k8s_secret() -> tuple[str | None, int | None]:
+        value = need_kube()(view).read_secret_key(app.namespace, app.db_secret.name, app.db_secret.key)
+        return secret_host(value.reveal())
+
+    def sm_secret() -> tuple[str | None, int | None]:
+        return secret_host(get_secret(clients, region, app.db_secret.secrets_manager_id).value.reveal())
+
+    return {
+        "db": db,
+        "cluster": lambda: eks.describe_cluster(clients, region, view.cluster.name),
+        "nodegroup": lambda: eks.describe_nodegroup(
+            clients, region, view.cluster.name, view.cluster.nodegroup.name
+        ),
+        "ip_set": lambda: wafv2.get_ip_set(clients, region, view.edge.ip_set_name),
+        "images": images,
+        "k8s_secret": k8s_secret,
+        "sm_secret": sm_secret,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Checks (pure functions of the facts)
+# ---------------------------------------------------------------------------------------------
+
+
+def _unreadable(name: str, outs: dict[str, Outcome]) -> Check | None:
+    bad = {side: o.error for side, o in outs.items() if not o.ok}
+    if not bad:
+        return None
+    reason = "; ".join(f"could not read {side}: {err}" for side, err in bad.items())
+    return Check(name, FAIL, reason)
+
+
+def _major(version: str | None) -> str:
+    return (version or "").split(".")[0]
+
+
+def _db_checks(p: Outcome, s: Outcome, estate: Estate) -> list[Check]:
+    names = ["db-engine", "db-instance-class", "db-multi-az", "db-encryption", "db-parameter-group"]
+    err = _unreadable("db", {"primary": p, "secondary": s})
+    if err is not None:
+        return [Check(n, FAIL, err.reason) for n in names]
+    pdb, sdb = p.value["db"], s.value["db"]
+    out: list[Check] = []
+
+    pe, se = f"{pdb.engine} {pdb.engine_version}", f"{sdb.engine} {sdb.engine_version}"
+    if pdb.engine != sdb.engine:
+        out.append(Check("db-engine", FAIL, f"engines differ: {pdb.engine} vs {sdb.engine}", pe, se))
+    elif _major(pdb.engine_version) != _major(sdb.engine_version):
+        out.append(Check("db-engine", FAIL, "major versions differ", pe, se))
+    elif pdb.engine_version != sdb.engine_version:
+        out.append(Check("db-engine", WARN, "minor versions differ (same major)", pe, se))
+    else:
+        out.append(Check("db-engine", PASS, "same engine and version", pe, se))
+
+    if pdb.instance_class == sdb.instance_class:
+        out.append(
+            Check("db-instance-class", PASS, "same instance class", pdb.instance_class, sdb.instance_class)
+        )
+    else:
+        out.append(
+            Check(
+                "db-instance-class",
+                FAIL,
+                f"DR runs {sdb.instance_class}, production {pdb.instance_class}: after promotion the DR "
+                "database would not carry production load the same way",
+                pdb.instance_class,
+                sdb.instance_class,
+            )
+        )
+
+    if pdb.multi_az and sdb.multi_az:
+        out.append(Check("db-multi-az", PASS, "Multi-AZ in both regions", True, True))
+    elif pdb.multi_az and not sdb.multi_az:
+        out.append(
+            Check(
+                "db-multi-az",
+                FAIL,
+                "production is Multi-AZ, DR is single-AZ (no AZ redundancy after failover)",
+                True,
+                False,
+            )
+        )
+    else:
+        out.append(
+            Check("db-multi-az", WARN, "production database is not Multi-AZ", pdb.multi_az, sdb.multi_az)
+        )
+
+    if pdb.encrypted and sdb.encrypted:
+        out.append(Check("db-encryption", PASS, "storage encrypted in both regions", True, True))
+    else:
+        who = [side for side, db in (("production", pdb), ("DR", sdb)) if not db.encrypted]
+        out.append(
+            Check(
+                "db-encryption",
+                FAIL,
+                f"storage not encrypted in {' and '.join(who)}",
+                pdb.encrypted,
+                sdb.encrypted,
+            )
+        )
+
+    pf, sf = p.value["family"], s.value["family"]
+    declared = {
+        estate.primary.database.parameter_group_family,
+        estate.secondary.database.parameter_group_family,
+    }
+    if pf is None or sf is None:
+        out.append(
+            Check(
+                "db-parameter-group",
+                WARN,
+                "parameter group family unknown (no custom parameter group)",
+                pf,
+                sf,
+            )
+        )
+    elif pf != sf:
+        out.append(
+            Check("db-parameter-group", FAIL, f"parameter group families differ: {pf} vs {sf}", pf, sf)
+        )
+    elif pf not in declared:
+        out.append(
+            Check(
+                "db-parameter-group",
+                WARN,
+                f"both {pf}, but the stack files declare {', '.join(sorted(declared))}",
+                pf,
+                sf,
+            )
+        )
+    else:
+        out.append(Check("db-parameter-group", PASS, f"same family {pf}", pf, sf))
+    return out
+
+
+def _cluster_check(p: Outcome, s: Outcome) -> Check:
+    err = _unreadable("eks-version", {"primary": p, "secondary": s})
+    if err is not None:
+        return err
+    pv, sv = p.value.version, s.value.version
+    if pv == sv:
+        return Check("eks-version", PASS, f"both {pv}", pv, sv)
+    return Check("eks-version", WARN, f"Kubernetes versions differ: {pv} vs {sv}", pv, sv)
+
+
+def _capacity_check(p: Outcome, s: Outcome, estate: Estate) -> Check:
+    err = _unreadable("node-capacity", {"primary": p, "secondary": s})
+    if err is not None:
+        return err
+    pn, sn = p.value, s.value
+    ppn = estate.secondary.cluster.nodegroup.pods_per_node
+    pods_needed = sum(estate.replica_count(estate.primary, d) for d in estate.app.deployments)
+    pods_possible = sn.scaling.max_size * ppn
+    primary_cell = f"desired {pn.scaling.desired_size} ({', '.join(pn.instance_types) or '?'})"
+    secondary_cell = f"max {sn.scaling.max_size} × {ppn} pods/node ({', '.join(sn.instance_types) or '?'})"
+    problems = []
+    if sn.scaling.max_size < pn.scaling.desired_size:
+        problems.append(
+            f"DR nodegroup max {sn.scaling.max_size} < production desired {pn.scaling.desired_size} nodes"
+        )
+    if pods_possible < pods_needed:
+        problems.append(
+            f"DR can run at most {pods_possible} pods ({sn.scaling.max_size} nodes × {ppn}), production needs {pods_needed}"
+        )
+    if problems:
+        return Check("node-capacity", FAIL, "; ".join(problems), primary_cell, secondary_cell)
+    if set(pn.instance_types) != set(sn.instance_types):
+        return Check(
+            "node-capacity",
+            WARN,
+            f"enough nodes, but instance types differ ({', '.join(pn.instance_types)} vs {', '.join(sn.instance_types)})",
+            primary_cell,
+            secondary_cell,
+        )
+    return Check(
+        "node-capacity",
+        PASS,
+        f"DR can scale to {sn.scaling.max_size} nodes / {pods_possible} pods (production: "
+        f"{pn.scaling.desired_size} nodes, {pods_needed} pods)",
+        primary_cell,
+        secondary_cell,
+    )
+
+
+def _few(items: list[str], limit: int = 5) -> str:
+    return ", ".join(items[:limit]) + (f" … (+{len(items) - limit})" if len(items) > limit else "")
+
+
+def _waf_check(p: Outcome, s: Outcome) -> Check:
+    import ipaddress
+
+    err = _unreadable("waf-ip-set", {"primary": p, "secondary": s})
+    if err is not None:
+        return err
+
+    def norm(addresses: tuple[str, ...]) -> set[str]:
+        out = set()
+        for a in addresses:
+            try:
+                out.add(ipaddress.ip_network(a, strict=False).with_prefixlen)
+            except ValueError:
+                out.add(a)
+        return out
+
+    pa, sa = norm(p.value.addresses), norm(s.value.addresses)
+    cells = (f"{len(pa)} entries", f"{len(sa)} entries")
+    if pa == sa:
+        return Check("waf-ip-set", PASS, f"identical ({len(pa)} blocked entries)", *cells)
+    only_p, only_s = sorted(pa - sa), sorted(sa - pa)
+    parts = []
+    if only_p:
+        parts.append(f"only in production: {_few(only_p)}")
+    if only_s:
+        parts.append(f"only in DR: {_few(only_s)}")
+    return Check("waf-ip-set", FAIL, "blocked addresses differ — " + "; ".join(parts), *cells)
+
+
+def _images_check(p: Outcome, s: Outcome, estate: Estate) -> Check:
+    err = _unreadable("container-images", {"primary": p, "secondary": s})
+    if err is not None:
+        return err
+    pi, si = p.value, s.value
+    diffs, missing = [], []
+    for dep in estate.app.deployments:
+        a, b = pi.get(dep.name), si.get(dep.name)
+        if a is None or b is None:
+            missing.append(f"{dep.name} missing in {'production' if a is None else 'DR'}")
+        elif sorted(a) != sorted(b):
+            diffs.append(f"{dep.name}: {', '.join(a)} vs {', '.join(b)}")
+    cell_p = {d: list(v) for d, v in sorted(pi.items())}
+    cell_s = {d: list(v) for d, v in sorted(si.items())}
+    if diffs or missing:
+        return Check("container-images", FAIL, "; ".join(missing + diffs), cell_p, cell_s)
+    return Check(
+        "container-images",
+        PASS,
+        f"{len(estate.app.deployments)} deployment(s) run the same images",
+        cell_p,
+        cell_s,
+    )
+
+
+def _addr(host: str | None, port: int | None) -> str | None:
+    if host is None:
+        return None
+    return f"{host}:{port}" if port else host
+
+
+def _secret_check(
+    dbp: Outcome, dbs: Outcome, kp: Outcome, ks: Outcome, sms: Outcome, estate: Estate
+) -> Check:
+    name, key = estate.app.db_secret.name, estate.app.db_secret.key
+    if not ks.ok:
+        return Check("db-secret", FAIL, f"DR secret {name}/{key}: {ks.error}")
+    if not dbs.ok:
+        return Check("db-secret", FAIL, f"could not read the DR database: {dbs.error}")
+    sdb = dbs.value["db"]
+    host, port = ks.value
+    expected = _addr(sdb.endpoint, sdb.port)
+    primary_cell = None
+    if kp.ok and kp.value[0]:
+        primary_cell = _addr(*kp.value)
+    if host is None:
+        return Check(
+            "db-secret", FAIL, f"DR secret {name}/{key} holds no database URL/host", primary_cell, None
+        )
+    actual = _addr(host, port)
+    if sdb.endpoint is None:
+        return Check("db-secret", WARN, "the DR database reports no endpoint yet", primary_cell, actual)
+    same = host.lower() == sdb.endpoint.lower() and (port is None or sdb.port is None or port == sdb.port)
+    if not same:
+        where = ""
+        if dbp.ok and dbp.value["db"].endpoint and host.lower() == dbp.value["db"].endpoint.lower():
+            where = " (the production database: the DR app would write across regions, and fail with it)"
+        return Check(
+            "db-secret", FAIL, f"DR secret {name}/{key} points at {actual}, not the DR database {expected}{where}",
+            primary_cell, actual,
+        )  # fmt: skip
+    notes = []
+    if sms.ok and sms.value[0] and sms.value[0].lower() != sdb.endpoint.lower():
+        notes.append(
+            f"Secrets Manager {estate.app.db_secret.secrets_manager_id} in DR points at {_addr(*sms.value)}"
+        )
+    if dbp.ok and kp.ok and kp.value[0] and dbp.value["db"].endpoint:
+        pdb = dbp.value["db"]
+        if kp.value[0].lower() != pdb.endpoint.lower() or (
+            kp.value[1] and pdb.port and kp.value[1] != pdb.port
+        ):
+            notes.append(
+                f"production secret points at {primary_cell}, not the production database {_addr(pdb.endpoint, pdb.port)}"
+            )
+    if notes:
+        return Check(
+            "db-secret",
+            WARN,
+            "DR secret points at the DR database; but " + "; ".join(notes),
+            primary_cell,
+            actual,
+        )
+    return Check("db-secret", PASS, f"DR secret {name}/{key} points at the DR database", primary_cell, actual)
+
+
+def _lag_check(dbs: Outcome, lag: Outcome, estate: Estate) -> Check:
+    budget = estate.app.objectives.rpo_seconds
+    if not dbs.ok:
+        return Check("replica-lag", FAIL, f"could not read the DR database: {dbs.error}", None, None)
+    sdb = dbs.value["db"]
+    if not sdb.is_replica:
+        return Check(
+            "replica-lag", FAIL, f"DR database {sdb.identifier} is not a read replica (promoted?): nothing replicates to DR",
+            f"budget {budget:g}s", "not a replica",
+        )  # fmt: skip
+    if not lag.ok:
+        return Check(
+            "replica-lag", FAIL, f"could not read ReplicaLag: {lag.error}", f"budget {budget:g}s", None
+        )
+    if lag.value is None:
+        return Check(
+            "replica-lag", WARN, "no ReplicaLag datapoint in the last 10 minutes", f"budget {budget:g}s", None
+        )
+    value = float(lag.value.value)
+    cell = f"{value:g}s"
+    if value > budget:
+        return Check(
+            "replica-lag",
+            FAIL,
+            f"replica lag {value:g}s exceeds the RPO budget of {budget:g}s",
+            f"budget {budget:g}s",
+            cell,
+        )
+    return Check(
+        "replica-lag",
+        PASS,
+        f"replica lag {value:g}s within the RPO budget of {budget:g}s",
+        f"budget {budget:g}s",
+        cell,
+    )
+
+
+def _snapshot_check(
+    snaps: Outcome, now: dt.datetime, warn: dt.timedelta, fail: dt.timedelta, region: str
+) -> Check:
+    from dr.procedures.common import human_age
+
+    if not snaps.ok:
+        return Check("snapshot-age", FAIL, f"could not list snapshots in {region}: {snaps.error}")
+    newest = snaps.value
+    if newest is None:
+        return Check(
+            "snapshot-age", FAIL, f"no available snapshot of the estate's databases in {region}", None, None
+        )
+    age = now - newest.created
+    cell = f"{newest.identifier} ({human_age(age)} old)"
+    if age > fail:
+        return Check(
+            "snapshot-age",
+            FAIL,
+            f"newest snapshot in {region} is {human_age(age)} old (> {human_age(fail)})",
+            None,
+            cell,
+        )
+    if age > warn:
+        return Check(
+            "snapshot-age",
+            WARN,
+            f"newest snapshot in {region} is {human_age(age)} old (> {human_age(warn)})",
+            None,
+            cell,
+        )
+    return Check("snapshot-age", PASS, f"newest snapshot in {region} is {human_age(age)} old", None, cell)
+
+
+def _cert_check(p: Outcome, s: Outcome) -> Check:
+    cells: list[str | None] = []
+    worst, reasons = PASS, []
+    for side, out in (("production", p), ("DR", s)):
+        if not out.ok:
+            cells.append(None)
+            worst = FAIL
+            reasons.append(f"could not read {side} certificates: {out.error}")
+            continue
+        result = out.value
+        certs = result.certificates
+        days = [c["days_left"] for c in certs if c.get("days_left") is not None]
+        cells.append(f"{len(certs)} cert(s), min {min(days):.0f} days" if days else f"{len(certs)} cert(s)")
+        if result.expired:
+            worst = FAIL
+        elif result.warnings and worst == PASS:
+            worst = WARN
+        reasons += list(result.warnings)
+    reason = "; ".join(reasons) or "certificates valid in both regions"
+    return Check("certificate-expiry", worst, reason, cells[0], cells[1])
+
+
+# ---------------------------------------------------------------------------------------------
+# The report
+# ---------------------------------------------------------------------------------------------
+
+
+def check_readiness(
+    estate: Estate,
+    clients: ClientProvider,
+    kube: KubeFactory | None,
+    *,
+    now: dt.datetime | None = None,
+    snapshot_warn: dt.timedelta = SNAPSHOT_WARN,
+    snapshot_fail: dt.timedelta = SNAPSHOT_FAIL,
+    cert_warn_days: int = CERT_WARN_DAYS,
+    workers: int = 16,
+) -> ReadinessReport:
+    """Read both sites in parallel and compare them; never raises for one read's failure."""
+    from dr.aws import cloudwatch
+    from dr.aws.rds import Rds
+    from dr.procedures.ops_security import cert_check
+
+    now = now or dt.datetime.now(dt.UTC)
+    p, s = estate.primary, estate.secondary
+    db_ids = {p.database.identifier, s.database.identifier}
+
+    def newest_snapshot() -> Any:
+        snaps = [
+            x
+            for x in Rds(clients, s.region).list_snapshots()
+            if x.instance in db_ids and x.status == "available" and x.created is not None
+        ]
+        epoch = dt.datetime.min.replace(tzinfo=dt.UTC)
+        return max(snaps, key=lambda x: x.created or epoch) if snaps else None
+
+    jobs: dict[str, Callable[[], Any]] = {}
+    for side, view in (("p", p), ("s", s)):
+        for name, fn in _site_jobs(estate, view, clients, kube).items():
+            jobs[f"{side}:{name}"] = fn
+        jobs[f"{side}:certs"] = functools.partial(
+            cert_check, clients, estate, [view], warn_days=cert_warn_days, now=now
+        )
+    jobs["lag"] = lambda: cloudwatch.replica_lag(clients, s.region, s.database.identifier, now=now)
+    jobs["snapshot"] = newest_snapshot
+    r = gather(jobs, workers=workers)
+
+    checks = _db_checks(r["p:db"], r["s:db"], estate)
+    checks += [
+        _cluster_check(r["p:cluster"], r["s:cluster"]),
+        _capacity_check(r["p:nodegroup"], r["s:nodegroup"], estate),
+        _waf_check(r["p:ip_set"], r["s:ip_set"]),
+        _images_check(r["p:images"], r["s:images"], estate),
+        _secret_check(r["p:db"], r["s:db"], r["p:k8s_secret"], r["s:k8s_secret"], r["s:sm_secret"], estate),
+        _lag_check(r["s:db"], r["lag"], estate),
+        _snapshot_check(r["snapshot"], now, snapshot_warn, snapshot_fail, s.region),
+        _cert_check(r["p:certs"], r["s:certs"]),
+    ]
+    return ReadinessReport(
+        app=estate.app.name,
+        primary_region=p.region,
+        secondary_region=s.region,
+        generated_at=now,
+        checks=checks,
+        settings={
+            "rpo_seconds": estate.app.objectives.rpo_seconds,
+            "snapshot_warn_seconds": snapshot_warn.total_seconds(),
+            "snapshot_fail_seconds": snapshot_fail.total_seconds(),
+            "cert_warn_days": cert_warn_days,
+        },
+    )
