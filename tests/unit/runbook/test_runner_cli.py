@@ -269,3 +269,63 @@ def test_dry_run_forces_read_only_even_if_a_check_misbehaves(world: World, tmp_p
     assert "refused to send rds:CreateDBSnapshot" in (result.step("a").error or "")
     assert not snapshot_exists(clients, "oops")
     assert clients.read_only is False  # restored for the caller
+
+
+def _locked_run(plan: Plan, lock: DynamoLock, tmp_path: Path) -> Any:
+    return run_plan(
+        plan,
+        {},
+        dry_run=False,
+        assume_yes=True,
+        resume=None,
+        runs_dir=tmp_path,
+        lock=lock,
+        break_lock=False,
+        output="json",
+    )
+
+
+def test_ctrl_c_releases_the_lock_and_journals_the_interruption(world: World, tmp_path: Path) -> None:
+    lock = DynamoLock(ClientProvider(), table=TABLE, region=REGION, name="ctrl-c", holder="tester@ci")
+
+    def ctrl_c(_ctx: Any) -> None:
+        raise KeyboardInterrupt
+
+    plan = Plan(
+        "p", [Step("a", "a", None, "local", action=ctrl_c), Step("b", "b", None, "local", depends_on=("a",))]
+    )
+    with pytest.raises(KeyboardInterrupt):
+        _locked_run(plan, lock, tmp_path)
+    assert lock.peek() is None
+    (journal,) = tmp_path.glob("*/journal.jsonl")
+    kinds = [json.loads(x)["kind"] for x in journal.read_text().splitlines()]
+    assert kinds[-1] == "run_interrupted" and "step_interrupted" in kinds
+
+
+def test_a_lost_lock_stops_the_run_before_the_next_step(world: World, tmp_path: Path) -> None:
+    lock = DynamoLock(ClientProvider(), table=TABLE, region=REGION, name="stolen", holder="tester@ci")
+    ran: list[str] = []
+
+    def stolen(_ctx: Any) -> None:
+        # Someone broke our lock: overwrite the item, then our next renewal notices.
+        ClientProvider().client("dynamodb", REGION).put_item(
+            TableName=TABLE,
+            Item={"name": {"S": "stolen"}, "holder": {"S": "mallory@elsewhere"}, "run_id": {"S": "x"}},
+        )
+        lock.renew()
+
+    plan = Plan(
+        "p",
+        [
+            Step("a", "a", None, "local", action=stolen),
+            Step("b", "b", None, "local", depends_on=("a",), action=lambda _c: ran.append("b")),
+        ],
+    )
+    result = _locked_run(plan, lock, tmp_path)
+    assert result.status == "failed"
+    assert result.step("b").status == "not_started" and "lock lost" in (result.step("b").error or "")
+    assert ran == []
+    kinds = [json.loads(x)["kind"] for x in Path(result.journal_path).read_text().splitlines()]
+    assert "lock_lost" in kinds
+    item = lock.peek()
+    assert item is not None and item["holder"] == "mallory@elsewhere"  # we did not delete theirs
