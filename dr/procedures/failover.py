@@ -352,7 +352,9 @@ def desired_database_url(
     port = inst.port or app_db.port
     netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{inst.endpoint}:{port}"
     path = old.path if old is not None and old.path not in ("", "/") else f"/{app_db.db_name}"
-    query = old.query if old is not None and old.query else "sslmode=require"
+    # Keep the current URL's parameters exactly (a local database may not speak TLS); a URL built
+    # from scratch requires TLS, as the Pulumi program's does.
+    query = old.query if old is not None else "sslmode=require"
     scheme = old.scheme if old is not None and old.scheme else "postgresql"
     return SecretValue(urlunsplit((scheme, netloc, path, query, "")))
 
