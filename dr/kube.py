@@ -547,7 +547,8 @@ class Kube:
 
     def rollout_restart(self, namespace: str, name: str, at: dt.datetime | None = None) -> str:
         """``kubectl rollout restart``: stamp the pod template; returns the timestamp used."""
-        stamp = (at or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        # Sub-second resolution: two restarts within one second must still change the template.
+        stamp = (at or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         dep = self._read_deployment(namespace, name)
         if int(_g(dep, "spec", "replicas", default=1)) == 0:
             log.info("deployment %s/%s has 0 replicas; restart only changes the template", namespace, name)

@@ -105,6 +105,7 @@ SCALE_BAD_INPUT = [
 ]
 
 
+@pytest.mark.slow
 def test_scale_bad_input_exits_2_and_changes_nothing(env: Env) -> None:
     seed_eks(env.estate)
     eks = boto3.client("eks", region_name=env.estate.primary.region)
@@ -144,6 +145,7 @@ def test_scale_dry_run_changes_nothing_and_prints_the_plan(env: Env) -> None:
     assert env.deployment(env.estate.app.api.name)["spec"]["replicas"] == 6
 
 
+@pytest.mark.slow
 def test_scale_nodegroup_in_secondary(env: Env) -> None:
     seed_eks(env.estate)
     out = _json(
