@@ -415,7 +415,7 @@ class Sandbox:
                     return None
 
             self.health_servers[view.region] = RegionHealthServer(
-                view.region, ready_pods=ready, database_url=url, db_timeout=1.0
+                view.region, ready_pods=ready, database_url=url, db_timeout=3.0
             ).start()
         servers = self.health_servers
 
@@ -484,7 +484,7 @@ class Sandbox:
         """The region's /health: API pods Ready and its DB secret pointing at a writable database."""
         now = time.monotonic()
         hit = self._health_cache.get(region)
-        if hit is not None and now - hit[0] < 0.2:
+        if hit is not None and now - hit[0] < 0.4:
             return hit[1]
         healthy = self._probe_region(region)
         self._health_cache[region] = (now, healthy)

@@ -750,7 +750,7 @@ class Realism:
         regions = list(self.estate.regions) if self.estate else []
         if regions:
             self.health = HealthEvaluator(
-                regions, self._probe, lambda: self.profile.duration("route53.health_eval"), interval=0.25
+                regions, self._probe, lambda: self.profile.duration("route53.health_eval"), interval=0.5
             )
             self.health.start()
         self._pump = threading.Thread(target=self._metrics_loop, name="sandbox-metrics", daemon=True)
