@@ -126,8 +126,13 @@ def failover(
 
     estate = app.estate
     target = estate.site(to)
-    if target.region == estate.primary.region and to not in ("primary", estate.primary.region):
-        raise BadInput(f"--to {to!r} is the primary site", resource=to, hint="use --to secondary")
+    if target.region == estate.primary.region:
+        raise BadInput(
+            f"--to {to!r} is the site the stack files declare primary ({target.region}): nothing to fail over to",
+            resource=to,
+            region=target.region,
+            hint="use --to secondary; to return after a failover use `dr failback`",
+        )
     budget = (
         parse_duration(max_lag, option="--max-lag")
         if max_lag
