@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -140,12 +141,32 @@ def test_kubeconfig_has_one_context_per_cluster(sandbox: RunningSandbox) -> None
     }
 
 
-@pytest.mark.slow
-def test_pulumi_program_declares_the_names_the_sandbox_creates(sandbox: RunningSandbox) -> None:
-    """AGREEMENT TEST: physical names of the Pulumi program (under mocks) == what the sandbox seeded."""
-    mockrun = pytest.importorskip("dr.infra.mockrun")
+def _program_runs(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> list[Any]:
+    """The prod + dr stacks under Pulumi mocks; reuses tests/unit/infra's session cache when present
+    (same lock, read only: its format is theirs)."""
+    import fcntl
+
+    from dr.infra.mockrun import MockRun, run_many_subprocess
     from tests.conftest import STACKS
 
-    runs = mockrun.run_many_subprocess({"prod": (str(STACKS), "prod"), "dr": (str(STACKS), "dr")})
-    declared = {k: sorted(v) for k, v in mockrun.physical_names(list(runs.values())).items()}
+    base = tmp_path_factory.getbasetemp()
+    shared = base if worker_id == "master" else base.parent
+    with open(shared / "infra-mockruns.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        cache = shared / "infra-mockruns.json"
+        if cache.exists():
+            data = json.loads(cache.read_text())
+            if "prod" in data and "dr" in data:
+                return [MockRun.from_json(data["prod"]), MockRun.from_json(data["dr"])]
+    return list(run_many_subprocess({"prod": (str(STACKS), "prod"), "dr": (str(STACKS), "dr")}).values())
+
+
+@pytest.mark.slow
+def test_pulumi_program_declares_the_names_the_sandbox_creates(
+    sandbox: RunningSandbox, tmp_path_factory: pytest.TempPathFactory, worker_id: str
+) -> None:
+    """AGREEMENT TEST: physical names of the Pulumi program (under mocks) == what the sandbox seeded."""
+    mockrun = pytest.importorskip("dr.infra.mockrun")
+    runs = _program_runs(tmp_path_factory, worker_id)
+    declared = {k: sorted(v) for k, v in mockrun.physical_names(runs).items()}
     assert declared == sandbox.state["seeded"]["names"]
