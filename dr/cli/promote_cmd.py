@@ -40,6 +40,12 @@ def _human(report: dict[str, Any], out: Console) -> None:
 @click.option("--max-lag", default=None, help="Lag budget, e.g. 5s (default: the estate's RPO objective).")
 @click.option("--force", is_flag=True, help="Promote even when the lag is over budget or unknown.")
 @click.option(
+    "--probe-db",
+    is_flag=True,
+    help="Also read pg_last_xact_replay_timestamp() on the replica (psycopg, credentials from Secrets "
+    "Manager) and gate on the larger lag; an unreachable database only warns.",
+)
+@click.option(
     "--timeout", type=float, default=1800, show_default=True, help="Seconds to wait for the promotion."
 )
 @plan_options
@@ -50,6 +56,7 @@ def promote(
     region: str | None,
     max_lag: str | None,
     force: bool,
+    probe_db: bool,
     timeout: float,
     dry_run: bool,
     yes: bool,
@@ -62,7 +69,7 @@ def promote(
 
     from dr.aws.rds import Rds
     from dr.procedures.common import parse_duration, pick_site
-    from dr.procedures.promote import preflight, promote_plan
+    from dr.procedures.promote import pg_replay_lag_probe, preflight, promote_plan
 
     estate = app.estate
     view = pick_site(estate, region, estate.secondary)
@@ -73,7 +80,14 @@ def promote(
         else dt.timedelta(seconds=estate.app.objectives.rpo_seconds)
     )
     clients = app.clients(read_only=dry_run)
-    pre = preflight(clients, db=ident, region=view.region, max_lag=budget, force=force)
+    probe = (
+        pg_replay_lag_probe(
+            clients, secret_id=estate.app.db_secret.secrets_manager_id, db_name=estate.app.database.db_name
+        )
+        if probe_db
+        else None
+    )
+    pre = preflight(clients, db=ident, region=view.region, max_lag=budget, force=force, probe=probe)
     plan = promote_plan(pre, timeout=timeout)
     result = execute(
         app,

@@ -17,12 +17,13 @@ seen or after two consecutive confirmations (after PromoteReadReplica the status
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dr.aws.cloudwatch import replica_lag
 from dr.aws.rds import DbInstance, Rds, aws_errors
-from dr.errors import BadInput, GateRefused
+from dr.errors import BadInput, GateRefused, OperationFailed
 from dr.procedures.common import TAG_PROMOTED_AT, TAG_PROMOTED_FROM, Settled, clients_of, iso, utcnow
 from dr.runbook.plan import Operation, Plan, Step, StepContext
 
@@ -76,10 +77,61 @@ def _tags(clients: ClientProvider, db: DbInstance) -> dict[str, str]:
     return {t["Key"]: t["Value"] for t in raw.get("TagList", [])}
 
 
+# Seconds the replica is behind, measured on the replica itself: 0 when everything received is
+# replayed (an idle primary would otherwise look "behind" by the time since its last commit).
+REPLAY_LAG_SQL = (
+    "SELECT CASE WHEN NOT pg_is_in_recovery() THEN NULL "
+    "WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0 "
+    "ELSE EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()) END"
+)
+
+LagProbe = Callable[[DbInstance], float | None]
+
+
+def pg_replay_lag_probe(
+    clients: ClientProvider, *, secret_id: str, db_name: str, connect: Callable[..., Any] | None = None
+) -> LagProbe:
+    """A probe reading the replica's own replay lag with psycopg (credentials from Secrets Manager,
+    never printed). Raises on connection failure; :func:`preflight` turns that into a warning."""
+    from dr.procedures.restore import _default_connect, master_credentials
+
+    def probe(inst: DbInstance) -> float | None:
+        if not inst.endpoint:
+            raise OperationFailed(f"DB instance {inst.identifier} has no endpoint", region=inst.region)
+        user, password = master_credentials(clients, inst.region, secret_id)
+        conn = (connect or _default_connect)(
+            host=inst.endpoint,
+            port=inst.port or 5432,
+            dbname=db_name,
+            user=user,
+            password=password,
+            connect_timeout=5,
+        )
+        try:
+            with conn.cursor() as cur:
+                cur.execute(REPLAY_LAG_SQL)
+                row = cur.fetchone()
+        finally:
+            conn.close()
+        return None if row is None or row[0] is None else float(row[0])
+
+    return probe
+
+
 def preflight(
-    clients: ClientProvider, *, db: str, region: str, max_lag: dt.timedelta, force: bool
+    clients: ClientProvider,
+    *,
+    db: str,
+    region: str,
+    max_lag: dt.timedelta,
+    force: bool,
+    probe: LagProbe | None = None,
 ) -> PromotePreflight:
-    """Validate the promotion (read-only). Raises BadInput (exit 2) or GateRefused (exit 3)."""
+    """Validate the promotion (read-only). Raises BadInput (exit 2) or GateRefused (exit 3).
+
+    The lag is CloudWatch ``ReplicaLag``; with ``probe`` also the replica's own replay lag, and the
+    larger of the two is gated on (an unreachable database only adds a warning).
+    """
     inst = Rds(clients, region).describe_instance(db)
     budget = max_lag.total_seconds()
     if not inst.is_replica:
@@ -115,7 +167,22 @@ def preflight(
         )
     point = replica_lag(clients, region, db)
     warnings: list[str] = []
-    if point is None:
+    lag = None if point is None else point.value
+    lag_at = None if point is None else point.timestamp
+    sources = [] if point is None else ["cloudwatch:AWS/RDS/ReplicaLag"]
+    if probe is not None:
+        try:
+            measured = probe(inst)
+        except Exception as exc:  # unreachable from here: CloudWatch alone decides
+            warnings.append(
+                f"pg_last_xact_replay_timestamp() not read ({type(exc).__name__}): database not reachable"
+            )
+        else:
+            if measured is not None:
+                sources.append("postgres:pg_last_xact_replay_timestamp")
+                if lag is None or measured > lag:
+                    lag, lag_at = measured, utcnow()
+    if lag is None:
         if not force:
             raise GateRefused(
                 f"no ReplicaLag datapoint for {db} in {region} in the last 10 minutes: cannot show the "
@@ -125,26 +192,25 @@ def preflight(
                 hint="check CloudWatch AWS/RDS ReplicaLag (replication may be broken or the source region down); "
                 "re-run with --force to promote anyway and accept unknown data loss",
             )
-        warnings.append("no ReplicaLag datapoint: promoted with --force, RPO unknown")
-    elif point.value > budget:
+        warnings.append("no lag measurement: promoted with --force, RPO unknown")
+    elif lag > budget:
         if not force:
             raise GateRefused(
-                f"replica {db} in {region} lags {point.value:g}s (at {iso(point.timestamp)}), over the "
-                f"{budget:g}s budget",
+                f"replica {db} in {region} lags {lag:g}s (at {iso(lag_at)}), over the {budget:g}s budget",
                 resource=db,
                 region=region,
                 hint="wait for it to catch up (stop writes on the primary first), raise --max-lag, or "
                 "--force to accept that much data loss",
             )
-        warnings.append(f"lag {point.value:g}s over budget {budget:g}s: promoted with --force")
+        warnings.append(f"lag {lag:g}s over budget {budget:g}s: promoted with --force")
     return PromotePreflight(
         db,
         region,
         False,
         inst.replica_source,
-        None if point is None else point.value,
-        None if point is None else point.timestamp,
-        "cloudwatch:AWS/RDS/ReplicaLag" if point is not None else "none",
+        lag,
+        lag_at,
+        "+".join(sources) or "none",
         budget,
         force,
         warnings,

@@ -148,3 +148,87 @@ def test_lag_datapoint_older_than_window_is_missing(seeded: Any) -> None:
 def test_preflight_dataclass_is_json_ready() -> None:
     pre = PromotePreflight("d", "r", False, "s", None, None, "none", 5.0, True, ["w"])
     assert replace(pre, lag_seconds=2.0).to_dict()["rpo_estimate_seconds"] == 2.0
+
+
+class _LagConn:
+    def __init__(self, value: float | None) -> None:
+        self.value = value
+        self.sql: list[str] = []
+
+    def cursor(self) -> Any:
+        conn = self
+
+        class _Cur:
+            def __enter__(self) -> Any:
+                return self
+
+            def __exit__(self, *exc: object) -> None:
+                pass
+
+            def execute(self, sql: str) -> None:
+                conn.sql.append(sql)
+
+            def fetchone(self) -> Any:
+                return (conn.value,)
+
+        return _Cur()
+
+    def close(self) -> None:
+        pass
+
+
+def _pre(seeded: Any, probe: Any, force: bool = False) -> PromotePreflight:
+    est = seeded.estate
+    return mod.preflight(
+        seeded.clients,
+        db=est.secondary.database.identifier,
+        region=est.secondary.region,
+        max_lag=dt.timedelta(seconds=5),
+        force=force,
+        probe=probe,
+    )
+
+
+def test_db_probe_gates_on_the_larger_lag(seeded: Any) -> None:
+    from dr.errors import GateRefused
+    from tests.unit.procedures.estate_seed import PASSWORD
+
+    est = seeded.estate
+    seeded.put_lag(1.0)
+    seen: dict[str, Any] = {}
+    conn = _LagConn(9.5)
+
+    def connect(**kwargs: Any) -> _LagConn:
+        seen.update(kwargs)
+        return conn
+
+    probe = mod.pg_replay_lag_probe(
+        seeded.clients,
+        secret_id=est.app.db_secret.secrets_manager_id,
+        db_name=est.app.database.db_name,
+        connect=connect,
+    )
+    with pytest.raises(GateRefused, match=r"9\.5s"):
+        _pre(seeded, probe)
+    assert seen["password"] == PASSWORD and seen["host"].startswith(est.secondary.database.identifier)
+    assert "pg_last_xact_replay_timestamp" in conn.sql[0]
+    conn.value = 0.0  # caught up on the replica: CloudWatch's 1.0 s is the larger
+    pre = _pre(seeded, probe)
+    assert pre.lag_seconds == 1.0
+    assert pre.lag_source == "cloudwatch:AWS/RDS/ReplicaLag+postgres:pg_last_xact_replay_timestamp"
+
+
+def test_db_probe_unreachable_only_warns(seeded: Any) -> None:
+    seeded.put_lag(2.0)
+
+    def probe(inst: DbInstance) -> float | None:
+        raise ConnectionRefusedError("nope")
+
+    pre = _pre(seeded, probe)
+    assert pre.lag_seconds == 2.0 and pre.lag_source == "cloudwatch:AWS/RDS/ReplicaLag"
+    assert any("ConnectionRefusedError" in w for w in pre.warnings)
+
+
+def test_db_probe_alone_is_enough_without_cloudwatch(seeded: Any) -> None:
+    pre = _pre(seeded, lambda inst: 0.5)
+    assert pre.lag_seconds == 0.5 and pre.lag_source == "postgres:pg_last_xact_replay_timestamp"
