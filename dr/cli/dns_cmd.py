@@ -77,7 +77,14 @@ def _move(
     estate = app.estate
     target = estate.site(to)
     clients = app.clients(read_only=dry_run)
-    move = prepare_move(clients, estate, target, method=method, force=force)  # type: ignore[arg-type]
+    move = prepare_move(
+        clients,
+        estate,
+        target,
+        method=method,  # type: ignore[arg-type]
+        force=force,
+        pin_unhealthy_target=force,
+    )
     plan = move_plan(estate, move, timeout=timeout)
     result = execute(
         app,

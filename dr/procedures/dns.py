@@ -260,9 +260,20 @@ def _desired(
 
 
 def prepare_move(
-    clients: ClientProvider, estate: Estate, target: SiteView, *, method: Method = "auto", force: bool = False
+    clients: ClientProvider,
+    estate: Estate,
+    target: SiteView,
+    *,
+    method: Method = "auto",
+    force: bool = False,
+    pin_unhealthy_target: bool = False,
 ) -> DnsMove:
-    """Pre-flight of a failover/failback (read-only). BadInput exit 2, GateRefused exit 3."""
+    """Pre-flight of a failover/failback (read-only). BadInput exit 2, GateRefused exit 3.
+
+    ``force`` skips the target-health gate. ``pin_unhealthy_target`` (the CLI's ``--force``) also
+    disables the target's health check when it fails *now*, so the name moves anyway; plans that
+    make the target healthy before their DNS step (``dr failover``) leave it False.
+    """
     state = read_state(clients, estate)
     tgt = state.by_region(target.region)
     if tgt is None:
@@ -316,7 +327,7 @@ def prepare_move(
         chosen = "records"
     else:
         chosen = "healthcheck"
-    pin = force and tgt.endpoint_healthy is False
+    pin = force and pin_unhealthy_target and tgt.endpoint_healthy is False
     inversions, roles = _desired(state, target.region, chosen, pin_target=pin)
     return DnsMove(target.region, chosen, state, inversions, roles, force, warnings, pin_target=pin)
 
