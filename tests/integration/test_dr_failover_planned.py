@@ -1,0 +1,38 @@
+"""Planned `dr failover` on a private sandbox: writes stop in the primary region, the plan waits
+for the real replica's lag to reach 0, then promotes (RPO 0) and moves the public name."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import RunningSandbox
+from tests.integration.test_dr_failover import _dr
+
+pytestmark = pytest.mark.slow
+
+
+def test_planned_failover_rpo_zero(fresh_sandbox: RunningSandbox, tmp_path: Path) -> None:
+    sb = fresh_sandbox
+    estate = sb.estate
+    primary, secondary = estate.primary, estate.secondary
+    res = _dr(sb, ["failover", "--to", "secondary", "--yes", "--timeout", "120", "--max-lag", "30s"], tmp_path)
+    assert res.stdout, res.stderr[-3000:]
+    out = json.loads(res.stdout)
+    failed = [(s["id"], s["error"]) for s in out["run"]["steps"] if s["status"] == "failed"]
+    assert out["run"]["status"] == "succeeded", failed
+    assert out["active_region"] == secondary.region
+    events = [json.loads(x) for x in Path(out["run"]["journal_path"]).read_text().splitlines()]
+    seq = {(e["kind"], e.get("step")): e["seq"] for e in events}
+    for writer in estate.app.writers:
+        assert seq[("step_done", f"stop-{writer.name}")] < seq[("step_done", "replica-caught-up")]
+    assert seq[("step_done", "replica-caught-up")] < seq[("step_started", "promote-db")]
+    lag = [e for e in events if e["kind"] == "output_set" and e.get("key") == "lag_at_cutover_seconds"]
+    assert lag and lag[-1]["value"] == 0
+    rds = sb.clients().client("rds", secondary.region)
+    db = rds.describe_db_instances(DBInstanceIdentifier=secondary.database.identifier)["DBInstances"][0]
+    assert "ReadReplicaSourceDBInstanceIdentifier" not in db
+    assert sb.admin.resolve(estate.app.record)["region"] == secondary.region
+    assert primary.region != secondary.region
