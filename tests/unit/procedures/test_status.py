@@ -1,0 +1,169 @@
+"""`dr status` procedure: moto (both regions) + the fake Kubernetes APIs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dr.aws.session import ClientProvider
+from dr.procedures.ops import KubeFactory
+from dr.procedures.status import collect_status, gather
+from tests.unit.procedures.test_status_fixtures import Full, full
+
+__all__ = ["full"]
+
+
+class DeadRegion(ClientProvider):
+    """Every call to ``dead`` fails to connect, as when a whole AWS region is lost."""
+
+    dead: str = ""
+
+    def client(self, service: str, region: str) -> Any:
+        client = super().client(service, region)
+        if region == self.dead and not getattr(client, "_dr_dead", False):
+            from botocore.exceptions import EndpointConnectionError
+
+            def refuse(request: Any, **_: Any) -> None:
+                raise EndpointConnectionError(endpoint_url=request.url)
+
+            client.meta.events.register_first("before-send", refuse)
+            client._dr_dead = True
+        return client
+
+
+def _status(
+    full: Full, clients: ClientProvider | None = None, kube: KubeFactory | None = None
+) -> dict[str, Any]:
+    report = collect_status(full.estate, clients or full.clients, kube or full.kube)
+    return report.to_dict()
+
+
+def test_baseline_reports_every_probe_per_region(full: Full) -> None:
+    full.seeded.put_lag(1.5)
+    start = len(full.recorder)
+    data = _status(full)
+    p, s = full.estate.primary, full.estate.secondary
+    assert data["active_region"] == p.region
+    prim, sec = data["regions"][p.region], data["regions"][s.region]
+    assert prim["serving"] is True and sec["serving"] is False
+    assert prim["reachable"] and sec["reachable"]
+    assert prim["cluster"]["status"] == "ACTIVE"
+    ng = p.cluster.nodegroup
+    assert (prim["nodegroup"]["min"], prim["nodegroup"]["desired"], prim["nodegroup"]["max"]) == (
+        ng.min_size,
+        ng.desired_size,
+        ng.max_size,
+    )
+    assert sec["nodegroup"]["desired"] == s.cluster.nodegroup.desired_size
+    api = full.estate.app.api
+    assert prim["api_pods"]["desired"] == full.estate.replica_count(p, api)
+    assert sec["api_pods"]["desired"] == full.estate.replica_count(s, api)
+    assert prim["api_pods"]["ready"] == prim["api_pods"]["desired"]
+    assert prim["database"]["role"] == "writer" and prim["database"]["replica_lag_seconds"] is None
+    assert sec["database"]["role"] == "replica" and sec["database"]["replica_lag_seconds"] == 1.5
+    assert sec["database"]["state"] == "ok"
+    assert prim["redis"]["status"] == "available"
+    assert prim["alb_targets"]["total"] == 0 and prim["alb_targets"]["state"] == "warn"
+    assert prim["health_check"]["failover"] == "PRIMARY" and prim["health_check"]["route53_healthy"] is True
+    assert sec["health_check"]["failover"] == "SECONDARY"
+    assert sec["waf"]["web_acl"] == s.edge.web_acl_name and sec["waf"]["ip_set_entries"] == 2
+    # read-only: not one mutating call
+    assert [c for c in full.recorder.since(start) if c.mutating] == []
+
+
+def test_lag_over_budget_warns_on_the_replica(full: Full) -> None:
+    full.seeded.put_lag(full.estate.app.objectives.rpo_seconds + 10)
+    sec = _status(full)["regions"][full.estate.secondary.region]
+    assert sec["database"]["state"] == "warn"
+    assert sec["database"]["replica_lag_seconds"] == full.estate.app.objectives.rpo_seconds + 10
+
+
+def test_active_region_follows_route53_failover(full: Full) -> None:
+    r53 = full.clients.client("route53", "us-east-1")
+    hc = full.seeded.health_checks[full.estate.primary.region]
+    r53.update_health_check(HealthCheckId=hc, Inverted=True)
+    data = _status(full)
+    p, s = full.estate.primary.region, full.estate.secondary.region
+    assert data["active_region"] == s
+    assert data["regions"][s]["serving"] is True
+    assert data["regions"][p]["health_check"]["state"] == "fail"
+    assert data["regions"][p]["health_check"]["inverted"] is True
+
+
+def test_unreachable_region_does_not_stop_the_other(full: Full) -> None:
+    p, s = full.estate.primary.region, full.estate.secondary.region
+    dead = DeadRegion(_session=full.clients._session, max_attempts=1, retry_mode="standard")
+    dead.dead = p
+    kube = KubeFactory(kubeconfig=full.kubeconfig, clients=dead, read_only=True)
+    try:
+        data = _status(full, dead, kube)
+    finally:
+        kube.close()
+    prim, sec = data["regions"][p], data["regions"][s]
+    assert prim["reachable"] is False and prim["state"] == "unreachable"
+    assert "EndpointConnectionError" in prim["error"]
+    for probe in ("cluster", "nodegroup", "database", "redis", "alb_targets", "waf"):
+        assert prim[probe]["state"] == "unreachable", probe
+    assert sec["reachable"] is True
+    assert sec["database"]["role"] == "replica" and sec["cluster"]["status"] == "ACTIVE"
+    # Route53 is global (its API is not in the lost region here): the active region is still known
+    assert data["active_region"] == p
+    assert any(p in note and "unreachable" in note for note in data["notes"])
+
+
+def test_one_failing_probe_is_reported_alone(full: Full) -> None:
+    s = full.estate.secondary
+    waf = full.clients.client("wafv2", s.region)
+    acl = next(a for a in waf.list_web_acls(Scope="REGIONAL")["WebACLs"] if a["Name"] == s.edge.web_acl_name)
+    lock = waf.get_web_acl(Name=acl["Name"], Scope="REGIONAL", Id=acl["Id"])["LockToken"]
+    waf.delete_web_acl(Name=acl["Name"], Scope="REGIONAL", Id=acl["Id"], LockToken=lock)
+    full.clients.client("elbv2", s.region).delete_target_group(TargetGroupArn=full.ids[f"tg-{s.region}"])
+    full.clients.client("elasticache", s.region).delete_replication_group(
+        ReplicationGroupId=s.cache.replication_group_id
+    )
+    sec = _status(full)["regions"][s.region]
+    assert sec["waf"]["state"] == "fail" and sec["waf"]["web_acl"] is None
+    assert sec["alb_targets"]["state"] == "error"
+    assert s.edge.target_group_name in sec["alb_targets"]["error"]
+    assert sec["redis"]["state"] == "fail" and sec["redis"]["status"] == "deleting"
+    assert sec["reachable"] is True
+    assert sec["database"]["state"] in ("ok", "warn") and sec["cluster"]["state"] == "ok"
+
+
+def test_pods_short_of_desired_warn(full: Full) -> None:
+    s = full.estate.secondary
+    app = full.estate.app
+    api = full.api(s.region)
+    api.capacity_fn = lambda _cluster: 3  # the nodes hold 3 pods (all namespaces)
+    api.set_scale(app.namespace, app.api.name, 6)
+    api.reconcile()
+    sec = _status(full)["regions"][s.region]
+    assert sec["api_pods"]["desired"] == 6
+    assert 0 < sec["api_pods"]["ready"] < 6
+    assert sec["api_pods"]["state"] == "warn"
+
+
+def test_resolver_answer_reported_and_no_kube_is_one_probe_error(full: Full) -> None:
+    s = full.estate.secondary.region
+    report = collect_status(full.estate, full.clients, None, resolver=lambda: (["alb.example"], s))
+    for region in report.regions:
+        assert region.probes["api_pods"].state == "error"
+        assert region.probes["cluster"].state == "ok"
+    data = report.to_dict()
+    assert data["resolves_to"] == {
+        "name": full.estate.app.record,
+        "answer": ["alb.example"],
+        "region": s,
+        "source": "resolver",
+        "error": None,
+    }
+    # the resolver disagrees with Route53's failover choice: said so
+    assert any("resolves to" in n for n in data["notes"])
+
+
+def test_gather_isolates_failures() -> None:
+    def boom() -> None:
+        raise RuntimeError("kaput")
+
+    out = gather({"a": lambda: 1, "b": boom})
+    assert out["a"].value == 1 and out["a"].ok
+    assert not out["b"].ok and "kaput" in (out["b"].error or "") and not out["b"].unreachable
