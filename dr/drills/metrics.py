@@ -168,7 +168,10 @@ def compute_rto(
             res.downtime_seconds += cur.t - prev.t
     run_start: Sample | None = None
     run = 0
-    for s in after:
+    # The outage may begin after the fault action starts (e.g. writes stopped first, or a region
+    # lost at the end of its action): successes before the first failure are not a recovery.
+    scan = [s for s in after if s.t >= failed[0].t] if failed else after
+    for s in scan:
         if s.ok:
             if run == 0:
                 run_start = s

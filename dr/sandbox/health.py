@@ -217,7 +217,11 @@ class RegionHealthServer:
         if result.ready_pods is not None and result.ready_pods < self.min_ready_pods:
             result.reasons.append(f"{result.ready_pods} ready API pods (need {self.min_ready_pods})")
         url = self._safe_url()
-        if url is None:
+        if result.reasons:
+            # No Ready API pod: the load balancer answers 503 and nothing reaches the database (no
+            # write either, so a stopped application really stops writing: replica lag can reach 0).
+            result.database = {"ok": False, "checked": False}
+        elif url is None:
             result.reasons.append("the region's DB secret holds no database URL")
             result.database = {"ok": False}
         else:
@@ -234,6 +238,13 @@ class RegionHealthServer:
             result.database["latency_ms"] = round((time.monotonic() - t0) * 1000, 1)
         result.healthy = not result.reasons
         return result
+
+    def ready_pods_now(self) -> int | None:
+        """Ready API pods now (None when they cannot be counted)."""
+        try:
+            return int(self._ready_pods())
+        except Exception:
+            return None
 
     def _safe_url(self) -> str | None:
         try:
@@ -322,6 +333,12 @@ def _make_handler(owner: RegionHealthServer) -> type[BaseHTTPRequestHandler]:
                 self.rfile.read(length)
             if self.path.split("?")[0] != "/write":
                 self._send(404, {"error": f"no route {self.path.split('?')[0]}"})
+                return
+            pods = owner.ready_pods_now()
+            if pods is not None and pods < owner.min_ready_pods:
+                self._send(
+                    503, {"region": owner.region, "error": f"{pods} ready API pods: nothing serves writes"}
+                )
                 return
             try:
                 self._send(200, owner.write_probe())

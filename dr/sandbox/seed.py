@@ -340,6 +340,16 @@ def _seed_secret(
     result.add("secretsmanager_secret", f"{view.region}/{app.db_secret.secrets_manager_id}")
 
 
+def _seed_kms(clients: ClientProvider, estate: Estate, view: SiteView, result: SeedResult) -> None:
+    """The site's data key and its alias (the Pulumi program's; failback encrypts with it)."""
+    kms = clients.client("kms", view.region)
+    key = kms.create_key(
+        Description=f"{view.site.name} data", Tags=[{"TagKey": "dr-toolkit:site", "TagValue": view.site.name}]
+    )
+    kms.create_alias(AliasName=estate.kms_alias(view), TargetKeyId=key["KeyMetadata"]["KeyId"])
+    result.ids[view.region]["kms_key"] = key["KeyMetadata"]["Arn"]
+
+
 def seed_estate(
     estate: Estate,
     clients: ClientProvider,
@@ -364,6 +374,7 @@ def seed_estate(
         _seed_cache(clients, estate, view, subnets[view.region], result)
         _seed_edge(clients, estate, view, subnets[view.region], ids, result)
         _seed_state_stores(clients, estate, view, result)
+        _seed_kms(clients, estate, view, result)
 
     # The two regions are independent: seed them in parallel (moto's server is threaded).
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="seed") as pool:

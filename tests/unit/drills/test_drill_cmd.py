@@ -41,7 +41,8 @@ def test_drill_list_json_has_all_shipped_scenarios(tmp_path: Path) -> None:
         "failback",
     ):
         assert rows[name]["valid"], name
-    assert "failover" in rows["region-loss"]["pending_providers"]
+    # default target aws: region-loss runs only on the sandbox, its rollback is sandbox-only
+    assert "region-restore" in rows["region-loss"]["pending_providers"]
     assert rows["broken"]["valid"] is False and ":3:" in rows["broken"]["error"]
 
 

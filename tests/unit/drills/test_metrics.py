@@ -139,3 +139,15 @@ def test_rpo_ignores_writes_acknowledged_after_the_read_back() -> None:
     assert compute_rpo(log, [], fault_at=100.0, present=present).rows_lost == 2
     res = compute_rpo(log, [], fault_at=100.0, present=present, read_at=100.75)
     assert res.rows_lost == 0 and res.rpo_seconds == 0.0
+
+
+def test_rto_ignores_successes_before_the_outage_began() -> None:
+    """The fault action may start before the endpoint fails (writes stopped first, or the region
+    lost at the end of its action): recovery is the first sustained run after the first failure."""
+    from dr.drills.metrics import Sample, compute_rto
+
+    oks = [Sample(t=100.0 + i * 0.25, ok=True) for i in range(8)]  # 100.00 .. 101.75 still up
+    down = [Sample(t=102.0 + i * 0.25, ok=False) for i in range(8)]  # 102.00 .. 103.75 down
+    back = [Sample(t=104.0 + i * 0.25, ok=True) for i in range(4)]
+    res = compute_rto(oks + down + back, fault_at=100.0, sustained=4)
+    assert res.measured and res.rto_seconds == 4.0 and res.recovered_at == 104.0

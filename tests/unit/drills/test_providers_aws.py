@@ -53,9 +53,9 @@ def test_rds_reboot_failover_refuses_single_az(estate) -> None:  # type: ignore[
     assert rec.mutating() == []
 
 
-def test_sandbox_has_no_aws_only_implementation() -> None:
-    prov = registry.get("action", "redis-primary-failure")
-    assert prov is not None and prov.available("aws") and not prov.available("sandbox")
+def test_aws_has_no_sandbox_only_implementation() -> None:
+    prov = registry.get("action", "region-restore")
+    assert prov is not None and prov.available("sandbox") and not prov.available("aws")
     with pytest.raises(registry.ProviderUnavailable) as info:
-        prov.resolve("sandbox")
+        prov.resolve("aws")
     assert "issue 4" in info.value.message

@@ -1,0 +1,586 @@
+"""Drill providers implemented by the project's real procedures (any target).
+
+``dr drill run`` imports this module lazily (``dr.drills.registry.PLUGIN_MODULES``). Every action
+builds the same plan the matching CLI command builds and runs it with
+:func:`dr.runbook.runner.run_plan` (journal, lock, idempotent steps) with ``--yes`` semantics —
+so a drill exercises exactly the code an operator runs. Nothing here knows which target it is
+on: AWS vs. sandbox differs only by the ClientProvider's endpoint (``ctx.clients()``) and the
+kubeconfig (:func:`kubeconfig_for`, from :mod:`dr.target`).
+
+Actions: ``failover``, ``failback``, ``scale-deployment``, ``restore-pitr``, ``repoint-app``,
+``deploy``, ``rollback-deploy``. Probes: ``db-writable``, ``replica-lag``, ``pods-ready``,
+``dns-points-to``, ``data-intact``.
+
+Each action returns a summary of its runbook run (run id, status, wall time, critical path and
+every step's timing), which the drill runner stores in the drill journal as the step's value;
+``ctx.note`` adds the run id and its journal path to the drill's events.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dr.drills.context import DrillContext
+from dr.drills.registry import register_action, register_probe
+from dr.errors import BadInput, NotFound, OperationFailed
+
+if TYPE_CHECKING:
+    from dr.kube import Kube
+    from dr.procedures.ops import KubeFactory
+    from dr.runbook.executor import RunResult
+    from dr.runbook.lock import DynamoLock
+    from dr.runbook.plan import Plan
+    from dr.topology import Estate, SiteView
+
+# Integrity table shared by ``corrupt-data`` (sandbox) and the ``data-intact`` probe: a row is
+# intact when ``checksum = md5(payload)``.
+INTEGRITY_TABLE = "dr_integrity"
+# Output key holding the writers' replica counts recorded by a scale-deployment to 0.
+_SCALED_FROM = "scaled_from"
+
+
+# ---------------------------------------------------------------------------------------------
+# Plumbing: kubeconfig, kube factory, lock, runs directory, running a plan
+# ---------------------------------------------------------------------------------------------
+
+
+def kubeconfig_for(target: str) -> str | None:
+    """The kubeconfig of the target: the sandbox's (state.json), else $KUBECONFIG / ~/.kube/config."""
+    if target == "sandbox":
+        from dr.target import resolve_target
+
+        return resolve_target("sandbox").kubeconfig
+    from dr.kube import default_kubeconfig
+
+    return default_kubeconfig()
+
+
+def kube_factory(ctx: DrillContext, *, read_only: bool = False) -> KubeFactory:
+    """One Kubernetes client per site (what ``dr failover`` builds from its options)."""
+    from dr.procedures.ops import KubeFactory
+
+    factory: KubeFactory | None = ctx.services.get("kube_factory")
+    if factory is not None and not read_only:
+        return factory
+    return KubeFactory(
+        kubeconfig=kubeconfig_for(ctx.target),
+        clients=ctx.clients(read_only=True),
+        read_only=read_only or ctx.dry_run,
+    )
+
+
+@contextmanager
+def _kube(ctx: DrillContext, view: SiteView, *, read_only: bool = False) -> Iterator[Kube]:
+    factory = kube_factory(ctx, read_only=read_only)
+    try:
+        yield factory(view)
+    finally:
+        if factory is not ctx.services.get("kube_factory"):
+            factory.close()
+
+
+def runs_dir(ctx: DrillContext) -> Path:
+    """Runbook journals of a drill go next to its evidence (``<out>/runs``), else $DR_RUNS_DIR."""
+    path = getattr(ctx.journal, "path", None)
+    if path is not None:
+        return Path(path).parent / "runs"
+    return Path(os.environ.get("DR_RUNS_DIR", ".dr-runs"))
+
+
+def estate_lock(ctx: DrillContext, view: SiteView) -> DynamoLock:
+    """The estate's run lock in ``view``'s region (the surviving region for a failover)."""
+    from dr.runbook.lock import DynamoLock
+
+    estate = ctx.require_estate()
+    return DynamoLock(
+        ctx.clients(), table=estate.lock_table, region=view.region, name=f"{estate.app.name}-dr"
+    )
+
+
+def summarize(result: RunResult) -> dict[str, Any]:
+    """Run id, status, wall time, critical path and each step's timing (for the drill journal)."""
+    return {
+        "run_id": result.run_id,
+        "plan": result.plan,
+        "status": result.status,
+        "wall_seconds": round(result.wall_seconds, 3),
+        "critical_path": list(result.critical_path),
+        "critical_path_seconds": round(result.critical_path_seconds, 3),
+        "ratio": None if result.ratio is None else round(result.ratio, 3),
+        "journal_path": result.journal_path,
+        "steps": [
+            {
+                "id": s.id,
+                "status": s.status,
+                "duration": None if s.duration is None else round(s.duration, 3),
+                "started_at": s.started_at,
+                "ended_at": s.ended_at,
+                "error": s.error,
+            }
+            for s in result.steps
+        ],
+    }
+
+
+def run(
+    ctx: DrillContext,
+    plan: Plan,
+    *,
+    kube: KubeFactory | None = None,
+    lock: DynamoLock | None = None,
+    **extra_services: Any,
+) -> dict[str, Any]:
+    """Run ``plan`` like the CLI does with ``--yes`` (dry run when the drill is one); raise on failure."""
+    from dr.procedures.common import services
+    from dr.runbook.runner import run_plan
+
+    estate = ctx.require_estate()
+    clients = ctx.clients()
+    own_kube = kube is None
+    kube = kube or kube_factory(ctx)
+    try:
+        result = run_plan(
+            plan,
+            services(clients, estate, kube=kube, **extra_services),
+            dry_run=ctx.dry_run,
+            assume_yes=True,
+            resume=None,
+            runs_dir=runs_dir(ctx),
+            lock=None if ctx.dry_run else lock,
+            break_lock=False,
+            output="json",  # no live progress on the drill's terminal
+        )
+    finally:
+        if own_kube:
+            kube.close()
+    summary = summarize(result)
+    ctx.note(
+        f"runbook run {result.run_id} ({plan.name}): {result.status}",
+        run_id=result.run_id,
+        plan=plan.name,
+        journal=result.journal_path,
+        wall_seconds=summary["wall_seconds"],
+    )
+    if not result.ok:
+        failed = [f"{s['id']}: {s['error']}" for s in summary["steps"] if s["status"] == "failed"]
+        raise OperationFailed(
+            f"plan {plan.name} (run {result.run_id}) {result.status}: "
+            + ("; ".join(failed) or "see its journal"),
+            hint=f"journal {result.journal_path}; resume with the CLI's --resume {result.run_id}",
+        )
+    return summary
+
+
+def _rpo_budget(estate: Estate, max_lag_seconds: float | None) -> dt.timedelta:
+    seconds = estate.app.objectives.rpo_seconds if max_lag_seconds is None else max_lag_seconds
+    return dt.timedelta(seconds=seconds)
+
+
+def _active_region(ctx: DrillContext) -> str | None:
+    from dr.procedures.dns import read_state
+
+    try:
+        return read_state(ctx.clients(read_only=True), ctx.require_estate(), use_test_dns=False).active_region
+    except Exception as exc:  # a report field, never a failure of the action
+        ctx.note(f"could not read which region serves the public name: {exc}")
+        return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Region failover / failback
+# ---------------------------------------------------------------------------------------------
+
+
+@register_action("failover")
+def failover(ctx: DrillContext, to: str, mode: str, max_lag_seconds: float | None) -> dict[str, Any]:
+    """``dr failover --to <to> --mode <mode> --yes``: gates, then the whole-region plan."""
+    from dr.procedures.failover import failover_plan, preflight
+
+    estate = ctx.require_estate()
+    target = estate.site(to)
+    if target.region == estate.primary.region:
+        raise BadInput(
+            f"failover target {to!r} is the primary site ({target.region})",
+            resource=to,
+            region=target.region,
+            hint="use to: secondary",
+        )
+    pre = preflight(
+        ctx.clients(read_only=True),
+        estate,
+        target=target,
+        mode="unplanned" if mode == "unplanned" else "planned",
+        max_lag=_rpo_budget(estate, max_lag_seconds),
+    )
+    for warning in pre.warnings:
+        ctx.note(f"failover pre-flight warning: {warning}")
+    plan = failover_plan(estate, pre)
+    summary = run(ctx, plan, lock=estate_lock(ctx, target))
+    summary["preflight"] = pre.to_dict()
+    summary["active_region"] = None if ctx.dry_run else _active_region(ctx)
+    return summary
+
+
+@register_action("failback")
+def failback(ctx: DrillContext, mode: str) -> dict[str, Any]:
+    """``dr failback --yes``: re-protect, wait in sync, planned switch back, DR to warm standby."""
+    from dr.procedures.failback import failback_plan, preflight
+
+    estate = ctx.require_estate()
+    if mode != "planned":
+        raise BadInput(
+            "failback is always planned (the original region must be reachable to re-protect it)",
+            resource="mode",
+            hint="use mode: planned",
+        )
+    pre = preflight(ctx.clients(read_only=True), estate, to=None, max_lag=_rpo_budget(estate, None))
+    for warning in pre.warnings:
+        ctx.note(f"failback pre-flight warning: {warning}")
+    plan = failback_plan(estate, pre)
+    summary = run(ctx, plan, lock=estate_lock(ctx, pre.target))
+    summary["preflight"] = pre.to_dict()
+    summary["active_region"] = None if ctx.dry_run else _active_region(ctx)
+    return summary
+
+
+# ---------------------------------------------------------------------------------------------
+# Runbook operations (db-corruption, bad-deploy)
+# ---------------------------------------------------------------------------------------------
+
+
+def _deployments(estate: Estate, which: str | list[str]) -> list[str]:
+    from dr.procedures.ops import resolve_deployment
+
+    if which == "writers":
+        return [d.name for d in estate.app.writers]
+    if which == "all":
+        return [d.name for d in estate.app.deployments]
+    return [resolve_deployment(estate, name).name for name in which]
+
+
+@register_action("scale-deployment")
+def scale_deployment(
+    ctx: DrillContext, site: str, deployments: str | list[str], replicas: int | str
+) -> dict[str, Any]:
+    """Scale deployments; ``writers`` to 0 is the runbook's stop-writes (counts recorded), and
+    ``previous`` scales back to the recorded counts (resume-writes)."""
+    from dr.procedures.ops import resume_writes_plan, scale_plan, scale_preflight, stop_writes_plan
+    from dr.runbook.plan import Plan
+
+    estate = ctx.require_estate()
+    view = estate.site(site)
+    names = _deployments(estate, deployments)
+    writers = deployments == "writers"
+    factory = kube_factory(ctx)
+    try:
+        kube = factory(view)
+        if writers and replicas == 0:
+            before = {n: kube.get_deployment(estate.app.namespace, n).replicas for n in names}
+            ctx.outputs.setdefault(_SCALED_FROM, {}).update(before)
+            summary = run(ctx, stop_writes_plan(estate, view), kube=factory)
+            summary["scaled"] = {n: {"from": c, "to": 0} for n, c in before.items()}
+            return summary
+        if writers and replicas == "previous":
+            plan, recorded = resume_writes_plan(kube, estate, view)
+            summary = run(ctx, plan, kube=factory)
+            summary["scaled"] = {n: {"to": c} for n, c in recorded.items()}
+            return summary
+        counts: dict[str, int] = {}
+        for name in names:
+            if replicas == "previous":
+                saved = ctx.outputs.get(_SCALED_FROM, {}).get(name)
+                if saved is None:
+                    raise BadInput(
+                        f"no earlier scale-deployment of {name} in this drill recorded a count to go back to",
+                        resource=name,
+                        region=view.region,
+                        hint="scale it first (replicas: 0) or give a number",
+                    )
+                counts[name] = int(saved)
+            elif replicas == "production":
+                counts[name] = estate.app.deployment(name).replicas
+            else:
+                counts[name] = int(replicas)
+        steps = []
+        for name, count in counts.items():
+            pre = scale_preflight(kube, estate, view, name, count, adjust_hpa=True)
+            ctx.outputs.setdefault(_SCALED_FROM, {}).setdefault(name, pre.current)
+            sub = scale_plan(pre, view)
+            steps += [s for s in sub.steps]
+        # Step ids of scale plans are per deployment, so they combine into one plan.
+        summary = run(
+            ctx, Plan("drill-scale", steps, f"Scale {', '.join(counts)} ({view.region})"), kube=factory
+        )
+        summary["scaled"] = {n: {"to": c} for n, c in counts.items()}
+        return summary
+    finally:
+        factory.close()
+
+
+@register_action("restore-pitr")
+def restore_pitr(
+    ctx: DrillContext,
+    site: str,
+    restore_time: str,
+    seconds_before: float,
+    target_identifier: str | None,
+) -> dict[str, Any]:
+    """``dr restore pitr``: a new instance at a point in time (before the fault by default);
+    output ``restored_db`` names it for ``repoint-app``."""
+    from dr.procedures.common import parse_time
+    from dr.procedures.restore import prepare_pitr, restore_plan
+
+    estate = ctx.require_estate()
+    view = estate.site(site)
+    if restore_time == "before-fault":
+        if ctx.fault_at is None:
+            raise BadInput(
+                "restore_time before-fault needs a fault: no action of this drill is marked fault: true",
+                resource="restore_time",
+                hint="mark the corrupting action with fault: true, or give an ISO time",
+            )
+        when = dt.datetime.fromtimestamp(ctx.fault_at - seconds_before, dt.UTC)
+    else:
+        when = parse_time(restore_time, option="restore_time")
+    stamp = dt.datetime.fromtimestamp(ctx.fault_at or when.timestamp(), dt.UTC)
+    target = target_identifier or f"{view.database.identifier}-pitr-{stamp:%H%M%S}"
+    req = prepare_pitr(
+        ctx.clients(read_only=True),
+        estate,
+        view,
+        source=None,
+        target=target,
+        when=when,
+        minutes_ago=None,
+        checks=[],
+        verify=False,
+        cleanup=False,
+    )
+    summary = run(ctx, restore_plan(req))
+    ctx.outputs["restored_db"] = target
+    summary["restored_db"] = target
+    summary["restore_time"] = when.isoformat()
+    return summary
+
+
+@register_action("repoint-app")
+def repoint_app(ctx: DrillContext, site: str, database_from: str) -> dict[str, Any]:
+    """Point the site's DB secret at the database an earlier step named (output ``database_from``),
+    then rolling-restart every deployment and wait until its pods are Ready."""
+    from dr.procedures.failover import pods_ready_step, restart_step, secret_step
+    from dr.runbook.plan import Plan
+
+    estate = ctx.require_estate()
+    view = estate.site(site)
+    db = ctx.outputs.get(database_from)
+    if not db:
+        raise BadInput(
+            f"repoint-app: no earlier step of this drill set output {database_from!r}",
+            resource=database_from,
+            region=view.region,
+            hint="run restore-pitr (it sets restored_db) before repoint-app",
+        )
+    db = str(db)
+    factory = kube_factory(ctx)
+    try:
+        kube = factory(view)
+        ns = estate.app.namespace
+        counts = {d.name: kube.get_deployment(ns, d.name).replicas for d in estate.app.deployments}
+        secret = secret_step(estate, view, db, depends_on=())
+        restarts = [
+            restart_step(estate, view, db, name, depends_on=(secret.id,))
+            for name, c in counts.items()
+            if c > 0
+        ]
+        ready = pods_ready_step(
+            estate,
+            view,
+            {n: c for n, c in counts.items() if c > 0},
+            depends_on=tuple(r.id for r in restarts),
+            timeout=600,
+        )
+        plan = Plan(
+            "drill-repoint-app", [secret, *restarts, ready], f"Point the app in {view.region} at {db}"
+        )
+        summary = run(ctx, plan, kube=factory)
+    finally:
+        factory.close()
+    summary["database"] = db
+    return summary
+
+
+def _deployment_name(estate: Estate, deployment: str | None) -> str:
+    from dr.procedures.ops import resolve_deployment
+
+    return resolve_deployment(estate, deployment).name if deployment else estate.app.api.name
+
+
+@register_action("deploy")
+def deploy(ctx: DrillContext, deployment: str | None, image: str) -> dict[str, Any]:
+    """Roll out ``image`` to a deployment of the serving site (the bad-deploy fault); does not
+    wait for it to become Ready (a broken image never does)."""
+    estate = ctx.require_estate()
+    view = estate.site(_active_region(ctx) or estate.primary.region)
+    name = _deployment_name(estate, deployment)
+    ns = estate.app.namespace
+    with _kube(ctx, view) as kube:
+        before = kube.get_deployment(ns, name)
+        if ctx.dry_run:
+            return {"deployment": name, "region": view.region, "image": image, "dry_run": True}
+        body = {
+            "spec": {
+                "template": {"spec": {"containers": [{"name": _container(kube, ns, name), "image": image}]}}
+            }
+        }
+        kube.apps.patch_namespaced_deployment(name, ns, body)
+    ctx.outputs["deployed"] = {
+        "deployment": name,
+        "region": view.region,
+        "previous_images": list(before.images),
+    }
+    return {"deployment": name, "region": view.region, "image": image, "previous_images": list(before.images)}
+
+
+def _container(kube: Kube, namespace: str, name: str) -> str:
+    dep = kube.apps.read_namespaced_deployment(name, namespace)
+    containers = dep.spec.template.spec.containers or []
+    if not containers:
+        raise NotFound(f"deployment {namespace}/{name} has no container", resource=name)
+    return str(containers[0].name)
+
+
+@register_action("rollback-deploy")
+def rollback_deploy(ctx: DrillContext, deployment: str | None) -> dict[str, Any]:
+    """``dr ops rollback``: back to the previous revision; a no-op when nothing was deployed."""
+    from dr.procedures.ops import rollback_plan
+
+    estate = ctx.require_estate()
+    deployed = ctx.outputs.get("deployed") or {}
+    region = deployed.get("region") or _active_region(ctx) or estate.primary.region
+    view = estate.site(region)
+    name = _deployment_name(estate, deployment or deployed.get("deployment"))
+    factory = kube_factory(ctx)
+    try:
+        kube = factory(view)
+        current = kube.get_deployment(estate.app.namespace, name)
+        previous = deployed.get("previous_images")
+        if previous is not None and list(current.images) == list(previous):
+            return {"deployment": name, "region": view.region, "skipped": "already on the previous images"}
+        if previous is None and "rolled_back" in ctx.outputs:
+            return {"deployment": name, "region": view.region, "skipped": "already rolled back"}
+        plan, info = rollback_plan(kube, estate, view, name)
+        summary = run(ctx, plan, kube=factory)
+    finally:
+        factory.close()
+    ctx.outputs["rolled_back"] = name
+    summary["rollback"] = info
+    return summary
+
+
+# ---------------------------------------------------------------------------------------------
+# Probes
+# ---------------------------------------------------------------------------------------------
+
+
+def _connect_site(ctx: DrillContext, view: SiteView) -> Any:
+    """A psycopg connection to the site's database (RDS endpoint + the app's master credentials)."""
+    import psycopg
+
+    from dr.aws.rds import Rds
+    from dr.procedures.restore import master_credentials
+
+    estate = ctx.require_estate()
+    clients = ctx.clients(read_only=True)
+    inst = Rds(clients, view.region).describe_instance(view.database.identifier)
+    if not inst.endpoint:
+        raise OperationFailed(
+            f"DB instance {view.database.identifier} in {view.region} has no endpoint",
+            resource=view.database.identifier,
+            region=view.region,
+        )
+    user, password = master_credentials(clients, view.region, estate.app.db_secret.secrets_manager_id)
+    return psycopg.connect(
+        host=inst.endpoint,
+        port=inst.port or estate.app.database.port,
+        dbname=estate.app.database.db_name,
+        user=user,
+        password=password,
+        connect_timeout=3,
+        autocommit=True,
+    )
+
+
+@register_probe("db-writable")
+def db_writable(ctx: DrillContext, site: str) -> bool:
+    """True when the site's database is not in recovery and takes a write (a temp table insert)."""
+    view = ctx.require_estate().site(site)
+    with _connect_site(ctx, view) as conn:
+        row = conn.execute("SELECT pg_is_in_recovery(), current_setting('transaction_read_only')").fetchone()
+        if row is None or row[0] or row[1] == "on":
+            return False
+        conn.execute("CREATE TEMP TABLE dr_writable_probe (t timestamptz)")
+        conn.execute("INSERT INTO dr_writable_probe VALUES (now())")
+        return True
+
+
+@register_probe("replica-lag")
+def replica_lag(ctx: DrillContext, site: str) -> float:
+    """Seconds the site's database trails its source (CloudWatch ``ReplicaLag``); 0 once it is
+    no longer a replica (promoted: it *is* the writer)."""
+    from dr.aws.cloudwatch import replica_lag as metric
+    from dr.aws.rds import Rds
+
+    view = ctx.require_estate().site(site)
+    clients = ctx.clients(read_only=True)
+    inst = Rds(clients, view.region).describe_instance(view.database.identifier)
+    if not inst.is_replica:
+        return 0.0
+    point = metric(clients, view.region, view.database.identifier)
+    if point is None:
+        raise OperationFailed(
+            f"no ReplicaLag datapoint for {view.database.identifier} in {view.region} (last 10 minutes)",
+            resource=view.database.identifier,
+            region=view.region,
+            hint="is the replica replicating? (CloudWatch publishes ReplicaLag every minute on AWS)",
+        )
+    return float(point.value)
+
+
+@register_probe("pods-ready")
+def pods_ready(ctx: DrillContext, site: str) -> bool:
+    """True when every deployment of the site has all its replicas updated and Ready."""
+    estate = ctx.require_estate()
+    view = estate.site(site)
+    with _kube(ctx, view, read_only=True) as kube:
+        infos = [kube.rollout_status(estate.app.namespace, d.name) for d in estate.app.deployments]
+    return all(i.rolled_out for i in infos)
+
+
+@register_probe("dns-points-to")
+def dns_points_to(ctx: DrillContext, site: str) -> bool:
+    """True when Route53 failover routing answers the public record with the site's region."""
+    from dr.procedures.dns import read_state
+
+    estate = ctx.require_estate()
+    view = estate.site(site)
+    state = read_state(ctx.clients(read_only=True), estate, use_test_dns=False)
+    return state.active_region == view.region
+
+
+@register_probe("data-intact")
+def data_intact(ctx: DrillContext, site: str) -> bool:
+    """True when no row of the integrity table fails its checksum (no table: nothing corrupt)."""
+    view = ctx.require_estate().site(site)
+    with _connect_site(ctx, view) as conn:
+        exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (INTEGRITY_TABLE,)).fetchone()
+        if not exists or not exists[0]:
+            return True
+        bad = conn.execute(
+            f"SELECT count(*) FROM {INTEGRITY_TABLE} WHERE checksum IS DISTINCT FROM md5(payload)"
+        ).fetchone()
+        return bool(bad is not None and bad[0] == 0)
