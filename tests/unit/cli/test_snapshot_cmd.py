@@ -223,3 +223,13 @@ def test_copy_unknown_kms_key_exit_2_and_aws_managed_fallback(
     res = invoke(["snapshot", "copy", "--snapshot", "manual-snapshot-20260101-000000", "--yes"], tmp_path)
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["kms_key_id"] == managed
+
+
+def test_create_resume_keeps_the_generated_name(
+    seeded: Seeded, cli_calls: CallRecorder, tmp_path: Path
+) -> None:
+    first = json.loads(invoke(["snapshot", "create", "--yes"], tmp_path).stdout)
+    res = invoke(["snapshot", "create", "--yes", "--resume", first["run"]["run_id"]], tmp_path)
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["snapshot"] == first["snapshot"]
+    assert mutating(cli_calls) == ["rds:CreateDBSnapshot"]  # once, by the first run
