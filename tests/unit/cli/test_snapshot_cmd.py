@@ -86,6 +86,10 @@ def test_copy_cross_region_with_destination_kms_key(
         DBInstanceIdentifier=est.primary.database.identifier,
         DBSnapshotIdentifier="manual-snapshot-20260101-000000",
     )
+    res = invoke(["snapshot", "copy", "--snapshot", "manual-snapshot-20260101-000000", "--dry-run"], tmp_path)
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["run"]["status"] == "dry-run"
+    assert cli_calls.mutating() == [] and _snap_ids(seeded, seeded.secondary) == set()
     res = invoke(["snapshot", "copy", "--snapshot", "manual-snapshot-20260101-000000", "--yes"], tmp_path)
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
