@@ -90,6 +90,18 @@ class SandboxAdmin:
     def transitions(self) -> list[dict[str, Any]]:
         return list(self.call("GET", "/transitions")["active"])
 
+    def fast_forward(self, kind: str = "") -> int:
+        """Complete active transitions (whose kind starts with ``kind``) now."""
+        return int(self.call("POST", "/transitions/fast-forward", {"kind": kind})["completed"])
+
+    def set_latency(self, **overrides: float) -> dict[str, float]:
+        """Override durations (seconds, before time scale), e.g. ``set_latency(**{"rds.promote": 30})``."""
+        result: dict[str, float] = self.call("POST", "/latency", {"overrides": overrides})["overrides"]
+        return result
+
+    def reset_latency(self) -> None:
+        self.call("DELETE", "/latency")
+
     def health_checks(self) -> dict[str, Any]:
         result: dict[str, Any] = self.call("GET", "/health-checks")
         return result

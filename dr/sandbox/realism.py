@@ -37,7 +37,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qs, unquote
 
@@ -496,6 +496,19 @@ class Transitions:
             self._cond.notify_all()
         return tr
 
+    def fast_forward(self, kind_prefix: str = "") -> int:
+        """Complete the active transitions (of ``kind_prefix``) now; returns how many."""
+        now = time.time()
+        count = 0
+        with self._cond:
+            for key, tr in self._active.items():
+                if key[0].startswith(kind_prefix):
+                    tr.ends = now
+                    heapq.heappush(self._heap, (now, next(self._counter), key))
+                    count += 1
+            self._cond.notify_all()
+        return count
+
     def get(self, kind_prefix: str, region: str, resource: str) -> Transition | None:
         with self._cond:
             for (kind, reg, res), tr in self._active.items():
@@ -714,6 +727,7 @@ class Realism:
     ) -> None:
         self.estate = estate
         self.profile = profile or LatencyProfile()
+        self._initial_overrides = dict(self.profile.overrides)
         self.faults = Faults(seed)
         self.transitions = Transitions()
         self.hooks: dict[str, list[Hook]] = {}
@@ -950,8 +964,25 @@ class Realism:
             else:
                 self.region_up(region)
             return {"region": region, "down": self.faults.region_down(region)}
-        if path == "/transitions":
+        if path == "/transitions" and method == "GET":
             return {"active": [t.to_dict() for t in self.transitions.active()]}
+        if path == "/transitions/fast-forward" and method == "POST":
+            return {"completed": self.transitions.fast_forward(str(payload.get("kind", "")))}
+        if path == "/latency" and method == "GET":
+            return {
+                "profile": self.profile.name,
+                "time_scale": self.profile.time_scale,
+                "overrides": self.profile.overrides,
+            }
+        if path == "/latency" and method == "POST":
+            overrides = {str(k): float(v) for k, v in dict(payload.get("overrides") or {}).items()}
+            if any(v < 0 for v in overrides.values()):
+                raise ValueError("latency overrides must be >= 0 seconds")
+            self.profile = replace(self.profile, overrides={**self.profile.overrides, **overrides})
+            return {"overrides": self.profile.overrides}
+        if path == "/latency" and method == "DELETE":
+            self.profile = replace(self.profile, overrides=dict(self._initial_overrides))
+            return {"overrides": self.profile.overrides}
         if path == "/health-checks":
             return self.health.snapshot() if self.health else {}
         if path == "/capacity" and self.estate is not None:

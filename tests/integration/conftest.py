@@ -109,6 +109,7 @@ def _clean_faults(request: pytest.FixtureRequest) -> Iterator[None]:
             sb: RunningSandbox = request.getfixturevalue(name)
             with contextlib.suppress(Exception):
                 sb.admin.clear_faults()
+                sb.admin.reset_latency()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

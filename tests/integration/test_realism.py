@@ -7,10 +7,11 @@ tests fail without the realism layer.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -36,6 +37,17 @@ def _observe(fn: Callable[[], str], until: str, timeout: float = 15.0) -> list[s
         time.sleep(delay)
         delay = min(delay * 1.5, 0.2)
     raise AssertionError(f"never reached {until!r}; saw {seen}")
+
+
+@contextlib.contextmanager
+def _held(sandbox: RunningSandbox, *kinds: str) -> Iterator[None]:
+    """Hold transitions of ``kinds`` for 60 s so a test can observe them under any machine load;
+    then fast-forward them (no test waits for a real duration)."""
+    sandbox.admin.set_latency(**dict.fromkeys(kinds, 60.0))
+    try:
+        yield
+    finally:
+        sandbox.admin.reset_latency()
 
 
 def _uid(prefix: str) -> str:
@@ -171,19 +183,21 @@ def test_snapshot_goes_creating_then_available_and_cannot_be_deleted_meanwhile(
     estate = sandbox.estate
     rds = sandbox.clients().client("rds", estate.primary.region)
     snap = _uid("snap")
-    out = rds.create_db_snapshot(
-        DBInstanceIdentifier=estate.primary.database.identifier, DBSnapshotIdentifier=snap
-    )
-    assert out["DBSnapshot"]["Status"] == "creating"
-    with pytest.raises(ClientError) as exc:
-        rds.delete_db_snapshot(DBSnapshotIdentifier=snap)
-    assert _code(exc.value) == "InvalidDBSnapshotState"
-    seen = _observe(
+    with _held(sandbox, "rds.snapshot"):
+        out = rds.create_db_snapshot(
+            DBInstanceIdentifier=estate.primary.database.identifier, DBSnapshotIdentifier=snap
+        )
+        assert out["DBSnapshot"]["Status"] == "creating"
+        with pytest.raises(ClientError) as exc:
+            rds.delete_db_snapshot(DBSnapshotIdentifier=snap)
+        assert _code(exc.value) == "InvalidDBSnapshotState"
+        assert rds.describe_db_snapshots(DBSnapshotIdentifier=snap)["DBSnapshots"][0]["Status"] == "creating"
+        assert sandbox.admin.fast_forward("rds.snapshot") >= 1
+    _observe(
         lambda: rds.describe_db_snapshots(DBSnapshotIdentifier=snap)["DBSnapshots"][0]["Status"],
         "available",
         60,
     )
-    assert seen[0] == "creating"
     rds.delete_db_snapshot(DBSnapshotIdentifier=snap)
 
 
@@ -206,23 +220,32 @@ def test_nodegroup_update_goes_updating_then_active_and_capacity_follows(sandbox
         )
 
     try:
-        eks.update_nodegroup_config(
-            clusterName=view.cluster.name,
-            nodegroupName=ng.name,
-            scalingConfig={"minSize": ng.min_size, "maxSize": ng.max_size, "desiredSize": desired},
-        )
-        assert status() == "UPDATING"
-        with pytest.raises(ClientError) as exc:  # a second update while UPDATING
+        with _held(sandbox, "eks.nodegroup_scale", "eks.node_ready"):
             eks.update_nodegroup_config(
-                clusterName=view.cluster.name, nodegroupName=ng.name, scalingConfig={"desiredSize": desired}
+                clusterName=view.cluster.name,
+                nodegroupName=ng.name,
+                scalingConfig={"minSize": ng.min_size, "maxSize": ng.max_size, "desiredSize": desired},
             )
-        assert _code(exc.value) == "ResourceInUseException"
-        _observe(status, "ACTIVE")
+            assert status() == "UPDATING"
+            with pytest.raises(ClientError) as exc:  # a second update while UPDATING
+                eks.update_nodegroup_config(
+                    clusterName=view.cluster.name,
+                    nodegroupName=ng.name,
+                    scalingConfig={"desiredSize": desired},
+                )
+            assert _code(exc.value) == "ResourceInUseException"
+            assert sandbox.admin.capacity()[view.cluster.name] == before  # no new node yet
+            sandbox.admin.fast_forward("eks.nodegroup_scale")
+            _observe(status, "ACTIVE")
+            # ACTIVE, but the new nodes join only after eks.node_ready.
+            assert sandbox.admin.capacity()[view.cluster.name] == before
+            sandbox.admin.fast_forward("eks.node_ready")
         deadline = time.monotonic() + 10
         while sandbox.admin.capacity()[view.cluster.name] != desired * ng.pods_per_node:
             assert time.monotonic() < deadline, "new nodes never became Ready"
             time.sleep(0.05)
     finally:
+        sandbox.admin.fast_forward("eks")
         _observe(status, "ACTIVE")
         eks.update_nodegroup_config(
             clusterName=view.cluster.name,
@@ -240,18 +263,20 @@ def test_elasticache_test_failover_is_implemented_with_a_transition(sandbox: Run
     view = estate.secondary
     ec = sandbox.clients().client("elasticache", view.region)
     group = view.cache.replication_group_id
-    out = ec.test_failover(ReplicationGroupId=group, NodeGroupId="0001")
-    assert out["ReplicationGroup"]["ReplicationGroupId"] == group
-    assert out["ReplicationGroup"]["Status"] == "modifying"
-    with pytest.raises(ClientError) as exc:
-        ec.test_failover(ReplicationGroupId=group, NodeGroupId="0001")
-    assert _code(exc.value) == "InvalidReplicationGroupState"
-    _observe(
-        lambda: str(
-            ec.describe_replication_groups(ReplicationGroupId=group)["ReplicationGroups"][0]["Status"]
-        ),
-        "available",
-    )
+
+    def status() -> str:
+        return str(ec.describe_replication_groups(ReplicationGroupId=group)["ReplicationGroups"][0]["Status"])
+
+    with _held(sandbox, "elasticache.failover"):
+        out = ec.test_failover(ReplicationGroupId=group, NodeGroupId="0001")
+        assert out["ReplicationGroup"]["ReplicationGroupId"] == group
+        assert out["ReplicationGroup"]["Status"] == "modifying"
+        assert status() == "modifying"
+        with pytest.raises(ClientError) as exc:
+            ec.test_failover(ReplicationGroupId=group, NodeGroupId="0001")
+        assert _code(exc.value) == "InvalidReplicationGroupState"
+        sandbox.admin.fast_forward("elasticache")
+    _observe(status, "available")
 
 
 def test_route53_change_is_pending_then_insync(sandbox: RunningSandbox) -> None:
@@ -259,26 +284,28 @@ def test_route53_change_is_pending_then_insync(sandbox: RunningSandbox) -> None:
     r53 = sandbox.clients().client("route53", estate.primary.region)
     zone = r53.list_hosted_zones_by_name(DNSName=estate.app.domain)["HostedZones"][0]["Id"]
     name = f"{_uid('probe')}.{estate.app.domain}"
-    out = r53.change_resource_record_sets(
-        HostedZoneId=zone,
-        ChangeBatch={
-            "Changes": [
-                {
-                    "Action": "UPSERT",
-                    "ResourceRecordSet": {
-                        "Name": name,
-                        "Type": "TXT",
-                        "TTL": 60,
-                        "ResourceRecords": [{"Value": '"x"'}],
-                    },
-                }
-            ]
-        },
-    )
-    change_id = out["ChangeInfo"]["Id"]
-    assert out["ChangeInfo"]["Status"] == "PENDING"
-    seen = _observe(lambda: str(r53.get_change(Id=change_id)["ChangeInfo"]["Status"]), "INSYNC")
-    assert seen[0] == "PENDING"
+    with _held(sandbox, "route53.insync"):
+        out = r53.change_resource_record_sets(
+            HostedZoneId=zone,
+            ChangeBatch={
+                "Changes": [
+                    {
+                        "Action": "UPSERT",
+                        "ResourceRecordSet": {
+                            "Name": name,
+                            "Type": "TXT",
+                            "TTL": 60,
+                            "ResourceRecords": [{"Value": '"x"'}],
+                        },
+                    }
+                ]
+            },
+        )
+        change_id = out["ChangeInfo"]["Id"]
+        assert out["ChangeInfo"]["Status"] == "PENDING"
+        assert r53.get_change(Id=change_id)["ChangeInfo"]["Status"] == "PENDING"
+        sandbox.admin.fast_forward("route53")
+    _observe(lambda: str(r53.get_change(Id=change_id)["ChangeInfo"]["Status"]), "INSYNC")
     # Each change has its own id (moto returns one fixed id for every change).
     again = r53.change_resource_record_sets(
         HostedZoneId=zone,

@@ -7,6 +7,7 @@ import datetime as dt
 import io
 import json
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -334,3 +335,31 @@ def test_admin_api_faults_and_unknown_paths(estate: Any) -> None:
     assert realism.admin("POST", f"/regions/{estate.primary.region}/down", {}, {})["down"] is True
     assert events == [estate.primary.region]
     assert json.dumps(realism.admin("GET", "/transitions", {}, {}))
+
+
+def test_fast_forward_completes_only_the_matching_transitions() -> None:
+    table = Transitions()
+    table.start()
+    done: list[str] = []
+    try:
+        table.begin("rds.snapshot", "r", "s1", "creating", 60, lambda: done.append("snap"))
+        table.begin("eks.nodegroup_scale", "r", "ng", "UPDATING", 60, lambda: done.append("ng"))
+        assert table.fast_forward("rds.") == 1
+        deadline = time.monotonic() + 5
+        while done != ["snap"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert [t.kind for t in table.active()] == ["eks.nodegroup_scale"]
+    finally:
+        table.stop()
+
+
+def test_admin_latency_overrides_apply_and_reset(estate: Any) -> None:
+    realism = Realism(estate, LatencyProfile("fast"))
+    assert realism.profile.duration("rds.promote") == pytest.approx(0.2)
+    realism.admin("POST", "/latency", {"overrides": {"rds.promote": 30}}, {})
+    assert realism.profile.duration("rds.promote") == 30
+    with pytest.raises(ValueError):
+        realism.admin("POST", "/latency", {"overrides": {"rds.promote": -1}}, {})
+    realism.admin("DELETE", "/latency", {}, {})
+    assert realism.profile.duration("rds.promote") == pytest.approx(0.2)
