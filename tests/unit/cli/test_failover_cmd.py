@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from click.testing import CliRunner
 
@@ -50,8 +51,13 @@ def test_failover_dry_run_prints_every_call_and_changes_nothing(
     assert out["run"]["planned"]["critical_path"]["steps"]
     assert cli_calls.mutating() == []  # not even the lock
     assert out["reconcile_command"].endswith("reconcile --primary dr")
+    table = dr(["failover", "--dry-run", "--kubeconfig", env.kubeconfig], tmp_path, json_out=False)
+    assert table.exit_code == 0, table.output
+    assert "Dry run of plan failover: no change was made." in table.output
+    assert cli_calls.mutating() == []
 
 
+@pytest.mark.slow
 def test_failover_unplanned_runs_and_reports_timings(
     env: Env, cli_calls: CallRecorder, tmp_path: Path
 ) -> None:
@@ -127,6 +133,7 @@ def test_reconcile_without_primary_refuses_before_the_failover(env: Env, tmp_pat
     assert json.loads(res.stdout)["noop"] is True
 
 
+@pytest.mark.slow
 def test_failover_then_reconcile_flag_rewrites_stacks(env: Env, tmp_path: Path) -> None:
     stacks = tmp_path / "stacks"
     shutil.copytree(STACKS, stacks)

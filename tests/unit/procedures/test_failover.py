@@ -212,6 +212,7 @@ def _assert_sizes_from_topology(env: Env, plan: Plan) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_planned_failover_end_to_end_in_order(env: Env) -> None:
     estate, dr = env.estate, env.estate.secondary
     recorder = env.clients.add_recorder(CallRecorder())
@@ -260,6 +261,7 @@ def test_planned_failover_end_to_end_in_order(env: Env) -> None:
     assert PASSWORD not in (env.runs / result.run_id / "journal.jsonl").read_text()
 
 
+@pytest.mark.slow
 def test_unplanned_failover_never_calls_the_source_region(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
     src, dst = env.estate.primary.region, env.estate.secondary.region
     recorder = env.clients.add_recorder(CallRecorder())
@@ -356,6 +358,7 @@ def _drop_group(region: str, group_id: str) -> None:
     elasticache_backends["123456789012"][region].replication_groups.pop(group_id, None)
 
 
+@pytest.mark.slow
 def test_gate_redis_missing_without_snapshot_then_restored_from_snapshot(env: Env) -> None:
     dr = env.estate.secondary
     ec = env.clients.client("elasticache", dr.region)
@@ -527,6 +530,7 @@ def test_promotion_in_flight_is_not_reissued(env: Env, monkeypatch: pytest.Monke
     assert ctx.get("promote_in_flight") == "modifying"
 
 
+@pytest.mark.slow
 def test_rerun_of_a_completed_failover_changes_nothing(env: Env) -> None:
     first = env.run(env.plan("unplanned"))
     assert first.status == "succeeded", first.summary()
