@@ -30,8 +30,11 @@ def render(data: dict[str, Any], out: Console) -> None:
         f"{data['secondary_region']} (DR): {data['status'].upper()}",
         title_justify="left",
     )
-    for col in ("check", "status", data["primary_region"], data["secondary_region"], "reason"):
-        table.add_column(col)
+    table.add_column("check", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column(data["primary_region"], overflow="fold", max_width=40)
+    table.add_column(data["secondary_region"], overflow="fold", max_width=40)
+    table.add_column("reason", overflow="fold", min_width=30)
     for c in data["checks"]:
         style = STYLE.get(c["status"], "white")
         table.add_row(

@@ -380,7 +380,10 @@ def _health_check(dns: DnsState | None, dns_error: str | None, region: str) -> P
         return Probe("health_check", WARN, f"{rec.role}, no health check", detail)
     flags = [f for f in ("inverted", "disabled") if getattr(check, f)]
     summary = ("healthy" if rec.healthy else "UNHEALTHY") + (f" ({', '.join(flags)})" if flags else "")
-    return Probe("health_check", OK if rec.healthy else FAIL, f"{rec.role} {summary}", detail)
+    # Unhealthy where traffic goes: an outage. Unhealthy on the passive side (e.g. a warm standby
+    # whose database is a read-only replica): DNS could not fail over to it as it is — a warning.
+    state = OK if rec.healthy else (FAIL if dns.active_region == region else WARN)
+    return Probe("health_check", state, f"{rec.role} {summary}", detail)
 
 
 # ---------------------------------------------------------------------------------------------
