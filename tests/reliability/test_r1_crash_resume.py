@@ -1,0 +1,112 @@
+"""R1: a real ``kill -9`` of ``python -m dr failover`` after each step in turn, then ``--resume``.
+
+The failover runs in a subprocess against moto behind the sandbox's realism layer (transitions,
+AWS-side validations) and the fake clusters. A test-only hook (``DR_RELIABILITY_HANG_AFTER``,
+tests/reliability/callog.py) freezes the whole process (SIGSTOP) the moment the journal records the
+chosen event for the chosen step; the test then sends SIGKILL. Every AWS/Kubernetes mutating call is
+written to a call log *before* it is sent, so the log holds everything that reached the wire.
+
+The crash points form chains on one estate: run 1 dies after step A, its ``--resume`` dies after
+step B, and so on; the last ``--resume`` must complete. Steps with an action are killed right after
+the action's side effect (``step_action_done``: the side effect happened, the step is not yet done —
+the hardest case for idempotence); steps with only a wait after ``step_done``. Across all runs of a
+chain, no mutating call may repeat.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.reliability.harness import Estate, duplicates, running_estate, sent_mutations
+
+pytestmark = pytest.mark.slow
+SEGMENTS = 2
+
+
+def _plan_steps(e: Estate) -> list[tuple[str, bool]]:
+    """(step id, has an action) of the unplanned failover plan, in plan order (read-only)."""
+    from dr.procedures.failover import failover_plan, preflight
+
+    pre = preflight(
+        e.clients, e.estate, target=e.estate.secondary, mode="unplanned", max_lag=dt.timedelta(seconds=30)
+    )
+    plan = failover_plan(e.estate, pre, timeout=60)
+    return [(s.id, s.action is not None) for s in plan.steps]
+
+
+def _completed(e: Estate, run_id: str) -> set[str]:
+    from dr.runbook.journal import Journal
+
+    return set(Journal.load(e.runs, run_id).completed)
+
+
+def _crash_run(e: Estate, args: list[str], event: str, step: str, log: Path, marker: Path) -> bool:
+    """Run ``dr`` until it reaches (event, step), then kill -9 it. False if it finished first."""
+    marker.unlink(missing_ok=True)
+    child = e.spawn(args, log=log, DR_RELIABILITY_HANG_AFTER=f"{event}:{step}", DR_RELIABILITY_MARKER=str(marker))
+    deadline = time.monotonic() + 120
+    try:
+        while not marker.exists() and child.poll() is None:
+            assert time.monotonic() < deadline, f"the run never reached {event}:{step}"
+            time.sleep(0.02)
+    finally:
+        killed = child.poll() is None and child.kill9() == -signal.SIGKILL
+    if killed:
+        return True
+    result = child.wait()
+    assert result.returncode == 0, (result.stdout[-2000:], result.stderr[-2000:])
+    return False
+
+
+def _run_id(e: Estate) -> str:
+    (run_id,) = [p.name for p in e.runs.iterdir() if p.is_dir()]
+    return run_id
+
+
+@pytest.mark.parametrize("segment", range(SEGMENTS), ids=[f"chain{i}" for i in range(SEGMENTS)])
+def test_kill_9_after_each_step_then_resume(segment: int, tmp_path: Path) -> None:
+    base = ["failover", "--mode", "unplanned", "--yes", "--timeout", "60"]
+    with running_estate(tmp_path / "estate") as e:
+        steps = _plan_steps(e)
+        points = [(sid, action) for i, (sid, action) in enumerate(steps) if i % SEGMENTS == segment]
+        logs: list[Path] = []
+        crashed: list[str] = []
+        run_id: str | None = None
+        for sid, has_action in points:
+            if run_id is not None and sid in _completed(e, run_id):
+                continue  # finished while the previous run died (a parallel step): no crash point left
+            log = e.new_log(sid)
+            logs.append(log)
+            args = base if run_id is None else [*base, "--resume", run_id]
+            event = "step_action_done" if has_action else "step_done"
+            if not _crash_run(e, args, event, sid, log, tmp_path / "marker"):
+                break  # the run completed before reaching the point (all remaining steps done)
+            crashed.append(f"{event}:{sid}")
+            run_id = run_id or _run_id(e)
+            assert sid in _completed(e, run_id) or event == "step_action_done"
+        assert crashed, "no crash point was reached"
+        assert run_id is not None
+        final = e.new_log("final")
+        logs.append(final)
+        res = e.dr([*base, "--resume", run_id], log=final)
+        assert res.returncode == 0, (res.stdout[-3000:], res.stderr[-3000:])
+        out: dict[str, Any] = json.loads(res.stdout)
+        assert out["run"]["status"] == "succeeded", out["run"]
+        assert out["active_region"] == e.estate.secondary.region
+
+        calls = [c for log in logs for c in sent_mutations(log)]
+        assert duplicates(calls) == {}, crashed
+        ops = [f"{c['service']}:{c['operation']}" for c in calls if c["kind"] == "aws"]
+        assert ops.count("rds:PromoteReadReplica") == 1
+        assert ops.count("route53:ChangeResourceRecordSets") == 1
+        db = e.clients.client("rds", e.estate.secondary.region).describe_db_instances(
+            DBInstanceIdentifier=e.estate.secondary.database.identifier
+        )["DBInstances"][0]
+        assert "ReadReplicaSourceDBInstanceIdentifier" not in db
