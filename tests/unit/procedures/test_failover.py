@@ -542,3 +542,57 @@ def test_rerun_of_a_completed_failover_changes_nothing(env: Env) -> None:
     assert len(env.kube_writes()) == writes_before
     waits_only = {"pods-ready", "target-healthy", "verify-dns", "verify-service"}
     assert {s.id for s in second.steps if s.status == "done"} <= waits_only
+
+
+# ---------------------------------------------------------------------------------------------
+# the connection string
+# ---------------------------------------------------------------------------------------------
+
+
+def test_database_url_credentials_come_from_the_target_region_only(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dr.aws.secretsmanager import SecretValue
+    from dr.procedures.failover import desired_database_url
+
+    estate, dr_site = env.estate, env.estate.secondary
+    sm = env.clients.client("secretsmanager", dr_site.region)
+    sid = estate.app.db_secret.secrets_manager_id
+    current = SecretValue(
+        "postgresql://app_admin:from-cluster@old-host:5432/claude_deployment?sslmode=verify-full"
+    )
+    db = env.s.db(dr_site.region, dr_site.database.identifier)
+
+    # 1. The secret holds the password (sandbox / seed layout).
+    url = desired_database_url(env.clients, estate, dr_site, dr_site.database.identifier, current).reveal()
+    assert url == (
+        f"postgresql://app_admin:{PASSWORD}@{db['Endpoint']['Address']}:{db['Endpoint']['Port']}"
+        "/claude_deployment?sslmode=verify-full"
+    )
+    # 2. The Pulumi layout: a descriptor pointing at the RDS-managed secret of ANOTHER region
+    #    (the lost one): never followed; the cluster's current password is kept.
+    other = f"arn:aws:secretsmanager:{estate.primary.region}:123456789012:secret:rds!db-x"
+    sm.put_secret_value(
+        SecretId=sid, SecretString=json.dumps({"username": "app_admin", "masterUserSecretArn": other})
+    )
+    recorder = env.clients.add_recorder(CallRecorder())
+    url = desired_database_url(env.clients, estate, dr_site, dr_site.database.identifier, current).reveal()
+    assert ":from-cluster@" in url
+    assert {c.region for c in recorder.calls} == {dr_site.region}
+    # 3. ... pointing at a managed secret in the SAME region: followed.
+    managed = sm.create_secret(
+        Name="rds-managed", SecretString=json.dumps({"username": "u2", "password": "p@ss/2"})
+    )
+    sm.put_secret_value(
+        SecretId=sid,
+        SecretString=json.dumps({"username": "app_admin", "masterUserSecretArn": managed["ARN"]}),
+    )
+    url = desired_database_url(env.clients, estate, dr_site, dr_site.database.identifier, current).reveal()
+    assert url.startswith("postgresql://u2:p%40ss%2F2@")
+    # 4. No password anywhere: bad input naming the secret, and nothing leaks in the message.
+    sm.put_secret_value(SecretId=sid, SecretString=json.dumps({"username": "app_admin"}))
+    from dr.errors import BadInput
+
+    with pytest.raises(BadInput, match=sid):
+        desired_database_url(env.clients, estate, dr_site, dr_site.database.identifier, None)
+    assert "from-cluster" not in repr(current) and "from-cluster" not in str(current)
