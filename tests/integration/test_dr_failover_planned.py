@@ -18,7 +18,9 @@ def test_planned_failover_rpo_zero(fresh_sandbox: RunningSandbox, tmp_path: Path
     sb = fresh_sandbox
     estate = sb.estate
     primary, secondary = estate.primary, estate.secondary
-    res = _dr(sb, ["failover", "--to", "secondary", "--yes", "--timeout", "120", "--max-lag", "30s"], tmp_path)
+    res = _dr(
+        sb, ["failover", "--to", "secondary", "--yes", "--timeout", "120", "--max-lag", "30s"], tmp_path
+    )
     assert res.stdout, res.stderr[-3000:]
     out = json.loads(res.stdout)
     failed = [(s["id"], s["error"]) for s in out["run"]["steps"] if s["status"] == "failed"]
