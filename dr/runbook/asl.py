@@ -1,0 +1,1138 @@
+"""Compile a :class:`~dr.runbook.plan.Plan` into Amazon States Language (Step Functions).
+
+``compile_plan(plan, options) -> dict`` produces a state machine definition that runs the plan's
+API calls from inside AWS (so a failover does not depend on an operator's laptop):
+
+* **Structure** — the plan's DAG becomes nested ``Parallel`` / sequence blocks. A DAG that is
+  series-parallel is represented exactly. Any other DAG is approximated: a series split is made at a
+  downward-closed cut (every dependency is still honoured), choosing the cut that loses the least
+  parallelism by the steps' estimates; :func:`structure_loss` reports the estimated cost.
+* **Calls** — each mutating :class:`~dr.runbook.plan.Operation` becomes an AWS SDK integration Task
+  ``arn:aws:states:::aws-sdk:<service>:<camelCaseAction>`` (parameters in PascalCase, as Step
+  Functions expects). Kubernetes operations become ``arn:aws:states:::eks:call`` Tasks; the cluster
+  endpoint and CA are read at the start of the execution with ``eks:describeCluster`` in the
+  cluster's own region, so nothing is baked in and nothing is read from another region.
+* **Waits** — a step whose action has a known completion condition gets a poll loop:
+  Describe Task -> Choice (done / failed / timed out) -> Wait (back-off doubling up to a cap) -> Describe.
+  These loops are the only cycles in the definition.
+* **Idempotency** — ``rds:PromoteReadReplica`` is guarded (Describe; skip when no longer a
+  replica); UPSERTs, scaling and patches are idempotent by nature.
+* **Retries** — every Task retries throttling errors (``Rds.ThrottlingException``,
+  ``Route53.PriorRequestNotCompleteException`` …) with exponential back-off and full jitter; read
+  calls also retry ``States.TaskFailed`` a few times.
+* **Failure** — a Catch on every Task ends the branch; the top level records the error (S3 object in
+  the journal bucket when ``journal_bucket`` is given) and fails the execution.
+
+Known approximations (docs/stepfunctions-iam-fleets.md): the DB connection *secret* is not
+written by the state machine (execution history would hold the password) — its step annotates the
+secret with the promoted endpoint; Route53 health is "first observation reports Success"; a
+CloudWatch lag gate is a single read.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from dr.runbook.plan import Operation, Plan, Step
+
+__all__ = [
+    "AslOptions",
+    "compile_plan",
+    "sdk_resource",
+    "structure",
+    "structure_loss",
+    "validate_definition",
+]
+
+# Step Functions' aws-sdk error prefixes (the service's SDK class name).
+_ERROR_PREFIX = {
+    "rds": "Rds",
+    "route53": "Route53",
+    "eks": "Eks",
+    "elasticache": "ElastiCache",
+    "secretsmanager": "SecretsManager",
+    "cloudwatch": "CloudWatch",
+    "s3": "S3",
+    "dynamodb": "DynamoDb",
+}
+_THROTTLE_CODES = (
+    "ThrottlingException",
+    "Throttling",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+    "PriorRequestNotCompleteException",
+)
+_RDS_BROKEN = (
+    "failed",
+    "incompatible-parameters",
+    "incompatible-restore",
+    "storage-full",
+    "inaccessible-encryption-credentials",
+)
+_RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+# Only strings from DescribeDBInstances (a missing field is an empty list, not a runtime error).
+_DB_SELECTOR = {"db.$": "$.DBInstances[0]"}
+
+
+@dataclass(frozen=True)
+class AslOptions:
+    """How to compile.
+
+    ``clusters``: EKS cluster name per region (Kubernetes steps call it through ``eks:call``).
+    ``namespace``: the app's Kubernetes namespace. ``first_wait``/``max_wait``: poll back-off
+    (seconds); ``max_polls``: polls before a wait fails with ``DrTimeout``.
+    """
+
+    clusters: Mapping[str, str] = field(default_factory=dict)
+    namespace: str = "default"
+    # Route53 record name (FQDN) and the set identifier of the site that must become PRIMARY.
+    record: str | None = None
+    target_set_identifier: str | None = None
+    journal_bucket: str | None = None
+    first_wait: int = 5
+    max_wait: int = 60
+    max_polls: int = 120
+    comment: str | None = None
+
+
+def sdk_resource(service: str, action: str) -> str:
+    """``arn:aws:states:::aws-sdk:rds:promoteReadReplica`` for ``rds`` / ``PromoteReadReplica``."""
+    return f"arn:aws:states:::aws-sdk:{service}:{action[:1].lower()}{action[1:]}"
+
+
+def _pascal(value: Any) -> Any:
+    """Step Functions' aws-sdk integrations take PascalCase member names (EKS's API is camelCase)."""
+    if isinstance(value, Mapping):
+        return {(k[:1].upper() + k[1:]): _pascal(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_pascal(v) for v in value]
+    return value
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", text)
+
+
+# ---------------------------------------------------------------------------------------------
+# DAG -> series/parallel structure
+# ---------------------------------------------------------------------------------------------
+
+Node = tuple[str, Any]  # ("step", id) | ("seq", [Node]) | ("par", [Node])
+
+
+def _components(ids: list[str], deps: Mapping[str, set[str]]) -> list[list[str]]:
+    parent = {i: i for i in ids}
+
+    def find(x: str) -> str:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for i in ids:
+        for d in deps[i]:
+            if d in parent:
+                parent[find(i)] = find(d)
+    groups: dict[str, list[str]] = {}
+    for i in ids:
+        groups.setdefault(find(i), []).append(i)
+    return list(groups.values())
+
+
+def _longest(ids: Iterable[str], deps: Mapping[str, set[str]], weight: Mapping[str, float]) -> float:
+    finish: dict[str, float] = {}
+    members = set(ids)
+
+    def f(x: str) -> float:
+        if x not in finish:
+            finish[x] = weight[x] + max((f(d) for d in deps[x] if d in members), default=0.0)
+        return finish[x]
+
+    return max((f(i) for i in members), default=0.0)
+
+
+def structure(plan: Plan) -> Node:
+    """The plan as nested ``seq``/``par`` nodes honouring every dependency."""
+    weight = {s.id: max(s.estimate, 0.001) for s in plan.steps}
+    order = plan.order()
+    index = {sid: i for i, sid in enumerate(order)}
+    all_deps = {s.id: set(s.depends_on) for s in plan.steps}
+
+    def build(ids: list[str]) -> Node:
+        ids = sorted(ids, key=index.__getitem__)
+        if len(ids) == 1:
+            return ("step", ids[0])
+        members = set(ids)
+        deps = {i: all_deps[i] & members for i in ids}
+        comps = _components(ids, deps)
+        if len(comps) > 1:
+            return ("par", [build(c) for c in sorted(comps, key=lambda c: index[c[0]])])
+        # Candidate series cuts: the down-set of each step and each depth prefix.
+        depth: dict[str, int] = {}
+        for i in ids:
+            depth[i] = 1 + max((depth[d] for d in deps[i]), default=-1)
+        candidates: list[frozenset[str]] = []
+        for i in ids:
+            down = {i}
+            todo = list(deps[i])
+            while todo:
+                cur = todo.pop()
+                if cur not in down:
+                    down.add(cur)
+                    todo.extend(deps[cur])
+            candidates.append(frozenset(down))
+        for k in range(max(depth.values())):
+            candidates.append(frozenset(i for i in ids if depth[i] <= k))
+        best: tuple[float, int, frozenset[str]] | None = None
+        for cand in candidates:
+            if not cand or cand == members:
+                continue
+            rest = members - cand
+            cost = _longest(cand, deps, weight) + _longest(rest, deps, weight)
+            key = (cost, -len(cand), cand)
+            if best is None or key[:2] < best[:2]:
+                best = key
+        assert best is not None  # a connected DAG of >1 node has a proper down-set
+        first, second = best[2], members - best[2]
+        parts: list[Node] = []
+        for part in (build(list(first)), build(list(second))):
+            parts.extend(part[1] if part[0] == "seq" else [part])
+        return ("seq", parts)
+
+    if not plan.steps:
+        return ("seq", [])
+    return build(list(plan.ids))
+
+
+def _node_length(node: Node, weight: Mapping[str, float]) -> float:
+    kind, body = node
+    if kind == "step":
+        return weight[body]
+    lengths = [_node_length(n, weight) for n in body]
+    if kind == "seq":
+        return sum(lengths)
+    return max(lengths, default=0.0)
+
+
+def structure_loss(plan: Plan) -> float:
+    """Estimated critical path of the compiled structure ÷ the plan's (1.0 = exact)."""
+    weight = {s.id: max(s.estimate, 0.001) for s in plan.steps}
+    _, cp = plan.critical_path(weight)
+    return _node_length(structure(plan), weight) / cp if cp else 1.0
+
+
+# ---------------------------------------------------------------------------------------------
+# Emitting states
+# ---------------------------------------------------------------------------------------------
+
+
+def _retry(service: str, *, read: bool) -> list[dict[str, Any]]:
+    prefix = _ERROR_PREFIX.get(service, service.capitalize())
+    retry: list[dict[str, Any]] = [
+        {
+            "ErrorEquals": [f"{prefix}.{code}" for code in _THROTTLE_CODES],
+            "IntervalSeconds": 1,
+            "BackoffRate": 2.0,
+            "MaxAttempts": 8,
+            "MaxDelaySeconds": 30,
+            "JitterStrategy": "FULL",
+        }
+    ]
+    if read:
+        retry.append(
+            {"ErrorEquals": ["States.TaskFailed"], "IntervalSeconds": 2, "BackoffRate": 2.0, "MaxAttempts": 3}
+        )
+    return retry
+
+
+class _Emitter:
+    def __init__(self, plan: Plan, options: AslOptions) -> None:
+        self.plan = plan
+        self.o = options
+        self.names: set[str] = set()
+
+    # -- naming -----------------------------------------------------------------------------------
+    def name(self, text: str) -> str:
+        base = re.sub(r"\s+", " ", text)[:76]
+        out, n = base, 1
+        while out in self.names:
+            n += 1
+            out = f"{base[:72]} #{n}"
+        self.names.add(out)
+        return out
+
+    # -- building blocks ---------------------------------------------------------------------------
+    def task(
+        self,
+        states: dict[str, Any],
+        name: str,
+        resource: str,
+        params: Mapping[str, Any],
+        *,
+        service: str,
+        read: bool,
+        result_path: str | None,
+        fail: str,
+        result_selector: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        state: dict[str, Any] = {
+            "Type": "Task",
+            "Resource": resource,
+            "Parameters": dict(params),
+            "ResultPath": result_path,
+            "Retry": _retry(service, read=read),
+            "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": fail}],
+        }
+        if result_selector:
+            state["ResultSelector"] = dict(result_selector)
+        states[name] = state
+        return state
+
+    def chain(self, states: dict[str, Any], names: list[str], end: str | None) -> None:
+        """Link ``names`` (already in ``states``, without Next) in order, then to ``end``."""
+        for cur, nxt in zip(names, [*names[1:], end], strict=True):
+            st = states[cur]
+            if st["Type"] in ("Choice", "Fail", "Succeed"):
+                continue
+            if "Next" in st or st.get("End"):
+                continue
+            if nxt is None:
+                st["End"] = True
+            else:
+                st["Next"] = nxt
+
+    def poll(
+        self,
+        states: dict[str, Any],
+        sid: str,
+        label: str,
+        describe: tuple[str, Mapping[str, Any], str],
+        done: dict[str, Any],
+        failed: dict[str, Any] | None,
+        next_name: str | None,
+        fail: str,
+        *,
+        selector: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Describe -> Choice(done | failed | out of polls | else Wait+back-off -> Describe)."""
+        key = _safe(f"{sid}_{label}")
+        resource, params, service = describe
+        init = self.name(f"{sid}: start polling {label}")
+        desc = self.name(f"{sid}: poll {label}")
+        choice = self.name(f"{sid}: {label} done?")
+        wait = self.name(f"{sid}: wait before polling {label}")
+        bump = self.name(f"{sid}: back off {label}")
+        cap = self.name(f"{sid}: cap back-off {label}")
+        capped = self.name(f"{sid}: back-off capped {label}")
+        timeout = self.name(f"{sid}: {label} timed out")
+        broken = self.name(f"{sid}: {label} failed")
+        after = next_name
+        states[init] = {
+            "Type": "Pass",
+            "Result": {"wait": self.o.first_wait, "left": self.o.max_polls},
+            "ResultPath": f"$.poll.{key}",
+            "Next": desc,
+        }
+        self.task(
+            states,
+            desc,
+            resource,
+            params,
+            service=service,
+            read=True,
+            result_path=f"$.seen.{key}",
+            fail=fail,
+            result_selector=selector,
+        )
+        states[desc]["Next"] = choice
+        choices: list[dict[str, Any]] = [{**done, "Next": after if after else self._end(states)}]
+        if failed is not None:
+            choices.append({**failed, "Next": broken})
+            states[broken] = {
+                "Type": "Fail",
+                "Error": "DrWaitFailed",
+                "Cause": f"step {sid}: {label} reached a failed state",
+            }
+        choices.append({"Variable": f"$.poll.{key}.left", "NumericLessThanEquals": 0, "Next": timeout})
+        states[choice] = {"Type": "Choice", "Choices": choices, "Default": wait}
+        states[timeout] = {
+            "Type": "Fail",
+            "Error": "DrTimeout",
+            "Cause": f"step {sid}: {label} not done after {self.o.max_polls} polls",
+        }
+        states[wait] = {"Type": "Wait", "SecondsPath": f"$.poll.{key}.wait", "Next": bump}
+        states[bump] = {
+            "Type": "Pass",
+            "Parameters": {
+                "wait.$": f"States.MathAdd($.poll.{key}.wait, $.poll.{key}.wait)",
+                "left.$": f"States.MathAdd($.poll.{key}.left, -1)",
+            },
+            "ResultPath": f"$.poll.{key}",
+            "Next": cap,
+        }
+        states[cap] = {
+            "Type": "Choice",
+            "Choices": [
+                {"Variable": f"$.poll.{key}.wait", "NumericGreaterThan": self.o.max_wait, "Next": capped}
+            ],
+            "Default": desc,
+        }
+        states[capped] = {
+            "Type": "Pass",
+            "Parameters": {"wait": self.o.max_wait, "left.$": f"$.poll.{key}.left"},
+            "ResultPath": f"$.poll.{key}",
+            "Next": desc,
+        }
+        return init
+
+    def _end(self, states: dict[str, Any]) -> str:
+        """A Succeed state ending the current block (a Choice cannot say End)."""
+        name = self.name("block done")
+        states[name] = {"Type": "Succeed"}
+        return name
+
+    # -- Kubernetes --------------------------------------------------------------------------------
+    def cluster_key(self, region: str | None) -> str:
+        cluster = self.o.clusters.get(region or "")
+        if cluster is None:
+            raise ValueError(
+                f"plan {self.plan.name!r} has Kubernetes steps in {region} but AslOptions.clusters names no "
+                f"cluster for that region"
+            )
+        return _safe(cluster)
+
+    def eks_call(self, op: Operation, method: str, path: str, body: Any = None) -> dict[str, Any]:
+        key = self.cluster_key(op.region)
+        params: dict[str, Any] = {
+            "ClusterName": self.o.clusters[op.region or ""],
+            "CertificateAuthority.$": f"$.clusters.{key}.ca",
+            "Endpoint.$": f"$.clusters.{key}.endpoint",
+            "Method": method,
+            "Path": path,
+        }
+        if body is not None:
+            params["RequestBody"] = body
+        return params
+
+    def k8s(self, op: Operation, sid: str) -> tuple[str, str, Any]:
+        """(method, path, body) of one Kubernetes operation of the plan."""
+        ns, p = self.o.namespace, op.params
+        body: dict[str, Any]
+        apps = f"/apis/apps/v1/namespaces/{ns}/deployments"
+        if op.action == "PatchDeploymentScale":
+            return "PATCH", f"{apps}/{p['name']}/scale", {"spec": {"replicas": int(p["replicas"])}}
+        if op.action == "PatchHorizontalPodAutoscaler":
+            body = {"spec": {"minReplicas": int(p["minReplicas"])}}
+            return (
+                "PATCH",
+                f"/apis/autoscaling/v2/namespaces/{ns}/horizontalpodautoscalers/{p['deployment']}",
+                body,
+            )
+        if op.action == "PatchDeployment":
+            if p.get("annotation") == _RESTARTED_AT:
+                body = {
+                    "spec": {
+                        "template": {
+                            "metadata": {"annotations": {f"{_RESTARTED_AT}.$": "$$.State.EnteredTime"}}
+                        }
+                    }
+                }
+                return "PATCH", f"{apps}/{p['name']}", body
+            return (
+                "PATCH",
+                f"{apps}/{p['name']}",
+                {"metadata": {"annotations": {f"{p['annotation']}.$": "$$.Execution.Name"}}},
+            )
+        if op.action == "PatchSecret":
+            # Only the endpoint, never credentials: the execution history would hold them.
+            body = {"metadata": {"annotations": {"dr-toolkit/db-endpoint.$": "$.endpoint"}}}
+            return "PATCH", f"/api/v1/namespaces/{ns}/secrets/{p['name']}", body
+        if op.action == "GetDeployment":
+            return "GET", f"{apps}/{p['name']}", None
+        raise ValueError(f"step {sid}: no Step Functions mapping for Kubernetes operation {op.action}")
+
+    # -- one step ----------------------------------------------------------------------------------
+    def step(self, states: dict[str, Any], step: Step, next_name: str | None, fail: str) -> str:
+        """Emit the states of ``step``; returns its first state."""
+        sid = step.id
+        blocks: list[Callable[[str | None], str]] = []
+        ops = list(step.operations)
+        mutating = [op for op in ops if op.mutating]
+        reads = [op for op in ops if not op.mutating]
+
+        def add(fn: Callable[[str | None], str]) -> None:
+            blocks.append(fn)
+
+        promote = next(
+            (op for op in mutating if (op.service, op.action) == ("rds", "PromoteReadReplica")), None
+        )
+        if promote is not None:
+            add(functools.partial(self._promote, states, sid, promote, list(mutating), fail=fail))
+            mutating = [op for op in mutating if op.service != "rds"]
+        for op in mutating:
+            add(functools.partial(self._mutation, states, sid, op, fail=fail))
+        if not step.mutating:
+            waited = False
+            for op in reads:
+                made = self._read_wait(states, sid, op, fail)
+                if made is not None:
+                    add(made)
+                    waited = True
+            callable_reads = [op for op in reads if op.params and op.service != "k8s"]
+            if not waited and callable_reads:
+                add(lambda nxt: self._single_read(states, sid, callable_reads[0], nxt, fail))
+        if not blocks:
+            name = self.name(f"{sid}: nothing to call")
+            states[name] = {"Type": "Pass", "Comment": step.title}
+            self.chain(states, [name], next_name)
+            return name
+        nxt = next_name
+        for block in reversed(blocks):
+            nxt = block(nxt)
+        assert nxt is not None
+        return nxt
+
+    def _promote(
+        self,
+        states: dict[str, Any],
+        sid: str,
+        op: Operation,
+        all_ops: list[Operation],
+        next_name: str | None,
+        fail: str,
+    ) -> str:
+        db = str(op.params["DBInstanceIdentifier"])
+        key = _safe(sid)
+        describe = self.name(f"{sid}: describe {db}")
+        is_replica = self.name(f"{sid}: {db} still a replica?")
+        promote = self.name(f"{sid}: promote {db}")
+        tag = self.name(f"{sid}: tag {db}")
+        wait_start = self.poll(
+            states,
+            sid,
+            "promotion",
+            (sdk_resource("rds", "DescribeDBInstances"), {"DBInstanceIdentifier": db}, "rds"),
+            {
+                "And": [
+                    {
+                        "Variable": "$.seen."
+                        + _safe(f"{sid}_promotion")
+                        + ".db.ReadReplicaSourceDBInstanceIdentifier",
+                        "IsPresent": False,
+                    },
+                    {
+                        "Variable": "$.seen." + _safe(f"{sid}_promotion") + ".db.DBInstanceStatus",
+                        "StringEquals": "available",
+                    },
+                ]
+            },
+            {
+                "Or": [
+                    {
+                        "Variable": "$.seen." + _safe(f"{sid}_promotion") + ".db.DBInstanceStatus",
+                        "StringEquals": s,
+                    }
+                    for s in _RDS_BROKEN
+                ]
+            },
+            next_name,
+            fail,
+            selector=_DB_SELECTOR,
+        )
+        self.task(
+            states,
+            describe,
+            sdk_resource("rds", "DescribeDBInstances"),
+            {"DBInstanceIdentifier": db},
+            service="rds",
+            read=True,
+            result_path=f"$.db.{key}",
+            fail=fail,
+            result_selector={"instance.$": "$.DBInstances[0]"},
+        )
+        states[describe]["Next"] = is_replica
+        states[is_replica] = {
+            "Type": "Choice",
+            "Choices": [
+                {
+                    "Variable": f"$.db.{key}.instance.ReadReplicaSourceDBInstanceIdentifier",
+                    "IsPresent": True,
+                    "Next": promote,
+                }
+            ],
+            "Default": wait_start,
+        }
+        params = {k: v for k, v in op.params.items()}
+        self.task(
+            states,
+            promote,
+            sdk_resource("rds", "PromoteReadReplica"),
+            _pascal(params),
+            service="rds",
+            read=False,
+            result_path=None,
+            fail=fail,
+        )
+        if any(o.action == "AddTagsToResource" for o in all_ops):
+            states[promote]["Next"] = tag
+            self.task(
+                states,
+                tag,
+                sdk_resource("rds", "AddTagsToResource"),
+                {
+                    "ResourceName.$": f"$.db.{key}.instance.DBInstanceArn",
+                    "Tags": [
+                        {
+                            "Key": "dr:promoted-from",
+                            "Value.$": f"$.db.{key}.instance.ReadReplicaSourceDBInstanceIdentifier",
+                        },
+                        {"Key": "dr:promoted-at", "Value.$": "$$.State.EnteredTime"},
+                        {"Key": "dr:promoted-by", "Value.$": "$$.Execution.Id"},
+                    ],
+                },
+                service="rds",
+                read=False,
+                result_path=None,
+                fail=fail,
+            )
+            states[tag]["Next"] = wait_start
+        else:
+            states[promote]["Next"] = wait_start
+        return describe
+
+    def _mutation(
+        self, states: dict[str, Any], sid: str, op: Operation, next_name: str | None, fail: str
+    ) -> str:
+        if op.service == "k8s":
+            method, path, body = self.k8s(op, sid)
+            name = self.name(
+                f"{sid}: {op.action} {op.params.get('name') or op.params.get('deployment', '')}".strip()
+            )
+            self.task(
+                states,
+                name,
+                "arn:aws:states:::eks:call",
+                self.eks_call(op, method, path, body),
+                service="eks",
+                read=False,
+                result_path=None,
+                fail=fail,
+            )
+            if op.action == "PatchSecret":
+                # The promoted endpoint, read in the target region (nothing from the source region).
+                ep = self.name(f"{sid}: read promoted endpoint")
+                db = next(
+                    (
+                        str(o.params["DBInstanceIdentifier"])
+                        for o in self.plan.operations()
+                        if o.action == "PromoteReadReplica"
+                    ),
+                    None,
+                )
+                if db is not None:
+                    self.task(
+                        states,
+                        ep,
+                        sdk_resource("rds", "DescribeDBInstances"),
+                        {"DBInstanceIdentifier": db},
+                        service="rds",
+                        read=True,
+                        result_path="$.endpoint",
+                        fail=fail,
+                        result_selector={"address.$": "$.DBInstances[0].Endpoint.Address"},
+                    )
+                    states[name]["Parameters"]["RequestBody"] = {
+                        "metadata": {"annotations": {"dr-toolkit/db-endpoint.$": "$.endpoint.address"}}
+                    }
+                    states[ep]["Next"] = name
+                    self.chain(states, [name], next_name)
+                    return ep
+            self.chain(states, [name], next_name)
+            return name
+        if (op.service, op.action) == ("route53", "ChangeResourceRecordSets"):
+            return self._route53_swap(states, sid, op, next_name, fail)
+        params = dict(op.params)
+        if (op.service, op.action) == ("route53", "UpdateHealthCheck"):
+            params.pop("Name", None)
+        if (op.service, op.action) == ("elasticache", "CreateReplicationGroup"):
+            params.setdefault("ReplicationGroupDescription", "restored by dr-toolkit (Step Functions)")
+        if (op.service, op.action) == ("eks", "UpdateNodegroupConfig"):
+            sc = params.get("scalingConfig") or {}
+            params["scalingConfig"] = {
+                "minSize": sc.get("min", sc.get("minSize")),
+                "maxSize": sc.get("max", sc.get("maxSize")),
+                "desiredSize": sc.get("desired", sc.get("desiredSize")),
+            }
+        name = self.name(f"{sid}: {op.service} {op.action}")
+        self.task(
+            states,
+            name,
+            sdk_resource(op.service, op.action),
+            _pascal(params),
+            service=op.service,
+            read=False,
+            result_path=f"$.out.{_safe(sid)}",
+            fail=fail,
+        )
+        waiter = self._mutation_wait(states, sid, op, next_name, fail)
+        self.chain(states, [name], waiter)
+        return name
+
+    def _mutation_wait(
+        self, states: dict[str, Any], sid: str, op: Operation, next_name: str | None, fail: str
+    ) -> str | None:
+        p = op.params
+        if (op.service, op.action) == ("eks", "UpdateNodegroupConfig"):
+            k = "$.seen." + _safe(f"{sid}_nodegroup")
+            return self.poll(
+                states,
+                sid,
+                "nodegroup",
+                (
+                    sdk_resource("eks", "DescribeNodegroup"),
+                    {"ClusterName": p["clusterName"], "NodegroupName": p["nodegroupName"]},
+                    "eks",
+                ),
+                {"Variable": f"{k}.status", "StringEquals": "ACTIVE"},
+                {
+                    "Or": [
+                        {"Variable": f"{k}.status", "StringEquals": s}
+                        for s in ("DEGRADED", "CREATE_FAILED", "DELETE_FAILED")
+                    ]
+                },
+                next_name,
+                fail,
+                selector={"status.$": "$.Nodegroup.Status"},
+            )
+        if (op.service, op.action) == ("elasticache", "CreateReplicationGroup"):
+            k = "$.seen." + _safe(f"{sid}_cache")
+            return self.poll(
+                states,
+                sid,
+                "cache",
+                (
+                    sdk_resource("elasticache", "DescribeReplicationGroups"),
+                    {"ReplicationGroupId": p["ReplicationGroupId"]},
+                    "elasticache",
+                ),
+                {"Variable": f"{k}.group.Status", "StringEquals": "available"},
+                {"Variable": f"{k}.group.Status", "StringEquals": "create-failed"},
+                next_name,
+                fail,
+                selector={"group.$": "$.ReplicationGroups[0]"},
+            )
+        return next_name
+
+    def _route53_swap(
+        self, states: dict[str, Any], sid: str, op: Operation, next_name: str | None, fail: str
+    ) -> str:
+        """One change batch per zone built from the records as they are at run time (roles swapped)."""
+        zone = str(op.params["HostedZoneId"])
+        changes = list(op.params.get("Changes") or [])
+        record = self.o.record
+        if not record:
+            raise ValueError(
+                f"step {sid}: AslOptions.record (the failover record name) is required for Route53 changes"
+            )
+        fqdn = record.rstrip(".") + "."
+        key = _safe(sid)
+        read = self.name(f"{sid}: read {record} records")
+        pick = self.name(f"{sid}: build change batch")
+        change = self.name(f"{sid}: route53 ChangeResourceRecordSets")
+        self.task(
+            states,
+            read,
+            sdk_resource("route53", "ListResourceRecordSets"),
+            {"HostedZoneId": zone, "StartRecordName": fqdn, "StartRecordType": "A", "MaxItems": "10"},
+            service="route53",
+            read=True,
+            result_path=f"$.r53.{key}",
+            fail=fail,
+            result_selector={"sets.$": "$.ResourceRecordSets"},
+        )
+        picks: dict[str, Any] = {}
+        built: dict[str, Any] = {}
+        for i, ch in enumerate(changes):
+            ident = str(ch["SetIdentifier"]).replace("'", "")
+            picks[f"r{i}.$"] = f"$.r53.{key}.sets[?(@.SetIdentifier == '{ident}')]"
+            picks[f"role{i}"] = {"Failover": str(ch["Failover"])}
+            built[f"c{i}"] = {
+                "Action": "UPSERT",
+                "ResourceRecordSet.$": f"States.JsonMerge(States.ArrayGetItem($.pick.{key}.r{i}, 0), "
+                f"$.pick.{key}.role{i}, false)",
+            }
+        build = self.name(f"{sid}: set new roles")
+        states[pick] = {"Type": "Pass", "Parameters": picks, "ResultPath": f"$.pick.{key}", "Next": build}
+        states[build] = {"Type": "Pass", "Parameters": built, "ResultPath": f"$.batch.{key}"}
+        batch_params = {
+            "HostedZoneId": zone,
+            "ChangeBatch": {
+                "Comment": f"dr-toolkit step functions: {sid}",
+                "Changes.$": "States.Array("
+                + ", ".join(f"$.batch.{key}.c{i}" for i in range(len(changes)))
+                + ")",
+            },
+        }
+        self.task(
+            states,
+            change,
+            sdk_resource("route53", "ChangeResourceRecordSets"),
+            batch_params,
+            service="route53",
+            read=False,
+            result_path=f"$.r53change.{key}",
+            fail=fail,
+            result_selector={"id.$": "$.ChangeInfo.Id"},
+        )
+        states[read]["Next"] = pick
+        states[build]["Next"] = change
+        k = "$.seen." + _safe(f"{sid}_change")
+        waiter = self.poll(
+            states,
+            sid,
+            "change",
+            (sdk_resource("route53", "GetChange"), {"Id.$": f"$.r53change.{key}.id"}, "route53"),
+            {"Variable": f"{k}.status", "StringEquals": "INSYNC"},
+            None,
+            next_name,
+            fail,
+            selector={"status.$": "$.ChangeInfo.Status"},
+        )
+        states[change]["Next"] = waiter
+        return read
+
+    def _read_wait(
+        self, states: dict[str, Any], sid: str, op: Operation, fail: str
+    ) -> Callable[[str | None], str] | None:
+        p = op.params
+        if (op.service, op.action) == ("route53", "GetHealthCheckStatus") and p.get("HealthCheckId"):
+            k = "$.seen." + _safe(f"{sid}_health")
+
+            def health(nxt: str | None) -> str:
+                return self.poll(
+                    states,
+                    sid,
+                    "health",
+                    (
+                        sdk_resource("route53", "GetHealthCheckStatus"),
+                        {"HealthCheckId": p["HealthCheckId"]},
+                        "route53",
+                    ),
+                    {
+                        "And": [
+                            {"Variable": f"{k}.first.StatusReport.Status", "IsPresent": True},
+                            {"Variable": f"{k}.first.StatusReport.Status", "StringMatches": "Success*"},
+                        ]
+                    },
+                    None,
+                    nxt,
+                    fail,
+                    selector={"first.$": "States.ArrayGetItem($.HealthCheckObservations, 0)"},
+                )
+
+            return health
+        if (op.service, op.action) == ("rds", "DescribeDBInstances"):
+            k = "$.seen." + _safe(f"{sid}_db")
+
+            def db(nxt: str | None) -> str:
+                return self.poll(
+                    states,
+                    sid,
+                    "db",
+                    (
+                        sdk_resource("rds", "DescribeDBInstances"),
+                        {"DBInstanceIdentifier": p["DBInstanceIdentifier"]},
+                        "rds",
+                    ),
+                    {
+                        "And": [
+                            {"Variable": f"{k}.db.DBInstanceStatus", "StringEquals": "available"},
+                            {"Variable": f"{k}.db.ReadReplicaSourceDBInstanceIdentifier", "IsPresent": False},
+                        ]
+                    },
+                    None,
+                    nxt,
+                    fail,
+                    selector=_DB_SELECTOR,
+                )
+
+            return db
+        if (op.service, op.action) == ("elasticache", "DescribeReplicationGroups"):
+            k = "$.seen." + _safe(f"{sid}_cache")
+
+            def cache(nxt: str | None) -> str:
+                return self.poll(
+                    states,
+                    sid,
+                    "cache",
+                    (
+                        sdk_resource("elasticache", "DescribeReplicationGroups"),
+                        {"ReplicationGroupId": p["ReplicationGroupId"]},
+                        "elasticache",
+                    ),
+                    {"Variable": f"{k}.group.Status", "StringEquals": "available"},
+                    None,
+                    nxt,
+                    fail,
+                    selector={"group.$": "$.ReplicationGroups[0]"},
+                )
+
+            return cache
+        if (op.service, op.action) == ("k8s", "GetDeployment"):
+            k = "$.seen." + _safe(f"{sid}_{p['name']}")
+
+            def deploy(nxt: str | None) -> str:
+                method, path, _ = self.k8s(op, sid)
+                return self.poll(
+                    states,
+                    sid,
+                    str(p["name"]),
+                    ("arn:aws:states:::eks:call", self.eks_call(op, method, path), "eks"),
+                    {
+                        "And": [
+                            {"Variable": f"{k}.status.readyReplicas", "IsPresent": True},
+                            {
+                                "Variable": f"{k}.status.readyReplicas",
+                                "NumericEqualsPath": f"{k}.spec.replicas",
+                            },
+                        ]
+                    },
+                    None,
+                    nxt,
+                    fail,
+                    selector={"status.$": "$.ResponseBody.status", "spec.$": "$.ResponseBody.spec"},
+                )
+
+            return deploy
+        return None
+
+    def _single_read(
+        self, states: dict[str, Any], sid: str, op: Operation, next_name: str | None, fail: str
+    ) -> str:
+        name = self.name(f"{sid}: {op.service} {op.action}")
+        self.task(
+            states,
+            name,
+            sdk_resource(op.service, op.action),
+            _pascal(dict(op.params)),
+            service=op.service,
+            read=True,
+            result_path=None,
+            fail=fail,
+        )
+        self.chain(states, [name], next_name)
+        return name
+
+    # -- structure -------------------------------------------------------------------------------
+    def node(self, states: dict[str, Any], node: Node, next_name: str | None, fail: str) -> str:
+        kind, body = node
+        if kind == "step":
+            return self.step(states, self.plan.step(body), next_name, fail)
+        if kind == "seq":
+            nxt = next_name
+            for child in reversed(body):
+                nxt = self.node(states, child, nxt, fail)
+            if nxt is None:  # an empty sequence
+                name = self.name("nothing to do")
+                states[name] = {"Type": "Pass", "End": True}
+                return name
+            return nxt
+        branches = []
+        for child in body:
+            bstates: dict[str, Any] = {}
+            bfail = self.name(f"branch failed: {_first_step(child)}")
+            bstates[bfail] = {
+                "Type": "Fail",
+                "Error": "DrStepFailed",
+                "Cause": f"a step of the branch starting at {_first_step(child)} failed",
+            }
+            start = self.node(bstates, child, None, bfail)
+            branches.append({"StartAt": start, "States": bstates})
+        name = self.name("parallel: " + ", ".join(_first_step(c) for c in body))
+        state: dict[str, Any] = {
+            "Type": "Parallel",
+            "Branches": branches,
+            "ResultPath": None,
+            "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": fail}],
+        }
+        if next_name is None:
+            state["End"] = True
+        else:
+            state["Next"] = next_name
+        states[name] = state
+        return name
+
+
+def _first_step(node: Node) -> str:
+    kind, body = node
+    if kind == "step":
+        return str(body)
+    return _first_step(body[0]) if body else "-"
+
+
+def compile_plan(plan: Plan, options: AslOptions | None = None) -> dict[str, Any]:
+    """The plan as a Step Functions state machine definition (a JSON-able dict)."""
+    o = options or AslOptions()
+    em = _Emitter(plan, o)
+    states: dict[str, Any] = {}
+    record = em.name("Record failure")
+    failed = em.name("Failed")
+    states[failed] = {
+        "Type": "Fail",
+        "Error": "DrPlanFailed",
+        "Cause": f"plan {plan.name} failed (see the recorded error)",
+    }
+    if o.journal_bucket:
+        states[record] = {
+            "Type": "Task",
+            "Resource": sdk_resource("s3", "PutObject"),
+            "Parameters": {
+                "Bucket": o.journal_bucket,
+                "Key.$": f"States.Format('stepfunctions/{plan.name}/{{}}.failure.json', $$.Execution.Name)",
+                "Body.$": "States.JsonToString($.error)",
+                "ContentType": "application/json",
+            },
+            "ResultPath": None,
+            "Retry": _retry("s3", read=False),
+            "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.recordError", "Next": failed}],
+            "Next": failed,
+        }
+    else:
+        states[record] = {
+            "Type": "Pass",
+            "Parameters": {"plan": plan.name, "error.$": "$.error", "execution.$": "$$.Execution.Id"},
+            "ResultPath": "$.failure",
+            "Next": failed,
+        }
+    done = em.name("Succeeded")
+    states[done] = {"Type": "Succeed"}
+    summary = em.name("Summarize")
+    # The execution's output: a small summary, not every response the run read.
+    states[summary] = {
+        "Type": "Pass",
+        "Parameters": {"plan": plan.name, "status": "succeeded", "execution.$": "$$.Execution.Id"},
+        "Next": done,
+    }
+    start = em.node(states, structure(plan), summary, record)
+    # Kubernetes steps: read each cluster's endpoint/CA first (in the cluster's own region).
+    k8s_regions = sorted({op.region or "" for op in plan.operations() if op.service == "k8s"})
+    for region in reversed(k8s_regions):
+        cluster = o.clusters.get(region)
+        if cluster is None:
+            raise ValueError(
+                f"plan {plan.name!r}: no EKS cluster named for region {region} (AslOptions.clusters)"
+            )
+        name = em.name(f"read cluster {cluster}")
+        states[name] = {
+            "Type": "Task",
+            "Resource": sdk_resource("eks", "DescribeCluster"),
+            "Parameters": {"Name": cluster},
+            "ResultSelector": {
+                "endpoint.$": "$.Cluster.Endpoint",
+                "ca.$": "$.Cluster.CertificateAuthority.Data",
+            },
+            "ResultPath": f"$.clusters.{_safe(cluster)}",
+            "Retry": _retry("eks", read=True),
+            "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": record}],
+            "Next": start,
+        }
+        start = name
+    return {
+        "Comment": o.comment or f"dr-toolkit plan {plan.name}: {plan.description}"[:1000],
+        "StartAt": start,
+        "TimeoutSeconds": int(sum(s.timeout for s in plan.steps)) or 3600,
+        "States": states,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Structural validation (tests, and `dr failover --export asl` before printing)
+# ---------------------------------------------------------------------------------------------
+
+
+def _targets(state: Mapping[str, Any]) -> list[str]:
+    out: list[str] = []
+    if "Next" in state:
+        out.append(state["Next"])
+    for c in state.get("Choices", []):
+        out.append(c["Next"])
+    if "Default" in state:
+        out.append(state["Default"])
+    for c in state.get("Catch", []):
+        out.append(c["Next"])
+    return out
+
+
+def validate_definition(definition: Mapping[str, Any]) -> list[str]:
+    """Problems with a definition: missing targets, unreachable states, states that neither end nor
+    continue, cycles not passing through a Wait (i.e. anything but a poll loop). Empty = valid."""
+    problems: list[str] = []
+
+    def check(block: Mapping[str, Any], where: str) -> None:
+        states: Mapping[str, Any] = block.get("States", {})
+        start = block.get("StartAt")
+        if start not in states:
+            problems.append(f"{where}: StartAt {start!r} is not a state")
+            return
+        for name, st in states.items():
+            if len(name) > 80:
+                problems.append(f"{where}: state name over 80 characters: {name!r}")
+            kind = st.get("Type")
+            if kind in ("Fail", "Succeed"):
+                if "Next" in st or "End" in st:
+                    problems.append(f"{where}: terminal state {name!r} has Next/End")
+            elif kind == "Choice":
+                if not st.get("Choices"):
+                    problems.append(f"{where}: Choice {name!r} has no choices")
+            elif ("Next" in st) == bool(st.get("End")):
+                problems.append(f"{where}: state {name!r} must have exactly one of Next / End")
+            for t in _targets(st):
+                if t not in states:
+                    problems.append(f"{where}: {name!r} -> {t!r}, which does not exist")
+            for i, branch in enumerate(st.get("Branches", [])):
+                check(branch, f"{where}/{name}[{i}]")
+        # reachability
+        seen: set[str] = set()
+        todo: list[str] = [str(start)]
+        while todo:
+            cur = todo.pop()
+            if cur in seen or cur not in states:
+                continue
+            seen.add(cur)
+            todo.extend(_targets(states[cur]))
+        for name in states:
+            if name not in seen:
+                problems.append(f"{where}: state {name!r} is unreachable")
+        # cycles must contain a Wait state (the poll loops)
+        graph = {n: [t for t in _targets(st) if t in states] for n, st in states.items()}
+        no_wait = {
+            n: [t for t in ts if states[t].get("Type") != "Wait"]
+            for n, ts in graph.items()
+            if states[n].get("Type") != "Wait"
+        }
+        color: dict[str, int] = {}
+
+        def dfs(n: str) -> None:
+            color[n] = 1
+            for t in no_wait.get(n, []):
+                if color.get(t) == 1:
+                    problems.append(f"{where}: cycle without a Wait through {n!r} -> {t!r}")
+                elif t not in color:
+                    dfs(t)
+            color[n] = 2
+
+        for n in no_wait:
+            if n not in color:
+                dfs(n)
+
+    check(definition, "definition")
+    return problems
+
+
+def dumps(definition: Mapping[str, Any]) -> str:
+    return json.dumps(definition, indent=2, sort_keys=False)

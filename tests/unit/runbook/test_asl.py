@@ -1,0 +1,305 @@
+"""Plan -> Amazon States Language: structure, validation, and execution in moto's Step Functions.
+
+moto's interpreter runs ``aws-sdk:*`` Tasks against moto's own backends (RDS, Route53, S3 here); it
+cannot run ``arn:aws:states:::eks:call`` (an unsupported service), so the executed part is the
+database + DNS part of the unplanned failover; the Kubernetes states are checked structurally.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from moto import mock_aws
+
+from dr.aws.session import ClientProvider
+from dr.procedures.common import TAG_PROMOTED_FROM
+from dr.procedures.failover import failover_plan
+from dr.procedures.stepfunctions import asl_options, static_preflight
+from dr.runbook.asl import (
+    AslOptions,
+    Node,
+    compile_plan,
+    sdk_resource,
+    structure,
+    structure_loss,
+    validate_definition,
+)
+from dr.runbook.plan import Operation, Plan, Step, subset
+from tests.unit.procedures.estate_seed import STACKS, Seeded, fix_moto_promote, seed, share_model_loader
+
+
+def _precedes(node: Node, a: str, b: str) -> bool:
+    """True when the structure finishes ``a`` before starting ``b``."""
+
+    def contains(n: Node, sid: str) -> bool:
+        kind, body = n
+        return body == sid if kind == "step" else any(contains(c, sid) for c in body)
+
+    kind, body = node
+    if kind == "step":
+        return False
+    holders = (
+        [i for i, c in enumerate(body) if contains(c, a)],
+        [i for i, c in enumerate(body) if contains(c, b)],
+    )
+    ia, ib = holders[0][0], holders[1][0]
+    if ia == ib:
+        return _precedes(body[ia], a, b)
+    return kind == "seq" and ia < ib
+
+
+def _all_states(defn: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for name, st in defn["States"].items():
+        yield name, st
+        for br in st.get("Branches", []):
+            yield from _all_states(br)
+
+
+def _step(sid: str, deps: tuple[str, ...] = (), estimate: float = 1.0) -> Step:
+    return Step(sid, sid, "us-east-1", "rds", depends_on=deps, estimate=estimate)
+
+
+@pytest.fixture
+def sfn_estate(monkeypatch: pytest.MonkeyPatch) -> Iterator[Seeded]:
+    """The seeded two-region estate with moto's Step Functions interpreter switched on."""
+    fix_moto_promote(monkeypatch)
+    share_model_loader(monkeypatch)
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        from dr.topology import load_estate
+
+        yield seed(ClientProvider(), load_estate(STACKS, "prod"))
+
+
+def _unplanned(s: Seeded) -> Plan:
+    target = s.estate.secondary
+    pre = static_preflight(
+        s.estate, target, zone_id=s.zone_id, health_check_id=s.health_checks[target.region]
+    )
+    return failover_plan(s.estate, pre)
+
+
+# -- structure -------------------------------------------------------------------------------------
+
+
+def test_failover_structure_honours_every_dependency_exactly(sfn_estate: Seeded) -> None:
+    plan = _unplanned(sfn_estate)
+    node = structure(plan)
+    for step in plan.steps:
+        for dep in step.depends_on:
+            assert _precedes(node, dep, step.id), (dep, step.id)
+    # independent steps really run in parallel (nodegroup scaling alongside the promotion)
+    assert not _precedes(node, "scale-nodegroup", "promote-db")
+    assert not _precedes(node, "promote-db", "scale-nodegroup")
+    assert structure_loss(plan) == pytest.approx(1.0)  # the failover DAG is series-parallel
+
+
+def test_non_series_parallel_dag_is_approximated_without_breaking_dependencies() -> None:
+    # The "N" graph (a->c, b->c, b->d) is the smallest DAG that is not series-parallel.
+    plan = Plan(
+        "n",
+        [_step("a", estimate=10), _step("b"), _step("c", ("a", "b")), _step("d", ("b",), estimate=10)],
+    )
+    node = structure(plan)
+    for a, b in [("a", "c"), ("b", "c"), ("b", "d")]:
+        assert _precedes(node, a, b)
+    assert structure_loss(plan) > 1.0  # some parallelism is lost, and it is reported
+    assert structure_loss(plan) <= 2.0
+
+
+# -- the definition ----------------------------------------------------------------------------------
+
+
+def test_unplanned_failover_definition_is_valid_and_needs_nothing_from_the_source_region(
+    sfn_estate: Seeded,
+) -> None:
+    s = sfn_estate
+    plan = _unplanned(s)
+    defn = compile_plan(plan, asl_options(s.estate, s.estate.secondary))
+    assert validate_definition(defn) == []
+    text = json.dumps(defn)
+    tasks = {name: st for name, st in _all_states(defn) if st["Type"] == "Task"}
+    calls_text = json.dumps([[st["Resource"], st["Parameters"]] for st in tasks.values()])
+    assert s.estate.primary.region not in calls_text
+    assert s.estate.primary.database.identifier not in calls_text
+    resources = {st["Resource"] for st in tasks.values()}
+    assert sdk_resource("rds", "PromoteReadReplica") in resources
+    assert "arn:aws:states:::aws-sdk:rds:promoteReadReplica" in resources
+    assert sdk_resource("route53", "ChangeResourceRecordSets") in resources
+    assert "arn:aws:states:::eks:call" in resources
+    for name, st in tasks.items():
+        assert st["Resource"].startswith(("arn:aws:states:::aws-sdk:", "arn:aws:states:::eks:call")), name
+        assert st["Catch"] and st["Catch"][0]["ErrorEquals"] == ["States.ALL"], name
+        throttles = st["Retry"][0]["ErrorEquals"]
+        assert any(e.endswith("ThrottlingException") for e in throttles), name
+    promote = next(st for st in tasks.values() if st["Resource"].endswith("promoteReadReplica"))
+    assert "Rds.ThrottlingException" in promote["Retry"][0]["ErrorEquals"]
+    assert promote["Parameters"] == {"DBInstanceIdentifier": s.estate.secondary.database.identifier}
+    # eks:call uses the endpoint/CA read from the target cluster at the start of the execution
+    calls = [st for st in tasks.values() if st["Resource"] == "arn:aws:states:::eks:call"]
+    assert calls and all(c["Parameters"]["ClusterName"] == s.estate.secondary.cluster.name for c in calls)
+    assert all(c["Parameters"]["Endpoint.$"].startswith("$.clusters.") for c in calls)
+    first = defn["States"][defn["StartAt"]]
+    assert first["Resource"] == sdk_resource("eks", "DescribeCluster")
+    assert first["Parameters"] == {"Name": s.estate.secondary.cluster.name}
+    # one change batch for the zone
+    r53 = [st for st in tasks.values() if st["Resource"].endswith("changeResourceRecordSets")]
+    assert len(r53) == 1 and r53[0]["Parameters"]["HostedZoneId"] == s.zone_id
+    # the secret is never assembled inside the state machine (execution history would keep it)
+    assert "GetSecretValue".lower() not in text.lower()
+    # poll loops: Wait states with back-off exist and the only cycles pass through them
+    waits = [st for _, st in _all_states(defn) if st["Type"] == "Wait"]
+    assert waits and all("SecondsPath" in w for w in waits)
+
+
+def test_validator_reports_broken_definitions() -> None:
+    ok = {"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "B"}, "B": {"Type": "Succeed"}}}
+    assert validate_definition(ok) == []
+    missing = {"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "Nope"}}}
+    assert any("does not exist" in p for p in validate_definition(missing))
+    orphan = {"StartAt": "A", "States": {"A": {"Type": "Pass", "End": True}, "B": {"Type": "Succeed"}}}
+    assert any("unreachable" in p for p in validate_definition(orphan))
+    loop = {
+        "StartAt": "A",
+        "States": {"A": {"Type": "Pass", "Next": "B"}, "B": {"Type": "Pass", "Next": "A"}},
+    }
+    assert any("cycle without a Wait" in p for p in validate_definition(loop))
+    poll = {
+        "StartAt": "A",
+        "States": {
+            "A": {"Type": "Pass", "Next": "C"},
+            "C": {
+                "Type": "Choice",
+                "Choices": [{"Variable": "$.x", "IsPresent": True, "Next": "D"}],
+                "Default": "W",
+            },
+            "W": {"Type": "Wait", "Seconds": 1, "Next": "A"},
+            "D": {"Type": "Succeed"},
+        },
+    }
+    assert validate_definition(poll) == []
+    both = {
+        "StartAt": "A",
+        "States": {"A": {"Type": "Pass", "Next": "B", "End": True}, "B": {"Type": "Succeed"}},
+    }
+    assert any("exactly one of Next / End" in p for p in validate_definition(both))
+
+
+def test_kubernetes_steps_need_a_cluster_for_their_region() -> None:
+    plan = Plan(
+        "k",
+        [
+            Step(
+                "s",
+                "s",
+                "eu-west-1",
+                "k8s",
+                operations=(
+                    Operation("k8s", "PatchDeploymentScale", "eu-west-1", {"name": "api", "replicas": 2}),
+                ),
+            )
+        ],
+    )
+    with pytest.raises(ValueError, match="eu-west-1"):
+        compile_plan(plan, AslOptions())
+    defn = compile_plan(plan, AslOptions(clusters={"eu-west-1": "c1"}, namespace="app"))
+    assert validate_definition(defn) == []
+    call = next(st for _, st in _all_states(defn) if st.get("Resource") == "arn:aws:states:::eks:call")
+    assert call["Parameters"]["Path"] == "/apis/apps/v1/namespaces/app/deployments/api/scale"
+    assert call["Parameters"]["RequestBody"] == {"spec": {"replicas": 2}}
+
+
+# -- execution in moto -------------------------------------------------------------------------------
+
+
+def _execute(s: Seeded, defn: dict[str, Any], region: str) -> dict[str, Any]:
+    iam = s.clients.client("iam", "us-east-1")
+    role = iam.create_role(RoleName=f"sfn-{time.time_ns()}", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    sfn = s.clients.client("stepfunctions", region)
+    arn = sfn.create_state_machine(name=f"dr-{time.time_ns()}", definition=json.dumps(defn), roleArn=role)[
+        "stateMachineArn"
+    ]
+    ex = sfn.start_execution(stateMachineArn=arn)["executionArn"]
+    deadline = time.monotonic() + 60
+    while True:  # the interpreter runs in a thread: follow it like `dr failover --via stepfunctions`
+        out: dict[str, Any] = sfn.describe_execution(executionArn=ex)
+        if out["status"] != "RUNNING" or time.monotonic() > deadline:
+            return out
+        time.sleep(0.05)
+
+
+def _journal_bucket(s: Seeded, region: str) -> str:
+    bucket = s.estate.journal_bucket(region)
+    kw: dict[str, Any] = (
+        {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+    )
+    s.clients.client("s3", region).create_bucket(Bucket=bucket, **kw)
+    return bucket
+
+
+def _served_roles(s: Seeded) -> dict[str, str]:
+    r53 = s.clients.client("route53", "us-east-1")
+    sets = r53.list_resource_record_sets(HostedZoneId=s.zone_id)["ResourceRecordSets"]
+    return {r["SetIdentifier"]: r["Failover"] for r in sets if r.get("Failover")}
+
+
+@pytest.mark.slow
+def test_database_and_dns_part_executes_in_moto_and_promotes_the_replica(sfn_estate: Seeded) -> None:
+    s = sfn_estate
+    target = s.estate.secondary
+    plan = _unplanned(s)
+    part = subset(plan, [st.id for st in plan.steps if st.service in ("rds", "route53")])
+    _journal_bucket(s, target.region)
+    defn = compile_plan(part, asl_options(s.estate, target, first_wait=1))
+    assert validate_definition(defn) == []
+    db = target.database.identifier
+    assert s.db(target.region, db).get("ReadReplicaSourceDBInstanceIdentifier")  # a replica before
+    assert _served_roles(s)[target.site.name] == "SECONDARY"
+
+    out = _execute(s, defn, target.region)
+
+    assert out["status"] == "SUCCEEDED", out.get("cause")
+    after = s.db(target.region, db)
+    assert not after.get("ReadReplicaSourceDBInstanceIdentifier")  # promoted: standalone
+    tags = s.rds(target.region).list_tags_for_resource(ResourceName=after["DBInstanceArn"])["TagList"]
+    assert TAG_PROMOTED_FROM in {t["Key"] for t in tags}
+    roles = _served_roles(s)
+    assert roles[target.site.name] == "PRIMARY"
+    assert roles[s.estate.primary.site.name] == "SECONDARY"
+    # a second execution is a no-op (the promote guard skips; UPSERT of the same roles)
+    again = _execute(s, defn, target.region)
+    assert again["status"] == "SUCCEEDED", again.get("cause")
+
+
+@pytest.mark.slow
+def test_a_failing_step_is_caught_and_recorded_in_the_journal_bucket(sfn_estate: Seeded) -> None:
+    s = sfn_estate
+    target = s.estate.secondary
+    plan = Plan(
+        "broken",
+        [
+            Step(
+                "promote-db",
+                "promote a replica that does not exist",
+                target.region,
+                "rds",
+                operations=(
+                    Operation(
+                        "rds", "PromoteReadReplica", target.region, {"DBInstanceIdentifier": "no-such-db"}
+                    ),
+                ),
+            )
+        ],
+    )
+    bucket = _journal_bucket(s, target.region)
+    defn = compile_plan(plan, AslOptions(journal_bucket=bucket, first_wait=1))
+    out = _execute(s, defn, target.region)
+    assert out["status"] == "FAILED"
+    assert out["error"] == "DrPlanFailed"
+    objs = s.clients.client("s3", target.region).list_objects_v2(Bucket=bucket).get("Contents", [])
+    assert [o["Key"] for o in objs if o["Key"].startswith("stepfunctions/broken/")]
+    body = s.clients.client("s3", target.region).get_object(Bucket=bucket, Key=objs[0]["Key"])["Body"].read()
+    assert "NotFound" in json.loads(body)["Error"]
