@@ -735,7 +735,13 @@ class FakeKubeApi:
             "blockOwnerDeletion": True,
         }
 
+    MAX_EVENTS = 2000  # like the API server's event TTL: old events go away
+
     def _event(self, involved: Obj, reason: str, message: str, type_: str = "Normal") -> None:
+        events = self._store["events"]
+        if len(events) >= self.MAX_EVENTS:
+            for key in list(events)[: len(events) - self.MAX_EVENTS + 1]:
+                del events[key]
         ns = involved["metadata"].get("namespace") or "default"
         name = f"{involved['metadata']['name']}.{self._suffix()}{self._suffix()}"
         ts = _now_iso()
