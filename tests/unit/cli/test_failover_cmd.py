@@ -150,3 +150,42 @@ def test_failover_then_reconcile_flag_rewrites_stacks(env: Env, tmp_path: Path) 
     res = dr(["reconcile", "--yes"], tmp_path, stack_dir=stacks)
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["noop"] is True
+
+
+@pytest.mark.slow
+def test_failback_cli_dry_run_then_run(env: Env, cli_calls: CallRecorder, tmp_path: Path) -> None:
+    from dr.runbook.lock import create_lock_table
+
+    estate = env.estate
+    first = env.run(env.plan("unplanned"))
+    assert first.status == "succeeded", first.summary()
+    # The lock table is a global table: it has a replica in the original region too.
+    create_lock_table(env.clients, estate.lock_table, estate.primary.region)
+    before = len(cli_calls.mutating())
+    res = dr(["failback", "--dry-run", "--kubeconfig", env.kubeconfig], tmp_path)
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["run"]["status"] == "dry-run"
+    assert out["preflight"]["target_region"] == estate.primary.region
+    assert out["preflight"]["replica"] == f"{estate.primary.database.identifier}-failback"
+    assert len(cli_calls.mutating()) == before
+
+    replica = out["preflight"]["replica"]
+    env.clients.client("cloudwatch", estate.primary.region).put_metric_data(
+        Namespace="AWS/RDS",
+        MetricData=[
+            {
+                "MetricName": "ReplicaLag",
+                "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": replica}],
+                "Value": 0.0,
+                "Timestamp": env.now,
+            }
+        ],
+    )
+    res = dr(["failback", "--yes", "--kubeconfig", env.kubeconfig, "--timeout", "30"], tmp_path)
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["run"]["status"] == "succeeded"
+    assert out["active_region"] == estate.primary.region
+    locks = [c for c in cli_calls.mutating()[before:] if c.service == "dynamodb"]
+    assert locks and {c.region for c in locks} == {estate.primary.region}  # lock in the target region
