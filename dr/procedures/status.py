@@ -431,7 +431,10 @@ def collect_status(
         resolution.answer, resolution.region = dns.answer, dns.answer_region
         if dns.answer is None:
             resolution.error = "TestDNSAnswer is not available"
-    if resolution.region and active and resolution.region != active:
+    if active is None and resolution.region:
+        active = resolution.region
+        notes.append(f"active region taken from what {estate.app.record} resolves to (Route53 unreadable)")
+    elif resolution.region and active and resolution.region != active:
         notes.append(
             f"{estate.app.record} resolves to {resolution.region} but Route53 failover selects {active} "
             "(resolver caches for the record's TTL)"

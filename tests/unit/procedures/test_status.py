@@ -167,3 +167,18 @@ def test_gather_isolates_failures() -> None:
     out = gather({"a": lambda: 1, "b": boom})
     assert out["a"].value == 1 and out["a"].ok
     assert not out["b"].ok and "kaput" in (out["b"].error or "") and not out["b"].unreachable
+
+
+def test_route53_unreadable_falls_back_to_the_resolver(full: Full) -> None:
+    # Route53's API lives in us-east-1; losing that region (here: DR) makes the failover records unreadable.
+    from dr.aws.route53 import REGION
+
+    p = full.estate.primary.region
+    dead = DeadRegion(_session=full.clients._session, max_attempts=1, retry_mode="standard")
+    dead.dead = REGION
+    report = collect_status(full.estate, dead, full.kube, resolver=lambda: (["alb"], p))
+    data = report.to_dict()
+    assert data["dns"] is None and "EndpointConnectionError" in data["dns_error"]
+    assert data["active_region"] == p
+    assert any("Route53 unreadable" in n for n in data["notes"])
+    assert report.region(p).probes["health_check"].state == "error"
