@@ -270,7 +270,6 @@ def scale_deployment(
     """Scale deployments; ``writers`` to 0 is the runbook's stop-writes (counts recorded), and
     ``previous`` scales back to the recorded counts (resume-writes)."""
     from dr.procedures.ops import resume_writes_plan, scale_plan, scale_preflight, stop_writes_plan
-    from dr.runbook.plan import Plan
 
     estate = ctx.require_estate()
     view = estate.site(site)
@@ -306,18 +305,12 @@ def scale_deployment(
                 counts[name] = estate.app.deployment(name).replicas
             else:
                 counts[name] = int(replicas)
-        steps = []
-        for name, count in counts.items():
+        runs = []
+        for name, count in counts.items():  # one plan each: their step ids (adjust-hpa) would clash
             pre = scale_preflight(kube, estate, view, name, count, adjust_hpa=True)
             ctx.outputs.setdefault(_SCALED_FROM, {}).setdefault(name, pre.current)
-            sub = scale_plan(pre, view)
-            steps += [s for s in sub.steps]
-        # Step ids of scale plans are per deployment, so they combine into one plan.
-        summary = run(
-            ctx, Plan("drill-scale", steps, f"Scale {', '.join(counts)} ({view.region})"), kube=factory
-        )
-        summary["scaled"] = {n: {"to": c} for n, c in counts.items()}
-        return summary
+            runs.append(run(ctx, scale_plan(pre, view), kube=factory))
+        return {"scaled": {n: {"to": c} for n, c in counts.items()}, "runs": runs}
     finally:
         factory.close()
 

@@ -1,0 +1,173 @@
+"""Drill providers backed by the real procedures (dr.procedures.drill_providers) and the sandbox's
+fault actions (dr.sandbox.drill_providers): input refusals, probes against moto, running a plan
+through the runbook engine with its journal next to the drill's evidence.
+
+End-to-end runs (failover, region loss, measured RPO) are in tests/integration/test_drills.py.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dr.aws.session import ClientProvider
+from dr.drills import registry
+from dr.drills.context import DrillContext
+from dr.drills.journal import DrillJournal
+from dr.errors import EXIT_USAGE, BadInput, OperationFailed
+from dr.runbook.plan import Plan, Step
+from tests.unit.procedures.estate_seed import Seeded
+
+
+def _ctx(seeded: Seeded | None, tmp_path: Path, target: str = "aws", **kw: Any) -> DrillContext:
+    return DrillContext(
+        run_id="t",
+        target=target,
+        estate=seeded.estate if seeded else None,
+        journal=DrillJournal(tmp_path / "evidence" / "journal.json", {}),
+        clients_factory=(lambda ro: ClientProvider(read_only=ro)) if seeded else None,
+        **kw,
+    )
+
+
+def _impl(kind: str, name: str, target: str = "aws") -> Any:
+    prov = registry.get(kind, name)  # type: ignore[arg-type]
+    assert prov is not None, name
+    return prov.resolve(target)
+
+
+def test_every_declared_provider_is_implemented_on_the_sandbox() -> None:
+    missing = [f"{p.kind}:{p.name}" for p in registry.providers() if not p.available("sandbox")]
+    assert missing == []
+
+
+def test_dr_help_does_not_import_the_provider_modules() -> None:
+    code = (
+        "import sys; import dr.cli.main; "
+        "bad = [m for m in ('dr.procedures.drill_providers', 'dr.sandbox.drill_providers', 'dr.drills.registry') "
+        "if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_region_loss_on_aws_refuses_with_exit_2(seeded: Seeded, tmp_path: Path) -> None:
+    fn = _impl("action", "region-loss", "aws")
+    with pytest.raises(BadInput) as info:
+        fn(_ctx(seeded, tmp_path), site="primary", lag_seconds=1.0)
+    assert info.value.exit_code == EXIT_USAGE
+    assert seeded.estate.primary.region in info.value.message and "sandbox" in (info.value.hint or "")
+
+
+def test_region_loss_scenario_is_sandbox_only() -> None:
+    from dr.drills.scenario import resolve
+
+    assert list(resolve("region-loss").scenario.target) == ["sandbox"]
+
+
+def test_failover_to_the_primary_site_is_bad_input(seeded: Seeded, tmp_path: Path) -> None:
+    fn = _impl("action", "failover")
+    with pytest.raises(BadInput, match="primary site"):
+        fn(_ctx(seeded, tmp_path), to="primary", mode="unplanned", max_lag_seconds=None)
+
+
+def test_restore_before_fault_needs_a_fault(seeded: Seeded, tmp_path: Path) -> None:
+    fn = _impl("action", "restore-pitr")
+    with pytest.raises(BadInput, match="fault"):
+        fn(
+            _ctx(seeded, tmp_path),
+            site="primary",
+            restore_time="before-fault",
+            seconds_before=1.0,
+            target_identifier=None,
+        )
+
+
+def test_repoint_needs_the_output_of_an_earlier_step(seeded: Seeded, tmp_path: Path) -> None:
+    fn = _impl("action", "repoint-app")
+    with pytest.raises(BadInput, match="restored_db"):
+        fn(_ctx(seeded, tmp_path), site="primary", database_from="restored_db")
+
+
+def test_failback_is_always_planned(seeded: Seeded, tmp_path: Path) -> None:
+    with pytest.raises(BadInput, match="planned"):
+        _impl("action", "failback")(_ctx(seeded, tmp_path), mode="unplanned")
+
+
+def test_replica_lag_reads_cloudwatch_and_is_zero_for_a_writer(seeded: Seeded, tmp_path: Path) -> None:
+    fn = _impl("probe", "replica-lag")
+    ctx = _ctx(seeded, tmp_path)
+    secondary = seeded.estate.secondary
+    with pytest.raises(OperationFailed, match="no ReplicaLag datapoint"):
+        fn(ctx, site="secondary")  # a replica without a metric: unknown is not "caught up"
+    ClientProvider().client("cloudwatch", secondary.region).put_metric_data(
+        Namespace="AWS/RDS",
+        MetricData=[
+            {
+                "MetricName": "ReplicaLag",
+                "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": secondary.database.identifier}],
+                "Value": 2.5,
+                "Timestamp": dt.datetime.now(dt.UTC),
+            }
+        ],
+    )
+    assert fn(ctx, site="secondary") == 2.5
+    assert fn(ctx, site="primary") == 0.0  # the writer trails nothing
+
+
+def test_dns_points_to_follows_route53_failover(seeded: Seeded, tmp_path: Path) -> None:
+    fn = _impl("probe", "dns-points-to")
+    ctx = _ctx(seeded, tmp_path)
+    assert fn(ctx, site="primary") is True and fn(ctx, site="secondary") is False
+    # The primary's health check fails: Route53 answers with the SECONDARY record.
+    from dr.procedures import dns
+
+    real = dns.FailoverRecord.healthy
+
+    def healthy(self: Any) -> bool:
+        return False if self.region == seeded.estate.primary.region else bool(real.fget(self))  # type: ignore[attr-defined]
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(dns.FailoverRecord, "healthy", property(healthy))
+        assert fn(ctx, site="secondary") is True and fn(ctx, site="primary") is False
+
+
+def _plan(fail: bool) -> Plan:
+    def action(ctx: Any) -> None:
+        if fail:
+            raise RuntimeError("boom")
+
+    return Plan("t-plan", [Step(id="only", title="only", region=None, service="local", action=action)])
+
+
+def test_run_journals_next_to_the_evidence_and_summarizes(seeded: Seeded, tmp_path: Path) -> None:
+    from dr.procedures.drill_providers import run, runs_dir
+
+    ctx = _ctx(seeded, tmp_path)
+    assert runs_dir(ctx) == tmp_path / "evidence" / "runs"
+    summary = run(ctx, _plan(False), kube=object())  # type: ignore[arg-type]
+    assert summary["status"] == "succeeded" and summary["steps"][0]["id"] == "only"
+    assert summary["steps"][0]["duration"] is not None
+    assert Path(summary["journal_path"]).is_relative_to(tmp_path / "evidence" / "runs")
+    notes = [e for e in ctx.journal.doc.get("events", []) if e.get("kind") == "note"]  # type: ignore[union-attr]
+    assert any(n.get("run_id") == summary["run_id"] for n in notes)
+
+
+def test_run_raises_with_the_failed_step(seeded: Seeded, tmp_path: Path) -> None:
+    from dr.procedures.drill_providers import run
+
+    with pytest.raises(OperationFailed, match="only") as info:
+        run(_ctx(seeded, tmp_path), _plan(True), kube=object())  # type: ignore[arg-type]
+    assert "boom" in info.value.message and "--resume" in (info.value.hint or "")
+
+
+def test_dry_run_executes_no_action(seeded: Seeded, tmp_path: Path) -> None:
+    from dr.procedures.drill_providers import run
+
+    summary = run(_ctx(seeded, tmp_path, dry_run=True), _plan(True), kube=object())  # type: ignore[arg-type]
+    assert summary["status"] == "dry-run"
