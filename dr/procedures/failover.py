@@ -254,7 +254,8 @@ def preflight(
                 region=region,
                 hint="wait until it is available (aws rds describe-db-instances), then retry",
             )
-    warnings += pre.warnings
+    why = "in unplanned mode" if mode == "unplanned" else "on resume"
+    warnings += [w.replace("with --force", why).replace("(--force)", f"({why})") for w in pre.warnings]
 
     redis = redis_readiness(clients, target, max_snapshot_age=max_snapshot_age)
     if redis.action == "restore":
