@@ -60,7 +60,7 @@ def _connect(secret: dict[str, Any]) -> Any:
     )
 
 
-def test_region_loss_promotion_and_resolver_failover(fresh_sandbox: RunningSandbox) -> None:
+def test_region_loss_promotion_failover_and_failback_replica(fresh_sandbox: RunningSandbox) -> None:
     pytest.importorskip("psycopg")
     sb = fresh_sandbox
     if sb.state["components"].get("postgres") != "running":
@@ -136,34 +136,24 @@ def test_region_loss_promotion_and_resolver_failover(fresh_sandbox: RunningSandb
     assert sb.clients().client("rds", primary.region).describe_db_instances()["DBInstances"]
     assert sb.admin.resolve(record)["failover"] == "SECONDARY"
 
-
-def test_failback_replica_is_the_old_primary_rewound(fresh_sandbox: RunningSandbox) -> None:
-    """After the failover above (same module sandbox): a replica created back in the old primary's
-    region is the old PostgreSQL primary, rewound and streaming from the promoted database."""
-    sb = fresh_sandbox
-    if sb.state["components"].get("postgres") != "running":
-        pytest.skip("needs the real PostgreSQL")
-    estate = sb.estate
-    primary, secondary = estate.primary, estate.secondary
-    rds_dr = sb.clients().client("rds", secondary.region)
-    promoted = rds_dr.describe_db_instances(DBInstanceIdentifier=secondary.database.identifier)[
+    # Failback preparation: a replica created back in the old primary's region is the old
+    # PostgreSQL primary, rewound (pg_rewind) and streaming from the promoted database.
+    promoted_db = rds.describe_db_instances(DBInstanceIdentifier=secondary.database.identifier)[
         "DBInstances"
     ][0]
-    if "ReadReplicaSourceDBInstanceIdentifier" in promoted:
-        pytest.skip("runs after test_region_loss_promotion_and_resolver_failover")
-    rds = sb.clients().client("rds", primary.region)
+    rds_back = sb.clients().client("rds", primary.region)
     back = f"{primary.database.identifier}-fb"
-    out = rds.create_db_instance_read_replica(
-        DBInstanceIdentifier=back, SourceDBInstanceIdentifier=promoted["DBInstanceArn"]
+    out = rds_back.create_db_instance_read_replica(
+        DBInstanceIdentifier=back, SourceDBInstanceIdentifier=promoted_db["DBInstanceArn"]
     )
     assert out["DBInstance"]["DBInstanceStatus"] == "creating"
 
     def ready() -> Any:
-        db = rds.describe_db_instances(DBInstanceIdentifier=back)["DBInstances"][0]
+        db = rds_back.describe_db_instances(DBInstanceIdentifier=back)["DBInstances"][0]
         return db if db["DBInstanceStatus"] == "available" else None
 
     db = _wait(ready, "the failback replica", timeout=60)
-    assert db["ReadReplicaSourceDBInstanceIdentifier"] == promoted["DBInstanceArn"]
+    assert db["ReadReplicaSourceDBInstanceIdentifier"] == promoted_db["DBInstanceArn"]
     secret = _secret(sb, secondary.region) | {
         "host": db["Endpoint"]["Address"],
         "port": db["Endpoint"]["Port"],
