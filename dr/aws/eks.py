@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from dr.aws.session import ClientProvider, client_error_type
-from dr.errors import BadInput, OperationFailed, TimeoutExpired, from_client_error
+from dr.aws.common import aws_errors, backoff
+from dr.aws.session import ClientProvider
+from dr.errors import BadInput, OperationFailed, TimeoutExpired
 
 # Managed nodegroup limits (EKS service quotas: nodes per managed node group).
 MAX_NODES_PER_NODEGROUP = 450
@@ -23,24 +23,6 @@ TOKEN_PREFIX = "k8s-aws-v1."
 TOKEN_TTL_SECONDS = 60
 # How long an ACTIVE nodegroup with the new scaling is watched for an UPDATING status before trusted.
 SETTLE_SECONDS = 2.0
-
-
-@contextmanager
-def aws_errors(*, resource: str, region: str | None, action: str) -> Iterator[None]:
-    """Translate botocore ``ClientError`` raised inside the block into a typed DrError."""
-    client_error = client_error_type()
-    try:
-        yield
-    except client_error as err:
-        raise from_client_error(err, resource=resource, region=region, action=action) from None
-
-
-def backoff(first: float = 0.2, factor: float = 1.6, cap: float = 10.0) -> Iterator[float]:
-    """Adaptive poll intervals: fast first polls, geometric growth, capped."""
-    interval = first
-    while True:
-        yield min(interval, cap)
-        interval *= factor
 
 
 @dataclass(frozen=True)

@@ -8,31 +8,13 @@ paginate; results are small frozen dataclasses.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from dr.aws.common import aware as _aware
+from dr.aws.common import aws_errors as aws_errors  # re-exported for procedures
 from dr.aws.session import ClientProvider, client_error_type
 from dr.errors import from_client_error
-
-
-@contextmanager
-def aws_errors(*, resource: str, region: str | None, action: str) -> Iterator[None]:
-    """Translate botocore ``ClientError`` raised inside the block into a typed DrError."""
-    client_error = client_error_type()
-    try:
-        yield
-    except client_error as err:
-        raise from_client_error(err, resource=resource, region=region, action=action) from None
-
-
-def _aware(value: Any) -> dt.datetime | None:
-    if not isinstance(value, dt.datetime):
-        return None
-    if value.tzinfo is None:
-        return value.replace(tzinfo=dt.UTC)
-    return value.astimezone(dt.UTC)
 
 
 @dataclass(frozen=True)

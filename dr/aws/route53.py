@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from dr.aws.rds import aws_errors
+from dr.aws.common import aws_errors
 from dr.aws.session import ClientProvider
 from dr.errors import NotFound
 
