@@ -3,6 +3,7 @@
 * ``DR_RELIABILITY_CALL_LOG=<file>``: every AWS call attempted through any ``ClientProvider`` and
   every Kubernetes write is appended to the file as one JSON line, written through (flushed) before
   the request is sent, so a ``kill -9`` loses nothing that reached the wire.
+* ``DR_RELIABILITY_PAUSE_AFTER=<event>:<step>:<seconds>``: sleep there (a slow run holding its lock).
 * ``DR_RELIABILITY_HANG_AFTER=<event>:<step>`` (e.g. ``step_done:promote-db``): once the journal has
   recorded that event, the process writes ``DR_RELIABILITY_MARKER`` and blocks the journaling thread,
   waiting for the test's ``kill -9``.
@@ -94,6 +95,9 @@ def _install_hang() -> None:
 
     def event(self: Any, kind_: str, **fields: Any) -> None:
         original(self, kind_, **fields)
+        pause = os.environ.get("DR_RELIABILITY_PAUSE_AFTER", "")
+        if pause and pause.rsplit(":", 1)[0] == f"{kind_}:{fields.get('step')}":
+            time.sleep(float(pause.rsplit(":", 1)[1]))  # test only: hold the lock a while
         spec = os.environ.get("DR_RELIABILITY_HANG_AFTER")
         if spec and spec == f"{kind_}:{fields.get('step')}":
             Path(os.environ["DR_RELIABILITY_MARKER"]).write_text(spec)

@@ -1,0 +1,38 @@
+"""R3: throttling and 5xx injected into 20 % of all AWS API calls: `dr failover` still completes.
+
+The faults come from the sandbox's realism layer (``Faults``: ThrottlingException / 5xx answers,
+chosen at random per request, in every region and service, the lock table and journal mirror too).
+botocore's retry mode (adaptive, 8 attempts) and our waits absorb them; nothing is done twice.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.reliability.harness import Estate, duplicates, sent_mutations
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize("mode", ["unplanned", "planned"])
+def test_failover_completes_with_20_percent_throttling_and_5xx(fresh_estate: Estate, mode: str) -> None:
+    from dr.sandbox.realism import FaultRule
+
+    e = fresh_estate
+    faults = e.realism.faults
+    faults.add(FaultRule("throttle", rate=0.1))
+    faults.add(FaultRule("error", rate=0.1 / 0.9))  # 10 % of all calls (after the throttled ones)
+    log = e.new_log(mode)
+    res = e.dr(["failover", "--mode", mode, "--yes", "--timeout", "90"], log=log, timeout=240)
+    injected = dict(faults.injected)
+    faults.clear()
+    assert res.returncode == 0, (res.stdout[-3000:], res.stderr[-3000:])
+    out = json.loads(res.stdout)
+    assert out["run"]["status"] == "succeeded"
+    assert out["active_region"] == e.estate.secondary.region
+    calls = sent_mutations(log)
+    assert duplicates(calls) == {}
+    # The faults really hit this run (not a vacuous pass).
+    assert injected["throttle"] >= 2 and injected["error"] >= 2, injected

@@ -1,0 +1,156 @@
+"""R4: a catalogue of bad inputs across the commands: each exits 2 (bad input) or 3 (a safety gate
+refused), with a message naming what is wrong, and sends ZERO mutating calls.
+
+Every case is a real ``dr`` process (forked, see zygote.py) on one shared estate (moto + realism
+layer: RDS's own validations such as the PITR window, promote of a non-replica, an existing target).
+The call log records every AWS call and Kubernetes write the process attempted; none may mutate.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.reliability.harness import Estate, sent_mutations
+
+pytestmark = pytest.mark.slow
+
+API = "claude-deployment-api"
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    args: list[str]
+    code: int  # 2 bad input, 3 gate
+    says: tuple[str, ...]  # every one must appear in stderr (case-insensitive)
+    setup: Callable[[Estate, Path], contextlib.AbstractContextManager[list[str]]] | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@contextlib.contextmanager
+def _no_extra(e: Estate, tmp: Path) -> Iterator[list[str]]:
+    yield []
+
+
+@contextlib.contextmanager
+def _broken_stack_file(e: Estate, tmp: Path) -> Iterator[list[str]]:
+    import shutil
+
+    from tests.conftest import STACKS
+
+    stacks = tmp / "stacks-broken"
+    shutil.copytree(STACKS, stacks)
+    path = stacks / "Pulumi.prod.yaml"
+    path.write_text(path.read_text().replace("config:", "config: [unclosed", 1))
+    yield ["--stack-dir", str(stacks)]
+
+
+@contextlib.contextmanager
+def _bad_scenario(e: Estate, tmp: Path) -> Iterator[list[str]]:
+    (tmp / "bad-drill.yaml").write_text(
+        "version: 1\ntitle: broken\nmethod:\n  - name: x\n    type: action\n    provider: failovr\n"
+    )
+    yield []
+
+
+@contextlib.contextmanager
+def _target_unhealthy(e: Estate, tmp: Path) -> Iterator[list[str]]:
+    """The DR region's health check fails (its ALB does not answer)."""
+    secondary = e.estate.secondary.region
+    previous = e.realism.health_probe
+    e.realism.health_probe = lambda region: region != secondary
+    try:
+        assert e.realism.health is not None
+        yield []
+    finally:
+        e.realism.health_probe = previous
+
+
+@contextlib.contextmanager
+def _lag_over_budget(e: Estate, tmp: Path) -> Iterator[list[str]]:
+    from tests.reliability.harness import put_lag
+
+    put_lag(e.clients, e.estate, 120.0)
+    try:
+        yield []
+    finally:
+        put_lag(e.clients, e.estate, 0.0)
+
+
+def _cases() -> list[Case]:
+    return [
+        Case("unknown-stack", ["--stack", "nope", "status"], 2, ("nope",)),
+        Case("malformed-stack-file", ["status"], 2, ("Pulumi.prod.yaml",), _broken_stack_file),
+        Case("bad-region", ["snapshot", "create", "--region", "mars-west-9", "--yes"], 2, ("mars-west-9",)),
+        Case("unknown-site", ["failover", "--to", "atlantis", "--yes"], 2, ("atlantis",)),
+        Case("failover-to-primary", ["failover", "--to", "primary", "--yes"], 2, ("primary",)),
+        Case("bad-max-lag", ["failover", "--max-lag", "banana", "--yes"], 2, ("--max-lag", "banana")),
+        Case("negative-max-lag", ["promote", "--max-lag", "-5s", "--yes"], 2, ("--max-lag",)),
+        Case(
+            "pitr-outside-window",
+            ["restore", "pitr", "--time", "2001-01-01T00:00:00Z", "--target", "r4-pitr", "--yes"],
+            2,
+            ("2001-01-01", "restorable"),
+        ),
+        Case("pitr-negative-minutes", ["restore", "pitr", "--minutes-ago", "-5", "--target", "r4-x", "--yes"], 2, ("minutes",)),
+        Case(
+            "restore-target-exists",
+            ["restore", "pitr", "--minutes-ago", "0", "--target", "{primary_db}", "--yes"],
+            2,
+            ("{primary_db}", "exists"),
+        ),
+        Case("unknown-snapshot", ["restore", "snapshot", "--snapshot", "no-such-snap", "--target", "r4-s", "--yes"], 2, ("no-such-snap",)),
+        Case("copy-unknown-snapshot", ["snapshot", "copy", "--snapshot", "no-such-snap", "--yes"], 2, ("no-such-snap",)),
+        Case("promote-non-replica", ["promote", "--db", "{primary_db}", "--region", "primary", "--yes"], 2, ("{primary_db}", "replica")),
+        Case("promote-unknown-db", ["promote", "--db", "no-such-db", "--region", "secondary", "--yes"], 2, ("no-such-db",)),
+        Case("bad-cidr", ["ops", "waf", "block", "10.0.0.0/33", "--yes"], 2, ("10.0.0.0/33",)),
+        Case("not-a-cidr", ["ops", "waf", "unblock", "not-an-ip", "--yes"], 2, ("not-an-ip",)),
+        Case("negative-replicas", ["ops", "scale", "api", "--replicas", "-1", "--yes"], 2, ("replicas",)),
+        Case("nodegroup-min-over-max", ["ops", "scale", "nodegroup", "--min", "9", "--max", "2", "--yes"], 2, ("min", "max")),
+        Case("unknown-deployment", ["ops", "rollback", "no-such-deploy", "--yes"], 2, ("no-such-deploy",)),
+        Case("hpa-min-over-max", ["ops", "hpa", "api", "--min", "9", "--max", "2", "--yes"], 2, ("min", "max")),
+        Case("unknown-pod", ["ops", "quarantine", "no-such-pod", "--yes"], 2, ("no-such-pod",)),
+        Case("malformed-scenario", ["drill", "run", "bad-drill.yaml"], 2, ("bad-drill.yaml", "failovr"), _bad_scenario),
+        Case("unknown-scenario", ["drill", "run", "no-such-scenario"], 2, ("no-such-scenario",)),
+        Case("resume-unknown-run", ["failover", "--yes", "--resume", "20990101T000000Z-nope"], 2, ("20990101T000000Z-nope",)),
+        Case("prune-bad-age", ["snapshot", "prune", "--older-than", "soon", "--yes"], 2, ("soon",)),
+        Case("reconcile-unknown-primary", ["reconcile", "--primary", "atlantis", "--yes"], 2, ("atlantis",)),
+        Case(
+            "no-sandbox-running",
+            ["status"],
+            2,
+            ("sandbox",),
+            env={"DR_SANDBOX_DIR": "/nonexistent/dr-sandbox"},
+        ),
+        Case("failover-target-unhealthy", ["failover", "--mode", "unplanned", "--yes"], 3, ("health",), _target_unhealthy),
+        Case("failover-lag-over-budget", ["failover", "--mode", "planned", "--max-lag", "5s", "--yes"], 3, ("lag", "5s"), _lag_over_budget),
+        Case("promote-lag-over-budget", ["promote", "--max-lag", "5s", "--yes"], 3, ("lag",), _lag_over_budget),
+    ]
+
+
+CASES = _cases()
+
+
+def test_catalogue_is_large_enough() -> None:
+    assert len(CASES) >= 20 and len({c.id for c in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input_exits_2_or_3_naming_it_and_changes_nothing(shared_estate: Estate, case: Case, tmp_path: Path) -> None:
+    e = shared_estate
+    names = {"primary_db": e.estate.primary.database.identifier}
+    args = [a.format(**names) for a in case.args]
+    says = [s.format(**names) for s in case.says]
+    log = e.new_log(case.id)
+    with (case.setup or _no_extra)(e, e.directory) as extra:
+        res = e.dr([*extra, *args], log=log, **case.env)
+    assert res.returncode == case.code, (res.returncode, res.stdout[-1500:], res.stderr[-1500:])
+    err = res.stderr.lower()
+    for word in says:
+        assert word.lower() in err, (word, res.stderr[-1500:])
+    assert sent_mutations(log) == [], [(c.get("service"), c["operation"]) for c in sent_mutations(log)]

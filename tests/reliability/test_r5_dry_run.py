@@ -1,0 +1,142 @@
+"""R5: ``--dry-run`` of every mutating command sends ZERO mutating calls (and exits 0).
+
+The commands are enumerated from ``dr.cli.main.COMMANDS`` and their click subcommands: every leaf
+command either has ``--dry-run`` (then it is run here, a real ``dr`` process with the call log) or is
+listed in READ_ONLY with the reason it cannot change infrastructure. A new command that is neither
+fails ``test_every_mutating_command_has_dry_run``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import pytest
+
+from tests.reliability.harness import Estate, read_log, sent_mutations
+
+pytestmark = pytest.mark.slow
+
+# Leaf commands without --dry-run, and why that is right.
+READ_ONLY = {
+    "dns status": "reads Route53",
+    "drill history": "reads local evidence directories",
+    "drill list": "lists scenario files",
+    "drill report": "re-renders a local journal",
+    "incident list": "reads local incident files",
+    "incident start": "local incident file + optional webhook; no infrastructure",
+    "incident update": "local incident file + optional webhook; no infrastructure",
+    "incident resolve": "local incident file + optional webhook; no infrastructure",
+    "ops cert check": "reads ACM",
+    "ops flag list": "reads ConfigMaps",
+    "ops history": "reads ReplicaSets",
+    "ops triage": "reads everything, changes nothing",
+    "ops waf list": "reads WAF IP sets",
+    "readiness": "read-only checks",
+    "sandbox down": "the local sandbox, not infrastructure",
+    "sandbox status": "the local sandbox, not infrastructure",
+    "sandbox up": "the local sandbox, not infrastructure",
+    "snapshot list": "reads RDS/ElastiCache",
+    "status": "read-only probes",
+    "topology show": "reads the stack files",
+}
+
+# Arguments that make each dry run meaningful on the test estate (a valid request).
+DRY_ARGS: dict[str, list[str]] = {
+    "dns failback": [],
+    "dns failover": [],
+    "drill run": ["region-loss", "--target", "sandbox"],
+    "failback": [],
+    "failover": ["--mode", "unplanned"],
+    "ops circuit-breaker": ["open"],
+    "ops flag disable": ["new-checkout"],
+    "ops flag enable": ["new-checkout"],
+    "ops flag set": ["new-checkout", "on"],
+    "ops hpa": ["api", "--min", "2", "--max", "8"],
+    "ops maintenance": ["on"],
+    "ops quarantine": ["{pod}"],
+    "ops resume-writes": [],
+    "ops rollback": ["api"],
+    "ops rotate-db-secret": [],
+    "ops scale": ["api", "--replicas", "5"],
+    "ops stop-writes": [],
+    "ops waf block": ["203.0.113.0/24"],
+    "ops waf unblock": ["192.0.2.1/32"],
+    "promote": [],
+    "reconcile": ["--primary", "dr"],
+    "restore pitr": ["--minutes-ago", "10", "--target", "r5-pitr"],
+    "restore snapshot": ["--snapshot", "{snapshot}", "--target", "r5-snap"],
+    "snapshot copy": ["--snapshot", "{snapshot}"],
+    "snapshot create": [],
+    "snapshot prune": ["--keep-last", "1"],
+}
+
+
+def leaf_commands() -> dict[str, click.Command]:
+    from dr.cli.main import COMMANDS, cli
+
+    ctx = click.Context(cli)
+    found: dict[str, click.Command] = {}
+
+    def walk(cmd: click.Command, path: list[str]) -> None:
+        if isinstance(cmd, click.Group):
+            for name in cmd.list_commands(ctx):
+                sub = cmd.get_command(ctx, name)
+                assert sub is not None
+                walk(sub, [*path, name])
+        else:
+            found[" ".join(path)] = cmd
+
+    for name in COMMANDS:
+        command = cli.get_command(ctx, name)
+        assert command is not None, name
+        walk(command, [name])
+    return found
+
+
+def has_dry_run(cmd: click.Command) -> bool:
+    return any("--dry-run" in p.opts for p in cmd.params)
+
+
+DRY = sorted(name for name, cmd in leaf_commands().items() if has_dry_run(cmd))
+
+
+def test_every_mutating_command_has_dry_run() -> None:
+    leaves = leaf_commands()
+    missing = sorted(n for n, c in leaves.items() if not has_dry_run(c) and n not in READ_ONLY)
+    assert missing == [], f"commands without --dry-run that are not known read-only: {missing}"
+    assert sorted(DRY_ARGS) == DRY, "every --dry-run command needs meaningful arguments here"
+    stale = sorted(set(READ_ONLY) - set(leaves))
+    assert stale == [], stale
+
+
+def _names(e: Estate) -> dict[str, str]:
+    rds = e.clients.client("rds", e.estate.primary.region)
+    snaps = rds.describe_db_snapshots(DBInstanceIdentifier=e.estate.primary.database.identifier)["DBSnapshots"]
+    if not snaps:
+        with e.realism.disabled():
+            rds.create_db_snapshot(
+                DBSnapshotIdentifier="manual-snapshot-r5", DBInstanceIdentifier=e.estate.primary.database.identifier
+            )
+        snap = "manual-snapshot-r5"
+    else:
+        snap = snaps[0]["DBSnapshotIdentifier"]
+    api = e.apis[e.estate.primary.cluster.name]
+    pods = [p for (_ns, name), p in api._store["pods"].items() if "api" in name]
+    return {"snapshot": snap, "pod": pods[0]["metadata"]["name"] if pods else "none"}
+
+
+@pytest.mark.parametrize("command", DRY)
+def test_dry_run_sends_no_mutating_call(shared_estate: Estate, command: str, tmp_path: Path) -> None:
+    e = shared_estate
+    names = _names(e)
+    args = [*command.split(), *[a.format(**names) for a in DRY_ARGS[command]], "--dry-run"]
+    if command.startswith("drill"):
+        args += ["--out", str(tmp_path / "evidence")]
+    log = e.new_log(command.replace(" ", "-"))
+    res = e.dr(args, log=log)
+    attempted = [c for c in read_log(log) if c["mutating"]]
+    assert sent_mutations(log) == [], [(c.get("service"), c["operation"]) for c in sent_mutations(log)]
+    # Nothing was even attempted (a refused call would mean a code path ignoring --dry-run).
+    assert attempted == [], [(c.get("service"), c["operation"]) for c in attempted]
+    assert res.returncode == 0, (res.stdout[-1500:], res.stderr[-1500:])
