@@ -508,6 +508,18 @@ def _connect_site(ctx: DrillContext, view: SiteView) -> Any:
     )
 
 
+def connect_app_database(ctx: DrillContext, view: SiteView) -> Any:
+    """A psycopg connection to the database the site's application uses *now* (its DB secret in
+    the site's cluster) — after a repoint, the restored or promoted instance."""
+    import psycopg
+
+    estate = ctx.require_estate()
+    app = estate.app
+    with _kube(ctx, view, read_only=True) as kube:
+        url = kube.read_secret_key(app.namespace, app.db_secret.name, app.db_secret.key)
+    return psycopg.connect(url.reveal(), connect_timeout=3, autocommit=True)
+
+
 @register_probe("db-writable")
 def db_writable(ctx: DrillContext, site: str) -> bool:
     """True when the site's database is not in recovery and takes a write (a temp table insert)."""
@@ -567,9 +579,10 @@ def dns_points_to(ctx: DrillContext, site: str) -> bool:
 
 @register_probe("data-intact")
 def data_intact(ctx: DrillContext, site: str) -> bool:
-    """True when no row of the integrity table fails its checksum (no table: nothing corrupt)."""
+    """True when no row of the integrity table of the database the site's application uses fails
+    its checksum (no table: nothing corrupt)."""
     view = ctx.require_estate().site(site)
-    with _connect_site(ctx, view) as conn:
+    with connect_app_database(ctx, view) as conn:
         exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (INTEGRITY_TABLE,)).fetchone()
         if not exists or not exists[0]:
             return True

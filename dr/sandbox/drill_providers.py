@@ -119,13 +119,14 @@ def region_restore(ctx: DrillContext, site: str) -> dict[str, Any]:
 
 @register_action("corrupt-data", target="sandbox")
 def corrupt_data(ctx: DrillContext, site: str, rows: int) -> dict[str, Any]:
-    """Insert ``rows`` rows whose checksum does not match their payload into the integrity table."""
-    from dr.procedures.drill_providers import INTEGRITY_TABLE, _connect_site
+    """Insert ``rows`` rows whose checksum does not match their payload into the integrity table
+    of the database the site's application uses."""
+    from dr.procedures.drill_providers import INTEGRITY_TABLE, connect_app_database
 
     view = ctx.require_estate().site(site)
     if ctx.dry_run:
         return {"site": site, "rows": rows, "dry_run": True}
-    with _connect_site(ctx, view) as conn:
+    with connect_app_database(ctx, view) as conn:
         conn.execute(
             f"CREATE TABLE IF NOT EXISTS {INTEGRITY_TABLE} "
             "(id bigserial PRIMARY KEY, payload text NOT NULL, checksum text, written_at timestamptz DEFAULT now())"
