@@ -105,6 +105,7 @@ class _PgLink:
         }
         self.region_of = {"primary": estate.primary.region, "replica": estate.secondary.region}
         self._lock = threading.Lock()
+        self.on_password_changed: Callable[[str], None] | None = None
 
     def instance(self, region: str, ident: str) -> str | None:
         name = self.names.get((region, ident))
@@ -136,6 +137,18 @@ class _PgLink:
         realism.on("rds.snapshot_copied", self.on_snapshot_copied)
         realism.on("region.down", self.on_region_down)
         realism.on("rds.replica_created", self.on_replica_created)
+        realism.on("rds.modified", self.on_modified)
+
+    def on_modified(self, region: str, identifier: str, params: dict[str, Any]) -> None:
+        """ModifyDBInstance MasterUserPassword reaches the real PostgreSQL (rotation is honest)."""
+        new_password = params.get("MasterUserPassword")
+        name = self.instance(region, identifier)
+        if not new_password or name is None:
+            return
+        with self._lock:
+            self.pg.set_master_password(name, str(new_password))
+        if self.on_password_changed is not None:
+            self.on_password_changed(str(new_password))
 
     def on_promoted(self, region: str, identifier: str) -> None:
         name = self.instance(region, identifier)
@@ -325,6 +338,7 @@ class Sandbox:
                 raise OperationFailed(f"sandbox: PostgreSQL failed to start: {pg_error[0]}") from pg_error[0]
             self.components["postgres"] = "running"
             self.pg_link = _PgLink(self.pg, estate)
+            self.pg_link.on_password_changed = self._password_changed
             out = {}
             for view, name in ((estate.primary, "primary"), (estate.secondary, "replica")):
                 host, port = self.pg.endpoint(name)
@@ -631,6 +645,11 @@ class Sandbox:
             "ports": ports,
             "seeded": self.seeded.to_dict() if self.seeded is not None else None,
         }
+
+    def _password_changed(self, new_password: str) -> None:
+        self._password = new_password
+        if (self.directory / PASSWORD_FILE).exists():
+            _write_private(self.directory / PASSWORD_FILE, self._password + "\n")
 
     def write_state(self) -> Path:
         if self.pg is not None:

@@ -771,6 +771,33 @@ class PostgresEstate:
         inst = instance if isinstance(instance, PgInstance) else self._get(instance)
         return Dsn(inst.host, inst.port, dbname or self.dbname, self.username, self.__password)
 
+    def set_master_password(self, instance: str, new_password: str) -> None:
+        """RDS ``ModifyDBInstance MasterUserPassword``: ``ALTER ROLE`` the master user on the
+        writable server of ``instance``'s cluster, so the old password stops working at once.
+
+        A streaming replica shares the primary's catalog, so changing the writer changes both;
+        the in-memory password used for new DSNs follows.
+        """
+        if not new_password:
+            raise BadInput("the new master password is empty", resource=instance)
+        inst = self._get(instance)
+        if self.in_recovery(inst):
+            writer = self.writer()
+            if writer is None:
+                raise BadInput(
+                    f"no writable database to change the password of {instance}", resource=instance
+                )
+            inst = writer
+        from psycopg import sql as pgsql
+
+        with self._connect(inst, dbname="postgres") as conn:
+            conn.execute(
+                pgsql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                    pgsql.Identifier(self.username), pgsql.Literal(new_password)
+                )
+            )
+        self.__password = new_password
+
     def endpoint(self, instance: str = "primary") -> tuple[str, int]:
         """(host, port) of an instance — what the sandbox reports as the RDS endpoint."""
         inst = self._get(instance)

@@ -196,3 +196,20 @@ def test_invalid_names_are_refused(pg: PostgresEstate) -> None:
             pg.snapshot(bad)
         with pytest.raises(BadInput):
             pg.restore_snapshot("initial", bad)
+
+
+def test_master_password_change_reaches_both_servers_and_old_one_stops_working(pg: PostgresEstate) -> None:
+    old = pg.dsn("primary")
+    new_password = "R0tated-pw-" + os.urandom(4).hex()
+    # named by the replica (RDS modifies "the instance"); applied on the writer, replicated to the replica
+    pg.set_master_password("replica", new_password)
+    pg.wait_replica_caught_up(timeout=20)
+    for instance in ("primary", "replica"):
+        stale = Dsn(*pg.endpoint(instance), old.dbname, old.user, old.password)
+        with pytest.raises(psycopg.OperationalError):
+            psycopg.connect(**stale.connect_kwargs(), connect_timeout=5).close()
+        fresh = pg.dsn(instance)
+        assert fresh.password == new_password
+        assert _exec(pg, instance, "SELECT 1") == [(1,)]
+    with pytest.raises(BadInput):
+        pg.set_master_password("primary", "")
