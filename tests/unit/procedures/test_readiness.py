@@ -49,7 +49,7 @@ def _snapshot_in_dr(full: Full) -> str:
     return "manual-snapshot-20261124-080000"
 
 
-def test_ready_baseline_then_snapshot_copied_to_dr(full: Full) -> None:
+def test_ready_baseline_snapshot_thresholds_and_certificates(full: Full) -> None:
     full.seeded.put_lag(1.0)
     start = len(full.recorder)
     report = _run(full)
@@ -68,137 +68,141 @@ def test_ready_baseline_then_snapshot_copied_to_dr(full: Full) -> None:
     # the DB secret's password never reaches the report
     assert PASSWORD not in json.dumps(after.to_dict(), default=str)
 
-
-def test_snapshot_thresholds_are_configurable(full: Full) -> None:
-    full.seeded.put_lag(1.0)
-    _snapshot_in_dr(full)
+    # snapshot age thresholds are configurable
     warn = _run(full, snapshot_warn=dt.timedelta(0), snapshot_fail=dt.timedelta(days=7))
     assert warn.check("snapshot-age").status == WARN
     fail = _run(full, snapshot_warn=dt.timedelta(0), snapshot_fail=dt.timedelta(0))
     assert fail.check("snapshot-age").status == FAIL and fail.exit_code == 1
 
-
-def test_drift_instance_class_and_multi_az(full: Full) -> None:
-    full.seeded.put_lag(1.0)
-    s = full.estate.secondary
-    full.clients.client("rds", s.region).modify_db_instance(
-        DBInstanceIdentifier=s.database.identifier,
-        DBInstanceClass="db.r6g.large",
-        MultiAZ=False,
-        ApplyImmediately=True,
-    )
-    report = _run(full)
-    _only_changed(report, db_instance_class=FAIL, db_multi_az=FAIL)
-    check = report.check("db-instance-class")
-    assert (check.primary, check.secondary) == (full.estate.primary.database.instance_class, "db.r6g.large")
-
-
-def test_drift_waf_entry_only_in_production(full: Full) -> None:
-    full.seeded.put_lag(1.0)
-    from dr.aws import wafv2
-
-    p = full.estate.primary
-    wafv2.change_ip_set(full.clients, p.region, p.edge.ip_set_name, add=[wafv2.parse_cidr("203.0.113.7")])
-    report = _run(full)
-    _only_changed(report, waf_ip_set=FAIL)
-    reason = report.check("waf-ip-set").reason
-    assert "only in production: 203.0.113.7/32" in reason and "only in DR" not in reason
+    # certificates: valid in both regions, then one expiring soon in DR
+    p, s = full.estate.primary.region, full.estate.secondary.region
+    for region in (p, s):
+        cert, key = _cert(200)
+        full.clients.client("acm", region).import_certificate(Certificate=cert, PrivateKey=key)
+    _only_changed(_run(full), snapshot_age=PASS, certificate_expiry=PASS)
+    cert, key = _cert(10)
+    arn = full.clients.client("acm", s).list_certificates()["CertificateSummaryList"][0]["CertificateArn"]
+    full.clients.client("acm", s).import_certificate(CertificateArn=arn, Certificate=cert, PrivateKey=key)
+    soon = _run(full, cert_warn_days=30)
+    assert soon.check("certificate-expiry").status == WARN
+    assert s in soon.check("certificate-expiry").reason
+    assert _run(full, cert_warn_days=5).check("certificate-expiry").status == PASS
 
 
-def test_drift_image_in_dr(full: Full) -> None:
-    full.seeded.put_lag(1.0)
+def _patch_image(full: Full, image: str) -> None:
     app = full.estate.app
-    api = full.api(full.estate.secondary.region)
-    api.patch(
+    full.api(full.estate.secondary.region).patch(
         "deployments",
         app.namespace,
         app.api.name,
-        {"spec": {"template": {"spec": {"containers": [{"name": "api", "image": "ghcr.io/x/api:0.9.9"}]}}}},
+        {"spec": {"template": {"spec": {"containers": [{"name": "api", "image": image}]}}}},
         "application/strategic-merge-patch+json",
     )
-    report = _run(full)
-    _only_changed(report, container_images=FAIL)
-    check = report.check("container-images")
-    assert app.api.name in check.reason and "0.9.9" in check.reason
-    assert check.secondary[app.api.name] == ["ghcr.io/x/api:0.9.9"]
 
 
-def test_replica_lag_against_rpo_budget(full: Full) -> None:
-    budget = full.estate.app.objectives.rpo_seconds
-    assert _run(full).check("replica-lag").status == WARN  # no datapoint at all
-    full.seeded.put_lag(budget + 25)
-    report = _run(full)
-    _only_changed(report, replica_lag=FAIL)
-    assert f"{budget + 25:g}s exceeds" in report.check("replica-lag").reason
-
-
-def test_dr_secret_pointing_at_production_fails_without_printing_it(full: Full) -> None:
-    full.seeded.put_lag(1.0)
+def _set_secret(full: Full, data: dict[str, Any]) -> None:
     app = full.estate.app
-    prod_url = full.api(full.estate.primary.region).secret_value(
-        app.namespace, app.db_secret.name, app.db_secret.key
+    full.api(full.estate.secondary.region).patch(
+        "secrets", app.namespace, app.db_secret.name, {"data": data}, "application/merge-patch+json"
     )
+
+
+def test_each_drift_flips_only_its_check_and_undoing_it_restores_readiness(full: Full) -> None:
+    """Drifts introduced on purpose, one at a time, each undone before the next."""
     import base64
 
-    full.api(full.estate.secondary.region).patch(
-        "secrets",
-        app.namespace,
-        app.db_secret.name,
-        {"data": {app.db_secret.key: base64.b64encode(prod_url.encode()).decode()}},
-        "application/merge-patch+json",
-    )
-    report = _run(full)
-    _only_changed(report, db_secret=FAIL)
-    check = report.check("db-secret")
-    assert "production database" in check.reason
-    assert full.estate.primary.database.identifier in check.secondary
-    text = json.dumps(report.to_dict(), default=str)
-    assert PASSWORD not in text and prod_url not in text
+    from dr.aws import wafv2
 
-
-def test_dr_secret_key_missing(full: Full) -> None:
     full.seeded.put_lag(1.0)
-    app = full.estate.app
-    full.api(full.estate.secondary.region).patch(
-        "secrets",
-        app.namespace,
-        app.db_secret.name,
-        {"data": {app.db_secret.key: None, "other": "eA=="}},
-        "application/merge-patch+json",
-    )
-    report = _run(full)
-    _only_changed(report, db_secret=FAIL)
-    assert "has no key" in report.check("db-secret").reason
+    est = full.estate
+    p, s, app = est.primary, est.secondary, est.app
+    rds = full.clients.client("rds", s.region)
+    eks = full.clients.client("eks", s.region)
+    secret_key = app.db_secret.key
+    b64 = lambda text: base64.b64encode(text.encode()).decode()  # noqa: E731
+    dr_url = full.api(s.region).secret_value(app.namespace, app.db_secret.name, secret_key)
+    prod_url = full.api(p.region).secret_value(app.namespace, app.db_secret.name, secret_key)
+    ng = s.cluster.nodegroup
+    blocked = wafv2.parse_cidr("203.0.113.7")
 
+    def scaling(mx: int) -> dict[str, int]:
+        return {"minSize": ng.min_size, "maxSize": mx, "desiredSize": ng.desired_size}
 
-def test_node_capacity_below_production(full: Full) -> None:
-    full.seeded.put_lag(1.0)
-    s = full.estate.secondary
-    full.clients.client("eks", s.region).update_nodegroup_config(
-        clusterName=s.cluster.name,
-        nodegroupName=s.cluster.nodegroup.name,
-        scalingConfig={"minSize": 1, "maxSize": 1, "desiredSize": 1},
-    )
-    report = _run(full)
-    _only_changed(report, node_capacity=FAIL)
-    reason = report.check("node-capacity").reason
-    assert "max 1 < production desired 6" in reason and "at most 4 pods" in reason
+    drifts: list[tuple[str, Any, Any, dict[str, str], list[str]]] = [
+        (
+            "DR instance class and single-AZ",
+            lambda: rds.modify_db_instance(
+                DBInstanceIdentifier=s.database.identifier,
+                DBInstanceClass="db.r6g.large",
+                MultiAZ=False,
+                ApplyImmediately=True,
+            ),
+            lambda: rds.modify_db_instance(
+                DBInstanceIdentifier=s.database.identifier,
+                DBInstanceClass=s.database.instance_class,
+                MultiAZ=True,
+                ApplyImmediately=True,
+            ),
+            {"db_instance_class": FAIL, "db_multi_az": FAIL},
+            ["db.r6g.large", "single-AZ"],
+        ),
+        (
+            "WAF entry only in production",
+            lambda: wafv2.change_ip_set(full.clients, p.region, p.edge.ip_set_name, add=[blocked]),
+            lambda: wafv2.change_ip_set(full.clients, p.region, p.edge.ip_set_name, remove=[blocked]),
+            {"waf_ip_set": FAIL},
+            ["only in production: 203.0.113.7/32"],
+        ),
+        (
+            "another image in DR",
+            lambda: _patch_image(full, "ghcr.io/x/api:0.9.9"),
+            lambda: _patch_image(full, app.api.image),
+            {"container_images": FAIL},
+            [app.api.name, "0.9.9"],
+        ),
+        (
+            "DR secret points at the production database",
+            lambda: _set_secret(full, {secret_key: b64(prod_url)}),
+            lambda: _set_secret(full, {secret_key: b64(dr_url)}),
+            {"db_secret": FAIL},
+            ["production database", p.database.identifier],
+        ),
+        (
+            "DR secret key missing",
+            lambda: _set_secret(full, {secret_key: None}),
+            lambda: _set_secret(full, {secret_key: b64(dr_url)}),
+            {"db_secret": FAIL},
+            ["has no key"],
+        ),
+        (
+            "DR nodegroup too small for production",
+            lambda: eks.update_nodegroup_config(
+                clusterName=s.cluster.name, nodegroupName=ng.name, scalingConfig=scaling(1)
+            ),
+            lambda: eks.update_nodegroup_config(
+                clusterName=s.cluster.name, nodegroupName=ng.name, scalingConfig=scaling(ng.max_size)
+            ),
+            {"node_capacity": FAIL},
+            ["max 1 < production desired 6", "at most 4 pods"],
+        ),
+    ]
+    _only_changed(_run(full))
+    for what, apply, undo, expected, texts in drifts:
+        apply()
+        report = _run(full)
+        _only_changed(report, **expected)
+        reasons = " ".join(c.reason + " " + json.dumps(c.secondary) for c in report.checks)
+        for text in texts:
+            assert text in reasons, (what, text)
+        dumped = json.dumps(report.to_dict(), default=str)
+        assert PASSWORD not in dumped and prod_url not in dumped and dr_url not in dumped, what
+        undo()
+        _only_changed(_run(full))
 
-
-def test_promoted_dr_database_fails_replication(full: Full) -> None:
-    full.seeded.put_lag(1.0)
-    s = full.estate.secondary
-    full.clients.client("rds", s.region).promote_read_replica(DBInstanceIdentifier=s.database.identifier)
-    report = _run(full)
-    assert report.check("replica-lag").status == FAIL
-    assert "not a read replica" in report.check("replica-lag").reason
-
-
-def test_unreachable_dr_region_fails_checks_without_raising(full: Full) -> None:
+    # A DR region that does not answer: its checks fail, saying why; nothing raises.
     dead = DeadRegion(_session=full.clients._session, max_attempts=1, retry_mode="standard")
-    dead.dead = full.estate.secondary.region
-    report = check_readiness(full.estate, dead, full.kube)
-    st = _statuses(report)
+    dead.dead = s.region
+    lost = _statuses(check_readiness(est, dead, full.kube))
     for name in (
         "db-engine",
         "db-instance-class",
@@ -207,10 +211,21 @@ def test_unreachable_dr_region_fails_checks_without_raising(full: Full) -> None:
         "replica-lag",
         "snapshot-age",
     ):
-        assert st[name] == FAIL, name
-    assert "EndpointConnectionError" in report.check("db-engine").reason
-    # what lives outside AWS's regional APIs is still compared (the clusters answer)
-    assert st["container-images"] == PASS
+        assert lost[name] == FAIL, name
+    assert lost["container-images"] == PASS  # the clusters still answer
+
+
+def test_replica_lag_against_rpo_budget_then_promoted_replica(full: Full) -> None:
+    budget = full.estate.app.objectives.rpo_seconds
+    assert _run(full).check("replica-lag").status == WARN  # no datapoint at all
+    full.seeded.put_lag(budget + 25)
+    report = _run(full)
+    _only_changed(report, replica_lag=FAIL)
+    assert f"{budget + 25:g}s exceeds" in report.check("replica-lag").reason
+    s = full.estate.secondary
+    full.clients.client("rds", s.region).promote_read_replica(DBInstanceIdentifier=s.database.identifier)
+    promoted = _run(full).check("replica-lag")
+    assert promoted.status == FAIL and "not a read replica" in promoted.reason
 
 
 def _cert(days: float) -> tuple[bytes, bytes]:
@@ -237,22 +252,6 @@ def _cert(days: float) -> tuple[bytes, bytes]:
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
     return cert.public_bytes(serialization.Encoding.PEM), pem_key
-
-
-def test_certificate_expiry(full: Full) -> None:
-    full.seeded.put_lag(1.0)
-    p, s = full.estate.primary.region, full.estate.secondary.region
-    for region, days in ((p, 200), (s, 200)):
-        cert, key = _cert(days)
-        full.clients.client("acm", region).import_certificate(Certificate=cert, PrivateKey=key)
-    assert _run(full).check("certificate-expiry").status == PASS
-    cert, key = _cert(10)
-    arn = full.clients.client("acm", s).list_certificates()["CertificateSummaryList"][0]["CertificateArn"]
-    full.clients.client("acm", s).import_certificate(CertificateArn=arn, Certificate=cert, PrivateKey=key)
-    report = _run(full, cert_warn_days=30)
-    assert report.check("certificate-expiry").status == WARN
-    assert s in report.check("certificate-expiry").reason
-    assert _run(full, cert_warn_days=5).check("certificate-expiry").status == PASS
 
 
 @pytest.mark.parametrize(
