@@ -37,7 +37,7 @@ def _status(
     return report.to_dict()
 
 
-def test_baseline_reports_every_probe_per_region(full: Full) -> None:
+def test_baseline_then_resolver_pods_lag_and_failover(full: Full) -> None:
     full.seeded.put_lag(1.5)
     start = len(full.recorder)
     data = _status(full)
@@ -69,27 +69,60 @@ def test_baseline_reports_every_probe_per_region(full: Full) -> None:
     # read-only: not one mutating call
     assert [c for c in full.recorder.since(start) if c.mutating] == []
 
+    # -- the resolver's answer is reported; no Kubernetes access is one probe's error
+    dr_region = s.region
+    report = collect_status(full.estate, full.clients, None, resolver=lambda: (["alb.example"], dr_region))
+    for region in report.regions:
+        assert region.probes["api_pods"].state == "error"
+        assert region.probes["cluster"].state == "ok"
+    data = report.to_dict()
+    assert data["resolves_to"] == {
+        "name": full.estate.app.record,
+        "answer": ["alb.example"],
+        "region": dr_region,
+        "source": "resolver",
+        "error": None,
+    }
+    # the resolver disagrees with Route53's failover choice: said so
+    assert any("resolves to" in n for n in data["notes"])
 
-def test_lag_over_budget_warns_on_the_replica(full: Full) -> None:
+    # -- API pods short of desired
+    app = full.estate.app
+    api = full.api(s.region)
+    api.capacity_fn = lambda _cluster: 3  # the nodes hold 3 pods (all namespaces)
+    api.set_scale(app.namespace, app.api.name, 6)
+    api.reconcile()
+    sec = _status(full)["regions"][s.region]
+    assert sec["api_pods"]["desired"] == 6
+    assert 0 < sec["api_pods"]["ready"] < 6
+    assert sec["api_pods"]["state"] == "warn"
+
+    # -- lag over the RPO budget
     full.seeded.put_lag(full.estate.app.objectives.rpo_seconds + 10)
     sec = _status(full)["regions"][full.estate.secondary.region]
     assert sec["database"]["state"] == "warn"
     assert sec["database"]["replica_lag_seconds"] == full.estate.app.objectives.rpo_seconds + 10
 
-
-def test_active_region_follows_route53_failover(full: Full) -> None:
+    # -- the active region follows Route53's failover evaluation
     r53 = full.clients.client("route53", "us-east-1")
     hc = full.seeded.health_checks[full.estate.primary.region]
     r53.update_health_check(HealthCheckId=hc, Inverted=True)
     data = _status(full)
-    p, s = full.estate.primary.region, full.estate.secondary.region
-    assert data["active_region"] == s
-    assert data["regions"][s]["serving"] is True
-    assert data["regions"][p]["health_check"]["state"] == "fail"
-    assert data["regions"][p]["health_check"]["inverted"] is True
+    assert data["active_region"] == s.region
+    assert data["regions"][s.region]["serving"] is True
+    # unhealthy (inverted) on the side traffic left: a warning, not an outage
+    hc_p = data["regions"][p.region]["health_check"]
+    assert (hc_p["state"], hc_p["route53_healthy"], hc_p["inverted"]) == ("warn", False, True)
+    assert data["regions"][s.region]["health_check"]["state"] == "ok"
+    # both unhealthy: Route53 answers PRIMARY, whose unhealthy check is now where traffic goes
+    r53.update_health_check(HealthCheckId=full.seeded.health_checks[s.region], Inverted=True)
+    data = _status(full)
+    assert data["active_region"] == p.region
+    assert data["regions"][p.region]["health_check"]["state"] == "fail"
+    assert any("both failover records are unhealthy" in n for n in data["notes"])
 
 
-def test_unreachable_region_does_not_stop_the_other(full: Full) -> None:
+def test_unreachable_region_and_unreadable_route53(full: Full) -> None:
     p, s = full.estate.primary.region, full.estate.secondary.region
     dead = DeadRegion(_session=full.clients._session, max_attempts=1, retry_mode="standard")
     dead.dead = p
@@ -108,6 +141,18 @@ def test_unreachable_region_does_not_stop_the_other(full: Full) -> None:
     # Route53 is global (its API is not in the lost region here): the active region is still known
     assert data["active_region"] == p
     assert any(p in note and "unreachable" in note for note in data["notes"])
+
+    # -- Route53's API lives in us-east-1: losing that region (here: DR) makes the failover records unreadable
+    from dr.aws.route53 import REGION
+
+    dead = DeadRegion(_session=full.clients._session, max_attempts=1, retry_mode="standard")
+    dead.dead = REGION
+    report = collect_status(full.estate, dead, full.kube, resolver=lambda: (["alb"], p))
+    data = report.to_dict()
+    assert data["dns"] is None and "EndpointConnectionError" in data["dns_error"]
+    assert data["active_region"] == p
+    assert any("Route53 unreadable" in n for n in data["notes"])
+    assert report.region(p).probes["health_check"].state == "error"
 
 
 def test_one_failing_probe_is_reported_alone(full: Full) -> None:
@@ -129,37 +174,6 @@ def test_one_failing_probe_is_reported_alone(full: Full) -> None:
     assert sec["database"]["state"] in ("ok", "warn") and sec["cluster"]["state"] == "ok"
 
 
-def test_pods_short_of_desired_warn(full: Full) -> None:
-    s = full.estate.secondary
-    app = full.estate.app
-    api = full.api(s.region)
-    api.capacity_fn = lambda _cluster: 3  # the nodes hold 3 pods (all namespaces)
-    api.set_scale(app.namespace, app.api.name, 6)
-    api.reconcile()
-    sec = _status(full)["regions"][s.region]
-    assert sec["api_pods"]["desired"] == 6
-    assert 0 < sec["api_pods"]["ready"] < 6
-    assert sec["api_pods"]["state"] == "warn"
-
-
-def test_resolver_answer_reported_and_no_kube_is_one_probe_error(full: Full) -> None:
-    s = full.estate.secondary.region
-    report = collect_status(full.estate, full.clients, None, resolver=lambda: (["alb.example"], s))
-    for region in report.regions:
-        assert region.probes["api_pods"].state == "error"
-        assert region.probes["cluster"].state == "ok"
-    data = report.to_dict()
-    assert data["resolves_to"] == {
-        "name": full.estate.app.record,
-        "answer": ["alb.example"],
-        "region": s,
-        "source": "resolver",
-        "error": None,
-    }
-    # the resolver disagrees with Route53's failover choice: said so
-    assert any("resolves to" in n for n in data["notes"])
-
-
 def test_gather_isolates_failures() -> None:
     def boom() -> None:
         raise RuntimeError("kaput")
@@ -167,18 +181,3 @@ def test_gather_isolates_failures() -> None:
     out = gather({"a": lambda: 1, "b": boom})
     assert out["a"].value == 1 and out["a"].ok
     assert not out["b"].ok and "kaput" in (out["b"].error or "") and not out["b"].unreachable
-
-
-def test_route53_unreadable_falls_back_to_the_resolver(full: Full) -> None:
-    # Route53's API lives in us-east-1; losing that region (here: DR) makes the failover records unreadable.
-    from dr.aws.route53 import REGION
-
-    p = full.estate.primary.region
-    dead = DeadRegion(_session=full.clients._session, max_attempts=1, retry_mode="standard")
-    dead.dead = REGION
-    report = collect_status(full.estate, dead, full.kube, resolver=lambda: (["alb"], p))
-    data = report.to_dict()
-    assert data["dns"] is None and "EndpointConnectionError" in data["dns_error"]
-    assert data["active_region"] == p
-    assert any("Route53 unreadable" in n for n in data["notes"])
-    assert report.region(p).probes["health_check"].state == "error"
