@@ -55,7 +55,9 @@ def wait_child(proc: subprocess.Popen[Any], grace: float = 120.0) -> int:
     try:
         return proc.wait()
     except KeyboardInterrupt:
-        print("\ninterrupted: waiting for the drill to run its rollbacks ...", file=sys.stderr, flush=True)
+        print(
+            "\ninterrupted: letting it clean up (a drill runs its rollbacks) ...", file=sys.stderr, flush=True
+        )
         try:
             proc.wait(timeout=grace)
         except (subprocess.TimeoutExpired, KeyboardInterrupt):
