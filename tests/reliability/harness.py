@@ -216,6 +216,18 @@ def _create_clusters(clients: Any, estate: Any) -> None:
         )
 
 
+def manual_snapshot(e: Estate) -> str:
+    """A manual snapshot of the primary DB (created once per estate, outside the realism layer)."""
+    rds = e.clients.client("rds", e.estate.primary.region)
+    ident = e.estate.primary.database.identifier
+    snaps = rds.describe_db_snapshots(DBInstanceIdentifier=ident, SnapshotType="manual")["DBSnapshots"]
+    if snaps:
+        return str(snaps[0]["DBSnapshotIdentifier"])
+    with e.realism.disabled():
+        rds.create_db_snapshot(DBSnapshotIdentifier="manual-snapshot-reliability", DBInstanceIdentifier=ident)
+    return "manual-snapshot-reliability"
+
+
 def put_lag(clients: Any, estate: Any, seconds: float) -> None:
     clients.client("cloudwatch", estate.secondary.region).put_metric_data(
         Namespace="AWS/RDS",
@@ -260,10 +272,18 @@ def running_estate(directory: Path, *, seed_eks: bool = True) -> Iterator[Estate
             endpoint_url=server.url, credentials=dict(SANDBOX_CREDENTIALS), retry_mode="standard", max_attempts=3
         )
         with realism.disabled():
-            estate_seed.seed(clients, estate)
+            seeded = estate_seed.seed(clients, estate)
             if seed_eks:
                 _create_clusters(clients, estate)
+            for view in (estate.primary, estate.secondary):
+                clients.client("wafv2", view.region).create_ip_set(
+                    Name=view.edge.ip_set_name, Scope="REGIONAL", IPAddressVersion="IPV4", Addresses=["192.0.2.1/32"]
+                )
             put_lag(clients, estate, 0.0)
+        # The light seeding names health checks by tag, not by the sandbox's caller reference: tell
+        # the realism layer which region each one watches (GetHealthCheckStatus answers from it).
+        by_id = {hc: region for region, hc in seeded.health_checks.items()}
+        realism.health_check_region = by_id.get
         user, db = estate.app.database.username, estate.app.database.db_name
         urls = {
             "primary": f"postgresql://{user}:{SECRET}@{estate.primary.database.identifier}.db:5432/{db}",

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.reliability.harness import Estate, sent_mutations
+from tests.reliability.harness import Estate, manual_snapshot, sent_mutations
 
 pytestmark = pytest.mark.slow
 
@@ -30,6 +30,7 @@ class Case:
     says: tuple[str, ...]  # every one must appear in stderr (case-insensitive)
     setup: Callable[[Estate, Path], contextlib.AbstractContextManager[list[str]]] | None = None
     env: dict[str, str] = field(default_factory=dict)
+    xfail: str | None = None  # a known gap: strict xfail, so the fix turns it into a failure to update
 
 
 @contextlib.contextmanager
@@ -72,6 +73,34 @@ def _target_unhealthy(e: Estate, tmp: Path) -> Iterator[list[str]]:
 
 
 @contextlib.contextmanager
+def _target_cluster_failed(e: Estate, tmp: Path) -> Iterator[list[str]]:
+    """The DR region's EKS cluster is not ACTIVE (moto's model, set in place)."""
+    from moto.eks.models import eks_backends
+
+    view = e.estate.secondary
+    cluster = eks_backends["123456789012"][view.region].clusters[view.cluster.name]
+    previous, cluster.status = cluster.status, "FAILED"
+    try:
+        yield []
+    finally:
+        cluster.status = previous
+
+
+@contextlib.contextmanager
+def _target_replica_broken(e: Estate, tmp: Path) -> Iterator[list[str]]:
+    """The DR read replica is in a state RDS cannot promote from."""
+    from moto.rds.models import rds_backends
+
+    view = e.estate.secondary
+    db = rds_backends["123456789012"][view.region].databases[view.database.identifier]
+    previous, db.status = db.status, "storage-full"
+    try:
+        yield []
+    finally:
+        db.status = previous
+
+
+@contextlib.contextmanager
 def _lag_over_budget(e: Estate, tmp: Path) -> Iterator[list[str]]:
     from tests.reliability.harness import put_lag
 
@@ -100,7 +129,7 @@ def _cases() -> list[Case]:
         Case("pitr-negative-minutes", ["restore", "pitr", "--minutes-ago", "-5", "--target", "r4-x", "--yes"], 2, ("minutes",)),
         Case(
             "restore-target-exists",
-            ["restore", "pitr", "--minutes-ago", "0", "--target", "{primary_db}", "--yes"],
+            ["restore", "snapshot", "--snapshot", "{snapshot}", "--target", "{primary_db}", "--yes"],
             2,
             ("{primary_db}", "exists"),
         ),
@@ -127,7 +156,29 @@ def _cases() -> list[Case]:
             ("sandbox",),
             env={"DR_SANDBOX_DIR": "/nonexistent/dr-sandbox"},
         ),
-        Case("failover-target-unhealthy", ["failover", "--mode", "unplanned", "--yes"], 3, ("health",), _target_unhealthy),
+        Case(
+            "failover-target-cluster-failed",
+            ["failover", "--mode", "unplanned", "--yes"],
+            3,
+            ("{dr_cluster}", "FAILED"),
+            _target_cluster_failed,
+        ),
+        Case(
+            "failover-target-replica-broken",
+            ["failover", "--mode", "unplanned", "--yes"],
+            3,
+            ("{dr_db}", "storage-full"),
+            _target_replica_broken,
+        ),
+        Case(
+            "failover-target-health-check-failing",
+            ["failover", "--mode", "unplanned", "--yes", "--timeout", "10"],
+            3,
+            ("health",),
+            _target_unhealthy,
+            xfail="no pre-flight gate on the target's Route53 health check yet: the run promotes, scales "
+            "and repoints, then fails at target-healthy (exit 1; DNS unchanged) — reported to the failover owner",
+        ),
         Case("failover-lag-over-budget", ["failover", "--mode", "planned", "--max-lag", "5s", "--yes"], 3, ("lag", "5s"), _lag_over_budget),
         Case("promote-lag-over-budget", ["promote", "--max-lag", "5s", "--yes"], 3, ("lag",), _lag_over_budget),
     ]
@@ -140,10 +191,19 @@ def test_catalogue_is_large_enough() -> None:
     assert len(CASES) >= 20 and len({c.id for c in CASES}) == len(CASES)
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+@pytest.mark.parametrize(
+    "case",
+    [pytest.param(c, marks=pytest.mark.xfail(reason=c.xfail, strict=True)) if c.xfail else c for c in CASES],
+    ids=[c.id for c in CASES],
+)
 def test_bad_input_exits_2_or_3_naming_it_and_changes_nothing(shared_estate: Estate, case: Case, tmp_path: Path) -> None:
     e = shared_estate
-    names = {"primary_db": e.estate.primary.database.identifier}
+    names = {
+        "primary_db": e.estate.primary.database.identifier,
+        "dr_db": e.estate.secondary.database.identifier,
+        "dr_cluster": e.estate.secondary.cluster.name,
+        "snapshot": manual_snapshot(e),
+    }
     args = [a.format(**names) for a in case.args]
     says = [s.format(**names) for s in case.says]
     log = e.new_log(case.id)

@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 import pytest
 
-from tests.reliability.harness import Estate, read_log, sent_mutations
+from tests.reliability.harness import Estate, manual_snapshot, read_log, sent_mutations
 
 pytestmark = pytest.mark.slow
 
@@ -48,23 +48,23 @@ DRY_ARGS: dict[str, list[str]] = {
     "drill run": ["region-loss", "--target", "sandbox"],
     "failback": [],
     "failover": ["--mode", "unplanned"],
-    "ops circuit-breaker": ["open"],
-    "ops flag disable": ["new-checkout"],
-    "ops flag enable": ["new-checkout"],
-    "ops flag set": ["new-checkout", "on"],
+    "ops circuit-breaker": ["on"],
+    "ops flag disable": ["maintenance-mode"],
+    "ops flag enable": ["maintenance-mode"],
+    "ops flag set": ["db-pool-max", "40"],
     "ops hpa": ["api", "--min", "2", "--max", "8"],
     "ops maintenance": ["on"],
     "ops quarantine": ["{pod}"],
     "ops resume-writes": [],
     "ops rollback": ["api"],
     "ops rotate-db-secret": [],
-    "ops scale": ["api", "--replicas", "5"],
+    "ops scale": ["api", "--replicas", "5", "--adjust-hpa"],
     "ops stop-writes": [],
     "ops waf block": ["203.0.113.0/24"],
     "ops waf unblock": ["192.0.2.1/32"],
     "promote": [],
     "reconcile": ["--primary", "dr"],
-    "restore pitr": ["--minutes-ago", "10", "--target", "r5-pitr"],
+    "restore pitr": ["--time", "{pitr_time}", "--target", "r5-pitr"],
     "restore snapshot": ["--snapshot", "{snapshot}", "--target", "r5-snap"],
     "snapshot copy": ["--snapshot", "{snapshot}"],
     "snapshot create": [],
@@ -112,23 +112,36 @@ def test_every_mutating_command_has_dry_run() -> None:
 
 def _names(e: Estate) -> dict[str, str]:
     rds = e.clients.client("rds", e.estate.primary.region)
-    snaps = rds.describe_db_snapshots(DBInstanceIdentifier=e.estate.primary.database.identifier)["DBSnapshots"]
-    if not snaps:
-        with e.realism.disabled():
-            rds.create_db_snapshot(
-                DBSnapshotIdentifier="manual-snapshot-r5", DBInstanceIdentifier=e.estate.primary.database.identifier
-            )
-        snap = "manual-snapshot-r5"
-    else:
-        snap = snaps[0]["DBSnapshotIdentifier"]
+    db = rds.describe_db_instances(DBInstanceIdentifier=e.estate.primary.database.identifier)["DBInstances"][0]
     api = e.apis[e.estate.primary.cluster.name]
-    pods = [p for (_ns, name), p in api._store["pods"].items() if "api" in name]
-    return {"snapshot": snap, "pod": pods[0]["metadata"]["name"] if pods else "none"}
+    pods = [name for (_ns, name) in list(api._store["pods"]) if "api" in name]
+    return {
+        "snapshot": manual_snapshot(e),
+        "pod": pods[0] if pods else "none",
+        "pitr_time": db["LatestRestorableTime"].strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+def _new_revision(e: Estate) -> None:
+    """Give the api deployment a second revision (so `ops rollback api` has one to go back to)."""
+    from kubernetes import client, config
+
+    api_client = config.new_client_from_config(e.kubeconfig, context=e.estate.primary.cluster.name)
+    apps = client.AppsV1Api(api_client)
+    deps = apps.list_deployment_for_all_namespaces().items
+    dep = next(d for d in deps if d.metadata.name.endswith("-api"))
+    ns = dep.metadata.namespace
+    apps.patch_namespaced_deployment(
+        dep.metadata.name, ns, {"spec": {"template": {"metadata": {"annotations": {"r5": "rev2"}}}}}
+    )
+    api_client.close()
 
 
 @pytest.mark.parametrize("command", DRY)
 def test_dry_run_sends_no_mutating_call(shared_estate: Estate, command: str, tmp_path: Path) -> None:
     e = shared_estate
+    if command == "ops rollback":
+        _new_revision(e)
     names = _names(e)
     args = [*command.split(), *[a.format(**names) for a in DRY_ARGS[command]], "--dry-run"]
     if command.startswith("drill"):
