@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 OK, WARN, FAIL, ERROR, UNREACHABLE = "ok", "warn", "fail", "error", "unreachable"
 _ORDER = [OK, WARN, ERROR, FAIL, UNREACHABLE]
 PROBES = ("cluster", "nodegroup", "api_pods", "database", "redis", "alb_targets", "health_check", "waf")
+AWS_PROBES = ("cluster", "nodegroup", "database", "redis", "alb_targets", "waf")
 
 
 def worst(states: list[str]) -> str:
@@ -111,7 +112,8 @@ class RegionStatus:
     def state(self) -> str:
         if self.unreachable:
             return UNREACHABLE
-        return worst([p.state for p in self.probes.values()])
+        # one endpoint not answering degrades the region (error); it is not a lost region
+        return worst([ERROR if p.state == UNREACHABLE else p.state for p in self.probes.values()])
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -195,8 +197,11 @@ def _site_jobs(
 
     def database() -> dict[str, Any]:
         db = Rds(clients, region).describe_instance(view.database.identifier)
-        lag = cloudwatch.replica_lag(clients, region, db.identifier) if db.is_replica else None
-        return {"db": db, "lag": lag}
+        lag, lag_error = None, None
+        if db.is_replica:  # CloudWatch failing must not hide the database's role and status
+            got = attempt(lambda: cloudwatch.replica_lag(clients, region, db.identifier))
+            lag, lag_error = got.value, got.error
+        return {"db": db, "lag": lag, "lag_error": lag_error}
 
     def pods() -> Any:
         if kube is None:
@@ -306,7 +311,8 @@ def _database(value: dict[str, Any], rpo: float) -> Probe:
         "database",
         state,
         summary,
-        {
+        error=value.get("lag_error"),
+        detail={
             "identifier": db.identifier,
             "role": role,
             "status": db.status,
@@ -458,7 +464,11 @@ def collect_status(
             "health_check": _health_check(dns, dns_out.error, r),
             "waf": _probe("waf", out["waf"], _waf),
         }
-        lost = [o for o in out.values() if o.unreachable]
+        # The region is unreachable when none of its AWS endpoints answered (one timeout is a
+        # degraded probe, not a lost region).
+        aws = [o for name, o in out.items() if name in AWS_PROBES]
+        lost = [o for o in aws if o.unreachable]
+        gone = bool(aws) and len(lost) == len(aws)
         regions.append(
             RegionStatus(
                 region=r,
@@ -466,12 +476,14 @@ def collect_status(
                 role=view.role,
                 serving=serving,
                 probes=probes,
-                unreachable=bool(lost),
+                unreachable=gone,
                 error=lost[0].error if lost else None,
             )
         )
-        if lost:
-            notes.append(f"{r} is unreachable ({len(lost)} of {len(out)} probes): {lost[0].error}")
+        if gone:
+            notes.append(f"{r} is unreachable (no AWS endpoint answered): {lost[0].error}")
+        elif lost:
+            notes.append(f"{r}: {len(lost)} of {len(aws)} AWS probes did not answer: {lost[0].error}")
     return StatusReport(
         app=estate.app.name,
         record=estate.app.record,

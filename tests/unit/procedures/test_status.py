@@ -16,10 +16,12 @@ class DeadRegion(ClientProvider):
     """Every call to ``dead`` fails to connect, as when a whole AWS region is lost."""
 
     dead: str = ""
+    services: tuple[str, ...] = ()  # only these services (default: all)
 
     def client(self, service: str, region: str) -> Any:
         client = super().client(service, region)
-        if region == self.dead and not getattr(client, "_dr_dead", False):
+        hit = region == self.dead and (not self.services or service in self.services)
+        if hit and not getattr(client, "_dr_dead", False):
             from botocore.exceptions import EndpointConnectionError
 
             def refuse(request: Any, **_: Any) -> None:
@@ -181,3 +183,22 @@ def test_gather_isolates_failures() -> None:
     out = gather({"a": lambda: 1, "b": boom})
     assert out["a"].value == 1 and out["a"].ok
     assert not out["b"].ok and "kaput" in (out["b"].error or "") and not out["b"].unreachable
+
+
+def test_some_endpoints_down_is_a_degraded_region_not_a_lost_one(full: Full) -> None:
+    full.seeded.put_lag(2.0)
+    s = full.estate.secondary.region
+    dead = DeadRegion(_session=full.clients._session, max_attempts=1, retry_mode="standard")
+    dead.dead, dead.services = s, ("elasticache", "cloudwatch")
+    data = _status(full, dead)
+    sec = data["regions"][s]
+    assert sec["reachable"] is True and sec["state"] != "unreachable"
+    assert sec["redis"]["state"] == "unreachable"
+    # CloudWatch not answering hides the lag, not the database's role and status
+    assert sec["database"]["role"] == "replica" and sec["database"]["status"] == "available"
+    assert (
+        sec["database"]["replica_lag_seconds"] is None
+        and "EndpointConnectionError" in sec["database"]["error"]
+    )
+    assert sec["database"]["state"] == "warn"
+    assert any("1 of 6 AWS probes did not answer" in n for n in data["notes"])
