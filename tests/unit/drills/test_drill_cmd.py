@@ -61,8 +61,12 @@ def test_dry_run_prints_plan_and_writes_nothing(tmp_path: Path, monkeypatch) -> 
     assert acts["rds-reboot-with-failover"]["arguments"] == {"site": "primary"}
     assert data["objectives"]["rto_seconds"] == 180
     assert not (tmp_path / "drills").exists()
-    table = invoke("drill", "run", "region-loss", "--dry-run", "--target", "aws")
+    table = invoke(
+        "drill", "run", "db-corruption", "--dry-run", "--target", "aws"
+    )  # corrupt-data: sandbox only
     assert table.exit_code == 0 and "PENDING" in table.output and "Dry run" in table.output
+    refused = invoke("drill", "run", "region-loss", "--dry-run", "--target", "aws")
+    assert refused.exit_code == 2 and "does not support target 'aws'" in refused.output
 
 
 def test_run_writes_evidence_and_exit_codes(fake_providers, tmp_path: Path) -> None:
