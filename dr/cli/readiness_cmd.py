@@ -58,7 +58,11 @@ def render(data: dict[str, Any], out: Console) -> None:
 )
 @click.option("--cert-warn-days", type=int, default=30, show_default=True, help="Warn below this many days.")
 @click.option(
-    "--timeout", type=float, default=3.0, show_default=True, help="Connect timeout per AWS call (s)."
+    "--timeout",
+    type=click.FloatRange(min=0.1),
+    default=3.0,
+    show_default=True,
+    help="Connect timeout per AWS call (s).",
 )
 @click.option(
     "--kubeconfig", default=None, help="Kubeconfig with one context per cluster (default: target's)."

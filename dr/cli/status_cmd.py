@@ -111,7 +111,7 @@ def render(data: dict[str, Any], out: Console) -> None:
 @click.command("status")
 @click.option(
     "--timeout",
-    type=float,
+    type=click.FloatRange(min=0.1),
     default=3.0,
     show_default=True,
     help="Connect timeout per AWS call in seconds (read timeout: twice that); a dead region answers fast.",
