@@ -411,6 +411,13 @@ def _addr(host: str | None, port: int | None) -> str | None:
     return f"{host}:{port}" if port else host
 
 
+def _points_at(host: str | None, port: int | None, db: Any) -> bool:
+    """Does (host, port) name ``db``'s endpoint? Ports are compared when both are known."""
+    if not host or not db.endpoint:
+        return False
+    return host.lower() == db.endpoint.lower() and (port is None or db.port is None or port == db.port)
+
+
 def _secret_check(
     dbp: Outcome, dbs: Outcome, kp: Outcome, ks: Outcome, sms: Outcome, estate: Estate
 ) -> Check:
@@ -432,25 +439,22 @@ def _secret_check(
     actual = _addr(host, port)
     if sdb.endpoint is None:
         return Check("db-secret", WARN, "the DR database reports no endpoint yet", primary_cell, actual)
-    same = host.lower() == sdb.endpoint.lower() and (port is None or sdb.port is None or port == sdb.port)
-    if not same:
+    if not _points_at(host, port, sdb):
         where = ""
-        if dbp.ok and dbp.value["db"].endpoint and host.lower() == dbp.value["db"].endpoint.lower():
+        if dbp.ok and _points_at(host, port, dbp.value["db"]):
             where = " (the production database: the DR app would write across regions, and fail with it)"
         return Check(
             "db-secret", FAIL, f"DR secret {name}/{key} points at {actual}, not the DR database {expected}{where}",
             primary_cell, actual,
         )  # fmt: skip
     notes = []
-    if sms.ok and sms.value[0] and sms.value[0].lower() != sdb.endpoint.lower():
+    if sms.ok and sms.value[0] and not _points_at(sms.value[0], sms.value[1], sdb):
         notes.append(
             f"Secrets Manager {estate.app.db_secret.secrets_manager_id} in DR points at {_addr(*sms.value)}"
         )
     if dbp.ok and kp.ok and kp.value[0] and dbp.value["db"].endpoint:
         pdb = dbp.value["db"]
-        if kp.value[0].lower() != pdb.endpoint.lower() or (
-            kp.value[1] and pdb.port and kp.value[1] != pdb.port
-        ):
+        if not _points_at(kp.value[0], kp.value[1], pdb):
             notes.append(
                 f"production secret points at {primary_cell}, not the production database {_addr(pdb.endpoint, pdb.port)}"
             )

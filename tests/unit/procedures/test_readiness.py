@@ -273,3 +273,30 @@ def test_unreadable_side_is_a_fail_naming_the_side() -> None:
 
     check = _waf_check(Outcome(error="boom"), Outcome(value=None))
     assert check.status == FAIL and "could not read primary: boom" in check.reason
+
+
+def test_db_secret_compares_host_and_port_as_in_the_sandbox(estate: Any) -> None:
+    """Both databases on 127.0.0.1 (the sandbox): the port tells them apart."""
+    from types import SimpleNamespace
+
+    from dr.procedures.readiness import _secret_check
+
+    prod = Outcome(value={"db": SimpleNamespace(endpoint="127.0.0.1", port=5001)})
+    dr_db = Outcome(value={"db": SimpleNamespace(endpoint="127.0.0.1", port=5002)})
+    ok_prod_secret = Outcome(value=("127.0.0.1", 5001))
+
+    def check(dr_secret: tuple[str, int], sm: tuple[str | None, int | None] = (None, None)) -> Any:
+        return _secret_check(prod, dr_db, ok_prod_secret, Outcome(value=dr_secret), Outcome(value=sm), estate)
+
+    assert check(("127.0.0.1", 5002)).status == PASS
+    at_prod = check(("127.0.0.1", 5001))
+    assert at_prod.status == FAIL and "production database" in at_prod.reason
+    elsewhere = check(("127.0.0.1", 5999))
+    assert elsewhere.status == FAIL and "production database" not in elsewhere.reason
+    assert "127.0.0.1:5002" in elsewhere.reason  # the expected DR endpoint is named
+    sm_off = check(("127.0.0.1", 5002), sm=("127.0.0.1", 5001))
+    assert sm_off.status == WARN and "Secrets Manager" in sm_off.reason
+    missing = _secret_check(
+        prod, dr_db, ok_prod_secret, Outcome(error="no key"), Outcome(value=(None, None)), estate
+    )
+    assert missing.status == FAIL and "no key" in missing.reason
