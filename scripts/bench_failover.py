@@ -1,0 +1,241 @@
+"""P1/P2 benchmark: `dr failover` on the sandbox under a realistic, time-scaled latency profile.
+
+Two identical sandboxes (same seed, same profile) are started one after the other:
+
+* **parallel** — ``dr --target sandbox failover --mode unplanned --yes`` exactly as an operator runs
+  it (the runbook engine: independent steps in parallel, adaptive polling). Figure P1 is its
+  ``wall ÷ critical path`` (the executor's own critical path: the longest dependency chain with
+  each step's measured duration).
+* **sequential** — the runbook's procedure done by hand: the *same* steps, one after another in the
+  plan's order, every wait polled at botocore's default waiter interval (30 s for
+  ``DBInstanceAvailable``, ``NodegroupActive``, ``ResourceRecordSetsChanged``; scaled by the same
+  time scale). Speed-up = sequential wall ÷ parallel wall.
+* **P2 polling slack** — during the parallel run a thread polls the sandbox's transition table
+  (``GET /transitions``, every 50 ms) and keeps each transition's scheduled end; for every step that
+  waits on one (promote ↔ ``rds.promote``, nodegroup ↔ ``eks.nodegroup_scale``, DNS ↔
+  ``route53.insync``) slack = the step's end − the transition's end.
+
+Run: ``.venv/bin/python scripts/bench_failover.py [--time-scale 0.05] [--seed 7]`` (prints JSON).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+BOTOCORE_WAITER_DELAY = 30.0  # seconds: RDS DBInstanceAvailable, EKS NodegroupActive, Route53 INSYNC
+WAITED: dict[str, str] = {  # step id -> the sandbox transition it waits for
+    "promote-db": "rds.promote",
+    "scale-nodegroup": "eks.nodegroup_scale",
+    "route-traffic": "route53.insync",
+}
+
+
+def start(directory: Path, *, time_scale: float, seed: int, postgres: bool = False) -> dict[str, Any]:
+    from dr.sandbox.manager import start_background
+
+    state, _ = start_background(
+        directory,
+        stack_dir=ROOT / "stacks",
+        stack="prod",
+        latency="realistic",
+        time_scale=time_scale,
+        seed=seed,
+        postgres=postgres,
+        parent_pid=os.getpid(),
+        timeout=180,
+    )
+    return state
+
+
+def stop(directory: Path) -> None:
+    from dr.sandbox.manager import stop_background
+
+    stop_background(directory)
+
+
+class TransitionWatch:
+    """Polls GET /transitions; remembers every transition seen (kind, region, resource) -> dict."""
+
+    def __init__(self, state: dict[str, Any], interval: float = 0.05) -> None:
+        from dr.sandbox.admin import SandboxAdmin
+
+        self.admin = SandboxAdmin.from_state(state)
+        self.interval = interval
+        self.seen: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> TransitionWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                for tr in self.admin.transitions():
+                    self.seen.setdefault((tr["kind"], tr["region"], tr["resource"]), tr)
+            except Exception:  # noqa: BLE001 - a missed poll only loses resolution
+                continue
+
+
+def _env(directory: Path, runs: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DR_TARGET": "sandbox",
+        "DR_SANDBOX_DIR": str(directory),
+        "DR_RUNS_DIR": str(runs),
+        "DR_STACK_DIR": str(ROOT / "stacks"),
+    }
+
+
+def parallel_run(directory: Path, state: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """The operator's command; returns its run JSON plus the transitions it waited for."""
+    with TransitionWatch(state) as watch:
+        t0 = time.time()
+        proc = subprocess.run(
+            [sys.executable, "-m", "dr", "-o", "json", "failover", "--mode", "unplanned", "--yes",
+             "--timeout", str(timeout)],
+            env=_env(directory, directory / "runs"),
+            capture_output=True,
+            text=True,
+            timeout=timeout * 4,
+        )  # fmt: skip
+        elapsed = time.time() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"dr failover exited {proc.returncode}: {proc.stderr[-2000:]}")
+    run: dict[str, Any] = json.loads(proc.stdout)["run"]
+    if run["status"] != "succeeded":
+        raise RuntimeError(f"dr failover {run['status']}: {run['summary']}")
+    return {"run": run, "process_seconds": elapsed, "transitions": list(watch.seen.values())}
+
+
+def sequential_run(directory: Path, state: dict[str, Any], *, time_scale: float, timeout: float) -> dict[str, Any]:
+    """The same plan, one step at a time, fixed-interval polling at botocore's waiter delay."""
+    from dr.aws.session import ClientProvider
+    from dr.procedures.common import services
+    from dr.procedures.failover import failover_plan, preflight
+    from dr.procedures.ops import KubeFactory
+    from dr.runbook.poll import PollPolicy
+    from dr.runbook.runner import run_plan
+    from dr.target import SANDBOX_CREDENTIALS
+    from dr.topology import load_estate
+
+    import datetime as dt
+
+    estate = load_estate(ROOT / "stacks", "prod")
+    clients = ClientProvider(endpoint_url=state["aws_endpoint"], credentials=dict(SANDBOX_CREDENTIALS))
+    delay = BOTOCORE_WAITER_DELAY * time_scale
+    fixed = PollPolicy(first=delay, factor=1.0, cap=delay, floor=delay, fraction=0.0)
+    t0 = time.time()
+    pre = preflight(
+        clients, estate, target=estate.secondary, mode="unplanned", max_lag=dt.timedelta(seconds=60)
+    )
+    plan = failover_plan(estate, pre, timeout=timeout)
+    kube = KubeFactory(kubeconfig=state["kubeconfig"], clients=clients)
+    try:
+        result = run_plan(
+            plan,
+            services(clients, estate, kube=kube),
+            dry_run=False,
+            assume_yes=True,
+            resume=None,
+            runs_dir=directory / "runs-sequential",
+            lock=None,
+            break_lock=False,
+            output="json",
+            max_workers=1,
+            poll=fixed,
+        )
+    finally:
+        kube.close()
+    if result.status != "succeeded":
+        raise RuntimeError(f"sequential failover {result.status}: {result.summary()}")
+    return {"wall_seconds": result.wall_seconds, "process_seconds": time.time() - t0, "poll_interval": delay}
+
+
+def slack(run: dict[str, Any], transitions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    steps = {s["id"]: s for s in run["steps"]}
+    out = []
+    for step_id, kind in WAITED.items():
+        step = steps.get(step_id)
+        matches = [t for t in transitions if t["kind"] == kind]
+        if step is None or not matches or step.get("ended_at") is None:
+            out.append({"step": step_id, "transition": kind, "slack_seconds": None})
+            continue
+        tr = max(matches, key=lambda t: t["ends"])
+        waited = tr["ends"] - tr["started"]
+        value = step["ended_at"] - tr["ends"]
+        goal = max(1.0, 0.05 * waited)
+        out.append(
+            {
+                "step": step_id,
+                "transition": kind,
+                "transition_seconds": round(waited, 3),
+                "slack_seconds": round(value, 3),
+                "goal_seconds": round(goal, 3),
+                "met": value <= goal,
+            }
+        )
+    return out
+
+
+def failover_benchmark(time_scale: float = 0.05, seed: int = 7) -> dict[str, Any]:
+    timeout = 600.0
+    with tempfile.TemporaryDirectory(prefix="dr-bench-") as tmp:
+        base = Path(tmp)
+        par_dir, seq_dir = base / "parallel", base / "sequential"
+        state = start(par_dir, time_scale=time_scale, seed=seed)
+        try:
+            par = parallel_run(par_dir, state, timeout)
+        finally:
+            stop(par_dir)
+        state = start(seq_dir, time_scale=time_scale, seed=seed)
+        try:
+            seq = sequential_run(seq_dir, state, time_scale=time_scale, timeout=timeout)
+        finally:
+            stop(seq_dir)
+    run = par["run"]
+    return {
+        "time_scale": time_scale,
+        "seed": seed,
+        "parallel_wall_seconds": run["wall_seconds"],
+        "critical_path_seconds": run["critical_path_seconds"],
+        "critical_path": run["critical_path"],
+        "p1_ratio": run["ratio"],
+        "sequential_wall_seconds": round(seq["wall_seconds"], 3),
+        "sequential_poll_interval": seq["poll_interval"],
+        "speedup": round(seq["wall_seconds"] / run["wall_seconds"], 3),
+        "p2_slack": slack(run, par["transitions"]),
+        "steps": [
+            {"id": s["id"], "status": s["status"], "duration": s["duration"], "polls": s.get("polls")}
+            for s in run["steps"]
+        ],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--time-scale", type=float, default=0.05)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    print(json.dumps(failover_benchmark(args.time_scale, args.seed), indent=2))
+
+
+if __name__ == "__main__":
+    main()
