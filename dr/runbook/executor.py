@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from dr.aws.session import ApiCall, CallRecorder
+    from dr.runbook.ratelimit import RateLimiter
 
 __all__ = [
     "Executor",
@@ -233,8 +234,12 @@ class Executor:
         clock: Callable[[], float] = time.monotonic,
         abort: threading.Event | None = None,
         action_done: set[str] | None = None,
+        rate_limiter: RateLimiter | None = None,
     ) -> None:
         self.plan = plan
+        # API rate limits per service/region (dr.runbook.ratelimit): hooked into the run's clients.
+        if rate_limiter is not None and ctx.services.get("clients") is not None:
+            rate_limiter.attach(ctx.services["clients"])
         self.ctx = ctx
         self.journal = journal
         self.max_workers = max(1, int(max_workers))
