@@ -10,7 +10,6 @@ Not a test module: it holds no tests, only the ``full`` fixture the status/readi
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,6 +130,7 @@ def full(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Full]:
     from dr.topology import load_estate
 
     fix_moto_promote(monkeypatch)
+    monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")  # ~0.5 s per region we never use
     with mock_aws():
         estate = load_estate(STACKS, "prod")
         clients = ClientProvider(_session=_session())
@@ -146,7 +146,3 @@ def full(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Full]:
                 yield Full(seeded, kube, apis, kc, recorder, ids)
             finally:
                 kube.close()
-
-
-def lag(full: Full, seconds: float, *, at: dt.datetime | None = None) -> None:
-    full.seeded.put_lag(seconds, at=at)
