@@ -91,11 +91,13 @@ def render(data: dict[str, Any], out: Console) -> None:
     table = Table(
         title=f"{data['app']} — {data['record']} served from {active or 'UNKNOWN'}", title_justify="left"
     )
-    table.add_column("")
+    table.add_column("", no_wrap=True)
     for r in regions:
         tag = "ACTIVE" if r["serving"] else "passive"
         state = r["state"]
-        table.add_column(f"{r['region']} ({r['role']}, {tag})\n[{STYLE.get(state, 'white')}]{state}[/]")
+        table.add_column(
+            f"{r['region']} ({r['role']}, {tag})\n[{STYLE.get(state, 'white')}]{state}[/]", overflow="fold"
+        )
     for key, label in ROWS:
         table.add_row(label, *[_cell(r[key]) for r in regions])
     out.print(table)
