@@ -231,10 +231,26 @@ def preflight(
             hint="wait for the cluster update to finish (aws eks describe-cluster), then retry",
         )
 
+    standalone = Rds(clients, region).find_instance(ident) if resuming else None
     try:
-        pre = promote_preflight(
-            clients, db=ident, region=region, max_lag=max_lag, force=mode == "unplanned" or resuming
-        )
+        if standalone is not None and not standalone.is_replica:
+            # A resumed run whose promotion completed (perhaps killed before it could tag it).
+            pre = PromotePreflight(
+                ident,
+                region,
+                True,
+                None,
+                None,
+                None,
+                "none (already promoted)",
+                max_lag.total_seconds(),
+                False,
+                [f"{ident} is already a standalone instance (resumed run)"],
+            )
+        else:
+            pre = promote_preflight(
+                clients, db=ident, region=region, max_lag=max_lag, force=mode == "unplanned" or resuming
+            )
     except NotFound as err:
         raise GateRefused(
             f"the DR database {ident} does not exist in {region}",
@@ -520,6 +536,16 @@ def promote_step(pre: PromotePreflight, *, depends_on: tuple[str, ...], timeout:
                 raw = clients.client("rds", region).list_tags_for_resource(ResourceName=inst.arn)
             tagged = any(t["Key"] == TAG_PROMOTED_FROM for t in raw.get("TagList", []))
             if inst.status != "available" or tagged:
+                # Issued by an earlier (killed) run: never re-issue; tag it if that run could not.
+                if not tagged:
+                    tags = {
+                        TAG_PROMOTED_FROM: inst.replica_source or "unknown",
+                        TAG_PROMOTED_AT: iso(utcnow()),
+                    }
+                    with aws_errors(resource=f"DB instance {db}", region=region, action="tag"):
+                        clients.client("rds", region).add_tags_to_resource(
+                            ResourceName=inst.arn, Tags=[{"Key": k, "Value": v} for k, v in tags.items()]
+                        )
                 ctx.set("promote_in_flight", inst.status)
                 return {"promote": "already in progress", "status": inst.status}
         return base.action(ctx) if base.action is not None else None

@@ -596,3 +596,33 @@ def test_database_url_credentials_come_from_the_target_region_only(
     with pytest.raises(BadInput, match=sid):
         desired_database_url(env.clients, estate, dr_site, dr_site.database.identifier, None)
     assert "from-cluster" not in repr(current) and "from-cluster" not in str(current)
+
+
+def test_resume_after_a_kill_between_promote_and_tag(env: Env) -> None:
+    """kill -9 right after PromoteReadReplica (before our tags): a fresh run refuses (exit 3: not a
+    replica), the resumed one accepts the standalone instance and never promotes again."""
+    dr_site = env.estate.secondary
+    ident = dr_site.database.identifier
+    env.clients.client("rds", dr_site.region).promote_read_replica(DBInstanceIdentifier=ident)
+    with pytest.raises(GateRefused, match="not a read replica"):
+        env.preflight("unplanned")
+    recorder = env.clients.add_recorder(CallRecorder())
+    pre = env.preflight("unplanned", resuming=True)
+    assert pre.promote.already_promoted
+    result = env.run(failover_plan(env.estate, pre, timeout=20))
+    assert result.status == "succeeded", result.summary()
+    assert result.step("promote-db").status == "skipped"
+    assert "rds:PromoteReadReplica" not in mutating_calls(recorder)
+
+
+def test_promotion_in_flight_without_our_tags_gets_tagged_not_repromoted(env: Env) -> None:
+    from dr.runbook.plan import StepContext
+
+    dr_site = env.estate.secondary
+    plan = env.plan("unplanned")
+    _moto_db(env, dr_site.region, dr_site.database.identifier).status = "modifying"
+    recorder = env.clients.add_recorder(CallRecorder())
+    step = plan.step("promote-db")
+    assert step.action is not None
+    step.action(StepContext(run_id="t", services=services(env.clients, env.estate, kube=env.kube)))
+    assert mutating_calls(recorder) == ["rds:AddTagsToResource"]
