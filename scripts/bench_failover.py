@@ -90,7 +90,7 @@ class TransitionWatch:
             try:
                 for tr in self.admin.transitions():
                     self.seen.setdefault((tr["kind"], tr["region"], tr["resource"]), tr)
-            except Exception:  # noqa: BLE001 - a missed poll only loses resolution
+            except Exception:
                 continue
 
 
@@ -125,8 +125,12 @@ def parallel_run(directory: Path, state: dict[str, Any], timeout: float) -> dict
     return {"run": run, "process_seconds": elapsed, "transitions": list(watch.seen.values())}
 
 
-def sequential_run(directory: Path, state: dict[str, Any], *, time_scale: float, timeout: float) -> dict[str, Any]:
+def sequential_run(
+    directory: Path, state: dict[str, Any], *, time_scale: float, timeout: float
+) -> dict[str, Any]:
     """The same plan, one step at a time, fixed-interval polling at botocore's waiter delay."""
+    import datetime as dt
+
     from dr.aws.session import ClientProvider
     from dr.procedures.common import services
     from dr.procedures.failover import failover_plan, preflight
@@ -135,8 +139,6 @@ def sequential_run(directory: Path, state: dict[str, Any], *, time_scale: float,
     from dr.runbook.runner import run_plan
     from dr.target import SANDBOX_CREDENTIALS
     from dr.topology import load_estate
-
-    import datetime as dt
 
     estate = load_estate(ROOT / "stacks", "prod")
     clients = ClientProvider(endpoint_url=state["aws_endpoint"], credentials=dict(SANDBOX_CREDENTIALS))

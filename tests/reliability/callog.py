@@ -105,7 +105,7 @@ def _install_hang() -> None:
             os.kill(os.getpid(), signal.SIGSTOP)
             threading.Event().wait()
 
-    Journal.event = event  # type: ignore[method-assign]
+    Journal.event = event  # type: ignore[method-assign,assignment]
 
 
 _INSTALLED = False

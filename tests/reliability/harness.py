@@ -115,7 +115,11 @@ class Zygote:
     def spawn(self, argv: list[str], env: dict[str, str], cwd: Path) -> Child:
         self._seq += 1
         out, err = cwd / f"proc-{self._seq}.out", cwd / f"proc-{self._seq}.err"
-        pid = int(self.request(op="spawn", argv=argv, env=env, cwd=str(cwd), stdout=str(out), stderr=str(err))["pid"])
+        pid = int(
+            self.request(op="spawn", argv=argv, env=env, cwd=str(cwd), stdout=str(out), stderr=str(err))[
+                "pid"
+            ]
+        )
         return Child(self, pid, out, err)
 
     def close(self) -> None:
@@ -153,7 +157,9 @@ class Child:
         while self.poll() is None:
             if time.monotonic() > deadline:
                 self.kill9()
-                raise TimeoutError(f"dr (pid {self.pid}) did not finish in {timeout} s: {self.err.read_text()[-2000:]}")
+                raise TimeoutError(
+                    f"dr (pid {self.pid}) did not finish in {timeout} s: {self.err.read_text()[-2000:]}"
+                )
             time.sleep(0.02)
         assert self.returncode is not None
         return Result(self.returncode, self.out.read_text(), self.err.read_text())
@@ -234,7 +240,9 @@ def put_lag(clients: Any, estate: Any, seconds: float) -> None:
         MetricData=[
             {
                 "MetricName": "ReplicaLag",
-                "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": estate.secondary.database.identifier}],
+                "Dimensions": [
+                    {"Name": "DBInstanceIdentifier", "Value": estate.secondary.database.identifier}
+                ],
                 "Value": seconds,
                 "Unit": "Seconds",
                 "Timestamp": dt.datetime.now(dt.UTC),
@@ -269,7 +277,10 @@ def running_estate(directory: Path, *, seed_eks: bool = True) -> Iterator[Estate
         _reset_moto(server.url)
         realism.start()
         clients = ClientProvider(
-            endpoint_url=server.url, credentials=dict(SANDBOX_CREDENTIALS), retry_mode="standard", max_attempts=3
+            endpoint_url=server.url,
+            credentials=dict(SANDBOX_CREDENTIALS),
+            retry_mode="standard",
+            max_attempts=3,
         )
         with realism.disabled():
             seeded = estate_seed.seed(clients, estate)
@@ -277,7 +288,10 @@ def running_estate(directory: Path, *, seed_eks: bool = True) -> Iterator[Estate
                 _create_clusters(clients, estate)
             for view in (estate.primary, estate.secondary):
                 clients.client("wafv2", view.region).create_ip_set(
-                    Name=view.edge.ip_set_name, Scope="REGIONAL", IPAddressVersion="IPV4", Addresses=["192.0.2.1/32"]
+                    Name=view.edge.ip_set_name,
+                    Scope="REGIONAL",
+                    IPAddressVersion="IPV4",
+                    Addresses=["192.0.2.1/32"],
                 )
             put_lag(clients, estate, 0.0)
         # The light seeding names health checks by tag, not by the sandbox's caller reference: tell

@@ -50,7 +50,9 @@ def _completed(e: Estate, run_id: str) -> set[str]:
 def _crash_run(e: Estate, args: list[str], event: str, step: str, log: Path, marker: Path) -> bool:
     """Run ``dr`` until it reaches (event, step), then kill -9 it. False if it finished first."""
     marker.unlink(missing_ok=True)
-    child = e.spawn(args, log=log, DR_RELIABILITY_HANG_AFTER=f"{event}:{step}", DR_RELIABILITY_MARKER=str(marker))
+    child = e.spawn(
+        args, log=log, DR_RELIABILITY_HANG_AFTER=f"{event}:{step}", DR_RELIABILITY_MARKER=str(marker)
+    )
     deadline = time.monotonic() + 120
     try:
         while not marker.exists() and child.poll() is None:

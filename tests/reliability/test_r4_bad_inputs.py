@@ -126,27 +126,70 @@ def _cases() -> list[Case]:
             2,
             ("2001-01-01", "restorable"),
         ),
-        Case("pitr-negative-minutes", ["restore", "pitr", "--minutes-ago", "-5", "--target", "r4-x", "--yes"], 2, ("minutes",)),
+        Case(
+            "pitr-negative-minutes",
+            ["restore", "pitr", "--minutes-ago", "-5", "--target", "r4-x", "--yes"],
+            2,
+            ("minutes",),
+        ),
         Case(
             "restore-target-exists",
             ["restore", "snapshot", "--snapshot", "{snapshot}", "--target", "{primary_db}", "--yes"],
             2,
             ("{primary_db}", "exists"),
         ),
-        Case("unknown-snapshot", ["restore", "snapshot", "--snapshot", "no-such-snap", "--target", "r4-s", "--yes"], 2, ("no-such-snap",)),
-        Case("copy-unknown-snapshot", ["snapshot", "copy", "--snapshot", "no-such-snap", "--yes"], 2, ("no-such-snap",)),
-        Case("promote-non-replica", ["promote", "--db", "{primary_db}", "--region", "primary", "--yes"], 2, ("{primary_db}", "replica")),
-        Case("promote-unknown-db", ["promote", "--db", "no-such-db", "--region", "secondary", "--yes"], 2, ("no-such-db",)),
+        Case(
+            "unknown-snapshot",
+            ["restore", "snapshot", "--snapshot", "no-such-snap", "--target", "r4-s", "--yes"],
+            2,
+            ("no-such-snap",),
+        ),
+        Case(
+            "copy-unknown-snapshot",
+            ["snapshot", "copy", "--snapshot", "no-such-snap", "--yes"],
+            2,
+            ("no-such-snap",),
+        ),
+        Case(
+            "promote-non-replica",
+            ["promote", "--db", "{primary_db}", "--region", "primary", "--yes"],
+            2,
+            ("{primary_db}", "replica"),
+        ),
+        Case(
+            "promote-unknown-db",
+            ["promote", "--db", "no-such-db", "--region", "secondary", "--yes"],
+            2,
+            ("no-such-db",),
+        ),
         Case("bad-cidr", ["ops", "waf", "block", "10.0.0.0/33", "--yes"], 2, ("10.0.0.0/33",)),
         Case("not-a-cidr", ["ops", "waf", "unblock", "not-an-ip", "--yes"], 2, ("not-an-ip",)),
         Case("negative-replicas", ["ops", "scale", "api", "--replicas", "-1", "--yes"], 2, ("replicas",)),
-        Case("nodegroup-min-over-max", ["ops", "scale", "nodegroup", "--min", "9", "--max", "2", "--yes"], 2, ("min", "max")),
+        Case(
+            "nodegroup-min-over-max",
+            ["ops", "scale", "nodegroup", "--min", "9", "--max", "2", "--yes"],
+            2,
+            ("min", "max"),
+        ),
         Case("unknown-deployment", ["ops", "rollback", "no-such-deploy", "--yes"], 2, ("no-such-deploy",)),
-        Case("hpa-min-over-max", ["ops", "hpa", "api", "--min", "9", "--max", "2", "--yes"], 2, ("min", "max")),
+        Case(
+            "hpa-min-over-max", ["ops", "hpa", "api", "--min", "9", "--max", "2", "--yes"], 2, ("min", "max")
+        ),
         Case("unknown-pod", ["ops", "quarantine", "no-such-pod", "--yes"], 2, ("no-such-pod",)),
-        Case("malformed-scenario", ["drill", "run", "bad-drill.yaml"], 2, ("bad-drill.yaml", "failovr"), _bad_scenario),
+        Case(
+            "malformed-scenario",
+            ["drill", "run", "bad-drill.yaml"],
+            2,
+            ("bad-drill.yaml", "failovr"),
+            _bad_scenario,
+        ),
         Case("unknown-scenario", ["drill", "run", "no-such-scenario"], 2, ("no-such-scenario",)),
-        Case("resume-unknown-run", ["failover", "--yes", "--resume", "20990101T000000Z-nope"], 2, ("20990101T000000Z-nope",)),
+        Case(
+            "resume-unknown-run",
+            ["failover", "--yes", "--resume", "20990101T000000Z-nope"],
+            2,
+            ("20990101T000000Z-nope",),
+        ),
         Case("prune-bad-age", ["snapshot", "prune", "--older-than", "soon", "--yes"], 2, ("soon",)),
         Case("reconcile-unknown-primary", ["reconcile", "--primary", "atlantis", "--yes"], 2, ("atlantis",)),
         Case(
@@ -179,8 +222,16 @@ def _cases() -> list[Case]:
             xfail="no pre-flight gate on the target's Route53 health check yet: the run promotes, scales "
             "and repoints, then fails at target-healthy (exit 1; DNS unchanged) — reported to the failover owner",
         ),
-        Case("failover-lag-over-budget", ["failover", "--mode", "planned", "--max-lag", "5s", "--yes"], 3, ("lag", "5s"), _lag_over_budget),
-        Case("promote-lag-over-budget", ["promote", "--max-lag", "5s", "--yes"], 3, ("lag",), _lag_over_budget),
+        Case(
+            "failover-lag-over-budget",
+            ["failover", "--mode", "planned", "--max-lag", "5s", "--yes"],
+            3,
+            ("lag", "5s"),
+            _lag_over_budget,
+        ),
+        Case(
+            "promote-lag-over-budget", ["promote", "--max-lag", "5s", "--yes"], 3, ("lag",), _lag_over_budget
+        ),
     ]
 
 
@@ -196,7 +247,9 @@ def test_catalogue_is_large_enough() -> None:
     [pytest.param(c, marks=pytest.mark.xfail(reason=c.xfail, strict=True)) if c.xfail else c for c in CASES],
     ids=[c.id for c in CASES],
 )
-def test_bad_input_exits_2_or_3_naming_it_and_changes_nothing(shared_estate: Estate, case: Case, tmp_path: Path) -> None:
+def test_bad_input_exits_2_or_3_naming_it_and_changes_nothing(
+    shared_estate: Estate, case: Case, tmp_path: Path
+) -> None:
     e = shared_estate
     names = {
         "primary_db": e.estate.primary.database.identifier,
@@ -208,7 +261,7 @@ def test_bad_input_exits_2_or_3_naming_it_and_changes_nothing(shared_estate: Est
     says = [s.format(**names) for s in case.says]
     log = e.new_log(case.id)
     with (case.setup or _no_extra)(e, e.directory) as extra:
-        res = e.dr([*extra, *args], log=log, **case.env)
+        res = e.dr([*extra, *args], log=log, timeout=120, **case.env)
     assert res.returncode == case.code, (res.returncode, res.stdout[-1500:], res.stderr[-1500:])
     err = res.stderr.lower()
     for word in says:

@@ -9,6 +9,7 @@ fails ``test_every_mutating_command_has_dry_run``.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 import pytest
@@ -112,7 +113,9 @@ def test_every_mutating_command_has_dry_run() -> None:
 
 def _names(e: Estate) -> dict[str, str]:
     rds = e.clients.client("rds", e.estate.primary.region)
-    db = rds.describe_db_instances(DBInstanceIdentifier=e.estate.primary.database.identifier)["DBInstances"][0]
+    db = rds.describe_db_instances(DBInstanceIdentifier=e.estate.primary.database.identifier)["DBInstances"][
+        0
+    ]
     api = e.apis[e.estate.primary.cluster.name]
     pods = [name for (_ns, name) in list(api._store["pods"]) if "api" in name]
     return {
@@ -128,11 +131,12 @@ def _new_revision(e: Estate) -> None:
 
     api_client = config.new_client_from_config(e.kubeconfig, context=e.estate.primary.cluster.name)
     apps = client.AppsV1Api(api_client)
-    deps = apps.list_deployment_for_all_namespaces().items
-    dep = next(d for d in deps if d.metadata.name.endswith("-api"))
-    ns = dep.metadata.namespace
+    deps: list[Any] = apps.list_deployment_for_all_namespaces().items
+    dep = next(d for d in deps if str(d.metadata.name).endswith("-api"))
     apps.patch_namespaced_deployment(
-        dep.metadata.name, ns, {"spec": {"template": {"metadata": {"annotations": {"r5": "rev2"}}}}}
+        str(dep.metadata.name),
+        str(dep.metadata.namespace),
+        {"spec": {"template": {"metadata": {"annotations": {"r5": "rev2"}}}}},
     )
     api_client.close()
 

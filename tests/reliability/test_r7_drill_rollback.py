@@ -83,7 +83,9 @@ def _run(tmp_path: Path, text: str) -> tuple[Any, Path]:
     path = tmp_path / "r7.yaml"
     path.write_text(text)
     out = tmp_path / "evidence"
-    res = CliRunner().invoke(cli, ["-o", "json", "drill", "run", str(path), "--out", str(out)], catch_exceptions=False)
+    res = CliRunner().invoke(
+        cli, ["-o", "json", "drill", "run", str(path), "--out", str(out)], catch_exceptions=False
+    )
     return res, out
 
 
@@ -97,7 +99,9 @@ def _rollbacks_ran(chaos: ChaosApi) -> None:
 
 
 @pytest.mark.parametrize("failing", ["verification", "method"])
-def test_failed_drill_runs_rollbacks_writes_journal_exits_1(chaos: ChaosApi, tmp_path: Path, failing: str) -> None:
+def test_failed_drill_runs_rollbacks_writes_journal_exits_1(
+    chaos: ChaosApi, tmp_path: Path, failing: str
+) -> None:
     if failing == "verification":
         chaos.verify_status = 503
         res, out = _run(tmp_path, _scenario(chaos.url))

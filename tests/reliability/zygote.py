@@ -14,6 +14,7 @@ Protocol: one JSON object per line on stdin, one JSON reply per line on stdout.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
@@ -47,10 +48,8 @@ def _preload() -> None:
         mod = importlib.import_module(pkg)
         for entry in sorted(os.listdir(os.path.dirname(mod.__file__ or ""))):
             if entry.endswith(".py") and entry != "__init__.py":
-                try:
+                with contextlib.suppress(Exception):  # optional; the child imports it again
                     importlib.import_module(f"{pkg}.{entry[:-3]}")
-                except Exception:  # noqa: BLE001 - an optional module; the child imports it again
-                    pass
     from tests.reliability.callog import install
 
     install()
@@ -76,7 +75,7 @@ def _child(req: dict[str, Any]) -> None:
             code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
             if exc.code is not None and not isinstance(exc.code, int):
                 print(exc.code, file=sys.stderr)
-        except BaseException:  # noqa: BLE001 - report like the interpreter would
+        except BaseException:
             import traceback
 
             traceback.print_exc()
