@@ -1,0 +1,63 @@
+"""`dr iam-policy` — the least-privilege IAM policy a procedure needs (dr.procedures.iam)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from dr.cli.context import AppContext, pass_app
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+PROCEDURES = ("failover", "failback", "drill", "snapshot", "restore", "ops")
+
+
+def _human(data: dict[str, Any], out: Console) -> None:
+    from dr.cli.render import dumps
+
+    out.print(dumps(data["policy"]), markup=False, highlight=False)
+    if data["kubernetes"]:
+        out.print(
+            "# Kubernetes operations (granted by the cluster's RBAC, not IAM): "
+            + ", ".join(v["operation"] for v in data["kubernetes"]),
+            markup=False,
+        )
+
+
+@click.command("iam-policy")
+@click.option(
+    "--procedure",
+    type=click.Choice(PROCEDURES),
+    default="failover",
+    show_default=True,
+    help="Which procedure.",
+)
+@click.option(
+    "--to", "to", default="secondary", show_default=True, help="The surviving site (failover target)."
+)
+@click.option("--account-id", default=None, help="AWS account id (default: STS GetCallerIdentity).")
+@click.option("--zone-id", default=None, help="Hosted zone id to scope Route53 record changes to.")
+@pass_app
+def iam_policy(app: AppContext, procedure: str, to: str, account_id: str | None, zone_id: str | None) -> None:
+    """Print the IAM policy JSON PROCEDURE needs: actions from its plan, ARNs from the topology."""
+    from dr.cli.render import emit
+    from dr.procedures.iam import kubernetes_verbs, policy
+
+    estate = app.estate
+    target = estate.site(to)
+    if account_id is None:
+        from dr.aws.rds import aws_errors
+
+        with aws_errors(resource="caller identity", region=target.region, action="read"):
+            ident = app.clients(read_only=True).client("sts", target.region).get_caller_identity()
+        account_id = str(ident["Account"])
+    doc = policy(estate, procedure, account_id=account_id, target=target, zone_id=zone_id)
+    data = {
+        "procedure": procedure,
+        "account_id": account_id,
+        "policy": doc,
+        "kubernetes": kubernetes_verbs(estate, procedure),
+    }
+    emit(app.output, data, _human)

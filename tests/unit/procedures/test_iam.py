@@ -1,0 +1,182 @@
+"""`dr iam-policy`: the failover's policy covers every API call a real run makes — and no more.
+
+The failover (unplanned and planned) runs end to end in moto with the run lock (DynamoDB) and the
+journal mirror (S3), every call recorded by a CallRecorder. Each call is turned into (action, ARN)
+here, independently of ``dr.procedures.iam``, and checked against the generated policy.
+snapshot/restore/drill/ops/failback are catalogues (not run end to end here): checked for shape and
+scoping only.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from dr.aws.session import ApiCall, CallRecorder
+from dr.errors import BadInput
+from dr.procedures.common import services
+from dr.procedures.iam import CONDITIONAL, PROCEDURES, allows, kubernetes_verbs, policy
+from dr.runbook.lock import DynamoLock, create_lock_table
+from dr.runbook.runner import run_plan
+from tests.unit.procedures import test_failover as _failover
+from tests.unit.procedures.estate_seed import invoke
+from tests.unit.procedures.test_failover import FAST, Env
+
+env = _failover.env  # the failover tests' estate fixture (moto + EKS + fake Kubernetes APIs)
+
+ACCOUNT = "123456789012"  # moto's
+
+
+def _arn(env: Env, call: ApiCall) -> str:
+    """The resource ARN of a recorded call, from its parameters (or the topology when moto's
+    recorder keeps no identifier, e.g. DescribeCluster's lowercase ``name``)."""
+    p, r, a = call.params, call.region, ACCOUNT
+    site = env.estate.primary if env.estate.primary.region == r else env.estate.secondary
+    op = call.operation
+    if call.service == "rds":
+        if "ResourceName" in p:
+            return str(p["ResourceName"])
+        return f"arn:aws:rds:{r}:{a}:db:{p['DBInstanceIdentifier']}"
+    if call.service == "eks":
+        if op == "DescribeCluster":
+            return f"arn:aws:eks:{r}:{a}:cluster/{site.cluster.name}"
+        return f"arn:aws:eks:{r}:{a}:nodegroup/{p['clusterName']}/{p['nodegroupName']}/0ac1-uuid"
+    if call.service == "elasticache":
+        return f"arn:aws:elasticache:{r}:{a}:replicationgroup:{p['ReplicationGroupId']}"
+    if call.service == "route53":
+        if "HostedZoneId" in p:
+            return f"arn:aws:route53:::hostedzone/{str(p['HostedZoneId']).split('/')[-1]}"
+        if "HealthCheckId" in p:
+            return f"arn:aws:route53:::healthcheck/{p['HealthCheckId']}"
+        if op == "GetChange":
+            return f"arn:aws:route53:::change/{str(p['Id']).split('/')[-1]}"
+        if op == "ListTagsForResource":
+            kind = "hostedzone" if p["ResourceType"] == "hostedzone" else "healthcheck"
+            return f"arn:aws:route53:::{kind}/{p['ResourceId']}"
+        return "arn:aws:route53:::*-no-resource-level"
+    if call.service == "secretsmanager":
+        return f"arn:aws:secretsmanager:{r}:{a}:secret:{env.estate.app.db_secret.secrets_manager_id}-Ab12Cd"
+    if call.service == "dynamodb":
+        return f"arn:aws:dynamodb:{r}:{a}:table/{p['TableName']}"
+    if call.service == "s3":
+        return f"arn:aws:s3:::{p['Bucket']}/{p['Key']}"
+    return "*"
+
+
+def _run(env: Env, mode: str) -> list[ApiCall]:
+    target = env.estate.secondary
+    recorder = env.clients.add_recorder(CallRecorder())
+    try:
+        plan = env.plan(mode)
+        lock = DynamoLock(env.clients, table=env.estate.lock_table, region=target.region, name="dr-test")
+        result = run_plan(
+            plan,
+            services(env.clients, env.estate, kube=env.kube),
+            dry_run=False,
+            assume_yes=True,
+            resume=None,
+            runs_dir=env.runs,
+            lock=lock,
+            break_lock=False,
+            output="json",
+            poll=FAST,
+        )
+        assert result.status == "succeeded", [(s.id, s.error) for s in result.steps if s.error]
+        return recorder.since(0)
+    finally:
+        env.clients.recorders.remove(recorder)
+
+
+@pytest.fixture
+def tooling(env: Env) -> Env:
+    """The lock table and journal bucket in the target region (as the DR stack deploys them)."""
+    region = env.estate.secondary.region
+    try:
+        create_lock_table(env.clients, env.estate.lock_table, region)
+    except Exception as err:  # the seed may already have it there
+        assert "ResourceInUse" in str(err)
+    kw: dict[str, Any] = (
+        {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+    )
+    env.clients.client("s3", region).create_bucket(Bucket=env.estate.journal_bucket(region), **kw)
+    return env
+
+
+def test_failover_policy_covers_every_call_and_grants_nothing_unused(tooling: Env) -> None:
+    env = tooling
+    calls = _run(env, "planned")
+    # a fresh estate for the unplanned mode is not needed: the promoted replica passes as "already
+    # promoted" and the remaining steps still make their reads; record both runs' calls
+    calls += _run(env, "unplanned")
+    doc = policy(env.estate, "failover", account_id=ACCOUNT, zone_id=env.s.zone_id)
+
+    uncovered = sorted(
+        {
+            f"{c.service}:{c.operation} {_arn(env, c)}"
+            for c in calls
+            if not allows(doc, f"{c.service}:{c.operation}", _arn(env, c))
+        }
+    )
+    assert uncovered == []
+
+    used = {f"{c.service}:{c.operation}" for c in calls}
+    granted = {a for st in doc["Statement"] for a in st["Action"]}
+    assert granted - used - CONDITIONAL == set()
+    assert {"rds:PromoteReadReplica", "dynamodb:PutItem", "s3:PutObject"} <= used
+
+    # scoped: nothing on the primary's database, no deletes, no other zone
+    primary_db = (
+        f"arn:aws:rds:{env.estate.primary.region}:{ACCOUNT}:db:{env.estate.primary.database.identifier}"
+    )
+    assert not allows(doc, "rds:PromoteReadReplica", primary_db)
+    assert not allows(
+        doc,
+        "rds:DeleteDBInstance",
+        primary_db.replace(env.estate.primary.region, env.estate.secondary.region),
+    )
+    assert not allows(doc, "route53:ChangeResourceRecordSets", "arn:aws:route53:::hostedzone/ZOTHER")
+    assert not allows(
+        doc, "s3:PutObject", f"arn:aws:s3:::{env.estate.journal_bucket(env.estate.primary.region)}/x"
+    )
+
+
+def test_policies_are_scoped_to_the_topology_for_every_procedure(tooling: Env) -> None:
+    est = tooling.estate
+    for proc in PROCEDURES:
+        doc = policy(est, proc, account_id=ACCOUNT)
+        assert doc["Version"] == "2012-10-17"
+        for st in doc["Statement"]:
+            res = st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
+            for r in res:
+                assert r == "*" or ACCOUNT in r or r.startswith(("arn:aws:route53:::", "arn:aws:s3:::")), (
+                    proc,
+                    r,
+                )
+            if res == ["*"] or st["Resource"] == "*":
+                # only actions AWS offers no resource-level permission for
+                assert set(st["Action"]) <= {
+                    "cloudwatch:GetMetricStatistics",
+                    "route53:ListHostedZonesByName",
+                    "route53:TestDNSAnswer",
+                }, (proc, st)
+    with pytest.raises(BadInput):
+        policy(est, "failover", account_id="12")
+    with pytest.raises(BadInput):
+        policy(est, "teleport", account_id=ACCOUNT)
+    assert {"PatchSecret", "PatchDeploymentScale"} <= {
+        v["operation"] for v in kubernetes_verbs(est, "failover")
+    }
+
+
+def test_cli_prints_the_policy_and_asks_sts_for_the_account(tooling: Env, tmp_path: Any) -> None:
+    res = invoke(["iam-policy", "--procedure", "failover", "--account-id", ACCOUNT], tmp_path)
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.output)
+    assert doc["policy"]["Version"] == "2012-10-17"
+    res = invoke(["iam-policy", "--procedure", "snapshot"], tmp_path)  # account from STS (moto)
+    assert res.exit_code == 0, res.output
+    assert ACCOUNT in res.output
+    bad = invoke(["iam-policy", "--procedure", "failover", "--account-id", "abc"], tmp_path)
+    assert bad.exit_code == 2
