@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +27,16 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 
 def _drill(
-    sb: RunningSandbox, scenario: str, out: Path
+    sb: RunningSandbox, scenario: str, out: Path, scenario_dir: Path | None = None
 ) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
     env = {**os.environ, "DR_SANDBOX_DIR": str(sb.directory), "DR_RUNS_DIR": str(out.parent / "runs")}
     args = ["--stack-dir", str(STACKS), "--target", "sandbox", "-o", "json"]
+    if scenario_dir is not None:
+        args = [*args, "drill", "run", "--scenario-dir", str(scenario_dir)]
+    else:
+        args = [*args, "drill", "run"]
     proc = subprocess.run(
-        [sys.executable, "-m", "dr", *args, "drill", "run", scenario, "--out", str(out)],
+        [sys.executable, "-m", "dr", *args, scenario, "--out", str(out)],
         env=env,
         capture_output=True,
         text=True,
@@ -73,12 +78,31 @@ def _check_evidence(out: Path, scenario: str, password: str) -> None:
             assert password not in f.read_text(errors="replace"), f.name
 
 
+def _bounded_rollbacks(tmp_path: Path, name: str, seconds: float = 90.0) -> Path:
+    """The shipped scenario, its rollbacks bounded in time (same name: --scenario-dir overrides).
+
+    The planned switchover's rollback is a full failback (re-protect, wait in sync, switch back);
+    the test is about the switchover, so a slow failback must not hold it up."""
+    import yaml
+
+    text = (resources.files("dr.drills") / "scenarios" / f"{name}.yaml").read_text()
+    doc = yaml.safe_load(text)
+    for act in doc.get("rollbacks") or []:
+        act["timeout"] = seconds
+    folder = tmp_path / "scenarios"
+    folder.mkdir()
+    (folder / f"{name}.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    return folder
+
+
 def test_planned_switchover_loses_nothing(tmp_path: Path) -> None:
     with running_sandbox(tmp_path / "sbx") as sb:
         if sb.state["components"].get("postgres") != "running":
             pytest.skip("needs the sandbox's real PostgreSQL")
         out = tmp_path / "evidence"
-        proc, journal = _drill(sb, "planned-switchover", out)
+        proc, journal = _drill(
+            sb, "planned-switchover", out, _bounded_rollbacks(tmp_path, "planned-switchover")
+        )
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         result = json.loads(proc.stdout)
         assert result["status"] == "succeeded" and result["rpo_seconds"] == 0.0
