@@ -94,6 +94,10 @@ class AslOptions:
     record: str | None = None
     target_set_identifier: str | None = None
     journal_bucket: str | None = None
+    # The run lock (DynamoDB table of dr.runbook.lock): taken first, released at the end and on
+    # failure. The execution input must carry ``lockExpiresAt`` (epoch seconds: the lease end).
+    lock_table: str | None = None
+    lock_name: str | None = None
     first_wait: int = 5
     max_wait: int = 60
     max_polls: int = 120
@@ -1018,7 +1022,75 @@ def compile_plan(plan: Plan, options: AslOptions | None = None) -> dict[str, Any
         "Parameters": {"plan": plan.name, "status": "succeeded", "execution.$": "$$.Execution.Id"},
         "Next": done,
     }
-    start = em.node(states, structure(plan), summary, record)
+    after_plan = summary
+    lock_start: str | None = None
+    take_name = ""
+    if o.lock_table:
+        lock_name = o.lock_name or plan.name
+        key = {"name": {"S": lock_name}}
+        release_ok, release_failed = em.name("Release lock"), em.name("Release lock after failure")
+        for rel, nxt in ((release_ok, summary), (release_failed, failed)):
+            states[rel] = {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::dynamodb:deleteItem",
+                "Parameters": {"TableName": o.lock_table, "Key": key},
+                "ResultPath": None,
+                "Retry": _retry("dynamodb", read=False),
+                "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.releaseError", "Next": nxt}],
+                "Next": nxt,
+            }
+        states[record]["Next"] = release_failed
+        if "Catch" in states[record]:
+            states[record]["Catch"][0]["Next"] = release_failed
+        after_plan = release_ok
+        lock_start = em.name("Lock lease given?")
+        take = take_name = em.name("Take lock")
+        held = em.name("Lock held")
+        no_lease = em.name("No lock lease in the input")
+        states[held] = {
+            "Type": "Fail",
+            "Error": "DrLockHeld",
+            "Cause": f"lock {lock_name} in {o.lock_table} is held by another run",
+        }
+        states[no_lease] = {
+            "Type": "Fail",
+            "Error": "DrBadInput",
+            "Cause": 'start the execution with input {"lockExpiresAt": <epoch seconds>}',
+        }
+        states[lock_start] = {
+            "Type": "Choice",
+            "Choices": [{"Variable": "$.lockExpiresAt", "IsPresent": True, "Next": take}],
+            "Default": no_lease,
+        }
+        states[take] = {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::dynamodb:putItem",
+            "Parameters": {
+                "TableName": o.lock_table,
+                "Item": {
+                    **key,
+                    "holder": {"S.$": "States.Format('stepfunctions:{}', $$.Execution.Name)"},
+                    "run_id": {"S.$": "$$.Execution.Name"},
+                    "host": {"S": "stepfunctions"},
+                    "pid": {"N": "0"},
+                    "started_at": {"N": "0"},
+                    "expires_at": {"N.$": "States.Format('{}', $.lockExpiresAt)"},
+                },
+                "ConditionExpression": "attribute_not_exists(#n)",
+                "ExpressionAttributeNames": {"#n": "name"},
+            },
+            "ResultPath": None,
+            "Retry": _retry("dynamodb", read=False),
+            "Catch": [
+                {
+                    "ErrorEquals": ["DynamoDB.ConditionalCheckFailedException"],
+                    "ResultPath": "$.error",
+                    "Next": held,
+                },
+                {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": record},
+            ],
+        }
+    start = em.node(states, structure(plan), after_plan, record)
     # Kubernetes steps: read each cluster's endpoint/CA first (in the cluster's own region).
     k8s_regions = sorted({op.region or "" for op in plan.operations() if op.service == "k8s"})
     for region in reversed(k8s_regions):
@@ -1042,6 +1114,9 @@ def compile_plan(plan: Plan, options: AslOptions | None = None) -> dict[str, Any
             "Next": start,
         }
         start = name
+    if lock_start is not None:
+        states[take_name]["Next"] = start
+        start = lock_start
     return {
         "Comment": o.comment or f"dr-toolkit plan {plan.name}: {plan.description}"[:1000],
         "StartAt": start,

@@ -215,14 +215,18 @@ def test_kubernetes_steps_need_a_cluster_for_their_region() -> None:
 # -- execution in moto -------------------------------------------------------------------------------
 
 
-def _execute(s: Seeded, defn: dict[str, Any], region: str) -> dict[str, Any]:
+def _execute(
+    s: Seeded, defn: dict[str, Any], region: str, payload: dict[str, Any] | None = None
+) -> dict[str, Any]:
     iam = s.clients.client("iam", "us-east-1")
     role = iam.create_role(RoleName=f"sfn-{time.time_ns()}", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
     sfn = s.clients.client("stepfunctions", region)
     arn = sfn.create_state_machine(name=f"dr-{time.time_ns()}", definition=json.dumps(defn), roleArn=role)[
         "stateMachineArn"
     ]
-    ex = sfn.start_execution(stateMachineArn=arn)["executionArn"]
+    ex = sfn.start_execution(
+        stateMachineArn=arn, name=f"run-{time.time_ns()}", input=json.dumps(payload or {})
+    )["executionArn"]
     deadline = time.monotonic() + 60
     while True:  # the interpreter runs in a thread: follow it like `dr failover --via stepfunctions`
         out: dict[str, Any] = sfn.describe_execution(executionArn=ex)
@@ -303,3 +307,42 @@ def test_a_failing_step_is_caught_and_recorded_in_the_journal_bucket(sfn_estate:
     assert [o["Key"] for o in objs if o["Key"].startswith("stepfunctions/broken/")]
     body = s.clients.client("s3", target.region).get_object(Bucket=bucket, Key=objs[0]["Key"])["Body"].read()
     assert "NotFound" in json.loads(body)["Error"]
+
+
+def _lock_table(s: Seeded, region: str) -> str:
+    from dr.runbook.lock import create_lock_table
+
+    try:
+        create_lock_table(s.clients, s.estate.lock_table, region)
+    except Exception as err:  # already there
+        assert "ResourceInUse" in str(err)
+    return s.estate.lock_table
+
+
+@pytest.mark.slow
+def test_the_state_machine_takes_and_releases_the_run_lock(sfn_estate: Seeded) -> None:
+    s = sfn_estate
+    target = s.estate.secondary
+    table = _lock_table(s, target.region)
+    plan = _unplanned(s)
+    part = subset(plan, ["promote-db"])
+    defn = compile_plan(
+        part, asl_options(s.estate, target, journal_bucket="", lock_table=table, lock_name="dr-run")
+    )
+    assert validate_definition(defn) == []
+    ddb = s.clients.client("dynamodb", target.region)
+    # held by someone else: refused before any change
+    ddb.put_item(
+        TableName=table, Item={"name": {"S": "dr-run"}, "holder": {"S": "laptop"}, "expires_at": {"N": "9e9"}}
+    )
+    out = _execute(s, defn, target.region, {"lockExpiresAt": 4102444800})
+    assert out["status"] == "FAILED" and out["error"] == "DrLockHeld"
+    assert s.db(target.region, target.database.identifier).get("ReadReplicaSourceDBInstanceIdentifier")
+    # no lease in the input: refused
+    ddb.delete_item(TableName=table, Key={"name": {"S": "dr-run"}})
+    assert _execute(s, defn, target.region)["error"] == "DrBadInput"
+    # free: taken, the plan runs, released
+    out = _execute(s, defn, target.region, {"lockExpiresAt": 4102444800})
+    assert out["status"] == "SUCCEEDED", out.get("cause")
+    assert not s.db(target.region, target.database.identifier).get("ReadReplicaSourceDBInstanceIdentifier")
+    assert "Item" not in ddb.get_item(TableName=table, Key={"name": {"S": "dr-run"}})
