@@ -342,3 +342,49 @@ def allows(doc: dict[str, Any], action: str, arn: str) -> bool:
         ):
             return True
     return False
+
+
+def _task_actions(defn: dict[str, Any]) -> list[str]:
+    out: list[str] = []
+
+    def walk(block: dict[str, Any]) -> None:
+        for st in block.get("States", {}).values():
+            res = str(st.get("Resource", ""))
+            if res.startswith("arn:aws:states:::aws-sdk:"):
+                service, action = res.split(":")[-2:]
+                out.append(f"{service}:{action[:1].upper()}{action[1:]}")
+            elif res.startswith("arn:aws:states:::dynamodb:"):
+                action = res.split(":")[-1]
+                out.append(f"dynamodb:{action[:1].upper()}{action[1:]}")
+            elif res == "arn:aws:states:::eks:call":
+                # Authorised by the cluster (access entry / RBAC); connecting needs the cluster read.
+                out.append("eks:DescribeCluster")
+            for branch in st.get("Branches", []):
+                walk(branch)
+
+    walk(defn)
+    return out
+
+
+def definition_policy(
+    defn: dict[str, Any], estate: Estate, *, account_id: str, region: str, zone_id: str | None = None
+) -> dict[str, Any]:
+    """The policy a Step Functions role needs to run ``defn`` in ``region``: exactly the actions
+    its Tasks call, on the topology's ARNs."""
+    grants: dict[str, set[str]] = defaultdict(set)
+    for action in sorted(set(_task_actions(defn))):
+        where = None if action.startswith("route53:") else region
+        grants[action].update(resources_for(action, where, estate, account_id, zone_id=zone_id))
+    by_res: dict[tuple[str, ...], list[str]] = defaultdict(list)
+    for action, res in grants.items():
+        by_res[tuple(sorted(res))].append(action)
+    statements = [
+        {
+            "Sid": f"Failover{i}",
+            "Effect": "Allow",
+            "Action": sorted(actions),
+            "Resource": list(res) if "*" not in res else "*",
+        }
+        for i, (res, actions) in enumerate(sorted(by_res.items()))
+    ]
+    return {"Version": "2012-10-17", "Statement": statements}

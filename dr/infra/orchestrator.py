@@ -1,0 +1,184 @@
+"""Orchestrator: the failover as an AWS Step Functions state machine in the DR region.
+
+An operator's laptop is a single point of failure during a region outage; this component deploys
+the *unplanned* failover (``dr.procedures.stepfunctions``: the failover plan built from the
+topology alone, compiled by ``dr.runbook.asl``) as a state machine in this stack's region:
+
+* ``aws.sfn.StateMachine`` ``<app>-dr-failover`` — definition from ``compile_plan``; it takes the
+  run lock (the estate's DynamoDB lock table, this region's replica), records a failure in this
+  region's journal bucket, and calls only this region's APIs and Route53;
+* ``aws.iam.Role`` + inline policy — least privilege: exactly the actions the definition's Tasks
+  call, on ARNs built from the topology (``dr.procedures.iam.definition_policy``).
+
+Start it with ``{"lockExpiresAt": <epoch seconds>}`` as input (``dr failover --via stepfunctions``
+does). Kubernetes calls use ``eks:call``: the role must also be mapped in the cluster (EKS access
+entry with edit rights on the app namespace) — see docs/stepfunctions-iam-fleets.md.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from dr.infra._common import child, tags
+from dr.topology import Estate, StackConfig
+
+
+@dataclass
+class OrchestratorArgs:
+    cfg: StackConfig
+    # The whole estate (both stack files): the plan needs the peer's site name and production sizes.
+    estate: Estate
+    zone_id: pulumi.Input[str]
+    health_check_id: pulumi.Input[str]
+    lock_table_arn: pulumi.Input[str]
+    journal_bucket: pulumi.Input[str]
+
+
+def state_machine_name(cfg: StackConfig) -> str:
+    return f"{cfg.app.name}-dr-failover"
+
+
+def build_definition(
+    estate: Estate, stack: str, *, zone_id: str, health_check_id: str, journal_bucket: str
+) -> dict[str, Any]:
+    """The state machine definition (pure: also used by tests and ``dr failover --export asl``)."""
+    from dr.procedures.failover import failover_plan
+    from dr.procedures.stepfunctions import asl_options, static_preflight
+    from dr.runbook.asl import compile_plan
+
+    target = estate.site(stack)
+    pre = static_preflight(estate, target, zone_id=zone_id, health_check_id=health_check_id)
+    plan = failover_plan(estate, pre)
+    return compile_plan(
+        plan,
+        asl_options(
+            estate,
+            target,
+            journal_bucket=journal_bucket,
+            lock_table=estate.lock_table,
+            lock_name=f"{estate.app.name}-dr",
+        ),
+    )
+
+
+class Orchestrator(pulumi.ComponentResource):
+    """The failover state machine and its least-privilege role (DR stack)."""
+
+    def __init__(self, name: str, args: OrchestratorArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("dr:infra:Orchestrator", name, None, opts)
+        cfg, estate = args.cfg, args.estate
+        from dr.procedures.iam import definition_policy
+
+        def definition(values: list[Any]) -> str:
+            zone, check, bucket = (str(v) for v in values)
+            return json.dumps(
+                build_definition(
+                    estate, cfg.stack, zone_id=zone, health_check_id=check, journal_bucket=bucket
+                )
+            )
+
+        self.definition: pulumi.Output[str] = pulumi.Output.all(
+            args.zone_id, args.health_check_id, args.journal_bucket
+        ).apply(definition)
+
+        def role_policy(values: list[Any]) -> str:
+            text, table_arn, zone = str(values[0]), str(values[1]), str(values[2])
+            account = table_arn.split(":")[4]
+            return json.dumps(
+                definition_policy(
+                    json.loads(text), estate, account_id=account, region=cfg.region, zone_id=zone
+                )
+            )
+
+        assume = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "states.amazonaws.com"},
+                    "Action": "sts:AssumeRole",
+                }
+            ],
+        }
+        self.role = aws.iam.Role(
+            "failover",
+            name=f"{cfg.app.name}-dr-failover-{cfg.region}"[:64],
+            assume_role_policy=json.dumps(assume),
+            description="Step Functions failover of the estate (least privilege, dr iam-policy)",
+            tags=tags(cfg),
+            opts=child(self),
+        )
+        self.policy = aws.iam.RolePolicy(
+            "failover",
+            role=self.role.id,
+            policy=pulumi.Output.all(self.definition, args.lock_table_arn, args.zone_id).apply(role_policy),
+            opts=child(self),
+        )
+        self.state_machine = aws.sfn.StateMachine(
+            "failover",
+            name=state_machine_name(cfg),
+            role_arn=self.role.arn,
+            definition=self.definition,
+            type="STANDARD",
+            tags=tags(cfg),
+            opts=child(self, depends_on=[self.policy]),
+        )
+        self.register_outputs(
+            {
+                "stateMachineArn": self.state_machine.arn,
+                "roleArn": self.role.arn,
+                "definition": self.definition,
+            }
+        )
+
+
+def load_estate_for(cfg: StackConfig, stack_dir: str = "stacks") -> Estate | None:
+    """Both stack files, when ``stack_dir`` holds the very config Pulumi runs this stack with.
+
+    The program only receives its own stack's config; the plan also needs the peer's (site name,
+    production sizes), read from the stack config directory (``stackConfigDir: stacks``, relative
+    to the project directory, where ``pulumi up`` runs the program). None when absent or different.
+    """
+    from pathlib import Path
+
+    from dr.topology import load_estate, read_stack
+
+    try:
+        on_disk = read_stack(Path(stack_dir), cfg.stack)
+        if on_disk.model_dump(exclude={"path"}) != cfg.model_dump(exclude={"path"}):
+            return None
+        return load_estate(Path(stack_dir), cfg.stack)
+    except Exception:
+        return None
+
+
+def deploy_for(estate_component: Any, cfg: StackConfig) -> Orchestrator | None:
+    """Add the orchestrator to a standby stack's Estate component (``__main__.py``)."""
+    if cfg.role != "standby":
+        return None
+    estate = load_estate_for(cfg)
+    if estate is None:
+        pulumi.log.warn(
+            f"orchestrator: stacks/Pulumi.{cfg.stack}.yaml and its peer's file were not found next to the "
+            "program (or differ from the config in use): the failover state machine is not deployed"
+        )
+        return None
+    orch = Orchestrator(
+        "orchestrator",
+        OrchestratorArgs(
+            cfg=cfg,
+            estate=estate,
+            zone_id=estate_component.zone_id,
+            health_check_id=estate_component.dns.health_check.id,
+            lock_table_arn=estate_component.tooling.lock_table_arn,
+            journal_bucket=estate_component.tooling.bucket.bucket,
+        ),
+        pulumi.ResourceOptions(parent=estate_component),
+    )
+    pulumi.export("failoverStateMachineArn", orch.state_machine.arn)
+    return orch
