@@ -72,6 +72,7 @@ def _run_id(e: Estate) -> str:
     return run_id
 
 
+@pytest.mark.timeout(600)  # a chain of runs; the per-test default (240 s) is for one command
 @pytest.mark.parametrize("segment", range(SEGMENTS), ids=[f"chain{i}" for i in range(SEGMENTS)])
 def test_kill_9_after_each_step_then_resume(segment: int, tmp_path: Path) -> None:
     base = ["failover", "--mode", "unplanned", "--yes", "--timeout", "60"]
@@ -112,3 +113,43 @@ def test_kill_9_after_each_step_then_resume(segment: int, tmp_path: Path) -> Non
             DBInstanceIdentifier=e.estate.secondary.database.identifier
         )["DBInstances"][0]
         assert "ReadReplicaSourceDBInstanceIdentifier" not in db
+
+
+@pytest.mark.timeout(600)
+def test_kill_9_of_a_fresh_python_m_dr_process(tmp_path: Path) -> None:
+    """The same crash with a brand-new interpreter (``python -m dr``, hooks from shim/sitecustomize.py),
+    so the forked processes above are known to behave like the real command: killed right after the
+    promotion was requested, the resumed run does not request it again."""
+    import subprocess
+    import sys
+
+    base = ["failover", "--mode", "unplanned", "--yes", "--timeout", "60"]
+    with running_estate(tmp_path / "estate") as e:
+        first, final, marker = e.new_log("fresh"), e.new_log("final"), tmp_path / "marker"
+        env = e.env(
+            first, DR_RELIABILITY_HANG_AFTER="step_action_done:promote-db", DR_RELIABILITY_MARKER=str(marker)
+        )
+        child = subprocess.Popen(
+            [sys.executable, "-m", "dr", "-o", "json", *base],
+            env=env,
+            cwd=e.directory,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 300
+        try:
+            while not marker.exists():
+                assert child.poll() is None, child.communicate()[1][-2000:]
+                assert time.monotonic() < deadline, "never reached promote-db"
+                time.sleep(0.05)
+            child.send_signal(signal.SIGKILL)
+        finally:
+            child.wait(timeout=60)
+        assert child.returncode == -signal.SIGKILL
+        run_id = _run_id(e)
+        res = e.dr([*base, "--resume", run_id], log=final)
+        assert res.returncode == 0, (res.stdout[-2000:], res.stderr[-2000:])
+        calls = sent_mutations(first) + sent_mutations(final)
+        ops = [f"{c['service']}:{c['operation']}" for c in calls if c["kind"] == "aws"]
+        assert ops.count("rds:PromoteReadReplica") == 1, ops
+        assert duplicates(calls) == {}

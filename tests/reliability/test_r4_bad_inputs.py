@@ -12,6 +12,7 @@ import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,6 +32,9 @@ class Case:
     setup: Callable[[Estate, Path], contextlib.AbstractContextManager[list[str]]] | None = None
     env: dict[str, str] = field(default_factory=dict)
     xfail: str | None = None  # a known gap: strict xfail, so the fix turns it into a failure to update
+    # May change the estate (a known gap lets it through): runs in test_r4_private_estate.py on a
+    # private estate (moto's backends are per process: two estates cannot coexist in one worker).
+    fresh: bool = False
 
 
 @contextlib.contextmanager
@@ -102,12 +106,17 @@ def _target_replica_broken(e: Estate, tmp: Path) -> Iterator[list[str]]:
 
 @contextlib.contextmanager
 def _lag_over_budget(e: Estate, tmp: Path) -> Iterator[list[str]]:
+    """The DR replica trails by 120 s: published by the realism layer's metrics loop (as the sandbox
+    does from its measured lag) and put at once, so the newest ReplicaLag datapoint says 120."""
     from tests.reliability.harness import put_lag
 
+    previous = e.realism.lag_fn
+    e.realism.lag_fn = lambda _region, _ident: 120.0
     put_lag(e.clients, e.estate, 120.0)
     try:
         yield []
     finally:
+        e.realism.lag_fn = previous
         put_lag(e.clients, e.estate, 0.0)
 
 
@@ -219,6 +228,7 @@ def _cases() -> list[Case]:
             3,
             ("health",),
             _target_unhealthy,
+            fresh=True,
             xfail="no pre-flight gate on the target's Route53 health check yet: the run promotes, scales "
             "and repoints, then fails at target-healthy (exit 1; DNS unchanged) — reported to the failover owner",
         ),
@@ -242,15 +252,18 @@ def test_catalogue_is_large_enough() -> None:
     assert len(CASES) >= 20 and len({c.id for c in CASES}) == len(CASES)
 
 
+def _param(c: Case) -> Any:
+    return pytest.param(c, marks=pytest.mark.xfail(reason=c.xfail, strict=True)) if c.xfail else c
+
+
 @pytest.mark.parametrize(
-    "case",
-    [pytest.param(c, marks=pytest.mark.xfail(reason=c.xfail, strict=True)) if c.xfail else c for c in CASES],
-    ids=[c.id for c in CASES],
+    "case", [_param(c) for c in CASES if not c.fresh], ids=[c.id for c in CASES if not c.fresh]
 )
-def test_bad_input_exits_2_or_3_naming_it_and_changes_nothing(
-    shared_estate: Estate, case: Case, tmp_path: Path
-) -> None:
-    e = shared_estate
+def test_bad_input_exits_2_or_3_naming_it_and_changes_nothing(shared_estate: Estate, case: Case) -> None:
+    _check(shared_estate, case)
+
+
+def _check(e: Estate, case: Case) -> None:
     names = {
         "primary_db": e.estate.primary.database.identifier,
         "dr_db": e.estate.secondary.database.identifier,

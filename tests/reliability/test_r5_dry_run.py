@@ -24,6 +24,7 @@ READ_ONLY = {
     "drill history": "reads local evidence directories",
     "drill list": "lists scenario files",
     "drill report": "re-renders a local journal",
+    "iam-policy": "prints a policy document",
     "incident list": "reads local incident files",
     "incident start": "local incident file + optional webhook; no infrastructure",
     "incident update": "local incident file + optional webhook; no infrastructure",
