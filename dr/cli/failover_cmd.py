@@ -96,6 +96,20 @@ def _human(report: dict[str, Any], out: Console) -> None:
 @click.option(
     "--reconcile", "do_reconcile", is_flag=True, help="After success, rewrite the stack files (dr reconcile)."
 )
+@click.option(
+    "--export",
+    "export",
+    type=click.Choice(["asl"]),
+    default=None,
+    help="Print the plan as Amazon States Language (Step Functions JSON) after the gates; change nothing.",
+)
+@click.option(
+    "--via",
+    type=click.Choice(["local", "stepfunctions"]),
+    default="local",
+    show_default=True,
+    help="stepfunctions: start the state machine the DR stack deployed and follow it.",
+)
 @plan_options
 @pass_app
 def failover(
@@ -112,6 +126,8 @@ def failover(
     resume: str | None,
     break_lock: bool,
     runs_dir: Path,
+    export: str | None = None,
+    via: str = "local",
 ) -> None:
     """Fail the whole estate over to the DR region: DNS moves only once the DB is writable,
     pods are Ready and the DR health check is healthy (exit 3 when a gate refuses)."""
@@ -139,7 +155,12 @@ def failover(
         else dt.timedelta(seconds=estate.app.objectives.rpo_seconds)
     )
     snap_age = parse_duration(max_snapshot_age, option="--max-snapshot-age")
-    clients = app.clients(read_only=dry_run)
+    if via == "stepfunctions" and export is None:
+        from dr.cli.stepfunctions_cmd import follow_stepfunctions
+
+        follow_stepfunctions(app, target, timeout=timeout, dry_run=dry_run)
+        return
+    clients = app.clients(read_only=dry_run or export is not None)
     pre = preflight(
         clients,
         estate,
@@ -150,6 +171,11 @@ def failover(
         resuming=resume is not None,
     )
     plan = failover_plan(estate, pre, timeout=timeout)
+    if export == "asl":
+        from dr.cli.stepfunctions_cmd import print_asl
+
+        print_asl(estate, pre, timeout=timeout)
+        return
     kube = kube_factory(app, kubeconfig, read_only=dry_run)
     try:
         result = run_plan(

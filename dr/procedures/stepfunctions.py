@@ -84,3 +84,92 @@ def failover_definition(
     """(plan, ASL definition) of the failover ``pre`` describes."""
     plan = failover_plan(estate, pre, timeout=timeout)
     return plan, compile_plan(plan, asl_options(estate, pre.target, journal_bucket=journal_bucket, **kw))
+
+
+# ---------------------------------------------------------------------------------------------
+# `dr failover --via stepfunctions`: start the deployed state machine and follow it
+# ---------------------------------------------------------------------------------------------
+
+
+def state_machine_arn(clients: Any, estate: Estate, target: SiteView) -> str:
+    """ARN of the orchestrator's state machine in ``target``'s region (found by name)."""
+    from dr.aws.rds import aws_errors
+    from dr.errors import NotFound
+
+    name = f"{estate.app.name}-dr-failover"
+    sfn = clients.client("stepfunctions", target.region)
+    with aws_errors(resource=f"state machine {name}", region=target.region, action="list"):
+        for page in sfn.get_paginator("list_state_machines").paginate():
+            for sm in page.get("stateMachines", []):
+                if sm["name"] == name:
+                    return str(sm["stateMachineArn"])
+    raise NotFound(
+        f"state machine {name} does not exist in {target.region}",
+        resource=name,
+        region=target.region,
+        hint=f"deploy the orchestrator with the {target.stack} stack (pulumi up), or run without --via",
+    )
+
+
+def run_via_stepfunctions(
+    clients: Any,
+    estate: Estate,
+    target: SiteView,
+    *,
+    timeout: float = 1800.0,
+    on_state: Any = None,
+    poll: Any = None,
+    lease_seconds: float | None = None,
+) -> dict[str, Any]:
+    """Start the failover state machine in ``target``'s region and follow it to the end.
+
+    ``on_state(name, status)`` is called as states are entered/exited (the CLI's progress view).
+    Returns {"execution", "status", "error", "cause", "states": [...]}.
+    """
+    import json
+    import time
+
+    from dr.aws.rds import aws_errors
+    from dr.runbook.poll import PollPolicy, wait_until
+
+    arn = state_machine_arn(clients, estate, target)
+    sfn = clients.client("stepfunctions", target.region)
+    lease = time.time() + (lease_seconds if lease_seconds is not None else timeout)
+    name = f"dr-failover-{int(time.time())}"
+    with aws_errors(resource=f"state machine {arn}", region=target.region, action="start"):
+        execution = sfn.start_execution(
+            stateMachineArn=arn, name=name, input=json.dumps({"lockExpiresAt": int(lease)})
+        )["executionArn"]
+    seen: list[dict[str, Any]] = []
+    last: dict[str, Any] = {}
+    token: dict[str, int] = {"events": 0}
+
+    def done() -> bool:
+        events = sfn.get_execution_history(executionArn=execution, maxResults=1000)["events"]
+        for ev in events[token["events"] :]:
+            kind = str(ev.get("type", ""))
+            details = ev.get("stateEnteredEventDetails") or ev.get("stateExitedEventDetails") or {}
+            if details.get("name"):
+                status = "running" if kind.endswith("Entered") else "done"
+                seen.append({"state": details["name"], "status": status})
+                if on_state is not None:
+                    on_state(details["name"], status)
+        token["events"] = len(events)
+        last.update(sfn.describe_execution(executionArn=execution))
+        return last.get("status") != "RUNNING"
+
+    wait_until(
+        done,
+        timeout,
+        poll or PollPolicy(),
+        what=f"Step Functions execution {name}",
+        region=target.region,
+        resource=execution,
+    )
+    return {
+        "execution": execution,
+        "status": last.get("status"),
+        "error": last.get("error"),
+        "cause": last.get("cause"),
+        "states": seen,
+    }
