@@ -38,6 +38,17 @@ def _status(doc: dict[str, Any]) -> str:
     return "incomplete (the run did not finish)" if status == "running" else status
 
 
+def _brief(value: Any, limit: int = 160) -> str:
+    """A one-line summary of a step's value for tables (a runbook run becomes its id and status)."""
+    if isinstance(value, dict) and value.get("run_id") and isinstance(value.get("steps"), list):
+        return (
+            f"run {value['run_id']} {value.get('status', '?')}, wall {_f(value.get('wall_seconds'))} "
+            "(steps below)"
+        )
+    text = json.dumps(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _steps(doc: dict[str, Any]) -> list[dict[str, Any]]:
     return list(doc.get("steps") or [])
 
@@ -94,11 +105,30 @@ def render_markdown(doc: dict[str, Any]) -> str:
     ]
     for s in _steps(doc):
         mark = " (fault)" if s.get("fault") else (" (recovery)" if s.get("recovery") else "")
-        detail = s.get("error") or ("" if s.get("value") is None else f"value {json.dumps(s.get('value'))}")
+        detail = s.get("error") or ("" if s.get("value") is None else f"value {_brief(s.get('value'))}")
         out.append(
             f"| {s['phase']} | {s['name']}{mark} | {s['provider']} | {s['status']} "
             f"| {_f(s.get('duration'))} | {str(detail).replace('|', '/')} |"
         )
+    for s in _steps(doc):
+        run = s.get("value")
+        if isinstance(run, dict) and isinstance(run.get("steps"), list) and run.get("run_id"):
+            out += [
+                "",
+                f"### Runbook run `{run['run_id']}` ({run.get('plan', '?')}) of step {s['name']}: "
+                f"{run.get('status', '?')}",
+                "",
+                f"Wall {_f(run.get('wall_seconds'))}, critical path {_f(run.get('critical_path_seconds'))} "
+                f"({' → '.join(run.get('critical_path') or [])}), ratio {run.get('ratio', '—')}.",
+                "",
+                "| Step | Status | Duration |",
+                "|---|---|---|",
+            ]
+            out += [
+                f"| {r.get('id')} | {r.get('status')} | {_f(r.get('duration'))} |"
+                for r in run["steps"]
+                if isinstance(r, dict)
+            ]
     hyp = [s for s in _steps(doc) if s["phase"] == "hypothesis"]
     if hyp:
         out += ["", "## Steady-state hypothesis", ""]

@@ -184,3 +184,44 @@ def test_no_secret_keys_survive_in_the_journal(fake_providers, tmp_path: Path) -
     for name in EVIDENCE_FILES:
         assert "hunter2" not in (tmp_path / "r" / name).read_text()
     assert re.search(r'"db_password": "<redacted>"', (tmp_path / "r" / "journal.json").read_text())
+
+
+def test_a_recovery_runbook_run_is_summarised_with_its_own_step_table() -> None:
+    from dr.drills.report import render_markdown
+
+    run = {
+        "run_id": "20261124T000001Z-aaaaaa",
+        "plan": "failover",
+        "status": "succeeded",
+        "wall_seconds": 19.0,
+        "critical_path": ["promote-db", "route-traffic"],
+        "critical_path_seconds": 18.5,
+        "ratio": 1.027,
+        "steps": [
+            {"id": "promote-db", "status": "done", "duration": 13.3},
+            {"id": "route-traffic", "status": "done", "duration": 5.2},
+        ],
+    }
+    doc = {
+        "run_id": "r",
+        "scenario": {"name": "s"},
+        "status": "succeeded",
+        "steps": [
+            {
+                "phase": "method",
+                "name": "failover",
+                "provider": "failover",
+                "status": "ok",
+                "duration": 20.0,
+                "value": run,
+            },
+            {"phase": "method", "name": "big", "provider": "x", "status": "ok", "value": {"k": "v" * 500}},
+        ],
+    }
+    md = render_markdown(doc)
+    row = next(line for line in md.splitlines() if line.startswith("| method | failover"))
+    assert "run 20261124T000001Z-aaaaaa succeeded" in row and "promote-db" not in row
+    assert "| promote-db | done | 13.30s |" in md and "| route-traffic | done | 5.20s |" in md
+    assert "promote-db → route-traffic" in md and "ratio 1.027" in md
+    big = next(line for line in md.splitlines() if line.startswith("| method | big"))
+    assert len(big) < 300 and big.rstrip(" |").endswith("…")
