@@ -15,6 +15,8 @@ from dr.cli.context import AppContext
 from dr.errors import EXIT_USAGE, DrError
 
 # name -> "module:attribute". Each module is imported only when its command runs (or for its help).
+# One command per line: a table people add to, not code to reflow.
+# fmt: off
 COMMANDS: dict[str, tuple[str, str]] = {
     "topology": ("dr.cli.topology_cmd:topology", "Show the two-region estate from the stack files."),
     "ops": ("dr.cli.ops_cmd:ops", "Runbook ops: triage, scale, rollback, flags, writes, WAF, secrets."),
@@ -32,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sandbox": ("dr.cli.sandbox_cmd:sandbox", "Run the two-region estate locally: sandbox up, status, down."),
     "iam-policy": ("dr.cli.iam_cmd:iam_policy", "Least-privilege IAM policy JSON a procedure needs."),
 }
+# fmt: on
 
 
 class LazyGroup(click.Group):
