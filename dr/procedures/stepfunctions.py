@@ -10,6 +10,7 @@ Either way the definition only calls the target region's APIs and Route53.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from dr.aws.route53 import HostedZone
@@ -83,7 +84,10 @@ def failover_definition(
 ) -> tuple[Plan, dict[str, Any]]:
     """(plan, ASL definition) of the failover ``pre`` describes."""
     plan = failover_plan(estate, pre, timeout=timeout)
-    return plan, compile_plan(plan, asl_options(estate, pre.target, journal_bucket=journal_bucket, **kw))
+    options = asl_options(estate, pre.target, journal_bucket=journal_bucket, **kw)
+    if pre.mode == "planned":  # stop-writes steps call the source cluster (it is up in planned mode)
+        options = replace(options, clusters={**options.clusters, pre.source.region: pre.source.cluster.name})
+    return plan, compile_plan(plan, options)
 
 
 # ---------------------------------------------------------------------------------------------

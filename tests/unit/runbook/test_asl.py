@@ -346,3 +346,22 @@ def test_the_state_machine_takes_and_releases_the_run_lock(sfn_estate: Seeded) -
     assert out["status"] == "SUCCEEDED", out.get("cause")
     assert not s.db(target.region, target.database.identifier).get("ReadReplicaSourceDBInstanceIdentifier")
     assert "Item" not in ddb.get_item(TableName=table, Key={"name": {"S": "dr-run"}})
+
+
+def test_planned_failover_compiles_with_stop_writes_on_the_source_cluster(sfn_estate: Seeded) -> None:
+    from dataclasses import replace
+
+    from dr.procedures.stepfunctions import failover_definition
+
+    s = sfn_estate
+    target, source = s.estate.secondary, s.estate.primary
+    pre = static_preflight(
+        s.estate, target, zone_id=s.zone_id, health_check_id=s.health_checks[target.region]
+    )
+    plan, defn = failover_definition(s.estate, replace(pre, mode="planned"))
+    assert validate_definition(defn) == []
+    node = structure(plan)
+    stops = [st.id for st in plan.steps if st.tags.get("phase") == "stop-writes"]
+    assert stops and all(_precedes(node, sid, "promote-db") for sid in stops)
+    calls = [st for _, st in _all_states(defn) if st.get("Resource") == "arn:aws:states:::eks:call"]
+    assert {c["Parameters"]["ClusterName"] for c in calls} == {source.cluster.name, target.cluster.name}
