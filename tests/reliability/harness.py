@@ -5,8 +5,11 @@ injection) + the fake Kubernetes API of both clusters, seeded with the light mot
 tests (seconds, not the full sandbox's ~15 s). A ``state.json`` in ``DR_SANDBOX_DIR`` makes
 ``python -m dr --target sandbox ...`` talk to it exactly as it talks to ``dr sandbox up``.
 
-Every ``dr`` subprocess runs with ``tests/reliability/shim`` on PYTHONPATH and a call log
-(:mod:`tests.reliability.callog`): the mutating calls it made are read back from that file.
+Every ``dr`` process is forked from a pre-imported zygote (:mod:`tests.reliability.zygote`: it runs
+exactly what ``python -m dr`` runs, without re-importing boto3 and the kubernetes client for each
+process) and writes a call log (:mod:`tests.reliability.callog`): every AWS call and Kubernetes write
+it attempted, flushed before the request is sent. A fresh ``python -m dr`` gets the same hooks from
+``tests/reliability/shim/sitecustomize.py`` (R1 checks one such process too).
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ class Estate:
     apis: dict[str, Any]
     runs: Path
     logs: list[Path] = field(default_factory=list)
+    zygote: Zygote | None = None
 
     # -- the CLI in a subprocess -------------------------------------------------------------------
     def env(self, log: Path | None = None, **extra: str) -> dict[str, str]:
@@ -66,8 +70,6 @@ class Estate:
     def spawn(self, args: list[str], *, log: Path | None = None, **extra: str) -> Child:
         assert self.zygote is not None
         return self.zygote.spawn(["-o", "json", *args], self.env(log, **extra), self.directory)
-
-    zygote: Zygote | None = None
 
 
 @dataclass
