@@ -213,17 +213,26 @@ class _PgLink:
 
     def on_replica_created(self, region: str, identifier: str) -> None:
         """Failback: a replica created in the old primary's region, once the DR database was
-        promoted, is the old primary rewound (``pg_rewind``) and streaming from the new one."""
-        old = self.pg.instances.get("primary")
-        if (
-            region == self.region_of.get("primary")
-            and old is not None
-            and not old.is_running()
-            and self.pg.in_recovery("replica") is False
-        ):
-            with self._lock:
+        promoted, is the old primary rewound (``pg_rewind``) and streaming from the new one.
+
+        Works whether the old primary still runs (planned switchover: writers stopped, server up,
+        maybe written to since), was stopped, or was killed (region lost): pg_rewind stops it and
+        runs its crash recovery. The new identifier (``<id>-failback`` or the original one) then
+        maps to that instance: its endpoint, its measured ``ReplicaLag``, its promotion. A renamed
+        replica takes the instance over from the old identifier (one PostgreSQL per region), whose
+        RDS record keeps moto's placeholder endpoint.
+        """
+        if region != self.region_of.get("primary") or "primary" not in self.pg.instances:
+            return
+        if self.pg.in_recovery("replica") is not False:
+            return  # the DR database was not promoted: nothing to fail back from
+        with self._lock:
+            if self.pg.in_recovery("primary") is not True:  # not rewound yet
                 self.pg.rewind_old_primary_as_replica()
-            self.names[(region, identifier)] = "primary"
+        for key, name in list(self.names.items()):
+            if name == "primary" and key != (region, identifier):
+                del self.names[key]
+        self.names[(region, identifier)] = "primary"
 
     def on_region_down(self, region: str) -> None:
         """Losing a region abruptly kills the databases in it (un-shipped WAL is lost)."""

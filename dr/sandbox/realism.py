@@ -79,6 +79,7 @@ GLOBAL_SERVICES = frozenset({"route53", "iam", "cloudfront", "organizations"})
 HEALTH_CHECKER_REGIONS = ("us-east-1", "us-west-1", "eu-west-1")
 
 _R53_NS = "https://route53.amazonaws.com/doc/2013-04-01/"
+_CREATE_REPLICA = "CreateDBInstanceReadReplica"
 
 
 def _now() -> dt.datetime:
@@ -840,6 +841,12 @@ class Realism:
         if path.startswith("/_sandbox/"):
             return self._respond(start_response, self._admin(environ))
         req = parse_request(environ)
+        seeding_replica = req is not None and (req.service, req.operation) == ("rds", _CREATE_REPLICA)
+        if req is not None and seeding_replica and not self.enabled:
+            try:  # seeding: no transition, but the moto workaround still applies
+                return self._respond(start_response, self._create_replica_in_destination(req, environ))
+            except AwsError as err:
+                return self._respond(start_response, err.reply.render(req.protocol))
         if req is None or not self.enabled:
             return self._forward(environ, start_response)
         fault = self.faults.pick(req)
@@ -1341,10 +1348,40 @@ class Realism:
                 reply = _rewrite_status(reply, "DBInstanceStatus", str(target.status))
         return reply
 
+    def _create_replica_in_destination(self, req: AwsRequest, environ: dict[str, Any]) -> Reply:
+        """``CreateDBInstanceReadReplica`` with the subnet group resolved where real RDS does.
+
+        moto copies the source instance and sets ``DBSubnetGroupName`` *before* it moves the copy
+        to the destination backend, so a cross-region replica's group is looked up in the source
+        region (``DBSubnetGroupNotFound`` for a group that exists where the replica is created).
+        Here the group is checked in the request's (destination) region, left out of the call to
+        moto, and set on the new instance afterwards — so DescribeDBInstances reports it.
+        Applies while seeding too (a moto bug, not a behaviour the latency profile models).
+        """
+        group = req.params.get("DBSubnetGroupName") or ""
+        source = req.params.get("SourceDBInstanceIdentifier", "")
+        src_region = source.split(":")[3] if source.startswith("arn:") and source.count(":") >= 6 else None
+        if not group or src_region in (None, req.region):
+            return self.call_inner(environ)
+        backend = rds_backend(req.region)
+        if group not in backend.subnet_groups:
+            raise AwsError("DBSubnetGroupNotFoundFault", f"DBSubnetGroup {group} not found.", 404)
+        params = {k: v for k, v in req.params.items() if k != "DBSubnetGroupName"}
+        from urllib.parse import urlencode
+
+        reply = self.call_inner(environ, urlencode(params).encode())
+        ident = params.get("DBInstanceIdentifier", "").lower()
+        db = backend.databases.get(ident)
+        if reply[0] != 200 or db is None:
+            return reply
+        db.db_subnet_group = backend.subnet_groups[group]
+        db._db_subnet_group_name = group
+        return self._describe_db_as(environ, req.region, ident, "CreateDBInstanceReadReplica")
+
     def _op_rds_CreateDBInstanceReadReplica(self, req: AwsRequest, environ: dict[str, Any]) -> Reply | None:
-        reply = self.call_inner(environ)
+        ident = req.params.get("DBInstanceIdentifier", "").lower()
+        reply = self._create_replica_in_destination(req, environ)
         if reply[0] == 200:
-            ident = req.params.get("DBInstanceIdentifier", "")
             self._creating(req.region, ident, "rds.create_replica", "rds.replica_created")
             reply = _rewrite_status(reply, "DBInstanceStatus", self._status(req.region, ident))
         return reply
