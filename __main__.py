@@ -64,11 +64,10 @@ def main() -> None:
     estate = Estate(stack_cfg.site.name, EstateArgs(cfg=stack_cfg, primary=primary, shared=shared))
     for key, value in estate.stack_outputs().items():
         pulumi.export(key, value)
-    if stack_cfg.role == "standby":
-        # The failover as a Step Functions state machine in the DR region (dr/infra/orchestrator.py).
-        from dr.infra.orchestrator import deploy_for
+    # The failover to this stack's region as a Step Functions state machine (dr/infra/orchestrator.py).
+    from dr.infra.orchestrator import deploy_for
 
-        deploy_for(estate, stack_cfg)
+    deploy_for(estate, stack_cfg)
 
 
 main()

@@ -1,7 +1,8 @@
 """Orchestrator: the failover as an AWS Step Functions state machine in the DR region.
 
 An operator's laptop is a single point of failure during a region outage; this component deploys
-the *unplanned* failover (``dr.procedures.stepfunctions``: the failover plan built from the
+(in every stack, whatever its role: a role swap then creates and deletes nothing) the *unplanned*
+failover to the stack's own region (``dr.procedures.stepfunctions``: the failover plan built from the
 topology alone, compiled by ``dr.runbook.asl``) as a state machine in this stack's region:
 
 * ``aws.sfn.StateMachine`` ``<app>-dr-failover`` — definition from ``compile_plan``; it takes the
@@ -157,17 +158,41 @@ def load_estate_for(cfg: StackConfig, stack_dir: str = "stacks") -> Estate | Non
         return None
 
 
-def deploy_for(estate_component: Any, cfg: StackConfig) -> Orchestrator | None:
-    """Add the orchestrator to a standby stack's Estate component (``__main__.py``)."""
-    if cfg.role != "standby":
-        return None
+def estate_from_config(cfg: StackConfig) -> Estate:
+    """An estate from this stack's config alone (the peer's file is not at hand).
+
+    The peer is a stand-in: its site name is unknown (the Route53 swap picks "the other record" at
+    run time, so it is not needed) and production sizes are this site's own nodegroup sizes.
+    """
+    from dr.topology import SiteView
+
+    own = SiteView(stack=cfg.stack, region=cfg.region, role=cfg.role, site=cfg.site)
+    peer_site = cfg.site.model_copy(update={"name": f"{cfg.app.name}-{cfg.peer_stack}"})
+    peer = SiteView(
+        stack=cfg.peer_stack,
+        # Unknown here; an unplanned failover never calls the source region (descriptions only).
+        region="unknown-peer-region",
+        role="primary" if cfg.role == "standby" else "standby",
+        site=peer_site,
+    )
+    primary, secondary = (peer, own) if cfg.role == "standby" else (own, peer)
+    return Estate(app=cfg.app, primary=primary, secondary=secondary, stack_dir="stacks")
+
+
+def deploy_for(estate_component: Any, cfg: StackConfig) -> Orchestrator:
+    """Add the orchestrator (failover *to this stack's region*) to the stack's Estate component.
+
+    Every stack declares it, whatever its role, so a role swap (``dr reconcile``) creates and
+    deletes nothing; while a stack is primary its machine is the way back (failback target).
+    """
     estate = load_estate_for(cfg)
     if estate is None:
         pulumi.log.warn(
             f"orchestrator: stacks/Pulumi.{cfg.stack}.yaml and its peer's file were not found next to the "
-            "program (or differ from the config in use): the failover state machine is not deployed"
+            "program (or differ from the config in use): the failover plan is built from this stack's "
+            "config alone (nodegroup scaled to this site's own sizes)"
         )
-        return None
+        estate = estate_from_config(cfg)
     orch = Orchestrator(
         "orchestrator",
         OrchestratorArgs(

@@ -763,7 +763,15 @@ class _Emitter:
         built: dict[str, Any] = {}
         for i, ch in enumerate(changes):
             ident = str(ch["SetIdentifier"]).replace("'", "")
-            picks[f"r{i}.$"] = f"$.r53.{key}.sets[?(@.SetIdentifier == '{ident}')]"
+            target = (self.o.target_set_identifier or "").replace("'", "")
+            if target and ident != target and len(changes) == 2:
+                # Two sites: "the other" record is whichever is not the target's (its set
+                # identifier need not be known when the definition is compiled).
+                picks[f"r{i}.$"] = (
+                    f"$.r53.{key}.sets[?(@.SetIdentifier != '{target}' && @.Type == 'A' && @.Failover)]"
+                )
+            else:
+                picks[f"r{i}.$"] = f"$.r53.{key}.sets[?(@.SetIdentifier == '{ident}')]"
             picks[f"role{i}"] = {"Failover": str(ch["Failover"])}
             built[f"c{i}"] = {
                 "Action": "UPSERT",

@@ -76,10 +76,21 @@ def test_dr_stack_deploys_the_failover_state_machine_with_a_least_privilege_role
     assert dr.outputs["failoverStateMachineArn"]
 
 
-def test_only_the_standby_stack_deploys_it(runs: dict[str, MockRun]) -> None:
-    assert not runs["prod"].of_type("dr:infra:Orchestrator")
-    assert runs["dr"].of_type("dr:infra:Orchestrator")
-    assert not runs["promoted-dr"].of_type("dr:infra:Orchestrator")  # now the primary
+def test_every_stack_deploys_its_own_so_a_role_swap_changes_no_urn(runs: dict[str, MockRun]) -> None:
+    for key in ("prod", "dr", "chess-prod", "chess-dr", "promoted-dr", "demoted-prod"):
+        run = runs[key]
+        assert len(run.of_type("dr:infra:Orchestrator")) == 1, key
+        sm = run.one("aws:sfn/stateMachine:StateMachine")
+        defn = json.loads(sm.inputs["definition"])
+        assert validate_definition(defn) == [], key
+        # the machine fails over TO its own stack's region
+        promote = next(t for t in _tasks(defn) if t["Resource"].endswith("rds:promoteReadReplica"))
+        assert promote["Parameters"]["DBInstanceIdentifier"] == run.outputs["dbIdentifier"], key
+    # chess stacks are not next to the program in the mock runs: built from their own config,
+    # nothing of another app mixed in
+    assert (
+        "claude" not in json.dumps(runs["chess-dr"].one("aws:sfn/stateMachine:StateMachine").inputs).lower()
+    )
 
 
 def test_the_program_reads_both_stack_files_only_when_they_are_the_config_in_use() -> None:
