@@ -199,6 +199,10 @@ def p6(figs: dict[str, Figure]) -> None:
 def tally(lines: list[dict[str, Any]], reliability: dict[str, dict[str, int]]) -> None:
     """Cases per suite (one per test id: under xdist both the worker and the controller report)."""
     outcome = {(e["suite"], e["case"]): e["outcome"] for e in lines}
+    crash_points = {e["case"]: e["crash_points"] for e in lines if "crash_points" in e}
+    if crash_points:
+        counts = reliability.setdefault("R1", {"tried": 0, "passed": 0, "failed": 0, "xfailed": 0})
+        counts["crash_points"] = sum(int(v) for v in crash_points.values())
     for (name, _case), result in sorted(outcome.items()):
         counts = reliability.setdefault(name, {"tried": 0, "passed": 0, "failed": 0, "xfailed": 0})
         counts["tried"] += 1
@@ -226,7 +230,8 @@ def suite(figs: dict[str, Figure], reliability: dict[str, dict[str, int]]) -> No
     f.measured = f"{wall / 60:.1f} min ({wall:.0f} s): {tail.strip('= ')}"
     f.met = wall <= 300 and proc.returncode == 0
     if proc.returncode != 0:
-        f.details.append(f"pytest exited {proc.returncode}")
+        failed = [x.split(" - ")[0] for x in proc.stdout.splitlines() if x.startswith(("FAILED ", "ERROR "))]
+        f.details.append(f"pytest exited {proc.returncode}: " + ("; ".join(failed) or "see its output"))
     tally(lines, reliability)
 
 
@@ -326,8 +331,15 @@ def render(figs: dict[str, Figure], reliability: dict[str, dict[str, int]], meta
         if c is None:
             out.append(f"| {key} | {what} | not measured: the suite did not run | | | |")
         else:
-            out.append(f"| {key} | {what} | {c['tried']} | {c['passed']} | {c['xfailed']} | {c['failed']} |")
+            extra = f" ({c['crash_points']} processes killed)" if "crash_points" in c else ""
+            out.append(
+                f"| {key} | {what} | {c['tried']}{extra} | {c['passed']} | {c['xfailed']} | {c['failed']} |"
+            )
     out += [
+        "",
+        "R1 cases are crash chains: one estate, each run killed at its step, resumed by the next run.",
+        "The known gap in R4 (strict xfail, so fixing it turns the test red until the case is updated):",
+        "`dr failover` has no pre-flight gate on the target's Route53 health check.",
         "",
         "Reproduce: `DR_RELIABILITY_SUMMARY=/tmp/r.jsonl .venv/bin/python -m pytest -n 2 tests/reliability`",
         "(one JSON line per case). How each suite works: the docstrings of `tests/reliability/test_r*.py`.",

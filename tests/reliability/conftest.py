@@ -31,7 +31,8 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if not path or suite is None:
         return
     if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
-        line = {"suite": suite, "case": report.nodeid, "outcome": report.outcome}
+        line: dict[str, object] = {"suite": suite, "case": report.nodeid, "outcome": report.outcome}
+        line.update({str(k): v for k, v in report.user_properties})  # e.g. R1's crash_points
         with open(path, "a") as fh:
             fh.write(json.dumps(line) + "\n")
 

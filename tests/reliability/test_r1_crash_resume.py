@@ -19,6 +19,7 @@ import datetime as dt
 import json
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +75,9 @@ def _run_id(e: Estate) -> str:
 
 @pytest.mark.timeout(600)  # a chain of runs; the per-test default (240 s) is for one command
 @pytest.mark.parametrize("segment", range(SEGMENTS), ids=[f"chain{i}" for i in range(SEGMENTS)])
-def test_kill_9_after_each_step_then_resume(segment: int, tmp_path: Path) -> None:
+def test_kill_9_after_each_step_then_resume(
+    segment: int, tmp_path: Path, record_property: Callable[[str, object], None]
+) -> None:
     base = ["failover", "--mode", "unplanned", "--yes", "--timeout", "60"]
     with running_estate(tmp_path / "estate") as e:
         steps = _plan_steps(e)
@@ -95,6 +98,7 @@ def test_kill_9_after_each_step_then_resume(segment: int, tmp_path: Path) -> Non
             run_id = run_id or _run_id(e)
             assert sid in _completed(e, run_id) or event == "step_action_done"
         assert crashed, "no crash point was reached"
+        record_property("crash_points", len(crashed))
         assert run_id is not None
         final = e.new_log("final")
         logs.append(final)
@@ -116,7 +120,9 @@ def test_kill_9_after_each_step_then_resume(segment: int, tmp_path: Path) -> Non
 
 
 @pytest.mark.timeout(600)
-def test_kill_9_of_a_fresh_python_m_dr_process(tmp_path: Path) -> None:
+def test_kill_9_of_a_fresh_python_m_dr_process(
+    tmp_path: Path, record_property: Callable[[str, object], None]
+) -> None:
     """The same crash with a brand-new interpreter (``python -m dr``, hooks from shim/sitecustomize.py),
     so the forked processes above are known to behave like the real command: killed right after the
     promotion was requested, the resumed run does not request it again."""
@@ -146,6 +152,7 @@ def test_kill_9_of_a_fresh_python_m_dr_process(tmp_path: Path) -> None:
         finally:
             child.wait(timeout=60)
         assert child.returncode == -signal.SIGKILL
+        record_property("crash_points", 1)
         run_id = _run_id(e)
         res = e.dr([*base, "--resume", run_id], log=final)
         assert res.returncode == 0, (res.stdout[-2000:], res.stderr[-2000:])
