@@ -79,19 +79,58 @@ def test_unplanned_failover_then_reconcile(fresh_sandbox: RunningSandbox, tmp_pa
     sb.admin.region_up(primary.region)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="moto resolves the DBSubnetGroupName of a cross-region CreateDBInstanceReadReplica in the "
-    "SOURCE region (moto/rds/models.py: the replica is copy.copy(primary), whose region is the "
-    "source's); real RDS uses the destination region's group. Needs a fix in the sandbox realism layer.",
-)
+def _connect(sb: RunningSandbox, region: str, ident: str) -> Any:
+    """psycopg connection to the database RDS reports for ``ident`` (the sandbox's local one)."""
+    import psycopg
+
+    rds = sb.clients().client("rds", region)
+    ep = rds.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]["Endpoint"]
+    db = sb.estate.app.database
+    return psycopg.connect(
+        host=ep["Address"],
+        port=ep["Port"],
+        dbname=db.db_name,
+        user=db.username,
+        password=sb.password(),
+        autocommit=True,
+        connect_timeout=5,
+    )
+
+
 def test_failback_after_the_failover(fresh_sandbox: RunningSandbox, tmp_path: Path) -> None:
-    """Same module sandbox, after the failover above: re-protect, planned failover back, warm standby."""
+    """Same module sandbox, after the failover above (old primary KILLED): re-protect (the killed
+    primary is rewound), planned failover back, warm standby — and what DR wrote comes back."""
+    from botocore.exceptions import ClientError
+
     sb = fresh_sandbox
     estate = sb.estate
     primary, secondary = estate.primary, estate.secondary
     if sb.admin.resolve(estate.app.record)["region"] != secondary.region:
         pytest.skip("runs after test_unplanned_failover_then_reconcile")
+    # What the DR region wrote while it served must be in the original region after the failback.
+    with _connect(sb, secondary.region, secondary.database.identifier) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS failback_marker (note text)")
+        conn.execute("INSERT INTO failback_marker VALUES ('written in DR')")
+    # A subnet group is resolved in the replica's (destination) region, as RDS does; a missing one
+    # is refused there, and nothing is created.
+    rds = sb.clients().client("rds", primary.region)
+    source_arn = (
+        sb.clients()
+        .client("rds", secondary.region)
+        .describe_db_instances(DBInstanceIdentifier=secondary.database.identifier)["DBInstances"][0][
+            "DBInstanceArn"
+        ]
+    )
+    with pytest.raises(ClientError) as err:
+        rds.create_db_instance_read_replica(
+            DBInstanceIdentifier="no-such-group-replica",
+            SourceDBInstanceIdentifier=source_arn,
+            DBSubnetGroupName="no-such-group",
+        )
+    assert err.value.response["Error"]["Code"] == "DBSubnetGroupNotFoundFault"
+    idents = {d["DBInstanceIdentifier"] for d in rds.describe_db_instances()["DBInstances"]}
+    assert "no-such-group-replica" not in idents
+
     res = _dr(sb, ["failback", "--yes", "--timeout", "120"], tmp_path)
     assert res.stdout, res.stderr[-3000:]
     out = json.loads(res.stdout)
@@ -100,7 +139,14 @@ def test_failback_after_the_failover(fresh_sandbox: RunningSandbox, tmp_path: Pa
     pre = out["preflight"]
     assert pre["target_region"] == primary.region and pre["replica_renamed"] is True
     assert out["active_region"] == primary.region
-    rds = sb.clients().client("rds", primary.region)
     db = rds.describe_db_instances(DBInstanceIdentifier=pre["replica"])["DBInstances"][0]
     assert db["DBInstanceStatus"] == "available" and "ReadReplicaSourceDBInstanceIdentifier" not in db
+    assert db["DBSubnetGroup"]["DBSubnetGroupName"] == estate.db_subnet_group(primary)
     assert sb.admin.resolve(estate.app.record)["region"] == primary.region
+    # The replica's lag was measured and published under its new identifier before promotion.
+    steps = {s["id"]: s for s in out["run"]["steps"]}
+    assert steps["replica-in-sync"]["status"] == "done"
+    with _connect(sb, primary.region, pre["replica"]) as conn:
+        assert conn.execute("SELECT pg_is_in_recovery()").fetchone() == (False,)
+        assert conn.execute("SELECT note FROM failback_marker").fetchall() == [("written in DR",)]
+        conn.execute("INSERT INTO failback_marker VALUES ('written after failback')")

@@ -38,3 +38,38 @@ def test_planned_failover_rpo_zero(fresh_sandbox: RunningSandbox, tmp_path: Path
     assert "ReadReplicaSourceDBInstanceIdentifier" not in db
     assert sb.admin.resolve(estate.app.record)["region"] == secondary.region
     assert primary.region != secondary.region
+
+
+def test_failback_after_the_planned_failover(fresh_sandbox: RunningSandbox, tmp_path: Path) -> None:
+    """Same module sandbox: the old primary still RUNS (a planned switchover only stopped the
+    writers). Failback rewinds it into a replica of the DR database: what DR wrote comes back,
+    what was written to the old primary after the switchover (diverged) is discarded."""
+    from tests.integration.test_dr_failover import _connect
+
+    sb = fresh_sandbox
+    estate = sb.estate
+    primary, secondary = estate.primary, estate.secondary
+    if sb.admin.resolve(estate.app.record)["region"] != secondary.region:
+        pytest.skip("runs after test_planned_failover_rpo_zero")
+    with _connect(sb, secondary.region, secondary.database.identifier) as conn:
+        conn.execute("CREATE TABLE failback_marker (note text)")
+        conn.execute("INSERT INTO failback_marker VALUES ('written in DR')")
+    with _connect(sb, primary.region, primary.database.identifier) as conn:  # still up, writable
+        assert conn.execute("SELECT pg_is_in_recovery()").fetchone() == (False,)
+        conn.execute("CREATE TABLE diverged (note text)")
+
+    res = _dr(sb, ["failback", "--yes", "--timeout", "120"], tmp_path)
+    assert res.stdout, res.stderr[-3000:]
+    out = json.loads(res.stdout)
+    failed = [(s["id"], s["error"]) for s in out["run"]["steps"] if s["status"] == "failed"]
+    assert out["run"]["status"] == "succeeded", failed
+    pre = out["preflight"]
+    assert pre["target_region"] == primary.region and out["active_region"] == primary.region
+    assert sb.admin.resolve(estate.app.record)["region"] == primary.region
+    with _connect(sb, primary.region, pre["replica"]) as conn:
+        assert conn.execute("SELECT pg_is_in_recovery()").fetchone() == (False,)
+        assert conn.execute("SELECT note FROM failback_marker").fetchall() == [("written in DR",)]
+        assert conn.execute("SELECT to_regclass('diverged')").fetchone() == (None,)
+    # The DR side is back to warm standby (deployments at the standby site's counts).
+    steps = {s["id"]: s["status"] for s in out["run"]["steps"]}
+    assert steps["standby-workloads"] == "done" and steps["standby-nodegroup"] in ("done", "skipped")
