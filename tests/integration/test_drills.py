@@ -78,11 +78,12 @@ def _check_evidence(out: Path, scenario: str, password: str) -> None:
             assert password not in f.read_text(errors="replace"), f.name
 
 
-def _bounded_rollbacks(tmp_path: Path, name: str, seconds: float = 90.0) -> Path:
+def _bounded_rollbacks(tmp_path: Path, name: str, seconds: float = 150.0) -> Path:
     """The shipped scenario, its rollbacks bounded in time (same name: --scenario-dir overrides).
 
-    The planned switchover's rollback is a full failback (re-protect, wait in sync, switch back);
-    the test is about the switchover, so a slow failback must not hold it up."""
+    The planned switchover's rollback is a full failback (re-protect, wait in sync, switch back,
+    whose planned lag-0 gate waits for a CloudWatch minute that began after writes stopped): a
+    stuck failback must not hold the test up beyond its own timeout."""
     import yaml
 
     text = (resources.files("dr.drills") / "scenarios" / f"{name}.yaml").read_text()
@@ -119,9 +120,46 @@ def test_planned_switchover_loses_nothing(tmp_path: Path) -> None:
         assert timed["promote-db"]["status"] == "done" and timed["promote-db"]["duration"] is not None
         assert timed["replica-caught-up"]["status"] == "done"  # planned: lag 0 before promoting
         assert Path(run["journal_path"]).exists()
-        # The estate really moved: the public name answers the DR region, its DB is writable.
-        assert sb.admin.resolve(sb.estate.app.record)["region"] == sb.estate.secondary.region
+        # The rollback is a real failback: re-protected (the old primary, still running, rewound
+        # into a replica), planned switch back, DR to warm standby; the public name is home again.
+        back = steps["fail-back-to-primary"]
+        assert back["status"] == "ok", back.get("error")
+        fb = {s["id"]: s["status"] for s in back["value"]["steps"]}
+        assert back["value"]["status"] == "succeeded", fb
+        assert fb["create-replica"] == "done" and fb["replica-in-sync"] == "done"
+        assert fb["promote-db"] == "done" and fb["route-traffic"] == "done"
+        assert back["value"]["active_region"] == sb.estate.primary.region
+        assert sb.admin.resolve(sb.estate.app.record)["region"] == sb.estate.primary.region
         _check_evidence(out, "planned-switchover", sb.password())
+
+
+def test_failback_drill_after_a_region_loss(tmp_path: Path) -> None:
+    """`dr failover --mode unplanned` with the primary region lost (its PostgreSQL SIGKILLed), the
+    region back, then `drill run failback`: the killed primary is rewound into a replica of the
+    DR database, caught up, promoted, and the public name served from the primary region."""
+    from tests.integration.test_dr_failover import _dr
+
+    with running_sandbox(tmp_path / "sbx") as sb:
+        if sb.state["components"].get("postgres") != "running":
+            pytest.skip("needs the sandbox's real PostgreSQL")
+        primary = sb.estate.primary
+        sb.admin.region_down(primary.region)
+        fo = _dr(sb, ["failover", "--mode", "unplanned", "--yes", "--timeout", "120"], tmp_path)
+        assert fo.returncode == 0, fo.stdout[-3000:] + fo.stderr[-3000:]
+        sb.admin.region_up(primary.region)
+        assert sb.admin.resolve(sb.estate.app.record)["region"] == sb.estate.secondary.region
+        out = tmp_path / "evidence"
+        proc, journal = _drill(sb, "failback", out)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        assert json.loads(proc.stdout)["status"] == "succeeded"
+        steps = _steps(journal)
+        assert all(s["status"] == "ok" for s in journal["steps"]), steps
+        run = steps["failback"]["value"]
+        assert run["status"] == "succeeded" and run["preflight"]["target_region"] == primary.region
+        assert steps["dns-on-primary"]["status"] == "ok"
+        assert sb.admin.resolve(sb.estate.app.record)["region"] == primary.region
+        pg = sb.admin.postgres()["state"]["instances"]
+        assert pg["primary"]["running"] and pg["replica"]["running"]
 
 
 def test_region_loss_loses_at_most_the_injected_lag(tmp_path: Path) -> None:
