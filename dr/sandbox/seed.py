@@ -144,10 +144,9 @@ def _seed_database(
             **common,
         )
     else:
-        # moto resolves a cross-region replica's subnet group / security groups in the *source*
-        # region, so they are left out here (the subnet group still exists in this region).
-        replica = {k: v for k, v in common.items() if k not in ("DBSubnetGroupName", "VpcSecurityGroupIds")}
-        out = rds.create_db_instance_read_replica(SourceDBInstanceIdentifier=source_arn, **replica)
+        # moto looks a cross-region replica's subnet group up in the *source* region; the realism
+        # layer resolves it in this (the replica's) region, as RDS does, even while seeding.
+        out = rds.create_db_instance_read_replica(SourceDBInstanceIdentifier=source_arn, **common)
     result.add("rds_instance", f"{view.region}/{db.identifier}")
     arn: str = out["DBInstance"]["DBInstanceArn"]
     ids["rds_arn"] = arn

@@ -40,6 +40,14 @@ def test_unplanned_failover_then_reconcile(fresh_sandbox: RunningSandbox, tmp_pa
     sb = fresh_sandbox
     estate = sb.estate
     primary, secondary = estate.primary, estate.secondary
+    # The seeded cross-region replica is in its own region's subnet group (not the source's).
+    seeded = (
+        sb.clients()
+        .client("rds", secondary.region)
+        .describe_db_instances(DBInstanceIdentifier=secondary.database.identifier)["DBInstances"][0]
+    )
+    assert seeded["DBSubnetGroup"]["DBSubnetGroupName"] == estate.db_subnet_group(secondary)
+    assert estate.db_subnet_group(secondary) != estate.db_subnet_group(primary)
 
     dry = _dr(sb, ["failover", "--mode", "unplanned", "--dry-run"], tmp_path)
     assert dry.returncode == 0, dry.stderr
