@@ -93,6 +93,7 @@ class Zygote:
         )
         self._seq = 0
         self._ready = False
+        self.live: set[int] = set()  # spawned, not yet reaped
 
     def _wait_ready(self) -> None:
         if not self._ready:
@@ -122,9 +123,17 @@ class Zygote:
                 "pid"
             ]
         )
+        self.live.add(pid)
         return Child(self, pid, out, err)
 
     def close(self) -> None:
+        """Kill -9 whatever is still running (a failed test may leave a frozen child), then stop."""
+        for pid in list(self.live):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(Exception):
+                self.request(op="wait", pid=pid)
+            self.live.discard(pid)
         if self.proc.stdin is not None:
             self.proc.stdin.close()
         try:
@@ -147,12 +156,16 @@ class Child:
     def poll(self) -> int | None:
         if self.returncode is None:
             self.returncode = self.zygote.request(op="poll", pid=self.pid)["returncode"]
+            if self.returncode is not None:
+                self.zygote.live.discard(self.pid)
         return self.returncode
 
     def kill9(self) -> int:
         os.kill(self.pid, signal.SIGKILL)
-        self.returncode = self.zygote.request(op="wait", pid=self.pid)["returncode"]
-        return self.returncode
+        returncode: int = self.zygote.request(op="wait", pid=self.pid)["returncode"]
+        self.returncode = returncode
+        self.zygote.live.discard(self.pid)
+        return returncode
 
     def wait(self, timeout: float = 120) -> Result:
         deadline = time.monotonic() + timeout
