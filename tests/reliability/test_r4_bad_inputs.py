@@ -224,7 +224,7 @@ def _cases() -> list[Case]:
         ),
         Case(
             "failover-target-health-check-failing",
-            ["failover", "--mode", "unplanned", "--yes", "--timeout", "10"],
+            ["failover", "--mode", "unplanned", "--yes", "--timeout", "3"],
             3,
             ("health",),
             _target_unhealthy,
