@@ -98,6 +98,38 @@ def summary(out: Path) -> None:
     print(f"  report: {out / 'report.html'}  (also report.md, junit.xml, metrics.prom, journal.json)")
 
 
+def wait_steady_state(sandbox_dir: Path, timeout: float = 120.0) -> bool:
+    """Wait until the public name resolves to a region whose /health answers 200.
+
+    `dr sandbox up` returns when every component runs; the API pods still take the latency
+    profile's pod-ready delay to become Ready, and a drill's steady-state hypothesis must not
+    race them.
+    """
+    import json
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    state = json.loads((sandbox_dir / "state.json").read_text())
+    resolver = state["resolver"]
+    query = urllib.parse.urlencode({"name": resolver["name"]})
+    deadline = time.monotonic() + timeout
+    delay = 0.2
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{resolver['url']}/resolve?{query}", timeout=5) as resp:
+                answer = json.loads(resp.read())
+            with urllib.request.urlopen(answer["health_url"], timeout=5) as resp:
+                if resp.status == 200:
+                    print(f"steady state: {resolver['name']} -> {answer.get('region')} healthy", flush=True)
+                    return True
+        except (urllib.error.URLError, OSError, KeyError, ValueError):
+            pass
+        time.sleep(delay)
+        delay = min(delay * 1.5, 2.0)
+    return False
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -148,6 +180,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         if up != 0:
             print("the sandbox did not start (see above)", file=sys.stderr)
+            return 2
+
+        if not wait_steady_state(sandbox_dir):
+            print("the sandbox never reached its steady state (public endpoint healthy)", file=sys.stderr)
             return 2
 
         say("2. The estate (from stacks/*.yaml — the single source of names and regions)")
