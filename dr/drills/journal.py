@@ -1,10 +1,10 @@
 """The drill's own JSON journal: one ``journal.json`` per run, rewritten atomically on every event.
 
-Kept separate from the runbook engine's JSON-lines journal (``dr.runbook.journal``, being built
-alongside) behind the small :class:`DrillJournal` interface: a drill journal is one document that
-reports re-render from (``dr drill report RUN_DIR``), and it also holds the heartbeat and probe
-logs. Every value is scrubbed: secret-looking keys become ``<redacted>``, credentials in URLs and
-``password=`` in connection strings become ``***``.
+A different shape from the runbook engine's JSON-lines journal (``dr.runbook.journal``): a drill
+journal is one document that reports re-render from (``dr drill report RUN_DIR``), and it also
+holds the heartbeat and probe logs. Every value goes through the runbook journal's scrubber:
+secret-looking keys become ``<redacted>``, credentials in URLs and ``password=`` in connection
+strings become ``***``.
 """
 
 from __future__ import annotations
@@ -12,41 +12,17 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import re
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-REDACTED = "<redacted>"
+# One scrubber for every journal and report: the runbook engine's.
+from dr.runbook.journal import REDACTED as REDACTED
+from dr.runbook.journal import scrub as scrub
+from dr.runbook.journal import scrub_text as scrub_text
+
 FORMAT = "dr-drill-journal/1"
-_SECRET_KEY = re.compile(
-    r"(?i)(password|passwd|^pwd$|secret(?!_?(id|arn|name)$)|token|credential|private_?key|api_?key|dsn|conninfo)"
-)
-_URL_CREDS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@/\s]+)@")
-_KV_SECRET = re.compile(r"(?i)\b(password|sslpassword)\s*=\s*('[^']*'|[^\s&]+)")
-
-
-def scrub_text(text: str) -> str:
-    text = _URL_CREDS.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
-    return _KV_SECRET.sub(lambda m: f"{m[1]}=***", text)
-
-
-def scrub(value: Any) -> Any:
-    """A JSON-safe copy of ``value`` without secrets."""
-    if isinstance(value, dict):
-        return {str(k): (REDACTED if _SECRET_KEY.search(str(k)) else scrub(v)) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [scrub(v) for v in value]
-    if isinstance(value, str):
-        return scrub_text(value)
-    if value is None or isinstance(value, (bool, int, float)):
-        return value
-    if hasattr(value, "to_dict") and callable(value.to_dict):
-        return scrub(value.to_dict())
-    if hasattr(value, "model_dump"):
-        return scrub(value.model_dump(mode="json"))
-    return scrub_text(str(value))
 
 
 def iso(t: float | None) -> str | None:

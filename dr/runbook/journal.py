@@ -37,9 +37,12 @@ if TYPE_CHECKING:
 
 REDACTED = "<redacted>"
 _SECRET_KEY = re.compile(
-    r"(?i)(password|passwd|pwd$|secret(?!_?(id|arn|name)$)|token|credential|private_?key|api_?key|auth_?token|dsn$)"
+    r"(?i)(password|passwd|pwd$|secret(?!_?(id|arn|name)$)|token|credential|private_?key|api_?key|auth_?token"
+    r"|dsn|conninfo)"
 )
 _URL_CREDS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@/\s]+)@")
+# libpq key=value connection strings: password=..., sslpassword=..., passfile=...
+_KV_SECRET = re.compile(r"(?i)\b(password|sslpassword|passfile)\s*=\s*('[^']*'|[^\s&]+)")
 _RUN_ID = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{6}$")
 
 
@@ -53,6 +56,16 @@ def is_secret_key(key: str) -> bool:
     return bool(_SECRET_KEY.search(key))
 
 
+def scrub_text(text: str, extra_secrets: frozenset[str] = frozenset()) -> str:
+    """``text`` with URL credentials (``user:***@``), libpq ``password=***`` and known secrets masked."""
+    out = _URL_CREDS.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
+    out = _KV_SECRET.sub(lambda m: f"{m[1]}=***", out)
+    for secret in extra_secrets:
+        if secret and secret in out:
+            out = out.replace(secret, "***")
+    return out
+
+
 def scrub(value: Any, extra_secrets: frozenset[str] = frozenset()) -> Any:
     """A JSON-safe copy of ``value`` with secrets removed (see module doc)."""
     if isinstance(value, dict):
@@ -62,15 +75,13 @@ def scrub(value: Any, extra_secrets: frozenset[str] = frozenset()) -> Any:
     if isinstance(value, (list, tuple, set, frozenset)):
         return [scrub(v, extra_secrets) for v in value]
     if isinstance(value, str):
-        out = _URL_CREDS.sub(lambda m: f"{m['scheme']}{m['user']}:***@", value)
-        for s in extra_secrets:
-            if s and s in out:
-                out = out.replace(s, "***")
-        return out
+        return scrub_text(value, extra_secrets)
     if value is None or isinstance(value, (bool, int, float)):
         return value
     if hasattr(value, "to_dict") and callable(value.to_dict):
         return scrub(value.to_dict(), extra_secrets)
+    if hasattr(value, "model_dump"):
+        return scrub(value.model_dump(mode="json"), extra_secrets)
     return scrub(str(value), extra_secrets)
 
 

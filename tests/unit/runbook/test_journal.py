@@ -140,3 +140,23 @@ def test_mirror_failure_is_noted_and_does_not_fail_the_run(tmp_path: Path, estat
     failure = next(json.loads(x) for x in journal.path.read_text().splitlines() if "mirror_failed" in x)
     assert "NoSuchBucket" in failure["error"]
     assert mirror.bucket in failure["target"]
+
+
+def test_one_scrubber_for_runbook_and_drill_journals() -> None:
+    from dr.drills import journal as drill_journal
+    from dr.runbook.journal import scrub
+
+    assert drill_journal.scrub is scrub
+    out = scrub(
+        {
+            "conninfo": "host=db user=app password=hunter2",
+            "note": "host=db user=app password='hunter 2' sslpassword=x&y",
+            "url": "postgresql://app:hunter2@db:5432/app",
+            "secret_arn": "arn:aws:secretsmanager:us-east-1:1:secret:x",
+        }
+    )
+    text = repr(out)
+    assert "hunter" not in text and "sslpassword=***" in text
+    assert out["conninfo"] == "<redacted>"
+    assert out["url"] == "postgresql://app:***@db:5432/app"
+    assert out["secret_arn"].startswith("arn:aws:secretsmanager")
