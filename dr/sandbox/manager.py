@@ -304,8 +304,37 @@ class Sandbox:
             self.stop()
             raise
         self.started_at = time.time()
+        self._wait_steady_state(say)
         say(f"ready in {time.monotonic() - t0:.1f}s")
         return self
+
+    def _wait_steady_state(self, say: Progress, timeout: float = 120.0) -> None:
+        """Ready means the primary region serves: its API pods became Ready (after the latency
+        profile's pod-ready delay) and its /health answers 200. Without this, a drill's
+        steady-state hypothesis or a test's first probe races the pods."""
+        import urllib.error
+        import urllib.request
+
+        region = self.estate.primary.region
+        if self.pg is None or self.components.get("kube") != "running" or region not in self.health_servers:
+            return  # /health cannot become healthy without both the database and the cluster
+        url = self.health_servers[region].url
+        say(f"waiting for the steady state ({region} /health healthy)")
+        deadline = time.monotonic() + timeout
+        delay = 0.1
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=5) as resp:
+                    if resp.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                raise OperationFailed(
+                    f"sandbox: {region} /health did not become healthy within {timeout:.0f}s"
+                )
+            time.sleep(delay)
+            delay = min(delay * 1.5, 1.0)
 
     def _start(self, say: Progress) -> None:
         from dr.sandbox.realism import Realism
