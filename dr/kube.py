@@ -545,19 +545,33 @@ class Kube:
             ) from None
         return last["info"]
 
-    def rollout_restart(self, namespace: str, name: str, at: dt.datetime | None = None) -> str:
-        """``kubectl rollout restart``: stamp the pod template; returns the timestamp used."""
+    def rollout_restart(
+        self,
+        namespace: str,
+        name: str,
+        at: dt.datetime | None = None,
+        *,
+        annotations: dict[str, str] | None = None,
+    ) -> str:
+        """``kubectl rollout restart``: stamp the pod template; returns the timestamp used.
+
+        ``annotations`` are set on the deployment in the SAME patch, so a marker recording the
+        restart (an idempotency check) can never be missing after a restart that happened.
+        """
         # Sub-second resolution: two restarts within one second must still change the template.
         stamp = (at or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         dep = self._read_deployment(namespace, name)
         if int(_g(dep, "spec", "replicas", default=1)) == 0:
             log.info("deployment %s/%s has 0 replicas; restart only changes the template", namespace, name)
         self._write(f"rollout restart deployment {namespace}/{name}")
+        body: dict[str, Any] = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}}}}
+        if annotations:
+            body["metadata"] = {"annotations": dict(annotations)}
         with self._errors("deployment", name, namespace, "restart"):
             self.apps.patch_namespaced_deployment(
                 name,
                 namespace,
-                {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}}}},
+                body,
                 _content_type=STRATEGIC,
                 _request_timeout=REQUEST_TIMEOUT,
             )

@@ -741,8 +741,8 @@ def restart_step(
         k = kube_of(ctx, target)
         if k.get_deployment(ns, deployment).annotations.get(RESTARTED_FOR) == marker:
             return None
-        stamp = k.rollout_restart(ns, deployment)
-        k.annotate_deployment(ns, deployment, {RESTARTED_FOR: marker})
+        # one PATCH: a kill can never leave a restart without its marker (R1 found the gap)
+        stamp = k.rollout_restart(ns, deployment, annotations={RESTARTED_FOR: marker})
         return {"restarted_at": stamp}
 
     return Step(

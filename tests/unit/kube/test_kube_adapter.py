@@ -172,3 +172,13 @@ def test_crashed_pod_shows_restarts(cluster, ns, api_name) -> None:
 def test_connect_without_context_or_aws_is_bad_input(tmp_path) -> None:
     with pytest.raises(BadInput, match="no kubeconfig context"):
         kube.connect("nowhere", "us-west-2", kubeconfig=str(tmp_path / "missing"))
+
+
+def test_restart_sets_its_marker_annotation_in_the_same_call(cluster, ns, api_name) -> None:
+    _fake, k = cluster
+    before = k.get_deployment(ns, api_name)
+    assert "example.com/marker" not in before.annotations
+    k.rollout_restart(ns, api_name, annotations={"example.com/marker": "m1"})
+    after = k.get_deployment(ns, api_name)
+    assert after.annotations.get("example.com/marker") == "m1"
+    assert after.revision == before.revision + 1
