@@ -28,10 +28,20 @@ def latest_metric(
     period: int = 60,
     statistic: str = "Maximum",
     now: dt.datetime | None = None,
+    since: dt.datetime | None = None,
 ) -> Datapoint | None:
-    """The newest datapoint of ``metric`` in the last ``window`` (None when there is none)."""
+    """The newest datapoint of ``metric`` in the last ``window`` (None when there is none).
+
+    With ``since``: the newest of the periods that began after ``since`` (``window`` ignored).
+    """
     end = (now or dt.datetime.now(dt.UTC)) + dt.timedelta(minutes=1)
     start = end - window - dt.timedelta(minutes=1)
+    if since is not None:
+        # Only periods that begin after ``since``: CloudWatch rounds StartTime down to the minute,
+        # so start on the next whole minute (moto keeps the samples at/after StartTime).
+        start = since.replace(second=0, microsecond=0) + dt.timedelta(minutes=1)
+        if start >= end:
+            return None
     resource = f"CloudWatch {namespace}/{metric} " + ",".join(f"{k}={v}" for k, v in dimensions.items())
     with aws_errors(resource=resource, region=region, action="read"):
         raw: dict[str, Any] = clients.client("cloudwatch", region).get_metric_statistics(
@@ -52,9 +62,15 @@ def latest_metric(
 
 
 def replica_lag(
-    clients: ClientProvider, region: str, db_instance: str, *, now: dt.datetime | None = None
+    clients: ClientProvider,
+    region: str,
+    db_instance: str,
+    *,
+    now: dt.datetime | None = None,
+    since: dt.datetime | None = None,
 ) -> Datapoint | None:
-    """RDS ``ReplicaLag`` (seconds) of a read replica, newest datapoint of the last 10 minutes."""
+    """RDS ``ReplicaLag`` (seconds) of a read replica: newest datapoint of the last 10 minutes, or
+    (``since``) of the periods that began after ``since``."""
     return latest_metric(
         clients,
         region,
@@ -62,6 +78,7 @@ def replica_lag(
         metric="ReplicaLag",
         dimensions={"DBInstanceIdentifier": db_instance},
         now=now,
+        since=since,
     )
 
 

@@ -49,6 +49,7 @@ from dr.procedures.dns import DnsMove, move_plan, prepare_move
 from dr.procedures.ops import STOPPED_ANNOTATION, kube_of, stop_writes_plan
 from dr.procedures.promote import PromotePreflight, promote_plan
 from dr.procedures.promote import preflight as promote_preflight
+from dr.procedures.walpos import CatchUp, DbRef
 from dr.runbook.plan import Operation, Plan, Step, StepContext
 
 if TYPE_CHECKING:
@@ -562,11 +563,26 @@ def promote_step(pre: PromotePreflight, *, depends_on: tuple[str, ...], timeout:
     )
 
 
+def _source_ref(pre: FailoverPreflight) -> DbRef:
+    """The database the replica streams from (its replica source; ARN or identifier)."""
+    src = pre.promote.source or pre.source.database.identifier
+    return DbRef(src.rsplit(":db:", 1)[-1], pre.source.region)
+
+
 def caught_up_step(
-    estate: Estate, target: SiteView, db: str, *, depends_on: tuple[str, ...], timeout: float
+    estate: Estate, pre: FailoverPreflight, *, depends_on: tuple[str, ...], timeout: float
 ) -> Step:
-    """Planned mode: wait until ReplicaLag is 0 in a CloudWatch period that began after writes stopped."""
+    """Planned mode: wait until the replica has replayed every write made before writes stopped.
+
+    Exact when the databases are reachable (:mod:`dr.procedures.walpos`: the replica's replay
+    position reaches the source's current one and the source stays quiet); otherwise CloudWatch
+    ``ReplicaLag`` Maximum 0 over a period that *began* after writes stopped (a period that began
+    earlier may have been sampled before the last writes). ``caught_up_by`` records which one.
+    """
+    target, db = pre.target, pre.db
     region = target.region
+    secret_id = estate.app.db_secret.secrets_manager_id
+    watchers: dict[str, CatchUp] = {}
 
     def check(ctx: StepContext) -> bool:
         inst = Rds(clients_of(ctx), region).find_instance(db)
@@ -577,23 +593,58 @@ def caught_up_step(
             ctx.set("writes_stopped_at", iso(utcnow()))
         return None
 
+    def watcher(ctx: StepContext) -> CatchUp:
+        if ctx.run_id not in watchers:
+            watchers[ctx.run_id] = CatchUp(
+                clients_of(ctx),
+                source=_source_ref(pre),
+                replica=DbRef(db, region),
+                secret_id=secret_id,
+                db_name=estate.app.database.db_name,
+                connect=ctx.services.get("pg_connect"),
+            )
+        return watchers[ctx.run_id]
+
     def wait(ctx: StepContext) -> bool:
+        wal = watcher(ctx)
+        done = wal.poll()
+        if done is not None:
+            if done and wal.last is not None:
+                ctx.set("caught_up_by", "wal-lsn")
+                ctx.set("cutover_lsn", wal.last.source_text)
+                ctx.set("lag_at_cutover_seconds", 0.0)
+            return done
         stopped = dt.datetime.fromisoformat(str(ctx.get("writes_stopped_at")).replace("Z", "+00:00"))
-        bucket = stopped.replace(second=0, microsecond=0)
-        point = replica_lag(clients_of(ctx), region, db)
-        if point is None or point.timestamp < bucket:
-            return False
+        point = replica_lag(clients_of(ctx), region, db, since=stopped)
+        if point is None or point.value > 0.0:
+            return False  # no period that began after writes stopped yet, or still behind
+        ctx.set("caught_up_by", f"cloudwatch ({wal.unavailable})")
         ctx.set("lag_at_cutover_seconds", point.value)
-        return point.value <= 0.0
+        return True
 
     return Step(
         id="replica-caught-up",
-        title=f"Wait until replica {db} ({region}) has lag 0 after writes stopped (RPO 0)",
+        title=f"Wait until replica {db} ({region}) has replayed every write made before writes stopped (RPO 0)",
         region=region,
         service="cloudwatch",
-        changes="nothing (waits for AWS/RDS ReplicaLag = 0)",
+        changes="nothing (compares WAL positions, else waits for AWS/RDS ReplicaLag = 0)",
         depends_on=depends_on,
         operations=(
+            # the endpoints and master credentials of both databases (WAL positions over psycopg)
+            *(
+                op
+                for ref in (_source_ref(pre), DbRef(db, region))
+                for op in (
+                    Operation(
+                        "rds",
+                        "DescribeDBInstances",
+                        ref.region,
+                        {"DBInstanceIdentifier": ref.identifier},
+                        False,
+                    ),
+                    Operation("secretsmanager", "GetSecretValue", ref.region, {"SecretId": secret_id}, False),
+                )
+            ),
             Operation(
                 "cloudwatch",
                 "GetMetricStatistics",
@@ -606,7 +657,7 @@ def caught_up_step(
         action=action,
         wait=wait,
         timeout=timeout,
-        estimate=60.0,
+        estimate=5.0,
         tags={"phase": "database"},
     )
 
@@ -888,9 +939,7 @@ def failover_steps(
         for s in stops:
             s.tags = {**s.tags, "phase": "stop-writes"}
         steps += stops
-        steps.append(
-            caught_up_step(estate, target, db, depends_on=tuple(s.id for s in stops), timeout=timeout)
-        )
+        steps.append(caught_up_step(estate, pre, depends_on=tuple(s.id for s in stops), timeout=timeout))
         promote_deps = ("replica-caught-up",)
     steps.append(nodegroup_step(target, production_nodegroup(estate), timeout=timeout))
     steps.append(

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from dr.aws.session import CallRecorder
 from dr.runbook.lock import DynamoLock
-from tests.unit.procedures.estate_seed import STACKS, cli_calls, mutating, seeded
+from tests.unit.procedures.estate_seed import STACKS, cli_calls, mutating, put_caught_up, seeded
 from tests.unit.procedures.test_failover import Env, env
 
 __all__ = ["cli_calls", "env", "seeded"]
@@ -171,17 +171,7 @@ def test_failback_cli_dry_run_then_run(env: Env, cli_calls: CallRecorder, tmp_pa
     assert len(cli_calls.mutating()) == before
 
     replica = out["preflight"]["replica"]
-    env.clients.client("cloudwatch", estate.primary.region).put_metric_data(
-        Namespace="AWS/RDS",
-        MetricData=[
-            {
-                "MetricName": "ReplicaLag",
-                "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": replica}],
-                "Value": 0.0,
-                "Timestamp": env.now,
-            }
-        ],
-    )
+    put_caught_up(env.clients, estate.primary.region, replica, env.now)
     res = dr(["failback", "--yes", "--kubeconfig", env.kubeconfig, "--timeout", "30"], tmp_path)
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)

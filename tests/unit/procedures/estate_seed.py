@@ -79,6 +79,34 @@ class Seeded:
         )
 
 
+def put_caught_up(clients: Any, region: str, db: str, now: dt.datetime, *, minutes_ahead: int = 1) -> None:
+    """ReplicaLag 0 for ``db`` at ``now`` and in each of the ``minutes_ahead`` minutes after it.
+
+    A planned switch's caught-up wait compares WAL positions when it can reach the databases; in
+    moto it cannot, and its CloudWatch fallback only trusts a period that began after writes
+    stopped (at ``now`` under the frozen clock): this is that period.
+    """
+    clients.client("cloudwatch", region).put_metric_data(
+        Namespace="AWS/RDS",
+        MetricData=[
+            {
+                "MetricName": "ReplicaLag",
+                "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": db}],
+                "Value": 0.0,
+                "Unit": "Seconds",
+                "Timestamp": at,
+            }
+            for at in (
+                now,
+                *(
+                    now.replace(second=0, microsecond=0) + dt.timedelta(minutes=m)
+                    for m in range(1, minutes_ahead + 1)
+                ),
+            )
+        ],
+    )
+
+
 _LOADER: Any = None
 
 

@@ -16,24 +16,10 @@ from dr.procedures.failback import FailbackPreflight, failback_plan, preflight
 from dr.procedures.ops import KubeFactory
 from dr.runbook.journal import Journal
 from dr.runbook.runner import run_plan
+from tests.unit.procedures.estate_seed import put_caught_up
 from tests.unit.procedures.test_failover import FAST, Crash, Env, _crash_at, env, journal_events
 
 __all__ = ["env"]
-
-
-def _put_lag(env: Env, region: str, db: str, value: float) -> None:
-    env.clients.client("cloudwatch", region).put_metric_data(
-        Namespace="AWS/RDS",
-        MetricData=[
-            {
-                "MetricName": "ReplicaLag",
-                "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": db}],
-                "Value": value,
-                "Unit": "Seconds",
-                "Timestamp": env.now,
-            }
-        ],
-    )
 
 
 def _failed_over(env: Env) -> None:
@@ -77,7 +63,7 @@ def test_failback_reprotects_then_fails_back_then_warm_standby(env: Env) -> None
     # The old primary still exists in the original region: the replica gets a suffixed name, said so.
     assert pre.renamed and pre.replica_id == f"{prod.database.identifier}-failback"
     assert any("new replica is" in w for w in pre.warnings)
-    _put_lag(env, prod.region, pre.replica_id, 0.0)
+    put_caught_up(env.clients, prod.region, pre.replica_id, env.now)
 
     plan = failback_plan(estate, pre, timeout=20)
     # Re-protect first: writes stop only once the new replica exists and is in sync.
@@ -152,7 +138,7 @@ def test_failback_dry_run_and_resume_after_crash(env: Env) -> None:
     assert all(not k.writes for k in dry_kube._cache.values())
 
     pre = _pre(env)
-    _put_lag(env, prod.region, pre.replica_id, 0.0)
+    put_caught_up(env.clients, prod.region, pre.replica_id, env.now)
     recorder = env.clients.add_recorder(CallRecorder())
     before = {p.name for p in env.runs.iterdir()}
     plan = _crash_at(failback_plan(env.estate, pre, timeout=20), {"route-traffic"}, "after_action")

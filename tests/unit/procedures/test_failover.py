@@ -26,7 +26,7 @@ from dr.runbook.plan import Plan
 from dr.runbook.poll import PollPolicy
 from dr.runbook.runner import RunResult, run_plan
 from dr.sandbox.kubeapi import FakeKubeApi, serve_estate
-from tests.unit.procedures.estate_seed import PASSWORD, Seeded
+from tests.unit.procedures.estate_seed import PASSWORD, Seeded, put_caught_up
 
 FAST = PollPolicy(first=0.01, factor=1.5, cap=0.05, floor=0.02, fraction=0.01)
 ROLE_ARN = "arn:aws:iam::123456789012:role/eks"
@@ -116,7 +116,8 @@ def env(seeded: Seeded, tmp_path: Path) -> Iterator[Env]:
     create_clusters(seeded)
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     common.set_clock(lambda: now)
-    seeded.put_lag(0.0, at=now)  # the replica is caught up (planned mode's lag gate and wait)
+    # the replica is caught up (planned mode's lag gate and its caught-up wait)
+    put_caught_up(seeded.clients, seeded.secondary, seeded.estate.secondary.database.identifier, now)
     kc = str(tmp_path / "kubeconfig")
     try:
         with serve_estate(seeded.estate, kc, capacity_fn=lambda _c: 500) as apis:
