@@ -9,11 +9,13 @@ topology alone, compiled by ``dr.runbook.asl``) as a state machine in this stack
   run lock (the estate's DynamoDB lock table, this region's replica), records a failure in this
   region's journal bucket, and calls only this region's APIs and Route53;
 * ``aws.iam.Role`` + inline policy — least privilege: exactly the actions the definition's Tasks
-  call, on ARNs built from the topology (``dr.procedures.iam.definition_policy``).
+  call, on ARNs built from the topology (``dr.procedures.iam.definition_policy``);
+* ``aws.eks.AccessEntry`` + ``aws.eks.AccessPolicyAssociation`` — the role mapped in this stack's
+  cluster with ``AmazonEKSEditPolicy`` scoped to the app namespace only: the ``eks:call`` states
+  (scale, rolling restart, HPA floor, pod readiness, secret annotation) act on nothing else.
 
 Start it with ``{"lockExpiresAt": <epoch seconds>}`` as input (``dr failover --via stepfunctions``
-does). Kubernetes calls use ``eks:call``: the role must also be mapped in the cluster (EKS access
-entry with edit rights on the app namespace) — see docs/stepfunctions-iam-fleets.md.
+does). See docs/stepfunctions-iam-fleets.md.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ import pulumi_aws as aws
 from dr.infra._common import child, tags
 from dr.topology import Estate, StackConfig
 
+# EKS access policy of the Kubernetes ``edit`` role (deployments, scale, HPAs, secrets; no RBAC).
+EKS_EDIT_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSEditPolicy"
+
 
 @dataclass
 class OrchestratorArgs:
@@ -38,6 +43,8 @@ class OrchestratorArgs:
     health_check_id: pulumi.Input[str]
     lock_table_arn: pulumi.Input[str]
     journal_bucket: pulumi.Input[str]
+    # This stack's EKS cluster (the target of every ``eks:call`` state).
+    cluster_name: pulumi.Input[str]
 
 
 def state_machine_name(cfg: StackConfig) -> str:
@@ -68,7 +75,7 @@ def build_definition(
 
 
 class Orchestrator(pulumi.ComponentResource):
-    """The failover state machine and its least-privilege role (DR stack)."""
+    """The failover state machine, its least-privilege role and the role's EKS access (every stack)."""
 
     def __init__(self, name: str, args: OrchestratorArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("dr:infra:Orchestrator", name, None, opts)
@@ -120,6 +127,24 @@ class Orchestrator(pulumi.ComponentResource):
             policy=pulumi.Output.all(self.definition, args.lock_table_arn, args.zone_id).apply(role_policy),
             opts=child(self),
         )
+        # eks:call authenticates as the machine's role: without an access entry the API server
+        # refuses every Kubernetes state. Edit rights, on the app namespace only (not cluster-wide).
+        self.access_entry = aws.eks.AccessEntry(
+            "failover",
+            cluster_name=args.cluster_name,
+            principal_arn=self.role.arn,
+            type="STANDARD",
+            tags=tags(cfg),
+            opts=child(self),
+        )
+        self.access_policy = aws.eks.AccessPolicyAssociation(
+            "failover",
+            cluster_name=self.access_entry.cluster_name,
+            principal_arn=self.access_entry.principal_arn,
+            policy_arn=EKS_EDIT_POLICY,
+            access_scope={"type": "namespace", "namespaces": [cfg.app.namespace]},
+            opts=child(self),
+        )
         self.state_machine = aws.sfn.StateMachine(
             "failover",
             name=state_machine_name(cfg),
@@ -127,12 +152,14 @@ class Orchestrator(pulumi.ComponentResource):
             definition=self.definition,
             type="STANDARD",
             tags=tags(cfg),
-            opts=child(self, depends_on=[self.policy]),
+            # Deployed only once it can act: IAM for the AWS calls, the access entry for eks:call.
+            opts=child(self, depends_on=[self.policy, self.access_policy]),
         )
         self.register_outputs(
             {
                 "stateMachineArn": self.state_machine.arn,
                 "roleArn": self.role.arn,
+                "accessEntryArn": self.access_entry.access_entry_arn,
                 "definition": self.definition,
             }
         )
@@ -202,6 +229,7 @@ def deploy_for(estate_component: Any, cfg: StackConfig) -> Orchestrator:
             health_check_id=estate_component.dns.health_check.id,
             lock_table_arn=estate_component.tooling.lock_table_arn,
             journal_bucket=estate_component.tooling.bucket.bucket,
+            cluster_name=estate_component.cluster.cluster.name,
         ),
         pulumi.ResourceOptions(parent=estate_component),
     )

@@ -653,6 +653,12 @@ class _Emitter:
                     states[name]["Parameters"]["RequestBody"] = {
                         "metadata": {"annotations": {"dr-toolkit/db-endpoint.$": "$.endpoint.address"}}
                     }
+                    states[name]["Comment"] = (
+                        f"Annotates the secret with {db}'s endpoint (dr-toolkit/db-endpoint); the URL is "
+                        "not rewritten (credentials would land in the execution history). The secret "
+                        "deployed by Pulumi already names this endpoint: RDS keeps a read replica's "
+                        "address when it is promoted. The rolling restart that follows reconnects the pods."
+                    )
                     states[ep]["Next"] = name
                     self.chain(states, [name], next_name)
                     return ep

@@ -1,15 +1,16 @@
-"""The orchestrator component (Step Functions failover) as the DR stack declares it under Pulumi mocks."""
+"""The orchestrator component (Step Functions failover, its role and EKS access) under Pulumi mocks."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from dr.infra.mockrun import ACCOUNT, MockRun
-from dr.infra.orchestrator import load_estate_for
+from dr.infra.mockrun import ACCOUNT, MOCK_PASSWORD, SECRET_KEY, MockRun, secret_digest
+from dr.infra.orchestrator import EKS_EDIT_POLICY, load_estate_for
+from dr.infra.workload import database_url
 from dr.procedures.iam import allows
 from dr.runbook.asl import validate_definition
-from dr.topology import Estate, read_stack
+from dr.topology import Estate, StackConfig, read_stack
 from tests.unit.infra.conftest import CHESS, STACKS
 
 
@@ -100,3 +101,104 @@ def test_the_program_reads_both_stack_files_only_when_they_are_the_config_in_use
     # files that are not the config in use (another app's) are never mixed in
     assert load_estate_for(chess_dr, str(STACKS)) is None
     assert load_estate_for(read_stack(STACKS, "dr"), str(STACKS)) is not None
+
+
+ALL_STACKS = ("prod", "dr", "chess-prod", "chess-dr", "promoted-dr", "demoted-prod")
+
+
+def _config_of(key: str) -> StackConfig:
+    """The stack file each mock run was made from (its topology: cluster and namespace names)."""
+    stack = key.rsplit("-", 1)[-1]
+    return read_stack(CHESS if key.startswith("chess-") else STACKS, stack)
+
+
+def test_the_machine_role_can_edit_the_app_namespace_of_its_own_cluster_and_nothing_more(
+    runs: dict[str, MockRun],
+) -> None:
+    for key in ALL_STACKS:
+        run, cfg = runs[key], _config_of(key)
+        namespace, cluster = cfg.app.namespace, cfg.site.cluster.name
+        role_arn = run.one("aws:sfn/stateMachine:StateMachine").inputs["roleArn"]
+        # access entries need API or API_AND_CONFIG_MAP authentication on the cluster
+        eks = run.one("aws:eks/cluster:Cluster").inputs
+        assert eks["name"] == cluster == run.outputs["clusterName"], key
+        assert eks["accessConfig"]["authenticationMode"] in ("API", "API_AND_CONFIG_MAP"), key
+
+        entry = run.one("aws:eks/accessEntry:AccessEntry").inputs
+        assert entry["clusterName"] == cluster and entry["principalArn"] == role_arn, key
+        assert entry["type"] == "STANDARD", key
+        # no Kubernetes group: a group bound elsewhere (e.g. system:masters) would bypass the scope
+        assert not entry.get("kubernetesGroups"), key
+
+        associations = run.of_type("aws:eks/accessPolicyAssociation:AccessPolicyAssociation")
+        assert len(associations) == 1, key
+        assoc = associations[0].inputs
+        assert assoc["clusterName"] == cluster and assoc["principalArn"] == role_arn, key
+        assert assoc["policyArn"] == EKS_EDIT_POLICY, key
+        assert assoc["accessScope"] == {"type": "namespace", "namespaces": [namespace]}, key
+
+        # ...and that scope covers every Kubernetes call the machine makes
+        defn = json.loads(run.one("aws:sfn/stateMachine:StateMachine").inputs["definition"])
+        calls = [t["Parameters"] for t in _tasks(defn) if t["Resource"] == "arn:aws:states:::eks:call"]
+        assert calls, key
+        for call in calls:
+            assert call["ClusterName"] == cluster, key
+            assert f"/namespaces/{namespace}/" in call["Path"], (key, call["Path"])
+
+
+def test_the_dr_db_secret_already_names_the_endpoint_the_machine_promotes(
+    runs: dict[str, MockRun], estate: Estate
+) -> None:
+    """RDS keeps a read replica's endpoint when it is promoted: the DR stack's secret, built from
+    the replica's own address, already names the promoted instance (no rewrite by the machine)."""
+    app = estate.app
+
+    def secret_for(host: str) -> dict[str, str]:
+        url = database_url("mockuser", MOCK_PASSWORD, host, app.database.port, app.database.db_name)
+        return {SECRET_KEY: secret_digest({app.db_secret.key: url})}
+
+    prod, dr, promoted = runs["prod"], runs["dr"], runs["promoted-dr"]
+    for run, site in ((prod, estate.primary), (dr, estate.secondary), (promoted, estate.secondary)):
+        db = run.one("aws:rds/instance:Instance")
+        assert db.inputs["identifier"] == site.database.identifier == run.outputs["dbIdentifier"]
+        address = run.outputs["dbAddress"]
+        assert address.startswith(f"{site.database.identifier}.") and f".{site.region}." in address
+        secret = run.one("kubernetes:core/v1:Secret").inputs["stringData"]
+        assert secret == secret_for(address), run.stack
+    # the standby's secret names its own replica, never the primary it replicates from
+    assert "replicateSourceDb" in dr.one("aws:rds/instance:Instance").inputs
+    assert dr.outputs["dbAddress"] != prod.outputs["dbAddress"]
+    assert dr.one("kubernetes:core/v1:Secret").inputs["stringData"] != secret_for(prod.outputs["dbAddress"])
+    # after promotion + role swap: same instance (URN), same address, same secret
+    assert promoted.one("aws:rds/instance:Instance").urn == dr.one("aws:rds/instance:Instance").urn
+    assert "replicateSourceDb" not in promoted.one("aws:rds/instance:Instance").inputs
+    assert promoted.outputs["dbAddress"] == dr.outputs["dbAddress"]
+    assert (
+        promoted.one("kubernetes:core/v1:Secret").inputs["stringData"]
+        == dr.one("kubernetes:core/v1:Secret").inputs["stringData"]
+    )
+
+    # the machine promotes that very instance and annotates the secret with its endpoint, read in
+    # the DR region; it never writes the URL (no credential in the execution history)
+    defn = json.loads(dr.one("aws:sfn/stateMachine:StateMachine").inputs["definition"])
+    tasks = _tasks(defn)
+    promote = next(t for t in tasks if t["Resource"].endswith("rds:promoteReadReplica"))
+    assert promote["Parameters"]["DBInstanceIdentifier"] == estate.secondary.database.identifier
+    patch = next(
+        t
+        for t in tasks
+        if t["Resource"] == "arn:aws:states:::eks:call"
+        and t["Parameters"]["Path"].endswith(f"/secrets/{app.db_secret.name}")
+    )
+    assert patch["Parameters"]["Method"] == "PATCH"
+    assert patch["Parameters"]["RequestBody"] == {
+        "metadata": {"annotations": {"dr-toolkit/db-endpoint.$": "$.endpoint.address"}}
+    }
+    assert "already names" in patch["Comment"]
+    read = next(
+        t
+        for t in tasks
+        if t["Resource"].endswith("rds:describeDBInstances") and t.get("ResultPath") == "$.endpoint"
+    )
+    assert read["Parameters"] == {"DBInstanceIdentifier": estate.secondary.database.identifier}
+    assert "stringData" not in json.dumps(defn) and "password" not in json.dumps(defn).lower()
