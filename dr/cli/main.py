@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "promote": ("dr.cli.promote_cmd:promote", "Promote the DR read replica (gated on replication lag)."),
     "dns": ("dr.cli.dns_cmd:dns", "Route53 failover of the public name: status, failover, failback."),
     "failover": ("dr.cli.failover_cmd:failover", "Whole-region failover: promote, scale, then DNS (resumable)."),
+    "fleet": ("dr.cli.fleet_cmd:fleet", "Fleet failover: many replicas and DNS records within API rate limits."),
     "failback": ("dr.cli.failback_cmd:failback", "Re-protect, then fail back to the original region."),
     "reconcile": ("dr.cli.reconcile_cmd:reconcile", "After a failover: stack files declare the new primary."),
     "status": ("dr.cli.status_cmd:status", "Which region is active; health of each region (read-only)."),

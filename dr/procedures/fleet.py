@@ -1,7 +1,7 @@
 """Fleet failover: promote many read replicas and repoint many DNS records, within API rate limits.
 
 The topology describes one database per site; real estates have fleets. A fleet is given as data
-(``Fleet``, or ``--fleet FILE`` YAML)::
+(``Fleet``, or a YAML file for ``dr fleet failover --file``)::
 
     databases:
       - {identifier: orders-replica-1, region: us-east-1}
@@ -9,18 +9,27 @@ The topology describes one database per site; real estates have fleets. A fleet 
       - {zoneId: Z123, name: orders-1.db.example.com, db: orders-replica-1}   # CNAME -> endpoint
 
 The plan keeps the number of API calls near the minimum, so a fleet failover is bounded by the
-RDS/Route53 rate limits (see :mod:`dr.runbook.ratelimit`) and not by polling:
+RDS/Route53 rate limits (see :mod:`dr.runbook.ratelimit`) and not by polling or by the plan:
 
-* ``inventory-<region>`` — one paginated ``DescribeDBInstances`` (filter by id, 100 per page);
-* ``promote-<db>`` — one ``PromoteReadReplica`` each (skipped when the inventory shows it done);
-* ``promoted-<region>`` — waits with the same paginated describe for the whole region;
+* ``inventory-<region>`` — paginated ``DescribeDBInstances`` (100 ids per filter). EVERY promotion
+  waits for EVERY region's inventory: a fleet file naming a database that does not exist stops
+  the run (exit 2) before anything changed;
+* ``promote-<db>`` — one ``PromoteReadReplica`` each (skipped when the inventory shows it done),
+  ordered zone by zone (the databases of the first zone's records first), so a zone's DNS batch
+  can go out while the next zone's databases are still being promoted;
+* ``promoted-<region>[-<k>]`` — one paginated describe per *group* of promotions. Groups follow
+  the zone order (at most 100 each) and the last :data:`TAIL` promotions of a region form a group
+  of their own, so the wait after the very last ``PromoteReadReplica`` reads only a few instances;
 * ``dns-<zone>`` — ONE ``ChangeResourceRecordSets`` per hosted zone (all its records UPSERTed to
-  the promoted endpoints; over 500 changes it splits into batches of 500), then ``GetChange``.
+  the promoted endpoints; over 500 changes it splits into batches of 500, each sent once the
+  previous one is ``INSYNC``), then ``GetChange`` until ``INSYNC`` (not called when the change
+  response already says ``INSYNC``).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,6 +44,15 @@ if TYPE_CHECKING:
 
 BATCH = 500  # Route53 allows 1000 ResourceRecord elements per change batch; UPSERT counts twice.
 _FILTER_MAX = 100  # DescribeDBInstances: at most 100 values per filter
+# The last TAIL promotions of a region are waited for on their own: the read after the last
+# PromoteReadReplica (on the critical path) covers 10 instances, not the whole region. At RDS's
+# 12 calls/s they take ~0.8 s, time enough for the previous group's describe to finish meanwhile.
+TAIL = 10
+
+_FILE_HINT = (
+    "expected: databases: [{identifier, region}], records: [{zoneId, name, db, type?, ttl?}] "
+    "(see docs/stepfunctions-iam-fleets.md)"
+)
 
 
 @dataclass(frozen=True)
@@ -58,11 +76,28 @@ class Fleet:
     records: list[FleetRecord] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        from dr.topology import AWS_REGIONS
+
+        if not self.databases:
+            raise BadInput("the fleet lists no databases", hint=_FILE_HINT)
         ids = [d.identifier for d in self.databases]
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         if dupes:
-            raise BadInput(f"fleet lists database(s) twice: {', '.join(dupes)}", resource=dupes[0])
+            raise BadInput(
+                f"fleet lists database(s) twice: {', '.join(dupes)}",
+                resource=dupes[0],
+                hint="list each database once under `databases:`",
+            )
+        for db in self.databases:
+            if db.region not in AWS_REGIONS:
+                raise BadInput(
+                    f"fleet database {db.identifier}: {db.region!r} is not an AWS region",
+                    resource=db.identifier,
+                    region=db.region,
+                    hint="use a region code such as us-east-1 or eu-west-1",
+                )
         known = set(ids)
+        names: set[tuple[str, str, str]] = set()
         for rec in self.records:
             if rec.db not in known:
                 raise BadInput(
@@ -70,6 +105,14 @@ class Fleet:
                     resource=rec.name,
                     hint="add the database under `databases:` or fix the record's `db:`",
                 )
+            key = (rec.zone_id, rec.name.lower(), rec.type)
+            if key in names:
+                raise BadInput(
+                    f"fleet lists record {rec.name} ({rec.type}) in zone {rec.zone_id} twice",
+                    resource=rec.name,
+                    hint="one UPSERT per record and zone: remove the duplicate",
+                )
+            names.add(key)
 
     def regions(self) -> list[str]:
         return sorted({d.region for d in self.databases})
@@ -80,33 +123,109 @@ class Fleet:
             out[rec.zone_id].append(rec)
         return dict(out)
 
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "databases": [{"identifier": d.identifier, "region": d.region} for d in self.databases],
+            "records": [
+                {"zoneId": r.zone_id, "name": r.name, "db": r.db, "type": r.type, "ttl": r.ttl}
+                for r in self.records
+            ],
+        }
+
+
+def _entries(raw: Mapping[str, Any], key: str, path: str) -> list[Mapping[str, Any]]:
+    items = raw.get(key) or []
+    if not isinstance(items, list):
+        raise BadInput(
+            f"fleet file {path}: `{key}` must be a list, not {type(items).__name__}",
+            resource=path,
+            hint=_FILE_HINT,
+        )
+    for i, item in enumerate(items):
+        if not isinstance(item, Mapping):
+            raise BadInput(
+                f"fleet file {path}: {key}[{i}] must be a mapping, not {type(item).__name__}",
+                resource=path,
+                hint=_FILE_HINT,
+            )
+    return items
+
+
+def _field(item: Mapping[str, Any], names: tuple[str, ...], where: str, path: str) -> str:
+    for name in names:
+        value = item.get(name)
+        if value is not None and str(value).strip():
+            return str(value).strip()
+    raise BadInput(
+        f"fleet file {path}: {where} has no `{names[0]}`",
+        resource=path,
+        hint=_FILE_HINT,
+    )
+
 
 def load_fleet(path: str | Path) -> Fleet:
-    """Read a fleet YAML file (see the module docstring). Bad content: exit 2."""
+    """Read a fleet YAML file (see the module docstring). Bad content: BadInput (exit 2) naming the
+    file and the key."""
     import yaml
 
+    where = str(path)
     try:
-        raw = yaml.safe_load(Path(path).read_text()) or {}
-        dbs = [FleetDb(str(d["identifier"]), str(d["region"])) for d in raw.get("databases") or []]
-        recs = [
-            FleetRecord(
-                str(r.get("zoneId") or r["zone_id"]),
-                str(r["name"]).rstrip("."),
-                str(r["db"]),
-                str(r.get("type", "CNAME")),
-                int(r.get("ttl", 60)),
-            )
-            for r in raw.get("records") or []
-        ]
-    except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError) as exc:
+        raw = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError:
         raise BadInput(
-            f"fleet file {path}: {type(exc).__name__}: {exc}",
-            resource=str(path),
-            hint="databases: [{identifier, region}], records: [{zoneId, name, db}]",
+            f"fleet file {where} does not exist", resource=where, hint="pass --file PATH to a fleet YAML file"
         ) from None
-    if not dbs:
-        raise BadInput(f"fleet file {path} lists no databases", resource=str(path))
-    return Fleet(dbs, recs)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"fleet file {where} cannot be read: {exc}", resource=where) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        raise BadInput(
+            f"fleet file {where} is not valid YAML{at}: {problem}", resource=where, hint=_FILE_HINT
+        ) from None
+    if not isinstance(raw, Mapping):
+        raise BadInput(
+            f"fleet file {where} must be a mapping with `databases:` and `records:`",
+            resource=where,
+            hint=_FILE_HINT,
+        )
+    unknown = sorted(set(map(str, raw)) - {"databases", "records"})
+    if unknown:
+        raise BadInput(
+            f"fleet file {where}: unknown key(s) {', '.join(unknown)}", resource=where, hint=_FILE_HINT
+        )
+    dbs = [
+        FleetDb(
+            _field(d, ("identifier", "id"), f"databases[{i}]", where),
+            _field(d, ("region",), f"databases[{i}]", where),
+        )
+        for i, d in enumerate(_entries(raw, "databases", where))
+    ]
+    recs = []
+    for i, r in enumerate(_entries(raw, "records", where)):
+        try:
+            ttl = int(r.get("ttl", 60))
+        except (TypeError, ValueError):
+            raise BadInput(
+                f"fleet file {where}: records[{i}].ttl must be a number of seconds, not {r.get('ttl')!r}",
+                resource=where,
+            ) from None
+        recs.append(
+            FleetRecord(
+                _field(r, ("zoneId", "zone_id"), f"records[{i}]", where),
+                _field(r, ("name",), f"records[{i}]", where).rstrip("."),
+                _field(r, ("db",), f"records[{i}]", where),
+                _field(r, ("type",), f"records[{i}]", where) if r.get("type") else "CNAME",
+                ttl,
+            )
+        )
+    try:
+        return Fleet(dbs, recs)
+    except BadInput as err:
+        raise BadInput(
+            f"fleet file {where}: {err.message}", resource=err.resource, region=err.region, hint=err.hint
+        ) from None
 
 
 def describe_many(clients: ClientProvider, region: str, ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -142,7 +261,7 @@ def _inventory_step(region: str, ids: list[str]) -> Step:
                 f"{len(missing)} fleet database(s) do not exist in {region}: {', '.join(missing[:5])}",
                 resource=missing[0],
                 region=region,
-                hint="fix the fleet file; nothing was changed",
+                hint="fix the fleet file; no database was promoted",
             )
         ctx.set(f"inventory:{region}", {i: _summary(found[i]) for i in ids})
         return {"databases": len(found)}
@@ -162,7 +281,7 @@ def _inventory_step(region: str, ids: list[str]) -> Step:
     )
 
 
-def _promote_step(db: FleetDb) -> Step:
+def _promote_step(db: FleetDb, inventories: tuple[str, ...]) -> Step:
     ident, region = db.identifier, db.region
 
     def check(ctx: StepContext) -> bool:
@@ -191,7 +310,7 @@ def _promote_step(db: FleetDb) -> Step:
         region=region,
         service="rds",
         changes=f"{ident} becomes a standalone writable primary",
-        depends_on=(f"inventory-{region}",),
+        depends_on=inventories,
         operations=(Operation("rds", "PromoteReadReplica", region, {"DBInstanceIdentifier": ident}),),
         check=check,
         action=action,
@@ -200,7 +319,7 @@ def _promote_step(db: FleetDb) -> Step:
     )
 
 
-def _promoted_step(region: str, ids: list[str], *, timeout: float) -> Step:
+def _promoted_step(step_id: str, region: str, ids: list[str], *, timeout: float) -> Step:
     def wait(ctx: StepContext) -> bool:
         found = describe_many(clients_of(ctx), region, ids)
         states = {i: _summary(found[i]) for i in ids if i in found}
@@ -209,12 +328,12 @@ def _promoted_step(region: str, ids: list[str], *, timeout: float) -> Step:
         ]
         if pending:
             return False
-        ctx.set(f"endpoints:{region}", {i: s["endpoint"] for i, s in states.items()})
+        ctx.set(f"endpoints:{step_id}", {i: s["endpoint"] for i, s in states.items()})
         return True
 
     return Step(
-        id=f"promoted-{region}",
-        title=f"Wait until the {len(ids)} fleet databases in {region} are standalone and available",
+        id=step_id,
+        title=f"Wait until {len(ids)} fleet database(s) in {region} are standalone and available",
         region=region,
         service="rds",
         changes="nothing (waits)",
@@ -229,19 +348,16 @@ def _promoted_step(region: str, ids: list[str], *, timeout: float) -> Step:
     )
 
 
-def _dns_step(zone: str, records: list[FleetRecord], regions: dict[str, str], *, timeout: float) -> Step:
-    deps = tuple(sorted({f"promoted-{regions[r.db]}" for r in records}))
+def _dns_step(zone: str, records: list[FleetRecord], waits: Mapping[str, str], *, timeout: float) -> Step:
+    """``waits``: database id -> the id of the ``promoted-…`` step that knows its endpoint."""
+    deps = tuple(sorted({waits[r.db] for r in records}))
 
     def changes(ctx: StepContext) -> list[dict[str, Any]]:
         out = []
         for rec in records:
-            endpoint = (ctx.get(f"endpoints:{regions[rec.db]}") or {}).get(rec.db)
+            endpoint = (ctx.get(f"endpoints:{waits[rec.db]}") or {}).get(rec.db)
             if not endpoint:
-                raise BadInput(
-                    f"no endpoint known for {rec.db} (record {rec.name})",
-                    resource=rec.db,
-                    region=regions[rec.db],
-                )
+                raise BadInput(f"no endpoint known for {rec.db} (record {rec.name})", resource=rec.db)
             out.append(
                 {
                     "Action": "UPSERT",
@@ -255,27 +371,44 @@ def _dns_step(zone: str, records: list[FleetRecord], regions: dict[str, str], *,
             )
         return out
 
+    def insync(client: Any, change_id: str) -> bool:
+        with aws_errors(resource=f"change {change_id}", region="global", action="read"):
+            return str(client.get_change(Id=change_id)["ChangeInfo"]["Status"]) == "INSYNC"
+
     def action(ctx: StepContext) -> Any:
+        from dr.runbook.poll import PollPolicy, wait_until
+
         client = clients_of(ctx).client("route53", "us-east-1")
-        ids = []
+        pending: list[str] = []
         all_changes = changes(ctx)
+        batches = 0
         for i in range(0, len(all_changes), BATCH):
+            if pending:
+                # One change at a time per zone: Route53 answers PriorRequestNotComplete otherwise.
+                previous = pending[-1]
+                wait_until(
+                    lambda c=previous: insync(client, c),  # type: ignore[misc]
+                    timeout,
+                    PollPolicy(),
+                    what=f"change {previous} of hosted zone {zone} to be INSYNC",
+                    resource=zone,
+                )
+                pending.pop()
             with aws_errors(resource=f"hosted zone {zone}", region="global", action="change records in"):
                 resp = client.change_resource_record_sets(
                     HostedZoneId=zone,
                     ChangeBatch={"Comment": "dr fleet failover", "Changes": all_changes[i : i + BATCH]},
                 )
-            ids.append(resp["ChangeInfo"]["Id"])
-        ctx.set(f"changes:{zone}", ids)
-        return {"zone": zone, "records": len(all_changes), "batches": len(ids)}
+            batches += 1
+            info = resp["ChangeInfo"]
+            if str(info.get("Status")) != "INSYNC":
+                pending.append(str(info["Id"]))
+        ctx.set(f"changes:{zone}", pending)
+        return {"zone": zone, "records": len(all_changes), "batches": batches}
 
     def wait(ctx: StepContext) -> bool:
         client = clients_of(ctx).client("route53", "us-east-1")
-        pending = [
-            c
-            for c in ctx.get(f"changes:{zone}") or []
-            if client.get_change(Id=c)["ChangeInfo"]["Status"] != "INSYNC"
-        ]
+        pending = [c for c in ctx.get(f"changes:{zone}") or [] if not insync(client, c)]
         ctx.set(f"changes:{zone}", pending)
         return not pending
 
@@ -304,23 +437,85 @@ def _dns_step(zone: str, records: list[FleetRecord], regions: dict[str, str], *,
     )
 
 
+def promotion_groups(fleet: Fleet) -> dict[str, list[list[str]]]:
+    """Per region, the databases in promotion order, cut into the groups one wait step reads.
+
+    Order: zone by zone (the databases of the first zone's records first, in file order), then
+    databases no record points at. A group never mixes databases of different zone sets, holds at
+    most 100, and the last :data:`TAIL` databases of a region are a group of their own.
+    """
+    zones_of: dict[str, list[str]] = defaultdict(list)
+    for rec in fleet.records:
+        if rec.zone_id not in zones_of[rec.db]:
+            zones_of[rec.db].append(rec.zone_id)
+    zone_rank = {z: n for n, z in enumerate(fleet.zones())}
+    out: dict[str, list[list[str]]] = {}
+    for region in fleet.regions():
+        members = [d.identifier for d in fleet.databases if d.region == region]
+
+        def key(ident: str) -> tuple[int, ...]:
+            ranks = sorted(zone_rank[z] for z in zones_of.get(ident, []))
+            return (max(ranks), *ranks) if ranks else (len(zone_rank),)
+
+        ordered = sorted(members, key=key)  # stable: file order within a zone set
+        groups: list[list[str]] = []
+        for ident in ordered:
+            if groups and key(groups[-1][-1]) == key(ident) and len(groups[-1]) < _FILTER_MAX:
+                groups[-1].append(ident)
+            else:
+                groups.append([ident])
+        if len(groups[-1]) > TAIL:
+            last = groups.pop()
+            groups += [last[:-TAIL], last[-TAIL:]]
+        out[region] = groups
+    return out
+
+
 def fleet_plan(fleet: Fleet, *, timeout: float = 1800.0) -> Plan:
     """The fleet failover plan (see the module docstring)."""
     steps: list[Step] = []
-    regions = {d.identifier: d.region for d in fleet.databases}
+    groups = promotion_groups(fleet)
+    by_id = {d.identifier: d for d in fleet.databases}
+    inventories = tuple(f"inventory-{r}" for r in fleet.regions())
+    waits: dict[str, str] = {}
     for region in fleet.regions():
         ids = [d.identifier for d in fleet.databases if d.region == region]
         steps.append(_inventory_step(region, ids))
-        steps += [_promote_step(d) for d in fleet.databases if d.region == region]
-        steps.append(_promoted_step(region, ids, timeout=timeout))
-    for zone, records in sorted(fleet.zones().items()):
-        steps.append(_dns_step(zone, records, regions, timeout=timeout))
+    for region, region_groups in groups.items():
+        steps += [_promote_step(by_id[i], inventories) for group in region_groups for i in group]
+        for k, group in enumerate(region_groups, 1):
+            step_id = f"promoted-{region}" if len(region_groups) == 1 else f"promoted-{region}-{k}"
+            steps.append(_promoted_step(step_id, region, group, timeout=timeout))
+            waits.update({i: step_id for i in group})
+    for zone, records in fleet.zones().items():
+        steps.append(_dns_step(zone, records, waits, timeout=timeout))
     return Plan(
         "fleet-failover",
         steps,
         f"promote {len(fleet.databases)} replicas, repoint {len(fleet.records)} records in "
         f"{len(fleet.zones())} zone(s)",
     )
+
+
+def fleet_inventory(clients: ClientProvider, fleet: Fleet) -> dict[str, Any]:
+    """Read-only preflight: which fleet databases are replicas (to promote), which are standalone
+    already, which do not exist (BadInput, exit 2, naming them and the region)."""
+    replicas: list[str] = []
+    standalone: list[str] = []
+    for region in fleet.regions():
+        ids = [d.identifier for d in fleet.databases if d.region == region]
+        found = describe_many(clients, region, ids)
+        missing = [i for i in ids if i not in found]
+        if missing:
+            raise BadInput(
+                f"{len(missing)} fleet database(s) do not exist in {region}: {', '.join(missing[:5])}",
+                resource=missing[0],
+                region=region,
+                hint="fix the fleet file (identifier or region); nothing was changed",
+            )
+        for i in ids:
+            (replicas if _summary(found[i])["replica"] else standalone).append(i)
+    return {"to_promote": replicas, "already_standalone": standalone}
 
 
 def run_fleet(

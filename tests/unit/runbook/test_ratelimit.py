@@ -16,8 +16,7 @@ import pytest
 from moto import mock_aws
 
 from dr.aws.session import ApiCall, CallRecorder, ClientProvider
-from dr.errors import BadInput
-from dr.procedures.fleet import Fleet, FleetDb, FleetRecord, fleet_plan, load_fleet, run_fleet
+from dr.procedures.fleet import Fleet, run_fleet
 from dr.runbook.poll import PollPolicy
 from dr.runbook.ratelimit import (
     DEFAULT_LIMITS,
@@ -111,36 +110,6 @@ def test_rate_measures_from_timestamps() -> None:
 
 
 # -- fleets ----------------------------------------------------------------------------------------
-
-
-def test_fleet_file_validation(tmp_path: Path) -> None:
-    path = tmp_path / "fleet.yaml"
-    path.write_text(
-        "databases:\n  - {identifier: a, region: us-east-1}\nrecords:\n  - {zoneId: Z1, name: x.example.com, db: b}\n"
-    )
-    with pytest.raises(BadInput, match="does not list"):
-        load_fleet(path)
-    path.write_text("databases:\n  - {region: us-east-1}\n")
-    with pytest.raises(BadInput, match="fleet file"):
-        load_fleet(path)
-    path.write_text(
-        "databases:\n  - {identifier: a, region: us-east-1}\nrecords:\n  - {zoneId: Z1, name: x.example.com., db: a}\n"
-    )
-    fleet = load_fleet(path)
-    assert fleet.records == [FleetRecord("Z1", "x.example.com", "a")]
-    with pytest.raises(BadInput, match="twice"):
-        Fleet([FleetDb("a", "us-east-1"), FleetDb("a", "us-east-1")])
-
-
-def test_fleet_plan_has_one_dns_step_per_zone_after_the_promotions() -> None:
-    dbs = [FleetDb(f"db{i}", "us-east-1") for i in range(3)] + [FleetDb("w", "eu-west-1")]
-    recs = [FleetRecord("Z1", "a.x", "db0"), FleetRecord("Z1", "b.x", "w"), FleetRecord("Z2", "c.y", "db1")]
-    plan = fleet_plan(Fleet(dbs, recs))
-    dns = [s for s in plan.steps if s.service == "route53"]
-    assert [s.id for s in dns] == ["dns-Z1", "dns-Z2"]
-    assert set(plan.step("dns-Z1").depends_on) == {"promoted-us-east-1", "promoted-eu-west-1"}
-    assert plan.step("dns-Z2").depends_on == ("promoted-us-east-1",)
-    assert set(plan.step("promoted-us-east-1").depends_on) == {"promote-db0", "promote-db1", "promote-db2"}
 
 
 @pytest.fixture

@@ -1,0 +1,187 @@
+"""The fleet plan (data) and its DNS step against moto; rate limits are in tests/unit/runbook."""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from moto import mock_aws
+
+from dr.aws.session import CallRecorder, ClientProvider
+from dr.errors import BadInput
+from dr.procedures.fleet import (
+    TAIL,
+    Fleet,
+    FleetDb,
+    FleetRecord,
+    fleet_inventory,
+    fleet_plan,
+    load_fleet,
+    promotion_groups,
+    run_fleet,
+)
+from dr.runbook.poll import PollPolicy
+from dr.runbook.ratelimit import AwsSideThrottle, RateLimiter
+from tests.unit.procedures.estate_seed import fix_moto_promote
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "scripts"))
+from bench_fleet import build_fleet
+
+FAST = PollPolicy(first=0.02, factor=1.5, cap=0.2, floor=0.02, fraction=0.1)
+
+
+def test_fleet_file_validation(tmp_path: Path) -> None:
+    path = tmp_path / "fleet.yaml"
+    path.write_text(
+        "databases:\n  - {identifier: a, region: us-east-1}\nrecords:\n  - {zoneId: Z1, name: x.example.com, db: b}\n"
+    )
+    with pytest.raises(BadInput, match="does not list"):
+        load_fleet(path)
+    path.write_text("databases:\n  - {region: us-east-1}\n")
+    with pytest.raises(BadInput, match=r"databases\[0\] has no `identifier`"):
+        load_fleet(path)
+    path.write_text("databases: {identifier: a}\n")
+    with pytest.raises(BadInput, match="must be a list"):
+        load_fleet(path)
+    path.write_text(
+        "databases:\n  - {identifier: a, region: us-east-1}\n"
+        "records:\n  - {zoneId: Z1, name: x.example.com., db: a, ttl: soon}\n"
+    )
+    with pytest.raises(BadInput, match=r"records\[0\].ttl"):
+        load_fleet(path)
+    path.write_text(
+        "databases:\n  - {identifier: a, region: us-east-1}\nrecords:\n  - {zoneId: Z1, name: x.example.com., db: a}\n"
+    )
+    fleet = load_fleet(path)
+    assert fleet.records == [FleetRecord("Z1", "x.example.com", "a")]
+    with pytest.raises(BadInput, match="twice"):
+        Fleet([FleetDb("a", "us-east-1"), FleetDb("a", "us-east-1")])
+    with pytest.raises(BadInput, match="twice"):
+        Fleet([FleetDb("a", "us-east-1")], [FleetRecord("Z1", "x.y", "a"), FleetRecord("Z1", "X.y", "a")])
+    with pytest.raises(BadInput, match="not an AWS region"):
+        Fleet([FleetDb("a", "mars-1")])
+
+
+def test_plan_one_dns_step_per_zone_and_no_promotion_before_every_inventory() -> None:
+    dbs = [FleetDb(f"db{i}", "us-east-1") for i in range(3)] + [FleetDb("w", "eu-west-1")]
+    recs = [FleetRecord("Z1", "a.x", "db0"), FleetRecord("Z1", "b.x", "w"), FleetRecord("Z2", "c.y", "db1")]
+    plan = fleet_plan(Fleet(dbs, recs))
+    assert [s.id for s in plan.steps if s.service == "route53"] == ["dns-Z1", "dns-Z2"]
+    # db0 (zone Z1), db1 (Z2) and db2 (no record) are waited for in separate groups
+    assert set(plan.step("dns-Z1").depends_on) == {"promoted-us-east-1-1", "promoted-eu-west-1"}
+    assert plan.step("dns-Z2").depends_on == ("promoted-us-east-1-2",)
+    assert plan.step("promoted-us-east-1-3").depends_on == ("promote-db2",)
+    for d in dbs:
+        assert set(plan.step(f"promote-{d.identifier}").depends_on) == {
+            "inventory-us-east-1",
+            "inventory-eu-west-1",
+        }
+
+
+def test_groups_go_zone_by_zone_with_a_small_last_group() -> None:
+    # the benchmark's layout: record j -> db j % 100, zone j % 2 (so zone 0 holds the even dbs)
+    dbs = [FleetDb(f"d{i:03d}", "us-east-1") for i in range(100)]
+    recs = [FleetRecord(f"Z{j % 2}", f"r{j}.x", f"d{j % 100:03d}") for j in range(200)]
+    groups = promotion_groups(Fleet(dbs, recs))["us-east-1"]
+    assert [len(g) for g in groups] == [50, 50 - TAIL, TAIL]
+    assert all(int(i[1:]) % 2 == 0 for i in groups[0])
+    assert all(int(i[1:]) % 2 == 1 for g in groups[1:] for i in g)
+    plan = fleet_plan(Fleet(dbs, recs))
+    promotes = [s.id.removeprefix("promote-") for s in plan.steps if s.id.startswith("promote-")]
+    assert promotes == [i for g in groups for i in g]  # plan order = promotion order
+    assert plan.step("dns-Z0").depends_on == ("promoted-us-east-1-1",)
+    assert set(plan.step("dns-Z1").depends_on) == {"promoted-us-east-1-2", "promoted-us-east-1-3"}
+    # no group reads more than 100 instances (one DescribeDBInstances filter)
+    many = Fleet([FleetDb(f"m{i}", "us-east-1") for i in range(250)])
+    assert [len(g) for g in promotion_groups(many)["us-east-1"]] == [100, 100, 40, TAIL]
+
+
+@pytest.fixture
+def moto_fleet(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    fix_moto_promote(monkeypatch)
+    with mock_aws():
+        yield
+
+
+def _build(dbs: int, records: int, zones: int = 1) -> Fleet:
+    return build_fleet(
+        ClientProvider(), dbs=dbs, records=records, zones=zones, source="us-west-2", target="us-east-1"
+    )
+
+
+def test_inventory_preflight_names_missing_databases(moto_fleet: None) -> None:
+    fleet = _build(2, 0)
+    clients = ClientProvider()
+    assert sorted(fleet_inventory(clients, fleet)["to_promote"]) == sorted(
+        d.identifier for d in fleet.databases
+    )
+    bad = Fleet([*fleet.databases, FleetDb("ghost", "us-east-1")])
+    with pytest.raises(BadInput, match="ghost") as err:
+        fleet_inventory(clients, bad)
+    assert err.value.region == "us-east-1"
+
+
+def test_missing_database_fails_the_run_before_any_promotion(moto_fleet: None) -> None:
+    fleet = _build(3, 1)
+    bad = Fleet([*fleet.databases, FleetDb("ghost", "us-west-2")], fleet.records)
+    clients = ClientProvider()
+    recorder = clients.add_recorder(CallRecorder())
+    result = run_fleet(clients, bad, poll=FAST)
+    assert result.status == "failed"
+    assert "ghost" in (result.step("inventory-us-west-2").error or "")
+    assert recorder.mutating() == []
+
+
+def _pending_changes(clients: ClientProvider) -> None:
+    """Make Route53 answer PENDING to ChangeResourceRecordSets, as AWS does (moto says INSYNC)."""
+
+    def pending(parsed: dict[str, Any], **_: Any) -> None:
+        parsed["ChangeInfo"]["Status"] = "PENDING"
+
+    clients.client("route53", "us-east-1").meta.events.register(
+        "after-call.route-53.ChangeResourceRecordSets", pending
+    )
+
+
+def test_dns_polls_get_change_only_when_the_change_is_pending(moto_fleet: None) -> None:
+    fleet = _build(2, 4)
+    clients = ClientProvider()
+    recorder = clients.add_recorder(CallRecorder())
+    assert run_fleet(clients, fleet, poll=FAST).status == "succeeded"
+    assert "GetChange" not in {c.operation for c in recorder.since(0)}  # INSYNC in the answer
+
+    _pending_changes(clients)
+    start = len(recorder)
+    assert run_fleet(clients, fleet, poll=FAST).status == "succeeded"
+    ops = Counter(c.operation for c in recorder.since(start))
+    assert ops["ChangeResourceRecordSets"] == 1 and ops["GetChange"] >= 1
+
+
+def test_zone_over_500_records_sends_batches_one_after_another(moto_fleet: None) -> None:
+    fleet = _build(2, 501)
+    clients = ClientProvider(retry_mode="standard", max_attempts=10)
+    aws = AwsSideThrottle(zone_write_seconds=0.05)
+    aws.attach(clients)
+    _pending_changes(clients)
+    recorder = clients.add_recorder(CallRecorder())
+    result = run_fleet(clients, fleet, limiter=RateLimiter(), recorder=recorder, poll=FAST)
+    assert result.status == "succeeded", [(s.id, s.error) for s in result.steps if s.error]
+    calls = [c for c in recorder.since(0) if c.service == "route53"]
+    ops = [c.operation for c in calls]
+    assert ops.count("ChangeResourceRecordSets") == 2
+    # the second batch went out only after GetChange saw the first INSYNC
+    first, second = [i for i, op in enumerate(ops) if op == "ChangeResourceRecordSets"]
+    assert "GetChange" in ops[first:second]
+    zone = next(iter(fleet.zones()))
+    r53 = clients.client("route53", "us-east-1")
+    names = {
+        s["Name"].rstrip(".")
+        for page in r53.get_paginator("list_resource_record_sets").paginate(HostedZoneId=zone)
+        for s in page["ResourceRecordSets"]
+        if s["Type"] == "CNAME"
+    }
+    assert names == {r.name for r in fleet.records}
