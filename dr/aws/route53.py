@@ -108,10 +108,28 @@ class HealthStatus:
     health_check_id: str
     observations: int
     successes: int
+    reports: tuple[str, ...] = ()  # each checker's StatusReport.Status
 
     @property
     def endpoint_healthy(self) -> bool:
         return self.observations > 0 and self.successes * 2 > self.observations
+
+    @property
+    def answering(self) -> int:
+        """Checkers whose request got an HTTP answer (a success, or an error status such as 503)."""
+        return sum(1 for r in self.reports if answered(r))
+
+    @property
+    def endpoint_unreachable(self) -> bool:
+        """Most checkers got no answer at all (timeout, refused, unresolvable): nothing serves there."""
+        return bool(self.reports) and self.answering * 2 <= len(self.reports)
+
+
+def answered(report: str) -> bool:
+    """Did the endpoint answer? ``Success: …`` or ``Failure: HTTP Status Code 503 …`` (an answer);
+    ``Failure: Connection timed out …`` / ``… refused`` / ``… resolve …`` (no answer)."""
+    text = report.lower()
+    return text.startswith("success") or "http status code" in text
 
 
 def effective_healthy(check: HealthCheck, status: HealthStatus) -> bool:
@@ -189,13 +207,12 @@ class Route53:
     def health_status(self, health_check_id: str) -> HealthStatus:
         with aws_errors(resource=f"health check {health_check_id}", region=None, action="read status of"):
             raw = self.client.get_health_check_status(HealthCheckId=health_check_id)
-        obs = raw.get("HealthCheckObservations", [])
-        ok = sum(
-            1
-            for o in obs
-            if str((o.get("StatusReport") or {}).get("Status", "")).lower().startswith("success")
+        reports = tuple(
+            str((o.get("StatusReport") or {}).get("Status", ""))
+            for o in raw.get("HealthCheckObservations", [])
         )
-        return HealthStatus(health_check_id, len(obs), ok)
+        ok = sum(1 for r in reports if r.lower().startswith("success"))
+        return HealthStatus(health_check_id, len(reports), ok, reports)
 
     def update_health_check(
         self, check: HealthCheck, *, inverted: bool | None = None, disabled: bool | None = None

@@ -41,7 +41,7 @@ from dr.aws import eks
 from dr.aws.cloudwatch import replica_lag
 from dr.aws.elasticache import CacheSnapshot, ElastiCache, ReplicationGroup
 from dr.aws.rds import Rds, aws_errors
-from dr.aws.route53 import Route53
+from dr.aws.route53 import Route53, answered
 from dr.aws.secretsmanager import SecretValue, get_secret
 from dr.errors import BadInput, DrError, GateRefused, NotFound, OperationFailed, from_client_error
 from dr.procedures.common import TAG_PROMOTED_AT, TAG_PROMOTED_FROM, Settled, clients_of, iso, utcnow
@@ -213,7 +213,9 @@ def preflight(
     cluster is not ACTIVE; the target DB is not an available read replica (a replica this toolkit
     already promoted passes — that is a resumed failover); planned mode and the lag is over budget
     or unknown; the target Redis is neither available nor restorable from a recent snapshot; the
-    target has no failover record with a health check.
+    target has no failover record with a health check, or most of that check's Route53 checkers get
+    no answer at all from the target's endpoint (an HTTP error such as 503 passes: before a failover
+    the target's /health fails by design, its database being a replica).
 
     ``resuming`` (``--resume``): the run already passed the gates once, so the lag gate is only
     informational and a promotion in flight (status not available, tagged by our action) passes.
@@ -293,6 +295,21 @@ def preflight(
             region=region,
             hint=f"deploy the dns component of stack {target.stack}: DNS must only move to a checked endpoint",
         )
+    if not resuming and not rec.check.disabled:
+        # Before a failover the target's /health fails by design (its database is a read replica):
+        # an HTTP error is expected. No answer at all means nothing there can serve: refuse now,
+        # before promoting anything, rather than at target-healthy with the database promoted.
+        status = Route53(clients).health_status(rec.check.id)
+        if status.endpoint_unreachable:
+            first = next((r for r in status.reports if not answered(r)), "")
+            raise GateRefused(
+                f"the {region} endpoint does not answer its Route53 health check {rec.check.id} "
+                f"({len(status.reports) - status.answering} of {len(status.reports)} checkers: {first!r})",
+                resource=estate.health_check_ref(target),
+                region=region,
+                hint=f"fix the load balancer of {target.cluster.name} in {region} (listener, security group, "
+                "WAF) until the checkers get an HTTP answer (503 is fine before failover), then retry",
+            )
     return FailoverPreflight(
         source=source,
         target=target,

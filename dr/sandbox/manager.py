@@ -41,6 +41,7 @@ from urllib.parse import urlsplit
 
 from dr.errors import BadInput, OperationFailed, TimeoutExpired
 from dr.sandbox.latency import LatencyProfile, profile
+from dr.sandbox.realism import NO_ANSWER, http_report
 
 if TYPE_CHECKING:
     from dr.aws.session import ClientProvider
@@ -283,7 +284,7 @@ class Sandbox:
         self.kubeconfig: Path | None = None
         self.started_at: float | None = None
         self._password = secrets.token_urlsafe(18)
-        self._health_cache: dict[str, tuple[float, bool]] = {}
+        self._health_cache: dict[str, tuple[float, tuple[bool, str]]] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------
     def __enter__(self) -> Sandbox:
@@ -392,7 +393,7 @@ class Sandbox:
             self.realism.set_nodes(view.region, view.cluster.name, ng.name, ng.desired_size)
         if self.pg_link is not None:
             self.pg_link.wire(self.realism)
-        self.realism.health_probe = self._region_healthy
+        self.realism.health_probe = self._region_health
 
         if self.want_kube and _available("dr.sandbox.kubeapi"):
             say("starting the fake Kubernetes APIs")
@@ -534,38 +535,45 @@ class Sandbox:
     # -- health --------------------------------------------------------------------------------
     def _region_healthy(self, region: str) -> bool:
         """The region's /health: API pods Ready and its DB secret pointing at a writable database."""
+        return self._region_health(region)[0]
+
+    def _region_health(self, region: str) -> tuple[bool, str]:
+        """(healthy, what a Route53 checker reports) for the region's endpoint, cached 0.4 s."""
         now = time.monotonic()
         hit = self._health_cache.get(region)
         if hit is not None and now - hit[0] < 0.4:
             return hit[1]
-        healthy = self._probe_region(region)
-        self._health_cache[region] = (now, healthy)
-        return healthy
+        result = self._probe_region(region)
+        self._health_cache[region] = (now, result)
+        return result
 
-    def _probe_region(self, region: str) -> bool:
+    def _probe_region(self, region: str) -> tuple[bool, str]:
         if self.realism is not None and self.realism.faults.region_down(region):
-            return False
+            return False, NO_ANSWER
         server = self.health_servers.get(region)
         if server is not None:  # what Route53's checkers do: GET /health, 200 = healthy
             try:
                 with urllib.request.urlopen(f"{server.url}/health", timeout=3) as resp:
-                    return int(resp.status) == 200
+                    return http_report(int(resp.status))
+            except urllib.error.HTTPError as err:  # the endpoint answered, with an error status
+                return http_report(int(err.code))
             except (urllib.error.URLError, OSError):
-                return False
+                return False, NO_ANSWER
+        # No health server: the load balancer still answers, 503 until pods and database serve.
         view = self.estate.site(region)
         app = self.estate.app
         api = self.kube_apis.get(view.cluster.name)
         if api is not None:
             try:
                 if api.ready_pods(app.namespace, app.api.name) <= 0:
-                    return False
+                    return http_report(503)
                 url = api.secret_value(app.namespace, app.db_secret.name, app.db_secret.key)
             except Exception:
-                return False
+                return http_report(503)
             if self.pg_link is not None:
                 port = urlsplit(url).port
-                return port is not None and self.pg_link.writable_port(port)
-        return True
+                return http_report(200 if port is not None and self.pg_link.writable_port(port) else 503)
+        return http_report(200)
 
     def health_urls(self) -> dict[str, str]:
         if self.health_servers:

@@ -78,6 +78,24 @@ PROTOCOLS: dict[str, str] = {
 GLOBAL_SERVICES = frozenset({"route53", "iam", "cloudfront", "organizations"})
 HEALTH_CHECKER_REGIONS = ("us-east-1", "us-west-1", "eu-west-1")
 
+# What Route53's checkers report (GetHealthCheckStatus StatusReport.Status), as AWS words it.
+NO_ANSWER = (
+    "Failure: Connection timed out. The endpoint or the internet connection is down, or requests are "
+    "being blocked by your firewall."
+)
+_HTTP_REASONS = {200: "OK", 500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}
+
+
+def http_report(code: int) -> tuple[bool, str]:
+    """(healthy, report) for an endpoint that answered with HTTP ``code`` (2xx/3xx healthy)."""
+    reason = _HTTP_REASONS.get(code, "")
+    if 200 <= code < 400:
+        return True, f"Success: HTTP Status Code {code}, {reason or 'OK'}"
+    return False, f"Failure: HTTP Status Code {code}, {reason}. Resolved IP: 127.0.0.1".replace(", .", ".")
+
+
+HealthProbe = Callable[[str], bool | tuple[bool, str]]
+
 _R53_NS = "https://route53.amazonaws.com/doc/2013-04-01/"
 _CREATE_REPLICA = "CreateDBInstanceReadReplica"
 
@@ -574,15 +592,17 @@ class Transitions:
 class HealthEvaluator:
     """What Route53's checkers conclude per region: the probe's state once it held for a delay.
 
-    ``probe(region) -> bool`` is the raw truth (the region's /health answers 200). A change is
-    reported only after it persisted ``delay()`` seconds (``route53.health_eval``), as Route53 needs
-    several consecutive failures before it flips a health check.
+    ``probe(region)`` is the raw truth: ``(healthy, report)`` (the region's /health answers 200;
+    the report is what a checker would say, e.g. ``Failure: HTTP Status Code 503`` when the
+    endpoint answers with an error, :data:`NO_ANSWER` when it does not answer), or a bare bool
+    (False = does not answer). A change is reported only after it persisted ``delay()`` seconds
+    (``route53.health_eval``), as Route53 needs several consecutive failures before it flips.
     """
 
     def __init__(
         self,
         regions: Iterable[str],
-        probe: Callable[[str], bool],
+        probe: HealthProbe,
         delay: Callable[[], float],
         interval: float = 0.1,
         clock: Callable[[], float] = time.time,
@@ -595,13 +615,21 @@ class HealthEvaluator:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        ok = http_report(200)[1]
         for region in regions:
-            self._state[region] = {"reported": True, "raw": True, "since": self.clock(), "needed": 0.0}
+            self._state[region] = {
+                "reported": True,
+                "raw": True,
+                "since": self.clock(),
+                "needed": 0.0,
+                "raw_report": ok,
+                "report": ok,
+            }
 
     def start(self) -> None:
         for region in list(self._state):
-            healthy = self._safe_probe(region)
-            self._state[region].update(reported=healthy, raw=healthy)
+            healthy, report = self._safe_probe(region)
+            self._state[region].update(reported=healthy, raw=healthy, raw_report=report, report=report)
         self._thread = threading.Thread(target=self._run, name="sandbox-health-eval", daemon=True)
         self._thread.start()
 
@@ -610,22 +638,28 @@ class HealthEvaluator:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-    def _safe_probe(self, region: str) -> bool:
+    def _safe_probe(self, region: str) -> tuple[bool, str]:
         try:
-            return bool(self.probe(region))
+            got = self.probe(region)
         except Exception:
-            return False
+            return False, NO_ANSWER
+        if isinstance(got, tuple):
+            return bool(got[0]), str(got[1])
+        return (True, http_report(200)[1]) if got else (False, NO_ANSWER)
 
     def tick(self) -> None:
         for region in list(self._state):
-            raw = self._safe_probe(region)
+            raw, report = self._safe_probe(region)
             now = self.clock()
             with self._lock:
                 st = self._state[region]
                 if raw != st["raw"]:
                     st.update(raw=raw, since=now, needed=max(0.0, self.delay()))
+                st["raw_report"] = report
                 if st["reported"] != st["raw"] and now - st["since"] >= st["needed"]:
                     st["reported"] = st["raw"]
+                if st["reported"] == st["raw"]:
+                    st["report"] = report
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
@@ -635,6 +669,12 @@ class HealthEvaluator:
         with self._lock:
             st = self._state.get(region)
             return bool(st["reported"]) if st else False
+
+    def report(self, region: str) -> str:
+        """The checkers' report matching :meth:`healthy` (the newest one while it agrees)."""
+        with self._lock:
+            st = self._state.get(region)
+            return str(st["report"]) if st else NO_ANSWER
 
     def snapshot(self) -> dict[str, dict[str, Any]]:
         with self._lock:
@@ -734,7 +774,7 @@ class Realism:
         self.hooks: dict[str, list[Hook]] = {}
         self.endpoint_fn: Callable[[str, str], tuple[str, int] | None] | None = None
         self.lag_fn: Callable[[str, str], float | None] | None = None  # (region, identifier)
-        self.health_probe: Callable[[str], bool] | None = None
+        self.health_probe: HealthProbe | None = None
         self.health: HealthEvaluator | None = None
         self.enabled = True  # False while seeding: no transitions, no faults
         # path prefix -> handler(method, path, params) returning JSON-able data (manager adds some)
@@ -809,9 +849,9 @@ class Realism:
         self.faults.set_region_up(region)
         self.emit("region.up", region=region)
 
-    def _probe(self, region: str) -> bool:
+    def _probe(self, region: str) -> bool | tuple[bool, str]:
         if self.faults.region_down(region):
-            return False
+            return False, NO_ANSWER
         return self.health_probe(region) if self.health_probe else True
 
     # -- capacity for the fake Kubernetes API ---------------------------------------------------
@@ -1594,14 +1634,8 @@ class Realism:
         if route53_backend().health_checks.get(hc_id) is None:
             return None  # moto answers NoSuchHealthCheck
         region = self.health_check_region(hc_id)
-        healthy = self.health.healthy(region) if (self.health and region) else True
         checked = _iso(_now())
-        status = (
-            "Success: HTTP Status Code 200, OK"
-            if healthy
-            else "Failure: Connection timed out. The endpoint or the internet connection is down, or "
-            "requests are being blocked by your firewall."
-        )
+        status = self.health.report(region) if (self.health and region) else http_report(200)[1]
         observations = "".join(
             f"<HealthCheckObservation><Region>{r}</Region><IPAddress>127.0.0.1</IPAddress><StatusReport>"
             f"<Status>{_xml_escape(status)}</Status><CheckedTime>{checked}</CheckedTime></StatusReport>"

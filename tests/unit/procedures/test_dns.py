@@ -37,6 +37,17 @@ def test_majority_of_checkers() -> None:
     assert not HealthStatus("h", 0, 0).endpoint_healthy
 
 
+def test_unreachable_means_most_checkers_got_no_http_answer() -> None:
+    timeout = "Failure: Connection timed out. The endpoint or the internet connection is down"
+    refused = "Failure: Connection refused. The endpoint is down"
+    http503 = "Failure: HTTP Status Code 503, Service Unavailable. Resolved IP: 10.0.0.1"
+    ok = "Success: HTTP Status Code 200, OK"
+    assert HealthStatus("h", 3, 0, (timeout, refused, http503)).endpoint_unreachable
+    assert not HealthStatus("h", 3, 0, (http503, http503, timeout)).endpoint_unreachable  # answers 503
+    assert not HealthStatus("h", 3, 1, (ok, http503, timeout)).endpoint_unreachable
+    assert not HealthStatus("h", 0, 0).endpoint_unreachable  # no observation: no verdict
+
+
 def _rec(region: str, role: str, *, inverted: bool = False, disabled: bool = False) -> FailoverRecord:
     rec = RecordSet(
         "api.example.com", "A", f"site-{region}", role, f"hc-{region}", f"alb.{region}.elb.amazonaws.com"

@@ -393,6 +393,27 @@ def test_gate_target_without_health_check(env: Env) -> None:
         env.preflight("unplanned")
 
 
+def test_a_target_that_does_not_answer_is_refused_before_any_change(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before a failover the target's /health fails by design (503: its DB is a replica) — that
+    passes; checkers getting no answer at all is a gate (exit 3), except on resume."""
+    from dr.aws.route53 import HealthStatus, Route53
+
+    reports: list[str] = []
+    monkeypatch.setattr(Route53, "health_status", lambda self, hid: HealthStatus(hid, 3, 0, tuple(reports)))
+    reports[:] = ["Failure: HTTP Status Code 503, Service Unavailable. Resolved IP: 10.0.0.1"] * 3
+    env.preflight("unplanned")
+    reports[:] = ["Failure: Connection timed out. The endpoint or the internet connection is down"] * 3
+    recorder = env.clients.add_recorder(CallRecorder())
+    for mode in ("unplanned", "planned"):
+        with pytest.raises(GateRefused, match="does not answer") as err:
+            env.preflight(mode)
+        assert err.value.region == env.estate.secondary.region
+    assert recorder.mutating() == []
+    env.preflight("unplanned", resuming=True)  # the run passed its gates once
+
+
 def test_dns_is_not_flipped_while_the_target_is_unhealthy(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
     from dr.aws.route53 import HealthStatus, Route53
 

@@ -305,6 +305,30 @@ def test_probe_exception_counts_unhealthy() -> None:
     assert not ev.healthy("r")
 
 
+def test_reports_say_whether_the_endpoint_answered_and_follow_the_reported_state() -> None:
+    """A 503 is an answer (Route53: "HTTP Status Code 503"), a bare False is no answer; the report
+    changes together with the (delayed) reported state, never ahead of it."""
+    from dr.aws.route53 import answered
+    from dr.sandbox.realism import NO_ANSWER, http_report
+
+    now = [0.0]
+    truth: dict[str, Any] = {"r": http_report(200)}
+    ev = HealthEvaluator(["r"], lambda r: truth[r], lambda: 10.0, clock=lambda: now[0])
+    ev.start()
+    ev.stop()
+    assert ev.healthy("r") and ev.report("r").startswith("Success: HTTP Status Code 200")
+    truth["r"] = http_report(503)
+    ev.tick()
+    assert ev.healthy("r") and ev.report("r").startswith("Success")  # not reported yet
+    now[0] += 10.1
+    ev.tick()
+    assert not ev.healthy("r")
+    assert ev.report("r").startswith("Failure: HTTP Status Code 503") and answered(ev.report("r"))
+    truth["r"] = False  # the endpoint stops answering: still unhealthy, the report says why
+    ev.tick()
+    assert ev.report("r") == NO_ANSWER and not answered(NO_ANSWER)
+
+
 # -- Realism without moto -------------------------------------------------------------------------
 
 
