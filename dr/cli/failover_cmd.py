@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
+from click.core import ParameterSource
 
 from dr.cli.context import AppContext, pass_app
 from dr.cli.runopts import plan_options
@@ -155,6 +156,21 @@ def failover(
         else dt.timedelta(seconds=estate.app.objectives.rpo_seconds)
     )
     snap_age = parse_duration(max_snapshot_age, option="--max-snapshot-age")
+    if export is not None or via == "stepfunctions":
+        # The state machine fails over *unplanned* (no call to the source region). A planned
+        # switchover stops writes in the source cluster and compares WAL positions over psycopg:
+        # it runs here, not in Step Functions.
+        explicit = click.get_current_context().get_parameter_source("mode") == ParameterSource.COMMANDLINE
+        if explicit and mode == "planned":
+            raise BadInput(
+                "the Step Functions failover is unplanned only: --mode planned cannot be "
+                f"{'exported' if export is not None else 'run there'}",
+                resource="--mode",
+                region=target.region,
+                hint="use --mode unplanned with --export/--via, or run `dr failover --mode planned` "
+                "from where the databases are reachable",
+            )
+        mode = "unplanned"
     if via == "stepfunctions" and export is None:
         from dr.cli.stepfunctions_cmd import follow_stepfunctions
 

@@ -62,6 +62,15 @@ def test_export_asl_prints_a_valid_definition_and_changes_nothing(
     # the replica is untouched
     db = s.db(s.estate.secondary.region, s.estate.secondary.database.identifier)
     assert db.get("ReadReplicaSourceDBInstanceIdentifier")
+    # without --mode the export is the unplanned failover (the state machine's only mode) ...
+    default = invoke(["failover", "--export", "asl"], tmp_path, json_out=False)
+    assert default.exit_code == 0, default.output
+    assert json.loads(default.output) == defn
+    # ... and a planned export is refused: it would stop writes in the source region and wait on
+    # WAL positions, which a state machine cannot do
+    planned = invoke(["failover", "--mode", "planned", "--export", "asl"], tmp_path)
+    assert planned.exit_code == 2 and "unplanned only" in planned.output + str(planned.stderr)
+    assert not [c for c in recorder.calls if c.mutating]
 
 
 @pytest.mark.slow
