@@ -12,15 +12,24 @@ has ``eks:DescribeCluster`` for connecting; :func:`kubernetes_verbs` lists what 
 
 Resources are ARNs built from the topology (region, identifiers, names) and the account id. Where
 a name is only known at run time (hosted zone id without ``zone_id``, health check ids, snapshot
-names) the ARN keeps its type and region and wildcards only the id. Actions without resource-level
-permissions (``cloudwatch:GetMetricStatistics``, ``route53:ListHostedZonesByName``,
-``route53:TestDNSAnswer``) get ``"*"``.
+names, KMS key ids) the ARN keeps its type and region and wildcards only the id; a restore's target
+is named by the operator, so ``restore`` gets ``db:*`` / ``replicationgroup:*`` plus an explicit
+Deny on deleting or modifying the estate's own databases and Redis groups. Actions without
+resource-level permissions (:data:`NO_RESOURCE_LEVEL`) get ``"*"``. :data:`DEPENDENT` adds what AWS
+authorises alongside a call (tags on create, KMS grants for encrypted copies/replicas/restores).
 
-How well each procedure is verified (tests/unit/procedures/test_iam.py): ``failover`` (planned and
-unplanned) runs end to end in moto with every call recorded — every call is covered and every
-granted action is used, except the Redis-restore path's actions (listed in :data:`CONDITIONAL`).
-The others are catalogues read from their code, checked for coverage of their declared plan
-operations only (see docs/stepfunctions-iam-fleets.md).
+How well each procedure is verified (tests/unit/procedures/test_iam.py, test_iam_procedures.py):
+every procedure runs end to end in moto with every AWS call recorded; each call must be allowed on
+its real ARN (rebuilt in the test, independently of this module) and every granted action must be
+used, except the per-procedure :data:`CONDITIONAL_PATHS` (paths a short run does not take, each
+with its reason) and the :data:`DEPENDENT` actions of calls that were made. ``failover`` runs
+planned and unplanned; ``failback`` re-protects and fails back; ``snapshot`` creates, copies,
+lists and prunes (RDS and Redis); ``restore`` runs PITR with ``--verify --cleanup``, a snapshot
+restore and a Redis restore; ``ops`` runs triage, nodegroup scaling, WAF block/unblock/list,
+rotate-db-secret and cert check; ``drill`` runs the AWS faults (``rds-reboot-failover``,
+``redis-primary-failure`` — moto lacks TestFailover, so only the call is checked) and the probes.
+``drill`` covers a drill's own faults and probes; a scenario whose actions run a procedure
+(failover, failback, restore-pitr) needs that procedure's policy as well.
 """
 
 from __future__ import annotations
@@ -65,21 +74,10 @@ _FAILOVER_READS = [
     Need("route53:GetChange", "global"),
     Need("secretsmanager:GetSecretValue"),
 ]
-# Only on paths a short run on a healthy estate does not take (the target's Redis group is missing
-# and is restored from its newest snapshot; health-check inversions): granted, not always used.
-CONDITIONAL = frozenset(
-    {
-        "elasticache:DescribeSnapshots",
-        "elasticache:CreateReplicationGroup",
-        "route53:UpdateHealthCheck",
-        # the lock: renewing the lease on runs longer than it (UpdateItem), reading the holder
-        # when the lock is held by someone else (GetItem)
-        "dynamodb:UpdateItem",
-        "dynamodb:GetItem",
-    }
-)
 _REDIS_RESTORE = [Need("elasticache:DescribeSnapshots"), Need("elasticache:CreateReplicationGroup")]
 # The run machinery: the lock (DynamoDB, target region) and the journal mirror (S3, target region).
+# Only failover and failback take the lock (snapshot/restore/ops run without it; drills pass it to
+# the failover/failback actions they run, whose own policies cover it).
 _RUN = [
     Need("dynamodb:GetItem"),
     Need("dynamodb:PutItem"),
@@ -87,61 +85,136 @@ _RUN = [
     Need("dynamodb:DeleteItem"),
     Need("s3:PutObject"),
 ]
+_LOCK_PATHS = {
+    "dynamodb:UpdateItem": "renewing the lock's lease, on runs longer than the lease",
+    "dynamodb:GetItem": "reading the holder when another run holds the lock",
+}
+_FAILOVER_PATHS = {
+    "elasticache:DescribeSnapshots": "the target's Redis group is missing: restored from its newest snapshot",
+    "elasticache:CreateReplicationGroup": "the target's Redis group is missing: restored from its newest snapshot",
+    "route53:UpdateHealthCheck": "a health check is inverted (a game-day leftover): un-inverted first",
+    **_LOCK_PATHS,
+}
+# Granted, but only used on paths a short run on a healthy estate does not take (action -> when).
+# The tests (tests/unit/procedures/test_iam*.py) run each procedure end to end in moto and require
+# every other granted action to be called.
+CONDITIONAL_PATHS: dict[str, dict[str, str]] = {
+    "failover": dict(_FAILOVER_PATHS),
+    "failback": dict(_FAILOVER_PATHS),
+    "snapshot": {},
+    "restore": {
+        "rds:ModifyDBInstance": "--cleanup of a restored instance that inherited deletion protection "
+        "(lifted first; only instances tagged dr:created-by=dr-toolkit)",
+    },
+    "ops": {
+        "eks:DescribeCluster": "connecting to a cluster that has no kubeconfig context (EKS endpoint + token)",
+    },
+    "drill": {
+        "eks:DescribeCluster": "connecting to a cluster that has no kubeconfig context (EKS endpoint + token)",
+    },
+}
+CONDITIONAL = frozenset(CONDITIONAL_PATHS["failover"])
+CONDITIONAL_BY_PROCEDURE = {k: frozenset(v) for k, v in CONDITIONAL_PATHS.items()}
 
-# Catalogues (read from the procedures' code; not executed end to end in the tests).
+# Actions AWS authorises *alongside* a call we make (the Service Authorization Reference's
+# "dependent actions"): never called by the toolkit, required by the call. Tags on create need
+# AddTagsToResource; encrypting a copy, replica or restore with a customer key needs the key's
+# grant and description.
+_KMS_USE = ("kms:CreateGrant", "kms:DescribeKey")
+DEPENDENT: dict[str, tuple[str, ...]] = {
+    "rds:CreateDBSnapshot": ("rds:AddTagsToResource",),
+    "rds:CopyDBSnapshot": ("rds:AddTagsToResource", *_KMS_USE),
+    "rds:CreateDBInstanceReadReplica": ("rds:AddTagsToResource", *_KMS_USE),
+    "rds:RestoreDBInstanceToPointInTime": ("rds:AddTagsToResource", *_KMS_USE),
+    "rds:RestoreDBInstanceFromDBSnapshot": ("rds:AddTagsToResource", *_KMS_USE),
+}
+IMPLIED = frozenset(a for deps in DEPENDENT.values() for a in deps)
+
 _CATALOGUE: dict[str, list[Need]] = {
+    # dr snapshot create|list|copy|prune: every command takes --region/--to, so both regions.
     "snapshot": [
-        Need("rds:DescribeDBInstances", "both"),
+        Need("rds:DescribeDBInstances", "both"),  # the source; the destination DB's KMS key (copy)
         Need("rds:DescribeDBSnapshots", "both"),
-        Need("rds:CreateDBSnapshot", "source"),
-        Need("rds:CopyDBSnapshot", "target"),
+        Need("rds:CreateDBSnapshot", "both"),
+        Need("rds:CopyDBSnapshot", "both"),
         Need("rds:DeleteDBSnapshot", "both"),
-        Need("rds:AddTagsToResource", "both"),
-        Need("rds:ListTagsForResource", "both"),
-        Need("kms:DescribeKey", "both"),
-        Need("kms:CreateGrant", "target"),
+        Need("kms:DescribeKey", "both"),  # the destination region's data key (copy)
+        Need("elasticache:DescribeReplicationGroups", "both"),
+        Need("elasticache:DescribeCacheClusters", "both"),
         Need("elasticache:DescribeSnapshots", "both"),
         Need("elasticache:CreateSnapshot", "both"),
         Need("elasticache:DeleteSnapshot", "both"),
     ],
+    # dr restore pitr|snapshot (--verify, --cleanup): either region; targets are named by the
+    # operator, so instance/group ARNs are wildcards — and the estate's own are denied deletion.
     "restore": [
-        Need("rds:DescribeDBInstances", "target"),
-        Need("rds:DescribeDBSnapshots", "target"),
-        Need("rds:RestoreDBInstanceFromDBSnapshot", "target"),
-        Need("rds:RestoreDBInstanceToPointInTime", "target"),
-        Need("rds:DeleteDBInstance", "target"),
-        Need("rds:ModifyDBInstance", "target"),
-        Need("rds:AddTagsToResource", "target"),
-        Need("rds:ListTagsForResource", "target"),
-        Need("elasticache:DescribeReplicationGroups", "target"),
-        Need("elasticache:DescribeSnapshots", "target"),
-        Need("secretsmanager:GetSecretValue", "target"),
-    ],
-    "drill": [
         Need("rds:DescribeDBInstances", "both"),
-        Need("rds:RebootDBInstance", "source"),
-        Need("rds:ListTagsForResource", "both"),
-        Need("cloudwatch:GetMetricStatistics", "both"),
+        Need("rds:DescribeDBSnapshots", "both"),
+        Need("rds:RestoreDBInstanceFromDBSnapshot", "both"),
+        Need("rds:RestoreDBInstanceToPointInTime", "both"),
+        Need("rds:ListTagsForResource", "both"),  # cleanup deletes only what the toolkit tagged
+        Need("rds:ModifyDBInstance", "both"),
+        Need("rds:DeleteDBInstance", "both"),
+        Need("elasticache:DescribeReplicationGroups", "both"),
+        Need("elasticache:DescribeCacheClusters", "both"),
+        Need("elasticache:DescribeSnapshots", "both"),
+        Need("elasticache:CreateReplicationGroup", "both"),
+        Need("elasticache:DeleteReplicationGroup", "both"),
+        Need("secretsmanager:GetSecretValue", "both"),  # --verify: the master credentials
+    ],
+    # The AWS faults and probes of drills (dr.drills.providers, dr.procedures.drill_providers).
+    # Scenario actions that run a procedure (failover, failback, restore-pitr) need that
+    # procedure's policy as well.
+    "drill": [
+        Need("rds:DescribeDBInstances", "both"),  # rds-reboot-failover, replica-lag, db-writable
+        Need("rds:RebootDBInstance", "both"),  # rds-reboot-failover (ForceFailover)
+        Need("elasticache:DescribeReplicationGroups", "both"),  # redis-primary-failure
+        Need("elasticache:TestFailover", "both"),  # redis-primary-failure
+        Need("cloudwatch:GetMetricStatistics", "both"),  # replica-lag
+        Need("secretsmanager:GetSecretValue", "both"),  # db-writable
         Need("eks:DescribeCluster", "both"),
-        Need("route53:ListHostedZonesByName", "global"),
+        Need("route53:ListHostedZonesByName", "global"),  # dns-points-to
         Need("route53:ListResourceRecordSets", "global"),
         Need("route53:GetHealthCheck", "global"),
         Need("route53:GetHealthCheckStatus", "global"),
-        Need("route53:TestDNSAnswer", "global"),
+        Need("route53:ListTagsForResource", "global"),
     ],
+    # dr ops: triage, scale (nodegroup), waf, rotate-db-secret, cert check; the Kubernetes-only
+    # commands (scale, hpa, rollback, flags, stop/resume-writes, quarantine) make no AWS call.
     "ops": [
         Need("eks:DescribeCluster", "both"),
         Need("eks:DescribeNodegroup", "both"),
         Need("eks:UpdateNodegroupConfig", "both"),
         Need("rds:DescribeDBInstances", "both"),
+        Need("rds:ModifyDBInstance", "both"),  # rotate-db-secret: the writer's master password
         Need("secretsmanager:GetSecretValue", "both"),
         Need("secretsmanager:PutSecretValue", "both"),
+        Need("wafv2:ListIPSets", "both"),
         Need("wafv2:GetIPSet", "both"),
         Need("wafv2:UpdateIPSet", "both"),
-        Need("wafv2:ListIPSets", "both"),
         Need("cloudwatch:GetMetricStatistics", "both"),
+        Need("cloudwatch:DescribeAlarms", "both"),
+        Need("elasticache:DescribeReplicationGroups", "both"),
+        Need("elasticache:DescribeCacheClusters", "both"),
+        Need("elbv2:DescribeTargetGroups", "both"),
+        Need("elbv2:DescribeTargetHealth", "both"),
+        Need("acm:ListCertificates", "both"),
+        Need("acm:DescribeCertificate", "both"),
     ],
 }
+
+# Actions AWS offers no resource-level permission for: granted on "*".
+NO_RESOURCE_LEVEL = frozenset(
+    {
+        "cloudwatch:GetMetricStatistics",
+        "route53:ListHostedZonesByName",
+        "route53:TestDNSAnswer",
+        "elbv2:DescribeTargetGroups",
+        "elbv2:DescribeTargetHealth",
+        "acm:ListCertificates",
+        "wafv2:ListIPSets",
+    }
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -153,46 +226,81 @@ def _site(estate: Estate, region: str) -> SiteView:
     return estate.primary if estate.primary.region == region else estate.secondary
 
 
+def _rds(action: str, r: str, a: str, estate: Estate, procedure: str | None) -> list[str]:
+    site = _site(estate, r)
+    name = action.split(":", 1)[1]
+    ident = site.database.identifier
+    # a failback's new replica is <identifier>-failback[-N] when the old primary still exists
+    dbs = (
+        [f"arn:aws:rds:{r}:{a}:db:*"]
+        if procedure == "restore"
+        else [f"arn:aws:rds:{r}:{a}:db:{ident}", f"arn:aws:rds:{r}:{a}:db:{ident}-failback*"]
+    )
+    snapshots = [f"arn:aws:rds:{r}:{a}:snapshot:*"]
+    if name == "DescribeDBSubnetGroups":
+        return [f"arn:aws:rds:{r}:{a}:subgrp:*"]
+    if name in ("DescribeDBSnapshots", "CreateDBSnapshot", "CopyDBSnapshot", "DeleteDBSnapshot"):
+        return snapshots + dbs
+    if name.startswith("Restore"):
+        groups = ("subgrp", "pg", "og")
+        return snapshots + dbs + [f"arn:aws:rds:{r}:{a}:{g}:*" for g in groups]
+    if name == "CreateDBInstanceReadReplica":
+        return [*dbs, f"arn:aws:rds:{r}:{a}:subgrp:{estate.db_subnet_group(site)}"]
+    if name == "AddTagsToResource" and procedure == "snapshot":
+        return snapshots
+    return dbs
+
+
+def _elasticache(action: str, r: str, a: str, estate: Estate, procedure: str | None) -> list[str]:
+    name = action.split(":", 1)[1]
+    site = _site(estate, r)
+    group = "*" if procedure == "restore" else site.cache.replication_group_id
+    rg = f"arn:aws:elasticache:{r}:{a}:replicationgroup:{group}"
+    if name == "DescribeCacheClusters":
+        return [
+            f"arn:aws:elasticache:{r}:{a}:cluster:{group}-*"
+            if group != "*"
+            else f"arn:aws:elasticache:{r}:{a}:cluster:*"
+        ]
+    if name == "CreateReplicationGroup":
+        return [
+            rg,
+            f"arn:aws:elasticache:{r}:{a}:cluster:{group}-*"
+            if group != "*"
+            else f"arn:aws:elasticache:{r}:{a}:cluster:*",
+            f"arn:aws:elasticache:{r}:{a}:snapshot:*",
+            f"arn:aws:elasticache:{r}:{a}:subnetgroup:{estate.cache_subnet_group(site)}",
+            f"arn:aws:elasticache:{r}:{a}:parametergroup:*",
+            f"arn:aws:elasticache:{r}:{a}:securitygroup:*",
+        ]
+    if name in ("DescribeSnapshots", "CreateSnapshot", "DeleteSnapshot"):
+        return [f"arn:aws:elasticache:{r}:{a}:snapshot:*", rg]
+    return [rg]
+
+
 def resources_for(
-    action: str, region: str | None, estate: Estate, account: str, *, zone_id: str | None = None
+    action: str,
+    region: str | None,
+    estate: Estate,
+    account: str,
+    *,
+    zone_id: str | None = None,
+    procedure: str | None = None,
 ) -> list[str]:
     """ARNs ``action`` is granted on in ``region`` (``["*"]`` for actions without resource-level permissions)."""
     service, name = action.split(":", 1)
     r, a = region or "us-east-1", account
+    if action in NO_RESOURCE_LEVEL:
+        return ["*"]
     if service == "rds":
-        site = _site(estate, r)
-        if "Snapshot" in name or name.startswith("Restore"):
-            out = [f"arn:aws:rds:{r}:{a}:snapshot:*", f"arn:aws:rds:{r}:{a}:db:{site.database.identifier}*"]
-            if name.startswith("Restore"):
-                out += [
-                    f"arn:aws:rds:{r}:{a}:subgrp:*",
-                    f"arn:aws:rds:{r}:{a}:pg:*",
-                    f"arn:aws:rds:{r}:{a}:og:*",
-                ]
-            return out
-        return [f"arn:aws:rds:{r}:{a}:db:{site.database.identifier}"]
+        return _rds(action, r, a, estate, procedure)
     if service == "eks":
         cluster = _site(estate, r).cluster
         if name == "DescribeCluster":
             return [f"arn:aws:eks:{r}:{a}:cluster/{cluster.name}"]
         return [f"arn:aws:eks:{r}:{a}:nodegroup/{cluster.name}/{cluster.nodegroup.name}/*"]
     if service == "elasticache":
-        group = _site(estate, r).cache.replication_group_id
-        if name == "DescribeReplicationGroups":
-            return [f"arn:aws:elasticache:{r}:{a}:replicationgroup:{group}"]
-        if name == "CreateReplicationGroup":
-            return [
-                f"arn:aws:elasticache:{r}:{a}:replicationgroup:{group}",
-                f"arn:aws:elasticache:{r}:{a}:cluster:{group}-*",
-                f"arn:aws:elasticache:{r}:{a}:snapshot:*",
-                f"arn:aws:elasticache:{r}:{a}:subnetgroup:{estate.cache_subnet_group(_site(estate, r))}",
-                f"arn:aws:elasticache:{r}:{a}:parametergroup:*",
-                f"arn:aws:elasticache:{r}:{a}:securitygroup:*",
-            ]
-        return [
-            f"arn:aws:elasticache:{r}:{a}:snapshot:*",
-            f"arn:aws:elasticache:{r}:{a}:replicationgroup:{group}",
-        ]
+        return _elasticache(action, r, a, estate, procedure)
     if service == "route53":
         zone = f"arn:aws:route53:::hostedzone/{zone_id or '*'}"
         if name in ("ChangeResourceRecordSets", "ListResourceRecordSets"):
@@ -206,10 +314,7 @@ def resources_for(
         return ["*"]
     if service == "secretsmanager":
         sid = estate.app.db_secret.secrets_manager_id
-        return [
-            f"arn:aws:secretsmanager:{r}:{a}:secret:{sid}-*",
-            f"arn:aws:secretsmanager:{r}:{a}:secret:rds!*",
-        ]
+        return [f"arn:aws:secretsmanager:{r}:{a}:secret:{sid}-*"]
     if service == "dynamodb":
         return [f"arn:aws:dynamodb:{r}:{a}:table/{estate.lock_table}"]
     if service == "s3":
@@ -217,8 +322,33 @@ def resources_for(
     if service == "kms":
         return [f"arn:aws:kms:{r}:{a}:key/*"]
     if service == "wafv2":
-        return [f"arn:aws:wafv2:{r}:{a}:regional/ipset/*", f"arn:aws:wafv2:{r}:{a}:regional/webacl/*"]
+        return [f"arn:aws:wafv2:{r}:{a}:regional/ipset/{_site(estate, r).edge.ip_set_name}/*"]
+    if service == "cloudwatch" and name == "DescribeAlarms":
+        return [f"arn:aws:cloudwatch:{r}:{a}:alarm:*"]
+    if service == "acm" and name == "DescribeCertificate":
+        return [f"arn:aws:acm:{r}:{a}:certificate/*"]
     return ["*"]
+
+
+def _denied(estate: Estate, procedure: str, account: str) -> list[dict[str, Any]]:
+    """Explicit denies: a restore's cleanup may delete what it restored, never the estate's own."""
+    if procedure != "restore":
+        return []
+    views = (estate.primary, estate.secondary)
+    return [
+        {
+            "Sid": "RestoreNeverDeletesTheEstate",
+            "Effect": "Deny",
+            "Action": ["rds:DeleteDBInstance", "rds:ModifyDBInstance", "elasticache:DeleteReplicationGroup"],
+            "Resource": sorted(
+                [f"arn:aws:rds:{v.region}:{account}:db:{v.database.identifier}" for v in views]
+                + [
+                    f"arn:aws:elasticache:{v.region}:{account}:replicationgroup:{v.cache.replication_group_id}"
+                    for v in views
+                ]
+            ),
+        }
+    ]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -253,6 +383,7 @@ def needed(estate: Estate, procedure: str, target: SiteView) -> list[tuple[str, 
         "global": [None],
     }
     out: list[tuple[str, str | None]] = []
+    untouched: list[tuple[str, str | None]] = []  # no dependent actions
     needs: list[Need]
     if procedure in ("failover", "failback"):
         if procedure == "failback":
@@ -264,18 +395,27 @@ def needed(estate: Estate, procedure: str, target: SiteView) -> list[tuple[str, 
                 "both": [target.region, source.region],
                 "global": [None],
             }
+            untouched.append(("rds:CreateDBInstanceReadReplica", source.region))
             out += [
-                ("rds:CreateDBInstanceReadReplica", source.region),
+                # re-protect: the new replica in the target region (a cross-region replica is also
+                # authorised on the source instance: RDS calls the source region for it, below)
+                ("rds:CreateDBInstanceReadReplica", target.region),
+                ("kms:DescribeKey", target.region),  # the target region's data key (pre-flight)
                 ("rds:DescribeDBInstances", source.region),
+                ("rds:DescribeDBSubnetGroups", target.region),
+                # the DR side back to warm standby (standby-nodegroup)
+                ("eks:DescribeNodegroup", source.region),
+                ("eks:UpdateNodegroupConfig", source.region),
             ]
         out += _from_plans(failover_plans(estate, target))
         needs = [*_FAILOVER_READS, *_REDIS_RESTORE, *_RUN, Need("eks:DescribeCluster", "source")]
         out.append(("route53:UpdateHealthCheck", None))
     else:
-        needs = [*_CATALOGUE[procedure], *_RUN]
+        needs = list(_CATALOGUE[procedure])
     for need in needs:
         out += [(need.action, r) for r in regions[need.where]]
-    return out
+    out += [(dep, region) for action, region in list(out) for dep in DEPENDENT.get(action, ())]
+    return list(dict.fromkeys(out + untouched))
 
 
 def policy(
@@ -296,7 +436,11 @@ def policy(
     view = target or estate.secondary
     grants: dict[tuple[str, tuple[str, ...]], set[str]] = defaultdict(set)
     for action, region in needed(estate, procedure, view):
-        res = tuple(sorted(set(resources_for(action, region, estate, account_id, zone_id=zone_id))))
+        res = tuple(
+            sorted(
+                set(resources_for(action, region, estate, account_id, zone_id=zone_id, procedure=procedure))
+            )
+        )
         grants[(action.split(":", 1)[0], res)].add(action)
     # merge statements of one service with the same actions over several resource sets
     by_actions: dict[tuple[str, tuple[str, ...]], set[str]] = defaultdict(set)
@@ -312,7 +456,7 @@ def policy(
                 "Resource": sorted(resources) if "*" not in resources else "*",
             }
         )
-    return {"Version": "2012-10-17", "Statement": statements}
+    return {"Version": "2012-10-17", "Statement": statements + _denied(estate, procedure, account_id)}
 
 
 def kubernetes_verbs(estate: Estate, procedure: str) -> list[dict[str, Any]]:
@@ -329,19 +473,21 @@ def kubernetes_verbs(estate: Estate, procedure: str) -> list[dict[str, Any]]:
 
 
 def allows(doc: dict[str, Any], action: str, arn: str) -> bool:
-    """Does ``doc`` allow ``action`` on ``arn`` (IAM wildcard matching; Allow statements only)?"""
+    """Does ``doc`` allow ``action`` on ``arn``? IAM wildcard matching; an explicit Deny wins.
+    (Conditions are not evaluated: the generated policies have none.)"""
     import fnmatch
 
-    for st in doc["Statement"]:
-        if st.get("Effect") != "Allow":
-            continue
+    def matches(st: dict[str, Any]) -> bool:
         actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
         resources = st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
-        if any(fnmatch.fnmatchcase(action, a) for a in actions) and any(
+        return any(fnmatch.fnmatchcase(action, a) for a in actions) and any(
             fnmatch.fnmatchcase(arn, r) for r in resources
-        ):
-            return True
-    return False
+        )
+
+    statements = doc["Statement"]
+    if any(st.get("Effect") == "Deny" and matches(st) for st in statements):
+        return False
+    return any(st.get("Effect") == "Allow" and matches(st) for st in statements)
 
 
 def _task_actions(defn: dict[str, Any]) -> list[str]:

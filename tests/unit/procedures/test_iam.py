@@ -3,8 +3,8 @@
 The failover (unplanned and planned) runs end to end in moto with the run lock (DynamoDB) and the
 journal mirror (S3), every call recorded by a CallRecorder. Each call is turned into (action, ARN)
 here, independently of ``dr.procedures.iam``, and checked against the generated policy.
-snapshot/restore/drill/ops/failback are catalogues (not run end to end here): checked for shape and
-scoping only.
+failback, snapshot, restore, ops and drill run end to end in test_iam_procedures.py; here every
+procedure's policy is also checked for shape and scoping.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 from dr.aws.session import ApiCall, CallRecorder
 from dr.errors import BadInput
 from dr.procedures.common import services
-from dr.procedures.iam import CONDITIONAL, PROCEDURES, allows, kubernetes_verbs, policy
+from dr.procedures.iam import CONDITIONAL, NO_RESOURCE_LEVEL, PROCEDURES, allows, kubernetes_verbs, policy
 from dr.runbook.lock import DynamoLock, create_lock_table
 from dr.runbook.runner import run_plan
 from tests.unit.procedures import test_failover as _failover
@@ -156,11 +156,19 @@ def test_policies_are_scoped_to_the_topology_for_every_procedure(tooling: Env) -
                 )
             if res == ["*"] or st["Resource"] == "*":
                 # only actions AWS offers no resource-level permission for
-                assert set(st["Action"]) <= {
-                    "cloudwatch:GetMetricStatistics",
-                    "route53:ListHostedZonesByName",
-                    "route53:TestDNSAnswer",
-                }, (proc, st)
+                assert (
+                    set(st["Action"])
+                    <= NO_RESOURCE_LEVEL
+                    <= {
+                        "cloudwatch:GetMetricStatistics",
+                        "route53:ListHostedZonesByName",
+                        "route53:TestDNSAnswer",
+                        "elbv2:DescribeTargetGroups",
+                        "elbv2:DescribeTargetHealth",
+                        "acm:ListCertificates",
+                        "wafv2:ListIPSets",
+                    }
+                ), (proc, st)
     with pytest.raises(BadInput):
         policy(est, "failover", account_id="12")
     with pytest.raises(BadInput):
