@@ -89,7 +89,7 @@ def failover(
     from dr.aws.session import CallRecorder
     from dr.cli.opsutil import estate_lock, finish
     from dr.procedures.common import services
-    from dr.procedures.fleet import fleet_inventory, fleet_plan, load_fleet
+    from dr.procedures.fleet import fleet_inventory, fleet_plan, frozen_heap, load_fleet
     from dr.runbook.ratelimit import RateLimiter
     from dr.runbook.runner import run_plan
 
@@ -101,18 +101,19 @@ def failover(
     limiter.attach(clients)
     calls = clients.add_recorder(CallRecorder())
     plan = fleet_plan(fl, timeout=timeout)
-    result = run_plan(
-        plan,
-        services(clients, estate),
-        dry_run=dry_run,
-        assume_yes=yes,
-        resume=resume,
-        runs_dir=runs_dir,
-        lock=None if dry_run else estate_lock(app),
-        break_lock=break_lock,
-        output=app.output,
-        max_workers=16,
-    )
+    with frozen_heap():
+        result = run_plan(
+            plan,
+            services(clients, estate),
+            dry_run=dry_run,
+            assume_yes=yes,
+            resume=resume,
+            runs_dir=runs_dir,
+            lock=None if dry_run else estate_lock(app),
+            break_lock=break_lock,
+            output=app.output,
+            max_workers=16,
+        )
     if result.status != "dry-run":
         sent = calls.since(0)
         report["api"] = {

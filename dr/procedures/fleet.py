@@ -29,7 +29,8 @@ RDS/Route53 rate limits (see :mod:`dr.runbook.ratelimit`) and not by polling or 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -536,11 +537,29 @@ def run_fleet(
 
     plan = fleet_plan(fleet, timeout=timeout)
     ctx = StepContext(run_id=new_run_id(), services={"clients": clients})
-    return Executor(
+    executor = Executor(
         plan,
         ctx,
         max_workers=max_workers,
         poll=poll,
         recorder=recorder,
         rate_limiter=limiter if limiter is not None else RateLimiter(),
-    ).run()
+    )
+    with frozen_heap():
+        return executor.run()
+
+
+@contextmanager
+def frozen_heap() -> Iterator[None]:
+    """For the duration of a run, keep the objects that already exist (botocore's service models,
+    an in-process simulator's state…) out of the cyclic garbage collector's reach (``gc.freeze``):
+    a full collection then walks only what the run allocates. Measured on the fleet benchmark, whose
+    heap holds moto's simulated AWS, full collections paused every thread for 0.1–0.4 s, several
+    times per run. ``gc.unfreeze()`` afterwards hands the objects back to the collector."""
+    import gc
+
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()

@@ -24,6 +24,7 @@ READ_ONLY = {
     "drill history": "reads local evidence directories",
     "drill list": "lists scenario files",
     "drill report": "re-renders a local journal",
+    "fleet plan": "reads the fleet file only (offline)",
     "iam-policy": "prints a policy document",
     "incident list": "reads local incident files",
     "incident start": "local incident file + optional webhook; no infrastructure",
@@ -50,6 +51,7 @@ DRY_ARGS: dict[str, list[str]] = {
     "drill run": ["region-loss", "--target", "sandbox"],
     "failback": [],
     "failover": ["--mode", "unplanned"],
+    "fleet failover": ["--file", "{fleet}"],
     "ops circuit-breaker": ["on"],
     "ops flag disable": ["maintenance-mode"],
     "ops flag enable": ["maintenance-mode"],
@@ -126,6 +128,14 @@ def _names(e: Estate) -> dict[str, str]:
     }
 
 
+def _fleet_file(e: Estate, tmp_path: Path) -> str:
+    """A fleet of one: the estate's DR replica (for `dr fleet failover --dry-run`)."""
+    dr = e.estate.secondary
+    path = tmp_path / "fleet.yaml"
+    path.write_text(f"databases:\n  - {{identifier: {dr.database.identifier}, region: {dr.region}}}\n")
+    return str(path)
+
+
 def _new_revision(e: Estate) -> None:
     """Give the api deployment a second revision (so `ops rollback api` has one to go back to)."""
     from kubernetes import client, config
@@ -148,6 +158,7 @@ def test_dry_run_sends_no_mutating_call(shared_estate: Estate, command: str, tmp
     if command == "ops rollback":
         _new_revision(e)
     names = _names(e)
+    names["fleet"] = _fleet_file(e, tmp_path)
     args = [*command.split(), *[a.format(**names) for a in DRY_ARGS[command]], "--dry-run"]
     if command.startswith("drill"):
         args += ["--out", str(tmp_path / "evidence")]
