@@ -235,17 +235,6 @@ def _execute(
         time.sleep(0.05)
 
 
-def _all_states(defn: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """Every state of a definition, inside Parallel branches and Map iterators too."""
-    for state in defn.get("States", {}).values():
-        yield state
-        for branch in state.get("Branches", []):
-            yield from _all_states(branch)
-        for key in ("Iterator", "ItemProcessor"):
-            if key in state:
-                yield from _all_states(state[key])
-
-
 def _journal_bucket(s: Seeded, region: str) -> str:
     bucket = s.estate.journal_bucket(region)
     kw: dict[str, Any] = (
@@ -313,7 +302,7 @@ def test_a_failing_step_is_caught_and_recorded_in_the_journal_bucket(sfn_estate:
     defn = compile_plan(plan, AslOptions(journal_bucket=bucket, first_wait=1))
     # moto reports the missing instance as States.TaskFailed, which the read retry policy retries
     # (2 s, 4 s, 8 s); what this test checks is the Catch, so retry once, after 1 s
-    for state in _all_states(defn):
+    for _name, state in _all_states(defn):
         for rule in state.get("Retry", []):
             rule.update(IntervalSeconds=1, BackoffRate=1.0, MaxAttempts=min(rule["MaxAttempts"], 1))
     out = _execute(s, defn, target.region)
