@@ -64,12 +64,17 @@ def timed(cmd: list[str], runs: int = 15) -> float:
     return statistics.median(samples)
 
 
-def cold_start() -> dict[str, float]:
-    # interleave warm-up so both commands see the same page cache
-    timed([sys.executable, "-c", "pass"], runs=3)
-    timed([sys.executable, "-m", "dr", "--help"], runs=3)
-    base = timed([sys.executable, "-c", "pass"])
-    help_ = timed([sys.executable, "-m", "dr", "--help"])
+def cold_start(runs: int = 15) -> dict[str, float]:
+    """Median of ``runs`` alternating samples: both commands see the same load and page cache
+    (a burst of load during one command's batch would otherwise skew the ratio)."""
+    base_cmd, help_cmd = [sys.executable, "-c", "pass"], [sys.executable, "-m", "dr", "--help"]
+    timed(base_cmd, runs=3)  # warm-up
+    timed(help_cmd, runs=3)
+    bases, helps = [], []
+    for _ in range(runs):
+        bases.append(timed(base_cmd, runs=1))
+        helps.append(timed(help_cmd, runs=1))
+    base, help_ = statistics.median(bases), statistics.median(helps)
     return {"python_pass_s": base, "dr_help_s": help_, "ratio": help_ / base}
 
 
@@ -234,12 +239,16 @@ def suite(figs: dict[str, Figure], reliability: dict[str, dict[str, int]]) -> No
         )
         wall = time.perf_counter() - t0
         lines = [json.loads(x) for x in summary.read_text().splitlines()] if summary.exists() else []
+    log = Path(tempfile.gettempdir()) / "dr-bench-suite.log"  # the whole output, to read a failure
+    log.write_text(proc.stdout + proc.stderr)
     tail = (proc.stdout.strip().splitlines() or [""])[-1]
     f.measured = f"{wall / 60:.1f} min ({wall:.0f} s): {tail.strip('= ')}"
     f.met = wall <= 300 and proc.returncode == 0
     if proc.returncode != 0:
         failed = [x.split(" - ")[0] for x in proc.stdout.splitlines() if x.startswith(("FAILED ", "ERROR "))]
-        f.details.append(f"pytest exited {proc.returncode}: " + ("; ".join(failed) or "see its output"))
+        f.details.append(
+            f"pytest exited {proc.returncode}: " + ("; ".join(failed) or "see its output") + f" ({log})"
+        )
     tally(lines, reliability)
 
 

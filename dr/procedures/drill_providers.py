@@ -22,6 +22,7 @@ import datetime as dt
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -482,10 +483,8 @@ def rollback_deploy(ctx: DrillContext, deployment: str | None) -> dict[str, Any]
 
 def _connect_site(ctx: DrillContext, view: SiteView) -> Any:
     """A psycopg connection to the site's database (RDS endpoint + the app's master credentials)."""
-    import psycopg
-
     from dr.aws.rds import Rds
-    from dr.procedures.restore import master_credentials
+    from dr.procedures.restore import connect_master
 
     estate = ctx.require_estate()
     clients = ctx.clients(read_only=True)
@@ -496,13 +495,13 @@ def _connect_site(ctx: DrillContext, view: SiteView) -> Any:
             resource=view.database.identifier,
             region=view.region,
         )
-    user, password = master_credentials(clients, view.region, estate.app.db_secret.secrets_manager_id)
-    return psycopg.connect(
-        host=inst.endpoint,
-        port=inst.port or estate.app.database.port,
-        dbname=estate.app.database.db_name,
-        user=user,
-        password=password,
+    if inst.port is None:
+        inst = replace(inst, port=estate.app.database.port)
+    return connect_master(
+        clients,
+        inst,
+        secret_id=estate.app.db_secret.secrets_manager_id,
+        db_name=estate.app.database.db_name,
         connect_timeout=3,
         autocommit=True,
     )

@@ -93,20 +93,12 @@ def pg_replay_lag_probe(
 ) -> LagProbe:
     """A probe reading the replica's own replay lag with psycopg (credentials from Secrets Manager,
     never printed). Raises on connection failure; :func:`preflight` turns that into a warning."""
-    from dr.procedures.restore import _default_connect, master_credentials
+    from dr.procedures.restore import connect_master
 
     def probe(inst: DbInstance) -> float | None:
         if not inst.endpoint:
             raise OperationFailed(f"DB instance {inst.identifier} has no endpoint", region=inst.region)
-        user, password = master_credentials(clients, inst.region, secret_id)
-        conn = (connect or _default_connect)(
-            host=inst.endpoint,
-            port=inst.port or 5432,
-            dbname=db_name,
-            user=user,
-            password=password,
-            connect_timeout=5,
-        )
+        conn = connect_master(clients, inst, secret_id=secret_id, db_name=db_name, connect=connect)
         try:
             with conn.cursor() as cur:
                 cur.execute(REPLAY_LAG_SQL)

@@ -198,6 +198,31 @@ def _default_connect(**kwargs: Any) -> Any:
     return psycopg.connect(**kwargs)
 
 
+def connect_master(
+    clients: ClientProvider,
+    inst: DbInstance,
+    *,
+    secret_id: str,
+    db_name: str,
+    connect: Connector | None = None,
+    connect_timeout: int = 5,
+    **options: Any,
+) -> Any:
+    """A connection to ``inst`` (its RDS endpoint) as the master user of ``secret_id`` in its region.
+
+    The credentials go to the driver only: never logged, never in an error message of ours."""
+    user, password = master_credentials(clients, inst.region, secret_id)
+    return (connect or _default_connect)(
+        host=inst.endpoint,
+        port=inst.port or 5432,
+        dbname=db_name,
+        user=user,
+        password=password,
+        connect_timeout=connect_timeout,
+        **options,
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # plans
 # ---------------------------------------------------------------------------------------------

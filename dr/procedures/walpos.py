@@ -28,7 +28,7 @@ from dr.aws.rds import Rds
 if TYPE_CHECKING:
     from dr.aws.session import ClientProvider
 
-Connector = Callable[..., Any]
+Connector = Callable[..., Any]  # psycopg.connect's signature
 
 SOURCE_SQL = "SELECT pg_is_in_recovery(), pg_current_wal_lsn()::text"
 REPLICA_SQL = "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text"
@@ -60,12 +60,6 @@ class Positions:
         return self.replica >= self.source
 
 
-def _default_connect(**kwargs: Any) -> Any:
-    import psycopg
-
-    return psycopg.connect(**kwargs)
-
-
 class CatchUp:
     """Poll the WAL positions of ``source`` and ``replica`` (see the module docstring)."""
 
@@ -87,7 +81,7 @@ class CatchUp:
         self.replica = replica
         self.secret_id = secret_id
         self.db_name = db_name
-        self.connect = connect or _default_connect
+        self.connect = connect
         self.quiet_seconds = quiet_seconds
         self.connect_timeout = connect_timeout
         self.clock = clock
@@ -96,18 +90,17 @@ class CatchUp:
         self.last: Positions | None = None
 
     def _query(self, ref: DbRef, sql: str) -> tuple[bool, str]:
-        from dr.procedures.restore import master_credentials
+        from dr.procedures.restore import connect_master
 
         inst = Rds(self.clients, ref.region).describe_instance(ref.identifier)
         if not inst.endpoint:
             raise LookupError(f"DB instance {ref.identifier} in {ref.region} has no endpoint yet")
-        user, password = master_credentials(self.clients, ref.region, self.secret_id)
-        conn = self.connect(
-            host=inst.endpoint,
-            port=inst.port or 5432,
-            dbname=self.db_name,
-            user=user,
-            password=password,
+        conn = connect_master(
+            self.clients,
+            inst,
+            secret_id=self.secret_id,
+            db_name=self.db_name,
+            connect=self.connect,
             connect_timeout=self.connect_timeout,
             autocommit=True,
         )

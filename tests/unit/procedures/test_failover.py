@@ -80,10 +80,11 @@ class Env:
         resume: str | None = None,
         dry_run: bool = False,
         clients: ClientProvider | None = None,
+        **extra: Any,
     ) -> RunResult:
         return run_plan(
             plan,
-            services(clients or self.clients, self.estate, kube=self.kube),
+            services(clients or self.clients, self.estate, kube=self.kube, **extra),
             dry_run=dry_run,
             assume_yes=True,
             resume=resume,

@@ -13,11 +13,9 @@ from typing import Any
 
 import pytest
 
-from dr.procedures.common import services
 from dr.procedures.walpos import CatchUp, DbRef, lsn_to_int
-from dr.runbook.runner import run_plan
 from tests.unit.procedures.estate_seed import PASSWORD
-from tests.unit.procedures.test_failover import FAST, Env, env, journal_events
+from tests.unit.procedures.test_failover import Env, env, journal_events
 
 __all__ = ["env"]
 
@@ -150,19 +148,7 @@ def test_planned_failover_promotes_after_the_replica_replayed_the_source_positio
         "before-call.rds.PromoteReadReplica",
         lambda **_: promoted_at.append(pg.hosts[pg.replica_host][1]),
     )
-    plan = env.plan("planned")
-    result = run_plan(
-        plan,
-        services(env.clients, env.estate, kube=env.kube, pg_connect=pg.connect),
-        dry_run=False,
-        assume_yes=True,
-        resume=None,
-        runs_dir=env.runs,
-        lock=None,
-        break_lock=False,
-        output="json",
-        poll=FAST,
-    )
+    result = env.run(env.plan("planned"), pg_connect=pg.connect)
     assert result.status == "succeeded", result.summary()
     source_pos = pg.hosts[pg.source_host][1]
     assert promoted_at == [source_pos]  # promoted once, with everything replayed
@@ -180,20 +166,8 @@ def test_without_a_database_the_fallback_waits_for_a_period_after_the_stop(env: 
     plan = env.plan("planned")
     now = env.now + dt.timedelta(minutes=5)  # writes stop well after every datapoint put so far
     common.set_clock(lambda: now)
-    step = plan.step("replica-caught-up")
-    step.timeout = 0.5
-    result = run_plan(
-        plan,
-        services(env.clients, env.estate, kube=env.kube),
-        dry_run=False,
-        assume_yes=True,
-        resume=None,
-        runs_dir=env.runs,
-        lock=None,
-        break_lock=False,
-        output="json",
-        poll=FAST,
-    )
+    plan.step("replica-caught-up").timeout = 0.5
+    result = env.run(plan)
     assert result.status == "failed"
     steps = {s.id: s for s in result.steps}
     assert steps["replica-caught-up"].status == "failed"
