@@ -185,3 +185,52 @@ def test_zone_over_500_records_sends_batches_one_after_another(moto_fleet: None)
         if s["Type"] == "CNAME"
     }
     assert names == {r.name for r in fleet.records}
+
+
+@pytest.mark.slow  # moto's server + RDS models, and 1 s promotions
+def test_on_the_sandbox_realism_layer_dns_moves_only_after_its_databases_are_promoted() -> None:
+    """The sandbox models a promotion as a transition (``modifying``, still a replica, then
+    standalone) and a Route53 change as PENDING then INSYNC: the run waits for both, and each zone's
+    change batch goes out only once every database it names has finished promoting."""
+    import time
+
+    from dr.sandbox.latency import LatencyProfile
+    from dr.sandbox.realism import Realism
+    from dr.sandbox.server import MotoServer
+    from dr.target import SANDBOX_CREDENTIALS
+
+    realism = Realism(None, LatencyProfile("none", overrides={"rds.promote": 1.0, "route53.insync": 0.3}))
+    server = MotoServer(middleware=realism.middleware).start()
+    realism.start()
+    promoted: dict[str, float] = {}
+
+    def on_promoted(region: str, identifier: str) -> None:
+        promoted.setdefault(identifier, time.time())
+
+    realism.on("rds.promoted", on_promoted)
+    try:
+        clients = ClientProvider(
+            endpoint_url=server.url, credentials=dict(SANDBOX_CREDENTIALS), retry_mode="standard"
+        )
+        fleet = build_fleet(clients, dbs=3, records=4, zones=2, source="us-west-2", target="us-east-1")
+        recorder = clients.add_recorder(CallRecorder())
+        result = run_fleet(clients, fleet, limiter=RateLimiter(), recorder=recorder, poll=FAST)
+        assert result.status == "succeeded", [(s.id, s.error) for s in result.steps if s.error]
+        calls = recorder.since(0)
+        ops = Counter(c.operation for c in calls)
+        assert ops["PromoteReadReplica"] == 3 and ops["ChangeResourceRecordSets"] == 2
+        assert ops["GetChange"] >= 2  # each zone's change was PENDING at first
+        # every wait saw its promotions still in progress, then complete
+        assert all(s.polls >= 2 for s in result.steps if s.id.startswith("promoted-"))
+        assert set(promoted) == {d.identifier for d in fleet.databases}
+        sent = {c.params["HostedZoneId"]: c.at for c in calls if c.operation == "ChangeResourceRecordSets"}
+        for zone, records in fleet.zones().items():
+            assert all(promoted[r.db] <= sent[zone] for r in records), zone
+        rds = clients.client("rds", "us-east-1")
+        for db in fleet.databases:
+            inst = rds.describe_db_instances(DBInstanceIdentifier=db.identifier)["DBInstances"][0]
+            assert inst["DBInstanceStatus"] == "available"
+            assert "ReadReplicaSourceDBInstanceIdentifier" not in inst
+    finally:
+        realism.stop()
+        server.stop()
