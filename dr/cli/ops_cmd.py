@@ -61,12 +61,15 @@ def _run(
     runs_dir: Path,
     report: dict[str, Any],
     human: Any = None,
+    locked: bool = True,
 ) -> None:
-    from dr.cli.opsutil import finish
+    """Run an ops plan; ``locked``: under the estate's run lock (unless --dry-run or ``ops --no-lock``)."""
+    from dr.cli.opsutil import estate_lock, finish
     from dr.procedures.common import services
     from dr.runbook.runner import run_plan
 
     clients = app.clients(read_only=dry_run)
+    lock = estate_lock(app) if locked and not dry_run and not app.extra.get("no_lock") else None
     try:
         result = run_plan(
             plan,
@@ -75,7 +78,7 @@ def _run(
             assume_yes=yes,
             resume=resume,
             runs_dir=runs_dir,
-            lock=None,
+            lock=lock,
             break_lock=break_lock,
             output=app.output,
         )
@@ -101,11 +104,24 @@ def _print_lines(lines: list[str]) -> Any:
     help="Kubeconfig with a context named like each cluster (default: the sandbox's, $KUBECONFIG, "
     "~/.kube/config; without a matching context: EKS + your AWS identity).",
 )
+@click.option(
+    "--no-lock",
+    is_flag=True,
+    help="Do not take the estate's run lock (its table lives in the DR region: use only when that "
+    "region is unreachable and you know no failover runs).",
+)
 @pass_app
-def ops(app: AppContext, kubeconfig: str | None) -> None:
-    """Incident operations from the runbooks: triage, scale, rollback, flags, writes, security."""
+def ops(app: AppContext, kubeconfig: str | None, no_lock: bool) -> None:
+    """Incident operations from the runbooks: triage, scale, rollback, flags, writes, security.
+
+    Commands that change what a failover changes (scale, hpa, rollback, flags, circuit breaker,
+    maintenance, stop/resume writes, rotate-db-secret) take the estate's run lock, so they never
+    interleave with a failover, failback or another such command (a held lock exits 3 naming its
+    holder). Security responses (waf, quarantine) never wait for it.
+    """
     if kubeconfig:
         app.extra["kubeconfig"] = kubeconfig
+    app.extra["no_lock"] = no_lock
 
 
 # ----------------------------------------------------------------------------------------------
@@ -631,6 +647,7 @@ def _waf(app: AppContext, cidrs: tuple[str, ...], *, block: bool, where: str, **
         kube=None,
         report={"waf": report},
         human=_print_lines([f"{verb} {', '.join(report['cidrs'])} in {', '.join(report['regions'])}"]),
+        locked=False,  # blocking an attacker never waits for a failover (the IP set has its own lock token)
         **opts,
     )
 
@@ -706,6 +723,7 @@ def quarantine(app: AppContext, pod: str, where: str, **opts: Any) -> None:
         human=_print_lines(
             [f"pod {pod} ({report['region']}) quarantined: label security=quarantine, deny-all NetworkPolicy"]
         ),
+        locked=False,  # isolating a compromised pod never waits for a failover
         **opts,
     )
 

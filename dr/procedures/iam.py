@@ -108,6 +108,7 @@ CONDITIONAL_PATHS: dict[str, dict[str, str]] = {
     },
     "ops": {
         "eks:DescribeCluster": "connecting to a cluster that has no kubeconfig context (EKS endpoint + token)",
+        **_LOCK_PATHS,
     },
     "drill": {
         "eks:DescribeCluster": "connecting to a cluster that has no kubeconfig context (EKS endpoint + token)",
@@ -410,6 +411,9 @@ def needed(estate: Estate, procedure: str, target: SiteView) -> list[tuple[str, 
         out += _from_plans(failover_plans(estate, target))
         needs = [*_FAILOVER_READS, *_REDIS_RESTORE, *_RUN, Need("eks:DescribeCluster", "source")]
         out.append(("route53:UpdateHealthCheck", None))
+    elif procedure == "ops":
+        # scale, hpa, rollback, flags, stop/resume writes and rotate-db-secret run under the run lock
+        needs = [*_CATALOGUE[procedure], *_RUN]
     else:
         needs = list(_CATALOGUE[procedure])
     for need in needs:

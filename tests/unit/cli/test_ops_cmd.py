@@ -529,3 +529,57 @@ def test_cert_check_cli_exits_1_when_expired(env: Env, monkeypatch: pytest.Monke
     assert json.loads(res.stdout)["expired"] is True
     table = env.invoke("cert", "check", json_out=False)
     assert table.exit_code == 1 and "EXPIRED" in table.output
+
+
+# -- the run lock -----------------------------------------------------------------------------------
+
+
+def test_ops_that_change_what_a_failover_changes_wait_for_no_one_else(env: Env) -> None:
+    """While another run (a failover) holds the estate's run lock, `ops scale` / `stop-writes` exit 3
+    naming the holder and change nothing; security responses (waf block) still go through;
+    `ops --no-lock` is the explicit way around a lock table that cannot be reached."""
+    from dr.aws.session import ClientProvider
+    from dr.runbook.lock import DynamoLock
+
+    estate, api = env.estate, env.estate.app.api.name
+    other = DynamoLock(
+        ClientProvider(),
+        table=estate.lock_table,
+        region=estate.secondary.region,
+        name=f"{estate.app.name}-dr",
+        holder="oncall-b@laptop",
+        lease_seconds=300,
+    )
+    other.acquire(run_id="failover-run-1")
+    try:
+        for args in (["scale", "api", "--replicas", "10", "--yes"], ["stop-writes", "--yes"]):
+            res = env.invoke(*args)
+            assert res.exit_code == 3, res.output
+            assert "oncall-b@laptop" in res.output + str(res.stderr)
+        assert env.deployment(api)["spec"]["replicas"] == 6  # untouched
+        assert _json(env.invoke("waf", "block", "203.0.113.9", "--yes"))["run"]["status"] == "succeeded"
+        assert "203.0.113.9/32" in env.ip_set(estate.primary.region)
+        res = CliRunner().invoke(
+            cli,
+            [
+                "-o",
+                "json",
+                "ops",
+                "--kubeconfig",
+                env.kubeconfig,
+                "--no-lock",
+                "scale",
+                "api",
+                "--replicas",
+                "7",
+                "--yes",
+            ],
+            env={"DR_RUNS_DIR": str(env.tmp / "runs")},
+        )
+        assert res.exit_code == 0, res.output
+        assert env.deployment(api)["spec"]["replicas"] == 7
+    finally:
+        other.release()
+    # lock free again: the locked path works and releases the lock afterwards
+    assert _json(env.invoke("scale", "api", "--replicas", "8", "--yes"))["run"]["status"] == "succeeded"
+    assert _json(env.invoke("scale", "api", "--replicas", "6", "--yes"))["run"]["status"] == "succeeded"

@@ -65,6 +65,11 @@ def seed_light(estate: Any, *, blocked: dict[str, list[str]] | None = None) -> d
             CacheNodeType=view.cache.node_type,
             NumCacheClusters=view.cache.num_cache_clusters,
         )
+    # the run lock's table in the DR region (the DR stack's tooling deploys it)
+    from dr.aws.session import ClientProvider
+    from dr.runbook.lock import create_lock_table
+
+    create_lock_table(ClientProvider(), estate.lock_table, estate.secondary.region)
     return ids
 
 

@@ -360,7 +360,7 @@ def test_ops_policy_is_exact(ops_env: OpsEnv, cli_calls: CallRecorder) -> None:
     env.invoke("rotate-db-secret", "--yes")
     env.invoke("cert", "check")
     doc = assert_exact(env.estate, "ops", cli_calls.since(0))
-    # scoped to the estate's nodegroups, IP sets and secret; no lock, no journal bucket
+    # scoped to the estate's nodegroups, IP sets and secret; the run lock only in its table
     view = env.estate.primary
     assert not allows(
         doc, "eks:UpdateNodegroupConfig", f"arn:aws:eks:{view.region}:{ACCOUNT}:nodegroup/other/ng/x"
@@ -368,7 +368,10 @@ def test_ops_policy_is_exact(ops_env: OpsEnv, cli_calls: CallRecorder) -> None:
     assert not allows(
         doc, "wafv2:UpdateIPSet", f"arn:aws:wafv2:{view.region}:{ACCOUNT}:regional/ipset/other/x"
     )
-    assert not any(a.startswith(("dynamodb:", "s3:")) for st in doc["Statement"] for a in st["Action"])
+    lock = f"arn:aws:dynamodb:{env.estate.secondary.region}:{ACCOUNT}:table/{env.estate.lock_table}"
+    assert allows(doc, "dynamodb:PutItem", lock)
+    assert not allows(doc, "dynamodb:PutItem", lock.replace(env.estate.lock_table, "other-table"))
+    assert not allows(doc, "dynamodb:PutItem", lock.replace(env.estate.secondary.region, view.region))
 
 
 # ---------------------------------------------------------------------------------------------
