@@ -120,6 +120,11 @@ class FailoverPreflight:
         }
 
 
+# Health checks that probe an endpoint (their reports say whether it answered); calculated and
+# CloudWatch-alarm checks do not, so the "endpoint does not answer" gate does not apply to them.
+ENDPOINT_CHECKS = frozenset({"HTTP", "HTTPS", "HTTP_STR_MATCH", "HTTPS_STR_MATCH", "TCP"})
+
+
 def production_nodegroup(estate: Estate) -> Nodegroup:
     """The nodegroup sizes of the site the stack files declare primary: production capacity."""
     return estate.primary.cluster.nodegroup
@@ -295,7 +300,7 @@ def preflight(
             region=region,
             hint=f"deploy the dns component of stack {target.stack}: DNS must only move to a checked endpoint",
         )
-    if not resuming and not rec.check.disabled:
+    if not resuming and not rec.check.disabled and rec.check.type.upper() in ENDPOINT_CHECKS:
         # Before a failover the target's /health fails by design (its database is a read replica):
         # an HTTP error is expected. No answer at all means nothing there can serve: refuse now,
         # before promoting anything, rather than at target-healthy with the database promoted.
