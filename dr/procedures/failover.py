@@ -218,9 +218,9 @@ def preflight(
     cluster is not ACTIVE; the target DB is not an available read replica (a replica this toolkit
     already promoted passes — that is a resumed failover); planned mode and the lag is over budget
     or unknown; the target Redis is neither available nor restorable from a recent snapshot; the
-    target has no failover record with a health check, or most of that check's Route53 checkers get
-    no answer at all from the target's endpoint (an HTTP error such as 503 passes: before a failover
-    the target's /health fails by design, its database being a replica).
+    target has no failover record with a health check. Most of that check's checkers getting no
+    answer at all from the target's endpoint is a warning (an HTTP error such as 503 is expected
+    before a failover: the target's database is still a replica).
 
     ``resuming`` (``--resume``): the run already passed the gates once, so the lag gate is only
     informational and a promotion in flight (status not available, tagged by our action) passes.
@@ -302,18 +302,18 @@ def preflight(
         )
     if not resuming and not rec.check.disabled and rec.check.type.upper() in ENDPOINT_CHECKS:
         # Before a failover the target's /health fails by design (its database is a read replica):
-        # an HTTP error is expected. No answer at all means nothing there can serve: refuse now,
-        # before promoting anything, rather than at target-healthy with the database promoted.
+        # an HTTP error is expected. No answer at all is worth saying before anything changes — but
+        # not a gate: a "timed out" may also be a slow /health against a read-only database (a false
+        # refusal of a region-loss failover is worse than waiting at target-healthy, where DNS does
+        # not move until the target answers healthy).
         status = Route53(clients).health_status(rec.check.id)
         if status.endpoint_unreachable:
             first = next((r for r in status.reports if not answered(r)), "")
-            raise GateRefused(
+            warnings.append(
                 f"the {region} endpoint does not answer its Route53 health check {rec.check.id} "
-                f"({len(status.reports) - status.answering} of {len(status.reports)} checkers: {first!r})",
-                resource=estate.health_check_ref(target),
-                region=region,
-                hint=f"fix the load balancer of {target.cluster.name} in {region} (listener, security group, "
-                "WAF) until the checkers get an HTTP answer (503 is fine before failover), then retry",
+                f"({len(status.reports) - status.answering} of {len(status.reports)} checkers: {first!r}): "
+                f"DNS will not move until it does — check the load balancer of {target.cluster.name} "
+                "(listener, security group, WAF)"
             )
     return FailoverPreflight(
         source=source,

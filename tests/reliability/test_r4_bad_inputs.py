@@ -229,6 +229,10 @@ def _cases() -> list[Case]:
             ("does not answer", "health check"),
             _target_unhealthy,
             fresh=True,
+            xfail="no pre-flight gate on the target's Route53 health: a target whose checkers get no "
+            "answer is named in a warning, but the run still promotes and repoints, then fails at "
+            "target-healthy (exit 1; DNS unchanged) — a timeout may be a slow /health against a "
+            "read-only database, and refusing a region-loss failover on it would be worse",
         ),
         Case(
             "failover-lag-over-budget",

@@ -394,25 +394,23 @@ def test_gate_target_without_health_check(env: Env) -> None:
         env.preflight("unplanned")
 
 
-def test_a_target_that_does_not_answer_is_refused_before_any_change(
+def test_a_target_that_does_not_answer_is_named_before_any_change(
     env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Before a failover the target's /health fails by design (503: its DB is a replica) — that
-    passes; checkers getting no answer at all is a gate (exit 3), except on resume."""
+    """Before a failover the target's /health fails by design (503: its DB is a replica) — nothing
+    to say; checkers getting no answer at all is said up front (a warning, not a gate: a timeout
+    may be a slow /health against a read-only database), except on resume."""
     from dr.aws.route53 import HealthStatus, Route53
 
     reports: list[str] = []
     monkeypatch.setattr(Route53, "health_status", lambda self, hid: HealthStatus(hid, 3, 0, tuple(reports)))
     reports[:] = ["Failure: HTTP Status Code 503, Service Unavailable. Resolved IP: 10.0.0.1"] * 3
-    env.preflight("unplanned")
+    assert not [w for w in env.preflight("unplanned").warnings if "does not answer" in w]
     reports[:] = ["Failure: Connection timed out. The endpoint or the internet connection is down"] * 3
-    recorder = env.clients.add_recorder(CallRecorder())
     for mode in ("unplanned", "planned"):
-        with pytest.raises(GateRefused, match="does not answer") as err:
-            env.preflight(mode)
-        assert err.value.region == env.estate.secondary.region
-    assert recorder.mutating() == []
-    env.preflight("unplanned", resuming=True)  # the run passed its gates once
+        (warning,) = [w for w in env.preflight(mode).warnings if "does not answer" in w]
+        assert env.estate.secondary.region in warning and "3 of 3" in warning
+    assert not [w for w in env.preflight("unplanned", resuming=True).warnings if "does not answer" in w]
 
 
 def test_dns_is_not_flipped_while_the_target_is_unhealthy(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
