@@ -116,6 +116,10 @@ def create_clusters(s: Seeded) -> None:
 def env(seeded: Seeded, tmp_path: Path) -> Iterator[Env]:
     create_clusters(seeded)
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    if now.second == 0:
+        # Keep "now" and "the minute after" (put_caught_up) in one moto period (moto starts periods
+        # at the first datapoint): tests that put a lag at now see it as the newest.
+        now -= dt.timedelta(seconds=1)
     common.set_clock(lambda: now)
     # the replica is caught up (planned mode's lag gate and its caught-up wait)
     put_caught_up(seeded.clients, seeded.secondary, seeded.estate.secondary.database.identifier, now)
