@@ -327,7 +327,7 @@ class Sandbox:
             try:
                 with urllib.request.urlopen(url, timeout=5) as resp:
                     if resp.status == 200:
-                        return
+                        break
             except (urllib.error.URLError, OSError):
                 pass
             if time.monotonic() > deadline:
@@ -336,6 +336,17 @@ class Sandbox:
                 )
             time.sleep(delay)
             delay = min(delay * 1.5, 1.0)
+        # ... and CloudWatch already has the replica's ReplicaLag, as for any RDS replica in
+        # service: a planned failover's lag gate run right after `sandbox up` must not find "no
+        # datapoint" (the metrics loop publishes every second, later than that under load).
+        delay = 0.1
+        while self.realism is not None and self.pg.lag_seconds("replica") is None:
+            if time.monotonic() > deadline:
+                raise OperationFailed(f"sandbox: the replica did not stream within {timeout:.0f}s")
+            time.sleep(delay)
+            delay = min(delay * 1.5, 1.0)
+        if self.realism is not None:
+            self.realism.publish_replica_lag()
 
     def _start(self, say: Progress) -> None:
         from dr.sandbox.realism import Realism

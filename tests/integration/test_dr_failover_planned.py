@@ -23,6 +23,7 @@ def test_planned_failover_rpo_zero(fresh_sandbox: RunningSandbox, tmp_path: Path
     )
     assert res.stdout, res.stderr[-3000:]
     out = json.loads(res.stdout)
+    assert "run" in out, (res.returncode, res.stdout[-3000:])  # refused before running: why
     failed = [(s["id"], s["error"]) for s in out["run"]["steps"] if s["status"] == "failed"]
     assert out["run"]["status"] == "succeeded", failed
     assert out["active_region"] == secondary.region
