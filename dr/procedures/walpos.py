@@ -21,14 +21,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from dr.aws.rds import Rds
 
 if TYPE_CHECKING:
     from dr.aws.session import ClientProvider
-
-Connector = Callable[..., Any]  # psycopg.connect's signature
+    from dr.procedures.restore import Connector
 
 SOURCE_SQL = "SELECT pg_is_in_recovery(), pg_current_wal_lsn()::text"
 REPLICA_SQL = "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text"

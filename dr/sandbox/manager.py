@@ -250,6 +250,16 @@ class _PgLink:
         return False
 
 
+def _poll_until(ready: Callable[[], bool], deadline: float, failure: str) -> None:
+    """Poll ``ready`` (0.1 s growing to 1 s) until it holds; OperationFailed(``failure``) at ``deadline``."""
+    delay = 0.1
+    while not ready():
+        if time.monotonic() > deadline:
+            raise OperationFailed(failure)
+        time.sleep(delay)
+        delay = min(delay * 1.5, 1.0)
+
+
 class Sandbox:
     """The whole sandbox in this process. Use as a context manager, or ``start()`` / ``stop()``."""
 
@@ -311,8 +321,11 @@ class Sandbox:
 
     def _wait_steady_state(self, say: Progress, timeout: float = 120.0) -> None:
         """Ready means the primary region serves: its API pods became Ready (after the latency
-        profile's pod-ready delay) and its /health answers 200. Without this, a drill's
-        steady-state hypothesis or a test's first probe races the pods."""
+        profile's pod-ready delay) and its /health answers 200 — and CloudWatch already has the
+        replica's ReplicaLag, as for any RDS replica in service. Without this, a drill's
+        steady-state hypothesis or a test's first probe races the pods, and a planned failover's
+        lag gate run right after `sandbox up` finds no datapoint (the metrics loop publishes every
+        second, later than that under load)."""
         import urllib.error
         import urllib.request
 
@@ -320,32 +333,26 @@ class Sandbox:
         if self.pg is None or self.components.get("kube") != "running" or region not in self.health_servers:
             return  # /health cannot become healthy without both the database and the cluster
         url = self.health_servers[region].url
-        say(f"waiting for the steady state ({region} /health healthy)")
-        deadline = time.monotonic() + timeout
-        delay = 0.1
-        while True:
+        pg = self.pg
+
+        def healthy() -> bool:
             try:
                 with urllib.request.urlopen(url, timeout=5) as resp:
-                    if resp.status == 200:
-                        break
+                    return int(resp.status) == 200
             except (urllib.error.URLError, OSError):
-                pass
-            if time.monotonic() > deadline:
-                raise OperationFailed(
-                    f"sandbox: {region} /health did not become healthy within {timeout:.0f}s"
-                )
-            time.sleep(delay)
-            delay = min(delay * 1.5, 1.0)
-        # ... and CloudWatch already has the replica's ReplicaLag, as for any RDS replica in
-        # service: a planned failover's lag gate run right after `sandbox up` must not find "no
-        # datapoint" (the metrics loop publishes every second, later than that under load).
-        delay = 0.1
-        while self.realism is not None and self.pg.lag_seconds("replica") is None:
-            if time.monotonic() > deadline:
-                raise OperationFailed(f"sandbox: the replica did not stream within {timeout:.0f}s")
-            time.sleep(delay)
-            delay = min(delay * 1.5, 1.0)
+                return False
+
+        say(f"waiting for the steady state ({region} /health healthy)")
+        deadline = time.monotonic() + timeout
+        _poll_until(
+            healthy, deadline, f"sandbox: {region} /health did not become healthy within {timeout:.0f}s"
+        )
         if self.realism is not None:
+            _poll_until(
+                lambda: pg.lag_seconds("replica") is not None,
+                deadline,
+                f"sandbox: the replica did not stream within {timeout:.0f}s",
+            )
             self.realism.publish_replica_lag()
 
     def _start(self, say: Progress) -> None:
