@@ -101,7 +101,7 @@ def failback(
             assume_yes=yes,
             resume=resume,
             runs_dir=runs_dir,
-            lock=None if dry_run else target_lock(app, pre.target),
+            lock=None if dry_run else target_lock(app, pre.target, unplanned=False),
             break_lock=break_lock,
             output=app.output,
         )

@@ -42,14 +42,11 @@ def kube_factory(app: AppContext, kubeconfig: str | None, *, read_only: bool) ->
     )
 
 
-def target_lock(app: AppContext, target: SiteView) -> DynamoLock:
-    """The estate's run lock, taken in the surviving (target) region's copy of the lock table."""
-    from dr.runbook.lock import DynamoLock
+def target_lock(app: AppContext, target: SiteView, *, unplanned: bool) -> DynamoLock:
+    """The estate's run lock for a run moving to ``target`` (:func:`dr.runbook.lock.lock_region`)."""
+    from dr.runbook.lock import estate_lock
 
-    estate = app.estate
-    return DynamoLock(
-        app.clients(), table=estate.lock_table, region=target.region, name=f"{estate.app.name}-dr"
-    )
+    return estate_lock(app.clients(), app.estate, target_region=target.region, unplanned=unplanned)
 
 
 def _human(report: dict[str, Any], out: Console) -> None:
@@ -201,7 +198,7 @@ def failover(
             assume_yes=yes,
             resume=resume,
             runs_dir=runs_dir,
-            lock=None if dry_run else target_lock(app, target),
+            lock=None if dry_run else target_lock(app, target, unplanned=pre.mode == "unplanned"),
             break_lock=break_lock,
             output=app.output,
         )

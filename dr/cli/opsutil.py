@@ -19,16 +19,14 @@ if TYPE_CHECKING:
 
 
 def estate_lock(app: AppContext) -> DynamoLock:
-    """The estate's run lock: table ``Estate.lock_table`` in the DR (surviving) region, one name per app.
+    """The estate's run lock in the DR region's copy of the lock table, one name per app.
 
-    Promote, DNS moves and the whole-region failover share it, so two of them never overlap.
+    Promote, DNS moves, ops, fleets, failover and failback share it, so two of them never overlap
+    (:func:`dr.runbook.lock.lock_region`).
     """
-    from dr.runbook.lock import DynamoLock
+    from dr.runbook.lock import estate_lock as lock
 
-    estate = app.estate
-    return DynamoLock(
-        app.clients(), table=estate.lock_table, region=estate.secondary.region, name=f"{estate.app.name}-dr"
-    )
+    return lock(app.clients(), app.estate)
 
 
 def execute(

@@ -93,14 +93,11 @@ def runs_dir(ctx: DrillContext) -> Path:
     return Path(os.environ.get("DR_RUNS_DIR", ".dr-runs"))
 
 
-def estate_lock(ctx: DrillContext, view: SiteView) -> DynamoLock:
-    """The estate's run lock in ``view``'s region (the surviving region for a failover)."""
-    from dr.runbook.lock import DynamoLock
+def estate_lock(ctx: DrillContext, view: SiteView, *, unplanned: bool) -> DynamoLock:
+    """The estate's run lock for a run moving to ``view`` (:func:`dr.runbook.lock.lock_region`)."""
+    from dr.runbook.lock import estate_lock as lock
 
-    estate = ctx.require_estate()
-    return DynamoLock(
-        ctx.clients(), table=estate.lock_table, region=view.region, name=f"{estate.app.name}-dr"
-    )
+    return lock(ctx.clients(), ctx.require_estate(), target_region=view.region, unplanned=unplanned)
 
 
 def summarize(result: RunResult) -> dict[str, Any]:
@@ -221,7 +218,7 @@ def failover(ctx: DrillContext, to: str, mode: str, max_lag_seconds: float | Non
     for warning in pre.warnings:
         ctx.note(f"failover pre-flight warning: {warning}")
     plan = failover_plan(estate, pre)
-    summary = run(ctx, plan, lock=estate_lock(ctx, target))
+    summary = run(ctx, plan, lock=estate_lock(ctx, target, unplanned=pre.mode == "unplanned"))
     summary["preflight"] = pre.to_dict()
     summary["active_region"] = None if ctx.dry_run else _active_region(ctx)
     return summary
@@ -243,7 +240,7 @@ def failback(ctx: DrillContext, mode: str) -> dict[str, Any]:
     for warning in pre.warnings:
         ctx.note(f"failback pre-flight warning: {warning}")
     plan = failback_plan(estate, pre)
-    summary = run(ctx, plan, lock=estate_lock(ctx, pre.target))
+    summary = run(ctx, plan, lock=estate_lock(ctx, pre.target, unplanned=False))
     summary["preflight"] = pre.to_dict()
     summary["active_region"] = None if ctx.dry_run else _active_region(ctx)
     return summary

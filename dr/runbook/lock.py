@@ -1,7 +1,8 @@
 """The run lock: one DynamoDB item per lock name, written with a conditional PutItem.
 
 Item: ``{name, holder, run_id, host, pid, started_at, expires_at}`` in the table
-``Estate.lock_table`` in the *surviving* region (the one a failover moves to). The lease
+``Estate.lock_table``, in one copy of that global table for every command (see
+:func:`lock_region`: the DR region's, unless an unplanned run moves away from it). The lease
 (``expires_at``) is renewed by a daemon thread every ``lease_seconds / 3`` while the run lives.
 
 * A free lock (no item) is taken with ``attribute_not_exists(name)``.
@@ -32,6 +33,7 @@ from dr.errors import LockHeld, NotFound, OperationFailed, from_client_error
 
 if TYPE_CHECKING:
     from dr.aws.session import ClientProvider
+    from dr.topology import Estate
 
 
 def default_holder() -> str:
@@ -55,6 +57,35 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def lock_region(estate: Estate, *, target_region: str | None = None, unplanned: bool = False) -> str:
+    """The region whose copy of the (global) lock table every command of ``estate`` locks in.
+
+    A global table replicates asynchronously and a conditional write is only atomic within one
+    copy, so two runs exclude each other only if they lock in the *same* copy. That copy is the DR
+    (secondary) site's: it survives the loss of the primary, and planned runs (failback, planned
+    switchovers), ``dr ops``, promote, DNS and fleet runs all need both regions or the DR one
+    anyway. The one exception is an *unplanned* run that moves away from the DR region (``dr
+    failover --to primary --mode unplanned``): the DR region may be the one that is lost, so it
+    locks in its target's copy.
+    """
+    home = estate.secondary.region
+    if unplanned and target_region and target_region != home:
+        return target_region
+    return home
+
+
+def estate_lock(
+    clients: ClientProvider, estate: Estate, *, target_region: str | None = None, unplanned: bool = False
+) -> DynamoLock:
+    """The estate's run lock (one name per app) in the copy :func:`lock_region` chooses."""
+    return DynamoLock(
+        clients,
+        table=estate.lock_table,
+        region=lock_region(estate, target_region=target_region, unplanned=unplanned),
+        name=f"{estate.app.name}-dr",
+    )
 
 
 def create_lock_table(clients: ClientProvider, table: str, region: str) -> None:

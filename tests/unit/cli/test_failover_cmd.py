@@ -159,7 +159,8 @@ def test_failback_cli_dry_run_then_run(env: Env, cli_calls: CallRecorder, tmp_pa
     estate = env.estate
     first = env.run(env.plan("unplanned"))
     assert first.status == "succeeded", first.summary()
-    # The lock table is a global table: it has a replica in the original region too.
+    # The lock table is a global table: it has a replica in the original region too (unused: a
+    # failback locks in the DR region's copy, like every other planned run and `dr ops`).
     create_lock_table(env.clients, estate.lock_table, estate.primary.region)
     before = len(cli_calls.mutating())
     res = dr(["failback", "--dry-run", "--kubeconfig", env.kubeconfig], tmp_path)
@@ -170,6 +171,24 @@ def test_failback_cli_dry_run_then_run(env: Env, cli_calls: CallRecorder, tmp_pa
     assert out["preflight"]["replica"] == f"{estate.primary.database.identifier}-failback"
     assert len(cli_calls.mutating()) == before
 
+    # A run holding the estate's lock (e.g. `dr ops scale`, which locks in the DR copy) keeps the
+    # failback out: both lock in the same copy of the global table.
+    other = DynamoLock(
+        env.clients,
+        table=estate.lock_table,
+        region=estate.secondary.region,
+        name=f"{estate.app.name}-dr",
+        holder="oncall-b@laptop",
+    )
+    other.acquire(run_id="ops-run")
+    try:
+        res = dr(["failback", "--yes", "--kubeconfig", env.kubeconfig, "--timeout", "30"], tmp_path)
+    finally:
+        other.release()
+    assert res.exit_code == 3, res.output
+    assert "oncall-b@laptop" in res.output
+    assert len(cli_calls.mutating()) == before + 1  # only the refused conditional lock write
+
     replica = out["preflight"]["replica"]
     put_caught_up(env.clients, estate.primary.region, replica, env.now)
     res = dr(["failback", "--yes", "--kubeconfig", env.kubeconfig, "--timeout", "30"], tmp_path)
@@ -178,4 +197,4 @@ def test_failback_cli_dry_run_then_run(env: Env, cli_calls: CallRecorder, tmp_pa
     assert out["run"]["status"] == "succeeded"
     assert out["active_region"] == estate.primary.region
     locks = [c for c in cli_calls.mutating()[before:] if c.service == "dynamodb"]
-    assert locks and {c.region for c in locks} == {estate.primary.region}  # lock in the target region
+    assert locks and {c.region for c in locks} == {estate.secondary.region}

@@ -159,3 +159,21 @@ def test_context_manager_releases(clients: ClientProvider) -> None:
     with lock:
         assert lock.peek() is not None
     assert lock.peek() is None
+
+
+def test_every_run_locks_in_one_copy_unless_an_unplanned_run_leaves_the_dr_region() -> None:
+    """A conditional write is atomic only within one copy of a global table: failback, planned and
+    unplanned failovers to DR, and `dr ops` must all lock in the same (DR) copy."""
+    from dr.runbook.lock import estate_lock, lock_region
+    from dr.topology import load_estate
+    from tests.unit.procedures.estate_seed import STACKS
+
+    estate = load_estate(STACKS, "prod")
+    home, other = estate.secondary.region, estate.primary.region
+    assert lock_region(estate) == home  # ops, promote, dns, fleet
+    assert lock_region(estate, target_region=home, unplanned=True) == home  # failover to DR
+    assert lock_region(estate, target_region=other) == home  # failback / planned switch back
+    # the DR region may be the one lost: an unplanned run away from it locks where it goes
+    assert lock_region(estate, target_region=other, unplanned=True) == other
+    lock = estate_lock(ClientProvider(), estate, target_region=other)
+    assert (lock.table, lock.region, lock.name) == (estate.lock_table, home, f"{estate.app.name}-dr")
