@@ -357,6 +357,9 @@ class FakeKubeApi:
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
         self.requests = 0
+        # Called with (method, path, body) for every write request that reached the server, before
+        # it is applied (tests count side effects server-side: a kill -9 can lose a sent request).
+        self.on_write: Callable[[str, str, Any], None] | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
     @property
@@ -1224,6 +1227,8 @@ def _make_handler(api: FakeKubeApi) -> type[BaseHTTPRequestHandler]:
                     self._send(200, {"major": "1", "minor": "31", "gitVersion": "v1.31.0-dr-sandbox"})
                     return
                 body = self._body() if method in ("POST", "PUT", "PATCH") else None
+                if method != "GET" and api.on_write is not None:
+                    api.on_write(method, url.path, body)
                 self._send(*self._dispatch(method, url.path, query, body))
             except ApiError as err:
                 self._send(err.code, err.status())

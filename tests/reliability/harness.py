@@ -31,6 +31,7 @@ from typing import Any
 
 from tests.conftest import ROOT, STACKS
 from tests.reliability.callog import read_log
+from tests.reliability.received import ReceivedLog
 from tests.unit.procedures.estate_seed import PASSWORD as SECRET  # seeded DB password (R6 looks for it)
 
 SHIM = Path(__file__).resolve().parent / "shim"
@@ -48,6 +49,8 @@ class Estate:
     runs: Path
     logs: list[Path] = field(default_factory=list)
     zygote: Zygote | None = None
+    # mutating requests as the servers received them (exact after a kill -9; see received.py)
+    received: ReceivedLog = field(default_factory=ReceivedLog)
 
     # -- the CLI in a subprocess -------------------------------------------------------------------
     def env(self, log: Path | None = None, **extra: str) -> dict[str, str]:
@@ -285,10 +288,13 @@ def running_estate(directory: Path, *, seed_eks: bool = True) -> Iterator[Estate
     zygote = Zygote(_base_env(directory))  # imports while the estate is seeded
     realism: Any = None
     server: Any = None
+    received = ReceivedLog()
     try:
         estate = load_estate(STACKS, "prod")
         realism = Realism(estate, LatencyProfile(), seed=7)
-        server = MotoServer(middleware=realism.middleware, regions=estate.regions).start()
+        server = MotoServer(
+            middleware=lambda app: received.wsgi(realism.middleware(app)), regions=estate.regions
+        ).start()
         _reset_moto(server.url)
         realism.start()
         clients = ClientProvider(
@@ -320,9 +326,13 @@ def running_estate(directory: Path, *, seed_eks: bool = True) -> Iterator[Estate
         }
         kc = str(directory / "kubeconfig")
         with serve_estate(estate, kc, capacity_fn=lambda _c: 500, database_urls=urls) as apis:
+            for name, api in apis.items():
+                api.on_write = received.kube_writer(name)
             state = {"aws_endpoint": server.url, "aws_endpoints": server.region_urls, "kubeconfig": kc}
             (directory / "state.json").write_text(json.dumps(state))
-            e = Estate(directory, estate, server, realism, clients, kc, apis, directory / "runs")
+            e = Estate(
+                directory, estate, server, realism, clients, kc, apis, directory / "runs", received=received
+            )
             e.zygote = zygote
             yield e
     finally:

@@ -11,6 +11,13 @@ step B, and so on; the last ``--resume`` must complete. Steps with an action are
 the action's side effect (``step_action_done``: the side effect happened, the step is not yet done —
 the hardest case for idempotence); steps with only a wait after ``step_done``. Across all runs of a
 chain, no mutating call may repeat.
+
+Duplicates are counted where the side effect happens: the requests moto and the fake clusters
+*received* (:mod:`tests.reliability.received`). The client's call log is written before a request
+is sent, so a process frozen between logging a request and writing it to the socket lists a call
+the server never saw, and the resumed run's legitimate re-send looked like a duplicate (seen under
+load: ``PromoteReadReplica`` in flight on a parallel thread when another step's crash point froze
+the process).
 """
 
 from __future__ import annotations
@@ -25,7 +32,8 @@ from typing import Any
 
 import pytest
 
-from tests.reliability.harness import Estate, duplicates, running_estate, sent_mutations
+from tests.reliability.harness import Estate, running_estate
+from tests.reliability.received import ReceivedLog
 
 pytestmark = pytest.mark.slow
 SEGMENTS = 2
@@ -68,6 +76,10 @@ def _crash_run(e: Estate, args: list[str], event: str, step: str, log: Path, mar
     return False
 
 
+def _count(received: list[str], prefix: str) -> int:
+    return sum(1 for key in received if key.startswith(prefix))
+
+
 def _run_id(e: Estate) -> str:
     (run_id,) = [p.name for p in e.runs.iterdir() if p.is_dir()]
     return run_id
@@ -81,6 +93,7 @@ def test_kill_9_after_each_step_then_resume(
     base = ["failover", "--mode", "unplanned", "--yes", "--timeout", "60"]
     with running_estate(tmp_path / "estate") as e:
         steps = _plan_steps(e)
+        start = e.received.mark()
         points = [(sid, action) for i, (sid, action) in enumerate(steps) if i % SEGMENTS == segment]
         logs: list[Path] = []
         crashed: list[str] = []
@@ -108,11 +121,10 @@ def test_kill_9_after_each_step_then_resume(
         assert out["run"]["status"] == "succeeded", out["run"]
         assert out["active_region"] == e.estate.secondary.region
 
-        calls = [c for log in logs for c in sent_mutations(log)]
-        assert duplicates(calls) == {}, crashed
-        ops = [f"{c['service']}:{c['operation']}" for c in calls if c["kind"] == "aws"]
-        assert ops.count("rds:PromoteReadReplica") == 1
-        assert ops.count("route53:ChangeResourceRecordSets") == 1
+        received = e.received.since(start)
+        assert ReceivedLog.duplicates(received) == {}, crashed
+        assert _count(received, "rds:PromoteReadReplica@") == 1
+        assert _count(received, "route53:ChangeResourceRecordSets@") == 1
         db = e.clients.client("rds", e.estate.secondary.region).describe_db_instances(
             DBInstanceIdentifier=e.estate.secondary.database.identifier
         )["DBInstances"][0]
@@ -132,6 +144,7 @@ def test_kill_9_of_a_fresh_python_m_dr_process(
     base = ["failover", "--mode", "unplanned", "--yes", "--timeout", "60"]
     with running_estate(tmp_path / "estate") as e:
         first, final, marker = e.new_log("fresh"), e.new_log("final"), tmp_path / "marker"
+        start = e.received.mark()
         env = e.env(
             first, DR_RELIABILITY_HANG_AFTER="step_action_done:promote-db", DR_RELIABILITY_MARKER=str(marker)
         )
@@ -156,7 +169,6 @@ def test_kill_9_of_a_fresh_python_m_dr_process(
         run_id = _run_id(e)
         res = e.dr([*base, "--resume", run_id], log=final)
         assert res.returncode == 0, (res.stdout[-2000:], res.stderr[-2000:])
-        calls = sent_mutations(first) + sent_mutations(final)
-        ops = [f"{c['service']}:{c['operation']}" for c in calls if c["kind"] == "aws"]
-        assert ops.count("rds:PromoteReadReplica") == 1, ops
-        assert duplicates(calls) == {}
+        received = e.received.since(start)
+        assert _count(received, "rds:PromoteReadReplica@") == 1, received
+        assert ReceivedLog.duplicates(received) == {}
