@@ -19,6 +19,9 @@ def _fake_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
         "AWS_SECURITY_TOKEN": "testing",
         "AWS_SESSION_TOKEN": "testing",
         "AWS_DEFAULT_REGION": "us-east-1",
+        # moto parses its bundled AMI list for every region's EC2 backend, each test (EKS nodegroups
+        # create one): ~0.2 s per region per test; nothing here looks at AMIs (the sandbox does the same)
+        "MOTO_EC2_LOAD_DEFAULT_AMIS": "false",
     }.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)

@@ -18,8 +18,7 @@ REGION = "us-east-1"
 
 
 @pytest.fixture
-def cluster(monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+def cluster() -> Any:
     with mock_aws():
         c = boto3.client("eks", region_name=REGION)
         c.create_cluster(

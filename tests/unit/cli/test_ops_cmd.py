@@ -54,7 +54,6 @@ class Env:
 
 @pytest.fixture
 def env(estate, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
-    monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
     monkeypatch.setattr("dr.aws.eks.SETTLE_SECONDS", 0.0)
     with mock_aws():
         seed_light(estate)

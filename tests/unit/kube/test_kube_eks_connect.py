@@ -14,8 +14,7 @@ from dr import kube
 from dr.aws.session import ClientProvider
 
 
-def test_connect_uses_eks_endpoint_ca_and_token(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+def test_connect_uses_eks_endpoint_ca_and_token(tmp_path: Path) -> None:
     with mock_aws():
         boto3.client("eks", region_name="us-west-2").create_cluster(
             name="c1",

@@ -329,7 +329,6 @@ def ops_env(
 ) -> Iterator[OpsEnv]:
     from tests.unit.kube.estate_fixtures import clusters, seed_eks, seed_light
 
-    monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
     monkeypatch.setattr("dr.aws.eks.SETTLE_SECONDS", 0.0)
     share_model_loader(monkeypatch)
     with mock_aws():

@@ -130,7 +130,6 @@ def full(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Full]:
     from dr.topology import load_estate
 
     fix_moto_promote(monkeypatch)
-    monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")  # ~0.5 s per region we never use
     with mock_aws():
         estate = load_estate(STACKS, "prod")
         clients = ClientProvider(_session=_session())
