@@ -8,6 +8,11 @@ an optional ``endpoint_url`` (the sandbox), and two botocore event hooks:
   parameters — never secrets), flagging the mutating ones. Journals and tests use it.
 * ``read_only=True`` refuses every mutating call before it is sent — ``--dry-run`` runs with it,
   so a dry run cannot change infrastructure even if a code path forgets to check the flag.
+
+Every provider of the process shares one botocore data loader (:func:`_shared_loader`): a command
+builds several providers (the run's, read-only ones, the lock's, the journal mirror's), and each
+fresh botocore session would otherwise parse ``endpoints.json`` and every service model again
+(~0.1 s of CPU per session and per model).
 """
 
 from __future__ import annotations
@@ -134,6 +139,25 @@ class CallRecorder:
             return len(self.calls)
 
 
+_LOADER_LOCK = threading.Lock()
+_LOADER: Any = None
+
+
+def _shared_loader(session: Any) -> Any:
+    """The process's botocore data loader (its cache holds the parsed JSON models and endpoints).
+
+    The first session's loader becomes the shared one (boto3 has added its own data path to it);
+    later sessions are given it before they build a client or their endpoint resolver.
+    """
+    global _LOADER
+    with _LOADER_LOCK:
+        if _LOADER is None:
+            _LOADER = session._session.get_component("data_loader")
+        else:
+            session._session.register_component("data_loader", _LOADER)
+        return _LOADER
+
+
 class ReadOnlyViolation(DrError):
     """A mutating API call was attempted while the provider is read-only (a dry run)."""
 
@@ -165,7 +189,9 @@ class ClientProvider:
                 kwargs.update(self.credentials)
             elif self.profile:
                 kwargs["profile_name"] = self.profile
-            self._session = boto3.session.Session(**kwargs)
+            session = boto3.session.Session(**kwargs)
+            _shared_loader(session)
+            self._session = session
         return self._session
 
     def client(self, service: str, region: str) -> Any:

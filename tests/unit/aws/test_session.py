@@ -58,3 +58,21 @@ def test_clients_are_cached_per_service_and_region() -> None:
     assert provider.client("rds", "us-east-1") is not provider.client("rds", "us-west-2")
     cfg = provider.client("rds", "us-east-1").meta.config
     assert cfg.retries["mode"] == "adaptive"
+
+
+def test_providers_share_one_loader_so_models_are_parsed_once_per_process() -> None:
+    """A command builds several providers (run, read-only, lock, journal mirror): the second one
+    must not parse endpoints.json and the service models again."""
+    from unittest import mock
+
+    import botocore.loaders
+
+    first, second = ClientProvider(), ClientProvider(read_only=True)
+    first.client("rds", "us-east-1")
+    with mock.patch.object(botocore.loaders.JSONFileLoader, "load_file", side_effect=AssertionError):
+        # already cached by the shared loader: neither the model nor the endpoints are read again
+        client = second.client("rds", "eu-west-1")
+    loaders = {id(p._boto_session()._session.get_component("data_loader")) for p in (first, second)}
+    assert len(loaders) == 1
+    with mock_aws():
+        assert client.describe_db_instances()["DBInstances"] == []
