@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import pytest
 from moto import mock_aws
 
 from dr import kube
