@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from dr.drills.journal import scrub_text
-from dr.drills.metrics import Sample
+from dr.drills.metrics import Sample, compute_rto
 
 
 @dataclass(frozen=True)
@@ -132,15 +132,12 @@ class EndpointProber:
             return list(self.samples)
 
     def sustained_since(self, since: float, count: int) -> bool:
-        """True once ``count`` consecutive successes were seen after ``since``."""
-        run = 0
-        for s in self.snapshot():
-            if s.t < since:
-                continue
-            run = run + 1 if s.ok else 0
-            if run >= count:
-                return True
-        return False
+        """True once the probe log shows the recovery :func:`compute_rto` measures: ``count``
+        consecutive successes after the first failure that followed ``since`` (after ``since`` when
+        nothing failed). Successes between the fault and the outage it causes (a region lost at the
+        end of its action) are not a recovery: waiting for them ended a drill's wait before the
+        outage had even begun, and its RTO was then "never recovered"."""
+        return compute_rto(self.snapshot(), since, count).measured
 
     def _loop(self) -> None:
         next_at = time.monotonic()

@@ -46,6 +46,24 @@ def _drill(
     return proc, journal
 
 
+def _why(proc: subprocess.CompletedProcess[str], journal: dict[str, Any]) -> object:
+    """What a failed drill says about itself: step statuses, errors and the RTO/RPO notes."""
+    if not journal:
+        return proc.stdout[-3000:] + proc.stderr[-3000:]
+    return {
+        "status": journal.get("status"),
+        "reason": journal.get("reason"),
+        "steps": [(s["name"], s["status"], (s.get("error") or "")[:300]) for s in journal.get("steps", [])],
+        "objectives": journal.get("objectives_result"),
+        "measurements": {
+            k: {f: v.get(f) for f in ("measured", "rto_seconds", "rpo_seconds", "note") if f in v}
+            for k, v in (journal.get("measurements") or {}).items()
+            if isinstance(v, dict)
+        },
+        "stderr": proc.stderr[-1500:],
+    }
+
+
 def _steps(journal: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {s["name"]: s for s in journal["steps"]}
 
@@ -104,7 +122,7 @@ def test_planned_switchover_loses_nothing(tmp_path: Path) -> None:
         proc, journal = _drill(
             sb, "planned-switchover", out, _bounded_rollbacks(tmp_path, "planned-switchover")
         )
-        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        assert proc.returncode == 0, _why(proc, journal)
         result = json.loads(proc.stdout)
         assert result["status"] == "succeeded" and result["rpo_seconds"] == 0.0
 
@@ -150,7 +168,7 @@ def test_failback_drill_after_a_region_loss(tmp_path: Path) -> None:
         assert sb.admin.resolve(sb.estate.app.record)["region"] == sb.estate.secondary.region
         out = tmp_path / "evidence"
         proc, journal = _drill(sb, "failback", out)
-        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        assert proc.returncode == 0, _why(proc, journal)
         assert json.loads(proc.stdout)["status"] == "succeeded"
         steps = _steps(journal)
         assert all(s["status"] == "ok" for s in journal["steps"]), steps
@@ -173,7 +191,7 @@ def test_region_loss_loses_at_most_the_injected_lag(tmp_path: Path) -> None:
             pytest.skip("needs the sandbox's real PostgreSQL")
         out = tmp_path / "evidence"
         proc, journal = _drill(sb, "region-loss", out)
-        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        assert proc.returncode == 0, _why(proc, journal)
 
         rpo = journal["measurements"]["rpo"]
         assert rpo["measured"] and not rpo["complete_loss"]
@@ -207,7 +225,7 @@ def test_runbook_drills_on_one_sandbox(tmp_path: Path) -> None:
         for scenario in ("bad-deploy", "az-failure", "db-corruption"):
             out = tmp_path / scenario
             proc, journal = _drill(sb, scenario, out)
-            assert proc.returncode == 0, (scenario, proc.stdout[-3000:] + proc.stderr[-3000:])
+            assert proc.returncode == 0, (scenario, _why(proc, journal))
             assert all(s["status"] == "ok" for s in journal["steps"]), scenario
             assert sb.admin.resolve(sb.estate.app.record)["region"] == primary.region, scenario
         # db-corruption: the app now uses the restored instance, where the bad rows never were.

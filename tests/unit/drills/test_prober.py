@@ -109,6 +109,22 @@ def test_prober_thread_measures_an_outage(server) -> None:
     assert res.failed_samples >= 1
 
 
+def test_successes_before_the_outage_begins_are_not_a_recovery() -> None:
+    """A fault whose outage starts a little later (the region-loss drill): four successes right
+    after the fault must not end the runner's wait for recovery; the RTO would be unmeasurable."""
+    from dr.drills.metrics import Sample
+
+    prober = EndpointProber(lambda: "http://unused", HttpCheck(timeout=1), interval=1)
+    fault_at = 100.0
+    prober.samples = [Sample(fault_at + i * 0.25, ok) for i, ok in enumerate([True] * 4 + [False] * 3)]
+    assert not prober.sustained_since(fault_at, 4)
+    prober.samples += [Sample(fault_at + 2 + i * 0.25, True) for i in range(3)]
+    assert not prober.sustained_since(fault_at, 4)
+    prober.samples.append(Sample(fault_at + 3, True))
+    assert prober.sustained_since(fault_at, 4)
+    assert compute_rto(prober.snapshot(), fault_at, sustained=4).rto_seconds == pytest.approx(2.0)
+
+
 def _wait(cond, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while not cond():
