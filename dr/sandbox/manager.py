@@ -981,4 +981,10 @@ def stop_background(directory: Path, timeout: float = 20.0) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    sys.exit(serve())
+    code = serve()
+    # Every component is stopped and the state is written: skip the interpreter's teardown (it
+    # collected moto's backends for ~1 s while `dr sandbox down` and every test waited for the pid).
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -217,7 +217,10 @@ class ResolverServer:
         self._server = ThreadingHTTPServer((host, port), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="sandbox-resolver", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name="sandbox-resolver",
+            daemon=True,
         )
 
     def start(self) -> ResolverServer:

@@ -47,7 +47,13 @@ class _Listener:
         self.server = make_server(HOST, port, app, threaded=True, request_handler=MotoRequestHandler)
         self.server.daemon_threads = True  # type: ignore[attr-defined]
         self.port: int = int(self.server.server_address[1])
-        self.thread = threading.Thread(target=self.server.serve_forever, name=f"sandbox-{name}", daemon=True)
+        # poll 0.1 s (werkzeug's default 0.5 s): stop() waits for the loop to notice the shutdown
+        self.thread = threading.Thread(
+            target=self.server.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name=f"sandbox-{name}",
+            daemon=True,
+        )
         self.thread.start()
 
     def stop(self) -> None:

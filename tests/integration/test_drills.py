@@ -21,8 +21,8 @@ import pytest
 from tests.conftest import STACKS
 from tests.integration.conftest import RunningSandbox, running_sandbox
 
-# Each test starts its own sandbox (both change the estate for good). The planned switchover
-# waits for a CloudWatch ReplicaLag period that began after writes stopped (up to a minute).
+# Each test starts its own sandbox (drills change the estate for good); a test that runs several
+# drills runs them in an order that leaves each one the estate it expects.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 
@@ -151,36 +151,13 @@ def test_planned_switchover_loses_nothing(tmp_path: Path) -> None:
         _check_evidence(out, "planned-switchover", sb.password())
 
 
-def test_failback_drill_after_a_region_loss(tmp_path: Path) -> None:
-    """`dr failover --mode unplanned` with the primary region lost (its PostgreSQL SIGKILLed), the
-    region back, then `drill run failback`: the killed primary is rewound into a replica of the
-    DR database, caught up, promoted, and the public name served from the primary region."""
-    from tests.integration.test_dr_failover import _dr
-
-    with running_sandbox(tmp_path / "sbx") as sb:
-        if sb.state["components"].get("postgres") != "running":
-            pytest.skip("needs the sandbox's real PostgreSQL")
-        primary = sb.estate.primary
-        sb.admin.region_down(primary.region)
-        fo = _dr(sb, ["failover", "--mode", "unplanned", "--yes", "--timeout", "120"], tmp_path)
-        assert fo.returncode == 0, fo.stdout[-3000:] + fo.stderr[-3000:]
-        sb.admin.region_up(primary.region)
-        assert sb.admin.resolve(sb.estate.app.record)["region"] == sb.estate.secondary.region
-        out = tmp_path / "evidence"
-        proc, journal = _drill(sb, "failback", out)
-        assert proc.returncode == 0, _why(proc, journal)
-        assert json.loads(proc.stdout)["status"] == "succeeded"
-        steps = _steps(journal)
-        assert all(s["status"] == "ok" for s in journal["steps"]), steps
-        run = steps["failback"]["value"]
-        assert run["status"] == "succeeded" and run["preflight"]["target_region"] == primary.region
-        assert steps["dns-on-primary"]["status"] == "ok"
-        assert sb.admin.resolve(sb.estate.app.record)["region"] == primary.region
-        pg = sb.admin.postgres()["state"]["instances"]
-        assert pg["primary"]["running"] and pg["replica"]["running"]
-
-
-def test_region_loss_loses_at_most_the_injected_lag(tmp_path: Path) -> None:
+def test_region_loss_loses_at_most_the_injected_lag_then_the_failback_drill_brings_it_home(
+    tmp_path: Path,
+) -> None:
+    """`drill run region-loss` (the primary region lost, its PostgreSQL SIGKILLed with 1 s of WAL
+    in the link; unplanned failover; the region's API back as the rollback), then on the same
+    estate `drill run failback`: the killed primary is rewound into a replica of the DR database,
+    caught up, promoted, and the public name served from the primary region again."""
     from dr.drills.scenario import resolve
 
     lose = next(a for a in resolve("region-loss").scenario.method if a.provider == "region-loss")
@@ -189,6 +166,7 @@ def test_region_loss_loses_at_most_the_injected_lag(tmp_path: Path) -> None:
     with running_sandbox(tmp_path / "sbx") as sb:
         if sb.state["components"].get("postgres") != "running":
             pytest.skip("needs the sandbox's real PostgreSQL")
+        primary = sb.estate.primary
         out = tmp_path / "evidence"
         proc, journal = _drill(sb, "region-loss", out)
         assert proc.returncode == 0, _why(proc, journal)
@@ -207,11 +185,24 @@ def test_region_loss_loses_at_most_the_injected_lag(tmp_path: Path) -> None:
         assert steps["unplanned-failover"]["value"]["preflight"]["mode"] == "unplanned"
         assert steps["dr-database-writable"]["status"] == "ok"
         assert steps["restore-primary-region"]["status"] == "ok"  # the rollback ran
-        # After the rollback the lost region's API answers again.
-        primary = sb.estate.primary
+        # After the rollback the lost region's API answers again; traffic stays in DR.
         rds = sb.clients().client("rds", primary.region)
         assert rds.describe_db_instances()["DBInstances"]
+        assert sb.admin.resolve(sb.estate.app.record)["region"] == sb.estate.secondary.region
         _check_evidence(out, "region-loss", sb.password())
+
+        out = tmp_path / "failback-evidence"
+        proc, journal = _drill(sb, "failback", out)
+        assert proc.returncode == 0, _why(proc, journal)
+        assert json.loads(proc.stdout)["status"] == "succeeded"
+        steps = _steps(journal)
+        assert all(s["status"] == "ok" for s in journal["steps"]), steps
+        run = steps["failback"]["value"]
+        assert run["status"] == "succeeded" and run["preflight"]["target_region"] == primary.region
+        assert steps["dns-on-primary"]["status"] == "ok"
+        assert sb.admin.resolve(sb.estate.app.record)["region"] == primary.region
+        pg = sb.admin.postgres()["state"]["instances"]
+        assert pg["primary"]["running"] and pg["replica"]["running"]
 
 
 def test_runbook_drills_on_one_sandbox(tmp_path: Path) -> None:
