@@ -25,6 +25,7 @@ def _fake_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     }.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.delenv("AWS_RETRY_MODE", raising=False)
     monkeypatch.delenv("DR_TARGET", raising=False)
     monkeypatch.delenv("DR_STACK", raising=False)
     monkeypatch.setenv("DR_STACK_DIR", str(STACKS))

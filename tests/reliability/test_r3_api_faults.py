@@ -2,7 +2,9 @@
 
 The faults come from the sandbox's realism layer (``Faults``: ThrottlingException / 5xx answers,
 chosen at random per request, in every region and service, the lock table and journal mirror too).
-botocore's retry mode (adaptive, 8 attempts) and our waits absorb them; nothing is done twice.
+botocore's retry mode (standard, 8 attempts) and our waits absorb them; nothing is done twice.
+(With the adaptive mode, whose client-side limiter slows a client after a throttle, each run
+took twice as long: see dr/aws/session.py.)
 """
 
 from __future__ import annotations

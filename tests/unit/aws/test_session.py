@@ -57,7 +57,12 @@ def test_clients_are_cached_per_service_and_region() -> None:
     assert provider.client("rds", "us-east-1") is provider.client("rds", "us-east-1")
     assert provider.client("rds", "us-east-1") is not provider.client("rds", "us-west-2")
     cfg = provider.client("rds", "us-east-1").meta.config
-    assert cfg.retries["mode"] == "adaptive"
+    assert cfg.retries["mode"] == "standard"
+
+
+def test_aws_retry_mode_chooses_another_retry_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_RETRY_MODE", "adaptive")
+    assert ClientProvider().client("rds", "us-east-1").meta.config.retries["mode"] == "adaptive"
 
 
 def test_providers_share_one_loader_so_models_are_parsed_once_per_process() -> None:
