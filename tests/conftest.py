@@ -11,6 +11,14 @@ ROOT = Path(__file__).resolve().parents[1]
 STACKS = ROOT / "stacks"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # moto (in-process in most tests) builds boto3 sessions internally; one shared botocore loader
+    # parses each model once per process instead of once per session (as the sandbox's server does)
+    from dr.aws.session import share_loader_process_wide
+
+    share_loader_process_wide()
+
+
 @pytest.fixture(autouse=True)
 def _fake_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     for key, value in {

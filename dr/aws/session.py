@@ -151,19 +151,60 @@ _LOADER_LOCK = threading.Lock()
 _LOADER: Any = None
 
 
+class _SearchPaths(list[Any]):
+    """A loader's search paths that ignore a path already there (boto3 appends its own data path
+    to the loader of every boto3 session it creates; with one shared loader the list would grow)."""
+
+    def append(self, path: Any) -> None:
+        if path not in self:
+            super().append(path)
+
+
+def _adopt(loader: Any) -> Any:
+    global _LOADER
+    if _LOADER is None:
+        loader._search_paths = _SearchPaths(loader.search_paths)
+        _LOADER = loader
+    return _LOADER
+
+
 def _shared_loader(session: Any) -> Any:
     """The process's botocore data loader (its cache holds the parsed JSON models and endpoints).
 
     The first session's loader becomes the shared one (boto3 has added its own data path to it);
     later sessions are given it before they build a client or their endpoint resolver.
     """
-    global _LOADER
+    core = session._session
     with _LOADER_LOCK:
-        if _LOADER is None:
-            _LOADER = session._session.get_component("data_loader")
-        else:
-            session._session.register_component("data_loader", _LOADER)
-        return _LOADER
+        loader = _adopt(core.get_component("data_loader"))
+        if core.get_component("data_loader") is not loader:
+            core.register_component("data_loader", loader)
+        return loader
+
+
+def share_loader_process_wide() -> None:
+    """Give *every* botocore session of this process the shared loader, moto's own included.
+
+    For processes that host moto (the sandbox's server, the test suite): moto builds boto3 sessions
+    internally (regions of each backend, ARN checks…), each parsing ``endpoints.json`` and models
+    again — a third of the CPU of a unit test's moto seeding. Idempotent.
+    """
+    import botocore.session
+
+    cls: Any = botocore.session.Session
+    if getattr(cls, "_dr_shared_loader", False):
+        return
+
+    def register(self: Any) -> None:
+        with _LOADER_LOCK:
+            if _LOADER is None:
+                from botocore.loaders import create_loader
+
+                _adopt(create_loader(os.environ.get("AWS_DATA_PATH")))
+            self._components.register_component("data_loader", _LOADER)
+
+    cls._register_data_loader = register
+    cls._dr_shared_loader = True
 
 
 class ReadOnlyViolation(DrError):

@@ -81,3 +81,22 @@ def test_providers_share_one_loader_so_models_are_parsed_once_per_process() -> N
     assert len(loaders) == 1
     with mock_aws():
         assert client.describe_db_instances()["DBInstances"] == []
+
+
+def test_process_wide_sharing_reaches_every_botocore_session_without_growing_its_paths() -> None:
+    """The sandbox's server and the test suite share one loader with moto's own sessions too
+    (tests/conftest.py turns it on); boto3 re-appending its data path must not grow the list."""
+    import boto3
+
+    from dr.aws.session import share_loader_process_wide
+
+    share_loader_process_wide()
+    share_loader_process_wide()  # idempotent
+    sessions = [boto3.session.Session() for _ in range(5)]
+    loaders = {id(s._session.get_component("data_loader")) for s in sessions}
+    assert len(loaders) == 1
+    paths = sessions[0]._session.get_component("data_loader").search_paths
+    assert len(paths) == len(set(paths))
+    assert ClientProvider()._boto_session()._session.get_component("data_loader") is (
+        sessions[0]._session.get_component("data_loader")
+    )
