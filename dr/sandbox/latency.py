@@ -55,7 +55,10 @@ class LatencyProfile:
         if self.name == "fast":
             return FAST_SECONDS * (0.5 if what == "replication.lag" else 1.0)
         low, high = REALISTIC[what]
-        rng = random.Random(None if self.seed is None else hash((self.seed, what)))
+        # seeded by a string (hashed with SHA-512, not by hash(): str hashes differ per process), so
+        # the same seed draws the same durations in every process — the benchmark's two sandboxes
+        # (parallel and sequential) did not, and their ratio measured the dice as much as the plan
+        rng = random.Random(None if self.seed is None else f"{self.seed}:{what}")
         return rng.uniform(low, high) * self.time_scale
 
     def with_overrides(self, **values: float) -> LatencyProfile:
