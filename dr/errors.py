@@ -100,6 +100,7 @@ _NOT_FOUND_CODES = {
     "DBSnapshotNotFound",
     "DBSnapshotNotFoundFault",
     "DBClusterNotFoundFault",
+    "DBSubnetGroupNotFoundFault",
     "ReplicationGroupNotFoundFault",
     "SnapshotNotFoundFault",
     "CacheClusterNotFound",

@@ -34,7 +34,7 @@ from dr.aws import eks
 from dr.aws.cloudwatch import replica_lag
 from dr.aws.kms import key_arn
 from dr.aws.rds import DbInstance, Rds, aws_errors
-from dr.errors import BadInput, GateRefused
+from dr.errors import BadInput, GateRefused, NotFound
 from dr.procedures.common import TAG_CREATED_BY, TAG_RUN_ID, Settled, clients_of
 from dr.procedures.dns import prepare_move, read_state
 from dr.procedures.failover import (
@@ -223,6 +223,16 @@ def preflight(
     )
 
 
+def _subnet_group_exists(client: Any, name: str, region: str) -> bool:
+    """Whether the estate's DB subnet group exists in ``region`` (asked by name: the IAM policy
+    grants ``rds:DescribeDBSubnetGroups`` on that group only, not ``subgrp:*``)."""
+    try:
+        with aws_errors(resource=f"DB subnet group {name}", region=region, action="describe"):
+            return bool(client.describe_db_subnet_groups(DBSubnetGroupName=name).get("DBSubnetGroups"))
+    except NotFound:
+        return False
+
+
 def create_replica_step(estate: Estate, pre: FailbackPreflight, *, timeout: float) -> Step:
     target, src, ident = pre.target, pre.source_db, pre.replica_id
     region = target.region
@@ -271,11 +281,7 @@ def create_replica_step(estate: Estate, pre: FailbackPreflight, *, timeout: floa
             kwargs["KmsKeyId"] = pre.kms_key
         subnet_group = estate.db_subnet_group(target)
         client = clients_of(ctx).client("rds", region)
-        with aws_errors(resource=f"DB subnet groups of {region}", region=region, action="list"):
-            groups = {
-                g["DBSubnetGroupName"] for g in client.describe_db_subnet_groups().get("DBSubnetGroups", [])
-            }
-        if subnet_group in groups:
+        if _subnet_group_exists(client, subnet_group, region):
             kwargs["DBSubnetGroupName"] = subnet_group
         with aws_errors(
             resource=f"DB instance {ident} (replica of {src.arn})", region=region, action="create"

@@ -238,8 +238,8 @@ def _rds(action: str, r: str, a: str, estate: Estate, procedure: str | None) -> 
         else [f"arn:aws:rds:{r}:{a}:db:{ident}", f"arn:aws:rds:{r}:{a}:db:{ident}-failback*"]
     )
     snapshots = [f"arn:aws:rds:{r}:{a}:snapshot:*"]
-    if name == "DescribeDBSubnetGroups":
-        return [f"arn:aws:rds:{r}:{a}:subgrp:*"]
+    if name == "DescribeDBSubnetGroups":  # failback asks for the estate's group by name
+        return [f"arn:aws:rds:{r}:{a}:subgrp:{estate.db_subnet_group(site)}"]
     if name in ("DescribeDBSnapshots", "CreateDBSnapshot", "CopyDBSnapshot", "DeleteDBSnapshot"):
         return snapshots + dbs
     if name.startswith("Restore"):

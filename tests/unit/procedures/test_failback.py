@@ -84,6 +84,11 @@ def test_failback_reprotects_then_fails_back_then_warm_standby(env: Env) -> None
     assert new["DBInstanceStatus"] == "available" and not new.get("ReadReplicaSourceDBInstanceIdentifier")
     counts = Counter(c.operation for c in recorder.mutating())
     assert counts["PromoteReadReplica"] == 1 and counts["CreateDBInstanceReadReplica"] == 1
+    # The subnet group is asked for by name (least privilege); this light seed has none in the
+    # region, so the replica is created without one rather than failing.
+    (ask,) = [c for c in recorder.calls if c.operation == "DescribeDBSubnetGroups"]
+    assert ask.params == {"DBSubnetGroupName": estate.db_subnet_group(prod)}
+    assert "DBSubnetGroupName" not in create.params
 
     # Traffic is back in the original region, DR is warm standby again.
     r53 = env.clients.client("route53", "us-east-1")
