@@ -77,7 +77,12 @@ def lock_region(estate: Estate, *, target_region: str | None = None, unplanned: 
 
 
 def estate_lock(
-    clients: ClientProvider, estate: Estate, *, target_region: str | None = None, unplanned: bool = False
+    clients: ClientProvider,
+    estate: Estate,
+    *,
+    target_region: str | None = None,
+    unplanned: bool = False,
+    holder: str | None = None,
 ) -> DynamoLock:
     """The estate's run lock (one name per app) in the copy :func:`lock_region` chooses."""
     return DynamoLock(
@@ -85,6 +90,7 @@ def estate_lock(
         table=estate.lock_table,
         region=lock_region(estate, target_region=target_region, unplanned=unplanned),
         name=f"{estate.app.name}-dr",
+        holder=holder,
     )
 
 

@@ -178,22 +178,11 @@ def test_zone_missing_exit_2(seeded: Seeded, cli_calls: CallRecorder, tmp_path: 
 
 
 def test_failover_lock_held_exit_3(seeded: Seeded, cli_calls: CallRecorder, tmp_path: Path) -> None:
-    from dr.runbook.lock import DynamoLock
+    from tests.unit.procedures.estate_seed import lock_held_by
 
-    est = seeded.estate
-    other = DynamoLock(
-        seeded.clients,
-        table=est.lock_table,
-        region=est.secondary.region,
-        name=f"{est.app.name}-dr",
-        holder="bob@ops",
-    )
-    other.acquire(run_id="20261124T000000Z-123456")
-    try:
+    with lock_held_by(seeded.clients, seeded.estate, "bob@ops", "20261124T000000Z-123456"):
         res = invoke(["dns", "failover", "--yes"], tmp_path)
         assert res.exit_code == 3
         assert "bob@ops" in res.output
         assert mutating(cli_calls) == []
         assert _hc(seeded, seeded.primary)["Inverted"] is False
-    finally:
-        other.release()

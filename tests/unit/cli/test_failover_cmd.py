@@ -12,8 +12,7 @@ import yaml
 from click.testing import CliRunner
 
 from dr.aws.session import CallRecorder
-from dr.runbook.lock import DynamoLock
-from tests.unit.procedures.estate_seed import STACKS, cli_calls, mutating, put_caught_up, seeded
+from tests.unit.procedures.estate_seed import STACKS, cli_calls, lock_held_by, mutating, put_caught_up, seeded
 from tests.unit.procedures.test_failover import Env, env
 
 __all__ = ["cli_calls", "env", "seeded"]
@@ -87,19 +86,8 @@ def test_failover_gate_refusal_exits_3_and_changes_nothing(
 
 
 def test_failover_lock_held_exits_3(env: Env, cli_calls: CallRecorder, tmp_path: Path) -> None:
-    estate = env.estate
-    other = DynamoLock(
-        env.clients,
-        table=estate.lock_table,
-        region=estate.secondary.region,
-        name=f"{estate.app.name}-dr",
-        holder="someone@else",
-    )
-    other.acquire(run_id="other-run")
-    try:
+    with lock_held_by(env.clients, env.estate, "someone@else"):
         res = dr(["failover", "--mode", "unplanned", "--yes", "--kubeconfig", env.kubeconfig], tmp_path)
-    finally:
-        other.release()
     assert res.exit_code == 3, res.output
     assert "someone@else" in res.output
     assert [m for m in mutating(cli_calls)] == []
@@ -173,18 +161,8 @@ def test_failback_cli_dry_run_then_run(env: Env, cli_calls: CallRecorder, tmp_pa
 
     # A run holding the estate's lock (e.g. `dr ops scale`, which locks in the DR copy) keeps the
     # failback out: both lock in the same copy of the global table.
-    other = DynamoLock(
-        env.clients,
-        table=estate.lock_table,
-        region=estate.secondary.region,
-        name=f"{estate.app.name}-dr",
-        holder="oncall-b@laptop",
-    )
-    other.acquire(run_id="ops-run")
-    try:
+    with lock_held_by(env.clients, estate, "oncall-b@laptop", "ops-run"):
         res = dr(["failback", "--yes", "--kubeconfig", env.kubeconfig, "--timeout", "30"], tmp_path)
-    finally:
-        other.release()
     assert res.exit_code == 3, res.output
     assert "oncall-b@laptop" in res.output
     assert len(cli_calls.mutating()) == before + 1  # only the refused conditional lock write

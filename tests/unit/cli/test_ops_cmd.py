@@ -538,19 +538,10 @@ def test_ops_that_change_what_a_failover_changes_wait_for_no_one_else(env: Env) 
     naming the holder and change nothing; security responses (waf block) still go through;
     `ops --no-lock` is the explicit way around a lock table that cannot be reached."""
     from dr.aws.session import ClientProvider
-    from dr.runbook.lock import DynamoLock
+    from tests.unit.procedures.estate_seed import lock_held_by
 
     estate, api = env.estate, env.estate.app.api.name
-    other = DynamoLock(
-        ClientProvider(),
-        table=estate.lock_table,
-        region=estate.secondary.region,
-        name=f"{estate.app.name}-dr",
-        holder="oncall-b@laptop",
-        lease_seconds=300,
-    )
-    other.acquire(run_id="failover-run-1")
-    try:
+    with lock_held_by(ClientProvider(), estate, "oncall-b@laptop", "failover-run-1"):
         for args in (["scale", "api", "--replicas", "10", "--yes"], ["stop-writes", "--yes"]):
             res = env.invoke(*args)
             assert res.exit_code == 3, res.output
@@ -577,8 +568,6 @@ def test_ops_that_change_what_a_failover_changes_wait_for_no_one_else(env: Env) 
         )
         assert res.exit_code == 0, res.output
         assert env.deployment(api)["spec"]["replicas"] == 7
-    finally:
-        other.release()
     # lock free again: the locked path works and releases the lock afterwards
     assert _json(env.invoke("scale", "api", "--replicas", "8", "--yes"))["run"]["status"] == "succeeded"
     assert _json(env.invoke("scale", "api", "--replicas", "6", "--yes"))["run"]["status"] == "succeeded"

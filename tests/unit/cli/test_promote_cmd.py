@@ -102,23 +102,12 @@ def test_promote_missing_lag_refused_unless_force(
 
 
 def test_promote_lock_held_exit_3(seeded: Seeded, cli_calls: CallRecorder, tmp_path: Path) -> None:
-    from dr.runbook.lock import DynamoLock
+    from tests.unit.procedures.estate_seed import lock_held_by
 
-    est = seeded.estate
-    other = DynamoLock(
-        seeded.clients,
-        table=est.lock_table,
-        region=est.secondary.region,
-        name=f"{est.app.name}-dr",
-        holder="alice@ops",
-    )
-    other.acquire(run_id="20261124T000000Z-abcdef")
-    try:
+    with lock_held_by(seeded.clients, seeded.estate, "alice@ops", "20261124T000000Z-abcdef"):
         seeded.put_lag(0.1)
         res = invoke(["promote", "--yes"], tmp_path)
         assert res.exit_code == 3
         assert "alice@ops" in res.output
         assert mutating(cli_calls) == []
         assert _replica(seeded)["ReadReplicaSourceDBInstanceIdentifier"]
-    finally:
-        other.release()

@@ -15,6 +15,7 @@ moto do what RDS does (and nothing more), so tests exercise our completion condi
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 from collections.abc import Iterator
@@ -329,3 +330,18 @@ def invoke(args: list[str], tmp_path: Path, *, json_out: bool = True) -> Any:
 def mutating(recorder: CallRecorder) -> list[str]:
     """Mutating operations sent, excluding the run lock (DynamoDB) and journal mirror (S3) writes."""
     return [f"{c.service}:{c.operation}" for c in recorder.mutating() if c.service not in ("dynamodb", "s3")]
+
+
+@contextlib.contextmanager
+def lock_held_by(
+    clients: ClientProvider, estate: Estate, holder: str, run_id: str = "other-run"
+) -> Iterator[Any]:
+    """Another run holding the estate's run lock (in the copy every command locks in) meanwhile."""
+    from dr.runbook.lock import estate_lock
+
+    other = estate_lock(clients, estate, holder=holder)
+    other.acquire(run_id=run_id)
+    try:
+        yield other
+    finally:
+        other.release()
