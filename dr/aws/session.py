@@ -35,7 +35,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from dr.errors import DrError
+from dr.errors import BadInput, DrError
 
 # Operation-name prefixes that never change anything.
 _READ_PREFIXES = (
@@ -147,6 +147,7 @@ class CallRecorder:
             return len(self.calls)
 
 
+RETRY_MODES = ("standard", "adaptive", "legacy")
 _LOADER_LOCK = threading.Lock()
 _LOADER: Any = None
 
@@ -230,6 +231,14 @@ class ClientProvider:
     _clients: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _session: Any = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.retry_mode not in RETRY_MODES:
+            raise BadInput(
+                f"retry mode {self.retry_mode!r} (AWS_RETRY_MODE) is not one of botocore's",
+                resource="AWS_RETRY_MODE",
+                hint=f"use one of {', '.join(RETRY_MODES)}, or unset AWS_RETRY_MODE (default standard)",
+            )
 
     def _boto_session(self) -> Any:
         if self._session is None:

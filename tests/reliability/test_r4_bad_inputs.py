@@ -202,6 +202,13 @@ def _cases() -> list[Case]:
         Case("prune-bad-age", ["snapshot", "prune", "--older-than", "soon", "--yes"], 2, ("soon",)),
         Case("reconcile-unknown-primary", ["reconcile", "--primary", "atlantis", "--yes"], 2, ("atlantis",)),
         Case(
+            "bad-retry-mode",
+            ["failover", "--mode", "unplanned", "--yes"],
+            2,
+            ("AWS_RETRY_MODE", "fastest", "standard"),
+            env={"AWS_RETRY_MODE": "fastest"},
+        ),
+        Case(
             "no-sandbox-running",
             ["status"],
             2,

@@ -61,8 +61,14 @@ def test_clients_are_cached_per_service_and_region() -> None:
 
 
 def test_aws_retry_mode_chooses_another_retry_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dr.errors import BadInput
+
     monkeypatch.setenv("AWS_RETRY_MODE", "adaptive")
     assert ClientProvider().client("rds", "us-east-1").meta.config.retries["mode"] == "adaptive"
+    monkeypatch.setenv("AWS_RETRY_MODE", "fastest")
+    with pytest.raises(BadInput, match="AWS_RETRY_MODE") as err:
+        ClientProvider()
+    assert err.value.exit_code == 2
 
 
 def test_providers_share_one_loader_so_models_are_parsed_once_per_process() -> None:
