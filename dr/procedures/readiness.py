@@ -516,7 +516,12 @@ def _snapshot_check(
     newest = snaps.value
     if newest is None:
         return Check(
-            "snapshot-age", FAIL, f"no available snapshot of the estate's databases in {region}", None, None
+            "snapshot-age",
+            FAIL,
+            f"no available snapshot of the estate's databases in {region}: take one and copy it there "
+            f"(`dr snapshot create --yes`, then `dr snapshot copy --snapshot <id> --to {region} --yes`)",
+            None,
+            None,
         )
     age = now - newest.created
     cell = f"{newest.identifier} ({human_age(age)} old)"

@@ -56,6 +56,8 @@ def test_ready_baseline_snapshot_thresholds_and_certificates(full: Full) -> None
     _only_changed(report)
     assert report.exit_code == 1  # no snapshot in DR: a fail
     assert [c.name for c in report.failed] == ["snapshot-age"]
+    dr_region = full.seeded.estate.secondary.region
+    assert f"dr snapshot copy --snapshot <id> --to {dr_region}" in report.check("snapshot-age").reason
     snap = _snapshot_in_dr(full)
     after = _run(full)
     _only_changed(after, snapshot_age=PASS)
