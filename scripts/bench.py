@@ -223,11 +223,16 @@ def tally(lines: list[dict[str, Any]], reliability: dict[str, dict[str, int]]) -
         counts[{"passed": "passed", "skipped": "xfailed"}.get(result, "failed")] += 1
 
 
+def _suite_env() -> dict[str, str]:
+    """The environment of `make test`: bytecode caches written (see the Makefile's test target)."""
+    return {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
 def suite(figs: dict[str, Figure], reliability: dict[str, dict[str, int]]) -> None:
     f = figs["T"]
     with tempfile.TemporaryDirectory(prefix="dr-bench-suite-") as tmp:
         summary = Path(tmp) / "reliability.jsonl"
-        env = {**os.environ, "DR_RELIABILITY_SUMMARY": str(summary)}
+        env = {**_suite_env(), "DR_RELIABILITY_SUMMARY": str(summary)}
         t0 = time.perf_counter()
         proc = subprocess.run(
             [sys.executable, "-m", "pytest", "-n", "2", "-q", "-p", "no:cacheprovider"],
@@ -260,7 +265,7 @@ def reliability_only(reliability: dict[str, dict[str, int]]) -> float:
         subprocess.run(
             [sys.executable, "-m", "pytest", "-n", "2", "-q", "-p", "no:cacheprovider", "tests/reliability"],
             cwd=ROOT,
-            env={**os.environ, "DR_RELIABILITY_SUMMARY": str(summary)},
+            env={**_suite_env(), "DR_RELIABILITY_SUMMARY": str(summary)},
             capture_output=True,
             text=True,
             timeout=1800,
