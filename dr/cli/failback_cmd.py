@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from dr.cli.context import AppContext, pass_app
-from dr.cli.failover_cmd import kube_factory, target_lock
+from dr.cli.failover_cmd import kube_factory
+from dr.cli.opsutil import estate_lock
 from dr.cli.runopts import plan_options
 
 if TYPE_CHECKING:
@@ -101,7 +102,7 @@ def failback(
             assume_yes=yes,
             resume=resume,
             runs_dir=runs_dir,
-            lock=None if dry_run else target_lock(app, pre.target, unplanned=False),
+            lock=None if dry_run else estate_lock(app, target_region=pre.target.region),
             break_lock=break_lock,
             output=app.output,
         )

@@ -13,14 +13,13 @@ import click
 from click.core import ParameterSource
 
 from dr.cli.context import AppContext, pass_app
+from dr.cli.opsutil import estate_lock
 from dr.cli.runopts import plan_options
 
 if TYPE_CHECKING:
     from rich.console import Console
 
     from dr.procedures.ops import KubeFactory
-    from dr.runbook.lock import DynamoLock
-    from dr.topology import SiteView
 
 
 def kubeconfig_of(app: AppContext, explicit: str | None) -> str | None:
@@ -40,13 +39,6 @@ def kube_factory(app: AppContext, kubeconfig: str | None, *, read_only: bool) ->
     return KubeFactory(
         kubeconfig=kubeconfig_of(app, kubeconfig), clients=app.clients(read_only=True), read_only=read_only
     )
-
-
-def target_lock(app: AppContext, target: SiteView, *, unplanned: bool) -> DynamoLock:
-    """The estate's run lock for a run moving to ``target`` (:func:`dr.runbook.lock.lock_region`)."""
-    from dr.runbook.lock import estate_lock
-
-    return estate_lock(app.clients(), app.estate, target_region=target.region, unplanned=unplanned)
 
 
 def _human(report: dict[str, Any], out: Console) -> None:
@@ -198,7 +190,9 @@ def failover(
             assume_yes=yes,
             resume=resume,
             runs_dir=runs_dir,
-            lock=None if dry_run else target_lock(app, target, unplanned=pre.mode == "unplanned"),
+            lock=None
+            if dry_run
+            else estate_lock(app, target_region=target.region, unplanned=pre.mode == "unplanned"),
             break_lock=break_lock,
             output=app.output,
         )

@@ -18,15 +18,14 @@ if TYPE_CHECKING:
     from dr.runbook.plan import Plan
 
 
-def estate_lock(app: AppContext) -> DynamoLock:
-    """The estate's run lock in the DR region's copy of the lock table, one name per app.
-
-    Promote, DNS moves, ops, fleets, failover and failback share it, so two of them never overlap
-    (:func:`dr.runbook.lock.lock_region`).
-    """
+def estate_lock(app: AppContext, *, target_region: str | None = None, unplanned: bool = False) -> DynamoLock:
+    """The estate's run lock, one name per app, in the copy of the lock table that
+    :func:`dr.runbook.lock.lock_region` chooses (the DR region's, unless an unplanned run moves away
+    from it). Promote, DNS moves, ops, fleets, failover and failback share it, so two of them never
+    overlap."""
     from dr.runbook.lock import estate_lock as lock
 
-    return lock(app.clients(), app.estate)
+    return lock(app.clients(), app.estate, target_region=target_region, unplanned=unplanned)
 
 
 def execute(

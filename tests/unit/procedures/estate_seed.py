@@ -108,37 +108,6 @@ def put_caught_up(clients: Any, region: str, db: str, now: dt.datetime, *, minut
     )
 
 
-_LOADER: Any = None
-
-
-def share_model_loader(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Test speed only: every ClientProvider's boto3 session shares one botocore model loader, so
-    service models are parsed once per process instead of once per provider (CLI commands build
-    several providers per invocation). Behaviour is unchanged: same models, same hooks."""
-    import boto3
-    import botocore.loaders
-    import botocore.session
-
-    from dr.aws.session import ClientProvider
-
-    global _LOADER
-    if _LOADER is None:
-        _LOADER = botocore.loaders.create_loader()
-
-    def _boto_session(self: ClientProvider) -> Any:
-        if self._session is None:
-            core = botocore.session.get_session()
-            core.register_component("data_loader", _LOADER)
-            kwargs: dict[str, Any] = dict(self.credentials or {})
-            if not kwargs and self.profile:
-                kwargs["profile_name"] = self.profile
-            self._session = boto3.session.Session(botocore_session=core, **kwargs)
-            _LOADER.search_paths[:] = list(dict.fromkeys(_LOADER.search_paths))
-        return self._session
-
-    monkeypatch.setattr(ClientProvider, "_boto_session", _boto_session)
-
-
 def fix_moto_promote(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make moto clear the replica source on promote, as RDS does when the promotion completes."""
     from moto.rds.models import RDSBackend
@@ -282,7 +251,6 @@ def seed(clients: ClientProvider, estate: Estate, *, vpc: bool = False) -> Seede
 def seeded(monkeypatch: pytest.MonkeyPatch) -> Iterator[Seeded]:
     """The estate in moto (mock_aws active for the whole test)."""
     fix_moto_promote(monkeypatch)
-    share_model_loader(monkeypatch)
     with mock_aws():
         estate = load_estate(STACKS, "prod")
         yield seed(ClientProvider(), estate)
@@ -292,7 +260,6 @@ def seeded(monkeypatch: pytest.MonkeyPatch) -> Iterator[Seeded]:
 def seeded_vpc(monkeypatch: pytest.MonkeyPatch) -> Iterator[Seeded]:
     """Like ``seeded`` plus VPCs, subnets and DB subnet groups (slower: moto EC2)."""
     fix_moto_promote(monkeypatch)
-    share_model_loader(monkeypatch)
     with mock_aws():
         estate = load_estate(STACKS, "prod")
         yield seed(ClientProvider(), estate, vpc=True)

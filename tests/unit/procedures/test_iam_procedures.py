@@ -29,7 +29,6 @@ from tests.unit.procedures.estate_seed import (
     invoke,
     put_caught_up,
     seeded,
-    share_model_loader,
 )
 from tests.unit.procedures.test_failover import FAST, Env, env
 
@@ -330,7 +329,6 @@ def ops_env(
     from tests.unit.kube.estate_fixtures import clusters, seed_eks, seed_light
 
     monkeypatch.setattr("dr.aws.eks.SETTLE_SECONDS", 0.0)
-    share_model_loader(monkeypatch)
     with mock_aws():
         seed_light(estate)
         seed_eks(estate)

@@ -29,7 +29,7 @@ from dr.runbook.asl import (
     validate_definition,
 )
 from dr.runbook.plan import Operation, Plan, Step, subset
-from tests.unit.procedures.estate_seed import STACKS, Seeded, fix_moto_promote, seed, share_model_loader
+from tests.unit.procedures.estate_seed import STACKS, Seeded, fix_moto_promote, seed
 
 
 def _precedes(node: Node, a: str, b: str) -> bool:
@@ -67,7 +67,6 @@ def _step(sid: str, deps: tuple[str, ...] = (), estimate: float = 1.0) -> Step:
 def sfn_estate(monkeypatch: pytest.MonkeyPatch) -> Iterator[Seeded]:
     """The seeded two-region estate with moto's Step Functions interpreter switched on."""
     fix_moto_promote(monkeypatch)
-    share_model_loader(monkeypatch)
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
         from dr.topology import load_estate
 

@@ -19,7 +19,6 @@ from tests.unit.procedures.estate_seed import (
     fix_moto_promote,
     invoke,
     seed,
-    share_model_loader,
 )
 from tests.unit.procedures.test_failover import create_clusters
 from tests.unit.runbook.test_asl import _journal_bucket, _lock_table, _unplanned
@@ -28,7 +27,6 @@ from tests.unit.runbook.test_asl import _journal_bucket, _lock_table, _unplanned
 @pytest.fixture
 def sfn_cli(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Seeded, CallRecorder]]:
     fix_moto_promote(monkeypatch)
-    share_model_loader(monkeypatch)
     recorder = CallRecorder()
     from dr.cli.context import AppContext
 
