@@ -44,6 +44,7 @@ from dr.procedures.failover import (
     nodegroup_step,
     redis_readiness,
     redis_step,
+    unanswered_target,
     workloads_step,
 )
 from dr.procedures.promote import PromotePreflight
@@ -158,6 +159,7 @@ def preflight(
             region=target.region,
         )
     warnings: list[str] = []
+    resumed = replica_id is not None
     if replica_id is not None:
         exists = Rds(clients, target.region).find_instance(replica_id) is not None
         renamed = replica_id != target.database.identifier
@@ -191,6 +193,16 @@ def preflight(
             resource=estate.health_check_ref(target),
             region=target.region,
         )
+    if not resumed:
+        silent = unanswered_target(clients, target.region, rec.check, target.cluster.name)
+        if silent is not None:
+            raise GateRefused(
+                silent,
+                resource=rec.check.id,
+                region=target.region,
+                hint="a failback stops writes in the serving region first and would then wait at "
+                "target-healthy with nothing serving: make the endpoint answer (a 503 is fine), then retry",
+            )
     budget = max_lag.total_seconds()
     promote = PromotePreflight(
         db=replica_id,

@@ -41,7 +41,7 @@ from dr.aws import eks
 from dr.aws.cloudwatch import replica_lag
 from dr.aws.elasticache import CacheSnapshot, ElastiCache, ReplicationGroup
 from dr.aws.rds import Rds, aws_errors
-from dr.aws.route53 import Route53, answered
+from dr.aws.route53 import HealthCheck, Route53, answered
 from dr.aws.secretsmanager import SecretValue, get_secret
 from dr.errors import BadInput, DrError, GateRefused, NotFound, OperationFailed, from_client_error
 from dr.procedures.common import TAG_PROMOTED_AT, TAG_PROMOTED_FROM, Settled, clients_of, iso, utcnow
@@ -201,6 +201,29 @@ def redis_readiness(
     return RedisReadiness(group_id, region, None, "restore", snap.identifier, age)
 
 
+def unanswered_target(clients: ClientProvider, region: str, check: HealthCheck, cluster: str) -> str | None:
+    """Why the target is not answering its Route53 health check at all, or None.
+
+    Before a failover the target's /health fails by design (its database is a read replica): an
+    HTTP error such as 503 is an answer. Most checkers getting *no* answer (timeout, refused) means
+    the load balancer path is broken. Unplanned failovers only warn (a timeout may also be a slow
+    /health against a read-only database, and a false refusal of a region-loss failover is worse
+    than waiting at target-healthy, where DNS does not move); planned switchovers and failbacks,
+    which stop writes on a working region first, refuse.
+    """
+    if check.disabled or check.type.upper() not in ENDPOINT_CHECKS:
+        return None
+    status = Route53(clients).health_status(check.id)
+    if not status.endpoint_unreachable:
+        return None
+    first = next((r for r in status.reports if not answered(r)), "")
+    return (
+        f"the {region} endpoint does not answer its Route53 health check {check.id} "
+        f"({len(status.reports) - status.answering} of {len(status.reports)} checkers: {first!r}) — "
+        f"check the load balancer of {cluster} (listener, security group, WAF)"
+    )
+
+
 def preflight(
     clients: ClientProvider,
     estate: Estate,
@@ -300,21 +323,18 @@ def preflight(
             region=region,
             hint=f"deploy the dns component of stack {target.stack}: DNS must only move to a checked endpoint",
         )
-    if not resuming and not rec.check.disabled and rec.check.type.upper() in ENDPOINT_CHECKS:
-        # Before a failover the target's /health fails by design (its database is a read replica):
-        # an HTTP error is expected. No answer at all is worth saying before anything changes — but
-        # not a gate: a "timed out" may also be a slow /health against a read-only database (a false
-        # refusal of a region-loss failover is worse than waiting at target-healthy, where DNS does
-        # not move until the target answers healthy).
-        status = Route53(clients).health_status(rec.check.id)
-        if status.endpoint_unreachable:
-            first = next((r for r in status.reports if not answered(r)), "")
-            warnings.append(
-                f"the {region} endpoint does not answer its Route53 health check {rec.check.id} "
-                f"({len(status.reports) - status.answering} of {len(status.reports)} checkers: {first!r}): "
-                f"DNS will not move until it does — check the load balancer of {target.cluster.name} "
-                "(listener, security group, WAF)"
+    if not resuming:
+        silent = unanswered_target(clients, region, rec.check, target.cluster.name)
+        if silent is not None and mode == "planned":
+            raise GateRefused(
+                silent,
+                resource=rec.check.id,
+                region=region,
+                hint="a planned switchover stops writes first and would then wait at target-healthy "
+                "with nothing serving: make the endpoint answer (a 503 is fine), then retry",
             )
+        if silent is not None:
+            warnings.append(f"{silent}: DNS will not move until it does")
     return FailoverPreflight(
         source=source,
         target=target,

@@ -1,5 +1,6 @@
-"""R4 cases that may change the estate when the gap they document lets them through (see
-test_r4_bad_inputs.py): each runs on its own estate, never beside the shared one."""
+"""R4 cases that would change the estate if their gate regressed, or that perturb the sandbox
+beyond the case (the realism layer's health reports lag a change): each runs on its own estate,
+never beside the shared one (see test_r4_bad_inputs.py)."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from dr.aws.session import CallRecorder, ClientProvider
-from dr.errors import BadInput
+from dr.errors import BadInput, GateRefused
 from dr.procedures.common import services
 from dr.procedures.failback import FailbackPreflight, failback_plan, preflight
 from dr.procedures.ops import KubeFactory
@@ -52,6 +52,26 @@ def _run(env: Env, pre: FailbackPreflight, **kw: Any) -> Any:
 def test_failback_refuses_when_nothing_failed_over(env: Env) -> None:
     with pytest.raises(BadInput, match="still a read replica"):
         _pre(env, to=env.estate.primary)
+
+
+def test_failback_refuses_a_target_that_does_not_answer(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failback stops writes in the serving region first: a target whose health checkers get no
+    answer at all is refused before anything changes (a 503 is an answer, and passes)."""
+    from dr.aws.route53 import HealthStatus, Route53
+
+    _failed_over(env)
+    reports: list[str] = []
+    monkeypatch.setattr(Route53, "health_status", lambda self, hid: HealthStatus(hid, 3, 0, tuple(reports)))
+    reports[:] = ["Failure: HTTP Status Code 503, Service Unavailable. Resolved IP: 10.0.0.1"] * 3
+    assert _pre(env).target.region == env.estate.primary.region
+    reports[:] = ["Failure: Connection refused. Resolved IP: 10.0.0.1"] * 3
+    recorder = env.clients.add_recorder(CallRecorder())
+    with pytest.raises(GateRefused, match="does not answer") as err:
+        _pre(env)
+    assert err.value.region == env.estate.primary.region
+    assert recorder.calls and recorder.mutating() == []
+    # a resumed failback (its replica named by the journal) already passed the gate
+    assert _pre(env, replica_id=env.estate.primary.database.identifier).target == env.estate.primary
 
 
 @pytest.mark.slow

@@ -402,19 +402,24 @@ def test_a_target_that_does_not_answer_is_named_before_any_change(
     env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Before a failover the target's /health fails by design (503: its DB is a replica) — nothing
-    to say; checkers getting no answer at all is said up front (a warning, not a gate: a timeout
-    may be a slow /health against a read-only database), except on resume."""
+    to say. Checkers getting no answer at all: an unplanned failover says so up front (a warning: a
+    timeout may be a slow /health against a read-only database, and refusing a region-loss failover
+    on it is worse); a planned one, which would stop writes on a working primary first, refuses."""
     from dr.aws.route53 import HealthStatus, Route53
 
     reports: list[str] = []
     monkeypatch.setattr(Route53, "health_status", lambda self, hid: HealthStatus(hid, 3, 0, tuple(reports)))
     reports[:] = ["Failure: HTTP Status Code 503, Service Unavailable. Resolved IP: 10.0.0.1"] * 3
-    assert not [w for w in env.preflight("unplanned").warnings if "does not answer" in w]
-    reports[:] = ["Failure: Connection timed out. The endpoint or the internet connection is down"] * 3
     for mode in ("unplanned", "planned"):
-        (warning,) = [w for w in env.preflight(mode).warnings if "does not answer" in w]
-        assert env.estate.secondary.region in warning and "3 of 3" in warning
+        assert not [w for w in env.preflight(mode).warnings if "does not answer" in w]
+    reports[:] = ["Failure: Connection timed out. The endpoint or the internet connection is down"] * 3
+    (warning,) = [w for w in env.preflight("unplanned").warnings if "does not answer" in w]
+    assert env.estate.secondary.region in warning and "3 of 3" in warning
+    with pytest.raises(GateRefused, match="does not answer its Route53 health check") as err:
+        env.preflight("planned")
+    assert err.value.region == env.estate.secondary.region and "503 is fine" in (err.value.hint or "")
     assert not [w for w in env.preflight("unplanned", resuming=True).warnings if "does not answer" in w]
+    assert env.preflight("planned", resuming=True).mode == "planned"  # resumed: the gate was passed
 
 
 def test_dns_is_not_flipped_while_the_target_is_unhealthy(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
