@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "fleet": ("dr.cli.fleet_cmd:fleet", "Fleet failover: many replicas and DNS records within API rate limits."),
     "failback": ("dr.cli.failback_cmd:failback", "Re-protect, then fail back to the original region."),
     "reconcile": ("dr.cli.reconcile_cmd:reconcile", "After a failover: stack files declare the new primary."),
+    "reprotect": ("dr.cli.reprotect_cmd:reprotect", "Rebuild the standby DB as a replica of the serving one."),
     "status": ("dr.cli.status_cmd:status", "Which region is active; health of each region (read-only)."),
     "readiness": ("dr.cli.readiness_cmd:readiness", "Is DR ready? prod vs DR checks (exit 1 on a fail)."),
     "sandbox": ("dr.cli.sandbox_cmd:sandbox", "Run the two-region estate locally: sandbox up, status, down."),

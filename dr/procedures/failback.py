@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from dr.aws import eks
 from dr.aws.cloudwatch import replica_lag
@@ -88,11 +88,16 @@ class FailbackPreflight:
         }
 
 
-def _is_replica_of(inst: DbInstance, source: DbInstance) -> bool:
+def is_replica_of(inst: DbInstance, source: DbInstance) -> bool:
     src = inst.replica_source or ""
     return bool(src) and (
         src == source.arn or src.endswith(f":db:{source.identifier}") or src == source.identifier
     )
+
+
+def failback_candidates(base: str) -> list[str]:
+    """Identifiers a failback's replica may get, in the order it tries them (first free wins)."""
+    return [base, f"{base}-{SUFFIX}"] + [f"{base}-{SUFFIX}-{i}" for i in range(2, 10)]
 
 
 def choose_replica_id(
@@ -101,12 +106,12 @@ def choose_replica_id(
     """(identifier, exists already as our replica, renamed): the original one when free."""
     rds = Rds(clients, target.region)
     base = target.database.identifier
-    candidates = [base, f"{base}-{SUFFIX}"] + [f"{base}-{SUFFIX}-{i}" for i in range(2, 10)]
+    candidates = failback_candidates(base)
     for ident in candidates:
         found = rds.find_instance(ident)
         if found is None:
             return ident, False, ident != base
-        if _is_replica_of(found, source):
+        if is_replica_of(found, source):
             return ident, True, ident != base
     raise BadInput(
         f"no free DB identifier for the new replica in {target.region} ({', '.join(candidates)} are taken)",
@@ -245,7 +250,27 @@ def _subnet_group_exists(client: Any, name: str, region: str) -> bool:
         return False
 
 
-def create_replica_step(estate: Estate, pre: FailbackPreflight, *, timeout: float) -> Step:
+class ReplicaSpec(Protocol):
+    """What creating a cross-region replica needs (a failback's or a reprotect's preflight)."""
+
+    target: SiteView
+    source_db: DbInstance
+    replica_id: str
+    kms_key: str | None
+    max_lag_seconds: float
+
+
+def create_replica_step(
+    estate: Estate,
+    pre: ReplicaSpec,
+    *,
+    timeout: float,
+    command: str = "failback",
+    depends_on: tuple[str, ...] = (),
+) -> Step:
+    """``CreateDBInstanceReadReplica`` of ``pre.source_db`` in ``pre.target``'s region, then wait
+    until it is available; the journal's outputs ``<command>_replica`` / ``<command>_target``
+    name it for ``--resume``."""
     target, src, ident = pre.target, pre.source_db, pre.replica_id
     region = target.region
     settled = Settled()
@@ -254,13 +279,13 @@ def create_replica_step(estate: Estate, pre: FailbackPreflight, *, timeout: floa
         return Rds(clients_of(ctx), region).find_instance(ident)
 
     def remember(ctx: StepContext) -> None:
-        if ctx.get("failback_replica") != ident:
-            ctx.set("failback_replica", ident)
-            ctx.set("failback_target", target.stack)
+        if ctx.get(f"{command}_replica") != ident:
+            ctx.set(f"{command}_replica", ident)
+            ctx.set(f"{command}_target", target.stack)
 
     def check(ctx: StepContext) -> bool:
         inst = current(ctx)
-        done = inst is not None and _is_replica_of(inst, src) and inst.status == "available"
+        done = inst is not None and is_replica_of(inst, src) and inst.status == "available"
         if done and not ctx.dry_run:
             remember(ctx)
         return done
@@ -269,12 +294,12 @@ def create_replica_step(estate: Estate, pre: FailbackPreflight, *, timeout: floa
         remember(ctx)
         inst = current(ctx)
         if inst is not None:
-            if not _is_replica_of(inst, src):
+            if not is_replica_of(inst, src):
                 raise BadInput(
                     f"{ident} in {region} exists and is not a replica of {src.identifier}",
                     resource=ident,
                     region=region,
-                    hint="re-run the failback: a new identifier is chosen",
+                    hint=f"re-run the {command}: it moves that instance out of the way or picks another identifier",
                 )
             return {"create": None}  # created by an earlier run: wait for it
         kwargs: dict[str, Any] = {
@@ -285,7 +310,7 @@ def create_replica_step(estate: Estate, pre: FailbackPreflight, *, timeout: floa
             "MultiAZ": target.database.multi_az,
             "CopyTagsToSnapshot": True,
             "Tags": [
-                {"Key": TAG_CREATED_BY, "Value": "dr failback"},
+                {"Key": TAG_CREATED_BY, "Value": f"dr {command}"},
                 {"Key": TAG_RUN_ID, "Value": ctx.run_id},
             ],
         }
@@ -305,7 +330,7 @@ def create_replica_step(estate: Estate, pre: FailbackPreflight, *, timeout: floa
         inst = current(ctx)
         status = inst.status if inst else "missing"
         return settled.observe(
-            done=inst is not None and status == "available" and _is_replica_of(inst, src),
+            done=inst is not None and status == "available" and is_replica_of(inst, src),
             transitional=status in _TRANSITIONAL,
             label=status,
         )
@@ -315,6 +340,7 @@ def create_replica_step(estate: Estate, pre: FailbackPreflight, *, timeout: floa
         title=f"Re-protect: create read replica {ident} in {region} of {src.identifier} ({src.region})",
         region=region,
         service="rds",
+        depends_on=depends_on,
         changes=f"new DB instance {ident} replicating from {src.arn}"
         + (f" (encrypted with {estate.kms_alias(target)})" if pre.kms_key else ""),
         operations=(
@@ -340,7 +366,9 @@ def create_replica_step(estate: Estate, pre: FailbackPreflight, *, timeout: floa
     )
 
 
-def in_sync_step(pre: FailbackPreflight, *, timeout: float) -> Step:
+def in_sync_step(pre: ReplicaSpec, *, timeout: float, promoted_is_done: bool = True) -> Step:
+    """Wait until the new replica's ``ReplicaLag`` is within the budget. ``promoted_is_done``: a
+    failback resumed after its promotion has nothing to wait for."""
     region, ident, budget = pre.target.region, pre.replica_id, pre.max_lag_seconds
 
     def check(ctx: StepContext) -> bool:
@@ -370,7 +398,7 @@ def in_sync_step(pre: FailbackPreflight, *, timeout: float) -> Step:
                 False,
             ),
         ),
-        check=check,
+        check=check if promoted_is_done else None,
         wait=wait,
         timeout=timeout,
         estimate=120.0,

@@ -105,6 +105,7 @@ class _PgLink:
             (estate.secondary.region, estate.secondary.database.identifier): "replica",
         }
         self.region_of = {"primary": estate.primary.region, "replica": estate.secondary.region}
+        self.rewound: set[str] = set()  # servers re-seeded by on_replica_created
         self._lock = threading.Lock()
         self.on_password_changed: Callable[[str], None] | None = None
 
@@ -213,27 +214,34 @@ class _PgLink:
             self.pg.snapshots[snapshot] = src
 
     def on_replica_created(self, region: str, identifier: str) -> None:
-        """Failback: a replica created in the old primary's region, once the DR database was
-        promoted, is the old primary rewound (``pg_rewind``) and streaming from the new one.
+        """A cross-region replica created in a region whose PostgreSQL is not a replica any more,
+        while the other region's is writable, is that region's server rewound (``pg_rewind``) and
+        streaming from the writer: the old primary at failback, or the promoted DR server when
+        ``dr reprotect`` rebuilds the standby after a failback.
 
-        Works whether the old primary still runs (planned switchover: writers stopped, server up,
+        Works whether the server still runs (planned switchover: writers stopped, server up,
         maybe written to since), was stopped, or was killed (region lost): pg_rewind stops it and
         runs its crash recovery. The new identifier (``<id>-failback`` or the original one) then
-        maps to that instance: its endpoint, its measured ``ReplicaLag``, its promotion. A renamed
-        replica takes the instance over from the old identifier (one PostgreSQL per region), whose
+        maps to that server: its endpoint, its measured ``ReplicaLag``, its promotion. A renamed
+        replica takes the server over from the old identifier (one PostgreSQL per region), whose
         RDS record keeps moto's placeholder endpoint.
         """
-        if region != self.region_of.get("primary") or "primary" not in self.pg.instances:
+        here = next((n for n in ("primary", "replica") if self.region_of.get(n) == region), None)
+        if here is None or here not in self.pg.instances:
             return
-        if self.pg.in_recovery("replica") is not False:
-            return  # the DR database was not promoted: nothing to fail back from
+        other = "replica" if here == "primary" else "primary"
+        if other not in self.pg.instances or self.pg.in_recovery(other) is not False:
+            return  # no writer elsewhere: nothing to replicate from
         with self._lock:
-            if self.pg.in_recovery("primary") is not True:  # not rewound yet
-                self.pg.rewind_old_primary_as_replica()
+            if self.pg.in_recovery(here) is not True:  # diverged (promoted, stopped or killed)
+                self.pg.rewind_as_replica(here)
+                self.rewound.add(here)
+            elif here not in self.rewound:
+                return  # its original replica, still streaming: another replica beside it
         for key, name in list(self.names.items()):
-            if name == "primary" and key != (region, identifier):
+            if name == here and key != (region, identifier):
                 del self.names[key]
-        self.names[(region, identifier)] = "primary"
+        self.names[(region, identifier)] = here
 
     def on_region_down(self, region: str) -> None:
         """Losing a region abruptly kills the databases in it (un-shipped WAL is lost)."""

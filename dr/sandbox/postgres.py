@@ -1119,22 +1119,29 @@ class PostgresEstate:
 
     # -- failback ------------------------------------------------------------------------------
     def rewind_old_primary_as_replica(self, timeout: float = 60.0) -> PgInstance:
-        """Failback preparation: ``pg_rewind`` the stopped/killed old primary against the promoted
-        replica and start it as the new replica (through a delaying link of its own).
+        """Failback preparation: :meth:`rewind_as_replica` of the old primary."""
+        return self.rewind_as_replica("primary", timeout=timeout)
 
-        Writes the old primary had that never reached the replica are discarded — as after a real
+    def rewind_as_replica(self, name: str, timeout: float = 60.0) -> PgInstance:
+        """``pg_rewind`` the stopped, killed or diverged instance ``name`` against the other one
+        (which must be writable) and start it as that one's replica, through a delaying link of its
+        own: the old primary at failback, the promoted DR instance when ``dr reprotect`` rebuilds the
+        standby after a failback.
+
+        Writes ``name`` had that never reached the other instance are discarded — as after a real
         regional failover.
         """
-        old, new = self.primary, self.replica
+        other = "replica" if name == "primary" else "primary"
+        old, new = self._get(name), self._get(other)
         if self.in_recovery(new) is not False:
             raise BadInput(
-                "rewind needs the replica promoted first", resource=new.name, code="InvalidDBInstanceState"
+                f"rewind needs {other} writable first", resource=new.name, code="InvalidDBInstanceState"
             )
         if old.is_running():
             old.stop("fast", timeout)
         source = Dsn(new.host, new.port, "postgres", self.username, self.__password)
         src_info = " ".join(f"{k}={v}" for k, v in source.connect_kwargs().items() if k != "password")
-        slot = "dr_failback"
+        slot = "dr_failback" if name == "primary" else "dr_reprotect"
         # The promoted server's control file must show its new timeline before pg_rewind reads it;
         # the slot keeps its WAL from now on for the re-seeded replica.
         with self._connect(new) as conn:
@@ -1152,13 +1159,19 @@ class PostgresEstate:
             password=self.__password,
             timeout=timeout,
         )
-        delay = self.proxy.delay if self.proxy is not None else self.latency.duration("replication.lag")
-        if self.failback_proxy is not None:
-            self.failback_proxy.close()
-        self.failback_proxy = DelayProxy(
-            HOST, new.port, delay=delay, upstream_delay=0.0, name="failback"
-        ).start()
-        self._make_standby(old, self.failback_proxy.port, slot, from_archive=True)
+        current = self.proxy or self.failback_proxy
+        delay = current.delay if current is not None else self.latency.duration("replication.lag")
+        # The link that carries WAL *to* ``name``: replica <- primary is ``proxy``, primary <- replica
+        # is ``failback_proxy`` (see kill_primary and lag_seconds).
+        link = DelayProxy(HOST, new.port, delay=delay, upstream_delay=0.0, name=f"to-{name}").start()
+        previous = self.failback_proxy if name == "primary" else self.proxy
+        if previous is not None:
+            previous.close()
+        if name == "primary":
+            self.failback_proxy = link
+        else:
+            self.proxy = link
+        self._make_standby(old, link.port, slot, from_archive=True)
         (old.data_dir / "postmaster.pid").unlink(missing_ok=True)
         old.kind = "replica"
         self._spawn(old)

@@ -238,6 +238,12 @@ def _cases() -> list[Case]:
             fresh=True,
         ),
         Case(
+            "reprotect-the-serving-region",
+            ["reprotect", "--region", "{primary_region}", "--yes"],
+            2,
+            ("serves", "{primary_region}", "never the serving one"),
+        ),
+        Case(
             "failover-lag-over-budget",
             ["failover", "--mode", "planned", "--max-lag", "5s", "--yes"],
             3,
@@ -274,6 +280,7 @@ def _check(e: Estate, case: Case) -> None:
         "dr_db": e.estate.secondary.database.identifier,
         "dr_cluster": e.estate.secondary.cluster.name,
         "dr_region": e.estate.secondary.region,
+        "primary_region": e.estate.primary.region,
         "snapshot": manual_snapshot(e),
     }
     args = [a.format(**names) for a in case.args]

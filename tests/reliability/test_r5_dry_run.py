@@ -68,6 +68,7 @@ DRY_ARGS: dict[str, list[str]] = {
     "ops waf unblock": ["192.0.2.1/32"],
     "promote": [],
     "reconcile": ["--primary", "dr"],
+    "reprotect": [],
     "restore pitr": ["--time", "{pitr_time}", "--target", "r5-pitr"],
     "restore snapshot": ["--snapshot", "{snapshot}", "--target", "r5-snap"],
     "snapshot copy": ["--snapshot", "{snapshot}"],

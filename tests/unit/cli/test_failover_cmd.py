@@ -176,3 +176,44 @@ def test_failback_cli_dry_run_then_run(env: Env, cli_calls: CallRecorder, tmp_pa
     assert out["active_region"] == estate.primary.region
     locks = [c for c in cli_calls.mutating()[before:] if c.service == "dynamodb"]
     assert locks and {c.region for c in locks} == {estate.secondary.region}
+
+
+@pytest.mark.slow
+def test_reprotect_cli_after_a_failover(env: Env, cli_calls: CallRecorder, tmp_path: Path) -> None:
+    """The estate stays on DR after an unplanned failover: `dr reprotect` shows (dry run), then
+    rebuilds the original region's database as a replica of DR's, under the lock; a second run
+    has nothing to do."""
+    estate, prod = env.estate, env.estate.primary
+    res = dr(["failover", "--mode", "unplanned", "--yes", "--kubeconfig", env.kubeconfig], tmp_path)
+    assert res.exit_code == 0, res.output
+    before = len(cli_calls.mutating())
+    res = dr(["reprotect", "--dry-run"], tmp_path)
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["run"]["status"] == "dry-run" and len(cli_calls.mutating()) == before
+    pre = out["preflight"]
+    assert (pre["source_region"], pre["target_region"]) == (estate.secondary.region, prod.region)
+    assert pre["moved_aside_to"].startswith(f"{prod.database.identifier}-old-")
+    assert [s["id"] for s in out["run"]["planned"]["steps"]] == [
+        "move-aside",
+        "create-replica",
+        "replica-in-sync",
+    ]
+
+    put_caught_up(env.clients, prod.region, prod.database.identifier, env.now)
+    res = dr(["reprotect", "--yes", "--timeout", "30"], tmp_path, json_out=False)
+    assert res.exit_code == 0, res.output
+    assert f"{prod.database.identifier} in {prod.region} now replicates" in res.output
+    assert pre["moved_aside_to"] in res.output  # the warning names the kept instance
+    sent = [f"{c.service}:{c.operation}" for c in cli_calls.mutating()[before:] if c.service == "rds"]
+    assert sorted(sent) == [
+        "rds:AddTagsToResource",
+        "rds:CreateDBInstanceReadReplica",
+        "rds:ModifyDBInstance",
+    ]
+    locks = [c for c in cli_calls.mutating()[before:] if c.service == "dynamodb"]
+    assert locks and {c.region for c in locks} == {estate.secondary.region}
+
+    res = dr(["reprotect", "--yes"], tmp_path, json_out=False)
+    assert res.exit_code == 0, res.output
+    assert "already replicates" in res.output

@@ -1,0 +1,97 @@
+"""`dr reprotect` — make the standby region's database a read replica of the serving one again
+(after `dr failback`, or after a failover the estate stays on). One resumable, journaled plan
+(dr.procedures.reprotect)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from dr.cli.context import AppContext, pass_app
+from dr.cli.opsutil import execute, finish
+from dr.cli.runopts import plan_options
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+def _human(report: dict[str, Any], out: Console) -> None:
+    pre = report["preflight"]
+    if pre["already_protected"]:
+        out.print(
+            f"{pre['replica']} in {pre['target_region']} already replicates {pre['source_db']} "
+            f"({pre['source_region']}): nothing to do"
+        )
+    else:
+        out.print(
+            f"{pre['replica']} in {pre['target_region']} now replicates {pre['source_db']} ({pre['source_region']})"
+        )
+    for warning in pre["warnings"]:
+        out.print(f"[yellow]warning:[/yellow] {warning}")
+
+
+@click.command()
+@click.option(
+    "--region",
+    default=None,
+    help="The standby region to re-protect (default: the one Route53 does not serve now).",
+)
+@click.option(
+    "--max-lag", default=None, help="Lag the new replica must reach, e.g. 5s (default: the RPO objective)."
+)
+@click.option("--timeout", type=float, default=3600, show_default=True, help="Seconds each wait may take.")
+@plan_options
+@pass_app
+def reprotect(
+    app: AppContext,
+    region: str | None,
+    max_lag: str | None,
+    timeout: float,
+    dry_run: bool,
+    yes: bool,
+    resume: str | None,
+    break_lock: bool,
+    runs_dir: Path,
+) -> None:
+    """Rebuild the standby's database as a read replica of the serving one.
+
+    The instance holding the standby's identifier, when it is not such a replica already (the
+    stale DR database after a failback, the diverged old primary after a failover), is renamed
+    <identifier>-old-<created> and kept; the new replica takes the original identifier, so the
+    standby's DB secret and the Pulumi state match again. Waits until its lag is within budget.
+    """
+    import datetime as dt
+
+    from dr.procedures.common import parse_duration
+    from dr.procedures.reprotect import preflight, reprotect_plan
+
+    estate = app.estate
+    budget = (
+        parse_duration(max_lag, option="--max-lag")
+        if max_lag
+        else dt.timedelta(seconds=estate.app.objectives.rpo_seconds)
+    )
+    clients = app.clients(read_only=dry_run)
+    moved_aside: str | None = None
+    if resume:
+        from dr.runbook.journal import Journal
+
+        moved_aside = Journal.load(runs_dir, resume).outputs.get("reprotect_aside")
+    pre = preflight(
+        clients, estate, region=region, max_lag=budget, resuming=resume is not None, moved_aside=moved_aside
+    )
+    plan = reprotect_plan(estate, pre, timeout=timeout)
+    result = execute(
+        app,
+        plan,
+        clients,
+        dry_run=dry_run,
+        yes=yes,
+        resume=resume,
+        break_lock=break_lock,
+        runs_dir=runs_dir,
+        locked=True,
+    )
+    finish(app, result, {"preflight": pre.to_dict()}, _human)

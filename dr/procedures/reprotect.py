@@ -1,0 +1,314 @@
+"""``dr reprotect``: make the standby region's database a replica of the serving one again.
+
+After ``dr failback`` the DR database is a standalone, stale instance (it served during the
+failover; what it wrote went back with the failback). After an unplanned failover the estate
+stays on, the old primary is a diverged standalone instance. Until the standby is a read replica
+again there is nothing to promote: the next ``dr failover`` is refused by its gate, and the RPO
+objective means nothing. One plan on the runbook engine (dry run, confirmation, lock, journal,
+``--resume``)::
+
+    move-aside ─► create-replica ─► replica-in-sync
+
+* **move-aside** (only when the standby's identifier is taken by an instance that is not already
+  a replica of the serving database): rename it ``<identifier>-old-<created YYYYmmddHHMM>``
+  (``ModifyDBInstance NewDBInstanceIdentifier``, applied immediately), tagged
+  ``dr:superseded-by=<run id>`` first. Never deleted: after an unplanned failover it may hold
+  writes the failover lost — inspect, snapshot and delete it yourself.
+* **create-replica**: ``CreateDBInstanceReadReplica`` from the serving instance's ARN under the
+  standby's *original* identifier, so its endpoint host is the old one: the standby cluster's DB
+  secret and the Pulumi state (``pulumi refresh``) match again without an edit. Encrypted with the
+  standby region's key (``alias/<site>-data``), in the estate's subnet group.
+* **replica-in-sync**: ``ReplicaLag`` within the budget (default: the RPO objective).
+
+Which side serves is read from Route53; ``--region`` names the standby explicitly (refused when it
+is the serving region). Redis is not touched (see docs/failover.md).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from dr.aws.kms import key_arn
+from dr.aws.rds import DbInstance, Rds, aws_errors
+from dr.errors import BadInput, GateRefused, NotFound
+from dr.procedures.common import clients_of
+from dr.procedures.dns import read_state
+from dr.procedures.failback import create_replica_step, failback_candidates, in_sync_step, is_replica_of
+from dr.runbook.plan import Operation, Plan, Step, StepContext
+
+if TYPE_CHECKING:
+    from dr.aws.session import ClientProvider
+    from dr.topology import Estate, SiteView
+
+TAG_SUPERSEDED_BY = "dr:superseded-by"
+_MAX_ID = 63  # RDS DB instance identifiers: 1-63 letters, digits, hyphens
+
+
+@dataclass
+class ReprotectPreflight:
+    source: SiteView  # serving: its database is the replication source
+    target: SiteView  # standby: gets the new replica
+    source_db: DbInstance
+    replica_id: str  # the standby's own identifier (from the stack files)
+    existing: DbInstance | None  # what holds that identifier now
+    aside_id: str | None  # where ``existing`` is moved to (None: nothing in the way)
+    kms_key: str | None
+    max_lag_seconds: float
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def protected(self) -> bool:
+        """The standby already is an available replica of the serving database (nothing to do)."""
+        e = self.existing
+        return e is not None and is_replica_of(e, self.source_db) and e.status == "available"
+
+    def to_dict(self) -> dict[str, Any]:
+        e = self.existing
+        return {
+            "source_region": self.source.region,
+            "target_region": self.target.region,
+            "source_db": self.source_db.identifier,
+            "source_arn": self.source_db.arn,
+            "replica": self.replica_id,
+            "existing": None
+            if e is None
+            else {"identifier": e.identifier, "status": e.status, "replica_of": e.replica_source},
+            "moved_aside_to": self.aside_id,
+            "already_protected": self.protected,
+            "kms_key": self.kms_key,
+            "max_lag_seconds": self.max_lag_seconds,
+            "warnings": list(self.warnings),
+        }
+
+
+def aside_identifier(inst: DbInstance) -> str:
+    """``<identifier>-old-<created YYYYmmddHHMM>``: the same name on every run (resume-safe) and a
+    different one for every generation of the instance; shortened to RDS's 63 characters."""
+    stamp = f"{inst.created:%Y%m%d%H%M}" if inst.created is not None else "unknown"
+    suffix = f"-old-{stamp}"
+    return inst.identifier[: _MAX_ID - len(suffix)].rstrip("-") + suffix
+
+
+def _failback_primary(clients: ClientProvider, region: str, named: DbInstance) -> DbInstance | None:
+    """A standalone ``<identifier>-failback[-N]`` beside ``named``: ``dr failback`` creates its
+    replica under that name when the original identifier is taken, so after it the serving
+    database is not the one the stack files name until someone updates them."""
+    rds = Rds(clients, region)
+    for ident in failback_candidates(named.identifier)[1:]:
+        found = rds.find_instance(ident)
+        if found is None:
+            return None  # failback takes the first free candidate: none further
+        if not found.is_replica:
+            return found
+    return None
+
+
+def preflight(
+    clients: ClientProvider,
+    estate: Estate,
+    *,
+    region: str | None,
+    max_lag: dt.timedelta,
+    resuming: bool = False,
+    moved_aside: str | None = None,
+) -> ReprotectPreflight:
+    """Gates of a reprotect (read-only). Exit 2 for a wrong ``--region``; exit 3 when the serving
+    database cannot be replicated from now, or the instance in the way cannot be renamed now.
+
+    ``moved_aside``: a resumed run's journal output ``reprotect_aside`` (the instance it renamed
+    before it was interrupted), so the resumed plan keeps its ``move-aside`` step."""
+    active = read_state(clients, estate, use_test_dns=False).active_region
+    if region is not None:
+        target = estate.site(region)
+        if active is not None and target.region == active:
+            raise BadInput(
+                f"{target.region} serves {estate.app.record}: reprotect rebuilds the standby region's "
+                "database, never the serving one",
+                resource=target.database.identifier,
+                region=target.region,
+                hint=f"pass --region {estate.other(target).region}, or leave --region out",
+            )
+    else:
+        if active is None:
+            raise GateRefused(
+                f"Route53 does not say which region serves {estate.app.record}",
+                resource=estate.app.record,
+                hint="pass --region <the standby region> (the one not serving)",
+            )
+        target = estate.other(estate.site(active))
+    source = estate.other(target)
+    try:
+        src = Rds(clients, source.region).describe_instance(source.database.identifier)
+    except NotFound:
+        raise GateRefused(
+            f"the serving database {source.database.identifier} does not exist in {source.region}",
+            resource=source.database.identifier,
+            region=source.region,
+            hint="if a failback renamed it, set site.database.identifier in the stack files first",
+        ) from None
+    if src.is_replica:
+        raise GateRefused(
+            f"{src.identifier} in {source.region} is itself a read replica ({src.replica_source}): "
+            "there is no writable database to protect",
+            resource=src.identifier,
+            region=source.region,
+            hint="the estate is already in its normal shape; `dr readiness` says whether the standby is healthy",
+        )
+    serving = _failback_primary(clients, source.region, src)
+    if serving is not None:
+        raise GateRefused(
+            f"{source.region} has two standalone databases: {src.identifier} (named in the stack files) and "
+            f"{serving.identifier} (created by dr failback, which found the first one in its way): "
+            "reprotect will not guess which one serves",
+            resource=serving.identifier,
+            region=source.region,
+            hint=f"set site.database.identifier of stack {source.stack} to {serving.identifier} (the "
+            "failback's warning), keep or delete the other, then retry",
+        )
+    if src.status != "available":
+        raise GateRefused(
+            f"{src.identifier} in {source.region} is {src.status}, not available",
+            resource=src.identifier,
+            region=source.region,
+            hint="wait until it is available (aws rds describe-db-instances), then retry",
+        )
+    warnings: list[str] = []
+    ident = target.database.identifier
+    rds = Rds(clients, target.region)
+    existing = rds.find_instance(ident)
+    aside: str | None = None
+    if existing is not None and not is_replica_of(existing, src):
+        aside = aside_identifier(existing)
+        if existing.status != "available" and not resuming:
+            raise GateRefused(
+                f"{ident} in {target.region} is {existing.status}: it must be available to be renamed "
+                "out of the way",
+                resource=ident,
+                region=target.region,
+                hint="wait until it is available, then retry",
+            )
+        taken = rds.find_instance(aside)
+        if taken is not None and not resuming:
+            raise BadInput(
+                f"{ident} in {target.region} must be renamed to {aside}, which is taken",
+                resource=aside,
+                region=target.region,
+                hint=f"rename or delete {aside} yourself (after keeping what you need), then retry",
+            )
+        kind = f"a replica of {existing.replica_source}" if existing.is_replica else "a standalone instance"
+        warnings.append(
+            f"{ident} in {target.region} is {kind}: renamed to {aside} and kept (it may hold writes a "
+            "failover lost) — inspect, snapshot and delete it yourself; it is outside the Pulumi state"
+        )
+    if aside is None and moved_aside is not None:
+        aside = moved_aside
+    kms = key_arn(clients, target.region, estate.kms_alias(target)) if src.encrypted else None
+    if src.encrypted and kms is None:
+        raise GateRefused(
+            f"{src.identifier} is encrypted but {target.region} has no key {estate.kms_alias(target)}",
+            resource=estate.kms_alias(target),
+            region=target.region,
+            hint=f"deploy stack {target.stack} (its KMS key) first",
+        )
+    return ReprotectPreflight(
+        source=source,
+        target=target,
+        source_db=src,
+        replica_id=ident,
+        existing=existing,
+        aside_id=aside,
+        kms_key=kms,
+        max_lag_seconds=max_lag.total_seconds(),
+        warnings=warnings,
+    )
+
+
+def move_aside_step(pre: ReprotectPreflight, *, timeout: float) -> Step:
+    """Rename the instance holding the standby's identifier (once; tagged first, never deleted)."""
+    assert pre.aside_id is not None
+    region, ident, aside, src = pre.target.region, pre.replica_id, pre.aside_id, pre.source_db
+
+    def in_the_way(ctx: StepContext) -> DbInstance | None:
+        found = Rds(clients_of(ctx), region).find_instance(ident)
+        return None if found is None or is_replica_of(found, src) else found
+
+    def check(ctx: StepContext) -> bool:
+        return in_the_way(ctx) is None
+
+    def action(ctx: StepContext) -> Any:
+        clients = clients_of(ctx)
+        found = in_the_way(ctx)
+        if found is None or Rds(clients, region).find_instance(aside) is not None:
+            return {"renamed": None}  # done (or in flight) by an earlier run
+        if found.status != "available":
+            raise GateRefused(
+                f"{ident} in {region} is {found.status}: it must be available to be renamed",
+                resource=ident,
+                region=region,
+                hint="wait until it is available, then --resume",
+            )
+        ctx.set("reprotect_aside", aside)
+        client = clients.client("rds", region)
+        with aws_errors(resource=f"DB instance {ident}", region=region, action="tag"):
+            client.add_tags_to_resource(
+                ResourceName=found.arn, Tags=[{"Key": TAG_SUPERSEDED_BY, "Value": ctx.run_id}]
+            )
+        with aws_errors(resource=f"DB instance {ident}", region=region, action=f"rename to {aside}"):
+            client.modify_db_instance(
+                DBInstanceIdentifier=ident, NewDBInstanceIdentifier=aside, ApplyImmediately=True
+            )
+        return {"renamed": {"from": ident, "to": aside}}
+
+    def wait(ctx: StepContext) -> bool:
+        # The identifier is free and the instance answers under its new name (it may still be
+        # rebooting there: the new replica does not need it).
+        return in_the_way(ctx) is None and Rds(clients_of(ctx), region).find_instance(aside) is not None
+
+    return Step(
+        id="move-aside",
+        title=f"Rename {ident} ({region}) to {aside}, out of the way of the new replica",
+        region=region,
+        service="rds",
+        changes=f"DB instance {ident} renamed {aside} (kept; tag {TAG_SUPERSEDED_BY})",
+        operations=(
+            Operation("rds", "DescribeDBInstances", region, {"DBInstanceIdentifier": ident}, False),
+            Operation("rds", "AddTagsToResource", region, {"ResourceName": ident, "Tag": TAG_SUPERSEDED_BY}),
+            Operation(
+                "rds",
+                "ModifyDBInstance",
+                region,
+                {"DBInstanceIdentifier": ident, "NewDBInstanceIdentifier": aside, "ApplyImmediately": True},
+            ),
+        ),
+        check=check,
+        action=action,
+        wait=wait,
+        timeout=timeout,
+        estimate=120.0,
+        tags={"phase": "re-protect"},
+    )
+
+
+def reprotect_plan(estate: Estate, pre: ReprotectPreflight, *, timeout: float = 3600.0) -> Plan:
+    steps: list[Step] = []
+    if pre.aside_id is not None:
+        steps.append(move_aside_step(pre, timeout=timeout))
+    steps.append(
+        create_replica_step(
+            estate,
+            pre,
+            timeout=timeout,
+            command="reprotect",
+            depends_on=tuple(s.id for s in steps),
+        )
+    )
+    steps.append(in_sync_step(pre, timeout=timeout, promoted_is_done=False))
+    return Plan(
+        "reprotect",
+        steps,
+        f"Re-protect {pre.target.region}: {pre.replica_id} becomes a read replica of "
+        f"{pre.source_db.identifier} ({pre.source.region})"
+        + (f"; {pre.replica_id} now there is renamed {pre.aside_id}" if pre.aside_id else ""),
+    )

@@ -1,0 +1,181 @@
+"""`dr reprotect`: the standby region's database becomes a read replica of the serving one again."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from dr.aws.session import CallRecorder, ClientProvider
+from dr.errors import BadInput, GateRefused
+from dr.procedures.failover import preflight as failover_preflight
+from dr.procedures.reprotect import (
+    TAG_SUPERSEDED_BY,
+    ReprotectPreflight,
+    aside_identifier,
+    preflight,
+    reprotect_plan,
+)
+from dr.runbook.executor import RunResult
+from tests.unit.procedures.estate_seed import put_caught_up
+from tests.unit.procedures.test_failover import Crash, Env, _crash_at, env
+
+__all__ = ["env"]
+
+
+def _pre(env: Env, clients: ClientProvider | None = None, **kw: Any) -> ReprotectPreflight:
+    return preflight(
+        clients or env.clients,
+        env.estate,
+        region=kw.pop("region", None),
+        max_lag=dt.timedelta(seconds=5),
+        **kw,
+    )
+
+
+def _run(env: Env, pre: ReprotectPreflight, **kw: Any) -> RunResult:
+    return env.run(kw.pop("plan", None) or reprotect_plan(env.estate, pre, timeout=20), **kw)
+
+
+def _failed_over(env: Env) -> None:
+    result = env.run(env.plan("unplanned"))
+    assert result.status == "succeeded", result.summary()
+
+
+def test_a_protected_estate_has_nothing_to_do(env: Env) -> None:
+    pre = _pre(env)
+    assert (pre.source.region, pre.target.region) == (env.estate.primary.region, env.estate.secondary.region)
+    assert pre.protected and pre.aside_id is None and pre.warnings == []
+    recorder = env.clients.add_recorder(CallRecorder())
+    result = _run(env, pre)
+    assert result.status == "succeeded", result.summary()
+    assert recorder.mutating() == []
+
+
+def test_the_serving_region_is_never_rebuilt(env: Env) -> None:
+    recorder = env.clients.add_recorder(CallRecorder())
+    with pytest.raises(BadInput, match="serves") as err:
+        _pre(env, region=env.estate.primary.region)
+    assert err.value.region == env.estate.primary.region and env.estate.secondary.region in (
+        err.value.hint or ""
+    )
+    assert recorder.calls and recorder.mutating() == []
+
+
+@pytest.mark.slow
+def test_after_a_failover_the_old_primary_is_moved_aside_and_replaced_by_a_replica(env: Env) -> None:
+    """The estate stays on DR: the old primary (diverged, standalone) is renamed and kept, a new
+    replica of the DR database takes its identifier — and a failover back is possible again."""
+    estate, prod, dr = env.estate, env.estate.primary, env.estate.secondary
+    _failed_over(env)
+    old = env.s.db(prod.region, prod.database.identifier)
+    assert not old.get("ReadReplicaSourceDBInstanceIdentifier")
+    with pytest.raises(GateRefused, match="read replica"):
+        failover_preflight(
+            env.clients, estate, target=prod, mode="unplanned", max_lag=dt.timedelta(seconds=5)
+        )
+
+    pre = _pre(env)
+    assert (pre.source.region, pre.target.region) == (dr.region, prod.region)
+    assert pre.aside_id is not None and pre.aside_id.startswith(f"{prod.database.identifier}-old-")
+    assert not pre.protected and any(pre.aside_id in w and "kept" in w for w in pre.warnings)
+    plan = reprotect_plan(estate, pre, timeout=20)
+    assert plan.ids == ["move-aside", "create-replica", "replica-in-sync"]
+    assert plan.ancestors("create-replica") == {"move-aside"}
+
+    put_caught_up(env.clients, prod.region, prod.database.identifier, env.now)
+    recorder = env.clients.add_recorder(CallRecorder())
+    result = _run(env, pre, plan=plan)
+    assert result.status == "succeeded", result.summary()
+
+    counts = Counter(c.operation for c in recorder.mutating())
+    assert counts == {"AddTagsToResource": 1, "ModifyDBInstance": 1, "CreateDBInstanceReadReplica": 1}
+    assert {c.region for c in recorder.mutating()} == {prod.region}
+    (create,) = [c for c in recorder.mutating() if c.operation == "CreateDBInstanceReadReplica"]
+    assert create.params["DBInstanceIdentifier"] == prod.database.identifier
+    assert (
+        create.params["SourceDBInstanceIdentifier"]
+        == env.s.db(dr.region, dr.database.identifier)["DBInstanceArn"]
+    )
+    assert create.params["KmsKeyId"] == env.s.kms[prod.region]
+    new = env.s.db(prod.region, prod.database.identifier)
+    assert new["ReadReplicaSourceDBInstanceIdentifier"].endswith(f":db:{dr.database.identifier}")
+    kept = env.s.db(prod.region, pre.aside_id)  # renamed, not deleted
+    assert not kept.get("ReadReplicaSourceDBInstanceIdentifier")
+    tags = env.clients.client("rds", prod.region).list_tags_for_resource(ResourceName=kept["DBInstanceArn"])
+    assert {"Key": TAG_SUPERSEDED_BY, "Value": result.run_id} in tags["TagList"]
+
+    # Protected again: a failover to the original region passes its gates, and a second reprotect
+    # has nothing to do (no call that changes anything).
+    assert (
+        failover_preflight(
+            env.clients, estate, target=prod, mode="unplanned", max_lag=dt.timedelta(seconds=5)
+        ).db
+        == prod.database.identifier
+    )
+    again = _pre(env)
+    assert again.protected and again.aside_id is None
+    recorder.calls.clear()
+    assert _run(env, again).status == "succeeded" and recorder.mutating() == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("step", ["move-aside", "create-replica"])
+def test_a_reprotect_killed_after_each_step_resumes_without_repeating_it(env: Env, step: str) -> None:
+    prod = env.estate.primary
+    _failed_over(env)
+    pre = _pre(env)
+    with pytest.raises(Crash):
+        _run(env, pre, plan=_crash_at(reprotect_plan(env.estate, pre, timeout=20), {step}, "after_action"))
+    (run_id,) = [p.name for p in env.runs.iterdir() if _journal(env, p.name).plan == "reprotect"]
+    outputs = dict(_journal(env, run_id).outputs)
+    assert outputs.get("reprotect_aside") == pre.aside_id
+
+    put_caught_up(env.clients, prod.region, prod.database.identifier, env.now)
+    recorder = env.clients.add_recorder(CallRecorder())
+    resumed = _pre(env, resuming=True, moved_aside=outputs.get("reprotect_aside"))
+    assert resumed.aside_id == pre.aside_id  # the resumed plan still has the step it journaled
+    result = _run(env, resumed, resume=run_id)
+    assert result.status == "succeeded", result.summary()
+    sent_before = {"ModifyDBInstance"} | (
+        {"CreateDBInstanceReadReplica"} if step == "create-replica" else set()
+    )
+    assert not {c.operation for c in recorder.mutating()} & sent_before, recorder.mutating()
+    assert env.s.db(prod.region, prod.database.identifier)["ReadReplicaSourceDBInstanceIdentifier"]
+
+
+def _journal(env: Env, run_id: str) -> Any:
+    from dr.runbook.journal import Journal
+
+    return Journal.load(env.runs, run_id)
+
+
+def test_a_second_standalone_database_beside_the_named_one_is_not_guessed(env: Env) -> None:
+    """After a failback that found the old primary in its way, the serving database is
+    <identifier>-failback: reprotect refuses to pick a replication source, naming the fix."""
+    prod = env.estate.primary
+    env.clients.client("rds", prod.region).create_db_instance(
+        DBInstanceIdentifier=f"{prod.database.identifier}-failback",
+        DBInstanceClass="db.t3.micro",
+        Engine="postgres",
+        MasterUsername="app",
+        MasterUserPassword="not-a-real-one-1",
+        AllocatedStorage=20,
+    )
+    with pytest.raises(GateRefused, match="two standalone databases") as err:
+        _pre(env)
+    assert f"{prod.database.identifier}-failback" in (err.value.hint or "")
+
+
+def test_aside_identifier_is_stable_and_fits_rds_limits(env: Env) -> None:
+    from dr.aws.rds import Rds
+
+    inst = Rds(env.clients, env.estate.primary.region).describe_instance(
+        env.estate.primary.database.identifier
+    )
+    assert aside_identifier(inst) == aside_identifier(inst)
+    long = type(inst)(**{**inst.__dict__, "identifier": "a" * 60})
+    name = aside_identifier(long)
+    assert len(name) <= 63 and not name.startswith("-") and "--" not in name
