@@ -78,12 +78,14 @@ def failback(
     )
     clients = app.clients(read_only=dry_run)
     replica: str | None = None
+    moved_aside: str | None = None
     if resume:
         from dr.runbook.journal import Journal
 
         outputs = Journal.load(runs_dir, resume).outputs
         to = outputs.get("failback_target") or to
         replica = outputs.get("failback_replica")
+        moved_aside = outputs.get("failback_aside")
     pre = preflight(
         clients,
         estate,
@@ -91,6 +93,7 @@ def failback(
         max_lag=budget,
         max_snapshot_age=parse_duration(max_snapshot_age, option="--max-snapshot-age"),
         replica_id=replica,
+        moved_aside=moved_aside,
     )
     plan = failback_plan(estate, pre, timeout=timeout)
     kube = kube_factory(app, kubeconfig, read_only=dry_run)

@@ -215,6 +215,8 @@ class _StopMonitor:
             for probe in self.probes:
                 rec = self.runner.execute(probe, "stop-condition", record=False)
                 self.checks += 1
+                if rec.status == "failed" and rec.value is None:
+                    continue  # the probe has nothing to measure yet (e.g. a replica being created)
                 if not rec.ok:
                     self.breach = rec
                     self.runner.ctx.stop_event.set()

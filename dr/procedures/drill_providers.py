@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from dr.drills.context import DrillContext
 from dr.drills.registry import register_action, register_probe
 from dr.errors import BadInput, NotFound, OperationFailed
+from dr.procedures.common import utcnow
 
 if TYPE_CHECKING:
     from dr.kube import Kube
@@ -530,9 +531,12 @@ def db_writable(ctx: DrillContext, site: str) -> bool:
 
 
 @register_probe("replica-lag")
-def replica_lag(ctx: DrillContext, site: str) -> float:
+def replica_lag(ctx: DrillContext, site: str) -> float | None:
     """Seconds the site's database trails its source (CloudWatch ``ReplicaLag``); 0 once it is
-    no longer a replica (promoted: it *is* the writer)."""
+    no longer a replica (promoted: it *is* the writer). None — nothing to measure yet, which a
+    stop condition does not count as a breach (a steady-state or verification probe fails on it)
+    — while a new replica is being created or has not published its first datapoint (a failback
+    or ``dr reprotect`` re-creating it). No datapoint from an older replica is an error."""
     from dr.aws.cloudwatch import replica_lag as metric
     from dr.aws.rds import Rds
 
@@ -541,7 +545,12 @@ def replica_lag(ctx: DrillContext, site: str) -> float:
     inst = Rds(clients, view.region).describe_instance(view.database.identifier)
     if not inst.is_replica:
         return 0.0
+    if inst.status == "creating":
+        return None
     point = metric(clients, view.region, view.database.identifier)
+    young = inst.created is not None and utcnow() - inst.created < dt.timedelta(minutes=10)
+    if point is None and young:
+        return None
     if point is None:
         raise OperationFailed(
             f"no ReplicaLag datapoint for {view.database.identifier} in {view.region} (last 10 minutes)",

@@ -4,16 +4,21 @@ After ``dr failover`` the estate runs in the DR region with no standby at all. F
 back would lose everything written since; so, in one plan (same engine guarantees: dry run,
 confirmation, lock in the target region, journal, ``--resume``)::
 
-    create-replica ─► replica-in-sync ─┐
-    redis-reseed ──────────────────────┼─► (the failover plan, planned mode, reversed:
-                                       │    stop writes in DR → lag 0 → promote the new replica →
-                                       │    scale / secret / restart / pods Ready / healthy → DNS)
-                                       └─► standby-workloads ─► standby-nodegroup
+    [move-aside ─►] create-replica ─► replica-in-sync ─┐
+    redis-reseed ──────────────────────────────────────┼─► (the failover plan, planned mode, reversed:
+                                                       │    stop writes in DR → lag 0 → promote the new
+                                                       │    replica → scale / secret / restart / pods
+                                                       │    Ready / healthy → DNS)
+                                                       └─► standby-workloads ─► standby-nodegroup
 
+* **move-aside** (when the old primary still holds the original identifier and is available):
+  rename it ``<identifier>-old-<created YYYYmmddHHMM>``, tagged ``dr:superseded-by=<run id>`` —
+  never deleted: it may hold writes the failover lost (inspect, snapshot and delete it yourself).
 * **create-replica**: ``CreateDBInstanceReadReplica`` in the original region from the promoted
   instance's ARN, encrypted with that region's key (``alias/<site>-data``), under the original
-  identifier when it is free, else ``<identifier>-failback`` (the old, diverged primary is never
-  touched: it may hold writes the failover lost — inspect, snapshot and delete it yourself).
+  identifier (same endpoint: the cluster's DB secret, the stack files and the Pulumi state still
+  match); only when the old primary could not be renamed (not available) under
+  ``<identifier>-failback``, with a warning to update the stack files.
 * **redis-reseed**: ElastiCache cannot copy a snapshot across regions; the original region's group
   is used when available, else restored from the newest snapshot *in that region*.
 * **replica-in-sync**: ``ReplicaLag`` within the budget before writes stop (keeps the write pause short).
@@ -55,6 +60,8 @@ if TYPE_CHECKING:
     from dr.topology import Estate, SiteView
 
 SUFFIX = "failback"
+TAG_SUPERSEDED_BY = "dr:superseded-by"
+_MAX_ID = 63  # RDS DB instance identifiers: 1-63 letters, digits, hyphens
 _TRANSITIONAL = {"creating", "modifying", "backing-up", "configuring-enhanced-monitoring", "rebooting"}
 
 
@@ -71,9 +78,11 @@ class FailbackPreflight:
     failover: FailoverPreflight
     max_lag_seconds: float
     warnings: list[str] = field(default_factory=list)
+    aside_id: str | None = None  # the old primary, renamed out of the new replica's way
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "moved_aside_to": self.aside_id,
             "source_region": self.source.region,
             "target_region": self.target.region,
             "source_db": self.source_db.identifier,
@@ -129,11 +138,17 @@ def preflight(
     max_lag: dt.timedelta,
     max_snapshot_age: dt.timedelta = dt.timedelta(hours=24),
     replica_id: str | None = None,
+    moved_aside: str | None = None,
 ) -> FailbackPreflight:
     """Gates of a failback (read-only; exit 3 when refused, exit 2 when there is nothing to do).
 
     A resumed run passes ``to`` and ``replica_id`` from its journal (outputs ``failback_target`` /
-    ``failback_replica``): once DNS moved back, "the serving region" is no longer the source.
+    ``failback_replica``): once DNS moved back, "the serving region" is no longer the source;
+    ``moved_aside`` (output ``failback_aside``) keeps the resumed plan's ``move-aside`` step.
+
+    The old primary in the way of the new replica's identifier is renamed out of the way
+    (``<identifier>-old-<created>``, kept) when it is available; otherwise the replica gets
+    ``<identifier>-failback[-N]`` and a warning says to update the stack files.
     """
     if to is None:
         active = read_state(clients, estate, use_test_dns=False).active_region
@@ -165,16 +180,29 @@ def preflight(
         )
     warnings: list[str] = []
     resumed = replica_id is not None
+    base = target.database.identifier
+    rds = Rds(clients, target.region)
+    aside: str | None = moved_aside
     if replica_id is not None:
-        exists = Rds(clients, target.region).find_instance(replica_id) is not None
-        renamed = replica_id != target.database.identifier
+        exists = rds.find_instance(replica_id) is not None
+        renamed = replica_id != base
     else:
         replica_id, exists, renamed = choose_replica_id(clients, target, src)
-    if renamed:
+        old = rds.find_instance(base) if renamed and not exists else None
+        if old is not None and old.status == "available" and rds.find_instance(aside_identifier(old)) is None:
+            # The old primary is in the way: rename it (kept) so the new replica gets the original
+            # identifier — same endpoint, stack files and Pulumi state unchanged.
+            aside, replica_id, renamed = aside_identifier(old), base, False
+    if aside is not None:
         warnings.append(
-            f"{target.database.identifier} still exists in {target.region} (the old primary, maybe with writes "
-            f"the failover lost): the new replica is {replica_id}; keep or delete the old one yourself, and "
-            "update site.database.identifier (or rename) before the next `pulumi up`"
+            f"{base} in {target.region} (the old primary, maybe with writes the failover lost) is renamed "
+            f"{aside} and kept: inspect, snapshot and delete it yourself; it is outside the Pulumi state"
+        )
+    elif renamed:
+        warnings.append(
+            f"{base} still exists in {target.region} (the old primary, maybe with writes the failover lost) "
+            f"and cannot be renamed now: the new replica is {replica_id}; keep or delete the old one "
+            "yourself, and update site.database.identifier (or rename) before the next `pulumi up`"
         )
     kms = key_arn(clients, target.region, estate.kms_alias(target)) if src.encrypted else None
     if src.encrypted and kms is None:
@@ -232,11 +260,11 @@ def preflight(
         health_check_id=rec.check.id,
     )
     warnings.append(
-        f"{src.identifier} in {source.region} stays a standalone instance after the failback; rebuild it as "
-        "a replica (docs/pulumi.md, failback caveat) to be protected again"
+        f"{src.identifier} in {source.region} stays a standalone instance after the failback: run "
+        "`dr reprotect` afterwards to make it a replica again (until then a failover has nothing to promote)"
     )
     return FailbackPreflight(
-        source, target, src, replica_id, exists, renamed, kms, redis, fo, budget, warnings
+        source, target, src, replica_id, exists, renamed, kms, redis, fo, budget, warnings, aside
     )
 
 
@@ -366,6 +394,81 @@ def create_replica_step(
     )
 
 
+def aside_identifier(inst: DbInstance) -> str:
+    """``<identifier>-old-<created YYYYmmddHHMM>``: the same name on every run (resume-safe) and a
+    different one for every generation of the instance; shortened to RDS's 63 characters."""
+    stamp = f"{inst.created:%Y%m%d%H%M}" if inst.created is not None else "unknown"
+    suffix = f"-old-{stamp}"
+    return inst.identifier[: _MAX_ID - len(suffix)].rstrip("-") + suffix
+
+
+def move_aside_step(pre: ReplicaSpec, aside: str, *, timeout: float, command: str) -> Step:
+    """Rename the instance holding the new replica's identifier to ``aside`` (once; tagged
+    ``dr:superseded-by=<run id>`` first; never deleted). The journal's output ``<command>_aside``
+    names it for ``--resume``."""
+    region, ident, src = pre.target.region, pre.replica_id, pre.source_db
+
+    def in_the_way(ctx: StepContext) -> DbInstance | None:
+        found = Rds(clients_of(ctx), region).find_instance(ident)
+        return None if found is None or is_replica_of(found, src) else found
+
+    def check(ctx: StepContext) -> bool:
+        return in_the_way(ctx) is None
+
+    def action(ctx: StepContext) -> Any:
+        clients = clients_of(ctx)
+        found = in_the_way(ctx)
+        if found is None or Rds(clients, region).find_instance(aside) is not None:
+            return {"renamed": None}  # done (or in flight) by an earlier run
+        if found.status != "available":
+            raise GateRefused(
+                f"{ident} in {region} is {found.status}: it must be available to be renamed",
+                resource=ident,
+                region=region,
+                hint="wait until it is available, then --resume",
+            )
+        ctx.set(f"{command}_aside", aside)
+        client = clients.client("rds", region)
+        with aws_errors(resource=f"DB instance {ident}", region=region, action="tag"):
+            client.add_tags_to_resource(
+                ResourceName=found.arn, Tags=[{"Key": TAG_SUPERSEDED_BY, "Value": ctx.run_id}]
+            )
+        with aws_errors(resource=f"DB instance {ident}", region=region, action=f"rename to {aside}"):
+            client.modify_db_instance(
+                DBInstanceIdentifier=ident, NewDBInstanceIdentifier=aside, ApplyImmediately=True
+            )
+        return {"renamed": {"from": ident, "to": aside}}
+
+    def wait(ctx: StepContext) -> bool:
+        # The identifier is free and the instance answers under its new name (it may still be
+        # rebooting there: the new replica does not need it).
+        return in_the_way(ctx) is None and Rds(clients_of(ctx), region).find_instance(aside) is not None
+
+    return Step(
+        id="move-aside",
+        title=f"Rename {ident} ({region}) to {aside}, out of the way of the new replica",
+        region=region,
+        service="rds",
+        changes=f"DB instance {ident} renamed {aside} (kept; tag {TAG_SUPERSEDED_BY})",
+        operations=(
+            Operation("rds", "DescribeDBInstances", region, {"DBInstanceIdentifier": ident}, False),
+            Operation("rds", "AddTagsToResource", region, {"ResourceName": ident, "Tag": TAG_SUPERSEDED_BY}),
+            Operation(
+                "rds",
+                "ModifyDBInstance",
+                region,
+                {"DBInstanceIdentifier": ident, "NewDBInstanceIdentifier": aside, "ApplyImmediately": True},
+            ),
+        ),
+        check=check,
+        action=action,
+        wait=wait,
+        timeout=timeout,
+        estimate=120.0,
+        tags={"phase": "re-protect"},
+    )
+
+
 def in_sync_step(pre: ReplicaSpec, *, timeout: float, promoted_is_done: bool = True) -> Step:
     """Wait until the new replica's ``ReplicaLag`` is within the budget. ``promoted_is_done``: a
     failback resumed after its promotion has nothing to wait for."""
@@ -417,8 +520,10 @@ def failback_plan(estate: Estate, pre: FailbackPreflight, *, timeout: float = 36
     reseed = redis_step(estate, pre.target, pre.redis, timeout=timeout)
     reseed.id = "redis-reseed"
     reseed.tags = {"phase": "re-protect"}
+    aside = [move_aside_step(pre, pre.aside_id, timeout=timeout, command="failback")] if pre.aside_id else []
     steps: list[Step] = [
-        create_replica_step(estate, pre, timeout=timeout),
+        *aside,
+        create_replica_step(estate, pre, timeout=timeout, depends_on=tuple(s.id for s in aside)),
         reseed,
         in_sync_step(pre, timeout=timeout),
     ]

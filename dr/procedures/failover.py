@@ -292,6 +292,18 @@ def preflight(
         ) from None
     except BadInput as err:
         raise _gate(err) from None
+    if pre.already_promoted and not resuming:
+        # Standalone already: either this failover was interrupted (resume it), or the instance is
+        # left over from an earlier failover and went stale when traffic went back (failing over
+        # to it would serve data missing every write since then).
+        raise GateRefused(
+            f"the DR database {ident} in {region} is not a read replica: {'; '.join(pre.warnings)}",
+            resource=ident,
+            region=region,
+            hint="if that was this failover, finish it with --resume <run id> (dr drill history / the runs "
+            f"directory); if it is left over from an earlier one, run `dr reprotect --region {region}` "
+            "first so the DR database replicates the serving one again",
+        )
     if not pre.already_promoted:
         inst = Rds(clients, region).describe_instance(ident)
         if inst.status != "available" and not resuming:

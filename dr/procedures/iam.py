@@ -40,12 +40,13 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from dr.errors import BadInput
+from dr.runbook.lock import lock_region
 
 if TYPE_CHECKING:
     from dr.runbook.plan import Plan
     from dr.topology import Estate, SiteView
 
-PROCEDURES = ("failover", "failback", "drill", "snapshot", "restore", "ops")
+PROCEDURES = ("failover", "failback", "reprotect", "drill", "snapshot", "restore", "ops")
 Where = Literal["target", "source", "both", "global"]
 
 
@@ -101,6 +102,7 @@ _FAILOVER_PATHS = {
 CONDITIONAL_PATHS: dict[str, dict[str, str]] = {
     "failover": dict(_FAILOVER_PATHS),
     "failback": dict(_FAILOVER_PATHS),
+    "reprotect": dict(_LOCK_PATHS),
     "snapshot": {},
     "restore": {
         "rds:ModifyDBInstance": "--cleanup of a restored instance that inherited deletion protection "
@@ -132,6 +134,21 @@ DEPENDENT: dict[str, tuple[str, ...]] = {
 IMPLIED = frozenset(a for deps in DEPENDENT.values() for a in deps)
 
 _CATALOGUE: dict[str, list[Need]] = {
+    # dr reprotect: "target" is the standby being rebuilt, "source" the serving region.
+    "reprotect": [
+        Need("route53:ListHostedZonesByName", "global"),  # which region serves
+        Need("route53:ListResourceRecordSets", "global"),
+        Need("route53:GetHealthCheck", "global"),
+        Need("route53:GetHealthCheckStatus", "global"),
+        Need("route53:ListTagsForResource", "global"),
+        Need("rds:DescribeDBInstances", "both"),
+        Need("kms:DescribeKey"),  # the standby region's data key
+        Need("rds:AddTagsToResource"),  # dr:superseded-by on the instance moved aside
+        Need("rds:ModifyDBInstance"),  # the rename (move-aside)
+        Need("rds:DescribeDBSubnetGroups"),
+        Need("rds:CreateDBInstanceReadReplica"),
+        Need("cloudwatch:GetMetricStatistics"),  # ReplicaLag of the new replica
+    ],
     # dr snapshot create|list|copy|prune: every command takes --region/--to, so both regions.
     "snapshot": [
         Need("rds:DescribeDBInstances", "both"),  # the source; the destination DB's KMS key (copy)
@@ -231,11 +248,16 @@ def _rds(action: str, r: str, a: str, estate: Estate, procedure: str | None) -> 
     site = _site(estate, r)
     name = action.split(":", 1)[1]
     ident = site.database.identifier
-    # a failback's new replica is <identifier>-failback[-N] when the old primary still exists
+    # a failback renames the old primary <identifier>-old-<created> (or, when it cannot, names its
+    # new replica <identifier>-failback[-N])
     dbs = (
         [f"arn:aws:rds:{r}:{a}:db:*"]
         if procedure == "restore"
-        else [f"arn:aws:rds:{r}:{a}:db:{ident}", f"arn:aws:rds:{r}:{a}:db:{ident}-failback*"]
+        else [
+            f"arn:aws:rds:{r}:{a}:db:{ident}",
+            f"arn:aws:rds:{r}:{a}:db:{ident}-failback*",
+            f"arn:aws:rds:{r}:{a}:db:{ident}-old-*",
+        ]
     )
     snapshots = [f"arn:aws:rds:{r}:{a}:snapshot:*"]
     if name == "DescribeDBSubnetGroups":  # failback asks for the estate's group by name
@@ -401,6 +423,9 @@ def needed(estate: Estate, procedure: str, target: SiteView) -> list[tuple[str, 
                 # re-protect: the new replica in the target region (a cross-region replica is also
                 # authorised on the source instance: RDS calls the source region for it, below)
                 ("rds:CreateDBInstanceReadReplica", target.region),
+                # move-aside: the old primary renamed out of the new replica's way, tagged first
+                ("rds:ModifyDBInstance", target.region),
+                ("rds:AddTagsToResource", target.region),
                 ("kms:DescribeKey", target.region),  # the target region's data key (pre-flight)
                 ("rds:DescribeDBInstances", source.region),
                 ("rds:DescribeDBSubnetGroups", target.region),
@@ -411,6 +436,12 @@ def needed(estate: Estate, procedure: str, target: SiteView) -> list[tuple[str, 
         out += _from_plans(failover_plans(estate, target))
         needs = [*_FAILOVER_READS, *_REDIS_RESTORE, *_RUN, Need("eks:DescribeCluster", "source")]
         out.append(("route53:UpdateHealthCheck", None))
+    elif procedure == "reprotect":
+        # The run lock and its journal mirror are in the lock table's DR copy (dr.runbook.lock);
+        # a cross-region replica is also authorised on the source instance.
+        out += [(n.action, lock_region(estate)) for n in _RUN]
+        untouched.append(("rds:CreateDBInstanceReadReplica", source.region))
+        needs = list(_CATALOGUE[procedure])
     elif procedure == "ops":
         # scale, hpa, rollback, flags, stop/resume writes and rotate-db-secret run under the run lock
         needs = [*_CATALOGUE[procedure], *_RUN]

@@ -31,19 +31,22 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dr.aws.kms import key_arn
-from dr.aws.rds import DbInstance, Rds, aws_errors
+from dr.aws.rds import DbInstance, Rds
 from dr.errors import BadInput, GateRefused, NotFound
-from dr.procedures.common import clients_of
 from dr.procedures.dns import read_state
-from dr.procedures.failback import create_replica_step, failback_candidates, in_sync_step, is_replica_of
-from dr.runbook.plan import Operation, Plan, Step, StepContext
+from dr.procedures.failback import (
+    aside_identifier,
+    create_replica_step,
+    failback_candidates,
+    in_sync_step,
+    is_replica_of,
+    move_aside_step,
+)
+from dr.runbook.plan import Plan, Step
 
 if TYPE_CHECKING:
     from dr.aws.session import ClientProvider
     from dr.topology import Estate, SiteView
-
-TAG_SUPERSEDED_BY = "dr:superseded-by"
-_MAX_ID = 63  # RDS DB instance identifiers: 1-63 letters, digits, hyphens
 
 
 @dataclass
@@ -81,14 +84,6 @@ class ReprotectPreflight:
             "max_lag_seconds": self.max_lag_seconds,
             "warnings": list(self.warnings),
         }
-
-
-def aside_identifier(inst: DbInstance) -> str:
-    """``<identifier>-old-<created YYYYmmddHHMM>``: the same name on every run (resume-safe) and a
-    different one for every generation of the instance; shortened to RDS's 63 characters."""
-    stamp = f"{inst.created:%Y%m%d%H%M}" if inst.created is not None else "unknown"
-    suffix = f"-old-{stamp}"
-    return inst.identifier[: _MAX_ID - len(suffix)].rstrip("-") + suffix
 
 
 def _failback_primary(clients: ClientProvider, region: str, named: DbInstance) -> DbInstance | None:
@@ -225,76 +220,10 @@ def preflight(
     )
 
 
-def move_aside_step(pre: ReprotectPreflight, *, timeout: float) -> Step:
-    """Rename the instance holding the standby's identifier (once; tagged first, never deleted)."""
-    assert pre.aside_id is not None
-    region, ident, aside, src = pre.target.region, pre.replica_id, pre.aside_id, pre.source_db
-
-    def in_the_way(ctx: StepContext) -> DbInstance | None:
-        found = Rds(clients_of(ctx), region).find_instance(ident)
-        return None if found is None or is_replica_of(found, src) else found
-
-    def check(ctx: StepContext) -> bool:
-        return in_the_way(ctx) is None
-
-    def action(ctx: StepContext) -> Any:
-        clients = clients_of(ctx)
-        found = in_the_way(ctx)
-        if found is None or Rds(clients, region).find_instance(aside) is not None:
-            return {"renamed": None}  # done (or in flight) by an earlier run
-        if found.status != "available":
-            raise GateRefused(
-                f"{ident} in {region} is {found.status}: it must be available to be renamed",
-                resource=ident,
-                region=region,
-                hint="wait until it is available, then --resume",
-            )
-        ctx.set("reprotect_aside", aside)
-        client = clients.client("rds", region)
-        with aws_errors(resource=f"DB instance {ident}", region=region, action="tag"):
-            client.add_tags_to_resource(
-                ResourceName=found.arn, Tags=[{"Key": TAG_SUPERSEDED_BY, "Value": ctx.run_id}]
-            )
-        with aws_errors(resource=f"DB instance {ident}", region=region, action=f"rename to {aside}"):
-            client.modify_db_instance(
-                DBInstanceIdentifier=ident, NewDBInstanceIdentifier=aside, ApplyImmediately=True
-            )
-        return {"renamed": {"from": ident, "to": aside}}
-
-    def wait(ctx: StepContext) -> bool:
-        # The identifier is free and the instance answers under its new name (it may still be
-        # rebooting there: the new replica does not need it).
-        return in_the_way(ctx) is None and Rds(clients_of(ctx), region).find_instance(aside) is not None
-
-    return Step(
-        id="move-aside",
-        title=f"Rename {ident} ({region}) to {aside}, out of the way of the new replica",
-        region=region,
-        service="rds",
-        changes=f"DB instance {ident} renamed {aside} (kept; tag {TAG_SUPERSEDED_BY})",
-        operations=(
-            Operation("rds", "DescribeDBInstances", region, {"DBInstanceIdentifier": ident}, False),
-            Operation("rds", "AddTagsToResource", region, {"ResourceName": ident, "Tag": TAG_SUPERSEDED_BY}),
-            Operation(
-                "rds",
-                "ModifyDBInstance",
-                region,
-                {"DBInstanceIdentifier": ident, "NewDBInstanceIdentifier": aside, "ApplyImmediately": True},
-            ),
-        ),
-        check=check,
-        action=action,
-        wait=wait,
-        timeout=timeout,
-        estimate=120.0,
-        tags={"phase": "re-protect"},
-    )
-
-
 def reprotect_plan(estate: Estate, pre: ReprotectPreflight, *, timeout: float = 3600.0) -> Plan:
     steps: list[Step] = []
     if pre.aside_id is not None:
-        steps.append(move_aside_step(pre, timeout=timeout))
+        steps.append(move_aside_step(pre, pre.aside_id, timeout=timeout, command="reprotect"))
     steps.append(
         create_replica_step(
             estate,

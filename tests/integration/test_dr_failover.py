@@ -150,7 +150,9 @@ def test_failback_after_the_failover(fresh_sandbox: RunningSandbox, tmp_path: Pa
     failed = [(s["id"], s["error"]) for s in out["run"]["steps"] if s["status"] == "failed"]
     assert out["run"]["status"] == "succeeded", failed
     pre = out["preflight"]
-    assert pre["target_region"] == primary.region and pre["replica_renamed"] is True
+    assert pre["target_region"] == primary.region and pre["replica_renamed"] is False
+    assert pre["replica"] == primary.database.identifier
+    assert pre["moved_aside_to"].startswith(f"{primary.database.identifier}-old-")
     assert out["active_region"] == primary.region
     db = rds.describe_db_instances(DBInstanceIdentifier=pre["replica"])["DBInstances"][0]
     assert db["DBInstanceStatus"] == "available" and "ReadReplicaSourceDBInstanceIdentifier" not in db
@@ -163,3 +165,42 @@ def test_failback_after_the_failover(fresh_sandbox: RunningSandbox, tmp_path: Pa
         assert conn.execute("SELECT pg_is_in_recovery()").fetchone() == (False,)
         assert conn.execute("SELECT note FROM failback_marker").fetchall() == [("written in DR",)]
         conn.execute("INSERT INTO failback_marker VALUES ('written after failback')")
+
+    # DR is a stale standalone instance now: reprotect makes it a replica of the original region
+    # again, under its own identifier (the stale one renamed and kept) — and a failover can run.
+    assert any("dr reprotect" in w for w in pre["warnings"])
+    dr_rds = sb.clients().client("rds", secondary.region)
+    assert (
+        "ReadReplicaSourceDBInstanceIdentifier"
+        not in dr_rds.describe_db_instances(DBInstanceIdentifier=secondary.database.identifier)[
+            "DBInstances"
+        ][0]
+    )
+    refused = _dr(sb, ["failover", "--mode", "unplanned", "--dry-run"], tmp_path)
+    assert refused.returncode == 3, refused.stdout[-2000:] + refused.stderr[-2000:]
+    res = _dr(sb, ["reprotect", "--yes", "--timeout", "120"], tmp_path)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    out = json.loads(res.stdout)
+    assert out["run"]["status"] == "succeeded"
+    aside = out["preflight"]["moved_aside_to"]
+    assert aside.startswith(f"{secondary.database.identifier}-old-")
+    kept = dr_rds.describe_db_instances(DBInstanceIdentifier=aside)["DBInstances"][0]
+    assert "ReadReplicaSourceDBInstanceIdentifier" not in kept
+    new = dr_rds.describe_db_instances(DBInstanceIdentifier=secondary.database.identifier)["DBInstances"][0]
+    assert new["ReadReplicaSourceDBInstanceIdentifier"].endswith(f":db:{primary.database.identifier}")
+    # ... and it is a real streaming replica: what the primary writes arrives there.
+    with _connect(sb, primary.region, primary.database.identifier) as conn:
+        conn.execute("INSERT INTO failback_marker VALUES ('written after reprotect')")
+    import time
+
+    deadline = time.monotonic() + 30
+    with _connect(sb, secondary.region, secondary.database.identifier) as conn:
+        assert conn.execute("SELECT pg_is_in_recovery()").fetchone() == (True,)
+        while time.monotonic() < deadline:
+            rows = conn.execute("SELECT note FROM failback_marker ORDER BY note").fetchall()
+            if ("written after reprotect",) in rows:
+                break
+            time.sleep(0.2)
+        assert ("written after reprotect",) in rows
+    again = _dr(sb, ["failover", "--mode", "unplanned", "--dry-run"], tmp_path)
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]

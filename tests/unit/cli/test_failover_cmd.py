@@ -156,7 +156,8 @@ def test_failback_cli_dry_run_then_run(env: Env, cli_calls: CallRecorder, tmp_pa
     out = json.loads(res.stdout)
     assert out["run"]["status"] == "dry-run"
     assert out["preflight"]["target_region"] == estate.primary.region
-    assert out["preflight"]["replica"] == f"{estate.primary.database.identifier}-failback"
+    assert out["preflight"]["replica"] == estate.primary.database.identifier
+    assert out["preflight"]["moved_aside_to"].startswith(f"{estate.primary.database.identifier}-old-")
     assert len(cli_calls.mutating()) == before
 
     # A run holding the estate's lock (e.g. `dr ops scale`, which locks in the DR copy) keeps the

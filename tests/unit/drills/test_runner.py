@@ -184,7 +184,9 @@ stop-conditions:
 """
     )
     loaded = parse_scenario(text, "t.yaml")
-    ctx = DrillContext(run_id="r1", target="sandbox", services={"flag": 0})
+    # None first: the probe has nothing to measure yet (a replica being created) — no verdict,
+    # checked again; then a value over budget aborts.
+    ctx = DrillContext(run_id="r1", target="sandbox", services={"flag": None})
     runner = DrillRunner(loaded, ctx, out_dir=tmp_path / "run")
     threading.Timer(0.1, lambda: ctx.services.__setitem__("flag", 9)).start()
     res = runner.run()

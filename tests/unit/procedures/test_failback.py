@@ -80,9 +80,11 @@ def test_failback_reprotects_then_fails_back_then_warm_standby(env: Env) -> None
     _failed_over(env)
     pre = _pre(env)
     assert (pre.source.region, pre.target.region) == (dr.region, prod.region)
-    # The old primary still exists in the original region: the replica gets a suffixed name, said so.
-    assert pre.renamed and pre.replica_id == f"{prod.database.identifier}-failback"
-    assert any("new replica is" in w for w in pre.warnings)
+    # The old primary still holds the original identifier: it is renamed out of the way (kept,
+    # said so), and the new replica takes the original identifier.
+    assert not pre.renamed and pre.replica_id == prod.database.identifier
+    assert pre.aside_id is not None and pre.aside_id.startswith(f"{prod.database.identifier}-old-")
+    assert any(pre.aside_id in w and "kept" in w for w in pre.warnings)
     put_caught_up(env.clients, prod.region, pre.replica_id, env.now)
 
     plan = failback_plan(estate, pre, timeout=20)
@@ -92,10 +94,15 @@ def test_failback_reprotects_then_fails_back_then_warm_standby(env: Env) -> None
     assert {"promote-db", "pods-ready", "target-healthy"} <= plan.ancestors("route-traffic")
     assert "verify-service" in plan.ancestors("standby-nodegroup")
 
+    assert plan.ancestors("create-replica") == {"move-aside"}
     recorder = env.clients.add_recorder(CallRecorder())
     result = _run(env, pre, plan=plan)
     assert result.status == "succeeded", result.summary()
 
+    (rename,) = [c for c in recorder.mutating() if c.operation == "ModifyDBInstance"]
+    assert rename.params["NewDBInstanceIdentifier"] == pre.aside_id and rename.region == prod.region
+    kept = env.s.db(prod.region, pre.aside_id)
+    assert kept["DBInstanceStatus"] == "available" and not kept.get("ReadReplicaSourceDBInstanceIdentifier")
     (create,) = [c for c in recorder.mutating() if c.operation == "CreateDBInstanceReadReplica"]
     assert create.region == prod.region
     assert create.params["SourceDBInstanceIdentifier"].endswith(f":db:{dr.database.identifier}")
@@ -172,10 +179,16 @@ def test_failback_dry_run_and_resume_after_crash(env: Env) -> None:
     (run_id,) = [p.name for p in env.runs.iterdir() if p.name not in before]
     outputs = Journal.load(env.runs, run_id).outputs
     # DNS already points back: the resumed run must take the direction from its journal.
+    # ... and the old primary it renamed (so the resumed plan still has its move-aside step).
+    assert outputs["failback_aside"] == pre.aside_id
     resumed = _pre(
-        env, to=env.estate.site(outputs["failback_target"]), replica_id=outputs["failback_replica"]
+        env,
+        to=env.estate.site(outputs["failback_target"]),
+        replica_id=outputs["failback_replica"],
+        moved_aside=outputs["failback_aside"],
     )
     assert resumed.replica_id == pre.replica_id and resumed.target.region == prod.region
+    assert resumed.aside_id == pre.aside_id
     result = _run(env, resumed, resume=run_id)
     assert result.status == "succeeded", result.summary()
     assert result.step("route-traffic").status == "skipped"

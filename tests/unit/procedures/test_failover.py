@@ -382,7 +382,21 @@ def test_gate_redis_missing_without_snapshot_then_restored_from_snapshot(env: En
     ec.delete_snapshot(SnapshotName="nightly")
     _drop_group(dr.region, dr.cache.replication_group_id)
     with pytest.raises(GateRefused, match="no Redis snapshot"):
-        env.preflight("unplanned")
+        env.preflight("unplanned", resuming=True)  # (a fresh run refuses the promoted DB first)
+
+
+def test_a_target_promoted_earlier_is_refused_unless_resuming(env: Env) -> None:
+    """A standalone DR database tagged by an earlier promotion is either this failover's (resume it)
+    or left over from one whose traffic went back (stale: failing over to it would serve data
+    missing every write since). A fresh run refuses it, naming both ways out; a resumed run passes."""
+    assert env.run(env.plan("unplanned")).status == "succeeded"
+    recorder = env.clients.add_recorder(CallRecorder())
+    for mode in ("unplanned", "planned"):
+        with pytest.raises(GateRefused, match="not a read replica.*already promoted") as err:
+            env.preflight(mode)
+        assert "--resume" in (err.value.hint or "") and "dr reprotect" in (err.value.hint or "")
+    assert recorder.mutating() == []
+    assert env.preflight("unplanned", resuming=True).promote.already_promoted
 
 
 def test_gate_target_without_health_check(env: Env) -> None:

@@ -65,11 +65,11 @@ def _arn(env: Env, call: ApiCall) -> str:
     return "*"
 
 
-def _run(env: Env, mode: str) -> list[ApiCall]:
+def _run(env: Env, mode: str, *, resuming: bool = False) -> list[ApiCall]:
     target = env.estate.secondary
     recorder = env.clients.add_recorder(CallRecorder())
     try:
-        plan = env.plan(mode)
+        plan = env.plan(mode, resuming=resuming)
         lock = DynamoLock(env.clients, table=env.estate.lock_table, region=target.region, name="dr-test")
         result = run_plan(
             plan,
@@ -107,9 +107,10 @@ def tooling(env: Env) -> Env:
 def test_failover_policy_covers_every_call_and_grants_nothing_unused(tooling: Env) -> None:
     env = tooling
     calls = _run(env, "planned")
-    # a fresh estate for the unplanned mode is not needed: the promoted replica passes as "already
-    # promoted" and the remaining steps still make their reads; record both runs' calls
-    calls += _run(env, "unplanned")
+    # a fresh estate for the unplanned mode is not needed: with the gates of a resumed run the
+    # promoted replica passes as "already promoted" (a fresh run refuses it) and the remaining
+    # steps still make their reads; record both runs' calls
+    calls += _run(env, "unplanned", resuming=True)
     doc = policy(env.estate, "failover", account_id=ACCOUNT, zone_id=env.s.zone_id)
 
     uncovered = sorted(

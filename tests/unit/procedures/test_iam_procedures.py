@@ -423,6 +423,54 @@ def test_failback_policy_is_exact(env: Env) -> None:
     assert not allows(doc, "rds:DeleteDBInstance", dr_db)
 
 
+def test_reprotect_policy_is_exact(env: Env) -> None:
+    """The estate stays on DR after a failover: reprotect rebuilds the original region's database
+    (the old primary moved aside), locking in the lock table's DR copy."""
+    from dr.procedures.common import services
+    from dr.procedures.reprotect import preflight, reprotect_plan
+    from dr.runbook.lock import estate_lock
+    from dr.runbook.runner import run_plan
+
+    est = env.estate
+    prod, dr = est.primary, est.secondary
+    assert env.run(env.plan("unplanned")).status == "succeeded"
+    s3 = env.clients.client("s3", dr.region)
+    if est.journal_bucket(dr.region) not in {b["Name"] for b in s3.list_buckets()["Buckets"]}:
+        where = (
+            {}
+            if dr.region == "us-east-1"
+            else {"CreateBucketConfiguration": {"LocationConstraint": dr.region}}
+        )
+        s3.create_bucket(Bucket=est.journal_bucket(dr.region), **where)
+    put_caught_up(env.clients, prod.region, prod.database.identifier, env.now)
+    recorder = env.clients.add_recorder(CallRecorder())
+    pre = preflight(env.clients, est, region=None, max_lag=dt.timedelta(seconds=5))
+    assert pre.target == prod and pre.aside_id is not None
+    result = run_plan(
+        reprotect_plan(est, pre, timeout=20),
+        services(env.clients, est),
+        dry_run=False,
+        assume_yes=True,
+        resume=None,
+        runs_dir=env.runs,
+        lock=estate_lock(env.clients, est),
+        break_lock=False,
+        output="json",
+        poll=FAST,
+    )
+    assert result.status == "succeeded", result.summary()
+    calls = list(recorder.since(0))
+    doc = assert_exact(est, "reprotect", calls, kms=env.s.kms, zone_id=env.s.zone_id, target=prod)
+    assert {"rds:ModifyDBInstance", "rds:CreateDBInstanceReadReplica", "dynamodb:PutItem"} <= {
+        f"{c.service}:{c.operation}" for c in calls
+    }
+    # the serving database is replicated from, never renamed, promoted or deleted
+    dr_db = f"arn:aws:rds:{dr.region}:{ACCOUNT}:db:{dr.database.identifier}"
+    assert allows(doc, "rds:CreateDBInstanceReadReplica", dr_db)
+    for action in ("rds:ModifyDBInstance", "rds:PromoteReadReplica", "rds:DeleteDBInstance"):
+        assert not allows(doc, action, dr_db), action
+
+
 # ---------------------------------------------------------------------------------------------
 # drill
 # ---------------------------------------------------------------------------------------------

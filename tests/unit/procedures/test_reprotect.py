@@ -10,14 +10,9 @@ import pytest
 
 from dr.aws.session import CallRecorder, ClientProvider
 from dr.errors import BadInput, GateRefused
+from dr.procedures.failback import TAG_SUPERSEDED_BY, aside_identifier
 from dr.procedures.failover import preflight as failover_preflight
-from dr.procedures.reprotect import (
-    TAG_SUPERSEDED_BY,
-    ReprotectPreflight,
-    aside_identifier,
-    preflight,
-    reprotect_plan,
-)
+from dr.procedures.reprotect import ReprotectPreflight, preflight, reprotect_plan
 from dr.runbook.executor import RunResult
 from tests.unit.procedures.estate_seed import put_caught_up
 from tests.unit.procedures.test_failover import Crash, Env, _crash_at, env
