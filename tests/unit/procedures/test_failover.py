@@ -392,7 +392,7 @@ def test_a_target_promoted_earlier_is_refused_unless_resuming(env: Env) -> None:
     assert env.run(env.plan("unplanned")).status == "succeeded"
     recorder = env.clients.add_recorder(CallRecorder())
     for mode in ("unplanned", "planned"):
-        with pytest.raises(GateRefused, match="not a read replica.*already promoted") as err:
+        with pytest.raises(GateRefused, match=r"not a read replica.*already promoted") as err:
             env.preflight(mode)
         assert "--resume" in (err.value.hint or "") and "dr reprotect" in (err.value.hint or "")
     assert recorder.mutating() == []
