@@ -58,6 +58,10 @@ class FailbackArgs(_Args):
     mode: Literal["planned", "unplanned"] = "planned"
 
 
+class ReprotectArgs(_Args):
+    max_lag_seconds: Annotated[float, Field(ge=0)] | None = None
+
+
 class RegionLossArgs(_Args):
     site: Site = "primary"
     # Replication lag injected before the loss (sandbox): bounds the data the drill can lose.
@@ -271,6 +275,13 @@ _SANDBOX = "issue 4: sandbox fault injection, dr.sandbox.drill_providers"
 
 declare("action", "failover", args=FailoverArgs, description="Whole-region failover.", pending=_ISSUE6)
 declare("action", "failback", args=FailbackArgs, description="Re-protect, then fail back.", pending=_ISSUE6)
+declare(
+    "action",
+    "reprotect",
+    args=ReprotectArgs,
+    description="The standby's database a replica of the serving one again (after a failback).",
+    pending=_ISSUE6,
+)
 declare(
     "action",
     "region-loss",

@@ -247,6 +247,23 @@ def failback(ctx: DrillContext, mode: str) -> dict[str, Any]:
     return summary
 
 
+@register_action("reprotect")
+def reprotect(ctx: DrillContext, max_lag_seconds: float | None) -> dict[str, Any]:
+    """``dr reprotect --yes``: the standby region's database a read replica of the serving one
+    again (a drill that fails back must not leave DR without a replica to promote)."""
+    from dr.procedures.reprotect import preflight, reprotect_plan
+
+    estate = ctx.require_estate()
+    pre = preflight(
+        ctx.clients(read_only=True), estate, region=None, max_lag=_rpo_budget(estate, max_lag_seconds)
+    )
+    for warning in pre.warnings:
+        ctx.note(f"reprotect pre-flight warning: {warning}")
+    summary = run(ctx, reprotect_plan(estate, pre), lock=estate_lock(ctx, estate.secondary, unplanned=False))
+    summary["preflight"] = pre.to_dict()
+    return summary
+
+
 # ---------------------------------------------------------------------------------------------
 # Runbook operations (db-corruption, bad-deploy)
 # ---------------------------------------------------------------------------------------------

@@ -114,6 +114,19 @@ def _bounded_rollbacks(tmp_path: Path, name: str, seconds: float = 150.0) -> Pat
     return folder
 
 
+def _assert_dr_replicates(sb: RunningSandbox) -> None:
+    """The DR database is a read replica of the primary again (RDS and its real PostgreSQL)."""
+    dr = sb.estate.secondary
+    db = (
+        sb.clients()
+        .client("rds", dr.region)
+        .describe_db_instances(DBInstanceIdentifier=dr.database.identifier)
+    )
+    source = db["DBInstances"][0].get("ReadReplicaSourceDBInstanceIdentifier", "")
+    assert source.endswith(f":db:{sb.estate.primary.database.identifier}"), source
+    assert sb.admin.postgres()["state"]["instances"]["replica"]["kind"] == "replica"
+
+
 def test_planned_switchover_loses_nothing(tmp_path: Path) -> None:
     with running_sandbox(tmp_path / "sbx") as sb:
         if sb.state["components"].get("postgres") != "running":
@@ -148,6 +161,11 @@ def test_planned_switchover_loses_nothing(tmp_path: Path) -> None:
         assert fb["promote-db"] == "done" and fb["route-traffic"] == "done"
         assert back["value"]["active_region"] == sb.estate.primary.region
         assert sb.admin.resolve(sb.estate.app.record)["region"] == sb.estate.primary.region
+        # ... and DR is protected again: its database a replica of the primary (game day over,
+        # the next real failover has something to promote).
+        again = steps["reprotect-dr"]
+        assert again["status"] == "ok" and again["value"]["status"] == "succeeded", again.get("error")
+        _assert_dr_replicates(sb)
         _check_evidence(out, "planned-switchover", sb.password())
 
 
@@ -203,6 +221,9 @@ def test_region_loss_loses_at_most_the_injected_lag_then_the_failback_drill_brin
         assert sb.admin.resolve(sb.estate.app.record)["region"] == primary.region
         pg = sb.admin.postgres()["state"]["instances"]
         assert pg["primary"]["running"] and pg["replica"]["running"]
+        assert steps["reprotect-dr"]["value"]["status"] == "succeeded"
+        assert steps["dr-replicating-again"]["status"] == "ok"
+        _assert_dr_replicates(sb)
 
 
 def test_runbook_drills_on_one_sandbox(tmp_path: Path) -> None:
