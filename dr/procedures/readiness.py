@@ -476,7 +476,8 @@ def _lag_check(dbs: Outcome, lag: Outcome, estate: Estate) -> Check:
     sdb = dbs.value["db"]
     if not sdb.is_replica:
         return Check(
-            "replica-lag", FAIL, f"DR database {sdb.identifier} is not a read replica (promoted?): nothing replicates to DR",
+            "replica-lag", FAIL, f"DR database {sdb.identifier} is not a read replica (promoted?): nothing "
+            "replicates to DR — `dr reprotect` makes it a replica of the serving database again",
             f"budget {budget:g}s", "not a replica",
         )  # fmt: skip
     if not lag.ok:

@@ -227,7 +227,11 @@ def test_replica_lag_against_rpo_budget_then_promoted_replica(full: Full) -> Non
     s = full.estate.secondary
     full.clients.client("rds", s.region).promote_read_replica(DBInstanceIdentifier=s.database.identifier)
     promoted = _run(full).check("replica-lag")
-    assert promoted.status == FAIL and "not a read replica" in promoted.reason
+    assert (
+        promoted.status == FAIL
+        and "not a read replica" in promoted.reason
+        and "dr reprotect" in promoted.reason
+    )
 
 
 def _cert(days: float) -> tuple[bytes, bytes]:
