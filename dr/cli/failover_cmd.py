@@ -163,7 +163,7 @@ def failover(
     if via == "stepfunctions" and export is None:
         from dr.cli.stepfunctions_cmd import follow_stepfunctions
 
-        follow_stepfunctions(app, target, timeout=timeout, dry_run=dry_run)
+        follow_stepfunctions(app, target, timeout=timeout, dry_run=dry_run, resume=resume is not None)
         return
     clients = app.clients(read_only=dry_run or export is not None)
     pre = preflight(

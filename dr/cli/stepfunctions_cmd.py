@@ -26,7 +26,9 @@ def print_asl(estate: Estate, pre: FailoverPreflight, *, timeout: float) -> None
     click.echo(dumps(defn))
 
 
-def follow_stepfunctions(app: AppContext, target: SiteView, *, timeout: float, dry_run: bool) -> None:
+def follow_stepfunctions(
+    app: AppContext, target: SiteView, *, timeout: float, dry_run: bool, resume: bool = False
+) -> None:
     """Start the deployed failover state machine in ``target``'s region and follow it (exit 1 on failure)."""
     from dr.cli.render import console, emit
     from dr.errors import OperationFailed
@@ -47,7 +49,9 @@ def follow_stepfunctions(app: AppContext, target: SiteView, *, timeout: float, d
         if not app.json:
             err.print(f"[{'green' if status == 'done' else 'cyan'}]{status:>7}[/] {state}")
 
-    report = run_via_stepfunctions(app.clients(), estate, target, timeout=timeout, on_state=progress)
+    report = run_via_stepfunctions(
+        app.clients(), estate, target, timeout=timeout, on_state=progress, resume=resume
+    )
     emit(
         app.output,
         report,

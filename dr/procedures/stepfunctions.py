@@ -124,8 +124,12 @@ def run_via_stepfunctions(
     on_state: Any = None,
     poll: Any = None,
     lease_seconds: float | None = None,
+    resume: bool = False,
 ) -> dict[str, Any]:
     """Start the failover state machine in ``target``'s region and follow it to the end.
+
+    ``resume``: the execution continues an interrupted failover (input ``{"resume": true}``): a DR
+    database already promoted is waited for instead of refused.
 
     ``on_state(name, status)`` is called as states are entered/exited (the CLI's progress view).
     Returns {"execution", "status", "error", "cause", "states": [...]}.
@@ -142,7 +146,9 @@ def run_via_stepfunctions(
     name = f"dr-failover-{int(time.time())}"
     with aws_errors(resource=f"state machine {arn}", region=target.region, action="start"):
         execution = sfn.start_execution(
-            stateMachineArn=arn, name=name, input=json.dumps({"lockExpiresAt": int(lease)})
+            stateMachineArn=arn,
+            name=name,
+            input=json.dumps({"lockExpiresAt": int(lease), **({"resume": True} if resume else {})}),
         )["executionArn"]
     seen: list[dict[str, Any]] = []
     last: dict[str, Any] = {}

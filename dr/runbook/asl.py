@@ -15,8 +15,10 @@ API calls from inside AWS (so a failover does not depend on an operator's laptop
 * **Waits** — a step whose action has a known completion condition gets a poll loop:
   Describe Task -> Choice (done / failed / timed out) -> Wait (back-off doubling up to a cap) -> Describe.
   These loops are the only cycles in the definition.
-* **Idempotency** — ``rds:PromoteReadReplica`` is guarded (Describe; skip when no longer a
-  replica); UPSERTs, scaling and patches are idempotent by nature.
+* **Idempotency** — ``rds:PromoteReadReplica`` is guarded (Describe; when no longer a replica,
+  an execution started with input ``{"resume": true}`` waits for the promotion it resumes, any
+  other fails ``DrNotAReadReplica``: the instance may be stale since a failback); UPSERTs, scaling
+  and patches are idempotent by nature.
 * **Retries** — every Task retries throttling errors (``Rds.ThrottlingException``,
   ``Route53.PriorRequestNotCompleteException`` …) with exponential back-off and full jitter; read
   calls also retry ``States.TaskFailed`` a few times.
@@ -514,6 +516,9 @@ class _Emitter:
         key = _safe(sid)
         describe = self.name(f"{sid}: describe {db}")
         is_replica = self.name(f"{sid}: {db} still a replica?")
+        resumed = self.name(f"{sid}: resuming an interrupted failover?")
+        resume_flag = self.name(f"{sid}: resume requested?")
+        stale = self.name(f"{sid}: {db} is not a read replica")
         promote = self.name(f"{sid}: promote {db}")
         tag = self.name(f"{sid}: tag {db}")
         wait_start = self.poll(
@@ -569,7 +574,27 @@ class _Emitter:
                     "Next": promote,
                 }
             ],
-            "Default": wait_start,
+            "Default": resumed,
+        }
+        # Standalone already: an execution resuming an interrupted failover (input {"resume": true})
+        # waits for the promotion it started; any other is refused — the instance may be left over
+        # from an earlier failover and stale since a failback (DNS must not move to it).
+        states[resumed] = {
+            "Type": "Choice",
+            "Choices": [{"Variable": "$.resume", "IsPresent": True, "Next": resume_flag}],
+            "Default": stale,
+        }
+        states[resume_flag] = {
+            "Type": "Choice",
+            "Choices": [{"Variable": "$.resume", "BooleanEquals": True, "Next": wait_start}],
+            "Default": stale,
+        }
+        states[stale] = {
+            "Type": "Fail",
+            "Error": "DrNotAReadReplica",
+            "Cause": f"step {sid}: {db} is not a read replica (promoted by an earlier failover, maybe stale "
+            "since a failback): run `dr reprotect` first, or resume the interrupted failover "
+            '(execution input {"resume": true})',
         }
         params = {k: v for k, v in op.params.items()}
         self.task(

@@ -272,9 +272,21 @@ def test_database_and_dns_part_executes_in_moto_and_promotes_the_replica(sfn_est
     roles = _served_roles(s)
     assert roles[target.site.name] == "PRIMARY"
     assert roles[s.estate.primary.site.name] == "SECONDARY"
-    # a second execution is a no-op (the promote guard skips; UPSERT of the same roles)
-    again = _execute(s, defn, target.region)
+    # A second execution resuming the failover is a no-op (the promote guard waits for the
+    # promotion it resumes; UPSERT of the same roles). Any other execution is refused: the DB may
+    # be stale since a failback, and DNS must not move to it.
+    again = _execute(s, defn, target.region, {"resume": True})
     assert again["status"] == "SUCCEEDED", again.get("cause")
+    fresh = _execute(s, defn, target.region)
+    assert fresh["status"] == "FAILED"
+    failed = [
+        e
+        for e in s.clients.client("stepfunctions", target.region).get_execution_history(
+            executionArn=fresh["executionArn"]
+        )["events"]
+        if "DrNotAReadReplica" in json.dumps(e, default=str)
+    ]
+    assert failed, "the refusal names DrNotAReadReplica"
 
 
 @pytest.mark.slow
