@@ -61,21 +61,16 @@ def failback(
     runs_dir: Path,
 ) -> None:
     """Re-protect, wait until caught up, fail back (planned, RPO 0), DR side back to warm standby."""
-    import datetime as dt
 
     from dr.cli.opsutil import finish
-    from dr.procedures.common import parse_duration, services
+    from dr.procedures.common import lag_budget, parse_duration, services
     from dr.procedures.dns import read_state
     from dr.procedures.failback import failback_plan, preflight
     from dr.procedures.failover import reconcile_command
     from dr.runbook.runner import run_plan
 
     estate = app.estate
-    budget = (
-        parse_duration(max_lag, option="--max-lag")
-        if max_lag
-        else dt.timedelta(seconds=estate.app.objectives.rpo_seconds)
-    )
+    budget = lag_budget(estate, max_lag)
     clients = app.clients(read_only=dry_run)
     replica: str | None = None
     moved_aside: str | None = None

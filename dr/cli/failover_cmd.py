@@ -121,11 +121,10 @@ def failover(
 ) -> None:
     """Fail the whole estate over to the DR region: DNS moves only once the DB is writable,
     pods are Ready and the DR health check is healthy (exit 3 when a gate refuses)."""
-    import datetime as dt
 
     from dr.cli.opsutil import finish
     from dr.errors import BadInput
-    from dr.procedures.common import parse_duration, services
+    from dr.procedures.common import lag_budget, parse_duration, services
     from dr.procedures.dns import read_state
     from dr.procedures.failover import failover_plan, preflight, reconcile_command
     from dr.runbook.runner import run_plan
@@ -139,11 +138,7 @@ def failover(
             region=target.region,
             hint="use --to secondary; to return after a failover use `dr failback`",
         )
-    budget = (
-        parse_duration(max_lag, option="--max-lag")
-        if max_lag
-        else dt.timedelta(seconds=estate.app.objectives.rpo_seconds)
-    )
+    budget = lag_budget(estate, max_lag)
     snap_age = parse_duration(max_snapshot_age, option="--max-snapshot-age")
     if export is not None or via == "stepfunctions":
         # The state machine fails over *unplanned* (no call to the source region). A planned

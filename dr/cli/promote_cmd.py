@@ -65,20 +65,15 @@ def promote(
     runs_dir: Path,
 ) -> None:
     """Promote a cross-region read replica to a writable primary (refused, exit 3, when it lags)."""
-    import datetime as dt
 
     from dr.aws.rds import Rds
-    from dr.procedures.common import parse_duration, pick_site
+    from dr.procedures.common import lag_budget, pick_site
     from dr.procedures.promote import pg_replay_lag_probe, preflight, promote_plan
 
     estate = app.estate
     view = pick_site(estate, region, estate.secondary)
     ident = db or view.database.identifier
-    budget = (
-        parse_duration(max_lag, option="--max-lag")
-        if max_lag
-        else dt.timedelta(seconds=estate.app.objectives.rpo_seconds)
-    )
+    budget = lag_budget(estate, max_lag)
     clients = app.clients(read_only=dry_run)
     probe = (
         pg_replay_lag_probe(

@@ -62,17 +62,12 @@ def reprotect(
     <identifier>-old-<created> and kept; the new replica takes the original identifier, so the
     standby's DB secret and the Pulumi state match again. Waits until its lag is within budget.
     """
-    import datetime as dt
 
-    from dr.procedures.common import parse_duration
+    from dr.procedures.common import lag_budget
     from dr.procedures.reprotect import preflight, reprotect_plan
 
     estate = app.estate
-    budget = (
-        parse_duration(max_lag, option="--max-lag")
-        if max_lag
-        else dt.timedelta(seconds=estate.app.objectives.rpo_seconds)
-    )
+    budget = lag_budget(estate, max_lag)
     clients = app.clients(read_only=dry_run)
     moved_aside: str | None = None
     if resume:

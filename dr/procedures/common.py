@@ -44,6 +44,13 @@ def set_clock(fn: Callable[[], dt.datetime] | None) -> None:
     _now = fn or (lambda: dt.datetime.now(dt.UTC))
 
 
+def lag_budget(estate: Estate, max_lag: str | None, *, option: str = "--max-lag") -> dt.timedelta:
+    """``--max-lag`` parsed, or the estate's RPO objective when it is not given."""
+    if max_lag:
+        return parse_duration(max_lag, option=option)
+    return dt.timedelta(seconds=estate.app.objectives.rpo_seconds)
+
+
 def parse_duration(text: str, *, option: str = "duration") -> dt.timedelta:
     """``5s``, ``90m``, ``12h``, ``7d``, ``2w`` or plain seconds → timedelta (bad input: exit 2)."""
     match = _DURATION.match(str(text))

@@ -130,6 +130,22 @@ def choose_replica_id(
     )
 
 
+def replica_key(clients: ClientProvider, estate: Estate, target: SiteView, src: DbInstance) -> str | None:
+    """The KMS key a cross-region replica of ``src`` in ``target``'s region is encrypted with (its
+    data key, ``alias/<site>-data``); None for an unencrypted source. GateRefused when missing."""
+    if not src.encrypted:
+        return None
+    kms = key_arn(clients, target.region, estate.kms_alias(target))
+    if kms is None:
+        raise GateRefused(
+            f"{src.identifier} is encrypted but {target.region} has no key {estate.kms_alias(target)}",
+            resource=estate.kms_alias(target),
+            region=target.region,
+            hint=f"deploy stack {target.stack} (its KMS key) first",
+        )
+    return kms
+
+
 def preflight(
     clients: ClientProvider,
     estate: Estate,
@@ -204,14 +220,7 @@ def preflight(
             f"and cannot be renamed now: the new replica is {replica_id}; keep or delete the old one "
             "yourself, and update site.database.identifier (or rename) before the next `pulumi up`"
         )
-    kms = key_arn(clients, target.region, estate.kms_alias(target)) if src.encrypted else None
-    if src.encrypted and kms is None:
-        raise GateRefused(
-            f"{src.identifier} is encrypted but {target.region} has no key {estate.kms_alias(target)}",
-            resource=estate.kms_alias(target),
-            region=target.region,
-            hint=f"deploy stack {target.stack} (its KMS key) first",
-        )
+    kms = replica_key(clients, estate, target, src)
     redis = redis_readiness(clients, target, max_snapshot_age=max_snapshot_age)
     if redis.action == "restore":
         warnings.append(

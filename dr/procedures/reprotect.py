@@ -30,7 +30,6 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from dr.aws.kms import key_arn
 from dr.aws.rds import DbInstance, Rds
 from dr.errors import BadInput, GateRefused, NotFound
 from dr.procedures.dns import read_state
@@ -41,6 +40,7 @@ from dr.procedures.failback import (
     in_sync_step,
     is_replica_of,
     move_aside_step,
+    replica_key,
 )
 from dr.runbook.plan import Plan, Step
 
@@ -199,14 +199,7 @@ def preflight(
         )
     if aside is None and moved_aside is not None:
         aside = moved_aside
-    kms = key_arn(clients, target.region, estate.kms_alias(target)) if src.encrypted else None
-    if src.encrypted and kms is None:
-        raise GateRefused(
-            f"{src.identifier} is encrypted but {target.region} has no key {estate.kms_alias(target)}",
-            resource=estate.kms_alias(target),
-            region=target.region,
-            hint=f"deploy stack {target.stack} (its KMS key) first",
-        )
+    kms = replica_key(clients, estate, target, src)
     return ReprotectPreflight(
         source=source,
         target=target,
