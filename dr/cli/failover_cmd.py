@@ -176,6 +176,10 @@ def failover(
 
         print_asl(estate, pre, timeout=timeout)
         return
+    if not dry_run:
+        from dr.kube import preload_core_api
+
+        preload_core_api()  # off the critical path: the secret step after the promotion needs it
     kube = kube_factory(app, kubeconfig, read_only=dry_run)
     try:
         result = run_plan(

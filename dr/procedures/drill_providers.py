@@ -219,6 +219,10 @@ def failover(ctx: DrillContext, to: str, mode: str, max_lag_seconds: float | Non
     for warning in pre.warnings:
         ctx.note(f"failover pre-flight warning: {warning}")
     plan = failover_plan(estate, pre)
+    if not ctx.dry_run:
+        from dr.kube import preload_core_api
+
+        preload_core_api()  # the secret step after the promotion needs it: import it meanwhile
     summary = run(ctx, plan, lock=estate_lock(ctx, target, unplanned=pre.mode == "unplanned"))
     summary["preflight"] = pre.to_dict()
     summary["active_region"] = None if ctx.dry_run else _active_region(ctx)

@@ -182,3 +182,22 @@ def test_restart_sets_its_marker_annotation_in_the_same_call(cluster, ns, api_na
     after = k.get_deployment(ns, api_name)
     assert after.annotations.get("example.com/marker") == "m1"
     assert after.revision == before.revision + 1
+
+
+def test_preload_core_api_imports_the_core_v1_module_in_the_background() -> None:
+    """`dr failover` starts this with the run: the 0.5 s import of core/v1 must not wait for the
+    first secret read after the promotion (on the critical path). A fresh interpreter: importing
+    dr.kube alone does not load the module; the preload thread does."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, dr.kube as k\n"
+        "mod = 'kubernetes.client.api.core_v1_api'\n"
+        "before = mod in sys.modules\n"
+        "t = k.preload_core_api(); t.join(30)\n"
+        "print(before, t.name, mod in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "dr-preload-k8s-core", "True"]
