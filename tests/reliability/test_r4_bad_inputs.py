@@ -105,6 +105,28 @@ def _target_replica_broken(e: Estate, tmp: Path) -> Iterator[list[str]]:
 
 
 @contextlib.contextmanager
+def _target_promoted_earlier(e: Estate, tmp: Path) -> Iterator[list[str]]:
+    """The DR database is standalone, tagged by an earlier failover's promotion: stale since the
+    failback that followed it (moto's model, set in place and restored)."""
+    from moto.rds.models import rds_backends
+
+    view = e.estate.secondary
+    db = rds_backends["123456789012"][view.region].databases[view.database.identifier]
+    source, tags = db.source_db_instance_identifier, list(db.tags)
+    db.source_db_instance_identifier = None
+    db.add_tags(
+        [
+            {"Key": "dr:promoted-from", "Value": str(source)},
+            {"Key": "dr:promoted-at", "Value": "2026-08-01T03:12:00Z"},
+        ]
+    )
+    try:
+        yield []
+    finally:
+        db.source_db_instance_identifier, db.tags = source, tags
+
+
+@contextlib.contextmanager
 def _lag_over_budget(e: Estate, tmp: Path) -> Iterator[list[str]]:
     """The DR replica trails by 120 s: published by the realism layer's metrics loop (as the sandbox
     does from its measured lag) and put at once, so the newest ReplicaLag datapoint says 120."""
@@ -236,6 +258,13 @@ def _cases() -> list[Case]:
             ("does not answer", "health check", "{dr_region}"),
             _target_unhealthy,
             fresh=True,
+        ),
+        Case(
+            "failover-to-a-database-promoted-earlier",
+            ["failover", "--mode", "unplanned", "--yes"],
+            3,
+            ("{dr_db}", "not a read replica", "already promoted", "dr reprotect", "--resume"),
+            _target_promoted_earlier,
         ),
         Case(
             "reprotect-the-serving-region",
