@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import click
@@ -10,7 +9,7 @@ from rich.console import Console
 
 from dr.cli.context import AppContext, pass_app
 from dr.cli.opsutil import execute, finish
-from dr.cli.runopts import plan_options
+from dr.cli.runopts import RunOptions, plan_options
 
 METHOD = click.Choice(["auto", "healthcheck", "records"])
 
@@ -66,17 +65,13 @@ def _move(
     method: str,
     force: bool,
     timeout: float,
-    dry_run: bool,
-    yes: bool,
-    resume: str | None,
-    break_lock: bool,
-    runs_dir: Path,
+    run: RunOptions,
 ) -> None:
     from dr.procedures.dns import move_plan, prepare_move, read_state
 
     estate = app.estate
     target = estate.site(to)
-    clients = app.clients(read_only=dry_run)
+    clients = app.clients(read_only=run.dry_run)
     move = prepare_move(
         clients,
         estate,
@@ -86,17 +81,7 @@ def _move(
         pin_unhealthy_target=force,
     )
     plan = move_plan(estate, move, timeout=timeout)
-    result = execute(
-        app,
-        plan,
-        clients,
-        dry_run=dry_run,
-        yes=yes,
-        resume=resume,
-        break_lock=break_lock,
-        runs_dir=runs_dir,
-        locked=True,
-    )
+    result = execute(app, plan, clients, run=run, locked=True)
     report: dict[str, Any] = {"move": move.to_dict()}
     if result.status != "dry-run":
         report["dns"] = read_state(clients, estate).to_dict()
@@ -149,14 +134,10 @@ def failover(
     method: str,
     force: bool,
     timeout: float,
-    dry_run: bool,
-    yes: bool,
-    resume: str | None,
-    break_lock: bool,
-    runs_dir: Path,
+    run: RunOptions,
 ) -> None:
     """Serve the public name from --to (refused, exit 3, when that region is unhealthy)."""
-    _move(app, to, method, force, timeout, dry_run, yes, resume, break_lock, runs_dir)
+    _move(app, to, method, force, timeout, run)
 
 
 @dns.command("failback")
@@ -168,11 +149,7 @@ def failback(
     method: str,
     force: bool,
     timeout: float,
-    dry_run: bool,
-    yes: bool,
-    resume: str | None,
-    break_lock: bool,
-    runs_dir: Path,
+    run: RunOptions,
 ) -> None:
     """Serve the public name from the primary region again."""
-    _move(app, "primary", method, force, timeout, dry_run, yes, resume, break_lock, runs_dir)
+    _move(app, "primary", method, force, timeout, run)

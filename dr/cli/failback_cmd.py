@@ -3,7 +3,6 @@ then the DR side to warm standby. One resumable, journaled plan (dr.procedures.f
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -11,7 +10,7 @@ import click
 from dr.cli.context import AppContext, pass_app
 from dr.cli.failover_cmd import kube_factory
 from dr.cli.opsutil import estate_lock
-from dr.cli.runopts import plan_options
+from dr.cli.runopts import RunOptions, plan_options
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -54,11 +53,7 @@ def failback(
     max_snapshot_age: str,
     timeout: float,
     kubeconfig: str | None,
-    dry_run: bool,
-    yes: bool,
-    resume: str | None,
-    break_lock: bool,
-    runs_dir: Path,
+    run: RunOptions,
 ) -> None:
     """Re-protect, wait until caught up, fail back (planned, RPO 0), DR side back to warm standby."""
 
@@ -71,13 +66,13 @@ def failback(
 
     estate = app.estate
     budget = lag_budget(estate, max_lag)
-    clients = app.clients(read_only=dry_run)
+    clients = app.clients(read_only=run.dry_run)
     replica: str | None = None
     moved_aside: str | None = None
-    if resume:
+    if run.resume:
         from dr.runbook.journal import Journal
 
-        outputs = Journal.load(runs_dir, resume).outputs
+        outputs = Journal.load(run.runs_dir, run.resume).outputs
         to = outputs.get("failback_target") or to
         replica = outputs.get("failback_replica")
         moved_aside = outputs.get("failback_aside")
@@ -91,17 +86,13 @@ def failback(
         moved_aside=moved_aside,
     )
     plan = failback_plan(estate, pre, timeout=timeout)
-    kube = kube_factory(app, kubeconfig, read_only=dry_run)
+    kube = kube_factory(app, kubeconfig, read_only=run.dry_run)
     try:
         result = run_plan(
             plan,
             services(clients, estate, kube=kube),
-            dry_run=dry_run,
-            assume_yes=yes,
-            resume=resume,
-            runs_dir=runs_dir,
-            lock=None if dry_run else estate_lock(app, target_region=pre.target.region),
-            break_lock=break_lock,
+            **run.engine(),
+            lock=None if run.dry_run else estate_lock(app, target_region=pre.target.region),
             output=app.output,
         )
     finally:

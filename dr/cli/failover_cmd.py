@@ -14,7 +14,7 @@ from click.core import ParameterSource
 
 from dr.cli.context import AppContext, pass_app
 from dr.cli.opsutil import estate_lock
-from dr.cli.runopts import plan_options
+from dr.cli.runopts import RunOptions, plan_options
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -111,11 +111,7 @@ def failover(
     timeout: float,
     kubeconfig: str | None,
     do_reconcile: bool,
-    dry_run: bool,
-    yes: bool,
-    resume: str | None,
-    break_lock: bool,
-    runs_dir: Path,
+    run: RunOptions,
     export: str | None = None,
     via: str = "local",
 ) -> None:
@@ -158,9 +154,9 @@ def failover(
     if via == "stepfunctions" and export is None:
         from dr.cli.stepfunctions_cmd import follow_stepfunctions
 
-        follow_stepfunctions(app, target, timeout=timeout, dry_run=dry_run, resume=resume is not None)
+        follow_stepfunctions(app, target, timeout=timeout, dry_run=run.dry_run, resume=run.resume is not None)
         return
-    clients = app.clients(read_only=dry_run or export is not None)
+    clients = app.clients(read_only=run.dry_run or export is not None)
     pre = preflight(
         clients,
         estate,
@@ -168,7 +164,7 @@ def failover(
         mode="unplanned" if mode == "unplanned" else "planned",
         max_lag=budget,
         max_snapshot_age=snap_age,
-        resuming=resume is not None,
+        resuming=run.resume is not None,
     )
     plan = failover_plan(estate, pre, timeout=timeout)
     if export == "asl":
@@ -176,23 +172,19 @@ def failover(
 
         print_asl(estate, pre, timeout=timeout)
         return
-    if not dry_run:
+    if not run.dry_run:
         from dr.kube import preload_core_api
 
         preload_core_api()  # off the critical path: the secret step after the promotion needs it
-    kube = kube_factory(app, kubeconfig, read_only=dry_run)
+    kube = kube_factory(app, kubeconfig, read_only=run.dry_run)
     try:
         result = run_plan(
             plan,
             services(clients, estate, kube=kube),
-            dry_run=dry_run,
-            assume_yes=yes,
-            resume=resume,
-            runs_dir=runs_dir,
+            **run.engine(),
             lock=None
-            if dry_run
+            if run.dry_run
             else estate_lock(app, target_region=target.region, unplanned=pre.mode == "unplanned"),
-            break_lock=break_lock,
             output=app.output,
         )
     finally:
@@ -207,7 +199,7 @@ def failover(
         from dr.procedures.reconcile import reconcile_stacks
 
         change = reconcile_stacks(
-            Path(estate.stack_dir), primary=target.stack, dry_run=False, assume_yes=yes, output=app.output
+            Path(estate.stack_dir), primary=target.stack, dry_run=False, assume_yes=run.yes, output=app.output
         )
         report["reconcile"] = change.to_dict()
     finish(app, result, report, _human)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from dr.cli.context import AppContext, pass_app
-from dr.cli.runopts import plan_options
+from dr.cli.runopts import RunOptions, plan_options
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -74,11 +74,7 @@ def failover(
     app: AppContext,
     path: Path,
     timeout: float,
-    dry_run: bool,
-    yes: bool,
-    resume: str | None,
-    break_lock: bool,
-    runs_dir: Path,
+    run: RunOptions,
 ) -> None:
     """Promote every replica of the fleet file and UPSERT its records (one change batch per zone).
 
@@ -95,7 +91,7 @@ def failover(
 
     fl = load_fleet(path)
     estate = app.estate  # stack files: the run lock and the journal mirror
-    clients = app.clients(read_only=dry_run)
+    clients = app.clients(read_only=run.dry_run)
     report: dict[str, Any] = {"fleet": {"file": str(path), **_summary(fl), **fleet_inventory(clients, fl)}}
     limiter = RateLimiter()
     limiter.attach(clients)
@@ -105,12 +101,8 @@ def failover(
         result = run_plan(
             plan,
             services(clients, estate),
-            dry_run=dry_run,
-            assume_yes=yes,
-            resume=resume,
-            runs_dir=runs_dir,
-            lock=None if dry_run else estate_lock(app),
-            break_lock=break_lock,
+            **run.engine(),
+            lock=None if run.dry_run else estate_lock(app),
             output=app.output,
             max_workers=16,
         )

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from dr.cli.context import AppContext, pass_app
-from dr.cli.runopts import plan_options
+from dr.cli.runopts import RunOptions, plan_options
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -54,11 +54,7 @@ def _run(
     plan: Plan,
     *,
     kube: KubeFactory | None,
-    dry_run: bool,
-    yes: bool,
-    resume: str | None,
-    break_lock: bool,
-    runs_dir: Path,
+    run: RunOptions,
     report: dict[str, Any],
     human: Any = None,
     locked: bool = True,
@@ -68,18 +64,14 @@ def _run(
     from dr.procedures.common import services
     from dr.runbook.runner import run_plan
 
-    clients = app.clients(read_only=dry_run)
-    lock = estate_lock(app) if locked and not dry_run and not app.extra.get("no_lock") else None
+    clients = app.clients(read_only=run.dry_run)
+    lock = estate_lock(app) if locked and not run.dry_run and not app.extra.get("no_lock") else None
     try:
         result = run_plan(
             plan,
             services(clients, app.estate, kube=kube),
-            dry_run=dry_run,
-            assume_yes=yes,
-            resume=resume,
-            runs_dir=runs_dir,
+            **run.engine(),
             lock=lock,
-            break_lock=break_lock,
             output=app.output,
         )
     finally:
@@ -209,11 +201,7 @@ def scale(
     where: str,
     wait: bool,
     timeout: float,
-    dry_run: bool,
-    yes: bool,
-    resume: str | None,
-    break_lock: bool,
-    runs_dir: Path,
+    run: RunOptions,
 ) -> None:
     """Scale a deployment (`scale api --replicas 10`) or the nodegroup (`scale nodegroup --min 3 --max 20 --desired 6`)."""
     from dr.errors import BadInput
@@ -224,13 +212,6 @@ def scale(
     if len(sites) != 1:
         raise BadInput("--region must name one site for scale", hint="use primary or secondary")
     view = sites[0]
-    opts: dict[str, Any] = {
-        "dry_run": dry_run,
-        "yes": yes,
-        "resume": resume,
-        "break_lock": break_lock,
-        "runs_dir": runs_dir,
-    }
     if target == "nodegroup":
         if replicas is not None or adjust_hpa:
             raise BadInput(
@@ -259,7 +240,7 @@ def scale(
                     f"nodegroup {report['cluster']}/{report['nodegroup']} ({report['region']}): {report['from']} -> {report['to']}"
                 ]
             ),
-            **opts,
+            run=run,
         )
         return
     if min_size is not None or max_size is not None or desired is not None:
@@ -270,11 +251,11 @@ def scale(
         )
     dep = procs.resolve_deployment(estate, target, view)
     procs.check_replicas(replicas, dep.name, view.region)
-    kube = _factory(app, read_only=dry_run)
+    kube = _factory(app, read_only=run.dry_run)
     pre = procs.scale_preflight(kube(view), estate, view, dep.name, replicas, adjust_hpa=adjust_hpa)
     plan = procs.scale_plan(pre, view, wait=wait, timeout=timeout)
     lines = [f"{pre.deployment} ({pre.region}): {pre.current} -> {pre.replicas} replicas", *pre.warnings]
-    _run(app, plan, kube=kube, report={"scale": pre.to_dict()}, human=_print_lines(lines), **opts)
+    _run(app, plan, kube=kube, report={"scale": pre.to_dict()}, human=_print_lines(lines), run=run)
 
 
 @ops.command()
@@ -301,7 +282,7 @@ def hpa(
     if len(sites) != 1:
         raise BadInput("--region must name one site", hint="use primary or secondary")
     view = sites[0]
-    kube = _factory(app, read_only=opts["dry_run"] or (min_replicas is None and max_replicas is None))
+    kube = _factory(app, read_only=opts["run"].dry_run or (min_replicas is None and max_replicas is None))
     plan, report = procs.hpa_plan(
         kube(view), estate, view, deployment, min_replicas=min_replicas, max_replicas=max_replicas
     )
@@ -390,11 +371,7 @@ def rollback(
     to_revision: int,
     where: str,
     timeout: float,
-    dry_run: bool,
-    yes: bool,
-    resume: str | None,
-    break_lock: bool,
-    runs_dir: Path,
+    run: RunOptions,
 ) -> None:
     """`kubectl rollout undo [--to-revision N]` through the API, then wait for the rollout."""
     from dr.errors import BadInput
@@ -406,7 +383,7 @@ def rollback(
         raise BadInput("--region must name one site for rollback", hint="use primary or secondary")
     view = sites[0]
     procs.resolve_deployment(estate, deployment, view)
-    kube = _factory(app, read_only=dry_run)
+    kube = _factory(app, read_only=run.dry_run)
     plan, report = procs.rollback_plan(kube(view), estate, view, deployment, to_revision, timeout=timeout)
     _run(
         app,
@@ -418,11 +395,7 @@ def rollback(
                 f"{report['deployment']} ({report['region']}): revision {report['from_revision']} -> template of revision {report['to_revision']}"
             ]
         ),
-        dry_run=dry_run,
-        yes=yes,
-        resume=resume,
-        break_lock=break_lock,
-        runs_dir=runs_dir,
+        run=run,
     )
 
 
@@ -440,7 +413,7 @@ def _set_flags(
     sites = procs.resolve_sites(estate, where)
     for name in values:
         procs.check_flag(estate, name, must_exist=must_exist)
-    kube = _factory(app, read_only=opts["dry_run"])
+    kube = _factory(app, read_only=opts["run"].dry_run)
     plan = procs.flag_plan(estate, sites, values, restart=restart, timeout=opts.pop("timeout"))
     desc = ", ".join(f"{k}={v}" for k, v in values.items())
     _run(
@@ -573,7 +546,7 @@ def stop_writes(app: AppContext, where: str, timeout: float, **opts: Any) -> Non
     sites = procs.resolve_sites(estate, where)
     if len(sites) != 1:
         raise BadInput("--region must name one site", hint="use primary or secondary")
-    kube = _factory(app, read_only=opts["dry_run"])
+    kube = _factory(app, read_only=opts["run"].dry_run)
     for dep in estate.app.writers:
         kube(sites[0]).get_deployment(estate.app.namespace, dep.name)  # NotFound before any change
     plan = procs.stop_writes_plan(estate, sites[0], timeout=timeout)
@@ -607,7 +580,7 @@ def resume_writes(app: AppContext, where: str, wait: bool, timeout: float, **opt
     sites = procs.resolve_sites(estate, where)
     if len(sites) != 1:
         raise BadInput("--region must name one site", hint="use primary or secondary")
-    kube = _factory(app, read_only=opts["dry_run"])
+    kube = _factory(app, read_only=opts["run"].dry_run)
     plan, recorded = procs.resume_writes_plan(kube(sites[0]), estate, sites[0], wait=wait, timeout=timeout)
     lines = [
         f"{name}: {'not stopped by dr (left as is)' if count is None else f'back to {count}'}"
@@ -713,7 +686,7 @@ def quarantine(app: AppContext, pod: str, where: str, **opts: Any) -> None:
     sites = resolve_sites(estate, where)
     if len(sites) != 1:
         raise BadInput("--region must name one site", hint="use primary or secondary")
-    kube = _factory(app, read_only=opts["dry_run"])
+    kube = _factory(app, read_only=opts["run"].dry_run)
     plan, report = quarantine_plan(kube(sites[0]), estate, sites[0], pod)
     _run(
         app,
@@ -745,7 +718,7 @@ def rotate_db_secret(app: AppContext, where: str, restart: bool, timeout: float,
 
     estate = app.estate
     view = writable_site(estate, where)
-    kube = _factory(app, read_only=opts["dry_run"])
+    kube = _factory(app, read_only=opts["run"].dry_run)
     for site in (estate.primary, estate.secondary):  # NotFound (exit 2) before any change
         kube(site).read_secret_key(estate.app.namespace, estate.app.db_secret.name, estate.app.db_secret.key)
     plan, pre = rotation_plan(app.clients(read_only=True), estate, view, restart=restart, timeout=timeout)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -13,6 +12,7 @@ if TYPE_CHECKING:
 
     from dr.aws.session import ClientProvider
     from dr.cli.context import AppContext
+    from dr.cli.runopts import RunOptions
     from dr.runbook.executor import RunResult
     from dr.runbook.lock import DynamoLock
     from dr.runbook.plan import Plan
@@ -33,11 +33,7 @@ def execute(
     plan: Plan,
     clients: ClientProvider,
     *,
-    dry_run: bool,
-    yes: bool,
-    resume: str | None,
-    break_lock: bool,
-    runs_dir: Path,
+    run: RunOptions,
     locked: bool,
 ) -> RunResult:
     from dr.procedures.common import services
@@ -46,12 +42,8 @@ def execute(
     return run_plan(
         plan,
         services(clients, app.estate),
-        dry_run=dry_run,
-        assume_yes=yes,
-        resume=resume,
-        runs_dir=runs_dir,
-        lock=estate_lock(app) if locked and not dry_run else None,
-        break_lock=break_lock,
+        **run.engine(),
+        lock=estate_lock(app) if locked and not run.dry_run else None,
         output=app.output,
     )
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import click
@@ -10,7 +9,7 @@ from rich.console import Console
 
 from dr.cli.context import AppContext, pass_app
 from dr.cli.opsutil import execute, finish
-from dr.cli.runopts import plan_options
+from dr.cli.runopts import RunOptions, plan_options
 
 
 def _human(report: dict[str, Any], out: Console) -> None:
@@ -58,11 +57,7 @@ def promote(
     force: bool,
     probe_db: bool,
     timeout: float,
-    dry_run: bool,
-    yes: bool,
-    resume: str | None,
-    break_lock: bool,
-    runs_dir: Path,
+    run: RunOptions,
 ) -> None:
     """Promote a cross-region read replica to a writable primary (refused, exit 3, when it lags)."""
 
@@ -74,7 +69,7 @@ def promote(
     view = pick_site(estate, region, estate.secondary)
     ident = db or view.database.identifier
     budget = lag_budget(estate, max_lag)
-    clients = app.clients(read_only=dry_run)
+    clients = app.clients(read_only=run.dry_run)
     probe = (
         pg_replay_lag_probe(
             clients, secret_id=estate.app.db_secret.secrets_manager_id, db_name=estate.app.database.db_name
@@ -84,17 +79,7 @@ def promote(
     )
     pre = preflight(clients, db=ident, region=view.region, max_lag=budget, force=force, probe=probe)
     plan = promote_plan(pre, timeout=timeout)
-    result = execute(
-        app,
-        plan,
-        clients,
-        dry_run=dry_run,
-        yes=yes,
-        resume=resume,
-        break_lock=break_lock,
-        runs_dir=runs_dir,
-        locked=True,
-    )
+    result = execute(app, plan, clients, run=run, locked=True)
     report: dict[str, Any] = {"promote": pre.to_dict()}
     if result.status != "dry-run":
         inst = Rds(clients, view.region).find_instance(ident)

@@ -4,14 +4,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from dr.cli.context import AppContext, pass_app
 from dr.cli.opsutil import execute, finish
-from dr.cli.runopts import plan_options
+from dr.cli.runopts import RunOptions, plan_options
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -49,11 +48,7 @@ def reprotect(
     region: str | None,
     max_lag: str | None,
     timeout: float,
-    dry_run: bool,
-    yes: bool,
-    resume: str | None,
-    break_lock: bool,
-    runs_dir: Path,
+    run: RunOptions,
 ) -> None:
     """Rebuild the standby's database as a read replica of the serving one.
 
@@ -68,25 +63,20 @@ def reprotect(
 
     estate = app.estate
     budget = lag_budget(estate, max_lag)
-    clients = app.clients(read_only=dry_run)
+    clients = app.clients(read_only=run.dry_run)
     moved_aside: str | None = None
-    if resume:
+    if run.resume:
         from dr.runbook.journal import Journal
 
-        moved_aside = Journal.load(runs_dir, resume).outputs.get("reprotect_aside")
+        moved_aside = Journal.load(run.runs_dir, run.resume).outputs.get("reprotect_aside")
     pre = preflight(
-        clients, estate, region=region, max_lag=budget, resuming=resume is not None, moved_aside=moved_aside
+        clients,
+        estate,
+        region=region,
+        max_lag=budget,
+        resuming=run.resume is not None,
+        moved_aside=moved_aside,
     )
     plan = reprotect_plan(estate, pre, timeout=timeout)
-    result = execute(
-        app,
-        plan,
-        clients,
-        dry_run=dry_run,
-        yes=yes,
-        resume=resume,
-        break_lock=break_lock,
-        runs_dir=runs_dir,
-        locked=True,
-    )
+    result = execute(app, plan, clients, run=run, locked=True)
     finish(app, result, {"preflight": pre.to_dict()}, _human)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -11,7 +10,7 @@ from rich.console import Console
 
 from dr.cli.context import AppContext, pass_app
 from dr.cli.opsutil import execute, finish
-from dr.cli.runopts import plan_options
+from dr.cli.runopts import RunOptions, plan_options
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -92,11 +91,7 @@ def pitr(
     check_sqls: tuple[str, ...],
     cleanup: bool,
     timeout: float,
-    dry_run: bool,
-    yes: bool,
-    resume: str | None,
-    break_lock: bool,
-    runs_dir: Path,
+    run: RunOptions,
 ) -> None:
     """Point-in-time restore, validated against the source's real restorable window."""
     from dr.procedures.common import parse_time, pick_site
@@ -104,7 +99,7 @@ def pitr(
 
     estate = app.estate
     view = pick_site(estate, region, estate.primary)
-    clients = app.clients(read_only=dry_run)
+    clients = app.clients(read_only=run.dry_run)
     checks = _checks(check_tables, check_sqls)
     req = prepare_pitr(
         clients,
@@ -117,20 +112,10 @@ def pitr(
         checks=checks,
         verify=verify or bool(checks),
         cleanup=cleanup,
-        resuming=bool(resume),
+        resuming=bool(run.resume),
     )
     plan = restore_plan(req, timeout=timeout)
-    result = execute(
-        app,
-        plan,
-        clients,
-        dry_run=dry_run,
-        yes=yes,
-        resume=resume,
-        break_lock=break_lock,
-        runs_dir=runs_dir,
-        locked=False,
-    )
+    result = execute(app, plan, clients, run=run, locked=False)
     finish(app, result, {"restore": req.to_dict()}, _human)
 
 
@@ -155,11 +140,7 @@ def from_snapshot(
     check_sqls: tuple[str, ...],
     cleanup: bool,
     timeout: float,
-    dry_run: bool,
-    yes: bool,
-    resume: str | None,
-    break_lock: bool,
-    runs_dir: Path,
+    run: RunOptions,
 ) -> None:
     """Restore a DB snapshot into a new instance, or a Redis snapshot into a new replication group."""
     from dr.procedures.common import pick_site
@@ -167,7 +148,7 @@ def from_snapshot(
 
     estate = app.estate
     view = pick_site(estate, region, estate.primary)
-    clients = app.clients(read_only=dry_run)
+    clients = app.clients(read_only=run.dry_run)
     checks = _checks(check_tables, check_sqls)
     req = prepare_snapshot(
         clients,
@@ -179,18 +160,8 @@ def from_snapshot(
         checks=checks,
         verify=verify or bool(checks),
         cleanup=cleanup,
-        resuming=bool(resume),
+        resuming=bool(run.resume),
     )
     plan = restore_plan(req, timeout=timeout)
-    result = execute(
-        app,
-        plan,
-        clients,
-        dry_run=dry_run,
-        yes=yes,
-        resume=resume,
-        break_lock=break_lock,
-        runs_dir=runs_dir,
-        locked=False,
-    )
+    result = execute(app, plan, clients, run=run, locked=False)
     finish(app, result, {"restore": req.to_dict()}, _human)

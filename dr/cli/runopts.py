@@ -5,22 +5,24 @@ Usage in a command module (import heavy things inside the command body)::
     @click.command()
     @plan_options
     @pass_app
-    def promote(app, dry_run, yes, resume, break_lock, runs_dir):
+    def promote(app, run: RunOptions):
         from dr.runbook.runner import run_plan
         plan = build_promote_plan(...)
-        result = run_plan(plan, {"clients": app.clients(read_only=dry_run), "estate": app.estate},
-                          dry_run=dry_run, assume_yes=yes, resume=resume, runs_dir=runs_dir,
-                          lock=..., break_lock=break_lock, output=app.output)
+        result = run_plan(plan, {"clients": app.clients(read_only=run.dry_run), "estate": app.estate},
+                          **run.engine(), lock=..., output=app.output)
         finish_run(app.output, result)     # renders, then exits 1 when a step failed
 
-The decorator adds ``dry_run``, ``yes``, ``resume``, ``break_lock`` and ``runs_dir`` keyword
-arguments. This module imports only click at import time (``dr --help`` stays fast).
+The decorator adds ``--dry-run``, ``--yes``, ``--resume``, ``--break-lock`` and ``--runs-dir`` and
+hands the command one ``run`` keyword argument (:class:`RunOptions`). This module imports only
+click at import time (``dr --help`` stays fast).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -33,8 +35,37 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """What every plan-running command takes from its command line (see :func:`plan_options`)."""
+
+    dry_run: bool = False
+    yes: bool = False
+    resume: str | None = None
+    break_lock: bool = False
+    runs_dir: Path = Path(".dr-runs")
+
+    def engine(self) -> dict[str, Any]:
+        """The keyword arguments of :func:`dr.runbook.runner.run_plan` these options set."""
+        return {
+            "dry_run": self.dry_run,
+            "assume_yes": self.yes,
+            "resume": self.resume,
+            "runs_dir": self.runs_dir,
+            "break_lock": self.break_lock,
+        }
+
+
 def plan_options(f: F) -> F:
-    """Add --dry-run, --yes/-y, --resume RUN_ID, --break-lock and --runs-dir to a command."""
+    """Add --dry-run, --yes/-y, --resume RUN_ID, --break-lock and --runs-dir to a command; the
+    command gets them as one ``run: RunOptions`` keyword argument."""
+
+    @functools.wraps(f)
+    def command(
+        *args: Any, dry_run: bool, yes: bool, resume: str | None, break_lock: bool, runs_dir: Path, **kw: Any
+    ) -> Any:
+        return f(*args, run=RunOptions(dry_run, yes, resume, break_lock, runs_dir), **kw)
+
     options = [
         click.option(
             "--dry-run",
@@ -61,9 +92,10 @@ def plan_options(f: F) -> F:
             help="Where run journals are written (<runs-dir>/<run-id>/journal.jsonl).",
         ),
     ]
+    decorated: Any = command
     for option in reversed(options):
-        f = option(f)
-    return f
+        decorated = option(decorated)
+    return decorated
 
 
 def _stdout_json(data: Any) -> None:

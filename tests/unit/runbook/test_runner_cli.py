@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from moto import mock_aws
 
 from dr.aws.session import CallRecorder, ClientProvider
-from dr.cli.runopts import finish_run, plan_options, render_plan
+from dr.cli.runopts import RunOptions, finish_run, plan_options, render_plan
 from dr.runbook.lock import DynamoLock, create_lock_table
 from dr.runbook.plan import Plan, Step
 from dr.runbook.runner import run_plan
@@ -34,16 +34,8 @@ def make_cli(world: World) -> click.Command:
     @plan_options
     @click.option("-o", "--output", default="table")
     @click.option("--plan-only", is_flag=True)
-    def snap(
-        dry_run: bool,
-        yes: bool,
-        resume: str | None,
-        break_lock: bool,
-        runs_dir: Path,
-        output: str,
-        plan_only: bool,
-    ) -> None:
-        clients = ClientProvider(read_only=dry_run)
+    def snap(run: RunOptions, output: str, plan_only: bool) -> None:
+        clients = ClientProvider(read_only=run.dry_run)
         clients.add_recorder(world.recorder)
         plan = snapshot_plan(clients)
         if world.fail_step:
@@ -59,17 +51,7 @@ def make_cli(world: World) -> click.Command:
         # The lock gets its own provider: its writes are not the plan's calls.
         lock = DynamoLock(ClientProvider(), table=TABLE, region=REGION, name="snapshots", holder="tester@ci")
         world.locks.append(lock)
-        result = run_plan(
-            plan,
-            {"clients": clients},
-            dry_run=dry_run,
-            assume_yes=yes,
-            resume=resume,
-            runs_dir=runs_dir,
-            lock=lock,
-            break_lock=break_lock,
-            output=output,
-        )
+        result = run_plan(plan, {"clients": clients}, **run.engine(), lock=lock, output=output)
         finish_run(output, result)
 
     return snap
