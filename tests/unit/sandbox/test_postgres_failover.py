@@ -82,6 +82,18 @@ def test_kill_primary_loses_unshipped_wal_then_rewind_for_failback(tmp_path: Pat
         assert _exec(pg, "primary", "SELECT count(*) FROM beats") == expected
         assert last_acked[0] not in [r[0] for r in _exec(pg, "primary", "SELECT id FROM beats")]
         assert pg.lag_seconds("primary") == 0.0
+
+        # Failback (the rewound old primary promoted), then `dr reprotect`: the DR server, a stale
+        # writer now, is rewound in its turn and streams from the primary again.
+        pg.promote_replica("primary")
+        _exec(pg, "primary", "INSERT INTO beats DEFAULT VALUES")
+        again = pg.rewind_as_replica("replica")
+        assert again.name == "replica" and pg.in_recovery("replica") is True
+        pg.wait_replica_caught_up(timeout=30, replica="replica")
+        assert _exec(pg, "replica", "SELECT count(*) FROM beats") == _exec(
+            pg, "primary", "SELECT count(*) FROM beats"
+        )
+        assert pg.lag_seconds("replica") == 0.0
     finally:
         pg.cleanup()
 
