@@ -186,7 +186,7 @@ def preflight(
             )
         taken = rds.find_instance(aside)
         if taken is not None and not resuming:
-            raise BadInput(
+            raise GateRefused(
                 f"{ident} in {target.region} must be renamed to {aside}, which is taken",
                 resource=aside,
                 region=target.region,
@@ -226,7 +226,8 @@ def reprotect_plan(estate: Estate, pre: ReprotectPreflight, *, timeout: float = 
             depends_on=tuple(s.id for s in steps),
         )
     )
-    steps.append(in_sync_step(pre, timeout=timeout, promoted_is_done=False))
+    if not pre.protected:  # a standby that already replicates: its lag is readiness's business
+        steps.append(in_sync_step(pre, timeout=timeout, promoted_is_done=False))
     return Plan(
         "reprotect",
         steps,

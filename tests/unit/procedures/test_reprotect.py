@@ -43,6 +43,7 @@ def test_a_protected_estate_has_nothing_to_do(env: Env) -> None:
     pre = _pre(env)
     assert (pre.source.region, pre.target.region) == (env.estate.primary.region, env.estate.secondary.region)
     assert pre.protected and pre.aside_id is None and pre.warnings == []
+    assert reprotect_plan(env.estate, pre).ids == ["create-replica"]  # checked, nothing to wait for
     recorder = env.clients.add_recorder(CallRecorder())
     result = _run(env, pre)
     assert result.status == "succeeded", result.summary()
