@@ -170,6 +170,27 @@ class DbSnapshot:
         )
 
 
+@dataclass(frozen=True)
+class ReplicatedBackups:
+    """Automated backups of an instance of another region, replicated into this one."""
+
+    instance: str
+    source_arn: str
+    status: str  # replicating | pending | active | ...
+    earliest: dt.datetime | None
+    latest: dt.datetime | None
+
+    @property
+    def identifier(self) -> str:
+        when = f"{self.latest:%Y-%m-%d %H:%M} UTC" if self.latest else "?"
+        return f"automated backups of {self.instance} (replicated, restorable to {when})"
+
+    @property
+    def created(self) -> dt.datetime | None:
+        """The newest restorable time: the recovery point's age is counted from it."""
+        return self.latest
+
+
 class Rds:
     """RDS calls in one region."""
 
@@ -294,6 +315,29 @@ class Rds:
         ):
             for page in self.client.get_paginator("describe_db_snapshots").paginate(**kwargs):
                 out.extend(DbSnapshot.from_api(s, self.region) for s in page.get("DBSnapshots", []))
+        return out
+
+    def replicated_backups(self, source_region: str) -> list[ReplicatedBackups]:
+        """Automated backups replicated into this region from instances in ``source_region``
+        (``StartDBInstanceAutomatedBackupsReplication``): point-in-time recovery here."""
+        out: list[ReplicatedBackups] = []
+        with aws_errors(resource="replicated automated backups", region=self.region, action="list"):
+            pages = self.client.get_paginator("describe_db_instance_automated_backups").paginate()
+            for page in pages:
+                for raw in page.get("DBInstanceAutomatedBackups", []):
+                    arn = str(raw.get("DBInstanceArn") or "")
+                    if arn.count(":") < 6 or arn.split(":")[3] != source_region:
+                        continue  # this region's own instances' backups
+                    window = raw.get("RestoreWindow") or {}
+                    out.append(
+                        ReplicatedBackups(
+                            instance=str(raw.get("DBInstanceIdentifier") or arn.split(":")[-1]),
+                            source_arn=arn,
+                            status=str(raw.get("Status") or ""),
+                            earliest=window.get("EarliestTime"),
+                            latest=window.get("LatestTime"),
+                        )
+                    )
         return out
 
     def describe_snapshot(self, identifier: str) -> DbSnapshot:

@@ -120,6 +120,17 @@ class Database(pulumi.ComponentResource):
         )
 
         if standby:
+            # Point-in-time recovery IN this region: a logical corruption replicates to the read
+            # replica too, and a lost primary region takes its backups with it. The primary's
+            # automated backups and transaction logs are replicated here, encrypted with this
+            # region's key (`dr readiness` counts their newest restorable time as a recovery point).
+            self.backups = aws.rds.InstanceAutomatedBackupsReplication(
+                "backups",
+                source_db_instance_arn=args.source_db_arn,
+                kms_key_id=self.key.arn,
+                retention_period=spec.backup_retention_days,
+                opts=child(self),
+            )
             self.master_secret_arn: pulumi.Output[str] = pulumi.Output.from_input(
                 args.source_master_secret_arn or ""
             )

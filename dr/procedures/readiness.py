@@ -12,7 +12,8 @@ and says pass / warn / fail with the reason:
 * DB secret: the DR cluster's secret key exists and points at the DR database (host:port only;
   the value is never printed)
 * replication: the DR database is a replica and its ``ReplicaLag`` is within the RPO budget
-* snapshots: age of the newest snapshot in the DR region (warn > 24 h, fail > 7 days by default)
+* recovery points: age of the newest snapshot in the DR region, or of the newest restorable time of
+  the primary's automated backups replicated there (warn > 24 h, fail > 7 days by default)
 * certificates: ACM certificates covering the public name in both regions (warn < 30 days)
 
 Every read runs in parallel and fails on its own (a check that cannot be read fails, saying why).
@@ -21,6 +22,7 @@ Read-only.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import json
@@ -519,8 +521,9 @@ def _snapshot_check(
         return Check(
             "snapshot-age",
             FAIL,
-            f"no available snapshot of the estate's databases in {region}: take one and copy it there "
-            f"(`dr snapshot create --yes`, then `dr snapshot copy --snapshot <id> --to {region} --yes`)",
+            f"no recovery point of the estate's databases in {region} (no snapshot, no replicated automated "
+            f"backups): take a snapshot and copy it there (`dr snapshot create --yes`, then `dr snapshot copy "
+            f"--snapshot <id> --to {region} --yes`), or deploy the DR stack's backup replication (pulumi up)",
             None,
             None,
         )
@@ -530,7 +533,7 @@ def _snapshot_check(
         return Check(
             "snapshot-age",
             FAIL,
-            f"newest snapshot in {region} is {human_age(age)} old (> {human_age(fail)})",
+            f"newest recovery point in {region} is {human_age(age)} old (> {human_age(fail)})",
             None,
             cell,
         )
@@ -538,11 +541,13 @@ def _snapshot_check(
         return Check(
             "snapshot-age",
             WARN,
-            f"newest snapshot in {region} is {human_age(age)} old (> {human_age(warn)})",
+            f"newest recovery point in {region} is {human_age(age)} old (> {human_age(warn)})",
             None,
             cell,
         )
-    return Check("snapshot-age", PASS, f"newest snapshot in {region} is {human_age(age)} old", None, cell)
+    return Check(
+        "snapshot-age", PASS, f"newest recovery point in {region} is {human_age(age)} old", None, cell
+    )
 
 
 def _cert_check(p: Outcome, s: Outcome) -> Check:
@@ -593,13 +598,22 @@ def check_readiness(
     db_ids = {p.database.identifier, s.database.identifier}
 
     def newest_snapshot() -> Any:
-        snaps = [
+        """The DR region's newest recovery point: a snapshot of the estate's databases, or the
+        newest restorable time of the primary's automated backups replicated there."""
+        rds = Rds(clients, s.region)
+        points: list[Any] = [
             x
-            for x in Rds(clients, s.region).list_snapshots()
+            for x in rds.list_snapshots()
             if x.instance in db_ids and x.status == "available" and x.created is not None
         ]
+        with contextlib.suppress(DrError):  # not allowed or not offered here: snapshots alone decide
+            points += [
+                b
+                for b in rds.replicated_backups(p.region)
+                if b.instance in db_ids and b.status in ("replicating", "active") and b.latest is not None
+            ]
         epoch = dt.datetime.min.replace(tzinfo=dt.UTC)
-        return max(snaps, key=lambda x: x.created or epoch) if snaps else None
+        return max(points, key=lambda x: x.created or epoch) if points else None
 
     jobs: dict[str, Callable[[], Any]] = {}
     for side, view in (("p", p), ("s", s)):

@@ -61,6 +61,23 @@ def test_standby_database_is_a_cross_region_replica_of_the_prod_arn(
     assert not {"engine", "username", "manageMasterUserPassword", "password", "dbName"} & replica.keys()
 
 
+def test_standby_replicates_the_primary_automated_backups_with_its_own_key(
+    runs: dict[str, MockRun], estate: Estate
+) -> None:
+    """Point-in-time recovery in the DR region (a corruption reaches the replica too): the
+    primary's automated backups are replicated there, encrypted with the DR key; the primary
+    declares none, and after a role swap the replication follows the roles."""
+    prod, dr = runs["prod"], runs["dr"]
+    rep = dr.one("aws:rds/instanceAutomatedBackupsReplication:InstanceAutomatedBackupsReplication").inputs
+    assert rep["sourceDbInstanceArn"] == prod.outputs["dbArn"]
+    assert rep["kmsKeyId"] == dr.outputs["kmsKeyArn"] and rep["kmsKeyId"].split(":")[3] == dr.region
+    assert rep["retentionPeriod"] == estate.secondary.site.database.backup_retention_days >= 7
+    kind = "aws:rds/instanceAutomatedBackupsReplication:InstanceAutomatedBackupsReplication"
+    assert prod.of_type(kind) == [] and runs["promoted-dr"].of_type(kind) == []
+    demoted = runs["demoted-prod"].one(kind).inputs
+    assert demoted["sourceDbInstanceArn"] == runs["promoted-dr"].outputs["dbArn"]
+
+
 @pytest.mark.parametrize("key", ["prod", "dr", "chess-prod", "chess-dr"])
 def test_data_stores_are_protected_and_retained(runs: dict[str, MockRun], key: str) -> None:
     run = runs[key]

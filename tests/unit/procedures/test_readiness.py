@@ -306,3 +306,47 @@ def test_db_secret_compares_host_and_port_as_in_the_sandbox(estate: Any) -> None
         prod, dr_db, ok_prod_secret, Outcome(error="no key"), Outcome(value=(None, None)), estate
     )
     assert missing.status == FAIL and "no key" in missing.reason
+
+
+def test_automated_backups_replicated_to_dr_are_a_recovery_point(full: Full) -> None:
+    """The DR stack replicates the primary's automated backups (point-in-time recovery in DR):
+    their newest restorable time counts like a snapshot copied there. moto has no backup
+    replication, so RDS's answer is given here (its documented shape)."""
+    from botocore.awsrequest import AWSResponse
+
+    from dr.aws.rds import Rds
+
+    full.seeded.put_lag(1.0)
+    p, s = full.estate.primary, full.estate.secondary
+    latest = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(minutes=5)
+
+    def backups(instance: str, region: str, status: str) -> dict[str, Any]:
+        return {
+            "DBInstanceArn": f"arn:aws:rds:{region}:123456789012:db:{instance}",
+            "DBInstanceIdentifier": instance,
+            "Region": region,
+            "Status": status,
+            "RestoreWindow": {"EarliestTime": latest - dt.timedelta(days=1), "LatestTime": latest},
+        }
+
+    answer = {
+        "DBInstanceAutomatedBackups": [
+            backups(p.database.identifier, p.region, "replicating"),
+            backups(s.database.identifier, s.region, "active"),  # DR's own: not the primary's
+        ]
+    }
+    client = full.clients.client("rds", s.region)
+    client.meta.events.register(
+        "before-call.rds.DescribeDBInstanceAutomatedBackups",
+        lambda **_: (AWSResponse("https://rds", 200, {}, None), answer),
+    )
+    (replicated,) = Rds(full.clients, s.region).replicated_backups(p.region)
+    assert replicated.instance == p.database.identifier and replicated.latest == latest
+
+    report = _run(full)
+    _only_changed(report, snapshot_age=PASS)
+    cell = report.check("snapshot-age").secondary
+    assert p.database.identifier in cell and "replicated" in cell
+    # thresholds apply to its newest restorable time
+    old = _run(full, snapshot_warn=dt.timedelta(0), snapshot_fail=dt.timedelta(minutes=1))
+    assert old.check("snapshot-age").status == FAIL
