@@ -478,6 +478,48 @@ def move_aside_step(pre: ReplicaSpec, aside: str, *, timeout: float, command: st
     )
 
 
+def superseded_step(db: DbInstance, *, depends_on: tuple[str, ...]) -> Step:
+    """Tag the instance the failback left behind (``dr:superseded-by=<run id>``): it stopped
+    serving and is stale from now on, so a later ``dr failover`` refuses to promote-and-serve it
+    until ``dr reprotect`` has rebuilt the standby (an instance promoted by ``dr promote`` a moment
+    ago, without the tag, is still taken over by a failover)."""
+
+    def check(ctx: StepContext) -> bool:
+        return _tags_of(ctx, db).get(TAG_SUPERSEDED_BY) == ctx.run_id
+
+    def action(ctx: StepContext) -> Any:
+        with aws_errors(resource=f"DB instance {db.identifier}", region=db.region, action="tag"):
+            clients_of(ctx).client("rds", db.region).add_tags_to_resource(
+                ResourceName=db.arn, Tags=[{"Key": TAG_SUPERSEDED_BY, "Value": ctx.run_id}]
+            )
+        return {"tagged": db.identifier}
+
+    return Step(
+        id="mark-superseded",
+        title=f"Mark {db.identifier} ({db.region}) superseded: stale from now on, until dr reprotect",
+        region=db.region,
+        service="rds",
+        changes=f"tag {TAG_SUPERSEDED_BY} on {db.identifier}",
+        depends_on=depends_on,
+        operations=(
+            Operation("rds", "ListTagsForResource", db.region, {"ResourceName": db.arn}, False),
+            Operation(
+                "rds", "AddTagsToResource", db.region, {"ResourceName": db.arn, "Tag": TAG_SUPERSEDED_BY}
+            ),
+        ),
+        check=check,
+        action=action,
+        estimate=1.0,
+        tags={"phase": "standby"},
+    )
+
+
+def _tags_of(ctx: StepContext, db: DbInstance) -> dict[str, str]:
+    with aws_errors(resource=f"DB instance {db.identifier}", region=db.region, action="read tags of"):
+        raw = clients_of(ctx).client("rds", db.region).list_tags_for_resource(ResourceName=db.arn)
+    return {t["Key"]: t["Value"] for t in raw.get("TagList", [])}
+
+
 def in_sync_step(pre: ReplicaSpec, *, timeout: float, promoted_is_done: bool = True) -> Step:
     """Wait until the new replica's ``ReplicaLag`` is within the budget. ``promoted_is_done``: a
     failback resumed after its promotion has nothing to wait for."""
@@ -554,7 +596,7 @@ def failback_plan(estate: Estate, pre: FailbackPreflight, *, timeout: float = 36
     ng = nodegroup_step(source, estate.secondary.cluster.nodegroup, sid="standby-nodegroup", timeout=timeout)
     ng.depends_on = ("standby-workloads",)
     ng.title = "Warm standby: " + ng.title
-    steps += [wl, ng]
+    steps += [wl, ng, superseded_step(pre.source_db, depends_on=("verify-service",))]
     return Plan(
         "failback",
         steps,

@@ -224,6 +224,16 @@ def unanswered_target(clients: ClientProvider, region: str, check: HealthCheck, 
     )
 
 
+def _superseded_by(clients: ClientProvider, region: str, ident: str) -> str | None:
+    """The failback run that left ``ident`` behind (its ``dr:superseded-by`` tag), or None."""
+    from dr.procedures.failback import TAG_SUPERSEDED_BY
+
+    inst = Rds(clients, region).describe_instance(ident)
+    with aws_errors(resource=f"DB instance {ident}", region=region, action="read tags of"):
+        raw = clients.client("rds", region).list_tags_for_resource(ResourceName=inst.arn)
+    return next((t["Value"] for t in raw.get("TagList", []) if t["Key"] == TAG_SUPERSEDED_BY), None)
+
+
 def preflight(
     clients: ClientProvider,
     estate: Estate,
@@ -238,8 +248,9 @@ def preflight(
     """All gates of a failover to ``target`` (read-only; only the target region and Route53).
 
     Raises GateRefused (exit 3) naming the resource, the region and the fix when: the target EKS
-    cluster is not ACTIVE; the target DB is not an available read replica (a replica this toolkit
-    already promoted passes — that is a resumed failover); planned mode and the lag is over budget
+    cluster is not ACTIVE; the target DB is not an available read replica (one this toolkit
+    already promoted passes — ``dr promote``, or this failover interrupted — unless a failback left it
+    behind: tagged ``dr:superseded-by``, stale); planned mode and the lag is over budget
     or unknown; the target Redis is neither available nor restorable from a recent snapshot; the
     target has no failover record with a health check. Most of that check's checkers getting no
     answer at all from the target's endpoint is a warning (an HTTP error such as 503 is expected
@@ -292,17 +303,17 @@ def preflight(
         ) from None
     except BadInput as err:
         raise _gate(err) from None
-    if pre.already_promoted and not resuming:
-        # Standalone already: either this failover was interrupted (resume it), or the instance is
-        # left over from an earlier failover and went stale when traffic went back (failing over
-        # to it would serve data missing every write since then).
+    superseded = _superseded_by(clients, region, ident) if pre.already_promoted and not resuming else None
+    if superseded is not None:
+        # Left over from an earlier failover: a failback moved traffic back and marked it stale
+        # (failing over to it would serve data missing every write since then).
         raise GateRefused(
-            f"the DR database {ident} in {region} is not a read replica: {'; '.join(pre.warnings)}",
+            f"the DR database {ident} in {region} is not a read replica: {'; '.join(pre.warnings)}, and "
+            f"failback run {superseded} left it behind — it is stale",
             resource=ident,
             region=region,
-            hint="if that was this failover, finish it with --resume <run id> (dr drill history / the runs "
-            f"directory); if it is left over from an earlier one, run `dr reprotect --region {region}` "
-            "first so the DR database replicates the serving one again",
+            hint=f"run `dr reprotect --region {region}` first so the DR database replicates the serving one "
+            "again (if a failover of yours was interrupted after that failback, finish it with --resume <run id>)",
         )
     if not pre.already_promoted:
         inst = Rds(clients, region).describe_instance(ident)

@@ -426,6 +426,9 @@ def needed(estate: Estate, procedure: str, target: SiteView) -> list[tuple[str, 
                 # move-aside: the old primary renamed out of the new replica's way, tagged first
                 ("rds:ModifyDBInstance", target.region),
                 ("rds:AddTagsToResource", target.region),
+                # mark-superseded: the DR instance left behind is tagged stale
+                ("rds:ListTagsForResource", source.region),
+                ("rds:AddTagsToResource", source.region),
                 ("kms:DescribeKey", target.region),  # the target region's data key (pre-flight)
                 ("rds:DescribeDBInstances", source.region),
                 ("rds:DescribeDBSubnetGroups", target.region),

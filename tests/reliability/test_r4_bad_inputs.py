@@ -106,8 +106,8 @@ def _target_replica_broken(e: Estate, tmp: Path) -> Iterator[list[str]]:
 
 @contextlib.contextmanager
 def _target_promoted_earlier(e: Estate, tmp: Path) -> Iterator[list[str]]:
-    """The DR database is standalone, tagged by an earlier failover's promotion: stale since the
-    failback that followed it (moto's model, set in place and restored)."""
+    """The DR database is standalone, tagged by an earlier failover's promotion and by the failback
+    that left it behind, stale since (moto's model, set in place and restored)."""
     from moto.rds.models import rds_backends
 
     view = e.estate.secondary
@@ -118,6 +118,7 @@ def _target_promoted_earlier(e: Estate, tmp: Path) -> Iterator[list[str]]:
         [
             {"Key": "dr:promoted-from", "Value": str(source)},
             {"Key": "dr:promoted-at", "Value": "2026-08-01T03:12:00Z"},
+            {"Key": "dr:superseded-by", "Value": "20260802T101500Z-a1b2c3"},  # the failback's mark
         ]
     )
     try:
@@ -263,7 +264,7 @@ def _cases() -> list[Case]:
             "failover-to-a-database-promoted-earlier",
             ["failover", "--mode", "unplanned", "--yes"],
             3,
-            ("{dr_db}", "not a read replica", "already promoted", "dr reprotect", "--resume"),
+            ("{dr_db}", "not a read replica", "20260802T101500Z-a1b2c3", "stale", "dr reprotect"),
             _target_promoted_earlier,
         ),
         Case(

@@ -12,7 +12,7 @@ import pytest
 from dr.aws.session import CallRecorder, ClientProvider
 from dr.errors import BadInput, GateRefused
 from dr.procedures.common import services
-from dr.procedures.failback import FailbackPreflight, failback_plan, preflight
+from dr.procedures.failback import TAG_SUPERSEDED_BY, FailbackPreflight, failback_plan, preflight
 from dr.procedures.ops import KubeFactory
 from dr.runbook.journal import Journal
 from dr.runbook.runner import run_plan
@@ -138,6 +138,10 @@ def test_failback_reprotects_then_fails_back_then_warm_standby(env: Env) -> None
     assert ng == {"minSize": want.min_size, "maxSize": want.max_size, "desiredSize": want.desired_size}
     url = env.api("primary").secret_value(ns, estate.app.db_secret.name, estate.app.db_secret.key)
     assert new["Endpoint"]["Address"] in url
+    # The DR instance left behind is marked stale (a later failover refuses it until dr reprotect).
+    stale = env.s.db(dr.region, dr.database.identifier)["DBInstanceArn"]
+    tags = env.clients.client("rds", dr.region).list_tags_for_resource(ResourceName=stale)["TagList"]
+    assert {"Key": TAG_SUPERSEDED_BY, "Value": result.run_id} in tags
 
     events = journal_events(env, result.run_id)
     seq = {(e["kind"], e.get("step")): e["seq"] for e in events}

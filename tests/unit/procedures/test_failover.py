@@ -385,16 +385,25 @@ def test_gate_redis_missing_without_snapshot_then_restored_from_snapshot(env: En
         env.preflight("unplanned", resuming=True)  # (a fresh run refuses the promoted DB first)
 
 
-def test_a_target_promoted_earlier_is_refused_unless_resuming(env: Env) -> None:
-    """A standalone DR database tagged by an earlier promotion is either this failover's (resume it)
-    or left over from one whose traffic went back (stale: failing over to it would serve data
-    missing every write since). A fresh run refuses it, naming both ways out; a resumed run passes."""
+def test_a_target_left_stale_by_a_failback_is_refused_unless_resuming(env: Env) -> None:
+    """A standalone DR database promoted a moment ago (`dr promote`, or this failover interrupted)
+    is taken over by a failover; one a failback left behind (tagged dr:superseded-by) is stale —
+    failing over to it would serve data missing every write since. A fresh run refuses it, naming
+    `dr reprotect`; a resumed run passes."""
+    from dr.procedures.failback import TAG_SUPERSEDED_BY
+
     assert env.run(env.plan("unplanned")).status == "succeeded"
+    assert env.preflight("unplanned").promote.already_promoted  # promoted, not superseded: continue
+    dr = env.estate.secondary
+    arn = env.s.db(dr.region, dr.database.identifier)["DBInstanceArn"]
+    env.clients.client("rds", dr.region).add_tags_to_resource(
+        ResourceName=arn, Tags=[{"Key": TAG_SUPERSEDED_BY, "Value": "20260801T031200Z-failbk"}]
+    )
     recorder = env.clients.add_recorder(CallRecorder())
     for mode in ("unplanned", "planned"):
-        with pytest.raises(GateRefused, match=r"not a read replica.*already promoted") as err:
+        with pytest.raises(GateRefused, match=r"not a read replica.*20260801T031200Z-failbk.*stale") as err:
             env.preflight(mode)
-        assert "--resume" in (err.value.hint or "") and "dr reprotect" in (err.value.hint or "")
+        assert "dr reprotect" in (err.value.hint or "") and err.value.region == dr.region
     assert recorder.mutating() == []
     assert env.preflight("unplanned", resuming=True).promote.already_promoted
 
