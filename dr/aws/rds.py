@@ -317,6 +317,12 @@ class Rds:
                 out.extend(DbSnapshot.from_api(s, self.region) for s in page.get("DBSnapshots", []))
         return out
 
+    def tags(self, inst: DbInstance) -> dict[str, str]:
+        """The instance's tags (``ListTagsForResource`` on its ARN)."""
+        with aws_errors(resource=f"DB instance {inst.identifier}", region=self.region, action="read tags of"):
+            raw = self.client.list_tags_for_resource(ResourceName=inst.arn)
+        return {t["Key"]: t["Value"] for t in raw.get("TagList", [])}
+
     def replicated_backups(self, source_region: str) -> list[ReplicatedBackups]:
         """Automated backups replicated into this region from instances in ``source_region``
         (``StartDBInstanceAutomatedBackupsReplication``): point-in-time recovery here."""

@@ -485,7 +485,7 @@ def superseded_step(db: DbInstance, *, depends_on: tuple[str, ...]) -> Step:
     ago, without the tag, is still taken over by a failover)."""
 
     def check(ctx: StepContext) -> bool:
-        return _tags_of(ctx, db).get(TAG_SUPERSEDED_BY) == ctx.run_id
+        return Rds(clients_of(ctx), db.region).tags(db).get(TAG_SUPERSEDED_BY) == ctx.run_id
 
     def action(ctx: StepContext) -> Any:
         with aws_errors(resource=f"DB instance {db.identifier}", region=db.region, action="tag"):
@@ -512,12 +512,6 @@ def superseded_step(db: DbInstance, *, depends_on: tuple[str, ...]) -> Step:
         estimate=1.0,
         tags={"phase": "standby"},
     )
-
-
-def _tags_of(ctx: StepContext, db: DbInstance) -> dict[str, str]:
-    with aws_errors(resource=f"DB instance {db.identifier}", region=db.region, action="read tags of"):
-        raw = clients_of(ctx).client("rds", db.region).list_tags_for_resource(ResourceName=db.arn)
-    return {t["Key"]: t["Value"] for t in raw.get("TagList", [])}
 
 
 def in_sync_step(pre: ReplicaSpec, *, timeout: float, promoted_is_done: bool = True) -> Step:

@@ -228,10 +228,8 @@ def _superseded_by(clients: ClientProvider, region: str, ident: str) -> str | No
     """The failback run that left ``ident`` behind (its ``dr:superseded-by`` tag), or None."""
     from dr.procedures.failback import TAG_SUPERSEDED_BY
 
-    inst = Rds(clients, region).describe_instance(ident)
-    with aws_errors(resource=f"DB instance {ident}", region=region, action="read tags of"):
-        raw = clients.client("rds", region).list_tags_for_resource(ResourceName=inst.arn)
-    return next((t["Value"] for t in raw.get("TagList", []) if t["Key"] == TAG_SUPERSEDED_BY), None)
+    rds = Rds(clients, region)
+    return rds.tags(rds.describe_instance(ident)).get(TAG_SUPERSEDED_BY)
 
 
 def preflight(
@@ -452,11 +450,8 @@ def _read_current_url(ctx: StepContext, estate: Estate, target: SiteView) -> Sec
 
 def promotion_marker(clients: ClientProvider, region: str, db: str) -> str:
     """``<db>@<dr:promoted-at>``: identifies one promotion (deployments are restarted once per marker)."""
-    inst = Rds(clients, region).describe_instance(db)
-    with aws_errors(resource=f"DB instance {db}", region=region, action="read tags of"):
-        raw = clients.client("rds", region).list_tags_for_resource(ResourceName=inst.arn)
-    tags = {t["Key"]: t["Value"] for t in raw.get("TagList", [])}
-    return f"{db}@{tags.get(TAG_PROMOTED_AT, 'unknown')}"
+    rds = Rds(clients, region)
+    return f"{db}@{rds.tags(rds.describe_instance(db)).get(TAG_PROMOTED_AT, 'unknown')}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -596,11 +591,10 @@ def promote_step(pre: PromotePreflight, *, depends_on: tuple[str, ...], timeout:
 
     def action(ctx: StepContext) -> Any:
         clients = clients_of(ctx)
-        inst = Rds(clients, region).describe_instance(db)
+        rds = Rds(clients, region)
+        inst = rds.describe_instance(db)
         if inst.is_replica:
-            with aws_errors(resource=f"DB instance {db}", region=region, action="read tags of"):
-                raw = clients.client("rds", region).list_tags_for_resource(ResourceName=inst.arn)
-            tagged = any(t["Key"] == TAG_PROMOTED_FROM for t in raw.get("TagList", []))
+            tagged = TAG_PROMOTED_FROM in rds.tags(inst)
             if inst.status != "available" or tagged:
                 # Issued by an earlier (killed) run: never re-issue; tag it if that run could not.
                 if not tagged:

@@ -71,12 +71,6 @@ class PromotePreflight:
         }
 
 
-def _tags(clients: ClientProvider, db: DbInstance) -> dict[str, str]:
-    with aws_errors(resource=f"DB instance {db.identifier}", region=db.region, action="read tags of"):
-        raw = clients.client("rds", db.region).list_tags_for_resource(ResourceName=db.arn)
-    return {t["Key"]: t["Value"] for t in raw.get("TagList", [])}
-
-
 # Seconds the replica is behind, measured on the replica itself: 0 when everything received is
 # replayed (an idle primary would otherwise look "behind" by the time since its last commit).
 REPLAY_LAG_SQL = (
@@ -127,7 +121,7 @@ def preflight(
     inst = Rds(clients, region).describe_instance(db)
     budget = max_lag.total_seconds()
     if not inst.is_replica:
-        tags = _tags(clients, inst) if inst.arn else {}
+        tags = Rds(clients, region).tags(inst) if inst.arn else {}
         if TAG_PROMOTED_FROM in tags:
             return PromotePreflight(
                 db,

@@ -657,10 +657,7 @@ def _verify_step(req: RestoreRequest, connect: Connector) -> Step:
 
 
 def _tags_of(rds: Rds, identifier: str) -> dict[str, str]:
-    inst = rds.describe_instance(identifier)
-    with aws_errors(resource=f"DB instance {identifier}", region=rds.region, action="read tags of"):
-        raw = rds.client.list_tags_for_resource(ResourceName=inst.arn)
-    return {t["Key"]: t["Value"] for t in raw.get("TagList", [])}
+    return rds.tags(rds.describe_instance(identifier))
 
 
 def _verdict_step(req: RestoreRequest, *, depends: str) -> Step:
