@@ -24,6 +24,8 @@ TAG_CREATED_BY = "dr:created-by"
 TAG_RUN_ID = "dr:run-id"
 TAG_PROMOTED_FROM = "dr:promoted-from"
 TAG_PROMOTED_AT = "dr:promoted-at"
+# A failback (or a reprotect moving it aside) left this instance behind: stale from then on.
+TAG_SUPERSEDED_BY = "dr:superseded-by"
 
 _RDS_ID = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,62}$")
 _CACHE_ID = re.compile(r"^[a-z][a-z0-9-]{0,39}$")

@@ -40,7 +40,7 @@ from dr.aws.cloudwatch import replica_lag
 from dr.aws.kms import key_arn
 from dr.aws.rds import DbInstance, Rds, aws_errors
 from dr.errors import BadInput, GateRefused, NotFound
-from dr.procedures.common import TAG_CREATED_BY, TAG_RUN_ID, Settled, clients_of
+from dr.procedures.common import TAG_CREATED_BY, TAG_RUN_ID, TAG_SUPERSEDED_BY, Settled, clients_of
 from dr.procedures.dns import prepare_move, read_state
 from dr.procedures.failover import (
     FailoverPreflight,
@@ -60,7 +60,6 @@ if TYPE_CHECKING:
     from dr.topology import Estate, SiteView
 
 SUFFIX = "failback"
-TAG_SUPERSEDED_BY = "dr:superseded-by"
 _MAX_ID = 63  # RDS DB instance identifiers: 1-63 letters, digits, hyphens
 _TRANSITIONAL = {"creating", "modifying", "backing-up", "configuring-enhanced-monitoring", "rebooting"}
 

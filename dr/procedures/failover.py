@@ -224,14 +224,6 @@ def unanswered_target(clients: ClientProvider, region: str, check: HealthCheck, 
     )
 
 
-def _superseded_by(clients: ClientProvider, region: str, ident: str) -> str | None:
-    """The failback run that left ``ident`` behind (its ``dr:superseded-by`` tag), or None."""
-    from dr.procedures.failback import TAG_SUPERSEDED_BY
-
-    rds = Rds(clients, region)
-    return rds.tags(rds.describe_instance(ident)).get(TAG_SUPERSEDED_BY)
-
-
 def preflight(
     clients: ClientProvider,
     estate: Estate,
@@ -301,7 +293,7 @@ def preflight(
         ) from None
     except BadInput as err:
         raise _gate(err) from None
-    superseded = _superseded_by(clients, region, ident) if pre.already_promoted and not resuming else None
+    superseded = pre.superseded_by if pre.already_promoted and not resuming else None
     if superseded is not None:
         # Left over from an earlier failover: a failback moved traffic back and marked it stale
         # (failing over to it would serve data missing every write since then).

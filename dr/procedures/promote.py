@@ -24,7 +24,15 @@ from typing import TYPE_CHECKING, Any
 from dr.aws.cloudwatch import replica_lag
 from dr.aws.rds import DbInstance, Rds, aws_errors
 from dr.errors import BadInput, GateRefused, OperationFailed
-from dr.procedures.common import TAG_PROMOTED_AT, TAG_PROMOTED_FROM, Settled, clients_of, iso, utcnow
+from dr.procedures.common import (
+    TAG_PROMOTED_AT,
+    TAG_PROMOTED_FROM,
+    TAG_SUPERSEDED_BY,
+    Settled,
+    clients_of,
+    iso,
+    utcnow,
+)
 from dr.runbook.plan import Operation, Plan, Step, StepContext
 
 if TYPE_CHECKING:
@@ -54,6 +62,8 @@ class PromotePreflight:
     max_lag_seconds: float
     forced: bool
     warnings: list[str] = field(default_factory=list)
+    # already promoted and left behind by a failback (its dr:superseded-by run id): stale
+    superseded_by: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -136,6 +146,7 @@ def preflight(
                 [
                     f"{db} was already promoted at {tags.get(TAG_PROMOTED_AT, '?')} from {tags[TAG_PROMOTED_FROM]}"
                 ],
+                superseded_by=tags.get(TAG_SUPERSEDED_BY),
             )
         raise BadInput(
             f"DB instance {db} in {region} is not a read replica (status {inst.status}); refusing to promote it",

@@ -11,8 +11,8 @@ import pytest
 
 from dr.aws.session import CallRecorder, ClientProvider
 from dr.errors import BadInput, GateRefused
-from dr.procedures.common import services
-from dr.procedures.failback import TAG_SUPERSEDED_BY, FailbackPreflight, failback_plan, preflight
+from dr.procedures.common import TAG_SUPERSEDED_BY, services
+from dr.procedures.failback import FailbackPreflight, failback_plan, preflight
 from dr.procedures.ops import KubeFactory
 from dr.runbook.journal import Journal
 from dr.runbook.runner import run_plan

@@ -390,7 +390,7 @@ def test_a_target_left_stale_by_a_failback_is_refused_unless_resuming(env: Env) 
     is taken over by a failover; one a failback left behind (tagged dr:superseded-by) is stale —
     failing over to it would serve data missing every write since. A fresh run refuses it, naming
     `dr reprotect`; a resumed run passes."""
-    from dr.procedures.failback import TAG_SUPERSEDED_BY
+    from dr.procedures.common import TAG_SUPERSEDED_BY
 
     assert env.run(env.plan("unplanned")).status == "succeeded"
     assert env.preflight("unplanned").promote.already_promoted  # promoted, not superseded: continue

@@ -10,7 +10,8 @@ import pytest
 
 from dr.aws.session import CallRecorder, ClientProvider
 from dr.errors import BadInput, GateRefused
-from dr.procedures.failback import TAG_SUPERSEDED_BY, aside_identifier
+from dr.procedures.common import TAG_SUPERSEDED_BY
+from dr.procedures.failback import aside_identifier
 from dr.procedures.failover import preflight as failover_preflight
 from dr.procedures.reprotect import ReprotectPreflight, preflight, reprotect_plan
 from dr.runbook.executor import RunResult
