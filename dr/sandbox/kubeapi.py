@@ -407,11 +407,24 @@ class FakeKubeApi:
         self.stop()
 
     def _ticker(self) -> None:
+        settled: tuple[int, int | None] | None = None
         while not self._stop.wait(self.tick_interval):
             try:
-                self.reconcile()
+                key = self._inputs()
+                if key is not None and key == settled:
+                    continue  # nothing a controller reads has changed: an idle cluster costs no CPU
+                settled = self._inputs() if self.reconcile() else None
             except Exception:  # a controller bug must not kill the ticker
                 log.exception("fake kube API %s: reconcile failed", self.cluster)
+
+    def _inputs(self) -> tuple[int, int | None] | None:
+        """What the controllers read besides the clock (the store's revision, the node capacity),
+        or None while the clock alone can change the state (a pod scheduled but not yet Ready)."""
+        with self._lock:
+            now = self.clock()
+            if any(st.scheduled_at is not None and not self._is_ready(st, now) for st in self._pods.values()):
+                return None
+            return (self._rv, self.capacity())
 
     def kubeconfig_cluster(self) -> Obj:
         """The kubeconfig entries (cluster, user, context) for this API, context named by the cluster."""
@@ -694,14 +707,17 @@ class FakeKubeApi:
     def capacity(self) -> int | None:
         return None if self.capacity_fn is None else max(0, int(self.capacity_fn(self.cluster)))
 
-    def reconcile(self) -> None:
-        """Run the controllers until the state settles (at most a few passes; idempotent)."""
+    def reconcile(self) -> bool:
+        """Run the controllers until the state settles (at most a few passes; idempotent).
+
+        Returns whether it settled (the last pass changed nothing)."""
         with self._lock:
             for _ in range(6):
                 before = self._rv
                 self._reconcile_once()
                 if self._rv == before:
-                    break
+                    return True
+            return False
 
     def _reconcile_once(self) -> None:
         with self._lock:

@@ -88,6 +88,53 @@ def test_capacity_growth_schedules_pending_pods_and_shrink_evicts() -> None:
     assert len(api.pods(NS, "app=web")) == 4  # recreated, Pending
 
 
+def test_the_ticker_reconciles_while_time_or_inputs_matter_and_not_when_idle() -> None:
+    """The background ticker makes pods Ready when their time comes (no request needed) and
+    follows capacity changes, but an idle cluster runs no controller pass (an idle sandbox used
+    ~2 % of a core per cluster, every test's sandbox included)."""
+    import threading
+    import time
+
+    cap = {"n": 8}
+    clock = Clock()
+    latency = LatencyProfile("none").with_overrides(k8s__pod_ready=30)
+    api = FakeKubeApi("c1", latency=latency, capacity_fn=lambda _c: cap["n"], clock=clock, tick_interval=0.005)
+    api.create("namespaces", "", {"metadata": {"name": NS}})
+    add_deployment(api, replicas=4)
+    passes = {"n": 0}
+    inner = api._reconcile_once
+
+    def counted() -> None:
+        passes["n"] += 1
+        inner()
+
+    api._reconcile_once = counted  # type: ignore[method-assign]
+
+    def raw_ready() -> int:  # the stored status, without a read (reads reconcile themselves)
+        return int(api._store["deployments"][(NS, "web")]["status"].get("readyReplicas", 0))
+
+    def eventually(predicate: object, what: str) -> None:
+        deadline = time.monotonic() + 5
+        while not predicate():  # type: ignore[operator]
+            assert time.monotonic() < deadline, what
+            time.sleep(0.005)
+
+    api.start()
+    try:
+        eventually(lambda: passes["n"] >= 3, "the ticker reconciles while pods wait for their ready time")
+        assert raw_ready() == 0
+        clock.now += 31
+        eventually(lambda: raw_ready() == 4, "the ticker made the pods Ready once their time came")
+        time.sleep(0.05)
+        idle = passes["n"]
+        threading.Event().wait(0.2)  # 40 ticks
+        assert passes["n"] == idle, "an idle cluster ran controller passes"
+        cap["n"] = 2  # an input outside the store: the nodegroup shrank
+        eventually(lambda: raw_ready() == 2, "the ticker followed the capacity change")
+    finally:
+        api.stop()
+
+
 def test_restart_creates_new_revision_and_rollback_reuses_the_old_replica_set() -> None:
     api, _ = make()
     add_deployment(api, replicas=2)
