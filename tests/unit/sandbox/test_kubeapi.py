@@ -98,7 +98,9 @@ def test_the_ticker_reconciles_while_time_or_inputs_matter_and_not_when_idle() -
     cap = {"n": 8}
     clock = Clock()
     latency = LatencyProfile("none").with_overrides(k8s__pod_ready=30)
-    api = FakeKubeApi("c1", latency=latency, capacity_fn=lambda _c: cap["n"], clock=clock, tick_interval=0.005)
+    api = FakeKubeApi(
+        "c1", latency=latency, capacity_fn=lambda _c: cap["n"], clock=clock, tick_interval=0.005
+    )
     api.create("namespaces", "", {"metadata": {"name": NS}})
     add_deployment(api, replicas=4)
     passes = {"n": 0}
