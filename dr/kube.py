@@ -4,7 +4,13 @@
 (the sandbox writes one per cluster; operators can too), else — real AWS — from EKS
 ``DescribeCluster`` (endpoint + CA) and an IAM bearer token (see :func:`dr.aws.eks.cluster_token`).
 
-:class:`Kube` wraps the ``kubernetes`` client (imported lazily: ``dr --help`` never loads it):
+:class:`Kube` wraps the ``kubernetes`` client (imported lazily: ``dr --help`` never loads it). It
+uses the client's connection, configuration and authentication (kubeconfig, EKS token refresh,
+TLS) but not its generated per-group API classes and pydantic models: objects come back as the
+API's JSON (camelCase, what ``kubectl get -o json`` shows). Those modules cost about a second of
+imports per process (``core_v1_api`` alone ~0.5 s) and a model validation per object, for the
+handful of fields read here.
+
 
 * every ``ApiException`` becomes a typed :mod:`dr.errors` error naming kind/name/namespace/cluster;
 * ``read_only=True`` (``--dry-run``) refuses every write before it is sent;
@@ -197,13 +203,23 @@ class HpaInfo:
 
 
 def _g(obj: Any, *path: str, default: Any = None) -> Any:
-    """Read a nested attribute of a client model (or dict), tolerating None on the way."""
+    """Read a nested field of an API object (JSON dict), tolerating missing levels on the way."""
     cur = obj
     for part in path:
-        if cur is None:
+        if not isinstance(cur, dict):
             return default
-        cur = cur.get(part) if isinstance(cur, dict) else getattr(cur, part, None)
+        cur = cur.get(part)
     return default if cur is None else cur
+
+
+def _timestamp(value: Any) -> dt.datetime | None:
+    """An API timestamp (RFC 3339, ``...Z``) as an aware datetime; None when absent or unreadable."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -229,23 +245,6 @@ def kubeconfig_contexts(path: str | None) -> list[str]:
     except (OSError, yaml.YAMLError):
         return []
     return [str(c.get("name")) for c in doc.get("contexts") or [] if isinstance(c, dict)]
-
-
-def preload_core_api() -> threading.Thread:
-    """Import the Kubernetes client's core/v1 API module (about 0.5 s: thousands of generated
-    methods) in a background thread. A failover's first core/v1 call is the DB secret read right
-    after the promotion, on the RTO's critical path; started with the run, the import happens while
-    the promotion runs instead."""
-
-    def load() -> None:
-        try:
-            import kubernetes.client.api.core_v1_api  # noqa: F401
-        except Exception:
-            log.debug("preloading kubernetes core/v1 failed", exc_info=True)
-
-    thread = threading.Thread(target=load, name="dr-preload-k8s-core", daemon=True)
-    thread.start()
-    return thread
 
 
 def connect(
@@ -332,42 +331,65 @@ class Kube:
         self._sleep = sleep or self._stop.wait
         self.writes: list[str] = []
 
-    def _plain(self, model: Any) -> dict[str, Any]:
-        """A client model as the API's JSON (camelCase), for copying templates around."""
-        if isinstance(model, dict):
-            return model
-        data = self.api_client.sanitize_for_serialization(model)
-        return dict(data) if isinstance(data, dict) else {}
-
     def close(self) -> None:
         close = getattr(self.api_client, "close", None)
         if callable(close):
             close()
 
     # -- plumbing ----------------------------------------------------------------------------------
-    @property
-    def core(self) -> Any:
-        from kubernetes import client as k8s
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: dict[str, str | None] | None = None,
+        body: Any = None,
+        content_type: str | None = None,
+    ) -> dict[str, Any]:
+        """One API request through the client's configured connection; the answer's JSON.
 
-        return k8s.CoreV1Api(self.api_client)
+        Errors surface as the client's ``ApiException`` (turned into dr errors by :meth:`_errors`).
+        """
+        from kubernetes.client.exceptions import ApiException
 
-    @property
-    def apps(self) -> Any:
-        from kubernetes import client as k8s
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = content_type or "application/json"
+        method, url, headers, data, post = self.api_client.param_serialize(
+            method,
+            path,
+            query_params=[(k, v) for k, v in (query or {}).items() if v],
+            header_params=headers,
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        resp = self.api_client.call_api(method, url, headers, data, post, _request_timeout=REQUEST_TIMEOUT)
+        text = (resp.read() or b"").decode("utf-8", "replace")
+        if not 200 <= resp.status <= 299:
+            raise ApiException.from_response(http_resp=resp, body=text, data=None)
+        doc = json.loads(text) if text else {}
+        return doc if isinstance(doc, dict) else {}
 
-        return k8s.AppsV1Api(self.api_client)
+    @staticmethod
+    def _apps(namespace: str, plural: str, name: str = "") -> str:
+        return f"/apis/apps/v1/namespaces/{namespace}/{plural}" + (f"/{name}" if name else "")
 
-    @property
-    def autoscaling(self) -> Any:
-        from kubernetes import client as k8s
+    @staticmethod
+    def _policies(namespace: str, name: str = "") -> str:
+        return f"/apis/networking.k8s.io/v1/namespaces/{namespace}/networkpolicies" + (
+            f"/{name}" if name else ""
+        )
 
-        return k8s.AutoscalingV2Api(self.api_client)
+    @staticmethod
+    def _hpas(namespace: str, name: str = "") -> str:
+        return f"/apis/autoscaling/v2/namespaces/{namespace}/horizontalpodautoscalers" + (
+            f"/{name}" if name else ""
+        )
 
-    @property
-    def networking(self) -> Any:
-        from kubernetes import client as k8s
-
-        return k8s.NetworkingV1Api(self.api_client)
+    @staticmethod
+    def _core(namespace: str | None, plural: str, name: str = "") -> str:
+        ns = f"/namespaces/{namespace}" if namespace else ""
+        return f"/api/v1{ns}/{plural}" + (f"/{name}" if name else "")
 
     def where(self, namespace: str | None = None) -> str:
         ns = f"namespace {namespace} of " if namespace else ""
@@ -458,7 +480,7 @@ class Kube:
     # -- deployments ---------------------------------------------------------------------------------
     def _read_deployment(self, namespace: str, name: str) -> Any:
         with self._errors("deployment", name, namespace, "read"):
-            return self.apps.read_namespaced_deployment(name, namespace, _request_timeout=REQUEST_TIMEOUT)
+            return self._request("GET", self._apps(namespace, "deployments", name))
 
     @staticmethod
     def _info(dep: Any) -> DeploymentInfo:
@@ -470,12 +492,12 @@ class Kube:
             name=_g(dep, "metadata", "name"),
             namespace=_g(dep, "metadata", "namespace"),
             replicas=int(_g(dep, "spec", "replicas", default=1)),
-            ready=int(_g(status, "ready_replicas", default=0)),
-            updated=int(_g(status, "updated_replicas", default=0)),
-            available=int(_g(status, "available_replicas", default=0)),
+            ready=int(_g(status, "readyReplicas", default=0)),
+            updated=int(_g(status, "updatedReplicas", default=0)),
+            available=int(_g(status, "availableReplicas", default=0)),
             total=int(_g(status, "replicas", default=0)),
             generation=int(_g(dep, "metadata", "generation", default=0)),
-            observed_generation=int(_g(status, "observed_generation", default=0)),
+            observed_generation=int(_g(status, "observedGeneration", default=0)),
             revision=int(rev) if rev and rev.isdigit() else None,
             images=tuple(str(_g(c, "image", default="")) for c in containers),
             annotations=annotations,
@@ -494,7 +516,7 @@ class Kube:
 
     def list_deployments(self, namespace: str) -> list[DeploymentInfo]:
         with self._errors("deployments", "*", namespace, "list"):
-            items = self.apps.list_namespaced_deployment(namespace, _request_timeout=REQUEST_TIMEOUT).items
+            items = self._request("GET", self._apps(namespace, "deployments")).get("items") or []
         return [self._info(d) for d in items]
 
     def scale_deployment(self, namespace: str, name: str, replicas: int) -> int:
@@ -507,20 +529,17 @@ class Kube:
                 hint="pass --replicas 0 or more",
             )
         with self._errors("deployment", name, namespace, "read scale of"):
-            scale = self.apps.read_namespaced_deployment_scale(
-                name, namespace, _request_timeout=REQUEST_TIMEOUT
-            )
+            scale = self._request("GET", self._apps(namespace, "deployments", f"{name}/scale"))
         before = int(_g(scale, "spec", "replicas", default=0))
         if before == replicas:
             return before
         self._write(f"scale deployment {namespace}/{name} {before} -> {replicas}")
         with self._errors("deployment", name, namespace, "scale"):
-            self.apps.patch_namespaced_deployment_scale(
-                name,
-                namespace,
-                {"spec": {"replicas": replicas}},
-                _content_type=MERGE,
-                _request_timeout=REQUEST_TIMEOUT,
+            self._request(
+                "PATCH",
+                self._apps(namespace, "deployments", f"{name}/scale"),
+                body={"spec": {"replicas": replicas}},
+                content_type=MERGE,
             )
         return before
 
@@ -528,13 +547,32 @@ class Kube:
         """Set (or, with None, remove) deployment annotations — state that must outlive the laptop."""
         self._write(f"annotate deployment {namespace}/{name} {sorted(annotations)}")
         with self._errors("deployment", name, namespace, "annotate"):
-            self.apps.patch_namespaced_deployment(
-                name,
-                namespace,
-                {"metadata": {"annotations": annotations}},
-                _content_type=MERGE,
-                _request_timeout=REQUEST_TIMEOUT,
+            self._request(
+                "PATCH",
+                self._apps(namespace, "deployments", name),
+                body={"metadata": {"annotations": annotations}},
+                content_type=MERGE,
             )
+
+    def set_image(self, namespace: str, name: str, image: str) -> str:
+        """``kubectl set image``: the deployment's first container runs ``image`` (a new revision);
+        returns the container's name."""
+        dep = self._read_deployment(namespace, name)
+        containers = _g(dep, "spec", "template", "spec", "containers", default=[])
+        if not containers:
+            raise NotFound(
+                f"deployment {name} in {self.where(namespace)} has no container",
+                resource=f"deployment {name}",
+                region=self.region,
+            )
+        container = str(containers[0].get("name", ""))
+        self._write(f"set image deployment {namespace}/{name} {container}={image}")
+        body = {"spec": {"template": {"spec": {"containers": [{"name": container, "image": image}]}}}}
+        with self._errors("deployment", name, namespace, "set image of"):
+            self._request(
+                "PATCH", self._apps(namespace, "deployments", name), body=body, content_type=STRATEGIC
+            )
+        return container
 
     def rollout_status(self, namespace: str, name: str) -> DeploymentInfo:
         return self._info(self._read_deployment(namespace, name))
@@ -585,30 +623,29 @@ class Kube:
         if annotations:
             body["metadata"] = {"annotations": dict(annotations)}
         with self._errors("deployment", name, namespace, "restart"):
-            self.apps.patch_namespaced_deployment(
-                name,
-                namespace,
-                body,
-                _content_type=STRATEGIC,
-                _request_timeout=REQUEST_TIMEOUT,
+            self._request(
+                "PATCH", self._apps(namespace, "deployments", name), body=body, content_type=STRATEGIC
             )
         return stamp
 
     def _replica_sets(self, namespace: str, name: str) -> tuple[Any, list[Any]]:
         dep = self._read_deployment(namespace, name)
         uid = _g(dep, "metadata", "uid")
-        labels = _g(dep, "spec", "selector", "match_labels", default={}) or {}
+        labels = _g(dep, "spec", "selector", "matchLabels", default={}) or {}
         selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
         with self._errors("replicasets of deployment", name, namespace, "list"):
-            items = self.apps.list_namespaced_replica_set(
-                namespace, label_selector=selector, _request_timeout=REQUEST_TIMEOUT
-            ).items
+            items = (
+                self._request(
+                    "GET", self._apps(namespace, "replicasets"), query={"labelSelector": selector}
+                ).get("items")
+                or []
+            )
         owned = [
             rs
             for rs in items
             if any(
                 _g(r, "uid") == uid and _g(r, "controller")
-                for r in _g(rs, "metadata", "owner_references", default=[])
+                for r in _g(rs, "metadata", "ownerReferences", default=[])
             )
         ]
         return dep, owned
@@ -620,10 +657,10 @@ class Kube:
 
     def _revisions(self, namespace: str, name: str) -> list[Revision]:
         dep, owned = self._replica_sets(namespace, name)
-        current_tmpl = _strip_hash(self._plain(_g(dep, "spec", "template")))
+        current_tmpl = _strip_hash(_g(dep, "spec", "template", default={}))
         out = []
         for rs in owned:
-            tmpl = self._plain(_g(rs, "spec", "template"))
+            tmpl = _g(rs, "spec", "template", default={})
             out.append(
                 Revision(
                     revision=self._rs_revision(rs),
@@ -679,28 +716,27 @@ class Kube:
                 region=self.region,
                 hint="pick one of the listed revisions for --to-revision",
             )
-        tmpl = _strip_hash(self._plain(_g(target, "spec", "template")))
+        tmpl = _strip_hash(_g(target, "spec", "template", default={}))
         revision = next(r for r in self._revisions(namespace, name) if r.revision == to_revision)
-        if tmpl == _strip_hash(self._plain(_g(dep, "spec", "template"))):
+        if tmpl == _strip_hash(_g(dep, "spec", "template", default={})):
             return None
         self._write(f"rollout undo deployment {namespace}/{name} to revision {to_revision}")
         with self._errors("deployment", name, namespace, "roll back"):
-            self.apps.patch_namespaced_deployment(
-                name,
-                namespace,
-                [
+            self._request(
+                "PATCH",
+                self._apps(namespace, "deployments", name),
+                body=[
                     {"op": "test", "path": "/metadata/uid", "value": _g(dep, "metadata", "uid")},
                     {"op": "replace", "path": "/spec/template", "value": tmpl},
                 ],
-                _content_type=JSON_PATCH,
-                _request_timeout=REQUEST_TIMEOUT,
+                content_type=JSON_PATCH,
             )
         return revision
 
     # -- config maps and secrets ------------------------------------------------------------------------
     def get_configmap(self, namespace: str, name: str) -> dict[str, str]:
         with self._errors("configmap", name, namespace, "read"):
-            cm = self.core.read_namespaced_config_map(name, namespace, _request_timeout=REQUEST_TIMEOUT)
+            cm = self._request("GET", self._core(namespace, "configmaps", name))
         return dict(_g(cm, "data", default={}) or {})
 
     def patch_configmap(
@@ -713,14 +749,14 @@ class Kube:
             return before
         self._write(f"patch configmap {namespace}/{name} keys {sorted(data)}")
         with self._errors("configmap", name, namespace, "patch"):
-            self.core.patch_namespaced_config_map(
-                name, namespace, {"data": data}, _content_type=MERGE, _request_timeout=REQUEST_TIMEOUT
+            self._request(
+                "PATCH", self._core(namespace, "configmaps", name), body={"data": data}, content_type=MERGE
             )
         return before
 
     def read_secret_key(self, namespace: str, name: str, key: str) -> SecretValue:
         with self._errors("secret", name, namespace, "read"):
-            secret = self.core.read_namespaced_secret(name, namespace, _request_timeout=REQUEST_TIMEOUT)
+            secret = self._request("GET", self._core(namespace, "secrets", name))
         data = _g(secret, "data", default={}) or {}
         if key not in data:
             raise NotFound(
@@ -742,25 +778,27 @@ class Kube:
         self._write(f"patch secret {namespace}/{name} key {key}")
         encoded = base64.b64encode(value.reveal().encode()).decode()
         with self._errors("secret", name, namespace, "patch"):
-            self.core.patch_namespaced_secret(
-                name,
-                namespace,
-                {"data": {key: encoded}},
-                _content_type=MERGE,
-                _request_timeout=REQUEST_TIMEOUT,
+            self._request(
+                "PATCH",
+                self._core(namespace, "secrets", name),
+                body={"data": {key: encoded}},
+                content_type=MERGE,
             )
         return True
 
     # -- pods, events, nodes ----------------------------------------------------------------------------
     def list_pods(self, namespace: str, label_selector: str = "") -> list[PodInfo]:
         with self._errors("pods", label_selector or "*", namespace, "list"):
-            items = self.core.list_namespaced_pod(
-                namespace, label_selector=label_selector or None, _request_timeout=REQUEST_TIMEOUT
-            ).items
+            items = (
+                self._request(
+                    "GET", self._core(namespace, "pods"), query={"labelSelector": label_selector}
+                ).get("items")
+                or []
+            )
         out = []
         now = dt.datetime.now(dt.UTC)
         for p in items:
-            statuses = _g(p, "status", "container_statuses", default=[]) or []
+            statuses = _g(p, "status", "containerStatuses", default=[]) or []
             conditions = {
                 _g(c, "type"): _g(c, "status") for c in _g(p, "status", "conditions", default=[]) or []
             }
@@ -769,15 +807,15 @@ class Kube:
                 reason = reason or _g(cs, "state", "waiting", "reason")
             if conditions.get("PodScheduled") == "False":
                 reason = "Unschedulable"
-            created = _g(p, "metadata", "creation_timestamp")
+            created = _timestamp(_g(p, "metadata", "creationTimestamp"))
             out.append(
                 PodInfo(
                     name=_g(p, "metadata", "name"),
                     namespace=namespace,
                     phase=str(_g(p, "status", "phase", default="Unknown")),
                     ready=conditions.get("Ready") == "True",
-                    restarts=sum(int(_g(cs, "restart_count", default=0)) for cs in statuses),
-                    node=_g(p, "spec", "node_name"),
+                    restarts=sum(int(_g(cs, "restartCount", default=0)) for cs in statuses),
+                    node=_g(p, "spec", "nodeName"),
                     labels=dict(_g(p, "metadata", "labels", default={}) or {}),
                     reason=reason,
                     age_seconds=(now - created).total_seconds() if isinstance(created, dt.datetime) else None,
@@ -787,7 +825,7 @@ class Kube:
 
     def get_pod(self, namespace: str, name: str) -> PodInfo:
         with self._errors("pod", name, namespace, "read"):
-            self.core.read_namespaced_pod(name, namespace, _request_timeout=REQUEST_TIMEOUT)
+            self._request("GET", self._core(namespace, "pods", name))
         return next(p for p in self.list_pods(namespace) if p.name == name)
 
     def label_pod(self, namespace: str, name: str, labels: dict[str, str]) -> bool:
@@ -797,12 +835,11 @@ class Kube:
             return False
         self._write(f"label pod {namespace}/{name} {labels}")
         with self._errors("pod", name, namespace, "label"):
-            self.core.patch_namespaced_pod(
-                name,
-                namespace,
-                {"metadata": {"labels": labels}},
-                _content_type=MERGE,
-                _request_timeout=REQUEST_TIMEOUT,
+            self._request(
+                "PATCH",
+                self._core(namespace, "pods", name),
+                body={"metadata": {"labels": labels}},
+                content_type=MERGE,
             )
         return True
 
@@ -813,9 +850,7 @@ class Kube:
         """
         with self._errors("networkpolicy", name, namespace, "read"):
             try:
-                self.networking.read_namespaced_network_policy(
-                    name, namespace, _request_timeout=REQUEST_TIMEOUT
-                )
+                self._request("GET", self._policies(namespace, name))
                 return False
             except Exception as err:
                 if getattr(err, "status", None) != 404:
@@ -833,32 +868,31 @@ class Kube:
             "spec": {"podSelector": {"matchLabels": match_labels}, "policyTypes": ["Ingress", "Egress"]},
         }
         with self._errors("networkpolicy", name, namespace, "create"):
-            self.networking.create_namespaced_network_policy(
-                namespace, body, _request_timeout=REQUEST_TIMEOUT
-            )
+            self._request("POST", self._policies(namespace), body=body)
         return True
 
     def get_network_policy(self, namespace: str, name: str) -> dict[str, Any]:
         with self._errors("networkpolicy", name, namespace, "read"):
-            pol = self.networking.read_namespaced_network_policy(
-                name, namespace, _request_timeout=REQUEST_TIMEOUT
-            )
-        return self._plain(pol)
+            return self._request("GET", self._policies(namespace, name))
 
     def warning_events(self, namespace: str, limit: int = 50) -> list[EventInfo]:
         with self._errors("events", "Warning", namespace, "list"):
-            items = self.core.list_namespaced_event(
-                namespace, field_selector="type=Warning", _request_timeout=REQUEST_TIMEOUT
-            ).items
+            items = (
+                self._request(
+                    "GET", self._core(namespace, "events"), query={"fieldSelector": "type=Warning"}
+                ).get("items")
+                or []
+            )
 
         def ts(e: Any) -> str:
-            value = _g(e, "last_timestamp") or _g(e, "event_time") or _g(e, "metadata", "creation_timestamp")
-            return value.isoformat() if isinstance(value, dt.datetime) else str(value or "")
+            value = _g(e, "lastTimestamp") or _g(e, "eventTime") or _g(e, "metadata", "creationTimestamp")
+            stamp = _timestamp(value)
+            return stamp.isoformat() if stamp is not None else str(value or "")
 
         events = [
             EventInfo(
-                kind=str(_g(e, "involved_object", "kind", default="")),
-                name=str(_g(e, "involved_object", "name", default="")),
+                kind=str(_g(e, "involvedObject", "kind", default="")),
+                name=str(_g(e, "involvedObject", "name", default="")),
                 reason=str(_g(e, "reason", default="")),
                 message=str(_g(e, "message", default="")),
                 count=int(_g(e, "count", default=1)),
@@ -870,7 +904,7 @@ class Kube:
 
     def nodes(self) -> list[NodeInfo]:
         with self._errors("nodes", "*", None, "list"):
-            items = self.core.list_node(_request_timeout=REQUEST_TIMEOUT).items
+            items = self._request("GET", self._core(None, "nodes")).get("items") or []
         out = []
         for n in items:
             conds = {_g(c, "type"): _g(c, "status") for c in _g(n, "status", "conditions", default=[]) or []}
@@ -889,20 +923,18 @@ class Kube:
     def hpa_for(self, namespace: str, deployment: str) -> HpaInfo | None:
         """The HPA whose scaleTargetRef is the deployment (None when there is none)."""
         with self._errors("horizontalpodautoscalers", "*", namespace, "list"):
-            items = self.autoscaling.list_namespaced_horizontal_pod_autoscaler(
-                namespace, _request_timeout=REQUEST_TIMEOUT
-            ).items
+            items = self._request("GET", self._hpas(namespace)).get("items") or []
         for h in items:
-            ref = _g(h, "spec", "scale_target_ref")
+            ref = _g(h, "spec", "scaleTargetRef")
             if _g(ref, "kind") == "Deployment" and _g(ref, "name") == deployment:
                 return HpaInfo(
                     name=_g(h, "metadata", "name"),
                     namespace=namespace,
                     deployment=deployment,
-                    min_replicas=int(_g(h, "spec", "min_replicas", default=1)),
-                    max_replicas=int(_g(h, "spec", "max_replicas")),
-                    current=_g(h, "status", "current_replicas"),
-                    desired=_g(h, "status", "desired_replicas"),
+                    min_replicas=int(_g(h, "spec", "minReplicas", default=1)),
+                    max_replicas=int(_g(h, "spec", "maxReplicas")),
+                    current=_g(h, "status", "currentReplicas"),
+                    desired=_g(h, "status", "desiredReplicas"),
                 )
         return None
 
@@ -918,9 +950,7 @@ class Kube:
             return
         self._write(f"patch hpa {namespace}/{name} {spec}")
         with self._errors("horizontalpodautoscaler", name, namespace, "patch"):
-            self.autoscaling.patch_namespaced_horizontal_pod_autoscaler(
-                name, namespace, {"spec": spec}, _content_type=MERGE, _request_timeout=REQUEST_TIMEOUT
-            )
+            self._request("PATCH", self._hpas(namespace, name), body={"spec": spec}, content_type=MERGE)
 
 
 def _strip_hash(template: dict[str, Any]) -> dict[str, Any]:

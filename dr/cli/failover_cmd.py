@@ -172,10 +172,6 @@ def failover(
 
         print_asl(estate, pre, timeout=timeout)
         return
-    if not run.dry_run:
-        from dr.kube import preload_core_api
-
-        preload_core_api()  # off the critical path: the secret step after the promotion needs it
     kube = kube_factory(app, kubeconfig, read_only=run.dry_run)
     try:
         result = run_plan(

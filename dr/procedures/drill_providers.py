@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from dr.drills.context import DrillContext
 from dr.drills.registry import register_action, register_probe
-from dr.errors import BadInput, NotFound, OperationFailed
+from dr.errors import BadInput, OperationFailed
 from dr.procedures.common import utcnow
 
 if TYPE_CHECKING:
@@ -219,10 +219,6 @@ def failover(ctx: DrillContext, to: str, mode: str, max_lag_seconds: float | Non
     for warning in pre.warnings:
         ctx.note(f"failover pre-flight warning: {warning}")
     plan = failover_plan(estate, pre)
-    if not ctx.dry_run:
-        from dr.kube import preload_core_api
-
-        preload_core_api()  # the secret step after the promotion needs it: import it meanwhile
     summary = run(ctx, plan, lock=estate_lock(ctx, target, unplanned=pre.mode == "unplanned"))
     summary["preflight"] = pre.to_dict()
     summary["active_region"] = None if ctx.dry_run else _active_region(ctx)
@@ -445,26 +441,13 @@ def deploy(ctx: DrillContext, deployment: str | None, image: str) -> dict[str, A
         before = kube.get_deployment(ns, name)
         if ctx.dry_run:
             return {"deployment": name, "region": view.region, "image": image, "dry_run": True}
-        body = {
-            "spec": {
-                "template": {"spec": {"containers": [{"name": _container(kube, ns, name), "image": image}]}}
-            }
-        }
-        kube.apps.patch_namespaced_deployment(name, ns, body)
+        kube.set_image(ns, name, image)
     ctx.outputs["deployed"] = {
         "deployment": name,
         "region": view.region,
         "previous_images": list(before.images),
     }
     return {"deployment": name, "region": view.region, "image": image, "previous_images": list(before.images)}
-
-
-def _container(kube: Kube, namespace: str, name: str) -> str:
-    dep = kube.apps.read_namespaced_deployment(name, namespace)
-    containers = dep.spec.template.spec.containers or []
-    if not containers:
-        raise NotFound(f"deployment {namespace}/{name} has no container", resource=name)
-    return str(containers[0].name)
 
 
 @register_action("rollback-deploy")

@@ -978,7 +978,7 @@ class FakeKubeApi:
                 continue
             if cap is None or used < cap:
                 st.scheduled_at = now
-                node = nodes[used // max(1, self.pods_per_node)] if nodes else "node-0"
+                node = nodes[min(used // max(1, self.pods_per_node), len(nodes) - 1)] if nodes else "node-0"
                 new = copy.deepcopy(pod)
                 new["spec"]["nodeName"] = node
                 self._put("pods", new)

@@ -28,8 +28,6 @@ PRELOAD = (
     "botocore.session",
     "botocore.exceptions",
     "kubernetes.client",
-    "kubernetes.client.api.core_v1_api",
-    "kubernetes.client.api.apps_v1_api",
     "kubernetes.config",
     "dr.cli.main",
     "dr.aws.session",

@@ -184,20 +184,29 @@ def test_restart_sets_its_marker_annotation_in_the_same_call(cluster, ns, api_na
     assert after.revision == before.revision + 1
 
 
-def test_preload_core_api_imports_the_core_v1_module_in_the_background() -> None:
-    """`dr failover` starts this with the run: the 0.5 s import of core/v1 must not wait for the
-    first secret read after the promotion (on the critical path). A fresh interpreter: importing
-    dr.kube alone does not load the module; the preload thread does."""
+def test_the_adapter_loads_no_generated_api_class_or_model(tmp_path: Path, estate) -> None:
+    """Reads and writes go through the client's connection as JSON: the generated per-group API
+    classes and pydantic models (about a second of imports per `dr` process; core/v1 alone was on
+    a failover's critical path) are never imported. A fresh interpreter, every kind of call."""
     import subprocess
     import sys
 
-    code = (
-        "import sys, dr.kube as k\n"
-        "mod = 'kubernetes.client.api.core_v1_api'\n"
-        "before = mod in sys.modules\n"
-        "t = k.preload_core_api(); t.join(30)\n"
-        "print(before, t.name, mod in sys.modules)\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["False", "dr-preload-k8s-core", "True"]
+    kc = tmp_path / "kubeconfig"
+    ns, name = estate.app.namespace, estate.app.api.name
+    with serve_estate(estate, str(kc)):
+        code = (
+            "import sys\n"
+            "from dr import kube\n"
+            "from dr.aws.secretsmanager import SecretValue\n"
+            f"k = kube.connect({estate.primary.cluster.name!r}, 'r', kubeconfig={str(kc)!r})\n"
+            f"ns, name = {ns!r}, {name!r}\n"
+            "k.get_deployment(ns, name); k.list_deployments(ns); k.scale_deployment(ns, name, 3)\n"
+            "k.rollout_restart(ns, name); k.rollout_history(ns, name); k.list_pods(ns); k.nodes()\n"
+            "k.warning_events(ns); k.hpa_for(ns, name); k.ensure_deny_all_policy(ns, 'p', {'a': 'b'})\n"
+            f"k.patch_secret_key(ns, {estate.app.db_secret.name!r}, 'x', SecretValue('v'))\n"
+            "loaded = sorted(m for m in sys.modules if m.startswith(('kubernetes.client.api.', 'kubernetes.client.models.')))\n"
+            "print(len(loaded), loaded[:5])\n"
+        )
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip() == "0 []"
