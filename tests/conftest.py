@@ -17,6 +17,18 @@ def pytest_configure(config: pytest.Config) -> None:
     from dr.aws.session import share_loader_process_wide
 
     share_loader_process_wide()
+    _one_private_key_per_kms_key_spec()
+
+
+def _one_private_key_per_kms_key_spec() -> None:
+    """moto generates a private key for every KMS key it creates, a 2048-bit RSA one for symmetric
+    keys too (~60 ms each; every seeded estate creates two, ~25 s of CPU per suite run). Nothing
+    here signs with KMS or reads a public key: the keys of one spec share one private key."""
+    import functools
+
+    import moto.kms.models as kms_models
+
+    kms_models.generate_private_key = functools.cache(kms_models.generate_private_key)  # type: ignore[assignment]
 
 
 @pytest.fixture(autouse=True)

@@ -351,6 +351,7 @@ class FakeKubeApi:
         self._store: dict[str, dict[tuple[str, str], Obj]] = {p: {} for p in RESOURCES}
         self._pods: dict[tuple[str, str], _PodState] = {}
         self._node_conditions: dict[tuple[str, str], tuple[str, str]] = {}
+        self._nodes_key: tuple[Any, ...] | None = None  # what _nodes_controller last built from
         self._rv = 0
         self._seq = 0
         self._server: ThreadingHTTPServer | None = None
@@ -917,6 +918,15 @@ class FakeKubeApi:
 
     def _nodes_controller(self) -> None:
         wanted = self._node_names()
+        # Unchanged inputs and untouched node objects: nothing to rebuild (a pass runs on every
+        # request; a 500-pod test cluster has 125 nodes).
+        inputs = (
+            tuple(wanted),
+            tuple(sorted(self._node_conditions.items())),
+            tuple(o["metadata"].get("resourceVersion") for o in self._store["nodes"].values()),
+        )
+        if inputs == self._nodes_key:
+            return
         for key in [k for k in self._store["nodes"] if k[1] not in wanted]:
             del self._store["nodes"][key]
         for name in wanted:
@@ -956,6 +966,11 @@ class FakeKubeApi:
             if old is not None:
                 node["metadata"] = {**old["metadata"], "labels": node["metadata"]["labels"]}
             self._put("nodes", node, new=old is None)
+        self._nodes_key = (
+            inputs[0],
+            inputs[1],
+            tuple(o["metadata"].get("resourceVersion") for o in self._store["nodes"].values()),
+        )
 
     def _scheduler(self, now: float) -> None:
         cap = self.capacity()
