@@ -14,9 +14,10 @@ STACKS = ROOT / "stacks"
 def pytest_configure(config: pytest.Config) -> None:
     # moto (in-process in most tests) builds boto3 sessions internally; one shared botocore loader
     # parses each model once per process instead of once per session (as the sandbox's server does)
-    from dr.aws.session import share_loader_process_wide
+    from dr.aws.session import cache_moto_partitions, share_loader_process_wide
 
     share_loader_process_wide()
+    cache_moto_partitions()
     _one_private_key_per_kms_key_spec()
 
 

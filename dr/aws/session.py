@@ -24,6 +24,7 @@ fresh botocore session would otherwise parse ``endpoints.json`` and every servic
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import threading
@@ -206,6 +207,24 @@ def share_loader_process_wide() -> None:
 
     cls._register_data_loader = register
     cls._dr_shared_loader = True
+
+
+class _Partitions:
+    """Stands in for ``boto3.Session`` where moto only asks it for the partitions."""
+
+    @staticmethod
+    @functools.cache
+    def get_available_partitions() -> list[str]:
+        return list(boto3.session.Session().get_available_partitions())
+
+
+def cache_moto_partitions() -> None:
+    """moto's EKS builds a whole boto3 session on every CreateCluster and CreateNodegroup only to
+    list the AWS partitions (a role ARN check; ~25 ms each, four per seeded estate): list them once
+    per process. Idempotent; the check itself is moto's, unchanged."""
+    import moto.eks.utils as eks_utils
+
+    eks_utils.Session = _Partitions
 
 
 class ReadOnlyViolation(DrError):

@@ -31,9 +31,10 @@ def moto_app() -> WSGIApp:
 
     # The estate uses no AMIs; loading moto's default AMI catalogue costs seconds per region.
     os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
-    from dr.aws.session import share_loader_process_wide
+    from dr.aws.session import cache_moto_partitions, share_loader_process_wide
 
     share_loader_process_wide()  # moto's internal boto3 sessions parse each model once
+    cache_moto_partitions()
     from moto.server import DomainDispatcherApplication, create_backend_app
 
     app: WSGIApp = DomainDispatcherApplication(create_backend_app)

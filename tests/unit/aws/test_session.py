@@ -106,3 +106,22 @@ def test_process_wide_sharing_reaches_every_botocore_session_without_growing_its
     assert ClientProvider()._boto_session()._session.get_component("data_loader") is (
         sessions[0]._session.get_component("data_loader")
     )
+
+
+def test_moto_eks_still_checks_role_arn_partitions_from_a_list_built_once() -> None:
+    """cache_moto_partitions (the sandbox's server, the test suite) keeps moto's role ARN check —
+    an unknown partition is still refused — without a boto3 session per CreateCluster."""
+    from unittest import mock
+
+    import boto3
+    from moto.eks.exceptions import InvalidParameterException
+    from moto.eks.utils import validate_role_arn
+
+    from dr.aws.session import cache_moto_partitions
+
+    cache_moto_partitions()
+    validate_role_arn("arn:aws:iam::123456789012:role/eks")  # builds the list (at most one session)
+    with mock.patch.object(boto3.session.Session, "__init__", side_effect=AssertionError("a session")):
+        validate_role_arn("arn:aws-cn:iam::123456789012:role/eks")
+        with pytest.raises(InvalidParameterException):
+            validate_role_arn("arn:nowhere:iam::123456789012:role/eks")
