@@ -28,3 +28,33 @@ def test_connect_uses_eks_endpoint_ca_and_token(tmp_path: Path) -> None:
         header = cfg.get_api_key_with_prefix("BearerToken")
         assert header.startswith("Bearer k8s-aws-v1.")
         assert k.source.startswith("EKS c1")
+
+
+def test_every_request_carries_the_eks_bearer_token(tmp_path: Path) -> None:
+    """The adapter sends its own JSON requests: each must still carry the refreshed IAM token."""
+    with mock_aws():
+        boto3.client("eks", region_name="us-west-2").create_cluster(
+            name="c1",
+            roleArn="arn:aws:iam::123456789012:role/eks",
+            resourcesVpcConfig={"subnetIds": ["subnet-1"]},
+        )
+        k = kube.connect("c1", "us-west-2", kubeconfig=str(tmp_path / "none"), clients=ClientProvider())
+    sent: list[tuple[str, str, dict[str, str]]] = []
+
+    class Answer:
+        status, reason, headers = 200, "OK", {"content-type": "application/json"}
+        data = b'{"items": [{"metadata": {"name": "n1"}, "status": {"conditions": [{"type": "Ready", "status": "True"}]}}]}'
+
+        def read(self) -> bytes:
+            return self.data
+
+    def request(method: str, url: str, headers: dict[str, str] | None = None, **_: Any) -> Answer:
+        sent.append((method, url, dict(headers or {})))
+        return Answer()
+
+    k.api_client.rest_client.request = request
+    assert [n.name for n in k.nodes()] == ["n1"]
+    method, url, headers = sent[0]
+    assert method == "GET" and url.endswith("/api/v1/nodes"), (method, url)
+    auth = {key.lower(): value for key, value in headers.items()}["authorization"]
+    assert auth.startswith("Bearer k8s-aws-v1.")
