@@ -13,14 +13,19 @@ from dr import kube
 from dr.aws.session import ClientProvider
 
 
+def _eks_cluster_c1(tmp_path: Path) -> kube.Kube:
+    """An EKS cluster c1 in moto (inside mock_aws) and a Kube for it without any kubeconfig."""
+    boto3.client("eks", region_name="us-west-2").create_cluster(
+        name="c1",
+        roleArn="arn:aws:iam::123456789012:role/eks",
+        resourcesVpcConfig={"subnetIds": ["subnet-1"]},
+    )
+    return kube.connect("c1", "us-west-2", kubeconfig=str(tmp_path / "none"), clients=ClientProvider())
+
+
 def test_connect_uses_eks_endpoint_ca_and_token(tmp_path: Path) -> None:
     with mock_aws():
-        boto3.client("eks", region_name="us-west-2").create_cluster(
-            name="c1",
-            roleArn="arn:aws:iam::123456789012:role/eks",
-            resourcesVpcConfig={"subnetIds": ["subnet-1"]},
-        )
-        k = kube.connect("c1", "us-west-2", kubeconfig=str(tmp_path / "none"), clients=ClientProvider())
+        k = _eks_cluster_c1(tmp_path)
         cfg: Any = k.api_client.configuration
         info = boto3.client("eks", region_name="us-west-2").describe_cluster(name="c1")["cluster"]
         assert cfg.host == info["endpoint"]
@@ -33,12 +38,7 @@ def test_connect_uses_eks_endpoint_ca_and_token(tmp_path: Path) -> None:
 def test_every_request_carries_the_eks_bearer_token(tmp_path: Path) -> None:
     """The adapter sends its own JSON requests: each must still carry the refreshed IAM token."""
     with mock_aws():
-        boto3.client("eks", region_name="us-west-2").create_cluster(
-            name="c1",
-            roleArn="arn:aws:iam::123456789012:role/eks",
-            resourcesVpcConfig={"subnetIds": ["subnet-1"]},
-        )
-        k = kube.connect("c1", "us-west-2", kubeconfig=str(tmp_path / "none"), clients=ClientProvider())
+        k = _eks_cluster_c1(tmp_path)
     sent: list[tuple[str, str, dict[str, str]]] = []
 
     class Answer:
