@@ -11,7 +11,6 @@ API's JSON (camelCase, what ``kubectl get -o json`` shows). Those modules cost a
 imports per process (``core_v1_api`` alone ~0.5 s) and a model validation per object, for the
 handful of fields read here.
 
-
 * every ``ApiException`` becomes a typed :mod:`dr.errors` error naming kind/name/namespace/cluster;
 * ``read_only=True`` (``--dry-run``) refuses every write before it is sent;
 * secret values are returned as :class:`dr.aws.secretsmanager.SecretValue` and never logged;
