@@ -1,6 +1,6 @@
 """P1/P2 benchmark: `dr failover` on the sandbox under a realistic, time-scaled latency profile.
 
-Two identical sandboxes (same seed, same profile) are started one after the other:
+Three identical sandboxes (same seed, same profile) are started one after the other:
 
 * **parallel** — ``dr --target sandbox failover --mode unplanned --yes`` exactly as an operator runs
   it (the runbook engine: independent steps in parallel, adaptive polling). Figure P1 is its
@@ -10,6 +10,9 @@ Two identical sandboxes (same seed, same profile) are started one after the othe
   plan's order, every wait polled at botocore's default waiter interval (30 s for
   ``DBInstanceAvailable``, ``NodegroupActive``, ``ResourceRecordSetsChanged``; scaled by the same
   time scale). Speed-up = sequential wall ÷ parallel wall.
+* **what-if, no restart** — a third sandbox runs the parallel plan in process without the rolling
+  restarts after the promotion (not what ``dr failover`` does: a product decision, measured so it can
+  be taken on numbers). Reported beside P1b, never as P1b.
 * **P2 polling slack** — during the parallel run a thread polls the sandbox's transition table
   (``GET /transitions``, every 50 ms) and keeps each transition's scheduled end; for every step that
   waits on one (promote ↔ ``rds.promote``, nodegroup ↔ ``eks.nodegroup_scale``, DNS ↔
@@ -128,30 +131,43 @@ def parallel_run(directory: Path, state: dict[str, Any], timeout: float) -> dict
     return {"run": run, "process_seconds": elapsed, "transitions": list(watch.seen.values())}
 
 
-def sequential_run(
-    directory: Path, state: dict[str, Any], *, time_scale: float, timeout: float
+def _inprocess_run(
+    directory: Path,
+    state: dict[str, Any],
+    *,
+    timeout: float,
+    runs: str,
+    max_workers: int = 8,
+    poll: Any = None,
+    without_restart: bool = False,
 ) -> dict[str, Any]:
-    """The same plan, one step at a time, fixed-interval polling at botocore's waiter delay."""
+    """The failover plan run in this process (the engine `dr failover` uses), optionally one step
+    at a time with a fixed poll, or — a what-if, not what `dr failover` does — without the rolling
+    restarts (pods-ready then waits for the scaled-up pods only)."""
     import datetime as dt
 
     from dr.aws.session import ClientProvider
     from dr.procedures.common import services
     from dr.procedures.failover import failover_plan, preflight
     from dr.procedures.ops import KubeFactory
-    from dr.runbook.poll import PollPolicy
     from dr.runbook.runner import run_plan
     from dr.target import SANDBOX_CREDENTIALS
     from dr.topology import load_estate
 
     estate = load_estate(ROOT / "stacks", "prod")
     clients = ClientProvider(endpoint_url=state["aws_endpoint"], credentials=dict(SANDBOX_CREDENTIALS))
-    delay = BOTOCORE_WAITER_DELAY * time_scale
-    fixed = PollPolicy(first=delay, factor=1.0, cap=delay, floor=delay, fraction=0.0)
     t0 = time.time()
     pre = preflight(
         clients, estate, target=estate.secondary, mode="unplanned", max_lag=dt.timedelta(seconds=60)
     )
     plan = failover_plan(estate, pre, timeout=timeout)
+    if without_restart:
+        restarts = {s.id for s in plan.steps if s.id.startswith("restart-")}
+        plan.steps = [s for s in plan.steps if s.id not in restarts]
+        for step in plan.steps:
+            step.depends_on = tuple(d for d in step.depends_on if d not in restarts)
+            if step.id == "pods-ready":
+                step.depends_on = (*step.depends_on, "scale-workloads")
     kube = KubeFactory(kubeconfig=state["kubeconfig"], clients=clients)
     try:
         result = run_plan(
@@ -160,18 +176,30 @@ def sequential_run(
             dry_run=False,
             assume_yes=True,
             resume=None,
-            runs_dir=directory / "runs-sequential",
+            runs_dir=directory / runs,
             lock=None,
             break_lock=False,
             output="json",
-            max_workers=1,
-            poll=fixed,
+            max_workers=max_workers,
+            poll=poll,
         )
     finally:
         kube.close()
     if result.status != "succeeded":
-        raise RuntimeError(f"sequential failover {result.status}: {result.summary()}")
-    return {"wall_seconds": result.wall_seconds, "process_seconds": time.time() - t0, "poll_interval": delay}
+        raise RuntimeError(f"{runs} failover {result.status}: {result.summary()}")
+    return {"wall_seconds": result.wall_seconds, "process_seconds": time.time() - t0}
+
+
+def sequential_run(
+    directory: Path, state: dict[str, Any], *, time_scale: float, timeout: float
+) -> dict[str, Any]:
+    """The same plan, one step at a time, fixed-interval polling at botocore's waiter delay."""
+    from dr.runbook.poll import PollPolicy
+
+    delay = BOTOCORE_WAITER_DELAY * time_scale
+    fixed = PollPolicy(first=delay, factor=1.0, cap=delay, floor=delay, fraction=0.0)
+    out = _inprocess_run(directory, state, timeout=timeout, runs="runs-sequential", max_workers=1, poll=fixed)
+    return {**out, "poll_interval": delay}
 
 
 def slack(run: dict[str, Any], transitions: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -215,6 +243,13 @@ def failover_benchmark(time_scale: float = 0.05, seed: int = 7) -> dict[str, Any
             seq = sequential_run(seq_dir, state, time_scale=time_scale, timeout=timeout)
         finally:
             stop(seq_dir)
+        state = start(base / "no-restart", time_scale=time_scale, seed=seed)
+        try:
+            what_if = _inprocess_run(
+                base / "no-restart", state, timeout=timeout, runs="runs-no-restart", without_restart=True
+            )
+        finally:
+            stop(base / "no-restart")
     run = par["run"]
     durations = {s["id"]: s["duration"] or 0.0 for s in run["steps"]}
     floor = sum(durations.get(sid, 0.0) for sid in ORDERING_FLOOR)
@@ -233,6 +268,10 @@ def failover_benchmark(time_scale: float = 0.05, seed: int = 7) -> dict[str, Any
         "ordering_floor_steps": list(ORDERING_FLOOR),
         "ordering_floor_seconds": round(floor, 3),
         "speedup_ceiling": round(seq["wall_seconds"] / floor, 3) if floor > 0 else None,
+        # What-if (not what `dr failover` does): the same parallel plan without the rolling restart
+        # after the promotion — the speed-up that product decision would buy on this profile.
+        "no_restart_wall_seconds": round(what_if["wall_seconds"], 3),
+        "no_restart_speedup": round(seq["wall_seconds"] / what_if["wall_seconds"], 3),
         "p2_slack": slack(run, par["transitions"]),
         "steps": [
             {"id": s["id"], "status": s["status"], "duration": s["duration"], "polls": s.get("polls")}
