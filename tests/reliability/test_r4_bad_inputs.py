@@ -9,6 +9,7 @@ The call log records every AWS call and Kubernetes write the process attempted; 
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from dr.sandbox.realism import NO_ANSWER
 from tests.reliability.harness import Estate, manual_snapshot, sent_mutations
 
 pytestmark = pytest.mark.slow
@@ -70,7 +72,14 @@ def _target_unhealthy(e: Estate, tmp: Path) -> Iterator[list[str]]:
     previous = e.realism.health_probe
     e.realism.health_probe = lambda region: region != secondary
     try:
-        assert e.realism.health is not None
+        health = e.realism.health
+        assert health is not None
+        # The health checkers see it on their next tick: wait, or a fast `dr` can read the old report
+        # and start the switchover (it did once in a loaded run: stop-writes, then a 120 s hang).
+        deadline = time.monotonic() + 10
+        while health.report(secondary) != NO_ANSWER:
+            assert time.monotonic() < deadline, health.report(secondary)
+            time.sleep(0.02)
         yield []
     finally:
         e.realism.health_probe = previous
