@@ -323,6 +323,13 @@ class Rds:
             raw = self.client.list_tags_for_resource(ResourceName=inst.arn)
         return {t["Key"]: t["Value"] for t in raw.get("TagList", [])}
 
+    def add_tags(self, inst: DbInstance, tags: dict[str, str]) -> None:
+        """Set tags on the instance (``AddTagsToResource`` on its ARN; existing keys are overwritten)."""
+        with aws_errors(resource=f"DB instance {inst.identifier}", region=self.region, action="tag"):
+            self.client.add_tags_to_resource(
+                ResourceName=inst.arn, Tags=[{"Key": k, "Value": v} for k, v in tags.items()]
+            )
+
     def replicated_backups(self, source_region: str) -> list[ReplicatedBackups]:
         """Automated backups replicated into this region from instances in ``source_region``
         (``StartDBInstanceAutomatedBackupsReplication``): point-in-time recovery here."""

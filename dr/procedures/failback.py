@@ -436,13 +436,9 @@ def move_aside_step(pre: ReplicaSpec, aside: str, *, timeout: float, command: st
                 hint="wait until it is available, then --resume",
             )
         ctx.set(f"{command}_aside", aside)
-        client = clients.client("rds", region)
-        with aws_errors(resource=f"DB instance {ident}", region=region, action="tag"):
-            client.add_tags_to_resource(
-                ResourceName=found.arn, Tags=[{"Key": TAG_SUPERSEDED_BY, "Value": ctx.run_id}]
-            )
+        Rds(clients, region).add_tags(found, {TAG_SUPERSEDED_BY: ctx.run_id})
         with aws_errors(resource=f"DB instance {ident}", region=region, action=f"rename to {aside}"):
-            client.modify_db_instance(
+            clients.client("rds", region).modify_db_instance(
                 DBInstanceIdentifier=ident, NewDBInstanceIdentifier=aside, ApplyImmediately=True
             )
         return {"renamed": {"from": ident, "to": aside}}
@@ -487,10 +483,7 @@ def superseded_step(db: DbInstance, *, depends_on: tuple[str, ...]) -> Step:
         return Rds(clients_of(ctx), db.region).tags(db).get(TAG_SUPERSEDED_BY) == ctx.run_id
 
     def action(ctx: StepContext) -> Any:
-        with aws_errors(resource=f"DB instance {db.identifier}", region=db.region, action="tag"):
-            clients_of(ctx).client("rds", db.region).add_tags_to_resource(
-                ResourceName=db.arn, Tags=[{"Key": TAG_SUPERSEDED_BY, "Value": ctx.run_id}]
-            )
+        Rds(clients_of(ctx), db.region).add_tags(db, {TAG_SUPERSEDED_BY: ctx.run_id})
         return {"tagged": db.identifier}
 
     return Step(

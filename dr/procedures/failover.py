@@ -40,7 +40,7 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 from dr.aws import eks
 from dr.aws.cloudwatch import replica_lag
 from dr.aws.elasticache import CacheSnapshot, ElastiCache, ReplicationGroup
-from dr.aws.rds import Rds, aws_errors
+from dr.aws.rds import Rds
 from dr.aws.route53 import HealthCheck, Route53, answered
 from dr.aws.secretsmanager import SecretValue, get_secret
 from dr.errors import BadInput, DrError, GateRefused, NotFound, OperationFailed, from_client_error
@@ -594,10 +594,7 @@ def promote_step(pre: PromotePreflight, *, depends_on: tuple[str, ...], timeout:
                         TAG_PROMOTED_FROM: inst.replica_source or "unknown",
                         TAG_PROMOTED_AT: iso(utcnow()),
                     }
-                    with aws_errors(resource=f"DB instance {db}", region=region, action="tag"):
-                        clients.client("rds", region).add_tags_to_resource(
-                            ResourceName=inst.arn, Tags=[{"Key": k, "Value": v} for k, v in tags.items()]
-                        )
+                    rds.add_tags(inst, tags)
                 ctx.set("promote_in_flight", inst.status)
                 return {"promote": "already in progress", "status": inst.status}
         return base.action(ctx) if base.action is not None else None

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dr.aws.cloudwatch import replica_lag
-from dr.aws.rds import DbInstance, Rds, aws_errors
+from dr.aws.rds import DbInstance, Rds
 from dr.errors import BadInput, GateRefused, OperationFailed
 from dr.procedures.common import (
     TAG_PROMOTED_AT,
@@ -242,10 +242,7 @@ def promote_plan(
         }
         if pre.lag_seconds is not None:
             tags["dr:lag-at-promotion-seconds"] = f"{pre.lag_seconds:g}"
-        with aws_errors(resource=f"DB instance {db}", region=region, action="tag"):
-            clients.client("rds", region).add_tags_to_resource(
-                ResourceName=inst.arn, Tags=[{"Key": k, "Value": v} for k, v in tags.items()]
-            )
+        Rds(clients, region).add_tags(inst, tags)
         return {"promoted": db, "region": region}
 
     def wait(ctx: StepContext) -> bool:
