@@ -513,6 +513,21 @@ class Kube:
             info = DeploymentInfo(**{**info.__dict__, "revision": current})
         return info
 
+    def oldest_pod_created(self, namespace: str, name: str) -> dt.datetime | None:
+        """When the oldest pod of the deployment (its selector's pods) was created; None: no pod.
+
+        A pod without a creation time counts as older than anything (``datetime.min``, UTC).
+        """
+        labels = (
+            _g(self._read_deployment(namespace, name), "spec", "selector", "matchLabels", default={}) or {}
+        )
+        selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+        with self._errors("pods", selector or "*", namespace, "list"):
+            items = self._request("GET", self._core(namespace, "pods"), query={"labelSelector": selector})
+        times = [_timestamp(_g(p, "metadata", "creationTimestamp")) for p in items.get("items") or []]
+        floor = dt.datetime.min.replace(tzinfo=dt.UTC)
+        return min((t if isinstance(t, dt.datetime) else floor for t in times), default=None)
+
     def list_deployments(self, namespace: str) -> list[DeploymentInfo]:
         with self._errors("deployments", "*", namespace, "list"):
             items = self._request("GET", self._apps(namespace, "deployments")).get("items") or []
@@ -753,9 +768,16 @@ class Kube:
             )
         return before
 
-    def read_secret_key(self, namespace: str, name: str, key: str) -> SecretValue:
+    def _read_secret(self, namespace: str, name: str) -> Any:
         with self._errors("secret", name, namespace, "read"):
-            secret = self._request("GET", self._core(namespace, "secrets", name))
+            return self._request("GET", self._core(namespace, "secrets", name))
+
+    def secret_annotations(self, namespace: str, name: str) -> dict[str, str]:
+        """The Secret's annotations (metadata only: no value is decoded)."""
+        return dict(_g(self._read_secret(namespace, name), "metadata", "annotations", default={}) or {})
+
+    def read_secret_key(self, namespace: str, name: str, key: str) -> SecretValue:
+        secret = self._read_secret(namespace, name)
         data = _g(secret, "data", default={}) or {}
         if key not in data:
             raise NotFound(
@@ -766,8 +788,20 @@ class Kube:
             )
         return SecretValue(base64.b64decode(data[key]).decode())
 
-    def patch_secret_key(self, namespace: str, name: str, key: str, value: SecretValue) -> bool:
-        """Set one key of a Secret (base64); False when it already holds ``value``. Never logged."""
+    def patch_secret_key(
+        self,
+        namespace: str,
+        name: str,
+        key: str,
+        value: SecretValue,
+        *,
+        annotations: dict[str, str] | None = None,
+    ) -> bool:
+        """Set one key of a Secret (base64); False when it already holds ``value``. Never logged.
+
+        ``annotations`` are set in the SAME patch (only when the value changes), so a marker saying
+        why it changed can never be missing after a change that happened.
+        """
         try:
             if self.read_secret_key(namespace, name, key) == value:
                 return False
@@ -776,13 +810,11 @@ class Kube:
                 raise
         self._write(f"patch secret {namespace}/{name} key {key}")
         encoded = base64.b64encode(value.reveal().encode()).decode()
+        body: dict[str, Any] = {"data": {key: encoded}}
+        if annotations:
+            body["metadata"] = {"annotations": dict(annotations)}
         with self._errors("secret", name, namespace, "patch"):
-            self._request(
-                "PATCH",
-                self._core(namespace, "secrets", name),
-                body={"data": {key: encoded}},
-                content_type=MERGE,
-            )
+            self._request("PATCH", self._core(namespace, "secrets", name), body=body, content_type=MERGE)
         return True
 
     # -- pods, events, nodes ----------------------------------------------------------------------------

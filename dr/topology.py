@@ -154,6 +154,13 @@ class DbSecret(_Camel):
     key: str = "database-url"
     # Secrets Manager secret holding the master credentials (the runbook's `<app>/database`).
     secrets_manager_id: str
+    # When a failover (or failback) rolls the app's pods after the promotion:
+    # "on-change" — only when their connection may be stale: the failover changed this secret, or a
+    #   pod is older than the instance holding the identifier (a replica re-created under the old
+    #   name). A standby's secret already names its replica, whose endpoint survives the promotion,
+    #   and the pods' pools reconnect after its reboot: no restart on the critical path of an outage.
+    # "always" — after every promotion (for apps whose connection pools do not recover by themselves).
+    restart_pods: Literal["on-change", "always"] = "on-change"
 
     _name = field_validator("name")(_check(_K8S_NAME, "Kubernetes secret name", "DNS-1123 label"))
     _key = field_validator("key")(_check(_K8S_KEY, "secret key", "letters, digits, '-', '_', '.'"))

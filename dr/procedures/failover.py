@@ -60,6 +60,8 @@ Mode = Literal["planned", "unplanned"]
 
 # Deployment annotation: "<db identifier>@<dr:promoted-at>" of the promotion its pods were restarted for.
 RESTARTED_FOR = "dr-toolkit/restarted-for-promotion"
+# DB Secret annotation, set in the patch that changes its value: the promotion it changed for.
+CHANGED_FOR = "dr-toolkit/changed-for-promotion"
 DEFAULT_MAX_SNAPSHOT_AGE = dt.timedelta(hours=24)
 
 
@@ -442,8 +444,14 @@ def _read_current_url(ctx: StepContext, estate: Estate, target: SiteView) -> Sec
 
 def promotion_marker(clients: ClientProvider, region: str, db: str) -> str:
     """``<db>@<dr:promoted-at>``: identifies one promotion (deployments are restarted once per marker)."""
+    return _promotion(clients, region, db)[0]
+
+
+def _promotion(clients: ClientProvider, region: str, db: str) -> tuple[str, dt.datetime | None]:
+    """(:func:`promotion_marker`, when the instance now holding the identifier was created)."""
     rds = Rds(clients, region)
-    return f"{db}@{rds.tags(rds.describe_instance(db)).get(TAG_PROMOTED_AT, 'unknown')}"
+    inst = rds.describe_instance(db)
+    return f"{db}@{rds.tags(inst).get(TAG_PROMOTED_AT, 'unknown')}", inst.created
 
 
 # ---------------------------------------------------------------------------------------------
@@ -795,8 +803,9 @@ def secret_step(estate: Estate, target: SiteView, db: str, *, depends_on: tuple[
 
     def action(ctx: StepContext) -> Any:
         _current, want = desired(ctx)
+        marker = promotion_marker(clients_of(ctx), region, db)
         changed = kube_of(ctx, target).patch_secret_key(
-            app.namespace, app.db_secret.name, app.db_secret.key, want
+            app.namespace, app.db_secret.name, app.db_secret.key, want, annotations={CHANGED_FOR: marker}
         )
         return {"patched": changed}
 
@@ -828,37 +837,73 @@ def secret_step(estate: Estate, target: SiteView, db: str, *, depends_on: tuple[
 def restart_step(
     estate: Estate, target: SiteView, db: str, deployment: str, *, depends_on: tuple[str, ...]
 ) -> Step:
-    """Rolling-restart one deployment once per promotion (so its pods read the new secret)."""
-    ns, region = estate.app.namespace, target.region
+    """Rolling-restart one deployment once per promotion, when its pods' connection is stale.
 
-    def check(ctx: StepContext) -> bool:
-        marker = promotion_marker(clients_of(ctx), region, db)
-        return kube_of(ctx, target).get_deployment(ns, deployment).annotations.get(RESTARTED_FOR) == marker
+    With ``app.dbSecret.restartPods: on-change`` (the default) the pods are restarted only when they
+    may be connected to another database than the one now behind their connection string: when
+    ``patch-db-secret`` changed the secret for this promotion (its :data:`CHANGED_FOR` marker, set in
+    the same patch, survives a crash), or when a pod is older than the instance now holding the
+    identifier (e.g. failback and reprotect create a new replica under the old name). Otherwise the
+    pods already hold the right connection string, reconnect after the promotion's reboot, and the
+    step is skipped: no rolling restart between a writable database and DNS.
+    ``always`` restarts after every promotion.
+    """
+    ns, region, secret = estate.app.namespace, target.region, estate.app.db_secret
+    always = secret.restart_pods == "always"
 
-    def action(ctx: StepContext) -> Any:
-        marker = promotion_marker(clients_of(ctx), region, db)
+    def why(ctx: StepContext) -> tuple[str, str | None]:
+        """(promotion marker, why the pods need a restart — None: done for it, or not needed)."""
+        marker, created = _promotion(clients_of(ctx), region, db)
         k = kube_of(ctx, target)
         if k.get_deployment(ns, deployment).annotations.get(RESTARTED_FOR) == marker:
+            return marker, None
+        if always:
+            return marker, "app.dbSecret.restartPods is always"
+        if k.secret_annotations(ns, secret.name).get(CHANGED_FOR) == marker:
+            return marker, f"secret {secret.name} changed for this promotion"
+        oldest = k.oldest_pod_created(ns, deployment)
+        # creationTimestamp has whole seconds: a pod of the instance's own second is not "older"
+        if oldest is not None and (created is None or oldest < created.replace(microsecond=0)):
+            return (
+                marker,
+                f"a pod predates {db} (created {iso(created) if created else 'at an unknown time'})",
+            )
+        return marker, None
+
+    def check(ctx: StepContext) -> bool:
+        return why(ctx)[1] is None
+
+    def action(ctx: StepContext) -> Any:
+        marker, reason = why(ctx)
+        if reason is None:
             return None
         # one PATCH: a kill can never leave a restart without its marker (R1 found the gap)
-        stamp = k.rollout_restart(ns, deployment, annotations={RESTARTED_FOR: marker})
-        return {"restarted_at": stamp}
+        stamp = kube_of(ctx, target).rollout_restart(ns, deployment, annotations={RESTARTED_FOR: marker})
+        return {"restarted_at": stamp, "because": reason}
 
+    when = "" if always else " if its pods may hold a stale connection (dbSecret.restartPods: on-change)"
+    reads: tuple[Operation, ...] = ()
+    if not always:
+        reads = (
+            Operation("k8s", "GetSecret", region, {"name": secret.name}, False),
+            Operation("k8s", "ListPods", region, {"deployment": deployment}, False),
+        )
     return Step(
         id=f"restart-{deployment}",
-        title=f"Rolling restart of {deployment} ({region}) to pick up the new DB endpoint",
+        title=f"Rolling restart of {deployment} ({region}) to pick up the new DB endpoint{when}",
         region=region,
         service="k8s",
         changes=f"deployment {ns}/{deployment}: new ReplicaSet; annotation {RESTARTED_FOR}",
         depends_on=depends_on,
         operations=(
+            *reads,
             _k8s("PatchDeployment", region, name=deployment, annotation="kubectl.kubernetes.io/restartedAt"),
             _k8s("PatchDeployment", region, name=deployment, annotation=RESTARTED_FOR),
         ),
         check=check,
         action=action,
         estimate=1.0,
-        tags={"phase": "config"},
+        tags={"phase": "config", "restart": secret.restart_pods},
     )
 
 

@@ -682,7 +682,8 @@ class _Emitter:
                         f"Annotates the secret with {db}'s endpoint (dr-toolkit/db-endpoint); the URL is "
                         "not rewritten (credentials would land in the execution history). The secret "
                         "deployed by Pulumi already names this endpoint: RDS keeps a read replica's "
-                        "address when it is promoted. The rolling restart that follows reconnects the pods."
+                        "address when it is promoted. The rolling restart that follows reconnects the pods "
+                        "(always: the machine cannot tell whether a pod predates the instance)."
                     )
                     states[ep]["Next"] = name
                     self.chain(states, [name], next_name)

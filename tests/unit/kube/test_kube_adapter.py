@@ -135,8 +135,17 @@ def test_configmap_secret_label_policy_hpa_nodes(cluster, ns, api_name, estate) 
     assert k.get_configmap(ns, estate.app.config_map)["maintenance-mode"] == "true"
 
     secret = estate.app.db_secret
-    assert k.patch_secret_key(ns, secret.name, secret.key, SecretValue("postgresql://u:new@h/db"))
-    assert not k.patch_secret_key(ns, secret.name, secret.key, SecretValue("postgresql://u:new@h/db"))
+    why = {"example/changed-for": "db@1"}
+    assert k.patch_secret_key(
+        ns, secret.name, secret.key, SecretValue("postgresql://u:new@h/db"), annotations=why
+    )
+    assert k.secret_annotations(ns, secret.name) == why  # set with the value, in one patch
+    # Unchanged value: nothing written, not even the annotations.
+    again = {"example/changed-for": "db@2"}
+    assert not k.patch_secret_key(
+        ns, secret.name, secret.key, SecretValue("postgresql://u:new@h/db"), annotations=again
+    )
+    assert k.secret_annotations(ns, secret.name) == why
     assert fake.secret_value(ns, secret.name, secret.key) == "postgresql://u:new@h/db"
     assert "new" not in repr(k.read_secret_key(ns, secret.name, secret.key))
 

@@ -6,11 +6,12 @@ API (one per cluster) driven by the real kubernetes client through ``dr.kube``.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from dr.aws.session import CallRecorder, ClientProvider
 from dr.errors import GateRefused, OperationFailed
 from dr.procedures import common
 from dr.procedures.common import TAG_PROMOTED_FROM, services
-from dr.procedures.failover import FailoverPreflight, failover_plan, preflight
+from dr.procedures.failover import CHANGED_FOR, RESTARTED_FOR, FailoverPreflight, failover_plan, preflight
 from dr.procedures.ops import KubeFactory
 from dr.runbook.plan import Plan
 from dr.runbook.poll import PollPolicy
@@ -547,6 +548,12 @@ def test_crash_after_each_mutating_step_then_resume_repeats_nothing(env: Env) ->
     assert mutating_calls(recorder).count("rds:PromoteReadReplica") == 1
     dr = env.estate.secondary
     assert not env.s.db(dr.region, dr.database.identifier).get("ReadReplicaSourceDBInstanceIdentifier")
+    # The run killed right after patch-db-secret changed the secret still restarted the pods on
+    # resume (the secret's changed-for marker, not the dead run's memory, says they need it).
+    from dr.procedures.failover import promotion_marker
+
+    marker = promotion_marker(env.clients, dr.region, dr.database.identifier)
+    assert set(_restart_markers(env).values()) == {(marker, True)}
 
 
 @pytest.mark.slow
@@ -595,6 +602,86 @@ def test_rerun_of_a_completed_failover_changes_nothing(env: Env) -> None:
     assert len(env.kube_writes()) == writes_before
     waits_only = {"pods-ready", "target-healthy", "verify-dns", "verify-service"}
     assert {s.id for s in second.steps if s.status == "done"} <= waits_only
+
+
+# ---------------------------------------------------------------------------------------------
+# the pods' restart after the promotion (app.dbSecret.restartPods)
+# ---------------------------------------------------------------------------------------------
+
+
+def _restart_markers(env: Env) -> dict[str, tuple[str | None, bool]]:
+    """Per deployment in the target: (its restarted-for-promotion marker, template stamped?)."""
+    ns, api = env.estate.app.namespace, env.api("secondary")
+    out = {}
+    for d in env.estate.app.deployments:
+        dep = api.get("deployments", ns, d.name)
+        template = dep["spec"]["template"]["metadata"].get("annotations") or {}
+        out[d.name] = (
+            (dep["metadata"].get("annotations") or {}).get(RESTARTED_FOR),
+            "kubectl.kubernetes.io/restartedAt" in template,
+        )
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("restart_pods", "secret_already_right", "pods_predate_db", "restarted"),
+    [
+        ("on-change", False, False, True),
+        ("on-change", True, False, False),
+        ("on-change", True, True, True),
+        ("always", True, False, True),
+    ],
+    ids=["secret-changes", "secret-unchanged", "pods-older-than-the-instance", "always"],
+)
+def test_pods_are_restarted_only_when_their_connection_may_be_stale(
+    env: Env, restart_pods: str, secret_already_right: bool, pods_predate_db: bool, restarted: bool
+) -> None:
+    """on-change: a restart when the failover changed the secret, or when a pod is older than the
+    instance now holding the identifier (a replica re-created under the old name by failback or
+    reprotect: the pod may still hold a connection to the renamed one); none otherwise."""
+    from dr.procedures.failover import desired_database_url, promotion_marker
+
+    app, dr_site = env.estate.app, env.estate.secondary
+    env.s = replace(
+        env.s,
+        estate=env.estate.model_copy(
+            update={
+                "app": app.model_copy(
+                    update={"db_secret": app.db_secret.model_copy(update={"restart_pods": restart_pods})}
+                )
+            }
+        ),
+    )
+    secret = env.estate.app.db_secret
+    if secret_already_right:  # a standby's secret names its replica, whose endpoint survives promotion
+        url = desired_database_url(env.clients, env.estate, dr_site, dr_site.database.identifier, None)
+        encoded = base64.b64encode(url.reveal().encode()).decode()
+        env.api("secondary").patch(
+            "secrets",
+            app.namespace,
+            secret.name,
+            {"data": {secret.key: encoded}},
+            "application/merge-patch+json",
+        )
+    if pods_predate_db:
+        _moto_db(env, dr_site.region, dr_site.database.identifier).instance_create_time = dt.datetime.now(
+            dt.UTC
+        ) + dt.timedelta(minutes=5)
+    result = env.run(env.plan("unplanned"))
+    assert result.status == "succeeded", result.summary()
+
+    marker = promotion_marker(env.clients, dr_site.region, dr_site.database.identifier)
+    restarts = [f"restart-{d.name}" for d in app.deployments]
+    assert {result.step(r).status for r in restarts} == {"done" if restarted else "skipped"}
+    assert set(_restart_markers(env).values()) == {(marker, True) if restarted else (None, False)}
+    annotations = (
+        env.api("secondary").get("secrets", app.namespace, secret.name)["metadata"].get("annotations")
+    )
+    assert (annotations or {}).get(CHANGED_FOR) == (None if secret_already_right else marker)
+    if restarted:  # DNS moves only once the pods run the (new) connection string
+        seq = {(e["kind"], e.get("step")): e["seq"] for e in journal_events(env, result.run_id)}
+        assert all(seq[("step_done", r)] < seq[("step_started", "route-traffic")] for r in restarts)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -381,3 +381,27 @@ def test_planned_failover_compiles_with_stop_writes_on_the_source_cluster(sfn_es
     assert stops and all(_precedes(node, sid, "promote-db") for sid in stops)
     calls = [st for _, st in _all_states(defn) if st.get("Resource") == "arn:aws:states:::eks:call"]
     assert {c["Parameters"]["ClusterName"] for c in calls} == {source.cluster.name, target.cluster.name}
+
+
+@pytest.mark.parametrize("restart_pods", ["on-change", "always"])
+def test_the_machine_restarts_every_deployment_whatever_restart_pods_says(
+    sfn_estate: Seeded, restart_pods: str
+) -> None:
+    """``dr failover`` skips a restart the pods do not need (``restartPods: on-change``: the secret
+    unchanged and no pod older than the instance); the machine cannot compare pod ages, so it always
+    restarts — the conservative choice — and its extra read operations compile to nothing."""
+    s = sfn_estate
+    app = s.estate.app
+    secret = app.db_secret.model_copy(update={"restart_pods": restart_pods})
+    estate = s.estate.model_copy(update={"app": app.model_copy(update={"db_secret": secret})})
+    target = estate.secondary
+    pre = static_preflight(estate, target, zone_id=s.zone_id, health_check_id=s.health_checks[target.region])
+    defn = compile_plan(failover_plan(estate, pre), asl_options(estate, target))
+    assert validate_definition(defn) == []
+    restarted = {
+        st["Parameters"]["Path"].rsplit("/", 1)[-1]
+        for _, st in _all_states(defn)
+        if st.get("Resource") == "arn:aws:states:::eks:call"
+        and "restartedAt" in json.dumps(st["Parameters"].get("RequestBody", {}))
+    }
+    assert restarted == {d.name for d in app.deployments}
