@@ -37,7 +37,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from dr.errors import BadInput, OperationFailed, TimeoutExpired
 from dr.sandbox.latency import LatencyProfile, profile
@@ -411,7 +411,9 @@ class Sandbox:
             return out
 
         with self.realism.disabled():
-            self.seeded = seed_estate(estate, self.clients(max_attempts=2), databases)
+            self.seeded = seed_estate(
+                estate, self.clients(max_attempts=2), databases, password=self._password
+            )
         if pg_thread is not None:
             databases()  # joins (and raises) even if seeding never asked
         for view in (estate.primary, estate.secondary):
@@ -515,8 +517,13 @@ class Sandbox:
         if self.pg is not None:
             url: str = self.pg.dsn("primary" if role == "primary" else "replica").url()
             return url
+        # As the Pulumi program builds it: the region's own instance endpoint (moto's address) and the
+        # credentials of its Secrets Manager secret, so a failover finds the standby's secret already
+        # right, as it would on AWS.
+        assert self.seeded is not None
         view = self.estate.primary if role == "primary" else self.estate.secondary
-        return f"postgresql://{app.username}:{self._password}@{view.database.identifier}.sandbox:{app.port}/{app.db_name}"
+        ep = self.seeded.databases[view.region]
+        return f"postgresql://{app.username}:{quote(ep.password, safe='')}@{ep.host}:{ep.port}/{app.db_name}"
 
     def _start_resolver(self) -> None:
         from dr.sandbox.resolver import Resolver, ResolverServer

@@ -42,6 +42,8 @@ class DbEndpoint:
 class SeedResult:
     names: dict[str, set[str]] = field(default_factory=dict)
     ids: dict[str, dict[str, str]] = field(default_factory=dict)  # region -> kind -> AWS id/arn/dns
+    # region -> the endpoint and password its Secrets Manager secret names (never in to_dict)
+    databases: dict[str, DbEndpoint] = field(default_factory=dict, repr=False)
 
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -353,12 +355,14 @@ def seed_estate(
     estate: Estate,
     clients: ClientProvider,
     databases: dict[str, DbEndpoint] | Callable[[], dict[str, DbEndpoint] | None] | None = None,
+    password: str | None = None,
 ) -> SeedResult:
     """Create the whole estate in both regions. ``databases``: region -> real endpoint + password.
 
     ``databases`` may be a callable, called only when the secrets are written (last), so the local
     PostgreSQL can start while the rest is seeded. Without it (no local PostgreSQL) a random
-    master password is used and the secret points at moto's fake RDS address.
+    master password (``password``, else random) is used and the secret points at moto's fake RDS
+    address.
     """
     result = SeedResult()
     views = (estate.primary, estate.secondary)
@@ -381,7 +385,7 @@ def seed_estate(
             future.result()
     _seed_dns(clients, estate, result)
     real = databases() if callable(databases) else databases
-    password = real[estate.primary.region].password if real else secrets.token_urlsafe(18)
+    password = real[estate.primary.region].password if real else (password or secrets.token_urlsafe(18))
     primary_arn = _seed_database(
         clients, estate, estate.primary, subnets[estate.primary.region], result.ids[estate.primary.region],
         password, None, result,
@@ -398,6 +402,7 @@ def seed_estate(
                 "Endpoint"
             ]
             endpoint = DbEndpoint(ep["Address"], int(ep["Port"]), password)
+        result.databases[view.region] = endpoint
         _seed_secret(clients, estate, view, endpoint, result)
     log.info("seeded %d resources", sum(len(v) for v in result.names.values()))
     return result

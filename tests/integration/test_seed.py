@@ -170,3 +170,34 @@ def test_pulumi_program_declares_the_names_the_sandbox_creates(
     runs = _program_runs(tmp_path_factory, worker_id)
     declared = {k: sorted(v) for k, v in mockrun.physical_names(runs).items()}
     assert declared == sandbox.state["seeded"]["names"]
+
+
+@pytest.mark.parametrize("postgres", [True, False], ids=["postgres", "no-postgres"])
+def test_each_cluster_secret_already_names_its_own_instance_as_the_pulumi_program_builds_it(
+    sandbox: RunningSandbox, tmp_path: Path, postgres: bool
+) -> None:
+    """Both sites' DB secrets hold exactly the URL a failover to that site would write (its own
+    endpoint, the region's Secrets Manager credentials), so `patch-db-secret` finds nothing to
+    change and the pods are not restarted — as on AWS. Without PostgreSQL the host is moto's."""
+    from dr.procedures.failover import desired_database_url
+    from dr.procedures.ops import KubeFactory
+    from tests.integration.conftest import running_sandbox
+
+    def check(sb: RunningSandbox) -> None:
+        clients = sb.clients()
+        kube = KubeFactory(kubeconfig=sb.state["kubeconfig"], clients=clients)
+        app = sb.estate.app
+        try:
+            for view in (sb.estate.primary, sb.estate.secondary):
+                current = kube(view).read_secret_key(app.namespace, app.db_secret.name, app.db_secret.key)
+                want = desired_database_url(clients, sb.estate, view, view.database.identifier, current)
+                assert current == want, view.region  # SecretValue compares values, never prints them
+        finally:
+            kube.close()
+
+    if postgres:
+        check(sandbox)
+    else:
+        with running_sandbox(tmp_path / "sbx", postgres=False) as sb:
+            assert sb.state["components"].get("postgres") != "running"
+            check(sb)
