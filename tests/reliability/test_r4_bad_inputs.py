@@ -58,6 +58,23 @@ def _broken_stack_file(e: Estate, tmp: Path) -> Iterator[list[str]]:
 
 
 @contextlib.contextmanager
+def _bad_restart_pods(e: Estate, tmp: Path) -> Iterator[list[str]]:
+    """Both stack files say ``restartPods: sometimes`` (only on-change / always exist)."""
+    import shutil
+
+    from tests.conftest import STACKS
+
+    stacks = tmp / "stacks-bad-restart"
+    shutil.copytree(STACKS, stacks)
+    for name in ("Pulumi.prod.yaml", "Pulumi.dr.yaml"):
+        path = stacks / name
+        text = path.read_text()
+        assert "restartPods: on-change" in text, name
+        path.write_text(text.replace("restartPods: on-change", "restartPods: sometimes"))
+    yield ["--stack-dir", str(stacks)]
+
+
+@contextlib.contextmanager
 def _bad_scenario(e: Estate, tmp: Path) -> Iterator[list[str]]:
     (tmp / "bad-drill.yaml").write_text(
         "version: 1\ntitle: broken\nmethod:\n  - name: x\n    type: action\n    provider: failovr\n"
@@ -156,6 +173,13 @@ def _cases() -> list[Case]:
     return [
         Case("unknown-stack", ["--stack", "nope", "status"], 2, ("nope",)),
         Case("malformed-stack-file", ["status"], 2, ("Pulumi.prod.yaml",), _broken_stack_file),
+        Case(
+            "bad-restart-pods-setting",
+            ["failover", "--to", "secondary", "--yes"],
+            2,
+            ("app.dbSecret.restartPods", "on-change", "always"),
+            _bad_restart_pods,
+        ),
         Case("bad-region", ["snapshot", "create", "--region", "mars-west-9", "--yes"], 2, ("mars-west-9",)),
         Case("unknown-site", ["failover", "--to", "atlantis", "--yes"], 2, ("atlantis",)),
         Case("failover-to-primary", ["failover", "--to", "primary", "--yes"], 2, ("primary",)),
