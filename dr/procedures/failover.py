@@ -879,6 +879,7 @@ def restart_step(
             return None
         # one PATCH: a kill can never leave a restart without its marker (R1 found the gap)
         stamp = kube_of(ctx, target).rollout_restart(ns, deployment, annotations={RESTARTED_FOR: marker})
+        ctx.set(f"restarted:{deployment}", reason)  # journaled: why this restart was on the critical path
         return {"restarted_at": stamp, "because": reason}
 
     when = "" if always else " if its pods may hold a stale connection (dbSecret.restartPods: on-change)"

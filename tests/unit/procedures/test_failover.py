@@ -679,8 +679,17 @@ def test_pods_are_restarted_only_when_their_connection_may_be_stale(
         env.api("secondary").get("secrets", app.namespace, secret.name)["metadata"].get("annotations")
     )
     assert (annotations or {}).get(CHANGED_FOR) == (None if secret_already_right else marker)
+    events = journal_events(env, result.run_id)
+    reasons = {
+        e["key"]: e["value"]
+        for e in events
+        if e["kind"] == "output_set" and e["key"].startswith("restarted:")
+    }
+    assert set(reasons) == ({f"restarted:{d.name}" for d in app.deployments} if restarted else set())
     if restarted:  # DNS moves only once the pods run the (new) connection string
-        seq = {(e["kind"], e.get("step")): e["seq"] for e in journal_events(env, result.run_id)}
+        why = "always" if restart_pods == "always" else "predates" if pods_predate_db else "changed"
+        assert all(why in reason for reason in reasons.values()), reasons
+        seq = {(e["kind"], e.get("step")): e["seq"] for e in events}
         assert all(seq[("step_done", r)] < seq[("step_started", "route-traffic")] for r in restarts)
 
 
