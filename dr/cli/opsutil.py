@@ -35,13 +35,14 @@ def execute(
     *,
     run: RunOptions,
     locked: bool,
+    **extra_services: Any,
 ) -> RunResult:
     from dr.procedures.common import services
     from dr.runbook.runner import run_plan
 
     return run_plan(
         plan,
-        services(clients, app.estate),
+        services(clients, app.estate, **extra_services),
         **run.engine(),
         lock=estate_lock(app) if locked and not run.dry_run else None,
         output=app.output,

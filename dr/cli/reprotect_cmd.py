@@ -41,6 +41,9 @@ def _human(report: dict[str, Any], out: Console) -> None:
     "--max-lag", default=None, help="Lag the new replica must reach, e.g. 5s (default: the RPO objective)."
 )
 @click.option("--timeout", type=float, default=3600, show_default=True, help="Seconds each wait may take.")
+@click.option(
+    "--kubeconfig", type=click.Path(dir_okay=False), default=None, help="Kubeconfig (default: see docs)."
+)
 @plan_options
 @pass_app
 def reprotect(
@@ -48,6 +51,7 @@ def reprotect(
     region: str | None,
     max_lag: str | None,
     timeout: float,
+    kubeconfig: str | None,
     run: RunOptions,
 ) -> None:
     """Rebuild the standby's database as a read replica of the serving one.
@@ -55,9 +59,11 @@ def reprotect(
     The instance holding the standby's identifier, when it is not such a replica already (the
     stale DR database after a failback, the diverged old primary after a failover), is renamed
     <identifier>-old-<created> and kept; the new replica takes the original identifier, so the
-    standby's DB secret and the Pulumi state match again. Waits until its lag is within budget.
+    standby's DB secret and the Pulumi state match again. Waits until its lag is within budget,
+    then restarts the standby's pods that are older than the new replica (they may hold connections
+    to the renamed instance), so the next failover has no restart to do.
     """
-
+    from dr.cli.failover_cmd import kube_factory
     from dr.procedures.common import lag_budget
     from dr.procedures.reprotect import preflight, reprotect_plan
 
@@ -78,5 +84,9 @@ def reprotect(
         moved_aside=moved_aside,
     )
     plan = reprotect_plan(estate, pre, timeout=timeout)
-    result = execute(app, plan, clients, run=run, locked=True)
+    kube = kube_factory(app, kubeconfig, read_only=run.dry_run)
+    try:
+        result = execute(app, plan, clients, run=run, locked=True, kube=kube)
+    finally:
+        kube.close()
     finish(app, result, {"preflight": pre.to_dict()}, _human)

@@ -33,6 +33,7 @@ re-issued; a deployment already restarted for this promotion is not restarted ag
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
@@ -443,7 +444,9 @@ def _read_current_url(ctx: StepContext, estate: Estate, target: SiteView) -> Sec
 
 
 def promotion_marker(clients: ClientProvider, region: str, db: str) -> str:
-    """``<db>@<dr:promoted-at>``: identifies one promotion (deployments are restarted once per marker)."""
+    """``<db>@<dr:promoted-at>`` — one promotion (deployments are restarted once per marker); for an
+    instance never promoted by us, ``<db>@created-<InstanceCreateTime>`` (one instance: a replica
+    re-created under the same identifier is another)."""
     return _promotion(clients, region, db)[0]
 
 
@@ -451,7 +454,10 @@ def _promotion(clients: ClientProvider, region: str, db: str) -> tuple[str, dt.d
     """(:func:`promotion_marker`, when the instance now holding the identifier was created)."""
     rds = Rds(clients, region)
     inst = rds.describe_instance(db)
-    return f"{db}@{rds.tags(inst).get(TAG_PROMOTED_AT, 'unknown')}", inst.created
+    promoted = rds.tags(inst).get(TAG_PROMOTED_AT)
+    if promoted is None:
+        promoted = f"created-{iso(inst.created)}" if inst.created else "unknown"
+    return f"{db}@{promoted}", inst.created
 
 
 # ---------------------------------------------------------------------------------------------
@@ -835,7 +841,13 @@ def secret_step(estate: Estate, target: SiteView, db: str, *, depends_on: tuple[
 
 
 def restart_step(
-    estate: Estate, target: SiteView, db: str, deployment: str, *, depends_on: tuple[str, ...]
+    estate: Estate,
+    target: SiteView,
+    db: str,
+    deployment: str,
+    *,
+    depends_on: tuple[str, ...],
+    policy: Literal["on-change", "always"] | None = None,
 ) -> Step:
     """Rolling-restart one deployment once per promotion, when its pods' connection is stale.
 
@@ -846,10 +858,12 @@ def restart_step(
     identifier (e.g. failback and reprotect create a new replica under the old name). Otherwise the
     pods already hold the right connection string, reconnect after the promotion's reboot, and the
     step is skipped: no rolling restart between a writable database and DNS.
-    ``always`` restarts after every promotion.
+    ``always`` restarts after every promotion. ``policy`` overrides the app's setting (reprotect
+    restarts only stale pods: it promotes nothing).
     """
     ns, region, secret = estate.app.namespace, target.region, estate.app.db_secret
-    always = secret.restart_pods == "always"
+    mode = policy or secret.restart_pods
+    always = mode == "always"
 
     def why(ctx: StepContext) -> tuple[str, str | None]:
         """(promotion marker, why the pods need a restart — None: done for it, or not needed)."""
@@ -883,9 +897,13 @@ def restart_step(
         return {"restarted_at": stamp, "because": reason}
 
     when = "" if always else " if its pods may hold a stale connection (dbSecret.restartPods: on-change)"
-    reads: tuple[Operation, ...] = ()
+    # the marker and the instance's creation time: DescribeDBInstances + its tags
+    reads: tuple[Operation, ...] = tuple(
+        Operation("rds", action, region, {"DBInstanceIdentifier": db}, False)
+        for action in ("DescribeDBInstances", "ListTagsForResource")
+    )
     if not always:
-        reads = (
+        reads += (
             Operation("k8s", "GetSecret", region, {"name": secret.name}, False),
             Operation("k8s", "ListPods", region, {"deployment": deployment}, False),
         )
@@ -904,14 +922,23 @@ def restart_step(
         check=check,
         action=action,
         estimate=1.0,
-        tags={"phase": "config", "restart": secret.restart_pods},
+        tags={"phase": "config", "restart": mode},
     )
 
 
 def pods_ready_step(
-    estate: Estate, target: SiteView, counts: dict[str, int], *, depends_on: tuple[str, ...], timeout: float
+    estate: Estate,
+    target: SiteView,
+    counts: Mapping[str, int | None],
+    *,
+    depends_on: tuple[str, ...],
+    timeout: float,
+    sid: str = "pods-ready",
 ) -> Step:
-    """Wait until every deployment has its replicas updated and Ready (nodes joined, images pulled)."""
+    """Wait until every deployment has its replicas updated and Ready (nodes joined, images pulled).
+
+    A count of None: whatever replicas the deployment has (rolled out, all Ready).
+    """
     ns, region = estate.app.namespace, target.region
 
     def wait(ctx: StepContext) -> bool:
@@ -920,15 +947,15 @@ def pods_ready_step(
         for name, count in counts.items():
             info = k.rollout_status(ns, name)
             ready[name] = info.ready
-            if info.replicas != count or not info.rolled_out:
+            if (count is not None and info.replicas != count) or not info.rolled_out:
                 return False
-        ctx.set("pods_ready", ready)
+        ctx.set(sid.replace("-", "_"), ready)
         return True
 
     return Step(
-        id="pods-ready",
+        id=sid,
         title=f"Wait for pods Ready in {target.cluster.name} ({region}): "
-        + ", ".join(f"{n} {c}/{c}" for n, c in counts.items()),
+        + ", ".join(f"{n} {c}/{c}" if c is not None else f"{n} rolled out" for n, c in counts.items()),
         region=region,
         service="k8s",
         changes="nothing (waits: NodegroupActive is not nodes Ready; pods Ready is)",

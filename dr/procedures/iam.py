@@ -102,7 +102,10 @@ _FAILOVER_PATHS = {
 CONDITIONAL_PATHS: dict[str, dict[str, str]] = {
     "failover": dict(_FAILOVER_PATHS),
     "failback": dict(_FAILOVER_PATHS),
-    "reprotect": dict(_LOCK_PATHS),
+    "reprotect": {
+        "eks:DescribeCluster": "connecting to a cluster that has no kubeconfig context (EKS endpoint + token)",
+        **_LOCK_PATHS,
+    },
     "snapshot": {},
     "restore": {
         "rds:ModifyDBInstance": "--cleanup of a restored instance that inherited deletion protection "
@@ -148,6 +151,8 @@ _CATALOGUE: dict[str, list[Need]] = {
         Need("rds:DescribeDBSubnetGroups"),
         Need("rds:CreateDBInstanceReadReplica"),
         Need("cloudwatch:GetMetricStatistics"),  # ReplicaLag of the new replica
+        Need("rds:ListTagsForResource"),  # the new replica's marker (restart of the standby's pods)
+        Need("eks:DescribeCluster"),  # connecting to the standby's cluster (its pods)
     ],
     # dr snapshot create|list|copy|prune: every command takes --region/--to, so both regions.
     "snapshot": [
@@ -499,11 +504,33 @@ def policy(
 
 def kubernetes_verbs(estate: Estate, procedure: str) -> list[dict[str, Any]]:
     """What the cluster's RBAC must allow (Kubernetes operations of the plan; not IAM)."""
-    if procedure not in ("failover", "failback"):
+    if procedure == "reprotect":  # the standby's pods, in whichever region is the standby
+        from dr.procedures.failover import pods_ready_step, restart_step
+        from dr.runbook.plan import Plan
+
+        plans = [
+            Plan(
+                "reprotect-pods",
+                [
+                    *(
+                        restart_step(
+                            estate, v, v.database.identifier, d.name, depends_on=(), policy="on-change"
+                        )
+                        for d in estate.app.deployments
+                    ),
+                    pods_ready_step(
+                        estate, v, {d.name: None for d in estate.app.deployments}, depends_on=(), timeout=1
+                    ),
+                ],
+            )
+            for v in (estate.primary, estate.secondary)
+        ]
+    elif procedure in ("failover", "failback"):
+        plans = failover_plans(estate, estate.secondary if procedure == "failover" else estate.primary)
+    else:
         return []
-    target = estate.secondary if procedure == "failover" else estate.primary
     seen: dict[str, set[str]] = defaultdict(set)
-    for plan in failover_plans(estate, target):
+    for plan in plans:
         for op in plan.operations():
             if op.service == "k8s":
                 seen[op.action].add(str(op.region))

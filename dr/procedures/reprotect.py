@@ -7,7 +7,7 @@ again there is nothing to promote: the next ``dr failover`` is refused by its ga
 objective means nothing. One plan on the runbook engine (dry run, confirmation, lock, journal,
 ``--resume``)::
 
-    move-aside ─► create-replica ─► replica-in-sync
+    move-aside ─► create-replica ─► replica-in-sync ─► restart-<dep>… ─► standby-pods-ready
 
 * **move-aside** (only when the standby's identifier is taken by an instance that is not already
   a replica of the serving database): rename it ``<identifier>-old-<created YYYYmmddHHMM>``
@@ -19,6 +19,9 @@ objective means nothing. One plan on the runbook engine (dry run, confirmation, 
   secret and the Pulumi state (``pulumi refresh``) match again without an edit. Encrypted with the
   standby region's key (``alias/<site>-data``), in the estate's subnet group.
 * **replica-in-sync**: ``ReplicaLag`` within the budget (default: the RPO objective).
+* **restart-<dep>** (standby cluster): a rolling restart of each deployment with a pod older than
+  the instance now holding the identifier (it may still hold connections to the renamed one), then
+  **standby-pods-ready**. The next failover finds the pods current: no restart while an outage runs.
 
 Which side serves is read from Route53; ``--region`` names the standby explicitly (refused when it
 is the serving region). Redis is not touched (see docs/failover.md).
@@ -42,6 +45,7 @@ from dr.procedures.failback import (
     move_aside_step,
     replica_key,
 )
+from dr.procedures.failover import pods_ready_step, restart_step
 from dr.runbook.plan import Plan, Step
 
 if TYPE_CHECKING:
@@ -228,6 +232,26 @@ def reprotect_plan(estate: Estate, pre: ReprotectPreflight, *, timeout: float = 
     )
     if not pre.protected:  # a standby that already replicates: its lag is readiness's business
         steps.append(in_sync_step(pre, timeout=timeout, promoted_is_done=False))
+    # The standby's pods older than the new replica may hold connections to the instance it replaced
+    # (renamed, standalone, writable): restart them now, so the next failover — during an outage —
+    # finds them current and has no restart on its critical path.
+    restarts = [
+        restart_step(
+            estate, pre.target, pre.replica_id, d.name, depends_on=(steps[-1].id,), policy="on-change"
+        )
+        for d in estate.app.deployments
+    ]
+    steps += restarts
+    steps.append(
+        pods_ready_step(
+            estate,
+            pre.target,
+            {d.name: None for d in estate.app.deployments},
+            depends_on=tuple(r.id for r in restarts),
+            timeout=timeout,
+            sid="standby-pods-ready",
+        )
+    )
     return Plan(
         "reprotect",
         steps,

@@ -1183,6 +1183,15 @@ class FakeKubeApi:
             self._event(pod, "BackOff", "Back-off restarting failed container", "Warning")
         self.reconcile()
 
+    def backdate_pods(self, namespace: str, seconds: float) -> None:
+        """Make the namespace's pods look ``seconds`` older (creationTimestamp): a cluster that has
+        run for a while, for tests that compare pod ages with other resources'."""
+        with self._lock:
+            for (ns, _name), pod in self._store["pods"].items():
+                if ns == namespace:
+                    born = datetime.fromisoformat(pod["metadata"]["creationTimestamp"].replace("Z", "+00:00"))
+                    pod["metadata"]["creationTimestamp"] = _now_iso(born.timestamp() - seconds)
+
     def set_node_condition(self, node: str, ctype: str, status: str, reason: str = "") -> None:
         """Set a node condition (e.g. MemoryPressure True) for triage tests and fault drills."""
         with self._lock:

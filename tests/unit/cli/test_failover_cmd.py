@@ -188,21 +188,25 @@ def test_reprotect_cli_after_a_failover(env: Env, cli_calls: CallRecorder, tmp_p
     res = dr(["failover", "--mode", "unplanned", "--yes", "--kubeconfig", env.kubeconfig], tmp_path)
     assert res.exit_code == 0, res.output
     before = len(cli_calls.mutating())
-    res = dr(["reprotect", "--dry-run"], tmp_path)
+    kc = ["--kubeconfig", env.kubeconfig]
+    res = dr(["reprotect", "--dry-run", *kc], tmp_path)
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
     assert out["run"]["status"] == "dry-run" and len(cli_calls.mutating()) == before
     pre = out["preflight"]
     assert (pre["source_region"], pre["target_region"]) == (estate.secondary.region, prod.region)
     assert pre["moved_aside_to"].startswith(f"{prod.database.identifier}-old-")
+    restarts = [f"restart-{d.name}" for d in estate.app.deployments]
     assert [s["id"] for s in out["run"]["planned"]["steps"]] == [
         "move-aside",
         "create-replica",
         "replica-in-sync",
+        *restarts,
+        "standby-pods-ready",
     ]
 
     put_caught_up(env.clients, prod.region, prod.database.identifier, env.now)
-    res = dr(["reprotect", "--yes", "--timeout", "30"], tmp_path, json_out=False)
+    res = dr(["reprotect", "--yes", "--timeout", "30", *kc], tmp_path, json_out=False)
     assert res.exit_code == 0, res.output
     assert f"{prod.database.identifier} in {prod.region} now replicates" in res.output
     assert pre["moved_aside_to"] in res.output  # the warning names the kept instance
@@ -215,6 +219,6 @@ def test_reprotect_cli_after_a_failover(env: Env, cli_calls: CallRecorder, tmp_p
     locks = [c for c in cli_calls.mutating()[before:] if c.service == "dynamodb"]
     assert locks and {c.region for c in locks} == {estate.secondary.region}
 
-    res = dr(["reprotect", "--yes"], tmp_path, json_out=False)
+    res = dr(["reprotect", "--yes", *kc], tmp_path, json_out=False)
     assert res.exit_code == 0, res.output
     assert "already replicates" in res.output

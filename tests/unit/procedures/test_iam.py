@@ -177,6 +177,15 @@ def test_policies_are_scoped_to_the_topology_for_every_procedure(tooling: Env) -
     assert {"PatchSecret", "PatchDeploymentScale"} <= {
         v["operation"] for v in kubernetes_verbs(est, "failover")
     }
+    # reprotect restarts the standby's stale pods, in whichever region is the standby
+    verbs = {v["operation"]: v["regions"] for v in kubernetes_verbs(est, "reprotect")}
+    both = sorted({est.primary.region, est.secondary.region})
+    assert verbs == {
+        "GetDeployment": both,
+        "GetSecret": both,
+        "ListPods": both,
+        "PatchDeployment": both,
+    }
 
 
 def test_cli_prints_the_policy_and_asks_sts_for_the_account(tooling: Env, tmp_path: Any) -> None:

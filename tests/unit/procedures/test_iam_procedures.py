@@ -448,7 +448,7 @@ def test_reprotect_policy_is_exact(env: Env) -> None:
     assert pre.target == prod and pre.aside_id is not None
     result = run_plan(
         reprotect_plan(est, pre, timeout=20),
-        services(env.clients, est),
+        services(env.clients, est, kube=env.kube),
         dry_run=False,
         assume_yes=True,
         resume=None,

@@ -12,6 +12,7 @@ from dr.aws.session import CallRecorder, ClientProvider
 from dr.errors import BadInput, GateRefused
 from dr.procedures.common import TAG_SUPERSEDED_BY
 from dr.procedures.failback import aside_identifier
+from dr.procedures.failover import RESTARTED_FOR, promotion_marker
 from dr.procedures.failover import preflight as failover_preflight
 from dr.procedures.reprotect import ReprotectPreflight, preflight, reprotect_plan
 from dr.runbook.executor import RunResult
@@ -44,11 +45,17 @@ def test_a_protected_estate_has_nothing_to_do(env: Env) -> None:
     pre = _pre(env)
     assert (pre.source.region, pre.target.region) == (env.estate.primary.region, env.estate.secondary.region)
     assert pre.protected and pre.aside_id is None and pre.warnings == []
-    assert reprotect_plan(env.estate, pre).ids == ["create-replica"]  # checked, nothing to wait for
+    # checked, nothing to wait for; the standby's pods are newer than its replica: nothing to restart
+    assert reprotect_plan(env.estate, pre).ids == ["create-replica", *_restarts(env), "standby-pods-ready"]
     recorder = env.clients.add_recorder(CallRecorder())
     result = _run(env, pre)
     assert result.status == "succeeded", result.summary()
-    assert recorder.mutating() == []
+    assert recorder.mutating() == [] and env.kube_writes() == []
+    assert {result.step(r).status for r in _restarts(env)} == {"skipped"}
+
+
+def _restarts(env: Env) -> list[str]:
+    return [f"restart-{d.name}" for d in env.estate.app.deployments]
 
 
 def test_the_serving_region_is_never_rebuilt(env: Env) -> None:
@@ -79,10 +86,20 @@ def test_after_a_failover_the_old_primary_is_moved_aside_and_replaced_by_a_repli
     assert pre.aside_id is not None and pre.aside_id.startswith(f"{prod.database.identifier}-old-")
     assert not pre.protected and any(pre.aside_id in w and "kept" in w for w in pre.warnings)
     plan = reprotect_plan(estate, pre, timeout=20)
-    assert plan.ids == ["move-aside", "create-replica", "replica-in-sync"]
+    assert plan.ids == [
+        "move-aside",
+        "create-replica",
+        "replica-in-sync",
+        *_restarts(env),
+        "standby-pods-ready",
+    ]
     assert plan.ancestors("create-replica") == {"move-aside"}
+    assert all("replica-in-sync" in plan.ancestors(r) for r in _restarts(env))
 
     put_caught_up(env.clients, prod.region, prod.database.identifier, env.now)
+    # The old primary's pods have run for a while (in this test everything happens within a second;
+    # creationTimestamp has whole seconds, and a pod of the instance's own second is not "older").
+    env.api("primary").backdate_pods(estate.app.namespace, 60)
     recorder = env.clients.add_recorder(CallRecorder())
     result = _run(env, pre, plan=plan)
     assert result.status == "succeeded", result.summary()
@@ -103,6 +120,17 @@ def test_after_a_failover_the_old_primary_is_moved_aside_and_replaced_by_a_repli
     assert not kept.get("ReadReplicaSourceDBInstanceIdentifier")
     tags = env.clients.client("rds", prod.region).list_tags_for_resource(ResourceName=kept["DBInstanceArn"])
     assert {"Key": TAG_SUPERSEDED_BY, "Value": result.run_id} in tags["TagList"]
+    # The old primary's pods predate the new replica (they may hold connections to the renamed
+    # instance): restarted, marked for that instance, Ready again — and each says why.
+    marker = promotion_marker(env.clients, prod.region, prod.database.identifier)
+    assert marker.startswith(f"{prod.database.identifier}@created-")
+    api = env.api("primary")
+    for d in estate.app.deployments:
+        dep = api.get("deployments", estate.app.namespace, d.name)
+        assert dep["metadata"]["annotations"][RESTARTED_FOR] == marker, d.name
+        assert api.ready_pods(estate.app.namespace, d.name) == dep["spec"]["replicas"]
+    assert {result.step(r).status for r in _restarts(env)} == {"done"}
+    assert result.step("standby-pods-ready").status == "done"
 
     # Protected again: a failover to the original region passes its gates, and a second reprotect
     # has nothing to do (no call that changes anything).
@@ -115,7 +143,9 @@ def test_after_a_failover_the_old_primary_is_moved_aside_and_replaced_by_a_repli
     again = _pre(env)
     assert again.protected and again.aside_id is None
     recorder.calls.clear()
+    writes = len(env.kube_writes())
     assert _run(env, again).status == "succeeded" and recorder.mutating() == []
+    assert len(env.kube_writes()) == writes  # the pods are current: not restarted twice
 
 
 @pytest.mark.slow
