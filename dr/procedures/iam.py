@@ -505,24 +505,11 @@ def policy(
 def kubernetes_verbs(estate: Estate, procedure: str) -> list[dict[str, Any]]:
     """What the cluster's RBAC must allow (Kubernetes operations of the plan; not IAM)."""
     if procedure == "reprotect":  # the standby's pods, in whichever region is the standby
-        from dr.procedures.failover import pods_ready_step, restart_step
+        from dr.procedures.reprotect import standby_pods_steps
         from dr.runbook.plan import Plan
 
         plans = [
-            Plan(
-                "reprotect-pods",
-                [
-                    *(
-                        restart_step(
-                            estate, v, v.database.identifier, d.name, depends_on=(), policy="on-change"
-                        )
-                        for d in estate.app.deployments
-                    ),
-                    pods_ready_step(
-                        estate, v, {d.name: None for d in estate.app.deployments}, depends_on=(), timeout=1
-                    ),
-                ],
-            )
+            Plan("reprotect-pods", standby_pods_steps(estate, v, v.database.identifier, after=(), timeout=1))
             for v in (estate.primary, estate.secondary)
         ]
     elif procedure in ("failover", "failback"):

@@ -217,6 +217,27 @@ def preflight(
     )
 
 
+def standby_pods_steps(
+    estate: Estate, standby: SiteView, db: str, *, after: tuple[str, ...], timeout: float
+) -> list[Step]:
+    """Restart the standby's pods older than ``db`` (they may hold connections to the instance it
+    replaced: renamed, standalone, writable), then wait until they are Ready — so the next failover,
+    during an outage, finds them current and has no restart on its critical path."""
+    restarts = [
+        restart_step(estate, standby, db, d.name, depends_on=after, policy="on-change")
+        for d in estate.app.deployments
+    ]
+    ready = pods_ready_step(
+        estate,
+        standby,
+        {d.name: None for d in estate.app.deployments},
+        depends_on=tuple(r.id for r in restarts),
+        timeout=timeout,
+        sid="standby-pods-ready",
+    )
+    return [*restarts, ready]
+
+
 def reprotect_plan(estate: Estate, pre: ReprotectPreflight, *, timeout: float = 3600.0) -> Plan:
     steps: list[Step] = []
     if pre.aside_id is not None:
@@ -232,26 +253,7 @@ def reprotect_plan(estate: Estate, pre: ReprotectPreflight, *, timeout: float = 
     )
     if not pre.protected:  # a standby that already replicates: its lag is readiness's business
         steps.append(in_sync_step(pre, timeout=timeout, promoted_is_done=False))
-    # The standby's pods older than the new replica may hold connections to the instance it replaced
-    # (renamed, standalone, writable): restart them now, so the next failover — during an outage —
-    # finds them current and has no restart on its critical path.
-    restarts = [
-        restart_step(
-            estate, pre.target, pre.replica_id, d.name, depends_on=(steps[-1].id,), policy="on-change"
-        )
-        for d in estate.app.deployments
-    ]
-    steps += restarts
-    steps.append(
-        pods_ready_step(
-            estate,
-            pre.target,
-            {d.name: None for d in estate.app.deployments},
-            depends_on=tuple(r.id for r in restarts),
-            timeout=timeout,
-            sid="standby-pods-ready",
-        )
-    )
+    steps += standby_pods_steps(estate, pre.target, pre.replica_id, after=(steps[-1].id,), timeout=timeout)
     return Plan(
         "reprotect",
         steps,
