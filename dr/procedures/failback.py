@@ -4,8 +4,9 @@ After ``dr failover`` the estate runs in the DR region with no standby at all. F
 back would lose everything written since; so, in one plan (same engine guarantees: dry run,
 confirmation, lock in the target region, journal, ``--resume``)::
 
-    [move-aside ─►] create-replica ─► replica-in-sync ─┐
-    redis-reseed ──────────────────────────────────────┼─► (the failover plan, planned mode, reversed:
+    [move-aside ─►] create-replica ─► replica-in-sync ─► early-restart-<dep>… ─► early-pods-ready ─┐
+    redis-reseed ──────────────────────────────────────┬───────────────────────────────────────────┘
+                                                       ├─► (the failover plan, planned mode, reversed:
                                                        │    stop writes in DR → lag 0 → promote the new
                                                        │    replica → scale / secret / restart / pods
                                                        │    Ready / healthy → DNS)
@@ -22,6 +23,9 @@ confirmation, lock in the target region, journal, ``--resume``)::
 * **redis-reseed**: ElastiCache cannot copy a snapshot across regions; the original region's group
   is used when available, else restored from the newest snapshot *in that region*.
 * **replica-in-sync**: ``ReplicaLag`` within the budget before writes stop (keeps the write pause short).
+* **early-restart-<dep>, early-pods-ready**: the target's pods older than the new replica (they may
+  hold connections to the instance moved aside) are restarted and Ready *before* writes stop; the
+  failover part's ``restart-*`` steps then find them current (also keeps the write pause short).
 * then :func:`dr.procedures.failover.failover_steps` with source and target swapped;
 * finally the DR side back to warm standby: deployments to ``site.standbyReplicas`` of the standby
   site, its HPA floor, and its nodegroup to the standby site's sizes.
@@ -49,6 +53,7 @@ from dr.procedures.failover import (
     nodegroup_step,
     redis_readiness,
     redis_step,
+    standby_pods_steps,
     unanswered_target,
     workloads_step,
 )
@@ -564,7 +569,19 @@ def failback_plan(estate: Estate, pre: FailbackPreflight, *, timeout: float = 36
         reseed,
         in_sync_step(pre, timeout=timeout),
     ]
-    steps += failover_steps(estate, pre.failover, timeout=timeout, after=("replica-in-sync", "redis-reseed"))
+    # The target's pods older than the new replica are restarted now, before writes stop (not in
+    # the write pause by the failover's restart-* steps, which then find them current).
+    early = standby_pods_steps(
+        estate,
+        pre.target,
+        pre.replica_id,
+        after=("replica-in-sync",),
+        timeout=timeout,
+        restart_prefix="early-restart-",
+        ready_id="early-pods-ready",
+    )
+    steps += early
+    steps += failover_steps(estate, pre.failover, timeout=timeout, after=(early[-1].id, "redis-reseed"))
     counts = standby_counts(estate)
     hpa_min = None
     if estate.app.hpa is not None:

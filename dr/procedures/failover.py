@@ -970,6 +970,38 @@ def pods_ready_step(
     )
 
 
+def standby_pods_steps(
+    estate: Estate,
+    standby: SiteView,
+    db: str,
+    *,
+    after: tuple[str, ...],
+    timeout: float,
+    restart_prefix: str = "restart-",
+    ready_id: str = "standby-pods-ready",
+) -> list[Step]:
+    """Restart the pods of a region not serving traffic that are older than ``db`` (they may hold
+    connections to the instance it replaced: renamed, standalone, writable), then wait until they
+    are Ready — before any outage or write pause needs them (reprotect; failback before it stops
+    writes), so no restart is left on a critical path."""
+    restarts = [
+        replace(
+            restart_step(estate, standby, db, d.name, depends_on=after, policy="on-change"),
+            id=f"{restart_prefix}{d.name}",
+        )
+        for d in estate.app.deployments
+    ]
+    ready = pods_ready_step(
+        estate,
+        standby,
+        {d.name: None for d in estate.app.deployments},
+        depends_on=tuple(r.id for r in restarts),
+        timeout=timeout,
+        sid=ready_id,
+    )
+    return [*restarts, ready]
+
+
 def healthy_step(
     target: SiteView, health_check_id: str, *, depends_on: tuple[str, ...], timeout: float
 ) -> Step:

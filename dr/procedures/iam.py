@@ -505,7 +505,7 @@ def policy(
 def kubernetes_verbs(estate: Estate, procedure: str) -> list[dict[str, Any]]:
     """What the cluster's RBAC must allow (Kubernetes operations of the plan; not IAM)."""
     if procedure == "reprotect":  # the standby's pods, in whichever region is the standby
-        from dr.procedures.reprotect import standby_pods_steps
+        from dr.procedures.failover import standby_pods_steps
         from dr.runbook.plan import Plan
 
         plans = [

@@ -45,7 +45,7 @@ from dr.procedures.failback import (
     move_aside_step,
     replica_key,
 )
-from dr.procedures.failover import pods_ready_step, restart_step
+from dr.procedures.failover import standby_pods_steps
 from dr.runbook.plan import Plan, Step
 
 if TYPE_CHECKING:
@@ -215,27 +215,6 @@ def preflight(
         max_lag_seconds=max_lag.total_seconds(),
         warnings=warnings,
     )
-
-
-def standby_pods_steps(
-    estate: Estate, standby: SiteView, db: str, *, after: tuple[str, ...], timeout: float
-) -> list[Step]:
-    """Restart the standby's pods older than ``db`` (they may hold connections to the instance it
-    replaced: renamed, standalone, writable), then wait until they are Ready — so the next failover,
-    during an outage, finds them current and has no restart on its critical path."""
-    restarts = [
-        restart_step(estate, standby, db, d.name, depends_on=after, policy="on-change")
-        for d in estate.app.deployments
-    ]
-    ready = pods_ready_step(
-        estate,
-        standby,
-        {d.name: None for d in estate.app.deployments},
-        depends_on=tuple(r.id for r in restarts),
-        timeout=timeout,
-        sid="standby-pods-ready",
-    )
-    return [*restarts, ready]
 
 
 def reprotect_plan(estate: Estate, pre: ReprotectPreflight, *, timeout: float = 3600.0) -> Plan:

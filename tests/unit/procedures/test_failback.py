@@ -151,6 +151,47 @@ def test_failback_reprotects_then_fails_back_then_warm_standby(env: Env) -> None
 
 
 @pytest.mark.slow
+def test_failback_restarts_the_targets_stale_pods_before_writes_stop(env: Env) -> None:
+    """The original region's pods predate the replica the failback creates (they may hold
+    connections to the instance moved aside): restarted and Ready before the write pause starts,
+    so the failover part's restart-* steps — inside the pause — find them current."""
+    import base64
+
+    from dr.procedures.failover import desired_database_url
+
+    estate, prod = env.estate, env.estate.primary
+    app, secret = estate.app, estate.app.db_secret
+    _failed_over(env)
+    pre = _pre(env)
+    assert pre.replica_id == prod.database.identifier  # same identifier: same endpoint, same secret
+    url = desired_database_url(env.clients, estate, prod, pre.replica_id, None)
+    env.api("primary").patch(
+        "secrets",
+        app.namespace,
+        secret.name,
+        {"data": {secret.key: base64.b64encode(url.reveal().encode()).decode()}},
+        "application/merge-patch+json",
+    )
+    env.api("primary").backdate_pods(app.namespace, 60)  # they have run for a while
+    put_caught_up(env.clients, prod.region, pre.replica_id, env.now)
+    plan = failback_plan(estate, pre, timeout=20)
+    early = [f"early-restart-{d.name}" for d in app.deployments]
+    for stop in (s for s in plan.ids if s.startswith("stop-")):
+        assert {"replica-in-sync", *early, "early-pods-ready"} <= plan.ancestors(stop)
+
+    result = _run(env, pre, plan=plan)
+    assert result.status == "succeeded", result.summary()
+    assert {result.step(s).status for s in early} == {"done"}
+    assert {result.step(f"restart-{d.name}").status for d in app.deployments} == {"skipped"}
+    events = journal_events(env, result.run_id)
+    seq = {(e["kind"], e.get("step")): e["seq"] for e in events}
+    first_stop = min(v for (k, s), v in seq.items() if k == "step_started" and s and s.startswith("stop-"))
+    assert seq[("step_done", "early-pods-ready")] < first_stop
+    reasons = [e["value"] for e in events if e["kind"] == "output_set" and e["key"].startswith("restarted:")]
+    assert len(reasons) == len(app.deployments) and all("predates" in r for r in reasons)
+
+
+@pytest.mark.slow
 def test_failback_dry_run_and_resume_after_crash(env: Env) -> None:
     _failed_over(env)
     prod = env.estate.primary
