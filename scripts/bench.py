@@ -112,9 +112,10 @@ def p1_p2(figs: dict[str, Figure], time_scale: float) -> None:
             "is most of it)"
         )
     f1b.details.append(
-        f"sequential: the same steps one at a time, fixed {res['sequential_poll_interval']:.2f} s polls "
-        f"(botocore's 30 s waiter delay × time scale {res['time_scale']}), with the runbook's rolling "
-        "restart after the DB secret patch"
+        f"sequential: the same steps one at a time; promote-db, scale-nodegroup and route-traffic polled "
+        f"every {res['sequential_poll_interval']:.2f} s (botocore's 30 s waiter delay × time scale "
+        f"{res['time_scale']}), the other waits as dr polls them (kubectl watches); with the runbook's "
+        "rolling restart after the DB secret patch"
     )
     restarted = ", ".join(res["restarted_in_parallel_run"]) or "none"
     f1b.details.append(

@@ -7,9 +7,9 @@ Three identical sandboxes (same seed, same profile) are started one after the ot
   ``wall ÷ critical path`` (the executor's own critical path: the longest dependency chain with
   each step's measured duration).
 * **sequential** — the runbook's procedure done by hand: the *same* steps, one after another in the
-  plan's order, every wait polled at botocore's default waiter interval (30 s for
+  plan's order, the waits botocore has a waiter for polled at its default interval (30 s for
   ``DBInstanceAvailable``, ``NodegroupActive``, ``ResourceRecordSetsChanged``; scaled by the same
-  time scale), and — as the runbook does after patching the DB secret ("Restart pods to pick up new
+  time scale) and the others as ``dr`` polls them (``kubectl rollout status`` watches), and — as the runbook does after patching the DB secret ("Restart pods to pick up new
   secret") — a rolling restart of every deployment (``app.dbSecret.restartPods: always``).
   Speed-up = sequential wall ÷ parallel wall (figure P1b).
 * **sequential, dr's steps** — a third sandbox: the same, but skipping the restart as ``dr failover``
@@ -140,7 +140,7 @@ def _inprocess_run(
     timeout: float,
     runs: str,
     max_workers: int = 8,
-    poll: Any = None,
+    step_polls: Any = None,
     restart_pods: str | None = None,
 ) -> dict[str, Any]:
     """The failover plan run in this process (the engine `dr failover` uses), optionally one step
@@ -179,7 +179,7 @@ def _inprocess_run(
             break_lock=False,
             output="json",
             max_workers=max_workers,
-            poll=poll,
+            step_polls=step_polls,
         )
     finally:
         kube.close()
@@ -191,7 +191,8 @@ def _inprocess_run(
 def sequential_run(
     directory: Path, state: dict[str, Any], *, time_scale: float, timeout: float, restart_pods: str
 ) -> dict[str, Any]:
-    """The same plan, one step at a time, fixed-interval polling at botocore's waiter delay."""
+    """The same plan, one step at a time; the waits botocore has a waiter for poll at its delay
+    (fixed), the others (pods Ready: ``kubectl rollout status`` watches; health) as dr does."""
     from dr.runbook.poll import PollPolicy
 
     delay = BOTOCORE_WAITER_DELAY * time_scale
@@ -202,7 +203,7 @@ def sequential_run(
         timeout=timeout,
         runs=f"runs-sequential-{restart_pods}",
         max_workers=1,
-        poll=fixed,
+        step_polls=dict.fromkeys(WAITED, fixed),
         restart_pods=restart_pods,
     )
     return {**out, "poll_interval": delay}

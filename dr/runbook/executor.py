@@ -235,6 +235,7 @@ class Executor:
         abort: threading.Event | None = None,
         action_done: set[str] | None = None,
         rate_limiter: RateLimiter | None = None,
+        step_polls: Mapping[str, PollPolicy] | None = None,
     ) -> None:
         self.plan = plan
         # API rate limits per service/region (dr.runbook.ratelimit): hooked into the run's clients.
@@ -248,6 +249,13 @@ class Executor:
             if int(value) < 1:
                 raise BadInput(f"concurrency limit {key}={value} must be at least 1")
         self.poll = poll or PollPolicy()
+        # Per-step polling policies (step id -> policy) instead of ``poll`` for those steps' waits.
+        self.step_polls = dict(step_polls or {})
+        unknown_polls = sorted(set(self.step_polls) - set(plan.ids))
+        if unknown_polls:
+            raise BadInput(
+                f"polling policy for unknown step(s) {', '.join(unknown_polls)} of plan {plan.name!r}"
+            )
         self.recorder = recorder
         self.progress = progress
         unknown = sorted(set(completed or ()) - set(plan.ids))
@@ -369,7 +377,7 @@ class Executor:
         return wait_until(
             lambda: bool(check(self.ctx)),
             step.timeout,
-            self.poll,
+            self.step_polls.get(step.id, self.poll),
             what=f"step {step.id} ({step.title})",
             stop=stop,
             clock=self.clock,

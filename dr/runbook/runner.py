@@ -135,6 +135,7 @@ def run_plan(
     poll: PollPolicy | None = None,
     progress: ProgressSink | None = None,
     mirror_auto: bool = True,
+    step_polls: Mapping[str, PollPolicy] | None = None,
 ) -> RunResult:
     """Execute ``plan`` (or describe it, for a dry run) and return the :class:`RunResult`.
 
@@ -215,6 +216,7 @@ def run_plan(
             max_workers=max_workers,
             limits=limits,
             poll=poll or PollPolicy(),
+            step_polls=step_polls,
             recorder=recorder,
             progress=progress or live,
             completed=set(state.completed) if state else None,

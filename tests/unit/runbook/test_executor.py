@@ -298,3 +298,34 @@ def test_outputs_set_by_a_step_reach_its_dependants() -> None:
     )
     assert run(plan).status == "succeeded"
     assert got == ["db.us-east-1.example"]
+
+
+def test_a_step_polling_policy_applies_to_that_steps_wait_only() -> None:
+    """``step_polls`` (the benchmark's botocore-waiter steps) replaces the run's policy for the named
+    steps; the others keep it. Which policy a wait used is read from the intervals it asked for."""
+    asked: dict[str, list[float]] = {"run": [], "a": []}
+
+    class Spy(PollPolicy):
+        def __init__(self, name: str) -> None:
+            super().__init__(first=0.001, factor=1.0, cap=0.001, floor=0.001, fraction=0.0)
+            object.__setattr__(self, "name", name)
+
+        def intervals(self, elapsed: Any) -> Any:
+            for interval in super().intervals(elapsed):
+                asked[self.name].append(interval)  # type: ignore[attr-defined]
+                yield interval
+
+    def twice(polls: list[int]) -> Any:
+        def wait(_ctx: StepContext) -> bool:
+            polls[0] += 1
+            return polls[0] >= 3
+
+        return wait
+
+    plan = Plan("p", [step("a", wait=twice([0])), step("b", "a", wait=twice([0]))])
+    result = Executor(plan, StepContext(run_id="t"), poll=Spy("run"), step_polls={"a": Spy("a")}).run()
+    assert result.status == "succeeded", result.summary()
+    # one interval per poll: a's from its own policy, b's from the run's
+    assert len(asked["a"]) == 3 and len(asked["run"]) == 3
+    with pytest.raises(BadInput, match="nope"):
+        Executor(plan, StepContext(run_id="t"), step_polls={"nope": PollPolicy()})
