@@ -77,7 +77,8 @@ def readiness(
     kubeconfig: str | None,
 ) -> None:
     """Diff production and DR: DB engine/class/Multi-AZ/encryption/parameters, node capacity, WAF
-    entries, images, DB secret, replica lag vs RPO, DR snapshot age, certificates. Exit 1 on a fail."""
+    entries, images, a single writable database (split brain), DB secret, replica lag vs RPO, DR
+    snapshot age, certificates. Exit 1 on a fail."""
     from dr.cli.render import emit
     from dr.cli.status_cmd import kube_factory, probe_clients
     from dr.errors import BadInput

@@ -9,6 +9,8 @@ and says pass / warn / fail with the reason:
   the production replicas of every deployment
 * WAF: the blocked-address IP sets are identical in both regions
 * container images: each deployment runs the same images in both clusters
+* single writer: at most one writable database; after a failover left two (the old primary came
+  back standalone), no writer may run beside the one Route53 does not serve (split brain)
 * DB secret: the DR cluster's secret key exists and points at the DR database (host:port only;
   the value is never printed)
 * replication: the DR database is a replica and its ``ReplicaLag`` is within the RPO budget
@@ -160,9 +162,8 @@ def _site_jobs(
             raise DrError("no Kubernetes access configured")
         return kube
 
-    def images() -> dict[str, tuple[str, ...]]:
-        deps = need_kube()(view).list_deployments(app.namespace)
-        return {d.name: d.images for d in deps}
+    def deployments() -> dict[str, Any]:
+        return {d.name: d for d in need_kube()(view).list_deployments(app.namespace)}
 
     def k8s_secret() -> tuple[str | None, int | None]:
         value = need_kube()(view).read_secret_key(app.namespace, app.db_secret.name, app.db_secret.key)
@@ -178,7 +179,7 @@ def _site_jobs(
             clients, region, view.cluster.name, view.cluster.nodegroup.name
         ),
         "ip_set": lambda: wafv2.get_ip_set(clients, region, view.edge.ip_set_name),
-        "images": images,
+        "deployments": deployments,
         "k8s_secret": k8s_secret,
         "sm_secret": sm_secret,
     }
@@ -386,7 +387,8 @@ def _images_check(p: Outcome, s: Outcome, estate: Estate) -> Check:
     err = _unreadable("container-images", {"primary": p, "secondary": s})
     if err is not None:
         return err
-    pi, si = p.value, s.value
+    pi = {name: d.images for name, d in p.value.items()}
+    si = {name: d.images for name, d in s.value.items()}
     diffs, missing = [], []
     for dep in estate.app.deployments:
         a, b = pi.get(dep.name), si.get(dep.name)
@@ -404,6 +406,74 @@ def _images_check(p: Outcome, s: Outcome, estate: Estate) -> Check:
         f"{len(estate.app.deployments)} deployment(s) run the same images",
         cell_p,
         cell_s,
+    )
+
+
+def _single_writer_check(
+    dbs: dict[str, Outcome], deployments: dict[str, Outcome], serving: Outcome, estate: Estate
+) -> Check:
+    """At most one writable database — or, when a failover left two (the old primary came back
+    standalone), no writer running beside the one Route53 does not serve (split brain: its writes
+    diverge and are lost when reprotect or failback moves that instance aside)."""
+    name = "single-writer"
+    views = {"primary": estate.primary, "secondary": estate.secondary}
+    err = _unreadable(name, dbs)
+    if err is not None:
+        return err
+    writable = {side: dbs[side].value["db"] for side in views if not dbs[side].value["db"].is_replica}
+    cells = {side: {"db": dbs[side].value["db"].identifier, "writable": side in writable} for side in views}
+    if len(writable) < 2:
+        where = (
+            ", ".join(f"{db.identifier} ({views[side].region})" for side, db in writable.items()) or "none"
+        )
+        return Check(name, PASS, f"one writable database: {where}", cells["primary"], cells["secondary"])
+    if not serving.ok:
+        return Check(
+            name,
+            FAIL,
+            "both databases are writable and Route53 could not be read to tell which one serves: "
+            f"{serving.error}",
+            cells["primary"],
+            cells["secondary"],
+        )
+    stale = next((side for side in views if views[side].region != serving.value), "primary")
+    view, db = views[stale], writable[stale]
+    deps = deployments[stale]
+    writer_names = {d.name for d in estate.app.writers}
+    running = {
+        n: d.replicas for n, d in (deps.value if deps.ok else {}).items() if n in writer_names and d.replicas
+    }
+    cells[stale]["writers"] = running if deps.ok else None
+    fix = f"`dr reprotect --region {view.region}` makes it a replica of the serving database again"
+    if not deps.ok:
+        return Check(
+            name,
+            FAIL,
+            f"{db.identifier} in {view.region} is writable but Route53 serves {serving.value}, and its "
+            f"writers could not be read ({deps.error}); stop them (`dr ops stop-writes --region "
+            f"{view.region}`), then {fix}",
+            cells["primary"],
+            cells["secondary"],
+        )
+    if running:
+        pods = ", ".join(f"{n} ({r})" for n, r in sorted(running.items()))
+        return Check(
+            name,
+            FAIL,
+            f"split brain: {db.identifier} in {view.region} is writable but Route53 serves "
+            f"{serving.value}, and writers run there ({pods}) — what they write diverges and is lost "
+            f"when the instance is moved aside. Stop them: `dr ops stop-writes --region {view.region}`; "
+            f"then {fix}",
+            cells["primary"],
+            cells["secondary"],
+        )
+    return Check(
+        name,
+        WARN,
+        f"{db.identifier} in {view.region} is writable but Route53 serves {serving.value} (no writer runs "
+        f"there); {fix}",
+        cells["primary"],
+        cells["secondary"],
     )
 
 
@@ -591,6 +661,7 @@ def check_readiness(
     """Read both sites in parallel and compare them; never raises for one read's failure."""
     from dr.aws import cloudwatch
     from dr.aws.rds import Rds
+    from dr.procedures.dns import read_state
     from dr.procedures.ops_security import cert_check
 
     now = now or dt.datetime.now(dt.UTC)
@@ -624,6 +695,7 @@ def check_readiness(
         )
     jobs["lag"] = lambda: cloudwatch.replica_lag(clients, s.region, s.database.identifier, now=now)
     jobs["snapshot"] = newest_snapshot
+    jobs["serving"] = lambda: read_state(clients, estate, use_test_dns=False).active_region
     r = gather(jobs, workers=workers)
 
     checks = _db_checks(r["p:db"], r["s:db"], estate)
@@ -631,7 +703,13 @@ def check_readiness(
         _cluster_check(r["p:cluster"], r["s:cluster"]),
         _capacity_check(r["p:nodegroup"], r["s:nodegroup"], estate),
         _waf_check(r["p:ip_set"], r["s:ip_set"]),
-        _images_check(r["p:images"], r["s:images"], estate),
+        _images_check(r["p:deployments"], r["s:deployments"], estate),
+        _single_writer_check(
+            {"primary": r["p:db"], "secondary": r["s:db"]},
+            {"primary": r["p:deployments"], "secondary": r["s:deployments"]},
+            r["serving"],
+            estate,
+        ),
         _secret_check(r["p:db"], r["s:db"], r["p:k8s_secret"], r["s:k8s_secret"], r["s:sm_secret"], estate),
         _lag_check(r["s:db"], r["lag"], estate),
         _snapshot_check(r["snapshot"], now, snapshot_warn, snapshot_fail, s.region),

@@ -350,3 +350,39 @@ def test_automated_backups_replicated_to_dr_are_a_recovery_point(full: Full) -> 
     # thresholds apply to its newest restorable time
     old = _run(full, snapshot_warn=dt.timedelta(0), snapshot_fail=dt.timedelta(minutes=1))
     assert old.check("snapshot-age").status == FAIL
+
+
+def test_two_writable_databases_with_writers_beside_the_unserved_one_is_split_brain(
+    full: Full, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a failover the old primary may come back standalone and writable: readiness fails while
+    writers run beside the database Route53 does not serve, warns once they are stopped, and says
+    which commands settle it (names, regions; nothing changed by readiness itself)."""
+    estate, s = full.estate, full.estate.secondary
+    ns, writers = estate.app.namespace, [d.name for d in estate.app.writers]
+    assert _run(full).check("single-writer").status == PASS  # DR is a replica: one writable database
+    # DR promoted while Route53 still serves the primary (e.g. `dr promote` without a DNS move)
+    full.clients.client("rds", s.region).promote_read_replica(DBInstanceIdentifier=s.database.identifier)
+    for name in writers:
+        full.api("secondary").set_scale(ns, name, 1)
+    start = len(full.recorder)
+    split = _run(full).check("single-writer")
+    assert split.status == FAIL, split.reason
+    assert "split brain" in split.reason and s.database.identifier in split.reason
+    assert f"dr ops stop-writes --region {s.region}" in split.reason
+    assert f"dr reprotect --region {s.region}" in split.reason
+    assert split.secondary["writers"] == dict.fromkeys(writers, 1)
+    assert [c for c in full.recorder.since(start) if c.mutating] == []
+    for name in writers:  # fenced: no writer beside the unserved database
+        full.api("secondary").set_scale(ns, name, 0)
+    fenced = _run(full).check("single-writer")
+    assert fenced.status == WARN and "no writer runs there" in fenced.reason
+    # Route53 unreadable: it cannot tell which database serves — a fail saying so
+    import dr.procedures.dns as dns
+
+    def unreadable(*_a: Any, **_k: Any) -> Any:
+        raise RuntimeError("Route53 throttled")
+
+    monkeypatch.setattr(dns, "read_state", unreadable)
+    blind = _run(full).check("single-writer")
+    assert blind.status == FAIL and "Route53 could not be read" in blind.reason
