@@ -286,6 +286,23 @@ def _pods(info: Any, serving: bool) -> Probe:
     )
 
 
+def _two_writers_note(views: list[SiteView], results: dict[str, Any], active: str | None) -> list[str]:
+    """Both databases writable (the old primary back standalone after a failover): name the one
+    Route53 does not serve and what settles it (`dr readiness` checks its writers: single-writer)."""
+    dbs = {v.region: results[f"{v.region}:database"] for v in views if f"{v.region}:database" in results}
+    writers = {r: o.value["db"] for r, o in dbs.items() if o.ok and not o.value["db"].is_replica}
+    if len(writers) < 2 or active is None:
+        return []
+    stale = next((r for r in writers if r != active), None)
+    if stale is None:
+        return []
+    return [
+        f"two writable databases: {writers[stale].identifier} in {stale} is not served by Route53 — "
+        f"writes there diverge (split brain); `dr readiness` checks its writers, `dr ops stop-writes "
+        f"--region {stale}` stops them, `dr reprotect --region {stale}` makes it a replica again"
+    ]
+
+
 def _database(value: dict[str, Any], rpo: float) -> Probe:
     db, lag = value["db"], value["lag"]
     role = "replica" if db.is_replica else "writer"
@@ -484,6 +501,7 @@ def collect_status(
             notes.append(f"{r} is unreachable (no AWS endpoint answered): {lost[0].error}")
         elif lost:
             notes.append(f"{r}: {len(lost)} of {len(aws)} AWS probes did not answer: {lost[0].error}")
+    notes += _two_writers_note(views, results, active)
     return StatusReport(
         app=estate.app.name,
         record=estate.app.record,

@@ -202,3 +202,14 @@ def test_some_endpoints_down_is_a_degraded_region_not_a_lost_one(full: Full) -> 
     )
     assert sec["database"]["state"] == "warn"
     assert any("1 of 6 AWS probes did not answer" in n for n in data["notes"])
+
+
+def test_two_writable_databases_are_named_with_the_unserved_one(full: Full) -> None:
+    """After a failover the old primary may be writable again beside the serving database: the
+    status report says which one Route53 does not serve and which commands settle it."""
+    s = full.estate.secondary
+    assert not [n for n in _status(full)["notes"] if "two writable" in n]
+    full.clients.client("rds", s.region).promote_read_replica(DBInstanceIdentifier=s.database.identifier)
+    (note,) = [n for n in _status(full)["notes"] if "two writable" in n]
+    assert s.database.identifier in note and s.region in note  # Route53 still serves the primary
+    assert f"dr ops stop-writes --region {s.region}" in note and f"dr reprotect --region {s.region}" in note
