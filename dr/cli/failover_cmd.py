@@ -53,6 +53,12 @@ def _human(report: dict[str, Any], out: Console) -> None:
         out.print(f"stack files reconciled: {report['reconcile'].get('summary')}")
     else:
         out.print(f"next: keep Pulumi in step with the new primary:\n  {report['reconcile_command']}")
+    if report.get("when_source_returns"):
+        out.print(
+            f"when {pre['source_region']} comes back, its old primary is writable and its writers may "
+            "run against it (split brain; `dr readiness` checks it) — stop them, then re-protect:\n  "
+            + "\n  ".join(report["when_source_returns"])
+        )
 
 
 @click.command()
@@ -189,6 +195,14 @@ def failover(
         "preflight": pre.to_dict(),
         "reconcile_command": reconcile_command(estate, target),
     }
+    if pre.mode == "unplanned":
+        # Nothing was sent to the source region: if it comes back, its old primary is writable and
+        # its writers may run against it (split brain; `dr readiness` checks it: single-writer).
+        src = pre.source.region
+        report["when_source_returns"] = [
+            f"dr --stack-dir {estate.stack_dir} ops stop-writes --region {src}",
+            f"dr --stack-dir {estate.stack_dir} reprotect --region {src}",
+        ]
     if result.status != "dry-run":
         report["active_region"] = read_state(clients, estate, use_test_dns=False).active_region
     if do_reconcile and result.ok and result.status != "dry-run":

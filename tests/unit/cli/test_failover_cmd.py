@@ -50,6 +50,7 @@ def test_failover_dry_run_prints_every_call_and_changes_nothing(
     assert out["run"]["planned"]["critical_path"]["steps"]
     assert cli_calls.mutating() == []  # not even the lock
     assert out["reconcile_command"].endswith("reconcile --primary dr")
+    assert "when_source_returns" not in out  # planned: the source's writers are stopped by the plan
     table = dr(["failover", "--dry-run", "--kubeconfig", env.kubeconfig], tmp_path, json_out=False)
     assert table.exit_code == 0, table.output
     assert "Dry run of plan failover: no change was made." in table.output
@@ -69,6 +70,12 @@ def test_failover_unplanned_runs_and_reports_timings(
     assert all(s["duration"] is not None for s in run["steps"])
     assert out["active_region"] == env.estate.secondary.region
     assert "rds:PromoteReadReplica" in mutating(cli_calls)
+    # nothing went to the source region: what to do when it returns (fence its writers, re-protect)
+    src = env.estate.primary.region
+    assert [c.split(" ", 3)[3] for c in out["when_source_returns"]] == [
+        f"ops stop-writes --region {src}",
+        f"reprotect --region {src}",
+    ]
     # The lock was taken (and released) in the surviving region.
     locks = [c for c in cli_calls.mutating() if c.service == "dynamodb"]
     assert locks and {c.region for c in locks} == {env.estate.secondary.region}
