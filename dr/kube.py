@@ -138,6 +138,7 @@ class PodInfo:
     labels: dict[str, str]
     reason: str | None = None
     age_seconds: float | None = None
+    created: dt.datetime | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -219,6 +220,12 @@ def _timestamp(value: Any) -> dt.datetime | None:
         return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
+
+
+def _selector(deployment: Any) -> str:
+    """The deployment's ``spec.selector.matchLabels`` as a label selector (``k=v,…``)."""
+    labels = _g(deployment, "spec", "selector", "matchLabels", default={}) or {}
+    return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -518,15 +525,9 @@ class Kube:
 
         A pod without a creation time counts as older than anything (``datetime.min``, UTC).
         """
-        labels = (
-            _g(self._read_deployment(namespace, name), "spec", "selector", "matchLabels", default={}) or {}
-        )
-        selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
-        with self._errors("pods", selector or "*", namespace, "list"):
-            items = self._request("GET", self._core(namespace, "pods"), query={"labelSelector": selector})
-        times = [_timestamp(_g(p, "metadata", "creationTimestamp")) for p in items.get("items") or []]
+        pods = self.list_pods(namespace, _selector(self._read_deployment(namespace, name)))
         floor = dt.datetime.min.replace(tzinfo=dt.UTC)
-        return min((t if isinstance(t, dt.datetime) else floor for t in times), default=None)
+        return min((p.created or floor for p in pods), default=None)
 
     def list_deployments(self, namespace: str) -> list[DeploymentInfo]:
         with self._errors("deployments", "*", namespace, "list"):
@@ -645,8 +646,7 @@ class Kube:
     def _replica_sets(self, namespace: str, name: str) -> tuple[Any, list[Any]]:
         dep = self._read_deployment(namespace, name)
         uid = _g(dep, "metadata", "uid")
-        labels = _g(dep, "spec", "selector", "matchLabels", default={}) or {}
-        selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+        selector = _selector(dep)
         with self._errors("replicasets of deployment", name, namespace, "list"):
             items = (
                 self._request(
@@ -850,6 +850,7 @@ class Kube:
                     labels=dict(_g(p, "metadata", "labels", default={}) or {}),
                     reason=reason,
                     age_seconds=(now - created).total_seconds() if isinstance(created, dt.datetime) else None,
+                    created=created,
                 )
             )
         return sorted(out, key=lambda p: p.name)

@@ -918,14 +918,17 @@ class FakeKubeApi:
 
     def _nodes_controller(self) -> None:
         wanted = self._node_names()
+
+        def inputs() -> tuple[Any, ...]:
+            return (
+                tuple(wanted),
+                tuple(sorted(self._node_conditions.items())),
+                tuple(o["metadata"].get("resourceVersion") for o in self._store["nodes"].values()),
+            )
+
         # Unchanged inputs and untouched node objects: nothing to rebuild (a pass runs on every
         # request; a 500-pod test cluster has 125 nodes).
-        inputs = (
-            tuple(wanted),
-            tuple(sorted(self._node_conditions.items())),
-            tuple(o["metadata"].get("resourceVersion") for o in self._store["nodes"].values()),
-        )
-        if inputs == self._nodes_key:
+        if inputs() == self._nodes_key:
             return
         for key in [k for k in self._store["nodes"] if k[1] not in wanted]:
             del self._store["nodes"][key]
@@ -966,11 +969,7 @@ class FakeKubeApi:
             if old is not None:
                 node["metadata"] = {**old["metadata"], "labels": node["metadata"]["labels"]}
             self._put("nodes", node, new=old is None)
-        self._nodes_key = (
-            inputs[0],
-            inputs[1],
-            tuple(o["metadata"].get("resourceVersion") for o in self._store["nodes"].values()),
-        )
+        self._nodes_key = inputs()  # with the node objects as this pass left them
 
     def _scheduler(self, now: float) -> None:
         cap = self.capacity()
