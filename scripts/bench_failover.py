@@ -9,8 +9,9 @@ Three identical sandboxes (same seed, same profile) are started one after the ot
 * **sequential** — the runbook's procedure done by hand: the *same* steps, one after another in the
   plan's order, the waits botocore has a waiter for polled at its default interval (30 s for
   ``DBInstanceAvailable``, ``NodegroupActive``, ``ResourceRecordSetsChanged``; scaled by the same
-  time scale) and the others as ``dr`` polls them (``kubectl rollout status`` watches), and — as the runbook does after patching the DB secret ("Restart pods to pick up new
-  secret") — a rolling restart of every deployment (``app.dbSecret.restartPods: always``).
+  time scale) and the others as ``dr`` polls them (``kubectl rollout status`` watches), and — as
+  the runbook does after patching the DB secret ("Restart pods to pick up new secret") — a rolling
+  restart of every deployment (``app.dbSecret.restartPods: always``).
   Speed-up = sequential wall ÷ parallel wall (figure P1b).
 * **sequential, dr's steps** — a third sandbox: the same, but skipping the restart as ``dr failover``
   does when the pods' connection is not stale (the standby's secret already names its replica).
@@ -144,7 +145,7 @@ def _inprocess_run(
     restart_pods: str | None = None,
 ) -> dict[str, Any]:
     """The failover plan run in this process (the engine `dr failover` uses), optionally one step
-    at a time with a fixed poll, and with ``app.dbSecret.restartPods`` overridden."""
+    at a time, with per-step polling policies and ``app.dbSecret.restartPods`` overridden."""
     import datetime as dt
 
     from dr.aws.session import ClientProvider
