@@ -5,12 +5,13 @@ Reconciliation contract (``dr reconcile`` relies on it; see docs/pulumi.md):
 * The component's logical name, the instance's logical name (``db``), its KMS key (``data-key``)
   and its physical identifier (``site.database.identifier``) never depend on the stack's role.
 * The only role-dependent inputs are the primary-only settings (engine, version, master user,
-  managed password, final snapshot) and ``replicate_source_db`` (standby only).
+  managed password, final snapshot, automated backups) and ``replicate_source_db`` (standby only).
 
 So after a failover has promoted the replica, switching ``dr-toolkit:role`` of that stack from
-``standby`` to ``primary`` keeps the same URN and identifier; Pulumi's diff merely drops
-``replicate_source_db`` (the AWS provider treats that as "promote", an in-place update), and
-nothing is replaced — ``protect=True`` would refuse a replacement anyway.
+``standby`` to ``primary`` keeps the same URN and identifier; Pulumi's diff drops
+``replicate_source_db`` (the AWS provider treats that as "promote", an in-place update) and adds
+the primary-only settings (in-place updates too: backup retention and window…), and nothing is
+replaced — ``protect=True`` would refuse a replacement anyway.
 """
 
 from __future__ import annotations
@@ -76,8 +77,6 @@ class Database(pulumi.ComponentResource):
             "multi_az": spec.multi_az,
             "storage_encrypted": True,
             "kms_key_id": self.key.arn,
-            "backup_retention_period": spec.backup_retention_days,
-            "backup_window": "03:00-04:00",
             "maintenance_window": "sun:05:00-sun:06:00",
             "deletion_protection": spec.deletion_protection,
             "performance_insights_enabled": True,
@@ -111,6 +110,12 @@ class Database(pulumi.ComponentResource):
                 "skip_final_snapshot": False,
                 "final_snapshot_identifier": f"{spec.identifier}-final",
                 "enabled_cloudwatch_logs_exports": ["postgresql", "upgrade"],
+                # Automated backups are primary-only: RDS refuses them on a PostgreSQL read replica
+                # ("DB Backups not supported on a read replica for engine postgres"); the DR
+                # region's recovery point is the replicated backups below. After a promotion,
+                # `dr reconcile` makes this stack primary and these are set in place.
+                "backup_retention_period": spec.backup_retention_days,
+                "backup_window": "03:00-04:00",
             }
         self.instance = aws.rds.Instance(
             "db",

@@ -58,14 +58,43 @@ def rds_multi_az(resource_type: str, props: Props, region: str | None = None) ->
     return []
 
 
+# Engines whose read replicas can keep automated backups (RDS user guide, read replica
+# differences between engines); PostgreSQL replicas cannot.
+REPLICA_BACKUP_ENGINES = frozenset({"mysql", "mariadb"})
+
+
+def _replica_without_backups(props: Props) -> bool:
+    """A read replica whose engine cannot keep automated backups. A replica inherits its engine
+    and usually does not declare it: undeclared counts as such an engine (this estate is PostgreSQL)."""
+    engine = str(props.get("engine") or "").lower()
+    return bool(props.get("replicateSourceDb")) and engine not in REPLICA_BACKUP_ENGINES
+
+
 def rds_backup_retention(resource_type: str, props: Props, region: str | None = None) -> list[str]:
-    if resource_type != RDS:
+    if resource_type != RDS or _replica_without_backups(props):
         return []
     days = props.get("backupRetentionPeriod")
     if days is None or int(days) < MIN_BACKUP_RETENTION_DAYS:
         return [
             f"RDS instance {_label(props, 'identifier')} keeps backups {days or 0} day(s): "
             f"set backup_retention_period >= {MIN_BACKUP_RETENTION_DAYS} (PITR window of the runbook)"
+        ]
+    return []
+
+
+def rds_replica_backups(resource_type: str, props: Props, region: str | None = None) -> list[str]:
+    """RDS refuses automated backups on a PostgreSQL read replica ("DB Backups not supported on a
+    read replica for engine postgres"): the AWS provider sets them after the create, and `pulumi up`
+    fails there (or drifts on every preview)."""
+    if resource_type != RDS or not _replica_without_backups(props):
+        return []
+    days = props.get("backupRetentionPeriod")
+    if days is not None and int(days) > 0:
+        engine = props.get("engine") or "postgres (inherited)"
+        return [
+            f"RDS read replica {_label(props, 'identifier')} ({engine}) declares backup_retention_period="
+            f"{days}: RDS supports automated backups only on MySQL/MariaDB replicas; omit it (the DR "
+            "region's recovery point is aws.rds.InstanceAutomatedBackupsReplication of the source)"
         ]
     return []
 
@@ -148,8 +177,13 @@ RULES: tuple[Rule, ...] = (
     Rule("rds-multi-az", "RDS instances are Multi-AZ.", rds_multi_az),
     Rule(
         "rds-backup-retention",
-        f"RDS keeps automated backups for at least {MIN_BACKUP_RETENTION_DAYS} days.",
+        f"RDS primaries keep automated backups for at least {MIN_BACKUP_RETENTION_DAYS} days.",
         rds_backup_retention,
+    ),
+    Rule(
+        "rds-replica-no-backups",
+        "RDS read replicas (other than MySQL/MariaDB) declare no automated backups.",
+        rds_replica_backups,
     ),
     Rule("prod-deletion-protection", "Production data stores have deletion protection.", deletion_protection),
     Rule("encryption-at-rest", "RDS and ElastiCache encrypt data at rest.", encryption_at_rest),

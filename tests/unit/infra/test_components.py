@@ -56,7 +56,10 @@ def test_standby_database_is_a_cross_region_replica_of_the_prod_arn(
     assert replica["kmsKeyId"] == dr.outputs["kmsKeyArn"] != prod.outputs["kmsKeyArn"]
     assert replica["kmsKeyId"].split(":")[3] == dr.region
     assert replica["multiAz"] is True and replica["storageEncrypted"] is True
-    assert replica["backupRetentionPeriod"] >= 7 and replica["deletionProtection"] is True
+    assert replica["deletionProtection"] is True
+    # RDS refuses automated backups on a PostgreSQL read replica (the provider would set them in a
+    # ModifyDBInstance after the create, which fails): the standby declares none.
+    assert not {"backupRetentionPeriod", "backupWindow"} & replica.keys()
     # A replica inherits engine and master user; setting them would make RDS refuse the create.
     assert not {"engine", "username", "manageMasterUserPassword", "password", "dbName"} & replica.keys()
 
@@ -335,13 +338,16 @@ def test_role_swap_keeps_every_urn_and_physical_name(runs: dict[str, MockRun]) -
         assert rec_before.inputs["setIdentifier"] == rec_after.inputs["setIdentifier"]
 
 
-def test_promoted_replica_just_drops_its_source(runs: dict[str, MockRun]) -> None:
+def test_promoted_replica_drops_its_source_and_gets_backups(runs: dict[str, MockRun], estate: Estate) -> None:
     db_before = runs["dr"].one("aws:rds/instance:Instance").inputs
     db_after = runs["promoted-dr"].one("aws:rds/instance:Instance").inputs
     assert "replicateSourceDb" in db_before and "replicateSourceDb" not in db_after
     assert db_after["identifier"] == db_before["identifier"]
     assert db_after["kmsKeyId"] == db_before["kmsKeyId"]
     assert db_after["manageMasterUserPassword"] is True
+    # promoted: the primary's automated backups come back (an in-place update)
+    assert db_after["backupRetentionPeriod"] == estate.secondary.site.database.backup_retention_days >= 7
+    assert "backupRetentionPeriod" not in runs["demoted-prod"].one("aws:rds/instance:Instance").inputs
     rec = runs["promoted-dr"].one("aws:route53/record:Record", "failover").inputs
     assert rec["failoverRoutingPolicies"] == [{"type": "PRIMARY"}]
     assert rec["zoneId"] == runs["prod"].outputs["zoneId"]

@@ -17,7 +17,7 @@ GOOD_PRIMARY: dict[str, Any] = {
     "tags": {"dr:role": "primary"},
 }
 GOOD_REPLICA: dict[str, Any] = {
-    **GOOD_PRIMARY,
+    **{k: x for k, x in GOOD_PRIMARY.items() if k != "backupRetentionPeriod"},
     "identifier": "app-replica",
     "replicateSourceDb": "arn:aws:rds:us-west-2:123456789012:db:app-primary",
     "region": "us-east-1",
@@ -48,6 +48,9 @@ def test_compliant_resources_pass_every_rule(rtype: str, props: dict[str, Any]) 
         ("rds-multi-az", v.RDS, {k: x for k, x in GOOD_PRIMARY.items() if k != "multiAz"}),
         ("rds-backup-retention", v.RDS, {**GOOD_PRIMARY, "backupRetentionPeriod": 6}),
         ("rds-backup-retention", v.RDS, {**GOOD_PRIMARY, "backupRetentionPeriod": 0}),
+        # RDS refuses automated backups on a PostgreSQL read replica (engine inherited or named).
+        ("rds-replica-no-backups", v.RDS, {**GOOD_REPLICA, "backupRetentionPeriod": 7}),
+        ("rds-replica-no-backups", v.RDS, {**GOOD_REPLICA, "backupRetentionPeriod": 1, "engine": "postgres"}),
         ("prod-deletion-protection", v.RDS, {**GOOD_PRIMARY, "deletionProtection": False}),
         # Untagged data stores are treated as production.
         ("prod-deletion-protection", v.RDS, {**GOOD_PRIMARY, "deletionProtection": False, "tags": {}}),
@@ -76,6 +79,14 @@ def test_replica_region_comes_from_the_provider_when_props_lack_it() -> None:
     assert v.replica_in_other_region(v.RDS, props, "us-west-2")
     # Unknown region: refuse rather than pass silently.
     assert v.replica_in_other_region(v.RDS, props, None)
+
+
+def test_replica_backups_follow_what_the_engine_supports() -> None:
+    # no retention, or 0: compliant; MySQL/MariaDB replicas keep backups and are held to the minimum
+    assert v.violations(v.RDS, {**GOOD_REPLICA, "backupRetentionPeriod": 0}, "us-east-1") == []
+    mysql = {**GOOD_REPLICA, "engine": "mysql"}
+    assert [n for n, _ in v.violations(v.RDS, mysql, "us-east-1")] == ["rds-backup-retention"]
+    assert v.violations(v.RDS, {**mysql, "backupRetentionPeriod": 7}, "us-east-1") == []
 
 
 def test_standby_data_stores_are_not_held_to_prod_deletion_protection() -> None:
