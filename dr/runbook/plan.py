@@ -18,6 +18,15 @@ from typing import Any
 
 from dr.errors import ConfigError
 
+# IAM service prefixes that differ from the boto3 client name (Kubernetes calls are authorised by
+# the cluster; connecting to it is an EKS call).
+IAM_PREFIX = {"elbv2": "elasticloadbalancing", "k8s": "eks"}
+
+
+def iam_action(service: str, operation: str) -> str:
+    """The IAM action authorising ``operation`` of the boto3 client ``service``."""
+    return f"{IAM_PREFIX.get(service, service)}:{operation}"
+
 
 @dataclass(frozen=True)
 class Operation:
@@ -33,8 +42,7 @@ class Operation:
 
     @property
     def iam_action(self) -> str:
-        prefix = {"k8s": "eks"}.get(self.service, self.service)
-        return f"{prefix}:{self.action}"
+        return iam_action(self.service, self.action)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -19,6 +19,7 @@ from dr.errors import BadInput
 from dr.procedures.common import services
 from dr.procedures.iam import CONDITIONAL, NO_RESOURCE_LEVEL, PROCEDURES, allows, kubernetes_verbs, policy
 from dr.runbook.lock import DynamoLock, create_lock_table
+from dr.runbook.plan import iam_action
 from dr.runbook.runner import run_plan
 from tests.unit.procedures import test_failover as _failover
 from tests.unit.procedures.estate_seed import invoke
@@ -117,12 +118,12 @@ def test_failover_policy_covers_every_call_and_grants_nothing_unused(tooling: En
         {
             f"{c.service}:{c.operation} {_arn(env, c)}"
             for c in calls
-            if not allows(doc, f"{c.service}:{c.operation}", _arn(env, c))
+            if not allows(doc, iam_action(c.service, c.operation), _arn(env, c))
         }
     )
     assert uncovered == []
 
-    used = {f"{c.service}:{c.operation}" for c in calls}
+    used = {iam_action(c.service, c.operation) for c in calls}
     granted = {a for st in doc["Statement"] for a in st["Action"]}
     assert granted - used - CONDITIONAL == set()
     assert {"rds:PromoteReadReplica", "dynamodb:PutItem", "s3:PutObject"} <= used
@@ -164,8 +165,8 @@ def test_policies_are_scoped_to_the_topology_for_every_procedure(tooling: Env) -
                         "cloudwatch:GetMetricStatistics",
                         "route53:ListHostedZonesByName",
                         "route53:TestDNSAnswer",
-                        "elbv2:DescribeTargetGroups",
-                        "elbv2:DescribeTargetHealth",
+                        "elasticloadbalancing:DescribeTargetGroups",
+                        "elasticloadbalancing:DescribeTargetHealth",
                         "acm:ListCertificates",
                         "wafv2:ListIPSets",
                     }
@@ -198,3 +199,41 @@ def test_cli_prints_the_policy_and_asks_sts_for_the_account(tooling: Env, tmp_pa
     assert ACCOUNT in res.output
     bad = invoke(["iam-policy", "--procedure", "failover", "--account-id", "abc"], tmp_path)
     assert bad.exit_code == 2
+
+
+def _iam_operations() -> dict[str, set[str]]:
+    """IAM prefix -> operation names, read from botocore's service models (the SDK's own contract).
+
+    The IAM prefix of a service is its signing name (``elbv2`` signs as ``elasticloadbalancing``),
+    except CloudWatch, which signs as ``monitoring`` and is authorised as ``cloudwatch``.
+    """
+    import botocore.session
+
+    session = botocore.session.get_session()
+    loader = session.get_component("data_loader")
+    out: dict[str, set[str]] = {}
+    for service in loader.list_available_services("service-2"):
+        model = session.get_service_model(service)
+        prefix = model.metadata.get("signingName") or model.endpoint_prefix
+        prefix = {"monitoring": "cloudwatch"}.get(prefix, prefix)
+        out.setdefault(prefix, set()).update(model.operation_names)
+    return out
+
+
+def test_every_granted_action_is_a_real_iam_action_of_a_real_prefix(tooling: Env) -> None:
+    """Each action of every procedure's policy names an IAM prefix AWS has and one of its operations.
+
+    ``elbv2:DescribeTargetHealth`` grants nothing (the prefix is ``elasticloadbalancing``); IAM accepts
+    such a policy silently, so only this check catches it.
+    """
+    ops = _iam_operations()
+    wrong = []
+    for proc in PROCEDURES:
+        for st in policy(tooling.estate, proc, account_id=ACCOUNT)["Statement"]:
+            for action in st["Action"]:
+                prefix, _, name = action.partition(":")
+                if name == "*" or "*" in name:
+                    continue
+                if name not in ops.get(prefix, set()):
+                    wrong.append((proc, action))
+    assert wrong == [], wrong

@@ -22,6 +22,7 @@ from moto import mock_aws
 
 from dr.aws.session import ApiCall, CallRecorder
 from dr.procedures.iam import CONDITIONAL_PATHS, DEPENDENT, allows, policy
+from dr.runbook.plan import iam_action
 from dr.topology import Estate
 from tests.unit.procedures.estate_seed import (
     Seeded,
@@ -154,10 +155,10 @@ def verdict(
             for c in calls
             if c.service != "sts"  # GetCallerIdentity needs no permission
             for arn in call_arns(estate, c, kms)
-            if not allows(doc, f"{c.service}:{c.operation}", arn)
+            if not allows(doc, iam_action(c.service, c.operation), arn)
         }
     )
-    return uncovered, {f"{c.service}:{c.operation}" for c in calls}
+    return uncovered, {iam_action(c.service, c.operation) for c in calls}
 
 
 def assert_exact(
@@ -414,7 +415,7 @@ def test_failback_policy_is_exact(env: Env) -> None:
     ]
     doc = assert_exact(est, "failback", calls, kms=env.s.kms, zone_id=env.s.zone_id)
     assert {"rds:CreateDBInstanceReadReplica", "rds:PromoteReadReplica", "dynamodb:PutItem"} <= {
-        f"{c.service}:{c.operation}" for c in calls
+        iam_action(c.service, c.operation) for c in calls
     }
     # the promoted DR database (now the source) is replicated from, never promoted or deleted
     dr_db = f"arn:aws:rds:{est.secondary.region}:{ACCOUNT}:db:{est.secondary.database.identifier}"
@@ -462,7 +463,7 @@ def test_reprotect_policy_is_exact(env: Env) -> None:
     calls = list(recorder.since(0))
     doc = assert_exact(est, "reprotect", calls, kms=env.s.kms, zone_id=env.s.zone_id, target=prod)
     assert {"rds:ModifyDBInstance", "rds:CreateDBInstanceReadReplica", "dynamodb:PutItem"} <= {
-        f"{c.service}:{c.operation}" for c in calls
+        iam_action(c.service, c.operation) for c in calls
     }
     # the serving database is replicated from, never renamed, promoted or deleted
     dr_db = f"arn:aws:rds:{dr.region}:{ACCOUNT}:db:{dr.database.identifier}"
@@ -518,7 +519,7 @@ def test_drill_policy_is_exact(env: Env, tmp_path: Path, monkeypatch: pytest.Mon
     assert impl("probe", "pods-ready")(ctx, site="primary") is True
     calls = recorder.since(0)
     assert {"rds:RebootDBInstance", "elasticache:TestFailover"} <= {
-        f"{c.service}:{c.operation}" for c in calls
+        iam_action(c.service, c.operation) for c in calls
     }
     doc = assert_exact(est, "drill", calls, kms=env.s.kms, zone_id=env.s.zone_id)
     # faults and probes only: no promote, no DNS change (scenarios running those need their policies)
