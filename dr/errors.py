@@ -1,12 +1,18 @@
 """One error hierarchy for the whole toolkit, with the exit codes of DESIGN.md.
 
-0 ok · 1 a drill/verification failed · 2 usage / bad input · 3 refused by a safety gate.
-Adapters map ``botocore.exceptions.ClientError`` to these with :func:`from_client_error`, naming
-the resource, the region and the AWS error code.
+0 ok · 1 a drill/verification failed · 2 usage / bad input / bad AWS setup · 3 refused by a safety
+gate or by IAM (AccessDenied). Adapters map ``botocore.exceptions.ClientError`` to these with
+:func:`from_client_error`, naming the resource, the region and the AWS error code; botocore's own
+exceptions (no credentials, unknown profile, SSO session expired, endpoint unreachable) are mapped
+in one place, :func:`dr.aws.session.aws_setup_error`, which the CLI entry and the plan executor use.
+
+Credential and permission errors name the profile, the region and the IAM action, and say what to
+run (``aws sso login --profile X``, ``aws configure --profile X``, ``dr iam-policy --procedure P``).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import click
@@ -93,6 +99,55 @@ class TimeoutExpired(OperationFailed):
     """A wait ran past its timeout (exit 1)."""
 
 
+class SetupError(DrError):
+    """The AWS setup keeps dr from running: credentials, profile, region, endpoint (exit 2).
+
+    Nothing was changed by the call that raised it; fix the setup and run the command again (a plan
+    that stopped on it resumes with ``--resume RUN_ID``)."""
+
+
+class CredentialsError(SetupError):
+    """No, expired or invalid credentials; unknown profile; SSO session expired (exit 2)."""
+
+
+class RegionNotEnabled(SetupError):
+    """The region is not enabled for the account (an opt-in region) (exit 2)."""
+
+
+class EndpointUnreachable(SetupError):
+    """An AWS endpoint did not answer (DNS, connection refused, timeout) (exit 2)."""
+
+
+class AccessDenied(GateRefused):
+    """IAM refused a call (AccessDenied, UnauthorizedOperation) (exit 3). ``iam_action`` names it."""
+
+    def __init__(self, message: str, *, iam_action: str | None = None, **kwargs: Any) -> None:
+        self.iam_action = iam_action
+        super().__init__(message, **kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "iam_action": self.iam_action}
+
+
+# The procedure whose policy (``dr iam-policy --procedure P``) grants what a command calls.
+COMMAND_PROCEDURE = {
+    "failover": "failover",
+    "fleet": "failover",
+    "promote": "failover",
+    "dns": "failover",
+    "status": "failover",
+    "readiness": "failover",
+    "iam-policy": "failover",
+    "failback": "failback",
+    "reconcile": "failback",
+    "reprotect": "reprotect",
+    "drill": "drill",
+    "snapshot": "snapshot",
+    "restore": "restore",
+    "ops": "ops",
+}
+
+
 # AWS error codes that mean "the thing you named does not exist".
 _NOT_FOUND_CODES = {
     "DBInstanceNotFound",
@@ -135,13 +190,135 @@ _BAD_INPUT_CODES = {
 }
 
 
+# IAM said no (the caller is known, the action is not allowed).
+ACCESS_DENIED_CODES = frozenset(
+    {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthorizationError"}
+)
+# The credentials were valid once and have expired.
+EXPIRED_CODES = frozenset({"ExpiredToken", "ExpiredTokenException", "RequestExpired", "TokenRefreshRequired"})
+# The service does not know the credentials: wrong/revoked keys — or, with good keys, a region the
+# account has not enabled (opt-in regions answer InvalidClientTokenId / UnrecognizedClientException).
+UNKNOWN_CREDENTIALS_CODES = frozenset(
+    {
+        "InvalidClientTokenId",
+        "UnrecognizedClientException",
+        "AuthFailure",
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "IncompleteSignature",
+        "MissingAuthenticationToken",
+    }
+)
+OPT_IN_CODES = frozenset({"OptInRequired", "SubscriptionRequiredException"})
+_NOT_AUTHORIZED = re.compile(r"not authorized to perform:?\s+([A-Za-z0-9-]+:[A-Za-z0-9]+)")
+
+
+def profile_words(profile: str | None) -> tuple[str, str]:
+    """(``profile 'X'`` or the default chain, the ``--profile X`` to append to an aws command)."""
+    if profile:
+        return f"profile {profile!r}", f" --profile {profile}"
+    return "the default profile (no --profile, AWS_PROFILE unset)", ""
+
+
+def iam_action_of(err: Exception) -> str | None:
+    """The IAM action a refused call needed: from AWS's message, else what the client recorded."""
+    response: dict[str, Any] = getattr(err, "response", {}) or {}
+    detail = str(response.get("Error", {}).get("Message", ""))
+    match = _NOT_AUTHORIZED.search(detail)
+    if match:
+        return match.group(1)
+    call = response.get("DrCall") or {}
+    if call.get("iam_action"):
+        return str(call["iam_action"])
+    return None
+
+
+def credentials_error(
+    code: str, detail: str, *, region: str | None, profile: str | None, what: str
+) -> DrError | None:
+    """The setup error an authentication error code means (None: the code is not one of those)."""
+    who, flag = profile_words(profile)
+    where = f" in {region}" if region else ""
+    region_flag = f" --region {region}" if region else ""
+    if code in EXPIRED_CODES:
+        return CredentialsError(
+            f"{what}{where}: the credentials of {who} have expired ({code}: {detail})",
+            region=region,
+            code=code,
+            resource=profile,
+            hint=f"refresh them: `aws sso login{flag}` (SSO) or get new keys (`aws configure{flag}`), "
+            "then run the command again",
+        )
+    if code in UNKNOWN_CREDENTIALS_CODES:
+        return CredentialsError(
+            f"{what}{where}: AWS does not accept the credentials of {who} ({code}: {detail}) — "
+            f"either the keys are wrong or revoked, or {region or 'the region'} is an opt-in region "
+            "this account has not enabled",
+            region=region,
+            code=code,
+            resource=profile,
+            hint=f"check them with `aws sts get-caller-identity{flag}{region_flag}`; fix the keys with "
+            f"`aws configure{flag}` (or `aws sso login{flag}`), or enable {region or 'the region'} "
+            "(AWS console → Account → AWS Regions)",
+        )
+    if code in OPT_IN_CODES:
+        return RegionNotEnabled(
+            f"{what}{where}: {region or 'the region'} is not enabled for this account ({code}: {detail})",
+            region=region,
+            code=code,
+            hint=f"enable {region or 'the region'} (AWS console → Account → AWS Regions, or "
+            f"`aws account enable-region --region-name {region or 'REGION'}`), or fix the stack files",
+        )
+    return None
+
+
+def access_denied(
+    *, iam_action: str | None, resource: str, region: str | None, profile: str | None, code: str, detail: str
+) -> AccessDenied:
+    who, _ = profile_words(profile)
+    where = f" in {region}" if region else ""
+    what = iam_action or "the call"
+    return AccessDenied(
+        f"access denied: {who} may not call {what} on {resource}{where} ({code}: {detail})",
+        iam_action=iam_action,
+        resource=resource,
+        region=region,
+        code=code,
+        hint=f"grant {what}: `dr iam-policy --procedure PROCEDURE` prints the policy the command needs "
+        "(then run it again; a plan that stopped resumes with `--resume RUN_ID`)",
+    )
+
+
+def name_procedure(err: DrError, command: str | None) -> DrError:
+    """Fill in which procedure's policy to print in an AccessDenied hint (the command knows)."""
+    if isinstance(err, AccessDenied) and err.hint and command:
+        procedure = COMMAND_PROCEDURE.get(command, "failover")
+        err.hint = err.hint.replace("--procedure PROCEDURE", f"--procedure {procedure}")
+    return err
+
+
 def from_client_error(err: Exception, *, resource: str, region: str | None, action: str) -> DrError:
     """Translate a botocore ClientError into a typed error naming resource, region and code."""
     response: dict[str, Any] = getattr(err, "response", {}) or {}
     code = str(response.get("Error", {}).get("Code", type(err).__name__))
     detail = str(response.get("Error", {}).get("Message", err))
+    call = response.get("DrCall") or {}
+    region = region or call.get("region")
+    profile = call.get("profile")
     where = f" in {region}" if region else ""
     message = f"{action} {resource}{where} failed: {code}: {detail}"
+    if code in ACCESS_DENIED_CODES:
+        return access_denied(
+            iam_action=iam_action_of(err),
+            resource=resource,
+            region=region,
+            profile=profile,
+            code=code,
+            detail=detail,
+        )
+    setup = credentials_error(code, detail, region=region, profile=profile, what=f"{action} {resource}")
+    if setup is not None:
+        return setup
     cls: type[DrError]
     if code in _NOT_FOUND_CODES or code.endswith("NotFound") or code.endswith("NotFoundFault"):
         cls = NotFound

@@ -13,6 +13,8 @@ path: with 20 % of calls throttled or failing (R3), the Route53 step alone took 
 
 * :class:`CallRecorder` records every API call (service, operation, region, identifying
   parameters — never secrets), flagging the mutating ones. Journals and tests use it.
+* Every error answer gets ``response["DrCall"]`` (service, operation, region, profile, IAM action):
+  :func:`dr.errors.from_client_error` names them in AccessDenied / expired-token messages.
 * ``read_only=True`` refuses every mutating call before it is sent — ``--dry-run`` runs with it,
   so a dry run cannot change infrastructure even if a code path forgets to check the flag.
 
@@ -36,7 +38,15 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from dr.errors import BadInput, DrError
+from dr.aws.iam_names import iam_action
+from dr.errors import (
+    BadInput,
+    CredentialsError,
+    DrError,
+    EndpointUnreachable,
+    from_client_error,
+    profile_words,
+)
 
 # Operation-name prefixes that never change anything.
 _READ_PREFIXES = (
@@ -266,7 +276,12 @@ class ClientProvider:
                 kwargs.update(self.credentials)
             elif self.profile:
                 kwargs["profile_name"] = self.profile
-            session = boto3.session.Session(**kwargs)
+            from botocore.exceptions import ProfileNotFound
+
+            try:
+                session = boto3.session.Session(**kwargs)
+            except ProfileNotFound as err:
+                raise _setup_error(err, profile=self.profile) from None
             _shared_loader(session)
             self._session = session
         return self._session
@@ -286,6 +301,8 @@ class ClientProvider:
                     service, region_name=region, endpoint_url=self.endpoint_url, config=config
                 )
                 client.meta.events.register("before-parameter-build.*.*", self._make_hook(service, region))
+                client.meta.events.register("after-call.*.*", self._make_error_note(service, region))
+                client.meta.events.register("before-sign.*.*", self._make_credentials_check(region))
                 self._clients[key] = client
             return self._clients[key]
 
@@ -309,6 +326,40 @@ class ClientProvider:
 
         return hook
 
+    def _make_credentials_check(self, region: str) -> Any:
+        """Resolve the credentials before a request is signed, so a missing, unloadable or expired
+        (SSO) credential becomes one CredentialsError naming this provider's profile and the region,
+        wherever the call is made. The session caches them: this is a lookup, not a new resolution."""
+
+        def check(**_: Any) -> None:
+            from botocore.exceptions import BotoCoreError
+
+            try:
+                creds = self._boto_session().get_credentials()
+                if creds is not None:
+                    creds.get_frozen_credentials()  # refreshes an expiring (SSO, assume-role) one
+            except BotoCoreError as err:
+                raise _setup_error(err, profile=self.profile, region=region) from None
+            if creds is None:
+                raise _setup_error(_no_credentials(), profile=self.profile, region=region)
+
+        return check
+
+    def _make_error_note(self, service: str, region: str) -> Any:
+        """Attach who called what where to an error answer (it becomes ``ClientError.response``)."""
+
+        def note(http_response: Any, parsed: dict[str, Any], model: Any, **_: Any) -> None:
+            if getattr(http_response, "status_code", 200) >= 300 and isinstance(parsed, dict):
+                parsed["DrCall"] = {
+                    "service": service,
+                    "operation": model.name,
+                    "region": region,
+                    "profile": self.profile,
+                    "iam_action": iam_action(service, model.name),
+                }
+
+        return note
+
     def exceptions(self, service: str, region: str) -> Any:
         return self.client(service, region).exceptions
 
@@ -330,6 +381,102 @@ def endpoint_error_types() -> tuple[type[Exception], ...]:
     )
 
     return (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, ConnectionClosedError)
+
+
+def _no_credentials() -> Exception:
+    from botocore.exceptions import NoCredentialsError
+
+    return NoCredentialsError()
+
+
+_REGION_IN_URL = re.compile(r"\.([a-z]{2}(?:-gov)?-[a-z]+-\d)\.amazonaws\.com")
+
+
+def _setup_error(err: Exception, *, profile: str | None, region: str | None = None) -> DrError:
+    """The message for botocore's own (non-ClientError) setup exceptions. See aws_setup_error."""
+    from botocore import exceptions as bx
+
+    who, flag = profile_words(profile)
+    detail = str(err)
+    if isinstance(err, bx.ProfileNotFound):
+        name = getattr(err, "kwargs", {}).get("profile") or profile
+        return CredentialsError(
+            f"AWS profile {name!r} is not in the AWS config (~/.aws/config, AWS_CONFIG_FILE)",
+            resource=name,
+            code="ProfileNotFound",
+            hint=f"create it with `aws configure sso --profile {name}` (SSO) or `aws configure --profile {name}` "
+            "(keys); `aws configure list-profiles` lists the ones you have",
+        )
+    if isinstance(err, (bx.SSOError, bx.TokenRetrievalError)):  # SSOTokenLoadError, UnauthorizedSSOTokenError
+        return CredentialsError(
+            f"the AWS SSO session of {who} has expired or was never started ({type(err).__name__}: {detail})",
+            resource=profile,
+            code=type(err).__name__,
+            hint=f"run `aws sso login{flag}`, then the command again",
+        )
+    if isinstance(err, bx.NoCredentialsError):
+        return CredentialsError(
+            f"no AWS credentials found for {who}" + (f"; needed in {region}" if region else ""),
+            resource=profile,
+            region=region,
+            code="NoCredentials",
+            hint=f"sign in: `aws configure sso{flag}` then `aws sso login{flag}`, or `aws configure{flag}` for "
+            "keys; or pass --profile / set AWS_PROFILE; `--target sandbox` runs against the local sandbox",
+        )
+    if isinstance(err, (bx.PartialCredentialsError, bx.CredentialRetrievalError, bx.InvalidConfigError)):
+        return CredentialsError(
+            f"the AWS credentials of {who} could not be loaded ({type(err).__name__}: {detail})",
+            resource=profile,
+            code=type(err).__name__,
+            hint=f"fix {who} in ~/.aws/config / ~/.aws/credentials (`aws configure{flag}`), then "
+            f"check with `aws sts get-caller-identity{flag}`",
+        )
+    if isinstance(err, (bx.InvalidRegionError, bx.NoRegionError)):
+        return BadInput(
+            f"not a valid AWS region: {detail}",
+            region=region,
+            code=type(err).__name__,
+            hint="fix the region in the stack files (stacks/Pulumi.<stack>.yaml: aws:region)",
+        )
+    if isinstance(err, endpoint_error_types()):
+        url = str(getattr(err, "kwargs", {}).get("endpoint_url") or "")
+        match = _REGION_IN_URL.search(url)
+        region = region or (match.group(1) if match else None)
+        where = f" in {region}" if region else ""
+        return EndpointUnreachable(
+            f"the AWS endpoint{where} did not answer ({type(err).__name__}: {detail})",
+            resource=url or None,
+            region=region,
+            code=type(err).__name__,
+            hint="check the network (proxy, VPN, HTTPS_PROXY, AWS_ENDPOINT_URL) and that "
+            f"`aws sts get-caller-identity{flag}"
+            + (f" --region {region}`" if region else "`")
+            + " answers; if the whole region is down, `dr status` shows it and "
+            "`dr failover --mode unplanned` is the procedure",
+        )
+    return CredentialsError(
+        f"AWS setup error for {who}: {type(err).__name__}: {detail}", code=type(err).__name__
+    )
+
+
+def aws_setup_error(err: BaseException, *, profile: str | None = None) -> DrError | None:
+    """The typed error for an exception botocore raised outside an adapter's ``aws_errors`` block
+    (None when it is not botocore's): the single mapping the CLI entry and the executor share.
+
+    ClientErrors go through :func:`dr.errors.from_client_error`; credential, profile, SSO, region and
+    endpoint exceptions get one message naming the profile and region and what to run."""
+    module = type(err).__module__ or ""
+    if not (module.startswith("botocore") or module.startswith("boto3")):
+        return None
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    if isinstance(err, ClientError):
+        call = (err.response or {}).get("DrCall") or {}
+        op = str(call.get("iam_action") or getattr(err, "operation_name", "call"))
+        return from_client_error(err, resource=op, region=call.get("region"), action="calling")
+    if isinstance(err, BotoCoreError):
+        return _setup_error(err, profile=profile)
+    return None
 
 
 def services_used(calls: Iterable[ApiCall]) -> set[str]:

@@ -203,7 +203,7 @@ def failover(
             f"dr --stack-dir {estate.stack_dir} ops stop-writes --region {src}",
             f"dr --stack-dir {estate.stack_dir} reprotect --region {src}",
         ]
-    if result.status != "dry-run":
+    if result.status != "dry-run" and result.stopped_by() is None:
         report["active_region"] = read_state(clients, estate, use_test_dns=False).active_region
     if do_reconcile and result.ok and result.status != "dry-run":
         from dr.procedures.reconcile import reconcile_stacks

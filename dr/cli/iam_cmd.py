@@ -11,18 +11,22 @@ from dr.cli.context import AppContext, pass_app
 if TYPE_CHECKING:
     from rich.console import Console
 
-PROCEDURES = ("failover", "failback", "drill", "snapshot", "restore", "ops")
+# The procedures dr.procedures.iam computes policies for (that module imports the runbook engine;
+# this list keeps `dr --help` light). tests/unit/cli/test_iam_cmd.py checks the two agree.
+PROCEDURES = ("failover", "failback", "reprotect", "drill", "snapshot", "restore", "ops")
 
 
 def _human(data: dict[str, Any], out: Console) -> None:
-    from dr.cli.render import dumps
+    """stdout holds only the policy document (``> policy.json`` is valid JSON, written plain — never
+    wrapped at the terminal width); the Kubernetes note goes to stderr."""
+    from dr.cli.render import write_json
 
-    out.print(dumps(data["policy"]), markup=False, highlight=False)
+    write_json(data["policy"])
     if data["kubernetes"]:
-        out.print(
+        click.echo(
             "# Kubernetes operations (granted by the cluster's RBAC, not IAM): "
             + ", ".join(v["operation"] for v in data["kubernetes"]),
-            markup=False,
+            err=True,
         )
 
 
@@ -35,7 +39,11 @@ def _human(data: dict[str, Any], out: Console) -> None:
     help="Which procedure.",
 )
 @click.option(
-    "--to", "to", default="secondary", show_default=True, help="The surviving site (failover target)."
+    "--to",
+    "to",
+    default="secondary",
+    show_default=True,
+    help="The surviving site (failover target); for reprotect, the standby being rebuilt.",
 )
 @click.option("--account-id", default=None, help="AWS account id (default: STS GetCallerIdentity).")
 @click.option("--zone-id", default=None, help="Hosted zone id to scope Route53 record changes to.")

@@ -12,7 +12,7 @@ import click
 
 from dr import __version__
 from dr.cli.context import AppContext
-from dr.errors import EXIT_USAGE, DrError
+from dr.errors import EXIT_USAGE, DrError, name_procedure
 
 # name -> "module:attribute". Each module is imported only when its command runs (or for its help).
 # One command per line: a table people add to, not code to reflow.
@@ -113,17 +113,35 @@ def _wants_json(argv: list[str]) -> bool:
     return False
 
 
+def _option(argv: list[str], name: str) -> str | None:
+    for i, arg in enumerate(argv):
+        if arg == name and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith(name + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def _command_of(argv: list[str]) -> str | None:
+    return next((a for a in argv if a in COMMANDS), None)
+
+
+def _report(err: DrError, args: list[str]) -> None:
+    err = name_procedure(err, _command_of(args))
+    if _wants_json(args):
+        from dr.cli.render import write_json
+
+        write_json(err.to_dict())
+    click.echo(f"Error: {err.format_message()}", err=True)
+    sys.exit(err.exit_code)
+
+
 def main(argv: list[str] | None = None) -> Any:
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         return cli.main(args=args, prog_name="dr", standalone_mode=False)
     except DrError as err:
-        if _wants_json(args):
-            from dr.cli.render import dumps
-
-            click.echo(dumps(err.to_dict()))
-        click.echo(f"Error: {err.format_message()}", err=True)
-        sys.exit(err.exit_code)
+        _report(err, args)
     except click.exceptions.Exit as ex:
         sys.exit(ex.exit_code)
     except click.Abort:
@@ -135,3 +153,14 @@ def main(argv: list[str] | None = None) -> Any:
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         sys.exit(130)
+    except Exception as exc:
+        # botocore's own exceptions (no credentials, unknown profile, SSO expired, endpoint down…)
+        # become one message with exit 2/3; anything else is a bug and keeps its traceback.
+        if not type(exc).__module__.startswith(("botocore", "boto3")):
+            raise
+        from dr.aws.session import aws_setup_error
+
+        mapped = aws_setup_error(exc, profile=_option(args, "--profile") or os.environ.get("AWS_PROFILE"))
+        if mapped is None:
+            raise
+        _report(mapped, args)

@@ -57,7 +57,7 @@ def finish(
 ) -> None:
     """Render ``{"run": ..., **report}`` (JSON) or the run summary + ``human(report)``; exit 1 on failure."""
     from dr.cli.render import console, dumps
-    from dr.cli.runopts import render_run
+    from dr.cli.runopts import exit_for, render_run
 
     report = report or {}
     if app.json:
@@ -66,5 +66,4 @@ def finish(
         render_run(app.output, result)
         if human is not None and result.status != "dry-run":
             human(report, console())
-    if not result.ok:
-        raise click.exceptions.Exit(1)
+    exit_for(result)

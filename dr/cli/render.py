@@ -44,14 +44,36 @@ def dumps(obj: Any) -> str:
     return json.dumps(to_jsonable(obj), indent=2, sort_keys=False)
 
 
+# Width of tables written to a pipe or a file: wide enough that no cell is ever cut or shortened
+# ("…"); a table is only as wide as its content (no table expands), so this is an upper bound.
+PIPE_WIDTH = 100_000
+
+
 def console(stderr: bool = False) -> Console:
-    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+    """A console for people. On a terminal it fits the terminal; into a pipe or a file it renders
+    at :data:`PIPE_WIDTH` (whatever ``COLUMNS`` says), so CI logs and ``| cat`` keep every cell whole."""
+    stream = sys.stderr if stderr else sys.stdout
+    width = None if _isatty(stream) else PIPE_WIDTH
+    return Console(stderr=stderr, highlight=False, soft_wrap=False, width=width)
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # closed or replaced streams
+        return False
+
+
+def write_json(data: Any) -> None:
+    """Plain JSON on stdout: never through rich (no wrapping at the terminal width, no colour)."""
+    sys.stdout.write(dumps(data) + "\n")
+    sys.stdout.flush()
 
 
 def emit(output: str, data: Any, table: Callable[[Any, Console], None]) -> None:
     """Print ``data`` as JSON (``--output json``) or through ``table`` for humans."""
     if output == "json":
-        sys.stdout.write(dumps(data) + "\n")
+        write_json(data)
     else:
         table(data, console())
 

@@ -155,7 +155,33 @@ def _op(d: dict[str, Any]) -> Any:
 
 
 def finish_run(output: str, result: RunResult) -> None:
-    """Render the result, then exit 1 when the run did not succeed (the journal says why)."""
+    """Render the result, then exit as :func:`exit_for` says."""
     render_run(output, result)
-    if not result.ok:
-        raise click.exceptions.Exit(1)
+    exit_for(result)
+
+
+def exit_for(result: RunResult) -> None:
+    """Exit 1 when the run did not succeed (the journal says why); return when it did.
+
+    A run stopped by the operator's setup or by IAM (no/expired credentials, opt-in region,
+    AccessDenied on a step) ends with that error's exit code (2, 3) and one message on stderr naming
+    the step, what to fix and the ``--resume`` that continues the run once it is fixed."""
+    if result.ok:
+        return
+    stop = result.stopped_by()
+    if stop is not None and stop.exit_code is not None:
+        from dr.errors import COMMAND_PROCEDURE
+
+        ctx = click.get_current_context(silent=True)
+        words = ctx.command_path.split() if ctx is not None else []
+        command = " ".join(["dr", *words[1:]]) if words else "dr …"
+        procedure = COMMAND_PROCEDURE.get(words[1] if len(words) > 1 else "", "failover")
+        message = (stop.error or "").replace("--procedure PROCEDURE", f"--procedure {procedure}")
+        click.echo(
+            f"Error: step {stop.id} stopped run {result.run_id}: {message}\n"
+            f"→ once fixed, continue the run (completed steps are not repeated): "
+            f"{command} --resume {result.run_id} (with the same options)",
+            err=True,
+        )
+        raise click.exceptions.Exit(stop.exit_code)
+    raise click.exceptions.Exit(1)

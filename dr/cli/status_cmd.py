@@ -78,7 +78,7 @@ def _cell(probe: dict[str, Any]) -> str:
     text = str(probe.get("summary") or state)
     if probe.get("error"):
         err = str(probe["error"])
-        text += ": " + (err[:70] + "…" if len(err) > 70 else err)
+        text += ": " + err
     style = STYLE.get(state, "white")
     return f"[{style}]{text}[/{style}]"
 
@@ -124,7 +124,10 @@ def render(data: dict[str, Any], out: Console) -> None:
 @pass_app
 def status(app: AppContext, timeout: float, kubeconfig: str | None) -> None:
     """Which region is active, and per region: cluster, nodes, API pods, database, Redis, ALB, health
-    check, WAF — probed in parallel; an unreachable region is reported, not fatal. Read-only."""
+    check, WAF — probed in parallel; an unreachable region is reported, not fatal. Read-only.
+
+    Exit 2 when the credentials are missing, expired or unknown (nothing can be probed); exit 3
+    after the report when IAM refused a probe (the report names the actions)."""
     from dr.cli.render import emit
     from dr.procedures.status import collect_status
 
@@ -135,3 +138,5 @@ def status(app: AppContext, timeout: float, kubeconfig: str | None) -> None:
     finally:
         kube.close()
     emit(app.output, report.to_dict(), render)
+    if report.denied:
+        raise click.exceptions.Exit(3)

@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from dr.errors import DrError
+from dr.errors import AccessDenied, CredentialsError, DrError
 
 if TYPE_CHECKING:
     from dr.aws.session import ClientProvider
@@ -50,6 +50,7 @@ class Outcome:
     value: Any = None
     error: str | None = None
     unreachable: bool = False
+    denied: str | None = None  # the IAM action refused (AccessDenied), "?" when AWS did not say
 
     @property
     def ok(self) -> bool:
@@ -57,16 +58,30 @@ class Outcome:
 
 
 def attempt(fn: Callable[[], Any]) -> Outcome:
-    """Run ``fn``; map endpoint errors to ``unreachable``, DrErrors and anything else to ``error``."""
-    from dr.aws.session import endpoint_error_types
+    """Run ``fn``; map endpoint errors to ``unreachable``, DrErrors and anything else to ``error``.
+
+    A :class:`~dr.errors.CredentialsError` (no, expired or unknown credentials; unknown profile;
+    SSO session expired) is raised, not reported: it is the operator's setup, every probe would
+    fail the same way, and a report of "unknown" everywhere would hide it. An AccessDenied is
+    reported on its probe with the IAM action (``denied``)."""
+    from dr.aws.session import aws_setup_error, endpoint_error_types
 
     try:
         return Outcome(fn())
     except endpoint_error_types() as exc:
         return Outcome(error=f"endpoint did not answer: {type(exc).__name__}: {exc}", unreachable=True)
+    except CredentialsError:
+        raise
+    except AccessDenied as err:
+        return Outcome(error=err.message, denied=err.iam_action or "?")
     except DrError as err:
         return Outcome(error=err.message)
     except Exception as exc:  # one probe must never break the report
+        mapped = aws_setup_error(exc)
+        if isinstance(mapped, CredentialsError):
+            raise mapped from None
+        if isinstance(mapped, AccessDenied):
+            return Outcome(error=mapped.message, denied=mapped.iam_action or "?")
         return Outcome(error=f"{type(exc).__name__}: {exc}")
 
 
@@ -159,6 +174,8 @@ class StatusReport:
     dns: dict[str, Any] | None
     dns_error: str | None = None
     notes: list[str] = field(default_factory=list)
+    # IAM actions a probe was refused (AccessDenied): the report is partial; `dr status` exits 3.
+    denied: list[str] = field(default_factory=list)
 
     def region(self, name: str) -> RegionStatus:
         return next(r for r in self.regions if r.region == name)
@@ -173,6 +190,7 @@ class StatusReport:
             "regions": {r.region: r.to_dict() for r in self.regions},
             "dns": self.dns,
             "dns_error": self.dns_error,
+            "denied": list(self.denied),
             "notes": self.notes,
         }
 
@@ -502,6 +520,12 @@ def collect_status(
         elif lost:
             notes.append(f"{r}: {len(lost)} of {len(aws)} AWS probes did not answer: {lost[0].error}")
     notes += _two_writers_note(views, results, active)
+    denied = sorted({o.denied for o in results.values() if o.denied})
+    if denied:
+        notes.append(
+            f"access denied for {', '.join(denied)}: this report is partial; "
+            "`dr iam-policy --procedure failover` prints the policy that grants every read it makes"
+        )
     return StatusReport(
         app=estate.app.name,
         record=estate.app.record,
@@ -512,4 +536,5 @@ def collect_status(
         dns=dns.to_dict() if dns is not None else None,
         dns_error=None if dns_out.ok else dns_out.error,
         notes=notes,
+        denied=denied,
     )

@@ -71,6 +71,11 @@ class StepResult:
     ended_at: float | None = None
     # How many times wait() was called (API budget / polling-slack analysis).
     polls: int = 0
+    # A failed step: the error's code (AWS error code, or botocore's exception name) and, when the
+    # error is the operator's setup or IAM refusing a call, the exit code the command ends with
+    # (2 credentials/region, 3 AccessDenied) — fix it, then ``--resume`` the run.
+    error_code: str | None = None
+    exit_code: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -85,7 +90,27 @@ class StepResult:
             "started_at": self.started_at,
             "ended_at": self.ended_at,
             "polls": self.polls,
+            "error_code": self.error_code,
+            "exit_code": self.exit_code,
         }
+
+
+def _stop_exit(err: DrError) -> int | None:
+    """The exit code of an error that stops a run for the operator to fix (None: a run failure)."""
+    from dr.errors import AccessDenied, CredentialsError, RegionNotEnabled
+
+    if isinstance(err, (AccessDenied, CredentialsError, RegionNotEnabled)):
+        return err.exit_code
+    return None
+
+
+def _as_dr_error(exc: Exception, ctx: StepContext) -> DrError | None:
+    """botocore's exceptions as the CLI reports them (see dr.aws.session.aws_setup_error)."""
+    if not type(exc).__module__.startswith(("botocore", "boto3")):
+        return None
+    from dr.aws.session import aws_setup_error
+
+    return aws_setup_error(exc, profile=getattr(ctx.services.get("clients"), "profile", None))
 
 
 @dataclass
@@ -119,6 +144,11 @@ class RunResult:
 
     def summary(self) -> dict[str, list[str]]:
         return {status: self.by_status(status) for status in STATUSES}
+
+    def stopped_by(self) -> StepResult | None:
+        """The failed step whose error the operator must fix before ``--resume`` (credentials,
+        region, AccessDenied), if the run stopped on one."""
+        return next((s for s in self.steps if s.status == "failed" and s.exit_code is not None), None)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -315,6 +345,8 @@ class Executor:
         _local.step, _local.attr = step.id, self._attr
         started, started_at = self.clock(), time.time()
         status, error = "done", None
+        error_code: str | None = None
+        exit_code: int | None = None
         polls = 0
         self._event("step_started", step=step.id, title=step.title, region=step.region, service=step.service)
         self._notify(step.id, "running")
@@ -340,8 +372,14 @@ class Executor:
             self._stop.set()
         except DrError as exc:
             status, error = "failed", exc.format_message()
+            error_code, exit_code = exc.code, _stop_exit(exc)
         except Exception as exc:
-            status, error = "failed", f"{type(exc).__name__}: {exc}"
+            mapped = _as_dr_error(exc, self.ctx)
+            if mapped is not None:
+                status, error = "failed", mapped.format_message()
+                error_code, exit_code = mapped.code, _stop_exit(mapped)
+            else:
+                status, error = "failed", f"{type(exc).__name__}: {exc}"
         finally:
             _local.step, _local.attr = None, None
         ended, ended_at = self.clock(), time.time()
@@ -357,6 +395,8 @@ class Executor:
             started_at=started_at,
             ended_at=ended_at,
             polls=polls,
+            error_code=error_code,
+            exit_code=exit_code,
         )
         kind = {
             "done": "step_done",
@@ -364,8 +404,14 @@ class Executor:
             "failed": "step_failed",
             "interrupted": "step_interrupted",
         }[status]
+        extra = {"error_code": error_code} if error_code else {}
         self._event(
-            kind, step=step.id, duration=round(result.duration or 0.0, 6), error=result.error, calls=calls
+            kind,
+            step=step.id,
+            duration=round(result.duration or 0.0, 6),
+            error=result.error,
+            calls=calls,
+            **extra,
         )
         self._notify(step.id, status)
         return result

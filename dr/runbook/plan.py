@@ -16,16 +16,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from dr.aws.iam_names import iam_action
 from dr.errors import ConfigError
-
-# IAM service prefixes that differ from the boto3 client name (Kubernetes calls are authorised by
-# the cluster; connecting to it is an EKS call).
-IAM_PREFIX = {"elbv2": "elasticloadbalancing", "k8s": "eks"}
-
-
-def iam_action(service: str, operation: str) -> str:
-    """The IAM action authorising ``operation`` of the boto3 client ``service``."""
-    return f"{IAM_PREFIX.get(service, service)}:{operation}"
 
 
 @dataclass(frozen=True)

@@ -306,6 +306,34 @@ def throttle_reply(service: str, protocol: str | None = None) -> ErrorReply:
     return ErrorReply(400, "Throttling", "Rate exceeded")
 
 
+# IAM's refusal as each API family spells it (EC2: UnauthorizedOperation; query APIs: AccessDenied;
+# JSON APIs: AccessDeniedException), with the message AWS writes (it names the action and resource).
+_DENIED_CODE = {"ec2": "UnauthorizedOperation"}
+_IAM_PREFIX = {"monitoring": "cloudwatch"}  # signing names that are not IAM prefixes
+
+
+def denied_reply(req: AwsRequest, code: str | None = None) -> ErrorReply:
+    """An IAM refusal (or, with ``code``, another authentication error) as AWS answers it."""
+    protocol = req.protocol or PROTOCOLS.get(req.service, "json")
+    default = _DENIED_CODE.get(req.service) or (
+        "AccessDeniedException" if "json" in protocol else "AccessDenied"
+    )
+    code = code or default
+    action = f"{_IAM_PREFIX.get(req.service, req.service)}:{req.operation}"
+    if code == default:
+        message = (
+            f"User: arn:aws:sts::123456789012:assumed-role/sandbox/operator is not authorized to perform: "
+            f"{action} on resource: * because no identity-based policy allows the {action} action"
+        )
+    elif code.startswith("ExpiredToken"):
+        message = "The security token included in the request is expired"
+    elif code in ("UnrecognizedClientException", "InvalidClientTokenId"):
+        message = "The security token included in the request is invalid."
+    else:
+        message = f"{code} (sandbox fault injection)"
+    return ErrorReply(403 if code == default else 400, code, message)
+
+
 def server_error_reply(service: str) -> ErrorReply:
     if service == "s3":
         return ErrorReply(503, "ServiceUnavailable", "Please reduce your request rate.")
@@ -316,7 +344,7 @@ def server_error_reply(service: str) -> ErrorReply:
 # Faults
 # ---------------------------------------------------------------------------------------------
 
-FaultKind = Literal["throttle", "error", "unreachable"]
+FaultKind = Literal["throttle", "error", "unreachable", "denied"]
 
 
 @dataclass
@@ -331,11 +359,14 @@ class FaultRule:
     # unreachable: "refuse" drops the connection at once; "hang" holds it hang_seconds first.
     mode: Literal["refuse", "hang"] = "refuse"
     hang_seconds: float = 30.0
+    # denied: the error code answered (default: the service's own AccessDenied code); e.g.
+    # ExpiredToken, UnrecognizedClientException (an opt-in region), OptInRequired.
+    code: str | None = None
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
 
     def __post_init__(self) -> None:
-        if self.kind not in ("throttle", "error", "unreachable"):
-            raise ValueError(f"unknown fault kind {self.kind!r}: use throttle, error or unreachable")
+        if self.kind not in ("throttle", "error", "unreachable", "denied"):
+            raise ValueError(f"unknown fault kind {self.kind!r}: use throttle, error, unreachable or denied")
         if not 0.0 <= float(self.rate) <= 1.0:
             raise ValueError(f"fault rate must be within [0, 1], got {self.rate}")
         if self.mode not in ("refuse", "hang"):
@@ -355,7 +386,7 @@ class FaultRule:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FaultRule:
-        known = {"kind", "rate", "region", "service", "operation", "mode", "hang_seconds", "id"}
+        known = {"kind", "rate", "region", "service", "operation", "mode", "hang_seconds", "code", "id"}
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown fault field(s) {sorted(unknown)}; known: {sorted(known)}")
@@ -369,7 +400,7 @@ class Faults:
         self._rules: list[FaultRule] = []
         self._lock = threading.Lock()
         self._rng = random.Random(seed)
-        self.injected: dict[str, int] = {"throttle": 0, "error": 0, "unreachable": 0}
+        self.injected: dict[str, int] = {"throttle": 0, "error": 0, "unreachable": 0, "denied": 0}
         self.listeners: list[Callable[[str, bool], None]] = []
 
     def add(self, rule: FaultRule) -> FaultRule:
@@ -893,6 +924,8 @@ class Realism:
         if fault is not None:
             if fault.kind == "unreachable":
                 return self._drop(environ, fault)
+            if fault.kind == "denied":
+                return self._respond(start_response, denied_reply(req, fault.code).render(req.protocol))
             reply = (
                 throttle_reply(req.service, req.protocol)
                 if fault.kind == "throttle"

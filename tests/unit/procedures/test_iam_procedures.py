@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
+from dr.aws.iam_names import iam_action
 from dr.aws.session import ApiCall, CallRecorder
 from dr.procedures.iam import CONDITIONAL_PATHS, DEPENDENT, allows, policy
-from dr.runbook.plan import iam_action
 from dr.topology import Estate
 from tests.unit.procedures.estate_seed import (
     Seeded,
