@@ -16,7 +16,7 @@ from __future__ import annotations
 import pulumi
 
 from dr.infra import Estate, EstateArgs, PrimaryRefs, SharedRefs
-from dr.topology import NS, PROJECT, parse_stack
+from dr.topology import NS, PROJECT, parse_stack, stack_config_dir, stack_file
 
 
 def main() -> None:
@@ -33,7 +33,7 @@ def main() -> None:
     ref_name = cfg.get("primaryStackRef")
     if ref_name:
         raw[NS + "primaryStackRef"] = ref_name
-    stack_cfg = parse_stack(raw, stack, f"stacks/Pulumi.{stack}.yaml")
+    stack_cfg = parse_stack(raw, stack, str(stack_file(stack_config_dir(), stack)))
 
     refs: dict[str, pulumi.StackReference] = {}
 

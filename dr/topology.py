@@ -183,6 +183,15 @@ class DatabaseApp(_Camel):
             raise ValueError(f"engine version {value!r} is not PostgreSQL 15 or newer (e.g. '15' or '15.8')")
         return value
 
+    @property
+    def major_version(self) -> str:
+        return self.engine_version.split(".", 1)[0]
+
+    @property
+    def parameter_group_family(self) -> str:
+        """The RDS parameter group family of this engine version (``postgres16`` for '16.4')."""
+        return f"postgres{self.major_version}"
+
     @field_validator("username")
     @classmethod
     def _user(cls, value: str) -> str:
@@ -325,7 +334,9 @@ class Database(_Camel):
     multi_az: bool = True
     backup_retention_days: Annotated[int, Field(ge=0, le=35)] = 7
     deletion_protection: bool = True
-    parameter_group_family: str = "postgres15"
+    # Default: derived from app.database.engineVersion (``postgres<major>``); see
+    # :meth:`Estate.parameter_group_family`. When given, it must match that major version.
+    parameter_group_family: str | None = None
 
     _id = field_validator("identifier")(
         _check(
@@ -444,6 +455,19 @@ class StackConfig(_Model):
             raise ValueError(f"{value!r} is not an AWS region (e.g. us-west-2, us-east-1, eu-west-1)")
         return value
 
+    @model_validator(mode="after")
+    def _family(self) -> StackConfig:
+        declared, derived = (
+            self.site.database.parameter_group_family,
+            self.app.database.parameter_group_family,
+        )
+        if declared is not None and declared != derived:
+            raise ValueError(
+                f"site.database.parameterGroupFamily {declared!r} does not match app.database.engineVersion "
+                f"{self.app.database.engine_version!r} (family {derived!r}); remove the key to derive it"
+            )
+        return self
+
 
 class SiteView(_Model):
     """A site with its region and stack: what procedures mostly need."""
@@ -519,6 +543,12 @@ class Estate(_Model):
     def health_check_ref(self, view: SiteView) -> str:
         return f"{view.site.name}-health"
 
+    @property
+    def parameter_group_family(self) -> str:
+        """The DB parameter group family both sites use: derived from ``app.database.engineVersion``
+        (a declared ``site.database.parameterGroupFamily`` is validated to equal it)."""
+        return self.app.database.parameter_group_family
+
     def replica_count(self, view: SiteView, deployment: Deployment) -> int:
         if view.role == "standby":
             return view.site.standby_replicas.get(deployment.name, deployment.replicas)
@@ -563,6 +593,22 @@ class Estate(_Model):
 # ---------------------------------------------------------------------------------------------
 
 
+def stack_config_dir(project_dir: Path | str = ".") -> Path:
+    """Where Pulumi reads this project's stack files: ``stackConfigDir`` of ``Pulumi.yaml``
+    (relative to the project directory), the project directory itself when unset (Pulumi's rule)."""
+    root = Path(project_dir)
+    for name in ("Pulumi.yaml", "Pulumi.yml"):
+        project = root / name
+        if project.is_file():
+            try:
+                doc = yaml.safe_load(project.read_text()) or {}
+            except yaml.YAMLError as exc:
+                raise ConfigError(f"{project} is not valid YAML: {getattr(exc, 'problem', exc)}") from None
+            configured = doc.get("stackConfigDir") if isinstance(doc, dict) else None
+            return root / str(configured) if configured else root
+    return root
+
+
 def stack_file(stack_dir: Path, stack: str) -> Path:
     return Path(stack_dir) / f"Pulumi.{stack}.yaml"
 
@@ -591,7 +637,7 @@ def parse_stack(raw: dict[str, Any], stack: str, path: str) -> StackConfig:
     if missing:
         raise ConfigError(
             f"invalid stack file {path}: missing key(s) {', '.join(missing)} under 'config'; "
-            "see stacks/Pulumi.prod.yaml for a complete example"
+            "see docs/estate.md, or write a pair with `dr topology init`"
         )
     known = {NS + k for k in ("role", "peerStack", "app", "site", "primaryStackRef")}
     unknown = sorted(k for k in raw if k.startswith(NS) and k not in known)
@@ -619,10 +665,7 @@ def parse_stack(raw: dict[str, Any], stack: str, path: str) -> StackConfig:
 def read_stack(stack_dir: Path | str, stack: str) -> StackConfig:
     path = stack_file(Path(stack_dir), stack)
     if not path.exists():
-        available = sorted(
-            p.name.removeprefix("Pulumi.").removesuffix(".yaml")
-            for p in Path(stack_dir).glob("Pulumi.*.yaml")
-        )
+        available = stack_names(stack_dir)
         raise ConfigError(
             f"unknown stack {stack!r}: {path} does not exist"
             + (
@@ -695,8 +738,59 @@ def combine(first: StackConfig, second: StackConfig, stack_dir: str) -> Estate:
     )
 
 
-def load_estate(stack_dir: Path | str = "stacks", stack: str = "prod") -> Estate:
-    """Load ``stack`` and its peer from ``stack_dir`` and return the validated estate."""
-    first = read_stack(stack_dir, stack)
+def stack_names(stack_dir: Path | str) -> list[str]:
+    """The stacks ``stack_dir`` holds a ``Pulumi.<stack>.yaml`` for, sorted."""
+    return sorted(
+        p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in Path(stack_dir).glob("Pulumi.*.yaml")
+    )
+
+
+def primary_stacks(stack_dir: Path | str) -> list[str]:
+    """The stacks of ``stack_dir`` whose file declares ``dr-toolkit:role: primary`` (a file that
+    does not parse is no candidate: naming it with --stack reports its error)."""
+    found = []
+    for stack in stack_names(stack_dir):
+        try:
+            doc = yaml.safe_load(stack_file(Path(stack_dir), stack).read_text())
+        except (OSError, yaml.YAMLError):
+            continue
+        config = doc.get("config") if isinstance(doc, dict) else None
+        if isinstance(config, dict) and config.get(NS + "role") == "primary":
+            found.append(stack)
+    return found
+
+
+def default_stack(stack_dir: Path | str) -> str:
+    """The stack to load when none is named: ``$PULUMI_STACK`` when set, else the one stack of
+    ``stack_dir`` declaring ``role: primary``. Several (or none): a ConfigError (exit 2) naming
+    the candidates, so nothing runs against a guessed estate."""
+    import os
+
+    env = os.environ.get("PULUMI_STACK", "").strip()
+    if env:
+        return env.rsplit("/", 1)[-1]  # org/project/stack names the same file
+    primaries = primary_stacks(stack_dir)
+    if len(primaries) == 1:
+        return primaries[0]
+    if primaries:
+        raise ConfigError(
+            f"{stack_dir} holds {len(primaries)} primary stacks ({', '.join(primaries)}): "
+            "which estate is meant is ambiguous",
+            resource=str(stack_dir),
+            hint=f"pass --stack (one of {', '.join(primaries)}) or set DR_STACK / PULUMI_STACK",
+        )
+    available = stack_names(stack_dir)
+    raise ConfigError(
+        f"{stack_dir} holds no primary stack file"
+        + (f" (stacks: {', '.join(available)}, none with dr-toolkit:role: primary)" if available else ""),
+        resource=str(stack_dir),
+        hint="pass --stack-dir (the directory of your Pulumi.<stack>.yaml files) or create a pair "
+        "with `dr topology init`",
+    )
+
+
+def load_estate(stack_dir: Path | str = "stacks", stack: str | None = None) -> Estate:
+    """Load ``stack`` (default: :func:`default_stack`) and its peer from ``stack_dir``."""
+    first = read_stack(stack_dir, stack or default_stack(stack_dir))
     second = read_stack(stack_dir, first.peer_stack)
     return combine(first, second, str(stack_dir))

@@ -24,7 +24,7 @@ from rich.tree import Tree  # noqa: E402
 from dr.errors import DrError  # noqa: E402
 from dr.infra.mockrun import Declared, MockRun, run_isolated  # noqa: E402
 from dr.policy.validators import violations  # noqa: E402
-from dr.topology import read_stack  # noqa: E402
+from dr.topology import default_stack, read_stack  # noqa: E402
 
 
 def _short(value: Any) -> str:
@@ -130,7 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--stack-dir", default=str(ROOT / "stacks"))
     parser.add_argument(
-        "--stack", action="append", help="stack(s) to preview (default: the pair prod + its peer)"
+        "--stack",
+        action="append",
+        help="stack(s) to preview (default: the one primary stack of --stack-dir + its peer)",
     )
     parser.add_argument("--json", action="store_true", help="print the declared resources as JSON instead")
     ns = parser.parse_args(argv)
@@ -138,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         stacks = ns.stack
         if not stacks:
-            first = read_stack(ns.stack_dir, "prod")
+            first = read_stack(ns.stack_dir, default_stack(ns.stack_dir))
             stacks = [first.stack, first.peer_stack]
         runs = [run_isolated(ns.stack_dir, s) for s in stacks]
     except DrError as exc:

@@ -61,7 +61,6 @@ def failback(
     from dr.procedures.common import lag_budget, parse_duration, services
     from dr.procedures.dns import read_state
     from dr.procedures.failback import failback_plan, preflight
-    from dr.procedures.failover import reconcile_command
     from dr.runbook.runner import run_plan
 
     estate = app.estate
@@ -99,7 +98,7 @@ def failback(
         kube.close()
     report: dict[str, Any] = {
         "preflight": pre.to_dict(),
-        "reconcile_command": reconcile_command(estate, pre.target),
+        "reconcile_command": app.command("reconcile", "--primary", pre.target.stack),
     }
     if result.status != "dry-run":
         report["active_region"] = read_state(clients, estate, use_test_dns=False).active_region

@@ -128,7 +128,7 @@ def failover(
     from dr.errors import BadInput
     from dr.procedures.common import lag_budget, parse_duration, services
     from dr.procedures.dns import read_state
-    from dr.procedures.failover import failover_plan, preflight, reconcile_command
+    from dr.procedures.failover import failover_plan, preflight
     from dr.runbook.runner import run_plan
 
     estate = app.estate
@@ -193,15 +193,15 @@ def failover(
         kube.close()
     report: dict[str, Any] = {
         "preflight": pre.to_dict(),
-        "reconcile_command": reconcile_command(estate, target),
+        "reconcile_command": app.command("reconcile", "--primary", target.stack),
     }
     if pre.mode == "unplanned":
         # Nothing was sent to the source region: if it comes back, its old primary is writable and
         # its writers may run against it (split brain; `dr readiness` checks it: single-writer).
         src = pre.source.region
         report["when_source_returns"] = [
-            f"dr --stack-dir {estate.stack_dir} ops stop-writes --region {src}",
-            f"dr --stack-dir {estate.stack_dir} reprotect --region {src}",
+            app.command("ops", "stop-writes", "--region", src),
+            app.command("reprotect", "--region", src),
         ]
     if result.status != "dry-run" and result.stopped_by() is None:
         report["active_region"] = read_state(clients, estate, use_test_dns=False).active_region

@@ -71,8 +71,8 @@ class LazyGroup(click.Group):
 )
 @click.option(
     "--stack",
-    default=lambda: os.environ.get("DR_STACK", "prod"),
-    show_default="prod (env DR_STACK)",
+    default=lambda: os.environ.get("DR_STACK") or None,
+    show_default="the one primary stack in --stack-dir (env DR_STACK, PULUMI_STACK)",
     help="A stack of the estate; its peerStack is loaded with it.",
 )
 @click.option(
@@ -95,7 +95,7 @@ class LazyGroup(click.Group):
 )
 @click.pass_context
 def cli(
-    ctx: click.Context, stack_dir: Path, stack: str, output: str, profile: str | None, target: str
+    ctx: click.Context, stack_dir: Path, stack: str | None, output: str, profile: str | None, target: str
 ) -> None:
     """dr — disaster recovery for a two-region AWS estate (EKS, RDS PostgreSQL, Redis, ALB/WAF, Route53).
 

@@ -79,7 +79,7 @@ def up(
     state, already = start_background(
         _directory(),
         stack_dir=app_ctx.stack_dir,
-        stack=app_ctx.stack,
+        stack=app_ctx.stack_name,
         latency=latency,
         time_scale=time_scale,
         seed=seed,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
@@ -94,3 +95,120 @@ def _render(data: dict[str, Any], out: Console) -> None:
 def show(app_ctx: AppContext) -> None:
     """Render the estate (both regions) as a table, or JSON with -o json."""
     emit(app_ctx.output, estate_summary(app_ctx), _render)
+
+
+@topology.command("init")
+@click.option("--app", "app_name", required=True, help="App name (lowercase letters, digits, '-').")
+@click.option("--primary-region", required=True, help="Region of the primary stack, e.g. eu-west-1.")
+@click.option("--dr-region", required=True, help="Region of the warm-standby (DR) stack, e.g. eu-central-1.")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where to write the pair (default: --stack-dir).",
+)
+@click.option("--engine-version", default="16", show_default=True, help="PostgreSQL version (15 or newer).")
+@click.option("--primary-stack", default=None, help="Primary stack name (default: <app>-<primary-region>).")
+@click.option("--dr-stack", default=None, help="DR stack name (default: <app>-<dr-region>).")
+@click.option("--domain", default=None, help="Route53 hosted zone (default: <app>.example.com).")
+@click.option("--health-path", default="/health", show_default=True, help="Path the health checks probe.")
+@click.option("--force", is_flag=True, help="Overwrite existing stack files of the same names.")
+@pass_app
+def init(
+    app_ctx: AppContext,
+    app_name: str,
+    primary_region: str,
+    dr_region: str,
+    directory: Path | None,
+    engine_version: str,
+    primary_stack: str | None,
+    dr_stack: str | None,
+    domain: str | None,
+    health_path: str,
+    force: bool,
+) -> None:
+    """Write a commented pair of stack files (primary + DR) for a new estate; they validate as
+    written (docs/estate.md explains every key). Exit 2 on an invalid name or region."""
+    from dr.estate_template import render_pair, write_pair
+
+    files = render_pair(
+        app_name,
+        primary_region,
+        dr_region,
+        engine_version=engine_version,
+        primary_stack=primary_stack,
+        dr_stack=dr_stack,
+        domain=domain,
+        health_path=health_path,
+    )
+    target = directory or app_ctx.stack_dir
+    paths = write_pair(target, files, force=force)
+    stacks = [p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in paths]
+    data = {
+        "directory": str(target),
+        "files": [str(p) for p in paths],
+        "primary_stack": stacks[0],
+        "dr_stack": stacks[1],
+        "next": [
+            f"dr --stack-dir {target} --stack {stacks[0]} topology show",
+            f"dr --stack-dir {target} --stack {stacks[0]} sandbox up",
+        ],
+    }
+
+    def human(d: dict[str, Any], out: Console) -> None:
+        out.print(f"wrote {', '.join(d['files'])}")
+        out.print("next:\n  " + "\n  ".join(d["next"]))
+
+    emit(app_ctx.output, data, human)
+
+
+def stack_config_schema() -> dict[str, Any]:
+    """JSON Schema of one stack file, generated from the pydantic models of dr.topology."""
+    from dr.topology import NS, App, Site, StackConfig
+
+    role = StackConfig.model_fields["role"].annotation
+    app_schema = App.model_json_schema(by_alias=True, ref_template="#/$defs/{model}")
+    site_schema = Site.model_json_schema(by_alias=True, ref_template="#/$defs/{model}")
+    defs: dict[str, Any] = {**app_schema.pop("$defs", {}), **site_schema.pop("$defs", {})}
+    defs["App"], defs["Site"] = app_schema, site_schema
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "dr-toolkit stack file (Pulumi.<stack>.yaml)",
+        "description": "One half of a two-region estate; docs/estate.md explains every key.",
+        "type": "object",
+        "required": ["config"],
+        "properties": {
+            "config": {
+                "type": "object",
+                "required": ["aws:region", NS + "role", NS + "peerStack", NS + "app", NS + "site"],
+                "properties": {
+                    "aws:region": {"type": "string", "enum": sorted(_regions())},
+                    NS + "role": {"enum": list(getattr(role, "__args__", ("primary", "standby")))},
+                    NS + "peerStack": {"type": "string", "description": "the other stack of the pair"},
+                    NS + "primaryStackRef": {
+                        "type": "string",
+                        "description": "standby only: org/project/stack of the primary",
+                    },
+                    NS + "app": {"$ref": "#/$defs/App"},
+                    NS + "site": {"$ref": "#/$defs/Site"},
+                },
+                "additionalProperties": True,
+            }
+        },
+        "$defs": defs,
+    }
+
+
+def _regions() -> frozenset[str]:
+    from dr.topology import AWS_REGIONS
+
+    return AWS_REGIONS
+
+
+@topology.command("schema")
+def schema() -> None:
+    """Print the JSON Schema of a stack file (for editors: yaml-language-server, VS Code)."""
+    import json
+
+    click.echo(json.dumps(stack_config_schema(), indent=2, sort_keys=True))

@@ -61,7 +61,7 @@ class HttpCheck:
         except Exception as exc:
             return CheckOutcome(False, error=_short(exc))
         if not 200 <= health < 300:
-            return CheckOutcome(False, health=health, error=f"health answered {health}")
+            return CheckOutcome(False, health=health, error=f"GET {self.health_path} answered HTTP {health}")
         if self.write_path is None:
             return CheckOutcome(True, health=health)
         try:
@@ -69,7 +69,9 @@ class HttpCheck:
         except Exception as exc:
             return CheckOutcome(False, health=health, error="write: " + _short(exc))
         ok = 200 <= write < 300
-        return CheckOutcome(ok, health=health, write=write, error="" if ok else f"write answered {write}")
+        return CheckOutcome(
+            ok, health=health, write=write, error="" if ok else f"POST {self.write_path} answered HTTP {write}"
+        )
 
 
 class EndpointProber:

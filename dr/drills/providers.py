@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from dr.drills.context import DrillContext
-from dr.drills.registry import declare, register_action, register_probe
+from dr.drills.registry import Observation, declare, register_action, register_probe
 
 Site = Literal["primary", "secondary"]
 
@@ -189,7 +189,7 @@ def http_probe(ctx: DrillContext, url: str, method: str, timeout: float) -> int:
     args=NoArgs,
     description="True when the public endpoint answers /health and takes a write (the prober's check).",
 )
-def endpoint_probe(ctx: DrillContext) -> bool:
+def endpoint_probe(ctx: DrillContext) -> Observation:
     from dr.drills.prober import EndpointProber
 
     resolver = ctx.services.get("resolver")
@@ -198,7 +198,8 @@ def endpoint_probe(ctx: DrillContext) -> bool:
 
         raise OperationFailed(f"no endpoint resolver for target {ctx.target!r}: cannot probe the public name")
     prober = EndpointProber(resolver, ctx.services.get("check"))
-    return prober.sample().ok
+    sample = prober.sample()
+    return Observation(sample.ok, sample.error)
 
 
 @register_probe(

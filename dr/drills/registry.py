@@ -43,6 +43,18 @@ PLUGIN_MODULES: tuple[str, ...] = (
 )
 
 
+@dataclass(frozen=True)
+class Observation:
+    """A probe's value with what explains it (``cause``: e.g. the HTTP status /health answered).
+
+    A probe may return one instead of a bare value: the runner compares ``value`` with the
+    tolerance and, when it is outside, reports ``cause`` as the step's error — the real reason a
+    probe failed reaches the report, not only "value False is outside the tolerance True"."""
+
+    value: Any
+    cause: str = ""
+
+
 class ProviderUnavailable(OperationFailed):
     """A declared provider has no implementation for the selected target (exit 1 at run time)."""
 

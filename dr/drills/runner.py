@@ -29,7 +29,7 @@ from dr.drills.heartbeat import HeartbeatWriter
 from dr.drills.journal import DrillJournal, iso, scrub
 from dr.drills.metrics import RpoResult, RtoResult, compute_rto
 from dr.drills.prober import EndpointCheck, EndpointProber, HttpCheck
-from dr.drills.scenario import Activity, LoadedScenario, within_tolerance
+from dr.drills.scenario import Activity, LoadedScenario, estate_budgets, with_budgets, within_tolerance
 from dr.errors import EXIT_FAILED, EXIT_OK
 
 EXIT_INTERRUPTED = 130
@@ -142,6 +142,7 @@ def resolve_objectives(loaded: LoadedScenario, estate: Any | None) -> dict[str, 
 
 def plan(loaded: LoadedScenario, ctx: DrillContext, hooks: MeasurementHooks | None = None) -> dict[str, Any]:
     """The resolved plan of a drill (what ``--dry-run`` prints): nothing is called."""
+    loaded = with_budgets(loaded, estate_budgets(ctx.estate))
     sc = loaded.scenario
     phases: list[dict[str, Any]] = []
     for phase, _loc, acts in sc.phases():
@@ -241,6 +242,7 @@ class DrillRunner:
         hooks: MeasurementHooks | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        loaded = with_budgets(loaded, estate_budgets(ctx.estate))
         self.loaded = loaded
         self.sc = loaded.scenario
         self.ctx = ctx
@@ -303,10 +305,15 @@ class DrillRunner:
                 self.journal.event("fault_injected", name=act.name, at=iso(rec.started_at))
             rec.value = self._call(fn, args, act.timeout)
             rec.ended_at = self.clock()
+            cause = ""
+            if isinstance(rec.value, registry.Observation):
+                rec.value, cause = rec.value.value, rec.value.cause
             if act.type == "probe":
                 rec.status = "ok" if within_tolerance(rec.value, act.tolerance) else "failed"
                 if rec.status == "failed":
                     rec.error = f"value {rec.value!r} is outside the tolerance {_tol(act.tolerance)!r}"
+                    if cause:
+                        rec.error += f": {cause}"
             else:
                 rec.status = "ok"
             if act.pauses.after:

@@ -31,7 +31,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -52,12 +52,19 @@ class _M(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# A bound may name one of the estate's objectives instead of a number: ``{max: rpo}`` is the
+# estate's app.objectives.rpoSeconds (``rto``: rtoSeconds), bound when the drill is planned or
+# run (:func:`with_budgets`). A number overrides the estate's budget for that one probe.
+Budget = Literal["rpo", "rto"]
+BUDGET_KEYS: dict[str, str] = {"rpo": "rpo_seconds", "rto": "rto_seconds"}
+
+
 class ToleranceSpec(_M):
     """Structured tolerance: one of range / min / max / regex / equals."""
 
     range: tuple[float, float] | None = None
-    min: float | None = None
-    max: float | None = None
+    min: float | Budget | None = None
+    max: float | Budget | None = None
     regex: str | None = None
     equals: Any = None
 
@@ -99,6 +106,8 @@ def within_tolerance(value: Any, tolerance: Tolerance | None) -> bool:
         return False
     if tolerance.range is not None:
         return tolerance.range[0] <= value <= tolerance.range[1]
+    if isinstance(tolerance.min, str) or isinstance(tolerance.max, str):
+        raise ValueError(f"tolerance {tolerance.model_dump(exclude_none=True)} names a budget not bound yet")
     if tolerance.min is not None and value < tolerance.min:
         return False
     return not (tolerance.max is not None and value > tolerance.max)
@@ -215,6 +224,42 @@ class Scenario(_M):
     @property
     def fault_step(self) -> Activity | None:
         return next((a for a in self.method if a.fault), None)
+
+
+def estate_budgets(estate: Any | None) -> dict[str, float]:
+    """``{"rpo": seconds, "rto": seconds}`` from the estate's app.objectives (no estate: the
+    objectives' defaults)."""
+    if estate is not None:
+        objectives = estate.app.objectives
+    else:
+        from dr.topology import Objectives as EstateObjectives
+
+        objectives = EstateObjectives()
+    return {name: float(getattr(objectives, key)) for name, key in BUDGET_KEYS.items()}
+
+
+def _bind(node: Any, budgets: dict[str, float]) -> Any:
+    if isinstance(node, dict):
+        out = {k: _bind(v, budgets) for k, v in node.items()}
+        tol = out.get("tolerance")
+        if isinstance(tol, dict):
+            out["tolerance"] = {
+                k: budgets[v] if k in ("min", "max") and isinstance(v, str) else v for k, v in tol.items()
+            }
+        return out
+    if isinstance(node, list):
+        return [_bind(v, budgets) for v in node]
+    return node
+
+
+def with_budgets(loaded: LoadedScenario, budgets: dict[str, float]) -> LoadedScenario:
+    """``loaded`` with every tolerance bound that names a budget (``{max: rpo}``) replaced by the
+    estate's number (see :func:`estate_budgets`)."""
+    raw = loaded.scenario.model_dump(by_alias=True)
+    bound = _bind(raw, budgets)
+    if bound == raw:
+        return loaded
+    return replace(loaded, scenario=Scenario.model_validate(bound))
 
 
 # ---------------------------------------------------------------------------------------------

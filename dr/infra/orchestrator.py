@@ -165,17 +165,20 @@ class Orchestrator(pulumi.ComponentResource):
         )
 
 
-def load_estate_for(cfg: StackConfig, stack_dir: str = "stacks") -> Estate | None:
+def load_estate_for(cfg: StackConfig, stack_dir: str | None = None) -> Estate | None:
     """Both stack files, when ``stack_dir`` holds the very config Pulumi runs this stack with.
 
     The program only receives its own stack's config; the plan also needs the peer's (site name,
-    production sizes), read from the stack config directory (``stackConfigDir: stacks``, relative
-    to the project directory, where ``pulumi up`` runs the program). None when absent or different.
+    production sizes), read from the stack config directory (default: ``stackConfigDir`` of the
+    project's Pulumi.yaml, relative to the project directory, where ``pulumi up`` runs the
+    program). None when absent or different.
     """
     from pathlib import Path
 
-    from dr.topology import load_estate, read_stack
+    from dr.topology import load_estate, read_stack, stack_config_dir
 
+    if stack_dir is None:
+        stack_dir = str(stack_config_dir())
     try:
         on_disk = read_stack(Path(stack_dir), cfg.stack)
         if on_disk.model_dump(exclude={"path"}) != cfg.model_dump(exclude={"path"}):
@@ -203,7 +206,9 @@ def estate_from_config(cfg: StackConfig) -> Estate:
         site=peer_site,
     )
     primary, secondary = (peer, own) if cfg.role == "standby" else (own, peer)
-    return Estate(app=cfg.app, primary=primary, secondary=secondary, stack_dir="stacks")
+    from dr.topology import stack_config_dir
+
+    return Estate(app=cfg.app, primary=primary, secondary=secondary, stack_dir=str(stack_config_dir()))
 
 
 def deploy_for(estate_component: Any, cfg: StackConfig) -> Orchestrator:
@@ -215,9 +220,9 @@ def deploy_for(estate_component: Any, cfg: StackConfig) -> Orchestrator:
     estate = load_estate_for(cfg)
     if estate is None:
         pulumi.log.warn(
-            f"orchestrator: stacks/Pulumi.{cfg.stack}.yaml and its peer's file were not found next to the "
-            "program (or differ from the config in use): the failover plan is built from this stack's "
-            "config alone (nodegroup scaled to this site's own sizes)"
+            f"orchestrator: {cfg.path} and its peer's file were not found in the stack config "
+            "directory (Pulumi.yaml stackConfigDir), or differ from the config in use: the failover "
+            "plan is built from this stack's config alone (nodegroup scaled to this site's own sizes)"
         )
         estate = estate_from_config(cfg)
     orch = Orchestrator(

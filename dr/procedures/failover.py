@@ -1157,8 +1157,3 @@ def failover_plan(estate: Estate, pre: FailoverPreflight, *, timeout: float = 18
         f"{pre.mode} failover {pre.source.region} -> {pre.target.region}: promote {pre.db}, scale "
         f"{pre.target.cluster.name}, then (only when writable, Ready and healthy) move {estate.app.record}",
     )
-
-
-def reconcile_command(estate: Estate, target: SiteView) -> str:
-    """The command to run after a failover so the next `pulumi up` declares ``target`` primary."""
-    return f"dr --stack-dir {estate.stack_dir} reconcile --primary {target.stack}"

@@ -268,10 +268,6 @@ def _db_checks(p: Outcome, s: Outcome, estate: Estate) -> list[Check]:
         )
 
     pf, sf = p.value["family"], s.value["family"]
-    declared = {
-        estate.primary.database.parameter_group_family,
-        estate.secondary.database.parameter_group_family,
-    }
     if pf is None or sf is None:
         out.append(
             Check(
@@ -286,12 +282,13 @@ def _db_checks(p: Outcome, s: Outcome, estate: Estate) -> list[Check]:
         out.append(
             Check("db-parameter-group", FAIL, f"parameter group families differ: {pf} vs {sf}", pf, sf)
         )
-    elif pf not in declared:
+    elif pf != estate.parameter_group_family:
         out.append(
             Check(
                 "db-parameter-group",
                 WARN,
-                f"both {pf}, but the stack files declare {', '.join(sorted(declared))}",
+                f"both {pf}, but engineVersion {estate.app.database.engine_version} needs "
+                f"{estate.parameter_group_family}",
                 pf,
                 sf,
             )

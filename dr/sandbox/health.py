@@ -3,10 +3,11 @@
 :class:`RegionHealthServer` serves, on ``127.0.0.1:<ephemeral port>`` (threaded, stdlib
 ``http.server``):
 
-* ``GET /health`` — **200** with a JSON body when the region has at least one Ready API pod *and*
+* ``GET <health_path>`` (the estate's ``app.healthPath``, ``/health`` by default) — **200** with a JSON body when the region has at least one Ready API pod *and*
   its DB secret points at a database that is really writable (``pg_is_in_recovery()`` is false and
   an upsert into ``dr_health_heartbeat`` succeeds, with short timeouts); otherwise **503** with
-  the reasons. ``HEAD /health`` answers the same status without a body.
+  the reasons. ``HEAD`` answers the same status without a body; any other path is **404**, as
+  the application's router would answer it.
 * ``POST /write`` — inserts one row into ``dr_write_probe`` through the same DB URL and returns
   ``{"id": ..., "ts": ...}`` (200), or 503 with the reason: drills measure RTO as "healthy *and* a
   write succeeds".
@@ -88,7 +89,7 @@ def _scrub(text: str, url: str, password: str | None) -> str:
 
 
 class RegionHealthServer:
-    """HTTP ``/health`` + ``/write`` for one region; see the module docstring.
+    """HTTP health (``health_path``) + ``/write`` for one region; see the module docstring.
 
     Args:
         region: the region's name (reported in every body).
@@ -97,6 +98,7 @@ class RegionHealthServer:
         host, port: where to listen (port 0 → ephemeral; kept across take_down/bring_up).
         db_timeout: seconds for connecting and for each statement.
         min_ready_pods: pods needed to be healthy (default 1).
+        health_path: the path that answers health (the estate's ``app.healthPath``).
 
     ``start()`` returns self; ``url`` is ``http://host:port``; ``close()`` stops it for good.
     """
@@ -111,8 +113,10 @@ class RegionHealthServer:
         port: int = 0,
         db_timeout: float = 2.0,
         min_ready_pods: int = 1,
+        health_path: str = "/health",
     ) -> None:
         self.region = region
+        self.health_path = health_path
         self._ready_pods = ready_pods
         self._database_url = database_url
         self.host = host
@@ -132,6 +136,10 @@ class RegionHealthServer:
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def health_url(self) -> str:
+        return self.url + self.health_path
 
     @property
     def is_down(self) -> bool:
@@ -319,7 +327,7 @@ def _make_handler(owner: RegionHealthServer) -> type[BaseHTTPRequestHandler]:
             self._send(200 if result.healthy else 503, result.to_dict())
 
         def do_GET(self) -> None:
-            if self.path.split("?")[0] in ("/health", "/"):
+            if self.path.split("?")[0] == owner.health_path:
                 self._health()
             else:
                 self._send(404, {"error": f"no route {self.path.split('?')[0]}"})

@@ -340,7 +340,7 @@ class Sandbox:
         region = self.estate.primary.region
         if self.pg is None or self.components.get("kube") != "running" or region not in self.health_servers:
             return  # /health cannot become healthy without both the database and the cluster
-        url = self.health_servers[region].url
+        url = self.health_servers[region].health_url
         pg = self.pg
 
         def healthy() -> bool:
@@ -496,7 +496,7 @@ class Sandbox:
                     return None
 
             self.health_servers[view.region] = RegionHealthServer(
-                view.region, ready_pods=ready, database_url=url, db_timeout=3.0
+                view.region, ready_pods=ready, database_url=url, db_timeout=3.0, health_path=app.health_path
             ).start()
         servers = self.health_servers
 
@@ -584,9 +584,9 @@ class Sandbox:
         if self.realism is not None and self.realism.faults.region_down(region):
             return False, NO_ANSWER
         server = self.health_servers.get(region)
-        if server is not None:  # what Route53's checkers do: GET /health, 200 = healthy
+        if server is not None:  # what Route53's checkers do: GET the health path, 200 = healthy
             try:
-                with urllib.request.urlopen(f"{server.url}/health", timeout=3) as resp:
+                with urllib.request.urlopen(server.health_url, timeout=3) as resp:
                     return http_report(int(resp.status))
             except urllib.error.HTTPError as err:  # the endpoint answered, with an error status
                 return http_report(int(err.code))
@@ -610,7 +610,7 @@ class Sandbox:
 
     def health_urls(self) -> dict[str, str]:
         if self.health_servers:
-            return {region: f"{server.url}/health" for region, server in self.health_servers.items()}
+            return {region: server.health_url for region, server in self.health_servers.items()}
         if self.resolver_server is None:
             return {}
         base = self.resolver_server.url
@@ -750,7 +750,7 @@ def serve(argv: list[str] | None = None) -> int:
     p = sub.add_parser("serve")
     p.add_argument("--dir", required=True)
     p.add_argument("--stack-dir", default="stacks")
-    p.add_argument("--stack", default="prod")
+    p.add_argument("--stack", default=None)
     p.add_argument("--latency", default="none")
     p.add_argument("--time-scale", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=None)

@@ -61,6 +61,27 @@ def _subnets(cidr: str, count: int) -> list[str]:
     return [str(s) for s in list(net.subnets(new_prefix=prefix))[:count]]
 
 
+def _zones(ec2: Any, view: SiteView) -> list[str]:
+    """The region's first ``azCount`` available zones, as EC2 lists them (never guessed by letter:
+    ap-northeast-1 has no 'b', us-west-1 has two zones, ca-central-1's are a/b/d)."""
+    names = sorted(
+        z["ZoneName"]
+        for z in ec2.describe_availability_zones()["AvailabilityZones"]
+        if z.get("State", "available") == "available"
+        and z.get("ZoneType", "availability-zone") == "availability-zone"
+    )
+    if len(names) < view.site.az_count:
+        from dr.errors import ConfigError
+
+        raise ConfigError(
+            f"site {view.site.name!r}: azCount is {view.site.az_count} but {view.region} has "
+            f"{len(names)} availability zone(s) ({', '.join(names) or 'none'}); set azCount to {len(names)} or less",
+            resource=view.site.name,
+            region=view.region,
+        )
+    return names[: view.site.az_count]
+
+
 def _seed_network(clients: ClientProvider, view: SiteView, ids: dict[str, str]) -> list[str]:
     ec2 = clients.client("ec2", view.region)
     vpc = ec2.create_vpc(
@@ -69,8 +90,7 @@ def _seed_network(clients: ClientProvider, view: SiteView, ids: dict[str, str]) 
     )["Vpc"]["VpcId"]
     ids["vpc"] = vpc
     subnet_ids = []
-    for i, cidr in enumerate(_subnets(view.site.vpc_cidr, view.site.az_count)):
-        az = f"{view.region}{'abcdef'[i]}"
+    for az, cidr in zip(_zones(ec2, view), _subnets(view.site.vpc_cidr, view.site.az_count), strict=True):
         subnet = ec2.create_subnet(
             VpcId=vpc,
             CidrBlock=cidr,

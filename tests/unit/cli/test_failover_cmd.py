@@ -72,10 +72,12 @@ def test_failover_unplanned_runs_and_reports_timings(
     assert "rds:PromoteReadReplica" in mutating(cli_calls)
     # nothing went to the source region: what to do when it returns (fence its writers, re-protect)
     src = env.estate.primary.region
-    assert [c.split(" ", 3)[3] for c in out["when_source_returns"]] == [
-        f"ops stop-writes --region {src}",
-        f"reprotect --region {src}",
+    # the hints carry the options this run used: copied as is, they act on the same estate
+    assert out["when_source_returns"] == [
+        f"dr --stack-dir {STACKS} --stack prod ops stop-writes --region {src}",
+        f"dr --stack-dir {STACKS} --stack prod reprotect --region {src}",
     ]
+    assert out["reconcile_command"] == f"dr --stack-dir {STACKS} --stack prod reconcile --primary dr"
     # The lock was taken (and released) in the surviving region.
     locks = [c for c in cli_calls.mutating() if c.service == "dynamodb"]
     assert locks and {c.region for c in locks} == {env.estate.secondary.region}

@@ -54,7 +54,7 @@ def test_http_check_needs_health_and_write(server) -> None:
     assert out.ok and out.health == 200 and out.write == 201
     state.write = 503
     out = check(url)
-    assert not out.ok and out.write == 503 and "write answered 503" in out.error
+    assert not out.ok and out.write == 503 and "POST /write answered HTTP 503" in out.error
     state.health = 500
     assert check(url).health == 500 and not check(url).ok
     assert HttpCheck(write_path=None)(url).ok is False  # health still 500
