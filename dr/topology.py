@@ -780,6 +780,12 @@ def default_stack(stack_dir: Path | str) -> str:
             hint=f"pass --stack (one of {', '.join(primaries)}) or set DR_STACK / PULUMI_STACK",
         )
     available = stack_names(stack_dir)
+    for stack in available:
+        # A file that does not parse may be the primary: its own error (file, line) is the answer.
+        try:
+            yaml.safe_load(stack_file(Path(stack_dir), stack).read_text())
+        except (OSError, yaml.YAMLError):
+            read_stack(stack_dir, stack)
     raise ConfigError(
         f"{stack_dir} holds no primary stack file"
         + (f" (stacks: {', '.join(available)}, none with dr-toolkit:role: primary)" if available else ""),

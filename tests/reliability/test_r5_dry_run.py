@@ -25,6 +25,8 @@ READ_ONLY = {
     "drill list": "lists scenario files",
     "drill report": "re-renders a local journal",
     "fleet plan": "reads the fleet file only (offline)",
+    "topology init": "writes new local stack files only (refuses to overwrite without --force)",
+    "topology schema": "prints the stack config's JSON Schema (offline)",
     "iam-policy": "prints a policy document",
     "incident list": "reads local incident files",
     "incident start": "local incident file + optional webhook; no infrastructure",
