@@ -32,7 +32,8 @@ def _human(report: dict[str, Any], out: Console) -> None:
     "--to",
     "to",
     default=None,
-    help="The region to fail back to (default: the one Route53 does not serve now).",
+    help="The region to fail back to (default: the stack files' primary region). Refused (exit 3) "
+    "when the estate is not failed over (Route53 serves the primary region, its database the writer).",
 )
 @click.option(
     "--max-lag", default=None, help="Lag budget of the new replica, e.g. 5s (default: the RPO objective)."

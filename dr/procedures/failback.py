@@ -30,7 +30,9 @@ confirmation, lock in the target region, journal, ``--resume``)::
 * finally the DR side back to warm standby: deployments to ``site.standbyReplicas`` of the standby
   site, its HPA floor, and its nodegroup to the standby site's sizes.
 
-Which side is which is read from Route53 (the serving region is the source) unless ``--to`` says.
+The destination is ``--to`` or the stack files' primary region; a failback is refused (exit 3,
+nothing changed) when the estate is not failed over: Route53 serves the stack files' primary
+region and its database is the writer.
 """
 
 from __future__ import annotations
@@ -150,6 +152,32 @@ def replica_key(clients: ClientProvider, estate: Estate, target: SiteView, src: 
     return kms
 
 
+class NotFailedOver(GateRefused):
+    """A failback was asked of an estate that is not failed over (exit 3, nothing changed)."""
+
+
+def refuse_unless_failed_over(clients: ClientProvider, estate: Estate, target: SiteView) -> None:
+    """Raise :class:`NotFailedOver` when Route53 serves the stack files' primary region and its
+    database is the writer: the estate is not failed over, a failback (to ``target``, whichever
+    it is) has nothing to undo — to the DR region it would be a failover of a healthy estate."""
+    primary = estate.primary
+    serving = read_state(clients, estate, use_test_dns=False).active_region
+    if serving != primary.region:
+        return
+    db = Rds(clients, primary.region).describe_instance(primary.database.identifier)
+    if db.is_replica:
+        return
+    raise NotFailedOver(
+        f"{estate.app.name} is not failed over: Route53 serves {serving}, the stack files' primary region, "
+        f"and {db.identifier} there is the writer; a failback to {target.region} has nothing to undo",
+        resource=db.identifier,
+        region=primary.region,
+        hint="nothing to do; `dr status` shows where the estate runs. To move traffic to "
+        f"{estate.secondary.region} use `dr failover --to secondary`; after a failover, `dr failback` "
+        "brings it back",
+    )
+
+
 def preflight(
     clients: ClientProvider,
     estate: Estate,
@@ -160,7 +188,8 @@ def preflight(
     replica_id: str | None = None,
     moved_aside: str | None = None,
 ) -> FailbackPreflight:
-    """Gates of a failback (read-only; exit 3 when refused, exit 2 when there is nothing to do).
+    """Gates of a failback (read-only; exit 3 when refused, also when the estate is not failed
+    over: :func:`refuse_unless_failed_over`). ``to`` None is the stack files' primary site.
 
     A resumed run passes ``to`` and ``replica_id`` from its journal (outputs ``failback_target`` /
     ``failback_replica``): once DNS moved back, "the serving region" is no longer the source;
@@ -170,12 +199,13 @@ def preflight(
     (``<identifier>-old-<created>``, kept) when it is available; otherwise the replica gets
     ``<identifier>-failback[-N]`` and a warning says to update the stack files.
     """
-    if to is None:
-        active = read_state(clients, estate, use_test_dns=False).active_region
-        source = estate.site(active)
-        target = estate.other(source)
-    else:
-        target, source = to, estate.other(to)
+    # The destination is explicit or the stack files' primary, never "whichever region Route53
+    # does not serve now": on an estate that never failed over that is the DR region, and a
+    # failback there is a failover of a healthy estate (split brain once reprotect runs).
+    target = to if to is not None else estate.primary
+    source = estate.other(target)
+    if replica_id is None:
+        refuse_unless_failed_over(clients, estate, target)
     src = Rds(clients, source.region).describe_instance(source.database.identifier)
     if src.is_replica:
         raise BadInput(

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from dr.aws.session import CallRecorder, ClientProvider
-from dr.errors import BadInput, GateRefused
+from dr.errors import GateRefused
 from dr.procedures.common import TAG_SUPERSEDED_BY, services
-from dr.procedures.failback import FailbackPreflight, failback_plan, preflight
+from dr.procedures.failback import FailbackPreflight, NotFailedOver, failback_plan, preflight
 from dr.procedures.ops import KubeFactory
 from dr.runbook.journal import Journal
 from dr.runbook.runner import run_plan
@@ -50,8 +50,19 @@ def _run(env: Env, pre: FailbackPreflight, **kw: Any) -> Any:
 
 
 def test_failback_refuses_when_nothing_failed_over(env: Env) -> None:
-    with pytest.raises(BadInput, match="still a read replica"):
-        _pre(env, to=env.estate.primary)
+    """Route53 serves the stack files' primary and its database is the writer: a failback (to the
+    primary by default — never "the region Route53 does not serve") is refused, exit 3, read-only."""
+    estate = env.estate
+    recorder = env.clients.add_recorder(CallRecorder())
+    for to in (None, estate.primary, estate.secondary):  # --to secondary would be a failover
+        with pytest.raises(NotFailedOver) as err:
+            _pre(env, to=to)
+        assert err.value.exit_code == 3 and err.value.region == estate.primary.region
+        msg = err.value.message
+        assert estate.app.name in msg and "not failed over" in msg
+        assert f"Route53 serves {estate.primary.region}, the stack files' primary region" in msg
+        assert "dr failover --to secondary" in (err.value.hint or "")
+    assert recorder.calls and recorder.mutating() == []
 
 
 def test_failback_refuses_a_target_that_does_not_answer(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
