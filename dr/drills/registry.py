@@ -26,7 +26,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel
 
-from dr.errors import OperationFailed
+from dr.errors import GateRefused, OperationFailed
 
 Kind = Literal["action", "probe"]
 ProviderFn = Callable[..., Any]
@@ -53,6 +53,12 @@ class Observation:
 
     value: Any
     cause: str = ""
+
+
+class NothingToUndo(GateRefused):
+    """An action found the estate already where it would bring it (e.g. a failback on an estate
+    that is not failed over). A rollback raising it is a no-op the runner records as skipped,
+    saying why; in the method it is a refusal (the step fails, nothing changed)."""
 
 
 class ProviderUnavailable(OperationFailed):

@@ -1,8 +1,12 @@
 """Runs a drill: hypothesis → method → verification → rollbacks, measuring RTO and RPO meanwhile.
 
-* Rollbacks always run (``finally``), after a failed hypothesis, a failed action, a failed
-  verification, a stop condition, or Ctrl-C (a second Ctrl-C during rollbacks is journaled and
-  the remaining rollbacks still run).
+* Rollbacks are considered always (``finally``), after a failed hypothesis, a failed action, a
+  failed verification, a stop condition, or Ctrl-C (a second Ctrl-C during rollbacks is journaled
+  and the remaining rollbacks still run) — but a rollback only undoes what the method did: one
+  whose ``undoes`` step never started (or, without ``undoes``, when no method step started) is
+  recorded as skipped, saying so, and a provider raising ``NothingToUndo`` is a skipped no-op.
+* After the rollbacks the post-drill invariants (:mod:`dr.drills.invariants`: single writer,
+  DNS on the intended region, the replica replicating) are checked; a broken one fails the drill.
 * Stop conditions are probed by a background thread during the method; a breach sets the drill's
   stop event, the method stops before its next activity (long actions see ``ctx.stopping``).
 * The heartbeat writer and the endpoint prober run for the whole drill (see ``heartbeat.py`` and
@@ -23,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dr.drills import registry
+from dr.drills import invariants, registry
 from dr.drills.context import DrillContext, MeasurementHooks
 from dr.drills.heartbeat import HeartbeatWriter
 from dr.drills.journal import DrillJournal, iso, scrub
@@ -274,6 +278,8 @@ class DrillRunner:
         self.heartbeat: HeartbeatWriter | None = None
         self.prober: EndpointProber | None = None
         self.recovery_done_at: float | None = None
+        self._method_started: set[str] = set()  # method steps whose provider was called
+        self._before: invariants.EstateFacts | None = None
 
     # -- activities ------------------------------------------------------------------------------
     def execute(self, act: Activity, phase: str, *, record: bool = True) -> StepRecord:
@@ -300,6 +306,8 @@ class DrillRunner:
             if act.pauses.before:
                 self.ctx.wait(act.pauses.before)
             rec.started_at = self.clock()
+            if phase == "method":
+                self._method_started.add(act.name)
             if act.fault:
                 self.ctx.fault_at = rec.started_at
                 self.journal.event("fault_injected", name=act.name, at=iso(rec.started_at))
@@ -325,6 +333,12 @@ class DrillRunner:
             if record:
                 self._journal_step(rec)
             raise
+        except registry.NothingToUndo as exc:
+            rec.ended_at = self.clock()
+            rec.started_at = rec.started_at or rec.ended_at
+            # a rollback that finds nothing to undo is a no-op; anywhere else it is a refusal
+            rec.status = "skipped" if phase == "rollback" else "error"
+            rec.error = f"skipped: {exc.message}" if phase == "rollback" else _describe(exc)
         except Exception as exc:
             rec.ended_at = self.clock()
             rec.started_at = rec.started_at or rec.ended_at
@@ -437,6 +451,7 @@ class DrillRunner:
         try:
             try:
                 self._start_measuring()
+                self._before = self._read_estate(None, "before")
                 status, reason = self._hypothesis()
                 if status == "running":
                     if self.sc.stop_conditions and self.sc.stop_conditions.probes:
@@ -466,7 +481,8 @@ class DrillRunner:
                 self.prober.stop()
             if self.heartbeat is not None:
                 self.heartbeat.stop()
-            result = self._finish(started, status, reason, present, rollback_at)
+            broken = self._invariants()
+            result = self._finish(started, status, reason, present, rollback_at, broken)
         return result
 
     def _hypothesis(self) -> tuple[str, str]:
@@ -525,14 +541,104 @@ class DrillRunner:
         self.ctx.stop_event.clear()  # rollbacks must not see the method's stop request
         self.journal.event("rollbacks_started")
         for act in self.sc.rollbacks:
+            why = self._nothing_to_undo(act)
+            if why:
+                self._skip([act], "rollback", f"skipped: {why}")
+                self.journal.event("rollback_skipped", name=act.name, why=why)
+                continue
             try:
                 self.execute(act, "rollback")
             except KeyboardInterrupt:
                 self.journal.event("interrupt_ignored", during=act.name, why="rollbacks always complete")
         self.journal.event("rollbacks_finished")
 
+    def _nothing_to_undo(self, act: Activity) -> str:
+        """Why ``act`` (a rollback) has nothing to undo, or "" when what it undoes started."""
+        if act.undoes is not None:
+            if act.undoes in self._method_started:
+                return ""
+            rec = next((s for s in self.steps if s.phase == "method" and s.name == act.undoes), None)
+            cause = rec.error if rec is not None and rec.error else "it was not reached"
+            return f"the method did not run {act.undoes} ({cause}): nothing to undo"
+        if self._method_started:
+            return ""
+        rec = next((s for s in self.steps if s.phase == "method"), None)
+        cause = rec.error if rec is not None and rec.error else "it was not reached"
+        return f"the method did not run ({cause}): nothing to undo"
+
+    # -- post-drill invariants --------------------------------------------------------------------
+    def _read_estate(self, intended: str | None, when: str) -> invariants.EstateFacts | None:
+        check = invariants.estate_check(self.ctx)
+        if check is None or self.ctx.dry_run:
+            if when == "before":
+                self.journal.event("invariants_not_checked", why="no estate to check")
+            return None
+        try:
+            facts = check(self.ctx, intended)
+        except Exception as exc:  # the check itself must not hide the drill's outcome
+            facts = invariants.EstateFacts(
+                None,
+                [
+                    invariants.Invariant(
+                        invariants.UNREADABLE, False, f"could not read the estate: {_describe(exc)}"
+                    )
+                ],
+            )
+        self.journal.event(
+            f"estate_{when}",
+            serving=facts.serving,
+            invariants=[{"name": i.name, "ok": i.ok, "detail": i.detail} for i in facts.invariants],
+        )
+        return facts
+
+    def _method_completed(self) -> bool:
+        method = [s for s in self.steps if s.phase == "method"]
+        return bool(method) and all(s.ok for s in method)
+
+    def _invariants(self) -> list[StepRecord]:
+        """Check the estate after the drill; the broken invariants (as failed steps)."""
+        if self._before is None:
+            return []
+        unread = next((i for i in self._before.invariants if i.name == invariants.UNREADABLE), None)
+        if unread is not None:  # nothing to compare with: say so rather than guess
+            rec = StepRecord(unread.name, invariants.PHASE, "probe", "invariant", status="skipped")
+            rec.error = f"skipped: post-drill invariants not checked, {unread.detail} before the drill"
+            self.steps.append(rec)
+            self._journal_step(rec)
+            return []
+        completed = self._method_completed()
+        declared: str | None = self.sc.end_state.serving if completed else None
+        intended = declared or self._before.serving
+        started = self.clock()
+        try:
+            after = self._read_estate(intended, "after")
+        except KeyboardInterrupt:
+            self.journal.event("invariants_interrupted", why="Ctrl-C during the post-drill invariant check")
+            return []
+        if after is None:
+            return []
+        judged = invariants.judge(after.invariants, self._before.invariants, method_completed=completed)
+        broken = []
+        for inv in judged:
+            rec = StepRecord(inv.name, invariants.PHASE, "probe", "invariant", started_at=started)
+            rec.ended_at = self.clock()
+            rec.status = "ok" if inv.ok else "failed"
+            rec.value = inv.value if inv.value is not None else inv.detail
+            rec.error = "" if inv.ok else inv.detail
+            self.steps.append(rec)
+            self._journal_step(rec)
+            if not inv.ok:
+                broken.append(rec)
+        return broken
+
     def _finish(
-        self, started: float, status: str, reason: str, present: set[int] | None, rollback_at: float | None
+        self,
+        started: float,
+        status: str,
+        reason: str,
+        present: set[int] | None,
+        rollback_at: float | None,
+        broken: list[StepRecord] | None = None,
     ) -> DrillResult:
         fault_at = self.ctx.fault_at
         m = self.sc.measure
@@ -559,6 +665,11 @@ class DrillRunner:
                 reason = "objective not met: " + "; ".join(f"{o.name.upper()} {o.note}" for o in unmet)
             else:
                 status, reason = "succeeded", "every check passed and every objective was met"
+        if broken:
+            why = "post-drill invariant broken: " + "; ".join(f"{r.name} ({r.error})" for r in broken)
+            reason = why if status == "succeeded" else f"{reason}; {why}"
+            if status == "succeeded":
+                status = "failed"
         exit_code = {"succeeded": EXIT_OK, "interrupted": EXIT_INTERRUPTED}.get(status, EXIT_FAILED)
         ended = self.clock()
         result = DrillResult(

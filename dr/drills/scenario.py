@@ -17,7 +17,11 @@ A scenario file::
          arguments: {to: secondary, mode: unplanned}}
     verification:
       probes: [...]
-    rollbacks: [...]                 # always run, even on failure or Ctrl-C
+    rollbacks:                       # run after the method, even on failure or Ctrl-C, but only
+      - {name: fail-back, type: action, provider: failback,   # to undo what it did: ``undoes``
+         undoes: failover}           # names the method step; no ``undoes``: any method step
+    end-state: {serving: secondary}  # where DNS should be after a completed method (default:
+                                     # where it was at the start); checked after every drill
     stop-conditions:                 # checked in the background during the method
       interval: 1.0
       probes: [...]
@@ -131,6 +135,9 @@ class Activity(_M):
     recovery: bool = False
     timeout: Annotated[float, Field(gt=0)] | None = None
     pauses: Pauses = Field(default_factory=Pauses)
+    # Rollbacks only: the method step this rollback undoes. It runs only when that step started
+    # (a step that never started changed nothing); without it, only when any method step started.
+    undoes: str | None = None
 
     @field_validator("name")
     @classmethod
@@ -187,6 +194,13 @@ class Measure(_M):
     recovery_timeout: Annotated[float, Field(gt=0)] | None = None
 
 
+class EndState(_M):
+    """What the post-drill invariant check expects once the method completed (a drill that did not
+    complete its method must leave the estate serving where it started)."""
+
+    serving: Literal["primary", "secondary"] | None = None
+
+
 class Scenario(_M):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -203,6 +217,7 @@ class Scenario(_M):
     verification: Probes | None = None
     rollbacks: list[Activity] = Field(default_factory=list)
     stop_conditions: StopConditions | None = Field(default=None, alias="stop-conditions")
+    end_state: EndState = Field(default_factory=EndState, alias="end-state")
 
     @field_validator("target", mode="before")
     @classmethod
@@ -431,6 +446,22 @@ def _semantic_issues(data: dict[str, Any], lines: dict[Loc, int]) -> list[Issue]
             except ValidationError as exc:
                 issues.extend(_pydantic_issues(exc, lines, (*loc, "arguments")))
     method = data.get("method")
+    method_names = (
+        {a.get("name") for a in method if isinstance(a, dict)} if isinstance(method, list) else set()
+    )
+    for base in _PHASE_LOCS:
+        acts = _dig(data, base)
+        for i, act in enumerate(acts if isinstance(acts, list) else []):
+            undoes = act.get("undoes") if isinstance(act, dict) else None
+            if undoes is None:
+                continue
+            if base != ("rollbacks",):
+                add((*base, i, "undoes"), "only rollbacks undo a method step")
+            elif undoes not in method_names:
+                known = ", ".join(sorted(str(n) for n in method_names)) or "none"
+                add(
+                    (*base, i, "undoes"), f"undoes {undoes!r}: no method step has that name (method: {known})"
+                )
     if isinstance(method, list):
         faults = [i for i, a in enumerate(method) if isinstance(a, dict) and a.get("fault") is True]
         if len(faults) > 1:

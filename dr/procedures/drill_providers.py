@@ -7,6 +7,8 @@ so a drill exercises exactly the code an operator runs. Nothing here knows which
 on: AWS vs. sandbox differs only by the ClientProvider's endpoint (``ctx.clients()``) and the
 kubeconfig (:func:`kubeconfig_for`, from :mod:`dr.target`).
 
+The post-drill invariant check (:mod:`dr.drills.invariants`) is :func:`estate_invariants`.
+
 Actions: ``failover``, ``failback``, ``scale-deployment``, ``restore-pitr``, ``repoint-app``,
 ``deploy``, ``rollback-deploy``. Probes: ``db-writable``, ``replica-lag``, ``pods-ready``,
 ``dns-points-to``, ``data-intact``.
@@ -27,6 +29,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dr.drills.context import DrillContext
+from dr.drills.invariants import EstateFacts, Invariant
+from dr.drills.invariants import register as register_estate_check
 from dr.drills.registry import register_action, register_probe
 from dr.errors import BadInput, OperationFailed
 from dr.procedures.common import utcnow
@@ -228,7 +232,8 @@ def failover(ctx: DrillContext, to: str, mode: str, max_lag_seconds: float | Non
 @register_action("failback")
 def failback(ctx: DrillContext, mode: str) -> dict[str, Any]:
     """``dr failback --yes``: re-protect, wait in sync, planned switch back, DR to warm standby."""
-    from dr.procedures.failback import failback_plan, preflight
+    from dr.drills.registry import NothingToUndo
+    from dr.procedures.failback import NotFailedOver, failback_plan, preflight
 
     estate = ctx.require_estate()
     if mode != "planned":
@@ -237,7 +242,10 @@ def failback(ctx: DrillContext, mode: str) -> dict[str, Any]:
             resource="mode",
             hint="use mode: planned",
         )
-    pre = preflight(ctx.clients(read_only=True), estate, to=None, max_lag=_rpo_budget(estate, None))
+    try:  # to the stack files' primary, refused when the estate is not failed over
+        pre = preflight(ctx.clients(read_only=True), estate, to=None, max_lag=_rpo_budget(estate, None))
+    except NotFailedOver as exc:
+        raise NothingToUndo(exc.message, resource=exc.resource, region=exc.region, hint=exc.hint) from exc
     for warning in pre.warnings:
         ctx.note(f"failback pre-flight warning: {warning}")
     plan = failback_plan(estate, pre)
@@ -599,3 +607,62 @@ def data_intact(ctx: DrillContext, site: str) -> bool:
             f"SELECT count(*) FROM {INTEGRITY_TABLE} WHERE checksum IS DISTINCT FROM md5(payload)"
         ).fetchone()
         return bool(bad is not None and bad[0] == 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Post-drill invariants
+# ---------------------------------------------------------------------------------------------
+
+
+@register_estate_check
+def estate_invariants(ctx: DrillContext, intended: str | None) -> EstateFacts:
+    """Single writer (``dr readiness``'s check), Route53 on ``intended`` (a site or region; None:
+    wherever it is) and the other region's database an available replica of the intended one."""
+    from dr.aws.rds import Rds
+    from dr.procedures.dns import read_state
+    from dr.procedures.failback import is_replica_of
+    from dr.procedures.readiness import PASS, single_writer
+
+    estate = ctx.require_estate()
+    clients = ctx.clients(read_only=True)
+    serving = read_state(clients, estate, use_test_dns=False).active_region
+    out: list[Invariant] = []
+    factory = kube_factory(ctx, read_only=True)
+    try:
+        check = single_writer(estate, clients, factory)
+    finally:
+        factory.close()
+    out.append(Invariant("single-writer", check.status == PASS, check.reason, check.status))
+    want = estate.site(intended) if intended else estate.site(serving)
+    if intended:
+        ok = serving == want.region
+        out.append(
+            Invariant(
+                "dns-on-intended-region",
+                ok,
+                f"Route53 serves {serving}"
+                + ("" if ok else f", but the drill meant to serve {want.region} at the end ({want.stack})"),
+                serving,
+            )
+        )
+    standby = estate.other(want)
+    rds_w, rds_s = Rds(clients, want.region), Rds(clients, standby.region)
+    writer = rds_w.find_instance(want.database.identifier)
+    replica = rds_s.find_instance(standby.database.identifier)
+    name = f"{standby.database.identifier} in {standby.region}"
+    if replica is None:
+        ok, detail = False, f"{name} does not exist: nothing to fail over to"
+    elif writer is None or not is_replica_of(replica, writer):
+        source = f"a replica of {replica.replica_source}" if replica.is_replica else "a standalone instance"
+        ok, detail = (
+            False,
+            (
+                f"{name} is {source}, not a replica of {want.database.identifier} in {want.region}: "
+                f"`dr reprotect --region {standby.region}` makes it one"
+            ),
+        )
+    else:
+        ok = replica.status == "available"
+        detail = f"{name} replicates from {want.database.identifier} ({replica.status})"
+    out.append(Invariant("replica-replicating", ok, detail, None if replica is None else replica.status))
+    return EstateFacts(serving, out)

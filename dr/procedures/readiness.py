@@ -474,6 +474,24 @@ def _single_writer_check(
     )
 
 
+def single_writer(estate: Estate, clients: ClientProvider, kube: KubeFactory | None) -> Check:
+    """The ``single-writer`` check alone (what a drill checks once it ended): both databases,
+    both sites' deployments and the region Route53 serves, read in parallel."""
+    from dr.procedures.dns import read_state
+
+    jobs: dict[str, Callable[[], Any]] = {
+        "serving": lambda: read_state(clients, estate, use_test_dns=False).active_region
+    }
+    for side, view in (("primary", estate.primary), ("secondary", estate.secondary)):
+        site = _site_jobs(estate, view, clients, kube)
+        jobs[f"{side}:db"], jobs[f"{side}:deployments"] = site["db"], site["deployments"]
+    r = gather(jobs, workers=5)
+    sides = ("primary", "secondary")
+    return _single_writer_check(
+        {s: r[f"{s}:db"] for s in sides}, {s: r[f"{s}:deployments"] for s in sides}, r["serving"], estate
+    )
+
+
 def _addr(host: str | None, port: int | None) -> str | None:
     if host is None:
         return None

@@ -122,7 +122,7 @@ rollbacks:
     assert any(e["kind"] == "interrupt_ignored" for e in journal["events"])
 
 
-def test_failed_hypothesis_skips_method_but_runs_rollbacks(fake_providers, tmp_path: Path) -> None:
+def test_failed_hypothesis_skips_method_and_its_rollbacks(fake_providers, tmp_path: Path) -> None:
     text = (
         BASE
         + """
@@ -132,10 +132,14 @@ method: [{name: m, type: action, provider: t-record, arguments: {tag: m}}]
 rollbacks: [{name: r, type: action, provider: t-record, arguments: {tag: rollback}}]
 """
     )
-    res, _ = run(text, tmp_path)
+    res, journal = run(text, tmp_path)
     assert res.exit_code == 1 and "steady-state hypothesis not met" in res.reason
-    assert fake_providers == ["rollback"]
-    assert {s.name: s.status for s in res.steps}["m"] == "skipped"
+    assert fake_providers == []  # the method changed nothing: its rollback has nothing to undo
+    steps = {s.name: s for s in res.steps}
+    assert steps["m"].status == "skipped" and steps["r"].status == "skipped"
+    assert steps["r"].error.startswith("skipped: the method did not run")
+    assert "steady-state hypothesis was not met" in steps["r"].error
+    assert any(e["kind"] == "rollback_skipped" and e["name"] == "r" for e in journal["events"])
 
 
 def test_failed_action_stops_the_method(fake_providers, tmp_path: Path) -> None:
@@ -167,7 +171,8 @@ rollbacks: [{name: r, type: action, provider: t-record, arguments: {tag: rollbac
     finally:
         registry.unregister("action", "t-pending")
     assert res.exit_code == 1 and "ProviderUnavailable" in res.reason and "issue 6" in res.reason
-    assert fake_providers == ["rollback"]
+    assert fake_providers == []  # the provider was never called: nothing to undo
+    assert {s.name: s.status for s in res.steps}["r"] == "skipped"
 
 
 def test_stop_condition_aborts_the_method(fake_providers, tmp_path: Path) -> None:
