@@ -131,9 +131,13 @@ def ops(app: AppContext, kubeconfig: str | None, no_lock: bool) -> None:
 )
 @pass_app
 def triage(app: AppContext, where: str, markdown_file: Path | None) -> None:
-    """Pods/restarts, warning events, node pressure, HPA, ALB targets, RDS, Redis, alarms, certificates."""
+    """Pods/restarts, warning events, node pressure, HPA, ALB targets, RDS, Redis, alarms, certificates.
+
+    Exit 1 when the overall status is FAIL (0 when OK, WARN or a section could not be collected)."""
     from dr.cli.render import emit
+    from dr.errors import EXIT_FAILED
     from dr.procedures.ops import resolve_sites
+    from dr.procedures.ops_triage import FAIL
     from dr.procedures.ops_triage import triage as run_triage
 
     estate = app.estate
@@ -169,6 +173,8 @@ def triage(app: AppContext, where: str, markdown_file: Path | None) -> None:
             out.print(f"Markdown report written to {markdown_file}")
 
     emit(app.output, report, table)
+    if report.status == FAIL:  # the report is out whole first; then a check failed: exit 1
+        raise click.exceptions.Exit(EXIT_FAILED)
 
 
 # ----------------------------------------------------------------------------------------------
