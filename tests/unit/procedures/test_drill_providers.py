@@ -180,3 +180,40 @@ def test_dry_run_executes_no_action(seeded: Seeded, tmp_path: Path) -> None:
 
     summary = run(_ctx(seeded, tmp_path, dry_run=True), _plan(True), kube=object())  # type: ignore[arg-type]
     assert summary["status"] == "dry-run"
+
+
+def test_failback_on_an_estate_that_never_failed_over_has_nothing_to_undo(
+    seeded: Seeded, tmp_path: Path
+) -> None:
+    """As a rollback it is a no-op that says why (the runner records it skipped), read-only."""
+    from dr.aws.session import CallRecorder
+
+    recorder = CallRecorder()
+    ctx = _ctx(seeded, tmp_path)
+    clients = ClientProvider()
+    clients.add_recorder(recorder)
+    ctx.clients_factory = lambda ro: clients
+    with pytest.raises(registry.NothingToUndo) as info:
+        _impl("action", "failback")(ctx, mode="planned")
+    estate = seeded.estate
+    assert f"{estate.app.name} is not failed over" in info.value.message
+    assert info.value.region == estate.primary.region
+    assert recorder.calls and recorder.mutating() == []
+
+
+def test_estate_invariants_on_a_healthy_estate(seeded: Seeded, tmp_path: Path) -> None:
+    from dr.procedures.drill_providers import estate_invariants
+
+    estate = seeded.estate
+    home = estate_invariants(_ctx(seeded, tmp_path), "primary")
+    assert home.serving == estate.primary.region
+    assert {i.name: i.ok for i in home.invariants} == {
+        "single-writer": True,
+        "dns-on-intended-region": True,
+        "replica-replicating": True,
+    }, home.invariants
+    away = {i.name: i for i in estate_invariants(_ctx(seeded, tmp_path), "secondary").invariants}
+    assert away["single-writer"].ok  # one writer wherever DNS points
+    assert not away["dns-on-intended-region"].ok
+    assert estate.secondary.region in away["dns-on-intended-region"].detail
+    assert not away["replica-replicating"].ok and "dr reprotect" in away["replica-replicating"].detail
