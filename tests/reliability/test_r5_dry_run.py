@@ -79,6 +79,10 @@ DRY_ARGS: dict[str, list[str]] = {
 }
 
 
+# The shared estate never failed over: a failback is refused by its gate (exit 3), read-only.
+DRY_EXIT: dict[str, int] = {"failback": 3}
+
+
 def leaf_commands() -> dict[str, click.Command]:
     from dr.cli.main import COMMANDS, cli
 
@@ -171,4 +175,4 @@ def test_dry_run_sends_no_mutating_call(shared_estate: Estate, command: str, tmp
     assert sent_mutations(log) == [], [(c.get("service"), c["operation"]) for c in sent_mutations(log)]
     # Nothing was even attempted (a refused call would mean a code path ignoring --dry-run).
     assert attempted == [], [(c.get("service"), c["operation"]) for c in attempted]
-    assert res.returncode == 0, (res.stdout[-1500:], res.stderr[-1500:])
+    assert res.returncode == DRY_EXIT.get(command, 0), (res.stdout[-1500:], res.stderr[-1500:])
