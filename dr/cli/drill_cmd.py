@@ -187,7 +187,9 @@ def _render_plan(data: dict[str, Any], out: Console) -> None:
     rows = []
     for ph in data["phases"]:
         for a in ph["activities"]:
-            mark = " [fault]" if a["fault"] else " [recovery]" if a["recovery"] else ""
+            # parentheses: rich would take "[fault]" for markup and drop it
+            mark = " (fault)" if a["fault"] else " (recovery)" if a["recovery"] else ""
+            mark += f" (undoes {a['undoes']})" if a.get("undoes") else ""
             args = ", ".join(f"{k}={v}" for k, v in a["arguments"].items() if v is not None)
             tol = "" if a["tolerance"] is None else f"tolerance {a['tolerance']}"
             rows.append(

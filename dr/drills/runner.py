@@ -163,6 +163,7 @@ def plan(loaded: LoadedScenario, ctx: DrillContext, hooks: MeasurementHooks | No
                     "tolerance": _tol(act.tolerance),
                     "fault": act.fault,
                     "recovery": act.recovery,
+                    "undoes": act.undoes,
                     "line": loaded.line_of((*_loc, acts.index(act))),
                     "implemented": available,
                     "pending": "" if available or prov is None else prov.pending,
@@ -186,6 +187,7 @@ def plan(loaded: LoadedScenario, ctx: DrillContext, hooks: MeasurementHooks | No
                 "notes": hooks.notes,
             },
             "phases": phases,
+            "end_state": sc.end_state.model_dump(),
             "ready": all(a["implemented"] for p in phases for a in p["activities"]),
         }
     )

@@ -65,6 +65,9 @@ def test_dry_run_prints_plan_and_writes_nothing(tmp_path: Path, monkeypatch) -> 
         "drill", "run", "db-corruption", "--dry-run", "--target", "aws"
     )  # corrupt-data: sandbox only
     assert table.exit_code == 0 and "PENDING" in table.output and "Dry run" in table.output
+    switchover = invoke("drill", "run", "planned-switchover", "--dry-run", "--target", "aws")
+    assert "planned-failover (fault)" in switchover.output  # not eaten as rich markup
+    assert "fail-back-to-primary (undoes planned-failover)" in switchover.output
     refused = invoke("drill", "run", "region-loss", "--dry-run", "--target", "aws")
     assert refused.exit_code == 2 and "does not support target 'aws'" in refused.output
 
