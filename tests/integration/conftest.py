@@ -14,6 +14,9 @@ same xdist worker use ``mock_aws``, which resets them. Tests talk to it over HTT
 from __future__ import annotations
 
 import contextlib
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +62,20 @@ class RunningSandbox:
 
     def password(self) -> str:
         return Path(self.state["postgres"]["password_file"]).read_text().strip()
+
+
+def run_dr(
+    sb: RunningSandbox, *args: str, timeout: float = 120, cwd: Path | None = None, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """``python -m dr --stack-dir stacks --target sandbox ARGS`` on ``sb``, as an operator runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "dr", "--stack-dir", str(STACKS), "--target", "sandbox", *args],
+        env={**os.environ, "DR_SANDBOX_DIR": str(sb.directory), **env},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def _start(directory: Path, latency: str = "fast", **kwargs: Any) -> RunningSandbox:

@@ -5,31 +5,20 @@ whose hypothesis fails change nothing, and `dr ops triage` exits 1 on an overall
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import STACKS
-from tests.integration.conftest import RunningSandbox
+from tests.integration.conftest import RunningSandbox, run_dr
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 
 def _dr(sb: RunningSandbox, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DR_SANDBOX_DIR": str(sb.directory), "DR_RUNS_DIR": str(cwd / "runs")}
-    return subprocess.run(
-        [sys.executable, "-m", "dr", "--stack-dir", str(STACKS), "--target", "sandbox", *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=400,
-    )
+    return run_dr(sb, *args, timeout=400, cwd=cwd, DR_RUNS_DIR=str(cwd / "runs"))
 
 
 def _estate_state(sb: RunningSandbox) -> dict[str, Any]:

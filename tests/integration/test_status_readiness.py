@@ -5,26 +5,16 @@ lost region that `status` reports without failing."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from typing import Any
 
 import pytest
 
-from tests.conftest import STACKS
-from tests.integration.conftest import RunningSandbox
+from tests.integration.conftest import RunningSandbox, run_dr
 
 
 def _dr(sb: RunningSandbox, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DR_SANDBOX_DIR": str(sb.directory), "COLUMNS": "200"}
-    return subprocess.run(
-        [sys.executable, "-m", "dr", "--stack-dir", str(STACKS), "--target", "sandbox", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_dr(sb, *args, timeout=timeout, COLUMNS="200")
 
 
 def _json(proc: subprocess.CompletedProcess[str]) -> Any:
