@@ -8,6 +8,8 @@ It serves, over plain HTTP on ``127.0.0.1`` (ephemeral port), the subset of the 
   (derived from the cluster's capacity, with conditions that tests can set).
 * apps/v1: deployments (incl. the ``scale`` subresource) and replicasets.
 * autoscaling/v2: horizontalpodautoscalers. networking.k8s.io/v1: networkpolicies.
+* authorization.k8s.io/v1: selfsubjectaccessreviews (``kubectl auth can-i``): allowed, except the
+  rules in ``FakeKubeApi.rbac_denied``.
 
 Patches: ``application/merge-patch+json`` (RFC 7386), ``application/strategic-merge-patch+json``
 (merge patch, plus lists of objects merged by ``name`` as containers are) and

@@ -371,6 +371,33 @@ def _seed_kms(clients: ClientProvider, estate: Estate, view: SiteView, result: S
     result.ids[view.region]["kms_key"] = key["KeyMetadata"]["Arn"]
 
 
+def _seed_operator(clients: ClientProvider, estate: Estate, result: SeedResult) -> None:
+    """The operator's role, with the policy `dr iam-policy --procedure P` prints for every procedure
+    (its Allow statements: the restore policy's Deny on the estate's databases would refuse what
+    failback, reprotect and ops must do to them — in an account, restore gets a role of its own)."""
+    from dr.procedures.iam import PROCEDURES, policy
+    from dr.sandbox.realism import ACCOUNT_ID, OPERATOR_ROLE
+
+    iam = clients.client("iam", "us-east-1")
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT_ID}:root"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+    iam.create_role(RoleName=OPERATOR_ROLE, AssumeRolePolicyDocument=json.dumps(trust))
+    for procedure in PROCEDURES:
+        doc = policy(estate, procedure, account_id=ACCOUNT_ID, target=estate.secondary)
+        doc["Statement"] = [st for st in doc["Statement"] if st["Effect"] == "Allow"]
+        arn = iam.create_policy(PolicyName=f"dr-{procedure}", PolicyDocument=json.dumps(doc))["Policy"]["Arn"]
+        iam.attach_role_policy(RoleName=OPERATOR_ROLE, PolicyArn=arn)
+    result.ids.setdefault("global", {})["operator_role"] = OPERATOR_ROLE
+
+
 def seed_estate(
     estate: Estate,
     clients: ClientProvider,
@@ -404,6 +431,7 @@ def seed_estate(
         for future in [pool.submit(region_part, view) for view in views]:
             future.result()
     _seed_dns(clients, estate, result)
+    _seed_operator(clients, estate, result)
     real = databases() if callable(databases) else databases
     password = real[estate.primary.region].password if real else (password or secrets.token_urlsafe(18))
     primary_arn = _seed_database(
