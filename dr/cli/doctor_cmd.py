@@ -72,6 +72,7 @@ def doctor(app: AppContext, timeout: float, kubeconfig: str | None) -> None:
     from dr.procedures.doctor import run_doctor
 
     clients = probe_clients(app, timeout)
+    clients.max_attempts = 4  # IAM's simulator throttles at a few calls a second
     kube = kube_factory(app, kubeconfig, clients)
     try:
         report = run_doctor(app.estate, clients, kube, command=app.command)
