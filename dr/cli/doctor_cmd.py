@@ -30,17 +30,19 @@ def render(data: dict[str, Any], out: Console) -> None:
     table.add_column("region", no_wrap=True)
     table.add_column("status", no_wrap=True)
     table.add_column("detail", overflow="fold", min_width=30)
-    table.add_column("what to do", overflow="fold", min_width=30)
+    fixes = any(c["fix"] for c in data["checks"])  # no empty column when there is nothing to do
+    if fixes:
+        table.add_column("what to do", overflow="fold", min_width=30)
     for c in data["checks"]:
         style = STYLE.get(c["status"], "white")
-        table.add_row(
+        cells = [
             c["area"],
             escape(c["name"]),
             c["region"] or "global",
             f"[{style}]{c['status']}[/{style}]",
             escape(c["detail"]),
-            escape(c["fix"] or ""),
-        )
+        ]
+        table.add_row(*cells, *([escape(c["fix"] or "")] if fixes else []))
     out.print(table)
     counts = data["counts"]
     out.print(f"{counts['pass']} pass, {counts['warn']} warn, {counts['fail']} fail")

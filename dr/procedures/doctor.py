@@ -88,8 +88,14 @@ class DoctorReport:
     checks: list[Check]
 
     @property
+    def counts(self) -> dict[str, int]:
+        return {s: sum(1 for c in self.checks if c.status == s) for s in _ORDER}
+
+    @property
     def status(self) -> str:
-        return max((c.status for c in self.checks), key=_ORDER.index, default=PASS)
+        """The worst status of any check (pass when there is none)."""
+        counts = self.counts
+        return next((s for s in reversed(_ORDER) if counts[s]), PASS)
 
     @property
     def failed(self) -> list[Check]:
@@ -97,7 +103,8 @@ class DoctorReport:
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.failed else 0
+        """1 when a check failed; warnings alone exit 0."""
+        return int(bool(self.counts[FAIL]))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -108,7 +115,7 @@ class DoctorReport:
             "identity": self.identity,
             "iam_source": self.iam_source,
             "status": self.status,
-            "counts": {s: sum(1 for c in self.checks if c.status == s) for s in _ORDER},
+            "counts": self.counts,
             "checks": [c.to_dict() for c in self.checks],
         }
 
@@ -327,31 +334,22 @@ def _site_jobs(estate: Estate, view: SiteView, clients: ClientProvider) -> dict[
 def _resource_checks(estate: Estate, view: SiteView, got: dict[str, Got]) -> list[Check]:
     s, r = view.site, view.region
     deploy = f"deploy it (`pulumi up --stack {view.stack}`) or fix the name in {estate.stack_dir}/Pulumi.{view.stack}.yaml"
+    # key of _site_jobs -> (area, what, the stack-file key naming it)
+    # fmt: off
     names = {
         "database": ("resource", f"RDS instance {s.database.identifier}", "site.database.identifier"),
-        "redis": (
-            "resource",
-            f"ElastiCache group {s.cache.replication_group_id}",
-            "site.cache.replicationGroupId",
-        ),
+        "redis": ("resource", f"ElastiCache group {s.cache.replication_group_id}", "site.cache.replicationGroupId"),
         "cluster": ("resource", f"EKS cluster {s.cluster.name}", "site.cluster.name"),
-        "nodegroup": (
-            "resource",
-            f"EKS nodegroup {s.cluster.name}/{s.cluster.nodegroup.name}",
-            "site.cluster.nodegroup.name",
-        ),
+        "nodegroup": ("resource", f"EKS nodegroup {s.cluster.name}/{s.cluster.nodegroup.name}", "site.cluster.nodegroup.name"),
         "alb": ("resource", f"ALB {s.edge.alb_name}", "site.edge.albName"),
         "target_group": ("resource", f"target group {s.edge.target_group_name}", "site.edge.targetGroupName"),
         "web_acl": ("resource", f"WAF web ACL {s.edge.web_acl_name}", "site.edge.webAclName"),
         "ip_set": ("resource", f"WAF IP set {s.edge.ip_set_name}", "site.edge.ipSetName"),
-        "secret": (
-            "resource",
-            f"secret {estate.app.db_secret.secrets_manager_id}",
-            "app.dbSecret.secretsManagerId",
-        ),
+        "secret": ("resource", f"secret {estate.app.db_secret.secrets_manager_id}", "app.dbSecret.secretsManagerId"),
         "lock_table": ("state", f"lock table {estate.lock_table}", "app.lockTable"),
         "journal_bucket": ("state", f"journal bucket {estate.journal_bucket(r)}", "app.journalBucketPrefix"),
     }
+    # fmt: on
     checks = []
     for key, (area, name, config_key) in names.items():
         out = got[key]

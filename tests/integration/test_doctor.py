@@ -4,17 +4,16 @@ naming the procedure, the missing actions and the command that prints the fix.""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.conftest import ROOT, STACKS
 from tests.integration.conftest import RunningSandbox
+from tests.integration.test_status_readiness import _json
 
 CHESS = ROOT / "examples" / "chess-ai" / "stacks"
 
@@ -31,15 +30,6 @@ def _dr(
         timeout=timeout,
         cwd=ROOT,
     )
-
-
-def _json(proc: subprocess.CompletedProcess[str]) -> Any:
-    try:
-        return json.loads(proc.stdout)
-    except ValueError:
-        raise AssertionError(
-            f"not JSON (rc {proc.returncode}): {proc.stdout[:500]} {proc.stderr[-2000:]}"
-        ) from None
 
 
 def test_doctor_passes_on_the_sandbox_json_and_table(sandbox: RunningSandbox) -> None:
@@ -61,7 +51,7 @@ def test_doctor_passes_on_the_sandbox_json_and_table(sandbox: RunningSandbox) ->
 
 def test_a_narrowed_operator_role_fails_naming_the_fix(sandbox: RunningSandbox) -> None:
     iam = sandbox.clients().client("iam", "us-east-1")
-    arn = "arn:aws:iam::123456789012:policy/dr-failover"
+    arn = "arn:aws:iam::123456789012:policy/sandbox-failover"
     iam.detach_role_policy(RoleName="sandbox", PolicyArn=arn)
     try:
         proc = _dr(sandbox.directory, "--target", "sandbox", "-o", "json", "doctor")

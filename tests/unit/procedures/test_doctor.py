@@ -11,7 +11,7 @@ import pytest
 
 from dr.aws.session import ClientProvider
 from dr.procedures.doctor import FAIL, PASS, WARN, DoctorReport, run_doctor
-from dr.procedures.iam import PROCEDURES, policy
+from dr.procedures.iam import PROCEDURES
 from tests.unit.procedures.test_status_fixtures import Full, full
 
 __all__ = ["full"]
@@ -51,35 +51,13 @@ def complete(full: Full) -> None:
 def operator(
     full: Full, *, drop: dict[str, set[str]] | None = None, restore_deny: bool = False
 ) -> ClientProvider:
-    """Credentials of an assumed role carrying every procedure's `dr iam-policy` policy (minus the
-    ``drop`` actions per procedure). The restore policy's Deny (never modify/delete the estate's
-    databases) is left out unless ``restore_deny``: on one role with the others it denies what
-    failback, reprotect and ops must do."""
-    iam = full.clients.client("iam", "us-east-1")
-    trust = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
-                "Action": "sts:AssumeRole",
-            }
-        ],
-    }
-    role = iam.create_role(RoleName=ROLE, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
-    for procedure in PROCEDURES:
-        doc = policy(full.estate, procedure, account_id=ACCOUNT, target=full.estate.secondary)
-        for st in doc["Statement"]:
-            if st["Effect"] == "Allow":
-                st["Action"] = [a for a in st["Action"] if a not in (drop or {}).get(procedure, set())]
-        doc["Statement"] = [
-            st for st in doc["Statement"] if st["Action"] and (restore_deny or st["Effect"] == "Allow")
-        ]
-        arn = iam.create_policy(PolicyName=f"dr-{procedure}", PolicyDocument=json.dumps(doc))["Policy"]["Arn"]
-        iam.attach_role_policy(RoleName=ROLE, PolicyArn=arn)
-    creds = full.clients.client("sts", "us-east-1").assume_role(RoleArn=role, RoleSessionName="alice")[
-        "Credentials"
-    ]
+    """Credentials of a session of a role carrying every procedure's `dr iam-policy` policy (minus
+    the ``drop`` actions per procedure; restore's Deny only with ``restore_deny``)."""
+    from dr.sandbox.seed import create_operator_role
+
+    role = create_operator_role(full.clients, full.estate, role=ROLE, drop=drop, denies=restore_deny)
+    sts = full.clients.client("sts", "us-east-1")
+    creds = sts.assume_role(RoleArn=role, RoleSessionName="alice")["Credentials"]
     return ClientProvider(
         credentials={
             "aws_access_key_id": creds["AccessKeyId"],
