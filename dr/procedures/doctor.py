@@ -566,8 +566,9 @@ def simulate_needs(
     decisions: dict[tuple[str, str], str] = {}
     try:
         for resource, actions in sorted(by_resource.items()):
+            asked = {a.lower(): a for a in actions}  # IAM action names are case-insensitive
             for d in simulate(clients, principal, actions, [resource]):
-                decisions[(d.action, resource)] = d.decision
+                decisions[(asked.get(d.action.lower(), d.action), resource)] = d.decision
         return IamResult("iam:SimulatePrincipalPolicy", principal, decisions)
     except SimulationUnavailable:
         from dr.procedures.policy_eval import evaluate

@@ -241,3 +241,83 @@ class _Raw:
 
     def read(self, *_: Any) -> bytes:
         return self.body
+
+
+def test_one_region_refusing_the_credentials_is_a_region_not_enabled(full: Full) -> None:
+    complete(full)
+    clients = operator(full)
+    s = full.estate.secondary
+    sts = clients.client("sts", s.region)
+
+    def refuse(request: Any, **_: Any) -> Any:
+        from botocore.awsrequest import AWSResponse
+
+        body = (
+            b"<ErrorResponse><Error><Type>Sender</Type><Code>InvalidClientTokenId</Code>"
+            b"<Message>The security token included in the request is invalid.</Message></Error></ErrorResponse>"
+        )
+        return AWSResponse(request.url, 403, {}, _Raw(body))
+
+    sts.meta.events.register("before-send.sts.GetCallerIdentity", refuse)
+    report = doctor(full, clients)
+    assert report.exit_code == 1
+    identity = {c.region: c for c in report.checks if c.area == "identity"}
+    assert identity[full.estate.primary.region].status == PASS
+    assert identity[s.region].status == FAIL
+    assert "not enabled" in identity[s.region].detail
+    assert f"aws account enable-region --region-name {s.region}" in str(identity[s.region].fix)
+    # the region that answers is still checked in full; the other one is not probed at all
+    regional = {c.region for c in report.checks if c.area == "resource" and not c.name.startswith("Route53")}
+    assert regional == {full.estate.primary.region}
+    assert by_name(report)[("iam failover", None)].status == PASS
+
+
+def test_the_real_simulator_is_used_when_the_endpoint_has_it() -> None:
+    """Against real AWS: SimulatePrincipalPolicy's per-resource answers, all pages, and no local
+    evaluation (botocore's Stubber stands in for IAM)."""
+    from botocore.stub import Stubber
+
+    from dr.aws.identity import Identity
+    from dr.procedures.doctor import simulate_needs
+
+    clients = ClientProvider(credentials={"aws_access_key_id": "a", "aws_secret_access_key": "b"})
+    iam = clients.client("iam", "us-east-1")
+    role = f"arn:aws:iam::{ACCOUNT}:role/aws-reserved/sso.amazonaws.com/AWSReservedSSO_Ops_0123"
+    db = f"arn:aws:rds:us-east-1:{ACCOUNT}:db:shop-replica"
+    needs = {"failover": [("rds:PromoteReadReplica", db), ("rds:DescribeDBInstances", db)]}
+    with Stubber(iam) as stub:
+        stub.add_response("get_role", {"Role": {"Path": "/aws-reserved/sso.amazonaws.com/", "RoleName": "AWSReservedSSO_Ops_0123", "RoleId": "AROAEXAMPLE0123456789", "Arn": role, "CreateDate": "2026-01-01T00:00:00Z"}}, {"RoleName": "AWSReservedSSO_Ops_0123"})  # fmt: skip
+        base = {"PolicySourceArn": role, "ResourceArns": [db], "MaxItems": 1000}
+        actions = ["rds:DescribeDBInstances", "rds:PromoteReadReplica"]
+        stub.add_response(
+            "simulate_principal_policy",
+            {
+                "EvaluationResults": [
+                    {"EvalActionName": "rds:describedbinstances", "EvalDecision": "allowed", "ResourceSpecificResults": [{"EvalResourceName": db, "EvalResourceDecision": "allowed"}]},
+                ],
+                "IsTruncated": True,
+                "Marker": "page-2",
+            },
+            {**base, "ActionNames": actions},
+        )  # fmt: skip
+        stub.add_response(
+            "simulate_principal_policy",
+            {
+                "EvaluationResults": [
+                    {"EvalActionName": "rds:PromoteReadReplica", "EvalResourceName": db, "EvalDecision": "implicitDeny"},
+                ],
+                "IsTruncated": False,
+            },
+            {**base, "ActionNames": actions, "Marker": "page-2"},
+        )  # fmt: skip
+        ident = Identity(
+            ACCOUNT, f"arn:aws:sts::{ACCOUNT}:assumed-role/AWSReservedSSO_Ops_0123/alice", "x", "us-east-1"
+        )
+        result = simulate_needs(clients, ident, needs)
+        stub.assert_no_pending_responses()
+    assert result.source == "iam:SimulatePrincipalPolicy"
+    assert result.principal == role  # the SSO role's path, from GetRole
+    assert result.decisions == {
+        ("rds:DescribeDBInstances", db): "allowed",
+        ("rds:PromoteReadReplica", db): "implicitDeny",
+    }
