@@ -137,8 +137,8 @@ class Got:
 
 
 def _try(fn: Callable[[], Any]) -> Got:
-    """Run one read. Credentials no call can use are raised (the operator's setup, exit 2);
-    everything else is kept on its check."""
+    """Run one read, keeping its error for its check (one failing read never breaks the report;
+    :func:`run_doctor` raises a credentials error only when no region accepts the credentials)."""
     from dr.aws.session import aws_setup_error, endpoint_error_types
 
     try:
