@@ -48,8 +48,10 @@ def caller_identity(clients: ClientProvider, region: str) -> Identity:
 def region_opt_in(clients: ClientProvider, region: str, names: Iterable[str]) -> dict[str, str | None]:
     """Opt-in status of each of ``names`` (None: the partition has no such region), asked in ``region``."""
     wanted = sorted(set(names))
+    # No RegionNames filter: EC2 refuses the whole call (InvalidParameterValue) when one name is not
+    # a region of the partition, and that answer is what this check must report per region.
     with aws_errors(resource="regions", region=region, action="describe"):
-        raw = clients.client("ec2", region).describe_regions(AllRegions=True, RegionNames=wanted)
+        raw = clients.client("ec2", region).describe_regions(AllRegions=True)
     found = {str(r["RegionName"]): str(r.get("OptInStatus") or "opt-in-not-required") for r in raw["Regions"]}
     return {name: found.get(name) for name in wanted}
 
