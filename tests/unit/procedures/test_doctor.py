@@ -209,27 +209,19 @@ def test_an_opt_in_region_not_enabled_fails_its_region_check(tmp_path: Path) -> 
     assert all(c.fix for c in report.failed)  # every failure says what to do
 
 
-def test_no_region_accepting_the_credentials_is_a_setup_error(full: Full) -> None:
-    from dr.errors import CredentialsError
+def refuse_sts(clients: ClientProvider, region: str, code: str, message: str, status: int) -> None:
+    """STS in ``region`` answers ``code`` (as AWS does for expired tokens or a region not enabled)."""
+    from botocore.awsrequest import AWSResponse
 
-    clients = ClientProvider()
-    for region in full.estate.regions:
-        sts = clients.client("sts", region)
+    body = (
+        f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code>"
+        f"<Message>{message}</Message></Error></ErrorResponse>"
+    ).encode()
 
-        def refuse(request: Any, **_: Any) -> Any:
-            from botocore.awsrequest import AWSResponse
+    def refuse(request: Any, **_: Any) -> Any:
+        return AWSResponse(request.url, status, {}, _Raw(body))
 
-            body = (
-                b"<ErrorResponse><Error><Type>Sender</Type><Code>ExpiredToken</Code>"
-                b"<Message>The security token included in the request is expired</Message></Error></ErrorResponse>"
-            )
-            return AWSResponse(request.url, 400, {}, _Raw(body))
-
-        sts.meta.events.register("before-send.sts.GetCallerIdentity", refuse)
-    with pytest.raises(CredentialsError) as err:
-        run_doctor(full.estate, clients, full.kube)
-    assert err.value.exit_code == 2
-    assert "aws sso login" in str(err.value.hint)
+    clients.client("sts", region).meta.events.register("before-send.sts.GetCallerIdentity", refuse)
 
 
 class _Raw:
@@ -243,22 +235,31 @@ class _Raw:
         return self.body
 
 
+def test_no_region_accepting_the_credentials_is_a_setup_error(full: Full) -> None:
+    from dr.errors import CredentialsError
+
+    clients = ClientProvider()
+    for region in full.estate.regions:
+        refuse_sts(
+            clients, region, "ExpiredToken", "The security token included in the request is expired", 400
+        )
+    with pytest.raises(CredentialsError) as err:
+        run_doctor(full.estate, clients, full.kube)
+    assert err.value.exit_code == 2
+    assert "aws sso login" in str(err.value.hint)
+
+
 def test_one_region_refusing_the_credentials_is_a_region_not_enabled(full: Full) -> None:
     complete(full)
     clients = operator(full)
     s = full.estate.secondary
-    sts = clients.client("sts", s.region)
-
-    def refuse(request: Any, **_: Any) -> Any:
-        from botocore.awsrequest import AWSResponse
-
-        body = (
-            b"<ErrorResponse><Error><Type>Sender</Type><Code>InvalidClientTokenId</Code>"
-            b"<Message>The security token included in the request is invalid.</Message></Error></ErrorResponse>"
-        )
-        return AWSResponse(request.url, 403, {}, _Raw(body))
-
-    sts.meta.events.register("before-send.sts.GetCallerIdentity", refuse)
+    refuse_sts(
+        clients,
+        s.region,
+        "InvalidClientTokenId",
+        "The security token included in the request is invalid.",
+        403,
+    )
     report = doctor(full, clients)
     assert report.exit_code == 1
     identity = {c.region: c for c in report.checks if c.area == "identity"}
