@@ -137,6 +137,7 @@ COMMAND_PROCEDURE = {
     "dns": "failover",
     "status": "failover",
     "readiness": "failover",
+    "doctor": "failover",
     "iam-policy": "failover",
     "failback": "failback",
     "reconcile": "failback",

@@ -951,6 +951,26 @@ class Kube:
             )
         return out
 
+    # -- RBAC ------------------------------------------------------------------------------------------
+    def can_i(
+        self, verb: str, group: str, resource: str, *, namespace: str | None, subresource: str = ""
+    ) -> tuple[bool, str]:
+        """``kubectl auth can-i``: a SelfSubjectAccessReview of one verb for this client's identity
+        (creates nothing; allowed even in a dry run). Returns (allowed, the authorizer's reason)."""
+        attrs = {"verb": verb, "group": group, "resource": resource, "subresource": subresource}
+        if namespace:
+            attrs["namespace"] = namespace
+        body = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SelfSubjectAccessReview",
+            "spec": {"resourceAttributes": attrs},
+        }
+        what = f"{resource}/{subresource}" if subresource else resource
+        with self._errors("selfsubjectaccessreview", f"{verb} {what}", namespace, "create"):
+            doc = self._request("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", body=body)
+        status = doc.get("status") or {}
+        return bool(status.get("allowed")) and not status.get("denied"), str(status.get("reason") or "")
+
     # -- HPA ------------------------------------------------------------------------------------------
     def hpa_for(self, namespace: str, deployment: str) -> HpaInfo | None:
         """The HPA whose scaleTargetRef is the deployment (None when there is none)."""

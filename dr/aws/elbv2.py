@@ -70,3 +70,29 @@ def target_health(clients: ClientProvider, region: str, name: str) -> TargetGrou
         for d in raw.get("TargetHealthDescriptions", [])
     )
     return TargetGroupHealth(name=name, region=region, arn=arn, targets=targets)
+
+
+@dataclass(frozen=True)
+class LoadBalancer:
+    name: str
+    region: str
+    arn: str
+    dns_name: str
+    state: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "region": self.region, "arn": self.arn, "state": self.state}
+
+
+def load_balancer(clients: ClientProvider, region: str, name: str) -> LoadBalancer:
+    """The load balancer named ``name`` (NotFound naming it otherwise)."""
+    with aws_errors(resource=f"load balancer {name}", region=region, action="describe"):
+        raw = clients.client("elbv2", region).describe_load_balancers(Names=[name])
+    lb = raw["LoadBalancers"][0]
+    return LoadBalancer(
+        name=name,
+        region=region,
+        arn=str(lb["LoadBalancerArn"]),
+        dns_name=str(lb.get("DNSName", "")),
+        state=str((lb.get("State") or {}).get("Code", "unknown")),
+    )

@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "reprotect": ("dr.cli.reprotect_cmd:reprotect", "Rebuild the standby DB as a replica of the serving one."),
     "status": ("dr.cli.status_cmd:status", "Which region is active; health of each region (read-only)."),
     "readiness": ("dr.cli.readiness_cmd:readiness", "Is DR ready? prod vs DR checks (exit 1 on a fail)."),
+    "doctor": ("dr.cli.doctor_cmd:doctor", "Preflight: identity, regions, resources, IAM, RBAC, drift (exit 1 on a fail)."),
     "sandbox": ("dr.cli.sandbox_cmd:sandbox", "Run the two-region estate locally: sandbox up, status, down."),
     "iam-policy": ("dr.cli.iam_cmd:iam_policy", "Least-privilege IAM policy JSON a procedure needs."),
 }

@@ -524,22 +524,58 @@ def kubernetes_verbs(estate: Estate, procedure: str) -> list[dict[str, Any]]:
     return [{"operation": k, "regions": sorted(v)} for k, v in sorted(seen.items())]
 
 
+# What the cluster's RBAC must allow for each Kubernetes operation of a plan (what dr.kube sends):
+# (verb, API group, resource, subresource). Scaling reads the scale subresource before patching
+# it; an HPA is found by listing the namespace's HPAs.
+Rule = tuple[str, str, str, str]
+RBAC: dict[str, tuple[Rule, ...]] = {
+    "GetDeployment": (("get", "apps", "deployments", ""),),
+    "ListDeployments": (("list", "apps", "deployments", ""),),
+    "PatchDeployment": (("get", "apps", "deployments", ""), ("patch", "apps", "deployments", "")),
+    "PatchDeploymentScale": (
+        ("get", "apps", "deployments", "scale"),
+        ("patch", "apps", "deployments", "scale"),
+    ),
+    "PatchHorizontalPodAutoscaler": (
+        ("list", "autoscaling", "horizontalpodautoscalers", ""),
+        ("patch", "autoscaling", "horizontalpodautoscalers", ""),
+    ),
+    "GetSecret": (("get", "", "secrets", ""),),
+    "PatchSecret": (("get", "", "secrets", ""), ("patch", "", "secrets", "")),
+    "ListPods": (("list", "", "pods", ""),),
+    "PatchPod": (("patch", "", "pods", ""),),
+    "PatchConfigMap": (("get", "", "configmaps", ""), ("patch", "", "configmaps", "")),
+    "CreateNetworkPolicy": (("create", "networking.k8s.io", "networkpolicies", ""),),
+}
+# The reads of `dr status` / `dr readiness` (deployments, the DB secret), in every cluster.
+_STATUS_K8S = ("ListDeployments", "GetDeployment", "GetSecret")
+
+
+def rbac_rules(estate: Estate, procedures: Iterable[str] = PROCEDURES) -> dict[str, dict[Rule, list[str]]]:
+    """Per region: each RBAC rule the procedures' Kubernetes operations need, and which procedures
+    (``status`` for the reads of dr status/readiness) need it."""
+    out: dict[str, dict[Rule, list[str]]] = {
+        v.region: defaultdict(list) for v in (estate.primary, estate.secondary)
+    }
+    for region in out:
+        for op in _STATUS_K8S:
+            for rule in RBAC[op]:
+                out[region][rule].append("status")
+    for procedure in procedures:
+        for entry in kubernetes_verbs(estate, procedure):
+            for region in entry["regions"]:
+                for rule in RBAC.get(entry["operation"], ()):
+                    if procedure not in out[region][rule]:
+                        out[region][rule].append(procedure)
+    return {region: dict(rules) for region, rules in out.items()}
+
+
 def allows(doc: dict[str, Any], action: str, arn: str) -> bool:
-    """Does ``doc`` allow ``action`` on ``arn``? IAM wildcard matching; an explicit Deny wins.
-    (Conditions are not evaluated: the generated policies have none.)"""
-    import fnmatch
+    """Does ``doc`` allow ``action`` on ``arn``? IAM wildcard matching; an explicit Deny wins
+    (:func:`dr.procedures.policy_eval.evaluate`; the generated policies have no conditions)."""
+    from dr.procedures.policy_eval import ALLOWED, evaluate
 
-    def matches(st: dict[str, Any]) -> bool:
-        actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
-        resources = st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
-        return any(fnmatch.fnmatchcase(action, a) for a in actions) and any(
-            fnmatch.fnmatchcase(arn, r) for r in resources
-        )
-
-    statements = doc["Statement"]
-    if any(st.get("Effect") == "Deny" and matches(st) for st in statements):
-        return False
-    return any(st.get("Effect") == "Allow" and matches(st) for st in statements)
+    return evaluate([doc], action, arn) == ALLOWED
 
 
 def _task_actions(defn: dict[str, Any]) -> list[str]:

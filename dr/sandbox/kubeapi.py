@@ -8,6 +8,8 @@ It serves, over plain HTTP on ``127.0.0.1`` (ephemeral port), the subset of the 
   (derived from the cluster's capacity, with conditions that tests can set).
 * apps/v1: deployments (incl. the ``scale`` subresource) and replicasets.
 * autoscaling/v2: horizontalpodautoscalers. networking.k8s.io/v1: networkpolicies.
+* authorization.k8s.io/v1: selfsubjectaccessreviews (``kubectl auth can-i``): allowed, except the
+  rules in ``FakeKubeApi.rbac_denied``.
 
 Patches: ``application/merge-patch+json`` (RFC 7386), ``application/strategic-merge-patch+json``
 (merge patch, plus lists of objects merged by ``name`` as containers are) and
@@ -358,6 +360,9 @@ class FakeKubeApi:
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
         self.requests = 0
+        # RBAC rules this cluster refuses to the caller: (verb, group, resource, subresource), as a
+        # SelfSubjectAccessReview asks them (everything else is allowed, as for a cluster admin).
+        self.rbac_denied: set[tuple[str, str, str, str]] = set()
         # Called with (method, path, body) for every write request that reached the server, before
         # it is applied (tests count side effects server-side: a kill -9 can lose a sent request).
         self.on_write: Callable[[str, str, Any], None] | None = None
@@ -1156,6 +1161,20 @@ class FakeKubeApi:
             self._put("deployments", {**dep, "metadata": meta, "status": status})
 
     # -- in-process helpers for tests and the sandbox manager ----------------------------------------
+    def access_review(self, body: Any) -> Obj:
+        """The answer to a SelfSubjectAccessReview (``kubectl auth can-i``) for ``rbac_denied``."""
+        if not isinstance(body, dict) or body.get("kind") != "SelfSubjectAccessReview":
+            raise ApiError(400, "BadRequest", "expected a SelfSubjectAccessReview")
+        attrs = (body.get("spec") or {}).get("resourceAttributes") or {}
+        rule = tuple(str(attrs.get(k) or "") for k in ("verb", "group", "resource", "subresource"))
+        denied = rule in self.rbac_denied
+        status: Obj = {"allowed": not denied}
+        if denied:
+            status.update(denied=True, reason=f"sandbox RBAC denies {' '.join(rule).strip()}")
+        else:
+            status["reason"] = "sandbox: the caller is a cluster admin"
+        return {**body, "status": status}
+
     def ready_pods(self, namespace: str, deployment: str) -> int:
         """Ready pods of the deployment (all its ReplicaSets)."""
         dep = self.get("deployments", namespace, deployment)
@@ -1218,6 +1237,9 @@ _PATH = re.compile(
 )
 
 
+_ACCESS_REVIEWS = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
+
+
 def _make_handler(api: FakeKubeApi) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -1266,6 +1288,9 @@ def _make_handler(api: FakeKubeApi) -> type[BaseHTTPRequestHandler]:
                     self._send(200, {"major": "1", "minor": "31", "gitVersion": "v1.31.0-dr-sandbox"})
                     return
                 body = self._body() if method in ("POST", "PUT", "PATCH") else None
+                if method == "POST" and url.path.rstrip("/") == _ACCESS_REVIEWS:
+                    self._send(201, api.access_review(body))
+                    return
                 if method != "GET" and api.on_write is not None:
                     api.on_write(method, url.path, body)
                 self._send(*self._dispatch(method, url.path, query, body))

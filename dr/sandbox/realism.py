@@ -50,6 +50,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("dr.sandbox.realism")
 
 ACCOUNT_ID = "123456789012"  # moto's default account (fake credentials map to it)
+# Who the sandbox's caller is: a session of this role (seeded with every procedure's `dr iam-policy`
+# policy, dr.sandbox.seed), as an operator's SSO or assumed role is in a real account.
+OPERATOR_ROLE, OPERATOR_SESSION = "sandbox", "operator"
+OPERATOR_ARN = f"arn:aws:sts::{ACCOUNT_ID}:assumed-role/{OPERATOR_ROLE}/{OPERATOR_SESSION}"
 
 # Wire protocol by SigV4 signing name (what the error envelope must look like).
 PROTOCOLS: dict[str, str] = {
@@ -322,7 +326,7 @@ def denied_reply(req: AwsRequest, code: str | None = None) -> ErrorReply:
     action = f"{_IAM_PREFIX.get(req.service, req.service)}:{req.operation}"
     if code == default:
         message = (
-            f"User: arn:aws:sts::123456789012:assumed-role/sandbox/operator is not authorized to perform: "
+            f"User: {OPERATOR_ARN} is not authorized to perform: "
             f"{action} on resource: * because no identity-based policy allows the {action} action"
         )
     elif code.startswith("ExpiredToken"):
@@ -733,6 +737,12 @@ def elasticache_backend(region: str) -> Any:
     from moto.elasticache.models import elasticache_backends
 
     return elasticache_backends[ACCOUNT_ID][region]
+
+
+def iam_backend() -> Any:
+    from moto.iam.models import iam_backends
+
+    return iam_backends[ACCOUNT_ID]["aws"]
 
 
 def route53_backend() -> Any:
@@ -1680,6 +1690,30 @@ class Realism:
             f"<HealthCheckObservations>{observations}</HealthCheckObservations></GetHealthCheckStatusResponse>"
         ).encode()
         return 200, [("Content-Type", "text/xml"), ("Content-Length", str(len(body)))], body
+
+    # ======================= STS ==============================================================
+    def _op_sts_GetCallerIdentity(self, req: AwsRequest, environ: dict[str, Any]) -> Reply | None:
+        """The caller is a session of the operator role once the seed created it (moto would
+        answer its placeholder ``user/moto``, which no IAM policy is attached to)."""
+        role = next((r for r in iam_backend().roles.values() if r.name == OPERATOR_ROLE), None)
+        if role is None:
+            return None
+        body = (
+            '<?xml version="1.0" encoding="UTF-8"?>\n'
+            '<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
+            f"<GetCallerIdentityResult><Arn>{OPERATOR_ARN}</Arn><UserId>{role.id}:{OPERATOR_SESSION}</UserId>"
+            f"<Account>{ACCOUNT_ID}</Account></GetCallerIdentityResult>"
+            f"<ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata>"
+            "</GetCallerIdentityResponse>"
+        ).encode()
+        return 200, [("Content-Type", "text/xml"), ("Content-Length", str(len(body)))], body
+
+    def _op_iam_SimulatePrincipalPolicy(self, req: AwsRequest, environ: dict[str, Any]) -> Reply | None:
+        """moto has no policy simulator (its server would answer an HTML 500): say so the way an
+        endpoint says it does not know an action, so clients can tell "missing" from "failed"."""
+        raise AwsError(
+            "InvalidAction", "SimulatePrincipalPolicy is not yet implemented by the sandbox (moto)"
+        )
 
     # ======================= CloudWatch ReplicaLag =========================================
     def publish_replica_lag(self) -> None:

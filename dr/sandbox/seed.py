@@ -371,6 +371,48 @@ def _seed_kms(clients: ClientProvider, estate: Estate, view: SiteView, result: S
     result.ids[view.region]["kms_key"] = key["KeyMetadata"]["Arn"]
 
 
+def create_operator_role(
+    clients: ClientProvider,
+    estate: Estate,
+    *,
+    role: str | None = None,
+    drop: dict[str, set[str]] | None = None,
+    denies: bool = False,
+) -> str:
+    """An operator's role with the policy `dr iam-policy --procedure P` prints for every procedure
+    (minus the ``drop`` actions of a procedure); returns its ARN. Only the Allow statements unless
+    ``denies``: the restore policy's Deny on the estate's databases would refuse what failback,
+    reprotect and ops must do to them — in an account, restore gets a role of its own."""
+    from dr.procedures.iam import PROCEDURES, policy
+    from dr.sandbox.realism import ACCOUNT_ID, OPERATOR_ROLE
+
+    name = role or OPERATOR_ROLE
+    iam = clients.client("iam", "us-east-1")
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT_ID}:root"}, "Action": "sts:AssumeRole"}],
+    }  # fmt: skip
+    arn = str(iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"])
+    for procedure in PROCEDURES:
+        doc = policy(estate, procedure, account_id=ACCOUNT_ID, target=estate.secondary)
+        dropped = (drop or {}).get(procedure, set())
+        for st in doc["Statement"]:
+            st["Action"] = [a for a in st["Action"] if a not in dropped]
+        doc["Statement"] = [
+            st for st in doc["Statement"] if st["Action"] and (denies or st["Effect"] == "Allow")
+        ]
+        pol = iam.create_policy(PolicyName=f"{name}-{procedure}", PolicyDocument=json.dumps(doc))["Policy"][
+            "Arn"
+        ]
+        iam.attach_role_policy(RoleName=name, PolicyArn=pol)
+    return arn
+
+
+def _seed_operator(clients: ClientProvider, estate: Estate, result: SeedResult) -> None:
+    """The role the sandbox's caller is a session of (dr.sandbox.realism answers GetCallerIdentity)."""
+    result.ids.setdefault("global", {})["operator_role"] = create_operator_role(clients, estate)
+
+
 def seed_estate(
     estate: Estate,
     clients: ClientProvider,
@@ -404,6 +446,7 @@ def seed_estate(
         for future in [pool.submit(region_part, view) for view in views]:
             future.result()
     _seed_dns(clients, estate, result)
+    _seed_operator(clients, estate, result)
     real = databases() if callable(databases) else databases
     password = real[estate.primary.region].password if real else (password or secrets.token_urlsafe(18))
     primary_arn = _seed_database(

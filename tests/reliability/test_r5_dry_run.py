@@ -21,6 +21,7 @@ pytestmark = pytest.mark.slow
 # Leaf commands without --dry-run, and why that is right.
 READ_ONLY = {
     "dns status": "reads Route53",
+    "doctor": "read-only preflight (read-only AWS client; Kubernetes is only asked can-i)",
     "drill history": "reads local evidence directories",
     "drill list": "lists scenario files",
     "drill report": "re-renders a local journal",

@@ -24,6 +24,7 @@ pytestmark = pytest.mark.slow
 COMMANDS: list[list[str]] = [
     ["status"],
     ["readiness"],
+    ["doctor"],
     ["topology", "show"],
     ["ops", "triage"],
     ["ops", "flag", "list"],
