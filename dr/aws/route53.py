@@ -5,7 +5,8 @@ Health-check semantics used by :func:`effective_healthy` (Route53's, as document
 * a *disabled* health check is always considered healthy;
 * an *inverted* health check is considered unhealthy when its endpoint is healthy and vice versa;
 * the endpoint status is what the health checkers observe (``GetHealthCheckStatus``): healthy when
-  more than half of the observations report ``Success``.
+  MORE than 18 % of the observations report ``Success`` (18 % or fewer: unhealthy), the rule in
+  the Route53 Developer Guide, "How Amazon Route 53 determines whether a health check is healthy".
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from dr.aws.session import ClientProvider
 from dr.errors import NotFound
 
 REGION = "us-east-1"  # Route53 is global; its API lives in us-east-1.
+# Route53 considers an endpoint healthy when more than this percentage of its checkers report it
+# healthy (DeveloperGuide, dns-failover-determining-health-of-endpoints).
+HEALTHY_PERCENT = 18
 
 
 def _strip_dot(name: str) -> str:
@@ -112,7 +116,7 @@ class HealthStatus:
 
     @property
     def endpoint_healthy(self) -> bool:
-        return self.observations > 0 and self.successes * 2 > self.observations
+        return checkers_healthy(self.successes, self.observations)
 
     @property
     def answering(self) -> int:
@@ -123,6 +127,11 @@ class HealthStatus:
     def endpoint_unreachable(self) -> bool:
         """Most checkers got no answer at all (timeout, refused, unresolvable): nothing serves there."""
         return bool(self.reports) and self.answering * 2 <= len(self.reports)
+
+
+def checkers_healthy(successes: int, observations: int) -> bool:
+    """Route53's verdict from its checkers: strictly more than 18 % report success (exact integers)."""
+    return observations > 0 and successes * 100 > HEALTHY_PERCENT * observations
 
 
 def answered(report: str) -> bool:

@@ -28,13 +28,26 @@ def _check(inverted: bool = False, disabled: bool = False, hid: str = "hc") -> H
     ],
 )
 def test_effective_healthy(ok: bool, inverted: bool, disabled: bool, expected: bool) -> None:
-    status = HealthStatus("hc", 3, 3 if ok else 1)
+    status = HealthStatus("hc", 3, 3 if ok else 0)
     assert effective_healthy(_check(inverted, disabled), status) is expected
 
 
-def test_majority_of_checkers() -> None:
-    assert HealthStatus("h", 16, 9).endpoint_healthy and not HealthStatus("h", 16, 8).endpoint_healthy
-    assert not HealthStatus("h", 0, 0).endpoint_healthy
+@pytest.mark.parametrize(
+    ("successes", "observations", "healthy"),
+    [
+        (3, 16, True),  # 18.75 % > 18 %: Route53 serves it (a majority rule said unhealthy)
+        (2, 16, False),  # 12.5 %
+        (8, 16, True),  # 50 %: healthy for Route53, not "more than half"
+        (18, 100, False),  # exactly 18 %: "18 % or fewer" is unhealthy
+        (19, 100, True),
+        (9, 50, False),  # 18 % again, other denominator
+        (1, 3, True),  # the sandbox's three checkers: one success is 33 %
+        (0, 3, False),
+        (0, 0, False),  # no observation: no verdict of healthy
+    ],
+)
+def test_more_than_18_percent_of_checkers(successes: int, observations: int, healthy: bool) -> None:
+    assert HealthStatus("h", observations, successes).endpoint_healthy is healthy
 
 
 def test_unreachable_means_most_checkers_got_no_http_answer() -> None:
