@@ -16,12 +16,57 @@ from typing import Any
 
 from dr.aws.common import aws_errors
 from dr.aws.session import ClientProvider
-from dr.errors import NotFound
+from dr.errors import BadInput, NotFound
 
 REGION = "us-east-1"  # Route53 is global; its API lives in us-east-1.
 # Route53 considers an endpoint healthy when more than this percentage of its checkers report it
 # healthy (DeveloperGuide, dns-failover-determining-health-of-endpoints).
 HEALTHY_PERCENT = 18
+
+
+# ChangeResourceRecordSets limits (Route53 Developer Guide, DNSLimitations): at most 1,000
+# ResourceRecord elements and 32,000 characters in all Value elements per request; an UPSERT
+# counts each of its ResourceRecord elements and each character of its Values twice.
+MAX_BATCH_RECORDS = 1000
+MAX_BATCH_VALUE_CHARS = 32000
+
+
+def change_cost(change: dict[str, Any]) -> tuple[int, int]:
+    """(ResourceRecord elements, Value characters) one change counts against a batch's limits."""
+    weight = 2 if change.get("Action") == "UPSERT" else 1
+    values = [
+        str(r.get("Value", "")) for r in (change.get("ResourceRecordSet") or {}).get("ResourceRecords") or ()
+    ]
+    return weight * len(values), weight * sum(len(v) for v in values)
+
+
+def change_batches(changes: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """``changes`` split, in order, into the fewest consecutive batches Route53 accepts."""
+    batches: list[list[dict[str, Any]]] = []
+    records = chars = 0
+    for change in changes:
+        cost_records, cost_chars = change_cost(change)
+        if cost_records > MAX_BATCH_RECORDS or cost_chars > MAX_BATCH_VALUE_CHARS:
+            name = (change.get("ResourceRecordSet") or {}).get("Name", "?")
+            raise BadInput(
+                f"the change to {name} alone exceeds Route53's batch limits "
+                f"({cost_records} ResourceRecord elements / {cost_chars} value characters counted; "
+                f"limits {MAX_BATCH_RECORDS} / {MAX_BATCH_VALUE_CHARS}, UPSERT counting twice)",
+                resource=str(name),
+                hint="split the record set's values over several names",
+            )
+        if (
+            batches
+            and records + cost_records <= MAX_BATCH_RECORDS
+            and chars + cost_chars <= MAX_BATCH_VALUE_CHARS
+        ):
+            batches[-1].append(change)
+            records += cost_records
+            chars += cost_chars
+        else:
+            batches.append([change])
+            records, chars = cost_records, cost_chars
+    return batches
 
 
 def _strip_dot(name: str) -> str:
