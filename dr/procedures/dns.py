@@ -11,8 +11,11 @@ Two ways to move traffic (``method``):
 * ``healthcheck`` (preferred, no record rewrite): invert the health check of the region losing
   traffic, so Route53 considers it unhealthy; failback clears the inversion. Only valid while that
   region's endpoint is *healthy* — inverting a failing check would make it healthy.
-* ``records``: one batched UPSERT per zone swapping the PRIMARY/SECONDARY roles, so the target
+* ``records``: one change batch per zone swapping the PRIMARY/SECONDARY roles, so the target
   region is PRIMARY (flap-proof when the old region is dead or flapping); inversions are cleared.
+  The batch DELETEs both records as listed and CREATEs them with the roles exchanged: Route53
+  validates a batch as a whole, while UPSERTing a record to the role the other one still holds has
+  been refused ("Invalid request", boto/boto3#1347).
 * ``auto`` picks ``healthcheck`` when it is valid, else ``records`` (and ``records`` for a failback
   whose roles were swapped, restoring the roles the stack files declare).
 
@@ -337,6 +340,20 @@ def _satisfied(state: DnsState, move: DnsMove) -> bool:
     return not inversions and not roles
 
 
+def swap_changes(records: list[FailoverRecord], roles: dict[str, str]) -> list[dict[str, Any]]:
+    """One batch giving the records ``roles`` (set identifier -> PRIMARY/SECONDARY): every
+    DELETE (of the record exactly as listed) before every CREATE, so no intermediate state has
+    two records of one role."""
+    changed = [r for r in records if (r.record.set_identifier or r.region) in roles]
+    deletes = [{"Action": "DELETE", "ResourceRecordSet": copy.deepcopy(r.record.raw)} for r in changed]
+    creates = []
+    for rec in changed:
+        raw = copy.deepcopy(rec.record.raw)
+        raw["Failover"] = roles[rec.record.set_identifier or rec.region]
+        creates.append({"Action": "CREATE", "ResourceRecordSet": raw})
+    return deletes + creates
+
+
 def move_plan(estate: Estate, move: DnsMove, *, timeout: float = 600.0) -> Plan:
     """Plan: route (inversions / one UPSERT batch, wait INSYNC) → verify the served region."""
     target = move.target_region
@@ -353,13 +370,7 @@ def move_plan(estate: Estate, move: DnsMove, *, timeout: float = 600.0) -> Plan:
         inversions, roles = _desired(state, target, move.method, pin_target=move.pin_target)
         done: dict[str, Any] = {"health_checks": [], "change_id": None}
         if roles:
-            changes = []
-            for rec in state.records:
-                key = rec.record.set_identifier or rec.region
-                if key in roles:
-                    raw = copy.deepcopy(rec.record.raw)
-                    raw["Failover"] = roles[key]
-                    changes.append({"Action": "UPSERT", "ResourceRecordSet": raw})
+            changes = swap_changes(state.records, roles)
             change_id = r53.change(zone, changes, f"dr dns: serve {state.name} from {target}")
             ctx.set("change_id", change_id)
             done["change_id"] = change_id
@@ -392,8 +403,9 @@ def move_plan(estate: Estate, move: DnsMove, *, timeout: float = 600.0) -> Plan:
                 None,
                 {
                     "HostedZoneId": zone.id,
-                    "Changes": [
-                        {"Action": "UPSERT", "SetIdentifier": k, "Failover": v} for k, v in move.roles.items()
+                    "Changes": [{"Action": "DELETE", "SetIdentifier": k} for k in move.roles]
+                    + [
+                        {"Action": "CREATE", "SetIdentifier": k, "Failover": v} for k, v in move.roles.items()
                     ],
                 },
             )

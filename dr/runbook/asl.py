@@ -767,9 +767,11 @@ class _Emitter:
     def _route53_swap(
         self, states: dict[str, Any], sid: str, op: Operation, next_name: str | None, fail: str
     ) -> str:
-        """One change batch per zone built from the records as they are at run time (roles swapped)."""
+        """One change batch per zone built from the records as they are at run time: each record
+        DELETEd exactly as listed, then CREATEd with its new role (Route53 validates the batch as a
+        whole; never an intermediate state with two records of one role)."""
         zone = str(op.params["HostedZoneId"])
-        changes = list(op.params.get("Changes") or [])
+        changes = [c for c in op.params.get("Changes") or [] if c.get("Action") != "DELETE"]
         record = self.o.record
         if not record:
             raise ValueError(
@@ -805,8 +807,12 @@ class _Emitter:
             else:
                 picks[f"r{i}.$"] = f"$.r53.{key}.sets[?(@.SetIdentifier == '{ident}')]"
             picks[f"role{i}"] = {"Failover": str(ch["Failover"])}
+            built[f"d{i}"] = {
+                "Action": "DELETE",
+                "ResourceRecordSet.$": f"States.ArrayGetItem($.pick.{key}.r{i}, 0)",
+            }
             built[f"c{i}"] = {
-                "Action": "UPSERT",
+                "Action": "CREATE",
                 "ResourceRecordSet.$": f"States.JsonMerge(States.ArrayGetItem($.pick.{key}.r{i}, 0), "
                 f"$.pick.{key}.role{i}, false)",
             }
@@ -818,7 +824,10 @@ class _Emitter:
             "ChangeBatch": {
                 "Comment": f"dr-toolkit step functions: {sid}",
                 "Changes.$": "States.Array("
-                + ", ".join(f"$.batch.{key}.c{i}" for i in range(len(changes)))
+                + ", ".join(
+                    [f"$.batch.{key}.d{i}" for i in range(len(changes))]
+                    + [f"$.batch.{key}.c{i}" for i in range(len(changes))]
+                )
                 + ")",
             },
         }

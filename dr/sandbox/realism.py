@@ -740,6 +740,45 @@ def elasticache_backend(region: str) -> Any:
     return elasticache_backends[ACCOUNT_ID][region]
 
 
+def route53_batch_as_whole(original: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap moto's ``Route53Backend.change_resource_record_sets`` so a batch that DELETEs a record
+    set and CREATEs it again (e.g. with another Failover role) is accepted, as Route53 accepts it
+    (it validates a batch as a whole). moto checks each CREATE against its change journal before
+    any DELETE of the batch applies and refuses it; the pair is applied as one UPSERT instead."""
+
+    def key(rrs: dict[str, Any]) -> tuple[str, str, str | None]:
+        return (str(rrs.get("Name", "")).rstrip(".").lower(), str(rrs.get("Type")), rrs.get("SetIdentifier"))
+
+    def change(self: Any, zoneid: str, change_list: list[dict[str, Any]]) -> Any:
+        deleted = {key(c["ResourceRecordSet"]) for c in change_list if c.get("Action") == "DELETE"}
+        recreated = {
+            key(c["ResourceRecordSet"])
+            for c in change_list
+            if c.get("Action") == "CREATE" and key(c["ResourceRecordSet"]) in deleted
+        }
+        if recreated:
+            change_list = [
+                {**c, "Action": "UPSERT"}
+                if c.get("Action") == "CREATE" and key(c["ResourceRecordSet"]) in recreated
+                else c
+                for c in change_list
+                if not (c.get("Action") == "DELETE" and key(c["ResourceRecordSet"]) in recreated)
+            ]
+        return original(self, zoneid, change_list)
+
+    change.__wrapped__ = original  # type: ignore[attr-defined]
+    return change
+
+
+def install_route53_batch_as_whole() -> None:
+    """Apply :func:`route53_batch_as_whole` to moto, once per process."""
+    from moto.route53.models import Route53Backend
+
+    current = Route53Backend.change_resource_record_sets
+    if not hasattr(current, "__wrapped__"):
+        Route53Backend.change_resource_record_sets = route53_batch_as_whole(current)  # type: ignore[method-assign]
+
+
 def route53_backend() -> Any:
     from moto.route53.models import route53_backends
 
@@ -834,6 +873,7 @@ class Realism:
     # -- wiring ------------------------------------------------------------------------------
     def middleware(self, app: WSGIApp) -> WSGIApp:
         self._inner = app
+        install_route53_batch_as_whole()
         return self
 
     def start(self) -> None:
@@ -1614,10 +1654,15 @@ class Realism:
                 f"[Number of characters limit of {R53_MAX_VALUE_CHARS} in Value elements exceeded: the "
                 f"batch counts {chars} (UPSERT counts each character twice)]",
             )
+        deleted: set[tuple[str, str, str | None]] = set()  # a batch applies as a whole, in order
         for change in changes:
-            if change["action"] != "CREATE":
-                continue
             name = change["name"].rstrip(".").lower()
+            key = (name, change["type"], change["set_identifier"] or None)
+            if change["action"] == "DELETE":
+                deleted.add(key)
+                continue
+            if change["action"] != "CREATE" or key in deleted:
+                continue
             for rr in zone.rrsets:
                 if (
                     rr.name.rstrip(".").lower() == name

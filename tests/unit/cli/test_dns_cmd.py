@@ -99,6 +99,13 @@ def test_failover_records_method_one_batch(seeded: Seeded, cli_calls: CallRecord
     est = seeded.estate
     assert _roles(seeded) == {est.primary.site.name: "SECONDARY", est.secondary.site.name: "PRIMARY"}
     assert mutating(cli_calls) == ["route53:ChangeResourceRecordSets"]
+    # one transactional batch: both records deleted as listed, then re-created with the roles
+    # exchanged (never two records claiming one role, as two UPSERTs would in between)
+    batch = next(c for c in cli_calls.since(0) if c.operation == "ChangeResourceRecordSets")
+    sent = [(c["Action"], c["SetIdentifier"]) for c in batch.params["ChangeBatch"]]
+    sites = {est.primary.site.name, est.secondary.site.name}
+    assert [a for a, _ in sent] == ["DELETE", "DELETE", "CREATE", "CREATE"]
+    assert {s for _, s in sent[:2]} == {s for _, s in sent[2:]} == sites
     assert _hc(seeded, seeded.primary)["Inverted"] is False
     # failback (auto) sees the swapped roles and swaps them back
     res = invoke(["dns", "failback", "--yes"], tmp_path)

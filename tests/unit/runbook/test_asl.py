@@ -29,7 +29,13 @@ from dr.runbook.asl import (
     validate_definition,
 )
 from dr.runbook.plan import Operation, Plan, Step, subset
-from tests.unit.procedures.estate_seed import STACKS, Seeded, fix_moto_promote, seed
+from tests.unit.procedures.estate_seed import (
+    STACKS,
+    Seeded,
+    fix_moto_promote,
+    fix_moto_route53_batch,
+    seed,
+)
 
 
 def _precedes(node: Node, a: str, b: str) -> bool:
@@ -59,6 +65,10 @@ def _all_states(defn: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
             yield from _all_states(br)
 
 
+def _name_of(defn: dict[str, Any], state: dict[str, Any]) -> str:
+    return next(name for name, st in _all_states(defn) if st is state)
+
+
 def _step(sid: str, deps: tuple[str, ...] = (), estimate: float = 1.0) -> Step:
     return Step(sid, sid, "us-east-1", "rds", depends_on=deps, estimate=estimate)
 
@@ -67,6 +77,7 @@ def _step(sid: str, deps: tuple[str, ...] = (), estimate: float = 1.0) -> Step:
 def sfn_estate(monkeypatch: pytest.MonkeyPatch) -> Iterator[Seeded]:
     """The seeded two-region estate with moto's Step Functions interpreter switched on."""
     fix_moto_promote(monkeypatch)
+    fix_moto_route53_batch(monkeypatch)
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
         from dr.topology import load_estate
 
@@ -272,8 +283,18 @@ def test_database_and_dns_part_executes_in_moto_and_promotes_the_replica(sfn_est
     roles = _served_roles(s)
     assert roles[target.site.name] == "PRIMARY"
     assert roles[s.estate.primary.site.name] == "SECONDARY"
+    change = next(
+        st for _, st in _all_states(defn) if st.get("Resource", "").endswith("changeResourceRecordSets")
+    )
+    build = next(st for _, st in _all_states(defn) if st.get("Next") == _name_of(defn, change))
+    assert sorted(v["Action"] for v in build["Parameters"].values()) == [
+        "CREATE",
+        "CREATE",
+        "DELETE",
+        "DELETE",
+    ]
     # A second execution resuming the failover is a no-op (the promote guard waits for the
-    # promotion it resumes; UPSERT of the same roles). Any other execution is refused: the DB may
+    # promotion it resumes; DELETE + CREATE of the same roles). Any other execution is refused: the DB may
     # be stale since a failback, and DNS must not move to it.
     again = _execute(s, defn, target.region, {"resume": True})
     assert again["status"] == "SUCCEEDED", again.get("cause")
