@@ -19,9 +19,11 @@ Two ways to move traffic (``method``):
 * ``auto`` picks ``healthcheck`` when it is valid, else ``records`` (and ``records`` for a failback
   whose roles were swapped, restoring the roles the stack files declare).
 
-A forced move (``force``) to a target whose endpoint fails also *disables* the target's health
-check (Route53 treats a disabled check as healthy), otherwise Route53 would keep answering with the
-other region; the next move re-enables it.
+A forced move (``force``) to a target whose endpoint fails always uses ``records``: the records are
+aliases with ``EvaluateTargetHealth`` (the ALB checks the same ``/health``), so neither disabling
+nor inverting the target's check makes it healthy. The target becomes PRIMARY and the other
+region's healthy check is inverted: with every record unhealthy Route53 answers the PRIMARY. The
+next move clears the inversion.
 
 Pre-flight refuses (exit 3) when the target region's endpoint is not healthy, unless ``force``.
 """
@@ -70,7 +72,13 @@ class FailoverRecord:
 
     @property
     def healthy(self) -> bool:
-        """Route53's view (no health check: always healthy)."""
+        """Route53's view (no health check: always healthy).
+
+        An alias with ``EvaluateTargetHealth`` is also only as healthy as its target: the ALB
+        checks the same ``/health`` as the health check, so a failing endpoint makes the record
+        unhealthy whatever the check's Disabled/Inverted say."""
+        if self.record.evaluate_target_health and self.endpoint_healthy is False:
+            return False
         if self.check is None or self.status is None:
             return True
         return effective_healthy(self.check, self.status)
@@ -212,8 +220,8 @@ class DnsMove:
     roles: dict[str, str]
     forced: bool
     warnings: list[str] = field(default_factory=list)
-    # Forced move to an unhealthy target: its health check is disabled (Route53 then treats it
-    # as healthy) so the name really moves; a later move re-enables it.
+    # Forced move to an unhealthy target: records method, and the other regions' healthy checks
+    # inverted so every record is unhealthy and Route53 answers the (target) PRIMARY.
     pin_target: bool = False
 
     @property
@@ -256,7 +264,12 @@ def _desired(
         role = ("PRIMARY" if rec.region == target else "SECONDARY") if method == "records" else rec.role
         # healthcheck method: force the PRIMARY record of another region unhealthy
         want_inverted = rec.region != target and target_role == "SECONDARY" and role == "PRIMARY"
-        want_disabled = pin_target and rec.region == target
+        if pin_target and rec.region != target:
+            # forced to a failing target (records method): another region whose endpoint answers
+            # is made unhealthy, so Route53 falls back to the PRIMARY; inverting a failing one
+            # would make it healthy
+            want_inverted = rec.endpoint_healthy is not False
+        want_disabled = False
         if (rec.check.inverted, rec.check.disabled) != (want_inverted, want_disabled):
             changes.append((rec.check.id, rec.check.name or rec.check.id, want_inverted, want_disabled))
     return changes, roles
@@ -274,8 +287,9 @@ def prepare_move(
     """Pre-flight of a failover/failback (read-only). BadInput exit 2, GateRefused exit 3.
 
     ``force`` skips the target-health gate. ``pin_unhealthy_target`` (the CLI's ``--force``) also
-    disables the target's health check when it fails *now*, so the name moves anyway; plans that
-    make the target healthy before their DNS step (``dr failover``) leave it False.
+    makes the name move to a target that fails *now* (records method, the other region's check
+    inverted); plans that make the target healthy before their DNS step (``dr failover``) leave it
+    False.
     """
     state = read_state(clients, estate)
     tgt = state.by_region(target.region)
@@ -309,7 +323,16 @@ def prepare_move(
         and r.role == "PRIMARY"
         and (r.check is None or (r.endpoint_healthy is False and not r.check.inverted))
     ]
-    if method == "records":
+    pin = force and pin_unhealthy_target and tgt.endpoint_healthy is False
+    if pin and method == "healthcheck":
+        raise BadInput(
+            f"--method healthcheck cannot force {state.name} onto {target.region}: its endpoint fails, "
+            "and with EvaluateTargetHealth neither disabling nor inverting its check makes it healthy",
+            resource=state.name,
+            region=target.region,
+            hint="use --method records (or auto): the target becomes PRIMARY",
+        )
+    if method == "records" or pin:
         chosen = "records"
     elif method == "healthcheck":
         if blocking:
@@ -330,7 +353,6 @@ def prepare_move(
         chosen = "records"
     else:
         chosen = "healthcheck"
-    pin = force and pin_unhealthy_target and tgt.endpoint_healthy is False
     inversions, roles = _desired(state, target.region, chosen, pin_target=pin)
     return DnsMove(target.region, chosen, state, inversions, roles, force, warnings, pin_target=pin)
 

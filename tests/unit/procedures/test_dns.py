@@ -95,9 +95,26 @@ def test_records_swap_roles_and_clear_inversions() -> None:
     assert changes == [(f"hc-{W}", f"hc-{W}", False, False)]
 
 
-def test_pin_target_disables_its_check() -> None:
-    changes, _ = _desired(_state(_rec(W, "PRIMARY"), _rec(E, "SECONDARY")), E, "healthcheck", pin_target=True)
-    assert sorted(changes) == [(f"hc-{E}", f"hc-{E}", False, True), (f"hc-{W}", f"hc-{W}", True, False)]
+def test_forced_move_makes_target_primary_and_inverts_the_healthy_other() -> None:
+    changes, roles = _desired(
+        _state(_rec(W, "PRIMARY"), _rec(E, "SECONDARY", disabled=True)), E, "records", pin_target=True
+    )
+    assert roles == {f"site-{W}": "SECONDARY", f"site-{E}": "PRIMARY"}
+    # the old region's healthy check inverted; a disabled check (older toolkit) re-enabled
+    assert sorted(changes) == [(f"hc-{E}", f"hc-{E}", False, False), (f"hc-{W}", f"hc-{W}", True, False)]
+
+
+def test_evaluate_target_health_beats_a_disabled_or_inverted_check() -> None:
+    """An alias with EvaluateTargetHealth is unhealthy while its target (the ALB, same /health)
+    fails, whatever the health check's Disabled/Inverted say."""
+    alias = RecordSet(
+        "api.example.com", "A", "s", "PRIMARY", "hc", "alb.example.com", evaluate_target_health=True
+    )
+    failing = HealthStatus("hc", 3, 0)
+    assert not FailoverRecord(alias, W, _check(disabled=True), failing).healthy
+    assert not FailoverRecord(alias, W, _check(inverted=True), failing).healthy
+    plain = RecordSet("api.example.com", "A", "s", "PRIMARY", "hc", "alb.example.com")
+    assert FailoverRecord(plain, W, _check(disabled=True), failing).healthy
 
 
 def test_satisfied_state_has_no_changes() -> None:
