@@ -27,13 +27,15 @@ API calls from inside AWS (so a failover does not depend on an operator's laptop
 
 Known approximations (docs/stepfunctions-iam-fleets.md): the DB connection *secret* is not
 written by the state machine (execution history would hold the password) — its step annotates the
-secret with the promoted endpoint; Route53 health is "first observation reports Success"; a
-CloudWatch lag gate is a single read.
+secret with the promoted endpoint; a CloudWatch lag gate is a single read. Route53 health is
+Route53's own rule, more than 18 % of the checkers' observations report ``Success`` (a Map marks
+each report, ``States.StringSplit`` counts the marks; the Choice compares without arithmetic).
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -237,6 +239,67 @@ def structure_loss(plan: Plan) -> float:
 # ---------------------------------------------------------------------------------------------
 
 
+# Route53 considers an endpoint healthy when MORE than 18 % of its checkers report it healthy.
+_HEALTHY_PERCENT = 18
+# Checker observations the health Choice decides for (Route53 reports about 16-24); more: not done.
+_MAX_CHECKERS = 256
+
+
+def _mark_reports(items: str, result: str, fail: str, names: tuple[str, str, str]) -> dict[str, Any]:
+    """Map each checker observation to "Y" (its report starts with ``Success``) or "N".
+    ``names``: the inner states' (machine-wide unique) names: the test, success, failure."""
+    test, yes, no = names
+    return {
+        "Type": "Map",
+        "ItemsPath": items,
+        "ItemProcessor": {
+            "ProcessorConfig": {"Mode": "INLINE"},
+            "StartAt": test,
+            "States": {
+                test: {
+                    "Type": "Choice",
+                    "Choices": [
+                        {
+                            "And": [
+                                {"Variable": "$.StatusReport.Status", "IsPresent": True},
+                                {"Variable": "$.StatusReport.Status", "StringMatches": "Success*"},
+                            ],
+                            "Next": yes,
+                        }
+                    ],
+                    "Default": no,
+                },
+                yes: {"Type": "Pass", "Result": "Y", "End": True},
+                no: {"Type": "Pass", "Result": "N", "End": True},
+            },
+        },
+        "ResultPath": result,
+        "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": fail}],
+    }
+
+
+def _healthy_checkers(n: str, split: str) -> dict[str, Any]:
+    """Choice rule: successes (``split`` - 1) > 18 % of ``n`` observations, exactly.
+
+    ASL has no multiplication: for each run of ``n`` sharing one threshold t = floor(18 n / 100)
+    + 1 (the fewest successes over 18 %), the rule is n in that run and split >= t + 1."""
+    runs: dict[int, list[int]] = {}
+    for count in range(1, _MAX_CHECKERS + 1):
+        runs.setdefault(count * _HEALTHY_PERCENT // 100 + 1, []).append(count)
+    return {
+        "Or": [
+            {
+                "And": [
+                    {"Variable": n, "NumericGreaterThanEquals": counts[0]},
+                    {"Variable": n, "NumericLessThanEquals": counts[-1]},
+                    {"Variable": split, "NumericGreaterThanEquals": least + 1},
+                ]
+            }
+            for least, counts in sorted(runs.items())
+        ]
+    }
+
+
 def _retry(service: str, *, read: bool) -> list[dict[str, Any]]:
     prefix = _ERROR_PREFIX.get(service, service.capitalize())
     retry: list[dict[str, Any]] = [
@@ -324,8 +387,12 @@ class _Emitter:
         fail: str,
         *,
         selector: Mapping[str, Any] | None = None,
+        between: Iterable[tuple[str, dict[str, Any]]] = (),
     ) -> str:
-        """Describe -> Choice(done | failed | out of polls | else Wait+back-off -> Describe)."""
+        """Describe -> Choice(done | failed | out of polls | else Wait+back-off -> Describe).
+
+        ``between``: (name, state) pairs run in order after each Describe, before the Choice
+        (they derive what the Choice compares from the Describe's result)."""
         key = _safe(f"{sid}_{label}")
         resource, params, service = describe
         init = self.name(f"{sid}: start polling {label}")
@@ -355,7 +422,12 @@ class _Emitter:
             fail=fail,
             result_selector=selector,
         )
-        states[desc]["Next"] = choice
+        between = list(between)
+        links = [desc, *(name for name, _ in between), choice]
+        for name, state in between:
+            states[name] = state
+        for cur, nxt in itertools.pairwise(links):
+            states[cur]["Next"] = nxt
         choices: list[dict[str, Any]] = [{**done, "Next": after if after else self._end(states)}]
         if failed is not None:
             choices.append({**failed, "Next": broken})
@@ -867,6 +939,8 @@ class _Emitter:
             k = "$.seen." + _safe(f"{sid}_health")
 
             def health(nxt: str | None) -> str:
+                marks = self.name(f"{sid}: mark each checker's report")
+                count = self.name(f"{sid}: count healthy checkers")
                 return self.poll(
                     states,
                     sid,
@@ -876,16 +950,40 @@ class _Emitter:
                         {"HealthCheckId": p["HealthCheckId"]},
                         "route53",
                     ),
-                    {
-                        "And": [
-                            {"Variable": f"{k}.first.StatusReport.Status", "IsPresent": True},
-                            {"Variable": f"{k}.first.StatusReport.Status", "StringMatches": "Success*"},
-                        ]
-                    },
+                    _healthy_checkers(f"{k}.count.n", f"{k}.count.split"),
                     None,
                     nxt,
                     fail,
-                    selector={"first.$": "States.ArrayGetItem($.HealthCheckObservations, 0)"},
+                    selector={"obs.$": "$.HealthCheckObservations"},
+                    between=[
+                        (
+                            marks,
+                            _mark_reports(
+                                f"{k}.obs",
+                                f"{k}.marks",
+                                fail,
+                                (
+                                    self.name(f"{sid}: report says success?"),
+                                    self.name(f"{sid}: checker reports success"),
+                                    self.name(f"{sid}: checker reports failure"),
+                                ),
+                            ),
+                        ),
+                        (
+                            count,
+                            {
+                                "Type": "Pass",
+                                "Parameters": {
+                                    "n.$": f"States.ArrayLength({k}.obs)",
+                                    # one "Y" per successful report: the JSON text of the marks
+                                    # split on "Y" has (successes + 1) pieces
+                                    "split.$": f"States.ArrayLength(States.StringSplit("
+                                    f"States.JsonToString({k}.marks), 'Y'))",
+                                },
+                                "ResultPath": f"{k}.count",
+                            },
+                        ),
+                    ],
                 )
 
             return health

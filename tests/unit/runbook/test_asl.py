@@ -426,3 +426,65 @@ def test_the_machine_restarts_every_deployment_whatever_restart_pods_says(
         and "restartedAt" in json.dumps(st["Parameters"].get("RequestBody", {}))
     }
     assert restarted == {d.name for d in app.deployments}
+
+
+def _observations(monkeypatch: pytest.MonkeyPatch, successes: list[bool]) -> None:
+    """moto's GetHealthCheckStatus reports one healthy checker; report these checkers instead."""
+    from moto.core.responses import ActionResult
+    from moto.route53.responses import Route53 as Route53Response
+
+    def status(self: Any) -> Any:
+        self.backend.get_health_check(self._get_param("HealthCheckId"))
+        return ActionResult(
+            {
+                "HealthCheckObservations": [
+                    {
+                        "Region": "us-east-1",
+                        "IPAddress": f"192.0.2.{i}",
+                        "StatusReport": {
+                            "Status": "Success: HTTP Status Code 200, OK"
+                            if ok
+                            else "Failure: HTTP Status Code 503, Service Unavailable",
+                        },
+                    }
+                    for i, ok in enumerate(successes)
+                ]
+            }
+        )
+
+    monkeypatch.setattr(Route53Response, "get_health_check_status", status)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("successes", "healthy"),
+    [
+        ([True, True] + [False] * 14, False),  # 12.5 %, the first checker lucky: still unhealthy
+        ([False] * 13 + [True] * 3, True),  # 18.75 %, the first checker failing: healthy
+    ],
+)
+def test_health_wait_counts_every_checker_with_route53s_18_percent_rule(
+    sfn_estate: Seeded, monkeypatch: pytest.MonkeyPatch, successes: list[bool], healthy: bool
+) -> None:
+    s = sfn_estate
+    target = s.estate.secondary
+    hc = s.health_checks[target.region]
+    _observations(monkeypatch, successes)
+    plan = Plan(
+        "health",
+        [
+            Step(
+                "target-healthy",
+                "wait for the target's health check",
+                None,
+                "route53",
+                operations=(
+                    Operation("route53", "GetHealthCheckStatus", None, {"HealthCheckId": hc}, False),
+                ),
+            )
+        ],
+    )
+    defn = compile_plan(plan, AslOptions(first_wait=1, max_wait=1, max_polls=1))
+    assert validate_definition(defn) == []
+    out = _execute(s, defn, target.region)
+    assert out["status"] == ("SUCCEEDED" if healthy else "FAILED"), out.get("cause")
