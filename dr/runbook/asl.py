@@ -300,6 +300,32 @@ def _healthy_checkers(n: str, split: str) -> dict[str, Any]:
     }
 
 
+def _rolled_out(k: str) -> dict[str, Any]:
+    """Choice rule: ``kubectl rollout status`` done for the Deployment read at ``k`` (as
+    :attr:`dr.kube.DeploymentInfo.rolled_out`): the controller has observed the current generation
+    (right after a restart PATCH the old pods still count as ready), every replica runs the new
+    template, no old pod is left, and the new ones are available and ready."""
+    st, spec = f"{k}.status", f"{k}.spec"
+
+    def present(field: str) -> dict[str, Any]:
+        return {"Variable": f"{st}.{field}", "IsPresent": True}
+
+    return {
+        "And": [
+            present("observedGeneration"),
+            {"Variable": f"{st}.observedGeneration", "NumericGreaterThanEqualsPath": f"{k}.meta.generation"},
+            present("updatedReplicas"),
+            {"Variable": f"{st}.updatedReplicas", "NumericGreaterThanEqualsPath": f"{spec}.replicas"},
+            present("replicas"),
+            {"Variable": f"{st}.replicas", "NumericLessThanEqualsPath": f"{st}.updatedReplicas"},
+            present("availableReplicas"),
+            {"Variable": f"{st}.availableReplicas", "NumericGreaterThanEqualsPath": f"{st}.updatedReplicas"},
+            present("readyReplicas"),
+            {"Variable": f"{st}.readyReplicas", "NumericGreaterThanEqualsPath": f"{spec}.replicas"},
+        ]
+    }
+
+
 def _retry(service: str, *, read: bool) -> list[dict[str, Any]]:
     prefix = _ERROR_PREFIX.get(service, service.capitalize())
     retry: list[dict[str, Any]] = [
@@ -1044,19 +1070,15 @@ class _Emitter:
                     sid,
                     str(p["name"]),
                     ("arn:aws:states:::eks:call", self.eks_call(op, method, path), "eks"),
-                    {
-                        "And": [
-                            {"Variable": f"{k}.status.readyReplicas", "IsPresent": True},
-                            {
-                                "Variable": f"{k}.status.readyReplicas",
-                                "NumericEqualsPath": f"{k}.spec.replicas",
-                            },
-                        ]
-                    },
+                    _rolled_out(k),
                     None,
                     nxt,
                     fail,
-                    selector={"status.$": "$.ResponseBody.status", "spec.$": "$.ResponseBody.spec"},
+                    selector={
+                        "status.$": "$.ResponseBody.status",
+                        "spec.$": "$.ResponseBody.spec",
+                        "meta.$": "$.ResponseBody.metadata",
+                    },
                 )
 
             return deploy

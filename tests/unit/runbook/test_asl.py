@@ -488,3 +488,64 @@ def test_health_wait_counts_every_checker_with_route53s_18_percent_rule(
     assert validate_definition(defn) == []
     out = _execute(s, defn, target.region)
     assert out["status"] == ("SUCCEEDED" if healthy else "FAILED"), out.get("cause")
+
+
+def _deployment(
+    generation: int, observed: int, replicas: int, updated: int, total: int, ready: int
+) -> dict[str, Any]:
+    return {
+        "meta": {"generation": generation},
+        "spec": {"replicas": replicas},
+        "status": {
+            "observedGeneration": observed,
+            "replicas": total,
+            "updatedReplicas": updated,
+            "readyReplicas": ready,
+            "availableReplicas": ready,
+        },
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("deployment", "rolled_out"),
+    [
+        # right after the restartedAt PATCH: the controller has not seen generation 5, the old
+        # pods (old DB connections) are all ready
+        (_deployment(5, 4, 2, 2, 2, 2), False),
+        # new generation observed, one pod on the new template, old ones still running
+        (_deployment(5, 5, 2, 1, 3, 2), False),
+        # every pod updated but one old pod still terminating
+        (_deployment(5, 5, 2, 2, 3, 2), False),
+        (_deployment(5, 5, 2, 2, 2, 2), True),
+    ],
+)
+def test_pods_ready_waits_for_the_rollout_of_the_restart(
+    sfn_estate: Seeded, deployment: dict[str, Any], rolled_out: bool
+) -> None:
+    """The machine's pods-ready Choice, evaluated by moto's Step Functions interpreter on a
+    Deployment as the API reports it during a restart."""
+    s = sfn_estate
+    target = s.estate.secondary
+    pre = static_preflight(
+        s.estate, target, zone_id=s.zone_id, health_check_id=s.health_checks[target.region]
+    )
+    defn = compile_plan(failover_plan(s.estate, pre), asl_options(s.estate, target))
+    name = s.estate.app.deployments[0].name
+    choice = next(
+        st
+        for n, st in _all_states(defn)
+        if st["Type"] == "Choice" and n.endswith(f": {name} done?") and "pods" in n
+    )
+    rule = {k: v for k, v in choice["Choices"][0].items() if k != "Next"}
+    key = rule["And"][0]["Variable"].split(".")[2]
+    machine = {
+        "StartAt": "rolled out?",
+        "States": {
+            "rolled out?": {"Type": "Choice", "Choices": [{**rule, "Next": "yes"}], "Default": "no"},
+            "yes": {"Type": "Succeed"},
+            "no": {"Type": "Fail", "Error": "NotRolledOut"},
+        },
+    }
+    out = _execute(s, machine, target.region, {"seen": {key: deployment}})
+    assert out["status"] == ("SUCCEEDED" if rolled_out else "FAILED"), out.get("cause")
