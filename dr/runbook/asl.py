@@ -893,6 +893,9 @@ class _Emitter:
         )
         picks: dict[str, Any] = {}
         built: dict[str, Any] = {}
+        # The listing starts at the record but runs on into the names after it: every pick
+        # matches the record's own name (Route53 lists names lower-case, with the final dot).
+        named = f"@.Name == '{fqdn.lower().replace(chr(39), '')}'"
         for i, ch in enumerate(changes):
             ident = str(ch["SetIdentifier"]).replace("'", "")
             target = (self.o.target_set_identifier or "").replace("'", "")
@@ -900,10 +903,10 @@ class _Emitter:
                 # Two sites: "the other" record is whichever is not the target's (its set
                 # identifier need not be known when the definition is compiled).
                 picks[f"r{i}.$"] = (
-                    f"$.r53.{key}.sets[?(@.SetIdentifier != '{target}' && @.Type == 'A' && @.Failover)]"
+                    f"$.r53.{key}.sets[?({named} && @.SetIdentifier != '{target}' && @.Type == 'A' && @.Failover)]"
                 )
             else:
-                picks[f"r{i}.$"] = f"$.r53.{key}.sets[?(@.SetIdentifier == '{ident}')]"
+                picks[f"r{i}.$"] = f"$.r53.{key}.sets[?({named} && @.SetIdentifier == '{ident}')]"
             picks[f"role{i}"] = {"Failover": str(ch["Failover"])}
             built[f"d{i}"] = {
                 "Action": "DELETE",

@@ -549,3 +549,33 @@ def test_pods_ready_waits_for_the_rollout_of_the_restart(
     }
     out = _execute(s, machine, target.region, {"seen": {key: deployment}})
     assert out["status"] == ("SUCCEEDED" if rolled_out else "FAILED"), out.get("cause")
+
+
+def test_record_picks_match_the_record_name_only(sfn_estate: Seeded) -> None:
+    """ListResourceRecordSets runs on past the record into the names after it: the records the
+    batch rewrites are picked by name too, never another name's failover record."""
+    from jsonpath_ng.ext import parse
+
+    s = sfn_estate
+    target = s.estate.secondary
+    defn = compile_plan(_unplanned(s), asl_options(s.estate, target))
+    fqdn = s.estate.app.record.rstrip(".").lower() + "."
+    pick = next(st for n, st in _all_states(defn) if n.endswith("build change batch"))
+    key = pick["ResultPath"].rsplit(".", 1)[-1]
+
+    def rec(name: str, ident: str, role: str) -> dict[str, Any]:
+        return {"Name": name, "Type": "A", "SetIdentifier": ident, "Failover": role}
+
+    # the other site's record of the name is gone; another name's failover records follow
+    listing = [
+        rec(fqdn, target.site.name, "SECONDARY"),
+        rec("zz-" + fqdn, "someone-else", "PRIMARY"),
+        rec("zz-" + fqdn, target.site.name, "SECONDARY"),
+    ]
+    data = {"r53": {key: {"sets": listing}}}
+    picked = {
+        field: [m.value["Name"] for m in parse(path).find(data)]
+        for field, path in pick["Parameters"].items()
+        if field.endswith(".$")
+    }
+    assert picked and all(names in ([], [fqdn]) for names in picked.values()), picked
