@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -579,3 +580,97 @@ def test_record_picks_match_the_record_name_only(sfn_estate: Seeded) -> None:
         if field.endswith(".$")
     }
     assert picked and all(names in ([], [fqdn]) for names in picked.values()), picked
+
+
+def test_aws_rules_catch_what_validate_state_machine_definition_rejects() -> None:
+    from dr.runbook.asl import aws_rule_problems
+
+    def task(resource: str, params: dict[str, Any], errors: list[str] | None = None) -> dict[str, Any]:
+        return {
+            "Type": "Task",
+            "Resource": resource,
+            "Parameters": params,
+            "Retry": [{"ErrorEquals": errors or ["Rds.ThrottlingException"], "MaxAttempts": 2}],
+            "End": True,
+        }
+
+    ok = task(
+        "arn:aws:states:::aws-sdk:rds:promoteReadReplica",
+        {"DBInstanceIdentifier": "db", "BackupRetentionPeriod": 7},
+    )
+    assert aws_rule_problems({"StartAt": "a", "States": {"a": ok}}) == []
+    eks = task(
+        "arn:aws:states:::aws-sdk:eks:describeNodegroup", {"ClusterName": "c", "NodegroupName.$": "$.ng"}
+    )
+    assert aws_rule_problems({"StartAt": "a", "States": {"a": eks}}) == []
+    bad = {
+        "StartAt": "x" * 81,
+        "States": {
+            "x" * 81: task("arn:aws:states:::aws-sdk:rds:PromoteReadReplica", {}),  # action not camelCase
+            "no such op": task("arn:aws:states:::aws-sdk:rds:promoteReplica", {}),
+            "no such service": task("arn:aws:states:::aws-sdk:relational:promoteReadReplica", {}),
+            "camel param": task(
+                "arn:aws:states:::aws-sdk:rds:describeDBInstances", {"dbInstanceIdentifier": "d"}
+            ),
+            "unknown param": task("arn:aws:states:::aws-sdk:rds:describeDBInstances", {"Identifier": "d"}),
+            "bad path": task(
+                "arn:aws:states:::aws-sdk:rds:describeDBInstances", {"DBInstanceIdentifier.$": "db.id"}
+            ),
+            "bad intrinsic": task(
+                "arn:aws:states:::aws-sdk:rds:describeDBInstances",
+                {"DBInstanceIdentifier.$": "States.Concat($.a)"},
+            ),
+            "never matches": task(
+                "arn:aws:states:::aws-sdk:s3:getObject", {"Bucket": "b", "Key": "k"}, ["S3.Throttling"]
+            ),
+            "p": {
+                "Type": "Parallel",
+                "Branches": [{"StartAt": "camel param", "States": {"camel param": {"Type": "Succeed"}}}],
+                "Next": "missing",
+            },
+        },
+    }
+    text = "\n".join(aws_rule_problems(bad))
+    for expected in (
+        "over 80 characters",
+        "not arn:aws:states:::aws-sdk",
+        "has no operation PromoteReplica",
+        "'relational' is not an AWS SDK service",
+        "'dbInstanceIdentifier' must be PascalCase",
+        "'Identifier' is not a member",
+        "'DBInstanceIdentifier.$' is not a valid path",
+        "States.Concat",
+        "'S3.Throttling' can never match",
+        "'camel param' also used",
+        "'missing', which is not a state",
+    ):
+        assert expected in text, expected
+
+
+@pytest.mark.parametrize("stacks", ["stacks", "examples/chess-ai/stacks"])
+def test_every_export_passes_the_aws_validator_rules(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any, stacks: str
+) -> None:
+    """`dr failover --export asl` (the only procedure that exports; unplanned, to the DR site), on
+    this estate and on another one: nothing AWS's validator would reject."""
+    from click.testing import CliRunner
+
+    from dr.cli.main import cli
+    from dr.runbook.asl import aws_rule_problems
+    from dr.topology import load_estate
+    from tests.unit.procedures.test_failover import create_clusters
+
+    stack_dir = STACKS if stacks == "stacks" else Path(__file__).resolve().parents[3] / stacks
+    fix_moto_promote(monkeypatch)
+    with mock_aws():
+        create_clusters(seed(ClientProvider(), load_estate(stack_dir, "prod")))
+        res = CliRunner().invoke(
+            cli,
+            ["--stack-dir", str(stack_dir), "failover", "--export", "asl"],
+            env={"DR_RUNS_DIR": str(tmp_path / "runs")},
+            catch_exceptions=False,
+        )
+    assert res.exit_code == 0, res.output
+    defn = json.loads(res.output)
+    assert validate_definition(defn) == []
+    assert aws_rule_problems(defn) == []
