@@ -51,37 +51,13 @@ def test_acm_covers_wildcards_and_lists_matching_certificates() -> None:
         assert certs[0].status == "PENDING_VALIDATION"
 
 
-def _self_signed(name: str, key: Any) -> tuple[bytes, bytes]:
-    import datetime as dt
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.x509.oid import NameOID
-
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=90))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    pem_key = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return cert.public_bytes(serialization.Encoding.PEM), pem_key
-
-
 def test_acm_lists_ec_and_large_rsa_certificates(monkeypatch: Any) -> None:
     """ListCertificates without Includes.keyTypes returns RSA_1024/RSA_2048 only (ACM's default
     filter; moto returns everything, so the fake is made to filter as ACM does)."""
     from cryptography.hazmat.primitives.asymmetric import ec, rsa
     from moto.acm.models import AWSCertificateManagerBackend
+
+    from tests.unit.cli.test_ops_cmd import _self_signed
 
     listed = AWSCertificateManagerBackend.list_certificates
 
@@ -97,7 +73,7 @@ def test_acm_lists_ec_and_large_rsa_certificates(monkeypatch: Any) -> None:
     with mock_aws():
         client = boto3.client("acm", region_name=REGION)
         for name, key in keys.items():
-            cert, pem_key = _self_signed(name, key)
+            cert, pem_key = _self_signed(name, (-1, 90), key)
             client.import_certificate(Certificate=cert, PrivateKey=pem_key)
         found = {c.domain for name in keys for c in acm.certificates_for(ClientProvider(), REGION, name)}
         assert found == set(keys)
