@@ -18,6 +18,17 @@ _STATUSES = [
     "REVOKED",
     "FAILED",
 ]
+# ListCertificates returns only RSA_1024/RSA_2048 certificates unless keyTypes asks for others
+# (botocore acm Filters.keyTypes): an EC or RSA_4096 certificate would look missing.
+KEY_TYPES = [
+    "RSA_1024",
+    "RSA_2048",
+    "RSA_3072",
+    "RSA_4096",
+    "EC_prime256v1",
+    "EC_secp384r1",
+    "EC_secp521r1",
+]
 
 
 def _utc(value: Any) -> dt.datetime | None:
@@ -76,7 +87,11 @@ def certificates_for(clients: ClientProvider, region: str, name: str) -> list[Ce
         token: str | None = None
         arns: list[str] = []
         while True:
-            kwargs: dict[str, Any] = {"CertificateStatuses": _STATUSES, "MaxItems": 100}
+            kwargs: dict[str, Any] = {
+                "CertificateStatuses": _STATUSES,
+                "Includes": {"keyTypes": KEY_TYPES},
+                "MaxItems": 100,
+            }
             if token:
                 kwargs["NextToken"] = token
             raw = client.list_certificates(**kwargs)

@@ -5,7 +5,8 @@ Health-check semantics used by :func:`effective_healthy` (Route53's, as document
 * a *disabled* health check is always considered healthy;
 * an *inverted* health check is considered unhealthy when its endpoint is healthy and vice versa;
 * the endpoint status is what the health checkers observe (``GetHealthCheckStatus``): healthy when
-  more than half of the observations report ``Success``.
+  MORE than 18 % of the observations report ``Success`` (18 % or fewer: unhealthy), the rule in
+  the Route53 Developer Guide, "How Amazon Route 53 determines whether a health check is healthy".
 """
 
 from __future__ import annotations
@@ -15,9 +16,57 @@ from typing import Any
 
 from dr.aws.common import aws_errors
 from dr.aws.session import ClientProvider
-from dr.errors import NotFound
+from dr.errors import BadInput, NotFound
 
 REGION = "us-east-1"  # Route53 is global; its API lives in us-east-1.
+# Route53 considers an endpoint healthy when more than this percentage of its checkers report it
+# healthy (DeveloperGuide, dns-failover-determining-health-of-endpoints).
+HEALTHY_PERCENT = 18
+
+
+# ChangeResourceRecordSets limits (Route53 Developer Guide, DNSLimitations): at most 1,000
+# ResourceRecord elements and 32,000 characters in all Value elements per request; an UPSERT
+# counts each of its ResourceRecord elements and each character of its Values twice.
+MAX_BATCH_RECORDS = 1000
+MAX_BATCH_VALUE_CHARS = 32000
+
+
+def change_cost(change: dict[str, Any]) -> tuple[int, int]:
+    """(ResourceRecord elements, Value characters) one change counts against a batch's limits."""
+    weight = 2 if change.get("Action") == "UPSERT" else 1
+    values = [
+        str(r.get("Value", "")) for r in (change.get("ResourceRecordSet") or {}).get("ResourceRecords") or ()
+    ]
+    return weight * len(values), weight * sum(len(v) for v in values)
+
+
+def change_batches(changes: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """``changes`` split, in order, into the fewest consecutive batches Route53 accepts."""
+    batches: list[list[dict[str, Any]]] = []
+    records = chars = 0
+    for change in changes:
+        cost_records, cost_chars = change_cost(change)
+        if cost_records > MAX_BATCH_RECORDS or cost_chars > MAX_BATCH_VALUE_CHARS:
+            name = (change.get("ResourceRecordSet") or {}).get("Name", "?")
+            raise BadInput(
+                f"the change to {name} alone exceeds Route53's batch limits "
+                f"({cost_records} ResourceRecord elements / {cost_chars} value characters counted; "
+                f"limits {MAX_BATCH_RECORDS} / {MAX_BATCH_VALUE_CHARS}, UPSERT counting twice)",
+                resource=str(name),
+                hint="split the record set's values over several names",
+            )
+        if (
+            batches
+            and records + cost_records <= MAX_BATCH_RECORDS
+            and chars + cost_chars <= MAX_BATCH_VALUE_CHARS
+        ):
+            batches[-1].append(change)
+            records += cost_records
+            chars += cost_chars
+        else:
+            batches.append([change])
+            records, chars = cost_records, cost_chars
+    return batches
 
 
 def _strip_dot(name: str) -> str:
@@ -112,7 +161,7 @@ class HealthStatus:
 
     @property
     def endpoint_healthy(self) -> bool:
-        return self.observations > 0 and self.successes * 2 > self.observations
+        return checkers_healthy(self.successes, self.observations)
 
     @property
     def answering(self) -> int:
@@ -123,6 +172,11 @@ class HealthStatus:
     def endpoint_unreachable(self) -> bool:
         """Most checkers got no answer at all (timeout, refused, unresolvable): nothing serves there."""
         return bool(self.reports) and self.answering * 2 <= len(self.reports)
+
+
+def checkers_healthy(successes: int, observations: int) -> bool:
+    """Route53's verdict from its checkers: strictly more than 18 % report success (exact integers)."""
+    return observations > 0 and successes * 100 > HEALTHY_PERCENT * observations
 
 
 def answered(report: str) -> bool:
@@ -167,7 +221,13 @@ class Route53:
         )
 
     def records(self, zone: HostedZone, name: str | None = None, rtype: str | None = None) -> list[RecordSet]:
-        """Record sets of ``zone`` (only ``name``/``rtype`` when given), all pages."""
+        """Record sets of ``zone`` (only ``name``/``rtype`` when given).
+
+        With ``name``, listing starts at it and stops at the first other name: Route53 lists in
+        its sort order (reversed labels, then type) from ``StartRecordName``, so every record of
+        ``name`` comes before any other name. The rest of the zone is never paged through (each
+        page counts against Route53's 5 requests/s per account).
+        """
         out: list[RecordSet] = []
         wanted = _strip_dot(name) if name else None
         with aws_errors(resource=f"records of hosted zone {zone.name}", region=None, action="list"):
@@ -179,7 +239,7 @@ class Route53:
                 for raw in page.get("ResourceRecordSets", []):
                     rec = RecordSet.from_api(raw)
                     if wanted and rec.name != wanted:
-                        continue
+                        return out
                     if rtype and rec.type != rtype:
                         continue
                     out.append(rec)

@@ -364,6 +364,20 @@ class ClientProvider:
         return self.client(service, region).exceptions
 
 
+def service_model(service: str) -> dict[str, Any] | None:
+    """botocore's service model (``service-2``) of ``service`` as shipped with botocore, or None
+    when botocore knows no such service. Offline: reads the installed data files."""
+    from botocore.exceptions import DataNotFoundError, UnknownServiceError
+    from botocore.loaders import create_loader
+
+    loader = _LOADER or create_loader()
+    try:
+        model: dict[str, Any] = loader.load_service_model(service, "service-2")
+    except (DataNotFoundError, UnknownServiceError):
+        return None
+    return model
+
+
 def client_error_type() -> type[Exception]:
     """botocore's ClientError, for adapters that must not import botocore at module import time."""
     from botocore.exceptions import ClientError

@@ -75,6 +75,7 @@ class IpSet:
     addresses: tuple[str, ...]
     lock_token: str = field(repr=False)
     arn: str = ""
+    description: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -150,6 +151,7 @@ def get_ip_set(
         addresses=tuple(s.get("Addresses", [])),
         lock_token=raw["LockToken"],
         arn=s.get("ARN", ""),
+        description=s.get("Description"),
     )
 
 
@@ -208,12 +210,15 @@ def change_ip_set(
         if dry_run:
             return IpSetChange(name, region, added, removed, unchanged, final, False, attempt, True)
         try:
+            # UpdateIPSet replaces every mutable field: a Description left out is cleared.
+            described = {"Description": current.description} if current.description else {}
             clients.client("wafv2", region).update_ip_set(
                 Name=name,
                 Scope=scope,
                 Id=current.id,
                 Addresses=list(final),
                 LockToken=current.lock_token,
+                **described,
             )
         except client_error as err:
             code = getattr(err, "response", {}).get("Error", {}).get("Code")

@@ -104,7 +104,11 @@ _common = [
         help="healthcheck: invert health checks (no record rewrite); records: one UPSERT batch "
         "swapping PRIMARY/SECONDARY; auto: healthcheck when valid, else records.",
     ),
-    click.option("--force", is_flag=True, help="Move even when the target region's health check is failing."),
+    click.option(
+        "--force",
+        is_flag=True,
+        help="Move even when the target region's health check is failing (the target becomes PRIMARY).",
+    ),
     click.option(
         "--timeout",
         type=float,

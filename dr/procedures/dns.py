@@ -11,14 +11,19 @@ Two ways to move traffic (``method``):
 * ``healthcheck`` (preferred, no record rewrite): invert the health check of the region losing
   traffic, so Route53 considers it unhealthy; failback clears the inversion. Only valid while that
   region's endpoint is *healthy* — inverting a failing check would make it healthy.
-* ``records``: one batched UPSERT per zone swapping the PRIMARY/SECONDARY roles, so the target
+* ``records``: one change batch per zone swapping the PRIMARY/SECONDARY roles, so the target
   region is PRIMARY (flap-proof when the old region is dead or flapping); inversions are cleared.
+  The batch DELETEs both records as listed and CREATEs them with the roles exchanged: Route53
+  validates a batch as a whole, while UPSERTing a record to the role the other one still holds has
+  been refused ("Invalid request", boto/boto3#1347).
 * ``auto`` picks ``healthcheck`` when it is valid, else ``records`` (and ``records`` for a failback
   whose roles were swapped, restoring the roles the stack files declare).
 
-A forced move (``force``) to a target whose endpoint fails also *disables* the target's health
-check (Route53 treats a disabled check as healthy), otherwise Route53 would keep answering with the
-other region; the next move re-enables it.
+A forced move (``force``) to a target whose endpoint fails always uses ``records``: the records are
+aliases with ``EvaluateTargetHealth`` (the ALB checks the same ``/health``), so neither disabling
+nor inverting the target's check makes it healthy. The target becomes PRIMARY and the other
+region's healthy check is inverted: with every record unhealthy Route53 answers the PRIMARY. The
+next move clears the inversion.
 
 Pre-flight refuses (exit 3) when the target region's endpoint is not healthy, unless ``force``.
 """
@@ -67,7 +72,13 @@ class FailoverRecord:
 
     @property
     def healthy(self) -> bool:
-        """Route53's view (no health check: always healthy)."""
+        """Route53's view (no health check: always healthy).
+
+        An alias with ``EvaluateTargetHealth`` is also only as healthy as its target: the ALB
+        checks the same ``/health`` as the health check, so a failing endpoint makes the record
+        unhealthy whatever the check's Disabled/Inverted say."""
+        if self.record.evaluate_target_health and self.endpoint_healthy is False:
+            return False
         if self.check is None or self.status is None:
             return True
         return effective_healthy(self.check, self.status)
@@ -209,8 +220,8 @@ class DnsMove:
     roles: dict[str, str]
     forced: bool
     warnings: list[str] = field(default_factory=list)
-    # Forced move to an unhealthy target: its health check is disabled (Route53 then treats it
-    # as healthy) so the name really moves; a later move re-enables it.
+    # Forced move to an unhealthy target: records method, and the other regions' healthy checks
+    # inverted so every record is unhealthy and Route53 answers the (target) PRIMARY.
     pin_target: bool = False
 
     @property
@@ -253,7 +264,12 @@ def _desired(
         role = ("PRIMARY" if rec.region == target else "SECONDARY") if method == "records" else rec.role
         # healthcheck method: force the PRIMARY record of another region unhealthy
         want_inverted = rec.region != target and target_role == "SECONDARY" and role == "PRIMARY"
-        want_disabled = pin_target and rec.region == target
+        if pin_target and rec.region != target:
+            # forced to a failing target (records method): another region whose endpoint answers
+            # is made unhealthy, so Route53 falls back to the PRIMARY; inverting a failing one
+            # would make it healthy
+            want_inverted = rec.endpoint_healthy is not False
+        want_disabled = False
         if (rec.check.inverted, rec.check.disabled) != (want_inverted, want_disabled):
             changes.append((rec.check.id, rec.check.name or rec.check.id, want_inverted, want_disabled))
     return changes, roles
@@ -271,8 +287,9 @@ def prepare_move(
     """Pre-flight of a failover/failback (read-only). BadInput exit 2, GateRefused exit 3.
 
     ``force`` skips the target-health gate. ``pin_unhealthy_target`` (the CLI's ``--force``) also
-    disables the target's health check when it fails *now*, so the name moves anyway; plans that
-    make the target healthy before their DNS step (``dr failover``) leave it False.
+    makes the name move to a target that fails *now* (records method, the other region's check
+    inverted); plans that make the target healthy before their DNS step (``dr failover``) leave it
+    False.
     """
     state = read_state(clients, estate)
     tgt = state.by_region(target.region)
@@ -306,7 +323,16 @@ def prepare_move(
         and r.role == "PRIMARY"
         and (r.check is None or (r.endpoint_healthy is False and not r.check.inverted))
     ]
-    if method == "records":
+    pin = force and pin_unhealthy_target and tgt.endpoint_healthy is False
+    if pin and method == "healthcheck":
+        raise BadInput(
+            f"--method healthcheck cannot force {state.name} onto {target.region}: its endpoint fails, "
+            "and with EvaluateTargetHealth neither disabling nor inverting its check makes it healthy",
+            resource=state.name,
+            region=target.region,
+            hint="use --method records (or auto): the target becomes PRIMARY",
+        )
+    if method == "records" or pin:
         chosen = "records"
     elif method == "healthcheck":
         if blocking:
@@ -327,7 +353,6 @@ def prepare_move(
         chosen = "records"
     else:
         chosen = "healthcheck"
-    pin = force and pin_unhealthy_target and tgt.endpoint_healthy is False
     inversions, roles = _desired(state, target.region, chosen, pin_target=pin)
     return DnsMove(target.region, chosen, state, inversions, roles, force, warnings, pin_target=pin)
 
@@ -335,6 +360,20 @@ def prepare_move(
 def _satisfied(state: DnsState, move: DnsMove) -> bool:
     inversions, roles = _desired(state, move.target_region, move.method, pin_target=move.pin_target)
     return not inversions and not roles
+
+
+def swap_changes(records: list[FailoverRecord], roles: dict[str, str]) -> list[dict[str, Any]]:
+    """One batch giving the records ``roles`` (set identifier -> PRIMARY/SECONDARY): every
+    DELETE (of the record exactly as listed) before every CREATE, so no intermediate state has
+    two records of one role."""
+    changed = [r for r in records if (r.record.set_identifier or r.region) in roles]
+    deletes = [{"Action": "DELETE", "ResourceRecordSet": copy.deepcopy(r.record.raw)} for r in changed]
+    creates = []
+    for rec in changed:
+        raw = copy.deepcopy(rec.record.raw)
+        raw["Failover"] = roles[rec.record.set_identifier or rec.region]
+        creates.append({"Action": "CREATE", "ResourceRecordSet": raw})
+    return deletes + creates
 
 
 def move_plan(estate: Estate, move: DnsMove, *, timeout: float = 600.0) -> Plan:
@@ -353,13 +392,7 @@ def move_plan(estate: Estate, move: DnsMove, *, timeout: float = 600.0) -> Plan:
         inversions, roles = _desired(state, target, move.method, pin_target=move.pin_target)
         done: dict[str, Any] = {"health_checks": [], "change_id": None}
         if roles:
-            changes = []
-            for rec in state.records:
-                key = rec.record.set_identifier or rec.region
-                if key in roles:
-                    raw = copy.deepcopy(rec.record.raw)
-                    raw["Failover"] = roles[key]
-                    changes.append({"Action": "UPSERT", "ResourceRecordSet": raw})
+            changes = swap_changes(state.records, roles)
             change_id = r53.change(zone, changes, f"dr dns: serve {state.name} from {target}")
             ctx.set("change_id", change_id)
             done["change_id"] = change_id
@@ -392,8 +425,9 @@ def move_plan(estate: Estate, move: DnsMove, *, timeout: float = 600.0) -> Plan:
                 None,
                 {
                     "HostedZoneId": zone.id,
-                    "Changes": [
-                        {"Action": "UPSERT", "SetIdentifier": k, "Failover": v} for k, v in move.roles.items()
+                    "Changes": [{"Action": "DELETE", "SetIdentifier": k} for k in move.roles]
+                    + [
+                        {"Action": "CREATE", "SetIdentifier": k, "Failover": v} for k, v in move.roles.items()
                     ],
                 },
             )

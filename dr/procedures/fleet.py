@@ -21,9 +21,11 @@ RDS/Route53 rate limits (see :mod:`dr.runbook.ratelimit`) and not by polling or 
   the zone order (at most 100 each) and the last :data:`TAIL` promotions of a region form a group
   of their own, so the wait after the very last ``PromoteReadReplica`` reads only a few instances;
 * ``dns-<zone>`` — ONE ``ChangeResourceRecordSets`` per hosted zone (all its records UPSERTed to
-  the promoted endpoints; over 500 changes it splits into batches of 500, each sent once the
-  previous one is ``INSYNC``), then ``GetChange`` until ``INSYNC`` (not called when the change
-  response already says ``INSYNC``).
+  the promoted endpoints; when that exceeds Route53's per-request limits — 1,000 ResourceRecord
+  elements and 32,000 Value characters, an UPSERT counting both twice — it splits into the fewest
+  batches within them (:func:`dr.aws.route53.change_batches`), each sent once the previous one is
+  ``INSYNC``), then ``GetChange`` until ``INSYNC`` (not called when the change response already
+  says ``INSYNC``).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dr.aws.rds import aws_errors
+from dr.aws.route53 import change_batches
 from dr.errors import BadInput
 from dr.procedures.common import clients_of
 from dr.runbook.plan import Operation, Plan, Step, StepContext
@@ -43,7 +46,6 @@ from dr.runbook.plan import Operation, Plan, Step, StepContext
 if TYPE_CHECKING:
     from dr.aws.session import ClientProvider
 
-BATCH = 500  # Route53 allows 1000 ResourceRecord elements per change batch; UPSERT counts twice.
 _FILTER_MAX = 100  # DescribeDBInstances: at most 100 values per filter
 # The last TAIL promotions of a region are waited for on their own: the read after the last
 # PromoteReadReplica (on the critical path) covers 10 instances, not the whole region. At RDS's
@@ -383,7 +385,7 @@ def _dns_step(zone: str, records: list[FleetRecord], waits: Mapping[str, str], *
         pending: list[str] = []
         all_changes = changes(ctx)
         batches = 0
-        for i in range(0, len(all_changes), BATCH):
+        for batch in change_batches(all_changes):
             if pending:
                 # One change at a time per zone: Route53 answers PriorRequestNotComplete otherwise.
                 previous = pending[-1]
@@ -398,7 +400,7 @@ def _dns_step(zone: str, records: list[FleetRecord], waits: Mapping[str, str], *
             with aws_errors(resource=f"hosted zone {zone}", region="global", action="change records in"):
                 resp = client.change_resource_record_sets(
                     HostedZoneId=zone,
-                    ChangeBatch={"Comment": "dr fleet failover", "Changes": all_changes[i : i + BATCH]},
+                    ChangeBatch={"Comment": "dr fleet failover", "Changes": batch},
                 )
             batches += 1
             info = resp["ChangeInfo"]
@@ -415,7 +417,7 @@ def _dns_step(zone: str, records: list[FleetRecord], waits: Mapping[str, str], *
 
     return Step(
         id=f"dns-{zone}",
-        title=f"Point {len(records)} records of zone {zone} at the promoted databases (one change batch)",
+        title=f"Point {len(records)} records of zone {zone} at the promoted databases (batched UPSERTs)",
         region=None,
         service="route53",
         changes=f"UPSERT {len(records)} records",

@@ -27,13 +27,15 @@ API calls from inside AWS (so a failover does not depend on an operator's laptop
 
 Known approximations (docs/stepfunctions-iam-fleets.md): the DB connection *secret* is not
 written by the state machine (execution history would hold the password) — its step annotates the
-secret with the promoted endpoint; Route53 health is "first observation reports Success"; a
-CloudWatch lag gate is a single read.
+secret with the promoted endpoint; a CloudWatch lag gate is a single read. Route53 health is
+Route53's own rule, more than 18 % of the checkers' observations report ``Success`` (a Map marks
+each report, ``States.StringSplit`` counts the marks; the Choice compares without arithmetic).
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -44,6 +46,7 @@ from dr.runbook.plan import Operation, Plan, Step
 
 __all__ = [
     "AslOptions",
+    "aws_rule_problems",
     "compile_plan",
     "sdk_resource",
     "structure",
@@ -62,11 +65,11 @@ _ERROR_PREFIX = {
     "s3": "S3",
     "dynamodb": "DynamoDb",
 }
+# Step Functions names an aws-sdk error <Service>.<Code>, with "Exception" appended when the code
+# lacks it: names without the suffix ("Rds.Throttling") never match.
 _THROTTLE_CODES = (
     "ThrottlingException",
-    "Throttling",
     "TooManyRequestsException",
-    "RequestLimitExceeded",
     "PriorRequestNotCompleteException",
 )
 _RDS_BROKEN = (
@@ -237,6 +240,93 @@ def structure_loss(plan: Plan) -> float:
 # ---------------------------------------------------------------------------------------------
 
 
+# Route53 considers an endpoint healthy when MORE than 18 % of its checkers report it healthy.
+_HEALTHY_PERCENT = 18
+# Checker observations the health Choice decides for (Route53 reports about 16-24); more: not done.
+_MAX_CHECKERS = 256
+
+
+def _mark_reports(items: str, result: str, fail: str, names: tuple[str, str, str]) -> dict[str, Any]:
+    """Map each checker observation to "Y" (its report starts with ``Success``) or "N".
+    ``names``: the inner states' (machine-wide unique) names: the test, success, failure."""
+    test, yes, no = names
+    return {
+        "Type": "Map",
+        "ItemsPath": items,
+        "ItemProcessor": {
+            "ProcessorConfig": {"Mode": "INLINE"},
+            "StartAt": test,
+            "States": {
+                test: {
+                    "Type": "Choice",
+                    "Choices": [
+                        {
+                            "And": [
+                                {"Variable": "$.StatusReport.Status", "IsPresent": True},
+                                {"Variable": "$.StatusReport.Status", "StringMatches": "Success*"},
+                            ],
+                            "Next": yes,
+                        }
+                    ],
+                    "Default": no,
+                },
+                yes: {"Type": "Pass", "Result": "Y", "End": True},
+                no: {"Type": "Pass", "Result": "N", "End": True},
+            },
+        },
+        "ResultPath": result,
+        "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": fail}],
+    }
+
+
+def _healthy_checkers(n: str, split: str) -> dict[str, Any]:
+    """Choice rule: successes (``split`` - 1) > 18 % of ``n`` observations, exactly.
+
+    ASL has no multiplication: for each run of ``n`` sharing one threshold t = floor(18 n / 100)
+    + 1 (the fewest successes over 18 %), the rule is n in that run and split >= t + 1."""
+    runs: dict[int, list[int]] = {}
+    for count in range(1, _MAX_CHECKERS + 1):
+        runs.setdefault(count * _HEALTHY_PERCENT // 100 + 1, []).append(count)
+    return {
+        "Or": [
+            {
+                "And": [
+                    {"Variable": n, "NumericGreaterThanEquals": counts[0]},
+                    {"Variable": n, "NumericLessThanEquals": counts[-1]},
+                    {"Variable": split, "NumericGreaterThanEquals": least + 1},
+                ]
+            }
+            for least, counts in sorted(runs.items())
+        ]
+    }
+
+
+def _rolled_out(k: str) -> dict[str, Any]:
+    """Choice rule: ``kubectl rollout status`` done for the Deployment read at ``k`` (as
+    :attr:`dr.kube.DeploymentInfo.rolled_out`): the controller has observed the current generation
+    (right after a restart PATCH the old pods still count as ready), every replica runs the new
+    template, no old pod is left, and the new ones are available and ready."""
+    st, spec = f"{k}.status", f"{k}.spec"
+
+    def present(field: str) -> dict[str, Any]:
+        return {"Variable": f"{st}.{field}", "IsPresent": True}
+
+    return {
+        "And": [
+            present("observedGeneration"),
+            {"Variable": f"{st}.observedGeneration", "NumericGreaterThanEqualsPath": f"{k}.meta.generation"},
+            present("updatedReplicas"),
+            {"Variable": f"{st}.updatedReplicas", "NumericGreaterThanEqualsPath": f"{spec}.replicas"},
+            present("replicas"),
+            {"Variable": f"{st}.replicas", "NumericLessThanEqualsPath": f"{st}.updatedReplicas"},
+            present("availableReplicas"),
+            {"Variable": f"{st}.availableReplicas", "NumericGreaterThanEqualsPath": f"{st}.updatedReplicas"},
+            present("readyReplicas"),
+            {"Variable": f"{st}.readyReplicas", "NumericGreaterThanEqualsPath": f"{spec}.replicas"},
+        ]
+    }
+
+
 def _retry(service: str, *, read: bool) -> list[dict[str, Any]]:
     prefix = _ERROR_PREFIX.get(service, service.capitalize())
     retry: list[dict[str, Any]] = [
@@ -324,8 +414,12 @@ class _Emitter:
         fail: str,
         *,
         selector: Mapping[str, Any] | None = None,
+        between: Iterable[tuple[str, dict[str, Any]]] = (),
     ) -> str:
-        """Describe -> Choice(done | failed | out of polls | else Wait+back-off -> Describe)."""
+        """Describe -> Choice(done | failed | out of polls | else Wait+back-off -> Describe).
+
+        ``between``: (name, state) pairs run in order after each Describe, before the Choice
+        (they derive what the Choice compares from the Describe's result)."""
         key = _safe(f"{sid}_{label}")
         resource, params, service = describe
         init = self.name(f"{sid}: start polling {label}")
@@ -355,7 +449,12 @@ class _Emitter:
             fail=fail,
             result_selector=selector,
         )
-        states[desc]["Next"] = choice
+        between = list(between)
+        links = [desc, *(name for name, _ in between), choice]
+        for name, state in between:
+            states[name] = state
+        for cur, nxt in itertools.pairwise(links):
+            states[cur]["Next"] = nxt
         choices: list[dict[str, Any]] = [{**done, "Next": after if after else self._end(states)}]
         if failed is not None:
             choices.append({**failed, "Next": broken})
@@ -767,9 +866,11 @@ class _Emitter:
     def _route53_swap(
         self, states: dict[str, Any], sid: str, op: Operation, next_name: str | None, fail: str
     ) -> str:
-        """One change batch per zone built from the records as they are at run time (roles swapped)."""
+        """One change batch per zone built from the records as they are at run time: each record
+        DELETEd exactly as listed, then CREATEd with its new role (Route53 validates the batch as a
+        whole; never an intermediate state with two records of one role)."""
         zone = str(op.params["HostedZoneId"])
-        changes = list(op.params.get("Changes") or [])
+        changes = [c for c in op.params.get("Changes") or [] if c.get("Action") != "DELETE"]
         record = self.o.record
         if not record:
             raise ValueError(
@@ -793,6 +894,9 @@ class _Emitter:
         )
         picks: dict[str, Any] = {}
         built: dict[str, Any] = {}
+        # The listing starts at the record but runs on into the names after it: every pick
+        # matches the record's own name (Route53 lists names lower-case, with the final dot).
+        named = f"@.Name == '{fqdn.lower().replace(chr(39), '')}'"
         for i, ch in enumerate(changes):
             ident = str(ch["SetIdentifier"]).replace("'", "")
             target = (self.o.target_set_identifier or "").replace("'", "")
@@ -800,13 +904,17 @@ class _Emitter:
                 # Two sites: "the other" record is whichever is not the target's (its set
                 # identifier need not be known when the definition is compiled).
                 picks[f"r{i}.$"] = (
-                    f"$.r53.{key}.sets[?(@.SetIdentifier != '{target}' && @.Type == 'A' && @.Failover)]"
+                    f"$.r53.{key}.sets[?({named} && @.SetIdentifier != '{target}' && @.Type == 'A' && @.Failover)]"
                 )
             else:
-                picks[f"r{i}.$"] = f"$.r53.{key}.sets[?(@.SetIdentifier == '{ident}')]"
+                picks[f"r{i}.$"] = f"$.r53.{key}.sets[?({named} && @.SetIdentifier == '{ident}')]"
             picks[f"role{i}"] = {"Failover": str(ch["Failover"])}
+            built[f"d{i}"] = {
+                "Action": "DELETE",
+                "ResourceRecordSet.$": f"States.ArrayGetItem($.pick.{key}.r{i}, 0)",
+            }
             built[f"c{i}"] = {
-                "Action": "UPSERT",
+                "Action": "CREATE",
                 "ResourceRecordSet.$": f"States.JsonMerge(States.ArrayGetItem($.pick.{key}.r{i}, 0), "
                 f"$.pick.{key}.role{i}, false)",
             }
@@ -818,7 +926,10 @@ class _Emitter:
             "ChangeBatch": {
                 "Comment": f"dr-toolkit step functions: {sid}",
                 "Changes.$": "States.Array("
-                + ", ".join(f"$.batch.{key}.c{i}" for i in range(len(changes)))
+                + ", ".join(
+                    [f"$.batch.{key}.d{i}" for i in range(len(changes))]
+                    + [f"$.batch.{key}.c{i}" for i in range(len(changes))]
+                )
                 + ")",
             },
         }
@@ -858,6 +969,8 @@ class _Emitter:
             k = "$.seen." + _safe(f"{sid}_health")
 
             def health(nxt: str | None) -> str:
+                marks = self.name(f"{sid}: mark each checker's report")
+                count = self.name(f"{sid}: count healthy checkers")
                 return self.poll(
                     states,
                     sid,
@@ -867,16 +980,40 @@ class _Emitter:
                         {"HealthCheckId": p["HealthCheckId"]},
                         "route53",
                     ),
-                    {
-                        "And": [
-                            {"Variable": f"{k}.first.StatusReport.Status", "IsPresent": True},
-                            {"Variable": f"{k}.first.StatusReport.Status", "StringMatches": "Success*"},
-                        ]
-                    },
+                    _healthy_checkers(f"{k}.count.n", f"{k}.count.split"),
                     None,
                     nxt,
                     fail,
-                    selector={"first.$": "States.ArrayGetItem($.HealthCheckObservations, 0)"},
+                    selector={"obs.$": "$.HealthCheckObservations"},
+                    between=[
+                        (
+                            marks,
+                            _mark_reports(
+                                f"{k}.obs",
+                                f"{k}.marks",
+                                fail,
+                                (
+                                    self.name(f"{sid}: report says success?"),
+                                    self.name(f"{sid}: checker reports success"),
+                                    self.name(f"{sid}: checker reports failure"),
+                                ),
+                            ),
+                        ),
+                        (
+                            count,
+                            {
+                                "Type": "Pass",
+                                "Parameters": {
+                                    "n.$": f"States.ArrayLength({k}.obs)",
+                                    # one "Y" per successful report: the JSON text of the marks
+                                    # split on "Y" has (successes + 1) pieces
+                                    "split.$": f"States.ArrayLength(States.StringSplit("
+                                    f"States.JsonToString({k}.marks), 'Y'))",
+                                },
+                                "ResultPath": f"{k}.count",
+                            },
+                        ),
+                    ],
                 )
 
             return health
@@ -937,19 +1074,15 @@ class _Emitter:
                     sid,
                     str(p["name"]),
                     ("arn:aws:states:::eks:call", self.eks_call(op, method, path), "eks"),
-                    {
-                        "And": [
-                            {"Variable": f"{k}.status.readyReplicas", "IsPresent": True},
-                            {
-                                "Variable": f"{k}.status.readyReplicas",
-                                "NumericEqualsPath": f"{k}.spec.replicas",
-                            },
-                        ]
-                    },
+                    _rolled_out(k),
                     None,
                     nxt,
                     fail,
-                    selector={"status.$": "$.ResponseBody.status", "spec.$": "$.ResponseBody.spec"},
+                    selector={
+                        "status.$": "$.ResponseBody.status",
+                        "spec.$": "$.ResponseBody.spec",
+                        "meta.$": "$.ResponseBody.metadata",
+                    },
                 )
 
             return deploy
@@ -1251,3 +1384,234 @@ def validate_definition(definition: Mapping[str, Any]) -> list[str]:
 
 def dumps(definition: Mapping[str, Any]) -> str:
     return json.dumps(definition, indent=2, sort_keys=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Offline checks of the rules AWS's ValidateStateMachineDefinition applies
+# ---------------------------------------------------------------------------------------------
+
+_SDK_ARN = re.compile(r"^arn:aws:states:::aws-sdk:(?P<service>[a-z0-9]+):(?P<action>[a-z][A-Za-z0-9]*)$")
+# Optimised integrations the compiler emits, with the parameters each takes.
+_OPTIMISED: dict[str, set[str]] = {
+    "arn:aws:states:::eks:call": {
+        "ClusterName",
+        "CertificateAuthority",
+        "Endpoint",
+        "Method",
+        "Path",
+        "QueryParameters",
+        "RequestBody",
+    },
+    "arn:aws:states:::dynamodb:putItem": {
+        "TableName",
+        "Item",
+        "ConditionExpression",
+        "ExpressionAttributeNames",
+        "ExpressionAttributeValues",
+        "ReturnValues",
+    },
+    "arn:aws:states:::dynamodb:deleteItem": {
+        "TableName",
+        "Key",
+        "ConditionExpression",
+        "ExpressionAttributeNames",
+        "ExpressionAttributeValues",
+        "ReturnValues",
+    },
+}
+_INTRINSICS = frozenset(
+    {
+        "States.Format",
+        "States.StringToJson",
+        "States.JsonToString",
+        "States.Array",
+        "States.ArrayPartition",
+        "States.ArrayContains",
+        "States.ArrayRange",
+        "States.ArrayGetItem",
+        "States.ArrayLength",
+        "States.ArrayUnique",
+        "States.Base64Encode",
+        "States.Base64Decode",
+        "States.Hash",
+        "States.JsonMerge",
+        "States.MathRandom",
+        "States.MathAdd",
+        "States.StringSplit",
+        "States.UUID",
+    }
+)
+_STATES_ERRORS = frozenset(
+    {
+        "States.ALL",
+        "States.DataLimitExceeded",
+        "States.ExceedToleratedFailureThreshold",
+        "States.HeartbeatTimeout",
+        "States.Http.Socket",
+        "States.IntrinsicFailure",
+        "States.ItemReaderFailed",
+        "States.NoChoiceMatched",
+        "States.ParameterPathFailure",
+        "States.Permissions",
+        "States.ResultPathMatchFailure",
+        "States.ResultWriterFailed",
+        "States.Runtime",
+        "States.TaskFailed",
+        "States.Timeout",
+    }
+)
+_SERVICE_ERROR = re.compile(r"^(?P<prefix>[A-Z][A-Za-z0-9]*)\.[A-Z][A-Za-z0-9]*Exception$")
+
+
+def _path_ok(value: str) -> bool:
+    """A ``.$`` value: a JSONPath (``$…``), a context path (``$$…``) or an intrinsic call."""
+    if value.startswith("$"):
+        return bool(re.fullmatch(r"\$\$?(\.[^.\s]|\[|$).*", value)) and value.count("[") == value.count("]")
+    match = re.match(r"^(States\.[A-Za-z]+)\(", value)
+    if not match or match.group(1) not in _INTRINSICS or not value.endswith(")"):
+        return False
+    depth = 0
+    quoted = False
+    for ch in value:  # balanced parentheses outside quoted strings
+        if ch == "'":
+            quoted = not quoted
+        elif not quoted and ch == "(":
+            depth += 1
+        elif not quoted and ch == ")":
+            depth -= 1
+            if depth < 0:
+                return False
+    nested = re.findall(r"(States\.[A-Za-z]+)\(", value)
+    return depth == 0 and not quoted and all(n in _INTRINSICS for n in nested)
+
+
+def _walk_params(
+    params: Any, shape: Mapping[str, Any] | None, shapes: Mapping[str, Any], where: str, problems: list[str]
+) -> None:
+    """Parameter names: PascalCase members of ``shape`` (botocore input shape), ``.$`` values valid."""
+    if not isinstance(params, Mapping):
+        return
+    members = (shape or {}).get("members") if shape and shape.get("type") == "structure" else None
+    for key, value in params.items():
+        name = key[:-2] if key.endswith(".$") else key
+        if key.endswith(".$") and (not isinstance(value, str) or not _path_ok(value)):
+            problems.append(f"{where}: {key!r} is not a valid path or intrinsic function: {value!r}")
+        if shape is None or members is None:
+            continue
+        if not name[:1].isupper():
+            problems.append(f"{where}: parameter {name!r} must be PascalCase")
+            continue
+        # Step Functions spells every member in PascalCase, even for camelCase APIs (EKS)
+        member = {m[:1].upper() + m[1:]: spec for m, spec in members.items()}.get(name)
+        if member is None:
+            problems.append(
+                f"{where}: {name!r} is not a member of {shape.get('_name', 'the input')} ({sorted(members)})"
+            )
+            continue
+        if not key.endswith(".$"):
+            sub = dict(shapes.get(member["shape"], {}))
+            sub["_name"] = member["shape"]
+            if sub.get("type") == "list" and isinstance(value, list):
+                item = dict(shapes.get(sub["member"]["shape"], {}))
+                item["_name"] = sub["member"]["shape"]
+                for i, v in enumerate(value):
+                    _walk_params(v, item, shapes, f"{where}.{name}[{i}]", problems)
+            elif sub.get("type") == "structure":
+                _walk_params(value, sub, shapes, f"{where}.{name}", problems)
+
+
+def _all_blocks(block: Mapping[str, Any], where: str) -> Iterable[tuple[str, str, Mapping[str, Any]]]:
+    for name, st in block.get("States", {}).items():
+        yield where, name, st
+        for i, branch in enumerate(st.get("Branches", [])):
+            yield from _all_blocks(branch, f"{where}/{name}[{i}]")
+        for key in ("ItemProcessor", "Iterator"):
+            if key in st:
+                yield from _all_blocks(st[key], f"{where}/{name}")
+
+
+def aws_rule_problems(definition: Mapping[str, Any]) -> list[str]:
+    """What AWS's ``ValidateStateMachineDefinition`` would reject, among the rules checkable offline:
+    state names of at most 80 characters and unique in the whole machine; ``aws-sdk:`` Resources
+    naming a botocore service and the camelCase of one of its operations; Task parameters in
+    PascalCase that exist in the operation's input shape; ``.$`` values that are paths or known
+    intrinsic functions (also in Pass/Map ``Parameters`` and ``ResultSelector``); Retry/Catch error
+    names ``States.*`` or ``<Service>.<Name>Exception``; every Next/Default/Catch target existing in
+    its block. Empty = nothing found."""
+    from dr.aws.session import service_model
+
+    problems: list[str] = []
+    seen: dict[str, str] = {}
+    models: dict[str, dict[str, Any] | None] = {}
+    prefixes = set(_ERROR_PREFIX.values())
+
+    def check_block(block: Mapping[str, Any], where: str) -> None:
+        states = block.get("States", {})
+        if block.get("StartAt") not in states:
+            problems.append(f"{where}: StartAt {block.get('StartAt')!r} is not a state")
+        for name, st in states.items():
+            for target in _targets(st):
+                if target not in states:
+                    problems.append(f"{where}: {name!r} -> {target!r}, which is not a state of its block")
+
+    check_block(definition, "definition")
+    for where, name, st in _all_blocks(definition, "definition"):
+        if len(name) > 80:
+            problems.append(f"{where}: state name over 80 characters ({len(name)}): {name!r}")
+        if name in seen:
+            problems.append(f"{where}: state name {name!r} also used in {seen[name]}")
+        seen.setdefault(name, where)
+        for key in ("Branches",):
+            for i, branch in enumerate(st.get(key, [])):
+                check_block(branch, f"{where}/{name}[{i}]")
+        if "ItemProcessor" in st:
+            check_block(st["ItemProcessor"], f"{where}/{name}")
+        here = f"{where}/{name}"
+        for rule in [*st.get("Retry", []), *st.get("Catch", [])]:
+            for err in rule.get("ErrorEquals", []):
+                if err.startswith("States."):
+                    if err not in _STATES_ERRORS:
+                        problems.append(f"{here}: unknown Step Functions error {err!r}")
+                    continue
+                match = _SERVICE_ERROR.match(err)
+                if not match or match.group("prefix") not in prefixes:
+                    problems.append(
+                        f"{here}: error {err!r} can never match (expected States.* or <Service>.<Name>Exception)"
+                    )
+        for key in ("Parameters", "ResultSelector"):
+            if st.get("Type") != "Task" or key == "ResultSelector":
+                _walk_params(st.get(key), None, {}, f"{here}.{key}", problems)
+        if st.get("Type") != "Task":
+            continue
+        resource = str(st.get("Resource", ""))
+        params = st.get("Parameters") or {}
+        if resource in _OPTIMISED:
+            allowed = _OPTIMISED[resource]
+            for key in params:
+                if key.removesuffix(".$") not in allowed:
+                    problems.append(f"{here}: {resource} takes no parameter {key!r}")
+            _walk_params(params, None, {}, f"{here}.Parameters", problems)
+            continue
+        match = _SDK_ARN.match(resource)
+        if not match:
+            problems.append(
+                f"{here}: Resource {resource!r} is not arn:aws:states:::aws-sdk:<service>:<action>"
+            )
+            continue
+        service, action = match.group("service"), match.group("action")
+        if service not in models:
+            models[service] = service_model(service)
+        model = models[service]
+        if model is None:
+            problems.append(f"{here}: {service!r} is not an AWS SDK service")
+            continue
+        operation = action[:1].upper() + action[1:]
+        op = model["operations"].get(operation)
+        if op is None:
+            problems.append(f"{here}: {service} has no operation {operation} (Resource {resource!r})")
+            continue
+        shapes = model["shapes"]
+        shape = dict(shapes.get(op.get("input", {}).get("shape", ""), {"type": "structure", "members": {}}))
+        shape["_name"] = f"{operation}'s input"
+        _walk_params(params, shape, shapes, f"{here}.Parameters", problems)
+    return problems

@@ -9,7 +9,8 @@
   ``GetChange``). The transition table (:class:`Transitions`) is thread-safe; statuses are set on
   moto's own model objects, so every API view and waiter agrees.
 * **Validations** real AWS performs and moto does not: promoting a non-replica or a busy instance,
-  PITR outside the restorable window, duplicate Route53 ``CREATE``, deleting a snapshot that is
+  PITR outside the restorable window, duplicate Route53 ``CREATE``, Route53 change batches over
+  1,000 ResourceRecord elements or 32,000 Value characters (UPSERT counting twice), deleting a snapshot that is
   still being created or restored from, changing a nodegroup that is still ``UPDATING``.
 * **Faults** (:class:`Faults`): throttling and 5xx at a rate, per region/service/operation, and a
   whole region unreachable (its requests' connections are dropped or hang; its per-region port is
@@ -101,6 +102,10 @@ def http_report(code: int) -> tuple[bool, str]:
 HealthProbe = Callable[[str], bool | tuple[bool, str]]
 
 _R53_NS = "https://route53.amazonaws.com/doc/2013-04-01/"
+# ChangeResourceRecordSets limits per request (Route53 DNSLimitations), which moto does not enforce:
+# ResourceRecord elements and characters in all Value elements, an UPSERT counting both twice.
+R53_MAX_RECORDS = 1000
+R53_MAX_VALUE_CHARS = 32000
 _CREATE_REPLICA = "CreateDBInstanceReadReplica"
 
 
@@ -745,6 +750,45 @@ def iam_backend() -> Any:
     return iam_backends[ACCOUNT_ID]["aws"]
 
 
+def route53_batch_as_whole(original: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap moto's ``Route53Backend.change_resource_record_sets`` so a batch that DELETEs a record
+    set and CREATEs it again (e.g. with another Failover role) is accepted, as Route53 accepts it
+    (it validates a batch as a whole). moto checks each CREATE against its change journal before
+    any DELETE of the batch applies and refuses it; the pair is applied as one UPSERT instead."""
+
+    def key(rrs: dict[str, Any]) -> tuple[str, str, str | None]:
+        return (str(rrs.get("Name", "")).rstrip(".").lower(), str(rrs.get("Type")), rrs.get("SetIdentifier"))
+
+    def change(self: Any, zoneid: str, change_list: list[dict[str, Any]]) -> Any:
+        deleted = {key(c["ResourceRecordSet"]) for c in change_list if c.get("Action") == "DELETE"}
+        recreated = {
+            key(c["ResourceRecordSet"])
+            for c in change_list
+            if c.get("Action") == "CREATE" and key(c["ResourceRecordSet"]) in deleted
+        }
+        if recreated:
+            change_list = [
+                {**c, "Action": "UPSERT"}
+                if c.get("Action") == "CREATE" and key(c["ResourceRecordSet"]) in recreated
+                else c
+                for c in change_list
+                if not (c.get("Action") == "DELETE" and key(c["ResourceRecordSet"]) in recreated)
+            ]
+        return original(self, zoneid, change_list)
+
+    change.__wrapped__ = original  # type: ignore[attr-defined]
+    return change
+
+
+def install_route53_batch_as_whole() -> None:
+    """Apply :func:`route53_batch_as_whole` to moto, once per process."""
+    from moto.route53.models import Route53Backend
+
+    current = Route53Backend.change_resource_record_sets
+    if not hasattr(current, "__wrapped__"):
+        Route53Backend.change_resource_record_sets = route53_batch_as_whole(current)  # type: ignore[method-assign]
+
+
 def route53_backend() -> Any:
     from moto.route53.models import route53_backends
 
@@ -839,6 +883,7 @@ class Realism:
     # -- wiring ------------------------------------------------------------------------------
     def middleware(self, app: WSGIApp) -> WSGIApp:
         self._inner = app
+        install_route53_batch_as_whole()
         return self
 
     def start(self) -> None:
@@ -1606,10 +1651,28 @@ class Realism:
             zone = route53_backend().get_hosted_zone(zone_id)
         except Exception:
             return None  # moto answers NoSuchHostedZone
+        records, chars = _batch_size(req.body)
+        if records > R53_MAX_RECORDS:
+            raise AwsError(
+                "InvalidChangeBatch",
+                f"[Number of records limit of {R53_MAX_RECORDS} exceeded: the batch counts {records} "
+                "ResourceRecord elements (UPSERT counts each twice)]",
+            )
+        if chars > R53_MAX_VALUE_CHARS:
+            raise AwsError(
+                "InvalidChangeBatch",
+                f"[Number of characters limit of {R53_MAX_VALUE_CHARS} in Value elements exceeded: the "
+                f"batch counts {chars} (UPSERT counts each character twice)]",
+            )
+        deleted: set[tuple[str, str, str | None]] = set()  # a batch applies as a whole, in order
         for change in changes:
-            if change["action"] != "CREATE":
-                continue
             name = change["name"].rstrip(".").lower()
+            key = (name, change["type"], change["set_identifier"] or None)
+            if change["action"] == "DELETE":
+                deleted.add(key)
+                continue
+            if change["action"] != "CREATE" or key in deleted:
+                continue
             for rr in zone.rrsets:
                 if (
                     rr.name.rstrip(".").lower() == name
@@ -1815,6 +1878,29 @@ def _rewrite_change(reply: Reply, change_id: str, status_value: str) -> Reply:
         ("Content-Length", str(len(data)))
     ]
     return status, headers, data
+
+
+def _batch_size(body: bytes) -> tuple[int, int]:
+    """(ResourceRecord elements, Value characters) a ChangeResourceRecordSets body counts."""
+    import xml.etree.ElementTree as ET
+
+    try:
+        root = ET.fromstring(body)
+    except ET.ParseError:
+        return 0, 0
+    records = chars = 0
+    for change in root.iter():
+        if change.tag.rsplit("}", 1)[-1] != "Change":
+            continue
+        action = next((c.text for c in change if c.tag.rsplit("}", 1)[-1] == "Action"), "")
+        weight = 2 if (action or "").strip() == "UPSERT" else 1
+        for elem in change.iter():
+            tag = elem.tag.rsplit("}", 1)[-1]
+            if tag == "ResourceRecord":
+                records += weight
+            elif tag == "Value":
+                chars += weight * len(elem.text or "")
+    return records, chars
 
 
 def _parse_changes(body: bytes) -> list[dict[str, str]]:

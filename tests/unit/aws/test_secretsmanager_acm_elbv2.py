@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import boto3
 from moto import mock_aws
@@ -48,6 +49,34 @@ def test_acm_covers_wildcards_and_lists_matching_certificates() -> None:
         certs = acm.certificates_for(ClientProvider(), REGION, "api.example.com")
         assert [c.domain for c in certs] == ["*.example.com"]
         assert certs[0].status == "PENDING_VALIDATION"
+
+
+def test_acm_lists_ec_and_large_rsa_certificates(monkeypatch: Any) -> None:
+    """ListCertificates without Includes.keyTypes returns RSA_1024/RSA_2048 only (ACM's default
+    filter; moto returns everything, so the fake is made to filter as ACM does)."""
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    from moto.acm.models import AWSCertificateManagerBackend
+
+    from tests.unit.cli.test_ops_cmd import _self_signed
+
+    listed = AWSCertificateManagerBackend.list_certificates
+
+    def acm_default(self: Any, statuses: list[str], includes: dict[str, Any]) -> Any:
+        return listed(self, statuses, includes or {"keyTypes": ["RSA_1024", "RSA_2048"]})
+
+    monkeypatch.setattr(AWSCertificateManagerBackend, "list_certificates", acm_default)
+    keys = {
+        "ec.example.com": ec.generate_private_key(ec.SECP256R1()),
+        "rsa4096.example.com": rsa.generate_private_key(public_exponent=65537, key_size=4096),
+        "rsa2048.example.com": rsa.generate_private_key(public_exponent=65537, key_size=2048),
+    }
+    with mock_aws():
+        client = boto3.client("acm", region_name=REGION)
+        for name, key in keys.items():
+            cert, pem_key = _self_signed(name, (-1, 90), key)
+            client.import_certificate(Certificate=cert, PrivateKey=pem_key)
+        found = {c.domain for name in keys for c in acm.certificates_for(ClientProvider(), REGION, name)}
+        assert found == set(keys)
 
 
 def test_target_health() -> None:

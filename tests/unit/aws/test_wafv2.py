@@ -124,3 +124,24 @@ def test_dry_run_reports_without_updating(ip_set: Any) -> None:
     )
     assert change.dry_run and change.added == ("203.0.113.7/32",) and not change.updated
     assert _addresses() == ["192.0.2.1/32"]
+
+
+def test_update_keeps_the_description(ip_set: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """UpdateIPSet "completely replaces the mutable specifications": Description left out is
+    cleared by WAF (moto keeps it, so the fake is made to behave as WAF does)."""
+    from moto.wafv2.models import FakeIPSet
+
+    def replace_all(self: Any, description: str | None, addresses: list[str]) -> None:
+        self.description = description
+        self.addresses = addresses
+        self.lock_token = str(len(addresses)) + self.lock_token
+
+    monkeypatch.setattr(FakeIPSet, "update", replace_all)
+    waf = boto3.client("wafv2", region_name=REGION)
+    waf.create_ip_set(
+        Name="described", Scope="REGIONAL", IPAddressVersion="IPV4", Addresses=[], Description="blocked by dr"
+    )
+    wafv2.change_ip_set(ClientProvider(), REGION, "described", add=wafv2.parse_cidrs(["192.0.2.7"]))
+    sid = wafv2.find_ip_set_id(ClientProvider(), REGION, "described")
+    after = waf.get_ip_set(Name="described", Scope="REGIONAL", Id=sid)["IPSet"]
+    assert after["Addresses"] == ["192.0.2.7/32"] and after["Description"] == "blocked by dr"

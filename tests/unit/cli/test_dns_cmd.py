@@ -99,6 +99,13 @@ def test_failover_records_method_one_batch(seeded: Seeded, cli_calls: CallRecord
     est = seeded.estate
     assert _roles(seeded) == {est.primary.site.name: "SECONDARY", est.secondary.site.name: "PRIMARY"}
     assert mutating(cli_calls) == ["route53:ChangeResourceRecordSets"]
+    # one transactional batch: both records deleted as listed, then re-created with the roles
+    # exchanged (never two records claiming one role, as two UPSERTs would in between)
+    batch = next(c for c in cli_calls.since(0) if c.operation == "ChangeResourceRecordSets")
+    sent = [(c["Action"], c["SetIdentifier"]) for c in batch.params["ChangeBatch"]]
+    sites = {est.primary.site.name, est.secondary.site.name}
+    assert [a for a, _ in sent] == ["DELETE", "DELETE", "CREATE", "CREATE"]
+    assert {s for _, s in sent[:2]} == {s for _, s in sent[2:]} == sites
     assert _hc(seeded, seeded.primary)["Inverted"] is False
     # failback (auto) sees the swapped roles and swaps them back
     res = invoke(["dns", "failback", "--yes"], tmp_path)
@@ -144,20 +151,38 @@ def test_failover_target_unhealthy_exit_3(
     assert seeded.secondary in res.output
     assert cli_calls.mutating() == []
     assert _hc(seeded, seeded.primary)["Inverted"] is False
-    # forced: the target's health check is disabled (Route53 then treats it as healthy) — otherwise
-    # Route53 would keep answering with the healthy primary and the move could never complete
+    # forced: the records are aliases with EvaluateTargetHealth, so the failing target stays
+    # unhealthy whatever its check says (disabling it moved nothing). The target becomes PRIMARY
+    # and the healthy old region's check is inverted: every record unhealthy → Route53 answers
+    # the PRIMARY, the target.
     res = invoke(["dns", "failover", "--to", "secondary", "--yes", "--force", "--timeout", "5"], tmp_path)
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
     assert out["move"]["forced"] is True and out["move"]["pin_target"] is True
+    assert out["move"]["method"] == "records"
     assert out["active_region"] == seeded.secondary
-    assert _hc(seeded, seeded.secondary)["Disabled"] is True
-    # failback re-enables it
+    est = seeded.estate
+    assert _roles(seeded) == {est.primary.site.name: "SECONDARY", est.secondary.site.name: "PRIMARY"}
+    assert _hc(seeded, seeded.primary)["Inverted"] is True
+    assert _hc(seeded, seeded.secondary)["Disabled"] is False
+    # failback restores the declared roles and clears the inversion
     res = invoke(["dns", "failback", "--yes", "--timeout", "5"], tmp_path)
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["active_region"] == seeded.primary
-    assert _hc(seeded, seeded.secondary)["Disabled"] is False
+    assert _roles(seeded) == {est.primary.site.name: "PRIMARY", est.secondary.site.name: "SECONDARY"}
     assert _hc(seeded, seeded.primary)["Inverted"] is False
+
+
+def test_force_with_healthcheck_method_is_refused(
+    seeded: Seeded, cli_calls: CallRecorder, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _unhealthy(monkeypatch, seeded, seeded.secondary)
+    res = invoke(
+        ["dns", "failover", "--to", "secondary", "--yes", "--force", "--method", "healthcheck"], tmp_path
+    )
+    assert res.exit_code == 2
+    assert "--method records" in res.output and seeded.secondary in res.output
+    assert cli_calls.mutating() == []
 
 
 def test_zone_missing_exit_2(seeded: Seeded, cli_calls: CallRecorder, tmp_path: Path) -> None:

@@ -455,7 +455,8 @@ def test_triage_table_output(env: Env) -> None:
 # -- certificates ------------------------------------------------------------------------------------------------
 
 
-def _self_signed(name: str, days_valid: tuple[int, int]) -> tuple[bytes, bytes]:
+def _self_signed(name: str, days_valid: tuple[int, int], key: Any = None) -> tuple[bytes, bytes]:
+    """A self-signed certificate for ``name`` (PEM) and its key (RSA 2048 unless ``key`` is given)."""
     import datetime as dt
 
     from cryptography import x509
@@ -463,7 +464,7 @@ def _self_signed(name: str, days_valid: tuple[int, int]) -> tuple[bytes, bytes]:
     from cryptography.hazmat.primitives.asymmetric import rsa
     from cryptography.x509.oid import NameOID
 
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    key = key or rsa.generate_private_key(public_exponent=65537, key_size=2048)
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     now = dt.datetime.now(dt.UTC)
     cert = (

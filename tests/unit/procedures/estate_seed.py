@@ -125,6 +125,20 @@ def fix_moto_promote(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(RDSBackend, "promote_read_replica", promote)
 
 
+def fix_moto_route53_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make moto accept a batch that DELETEs and re-CREATEs a record set, as Route53 does."""
+    from moto.route53.models import Route53Backend
+
+    from dr.sandbox.realism import route53_batch_as_whole
+
+    original = Route53Backend.change_resource_record_sets
+    monkeypatch.setattr(
+        Route53Backend,
+        "change_resource_record_sets",
+        route53_batch_as_whole(getattr(original, "__wrapped__", original)),
+    )
+
+
 def _network(clients: ClientProvider, estate: Estate, view: Any, *, vpc: bool) -> dict[str, Any]:
     rds = clients.client("rds", view.region)
     rds.create_db_parameter_group(
@@ -251,6 +265,7 @@ def seed(clients: ClientProvider, estate: Estate, *, vpc: bool = False) -> Seede
 def seeded(monkeypatch: pytest.MonkeyPatch) -> Iterator[Seeded]:
     """The estate in moto (mock_aws active for the whole test)."""
     fix_moto_promote(monkeypatch)
+    fix_moto_route53_batch(monkeypatch)
     with mock_aws():
         estate = load_estate(STACKS, "prod")
         yield seed(ClientProvider(), estate)
@@ -260,6 +275,7 @@ def seeded(monkeypatch: pytest.MonkeyPatch) -> Iterator[Seeded]:
 def seeded_vpc(monkeypatch: pytest.MonkeyPatch) -> Iterator[Seeded]:
     """Like ``seeded`` plus VPCs, subnets and DB subnet groups (slower: moto EC2)."""
     fix_moto_promote(monkeypatch)
+    fix_moto_route53_batch(monkeypatch)
     with mock_aws():
         estate = load_estate(STACKS, "prod")
         yield seed(ClientProvider(), estate, vpc=True)

@@ -28,13 +28,26 @@ def _check(inverted: bool = False, disabled: bool = False, hid: str = "hc") -> H
     ],
 )
 def test_effective_healthy(ok: bool, inverted: bool, disabled: bool, expected: bool) -> None:
-    status = HealthStatus("hc", 3, 3 if ok else 1)
+    status = HealthStatus("hc", 3, 3 if ok else 0)
     assert effective_healthy(_check(inverted, disabled), status) is expected
 
 
-def test_majority_of_checkers() -> None:
-    assert HealthStatus("h", 16, 9).endpoint_healthy and not HealthStatus("h", 16, 8).endpoint_healthy
-    assert not HealthStatus("h", 0, 0).endpoint_healthy
+@pytest.mark.parametrize(
+    ("successes", "observations", "healthy"),
+    [
+        (3, 16, True),  # 18.75 % > 18 %: Route53 serves it (a majority rule said unhealthy)
+        (2, 16, False),  # 12.5 %
+        (8, 16, True),  # 50 %: healthy for Route53, not "more than half"
+        (18, 100, False),  # exactly 18 %: "18 % or fewer" is unhealthy
+        (19, 100, True),
+        (9, 50, False),  # 18 % again, other denominator
+        (1, 3, True),  # the sandbox's three checkers: one success is 33 %
+        (0, 3, False),
+        (0, 0, False),  # no observation: no verdict of healthy
+    ],
+)
+def test_more_than_18_percent_of_checkers(successes: int, observations: int, healthy: bool) -> None:
+    assert HealthStatus("h", observations, successes).endpoint_healthy is healthy
 
 
 def test_unreachable_means_most_checkers_got_no_http_answer() -> None:
@@ -82,9 +95,26 @@ def test_records_swap_roles_and_clear_inversions() -> None:
     assert changes == [(f"hc-{W}", f"hc-{W}", False, False)]
 
 
-def test_pin_target_disables_its_check() -> None:
-    changes, _ = _desired(_state(_rec(W, "PRIMARY"), _rec(E, "SECONDARY")), E, "healthcheck", pin_target=True)
-    assert sorted(changes) == [(f"hc-{E}", f"hc-{E}", False, True), (f"hc-{W}", f"hc-{W}", True, False)]
+def test_forced_move_makes_target_primary_and_inverts_the_healthy_other() -> None:
+    changes, roles = _desired(
+        _state(_rec(W, "PRIMARY"), _rec(E, "SECONDARY", disabled=True)), E, "records", pin_target=True
+    )
+    assert roles == {f"site-{W}": "SECONDARY", f"site-{E}": "PRIMARY"}
+    # the old region's healthy check inverted; a disabled check (older toolkit) re-enabled
+    assert sorted(changes) == [(f"hc-{E}", f"hc-{E}", False, False), (f"hc-{W}", f"hc-{W}", True, False)]
+
+
+def test_evaluate_target_health_beats_a_disabled_or_inverted_check() -> None:
+    """An alias with EvaluateTargetHealth is unhealthy while its target (the ALB, same /health)
+    fails, whatever the health check's Disabled/Inverted say."""
+    alias = RecordSet(
+        "api.example.com", "A", "s", "PRIMARY", "hc", "alb.example.com", evaluate_target_health=True
+    )
+    failing = HealthStatus("hc", 3, 0)
+    assert not FailoverRecord(alias, W, _check(disabled=True), failing).healthy
+    assert not FailoverRecord(alias, W, _check(inverted=True), failing).healthy
+    plain = RecordSet("api.example.com", "A", "s", "PRIMARY", "hc", "alb.example.com")
+    assert FailoverRecord(plain, W, _check(disabled=True), failing).healthy
 
 
 def test_satisfied_state_has_no_changes() -> None:

@@ -187,6 +187,75 @@ def test_zone_over_500_records_sends_batches_one_after_another(moto_fleet: None)
     assert names == {r.name for r in fleet.records}
 
 
+def test_change_batches_respect_route53_counting() -> None:
+    from dr.aws.route53 import MAX_BATCH_VALUE_CHARS, change_batches, change_cost
+
+    def cname(action: str, value: str, n: int = 1) -> dict[str, Any]:
+        rrs = {"Name": "x.example.com", "Type": "CNAME", "ResourceRecords": [{"Value": value}] * n}
+        return {"Action": action, "ResourceRecordSet": rrs}
+
+    assert change_cost(cname("UPSERT", "a" * 50)) == (2, 100)
+    assert change_cost(cname("CREATE", "a" * 50, 3)) == (3, 150)
+    alias = {"Action": "UPSERT", "ResourceRecordSet": {"Name": "x", "Type": "A", "AliasTarget": {}}}
+    assert change_cost(alias) == (0, 0)
+    upserts = [cname("UPSERT", "a" * 50) for _ in range(500)]
+    batches = change_batches(upserts)
+    assert [len(b) for b in batches] == [320, 180]  # 320 x 50 x 2 = 32,000 characters
+    assert [c for b in batches for c in b] == upserts  # order kept
+    short = [cname("UPSERT", "a") for _ in range(1001)]
+    assert [len(b) for b in change_batches(short)] == [500, 500, 1]  # 1,000 elements
+    assert [len(b) for b in change_batches([cname("CREATE", "a")] * 1001)] == [1000, 1]
+    with pytest.raises(BadInput, match="alone exceeds"):
+        change_batches([cname("UPSERT", "a" * (MAX_BATCH_VALUE_CHARS // 2 + 1))])
+
+
+def _realism_server(overrides: dict[str, float]) -> Any:
+    from dr.sandbox.latency import LatencyProfile
+    from dr.sandbox.realism import Realism
+    from dr.sandbox.server import MotoServer
+
+    realism = Realism(None, LatencyProfile("none", overrides=overrides))
+    server = MotoServer(middleware=realism.middleware).start()
+    realism.start()
+    return realism, server
+
+
+def _sandbox_clients(url: str) -> ClientProvider:
+    from dr.target import SANDBOX_CREDENTIALS
+
+    return ClientProvider(endpoint_url=url, credentials=dict(SANDBOX_CREDENTIALS), retry_mode="standard")
+
+
+@pytest.mark.slow  # moto's server + RDS models
+def test_a_large_zone_is_sent_in_batches_route53_accepts() -> None:
+    """400 UPSERTs of ~45-character endpoints count ~36,000 characters: one batch is refused by
+    Route53 (InvalidChangeBatch), so the zone goes out in batches within the limits."""
+    realism, server = _realism_server({"route53.insync": 0.0})
+    try:
+        clients = _sandbox_clients(server.url)
+        fleet = build_fleet(clients, dbs=2, records=400, zones=1, source="us-west-2", target="us-east-1")
+        recorder = clients.add_recorder(CallRecorder())
+        result = run_fleet(clients, fleet, limiter=RateLimiter(), recorder=recorder, poll=FAST)
+        assert result.status == "succeeded", [(s.id, s.error) for s in result.steps if s.error]
+        sent = [c for c in recorder.since(0) if c.operation == "ChangeResourceRecordSets"]
+        assert len(sent) >= 2
+        zone = next(iter(fleet.zones()))
+        r53 = clients.client("route53", "us-east-1")
+        endpoints = {
+            s["Name"].rstrip("."): s["ResourceRecords"][0]["Value"]
+            for page in r53.get_paginator("list_resource_record_sets").paginate(HostedZoneId=zone)
+            for s in page["ResourceRecordSets"]
+            if s["Type"] == "CNAME"
+        }
+        assert set(endpoints) == {r.name for r in fleet.records}
+        assert sum(2 * len(v) for v in endpoints.values()) > 32000  # one batch would have been refused
+    finally:
+        realism.stop()
+        server.stop()
+        with mock_aws():  # moto's backends are process-global: starting a mock resets them
+            pass
+
+
 @pytest.mark.slow  # moto's server + RDS models, and 1 s promotions
 def test_on_the_sandbox_realism_layer_dns_moves_only_after_its_databases_are_promoted() -> None:
     """The sandbox models a promotion as a transition (``modifying``, still a replica, then

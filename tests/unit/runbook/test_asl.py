@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,7 +30,13 @@ from dr.runbook.asl import (
     validate_definition,
 )
 from dr.runbook.plan import Operation, Plan, Step, subset
-from tests.unit.procedures.estate_seed import STACKS, Seeded, fix_moto_promote, seed
+from tests.unit.procedures.estate_seed import (
+    STACKS,
+    Seeded,
+    fix_moto_promote,
+    fix_moto_route53_batch,
+    seed,
+)
 
 
 def _precedes(node: Node, a: str, b: str) -> bool:
@@ -59,6 +66,10 @@ def _all_states(defn: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
             yield from _all_states(br)
 
 
+def _name_of(defn: dict[str, Any], state: dict[str, Any]) -> str:
+    return next(name for name, st in _all_states(defn) if st is state)
+
+
 def _step(sid: str, deps: tuple[str, ...] = (), estimate: float = 1.0) -> Step:
     return Step(sid, sid, "us-east-1", "rds", depends_on=deps, estimate=estimate)
 
@@ -67,6 +78,7 @@ def _step(sid: str, deps: tuple[str, ...] = (), estimate: float = 1.0) -> Step:
 def sfn_estate(monkeypatch: pytest.MonkeyPatch) -> Iterator[Seeded]:
     """The seeded two-region estate with moto's Step Functions interpreter switched on."""
     fix_moto_promote(monkeypatch)
+    fix_moto_route53_batch(monkeypatch)
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
         from dr.topology import load_estate
 
@@ -272,8 +284,18 @@ def test_database_and_dns_part_executes_in_moto_and_promotes_the_replica(sfn_est
     roles = _served_roles(s)
     assert roles[target.site.name] == "PRIMARY"
     assert roles[s.estate.primary.site.name] == "SECONDARY"
+    change = next(
+        st for _, st in _all_states(defn) if st.get("Resource", "").endswith("changeResourceRecordSets")
+    )
+    build = next(st for _, st in _all_states(defn) if st.get("Next") == _name_of(defn, change))
+    assert sorted(v["Action"] for v in build["Parameters"].values()) == [
+        "CREATE",
+        "CREATE",
+        "DELETE",
+        "DELETE",
+    ]
     # A second execution resuming the failover is a no-op (the promote guard waits for the
-    # promotion it resumes; UPSERT of the same roles). Any other execution is refused: the DB may
+    # promotion it resumes; DELETE + CREATE of the same roles). Any other execution is refused: the DB may
     # be stale since a failback, and DNS must not move to it.
     again = _execute(s, defn, target.region, {"resume": True})
     assert again["status"] == "SUCCEEDED", again.get("cause")
@@ -405,3 +427,250 @@ def test_the_machine_restarts_every_deployment_whatever_restart_pods_says(
         and "restartedAt" in json.dumps(st["Parameters"].get("RequestBody", {}))
     }
     assert restarted == {d.name for d in app.deployments}
+
+
+def _observations(monkeypatch: pytest.MonkeyPatch, successes: list[bool]) -> None:
+    """moto's GetHealthCheckStatus reports one healthy checker; report these checkers instead."""
+    from moto.core.responses import ActionResult
+    from moto.route53.responses import Route53 as Route53Response
+
+    def status(self: Any) -> Any:
+        self.backend.get_health_check(self._get_param("HealthCheckId"))
+        return ActionResult(
+            {
+                "HealthCheckObservations": [
+                    {
+                        "Region": "us-east-1",
+                        "IPAddress": f"192.0.2.{i}",
+                        "StatusReport": {
+                            "Status": "Success: HTTP Status Code 200, OK"
+                            if ok
+                            else "Failure: HTTP Status Code 503, Service Unavailable",
+                        },
+                    }
+                    for i, ok in enumerate(successes)
+                ]
+            }
+        )
+
+    monkeypatch.setattr(Route53Response, "get_health_check_status", status)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("successes", "healthy"),
+    [
+        ([True, True] + [False] * 14, False),  # 12.5 %, the first checker lucky: still unhealthy
+        ([False] * 13 + [True] * 3, True),  # 18.75 %, the first checker failing: healthy
+    ],
+)
+def test_health_wait_counts_every_checker_with_route53s_18_percent_rule(
+    sfn_estate: Seeded, monkeypatch: pytest.MonkeyPatch, successes: list[bool], healthy: bool
+) -> None:
+    s = sfn_estate
+    target = s.estate.secondary
+    hc = s.health_checks[target.region]
+    _observations(monkeypatch, successes)
+    plan = Plan(
+        "health",
+        [
+            Step(
+                "target-healthy",
+                "wait for the target's health check",
+                None,
+                "route53",
+                operations=(
+                    Operation("route53", "GetHealthCheckStatus", None, {"HealthCheckId": hc}, False),
+                ),
+            )
+        ],
+    )
+    defn = compile_plan(plan, AslOptions(first_wait=1, max_wait=1, max_polls=1))
+    assert validate_definition(defn) == []
+    out = _execute(s, defn, target.region)
+    assert out["status"] == ("SUCCEEDED" if healthy else "FAILED"), out.get("cause")
+
+
+def _deployment(
+    generation: int, observed: int, replicas: int, updated: int, total: int, ready: int
+) -> dict[str, Any]:
+    return {
+        "meta": {"generation": generation},
+        "spec": {"replicas": replicas},
+        "status": {
+            "observedGeneration": observed,
+            "replicas": total,
+            "updatedReplicas": updated,
+            "readyReplicas": ready,
+            "availableReplicas": ready,
+        },
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("deployment", "rolled_out"),
+    [
+        # right after the restartedAt PATCH: the controller has not seen generation 5, the old
+        # pods (old DB connections) are all ready
+        (_deployment(5, 4, 2, 2, 2, 2), False),
+        # new generation observed, one pod on the new template, old ones still running
+        (_deployment(5, 5, 2, 1, 3, 2), False),
+        # every pod updated but one old pod still terminating
+        (_deployment(5, 5, 2, 2, 3, 2), False),
+        (_deployment(5, 5, 2, 2, 2, 2), True),
+    ],
+)
+def test_pods_ready_waits_for_the_rollout_of_the_restart(
+    sfn_estate: Seeded, deployment: dict[str, Any], rolled_out: bool
+) -> None:
+    """The machine's pods-ready Choice, evaluated by moto's Step Functions interpreter on a
+    Deployment as the API reports it during a restart."""
+    s = sfn_estate
+    target = s.estate.secondary
+    pre = static_preflight(
+        s.estate, target, zone_id=s.zone_id, health_check_id=s.health_checks[target.region]
+    )
+    defn = compile_plan(failover_plan(s.estate, pre), asl_options(s.estate, target))
+    name = s.estate.app.deployments[0].name
+    choice = next(
+        st
+        for n, st in _all_states(defn)
+        if st["Type"] == "Choice" and n.endswith(f": {name} done?") and "pods" in n
+    )
+    rule = {k: v for k, v in choice["Choices"][0].items() if k != "Next"}
+    key = rule["And"][0]["Variable"].split(".")[2]
+    machine = {
+        "StartAt": "rolled out?",
+        "States": {
+            "rolled out?": {"Type": "Choice", "Choices": [{**rule, "Next": "yes"}], "Default": "no"},
+            "yes": {"Type": "Succeed"},
+            "no": {"Type": "Fail", "Error": "NotRolledOut"},
+        },
+    }
+    out = _execute(s, machine, target.region, {"seen": {key: deployment}})
+    assert out["status"] == ("SUCCEEDED" if rolled_out else "FAILED"), out.get("cause")
+
+
+def test_record_picks_match_the_record_name_only(sfn_estate: Seeded) -> None:
+    """ListResourceRecordSets runs on past the record into the names after it: the records the
+    batch rewrites are picked by name too, never another name's failover record."""
+    from jsonpath_ng.ext import parse
+
+    s = sfn_estate
+    target = s.estate.secondary
+    defn = compile_plan(_unplanned(s), asl_options(s.estate, target))
+    fqdn = s.estate.app.record.rstrip(".").lower() + "."
+    pick = next(st for n, st in _all_states(defn) if n.endswith("build change batch"))
+    key = pick["ResultPath"].rsplit(".", 1)[-1]
+
+    def rec(name: str, ident: str, role: str) -> dict[str, Any]:
+        return {"Name": name, "Type": "A", "SetIdentifier": ident, "Failover": role}
+
+    # the other site's record of the name is gone; another name's failover records follow
+    listing = [
+        rec(fqdn, target.site.name, "SECONDARY"),
+        rec("zz-" + fqdn, "someone-else", "PRIMARY"),
+        rec("zz-" + fqdn, target.site.name, "SECONDARY"),
+    ]
+    data = {"r53": {key: {"sets": listing}}}
+    picked = {
+        field: [m.value["Name"] for m in parse(path).find(data)]
+        for field, path in pick["Parameters"].items()
+        if field.endswith(".$")
+    }
+    assert picked and all(names in ([], [fqdn]) for names in picked.values()), picked
+
+
+def test_aws_rules_catch_what_validate_state_machine_definition_rejects() -> None:
+    from dr.runbook.asl import aws_rule_problems
+
+    def task(resource: str, params: dict[str, Any], errors: list[str] | None = None) -> dict[str, Any]:
+        return {
+            "Type": "Task",
+            "Resource": resource,
+            "Parameters": params,
+            "Retry": [{"ErrorEquals": errors or ["Rds.ThrottlingException"], "MaxAttempts": 2}],
+            "End": True,
+        }
+
+    ok = task(
+        "arn:aws:states:::aws-sdk:rds:promoteReadReplica",
+        {"DBInstanceIdentifier": "db", "BackupRetentionPeriod": 7},
+    )
+    assert aws_rule_problems({"StartAt": "a", "States": {"a": ok}}) == []
+    eks = task(
+        "arn:aws:states:::aws-sdk:eks:describeNodegroup", {"ClusterName": "c", "NodegroupName.$": "$.ng"}
+    )
+    assert aws_rule_problems({"StartAt": "a", "States": {"a": eks}}) == []
+    bad = {
+        "StartAt": "x" * 81,
+        "States": {
+            "x" * 81: task("arn:aws:states:::aws-sdk:rds:PromoteReadReplica", {}),  # action not camelCase
+            "no such op": task("arn:aws:states:::aws-sdk:rds:promoteReplica", {}),
+            "no such service": task("arn:aws:states:::aws-sdk:relational:promoteReadReplica", {}),
+            "camel param": task(
+                "arn:aws:states:::aws-sdk:rds:describeDBInstances", {"dbInstanceIdentifier": "d"}
+            ),
+            "unknown param": task("arn:aws:states:::aws-sdk:rds:describeDBInstances", {"Identifier": "d"}),
+            "bad path": task(
+                "arn:aws:states:::aws-sdk:rds:describeDBInstances", {"DBInstanceIdentifier.$": "db.id"}
+            ),
+            "bad intrinsic": task(
+                "arn:aws:states:::aws-sdk:rds:describeDBInstances",
+                {"DBInstanceIdentifier.$": "States.Concat($.a)"},
+            ),
+            "never matches": task(
+                "arn:aws:states:::aws-sdk:s3:getObject", {"Bucket": "b", "Key": "k"}, ["S3.Throttling"]
+            ),
+            "p": {
+                "Type": "Parallel",
+                "Branches": [{"StartAt": "camel param", "States": {"camel param": {"Type": "Succeed"}}}],
+                "Next": "missing",
+            },
+        },
+    }
+    text = "\n".join(aws_rule_problems(bad))
+    for expected in (
+        "over 80 characters",
+        "not arn:aws:states:::aws-sdk",
+        "has no operation PromoteReplica",
+        "'relational' is not an AWS SDK service",
+        "'dbInstanceIdentifier' must be PascalCase",
+        "'Identifier' is not a member",
+        "'DBInstanceIdentifier.$' is not a valid path",
+        "States.Concat",
+        "'S3.Throttling' can never match",
+        "'camel param' also used",
+        "'missing', which is not a state",
+    ):
+        assert expected in text, expected
+
+
+@pytest.mark.parametrize("stacks", ["stacks", "examples/chess-ai/stacks"])
+def test_every_export_passes_the_aws_validator_rules(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any, stacks: str
+) -> None:
+    """`dr failover --export asl` (the only procedure that exports; unplanned, to the DR site), on
+    this estate and on another one: nothing AWS's validator would reject."""
+    from click.testing import CliRunner
+
+    from dr.cli.main import cli
+    from dr.runbook.asl import aws_rule_problems
+    from dr.topology import load_estate
+    from tests.unit.procedures.test_failover import create_clusters
+
+    stack_dir = STACKS if stacks == "stacks" else Path(__file__).resolve().parents[3] / stacks
+    fix_moto_promote(monkeypatch)
+    with mock_aws():
+        create_clusters(seed(ClientProvider(), load_estate(stack_dir, "prod")))
+        res = CliRunner().invoke(
+            cli,
+            ["--stack-dir", str(stack_dir), "failover", "--export", "asl"],
+            env={"DR_RUNS_DIR": str(tmp_path / "runs")},
+            catch_exceptions=False,
+        )
+    assert res.exit_code == 0, res.output
+    defn = json.loads(res.output)
+    assert validate_definition(defn) == []
+    assert aws_rule_problems(defn) == []

@@ -97,3 +97,51 @@ def test_unreachable_refuse_and_hang(layer: tuple[Realism, MotoServer]) -> None:
     )
     with pytest.raises(ReadTimeoutError):
         _clients(server.url, read_timeout=0.2).client("sqs", "us-west-2").list_queues()
+
+
+def _cnames(action: str, count: int, value_len: int, zone_name: str) -> list[dict[str, Any]]:
+    value = ("x" * (value_len - len(zone_name) - 1) + "." + zone_name)[-value_len:]
+    return [
+        {
+            "Action": action,
+            "ResourceRecordSet": {
+                "Name": f"db{i:04d}.{zone_name}",
+                "Type": "CNAME",
+                "TTL": 60,
+                "ResourceRecords": [{"Value": value}],
+            },
+        }
+        for i in range(count)
+    ]
+
+
+def test_route53_batch_limits_count_upsert_twice(layer: tuple[Realism, MotoServer]) -> None:
+    """Route53 refuses a batch over 32,000 Value characters or 1,000 ResourceRecord elements,
+    UPSERT counting both twice (moto accepts any size)."""
+    from botocore.exceptions import ClientError
+
+    _, server = layer
+    r53 = _clients(server.url).client("route53", "us-east-1")
+    name = f"limits-{uuid.uuid4().hex[:6]}.example.com"
+    zone = r53.create_hosted_zone(Name=name, CallerReference=name)["HostedZone"]["Id"].split("/")[-1]
+    # 400 values of 50 characters: 20,000 as CREATE (accepted), 40,000 counted as UPSERT (refused)
+    r53.change_resource_record_sets(
+        HostedZoneId=zone, ChangeBatch={"Changes": _cnames("CREATE", 400, 50, name)}
+    )
+    with pytest.raises(ClientError) as chars:
+        r53.change_resource_record_sets(
+            HostedZoneId=zone, ChangeBatch={"Changes": _cnames("UPSERT", 400, 50, name)}
+        )
+    assert chars.value.response["Error"]["Code"] == "InvalidChangeBatch"
+    assert "32000" in chars.value.response["Error"]["Message"]
+    # 320 x 50 x 2 = 32,000: exactly at the limit is accepted
+    r53.change_resource_record_sets(
+        HostedZoneId=zone, ChangeBatch={"Changes": _cnames("UPSERT", 320, 50, name)}
+    )
+    # 501 short values: 501 elements as CREATE, 1,002 counted as UPSERT
+    with pytest.raises(ClientError) as count:
+        r53.change_resource_record_sets(
+            HostedZoneId=zone, ChangeBatch={"Changes": _cnames("UPSERT", 501, 2 + len(name), name)}
+        )
+    assert count.value.response["Error"]["Code"] == "InvalidChangeBatch"
+    assert "1000" in count.value.response["Error"]["Message"]
