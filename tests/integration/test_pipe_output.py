@@ -12,7 +12,6 @@ here (or a stated reason it prints no JSON) fails.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -20,13 +19,13 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
 from tests.conftest import STACKS
 from tests.integration.conftest import RunningSandbox
+from tests.integration.conftest import stdout_json as _json
 
 ROOT = Path(__file__).resolve().parents[2]
 CHESS = ROOT / "examples" / "chess-ai" / "stacks"
@@ -235,16 +234,6 @@ def _dr(
         text=True,
         timeout=180,
     )
-
-
-def _json(proc: subprocess.CompletedProcess[str]) -> Any:
-    try:
-        return json.loads(proc.stdout)
-    except ValueError:
-        raise AssertionError(
-            f"stdout is not one JSON document (rc {proc.returncode}): {proc.stdout[:800]!r}\n"
-            f"{proc.stderr[-2000:]}"
-        ) from None
 
 
 def _fill(sb: RunningSandbox, case: Case, names: dict[str, str], mode: str) -> list[str]:

@@ -4,16 +4,15 @@ lost region that `status` reports without failing."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
-from typing import Any
 
 import pytest
 
 from tests.conftest import STACKS
 from tests.integration.conftest import RunningSandbox
+from tests.integration.conftest import stdout_json as _json
 
 
 def _dr(sb: RunningSandbox, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -25,15 +24,6 @@ def _dr(sb: RunningSandbox, *args: str, timeout: float = 120) -> subprocess.Comp
         text=True,
         timeout=timeout,
     )
-
-
-def _json(proc: subprocess.CompletedProcess[str]) -> Any:
-    try:
-        return json.loads(proc.stdout)
-    except ValueError:
-        raise AssertionError(
-            f"not JSON (rc {proc.returncode}): {proc.stdout[:500]} {proc.stderr[-2000:]}"
-        ) from None
 
 
 def test_status_against_the_sandbox(sandbox: RunningSandbox) -> None:
