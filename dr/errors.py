@@ -299,7 +299,7 @@ def partial_report_denied(denied: list[str], *, profile: str | None, command: st
         iam_action=actions[0] if len(actions) == 1 else None,
         code="AccessDenied",
         hint=f"grant {', '.join(actions)}: `dr iam-policy --procedure "
-        f"{COMMAND_PROCEDURE.get(command, 'failover')}` prints the policy, then run `dr {command}` again",
+        f"{COMMAND_PROCEDURE.get(command.split()[0], 'failover')}` prints the policy, then run `dr {command}` again",
     )
 
 

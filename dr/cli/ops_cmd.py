@@ -131,8 +131,10 @@ def ops(app: AppContext, kubeconfig: str | None, no_lock: bool) -> None:
 )
 @pass_app
 def triage(app: AppContext, where: str, markdown_file: Path | None) -> None:
-    """Pods/restarts, warning events, node pressure, HPA, ALB targets, RDS, Redis, alarms, certificates."""
-    from dr.cli.render import emit
+    """Pods/restarts, warning events, node pressure, HPA, ALB targets, RDS, Redis, alarms, certificates.
+
+    Exit 3 after the report when IAM refused a section's reads."""
+    from dr.cli.render import emit, end_partial
     from dr.procedures.ops import resolve_sites
     from dr.procedures.ops_triage import triage as run_triage
 
@@ -169,6 +171,7 @@ def triage(app: AppContext, where: str, markdown_file: Path | None) -> None:
             out.print(f"Markdown report written to {markdown_file}")
 
     emit(app.output, report, table)
+    end_partial(report.denied, profile=app.profile, command="ops triage")
 
 
 # ----------------------------------------------------------------------------------------------
