@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import STACKS
-from tests.reliability.harness import Estate, running_estate
+from tests.reliability.harness import Estate, Result, running_estate
 
 pytestmark = pytest.mark.slow
 
@@ -63,6 +63,8 @@ class Case:
     # --target aws with this AWS config file (None: a sandbox case)
     aws_config: str | None = None
     env: dict[str, str] = field(default_factory=dict)
+    # an SSO token in the cache (~/.aws/sso/cache) of the SSO_CONFIG session that has expired
+    sso_token_expired: bool = False
     # mid-plan: the step the run stops at; then the fault is lifted and the run resumed
     stops_at: str | None = None
 
@@ -85,6 +87,9 @@ def _cases() -> list[Case]:
              ("'ops-sso'", "sso session", "aws sso login --profile ops-sso"), "chess", aws_config=SSO_CONFIG),
         Case("sso-never-started-promote", ["--profile", "ops-sso", "promote", "--dry-run"], 2,
              ("aws sso login --profile ops-sso", "rds:"), aws_config=SSO_CONFIG),
+        Case("sso-token-expired-failover-dry-run", ["--profile", "ops-sso", "failover", "--dry-run"], 2,
+             ("'ops-sso'", "has expired", "TokenRetrievalError", "aws sso login --profile ops-sso"), "chess",
+             aws_config=SSO_CONFIG, sso_token_expired=True),
         Case("profile-without-credentials", ["--profile", "half", "snapshot", "list"], 2,
              ("'half'", "--profile half", "rds:DescribeDBSnapshots", "{primary}"),
              aws_config="[profile half]\nregion = us-east-1\n"),
@@ -247,9 +252,42 @@ def _run(e: Estate, case: Case, args: list[str], tmp: Path) -> Any:
             AWS_EC2_METADATA_DISABLED="true",
             HOME=str(tmp),
         )
+        if case.sso_token_expired:
+            _expired_sso_token(tmp / ".aws" / "sso" / "cache")
     env.update(case.env)
+    if case.sso_token_expired:
+        # a fresh interpreter: botocore fixes the SSO cache directory (~) when it is imported, and
+        # the zygote imported it under the test's HOME
+        import subprocess
+        import sys
+
+        proc = subprocess.run(
+            [sys.executable, "-m", "dr", "-o", "json", *args],
+            env=env,
+            cwd=e.directory,
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
+        return Result(proc.returncode, proc.stdout, proc.stderr)
     assert e.zygote is not None
     return e.zygote.spawn(["-o", "json", *args], env, e.directory).wait(240)
+
+
+def _expired_sso_token(cache: Path) -> None:
+    """What `aws sso login` left behind a day ago: an access token past its expiry, no refresh token."""
+    import datetime as dt
+    import hashlib
+
+    yesterday = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
+    cache.mkdir(parents=True, exist_ok=True)
+    token = {
+        "startUrl": "https://corp.awsapps.com/start",
+        "region": "eu-west-1",
+        "accessToken": "expired-token",
+        "expiresAt": yesterday.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    (cache / f"{hashlib.sha1(b'corp').hexdigest()}.json").write_text(json.dumps(token))
 
 
 def _check(e: Estate, case: Case, tmp: Path, record_property: Any) -> None:
