@@ -290,6 +290,20 @@ def access_denied(
     )
 
 
+def partial_report_denied(denied: list[str], *, profile: str | None, command: str) -> AccessDenied:
+    """The one error a read-only report ends with when IAM refused some of its reads (exit 3, after
+    the report): which actions, where, and the policy that grants them."""
+    who, _ = profile_words(profile)
+    actions = sorted({d.split(" in ", 1)[0] for d in denied})
+    return AccessDenied(
+        f"access denied: {who} may not call {', '.join(denied)}; the {command} report above is partial",
+        iam_action=actions[0] if len(actions) == 1 else None,
+        code="AccessDenied",
+        hint=f"grant {', '.join(actions)}: `dr iam-policy --procedure "
+        f"{COMMAND_PROCEDURE.get(command.split()[0], 'failover')}` prints the policy, then run `dr {command}` again",
+    )
+
+
 def name_procedure(err: DrError, command: str | None) -> DrError:
     """Fill in which procedure's policy to print in an AccessDenied hint (the command knows)."""
     if isinstance(err, AccessDenied) and err.hint and command:

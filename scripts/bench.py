@@ -5,7 +5,7 @@
 * P3 ``dr --help`` cold start ÷ ``python -c pass``
 * P4 fleet failover ÷ rate-limit bound (scripts/bench_fleet.py, when present)
 * P6 drill RPO: planned switchover and abrupt region loss (scripts/bench_drills.py)
-* the test suite's wall time on 2 workers, and the fault-injection suite's cases (R1-R7)
+* the test suite's wall time on 2 workers, and the fault-injection suite's cases (R1-R8)
 
 A figure that cannot be measured prints ``not measured: <reason>`` — never a made-up number.
 Absolute times on a shared machine are noise; the ratios are what the goals are about.
@@ -215,16 +215,18 @@ def p6(figs: dict[str, Figure]) -> None:
         fig.details.append(f"drill exit {res['exit_code']}, status {res.get('status')}")
 
 
-# -- test suite + R1-R7 -------------------------------------------------------------------------------
+# -- test suite + R1-R8 -------------------------------------------------------------------------------
 
 
 def tally(lines: list[dict[str, Any]], reliability: dict[str, dict[str, int]]) -> None:
     """Cases per suite (one per test id: under xdist both the worker and the controller report)."""
     outcome = {(e["suite"], e["case"]): e["outcome"] for e in lines}
-    crash_points = {e["case"]: e["crash_points"] for e in lines if "crash_points" in e}
-    if crash_points:
-        counts = reliability.setdefault("R1", {"tried": 0, "passed": 0, "failed": 0, "xfailed": 0})
-        counts["crash_points"] = sum(int(v) for v in crash_points.values())
+    # per-case counts a suite reports (user_properties): R1's crash points, R8's resumed runs
+    for suite_name, prop in (("R1", "crash_points"), ("R8", "resumed")):
+        per_case = {e["case"]: e[prop] for e in lines if prop in e}
+        if per_case:
+            counts = reliability.setdefault(suite_name, {"tried": 0, "passed": 0, "failed": 0, "xfailed": 0})
+            counts[prop] = sum(int(v) for v in per_case.values())
     for (name, _case), result in sorted(outcome.items()):
         counts = reliability.setdefault(name, {"tried": 0, "passed": 0, "failed": 0, "xfailed": 0})
         counts["tried"] += 1
@@ -295,6 +297,9 @@ R_SUITES = {
     "R5": "`--dry-run` of every mutating command: zero mutating calls (and every mutating command has one)",
     "R6": "a known DB password never appears in stdout, stderr, logs, journals or reports",
     "R7": "a failed drill still runs its rollbacks, writes its journal, exits 1",
+    "R8": "no/expired credentials, unknown profile, SSO expired, AccessDenied, opt-in region, endpoint down "
+    "(both estates): one message naming profile/region/action and the fix, exit 2/3, no traceback; "
+    "a plan stopped mid-way by IAM resumes with nothing done twice",
 }
 
 
@@ -363,6 +368,7 @@ def render(figs: dict[str, Figure], reliability: dict[str, dict[str, int]], meta
             out.append(f"| {key} | {what} | not measured: the suite did not run | | | |")
         else:
             extra = f" ({c['crash_points']} processes killed)" if "crash_points" in c else ""
+            extra += f" ({c['resumed']} stopped mid-plan, then resumed)" if "resumed" in c else ""
             out.append(
                 f"| {key} | {what} | {c['tried']}{extra} | {c['passed']} | {c['xfailed']} | {c['failed']} |"
             )

@@ -26,6 +26,7 @@ fresh botocore session would otherwise parse ``endpoints.json`` and every servic
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
@@ -302,7 +303,8 @@ class ClientProvider:
                 )
                 client.meta.events.register("before-parameter-build.*.*", self._make_hook(service, region))
                 client.meta.events.register("after-call.*.*", self._make_error_note(service, region))
-                client.meta.events.register("before-sign.*.*", self._make_credentials_check(region))
+                client.meta.events.register("after-call-error.*.*", self._make_raise_note(service, region))
+                client.meta.events.register("before-sign.*.*", self._make_credentials_check(service, region))
                 self._clients[key] = client
             return self._clients[key]
 
@@ -326,22 +328,23 @@ class ClientProvider:
 
         return hook
 
-    def _make_credentials_check(self, region: str) -> Any:
+    def _make_credentials_check(self, service: str, region: str) -> Any:
         """Resolve the credentials before a request is signed, so a missing, unloadable or expired
         (SSO) credential becomes one CredentialsError naming this provider's profile and the region,
         wherever the call is made. The session caches them: this is a lookup, not a new resolution."""
 
-        def check(**_: Any) -> None:
+        def check(operation_name: str = "", **_: Any) -> None:
             from botocore.exceptions import BotoCoreError
 
+            action = iam_action(service, operation_name) if operation_name else None
             try:
                 creds = self._boto_session().get_credentials()
                 if creds is not None:
                     creds.get_frozen_credentials()  # refreshes an expiring (SSO, assume-role) one
             except BotoCoreError as err:
-                raise _setup_error(err, profile=self.profile, region=region) from None
+                raise _setup_error(err, profile=self.profile, region=region, action=action) from None
             if creds is None:
-                raise _setup_error(_no_credentials(), profile=self.profile, region=region)
+                raise _setup_error(_no_credentials(), profile=self.profile, region=region, action=action)
 
         return check
 
@@ -356,6 +359,21 @@ class ClientProvider:
                     "region": region,
                     "profile": self.profile,
                     "iam_action": iam_action(service, model.name),
+                }
+
+        return note
+
+    def _make_raise_note(self, service: str, region: str) -> Any:
+        """Attach where a call went to an exception raised while sending it (endpoint down, DNS):
+        ``exception.dr_call``, read by :func:`aws_setup_error` to name the region and action."""
+
+        def note(exception: BaseException, event_name: str = "", **_: Any) -> None:
+            with contextlib.suppress(AttributeError, TypeError):
+                exception.dr_call = {  # type: ignore[attr-defined]
+                    "service": service,
+                    "region": region,
+                    "profile": self.profile,
+                    "operation": event_name.rsplit(".", 1)[-1] or None,
                 }
 
         return note
@@ -406,12 +424,17 @@ def _no_credentials() -> Exception:
 _REGION_IN_URL = re.compile(r"\.([a-z]{2}(?:-gov)?-[a-z]+-\d)\.amazonaws\.com")
 
 
-def _setup_error(err: Exception, *, profile: str | None, region: str | None = None) -> DrError:
-    """The message for botocore's own (non-ClientError) setup exceptions. See aws_setup_error."""
+def _setup_error(
+    err: Exception, *, profile: str | None, region: str | None = None, action: str | None = None
+) -> DrError:
+    """The message for botocore's own (non-ClientError) setup exceptions. See aws_setup_error.
+
+    ``action``/``region``: the IAM action of the call that needed the credentials, and where."""
     from botocore import exceptions as bx
 
     who, flag = profile_words(profile)
     detail = str(err)
+    needed = f" (needed for {action}" + (f" in {region})" if region else ")") if action else ""
     if isinstance(err, bx.ProfileNotFound):
         name = getattr(err, "kwargs", {}).get("profile") or profile
         return CredentialsError(
@@ -423,14 +446,16 @@ def _setup_error(err: Exception, *, profile: str | None, region: str | None = No
         )
     if isinstance(err, (bx.SSOError, bx.TokenRetrievalError)):  # SSOTokenLoadError, UnauthorizedSSOTokenError
         return CredentialsError(
-            f"the AWS SSO session of {who} has expired or was never started ({type(err).__name__}: {detail})",
+            f"the AWS SSO session of {who} has expired or was never started{needed} "
+            f"({type(err).__name__}: {detail})",
             resource=profile,
+            region=region,
             code=type(err).__name__,
             hint=f"run `aws sso login{flag}`, then the command again",
         )
     if isinstance(err, bx.NoCredentialsError):
         return CredentialsError(
-            f"no AWS credentials found for {who}" + (f"; needed in {region}" if region else ""),
+            f"no AWS credentials found for {who}" + (needed or (f"; needed in {region}" if region else "")),
             resource=profile,
             region=region,
             code="NoCredentials",
@@ -439,8 +464,9 @@ def _setup_error(err: Exception, *, profile: str | None, region: str | None = No
         )
     if isinstance(err, (bx.PartialCredentialsError, bx.CredentialRetrievalError, bx.InvalidConfigError)):
         return CredentialsError(
-            f"the AWS credentials of {who} could not be loaded ({type(err).__name__}: {detail})",
+            f"the AWS credentials of {who} could not be loaded{needed} ({type(err).__name__}: {detail})",
             resource=profile,
+            region=region,
             code=type(err).__name__,
             hint=f"fix {who} in ~/.aws/config / ~/.aws/credentials (`aws configure{flag}`), then "
             f"check with `aws sts get-caller-identity{flag}`",
@@ -458,7 +484,7 @@ def _setup_error(err: Exception, *, profile: str | None, region: str | None = No
         region = region or (match.group(1) if match else None)
         where = f" in {region}" if region else ""
         return EndpointUnreachable(
-            f"the AWS endpoint{where} did not answer ({type(err).__name__}: {detail})",
+            f"the AWS endpoint{where} did not answer{needed} ({type(err).__name__}: {detail})",
             resource=url or None,
             region=region,
             code=type(err).__name__,
@@ -489,7 +515,14 @@ def aws_setup_error(err: BaseException, *, profile: str | None = None) -> DrErro
         op = str(call.get("iam_action") or getattr(err, "operation_name", "call"))
         return from_client_error(err, resource=op, region=call.get("region"), action="calling")
     if isinstance(err, BotoCoreError):
-        return _setup_error(err, profile=profile)
+        sent = getattr(err, "dr_call", None) or {}
+        name = sent.get("operation")
+        return _setup_error(
+            err,
+            profile=sent.get("profile", profile),
+            region=sent.get("region"),
+            action=iam_action(sent["service"], name) if name and sent.get("service") else None,
+        )
     return None
 
 

@@ -133,8 +133,9 @@ def ops(app: AppContext, kubeconfig: str | None, no_lock: bool) -> None:
 def triage(app: AppContext, where: str, markdown_file: Path | None) -> None:
     """Pods/restarts, warning events, node pressure, HPA, ALB targets, RDS, Redis, alarms, certificates.
 
-    Exit 1 when the overall status is FAIL (0 when OK, WARN or a section could not be collected)."""
-    from dr.cli.render import emit
+    Exit 1 when the overall status is FAIL (0 when OK, WARN or a section could not be collected);
+    exit 3 after the report when IAM refused a section's reads."""
+    from dr.cli.render import emit, end_partial
     from dr.errors import EXIT_FAILED
     from dr.procedures.ops import resolve_sites
     from dr.procedures.ops_triage import FAIL
@@ -173,6 +174,7 @@ def triage(app: AppContext, where: str, markdown_file: Path | None) -> None:
             out.print(f"Markdown report written to {markdown_file}")
 
     emit(app.output, report, table)
+    end_partial(report.denied, profile=app.profile, command="ops triage")
     if report.status == FAIL:  # the report is out whole first; then a check failed: exit 1
         raise click.exceptions.Exit(EXIT_FAILED)
 

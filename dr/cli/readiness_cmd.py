@@ -78,8 +78,8 @@ def readiness(
 ) -> None:
     """Diff production and DR: DB engine/class/Multi-AZ/encryption/parameters, node capacity, WAF
     entries, images, a single writable database (split brain), DB secret, replica lag vs RPO, DR
-    snapshot age, certificates. Exit 1 on a fail."""
-    from dr.cli.render import emit
+    snapshot age, certificates. Exit 1 on a fail; 3 after the report when IAM refused a read."""
+    from dr.cli.render import emit, end_partial
     from dr.cli.status_cmd import kube_factory, probe_clients
     from dr.errors import BadInput
     from dr.procedures.common import parse_duration
@@ -104,5 +104,6 @@ def readiness(
     finally:
         kube.close()
     emit(app.output, report.to_dict(), render)
+    end_partial(report.denied, profile=app.profile, command="readiness")
     if report.exit_code:
         raise click.exceptions.Exit(report.exit_code)

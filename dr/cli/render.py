@@ -70,6 +70,20 @@ def write_json(data: Any) -> None:
     sys.stdout.flush()
 
 
+def end_partial(denied: list[str], *, profile: str | None, command: str) -> None:
+    """After a report printed in full: one message on stderr naming the reads IAM refused, exit 3
+    (stdout keeps the one report document)."""
+    if not denied:
+        return
+    import click
+
+    from dr.errors import partial_report_denied
+
+    err = partial_report_denied(denied, profile=profile, command=command)
+    click.echo(f"Error: {err.format_message()}", err=True)
+    raise click.exceptions.Exit(err.exit_code)
+
+
 def emit(output: str, data: Any, table: Callable[[Any, Console], None]) -> None:
     """Print ``data`` as JSON (``--output json``) or through ``table`` for humans."""
     if output == "json":

@@ -128,7 +128,7 @@ def status(app: AppContext, timeout: float, kubeconfig: str | None) -> None:
 
     Exit 2 when the credentials are missing, expired or unknown (nothing can be probed); exit 3
     after the report when IAM refused a probe (the report names the actions)."""
-    from dr.cli.render import emit
+    from dr.cli.render import emit, end_partial
     from dr.procedures.status import collect_status
 
     clients = probe_clients(app, timeout)
@@ -138,5 +138,4 @@ def status(app: AppContext, timeout: float, kubeconfig: str | None) -> None:
     finally:
         kube.close()
     emit(app.output, report.to_dict(), render)
-    if report.denied:
-        raise click.exceptions.Exit(3)
+    end_partial(report.denied, profile=app.profile, command="status")

@@ -4,6 +4,8 @@ Per site: deployments, pods and restarts, warning events, node pressure, HPA, AL
 RDS status / connections / replica lag, Redis status, CloudWatch alarms in ALARM, and certificate
 expiry. Each section is collected on its own: a failing one reports its error and the others
 still run (triage must work in the middle of an outage, when half the estate does not answer).
+Missing or expired credentials are raised, not reported per section (every section would fail the
+same way); a section IAM refused names the action (``denied``) and the command exits 3 after it.
 """
 
 from __future__ import annotations
@@ -13,8 +15,6 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-
-from dr.errors import DrError
 
 if TYPE_CHECKING:
     from dr.aws.session import ClientProvider
@@ -34,6 +34,7 @@ class Section:
     columns: list[str] = field(default_factory=list)
     rows: list[list[Any]] = field(default_factory=list)
     error: str | None = None
+    denied: str | None = None  # the IAM action refused, and where (see dr.procedures.status)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -44,6 +45,7 @@ class Section:
             "columns": self.columns,
             "rows": self.rows,
             "error": self.error,
+            "denied": self.denied,
         }
 
 
@@ -58,12 +60,17 @@ class TriageReport:
         order = [OK, WARN, ERROR, FAIL]
         return max((s.status for s in self.sections), key=order.index, default=OK)
 
+    @property
+    def denied(self) -> list[str]:
+        return sorted({s.denied for s in self.sections if s.denied})
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "app": self.app,
             "generated_at": self.generated_at.isoformat(),
             "status": self.status,
             "sections": [s.to_dict() for s in self.sections],
+            "denied": self.denied,
         }
 
     def markdown(self) -> str:
@@ -93,13 +100,12 @@ class TriageReport:
 
 
 def _collect(name: str, region: str, fn: Callable[[Section], None]) -> Section:
+    from dr.procedures.status import attempt
+
     section = Section(name=name, region=region)
-    try:
-        fn(section)
-    except DrError as err:
-        section.status, section.error = ERROR, err.message
-    except Exception as exc:  # a section must never break the whole triage
-        section.status, section.error = ERROR, f"{type(exc).__name__}: {exc}"
+    out = attempt(lambda: fn(section))  # a section never breaks the whole triage (but credentials do)
+    if not out.ok:
+        section.status, section.error, section.denied = ERROR, out.error, out.denied
     return section
 
 

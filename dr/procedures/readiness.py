@@ -74,6 +74,8 @@ class ReadinessReport:
     generated_at: dt.datetime
     checks: list[Check]
     settings: dict[str, Any] = field(default_factory=dict)
+    # reads IAM refused ("iam-action in region"): the report is partial, the command exits 3
+    denied: list[str] = field(default_factory=list)
 
     @property
     def status(self) -> str:
@@ -85,6 +87,8 @@ class ReadinessReport:
 
     @property
     def exit_code(self) -> int:
+        if self.denied:
+            return 3
         return 1 if self.failed else 0
 
     def check(self, name: str) -> Check:
@@ -101,6 +105,7 @@ class ReadinessReport:
             "counts": counts,
             "settings": self.settings,
             "checks": [c.to_dict() for c in self.checks],
+            "denied": list(self.denied),
         }
 
 
@@ -742,4 +747,5 @@ def check_readiness(
             "snapshot_fail_seconds": snapshot_fail.total_seconds(),
             "cert_warn_days": cert_warn_days,
         },
+        denied=sorted({o.denied for o in r.values() if o.denied}),
     )

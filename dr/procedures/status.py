@@ -50,11 +50,16 @@ class Outcome:
     value: Any = None
     error: str | None = None
     unreachable: bool = False
-    denied: str | None = None  # the IAM action refused (AccessDenied), "?" when AWS did not say
+    denied: str | None = None  # the IAM action refused (AccessDenied) and where, "?" when AWS did not say
 
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+def _denied(err: AccessDenied) -> str:
+    """``iam-action in region`` of a refused probe (what a partial report lists)."""
+    return (err.iam_action or "?") + (f" in {err.region}" if err.region else "")
 
 
 def attempt(fn: Callable[[], Any]) -> Outcome:
@@ -73,7 +78,7 @@ def attempt(fn: Callable[[], Any]) -> Outcome:
     except CredentialsError:
         raise
     except AccessDenied as err:
-        return Outcome(error=err.message, denied=err.iam_action or "?")
+        return Outcome(error=err.message, denied=_denied(err))
     except DrError as err:
         return Outcome(error=err.message)
     except Exception as exc:  # one probe must never break the report
@@ -81,7 +86,7 @@ def attempt(fn: Callable[[], Any]) -> Outcome:
         if isinstance(mapped, CredentialsError):
             raise mapped from None
         if isinstance(mapped, AccessDenied):
-            return Outcome(error=mapped.message, denied=mapped.iam_action or "?")
+            return Outcome(error=mapped.message, denied=_denied(mapped))
         return Outcome(error=f"{type(exc).__name__}: {exc}")
 
 

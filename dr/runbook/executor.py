@@ -104,6 +104,13 @@ def _stop_exit(err: DrError) -> int | None:
     return None
 
 
+def _stop_record(step: StepResult | None) -> dict[str, Any] | None:
+    """Where and why a run stopped for the operator to fix (the journal's ``run_finished``)."""
+    if step is None:
+        return None
+    return {"step": step.id, "error_code": step.error_code, "exit_code": step.exit_code, "error": step.error}
+
+
 def _as_dr_error(exc: Exception, ctx: StepContext) -> DrError | None:
     """botocore's exceptions as the CLI reports them (see dr.aws.session.aws_setup_error)."""
     if not type(exc).__module__.startswith(("botocore", "boto3")):
@@ -562,6 +569,7 @@ class Executor:
             critical_path_seconds=round(cp, 6),
             ratio=None if result.ratio is None else round(result.ratio, 4),
             summary=self._summary(results),
+            stopped_by=_stop_record(result.stopped_by()),
         )
         return result
 

@@ -33,14 +33,16 @@ _STYLE = {
 }
 
 
-def _params(params: Any, width: int = 90) -> str:
+def _params(params: Any, width: int | None = 90) -> str:
     text = json.dumps(params, default=str, separators=(", ", "="), sort_keys=True) if params else ""
     text = text.replace('"', "")
-    return text if len(text) <= width else text[: width - 1] + "…"
+    return text if width is None or len(text) <= width else text[: width - 1] + "…"
 
 
-def plan_table(plan: Plan) -> Table:
-    """Every step with its region, dependencies and each operation (service:action + params)."""
+def plan_table(plan: Plan, params_width: int | None = 90) -> Table:
+    """Every step with its region, dependencies and each operation (service:action + params).
+
+    ``params_width``: parameters longer than this are shortened ("…"); None keeps them whole."""
     path, est = plan.critical_path()
     t = Table(
         title=f"Plan {plan.name} — {len(plan.steps)} steps, critical path ≈ {est:g}s ({' → '.join(path)})",
@@ -53,7 +55,7 @@ def plan_table(plan: Plan) -> Table:
         step = plan.step(sid)
         ops = "\n".join(
             f"{'' if op.mutating else '(read) '}{op.service}:{op.action}"
-            f"{' @' + op.region if op.region and op.region != step.region else ''} {_params(dict(op.params))}"
+            f"{' @' + op.region if op.region and op.region != step.region else ''} {_params(dict(op.params), params_width)}"
             for op in step.operations
         )
         title = step.title + (f"\n[dim]{step.changes}[/dim]" if step.changes else "")
@@ -70,7 +72,8 @@ def plan_table(plan: Plan) -> Table:
 def print_plan(plan: Plan, console: Console) -> None:
     if plan.description:
         console.print(plan.description)
-    console.print(plan_table(plan))
+    # a terminal gets a readable table; a pipe or a file (CI logs, `| grep`) every parameter whole
+    console.print(plan_table(plan, params_width=90 if console.is_terminal else None))
 
 
 def _fmt(seconds: float | None) -> str:

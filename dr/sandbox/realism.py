@@ -151,6 +151,12 @@ _R53_ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("POST", re.compile(r"^/2013-04-01/healthcheck/[^/]+/?$"), "UpdateHealthCheck"),
     ("GET", re.compile(r"^/2013-04-01/healthcheck/?$"), "ListHealthChecks"),
     ("POST", re.compile(r"^/2013-04-01/healthcheck/?$"), "CreateHealthCheck"),
+    ("GET", re.compile(r"^/2013-04-01/hostedzonesbyname/?$"), "ListHostedZonesByName"),
+    ("GET", re.compile(r"^/2013-04-01/hostedzone/[^/]+/?$"), "GetHostedZone"),
+    ("GET", re.compile(r"^/2013-04-01/hostedzone/?$"), "ListHostedZones"),
+    ("POST", re.compile(r"^/2013-04-01/hostedzone/?$"), "CreateHostedZone"),
+    ("GET", re.compile(r"^/2013-04-01/tags/[^/]+/[^/]+/?$"), "ListTagsForResource"),
+    ("POST", re.compile(r"^/2013-04-01/tags/[^/]+/?$"), "ListTagsForResources"),
 ]
 
 

@@ -78,6 +78,20 @@ def run_dr(
     )
 
 
+def stdout_json(proc: Any) -> Any:
+    """The one JSON document a ``dr -o json`` subprocess wrote to stdout (an AssertionError showing
+    what it wrote instead)."""
+    import json
+
+    try:
+        return json.loads(proc.stdout)
+    except ValueError:
+        raise AssertionError(
+            f"stdout is not one JSON document (rc {proc.returncode}): {proc.stdout[:800]!r}\n"
+            f"{proc.stderr[-2000:]}"
+        ) from None
+
+
 def _start(directory: Path, latency: str = "fast", **kwargs: Any) -> RunningSandbox:
     import os
 

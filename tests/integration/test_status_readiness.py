@@ -4,26 +4,16 @@ lost region that `status` reports without failing."""
 
 from __future__ import annotations
 
-import json
 import subprocess
-from typing import Any
 
 import pytest
 
 from tests.integration.conftest import RunningSandbox, run_dr
+from tests.integration.conftest import stdout_json as _json
 
 
 def _dr(sb: RunningSandbox, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return run_dr(sb, *args, timeout=timeout, COLUMNS="200")
-
-
-def _json(proc: subprocess.CompletedProcess[str]) -> Any:
-    try:
-        return json.loads(proc.stdout)
-    except ValueError:
-        raise AssertionError(
-            f"not JSON (rc {proc.returncode}): {proc.stdout[:500]} {proc.stderr[-2000:]}"
-        ) from None
 
 
 def test_status_against_the_sandbox(sandbox: RunningSandbox) -> None:

@@ -1,4 +1,4 @@
-"""Fault-injection suite (R1-R7). Set ``DR_RELIABILITY_SUMMARY=<file.jsonl>`` to record every case.
+"""Fault-injection suite (R1-R8). Set ``DR_RELIABILITY_SUMMARY=<file.jsonl>`` to record every case.
 
 Each finished case appends one JSON line ``{"suite": "R4", "case": nodeid, "outcome": ...}`` (xdist
 workers append to the same file; one short line per write). ``scripts/bench.py`` runs this directory

@@ -51,10 +51,11 @@ class Estate:
     zygote: Zygote | None = None
     # mutating requests as the servers received them (exact after a kill -9; see received.py)
     received: ReceivedLog = field(default_factory=ReceivedLog)
+    stack_dir: Path = STACKS
 
     # -- the CLI in a subprocess -------------------------------------------------------------------
     def env(self, log: Path | None = None, **extra: str) -> dict[str, str]:
-        env = _base_env(self.directory)
+        env = _base_env(self.directory, self.stack_dir)
         if log is not None:
             env["DR_RELIABILITY_CALL_LOG"] = str(log)
         env.update(extra)
@@ -183,14 +184,14 @@ class Child:
         return Result(self.returncode, self.out.read_text(), self.err.read_text())
 
 
-def _base_env(directory: Path) -> dict[str, str]:
+def _base_env(directory: Path, stack_dir: Path = STACKS) -> dict[str, str]:
     return {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(SHIM), str(ROOT)]),
         "DR_TARGET": "sandbox",
         "DR_SANDBOX_DIR": str(directory),
         "DR_RUNS_DIR": str(directory / "runs"),
-        "DR_STACK_DIR": str(STACKS),
+        "DR_STACK_DIR": str(stack_dir),
         "PYTHONWARNINGS": "ignore",
     }
 
@@ -270,8 +271,9 @@ def put_lag(clients: Any, estate: Any, seconds: float) -> None:
 
 
 @contextlib.contextmanager
-def running_estate(directory: Path, *, seed_eks: bool = True) -> Iterator[Estate]:
-    """Start moto + realism + fake clusters, seed the estate, write state.json; stop on exit."""
+def running_estate(directory: Path, *, seed_eks: bool = True, stack_dir: Path = STACKS) -> Iterator[Estate]:
+    """Start moto + realism + fake clusters, seed the estate of ``stack_dir`` (its primary stack is
+    ``prod``), write state.json; stop on exit."""
     import logging
 
     from dr.aws.session import ClientProvider
@@ -285,12 +287,12 @@ def running_estate(directory: Path, *, seed_eks: bool = True) -> Iterator[Estate
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     directory.mkdir(parents=True, exist_ok=True)
-    zygote = Zygote(_base_env(directory))  # imports while the estate is seeded
+    zygote = Zygote(_base_env(directory, stack_dir))  # imports while the estate is seeded
     realism: Any = None
     server: Any = None
     received = ReceivedLog()
     try:
-        estate = load_estate(STACKS, "prod")
+        estate = load_estate(stack_dir, "prod")
         realism = Realism(estate, LatencyProfile(), seed=7)
         server = MotoServer(
             middleware=lambda app: received.wsgi(realism.middleware(app)), regions=estate.regions
@@ -331,7 +333,16 @@ def running_estate(directory: Path, *, seed_eks: bool = True) -> Iterator[Estate
             state = {"aws_endpoint": server.url, "aws_endpoints": server.region_urls, "kubeconfig": kc}
             (directory / "state.json").write_text(json.dumps(state))
             e = Estate(
-                directory, estate, server, realism, clients, kc, apis, directory / "runs", received=received
+                directory,
+                estate,
+                server,
+                realism,
+                clients,
+                kc,
+                apis,
+                directory / "runs",
+                received=received,
+                stack_dir=stack_dir,
             )
             e.zygote = zygote
             yield e

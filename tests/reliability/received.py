@@ -53,21 +53,26 @@ class ReceivedLog:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.keys: list[str] = []
+        # the subset of ``keys`` answered with an error (>= 400): refused, so without effect (R8
+        # denies a call mid-plan; its send after ``--resume`` is the first that changes anything)
+        self.refused: set[int] = set()  # indexes into ``keys``
 
-    def _add(self, key: str) -> None:
+    def _add(self, key: str) -> int:
         with self._lock:
             self.keys.append(key)
+            return len(self.keys) - 1
 
     def wsgi(self, app: WSGIApp) -> WSGIApp:
         """Wrap the AWS endpoint (outermost: before faults or the realism layer answer)."""
 
         def wrapped(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+            index: int | None = None
             if not environ.get("PATH_INFO", "").startswith("/_sandbox/"):
                 req = parse_request(environ)  # reads the body and puts it back
                 if req is not None and req.service not in _BOOKKEEPING:
                     mutating = is_mutating(req.operation) if " " not in req.operation else req.method != "GET"
                     if mutating:
-                        self._add(
+                        index = self._add(
                             _aws_key(
                                 req.service,
                                 req.operation,
@@ -78,7 +83,17 @@ class ReceivedLog:
                                 req.params,
                             )
                         )
-            return app(environ, start_response)
+            if index is None:
+                return app(environ, start_response)
+            at = index
+
+            def respond(status: str, headers: Any, *rest: Any) -> Any:
+                if int(status.split(" ", 1)[0]) >= 400:
+                    with self._lock:
+                        self.refused.add(at)
+                return start_response(status, headers, *rest)
+
+            return app(environ, respond)
 
         return wrapped
 
@@ -97,6 +112,12 @@ class ReceivedLog:
     def since(self, mark: int) -> list[str]:
         with self._lock:
             return list(self.keys[mark:])
+
+    def effective_since(self, mark: int) -> list[str]:
+        """The mutations received since ``mark`` that were not refused (an error answer changes
+        nothing)."""
+        with self._lock:
+            return [k for i, k in enumerate(self.keys) if i >= mark and i not in self.refused]
 
     @staticmethod
     def duplicates(keys: list[str]) -> dict[str, int]:
