@@ -57,6 +57,7 @@ log = logging.getLogger(__name__)
 
 REPLICATION_USER = "dr_replicator"
 REPLICA_SLOT = "dr_replica"
+_WAL_SEGMENT_BYTES = 1024 * 1024  # initdb --wal-segsize=1
 HOST = "127.0.0.1"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 
@@ -574,7 +575,8 @@ class PostgresEstate:
                 "wal_receiver_status_interval = 1s",
                 "wal_retrieve_retry_interval = 200ms",
                 "archive_mode = on",
-                f'archive_command = \'test ! -f "{archive}/%f" && cp "%p" "{archive}/%f"\'',
+                # cp to a temporary name, then rename: a reader (restore, shipping) never sees half a segment
+                f'archive_command = \'test ! -f "{archive}/%f" && cp "%p" "{archive}/%f.tmp" && mv "{archive}/%f.tmp" "{archive}/%f"\'',
                 f"archive_timeout = {max(1, int(self.archive_timeout))}",
                 "log_min_error_statement = panic",  # a failed CREATE ROLE ... PASSWORD must not be logged
                 "log_statement = none",
@@ -1098,6 +1100,8 @@ class PostgresEstate:
             for f in sorted(self.archive_dir.iterdir()):
                 if (dest / f.name).exists() or f.name.endswith(".tmp"):
                     continue
+                if len(f.name) == 24 and f.stat().st_size != _WAL_SEGMENT_BYTES:
+                    continue  # still being archived (an old archive_command copied in place)
                 tmp = dest / f"{f.name}.tmp"
                 shutil.copy2(f, tmp)  # keeps the archive time
                 self.run_as.chown(tmp)
