@@ -32,6 +32,7 @@ from dr.aws.rds import DbInstance, DbSnapshot, Rds, ReplicatedBackups, aws_error
 from dr.errors import BadInput, NotFound, VerificationFailed
 from dr.procedures.common import (
     TAG_CREATED_BY,
+    TAG_RESTORED_FROM,
     Settled,
     check_cache_identifier,
     check_rds_identifier,
@@ -536,7 +537,7 @@ def restore_plan(req: RestoreRequest, *, timeout: float = 7200.0, connect: Conne
     region, target = req.region, req.target
     settled = Settled()
     steps: list[Step] = []
-    tags = {TAG_CREATED_BY: "dr-toolkit", "dr:restored-from": req.source}
+    tags = {TAG_CREATED_BY: "dr-toolkit", TAG_RESTORED_FROM: req.source}
 
     if req.kind == "rds":
 
