@@ -439,7 +439,7 @@ def wait_replicated_backups(ctx: DrillContext, site: str, covers: str, timeout: 
                 "latest": backups.latest.isoformat(),
                 "waited_seconds": round(time.monotonic() - t0, 3),
             }
-        if time.monotonic() >= deadline or ctx.stopping():
+        if time.monotonic() >= deadline or ctx.stopping:
             raise OperationFailed(
                 f"the automated backups of {other.database.identifier} replicated to {view.region} did not "
                 f"reach {moment.isoformat()} within {timeout:g}s (latest {backups.latest})",
