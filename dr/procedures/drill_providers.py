@@ -197,7 +197,7 @@ def _active_region(ctx: DrillContext) -> str | None:
 
 @register_action("failover")
 def failover(
-    ctx: DrillContext, to: str, mode: str, max_lag_seconds: float | None, db_from: str | None
+    ctx: DrillContext, to: str, mode: str, max_lag_seconds: float | None, db_from: str | None = None
 ) -> dict[str, Any]:
     """``dr failover --to <to> --mode <mode> --yes``: gates, then the whole-region plan; with
     ``db_from``, onto the database an earlier step named (``--db``) instead of the DR replica."""
@@ -352,7 +352,7 @@ def restore_pitr(
     restore_time: str,
     seconds_before: float,
     target_identifier: str | None,
-    source: str,
+    source: str = "instance",
 ) -> dict[str, Any]:
     """``dr restore pitr [--from replicated-backups]``: a new instance at a point in time (before
     the fault by default); output ``restored_db`` names it for ``repoint-app`` / ``failover``."""
