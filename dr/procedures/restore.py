@@ -166,8 +166,13 @@ def check_restore_time(window: RestoreWindow, when: dt.datetime) -> None:
     if window.contains(when):
         return
     side = "before the earliest" if when < window.earliest else "after the latest"
+    bound = window.earliest if when < window.earliest else window.latest
+    # Within the same second the two would print alike: then show the milliseconds.
+    shown = (
+        iso(when) if iso(when) != iso(bound) else when.astimezone(dt.UTC).isoformat(timespec="milliseconds")
+    )
     raise BadInput(
-        f"restore time {iso(when)} is {side} restorable time of DB instance {window.source} in "
+        f"restore time {shown} is {side} restorable time of DB instance {window.source} in "
         f"{window.region} (window {iso(window.earliest)} … {iso(window.latest)})",
         resource=window.source,
         region=window.region,

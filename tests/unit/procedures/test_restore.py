@@ -301,3 +301,10 @@ def test_replicated_restore_takes_the_dr_sites_network_not_the_sources() -> None
     # The DR instance gone too: the stack files' subnet group, no foreign security group.
     bare = site_settings(estate, dr, None)
     assert bare["DBSubnetGroupName"] == estate.db_subnet_group(dr) and "VpcSecurityGroupIds" not in bare
+
+
+def test_a_time_just_past_the_window_is_shown_to_the_millisecond() -> None:
+    w = restorable_window(BASE, NOW)
+    with pytest.raises(BadInput) as err:
+        check_restore_time(w, w.latest + dt.timedelta(milliseconds=250))
+    assert ".250" in err.value.message and "after the latest" in err.value.message
