@@ -305,20 +305,31 @@ class Rds:
     ) -> DbInstance:
         """Point-in-time restore of ``source`` into a new instance ``target`` (None = latest)."""
         kwargs = self._inherit(source)
-        kwargs.update(
-            SourceDBInstanceIdentifier=source.identifier,
-            TargetDBInstanceIdentifier=target,
-            Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
-        )
+        kwargs["SourceDBInstanceIdentifier"] = source.identifier
+        # An ISO string (botocore parses it) so the journal records the exact time asked for.
+        return self._pitr(kwargs, target, restore_time, tags, what=source.identifier, fraction=False)
+
+    def _pitr(
+        self,
+        kwargs: dict[str, Any],
+        target: str,
+        restore_time: dt.datetime | None,
+        tags: dict[str, str],
+        *,
+        what: str,
+        fraction: bool,
+    ) -> DbInstance:
+        """RestoreDBInstanceToPointInTime with ``kwargs`` naming the source; ``fraction`` keeps
+        the milliseconds of ``restore_time`` (else whole seconds)."""
+        kwargs = {**kwargs, "TargetDBInstanceIdentifier": target}
+        kwargs["Tags"] = [{"Key": k, "Value": v} for k, v in tags.items()]
         if restore_time is None:
             kwargs["UseLatestRestorableTime"] = True
         else:
-            # An ISO string (botocore parses it) so the journal records the exact time asked for.
-            kwargs["RestoreTime"] = restore_time.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            stamp = restore_time.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+            kwargs["RestoreTime"] = (stamp[:-3] if fraction else stamp[:-7]) + "Z"
         with aws_errors(
-            resource=f"DB instance {target} (PITR of {source.identifier})",
-            region=self.region,
-            action="restore",
+            resource=f"DB instance {target} (PITR of {what})", region=self.region, action="restore"
         ):
             raw = self.client.restore_db_instance_to_point_in_time(**kwargs)["DBInstance"]
         return DbInstance.from_api(raw, self.region)
@@ -335,25 +346,10 @@ class Rds:
         """Point-in-time restore from automated backups named by ARN (``SourceDBInstanceAutomated
         BackupsArn``) — replicated ones restore in this region with the source region gone.
         ``settings``: class, subnet group, security groups, parameter group of *this* region."""
-        kwargs = dict(settings)
-        kwargs.update(
-            SourceDBInstanceAutomatedBackupsArn=backups.arn,
-            TargetDBInstanceIdentifier=target,
-            Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
-        )
-        if restore_time is None:
-            kwargs["UseLatestRestorableTime"] = True
-        else:
-            # Milliseconds kept: "just before the corruption" must not round down a whole second.
-            stamp = restore_time.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
-            kwargs["RestoreTime"] = stamp[:-3] + "Z"
-        with aws_errors(
-            resource=f"DB instance {target} (PITR of {backups.instance} from {backups.arn})",
-            region=self.region,
-            action="restore",
-        ):
-            raw = self.client.restore_db_instance_to_point_in_time(**kwargs)["DBInstance"]
-        return DbInstance.from_api(raw, self.region)
+        kwargs = {**settings, "SourceDBInstanceAutomatedBackupsArn": backups.arn}
+        # Milliseconds kept: "just before the corruption" must not round down a whole second.
+        what = f"{backups.instance} from {backups.arn}"
+        return self._pitr(kwargs, target, restore_time, tags, what=what, fraction=True)
 
     def restore_from_snapshot(
         self, snapshot: DbSnapshot, target: str, *, like: DbInstance | None, tags: dict[str, str]

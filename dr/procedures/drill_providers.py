@@ -361,22 +361,23 @@ def restore_pitr(
 
     estate = ctx.require_estate()
     view = estate.site(site)
-    if restore_time == "before-corruption":
-        if ctx.corrupted_at is None:
-            raise BadInput(
-                "restore_time before-corruption needs a corruption: no corrupt-data step ran before",
-                resource="restore_time",
-                hint="run corrupt-data first, or give before-fault or an ISO time",
-            )
-        when = dt.datetime.fromtimestamp(ctx.corrupted_at - seconds_before, dt.UTC)
-    elif restore_time == "before-fault":
-        if ctx.fault_at is None:
-            raise BadInput(
-                "restore_time before-fault needs a fault: no action of this drill is marked fault: true",
-                resource="restore_time",
-                hint="mark the corrupting action with fault: true, or give an ISO time",
-            )
-        when = dt.datetime.fromtimestamp(ctx.fault_at - seconds_before, dt.UTC)
+    anchors = {
+        "before-fault": (
+            ctx.fault_at,
+            "needs a fault: no action of this drill is marked fault: true",
+            "mark the corrupting action with fault: true, or give an ISO time",
+        ),
+        "before-corruption": (
+            ctx.corrupted_at,
+            "needs a corruption: no corrupt-data step ran before",
+            "run corrupt-data first, or give before-fault or an ISO time",
+        ),
+    }
+    if restore_time in anchors:
+        anchor, missing, hint = anchors[restore_time]
+        if anchor is None:
+            raise BadInput(f"restore_time {restore_time} {missing}", resource="restore_time", hint=hint)
+        when = dt.datetime.fromtimestamp(anchor - seconds_before, dt.UTC)
     else:
         when = parse_time(restore_time, option="restore_time")
     stamp = dt.datetime.fromtimestamp(ctx.fault_at or when.timestamp(), dt.UTC)

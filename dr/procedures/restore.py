@@ -390,14 +390,21 @@ def prepare_pitr(
     if (when is None) == (minutes_ago is None):
         raise BadInput("give exactly one of --time ISO or --minutes-ago N", resource="--time", region=region)
     restore_time = when if when is not None else now - dt.timedelta(minutes=float(minutes_ago or 0))
+    rds = Rds(clients, region)
+    template: DbInstance | None = None
+    backups: ReplicatedBackups | None = None
+    settings: dict[str, Any] | None = None
     if from_ == "replicated-backups":
-        return _prepare_replicated(
-            clients, estate, view, source, target, restore_time, checks, verify, cleanup, resuming
-        )
-    src = source or view.database.identifier
-    rds = Rds(clients, region)
-    inst = rds.describe_instance(src)
-    window = restorable_window(inst, now, own_backups(rds, inst))
+        # The other site's backups replicated here; only this region is read (that one may be gone).
+        other = estate.other(view)
+        src = source or other.database.identifier
+        backups = find_replicated_backups(rds, src, other.region)
+        window = replicated_window(backups)
+        settings = site_settings(estate, view, rds.find_instance(view.database.identifier))
+    else:
+        src = source or view.database.identifier
+        template = rds.describe_instance(src)
+        window = restorable_window(template, now, own_backups(rds, template))
     if not resuming:
         check_restore_time(window, restore_time)
     _target_free(clients, "rds", region, target, resuming=resuming)
@@ -409,53 +416,14 @@ def prepare_pitr(
         src,
         restore_time=restore_time,
         window=window,
-        template=inst,
-        checks=checks,
-        verify=verify,
-        cleanup=cleanup,
-        db_name=estate.app.database.db_name,
-        secret_id=estate.app.db_secret.secrets_manager_id,
-    )
-
-
-def _prepare_replicated(
-    clients: ClientProvider,
-    estate: Estate,
-    view: SiteView,
-    source: str | None,
-    target: str,
-    restore_time: dt.datetime,
-    checks: list[Check],
-    verify: bool,
-    cleanup: bool,
-    resuming: bool,
-) -> RestoreRequest:
-    """PITR in ``view``'s region from the other site's automated backups replicated there. Reads
-    only this region (the source region may be gone)."""
-    region = view.region
-    other = estate.other(view)
-    src = source or other.database.identifier
-    rds = Rds(clients, region)
-    backups = find_replicated_backups(rds, src, other.region)
-    window = replicated_window(backups)
-    if not resuming:
-        check_restore_time(window, restore_time)
-    _target_free(clients, "rds", region, target, resuming=resuming)
-    return RestoreRequest(
-        "rds",
-        "pitr",
-        region,
-        target,
-        src,
-        restore_time=restore_time,
-        window=window,
+        template=template,
         checks=checks,
         verify=verify,
         cleanup=cleanup,
         db_name=estate.app.database.db_name,
         secret_id=estate.app.db_secret.secrets_manager_id,
         backups=backups,
-        settings=site_settings(estate, view, rds.find_instance(view.database.identifier)),
+        settings=settings,
     )
 
 
