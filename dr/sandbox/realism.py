@@ -1343,6 +1343,7 @@ class Realism:
             "dbi_resource_id": db.dbi_resource_id,
             "engine": db.engine,
             "engine_version": db.engine_version,
+            "instance_class": db.db_instance_class,
             "allocated_storage": db.allocated_storage,
             "master_username": db.master_username,
             "db_name": db.db_name,
@@ -1527,6 +1528,7 @@ class Realism:
                 "Action": "CreateDBInstance",
                 "Version": "2014-10-31",
                 "DBInstanceIdentifier": target,
+                "DBInstanceClass": p.get("DBInstanceClass") or rec["instance_class"],  # RDS: the source's
                 "Engine": rec["engine"],
                 "EngineVersion": rec["engine_version"],
                 "AllocatedStorage": str(rec["allocated_storage"] or 20),
