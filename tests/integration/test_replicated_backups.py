@@ -119,3 +119,15 @@ def test_replicated_backups_restore_in_dr_with_the_primary_region_lost(tmp_path:
         inst = rds.describe_db_instances(DBInstanceIdentifier="orders-pitr")["DBInstances"][0]
         assert inst["DBSubnetGroup"]["DBSubnetGroupName"] == estate.db_subnet_group(dr)
         assert sb.password() not in done.stdout + done.stderr
+
+        # The operator's next command: fail over onto the restored instance, not the replica.
+        moved = _dr(
+            sb, "failover", "--to", "secondary", "--mode", "unplanned", "--db", "orders-pitr", "--yes"
+        )
+        assert moved.returncode == 0, moved.stdout[-2000:] + moved.stderr[-2000:]
+        report = json.loads(moved.stdout)
+        assert report["run"]["status"] == "succeeded"
+        assert sb.admin.resolve(estate.app.record)["region"] == dr.region
+        replica = rds.describe_db_instances(DBInstanceIdentifier=dr.database.identifier)["DBInstances"][0]
+        assert replica.get("ReadReplicaSourceDBInstanceIdentifier")  # the replica was left alone
+        assert sb.password() not in moved.stdout + moved.stderr
