@@ -147,10 +147,10 @@ class _PgLink:
     # -- the primary's automated backups replicated to the DR region --------------------------------
     def start_backup_replication(self, realism: Realism) -> None:
         """Ship the primary's WAL archive and base backups to the DR region's copy now, then every
-        ``rds.replicated_backup_lag`` (at least 1 s) while the primary's region is up; the copy's
+        ``rds.replicated_backup_lag`` (at least 3 s) while the primary's region is up; the copy's
         window is what DescribeDBInstanceAutomatedBackups reports there as RestoreWindow."""
         primary, dr = self.estate.primary, self.estate.secondary
-        period = max(1.0, realism.replicated_lag)
+        period = max(3.0, realism.replicated_lag)  # each round may archive a 1 MB segment
 
         def window(region: str, source_arn: str) -> Any:
             if region != dr.region or source_arn.split(":")[-1] != primary.database.identifier:

@@ -1102,10 +1102,8 @@ class PostgresEstate:
                     continue
                 if len(f.name) == 24 and f.stat().st_size != _WAL_SEGMENT_BYTES:
                     continue  # still being archived (an old archive_command copied in place)
-                tmp = dest / f"{f.name}.tmp"
-                shutil.copy2(f, tmp)  # keeps the archive time
-                self.run_as.chown(tmp)
-                tmp.rename(dest / f.name)
+                _link_or_copy(f, dest / f.name)  # an archived file never changes; keeps its time
+                self.run_as.chown(dest / f.name)
             for snap in list(self.snapshots.values()):
                 if snap.source == "primary" and snap.name not in self.replicated_snapshots:
                     self.replicated_snapshots[snap.name] = self._replicate_backup(snap)
@@ -1119,13 +1117,7 @@ class PostgresEstate:
             staging = dest.with_name(f"{snap.name}.tmp")
             shutil.rmtree(staging, ignore_errors=True)
 
-            def link(src: str, dst: str) -> None:
-                try:
-                    os.link(src, dst)
-                except OSError:
-                    shutil.copy2(src, dst)
-
-            shutil.copytree(snap.path, staging, symlinks=True, copy_function=link)
+            shutil.copytree(snap.path, staging, symlinks=True, copy_function=_link_or_copy)
             self.run_as.chown(staging, recursive=True)
             staging.rename(dest)
         return Snapshot(snap.name, dest, snap.source, snap.started_at, snap.completed_at)
@@ -1326,6 +1318,19 @@ class PostgresEstate:
         """(instance, last log lines) with secrets scrubbed — for diagnostics."""
         for n, i in self.instances.items():
             yield n, self._scrub(i.log_tail())
+
+
+def _link_or_copy(src: str | Path, dst: str | Path) -> None:
+    """Hard-link ``src`` to ``dst`` (same file system), else copy it with its times. Callers only
+    pass files that are never modified again (archived WAL, base backups); a copy lands under a
+    temporary name first so no reader sees half of it."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        tmp = Path(f"{dst}.tmp")
+        shutil.copy2(src, tmp)
+        shutil.copystat(src, tmp)
+        tmp.rename(dst)
 
 
 def _lsn(text: str) -> int:
