@@ -172,18 +172,55 @@ class DbSnapshot:
 
 @dataclass(frozen=True)
 class ReplicatedBackups:
-    """Automated backups of an instance of another region, replicated into this one."""
+    """Automated backups of an instance (``DescribeDBInstanceAutomatedBackups``): its own, in its
+    region, or replicated into another region (``source_region`` differs from ``region``)."""
 
     instance: str
     source_arn: str
-    status: str  # replicating | pending | active | ...
+    status: str  # replicating | pending | active | retained | ...
     earliest: dt.datetime | None
     latest: dt.datetime | None
+    # DBInstanceAutomatedBackupsArn (arn:aws:rds:<region>:<acct>:auto-backup:ab-...)
+    arn: str = ""
+    region: str = ""  # where these backups are (the region asked)
+    source_region: str = ""
+
+    @property
+    def replicated(self) -> bool:
+        return bool(self.source_region) and self.source_region != self.region
 
     @property
     def identifier(self) -> str:
         when = f"{self.latest:%Y-%m-%d %H:%M} UTC" if self.latest else "?"
-        return f"automated backups of {self.instance} (replicated, restorable to {when})"
+        kind = "replicated" if self.replicated else "in-region"
+        return f"automated backups of {self.instance} ({kind}, restorable to {when})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "instance": self.instance,
+            "source_arn": self.source_arn,
+            "arn": self.arn,
+            "region": self.region,
+            "source_region": self.source_region,
+            "status": self.status,
+            "earliest": self.earliest,
+            "latest": self.latest,
+        }
+
+    @classmethod
+    def from_api(cls, raw: dict[str, Any], region: str) -> ReplicatedBackups:
+        arn = str(raw.get("DBInstanceArn") or "")
+        window = raw.get("RestoreWindow") or {}
+        return cls(
+            instance=str(raw.get("DBInstanceIdentifier") or arn.split(":")[-1]),
+            source_arn=arn,
+            status=str(raw.get("Status") or ""),
+            earliest=_aware(window.get("EarliestTime")),
+            latest=_aware(window.get("LatestTime")),
+            arn=str(raw.get("DBInstanceAutomatedBackupsArn") or ""),
+            region=region,
+            source_region=str(raw.get("Region") or (arn.split(":")[3] if arn.count(":") >= 6 else "")),
+        )
 
     @property
     def created(self) -> dt.datetime | None:
@@ -268,23 +305,51 @@ class Rds:
     ) -> DbInstance:
         """Point-in-time restore of ``source`` into a new instance ``target`` (None = latest)."""
         kwargs = self._inherit(source)
-        kwargs.update(
-            SourceDBInstanceIdentifier=source.identifier,
-            TargetDBInstanceIdentifier=target,
-            Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
-        )
+        kwargs["SourceDBInstanceIdentifier"] = source.identifier
+        # An ISO string (botocore parses it) so the journal records the exact time asked for.
+        return self._pitr(kwargs, target, restore_time, tags, what=source.identifier, fraction=False)
+
+    def _pitr(
+        self,
+        kwargs: dict[str, Any],
+        target: str,
+        restore_time: dt.datetime | None,
+        tags: dict[str, str],
+        *,
+        what: str,
+        fraction: bool,
+    ) -> DbInstance:
+        """RestoreDBInstanceToPointInTime with ``kwargs`` naming the source; ``fraction`` keeps
+        the milliseconds of ``restore_time`` (else whole seconds)."""
+        kwargs = {**kwargs, "TargetDBInstanceIdentifier": target}
+        kwargs["Tags"] = [{"Key": k, "Value": v} for k, v in tags.items()]
         if restore_time is None:
             kwargs["UseLatestRestorableTime"] = True
         else:
-            # An ISO string (botocore parses it) so the journal records the exact time asked for.
-            kwargs["RestoreTime"] = restore_time.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            stamp = restore_time.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+            kwargs["RestoreTime"] = (stamp[:-3] if fraction else stamp[:-7]) + "Z"
         with aws_errors(
-            resource=f"DB instance {target} (PITR of {source.identifier})",
-            region=self.region,
-            action="restore",
+            resource=f"DB instance {target} (PITR of {what})", region=self.region, action="restore"
         ):
             raw = self.client.restore_db_instance_to_point_in_time(**kwargs)["DBInstance"]
         return DbInstance.from_api(raw, self.region)
+
+    def restore_from_automated_backups(
+        self,
+        backups: ReplicatedBackups,
+        target: str,
+        *,
+        restore_time: dt.datetime | None,
+        settings: dict[str, Any],
+        tags: dict[str, str],
+    ) -> DbInstance:
+        """Point-in-time restore from automated backups named by ARN (``SourceDBInstanceAutomated
+        BackupsArn``) — replicated ones restore in this region with the source region gone.
+        ``settings``: class, subnet group, security groups, parameter group of *this* region."""
+        kwargs = {**settings, "SourceDBInstanceAutomatedBackupsArn": backups.arn}
+        # Milliseconds kept: "just before the corruption" must not round down a whole second.
+        what = f"{backups.instance} from {backups.arn}"
+        return self._pitr(kwargs, target, restore_time, tags, what=what, fraction=True)
 
     def restore_from_snapshot(
         self, snapshot: DbSnapshot, target: str, *, like: DbInstance | None, tags: dict[str, str]
@@ -330,28 +395,32 @@ class Rds:
                 ResourceName=inst.arn, Tags=[{"Key": k, "Value": v} for k, v in tags.items()]
             )
 
+    def automated_backups(self, *, instance: str | None = None) -> list[ReplicatedBackups]:
+        """Every automated-backups entry of this region (its instances' own and those replicated
+        into it), each with its RestoreWindow; ``instance`` filters by DB instance identifier."""
+        kwargs: dict[str, Any] = {"DBInstanceIdentifier": instance} if instance else {}
+        out: list[ReplicatedBackups] = []
+        client_error = client_error_type()
+        with aws_errors(
+            resource=f"automated backups of {instance or 'all instances'}", region=self.region, action="list"
+        ):
+            try:
+                pages = self.client.get_paginator("describe_db_instance_automated_backups").paginate(**kwargs)
+                for page in pages:
+                    out.extend(
+                        ReplicatedBackups.from_api(raw, self.region)
+                        for raw in page.get("DBInstanceAutomatedBackups", [])
+                    )
+            except client_error as err:
+                if err.response.get("Error", {}).get("Code") == "DBInstanceAutomatedBackupNotFound":  # type: ignore[attr-defined]
+                    return []
+                raise
+        return out
+
     def replicated_backups(self, source_region: str) -> list[ReplicatedBackups]:
         """Automated backups replicated into this region from instances in ``source_region``
         (``StartDBInstanceAutomatedBackupsReplication``): point-in-time recovery here."""
-        out: list[ReplicatedBackups] = []
-        with aws_errors(resource="replicated automated backups", region=self.region, action="list"):
-            pages = self.client.get_paginator("describe_db_instance_automated_backups").paginate()
-            for page in pages:
-                for raw in page.get("DBInstanceAutomatedBackups", []):
-                    arn = str(raw.get("DBInstanceArn") or "")
-                    if arn.count(":") < 6 or arn.split(":")[3] != source_region:
-                        continue  # this region's own instances' backups
-                    window = raw.get("RestoreWindow") or {}
-                    out.append(
-                        ReplicatedBackups(
-                            instance=str(raw.get("DBInstanceIdentifier") or arn.split(":")[-1]),
-                            source_arn=arn,
-                            status=str(raw.get("Status") or ""),
-                            earliest=window.get("EarliestTime"),
-                            latest=window.get("LatestTime"),
-                        )
-                    )
-        return out
+        return [b for b in self.automated_backups() if b.source_region == source_region and b.replicated]
 
     def describe_snapshot(self, identifier: str) -> DbSnapshot:
         with aws_errors(resource=f"DB snapshot {identifier}", region=self.region, action="describe"):

@@ -87,6 +87,13 @@ def _human(report: dict[str, Any], out: Console) -> None:
 )
 @click.option("--timeout", type=float, default=1800, show_default=True, help="Seconds each wait may take.")
 @click.option(
+    "--db",
+    "db",
+    default=None,
+    help="DR database to fail over to instead of the stack files' replica: a read replica, or an "
+    "instance `dr restore pitr` made (e.g. --from replicated-backups when the replica is corrupt).",
+)
+@click.option(
     "--kubeconfig", type=click.Path(dir_okay=False), default=None, help="Kubeconfig (default: see docs)."
 )
 @click.option(
@@ -115,6 +122,7 @@ def failover(
     max_lag: str | None,
     max_snapshot_age: str,
     timeout: float,
+    db: str | None,
     kubeconfig: str | None,
     do_reconcile: bool,
     run: RunOptions,
@@ -170,6 +178,7 @@ def failover(
         mode="unplanned" if mode == "unplanned" else "planned",
         max_lag=budget,
         max_snapshot_age=snap_age,
+        db=db,
         resuming=run.resume is not None,
     )
     plan = failover_plan(estate, pre, timeout=timeout)

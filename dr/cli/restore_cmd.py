@@ -56,8 +56,9 @@ def _checks(tables: tuple[str, ...], sqls: tuple[str, ...]) -> list[Any]:
 
 def _human(report: dict[str, Any], out: Console) -> None:
     req = report["restore"]
+    origin = " (automated backups replicated there)" if req.get("from") == "replicated-backups" else ""
     out.print(
-        f"{req['target']} restored in {req['region']} from {req['source']}"
+        f"{req['target']} restored in {req['region']} from {req['source']}{origin}"
         + (f" at {req['restore_time']}" if req.get("restore_time") else "")
         + (f"; inherits settings of {req['inherits_from']}" if req.get("inherits_from") else "")
     )
@@ -71,9 +72,34 @@ def restore() -> None:
 
 
 @restore.command("pitr")
-@click.option("--source", default=None, help="Source DB instance (default: the site's database).")
-@click.option("--region", default=None, help="Region/stack of the source (default: the primary).")
-@click.option("--time", "when", default=None, help="Restore time, ISO-8601 (e.g. 2026-11-24T06:30:00Z).")
+@click.option(
+    "--from",
+    "from_",
+    type=click.Choice(["instance", "replicated-backups"]),
+    default="instance",
+    show_default=True,
+    help="instance: the source instance's own backups, in its region. replicated-backups: the other "
+    "site's automated backups replicated to --region (default: the DR site) — works with the "
+    "primary region lost; the new instance gets that site's subnet group, SGs and parameter group.",
+)
+@click.option(
+    "--source",
+    default=None,
+    help="Source DB instance (default: the site's database; with --from replicated-backups, the "
+    "other site's).",
+)
+@click.option(
+    "--region",
+    default=None,
+    help="Region/stack to restore in (default: the primary; the DR site with --from replicated-backups).",
+)
+@click.option(
+    "--time",
+    "--to-time",
+    "when",
+    default=None,
+    help="Restore time, ISO-8601 (e.g. 2026-11-24T06:30:00Z); must lie in the RestoreWindow.",
+)
 @click.option("--minutes-ago", type=float, default=None, help="Restore to N minutes before now.")
 @click.option("--target", required=True, help="Name of the new DB instance (must not exist).")
 @_verify_options
@@ -81,6 +107,7 @@ def restore() -> None:
 @pass_app
 def pitr(
     app: AppContext,
+    from_: str,
     source: str | None,
     region: str | None,
     when: str | None,
@@ -93,12 +120,14 @@ def pitr(
     timeout: float,
     run: RunOptions,
 ) -> None:
-    """Point-in-time restore, validated against the source's real restorable window."""
+    """Point-in-time restore into a new instance, validated against the real RestoreWindow
+    (DescribeDBInstanceAutomatedBackups) of the source's backups."""
     from dr.procedures.common import parse_time, pick_site
     from dr.procedures.restore import prepare_pitr, restore_plan
 
     estate = app.estate
-    view = pick_site(estate, region, estate.primary)
+    replicated = from_ == "replicated-backups"
+    view = pick_site(estate, region, estate.secondary if replicated else estate.primary)
     clients = app.clients(read_only=run.dry_run)
     checks = _checks(check_tables, check_sqls)
     req = prepare_pitr(
@@ -113,6 +142,7 @@ def pitr(
         verify=verify or bool(checks),
         cleanup=cleanup,
         resuming=bool(run.resume),
+        from_="replicated-backups" if replicated else "instance",
     )
     plan = restore_plan(req, timeout=timeout)
     result = execute(app, plan, clients, run=run, locked=False)

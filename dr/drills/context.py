@@ -46,6 +46,8 @@ class DrillContext:
     clients_factory: Callable[[bool], ClientProvider] | None = None
     # Set by the runner when the fault action starts (epoch seconds).
     fault_at: float | None = None
+    # Set by the first data-corrupting action (epoch seconds, just before the first bad write).
+    corrupted_at: float | None = None
 
     def clients(self, *, read_only: bool = False) -> ClientProvider:
         if self.clients_factory is None:

@@ -244,9 +244,13 @@ class HeartbeatWriter:
                     time.sleep(pause * (i + 1))  # a just-promoted DB may need a moment
         return None
 
-    def result(self, fault_at: float | None, present: set[int] | None) -> RpoResult:
+    def result(
+        self, fault_at: float | None, present: set[int] | None, until: float | None = None
+    ) -> RpoResult:
         with self._lock:
-            return compute_rpo(list(self.acks), list(self.disruptions), fault_at, present, self.read_at)
+            return compute_rpo(
+                list(self.acks), list(self.disruptions), fault_at, present, self.read_at, until
+            )
 
     def log(self) -> dict[str, Any]:
         """The journal's record of the writer (no connection strings)."""

@@ -52,12 +52,17 @@ class RpoResult:
 
 
 def old_primary_acks(
-    acks: list[Ack], disruptions: list[Disruption], fault_at: float | None, read_at: float | None = None
+    acks: list[Ack],
+    disruptions: list[Disruption],
+    fault_at: float | None,
+    read_at: float | None = None,
+    until: float | None = None,
 ) -> list[Ack]:
     """The writes acknowledged by the old primary (see module doc).
 
     ``read_at``: when the promoted database was read; writes acknowledged after it cannot be in
     what was read and do not count (the writer keeps running while the drill reads back).
+    ``until``: only writes acknowledged before it count (the corruption a restore goes back before).
     """
     if not acks:
         return []
@@ -65,6 +70,8 @@ def old_primary_acks(
     cutoffs = [d.t for d in disruptions if fault_at is None or d.t >= fault_at]
     if read_at is not None:
         cutoffs.append(read_at)
+    if until is not None:
+        cutoffs.append(until)
     cutoff = min(cutoffs, default=float("inf"))
     return [a for a in acks if a.label == first and a.t < cutoff]
 
@@ -75,9 +82,11 @@ def compute_rpo(
     fault_at: float | None,
     present: set[int] | None,
     read_at: float | None = None,
+    until: float | None = None,
 ) -> RpoResult:
-    """Measured RPO from the local write log and the seqs present on the promoted database."""
-    old = old_primary_acks(acks, disruptions, fault_at, read_at)
+    """Measured RPO from the local write log and the seqs present on the promoted database
+    (``until``: only the writes acknowledged before it count, see :func:`old_primary_acks`)."""
+    old = old_primary_acks(acks, disruptions, fault_at, read_at, until)
     if not old:
         return RpoResult(False, note="no heartbeat was acknowledged by the old primary")
     last = max(old, key=lambda a: a.seq)

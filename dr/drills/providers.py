@@ -52,6 +52,9 @@ class FailoverArgs(_Args):
     to: Site = "secondary"
     mode: Literal["planned", "unplanned"] = "unplanned"
     max_lag_seconds: Annotated[float, Field(ge=0)] | None = None
+    # Output key of an earlier step naming the database to fail over to instead of the DR
+    # replica (e.g. restore-pitr's restored_db: the replica itself is corrupt).
+    db_from: str | None = None
 
 
 class FailbackArgs(_Args):
@@ -76,19 +79,24 @@ class ScaleArgs(_Args):
 
 class RestorePitrArgs(_Args):
     site: Site = "primary"
-    # A timestamp, or "before-fault" (seconds_before the fault action started).
+    # A timestamp, "before-fault" (seconds_before the fault action started) or
+    # "before-corruption" (seconds_before the first corrupt-data of the drill).
     restore_time: str = "before-fault"
     seconds_before: Annotated[float, Field(ge=0)] = 1.0
     target_identifier: str | None = None
+    # instance: the site's own instance's backups; replicated-backups: the other site's automated
+    # backups replicated to this site's region (works with that region lost).
+    source: Literal["instance", "replicated-backups"] = "instance"
 
     @model_validator(mode="after")
     def _time(self) -> RestorePitrArgs:
-        if self.restore_time != "before-fault":
+        if self.restore_time not in ("before-fault", "before-corruption"):
             try:
                 dt.datetime.fromisoformat(self.restore_time)
             except ValueError:
                 raise ValueError(
-                    f"restore_time {self.restore_time!r} is neither 'before-fault' nor an ISO timestamp"
+                    f"restore_time {self.restore_time!r} is neither 'before-fault', 'before-corruption' "
+                    "nor an ISO timestamp"
                 ) from None
         return self
 
@@ -114,6 +122,18 @@ class CorruptArgs(_Args):
 
 
 class LagArgs(_Args):
+    site: Site = "secondary"
+
+
+class BackupsCoverArgs(_Args):
+    # Where the backups are replicated to.
+    site: Site = "secondary"
+    # The instant the replicated RestoreWindow must reach: the drill's first corruption, else now.
+    covers: Literal["corruption", "now"] = "corruption"
+    timeout: Annotated[float, Field(gt=0, le=7200)] = 900.0
+
+
+class RestoredToPointArgs(_Args):
     site: Site = "secondary"
 
 
@@ -324,6 +344,21 @@ declare(
     "restore-pitr",
     args=RestorePitrArgs,
     description="Restore the site's database to a point in time (sets output restored_db).",
+    pending=_OPS,
+)
+declare(
+    "action",
+    "wait-replicated-backups",
+    args=BackupsCoverArgs,
+    description="Wait until the automated backups replicated to the site cover the corruption.",
+    pending=_OPS,
+)
+declare(
+    "probe",
+    "restored-to-point",
+    args=RestoredToPointArgs,
+    description="True when the app's database holds every heartbeat acknowledged before the restore "
+    "time and none acknowledged after the corruption.",
     pending=_OPS,
 )
 declare(

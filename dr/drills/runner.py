@@ -649,9 +649,12 @@ class DrillRunner:
         else:
             rto = RtoResult(False, sustained=m.sustained, note="endpoint prober not running")
         if self.heartbeat is not None:
-            rpo = self.heartbeat.result(fault_at, present)
+            until = self.ctx.corrupted_at if m.rpo_until == "corruption" else None
+            rpo = self.heartbeat.result(fault_at, present, until)
             if present is None and not rpo.note:
                 rpo.note = "heartbeats were not read back from the promoted database"
+            if m.rpo_until == "corruption" and until is None and not rpo.note:
+                rpo.note = "no corruption happened: the RPO counts every write up to the loss"
         else:
             rpo = RpoResult(False, note="heartbeat writer not running")
         objectives = [

@@ -192,6 +192,9 @@ class Measure(_M):
     sustained: Annotated[int, Field(ge=1, le=100)] = 4
     # How long after the method to wait for sustained success (default: the RTO objective).
     recovery_timeout: Annotated[float, Field(gt=0)] | None = None
+    # Which acknowledged writes the RPO counts: up to the loss (default), or only those before the
+    # drill's first corruption (a restore to before it discards the later ones on purpose).
+    rpo_until: Literal["loss", "corruption"] = "loss"
 
 
 class EndState(_M):

@@ -24,6 +24,7 @@ TAG_CREATED_BY = "dr:created-by"
 TAG_RUN_ID = "dr:run-id"
 TAG_PROMOTED_FROM = "dr:promoted-from"
 TAG_PROMOTED_AT = "dr:promoted-at"
+TAG_RESTORED_FROM = "dr:restored-from"
 # A failback (or a reprotect moving it aside) left this instance behind: stale from then on.
 TAG_SUPERSEDED_BY = "dr:superseded-by"
 

@@ -10,8 +10,8 @@ kubeconfig (:func:`kubeconfig_for`, from :mod:`dr.target`).
 The post-drill invariant check (:mod:`dr.drills.invariants`) is :func:`estate_invariants`.
 
 Actions: ``failover``, ``failback``, ``scale-deployment``, ``restore-pitr``, ``repoint-app``,
-``deploy``, ``rollback-deploy``. Probes: ``db-writable``, ``replica-lag``, ``pods-ready``,
-``dns-points-to``, ``data-intact``.
+``deploy``, ``rollback-deploy``, ``wait-replicated-backups``. Probes: ``db-writable``,
+``replica-lag``, ``pods-ready``, ``dns-points-to``, ``data-intact``, ``restored-to-point``.
 
 Each action returns a summary of its runbook run (run id, status, wall time, critical path and
 every step's timing), which the drill runner stores in the drill journal as the step's value;
@@ -200,12 +200,25 @@ def _active_region(ctx: DrillContext) -> str | None:
 
 
 @register_action("failover")
-def failover(ctx: DrillContext, to: str, mode: str, max_lag_seconds: float | None) -> dict[str, Any]:
-    """``dr failover --to <to> --mode <mode> --yes``: gates, then the whole-region plan."""
+def failover(
+    ctx: DrillContext, to: str, mode: str, max_lag_seconds: float | None, db_from: str | None = None
+) -> dict[str, Any]:
+    """``dr failover --to <to> --mode <mode> --yes``: gates, then the whole-region plan; with
+    ``db_from``, onto the database an earlier step named (``--db``) instead of the DR replica."""
     from dr.procedures.failover import failover_plan, preflight
 
     estate = ctx.require_estate()
     target = estate.site(to)
+    db = None
+    if db_from is not None:
+        db = ctx.outputs.get(db_from)
+        if not db and not ctx.dry_run:
+            raise BadInput(
+                f"failover: no earlier step of this drill set output {db_from!r}",
+                resource=db_from,
+                region=target.region,
+                hint="run restore-pitr (it sets restored_db) before this failover",
+            )
     if target.region == estate.primary.region:
         raise BadInput(
             f"failover target {to!r} is the primary site ({target.region})",
@@ -219,6 +232,7 @@ def failover(ctx: DrillContext, to: str, mode: str, max_lag_seconds: float | Non
         target=target,
         mode="unplanned" if mode == "unplanned" else "planned",
         max_lag=_rpo_budget(estate, max_lag_seconds),
+        db=str(db) if db else None,
     )
     for warning in pre.warnings:
         ctx.note(f"failover pre-flight warning: {warning}")
@@ -346,22 +360,32 @@ def restore_pitr(
     restore_time: str,
     seconds_before: float,
     target_identifier: str | None,
+    source: str = "instance",
 ) -> dict[str, Any]:
-    """``dr restore pitr``: a new instance at a point in time (before the fault by default);
-    output ``restored_db`` names it for ``repoint-app``."""
+    """``dr restore pitr [--from replicated-backups]``: a new instance at a point in time (before
+    the fault by default); output ``restored_db`` names it for ``repoint-app`` / ``failover``."""
     from dr.procedures.common import parse_time
     from dr.procedures.restore import prepare_pitr, restore_plan
 
     estate = ctx.require_estate()
     view = estate.site(site)
-    if restore_time == "before-fault":
-        if ctx.fault_at is None:
-            raise BadInput(
-                "restore_time before-fault needs a fault: no action of this drill is marked fault: true",
-                resource="restore_time",
-                hint="mark the corrupting action with fault: true, or give an ISO time",
-            )
-        when = dt.datetime.fromtimestamp(ctx.fault_at - seconds_before, dt.UTC)
+    anchors = {
+        "before-fault": (
+            ctx.fault_at,
+            "needs a fault: no action of this drill is marked fault: true",
+            "mark the corrupting action with fault: true, or give an ISO time",
+        ),
+        "before-corruption": (
+            ctx.corrupted_at,
+            "needs a corruption: no corrupt-data step ran before",
+            "run corrupt-data first, or give before-fault or an ISO time",
+        ),
+    }
+    if restore_time in anchors:
+        anchor, missing, hint = anchors[restore_time]
+        if anchor is None:
+            raise BadInput(f"restore_time {restore_time} {missing}", resource="restore_time", hint=hint)
+        when = dt.datetime.fromtimestamp(anchor - seconds_before, dt.UTC)
     else:
         when = parse_time(restore_time, option="restore_time")
     stamp = dt.datetime.fromtimestamp(ctx.fault_at or when.timestamp(), dt.UTC)
@@ -377,12 +401,62 @@ def restore_pitr(
         checks=[],
         verify=False,
         cleanup=False,
+        from_="replicated-backups" if source == "replicated-backups" else "instance",
     )
     summary = run(ctx, restore_plan(req))
     ctx.outputs["restored_db"] = target
+    ctx.outputs["restore_time"] = when.timestamp()
     summary["restored_db"] = target
     summary["restore_time"] = when.isoformat()
+    summary["window"] = req.window.to_dict() if req.window else None
+    summary["from"] = source
     return summary
+
+
+@register_action("wait-replicated-backups")
+def wait_replicated_backups(ctx: DrillContext, site: str, covers: str, timeout: float) -> dict[str, Any]:
+    """Wait until the RestoreWindow of the other site's automated backups replicated to ``site``
+    reaches the drill's first corruption (or now): only then can a restore there land just before
+    it. On AWS that is up to several minutes (transaction logs are shipped every few minutes)."""
+    import time
+
+    from dr.aws.rds import Rds
+    from dr.procedures.restore import find_replicated_backups
+
+    estate = ctx.require_estate()
+    view = estate.site(site)
+    other = estate.other(view)
+    if covers == "corruption" and ctx.corrupted_at is None:
+        raise BadInput(
+            "wait-replicated-backups covers: corruption needs a corrupt-data step before it",
+            resource="covers",
+            hint="use covers: now, or run corrupt-data first",
+        )
+    wanted = ctx.corrupted_at if covers == "corruption" and ctx.corrupted_at else time.time()
+    moment = dt.datetime.fromtimestamp(wanted, dt.UTC)
+    if ctx.dry_run:
+        return {"site": site, "covers": moment.isoformat(), "dry_run": True}
+    rds = Rds(ctx.clients(read_only=True), view.region)
+    deadline, t0 = time.monotonic() + timeout, time.monotonic()
+    while True:
+        backups = find_replicated_backups(rds, other.database.identifier, other.region)
+        if backups.latest is not None and backups.latest >= moment:
+            return {
+                "site": site,
+                "backups_arn": backups.arn,
+                "covers": moment.isoformat(),
+                "latest": backups.latest.isoformat(),
+                "waited_seconds": round(time.monotonic() - t0, 3),
+            }
+        if time.monotonic() >= deadline or ctx.stopping:
+            raise OperationFailed(
+                f"the automated backups of {other.database.identifier} replicated to {view.region} did not "
+                f"reach {moment.isoformat()} within {timeout:g}s (latest {backups.latest})",
+                resource=backups.arn,
+                region=view.region,
+                hint="is the backup replication running? (`dr readiness` snapshot-age)",
+            )
+        ctx.wait(min(2.0, max(0.2, deadline - time.monotonic())))
 
 
 @register_action("repoint-app")
@@ -592,6 +666,38 @@ def dns_points_to(ctx: DrillContext, site: str) -> bool:
     view = estate.site(site)
     state = read_state(ctx.clients(read_only=True), estate, use_test_dns=False)
     return state.active_region == view.region
+
+
+@register_probe("restored-to-point")
+def restored_to_point(ctx: DrillContext, site: str) -> Any:
+    """In the database the site's application uses now (a restore): every heartbeat the old primary
+    acknowledged before the restore time is there, and none acknowledged after the corruption —
+    PITR really replayed up to that time and stopped (rows read from PostgreSQL)."""
+    from dr.drills.heartbeat import TABLE
+    from dr.drills.registry import Observation
+
+    view = ctx.require_estate().site(site)
+    writer = ctx.services.get("heartbeat")
+    restore_time = ctx.outputs.get("restore_time")
+    if writer is None or restore_time is None or ctx.corrupted_at is None:
+        return Observation(False, "needs the heartbeat, a corrupt-data step and a restore-pitr step")
+    acks = list(writer.acks)
+    label = acks[0].label if acks else None
+    before = {a.seq for a in acks if a.label == label and a.t < float(restore_time)}
+    after = {a.seq for a in acks if a.label == label and a.t > ctx.corrupted_at}
+    if not before or not after:
+        return Observation(False, f"{len(before)} heartbeat(s) before the restore time, {len(after)} after")
+    with connect_app_database(ctx, view) as conn:
+        rows = conn.execute(
+            f"SELECT seq FROM {TABLE} WHERE seq BETWEEN %s AND %s", (min(before), max(after))
+        ).fetchall()
+    present = {int(r[0]) for r in rows}
+    missing, extra = before - present, after & present
+    cause = (
+        f"{len(before) - len(missing)}/{len(before)} heartbeats before the restore time present, "
+        f"{len(extra)}/{len(after)} after the corruption present"
+    )
+    return Observation(not missing and not extra, cause)
 
 
 @register_probe("data-intact")

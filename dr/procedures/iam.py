@@ -175,6 +175,8 @@ _CATALOGUE: dict[str, list[Need]] = {
         Need("rds:DescribeDBSnapshots", "both"),
         Need("rds:RestoreDBInstanceFromDBSnapshot", "both"),
         Need("rds:RestoreDBInstanceToPointInTime", "both"),
+        # the RestoreWindow; --from replicated-backups: the backups replicated into the region
+        Need("rds:DescribeDBInstanceAutomatedBackups", "both"),
         Need("rds:ListTagsForResource", "both"),  # cleanup deletes only what the toolkit tagged
         Need("rds:ModifyDBInstance", "both"),
         Need("rds:DeleteDBInstance", "both"),
@@ -269,9 +271,12 @@ def _rds(action: str, r: str, a: str, estate: Estate, procedure: str | None) -> 
         return [f"arn:aws:rds:{r}:{a}:subgrp:{estate.db_subnet_group(site)}"]
     if name in ("DescribeDBSnapshots", "CreateDBSnapshot", "CopyDBSnapshot", "DeleteDBSnapshot"):
         return snapshots + dbs
+    backups = [f"arn:aws:rds:{r}:{a}:auto-backup:*"]  # DBInstanceAutomatedBackupsArn
+    if name == "DescribeDBInstanceAutomatedBackups":
+        return backups + dbs
     if name.startswith("Restore"):
         groups = ("subgrp", "pg", "og")
-        return snapshots + dbs + [f"arn:aws:rds:{r}:{a}:{g}:*" for g in groups]
+        return snapshots + dbs + backups + [f"arn:aws:rds:{r}:{a}:{g}:*" for g in groups]
     if name == "CreateDBInstanceReadReplica":
         return [*dbs, f"arn:aws:rds:{r}:{a}:subgrp:{estate.db_subnet_group(site)}"]
     if name == "AddTagsToResource" and procedure == "snapshot":

@@ -25,8 +25,10 @@ from dr.aws.cloudwatch import replica_lag
 from dr.aws.rds import DbInstance, Rds
 from dr.errors import BadInput, GateRefused, OperationFailed
 from dr.procedures.common import (
+    TAG_CREATED_BY,
     TAG_PROMOTED_AT,
     TAG_PROMOTED_FROM,
+    TAG_RESTORED_FROM,
     TAG_SUPERSEDED_BY,
     Settled,
     clients_of,
@@ -147,6 +149,21 @@ def preflight(
                     f"{db} was already promoted at {tags.get(TAG_PROMOTED_AT, '?')} from {tags[TAG_PROMOTED_FROM]}"
                 ],
                 superseded_by=tags.get(TAG_SUPERSEDED_BY),
+            )
+        if tags.get(TAG_CREATED_BY) == "dr-toolkit" and TAG_RESTORED_FROM in tags:
+            # A restore of ours (e.g. PITR from replicated backups when the replica is corrupt):
+            # standalone and writable from the start, so there is nothing to promote.
+            return PromotePreflight(
+                db,
+                region,
+                True,
+                tags[TAG_RESTORED_FROM],
+                None,
+                None,
+                "none (a restored, standalone instance)",
+                budget,
+                force,
+                [f"{db} was restored by dr-toolkit from {tags[TAG_RESTORED_FROM]}: nothing to promote"],
             )
         raise BadInput(
             f"DB instance {db} in {region} is not a read replica (status {inst.status}); refusing to promote it",

@@ -3,9 +3,14 @@
 Pre-flight (read-only) refuses what real AWS would refuse, because moto accepts anything:
 
 * the target name must be a valid identifier and must not exist (exit 2);
-* a PITR time must lie inside the source's restorable window: from
-  ``max(instance creation, now - BackupRetentionPeriod days)`` to ``LatestRestorableTime``
+* a PITR time must lie inside the source's restorable window: the ``RestoreWindow`` of its
+  automated backups (``DescribeDBInstanceAutomatedBackups``; it starts at the first backup, e.g.
+  after a promotion), else ``max(instance creation, now - retention)`` .. ``LatestRestorableTime``
   (retention 0 means no PITR at all) — outside it, exit 2 naming source, region, window and fix;
+* ``--from replicated-backups`` restores in the DR region from the primary's automated backups
+  replicated there (``SourceDBInstanceAutomatedBackupsArn``), validated against *their*
+  RestoreWindow, with the DR site's subnet group, security groups and parameter group (the
+  source's do not exist in that region) — it works with the primary region gone;
 * the snapshot must exist in the region and be ``available`` (exit 2).
 
 The restored instance inherits class, subnet group, security groups, parameter group and Multi-AZ
@@ -23,10 +28,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from dr.aws.elasticache import CacheSnapshot, ElastiCache, ReplicationGroup
-from dr.aws.rds import DbInstance, DbSnapshot, Rds, aws_errors
+from dr.aws.rds import DbInstance, DbSnapshot, Rds, ReplicatedBackups, aws_errors
 from dr.errors import BadInput, NotFound, VerificationFailed
 from dr.procedures.common import (
     TAG_CREATED_BY,
+    TAG_RESTORED_FROM,
     Settled,
     check_cache_identifier,
     check_rds_identifier,
@@ -41,6 +47,7 @@ if TYPE_CHECKING:
     from dr.topology import Estate, SiteView
 
 Kind = Literal["rds", "redis"]
+PitrSource = Literal["instance", "replicated-backups"]
 _FAILED = {"failed", "incompatible-restore", "incompatible-parameters", "create-failed", "restore-failed"}
 
 
@@ -63,8 +70,11 @@ class RestoreWindow:
         return {"earliest": iso(self.earliest), "latest": iso(self.latest)}
 
 
-def restorable_window(inst: DbInstance, now: dt.datetime) -> RestoreWindow:
-    """The PITR window of ``inst``; BadInput when it has none (retention 0, no restorable time)."""
+def restorable_window(
+    inst: DbInstance, now: dt.datetime, backups: ReplicatedBackups | None = None
+) -> RestoreWindow:
+    """The PITR window of ``inst``: the RestoreWindow of its automated backups when known
+    (``backups``), else estimated from retention and creation; BadInput when it has none."""
     if inst.backup_retention_days <= 0:
         raise BadInput(
             f"DB instance {inst.identifier} in {inst.region} has automated backups disabled "
@@ -81,18 +91,88 @@ def restorable_window(inst: DbInstance, now: dt.datetime) -> RestoreWindow:
             region=inst.region,
             hint="wait for the first automated backup, or restore from a snapshot",
         )
+    if backups is not None and backups.earliest is not None and backups.latest is not None:
+        return RestoreWindow(inst.identifier, inst.region, backups.earliest, backups.latest)
     earliest = now - dt.timedelta(days=inst.backup_retention_days)
     if inst.created is not None and inst.created > earliest:
         earliest = inst.created
     return RestoreWindow(inst.identifier, inst.region, earliest, inst.latest_restorable_time)
 
 
+def own_backups(rds: Rds, inst: DbInstance) -> ReplicatedBackups | None:
+    """The instance's automated backups in its own region (None when not listed or not allowed:
+    the window is then estimated from retention)."""
+    from dr.errors import DrError
+
+    try:
+        entries = rds.automated_backups(instance=inst.identifier)
+    except DrError:
+        return None
+    return next((b for b in entries if not b.replicated and b.source_arn == inst.arn), None)
+
+
+def replicated_window(backups: ReplicatedBackups) -> RestoreWindow:
+    """The RestoreWindow of replicated automated backups; BadInput while they have none."""
+    label = f"{backups.instance} (automated backups replicated from {backups.source_region})"
+    if backups.earliest is None or backups.latest is None:
+        raise BadInput(
+            f"the automated backups of {backups.instance} replicated to {backups.region} have no "
+            f"restorable time yet (status {backups.status or 'unknown'})",
+            resource=backups.arn or backups.instance,
+            region=backups.region,
+            hint="the first replicated backup has not completed: wait, or restore from a snapshot "
+            "copied to this region (`dr restore snapshot`)",
+        )
+    return RestoreWindow(label, backups.region, backups.earliest, backups.latest)
+
+
+def find_replicated_backups(rds: Rds, source: str, source_region: str) -> ReplicatedBackups:
+    """The automated backups of ``source`` (an instance of ``source_region``) replicated into the
+    region of ``rds``; BadInput (exit 2) naming what to deploy when there are none."""
+    found = [b for b in rds.replicated_backups(source_region) if b.instance == source]
+    if not found:
+        raise BadInput(
+            f"no automated backups of DB instance {source} ({source_region}) are replicated to "
+            f"{rds.region}: point-in-time restore there is impossible",
+            resource=source,
+            region=rds.region,
+            hint="deploy the DR stack's backup replication (`pulumi up --stack <dr>`: "
+            "aws.rds.InstanceAutomatedBackupsReplication), or restore from a snapshot copied there",
+        )
+    usable = [b for b in found if b.status in ("replicating", "active", "retained")]
+    return max(usable or found, key=lambda b: b.latest or dt.datetime.min.replace(tzinfo=dt.UTC))
+
+
+def site_settings(estate: Estate, view: SiteView, here: DbInstance | None) -> dict[str, Any]:
+    """Network and engine settings a restore in ``view``'s region takes from *that* site: its
+    database's subnet group, security groups and parameter group (read from the site's instance
+    when it exists), class and Multi-AZ from the stack file. Never deletion-protected: it is a
+    restore the toolkit may clean up."""
+    settings: dict[str, Any] = {
+        "DBInstanceClass": view.database.instance_class,
+        "MultiAZ": view.database.multi_az,
+        "DBSubnetGroupName": (here.subnet_group if here else None) or estate.db_subnet_group(view),
+        "DeletionProtection": False,
+        "PubliclyAccessible": here.publicly_accessible if here else False,
+    }
+    if here is not None and here.security_groups:
+        settings["VpcSecurityGroupIds"] = list(here.security_groups)
+    if here is not None and here.parameter_group:
+        settings["DBParameterGroupName"] = here.parameter_group
+    return settings
+
+
 def check_restore_time(window: RestoreWindow, when: dt.datetime) -> None:
     if window.contains(when):
         return
     side = "before the earliest" if when < window.earliest else "after the latest"
+    bound = window.earliest if when < window.earliest else window.latest
+    # Within the same second the two would print alike: then show the milliseconds.
+    shown = (
+        iso(when) if iso(when) != iso(bound) else when.astimezone(dt.UTC).isoformat(timespec="milliseconds")
+    )
     raise BadInput(
-        f"restore time {iso(when)} is {side} restorable time of DB instance {window.source} in "
+        f"restore time {shown} is {side} restorable time of DB instance {window.source} in "
         f"{window.region} (window {iso(window.earliest)} … {iso(window.latest)})",
         resource=window.source,
         region=window.region,
@@ -247,11 +327,16 @@ class RestoreRequest:
     cleanup: bool = False
     db_name: str | None = None
     secret_id: str | None = None
+    # --from replicated-backups: the backups restored from and the DR site's settings.
+    backups: ReplicatedBackups | None = None
+    settings: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "kind": self.kind,
             "mode": self.mode,
+            "from": "replicated-backups" if self.backups is not None else "instance",
+            "backups_arn": self.backups.arn if self.backups is not None else None,
             "region": self.region,
             "target": self.target,
             "source": self.source,
@@ -260,6 +345,7 @@ class RestoreRequest:
             "inherits_from": self.template.identifier
             if self.template
             else (self.cache_template.identifier if self.cache_template else None),
+            "settings": {k: v for k, v in (self.settings or {}).items() if k != "Tags"} or None,
             "verify": self.verify,
             "cleanup": self.cleanup,
             "checks": [c.name for c in self.checks],
@@ -297,15 +383,28 @@ def prepare_pitr(
     verify: bool,
     cleanup: bool,
     resuming: bool = False,
+    from_: PitrSource = "instance",
 ) -> RestoreRequest:
     region = view.region
-    src = source or view.database.identifier
-    inst = Rds(clients, region).describe_instance(src)
     now = utcnow()
     if (when is None) == (minutes_ago is None):
         raise BadInput("give exactly one of --time ISO or --minutes-ago N", resource="--time", region=region)
     restore_time = when if when is not None else now - dt.timedelta(minutes=float(minutes_ago or 0))
-    window = restorable_window(inst, now)
+    rds = Rds(clients, region)
+    template: DbInstance | None = None
+    backups: ReplicatedBackups | None = None
+    settings: dict[str, Any] | None = None
+    if from_ == "replicated-backups":
+        # The other site's backups replicated here; only this region is read (that one may be gone).
+        other = estate.other(view)
+        src = source or other.database.identifier
+        backups = find_replicated_backups(rds, src, other.region)
+        window = replicated_window(backups)
+        settings = site_settings(estate, view, rds.find_instance(view.database.identifier))
+    else:
+        src = source or view.database.identifier
+        template = rds.describe_instance(src)
+        window = restorable_window(template, now, own_backups(rds, template))
     if not resuming:
         check_restore_time(window, restore_time)
     _target_free(clients, "rds", region, target, resuming=resuming)
@@ -317,12 +416,14 @@ def prepare_pitr(
         src,
         restore_time=restore_time,
         window=window,
-        template=inst,
+        template=template,
         checks=checks,
         verify=verify,
         cleanup=cleanup,
         db_name=estate.app.database.db_name,
         secret_id=estate.app.db_secret.secrets_manager_id,
+        backups=backups,
+        settings=settings,
     )
 
 
@@ -409,7 +510,7 @@ def restore_plan(req: RestoreRequest, *, timeout: float = 7200.0, connect: Conne
     region, target = req.region, req.target
     settled = Settled()
     steps: list[Step] = []
-    tags = {TAG_CREATED_BY: "dr-toolkit", "dr:restored-from": req.source}
+    tags = {TAG_CREATED_BY: "dr-toolkit", TAG_RESTORED_FROM: req.source}
 
     if req.kind == "rds":
 
@@ -427,7 +528,11 @@ def restore_plan(req: RestoreRequest, *, timeout: float = 7200.0, connect: Conne
             if exists(ctx) is not None:
                 return None  # an interrupted run already asked for it
             rds = Rds(clients_of(ctx), region)
-            if req.mode == "pitr":
+            if req.backups is not None:
+                done = rds.restore_from_automated_backups(
+                    req.backups, target, restore_time=req.restore_time, settings=req.settings or {}, tags=tags
+                )
+            elif req.mode == "pitr":
                 assert req.template is not None
                 done = rds.restore_to_time(req.template, target, restore_time=req.restore_time, tags=tags)
             else:
@@ -455,8 +560,12 @@ def restore_plan(req: RestoreRequest, *, timeout: float = 7200.0, connect: Conne
             return False
 
         if req.mode == "pitr":
+            source_key = "SourceDBInstanceIdentifier"
+            source_value = req.source
+            if req.backups is not None:
+                source_key, source_value = "SourceDBInstanceAutomatedBackupsArn", req.backups.arn
             params: dict[str, Any] = {
-                "SourceDBInstanceIdentifier": req.source,
+                source_key: source_value,
                 "TargetDBInstanceIdentifier": target,
                 "RestoreTime": iso(req.restore_time),
             }
@@ -465,7 +574,9 @@ def restore_plan(req: RestoreRequest, *, timeout: float = 7200.0, connect: Conne
             assert req.snapshot is not None
             params = {"DBSnapshotIdentifier": req.snapshot.identifier, "DBInstanceIdentifier": target}
             op = Operation("rds", "RestoreDBInstanceFromDBSnapshot", region, params)
-        if req.template is not None:
+        if req.settings is not None:
+            params.update(req.settings)
+        elif req.template is not None:
             params.update(
                 {
                     "DBInstanceClass": req.template.instance_class,
@@ -476,7 +587,7 @@ def restore_plan(req: RestoreRequest, *, timeout: float = 7200.0, connect: Conne
                 }
             )
         what = (
-            f"PITR of {req.source} at {iso(req.restore_time)}"
+            f"PITR of {req.source}{' (replicated backups)' if req.backups else ''} at {iso(req.restore_time)}"
             if req.mode == "pitr"
             else f"snapshot {params['DBSnapshotIdentifier']}"
         )

@@ -21,6 +21,7 @@ sandbox's admin client only, so nothing heavy loads until a drill runs.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from dr.drills.context import DrillContext
@@ -127,6 +128,8 @@ def corrupt_data(ctx: DrillContext, site: str, rows: int) -> dict[str, Any]:
     if ctx.dry_run:
         return {"site": site, "rows": rows, "dry_run": True}
     with connect_app_database(ctx, view) as conn:
+        if ctx.corrupted_at is None:
+            ctx.corrupted_at = time.time()  # before the bad commit: the restore must land before it
         conn.execute(
             f"CREATE TABLE IF NOT EXISTS {INTEGRITY_TABLE} "
             "(id bigserial PRIMARY KEY, payload text NOT NULL, checksum text, written_at timestamptz DEFAULT now())"

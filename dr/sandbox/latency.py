@@ -33,6 +33,8 @@ REALISTIC: dict[str, tuple[float, float]] = {
     "route53.health_eval": (10.0, 30.0),  # health checkers agree on a new state
     "replication.lag": (0.5, 2.0),  # cross-region WAL shipping delay
     "rds.restorable_lag": (300.0, 300.0),  # LatestRestorableTime trails "now" by up to ~5 minutes
+    # RestoreWindow.LatestTime of automated backups replicated to another region trails further
+    "rds.replicated_backup_lag": (300.0, 600.0),
 }
 
 FAST_SECONDS = 0.2

@@ -108,6 +108,8 @@ class _PgLink:
         self.rewound: set[str] = set()  # servers re-seeded by on_replica_created
         self._lock = threading.Lock()
         self.on_password_changed: Callable[[str], None] | None = None
+        self._shipping = threading.Event()  # set: stop the backup replication loop
+        self._shipper: threading.Thread | None = None
 
     def instance(self, region: str, ident: str) -> str | None:
         name = self.names.get((region, ident))
@@ -140,6 +142,42 @@ class _PgLink:
         realism.on("region.down", self.on_region_down)
         realism.on("rds.replica_created", self.on_replica_created)
         realism.on("rds.modified", self.on_modified)
+        self.start_backup_replication(realism)
+
+    # -- the primary's automated backups replicated to the DR region --------------------------------
+    def start_backup_replication(self, realism: Realism) -> None:
+        """Ship the primary's WAL archive and base backups to the DR region's copy now, then every
+        ``rds.replicated_backup_lag`` (at least 3 s) while the primary's region is up; the copy's
+        window is what DescribeDBInstanceAutomatedBackups reports there as RestoreWindow."""
+        primary, dr = self.estate.primary, self.estate.secondary
+        period = max(3.0, realism.replicated_lag)  # each round may archive a 1 MB segment
+
+        def window(region: str, source_arn: str) -> Any:
+            if region != dr.region or source_arn.split(":")[-1] != primary.database.identifier:
+                return None
+            return self.pg.replicated_window()
+
+        def ship() -> None:
+            if realism.faults.region_down(primary.region):
+                return  # a lost region ships nothing more; the DR copy keeps what it has
+            try:
+                self.pg.ship_backups()
+            except Exception as exc:  # the next round retries
+                log.warning("backup replication round failed: %s", exc)
+
+        def loop() -> None:
+            while not self._shipping.wait(period):
+                ship()
+
+        ship()
+        realism.replicated_window_fn = window
+        self._shipper = threading.Thread(target=loop, name="sandbox-backup-replication", daemon=True)
+        self._shipper.start()
+
+    def stop_backup_replication(self) -> None:
+        self._shipping.set()
+        if self._shipper is not None:
+            self._shipper.join(timeout=15)
 
     def on_modified(self, region: str, identifier: str, params: dict[str, Any]) -> None:
         """ModifyDBInstance MasterUserPassword reaches the real PostgreSQL (rotation is honest)."""
@@ -159,9 +197,20 @@ class _PgLink:
                 self.pg.promote_replica(name)
 
     def on_restored(
-        self, region: str, identifier: str, source: str, restore_time: Any, use_latest: bool
+        self,
+        region: str,
+        identifier: str,
+        source: str,
+        restore_time: Any,
+        use_latest: bool,
+        replicated_from: str | None = None,
     ) -> None:
         with self._lock:
+            if replicated_from is not None:
+                self._restore_replicated(restore_time, identifier)
+                self.names[(region, identifier)] = identifier
+                self.region_of[identifier] = region
+                return
             when = restore_time if restore_time is not None else self.pg.latest_restorable_time()
             try:
                 self.pg.restore_pitr(when, identifier)
@@ -171,6 +220,16 @@ class _PgLink:
                 self._restore_nearest(when, identifier)
         self.names[(region, identifier)] = identifier
         self.region_of[identifier] = region
+
+    def _restore_replicated(self, when: Any, identifier: str) -> None:
+        """PITR in the DR region from the replicated copy only — the primary's archive may be gone
+        with its region. RDS checked ``when`` against the same window; a round of shipping between
+        that check and now can only have widened it."""
+        window = self.pg.replicated_window()
+        if window is None:
+            raise OperationFailed(f"PITR of {identifier}: nothing replicated to the DR region yet")
+        target = min(max(when or window[1], window[0]), window[1])
+        self.pg.restore_pitr(target, identifier, replicated=True)
 
     def _restore_nearest(self, when: Any, identifier: str) -> None:
         """RDS accepted ``when`` but the local WAL archive does not reach it (its newest segment is
@@ -558,6 +617,8 @@ class Sandbox:
         self.health_servers = {}
         self.kube_apis = {}
         self.server = None
+        if self.pg_link is not None:
+            self.pg_link.stop_backup_replication()
         if self.pg is not None:
             with contextlib.suppress(Exception):
                 self.pg.cleanup()

@@ -41,6 +41,7 @@ import socket
 import stat
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -56,6 +57,7 @@ log = logging.getLogger(__name__)
 
 REPLICATION_USER = "dr_replicator"
 REPLICA_SLOT = "dr_replica"
+_WAL_SEGMENT_BYTES = 1024 * 1024  # initdb --wal-segsize=1
 HOST = "127.0.0.1"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 
@@ -439,6 +441,11 @@ class PostgresEstate:
         self.proxy: DelayProxy | None = None
         self.failback_proxy: DelayProxy | None = None
         self._killed: set[str] = set()
+        # The primary's automated backups as replicated to the DR region: base backups and WAL
+        # segments copied to ``replicated/`` by ship_backups(), and the time they cover up to.
+        self.replicated_snapshots: dict[str, Snapshot] = {}
+        self._replicated_until: dt.datetime | None = None
+        self._ship_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"PostgresEstate({self.base_dir}, db={self.dbname!r}, user={self.username!r}, instances={sorted(self.instances)})"
@@ -447,6 +454,11 @@ class PostgresEstate:
     @property
     def archive_dir(self) -> Path:
         return self.root / "archive"
+
+    @property
+    def replicated_dir(self) -> Path:
+        """The DR region's copy of the primary's backups (``archive/`` and ``backups/`` inside)."""
+        return self.root / "replicated"
 
     @property
     def primary(self) -> PgInstance:
@@ -472,7 +484,15 @@ class PostgresEstate:
             link.symlink_to(self._external_root)
             self.root = self._external_root
         self.run_as.chown(self.root)
-        for sub in ("archive", "backups", "logs", "restores"):
+        for sub in (
+            "archive",
+            "backups",
+            "logs",
+            "restores",
+            "replicated",
+            "replicated/archive",
+            "replicated/backups",
+        ):
             (self.root / sub).mkdir(exist_ok=True)
             self.run_as.chown(self.root / sub)
         self.bin = accessible_bin(self.bin, self.run_as)
@@ -555,7 +575,8 @@ class PostgresEstate:
                 "wal_receiver_status_interval = 1s",
                 "wal_retrieve_retry_interval = 200ms",
                 "archive_mode = on",
-                f'archive_command = \'test ! -f "{archive}/%f" && cp "%p" "{archive}/%f"\'',
+                # cp to a temporary name, then rename: a reader (restore, shipping) never sees half a segment
+                f'archive_command = \'test ! -f "{archive}/%f" && cp "%p" "{archive}/%f.tmp" && mv "{archive}/%f.tmp" "{archive}/%f"\'',
                 f"archive_timeout = {max(1, int(self.archive_timeout))}",
                 "log_min_error_statement = panic",  # a failed CREATE ROLE ... PASSWORD must not be logged
                 "log_statement = none",
@@ -1050,18 +1071,88 @@ class PostgresEstate:
                 newest = max(newest, f.stat().st_mtime)
         return dt.datetime.fromtimestamp(newest, dt.UTC) if newest else None
 
-    def restore_pitr(self, target_time: dt.datetime, name: str, *, timeout: float = 60.0) -> PgInstance:
+    # -- automated backups replicated to the DR region ---------------------------------------------
+    def ship_backups(self, *, timeout: float = 10.0) -> dt.datetime | None:
+        """One round of cross-region backup replication (``StartDBInstanceAutomatedBackupsReplication``):
+        switch the primary's WAL segment (a no-op when idle), wait for it to be archived, then copy
+        to ``replicated/`` every archived segment and base backup of the primary it lacks.
+
+        Everything committed before the round started is then in the DR copy: that start time is the
+        replicated RestoreWindow's LatestTime (:meth:`replicated_window`). Needs the primary running
+        (its region up): a lost region ships nothing more, and the DR copy keeps what it had.
+        Returns the new LatestTime, or None when nothing could be shipped.
+        """
+        primary = self.instances.get("primary")
+        if primary is None or not primary.is_running() or self.in_recovery(primary) is not False:
+            return None
+        with self._ship_lock:
+            started = _utcnow()
+            try:
+                with self._connect(primary) as conn:
+                    row = conn.execute("SELECT pg_walfile_name(pg_switch_wal() - 1)").fetchone()
+            except Exception as exc:  # the primary died meanwhile: nothing shipped this round
+                log.debug("ship_backups: switch failed: %s", type(exc).__name__)
+                return None
+            seg = row[0] if row else None
+            if seg:
+                _wait(lambda: (self.archive_dir / seg).exists(), timeout, "the WAL segment to be archived")
+            dest = self.replicated_dir / "archive"
+            for f in sorted(self.archive_dir.iterdir()):
+                if (dest / f.name).exists() or f.name.endswith(".tmp"):
+                    continue
+                if len(f.name) == 24 and f.stat().st_size != _WAL_SEGMENT_BYTES:
+                    continue  # still being archived (an old archive_command copied in place)
+                _link_or_copy(f, dest / f.name)  # an archived file never changes; keeps its time
+                self.run_as.chown(dest / f.name)
+            for snap in list(self.snapshots.values()):
+                if snap.source == "primary" and snap.name not in self.replicated_snapshots:
+                    self.replicated_snapshots[snap.name] = self._replicate_backup(snap)
+            self._replicated_until = started
+            return started
+
+    def _replicate_backup(self, snap: Snapshot) -> Snapshot:
+        """Hard-link (copy across devices) a base backup into the DR copy; backups are never modified."""
+        dest = self.replicated_dir / "backups" / snap.name
+        if not dest.exists():
+            staging = dest.with_name(f"{snap.name}.tmp")
+            shutil.rmtree(staging, ignore_errors=True)
+
+            shutil.copytree(snap.path, staging, symlinks=True, copy_function=_link_or_copy)
+            self.run_as.chown(staging, recursive=True)
+            staging.rename(dest)
+        return Snapshot(snap.name, dest, snap.source, snap.started_at, snap.completed_at)
+
+    def replicated_window(self) -> tuple[dt.datetime, dt.datetime] | None:
+        """[earliest, latest] restorable times of the DR copy: the end of its oldest base backup
+        .. the start of the last completed :meth:`ship_backups` round (None: nothing shipped yet)."""
+        earliest = min((s.completed_at for s in self.replicated_snapshots.values()), default=None)
+        latest = self._replicated_until
+        if earliest is None or latest is None or latest < earliest:
+            return None
+        return earliest, latest
+
+    def restore_pitr(
+        self, target_time: dt.datetime, name: str, *, timeout: float = 60.0, replicated: bool = False
+    ) -> PgInstance:
         """Start a new instance ``name`` recovered to ``target_time`` (base backup + archived WAL).
 
+        ``replicated``: from the DR region's copy (:meth:`ship_backups`) instead of the estate's
+        archive — what survives the loss of the primary region.
         Raises BadInput (code InvalidRestoreTime) when ``target_time`` is outside
-        [earliest_restorable_time, latest_restorable_time], as RDS does.
+        [earliest_restorable_time, latest_restorable_time] (or the replicated window), as RDS does.
         """
         if target_time.tzinfo is None:
             raise BadInput(
                 "restore time must be timezone-aware (UTC)", resource=name, code="InvalidParameterValue"
             )
-        earliest = self.earliest_restorable_time()
-        latest = self.latest_restorable_time()
+        if replicated:
+            window = self.replicated_window()
+            earliest, latest = window if window else (None, None)
+            snapshots, archive = self.replicated_snapshots, self.replicated_dir / "archive"
+        else:
+            earliest = self.earliest_restorable_time()
+            latest = self.latest_restorable_time()
+            snapshots, archive = self.snapshots, self.archive_dir
         if earliest is None or latest is None or not (earliest <= target_time <= latest):
             raise BadInput(
                 f"restore time {target_time.isoformat()} is outside the restorable window "
@@ -1070,11 +1161,11 @@ class PostgresEstate:
                 code="InvalidRestoreTime",
             )
         snap = max(
-            (s for s in self.snapshots.values() if s.completed_at <= target_time),
+            (s for s in snapshots.values() if s.completed_at <= target_time),
             key=lambda s: s.completed_at,
         )
         try:
-            inst = self._recover(name, snap, target_time, timeout)
+            inst = self._recover(name, snap, target_time, timeout, archive)
         except OperationFailed:
             failed = self.instances.get(name)
             if failed is None or "before configured recovery target was reached" not in failed.log_tail(40):
@@ -1085,16 +1176,18 @@ class PostgresEstate:
             failed.kill()
             del self.instances[name]
             shutil.rmtree(failed.data_dir, ignore_errors=True)
-            inst = self._recover(name, snap, None, timeout)
+            inst = self._recover(name, snap, None, timeout, archive)
         inst.restored_to = target_time
         return inst
 
-    def _recover(self, name: str, snap: Snapshot, target: dt.datetime | None, timeout: float) -> PgInstance:
-        """Copy ``snap`` to a new instance and run archive recovery to ``target`` (None: to the end)."""
+    def _recover(
+        self, name: str, snap: Snapshot, target: dt.datetime | None, timeout: float, archive: Path
+    ) -> PgInstance:
+        """Copy ``snap`` to a new instance and run recovery from ``archive`` to ``target`` (None: to the end)."""
         inst = self._new_instance(name, "pitr")
         self._copy_backup(snap, inst)
         settings = {
-            "restore_command": f'cp "{self.archive_dir}/%f" "%p"',
+            "restore_command": f'cp "{archive}/%f" "%p"',
             "recovery_target_action": "promote",
             "recovery_target_timeline": "latest",
             "archive_mode": "off",
@@ -1194,6 +1287,7 @@ class PostgresEstate:
             "archive": str(self.archive_dir),
             "instances": {n: i.to_state() for n, i in self.instances.items()},
             "snapshots": {n: s.to_state() for n, s in self.snapshots.items()},
+            "replicated_until": self._replicated_until.isoformat() if self._replicated_until else None,
             "replication_delay": self.proxy.delay if self.proxy else None,
         }
 
@@ -1224,6 +1318,19 @@ class PostgresEstate:
         """(instance, last log lines) with secrets scrubbed — for diagnostics."""
         for n, i in self.instances.items():
             yield n, self._scrub(i.log_tail())
+
+
+def _link_or_copy(src: str | Path, dst: str | Path) -> None:
+    """Hard-link ``src`` to ``dst`` (same file system), else copy it with its times. Callers only
+    pass files that are never modified again (archived WAL, base backups); a copy lands under a
+    temporary name first so no reader sees half of it."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        tmp = Path(f"{dst}.tmp")
+        shutil.copy2(src, tmp)
+        shutil.copystat(src, tmp)
+        tmp.rename(dst)
 
 
 def _lsn(text: str) -> int:

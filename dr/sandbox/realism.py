@@ -107,6 +107,14 @@ _R53_NS = "https://route53.amazonaws.com/doc/2013-04-01/"
 R53_MAX_RECORDS = 1000
 R53_MAX_VALUE_CHARS = 32000
 _CREATE_REPLICA = "CreateDBInstanceReadReplica"
+# Operations moto lacks entirely: the realism layer answers them even while seeding.
+_NOT_IN_MOTO = frozenset(
+    {
+        ("rds", "StartDBInstanceAutomatedBackupsReplication"),
+        ("rds", "StopDBInstanceAutomatedBackupsReplication"),
+        ("rds", "DescribeDBInstanceAutomatedBackups"),
+    }
+)
 
 
 def _now() -> dt.datetime:
@@ -880,6 +888,20 @@ class Realism:
         self.restorable_lag = (
             self.profile.duration("rds.restorable_lag") if self._has("rds.restorable_lag") else 0.0
         )
+        # Automated backups replicated into another region (StartDBInstanceAutomatedBackupsReplication),
+        # by their auto-backup ARN in the destination region.
+        self.backup_replications: dict[str, dict[str, Any]] = {}
+        # Instance ARN -> when its automated backups (re)started: its promotion to a standalone.
+        self._backups_since: dict[str, dt.datetime] = {}
+        # (destination region, source instance ARN) -> [earliest, latest] the local PostgreSQL's
+        # replicated WAL archive really covers (None: nothing replicated yet). Without it the window
+        # is modelled from the clock: replication start ... now - ``rds.replicated_backup_lag``.
+        self.replicated_window_fn: Callable[[str, str], tuple[dt.datetime, dt.datetime] | None] | None = None
+        self.replicated_lag = (
+            self.profile.duration("rds.replicated_backup_lag")
+            if self._has("rds.replicated_backup_lag")
+            else 0.0
+        )
 
     def _has(self, what: str) -> bool:
         from dr.sandbox.latency import REALISTIC
@@ -977,6 +999,12 @@ class Realism:
         if req is not None and seeding_replica and not self.enabled:
             try:  # seeding: no transition, but the moto workaround still applies
                 return self._respond(start_response, self._create_replica_in_destination(req, environ))
+            except AwsError as err:
+                return self._respond(start_response, err.reply.render(req.protocol))
+        if req is not None and not self.enabled and (req.service, req.operation) in _NOT_IN_MOTO:
+            try:
+                reply = getattr(self, f"_op_{req.service}_{req.operation}")(req, environ)
+                return self._respond(start_response, reply)
             except AwsError as err:
                 return self._respond(start_response, err.reply.render(req.protocol))
         if req is None or not self.enabled:
@@ -1169,6 +1197,7 @@ class Realism:
         if retention:
             kwargs["backup_retention_period"] = int(retention)
         backend.promote_read_replica(kwargs)
+        self._backups_since[db.db_instance_arn] = _now()  # a replica had no automated backups
         source = db.source_db_instance_identifier
         if source:
             found = (
@@ -1213,15 +1242,17 @@ class Realism:
         return _now() - dt.timedelta(seconds=self.restorable_lag)
 
     def restorable_window(self, db: Any) -> tuple[dt.datetime, dt.datetime]:
-        """[earliest, latest] restorable times of an instance (retention days, creation time)."""
+        """[earliest, latest] restorable times of an instance: its first backup (creation, or its
+        promotion for a promoted replica) or ``now - retention`` days, whichever is later."""
         created = db.instance_create_time
         if isinstance(created, str):
             created = parse_time(created)
         if created.tzinfo is None:
             created = created.replace(tzinfo=dt.UTC)
+        created = max(created, self._backups_since.get(db.db_instance_arn, created))
         retention = int(db.backup_retention_period or 0)
         earliest = max(created, _now() - dt.timedelta(days=retention))
-        return earliest, self.latest_restorable()
+        return earliest, max(earliest, self.latest_restorable())
 
     def _rewrite_db_instances(self, xml: str, region: str) -> str:
         def one(match: re.Match[str]) -> str:
@@ -1281,6 +1312,8 @@ class Realism:
                 "InvalidParameterCombination",
                 "Either RestoreTime or UseLatestRestorableTime must be specified.",
             )
+        if p.get("SourceDBInstanceAutomatedBackupsArn"):
+            return self._restore_from_automated_backups(req, environ, use_latest)
         db = self._db(req.region, source)
         if db is None:
             return None  # moto: DBInstanceNotFound
@@ -1317,6 +1350,283 @@ class Realism:
             )
             reply = _rewrite_status(reply, "DBInstanceStatus", self._status(req.region, target))
         return reply
+
+    # -- automated backups and their cross-region replication ----------------------------------
+    @staticmethod
+    def _auto_backup_arn(region: str, source_arn: str) -> str:
+        """A stable ``arn:aws:rds:<region>:<acct>:auto-backup:ab-…`` for a source instance's backups."""
+        import base64
+        import hashlib
+
+        digest = base64.b32encode(hashlib.sha256(f"{region}|{source_arn}".encode()).digest()).decode()
+        return f"arn:aws:rds:{region}:{ACCOUNT_ID}:auto-backup:ab-{digest.lower().rstrip('=')[:40]}"
+
+    def replicated_window(self, rec: dict[str, Any]) -> tuple[dt.datetime, dt.datetime] | None:
+        """RestoreWindow of replicated backups: what the DR region's copy of the WAL archive covers
+        (the local PostgreSQL's, when wired), else replication start ... now - replication lag."""
+        if self.replicated_window_fn is not None:
+            return self.replicated_window_fn(rec["region"], rec["source_arn"])
+        started: dt.datetime = rec["started_at"]
+        latest = _now() - dt.timedelta(seconds=self.replicated_lag)
+        return (started, latest) if latest >= started else None
+
+    def _op_rds_StartDBInstanceAutomatedBackupsReplication(
+        self, req: AwsRequest, environ: dict[str, Any]
+    ) -> Reply:
+        source_arn = req.params.get("SourceDBInstanceArn", "")
+        found = _find_db_by_arn(source_arn) if source_arn.startswith("arn:") else None
+        if found is None:
+            raise AwsError("DBInstanceNotFound", f"DBInstance {source_arn or '(none)'} not found.", 404)
+        src_region, db = found
+        if src_region == req.region:
+            raise AwsError(
+                "InvalidParameterValue",
+                f"The source DB instance {source_arn} is in {req.region}: replicate its automated "
+                "backups to another AWS Region.",
+            )
+        if db.is_replica or int(db.backup_retention_period or 0) == 0:
+            raise AwsError(
+                "InvalidDBInstanceState",
+                f"Automated backups are not enabled on DB instance {db.db_instance_identifier}.",
+            )
+        arn = self._auto_backup_arn(req.region, source_arn)
+        if arn in self.backup_replications:
+            raise AwsError(
+                "InvalidDBInstanceAutomatedBackupState",
+                f"Automated backups of {db.db_instance_identifier} are already replicated to {req.region}.",
+            )
+        self.backup_replications[arn] = {
+            "arn": arn,
+            "region": req.region,
+            "source_arn": source_arn,
+            "source_region": src_region,
+            "identifier": db.db_instance_identifier,
+            "dbi_resource_id": db.dbi_resource_id,
+            "engine": db.engine,
+            "engine_version": db.engine_version,
+            "instance_class": db.db_instance_class,
+            "allocated_storage": db.allocated_storage,
+            "master_username": db.master_username,
+            "db_name": db.db_name,
+            "port": db.port,
+            "storage_type": db.storage_type,
+            "encrypted": bool(db.storage_encrypted),
+            "kms_key_id": req.params.get("KmsKeyId") or "",
+            "retention": int(req.params.get("BackupRetentionPeriod") or 7),
+            "started_at": _now(),
+        }
+        self._backups_since.setdefault(source_arn, _now())
+        body = f"<DBInstanceAutomatedBackup>{self._auto_backup_xml(self.backup_replications[arn])}</DBInstanceAutomatedBackup>"
+        return _query_reply("StartDBInstanceAutomatedBackupsReplication", body)
+
+    def _op_rds_StopDBInstanceAutomatedBackupsReplication(
+        self, req: AwsRequest, environ: dict[str, Any]
+    ) -> Reply:
+        source_arn = req.params.get("SourceDBInstanceArn", "")
+        arn = self._auto_backup_arn(req.region, source_arn)
+        rec = self.backup_replications.pop(arn, None)
+        if rec is None:
+            raise AwsError(
+                "DBInstanceAutomatedBackupNotFound",
+                f"No automated backups of {source_arn} are replicated to {req.region}.",
+                404,
+            )
+        body = f"<DBInstanceAutomatedBackup>{self._auto_backup_xml(rec)}</DBInstanceAutomatedBackup>"
+        return _query_reply("StopDBInstanceAutomatedBackupsReplication", body)
+
+    def _auto_backup_xml(self, rec: dict[str, Any]) -> str:
+        window = self.replicated_window(rec)
+        restore = (
+            f"<RestoreWindow><EarliestTime>{_iso(window[0])}</EarliestTime>"
+            f"<LatestTime>{_iso(window[1])}</LatestTime></RestoreWindow>"
+            if window
+            else "<RestoreWindow/>"
+        )
+        fields = {
+            "DBInstanceArn": rec["source_arn"],
+            "DbiResourceId": rec["dbi_resource_id"],
+            "Region": rec["source_region"],
+            "DBInstanceIdentifier": rec["identifier"],
+            "Status": "replicating" if window else "pending",
+            "Engine": rec["engine"],
+            "EngineVersion": rec["engine_version"],
+            "AllocatedStorage": rec["allocated_storage"],
+            "MasterUsername": rec["master_username"],
+            "Port": rec["port"],
+            "StorageType": rec["storage_type"],
+            "Encrypted": str(rec["encrypted"]).lower(),
+            "KmsKeyId": rec["kms_key_id"],
+            "BackupRetentionPeriod": rec["retention"],
+            "DBInstanceAutomatedBackupsArn": rec["arn"],
+        }
+        return restore + "".join(
+            f"<{k}>{_xml_escape(str(v))}</{k}>" for k, v in fields.items() if v not in (None, "")
+        )
+
+    def _own_backups_xml(self, region: str, db: Any) -> tuple[str, str]:
+        """(auto-backup ARN, XML members) of an instance's automated backups in its own region."""
+        arn = self._auto_backup_arn(region, db.db_instance_arn)
+        earliest, latest = self.restorable_window(db)
+        replications = "".join(
+            f"<DBInstanceAutomatedBackupsReplication><DBInstanceAutomatedBackupsArn>{r['arn']}"
+            "</DBInstanceAutomatedBackupsArn></DBInstanceAutomatedBackupsReplication>"
+            for r in self.backup_replications.values()
+            if r["source_arn"] == db.db_instance_arn
+        )
+        fields = {
+            "DBInstanceArn": db.db_instance_arn,
+            "DbiResourceId": db.dbi_resource_id,
+            "Region": region,
+            "DBInstanceIdentifier": db.db_instance_identifier,
+            "Status": "active",
+            "Engine": db.engine,
+            "EngineVersion": db.engine_version,
+            "Port": db.port,
+            "BackupRetentionPeriod": db.backup_retention_period,
+            "DBInstanceAutomatedBackupsArn": arn,
+        }
+        xml = (
+            f"<RestoreWindow><EarliestTime>{_iso(earliest)}</EarliestTime>"
+            f"<LatestTime>{_iso(latest)}</LatestTime></RestoreWindow>"
+            + "".join(f"<{k}>{_xml_escape(str(v))}</{k}>" for k, v in fields.items() if v not in (None, ""))
+            + (
+                f"<DBInstanceAutomatedBackupsReplications>{replications}</DBInstanceAutomatedBackupsReplications>"
+                if replications
+                else ""
+            )
+        )
+        return arn, xml
+
+    def _op_rds_DescribeDBInstanceAutomatedBackups(self, req: AwsRequest, environ: dict[str, Any]) -> Reply:
+        """This region's instances' automated backups (retention > 0, not a replica) and those
+        replicated into it from another region, each with its RestoreWindow (moto has neither)."""
+        p = req.params
+        entries: list[tuple[str, str, str, str]] = []  # (arn, identifier, dbi resource id, xml)
+        for db in list(rds_backend(req.region).databases.values()):
+            if db.is_replica or int(db.backup_retention_period or 0) == 0:
+                continue
+            arn, xml = self._own_backups_xml(req.region, db)
+            entries.append((arn, db.db_instance_identifier, db.dbi_resource_id, xml))
+        for rec in list(self.backup_replications.values()):
+            if rec["region"] == req.region:
+                entries.append(
+                    (rec["arn"], rec["identifier"], rec["dbi_resource_id"], self._auto_backup_xml(rec))
+                )
+        wanted = {
+            0: p.get("DBInstanceAutomatedBackupsArn"),
+            1: p.get("DBInstanceIdentifier"),
+            2: p.get("DbiResourceId"),
+        }
+        chosen = [e for e in entries if all(v is None or e[i] == v for i, v in wanted.items())]
+        if not chosen and any(wanted.values()):
+            raise AwsError(
+                "DBInstanceAutomatedBackupNotFound",
+                f"No automated backups match {', '.join(v for v in wanted.values() if v)} in {req.region}.",
+                404,
+            )
+        body = (
+            "<DBInstanceAutomatedBackups>"
+            + "".join(f"<DBInstanceAutomatedBackup>{e[3]}</DBInstanceAutomatedBackup>" for e in chosen)
+            + "</DBInstanceAutomatedBackups>"
+        )
+        return _query_reply("DescribeDBInstanceAutomatedBackups", body)
+
+    def _restore_from_automated_backups(
+        self, req: AwsRequest, environ: dict[str, Any], use_latest: bool
+    ) -> Reply:
+        """PITR from automated backups named by ARN — replicated into this region (the DR region's
+        recovery point when the primary region is lost). The source instance is not needed: what
+        the new instance is made of was recorded when the replication started."""
+        from urllib.parse import urlencode
+
+        p = req.params
+        arn = p["SourceDBInstanceAutomatedBackupsArn"]
+        target = p.get("TargetDBInstanceIdentifier", "")
+        rec = self.backup_replications.get(arn)
+        if rec is None or rec["region"] != req.region:
+            raise AwsError(
+                "DBInstanceAutomatedBackupNotFound",
+                f"Automated backups {arn} not found in {req.region}.",
+                404,
+            )
+        window = self.replicated_window(rec)
+        if window is None:
+            raise AwsError(
+                "InvalidRestoreFault",
+                f"The replicated automated backups {arn} have no restorable time yet.",
+            )
+        when = window[1]
+        if not use_latest:
+            try:
+                when = parse_time(p.get("RestoreTime", ""))
+            except ValueError:
+                raise AwsError(
+                    "InvalidParameterValue", f"RestoreTime {p.get('RestoreTime')!r} is not a valid timestamp."
+                ) from None
+            if not window[0] <= when <= window[1]:
+                raise AwsError(
+                    "InvalidRestoreTime",
+                    f"Restore time {_iso(when)} is outside the restorable window of {arn}: "
+                    f"[{_iso(window[0])}, {_iso(window[1])}].",
+                )
+        if self._db(req.region, target) is not None:
+            raise AwsError("DBInstanceAlreadyExists", f"DB instance already exists: {target}")
+        copied = (
+            "DBInstanceClass",
+            "DBSubnetGroupName",
+            "DBParameterGroupName",
+            "MultiAZ",
+            "PubliclyAccessible",
+            "DeletionProtection",
+            "StorageType",
+            "CopyTagsToSnapshot",
+        )
+        params = {
+            k: v for k, v in p.items() if k in copied or k.startswith(("VpcSecurityGroupIds.", "Tags."))
+        }
+        params.update(
+            {
+                "Action": "CreateDBInstance",
+                "Version": "2014-10-31",
+                "DBInstanceIdentifier": target,
+                "DBInstanceClass": p.get("DBInstanceClass") or rec["instance_class"],  # RDS: the source's
+                "Engine": rec["engine"],
+                "EngineVersion": rec["engine_version"],
+                "AllocatedStorage": str(rec["allocated_storage"] or 20),
+                "MasterUsername": rec["master_username"] or "postgres",
+                "MasterUserPassword": uuid.uuid4().hex,  # the backup's own password comes with the data
+                "BackupRetentionPeriod": p.get("BackupRetentionPeriod") or "1",
+                "Port": str(rec["port"] or 5432),
+                "StorageEncrypted": str(rec["encrypted"]).lower(),
+            }
+        )
+        if rec["db_name"]:
+            params["DBName"] = rec["db_name"]
+        if rec["kms_key_id"]:
+            params["KmsKeyId"] = rec["kms_key_id"]
+        status, headers, body = self.call_inner(
+            environ,
+            urlencode(params).encode(),
+            CONTENT_TYPE="application/x-www-form-urlencoded; charset=utf-8",
+        )
+        if status != 200:
+            return status, headers, body
+        text = body.decode().replace("CreateDBInstance", "RestoreDBInstanceToPointInTime")
+        self._creating(
+            req.region,
+            target,
+            "rds.restore",
+            "rds.restored",
+            source=arn,
+            restore_time=when,
+            use_latest=use_latest,
+            replicated_from=rec["source_arn"],
+        )
+        data = text.encode()
+        headers = [(k, v) for k, v in headers if k.lower() != "content-length"] + [
+            ("Content-Length", str(len(data)))
+        ]
+        return _rewrite_status((status, headers, data), "DBInstanceStatus", self._status(req.region, target))
 
     def _snap_status(self, region: str, snap_id: str) -> str:
         snap = rds_backend(region).database_snapshots.get(snap_id)
@@ -1849,6 +2159,17 @@ _REASONS = {
     500: "Internal Server Error",
     503: "Service Unavailable",
 }
+
+
+def _query_reply(action: str, result_xml: str) -> Reply:
+    """A 200 answer of the RDS query protocol for an operation the realism layer implements."""
+    body = (
+        f'<{action}Response xmlns="http://rds.amazonaws.com/doc/2014-10-31/">'
+        f"<{action}Result>{result_xml}</{action}Result>"
+        f"<ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata>"
+        f"</{action}Response>"
+    ).encode()
+    return 200, [("Content-Type", "text/xml"), ("Content-Length", str(len(body)))], body
 
 
 def _json_reply(status: int, data: Any) -> Reply:

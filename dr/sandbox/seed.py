@@ -175,6 +175,21 @@ def _seed_database(
     return arn
 
 
+def _seed_backup_replication(
+    clients: ClientProvider, estate: Estate, primary_arn: str, result: SeedResult
+) -> None:
+    """The DR stack's ``aws.rds.InstanceAutomatedBackupsReplication``: the primary's automated
+    backups and transaction logs replicated to the DR region (its point-in-time recovery there)."""
+    dr = estate.secondary
+    out = clients.client("rds", dr.region).start_db_instance_automated_backups_replication(
+        SourceDBInstanceArn=primary_arn, BackupRetentionPeriod=dr.database.backup_retention_days
+    )
+    # An id, not a physical name: the Pulumi resource has no name of its own.
+    result.ids[dr.region]["rds_backup_replication"] = out["DBInstanceAutomatedBackup"][
+        "DBInstanceAutomatedBackupsArn"
+    ]
+
+
 def _seed_cache(
     clients: ClientProvider, estate: Estate, view: SiteView, subnets: list[str], result: SeedResult
 ) -> None:
@@ -457,6 +472,7 @@ def seed_estate(
         clients, estate, estate.secondary, subnets[estate.secondary.region], result.ids[estate.secondary.region],
         password, primary_arn, result,
     )  # fmt: skip
+    _seed_backup_replication(clients, estate, primary_arn, result)
     for view in views:
         endpoint = (real or {}).get(view.region)
         if endpoint is None:

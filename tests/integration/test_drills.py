@@ -252,3 +252,50 @@ def test_runbook_drills_on_one_sandbox(tmp_path: Path) -> None:
         rpo = journal["measurements"]["rpo"]
         # Writes after the restore point are lost by design: at least the restore margin (1 s).
         assert rpo["measured"] and rpo["rpo_seconds"] >= 1.0 and rpo["rows_lost"] > 0
+
+
+def test_region_loss_with_a_corrupted_replica_restores_in_dr_from_replicated_backups(
+    tmp_path: Path,
+) -> None:
+    """`drill run region-loss-corrupt-replica`: corrupt rows replicated to DR, then the primary
+    region lost. The DR region restores from the primary's automated backups replicated there
+    (its own replica is corrupt, the primary's archive gone with its region) to just before the
+    corruption and fails over onto that instance: the restored PostgreSQL holds the heartbeats up
+    to the restore time and none after, no corrupt row, and the RPO is the restore margin."""
+    from dr.drills.scenario import resolve
+
+    sc = resolve("region-loss-corrupt-replica").scenario
+    restore = next(a for a in sc.method if a.provider == "restore-pitr")
+    margin = float(restore.arguments["seconds_before"])
+    with running_sandbox(tmp_path / "sbx") as sb:
+        if sb.state["components"].get("postgres") != "running":
+            pytest.skip("needs the sandbox's real PostgreSQL")
+        dr = sb.estate.secondary
+        out = tmp_path / "evidence"
+        proc, journal = _drill(sb, "region-loss-corrupt-replica", out)
+        assert proc.returncode == 0, _why(proc, journal)
+        steps = _steps(journal)
+
+        # The restore came from the replicated backups in the DR region, before the corruption.
+        pitr = steps["pitr-in-dr-before-corruption"]["value"]
+        assert pitr["from"] == "replicated-backups" and pitr["status"] == "succeeded"
+        restored = pitr["restored_db"]
+        rds = sb.clients().client("rds", dr.region)
+        inst = rds.describe_db_instances(DBInstanceIdentifier=restored)["DBInstances"][0]
+        # ... with the DR site's network, not the (lost) source's.
+        assert inst["DBSubnetGroup"]["DBSubnetGroupName"] == sb.estate.db_subnet_group(dr)
+        # The app now uses it: the failover skipped promoting the corrupt replica.
+        failover = steps["fail-over-onto-restored-db"]["value"]
+        assert failover["preflight"]["db"] == restored
+        replica = rds.describe_db_instances(DBInstanceIdentifier=dr.database.identifier)["DBInstances"][0]
+        assert replica.get("ReadReplicaSourceDBInstanceIdentifier"), "the corrupt replica was promoted"
+        # Rows checked in PostgreSQL: up to the restore time, none after the corruption, no corrupt row.
+        assert steps["rows-up-to-restore-time-only"]["status"] == "ok", steps["rows-up-to-restore-time-only"]
+        assert steps["no-corrupt-rows"]["status"] == "ok"
+
+        rpo = journal["measurements"]["rpo"]
+        assert rpo["measured"] and rpo["rows_lost"] > 0, rpo  # the margin before the corruption
+        assert 0.0 < rpo["rpo_seconds"] <= margin + 0.5, rpo
+        rto = journal["measurements"]["rto"]
+        assert rto["measured"] and rto["rto_seconds"] > 0 and rto["first_failure_at"] >= journal["fault_at"]
+        _check_evidence(out, "region-loss-corrupt-replica", sb.password())

@@ -23,6 +23,20 @@ def test_rpo_zero_when_nothing_lost() -> None:
     assert res.writes_on_old_primary == 50
 
 
+def test_rpo_until_the_corruption_ignores_the_writes_a_restore_discards_on_purpose() -> None:
+    """Region lost at 105 after a corruption at 103; the restore went back to 102.5: the RPO is
+    the distance from the restore point to the last write acknowledged before the corruption,
+    not to the loss (writes 31..50 came after the corruption and are meant to be gone)."""
+    log = acks(OLD, range(1, 51))  # seq n acknowledged at 100 + (n - 1) / 10
+    present = set(range(1, 26))  # restored to 102.5: seq 25 (102.4) is the newest kept
+    loss = [Disruption(105.0, OLD, "failed")]
+    res = compute_rpo(log, loss, fault_at=104.95, present=present, until=103.0)
+    assert res.measured and res.last_ack_seq == 30 and res.rows_lost == 5
+    assert res.rpo_seconds == pytest.approx(0.5)
+    whole = compute_rpo(log, loss, fault_at=104.95, present=present)
+    assert whole.rpo_seconds == pytest.approx(2.5)  # counted to the loss
+
+
 def test_rpo_is_last_ack_minus_newest_present() -> None:
     log = acks(OLD, range(1, 51))  # seq 50 acknowledged at 104.9
     present = set(range(1, 38))  # 38..50 never reached the replica

@@ -238,3 +238,73 @@ def test_cleanup_only_deletes_what_the_toolkit_restored(seeded: Any) -> None:
     rds.add_tags_to_resource(ResourceName=arn, Tags=[{"Key": "dr:created-by", "Value": "dr-toolkit"}])
     step.action(ctx)
     assert step.wait is not None and step.wait(ctx)
+
+
+def _backups(**kw: Any) -> Any:
+    from dr.aws.rds import ReplicatedBackups
+
+    values: dict[str, Any] = {
+        "instance": "src",
+        "source_arn": "arn:aws:rds:us-west-2:123456789012:db:src",
+        "status": "replicating",
+        "earliest": NOW - dt.timedelta(hours=2),
+        "latest": NOW - dt.timedelta(minutes=9),
+        "arn": "arn:aws:rds:us-east-1:123456789012:auto-backup:ab-x",
+        "region": "us-east-1",
+        "source_region": "us-west-2",
+    }
+    return ReplicatedBackups(**(values | kw))
+
+
+def test_window_is_the_automated_backups_restore_window_when_known() -> None:
+    """A promoted instance's backups start at its promotion, not at its creation: the RestoreWindow
+    of DescribeDBInstanceAutomatedBackups wins over now - retention."""
+    own = _backups(region="us-west-2", earliest=NOW - dt.timedelta(hours=1))
+    w = restorable_window(BASE, NOW, own)
+    assert (w.earliest, w.latest) == (NOW - dt.timedelta(hours=1), NOW - dt.timedelta(minutes=9))
+    with pytest.raises(BadInput, match="before the earliest"):
+        check_restore_time(w, NOW - dt.timedelta(hours=2))  # inside now - retention: RDS refuses it
+
+
+def test_replicated_window_names_the_backups_and_the_dr_region() -> None:
+    from dr.procedures.restore import replicated_window
+
+    w = replicated_window(_backups())
+    assert w.region == "us-east-1" and "replicated from us-west-2" in w.source
+    with pytest.raises(BadInput) as err:
+        check_restore_time(w, NOW - dt.timedelta(minutes=5))  # past LatestTime: it lags
+    assert err.value.region == "us-east-1" and "window" in err.value.message
+    with pytest.raises(BadInput, match="no restorable time yet"):
+        replicated_window(_backups(earliest=None, latest=None, status="pending"))
+
+
+def test_replicated_restore_takes_the_dr_sites_network_not_the_sources() -> None:
+    from dr.procedures.restore import site_settings
+    from dr.topology import load_estate
+    from tests.conftest import STACKS
+
+    estate = load_estate(STACKS, "prod")
+    dr = estate.secondary
+    here = replace(
+        BASE,
+        subnet_group="dr-subnets",
+        security_groups=("sg-dr",),
+        parameter_group="dr-params",
+        region=dr.region,
+    )
+    settings = site_settings(estate, dr, here)
+    assert settings["DBSubnetGroupName"] == "dr-subnets"
+    assert settings["VpcSecurityGroupIds"] == ["sg-dr"] and settings["DBParameterGroupName"] == "dr-params"
+    assert (
+        settings["DBInstanceClass"] == dr.database.instance_class and settings["DeletionProtection"] is False
+    )
+    # The DR instance gone too: the stack files' subnet group, no foreign security group.
+    bare = site_settings(estate, dr, None)
+    assert bare["DBSubnetGroupName"] == estate.db_subnet_group(dr) and "VpcSecurityGroupIds" not in bare
+
+
+def test_a_time_just_past_the_window_is_shown_to_the_millisecond() -> None:
+    w = restorable_window(BASE, NOW)
+    with pytest.raises(BadInput) as err:
+        check_restore_time(w, w.latest + dt.timedelta(milliseconds=250))
+    assert ".250" in err.value.message and "after the latest" in err.value.message

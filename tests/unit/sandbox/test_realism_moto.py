@@ -145,3 +145,107 @@ def test_route53_batch_limits_count_upsert_twice(layer: tuple[Realism, MotoServe
         )
     assert count.value.response["Error"]["Code"] == "InvalidChangeBatch"
     assert "1000" in count.value.response["Error"]["Message"]
+
+
+def _primary_and_replica(clients: Any) -> tuple[Any, Any, str, str, str]:
+    west, east = clients.client("rds", "us-west-2"), clients.client("rds", "us-east-1")
+    src, rep = f"src-{uuid.uuid4().hex[:6]}", f"rep-{uuid.uuid4().hex[:6]}"
+    arn = west.create_db_instance(
+        DBInstanceIdentifier=src,
+        Engine="postgres",
+        DBInstanceClass="db.t3.micro",
+        AllocatedStorage=20,
+        MasterUsername="app_admin",
+        MasterUserPassword="x" * 16,
+        BackupRetentionPeriod=7,
+    )["DBInstance"]["DBInstanceArn"]
+    east.create_db_instance_read_replica(DBInstanceIdentifier=rep, SourceDBInstanceIdentifier=arn)
+    return west, east, src, rep, arn
+
+
+def test_automated_backups_replication_and_pitr_from_it(layer: tuple[Realism, MotoServer]) -> None:
+    """What moto lacks: StartDBInstanceAutomatedBackupsReplication, the replicated entry with its
+    RestoreWindow in the destination region, and RestoreDBInstanceToPointInTime from its ARN —
+    validated against that window, the source region unreachable."""
+    import datetime as dt
+
+    from botocore.exceptions import ClientError
+
+    realism, server = layer
+    clients = _clients(server.url)
+    west, east, src, _rep, arn = _primary_and_replica(clients)
+    with pytest.raises(ClientError) as same:
+        west.start_db_instance_automated_backups_replication(SourceDBInstanceArn=arn)
+    assert same.value.response["Error"]["Code"] == "InvalidParameterValue"
+    started = east.start_db_instance_automated_backups_replication(
+        SourceDBInstanceArn=arn, BackupRetentionPeriod=7
+    )
+    backup_arn = started["DBInstanceAutomatedBackup"]["DBInstanceAutomatedBackupsArn"]
+    assert backup_arn.startswith("arn:aws:rds:us-east-1:") and ":auto-backup:ab-" in backup_arn
+    with pytest.raises(ClientError) as twice:
+        east.start_db_instance_automated_backups_replication(SourceDBInstanceArn=arn)
+    assert twice.value.response["Error"]["Code"] == "InvalidDBInstanceAutomatedBackupState"
+
+    (entry,) = east.describe_db_instance_automated_backups(DBInstanceAutomatedBackupsArn=backup_arn)[
+        "DBInstanceAutomatedBackups"
+    ]
+    assert entry["DBInstanceArn"] == arn and entry["Region"] == "us-west-2"
+    window = entry["RestoreWindow"]
+    (own,) = west.describe_db_instance_automated_backups(DBInstanceIdentifier=src)[
+        "DBInstanceAutomatedBackups"
+    ]
+    assert own["DBInstanceAutomatedBackupsReplications"] == [{"DBInstanceAutomatedBackupsArn": backup_arn}]
+
+    realism.region_down("us-west-2")
+    try:
+        with pytest.raises(ClientError) as late:
+            east.restore_db_instance_to_point_in_time(
+                SourceDBInstanceAutomatedBackupsArn=backup_arn,
+                TargetDBInstanceIdentifier=f"late-{uuid.uuid4().hex[:6]}",
+                RestoreTime=window["LatestTime"] + dt.timedelta(hours=1),
+            )
+        assert late.value.response["Error"]["Code"] == "InvalidRestoreTime"
+        with pytest.raises(ClientError) as unknown:
+            east.restore_db_instance_to_point_in_time(
+                SourceDBInstanceAutomatedBackupsArn=backup_arn[:-4] + "zzzz",
+                TargetDBInstanceIdentifier=f"x-{uuid.uuid4().hex[:6]}",
+                UseLatestRestorableTime=True,
+            )
+        assert unknown.value.response["Error"]["Code"] == "DBInstanceAutomatedBackupNotFound"
+        target = f"pitr-{uuid.uuid4().hex[:6]}"
+        out = east.restore_db_instance_to_point_in_time(
+            SourceDBInstanceAutomatedBackupsArn=backup_arn,
+            TargetDBInstanceIdentifier=target,
+            RestoreTime=window["LatestTime"],
+            Tags=[{"Key": "dr:restored-from", "Value": src}],
+        )["DBInstance"]
+        assert out["DBInstanceIdentifier"] == target and out["Engine"] == "postgres"
+    finally:
+        realism.region_up("us-west-2")
+
+
+def test_a_promoted_replicas_window_starts_at_its_promotion(layer: tuple[Realism, MotoServer]) -> None:
+    """A PostgreSQL read replica has no automated backups: once promoted, its RestoreWindow begins
+    at the promotion, not at its creation — a restore to before it is refused."""
+    import time
+
+    from botocore.exceptions import ClientError
+
+    realism, server = layer
+    clients = _clients(server.url)
+    _west, east, _src, rep, _arn = _primary_and_replica(clients)
+    created = east.describe_db_instances(DBInstanceIdentifier=rep)["DBInstances"][0]["InstanceCreateTime"]
+    time.sleep(1.0)
+    east.promote_read_replica(DBInstanceIdentifier=rep, BackupRetentionPeriod=7)
+    assert realism.transitions.wait_idle(10)
+    (own,) = east.describe_db_instance_automated_backups(DBInstanceIdentifier=rep)[
+        "DBInstanceAutomatedBackups"
+    ]
+    assert own["RestoreWindow"]["EarliestTime"] > created
+    with pytest.raises(ClientError) as early:
+        east.restore_db_instance_to_point_in_time(
+            SourceDBInstanceIdentifier=rep,
+            TargetDBInstanceIdentifier=f"e-{uuid.uuid4().hex[:6]}",
+            RestoreTime=created,
+        )
+    assert early.value.response["Error"]["Code"] == "InvalidRestoreTime"
