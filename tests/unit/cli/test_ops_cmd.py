@@ -429,7 +429,10 @@ def test_triage_json_markdown_and_degraded_sections(env: Env, monkeypatch: pytes
 
     monkeypatch.setattr(elbv2, "target_health", flaky)
     md = env.tmp / "triage.md"
-    out = _json(env.invoke("triage", "--markdown", str(md)))
+    res = env.invoke("triage", "--markdown", str(md))
+    assert res.exit_code == 1, res.output  # overall FAIL (0/0 ALB targets): the whole report, then exit 1
+    out = json.loads(res.stdout)
+    assert out["status"] == "fail"
     by = {(s["name"], s["region"]): s for s in out["sections"]}
     primary, secondary = env.estate.primary.region, env.estate.secondary.region
     assert by[("Pods", primary)]["status"] == "warn" and "3 restarts" in by[("Pods", primary)]["summary"]
@@ -448,7 +451,7 @@ def test_triage_json_markdown_and_degraded_sections(env: Env, monkeypatch: pytes
 
 def test_triage_table_output(env: Env) -> None:
     res = env.invoke("triage", "--region", "primary", json_out=False)
-    assert res.exit_code == 0, res.output
+    assert res.exit_code == 1, res.output  # 0/0 healthy ALB targets fail: the table whole, then exit 1
     assert "Triage" in res.stdout and "Deployments" in res.stdout
 
 

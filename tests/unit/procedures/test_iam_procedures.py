@@ -310,7 +310,7 @@ class OpsEnv:
     kubeconfig: str
     tmp: Path
 
-    def invoke(self, *args: str) -> dict[str, Any]:
+    def invoke(self, *args: str, code: int = 0) -> dict[str, Any]:
         from click.testing import CliRunner
 
         from dr.cli.main import cli
@@ -320,6 +320,9 @@ class OpsEnv:
             ["-o", "json", "ops", "--kubeconfig", self.kubeconfig, *args],
             env={"DR_RUNS_DIR": str(self.tmp / "runs")},
         )
+        if code:
+            assert res.exit_code == code, res.output
+            return dict(json.loads(res.stdout))
         return _ok(res)
 
 
@@ -347,7 +350,7 @@ def test_ops_policy_is_exact(ops_env: OpsEnv, cli_calls: CallRecorder) -> None:
     for region in env.estate.regions:  # the certificate of the public name (cert check, triage)
         pem, key = _self_signed(env.estate.app.record, (-300, 100))
         boto3.client("acm", region_name=region).import_certificate(Certificate=pem, PrivateKey=key)
-    env.invoke("triage")
+    env.invoke("triage", code=1)  # FAIL (no ALB targets in moto): every read made, exit 1
     env.invoke("scale", "api", "--replicas", "8", "--yes")
     env.invoke("scale", "nodegroup", "--desired", "6", "--region", "secondary", "--yes")
     env.invoke("stop-writes", "--yes")
