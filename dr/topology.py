@@ -360,6 +360,7 @@ class Cache(_Camel):
     num_cache_clusters: Annotated[int, Field(ge=1, le=6)] = 3
     engine_version: str = "7.1"
     snapshot_retention_days: Annotated[int, Field(ge=0, le=35)] = 7
+    port: Annotated[int, Field(ge=1024, le=65535)] = 6379
 
     _id = field_validator("replication_group_id")(
         _check(_CACHE_ID, "ElastiCache replication group id", "1-40 lowercase letters, digits, '-'")
