@@ -176,6 +176,8 @@ class StatusReport:
     notes: list[str] = field(default_factory=list)
     # IAM actions a probe was refused (AccessDenied): the report is partial; `dr status` exits 3.
     denied: list[str] = field(default_factory=list)
+    # The continuous-readiness alarms in the DR region (see readiness_alarms_summary).
+    readiness: dict[str, Any] | None = None
 
     def region(self, name: str) -> RegionStatus:
         return next(r for r in self.regions if r.region == name)
@@ -192,6 +194,7 @@ class StatusReport:
             "dns_error": self.dns_error,
             "denied": list(self.denied),
             "notes": self.notes,
+            "readiness": self.readiness,
         }
 
 
@@ -432,6 +435,30 @@ def _health_check(dns: DnsState | None, dns_error: str | None, region: str) -> P
 # ---------------------------------------------------------------------------------------------
 
 
+def _readiness_alarms(clients: ClientProvider, estate: Estate) -> list[Any]:
+    from dr.procedures.readiness_metrics import readiness_alarms
+
+    return readiness_alarms(clients, estate)
+
+
+def readiness_alarms_summary(out: Outcome, estate: Estate) -> dict[str, Any]:
+    """State of the readiness alarms in the DR region (DescribeAlarms), as CloudWatch reports it."""
+    region = estate.secondary.region
+    if not out.ok:
+        return {"region": region, "error": out.error, "alarms": [], "firing": [], "counts": {}}
+    alarms = [a.to_dict() for a in out.value]
+    counts: dict[str, int] = {}
+    for a in alarms:
+        counts[a["state"]] = counts.get(a["state"], 0) + 1
+    return {
+        "region": region,
+        "error": None,
+        "alarms": alarms,
+        "firing": [a["name"] for a in alarms if a["state"] == "ALARM"],
+        "counts": counts,
+    }
+
+
 def collect_status(
     estate: Estate,
     clients: ClientProvider,
@@ -451,6 +478,7 @@ def collect_status(
     for view in views:
         for name, fn in _site_jobs(estate, view, clients, kube).items():
             jobs[f"{view.region}:{name}"] = fn
+    jobs["readiness_alarms"] = functools.partial(_readiness_alarms, clients, estate)
     results = gather(jobs, workers=workers)
 
     dns_out = results["dns"]
@@ -537,4 +565,5 @@ def collect_status(
         dns_error=None if dns_out.ok else dns_out.error,
         notes=notes,
         denied=denied,
+        readiness=readiness_alarms_summary(results["readiness_alarms"], estate),
     )

@@ -144,7 +144,7 @@ def test_alarm_specs_thresholds_follow_the_stack_files(full: Full) -> None:
         "GreaterThanThreshold",
         app.objectives.rpo_seconds,
     )
-    writer = specs[f"{prefix}single-writer"]
+    writer = specs[f"{prefix}single-writer-heartbeat"]
     assert (writer.comparison, writer.threshold, writer.treat_missing_data) == (
         "LessThanThreshold",
         1,
@@ -163,3 +163,28 @@ def test_cli_publish_json_carries_what_was_published(full: Full) -> None:
     assert data["facts"]["replica_lag_seconds"] == 1.0
     without = dr("-o", "json", "readiness", "--kubeconfig", full.kubeconfig)
     assert "published" not in json.loads(without.output)
+
+
+def test_sandbox_evaluates_the_alarms_and_status_shows_them(full: Full) -> None:
+    """moto stores alarms but never evaluates them; the sandbox's realism layer does (last period vs
+    threshold). `dr status` reads them back with DescribeAlarms."""
+    from dr.procedures.status import collect_status
+    from dr.sandbox.realism import evaluate_alarms
+    from dr.sandbox.seed import _seed_readiness_alarms
+
+    report = collect_status(full.estate, full.clients, full.kube)
+    assert report.readiness is not None and report.readiness["alarms"] == []
+    _seed_readiness_alarms(full.clients, full.estate)
+    full.seeded.put_lag(30.0)  # over the 5 s RPO objective
+    rm.publish(check_readiness(full.estate, full.clients, full.kube), full.estate, full.clients)
+    evaluate_alarms(full.estate.secondary.region)
+    report = collect_status(full.estate, full.clients, full.kube)
+    assert report.readiness is not None
+    prefix = f"{full.estate.app.name}-readiness-"
+    firing = set(report.readiness["firing"])
+    assert {f"{prefix}snapshot-age", f"{prefix}replica-lag", f"{prefix}replica-lag-over-rpo"} <= firing
+    assert f"{prefix}db-engine" not in firing and f"{prefix}single-writer-heartbeat" not in firing
+    states = {a["name"]: a["state"] for a in report.readiness["alarms"]}
+    assert states[f"{prefix}db-engine"] == "OK"
+    table = dr("status", "--kubeconfig", full.kubeconfig)
+    assert "readiness alarms" in table.output and f"{prefix}snapshot-age" in table.output
