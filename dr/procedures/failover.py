@@ -812,8 +812,7 @@ def redis_step(estate: Estate, target: SiteView, plan: RedisReadiness, *, timeou
             )
         like = cache_template(clients_of(ctx), estate, target)
         ec.restore_replication_group(snap, group_id, like=like)
-        ctx.set("redis_restored_from", snap.identifier)
-        return {
+        done = {
             "restore": snap.identifier,
             "snapshot_of": snap.source,
             "snapshot_created": snap.created.isoformat() if snap.created else None,
@@ -823,6 +822,9 @@ def redis_step(estate: Estate, target: SiteView, plan: RedisReadiness, *, timeou
             "engine_version": like.engine_version,
             "port": like.port,
         }
+        ctx.set("redis_restored_from", snap.identifier)
+        ctx.set("redis_restore", done)  # the journal says what was restored, and how
+        return done
 
     def wait(ctx: StepContext) -> bool:
         status = group_status(clients_of(ctx), region, group_id) or "missing"

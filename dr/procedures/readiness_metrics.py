@@ -150,7 +150,7 @@ def alarm_specs(app: App) -> list[AlarmSpec]:
             description=f"newest DR recovery point older than {r.recovery_point_budget_seconds:g}s",
         ),
         AlarmSpec(
-            name=f"{prefix}single-writer",
+            name=f"{prefix}single-writer-heartbeat",
             metric=SINGLE_WRITER,
             dimensions=dims,
             comparison="LessThanThreshold",
