@@ -102,31 +102,39 @@ class Alarm:
         }
 
 
-def alarms_in_state(clients: ClientProvider, region: str, state: str = "ALARM") -> list[Alarm]:
-    """Metric and composite alarms currently in ``state`` (newest first). Added for `dr ops triage`."""
+def _describe_alarms(
+    clients: ClientProvider, region: str, resource: str, **filters: Any
+) -> list[dict[str, Any]]:
+    """Every alarm DescribeAlarms returns for ``filters`` (all pages), metric alarms first."""
     client = clients.client("cloudwatch", region)
-    out: list[Alarm] = []
-    with aws_errors(resource=f"CloudWatch alarms ({state})", region=region, action="list"):
+    out: list[dict[str, Any]] = []
+    with aws_errors(resource=resource, region=region, action="describe"):
         token: str | None = None
         while True:
-            kwargs: dict[str, Any] = {"StateValue": state, "MaxRecords": 100}
+            kwargs: dict[str, Any] = {**filters, "MaxRecords": 100}
             if token:
                 kwargs["NextToken"] = token
             raw = client.describe_alarms(**kwargs)
-            for a in raw.get("MetricAlarms", []) + raw.get("CompositeAlarms", []):
-                out.append(
-                    Alarm(
-                        name=a["AlarmName"],
-                        region=region,
-                        state=a.get("StateValue", state),
-                        reason=a.get("StateReason", ""),
-                        updated=_aware(a.get("StateUpdatedTimestamp")),
-                        metric=a.get("MetricName"),
-                    )
-                )
+            out += raw.get("MetricAlarms", []) + raw.get("CompositeAlarms", [])
             token = raw.get("NextToken")
             if not token:
                 break
+    return out
+
+
+def alarms_in_state(clients: ClientProvider, region: str, state: str = "ALARM") -> list[Alarm]:
+    """Metric and composite alarms currently in ``state`` (newest first). Added for `dr ops triage`."""
+    out = [
+        Alarm(
+            name=a["AlarmName"],
+            region=region,
+            state=a.get("StateValue", state),
+            reason=a.get("StateReason", ""),
+            updated=_aware(a.get("StateUpdatedTimestamp")),
+            metric=a.get("MetricName"),
+        )
+        for a in _describe_alarms(clients, region, f"CloudWatch alarms ({state})", StateValue=state)
+    ]
     return sorted(out, key=lambda a: a.updated or dt.datetime.min.replace(tzinfo=dt.UTC), reverse=True)
 
 
@@ -170,16 +178,10 @@ class MetricAlarm:
     updated: dt.datetime | None
 
     def to_dict(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
         return {
-            "name": self.name,
-            "region": self.region,
-            "state": self.state,
-            "reason": self.reason,
-            "metric": self.metric,
-            "namespace": self.namespace,
-            "dimensions": self.dimensions,
-            "comparison": self.comparison,
-            "threshold": self.threshold,
+            **asdict(self),
             "actions": list(self.actions),
             "updated": self.updated.isoformat() if self.updated else None,
         }
@@ -187,36 +189,23 @@ class MetricAlarm:
 
 def alarms_with_prefix(clients: ClientProvider, region: str, prefix: str) -> list[MetricAlarm]:
     """Metric alarms whose name starts with ``prefix`` (DescribeAlarms AlarmNamePrefix), any state."""
-    client = clients.client("cloudwatch", region)
-    out: list[MetricAlarm] = []
-    with aws_errors(resource=f"CloudWatch alarms {prefix}*", region=region, action="describe"):
-        token: str | None = None
-        while True:
-            kwargs: dict[str, Any] = {
-                "AlarmNamePrefix": prefix,
-                "AlarmTypes": ["MetricAlarm"],
-                "MaxRecords": 100,
-            }
-            if token:
-                kwargs["NextToken"] = token
-            raw = client.describe_alarms(**kwargs)
-            for a in raw.get("MetricAlarms", []):
-                out.append(
-                    MetricAlarm(
-                        name=a["AlarmName"],
-                        region=region,
-                        state=a.get("StateValue", "INSUFFICIENT_DATA"),
-                        reason=a.get("StateReason", ""),
-                        metric=a.get("MetricName"),
-                        namespace=a.get("Namespace"),
-                        dimensions={d["Name"]: d["Value"] for d in a.get("Dimensions", [])},
-                        comparison=a.get("ComparisonOperator"),
-                        threshold=a.get("Threshold"),
-                        actions=tuple(a.get("AlarmActions", [])),
-                        updated=_aware(a.get("StateUpdatedTimestamp")),
-                    )
-                )
-            token = raw.get("NextToken")
-            if not token:
-                break
+    raw = _describe_alarms(
+        clients, region, f"CloudWatch alarms {prefix}*", AlarmNamePrefix=prefix, AlarmTypes=["MetricAlarm"]
+    )
+    out = [
+        MetricAlarm(
+            name=a["AlarmName"],
+            region=region,
+            state=a.get("StateValue", "INSUFFICIENT_DATA"),
+            reason=a.get("StateReason", ""),
+            metric=a.get("MetricName"),
+            namespace=a.get("Namespace"),
+            dimensions={d["Name"]: d["Value"] for d in a.get("Dimensions", [])},
+            comparison=a.get("ComparisonOperator"),
+            threshold=a.get("Threshold"),
+            actions=tuple(a.get("AlarmActions", [])),
+            updated=_aware(a.get("StateUpdatedTimestamp")),
+        )
+        for a in raw
+    ]
     return sorted(out, key=lambda a: a.name)

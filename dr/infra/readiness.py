@@ -8,9 +8,9 @@ declares this (a role swap + ``pulumi up`` moves it with the role):
 * one ``aws.cloudwatch.MetricAlarm`` per readiness metric (dr/procedures/readiness_metrics.py: each
   check failing, replica lag above the RPO objective, recovery point older than its budget, a
   second writer or readiness no longer publishing), alarm and OK actions on the topic;
-* with ``app.readiness.image`` (an ECR image of the toolkit + stack files, e.g. built from
-  ``Dockerfile.readiness``): an ``aws.cloudwatch.EventRule`` ``rate(N minutes)`` invoking an
-  ``aws.lambda_.Function`` from that image (``dr.cli.readiness_lambda.handler``) whose role reads
+* with ``app.readiness.image`` (an ECR image: the toolkit installed on an AWS Lambda Python base
+  image, the stack files in ``/var/task/stacks``): an ``aws.cloudwatch.EventRule``
+  ``rate(N minutes)`` invoking an ``aws.lambda_.Function`` from that image (``dr.cli.readiness_lambda.handler``) whose role reads
   what readiness reads and may put metrics in the readiness namespace only; an EKS access entry
   (view, app namespace) maps the role in this cluster.
 
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from dr.infra._common import child, tags
+from dr.infra._common import child, namespace_access, service_role, tags
 from dr.procedures.readiness_metrics import alarm_specs
 from dr.topology import StackConfig
 
@@ -115,23 +115,13 @@ class Readiness(pulumi.ComponentResource):
 
     def _schedule(self, args: ReadinessArgs, image: str) -> None:
         cfg, spec = args.cfg, args.cfg.app.readiness
-        assume = {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Service": "lambda.amazonaws.com"},
-                    "Action": "sts:AssumeRole",
-                }
-            ],
-        }
-        self.role = aws.iam.Role(
+        self.role = service_role(
             "readiness",
-            name=f"{cfg.app.name}-dr-readiness-{cfg.region}"[:64],
-            assume_role_policy=json.dumps(assume),
+            self,
+            cfg,
+            role_name=f"{cfg.app.name}-dr-readiness-{cfg.region}",
+            service="lambda.amazonaws.com",
             description="Scheduled dr readiness --publish (read-only + readiness metrics)",
-            tags=tags(cfg),
-            opts=child(self),
         )
         aws.iam.RolePolicyAttachment(
             "readiness-logs",
@@ -209,23 +199,13 @@ class Readiness(pulumi.ComponentResource):
             opts=child(self),
         )
         # Kubernetes reads (deployments, the DB secret's host): view rights on the app namespace.
-        entry = aws.eks.AccessEntry(
+        namespace_access(
             "readiness",
-            cluster_name=args.cluster_name,
-            principal_arn=self.role.arn,
-            type="STANDARD",
-            tags=tags(cfg),
-            opts=child(self),
-        )
-        aws.eks.AccessPolicyAssociation(
-            "readiness",
+            self,
+            cfg,
             cluster_name=args.cluster_name,
             principal_arn=self.role.arn,
             policy_arn=EKS_VIEW_POLICY,
-            access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(
-                type="namespace", namespaces=[cfg.app.namespace]
-            ),
-            opts=child(self, depends_on=[entry]),
         )
 
 

@@ -107,62 +107,39 @@ def alarm_prefix(app: App) -> str:
 def alarm_specs(app: App) -> list[AlarmSpec]:
     """The alarms the DR stack deploys on the readiness metrics (names ``<app>-readiness-…``)."""
     r = app.readiness
-    period = r.schedule_minutes * 60
     prefix, dims = alarm_prefix(app), {"App": app.name}
-    out = [
-        AlarmSpec(
-            name=f"{prefix}{check}",
-            metric=CHECK_PASSED,
-            dimensions={"App": app.name, "Check": check},
-            comparison="LessThanThreshold",
-            threshold=1,
-            statistic="Minimum",
-            period=period,
-            evaluation_periods=1,
-            treat_missing_data="missing",
-            description=f"dr readiness check {check} failed for {app.name} (run `dr readiness`)",
+
+    def spec(
+        suffix: str, metric: str, below: bool, threshold: float, description: str, **kw: Any
+    ) -> AlarmSpec:
+        """Below ``threshold`` (Minimum) or above it (Maximum) over one schedule period."""
+        return AlarmSpec(
+            name=f"{prefix}{suffix}",
+            metric=metric,
+            dimensions=kw.pop("dimensions", dims),
+            comparison="LessThanThreshold" if below else "GreaterThanThreshold",
+            threshold=threshold,
+            statistic="Minimum" if below else "Maximum",
+            period=r.schedule_minutes * 60,
+            evaluation_periods=kw.pop("evaluation_periods", 1),
+            treat_missing_data=kw.pop("treat_missing_data", "missing"),
+            description=description,
         )
+
+    out = [
+        spec(check, CHECK_PASSED, True, 1, f"dr readiness check {check} failed for {app.name}",
+             dimensions={"App": app.name, "Check": check})
         for check in CHECKS
-    ]
+    ]  # fmt: skip
+    rpo, budget = app.objectives.rpo_seconds, r.recovery_point_budget_seconds
     out += [
-        AlarmSpec(
-            name=f"{prefix}replica-lag-over-rpo",
-            metric=REPLICA_LAG,
-            dimensions=dims,
-            comparison="GreaterThanThreshold",
-            threshold=app.objectives.rpo_seconds,
-            statistic="Maximum",
-            period=period,
-            evaluation_periods=1,
-            treat_missing_data="missing",
-            description=f"DR replica lag above the RPO objective ({app.objectives.rpo_seconds:g}s)",
-        ),
-        AlarmSpec(
-            name=f"{prefix}recovery-point-age",
-            metric=RECOVERY_POINT_AGE,
-            dimensions=dims,
-            comparison="GreaterThanThreshold",
-            threshold=r.recovery_point_budget_seconds,
-            statistic="Maximum",
-            period=period,
-            evaluation_periods=1,
-            treat_missing_data="missing",
-            description=f"newest DR recovery point older than {r.recovery_point_budget_seconds:g}s",
-        ),
-        AlarmSpec(
-            name=f"{prefix}single-writer-heartbeat",
-            metric=SINGLE_WRITER,
-            dimensions=dims,
-            comparison="LessThanThreshold",
-            threshold=1,
-            statistic="Minimum",
-            period=period,
-            # Missing for 3 schedule periods: readiness stopped running (the alarm says so too).
-            evaluation_periods=3,
-            treat_missing_data="breaching",
-            description="more than one writable database (split brain), or readiness stopped publishing",
-        ),
-    ]
+        spec("replica-lag-over-rpo", REPLICA_LAG, False, rpo, f"DR replica lag above the RPO objective ({rpo:g}s)"),
+        spec("recovery-point-age", RECOVERY_POINT_AGE, False, budget, f"newest DR recovery point older than {budget:g}s"),
+        # Missing for 3 schedule periods: readiness stopped running (the alarm says so too).
+        spec("single-writer-heartbeat", SINGLE_WRITER, True, 1,
+             "more than one writable database (split brain), or readiness stopped publishing",
+             evaluation_periods=3, treat_missing_data="breaching"),
+    ]  # fmt: skip
     return out
 
 

@@ -16,7 +16,7 @@ from dr.procedures.failback import FailbackPreflight, failback_plan, preflight
 from dr.procedures.ops import KubeFactory
 from dr.runbook.journal import Journal
 from dr.runbook.runner import run_plan
-from tests.unit.procedures.estate_seed import put_caught_up
+from tests.unit.procedures.estate_seed import other_app_snapshot, put_caught_up
 from tests.unit.procedures.test_failover import FAST, Crash, Env, _crash_at, env, journal_events
 
 __all__ = ["env"]
@@ -256,10 +256,7 @@ def test_failback_reseeds_the_original_regions_redis_from_the_estate_snapshot(en
     prod = env.estate.primary
     ec = env.clients.client("elasticache", prod.region)
     ec.create_snapshot(ReplicationGroupId=prod.cache.replication_group_id, SnapshotName="prod-final")
-    ec.create_replication_group(
-        ReplicationGroupId="another-app", ReplicationGroupDescription="x", Engine="redis", NumCacheClusters=1
-    )
-    ec.create_snapshot(ReplicationGroupId="another-app", SnapshotName="another-app-newer")
+    other_app_snapshot(env.clients, prod.region, "another-app-newer", "another-app")
     _failed_over(env)
     ec.delete_replication_group(ReplicationGroupId=prod.cache.replication_group_id)
     _drop_group(prod.region, prod.cache.replication_group_id)

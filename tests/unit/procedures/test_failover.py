@@ -27,7 +27,7 @@ from dr.runbook.plan import Plan
 from dr.runbook.poll import PollPolicy
 from dr.runbook.runner import RunResult, run_plan
 from dr.sandbox.kubeapi import FakeKubeApi, serve_estate
-from tests.unit.procedures.estate_seed import PASSWORD, Seeded, put_caught_up
+from tests.unit.procedures.estate_seed import PASSWORD, Seeded, other_app_snapshot, put_caught_up
 
 FAST = PollPolicy(first=0.01, factor=1.5, cap=0.05, floor=0.02, fraction=0.01)
 ROLE_ARN = "arn:aws:iam::123456789012:role/eks"
@@ -785,14 +785,7 @@ def test_redis_restore_uses_only_the_estate_snapshot_and_the_declared_encryption
     dr = env.estate.secondary
     ec = env.clients.client("elasticache", dr.region)
     ec.create_snapshot(ReplicationGroupId=dr.cache.replication_group_id, SnapshotName="ours")
-    ec.create_replication_group(
-        ReplicationGroupId="other-app-redis",
-        ReplicationGroupDescription="someone else's cache",
-        Engine="redis",
-        CacheNodeType="cache.t4g.micro",
-        NumCacheClusters=1,
-    )
-    ec.create_snapshot(ReplicationGroupId="other-app-redis", SnapshotName="theirs-newer")
+    other_app_snapshot(env.clients, dr.region, "theirs-newer", "other-app-redis")
     ec.delete_replication_group(ReplicationGroupId=dr.cache.replication_group_id)
     _drop_group(dr.region, dr.cache.replication_group_id)
 
@@ -816,14 +809,7 @@ def test_redis_gate_ignores_other_groups_snapshots(env: Env) -> None:
     """With only another application's snapshot in the region the gate refuses (nothing of ours)."""
     dr = env.estate.secondary
     ec = env.clients.client("elasticache", dr.region)
-    ec.create_replication_group(
-        ReplicationGroupId="other-app-redis",
-        ReplicationGroupDescription="someone else's cache",
-        Engine="redis",
-        CacheNodeType="cache.t4g.micro",
-        NumCacheClusters=1,
-    )
-    ec.create_snapshot(ReplicationGroupId="other-app-redis", SnapshotName="theirs")
+    other_app_snapshot(env.clients, dr.region, "theirs", "other-app-redis")
     ec.delete_replication_group(ReplicationGroupId=dr.cache.replication_group_id)
     _drop_group(dr.region, dr.cache.replication_group_id)
     with pytest.raises(GateRefused, match="no Redis snapshot of"):

@@ -14,6 +14,7 @@ from dr.aws.session import CallRecorder
 from dr.procedures import readiness_metrics as rm
 from dr.procedures.readiness import FAIL, PASS, WARN, check_readiness
 from tests.unit.cli.test_status_cmd import dr
+from tests.unit.procedures.estate_seed import other_app_snapshot
 from tests.unit.procedures.test_status_fixtures import Full, full
 
 __all__ = ["full"]
@@ -106,10 +107,7 @@ def test_redis_check_counts_only_the_estate_snapshots(full: Full) -> None:
     s = full.estate.secondary
     ec = full.clients.client("elasticache", s.region)
     ec.create_snapshot(ReplicationGroupId=s.cache.replication_group_id, SnapshotName="ours")
-    ec.create_replication_group(
-        ReplicationGroupId="other-app", ReplicationGroupDescription="x", Engine="redis", NumCacheClusters=1
-    )
-    ec.create_snapshot(ReplicationGroupId="other-app", SnapshotName="theirs")
+    other_app_snapshot(full.clients, s.region, "theirs", "other-app")
     assert {c.name: c.status for c in check_readiness(full.estate, full.clients, full.kube).checks}[
         "redis"
     ] == PASS

@@ -16,7 +16,7 @@ from dr.procedures.failover import RESTARTED_FOR, promotion_marker
 from dr.procedures.failover import preflight as failover_preflight
 from dr.procedures.reprotect import ReprotectPreflight, preflight, reprotect_plan
 from dr.runbook.executor import RunResult
-from tests.unit.procedures.estate_seed import put_caught_up
+from tests.unit.procedures.estate_seed import other_app_snapshot, put_caught_up
 from tests.unit.procedures.test_failover import Crash, Env, _crash_at, env
 
 __all__ = ["env"]
@@ -232,10 +232,7 @@ def test_reprotect_restores_the_standby_redis_from_the_estate_snapshot(env: Env)
     prod = env.estate.primary
     ec = env.clients.client("elasticache", prod.region)
     ec.create_snapshot(ReplicationGroupId=prod.cache.replication_group_id, SnapshotName="prod-nightly")
-    ec.create_replication_group(
-        ReplicationGroupId="someone-else", ReplicationGroupDescription="x", Engine="redis", NumCacheClusters=1
-    )
-    ec.create_snapshot(ReplicationGroupId="someone-else", SnapshotName="someone-else-newer")
+    other_app_snapshot(env.clients, prod.region, "someone-else-newer", "someone-else")
     _failed_over(env)
     _lose_redis(env, prod)
 
@@ -262,11 +259,7 @@ def test_reprotect_restores_the_standby_redis_from_the_estate_snapshot(env: Env)
 
 def test_reprotect_refuses_when_the_standby_redis_is_gone_with_no_estate_snapshot(env: Env) -> None:
     dr = env.estate.secondary
-    ec = env.clients.client("elasticache", dr.region)
-    ec.create_replication_group(
-        ReplicationGroupId="someone-else", ReplicationGroupDescription="x", Engine="redis", NumCacheClusters=1
-    )
-    ec.create_snapshot(ReplicationGroupId="someone-else", SnapshotName="theirs")
+    other_app_snapshot(env.clients, dr.region, "theirs", "someone-else")
     _lose_redis(env, dr)
     recorder = env.clients.add_recorder(CallRecorder())
     with pytest.raises(GateRefused, match="no Redis snapshot of") as err:
