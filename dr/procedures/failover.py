@@ -841,7 +841,15 @@ def redis_step(estate: Estate, target: SiteView, plan: RedisReadiness, *, timeou
                 "elasticache",
                 "CreateReplicationGroup",
                 region,
-                {"ReplicationGroupId": group_id, "SnapshotName": plan.snapshot},
+                {
+                    "ReplicationGroupId": group_id,
+                    "SnapshotName": plan.snapshot,
+                    "TransitEncryptionEnabled": True,
+                    "AtRestEncryptionEnabled": True,
+                    "KmsKeyId": estate.kms_alias(target),
+                    "EngineVersion": target.cache.engine_version,
+                    "Port": target.cache.port,
+                },
             )
         )
     return Step(

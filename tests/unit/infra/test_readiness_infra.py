@@ -86,3 +86,19 @@ def test_primary_stack_has_no_readiness_and_no_image_means_no_schedule(runs: dic
     assert shipped.of_type("aws:cloudwatch/eventRule:EventRule") == []
     assert shipped.one("aws:sns/topic:Topic").inputs["name"] == "claude-deployment-dr-readiness"
     assert len(_alarms(shipped)) == len(CHECKS) + 3
+
+
+def test_another_estate_gets_its_own_alarm_names_topic_and_rpo(runs: dict[str, MockRun]) -> None:
+    from dr.procedures.readiness_metrics import alarm_specs
+    from dr.topology import read_stack
+    from tests.unit.infra.conftest import CHESS
+
+    cfg = read_stack(CHESS, "dr")
+    assert cfg.app.name != "claude-deployment"
+    run = runs["chess-dr"]
+    assert run.one("aws:sns/topic:Topic").inputs["name"] == f"{cfg.app.name}-dr-readiness"
+    alarms = _alarms(run)
+    assert set(alarms) == {a.name for a in alarm_specs(cfg.app)}
+    lag = alarms[f"{cfg.app.name}-readiness-replica-lag-over-rpo"]
+    assert lag["threshold"] == cfg.app.objectives.rpo_seconds
+    assert all(a["dimensions"]["App"] == cfg.app.name for a in alarms.values())
