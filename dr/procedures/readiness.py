@@ -658,9 +658,12 @@ def _redis_jobs(clients: ClientProvider, estate: Estate) -> dict[str, Callable[[
     }
 
 
-def _redis_check(p: Outcome, s: Outcome, snap: Outcome, now: dt.datetime, estate: Estate) -> Check:
+def _redis_check(
+    p: Outcome, s: Outcome, snap: Outcome, now: dt.datetime, estate: Estate, fail: dt.timedelta
+) -> Check:
     """The DR Redis group can take production: it exists, is encrypted like production (TLS, at
-    rest) — or, when it does not exist, a snapshot of the estate's groups in DR can seed it."""
+    rest) — or, when it does not exist, a snapshot of the estate's groups in DR no older than
+    ``fail`` can seed it."""
     from dr.procedures.common import human_age
 
     region, gid = estate.secondary.region, estate.secondary.cache.replication_group_id
@@ -685,6 +688,12 @@ def _redis_check(p: Outcome, s: Outcome, snap: Outcome, now: dt.datetime, estate
             return Check(
                 "redis", FAIL, f"Redis {gid} does not exist in {region} and no snapshot of the estate's groups "
                 f"is there to restore it from: deploy the DR stack (pulumi up)", cell(p), None,
+            )  # fmt: skip
+        created = snap.value.created
+        if created is not None and now - created > fail:
+            return Check(
+                "redis", FAIL, f"Redis {gid} does not exist in {region} and the newest estate snapshot there is "
+                f"{human_age(now - created)} old (> {human_age(fail)})", cell(p), snap_cell,
             )  # fmt: skip
         return Check(
             "redis", WARN, f"Redis {gid} does not exist in {region}: a failover restores it from "
@@ -804,7 +813,7 @@ def check_readiness(
         _lag_check(r["s:db"], r["lag"], estate),
         _snapshot_check(r["snapshot"], now, snapshot_warn, snapshot_fail, s.region),
         _cert_check(r["p:certs"], r["s:certs"]),
-        _redis_check(r["p:redis"], r["s:redis"], r["redis_snapshot"], now, estate),
+        _redis_check(r["p:redis"], r["s:redis"], r["redis_snapshot"], now, estate, snapshot_fail),
     ]
     return ReadinessReport(
         app=estate.app.name,

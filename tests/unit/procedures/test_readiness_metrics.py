@@ -186,3 +186,27 @@ def test_sandbox_evaluates_the_alarms_and_status_shows_them(full: Full) -> None:
     assert states[f"{prefix}db-engine"] == "OK"
     table = dr("status", "--kubeconfig", full.kubeconfig)
     assert "readiness alarms" in table.output and f"{prefix}snapshot-age" in table.output
+
+
+def test_redis_check_gates_the_seed_snapshot_on_age(estate: Any) -> None:
+    """A missing DR group with only an old estate snapshot is not ready (the failover gate would
+    refuse it); a recent one is a warn. (moto snapshots carry no time: checked on the facts.)"""
+    from dr.aws.elasticache import CacheSnapshot
+    from dr.procedures.readiness import _redis_check
+    from dr.procedures.status import attempt
+
+    now = dt.datetime(2026, 12, 6, 12, tzinfo=dt.UTC)
+    gid = estate.secondary.cache.replication_group_id
+
+    def snap(age: dt.timedelta) -> Any:
+        return attempt(
+            lambda: CacheSnapshot(
+                "s1", estate.secondary.region, gid, "available", "automated", now - age, None, None
+            )
+        )
+
+    missing, prod = attempt(lambda: None), attempt(lambda: None)
+    old = _redis_check(prod, missing, snap(dt.timedelta(days=8)), now, estate, dt.timedelta(days=7))
+    assert old.status == FAIL and "8d0h old" in old.reason, old.reason
+    fresh = _redis_check(prod, missing, snap(dt.timedelta(hours=2)), now, estate, dt.timedelta(days=7))
+    assert fresh.status == WARN, fresh.reason
