@@ -210,3 +210,21 @@ def test_redis_check_gates_the_seed_snapshot_on_age(estate: Any) -> None:
     assert old.status == FAIL and "8d0h old" in old.reason, old.reason
     fresh = _redis_check(prod, missing, snap(dt.timedelta(hours=2)), now, estate, dt.timedelta(days=7))
     assert fresh.status == WARN, fresh.reason
+
+
+def test_the_scheduled_lambda_runs_the_checks_and_publishes(
+    full: Full, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The DR stack's Lambda entry point: stack files from DR_STACK_DIR, the role's credentials,
+    the same checks, published in the DR region; its result names the failed checks only."""
+    from dr.cli.readiness_lambda import handler
+    from tests.conftest import STACKS
+
+    monkeypatch.setenv("DR_STACK_DIR", str(STACKS))
+    monkeypatch.setenv("KUBECONFIG", full.kubeconfig)  # in AWS: the role's EKS access entries
+    full.seeded.put_lag(0.5)
+    result = handler({}, None)
+    assert result["published"]["region"] == full.estate.secondary.region
+    assert "snapshot-age" in result["failed"] and result["status"] == "fail"
+    assert _latest(full, "ReplicaLagSeconds", {"App": full.estate.app.name}) == 0.5
+    assert json.dumps(result)  # the function's result must serialise
