@@ -548,7 +548,9 @@ def collect_status(
         elif lost:
             notes.append(f"{r}: {len(lost)} of {len(aws)} AWS probes did not answer: {lost[0].error}")
     notes += _two_writers_note(views, results, active)
-    denied = sorted({o.denied for o in results.values() if o.denied})
+    # The readiness alarms are an extra: a policy without cloudwatch:DescribeAlarms shows them as
+    # unreadable (readiness.error) rather than making the whole report partial.
+    denied = sorted({o.denied for k, o in results.items() if o.denied and k != "readiness_alarms"})
     if denied:
         notes.append(
             f"access denied for {', '.join(denied)}: this report is partial; "

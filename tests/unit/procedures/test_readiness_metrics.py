@@ -228,3 +228,22 @@ def test_the_scheduled_lambda_runs_the_checks_and_publishes(
     assert "snapshot-age" in result["failed"] and result["status"] == "fail"
     assert _latest(full, "ReplicaLagSeconds", {"App": full.estate.app.name}) == 0.5
     assert json.dumps(result)  # the function's result must serialise
+
+
+def test_status_without_describe_alarms_permission_is_not_partial(
+    full: Full, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A policy without cloudwatch:DescribeAlarms (the failover policy has none): the readiness
+    alarms show as unreadable, the rest of `dr status` is whole and exits 0."""
+    from dr.errors import AccessDenied
+
+    def refused(clients: Any, estate: Any) -> Any:
+        raise AccessDenied(
+            "describe CloudWatch alarms failed: AccessDenied", iam_action="cloudwatch:DescribeAlarms"
+        )
+
+    monkeypatch.setattr(rm, "readiness_alarms", refused)
+    result = dr("-o", "json", "status", "--kubeconfig", full.kubeconfig)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["denied"] == [] and "AccessDenied" in data["readiness"]["error"]
