@@ -68,6 +68,10 @@ def main() -> None:
     from dr.infra.orchestrator import deploy_for
 
     deploy_for(estate, stack_cfg)
+    # Continuous readiness in the DR region: schedule, alarms, SNS topic (dr/infra/readiness.py).
+    from dr.infra.readiness import deploy_for as deploy_readiness
+
+    deploy_readiness(estate, stack_cfg)
 
 
 main()

@@ -207,6 +207,39 @@ class Objectives(_Camel):
     rpo_seconds: Annotated[float, Field(ge=0)] = 5
 
 
+class Readiness(_Camel):
+    """Continuous readiness (``app.readiness``): the DR stack runs ``dr readiness --publish`` on a
+    schedule and alarms on the metrics (docs/status-readiness.md)."""
+
+    # CloudWatch namespace of the metrics (``dr readiness --publish`` and the alarms).
+    namespace: str = "dr/readiness"
+    # EventBridge schedule of the DR region's run: every N minutes (also the alarms' period).
+    schedule_minutes: Annotated[int, Field(ge=1, le=1440)] = 5
+    # SNS topic (name, created by the DR stack) the alarms notify; default ``<app>-dr-readiness``.
+    alarm_topic: str | None = None
+    # Alarm when the newest recovery point in DR (snapshot or replicated backup) is older.
+    recovery_point_budget_seconds: Annotated[float, Field(gt=0)] = 86400
+    # Container image (ECR URI) of the dr toolkit the scheduled Lambda runs; none: no schedule
+    # is deployed (the alarms and the topic are), and readiness is published from CI instead.
+    image: str | None = None
+
+    @field_validator("namespace")
+    @classmethod
+    def _ns(cls, value: str) -> str:
+        if not re.match(r"^[A-Za-z0-9._/#:-]{1,255}$", value) or value.startswith("AWS/"):
+            raise ValueError(
+                f"readiness namespace {value!r}: 1-255 of letters, digits, . _ / # : -, not starting AWS/"
+            )
+        return value
+
+    @field_validator("alarm_topic")
+    @classmethod
+    def _topic(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^[A-Za-z0-9_-]{1,256}$", value):
+            raise ValueError(f"alarmTopic {value!r}: an SNS topic name (1-256 letters, digits, '-', '_')")
+        return value
+
+
 class Escalation(_Camel):
     level: str
     contact: str
@@ -227,6 +260,7 @@ class App(_Camel):
     hpa: Hpa | None = None
     database: DatabaseApp
     objectives: Objectives = Field(default_factory=Objectives)
+    readiness: Readiness = Field(default_factory=Readiness)
     escalation: list[Escalation] = Field(default_factory=list)
     status_page: str | None = None
     incident_webhook_url: str | None = None
@@ -360,6 +394,7 @@ class Cache(_Camel):
     num_cache_clusters: Annotated[int, Field(ge=1, le=6)] = 3
     engine_version: str = "7.1"
     snapshot_retention_days: Annotated[int, Field(ge=0, le=35)] = 7
+    port: Annotated[int, Field(ge=1024, le=65535)] = 6379
 
     _id = field_validator("replication_group_id")(
         _check(_CACHE_ID, "ElastiCache replication group id", "1-40 lowercase letters, digits, '-'")
@@ -530,6 +565,11 @@ class Estate(_Model):
     def journal_bucket(self, region: str) -> str:
         prefix = self.app.journal_bucket_prefix or f"{self.app.name}-dr-journal"
         return f"{prefix}-{region}"
+
+    @property
+    def readiness_topic(self) -> str:
+        """The SNS topic the readiness alarms notify (created by the standby stack)."""
+        return self.app.readiness.alarm_topic or f"{self.app.name}-dr-readiness"
 
     def db_subnet_group(self, view: SiteView) -> str:
         return f"{view.site.name}-db"

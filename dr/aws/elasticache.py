@@ -13,7 +13,7 @@ from typing import Any
 from dr.aws.common import aware as _aware
 from dr.aws.common import aws_errors
 from dr.aws.session import ClientProvider, client_error_type
-from dr.errors import NotFound, from_client_error
+from dr.errors import BadInput, NotFound, from_client_error
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,13 @@ class ReplicationGroup:
     security_groups: tuple[str, ...] = ()
     parameter_group: str | None = None
     engine_version: str | None = None
+    # Security settings a restore must carry: a group restored without them serves plaintext
+    # (``rediss://`` clients cannot connect) and stores the cache unencrypted.
+    transit_encryption: bool = False
+    at_rest_encryption: bool = False
+    kms_key_id: str | None = None
+    port: int | None = None
+    auth_token_enabled: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -42,6 +49,12 @@ class ReplicationGroup:
             "num_cache_clusters": self.num_cache_clusters,
             "automatic_failover": self.automatic_failover,
             "primary_endpoint": self.primary_endpoint,
+            "engine_version": self.engine_version,
+            "transit_encryption": self.transit_encryption,
+            "at_rest_encryption": self.at_rest_encryption,
+            "kms_key_id": self.kms_key_id,
+            "port": self.port,
+            "auth_token_enabled": self.auth_token_enabled,
         }
 
 
@@ -100,6 +113,32 @@ class CacheSnapshot:
         )
 
 
+def restore_settings(like: ReplicationGroup) -> dict[str, Any]:
+    """CreateReplicationGroup parameters that make a restored group match ``like``: size, network,
+    engine version, port and encryption (in transit, at rest with its KMS key). The AUTH token is a
+    secret and never part of these (``restore_replication_group(auth_token=…)``)."""
+    out: dict[str, Any] = {"NumCacheClusters": max(like.num_cache_clusters, 1)}
+    if like.num_cache_clusters >= 2:
+        out["AutomaticFailoverEnabled"] = True
+    if like.subnet_group:
+        out["CacheSubnetGroupName"] = like.subnet_group
+    if like.security_groups:
+        out["SecurityGroupIds"] = list(like.security_groups)
+    if like.parameter_group:
+        out["CacheParameterGroupName"] = like.parameter_group
+    if like.engine_version:
+        out["EngineVersion"] = like.engine_version
+    if like.port:
+        out["Port"] = like.port
+    if like.transit_encryption:
+        out["TransitEncryptionEnabled"] = True
+    if like.at_rest_encryption:
+        out["AtRestEncryptionEnabled"] = True
+        if like.kms_key_id:
+            out["KmsKeyId"] = like.kms_key_id
+    return out
+
+
 class ElastiCache:
     """ElastiCache calls in one region."""
 
@@ -130,7 +169,9 @@ class ElastiCache:
             except client_error:
                 cluster = {}  # member not visible (moto lists members it never creates)
         groups = raw.get("NodeGroups") or [{}]
-        endpoint = (groups[0].get("PrimaryEndpoint") or {}).get("Address")
+        # Cluster mode disabled: the primary endpoint; enabled: the configuration endpoint.
+        primary = groups[0].get("PrimaryEndpoint") or raw.get("ConfigurationEndpoint") or {}
+        endpoint = primary.get("Address")
         params = cluster.get("CacheParameterGroup") or {}
         return ReplicationGroup(
             identifier=raw["ReplicationGroupId"],
@@ -147,7 +188,12 @@ class ElastiCache:
                 g["SecurityGroupId"] for g in cluster.get("SecurityGroups") or () if "SecurityGroupId" in g
             ),
             parameter_group=params.get("CacheParameterGroupName"),
-            engine_version=cluster.get("EngineVersion"),
+            engine_version=cluster.get("EngineVersion") or raw.get("EngineVersion"),
+            transit_encryption=bool(raw.get("TransitEncryptionEnabled")),
+            at_rest_encryption=bool(raw.get("AtRestEncryptionEnabled")),
+            kms_key_id=raw.get("KmsKeyId"),
+            port=primary.get("Port"),
+            auth_token_enabled=bool(raw.get("AuthTokenEnabled")),
         )
 
     def find_replication_group(self, identifier: str) -> ReplicationGroup | None:
@@ -197,32 +243,82 @@ class ElastiCache:
             self.client.delete_snapshot(SnapshotName=name)
 
     def restore_replication_group(
-        self, snapshot: CacheSnapshot, target: str, *, like: ReplicationGroup | None
+        self,
+        snapshot: CacheSnapshot,
+        target: str,
+        *,
+        like: ReplicationGroup | None,
+        auth_token: str | None = None,
     ) -> None:
         """Create replication group ``target`` seeded from ``snapshot`` (settings from ``like``)."""
-        kwargs: dict[str, Any] = {
-            "ReplicationGroupId": target,
-            "ReplicationGroupDescription": f"restored from snapshot {snapshot.identifier}",
-            "SnapshotName": snapshot.identifier,
-            "Engine": "redis",
-        }
-        node_type = (like.node_type if like else None) or snapshot.node_type
+        self._create_group(
+            target,
+            {
+                "ReplicationGroupDescription": f"restored from snapshot {snapshot.identifier}",
+                "SnapshotName": snapshot.identifier,
+            },
+            like=like,
+            node_type=snapshot.node_type,
+            auth_token=auth_token,
+            what=f"from snapshot {snapshot.identifier}",
+        )
+
+    def restore_replication_group_from_s3(
+        self,
+        rdb_arns: list[str],
+        target: str,
+        *,
+        like: ReplicationGroup,
+        auth_token: str | None = None,
+    ) -> None:
+        """Create ``target`` seeded from RDB files in S3 (``SnapshotArns``, e.g.
+        ``arn:aws:s3:::bucket/key.rdb``): how a snapshot reaches another region — export it
+        (``CopySnapshot`` with ``TargetBucket``, same region), copy the object across regions in S3,
+        restore from it there. ElastiCache has no cross-region snapshot copy."""
+        if not rdb_arns or not all(a.startswith("arn:aws:s3:::") for a in rdb_arns):
+            raise BadInput(
+                f"Redis restore of {target} from S3 needs S3 object ARNs (arn:aws:s3:::bucket/key.rdb), "
+                f"got {rdb_arns}",
+                resource=target,
+                region=self.region,
+            )
+        self._create_group(
+            target,
+            {"ReplicationGroupDescription": "restored from S3 RDB", "SnapshotArns": list(rdb_arns)},
+            like=like,
+            node_type=None,
+            auth_token=auth_token,
+            what="from S3 " + ", ".join(rdb_arns),
+        )
+
+    def _create_group(
+        self,
+        target: str,
+        source: dict[str, Any],
+        *,
+        like: ReplicationGroup | None,
+        node_type: str | None,
+        auth_token: str | None,
+        what: str,
+    ) -> None:
+        kwargs: dict[str, Any] = {"ReplicationGroupId": target, "Engine": "redis", **source}
+        node_type = (like.node_type if like else None) or node_type
         if node_type:
             kwargs["CacheNodeType"] = node_type
         if like is not None:
-            kwargs["NumCacheClusters"] = max(like.num_cache_clusters, 1)
-            if like.num_cache_clusters >= 2:
-                kwargs["AutomaticFailoverEnabled"] = True
-            if like.subnet_group:
-                kwargs["CacheSubnetGroupName"] = like.subnet_group
-            if like.security_groups:
-                kwargs["SecurityGroupIds"] = list(like.security_groups)
-            if like.parameter_group:
-                kwargs["CacheParameterGroupName"] = like.parameter_group
+            kwargs.update(restore_settings(like))
+        if auth_token is not None:
+            # ElastiCache: AuthToken only with in-transit encryption (InvalidParameterCombination).
+            if not kwargs.get("TransitEncryptionEnabled"):
+                raise BadInput(
+                    f"Redis replication group {target}: an AUTH token needs in-transit encryption",
+                    resource=target,
+                    region=self.region,
+                    hint="declare TLS on the group (the Pulumi cache sets transit_encryption_enabled)",
+                )
+            kwargs["AuthToken"] = auth_token
         with aws_errors(
-            resource=f"Redis replication group {target} (from snapshot {snapshot.identifier})",
-            region=self.region,
-            action="restore",
+            resource=f"Redis replication group {target} ({what})", region=self.region, action="restore"
         ):
             self.client.create_replication_group(**kwargs)
 

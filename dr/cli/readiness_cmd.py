@@ -47,6 +47,12 @@ def render(data: dict[str, Any], out: Console) -> None:
     out.print(table)
     counts = data["counts"]
     out.print(f"{counts['pass']} pass, {counts['warn']} warn, {counts['fail']} fail")
+    pub = data.get("published")
+    if pub:
+        out.print(
+            f"published {pub['metrics']} metrics to CloudWatch {pub['namespace']} in {pub['region']} "
+            f"({pub['requests']} request(s))"
+        )
 
 
 @click.command("readiness")
@@ -67,6 +73,12 @@ def render(data: dict[str, Any], out: Console) -> None:
 @click.option(
     "--kubeconfig", default=None, help="Kubeconfig with one context per cluster (default: target's)."
 )
+@click.option(
+    "--publish",
+    is_flag=True,
+    help="Also put each check (pass=1/fail=0), replica lag, recovery-point age and single-writer as "
+    "CloudWatch metrics in the DR region (app.readiness.namespace), where the DR stack's alarms watch them.",
+)
 @pass_app
 def readiness(
     app: AppContext,
@@ -75,10 +87,12 @@ def readiness(
     cert_warn_days: int,
     timeout: float,
     kubeconfig: str | None,
+    publish: bool,
 ) -> None:
     """Diff production and DR: DB engine/class/Multi-AZ/encryption/parameters, node capacity, WAF
     entries, images, a single writable database (split brain), DB secret, replica lag vs RPO, DR
-    snapshot age, certificates. Exit 1 on a fail; 3 after the report when IAM refused a read."""
+    snapshot age, certificates, Redis. Exit 1 on a fail; 3 after the report when IAM refused a read.
+    --publish: also as CloudWatch metrics."""
     from dr.cli.render import emit, end_partial
     from dr.cli.status_cmd import kube_factory, probe_clients
     from dr.errors import BadInput
@@ -103,7 +117,15 @@ def readiness(
         )
     finally:
         kube.close()
-    emit(app.output, report.to_dict(), render)
+    data = report.to_dict()
+    if publish:
+        from dr.procedures.readiness_metrics import publish as put_metrics
+
+        # The checks ran read-only; only this put may write (and only metrics, in the DR region).
+        writer = app.clients()
+        writer.connect_timeout, writer.max_attempts = clients.connect_timeout, clients.max_attempts
+        data["published"] = put_metrics(report, app.estate, writer).to_dict()
+    emit(app.output, data, render)
     end_partial(report.denied, profile=app.profile, command="readiness")
     if report.exit_code:
         raise click.exceptions.Exit(report.exit_code)

@@ -42,6 +42,12 @@ def _human(report: dict[str, Any], out: Console) -> None:
 )
 @click.option("--timeout", type=float, default=3600, show_default=True, help="Seconds each wait may take.")
 @click.option(
+    "--max-snapshot-age",
+    default="24h",
+    show_default=True,
+    help="Oldest acceptable Redis snapshot when the standby's Redis group is gone and must be restored.",
+)
+@click.option(
     "--kubeconfig", type=click.Path(dir_okay=False), default=None, help="Kubeconfig (default: see docs)."
 )
 @plan_options
@@ -51,6 +57,7 @@ def reprotect(
     region: str | None,
     max_lag: str | None,
     timeout: float,
+    max_snapshot_age: str,
     kubeconfig: str | None,
     run: RunOptions,
 ) -> None:
@@ -61,14 +68,16 @@ def reprotect(
     <identifier>-old-<created> and kept; the new replica takes the original identifier, so the
     standby's DB secret and the Pulumi state match again. Waits until its lag is within budget,
     then restarts the standby's pods that are older than the new replica (they may hold connections
-    to the renamed instance), so the next failover has no restart to do.
+    to the renamed instance), so the next failover has no restart to do. The standby's Redis group
+    must be available, or is restored from the newest snapshot of the estate's groups there.
     """
     from dr.cli.failover_cmd import kube_factory
-    from dr.procedures.common import lag_budget
+    from dr.procedures.common import lag_budget, parse_duration
     from dr.procedures.reprotect import preflight, reprotect_plan
 
     estate = app.estate
     budget = lag_budget(estate, max_lag)
+    snap_age = parse_duration(max_snapshot_age, option="--max-snapshot-age")
     clients = app.clients(read_only=run.dry_run)
     moved_aside: str | None = None
     if run.resume:
@@ -82,6 +91,7 @@ def reprotect(
         max_lag=budget,
         resuming=run.resume is not None,
         moved_aside=moved_aside,
+        max_snapshot_age=snap_age,
     )
     plan = reprotect_plan(estate, pre, timeout=timeout)
     kube = kube_factory(app, kubeconfig, read_only=run.dry_run)

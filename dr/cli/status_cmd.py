@@ -108,6 +108,24 @@ def render(data: dict[str, Any], out: Console) -> None:
     out.print(f"{data['record']} resolves to {answer} → {where} [{res['source']}]{extra}")
     for note in data.get("notes") or []:
         out.print(f"[yellow]note:[/yellow] {note}")
+    _render_readiness(data.get("readiness"), out)
+
+
+def _render_readiness(rd: dict[str, Any] | None, out: Console) -> None:
+    """One line on the continuous-readiness alarms (DR region), naming the ones firing."""
+    if not rd:
+        return
+    if rd.get("error"):
+        out.print(f"readiness alarms ({rd['region']}): [yellow]unreadable[/yellow]: {rd['error']}")
+        return
+    if not rd["alarms"]:
+        out.print(f"readiness alarms ({rd['region']}): none deployed (the DR stack deploys them)")
+        return
+    counts = ", ".join(f"{n} {state}" for state, n in sorted(rd["counts"].items()))
+    line = f"readiness alarms ({rd['region']}): {counts}"
+    if rd["firing"]:
+        line += " — [red]firing: " + ", ".join(rd["firing"]) + "[/red]"
+    out.print(line)
 
 
 @click.command("status")

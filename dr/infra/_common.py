@@ -72,3 +72,53 @@ def replica_count(cfg: StackConfig, deployment: str) -> int:
     if cfg.role == "standby":
         return cfg.site.standby_replicas.get(dep.name, dep.replicas)
     return dep.replicas
+
+
+def service_role(
+    name: str, parent: pulumi.Resource, cfg: StackConfig, *, role_name: str, service: str, description: str
+) -> Any:
+    """An IAM role that AWS ``service`` (e.g. ``lambda.amazonaws.com``) assumes."""
+    import json
+
+    import pulumi_aws as aws
+
+    assume = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}],
+    }
+    return aws.iam.Role(
+        name,
+        name=role_name[:64],
+        assume_role_policy=json.dumps(assume),
+        description=description,
+        tags=tags(cfg),
+        opts=child(parent),
+    )
+
+
+def namespace_access(
+    name: str,
+    parent: pulumi.Resource,
+    cfg: StackConfig,
+    *,
+    cluster_name: pulumi.Input[str],
+    principal_arn: pulumi.Input[str],
+    policy_arn: str,
+) -> tuple[Any, Any]:
+    """An EKS access entry for ``principal_arn`` with ``policy_arn`` on the app namespace only
+    (never cluster-wide): how an AWS role (no kubeconfig) reaches the workload."""
+    import pulumi_aws as aws
+
+    entry = aws.eks.AccessEntry(
+        name, cluster_name=cluster_name, principal_arn=principal_arn, type="STANDARD", tags=tags(cfg),
+        opts=child(parent),
+    )  # fmt: skip
+    policy = aws.eks.AccessPolicyAssociation(
+        name,
+        cluster_name=entry.cluster_name,
+        principal_arn=entry.principal_arn,
+        policy_arn=policy_arn,
+        access_scope={"type": "namespace", "namespaces": [cfg.app.namespace]},
+        opts=child(parent),
+    )
+    return entry, policy

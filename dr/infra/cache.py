@@ -17,8 +17,6 @@ import pulumi_aws as aws
 from dr.infra._common import cache_subnet_group, child, data_store, tags
 from dr.topology import StackConfig
 
-REDIS_PORT = 6379
-
 
 @dataclass
 class CacheArgs:
@@ -51,7 +49,7 @@ class Cache(pulumi.ComponentResource):
             parameter_group_name=f"default.redis{major}",
             node_type=spec.node_type,
             num_cache_clusters=spec.num_cache_clusters,
-            port=REDIS_PORT,
+            port=spec.port,
             automatic_failover_enabled=True,
             multi_az_enabled=True,
             at_rest_encryption_enabled=True,

@@ -27,7 +27,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from dr.infra._common import child, tags
+from dr.infra._common import child, namespace_access, service_role, tags
 from dr.topology import Estate, StackConfig
 
 # EKS access policy of the Kubernetes ``edit`` role (deployments, scale, HPAs, secrets; no RBAC).
@@ -103,23 +103,13 @@ class Orchestrator(pulumi.ComponentResource):
                 )
             )
 
-        assume = {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Service": "states.amazonaws.com"},
-                    "Action": "sts:AssumeRole",
-                }
-            ],
-        }
-        self.role = aws.iam.Role(
+        self.role = service_role(
             "failover",
-            name=f"{cfg.app.name}-dr-failover-{cfg.region}"[:64],
-            assume_role_policy=json.dumps(assume),
+            self,
+            cfg,
+            role_name=f"{cfg.app.name}-dr-failover-{cfg.region}",
+            service="states.amazonaws.com",
             description="Step Functions failover of the estate (least privilege, dr iam-policy)",
-            tags=tags(cfg),
-            opts=child(self),
         )
         self.policy = aws.iam.RolePolicy(
             "failover",
@@ -129,21 +119,13 @@ class Orchestrator(pulumi.ComponentResource):
         )
         # eks:call authenticates as the machine's role: without an access entry the API server
         # refuses every Kubernetes state. Edit rights, on the app namespace only (not cluster-wide).
-        self.access_entry = aws.eks.AccessEntry(
+        self.access_entry, self.access_policy = namespace_access(
             "failover",
+            self,
+            cfg,
             cluster_name=args.cluster_name,
             principal_arn=self.role.arn,
-            type="STANDARD",
-            tags=tags(cfg),
-            opts=child(self),
-        )
-        self.access_policy = aws.eks.AccessPolicyAssociation(
-            "failover",
-            cluster_name=self.access_entry.cluster_name,
-            principal_arn=self.access_entry.principal_arn,
             policy_arn=EKS_EDIT_POLICY,
-            access_scope={"type": "namespace", "namespaces": [cfg.app.namespace]},
-            opts=child(self),
         )
         self.state_machine = aws.sfn.StateMachine(
             "failover",

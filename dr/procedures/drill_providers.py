@@ -772,3 +772,22 @@ def estate_invariants(ctx: DrillContext, intended: str | None) -> EstateFacts:
         detail = f"{name} replicates from {want.database.identifier} ({replica.status})"
     out.append(Invariant("replica-replicating", ok, detail, None if replica is None else replica.status))
     return EstateFacts(serving, out)
+
+
+@register_probe("readiness-alarms")
+def readiness_alarms_firing(ctx: DrillContext) -> int:
+    """How many continuous-readiness alarms (DR region, ``<app>-readiness-*``) are in ALARM: a
+    steady-state hypothesis "no readiness alarm fired" is ``tolerance: {max: 0}``. Fails when no
+    readiness alarm is deployed (the hypothesis would hold vacuously)."""
+    from dr.procedures.readiness_metrics import alarm_prefix, readiness_alarms
+
+    estate = ctx.require_estate()
+    alarms = readiness_alarms(ctx.clients(read_only=True), estate)
+    if not alarms:
+        raise OperationFailed(
+            f"no readiness alarm {alarm_prefix(estate.app)}* in {estate.secondary.region}",
+            resource=f"{alarm_prefix(estate.app)}*",
+            region=estate.secondary.region,
+            hint="deploy the DR stack (pulumi up): it creates the readiness alarms",
+        )
+    return sum(1 for a in alarms if a.state == "ALARM")

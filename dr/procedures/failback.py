@@ -255,7 +255,7 @@ def preflight(
             "yourself, and update site.database.identifier (or rename) before the next `pulumi up`"
         )
     kms = replica_key(clients, estate, target, src)
-    redis = redis_readiness(clients, target, max_snapshot_age=max_snapshot_age)
+    redis = redis_readiness(clients, target, max_snapshot_age=max_snapshot_age, estate=estate)
     if redis.action == "restore":
         warnings.append(
             f"Redis {redis.group} re-seeded from {redis.snapshot} in {target.region}: ElastiCache cannot copy "

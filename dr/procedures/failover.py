@@ -137,8 +137,23 @@ def _gate(err: DrError) -> GateRefused:
     return GateRefused(err.message, resource=err.resource, region=err.region, code=err.code, hint=err.hint)
 
 
-def _newest_snapshot(clients: ClientProvider, region: str) -> CacheSnapshot | None:
-    snaps = [s for s in ElastiCache(clients, region).list_snapshots() if s.status == "available"]
+def estate_cache_groups(estate: Estate) -> tuple[str, ...]:
+    """The estate's Redis replication groups (both sites): the only sources a restore may use."""
+    return tuple(dict.fromkeys(v.cache.replication_group_id for v in (estate.primary, estate.secondary)))
+
+
+def newest_cache_snapshot(
+    clients: ClientProvider, region: str, groups: tuple[str, ...]
+) -> CacheSnapshot | None:
+    """The newest available snapshot in ``region`` of one of ``groups`` — never another
+    application's cache that happens to share the region."""
+    # All snapshots, filtered here: DescribeSnapshots(ReplicationGroupId=…) fails once the group
+    # is gone, while its snapshots (the ones a restore needs) remain.
+    snaps = [
+        s
+        for s in ElastiCache(clients, region).list_snapshots()
+        if s.status == "available" and s.source in groups
+    ]
     dated = [s for s in snaps if s.created is not None]
     if dated:
         return max(dated, key=lambda s: s.created or dt.datetime.min.replace(tzinfo=dt.UTC))
@@ -166,11 +181,57 @@ def group_status(clients: ClientProvider, region: str, group_id: str) -> str | N
     return str(groups[0].get("Status", "unknown")) if groups else None
 
 
+def cache_template(
+    clients: ClientProvider, estate: Estate, target: SiteView, *, kms_key: str | None = None
+) -> ReplicationGroup:
+    """The group the stack files declare for ``target`` (dr/infra/cache.py): what a restore creates.
+
+    TLS in transit and KMS at rest with the site's key (``alias/<site>-data``, resolved to its ARN
+    in ``target.region``); no AUTH token (the Pulumi group declares none)."""
+    from dr.aws.kms import key_arn
+
+    spec = target.cache
+    kms = kms_key or key_arn(clients, target.region, estate.kms_alias(target))
+    if kms is None:
+        raise GateRefused(
+            f"KMS key {estate.kms_alias(target)} does not exist (or is disabled) in {target.region}: a Redis "
+            f"group restored there would not be encrypted at rest like {spec.replication_group_id}",
+            resource=estate.kms_alias(target),
+            region=target.region,
+            hint=f"deploy stack {target.stack} (pulumi up) to create the key",
+        )
+    return ReplicationGroup(
+        identifier=spec.replication_group_id,
+        region=target.region,
+        status="-",
+        node_type=spec.node_type,
+        num_cache_clusters=spec.num_cache_clusters,
+        automatic_failover=None,
+        multi_az=None,
+        primary_endpoint=None,
+        arn=None,
+        subnet_group=estate.cache_subnet_group(target),
+        engine_version=spec.engine_version,
+        transit_encryption=True,
+        at_rest_encryption=True,
+        kms_key_id=kms,
+        port=spec.port,
+    )
+
+
 def redis_readiness(
-    clients: ClientProvider, target: SiteView, *, max_snapshot_age: dt.timedelta
+    clients: ClientProvider,
+    target: SiteView,
+    *,
+    max_snapshot_age: dt.timedelta,
+    estate: Estate | None = None,
 ) -> RedisReadiness:
-    """Gate: the target's Redis group is available (or becoming so), or a recent snapshot exists."""
+    """Gate: the target's Redis group is available (or becoming so), or a recent snapshot exists.
+
+    With ``estate``: snapshots of any of the estate's groups count (never another app's), and a
+    restore is refused unless the site's KMS key exists to encrypt it at rest like Pulumi does."""
     group_id, region = target.cache.replication_group_id, target.region
+    groups = estate_cache_groups(estate) if estate is not None else (group_id,)
     status = group_status(clients, region, group_id)
     if status == "available":
         return RedisReadiness(group_id, region, status, "none")
@@ -183,11 +244,11 @@ def redis_readiness(
             region=region,
             hint="repair or delete it (then the failover restores it from the newest snapshot)",
         )
-    snap = _newest_snapshot(clients, region)
+    snap = newest_cache_snapshot(clients, region, groups)
     if snap is None:
         raise GateRefused(
             f"Redis replication group {group_id} does not exist in {region} and there is no Redis snapshot "
-            f"there to restore it from",
+            f"of {', '.join(groups)} there to restore it from",
             resource=group_id,
             region=region,
             hint=f"deploy the cache of stack {target.stack} (pulumi up) or create a snapshot in {region}",
@@ -201,6 +262,8 @@ def redis_readiness(
             region=region,
             hint="raise --max-snapshot-age to accept the older cache state, or create the group first",
         )
+    if estate is not None:
+        cache_template(clients, estate, target)  # the KMS key a restore encrypts with exists
     return RedisReadiness(group_id, region, None, "restore", snap.identifier, age)
 
 
@@ -320,7 +383,7 @@ def preflight(
     why = "in unplanned mode" if mode == "unplanned" else "on resume"
     warnings += [w.replace("with --force", why).replace("(--force)", f"({why})") for w in pre.warnings]
 
-    redis = redis_readiness(clients, target, max_snapshot_age=max_snapshot_age)
+    redis = redis_readiness(clients, target, max_snapshot_age=max_snapshot_age, estate=estate)
     if redis.action == "restore":
         warnings.append(
             f"Redis {redis.group} will be restored from snapshot {redis.snapshot} "
@@ -726,7 +789,7 @@ def caught_up_step(
 
 def redis_step(estate: Estate, target: SiteView, plan: RedisReadiness, *, timeout: float) -> Step:
     """Target Redis available: use the group if it is; else restore the newest snapshot into it."""
-    region, group_id, spec = target.region, target.cache.replication_group_id, target.cache
+    region, group_id = target.region, target.cache.replication_group_id
     settled = Settled()
 
     def check(ctx: StepContext) -> bool:
@@ -736,29 +799,32 @@ def redis_step(estate: Estate, target: SiteView, plan: RedisReadiness, *, timeou
         ec = ElastiCache(clients_of(ctx), region)
         if group_status(clients_of(ctx), region, group_id) is not None:
             return {"restore": None}  # exists (e.g. still creating from an earlier run): just wait
+        groups = estate_cache_groups(estate)
         snap = ec.find_snapshot(plan.snapshot) if plan.snapshot else None
-        snap = snap or _newest_snapshot(clients_of(ctx), region)
+        if snap is not None and snap.source not in groups:
+            snap = None  # the planned name now belongs to another group's snapshot
+        snap = snap or newest_cache_snapshot(clients_of(ctx), region, groups)
         if snap is None:
             raise GateRefused(
-                f"no Redis snapshot in {region} to restore {group_id} from",
+                f"no Redis snapshot of {', '.join(groups)} in {region} to restore {group_id} from",
                 resource=group_id,
                 region=region,
             )
-        like = ReplicationGroup(
-            identifier=group_id,
-            region=region,
-            status="-",
-            node_type=spec.node_type,
-            num_cache_clusters=spec.num_cache_clusters,
-            automatic_failover=None,
-            multi_az=None,
-            primary_endpoint=None,
-            arn=None,
-            subnet_group=estate.cache_subnet_group(target),
-        )
+        like = cache_template(clients_of(ctx), estate, target)
         ec.restore_replication_group(snap, group_id, like=like)
+        done = {
+            "restore": snap.identifier,
+            "snapshot_of": snap.source,
+            "snapshot_created": snap.created.isoformat() if snap.created else None,
+            "transit_encryption": like.transit_encryption,
+            "at_rest_encryption": like.at_rest_encryption,
+            "kms_key_id": like.kms_key_id,
+            "engine_version": like.engine_version,
+            "port": like.port,
+        }
         ctx.set("redis_restored_from", snap.identifier)
-        return {"restore": snap.identifier}
+        ctx.set("redis_restore", done)  # the journal says what was restored, and how
+        return done
 
     def wait(ctx: StepContext) -> bool:
         status = group_status(clients_of(ctx), region, group_id) or "missing"
@@ -775,7 +841,15 @@ def redis_step(estate: Estate, target: SiteView, plan: RedisReadiness, *, timeou
                 "elasticache",
                 "CreateReplicationGroup",
                 region,
-                {"ReplicationGroupId": group_id, "SnapshotName": plan.snapshot},
+                {
+                    "ReplicationGroupId": group_id,
+                    "SnapshotName": plan.snapshot,
+                    "TransitEncryptionEnabled": True,
+                    "AtRestEncryptionEnabled": True,
+                    "KmsKeyId": estate.kms_alias(target),
+                    "EngineVersion": target.cache.engine_version,
+                    "Port": target.cache.port,
+                },
             )
         )
     return Step(

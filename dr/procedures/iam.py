@@ -76,6 +76,13 @@ _FAILOVER_READS = [
     Need("secretsmanager:GetSecretValue"),
 ]
 _REDIS_RESTORE = [Need("elasticache:DescribeSnapshots"), Need("elasticache:CreateReplicationGroup")]
+# A restored Redis group is encrypted at rest with the site's key: the key is looked up (pre-flight)
+# and ElastiCache creates a grant on it for the caller.
+_REDIS_KMS = [Need("kms:DescribeKey"), Need("kms:CreateGrant")]
+_REDIS_KMS_PATHS = {
+    "kms:DescribeKey": "the target's Redis group is missing: the site key its restore is encrypted with",
+    "kms:CreateGrant": "the target's Redis group is missing: ElastiCache's grant on the site key",
+}
 # The run machinery: the lock (DynamoDB, target region) and the journal mirror (S3, target region).
 # Only failover and failback take the lock (snapshot/restore/ops run without it; drills pass it to
 # the failover/failback actions they run, whose own policies cover it).
@@ -100,10 +107,12 @@ _FAILOVER_PATHS = {
 # The tests (tests/unit/procedures/test_iam*.py) run each procedure end to end in moto and require
 # every other granted action to be called.
 CONDITIONAL_PATHS: dict[str, dict[str, str]] = {
-    "failover": dict(_FAILOVER_PATHS),
-    "failback": dict(_FAILOVER_PATHS),
+    "failover": {**_FAILOVER_PATHS, **_REDIS_KMS_PATHS},
+    "failback": {**_FAILOVER_PATHS, "kms:CreateGrant": _REDIS_KMS_PATHS["kms:CreateGrant"]},
     "reprotect": {
         "eks:DescribeCluster": "connecting to a cluster that has no kubeconfig context (EKS endpoint + token)",
+        "elasticache:DescribeSnapshots": _FAILOVER_PATHS["elasticache:DescribeSnapshots"],
+        "elasticache:CreateReplicationGroup": _FAILOVER_PATHS["elasticache:CreateReplicationGroup"],
         **_LOCK_PATHS,
     },
     "snapshot": {},
@@ -153,6 +162,8 @@ _CATALOGUE: dict[str, list[Need]] = {
         Need("cloudwatch:GetMetricStatistics"),  # ReplicaLag of the new replica
         Need("rds:ListTagsForResource"),  # the new replica's marker (restart of the standby's pods)
         Need("eks:DescribeCluster"),  # connecting to the standby's cluster (its pods)
+        Need("elasticache:DescribeReplicationGroups"),  # redis-standby: the standby's group
+        *_REDIS_RESTORE,  # … restored from the estate's snapshot when it is gone
     ],
     # dr snapshot create|list|copy|prune: every command takes --region/--to, so both regions.
     "snapshot": [
@@ -447,7 +458,7 @@ def needed(estate: Estate, procedure: str, target: SiteView) -> list[tuple[str, 
                 ("eks:UpdateNodegroupConfig", source.region),
             ]
         out += _from_plans(failover_plans(estate, target))
-        needs = [*_FAILOVER_READS, *_REDIS_RESTORE, *_RUN, Need("eks:DescribeCluster", "source")]
+        needs = [*_FAILOVER_READS, *_REDIS_RESTORE, *_REDIS_KMS, *_RUN, Need("eks:DescribeCluster", "source")]
         out.append(("route53:UpdateHealthCheck", None))
     elif procedure == "reprotect":
         # The run lock and its journal mirror are in the lock table's DR copy (dr.runbook.lock);

@@ -76,6 +76,9 @@ class ReadinessReport:
     settings: dict[str, Any] = field(default_factory=dict)
     # reads IAM refused ("iam-action in region"): the report is partial, the command exits 3
     denied: list[str] = field(default_factory=list)
+    # Numbers behind the checks (``replica_lag_seconds``, ``recovery_point_age_seconds``): published
+    # as metrics by `dr readiness --publish` (dr/procedures/readiness_metrics.py).
+    facts: dict[str, float] = field(default_factory=dict)
 
     @property
     def status(self) -> str:
@@ -104,6 +107,7 @@ class ReadinessReport:
             "status": self.status,
             "counts": counts,
             "settings": self.settings,
+            "facts": self.facts,
             "checks": [c.to_dict() for c in self.checks],
             "denied": list(self.denied),
         }
@@ -662,6 +666,103 @@ def _cert_check(p: Outcome, s: Outcome) -> Check:
     return Check("certificate-expiry", worst, reason, cells[0], cells[1])
 
 
+def _redis_jobs(clients: ClientProvider, estate: Estate) -> dict[str, Callable[[], Any]]:
+    from dr.aws.elasticache import ElastiCache
+    from dr.procedures.failover import estate_cache_groups, newest_cache_snapshot
+
+    def group(view: SiteView) -> Any:
+        return ElastiCache(clients, view.region).find_replication_group(view.cache.replication_group_id)
+
+    s = estate.secondary
+    return {
+        "p:redis": lambda: group(estate.primary),
+        "s:redis": lambda: group(s),
+        "redis_snapshot": lambda: newest_cache_snapshot(clients, s.region, estate_cache_groups(estate)),
+    }
+
+
+def _redis_check(
+    p: Outcome, s: Outcome, snap: Outcome, now: dt.datetime, estate: Estate, fail: dt.timedelta
+) -> Check:
+    """The DR Redis group can take production: it exists, is encrypted like production (TLS, at
+    rest) — or, when it does not exist, a snapshot of the estate's groups in DR no older than
+    ``fail`` can seed it."""
+    from dr.procedures.common import human_age
+
+    region, gid = estate.secondary.region, estate.secondary.cache.replication_group_id
+    snap_cell = None
+    if snap.ok and snap.value is not None and snap.value.created is not None:
+        snap_cell = f"{snap.value.identifier} ({human_age(now - snap.value.created)} old)"
+
+    def cell(out: Outcome) -> str | None:
+        if not out.ok or out.value is None:
+            return None
+        g = out.value
+        return f"{g.status}, TLS {'on' if g.transit_encryption else 'off'}, at rest {'on' if g.at_rest_encryption else 'off'}"
+
+    if not s.ok:
+        return Check("redis", FAIL, f"could not read Redis {gid} in {region}: {s.error}", cell(p), None)
+    if s.value is None:
+        if not snap.ok:
+            return Check(
+                "redis", FAIL, f"Redis {gid} does not exist in {region}; snapshots unreadable: {snap.error}"
+            )
+        if snap.value is None:
+            return Check(
+                "redis", FAIL, f"Redis {gid} does not exist in {region} and no snapshot of the estate's groups "
+                f"is there to restore it from: deploy the DR stack (pulumi up)", cell(p), None,
+            )  # fmt: skip
+        created = snap.value.created
+        if created is not None and now - created > fail:
+            return Check(
+                "redis", FAIL, f"Redis {gid} does not exist in {region} and the newest estate snapshot there is "
+                f"{human_age(now - created)} old (> {human_age(fail)})", cell(p), snap_cell,
+            )  # fmt: skip
+        return Check(
+            "redis", WARN, f"Redis {gid} does not exist in {region}: a failover restores it from "
+            f"{snap_cell or snap.value.identifier}", cell(p), snap_cell,
+        )  # fmt: skip
+    g = s.value
+    missing = [
+        what
+        for what, dr_on, prod_on in (
+            (
+                "TLS in transit",
+                g.transit_encryption,
+                p.ok and p.value is not None and p.value.transit_encryption,
+            ),
+            (
+                "encryption at rest",
+                g.at_rest_encryption,
+                p.ok and p.value is not None and p.value.at_rest_encryption,
+            ),
+        )
+        if prod_on and not dr_on
+    ]
+    if missing:
+        return Check(
+            "redis", FAIL, f"Redis {gid} in {region} lacks {' and '.join(missing)} that production has",
+            cell(p), cell(s),
+        )  # fmt: skip
+    if g.status != "available":
+        return Check("redis", WARN, f"Redis {gid} in {region} is {g.status}", cell(p), cell(s))
+    return Check(
+        "redis", PASS, f"Redis {gid} available in {region}, encrypted like production", cell(p), cell(s)
+    )
+
+
+def _facts(r: dict[str, Outcome], now: dt.datetime) -> dict[str, float]:
+    """The numbers the metrics carry: replica lag, age of the newest DR recovery point."""
+    out: dict[str, float] = {}
+    lag = r["lag"]
+    if lag.ok and lag.value is not None:
+        out["replica_lag_seconds"] = float(lag.value.value)
+    snap = r["snapshot"]
+    if snap.ok and snap.value is not None and snap.value.created is not None:
+        out["recovery_point_age_seconds"] = max((now - snap.value.created).total_seconds(), 0.0)
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # The report
 # ---------------------------------------------------------------------------------------------
@@ -716,6 +817,7 @@ def check_readiness(
     jobs["lag"] = lambda: cloudwatch.replica_lag(clients, s.region, s.database.identifier, now=now)
     jobs["snapshot"] = newest_snapshot
     jobs["serving"] = lambda: read_state(clients, estate, use_test_dns=False).active_region
+    jobs.update(_redis_jobs(clients, estate))
     r = gather(jobs, workers=workers)
 
     checks = _db_checks(r["p:db"], r["s:db"], estate)
@@ -734,6 +836,7 @@ def check_readiness(
         _lag_check(r["s:db"], r["lag"], estate),
         _snapshot_check(r["snapshot"], now, snapshot_warn, snapshot_fail, s.region),
         _cert_check(r["p:certs"], r["s:certs"]),
+        _redis_check(r["p:redis"], r["s:redis"], r["redis_snapshot"], now, estate, snapshot_fail),
     ]
     return ReadinessReport(
         app=estate.app.name,
@@ -748,4 +851,5 @@ def check_readiness(
             "cert_warn_days": cert_warn_days,
         },
         denied=sorted({o.denied for o in r.values() if o.denied}),
+        facts=_facts(r, now),
     )

@@ -24,7 +24,15 @@ objective means nothing. One plan on the runbook engine (dry run, confirmation, 
   **standby-pods-ready**. The next failover finds the pods current: no restart while an outage runs.
 
 Which side serves is read from Route53; ``--region`` names the standby explicitly (refused when it
-is the serving region). Redis is not touched (see docs/failover.md).
+is the serving region).
+
+* **redis-standby** (in parallel with the database): the standby's Redis replication group must be
+  ready to take production. ElastiCache has no cross-region replica in this estate's design
+  (independent groups, dr/infra/cache.py), so re-protecting Redis means: the standby's group
+  exists and is available — or, when it is gone, it is restored from the newest snapshot of the
+  estate's groups in the standby region (never another application's), encrypted like Pulumi
+  declares it, refused when that snapshot is older than ``--max-snapshot-age``. The journal says
+  which (see docs/failover.md).
 """
 
 from __future__ import annotations
@@ -45,7 +53,13 @@ from dr.procedures.failback import (
     move_aside_step,
     replica_key,
 )
-from dr.procedures.failover import standby_pods_steps
+from dr.procedures.failover import (
+    DEFAULT_MAX_SNAPSHOT_AGE,
+    RedisReadiness,
+    redis_readiness,
+    redis_step,
+    standby_pods_steps,
+)
 from dr.runbook.plan import Plan, Step
 
 if TYPE_CHECKING:
@@ -64,6 +78,7 @@ class ReprotectPreflight:
     kms_key: str | None
     max_lag_seconds: float
     warnings: list[str] = field(default_factory=list)
+    redis: RedisReadiness | None = None
 
     @property
     def protected(self) -> bool:
@@ -86,6 +101,7 @@ class ReprotectPreflight:
             "already_protected": self.protected,
             "kms_key": self.kms_key,
             "max_lag_seconds": self.max_lag_seconds,
+            "redis": self.redis.to_dict() if self.redis else None,
             "warnings": list(self.warnings),
         }
 
@@ -112,6 +128,7 @@ def preflight(
     max_lag: dt.timedelta,
     resuming: bool = False,
     moved_aside: str | None = None,
+    max_snapshot_age: dt.timedelta = DEFAULT_MAX_SNAPSHOT_AGE,
 ) -> ReprotectPreflight:
     """Gates of a reprotect (read-only). Exit 2 for a wrong ``--region``; exit 3 when the serving
     database cannot be replicated from now, or the instance in the way cannot be renamed now.
@@ -204,6 +221,7 @@ def preflight(
     if aside is None and moved_aside is not None:
         aside = moved_aside
     kms = replica_key(clients, estate, target, src)
+    redis = _redis_standby(clients, estate, target, max_snapshot_age, warnings)
     return ReprotectPreflight(
         source=source,
         target=target,
@@ -214,7 +232,26 @@ def preflight(
         kms_key=kms,
         max_lag_seconds=max_lag.total_seconds(),
         warnings=warnings,
+        redis=redis,
     )
+
+
+def _redis_standby(
+    clients: ClientProvider,
+    estate: Estate,
+    target: SiteView,
+    max_snapshot_age: dt.timedelta,
+    warnings: list[str],
+) -> RedisReadiness:
+    """Gate for the standby's Redis: available, becoming so, or restorable from a recent snapshot of
+    the estate's groups in that region (exit 3 otherwise, nothing changed)."""
+    redis = redis_readiness(clients, target, max_snapshot_age=max_snapshot_age, estate=estate)
+    if redis.action == "restore":
+        warnings.append(
+            f"Redis {redis.group} does not exist in {target.region}: restored from {redis.snapshot} there "
+            "(ElastiCache copies snapshots only within a region; entries newer than it are not carried)"
+        )
+    return redis
 
 
 def reprotect_plan(estate: Estate, pre: ReprotectPreflight, *, timeout: float = 3600.0) -> Plan:
@@ -233,6 +270,10 @@ def reprotect_plan(estate: Estate, pre: ReprotectPreflight, *, timeout: float = 
     if not pre.protected:  # a standby that already replicates: its lag is readiness's business
         steps.append(in_sync_step(pre, timeout=timeout, promoted_is_done=False))
     steps += standby_pods_steps(estate, pre.target, pre.replica_id, after=(steps[-1].id,), timeout=timeout)
+    if pre.redis is not None:
+        redis = redis_step(estate, pre.target, pre.redis, timeout=timeout)
+        redis.id = "redis-standby"
+        steps.append(redis)
     return Plan(
         "reprotect",
         steps,

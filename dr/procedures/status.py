@@ -181,6 +181,8 @@ class StatusReport:
     notes: list[str] = field(default_factory=list)
     # IAM actions a probe was refused (AccessDenied): the report is partial; `dr status` exits 3.
     denied: list[str] = field(default_factory=list)
+    # The continuous-readiness alarms in the DR region (see readiness_alarms_summary).
+    readiness: dict[str, Any] | None = None
 
     def region(self, name: str) -> RegionStatus:
         return next(r for r in self.regions if r.region == name)
@@ -197,6 +199,7 @@ class StatusReport:
             "dns_error": self.dns_error,
             "denied": list(self.denied),
             "notes": self.notes,
+            "readiness": self.readiness,
         }
 
 
@@ -437,6 +440,30 @@ def _health_check(dns: DnsState | None, dns_error: str | None, region: str) -> P
 # ---------------------------------------------------------------------------------------------
 
 
+def _readiness_alarms(clients: ClientProvider, estate: Estate) -> list[Any]:
+    from dr.procedures.readiness_metrics import readiness_alarms
+
+    return readiness_alarms(clients, estate)
+
+
+def readiness_alarms_summary(out: Outcome, estate: Estate) -> dict[str, Any]:
+    """State of the readiness alarms in the DR region (DescribeAlarms), as CloudWatch reports it."""
+    region = estate.secondary.region
+    if not out.ok:
+        return {"region": region, "error": out.error, "alarms": [], "firing": [], "counts": {}}
+    alarms = [a.to_dict() for a in out.value]
+    counts: dict[str, int] = {}
+    for a in alarms:
+        counts[a["state"]] = counts.get(a["state"], 0) + 1
+    return {
+        "region": region,
+        "error": None,
+        "alarms": alarms,
+        "firing": [a["name"] for a in alarms if a["state"] == "ALARM"],
+        "counts": counts,
+    }
+
+
 def collect_status(
     estate: Estate,
     clients: ClientProvider,
@@ -456,6 +483,7 @@ def collect_status(
     for view in views:
         for name, fn in _site_jobs(estate, view, clients, kube).items():
             jobs[f"{view.region}:{name}"] = fn
+    jobs["readiness_alarms"] = functools.partial(_readiness_alarms, clients, estate)
     results = gather(jobs, workers=workers)
 
     dns_out = results["dns"]
@@ -525,7 +553,9 @@ def collect_status(
         elif lost:
             notes.append(f"{r}: {len(lost)} of {len(aws)} AWS probes did not answer: {lost[0].error}")
     notes += _two_writers_note(views, results, active)
-    denied = sorted({o.denied for o in results.values() if o.denied})
+    # The readiness alarms are an extra: a policy without cloudwatch:DescribeAlarms shows them as
+    # unreadable (readiness.error) rather than making the whole report partial.
+    denied = sorted({o.denied for k, o in results.items() if o.denied and k != "readiness_alarms"})
     if denied:
         notes.append(
             f"access denied for {', '.join(denied)}: this report is partial; "
@@ -542,4 +572,5 @@ def collect_status(
         dns_error=None if dns_out.ok else dns_out.error,
         notes=notes,
         denied=denied,
+        readiness=readiness_alarms_summary(results["readiness_alarms"], estate),
     )

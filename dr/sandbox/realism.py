@@ -815,6 +815,48 @@ def cloudwatch_backend(region: str) -> Any:
     return cloudwatch_backends[ACCOUNT_ID][region]
 
 
+_COMPARE: dict[str, Callable[[float, float], bool]] = {
+    "GreaterThanThreshold": lambda v, t: v > t,
+    "GreaterThanOrEqualToThreshold": lambda v, t: v >= t,
+    "LessThanThreshold": lambda v, t: v < t,
+    "LessThanOrEqualToThreshold": lambda v, t: v <= t,
+}
+
+
+def evaluate_alarms(region: str, now: dt.datetime | None = None) -> None:
+    """Set each metric alarm of ``region`` to ALARM/OK from its metric's datapoints in the last
+    period (statistic Minimum/Maximum/Average; no datapoint: state unchanged). A simplification of
+    CloudWatch's evaluation (one period; M-of-N and missing-data treatment are not modelled)."""
+    backend = cloudwatch_backend(region)
+    now = now or _now()
+    for alarm in list(backend.alarms.values()):
+        if alarm.comparison_operator not in _COMPARE or alarm.metric_data_queries:
+            continue
+        want = {(d.name, d.value) for d in alarm.dimensions}
+        start = now - dt.timedelta(seconds=int(alarm.period or 60))
+        values = [
+            float(d.value)
+            for d in backend.metric_data
+            if d.namespace == alarm.namespace
+            and d.name == alarm.metric_name
+            and {(x.name, x.value) for x in d.dimensions} == want
+            and _aware(d.timestamp) >= start
+            and hasattr(d, "value")
+        ]
+        if not values:
+            continue
+        stat = {"Minimum": min, "Maximum": max}.get(alarm.statistic, lambda v: sum(v) / len(v))
+        value = stat(values)
+        breaching = _COMPARE[alarm.comparison_operator](value, float(alarm.threshold))
+        state = "ALARM" if breaching else "OK"
+        if alarm.state_value != state:
+            reason = (
+                f"Threshold Crossed: {alarm.statistic} {value:g} "
+                f"{'breaches' if breaching else 'within'} threshold {alarm.threshold:g} (sandbox evaluation)"
+            )
+            backend.set_alarm_state(alarm.name, reason, json.dumps({"value": value}), state)
+
+
 def _find_db_by_arn(arn: str) -> tuple[str, Any] | None:
     parts = arn.split(":")
     if len(parts) < 7:
@@ -1960,6 +2002,14 @@ class Realism:
         return status, headers, data
 
     # ======================= Route53 =====================================================
+    def _op_monitoring_PutMetricData(self, req: AwsRequest, environ: dict[str, Any]) -> Reply | None:
+        """moto stores metrics but never evaluates alarms: evaluate the region's alarms on the
+        datapoints just put, as CloudWatch would within a period."""
+        reply = self.call_inner(environ)
+        if reply[0] == 200:
+            evaluate_alarms(req.region)
+        return reply
+
     def _op_route53_ChangeResourceRecordSets(self, req: AwsRequest, environ: dict[str, Any]) -> Reply | None:
         zone_id = req.path.strip("/").split("/")[2]
         changes = _parse_changes(req.body)

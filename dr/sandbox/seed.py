@@ -190,6 +190,19 @@ def _seed_backup_replication(
     ]
 
 
+def _seed_readiness_alarms(clients: ClientProvider, estate: Estate) -> None:
+    """What the DR stack deploys for continuous readiness (dr/infra/readiness.py): the SNS topic
+    and the alarms on the readiness metrics, in the DR region (the schedule is not modelled:
+    `dr readiness --publish` publishes, the realism layer evaluates the alarms)."""
+    from dr.procedures.readiness_metrics import alarm_specs
+
+    region = estate.secondary.region
+    topic = clients.client("sns", region).create_topic(Name=estate.readiness_topic)["TopicArn"]
+    cw = clients.client("cloudwatch", region)
+    for spec in alarm_specs(estate.app):
+        cw.put_metric_alarm(**spec.put_kwargs(estate.app.readiness.namespace, [topic]))
+
+
 def _seed_cache(
     clients: ClientProvider, estate: Estate, view: SiteView, subnets: list[str], result: SeedResult
 ) -> None:
@@ -462,6 +475,7 @@ def seed_estate(
             future.result()
     _seed_dns(clients, estate, result)
     _seed_operator(clients, estate, result)
+    _seed_readiness_alarms(clients, estate)
     real = databases() if callable(databases) else databases
     password = real[estate.primary.region].password if real else (password or secrets.token_urlsafe(18))
     primary_arn = _seed_database(

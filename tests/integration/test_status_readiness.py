@@ -86,3 +86,27 @@ def test_status_answers_for_the_dr_region_when_the_primary_region_is_lost(
     assert prim["database"]["state"] == "unreachable"
     assert sec["reachable"] is True and sec["database"]["role"] == "replica"
     assert any("unreachable" in n for n in data["notes"])
+
+
+def test_readiness_publish_then_status_shows_the_alarm_state(sandbox: RunningSandbox) -> None:
+    """`dr readiness --publish` through a pipe puts the metrics in the DR region; the sandbox
+    evaluates the alarms the DR stack deploys (moto does not), and `dr status` reads them back."""
+    estate = sandbox.estate
+    prefix = f"{estate.app.name}-readiness-"
+    proc = _dr(sandbox, "-o", "json", "readiness", "--publish")
+    data = _json(proc)
+    assert proc.returncode == (1 if data["counts"]["fail"] else 0), proc.stderr
+    pub = data["published"]
+    assert pub["region"] == estate.secondary.region and pub["namespace"] == estate.app.readiness.namespace
+    failed = {c["name"] for c in data["checks"] if c["status"] == "fail"}
+
+    status = _json(_dr(sandbox, "-o", "json", "status"))
+    rd = status["readiness"]
+    assert rd["region"] == estate.secondary.region and rd["error"] is None
+    states = {a["name"]: a["state"] for a in rd["alarms"]}
+    for check in (c["name"] for c in data["checks"]):
+        assert states[f"{prefix}{check}"] == ("ALARM" if check in failed else "OK"), check
+    assert set(rd["firing"]) >= {f"{prefix}{c}" for c in failed}
+    table = _dr(sandbox, "status")
+    assert table.returncode == 0 and "readiness alarms" in table.stdout
+    assert sandbox.password() not in proc.stdout + table.stdout

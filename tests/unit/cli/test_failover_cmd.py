@@ -212,7 +212,9 @@ def test_reprotect_cli_after_a_failover(env: Env, cli_calls: CallRecorder, tmp_p
         "replica-in-sync",
         *restarts,
         "standby-pods-ready",
+        "redis-standby",
     ]
+    assert pre["redis"]["action"] == "none"  # the old primary region kept its cache
 
     put_caught_up(env.clients, prod.region, prod.database.identifier, env.now)
     res = dr(["reprotect", "--yes", "--timeout", "30", *kc], tmp_path, json_out=False)

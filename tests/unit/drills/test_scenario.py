@@ -196,3 +196,17 @@ def test_unknown_scenario_name_is_bad_input() -> None:
 )
 def test_tolerance(value: object, tolerance: object, ok: bool) -> None:
     assert within_tolerance(value, tolerance) is ok  # type: ignore[arg-type]
+
+
+def test_a_steady_state_can_hold_no_readiness_alarm_fired() -> None:
+    loaded = parse_scenario(
+        "title: t\n"
+        "steady-state-hypothesis:\n"
+        "  probes:\n"
+        "    - {name: no-readiness-alarm, type: probe, provider: readiness-alarms, tolerance: {max: 0}}\n"
+        "method:\n"
+        "  - {name: a, type: action, provider: pause, arguments: {seconds: 0}}\n"
+    )
+    (probe,) = loaded.scenario.steady_state_hypothesis.probes
+    assert probe.provider == "readiness-alarms"
+    assert within_tolerance(0, probe.tolerance) and not within_tolerance(1, probe.tolerance)

@@ -32,8 +32,28 @@ def _swapped_stack_dir(dst: Path) -> Path:
     return dst
 
 
+READINESS_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/dr-toolkit:readiness"
+
+
+def _readiness_stack_dir(dst: Path) -> Path:
+    """The shipped stacks with continuous readiness configured: an image, 10 min, own topic."""
+    shutil.copytree(STACKS, dst)
+    for stack in ("prod", "dr"):
+        path = dst / f"Pulumi.{stack}.yaml"
+        doc = yaml.safe_load(path.read_text())
+        doc["config"]["dr-toolkit:app"]["readiness"] = {
+            "image": READINESS_IMAGE,
+            "scheduleMinutes": 10,
+            "alarmTopic": "pager-dr",
+            "recoveryPointBudgetSeconds": 7200,
+        }
+        path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return dst
+
+
 def _compute(workdir: Path) -> dict[str, MockRun]:
     swapped = _swapped_stack_dir(workdir / "swapped")
+    watched = _readiness_stack_dir(workdir / "readiness")
     return run_many_subprocess(
         {
             "prod": (str(STACKS), "prod"),
@@ -42,6 +62,7 @@ def _compute(workdir: Path) -> dict[str, MockRun]:
             "chess-dr": (str(CHESS), "dr"),
             "promoted-dr": (str(swapped), "dr"),
             "demoted-prod": (str(swapped), "prod"),
+            "readiness-dr": (str(watched), "dr"),
         }
     )
 

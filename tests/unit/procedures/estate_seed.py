@@ -328,3 +328,18 @@ def lock_held_by(
         yield other
     finally:
         other.release()
+
+
+def other_app_snapshot(
+    clients: ClientProvider, region: str, snapshot: str, group: str = "other-app-redis"
+) -> None:
+    """Another application's Redis group in ``region`` with a snapshot taken now (newer than any
+    of the estate's): restores and readiness must never use it."""
+    ec = clients.client("elasticache", region)
+    ec.create_replication_group(
+        ReplicationGroupId=group,
+        ReplicationGroupDescription="another app",
+        Engine="redis",
+        NumCacheClusters=1,
+    )
+    ec.create_snapshot(ReplicationGroupId=group, SnapshotName=snapshot)

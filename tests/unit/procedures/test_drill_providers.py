@@ -217,3 +217,27 @@ def test_estate_invariants_on_a_healthy_estate(seeded: Seeded, tmp_path: Path) -
     assert not away["dns-on-intended-region"].ok
     assert estate.secondary.region in away["dns-on-intended-region"].detail
     assert not away["replica-replicating"].ok and "dr reprotect" in away["replica-replicating"].detail
+
+
+def test_readiness_alarms_probe_counts_the_alarms_firing(seeded: Seeded, tmp_path: Path) -> None:
+    from dr.sandbox.seed import _seed_readiness_alarms
+
+    fn = _impl("probe", "readiness-alarms")
+    ctx = _ctx(seeded, tmp_path)
+    with pytest.raises(OperationFailed, match="no readiness alarm"):
+        fn(ctx)  # nothing deployed: "no alarm fired" must not hold vacuously
+    _seed_readiness_alarms(seeded.clients, seeded.estate)
+    assert fn(ctx) == 0
+    name = f"{seeded.estate.app.name}-readiness-replica-lag-over-rpo"
+    cw = seeded.clients.client("cloudwatch", seeded.estate.secondary.region)
+    cw.set_alarm_state(AlarmName=name, StateValue="ALARM", StateReason="lag 30s > 5s")
+    assert fn(ctx) == 1
+    other = seeded.clients.client("cloudwatch", seeded.estate.primary.region)
+    other.put_metric_alarm(
+        AlarmName=f"{seeded.estate.app.name}-readiness-elsewhere", MetricName="x", Namespace="n",
+        ComparisonOperator="LessThanThreshold", Threshold=1, Period=60, EvaluationPeriods=1, Statistic="Minimum",
+    )  # fmt: skip
+    other.set_alarm_state(
+        AlarmName=f"{seeded.estate.app.name}-readiness-elsewhere", StateValue="ALARM", StateReason="x"
+    )
+    assert fn(ctx) == 1  # only the DR region's alarms count

@@ -16,7 +16,7 @@ from dr.procedures.failback import FailbackPreflight, NotFailedOver, failback_pl
 from dr.procedures.ops import KubeFactory
 from dr.runbook.journal import Journal
 from dr.runbook.runner import run_plan
-from tests.unit.procedures.estate_seed import put_caught_up
+from tests.unit.procedures.estate_seed import other_app_snapshot, put_caught_up
 from tests.unit.procedures.test_failover import FAST, Crash, Env, _crash_at, env, journal_events
 
 __all__ = ["env"]
@@ -254,3 +254,37 @@ def test_failback_dry_run_and_resume_after_crash(env: Env) -> None:
         if c.operation != "AddTagsToResource"
     ]
     assert {k: n for k, n in Counter(calls).items() if n > 1} == {}
+
+
+@pytest.mark.slow
+def test_failback_reseeds_the_original_regions_redis_from_the_estate_snapshot(env: Env) -> None:
+    """The original region lost its Redis group while the estate ran in DR: failback re-seeds it
+    from the newest snapshot of the estate's groups there (ElastiCache cannot copy one across
+    regions), not from another application's newer snapshot, encrypted as the stack declares, and
+    before writes stop in DR; the journal says what was restored."""
+    from tests.unit.procedures.test_failover import _drop_group
+
+    prod = env.estate.primary
+    ec = env.clients.client("elasticache", prod.region)
+    ec.create_snapshot(ReplicationGroupId=prod.cache.replication_group_id, SnapshotName="prod-final")
+    other_app_snapshot(env.clients, prod.region, "another-app-newer", "another-app")
+    _failed_over(env)
+    ec.delete_replication_group(ReplicationGroupId=prod.cache.replication_group_id)
+    _drop_group(prod.region, prod.cache.replication_group_id)
+
+    pre = _pre(env)
+    assert (pre.redis.action, pre.redis.snapshot) == ("restore", "prod-final")
+    assert any("prod-final" in w and "across regions" in w for w in pre.warnings)
+    put_caught_up(env.clients, prod.region, pre.replica_id, env.now)
+    plan = failback_plan(env.estate, pre, timeout=20)
+    for stop in (s for s in plan.ids if s.startswith("stop-")):
+        assert "redis-reseed" in plan.ancestors(stop)
+    result = _run(env, pre, plan=plan)
+    assert result.status == "succeeded", result.summary()
+    group = ec.describe_replication_groups(ReplicationGroupId=prod.cache.replication_group_id)[
+        "ReplicationGroups"
+    ][0]
+    assert group["TransitEncryptionEnabled"] and group["AtRestEncryptionEnabled"]
+    assert group["KmsKeyId"] == env.s.kms[prod.region]
+    done = Journal.load(env.runs, result.run_id).outputs["redis_restore"]
+    assert done["restore"] == "prod-final" and done["snapshot_of"] == prod.cache.replication_group_id

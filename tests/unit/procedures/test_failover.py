@@ -27,7 +27,7 @@ from dr.runbook.plan import Plan
 from dr.runbook.poll import PollPolicy
 from dr.runbook.runner import RunResult, run_plan
 from dr.sandbox.kubeapi import FakeKubeApi, serve_estate
-from tests.unit.procedures.estate_seed import PASSWORD, Seeded, put_caught_up
+from tests.unit.procedures.estate_seed import PASSWORD, Seeded, other_app_snapshot, put_caught_up
 
 FAST = PollPolicy(first=0.01, factor=1.5, cap=0.05, floor=0.02, fraction=0.01)
 ROLE_ARN = "arn:aws:iam::123456789012:role/eks"
@@ -775,3 +775,42 @@ def test_promotion_in_flight_without_our_tags_gets_tagged_not_repromoted(env: En
     assert step.action is not None
     step.action(StepContext(run_id="t", services=services(env.clients, env.estate, kube=env.kube)))
     assert mutating_calls(recorder) == ["rds:AddTagsToResource"]
+
+
+@pytest.mark.slow
+def test_redis_restore_uses_only_the_estate_snapshot_and_the_declared_encryption(env: Env) -> None:
+    """Another application's cache shares the DR region and has a newer snapshot: the restore
+    must not seed the estate's group from it, and must create the group as dr/infra/cache.py
+    declares it (TLS, KMS at rest with the site key, engine version, port)."""
+    dr = env.estate.secondary
+    ec = env.clients.client("elasticache", dr.region)
+    ec.create_snapshot(ReplicationGroupId=dr.cache.replication_group_id, SnapshotName="ours")
+    other_app_snapshot(env.clients, dr.region, "theirs-newer", "other-app-redis")
+    ec.delete_replication_group(ReplicationGroupId=dr.cache.replication_group_id)
+    _drop_group(dr.region, dr.cache.replication_group_id)
+
+    pre = env.preflight("unplanned")
+    assert pre.redis.action == "restore" and pre.redis.snapshot == "ours"
+    result = env.run(failover_plan(env.estate, pre, timeout=20))
+    assert result.status == "succeeded", result.summary()
+    group = ec.describe_replication_groups(ReplicationGroupId=dr.cache.replication_group_id)[
+        "ReplicationGroups"
+    ][0]
+    assert group["TransitEncryptionEnabled"] is True
+    assert group["AtRestEncryptionEnabled"] is True
+    assert group["KmsKeyId"] == env.s.kms[dr.region]
+    assert group["NodeGroups"][0]["PrimaryEndpoint"]["Port"] == dr.cache.port
+    creates = [c for c in result.step("redis-ready").calls if c["operation"] == "CreateReplicationGroup"]
+    assert len(creates) == 1, creates
+    assert "theirs-newer" not in json.dumps(creates, default=str)
+
+
+def test_redis_gate_ignores_other_groups_snapshots(env: Env) -> None:
+    """With only another application's snapshot in the region the gate refuses (nothing of ours)."""
+    dr = env.estate.secondary
+    ec = env.clients.client("elasticache", dr.region)
+    other_app_snapshot(env.clients, dr.region, "theirs", "other-app-redis")
+    ec.delete_replication_group(ReplicationGroupId=dr.cache.replication_group_id)
+    _drop_group(dr.region, dr.cache.replication_group_id)
+    with pytest.raises(GateRefused, match="no Redis snapshot of"):
+        env.preflight("unplanned")

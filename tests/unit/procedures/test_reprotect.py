@@ -16,7 +16,7 @@ from dr.procedures.failover import RESTARTED_FOR, promotion_marker
 from dr.procedures.failover import preflight as failover_preflight
 from dr.procedures.reprotect import ReprotectPreflight, preflight, reprotect_plan
 from dr.runbook.executor import RunResult
-from tests.unit.procedures.estate_seed import put_caught_up
+from tests.unit.procedures.estate_seed import other_app_snapshot, put_caught_up
 from tests.unit.procedures.test_failover import Crash, Env, _crash_at, env
 
 __all__ = ["env"]
@@ -46,7 +46,13 @@ def test_a_protected_estate_has_nothing_to_do(env: Env) -> None:
     assert (pre.source.region, pre.target.region) == (env.estate.primary.region, env.estate.secondary.region)
     assert pre.protected and pre.aside_id is None and pre.warnings == []
     # checked, nothing to wait for; the standby's pods are newer than its replica: nothing to restart
-    assert reprotect_plan(env.estate, pre).ids == ["create-replica", *_restarts(env), "standby-pods-ready"]
+    assert reprotect_plan(env.estate, pre).ids == [
+        "create-replica",
+        *_restarts(env),
+        "standby-pods-ready",
+        "redis-standby",
+    ]
+    assert pre.redis is not None and pre.redis.action == "none"
     recorder = env.clients.add_recorder(CallRecorder())
     result = _run(env, pre)
     assert result.status == "succeeded", result.summary()
@@ -92,6 +98,7 @@ def test_after_a_failover_the_old_primary_is_moved_aside_and_replaced_by_a_repli
         "replica-in-sync",
         *_restarts(env),
         "standby-pods-ready",
+        "redis-standby",
     ]
     assert plan.ancestors("create-replica") == {"move-aside"}
     assert all("replica-in-sync" in plan.ancestors(r) for r in _restarts(env))
@@ -206,3 +213,56 @@ def test_aside_identifier_is_stable_and_fits_rds_limits(env: Env) -> None:
     long = type(inst)(**{**inst.__dict__, "identifier": "a" * 60})
     name = aside_identifier(long)
     assert len(name) <= 63 and not name.startswith("-") and "--" not in name
+
+
+def _lose_redis(env: Env, view: Any) -> None:
+    from tests.unit.procedures.test_failover import _drop_group
+
+    env.clients.client("elasticache", view.region).delete_replication_group(
+        ReplicationGroupId=view.cache.replication_group_id
+    )
+    _drop_group(view.region, view.cache.replication_group_id)
+
+
+@pytest.mark.slow
+def test_reprotect_restores_the_standby_redis_from_the_estate_snapshot(env: Env) -> None:
+    """After a failover the old primary region came back without its cache: reprotect rebuilds the
+    Redis group there from the estate's snapshot (not another app's newer one), encrypted as the
+    stack declares, and the journal says so."""
+    prod = env.estate.primary
+    ec = env.clients.client("elasticache", prod.region)
+    ec.create_snapshot(ReplicationGroupId=prod.cache.replication_group_id, SnapshotName="prod-nightly")
+    other_app_snapshot(env.clients, prod.region, "someone-else-newer", "someone-else")
+    _failed_over(env)
+    _lose_redis(env, prod)
+
+    pre = _pre(env)
+    assert pre.target.region == prod.region
+    assert pre.redis is not None and (pre.redis.action, pre.redis.snapshot) == ("restore", "prod-nightly")
+    assert any("prod-nightly" in w for w in pre.warnings)
+    assert pre.to_dict()["redis"]["action"] == "restore"
+    put_caught_up(env.clients, prod.region, prod.database.identifier, env.now)
+    result = _run(env, pre)
+    assert result.status == "succeeded", result.summary()
+    step = result.step("redis-standby")
+    (create,) = [c for c in step.calls if c["operation"] == "CreateReplicationGroup"]
+    assert "someone-else" not in str(create)
+    group = ec.describe_replication_groups(ReplicationGroupId=prod.cache.replication_group_id)[
+        "ReplicationGroups"
+    ][0]
+    assert group["Status"] == "available"
+    assert group["TransitEncryptionEnabled"] and group["AtRestEncryptionEnabled"]
+    assert group["KmsKeyId"] == env.s.kms[prod.region]
+    assert _journal(env, result.run_id).outputs["redis_restored_from"] == "prod-nightly"
+    assert _journal(env, result.run_id).outputs["redis_restore"]["at_rest_encryption"] is True
+
+
+def test_reprotect_refuses_when_the_standby_redis_is_gone_with_no_estate_snapshot(env: Env) -> None:
+    dr = env.estate.secondary
+    other_app_snapshot(env.clients, dr.region, "theirs", "someone-else")
+    _lose_redis(env, dr)
+    recorder = env.clients.add_recorder(CallRecorder())
+    with pytest.raises(GateRefused, match="no Redis snapshot of") as err:
+        _pre(env)
+    assert err.value.region == dr.region
+    assert recorder.mutating() == []
