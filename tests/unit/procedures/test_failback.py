@@ -243,3 +243,29 @@ def test_failback_dry_run_and_resume_after_crash(env: Env) -> None:
         if c.operation != "AddTagsToResource"
     ]
     assert {k: n for k, n in Counter(calls).items() if n > 1} == {}
+
+
+@pytest.mark.slow
+def test_a_second_failback_moves_aside_beside_the_first_ones_leftover(env: Env) -> None:
+    """The old primary's first aside name is held (an earlier cycle's instance): the failback
+    renames it to the next free name and the new replica keeps the original identifier (no
+    `-failback` replica, no stack-file edit)."""
+    from dr.aws.rds import Rds
+    from dr.procedures.failback import aside_identifier
+
+    prod = env.estate.primary
+    _failed_over(env)
+    rds = Rds(env.clients, prod.region)
+    leftover = aside_identifier(rds.describe_instance(prod.database.identifier))
+    env.clients.client("rds", prod.region).create_db_instance(
+        DBInstanceIdentifier=leftover,
+        DBInstanceClass="db.t3.micro",
+        Engine="postgres",
+        MasterUsername="app",
+        MasterUserPassword="not-a-real-one-1",
+        AllocatedStorage=20,
+    )
+    pre = _pre(env)
+    assert not pre.renamed and pre.replica_id == prod.database.identifier
+    assert pre.aside_id is not None and pre.aside_id != leftover
+    assert rds.find_instance(pre.aside_id) is None  # checked free before the plan renames to it
