@@ -311,12 +311,13 @@ def render_svg(doc: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
-# No overflow: hidden, no nowrap with a fixed width anywhere: a long cell wraps, a wide picture scrolls.
+# No overflow: hidden, no nowrap with a fixed width anywhere: a long cell wraps between words (a
+# word is broken only when it alone is wider than the page), a wide picture scrolls.
 _CSS = """
 body { font-family: "DejaVu Sans", Arial, sans-serif; margin: 2em; color: #222; }
 table { border-collapse: collapse; margin: 1em 0; max-width: 100%; }
 td, th { border: 1px solid #ccc; padding: 4px 8px; text-align: left; vertical-align: top;
-         overflow-wrap: anywhere; }
+         overflow-wrap: break-word; }
 .ok { color: #2e7d32; font-weight: bold; } .bad { color: #c62828; font-weight: bold; }
 .figure { overflow-x: auto; max-width: 100%; }
 .causes li { margin: .2em 0; }
