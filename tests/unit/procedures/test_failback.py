@@ -257,15 +257,20 @@ def test_a_second_failback_moves_aside_beside_the_first_ones_leftover(env: Env) 
     _failed_over(env)
     rds = Rds(env.clients, prod.region)
     leftover = aside_identifier(rds.describe_instance(prod.database.identifier))
-    env.clients.client("rds", prod.region).create_db_instance(
-        DBInstanceIdentifier=leftover,
+    occupy(env, prod.region, leftover)
+    pre = _pre(env)
+    assert not pre.renamed and pre.replica_id == prod.database.identifier
+    assert pre.aside_id is not None and pre.aside_id != leftover
+    assert rds.find_instance(pre.aside_id) is None  # checked free before the plan renames to it
+
+
+def occupy(env: Env, region: str, identifier: str) -> None:
+    """A standalone instance under ``identifier`` (what an earlier cycle moved aside there)."""
+    env.clients.client("rds", region).create_db_instance(
+        DBInstanceIdentifier=identifier,
         DBInstanceClass="db.t3.micro",
         Engine="postgres",
         MasterUsername="app",
         MasterUserPassword="not-a-real-one-1",
         AllocatedStorage=20,
     )
-    pre = _pre(env)
-    assert not pre.renamed and pre.replica_id == prod.database.identifier
-    assert pre.aside_id is not None and pre.aside_id != leftover
-    assert rds.find_instance(pre.aside_id) is None  # checked free before the plan renames to it

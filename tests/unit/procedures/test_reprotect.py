@@ -239,20 +239,14 @@ def test_a_second_reprotect_moves_aside_beside_the_first_ones_leftover(env: Env)
     created second: a fast sandbox cycle): reprotect picks the next free name, checks it is
     free, renames, and keeps both."""
     from dr.aws.rds import Rds
+    from tests.unit.procedures.test_failback import occupy
 
     prod = env.estate.primary
     _failed_over(env)
     rds = Rds(env.clients, prod.region)
     old = rds.describe_instance(prod.database.identifier)
     leftover = aside_identifier(old)
-    env.clients.client("rds", prod.region).create_db_instance(
-        DBInstanceIdentifier=leftover,
-        DBInstanceClass="db.t3.micro",
-        Engine="postgres",
-        MasterUsername="app",
-        MasterUserPassword="not-a-real-one-1",
-        AllocatedStorage=20,
-    )
+    occupy(env, prod.region, leftover)
     pre = _pre(env)
     assert pre.aside_id is not None and pre.aside_id != leftover
     assert pre.aside_id.startswith(f"{prod.database.identifier}-old-")
