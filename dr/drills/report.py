@@ -548,22 +548,22 @@ def _nice_max(value: float) -> float:
     return value * 1.1
 
 
-def render_trend_svg(runs: list[dict[str, Any]], title: str) -> str:
-    """RTO and RPO of successive runs (solid, dots) against their objectives (dashed): whether
-    recovery is getting faster, at a glance. Hand-built SVG, no script, no external file."""
+def render_trend_svg(runs: list[dict[str, Any]], title: str, which: tuple[str, ...] = ("RTO", "RPO")) -> str:
+    """``which`` of RTO and RPO of successive runs (solid, dots; red when the objective was missed)
+    against their objectives (dashed): whether recovery is getting faster, at a glance. Hand-built
+    SVG, no script, no external file."""
     e = html.escape
     left, right, top, bottom, plot_w, plot_h = 70.0, 150.0, 34.0, 56.0, 620.0, 220.0
     width, height = left + plot_w + right, top + plot_h + bottom
     series = {
-        "RTO": ("rto_seconds", "rto_objective", "#1565c0"),
-        "RPO": ("rpo_seconds", "rpo_objective", "#e65100"),
+        name: spec
+        for name, spec in {
+            "RTO": ("rto_seconds", "rto_objective", "#1565c0"),
+            "RPO": ("rpo_seconds", "rpo_objective", "#e65100"),
+        }.items()
+        if name in which
     }
-    values = [
-        float(r[k])
-        for r in runs
-        for k in ("rto_seconds", "rpo_seconds", "rto_objective", "rpo_objective")
-        if r.get(k) is not None
-    ]
+    values = [float(r[k]) for r in runs for spec in series.values() for k in spec[:2] if r.get(k) is not None]
     y_max = _nice_max(max(values, default=1.0) or 1.0)
     n = len(runs)
 
@@ -648,7 +648,9 @@ def render_history_html(runs: list[dict[str, Any]], root: Path) -> str:
         for scenario, rows in scenarios.items():
             body.append(f"<h3>{e(scenario)} ({len(rows)} run{'s' if len(rows) != 1 else ''})</h3>")
             body.append(
-                f'<div class="figure">{render_trend_svg(rows, f"{scenario}: RTO and RPO per run")}</div>'
+                '<div class="figure">'
+                + "".join(render_trend_svg(rows, f"{scenario}: {m} per run", (m,)) for m in ("RTO", "RPO"))
+                + "</div>"
             )
             cells = "".join(
                 f"<tr><td>{e(str(r['started_at']))}</td><td>{e(str(r['target']))}</td><td>{e(str(r['status']))}</td>"

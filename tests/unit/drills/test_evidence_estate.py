@@ -128,9 +128,10 @@ def test_history_compares_runs_of_one_estate_and_profile_only(chess_run: Path, t
     assert {r["group"] for r in rows} == {runs[0]["group"], runs[1]["group"]}
     html = page.read_text()
     charts = re.findall(r"<svg[^>]*class=\"trend\".*?</svg>", html, re.S)
-    assert len(charts) == 2  # one per estate+profile (one scenario each)
+    assert len(charts) == 4  # RTO and RPO, per estate+profile (one scenario each)
     for chart in charts:
         ET.fromstring(chart)
+    assert sum('data-series="RPO"' in c for c in charts) == 2
     chess_chart = next(c for c in charts if "RTO 10.00s" in c)
     # both chess-ai runs are points of one line; their objectives drawn beside them
     assert chess_chart.count('class="point" data-series="RTO"') == 2
