@@ -20,10 +20,9 @@ subprocess, ``-o json`` through a pipe), in an order where every step finds the 
 
 After every cycle: ``dr readiness`` exits 0, or 1 with only the checks of :data:`KNOWN_RED`
 failing (snapshot-age: a fresh sandbox has no recovery point in the other region; every other
-check must pass or warn), DNS serves the primary region, and the single-writer invariant holds — exactly one of
-the estate's databases is writable in RDS and exactly one of the two regions' PostgreSQL
-instances accepts writes (``pg_is_in_recovery()`` false).
-A cycle survives when every command exits 0 and every check passes; the soak stops at the first
+check must pass or warn), DNS serves the primary region, and the single-writer invariant holds:
+exactly one of the estate's databases is writable in RDS and exactly one of the two regions'
+PostgreSQL instances accepts writes (``pg_is_in_recovery()`` false). A cycle survives when every command exits 0 and every check passes; the soak stops at the first
 cycle that does not (the estate is then broken for the next one). R9 = cycles survived / cycles
 run (recorded as ``soak_cycles_survived`` / ``soak_cycles_run``; ``scripts/bench.py`` publishes it).
 
