@@ -65,7 +65,10 @@ def _measure(doc: dict[str, Any], which: str) -> dict[str, Any]:
 def failure_causes(doc: dict[str, Any]) -> list[str]:
     """Why the drill failed, in the operator's words: each failed step with its error (HTTP status,
     exception text), the failed steps of a runbook run a step reported, and the endpoint probes'
-    failures counted by cause (what ``journal.json`` holds only sample by sample)."""
+    failures counted by cause (what ``journal.json`` holds only sample by sample). Nothing for a
+    run that succeeded: its failed probes are the outage it measured."""
+    if doc.get("status") == "succeeded" or doc.get("exit_code") == 0:
+        return []
     out: list[str] = []
     for s in _steps(doc):
         if s.get("status") in ("failed", "error", "interrupted"):

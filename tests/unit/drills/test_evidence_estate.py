@@ -194,6 +194,10 @@ def test_a_failed_run_says_why_in_the_report() -> None:
         assert "HTTP 404 on /healthz ×2" in text
         assert "ConnectionRefusedError: [Errno 111] ×1" in text
         assert "InvalidDBInstanceState" in text
+    # a run that succeeded had an outage, not a failure: its failed probes are no "why it failed"
+    ok = {**doc, "status": "succeeded", "exit_code": 0, "steps": []}
+    for text in (render_markdown(ok), render_html(ok)):
+        assert "Why it failed" not in text
 
 
 def _texts(svg: str) -> list[tuple[float, str, str]]:
