@@ -392,7 +392,8 @@ def render(figs: dict[str, Figure], reliability: dict[str, dict[str, int]], meta
     out += [
         "",
         "Reproduce: `DR_RELIABILITY_SUMMARY=/tmp/r.jsonl .venv/bin/python -m pytest -n 2 tests/reliability`",
-        "(one JSON line per case). How each suite works: the docstrings of `tests/reliability/test_r*.py`.",
+        "(one JSON line per case; R9 adds `soak_cycles_run`/`soak_cycles_survived`).",
+        "How each suite works: the docstrings of `tests/reliability/test_r*.py`.",
         "",
     ]
     return "\n".join(out)
