@@ -5,7 +5,7 @@
 * P3 ``dr --help`` cold start ÷ ``python -c pass``
 * P4 fleet failover ÷ rate-limit bound (scripts/bench_fleet.py, when present)
 * P6 drill RPO: planned switchover and abrupt region loss (scripts/bench_drills.py)
-* the test suite's wall time on 2 workers, and the fault-injection suite's cases (R1-R8)
+* the test suite's wall time on 2 workers, and the fault-injection suite's cases (R1-R8, R9 soak cycles)
 
 A figure that cannot be measured prints ``not measured: <reason>`` — never a made-up number.
 Absolute times on a shared machine are noise; the ratios are what the goals are about.
@@ -215,7 +215,7 @@ def p6(figs: dict[str, Figure]) -> None:
         fig.details.append(f"drill exit {res['exit_code']}, status {res.get('status')}")
 
 
-# -- test suite + R1-R8 -------------------------------------------------------------------------------
+# -- test suite + R1-R9 -------------------------------------------------------------------------------
 
 
 def tally(lines: list[dict[str, Any]], reliability: dict[str, dict[str, int]]) -> None:
@@ -227,6 +227,11 @@ def tally(lines: list[dict[str, Any]], reliability: dict[str, dict[str, int]]) -
         if per_case:
             counts = reliability.setdefault(suite_name, {"tried": 0, "passed": 0, "failed": 0, "xfailed": 0})
             counts[prop] = sum(int(v) for v in per_case.values())
+    soaks = {e["case"]: e for e in lines if "soak_cycles_run" in e}
+    if soaks:  # R9: cycles survived / cycles run, over its soak(s)
+        counts = reliability.setdefault("R9", {"tried": 0, "passed": 0, "failed": 0, "xfailed": 0})
+        counts["cycles_run"] = sum(int(e["soak_cycles_run"]) for e in soaks.values())
+        counts["cycles_survived"] = sum(int(e["soak_cycles_survived"]) for e in soaks.values())
     for (name, _case), result in sorted(outcome.items()):
         counts = reliability.setdefault(name, {"tried": 0, "passed": 0, "failed": 0, "xfailed": 0})
         counts["tried"] += 1
@@ -300,6 +305,8 @@ R_SUITES = {
     "R8": "no/expired credentials, unknown profile, SSO expired, AccessDenied, opt-in region, endpoint down "
     "(both estates): one message naming profile/region/action and the fix, exit 2/3, no traceback; "
     "a plan stopped mid-way by IAM resumes with nothing done twice",
+    "R9": "soak: game-day cycles on one sandbox (planned switchover, region loss + reprotect, failback, "
+    "db corruption), readiness and a single writer after each",
 }
 
 
@@ -369,12 +376,19 @@ def render(figs: dict[str, Figure], reliability: dict[str, dict[str, int]], meta
         else:
             extra = f" ({c['crash_points']} processes killed)" if "crash_points" in c else ""
             extra += f" ({c['resumed']} stopped mid-plan, then resumed)" if "resumed" in c else ""
+            if "cycles_run" in c:
+                extra = f" (R9 = {c['cycles_survived']}/{c['cycles_run']} cycles survived)"
             out.append(
                 f"| {key} | {what} | {c['tried']}{extra} | {c['passed']} | {c['xfailed']} | {c['failed']} |"
             )
     out += [
         "",
         "R1 cases are crash chains: one estate, each run killed at its step, resumed by the next run.",
+        "R9 = cycles survived / cycles run: a cycle survives when every drill and `dr reprotect` exits 0,",
+        "the app goes back to the estate's database after db-corruption (the drill leaves it on the",
+        "unreplicated restored copy), then `dr readiness` fails no check but snapshot-age (a fresh sandbox",
+        "has no recovery point in the other region), exactly one database is writable (RDS and",
+        "PostgreSQL) and DNS serves the primary. `DR_SOAK_CYCLES` (default 5) sets the cycles.",
     ]
     if any(c.get("xfailed") for c in reliability.values()):
         out.append(
@@ -384,7 +398,8 @@ def render(figs: dict[str, Figure], reliability: dict[str, dict[str, int]], meta
     out += [
         "",
         "Reproduce: `DR_RELIABILITY_SUMMARY=/tmp/r.jsonl .venv/bin/python -m pytest -n 2 tests/reliability`",
-        "(one JSON line per case). How each suite works: the docstrings of `tests/reliability/test_r*.py`.",
+        "(one JSON line per case; R9 adds `soak_cycles_run`/`soak_cycles_survived`).",
+        "How each suite works: the docstrings of `tests/reliability/test_r*.py`.",
         "",
     ]
     return "\n".join(out)

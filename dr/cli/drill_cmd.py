@@ -260,34 +260,58 @@ def report_cmd(app_ctx: AppContext, run_dir: Path) -> None:
     help="Directory holding drill run directories.",
 )
 @click.option("--scenario", help="Only this scenario.")
+@click.option("--app", "app_name", help="Only runs of this app (the estate's app.name).")
+@click.option(
+    "--html",
+    "html_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write an HTML page: per estate and latency profile, the RTO/RPO trend chart against "
+    "the objectives.",
+)
 @pass_app
-def history_cmd(app_ctx: AppContext, root: Path, scenario: str | None) -> None:
-    """Past runs with measured RTO/RPO and the trend against the previous run of the same scenario."""
-    from dr.drills.report import history
+def history_cmd(
+    app_ctx: AppContext, root: Path, scenario: str | None, app_name: str | None, html_path: Path | None
+) -> None:
+    """Past runs with measured RTO/RPO, grouped per estate (app, regions, stacks) and latency
+    profile; the trend compares each run with the previous one of the same scenario in its group."""
+    from dr.drills.report import history, history_groups, render_history_html
 
-    runs = [r for r in history(root) if scenario is None or r["scenario"] == scenario]
+    runs = [
+        r
+        for r in history(root)
+        if (scenario is None or r["scenario"] == scenario) and (app_name is None or r["app"] == app_name)
+    ]
+    if html_path is not None:
+        html_path.parent.mkdir(parents=True, exist_ok=True)
+        html_path.write_text(render_history_html(runs, root))
 
     def table(data: list[dict[str, Any]], out: Console) -> None:
-        rows = [
-            [
-                r["started_at"],
-                r["scenario"],
-                r["target"],
-                r["status"],
-                f"{_fmt(r['rto_seconds'])} {r['rto_trend']}".strip(),
-                f"{_fmt(r['rpo_seconds'])} {r['rpo_trend']}".strip(),
-                r["run_dir"],
+        for group, scenarios in history_groups(data).items():
+            rows = [
+                [
+                    r["started_at"],
+                    r["scenario"],
+                    r["target"],
+                    r["status"],
+                    f"{_fmt(r['rto_seconds'])} {r['rto_trend']}".strip(),
+                    _fmt(r["rto_objective"]),
+                    f"{_fmt(r['rpo_seconds'])} {r['rpo_trend']}".strip(),
+                    _fmt(r["rpo_objective"]),
+                    r["run_dir"],
+                ]
+                for runs_of in scenarios.values()
+                for r in runs_of
             ]
-            for r in data
-        ]
-        out.print(
-            simple_table(
-                f"Drill history ({root})",
-                ["started", "scenario", "target", "status", "RTO", "RPO", "run"],
-                rows,
+            out.print(
+                simple_table(
+                    f"Drill history: {group}",
+                    ["started", "scenario", "target", "status", "RTO", "RTO obj.", "RPO", "RPO obj.", "run"],
+                    rows,
+                )
             )
-        )
         if not data:
             out.print(f"No drill runs under {root}.")
+        if html_path is not None:
+            out.print(f"Trend charts: {html_path}")
 
     emit(app_ctx.output, runs, table)

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dr.drills import invariants, registry
+from dr.drills import estate_info, invariants, registry
 from dr.drills.context import DrillContext, MeasurementHooks
 from dr.drills.heartbeat import HeartbeatWriter
 from dr.drills.journal import DrillJournal, iso, scrub
@@ -270,6 +270,7 @@ class DrillRunner:
                     "mode": self.sc.mode,
                 },
                 "target": ctx.target,
+                "estate": estate_info.for_run(ctx.estate, ctx.target),
                 "objectives": self.objectives,
                 "plan": plan(loaded, ctx, self.hooks),
                 "status": "running",

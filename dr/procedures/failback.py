@@ -13,7 +13,8 @@ confirmation, lock in the target region, journal, ``--resume``)::
                                                        └─► standby-workloads ─► standby-nodegroup
 
 * **move-aside** (when the old primary still holds the original identifier and is available):
-  rename it ``<identifier>-old-<created YYYYmmddHHMM>``, tagged ``dr:superseded-by=<run id>`` —
+  rename it ``<identifier>-old-<created YYYYmmddHHMMSS>`` (the first such name free: ``-2``…
+  ``-9`` appended when another generation holds it), tagged ``dr:superseded-by=<run id>`` —
   never deleted: it may hold writes the failover lost (inspect, snapshot and delete it yourself).
 * **create-replica**: ``CreateDBInstanceReadReplica`` in the original region from the promoted
   instance's ARN, encrypted with that region's key (``alias/<site>-data``), under the original
@@ -38,6 +39,7 @@ region and its database is the writer.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -68,6 +70,7 @@ if TYPE_CHECKING:
 
 SUFFIX = "failback"
 _MAX_ID = 63  # RDS DB instance identifiers: 1-63 letters, digits, hyphens
+_DB_ID = re.compile(r"[A-Za-z][A-Za-z0-9-]*[A-Za-z0-9]|[A-Za-z]")
 _TRANSITIONAL = {"creating", "modifying", "backing-up", "configuring-enhanced-monitoring", "rebooting"}
 
 
@@ -239,10 +242,11 @@ def preflight(
     else:
         replica_id, exists, renamed = choose_replica_id(clients, target, src)
         old = rds.find_instance(base) if renamed and not exists else None
-        if old is not None and old.status == "available" and rds.find_instance(aside_identifier(old)) is None:
+        free = free_aside_identifier(rds, old) if old is not None and old.status == "available" else None
+        if free is not None:
             # The old primary is in the way: rename it (kept) so the new replica gets the original
             # identifier — same endpoint, stack files and Pulumi state unchanged.
-            aside, replica_id, renamed = aside_identifier(old), base, False
+            aside, replica_id, renamed = free, base, False
     if aside is not None:
         warnings.append(
             f"{base} in {target.region} (the old primary, maybe with writes the failover lost) is renamed "
@@ -437,12 +441,46 @@ def create_replica_step(
     )
 
 
+_ASIDE_TRIES = 9
+
+
+def valid_db_identifier(name: str) -> bool:
+    """RDS's rule for a DB instance identifier: 1-63 letters, digits and hyphens, starting with a
+    letter, no two consecutive hyphens, not ending with a hyphen."""
+    return bool(_DB_ID.fullmatch(name)) and len(name) <= _MAX_ID and "--" not in name
+
+
+def aside_candidates(inst: DbInstance) -> list[str]:
+    """Names ``inst`` may be moved aside to, in the order they are tried: ``<identifier>-old-<created
+    YYYYmmddHHMMSS>``, then the same with ``-2`` … ``-9``. Derived from the instance alone (a
+    resumed run recomputes the same list), different for every generation of the instance created
+    a second apart, each shortened to RDS's 63 characters and a valid identifier."""
+    stamp = f"{inst.created:%Y%m%d%H%M%S}" if inst.created is not None else "unknown"
+    out = []
+    for n in range(1, _ASIDE_TRIES + 1):
+        suffix = f"-old-{stamp}" + (f"-{n}" if n > 1 else "")
+        out.append(inst.identifier[: _MAX_ID - len(suffix)].rstrip("-") + suffix)
+    return out
+
+
 def aside_identifier(inst: DbInstance) -> str:
-    """``<identifier>-old-<created YYYYmmddHHMM>``: the same name on every run (resume-safe) and a
-    different one for every generation of the instance; shortened to RDS's 63 characters."""
-    stamp = f"{inst.created:%Y%m%d%H%M}" if inst.created is not None else "unknown"
-    suffix = f"-old-{stamp}"
-    return inst.identifier[: _MAX_ID - len(suffix)].rstrip("-") + suffix
+    """The first of :func:`aside_candidates` (the name when nothing else holds it)."""
+    return aside_candidates(inst)[0]
+
+
+def free_aside_identifier(rds: Rds, inst: DbInstance) -> str | None:
+    """The first of :func:`aside_candidates` no DB instance holds in ``inst``'s region (an earlier
+    failback or reprotect may have moved another generation aside under a similar name), or
+    None when every candidate is taken."""
+    for name in aside_candidates(inst):
+        if rds.find_instance(name) is None:
+            return name
+    return None
+
+
+def aside_taken(inst: DbInstance) -> str:
+    names = aside_candidates(inst)
+    return f"{names[0]} … {names[-1]}"
 
 
 def move_aside_step(pre: ReplicaSpec, aside: str, *, timeout: float, command: str) -> Step:

@@ -10,7 +10,8 @@ objective means nothing. One plan on the runbook engine (dry run, confirmation, 
     move-aside ─► create-replica ─► replica-in-sync ─► restart-<dep>… ─► standby-pods-ready
 
 * **move-aside** (only when the standby's identifier is taken by an instance that is not already
-  a replica of the serving database): rename it ``<identifier>-old-<created YYYYmmddHHMM>``
+  a replica of the serving database): rename it ``<identifier>-old-<created YYYYmmddHHMMSS>``
+  (the first such name free: ``-2``…``-9`` appended when another generation holds it)
   (``ModifyDBInstance NewDBInstanceIdentifier``, applied immediately), tagged
   ``dr:superseded-by=<run id>`` first. Never deleted: after an unplanned failover it may hold
   writes the failover lost — inspect, snapshot and delete it yourself.
@@ -45,9 +46,10 @@ from dr.aws.rds import DbInstance, Rds
 from dr.errors import BadInput, GateRefused, NotFound
 from dr.procedures.dns import read_state
 from dr.procedures.failback import (
-    aside_identifier,
+    aside_taken,
     create_replica_step,
     failback_candidates,
+    free_aside_identifier,
     in_sync_step,
     is_replica_of,
     move_aside_step,
@@ -196,7 +198,6 @@ def preflight(
     existing = rds.find_instance(ident)
     aside: str | None = None
     if existing is not None and not is_replica_of(existing, src):
-        aside = aside_identifier(existing)
         if existing.status != "available" and not resuming:
             raise GateRefused(
                 f"{ident} in {target.region} is {existing.status}: it must be available to be renamed "
@@ -205,13 +206,17 @@ def preflight(
                 region=target.region,
                 hint="wait until it is available, then retry",
             )
-        taken = rds.find_instance(aside)
-        if taken is not None and not resuming:
+        # A resumed run renames to the name its journal holds; a new one to the first free name
+        # (an earlier failback or reprotect may hold the first).
+        aside = moved_aside if resuming and moved_aside else free_aside_identifier(rds, existing)
+        if aside is None:
             raise GateRefused(
-                f"{ident} in {target.region} must be renamed to {aside}, which is taken",
-                resource=aside,
+                f"{ident} in {target.region} must be renamed out of the way, but every name for it "
+                f"({aside_taken(existing)}) is taken",
+                resource=ident,
                 region=target.region,
-                hint=f"rename or delete {aside} yourself (after keeping what you need), then retry",
+                hint="rename or delete the old instances moved aside there (after keeping what you need), "
+                "then retry",
             )
         kind = f"a replica of {existing.replica_source}" if existing.is_replica else "a standalone instance"
         warnings.append(

@@ -1252,6 +1252,7 @@ class PostgresEstate:
             password=self.__password,
             timeout=timeout,
         )
+        self._mark_archived(old.data_dir)
         current = self.proxy or self.failback_proxy
         delay = current.delay if current is not None else self.latency.duration("replication.lag")
         # The link that carries WAL *to* ``name``: replica <- primary is ``proxy``, primary <- replica
@@ -1270,6 +1271,24 @@ class PostgresEstate:
         self._spawn(old)
         self._killed.discard(old.name)
         return old
+
+    def _mark_archived(self, data_dir: Path) -> None:
+        """Mark done the WAL segments of ``data_dir`` the archive already holds.
+
+        pg_rewind copies segments without their archive status; the rewound server, once it is
+        the writer again, would archive each of them anew, the archive_command refuses a name
+        already archived, and the archiver stalls on that one segment for good: nothing later is
+        archived and a point-in-time restore times out (seen after the second failback).
+        """
+        wal = data_dir / "pg_wal"
+        status = wal / "archive_status"
+        status.mkdir(exist_ok=True)
+        for seg in wal.iterdir():
+            if seg.is_file() and (self.archive_dir / seg.name).exists():
+                (status / f"{seg.name}.ready").unlink(missing_ok=True)
+                done = status / f"{seg.name}.done"
+                done.touch()
+                self.run_as.chown(done)
 
     # -- bookkeeping ---------------------------------------------------------------------------
     def pids(self) -> dict[str, int]:

@@ -1868,6 +1868,11 @@ class Realism:
         ident = req.params.get("DBInstanceIdentifier", "").lower()
         reply = self._create_replica_in_destination(req, environ)
         if reply[0] == 200:
+            # moto's replica is a copy of its source, creation time included; RDS's is created now
+            # (moved-aside names and the restorable window derive from it).
+            db = self._db(req.region, ident)
+            if db is not None:
+                db.created = db.instance_create_time = _now().replace(tzinfo=None)  # naive, as moto keeps it
             self._creating(req.region, ident, "rds.create_replica", "rds.replica_created")
             reply = _rewrite_status(reply, "DBInstanceStatus", self._status(req.region, ident))
         return reply

@@ -418,3 +418,35 @@ def test_bad_fault_rules_are_rejected(sandbox: RunningSandbox) -> None:
         sandbox.admin.add_fault("meteor")
     assert exc.value.status == 400
     assert sandbox.admin.faults()["rules"] == []
+
+
+def test_a_read_replica_is_created_now_not_when_its_source_was(sandbox: RunningSandbox) -> None:
+    """moto copies the source into the replica, creation time included: every generation of an
+    identifier then had the same InstanceCreateTime, and the names failback/reprotect derive from
+    it (``<id>-old-<created>``) ran out after a few sandbox cycles."""
+    estate = sandbox.estate
+    rds = sandbox.clients().client("rds", estate.primary.region)
+    source = rds.describe_db_instances(DBInstanceIdentifier=estate.primary.database.identifier)[
+        "DBInstances"
+    ][0]
+    replica = _uid("created-now")
+    before = dt.datetime.now(dt.UTC)
+    rds.create_db_instance_read_replica(
+        DBInstanceIdentifier=replica, SourceDBInstanceIdentifier=source["DBInstanceArn"]
+    )
+    try:
+        created = rds.describe_db_instances(DBInstanceIdentifier=replica)["DBInstances"][0][
+            "InstanceCreateTime"
+        ]
+        assert created >= before - dt.timedelta(seconds=1) and created > source["InstanceCreateTime"]
+    finally:
+        _observe(
+            lambda: rds.describe_db_instances(DBInstanceIdentifier=replica)["DBInstances"][0][
+                "DBInstanceStatus"
+            ],
+            "available",
+            timeout=60,
+        )
+        from dr.aws.rds import Rds
+
+        Rds(sandbox.clients(), estate.primary.region).delete_instance(replica, lift_protection=True)

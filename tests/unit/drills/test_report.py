@@ -108,7 +108,18 @@ def test_metrics_parse_back(run_dir: Path) -> None:
     doc = _doc(run_dir)
     families = {f.name: f for f in text_string_to_metric_families((run_dir / "metrics.prom").read_text())}
     sample = families["dr_drill_rto_seconds"].samples[0]
-    assert sample.labels == {"scenario": "evidence", "target": "sandbox"}
+    # no estate and no sandbox state in this run: the estate labels say so (never left out)
+    assert sample.labels == {
+        "scenario": "evidence",
+        "target": "sandbox",
+        "app": "unknown",
+        "primary_region": "unknown",
+        "secondary_region": "unknown",
+        "primary_stack": "unknown",
+        "secondary_stack": "unknown",
+        "latency_profile": "unknown",
+        "time_scale": "unknown",
+    }
     assert sample.value == pytest.approx(doc["measurements"]["rto"]["rto_seconds"])
     assert families["dr_drill_rpo_seconds"].samples[0].value == pytest.approx(
         doc["measurements"]["rpo"]["rpo_seconds"]

@@ -288,3 +288,28 @@ def test_failback_reseeds_the_original_regions_redis_from_the_estate_snapshot(en
     assert group["KmsKeyId"] == env.s.kms[prod.region]
     done = Journal.load(env.runs, result.run_id).outputs["redis_restore"]
     assert done["restore"] == "prod-final" and done["snapshot_of"] == prod.cache.replication_group_id
+
+
+def test_a_second_failback_moves_aside_beside_the_first_ones_leftover(env: Env) -> None:
+    """The old primary's first aside name is held (an earlier cycle's instance): the failback
+    renames it to the next free name and the new replica keeps the original identifier (no
+    `-failback` replica, no stack-file edit)."""
+    from dr.aws.rds import Rds
+    from dr.procedures.failback import aside_identifier
+
+    prod = env.estate.primary
+    _failed_over(env)
+    rds = Rds(env.clients, prod.region)
+    leftover = aside_identifier(rds.describe_instance(prod.database.identifier))
+    occupy(env, prod.region, leftover)
+    pre = _pre(env)
+    assert not pre.renamed and pre.replica_id == prod.database.identifier
+    assert pre.aside_id is not None and pre.aside_id != leftover
+    assert rds.find_instance(pre.aside_id) is None  # checked free before the plan renames to it
+
+
+def occupy(env: Env, region: str, identifier: str) -> None:
+    """A standalone instance under ``identifier`` (what an earlier cycle moved aside there)."""
+    from tests.unit.drills.test_providers_aws import _create_db
+
+    _create_db(env.clients, region, identifier, multi_az=False)

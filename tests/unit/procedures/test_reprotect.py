@@ -266,3 +266,64 @@ def test_reprotect_refuses_when_the_standby_redis_is_gone_with_no_estate_snapsho
         _pre(env)
     assert err.value.region == dr.region
     assert recorder.mutating() == []
+
+
+def test_aside_names_differ_per_second_and_are_valid_rds_identifiers(env: Env) -> None:
+    """Two generations of the instance created within the same minute get different names (the
+    second failback/reprotect of a sandbox cycle); every candidate is a valid RDS identifier."""
+    from dr.aws.rds import Rds
+    from dr.procedures.failback import aside_candidates, valid_db_identifier
+
+    inst = Rds(env.clients, env.estate.primary.region).describe_instance(
+        env.estate.primary.database.identifier
+    )
+    created = dt.datetime(2026, 12, 6, 20, 1, 5, tzinfo=dt.UTC)
+    first = type(inst)(**{**inst.__dict__, "created": created})
+    second = type(inst)(**{**inst.__dict__, "created": created + dt.timedelta(seconds=40)})
+    assert aside_identifier(first) != aside_identifier(second)
+    assert aside_candidates(first) == aside_candidates(first)  # resume recomputes the same list
+    for ident in ("app-db", "a" * 63, "a" * 50 + "-" * 3 + "b" * 10, "db-" + "x" * 58 + "-z"):
+        names = aside_candidates(type(inst)(**{**inst.__dict__, "identifier": ident, "created": created}))
+        assert len(set(names)) == len(names)
+        for name in names:
+            assert valid_db_identifier(name), name
+    assert (
+        not valid_db_identifier("a--b") and not valid_db_identifier("ab-") and not valid_db_identifier("1a")
+    )
+    assert not valid_db_identifier("a" * 64)
+
+
+@pytest.mark.slow
+def test_a_second_reprotect_moves_aside_beside_the_first_ones_leftover(env: Env) -> None:
+    """An earlier cycle left an instance under the first aside name of the old primary (same
+    created second: a fast sandbox cycle): reprotect picks the next free name, checks it is
+    free, renames, and keeps both."""
+    from dr.aws.rds import Rds
+    from tests.unit.procedures.test_failback import occupy
+
+    prod = env.estate.primary
+    _failed_over(env)
+    rds = Rds(env.clients, prod.region)
+    old = rds.describe_instance(prod.database.identifier)
+    leftover = aside_identifier(old)
+    occupy(env, prod.region, leftover)
+    pre = _pre(env)
+    assert pre.aside_id is not None and pre.aside_id != leftover
+    assert pre.aside_id.startswith(f"{prod.database.identifier}-old-")
+    put_caught_up(env.clients, prod.region, prod.database.identifier, env.now)
+    env.api("primary").backdate_pods(env.estate.app.namespace, 60)
+    result = _run(env, pre)
+    assert result.status == "succeeded", result.summary()
+    assert rds.find_instance(leftover) is not None and rds.find_instance(pre.aside_id) is not None
+    assert env.s.db(prod.region, prod.database.identifier)["ReadReplicaSourceDBInstanceIdentifier"]
+
+
+def test_reprotect_refuses_when_every_aside_name_is_taken(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    import dr.procedures.reprotect as reprotect
+
+    _failed_over(env)
+    monkeypatch.setattr(reprotect, "free_aside_identifier", lambda rds, inst: None)
+    recorder = env.clients.add_recorder(CallRecorder())
+    with pytest.raises(GateRefused, match="every name for it") as err:
+        _pre(env)
+    assert err.value.region == env.estate.primary.region and recorder.mutating() == []
