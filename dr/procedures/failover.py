@@ -584,14 +584,19 @@ def workloads_step(
     )
 
 
-def promote_step(pre: PromotePreflight, *, depends_on: tuple[str, ...], timeout: float) -> Step:
+def promote_step(
+    pre: PromotePreflight, *, depends_on: tuple[str, ...], timeout: float, backup_retention_days: int
+) -> Step:
     """The promote step of :func:`dr.procedures.promote.promote_plan`, safe to resume mid-flight.
+
+    ``backup_retention_days`` is sent with ``PromoteReadReplica``: without it RDS gives the new
+    primary a 1-day PITR window (the API default), not the one its stack declares.
 
     Its check is "standalone and available". A resumed run may find the instance still a replica
     but already promoting (status not ``available``, or tagged ``dr:promoted-from`` by our action):
     the action then issues nothing and the wait follows the promotion to its end.
     """
-    base = promote_plan(pre, timeout=timeout).steps[0]
+    base = promote_plan(pre, timeout=timeout, backup_retention_days=backup_retention_days).steps[0]
     db, region = pre.db, pre.region
     assert base.action is not None
 
@@ -1105,7 +1110,14 @@ def failover_steps(
             title=f"Scale deployments in {target.cluster.name} ({target.region}) to production replicas",
         )
     )
-    steps.append(promote_step(pre.promote, depends_on=promote_deps, timeout=timeout))
+    steps.append(
+        promote_step(
+            pre.promote,
+            depends_on=promote_deps,
+            timeout=timeout,
+            backup_retention_days=target.database.backup_retention_days,
+        )
+    )
     steps.append(redis_step(estate, target, pre.redis, timeout=timeout))
     steps.append(secret_step(estate, target, db, depends_on=("promote-db",)))
     restarts = [

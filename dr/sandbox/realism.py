@@ -1104,9 +1104,12 @@ class Realism:
         db = backend.databases.get(ident)
         if db is None:
             return
-        kwargs: dict[str, Any] = {"db_instance_identifier": ident}
-        if retention:
-            kwargs["backup_retention_period"] = int(retention)
+        # PromoteReadReplica's BackupRetentionPeriod defaults to 1 day (a PostgreSQL replica has
+        # none of its own): the new primary keeps only what the caller asked for.
+        kwargs: dict[str, Any] = {
+            "db_instance_identifier": ident,
+            "backup_retention_period": int(retention) if retention not in (None, "") else 1,
+        }
         backend.promote_read_replica(kwargs)
         source = db.source_db_instance_identifier
         if source:

@@ -109,7 +109,8 @@ def put_caught_up(clients: Any, region: str, db: str, now: dt.datetime, *, minut
 
 
 def fix_moto_promote(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make moto clear the replica source on promote, as RDS does when the promotion completes."""
+    """Make moto clear the replica source on promote, as RDS does when the promotion completes, and
+    apply RDS's default backup retention (1 day) when the request names none."""
     from moto.rds.models import RDSBackend
 
     original = RDSBackend.promote_read_replica
@@ -117,6 +118,9 @@ def fix_moto_promote(monkeypatch: pytest.MonkeyPatch) -> None:
     def promote(self: Any, db_kwargs: dict[str, Any]) -> Any:
         database = self.databases[db_kwargs["db_instance_identifier"]]
         was_replica = database.is_replica
+        if was_replica and db_kwargs.get("backup_retention_period") in (None, ""):
+            # RDS: BackupRetentionPeriod "Default: 1" (moto keeps the copied source's value)
+            db_kwargs = {**db_kwargs, "backup_retention_period": 1}
         result = original(self, db_kwargs)
         if was_replica:
             database.source_db_instance_identifier = None

@@ -229,6 +229,8 @@ def test_planned_failover_end_to_end_in_order(env: Env) -> None:
     # Real state afterwards.
     db = env.s.db(dr.region, dr.database.identifier)
     assert db["DBInstanceStatus"] == "available" and not db.get("ReadReplicaSourceDBInstanceIdentifier")
+    # the new primary keeps the PITR window its stack declares, not PromoteReadReplica's 1-day default
+    assert db["BackupRetentionPeriod"] == dr.database.backup_retention_days > 1
     ng = env.clients.client("eks", dr.region).describe_nodegroup(
         clusterName=dr.cluster.name, nodegroupName=dr.cluster.nodegroup.name
     )["nodegroup"]["scalingConfig"]
