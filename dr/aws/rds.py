@@ -222,6 +222,20 @@ class Rds:
             ) from None
         return DbInstance.from_api(raw[0], self.region) if raw else None
 
+    def subnet_group_vpc(self, name: str) -> str | None:
+        """The VPC of DB subnet group ``name`` (None when the group does not exist)."""
+        client_error = client_error_type()
+        try:
+            groups = self.client.describe_db_subnet_groups(DBSubnetGroupName=name).get("DBSubnetGroups", [])
+        except client_error as err:
+            code = err.response.get("Error", {}).get("Code", "")  # type: ignore[attr-defined]
+            if "NotFound" in code:
+                return None
+            raise from_client_error(
+                err, resource=f"DB subnet group {name}", region=self.region, action="describe"
+            ) from None
+        return str(groups[0].get("VpcId") or "") or None if groups else None
+
     def promote(self, identifier: str, *, backup_retention_days: int | None = None) -> DbInstance:
         kwargs: dict[str, Any] = {"DBInstanceIdentifier": identifier}
         if backup_retention_days is not None:

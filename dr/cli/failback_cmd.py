@@ -60,7 +60,7 @@ def failback(
     from dr.cli.opsutil import finish
     from dr.procedures.common import lag_budget, parse_duration, services
     from dr.procedures.dns import read_state
-    from dr.procedures.failback import failback_plan, preflight
+    from dr.procedures.failback import failback_plan, preflight, replica_placement
     from dr.runbook.runner import run_plan
 
     estate = app.estate
@@ -84,6 +84,8 @@ def failback(
         replica_id=replica,
         moved_aside=moved_aside,
     )
+    if not pre.replica_exists:
+        replica_placement(clients, estate, pre.target)  # refused (exit 2) before anything changes
     plan = failback_plan(estate, pre, timeout=timeout)
     kube = kube_factory(app, kubeconfig, read_only=run.dry_run)
     try:

@@ -149,6 +149,7 @@ _CATALOGUE: dict[str, list[Need]] = {
         Need("rds:AddTagsToResource"),  # dr:superseded-by on the instance moved aside
         Need("rds:ModifyDBInstance"),  # the rename (move-aside)
         Need("rds:DescribeDBSubnetGroups"),
+        Need("ec2:DescribeSecurityGroups"),  # the new replica's security group (by its Name tag)
         Need("rds:CreateDBInstanceReadReplica"),
         Need("cloudwatch:GetMetricStatistics"),  # ReplicaLag of the new replica
         Need("rds:ListTagsForResource"),  # the new replica's marker (restart of the standby's pods)
@@ -236,6 +237,7 @@ NO_RESOURCE_LEVEL = frozenset(
         "elasticloadbalancing:DescribeTargetHealth",
         "acm:ListCertificates",
         "wafv2:ListIPSets",
+        "ec2:DescribeSecurityGroups",
     }
 )
 
@@ -437,6 +439,7 @@ def needed(estate: Estate, procedure: str, target: SiteView) -> list[tuple[str, 
                 ("kms:DescribeKey", target.region),  # the target region's data key (pre-flight)
                 ("rds:DescribeDBInstances", source.region),
                 ("rds:DescribeDBSubnetGroups", target.region),
+                ("ec2:DescribeSecurityGroups", target.region),  # the new replica's security group
                 # the DR side back to warm standby (standby-nodegroup)
                 ("eks:DescribeNodegroup", source.region),
                 ("eks:UpdateNodegroupConfig", source.region),

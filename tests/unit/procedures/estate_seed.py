@@ -129,6 +129,25 @@ def fix_moto_promote(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(RDSBackend, "promote_read_replica", promote)
 
 
+def fix_moto_replica_region(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Resolve a cross-region replica's DBSubnetGroupName in the replica's region, as RDS does
+    (moto sets it on the copy of the source before moving the copy to the destination backend;
+    the sandbox's realism layer works around the same bug)."""
+    from moto.rds.models import RDSBackend
+
+    original = RDSBackend.create_db_instance_read_replica
+
+    def create(self: Any, db_kwargs: dict[str, Any]) -> Any:
+        group = db_kwargs.get("db_subnet_group_name")
+        if group is None or not self.arn_regex.match(db_kwargs["source_db_instance_identifier"]):
+            return original(self, db_kwargs)
+        replica = original(self, {k: v for k, v in db_kwargs.items() if k != "db_subnet_group_name"})
+        replica.db_subnet_group_name = group  # looked up in this (the destination) region
+        return replica
+
+    monkeypatch.setattr(RDSBackend, "create_db_instance_read_replica", create)
+
+
 def _network(clients: ClientProvider, estate: Estate, view: Any, *, vpc: bool) -> dict[str, Any]:
     rds = clients.client("rds", view.region)
     rds.create_db_parameter_group(
@@ -136,6 +155,13 @@ def _network(clients: ClientProvider, estate: Estate, view: Any, *, vpc: bool) -
     )
     if not vpc:  # EC2 in moto is slow to start; only the inheritance tests need a subnet group
         return {"sg": f"sg-{view.site.name}", "pg": f"{estate.app.name}-pg15", "subnet_group": None}
+    return {"pg": f"{estate.app.name}-pg15", **db_network(clients, estate, view)}
+
+
+def db_network(clients: ClientProvider, estate: Estate, view: Any) -> dict[str, Any]:
+    """The site's VPC, two subnets, its database security group (tagged ``Name`` as the Pulumi
+    program tags it) and DB subnet group — what a re-created replica is placed in."""
+    rds = clients.client("rds", view.region)
     ec2 = clients.client("ec2", view.region)
     vpc_id = ec2.create_vpc(CidrBlock=view.site.vpc_cidr)["Vpc"]["VpcId"]
     base = view.site.vpc_cidr.split(".")
@@ -147,13 +173,21 @@ def _network(clients: ClientProvider, estate: Estate, view: Any, *, vpc: bool) -
         )["Subnet"]["SubnetId"]
         for i in range(2)
     ]
-    sg = ec2.create_security_group(GroupName=f"{view.site.name}-db", Description="db", VpcId=vpc_id)[
-        "GroupId"
-    ]
+    sg = ec2.create_security_group(
+        GroupName=f"{view.site.name}-db",
+        Description="db",
+        VpcId=vpc_id,
+        TagSpecifications=[
+            {
+                "ResourceType": "security-group",
+                "Tags": [{"Key": "Name", "Value": estate.db_security_group(view)}],
+            }
+        ],
+    )["GroupId"]
     rds.create_db_subnet_group(
         DBSubnetGroupName=estate.db_subnet_group(view), DBSubnetGroupDescription="db", SubnetIds=subnets
     )
-    return {"sg": sg, "pg": f"{estate.app.name}-pg15", "subnet_group": estate.db_subnet_group(view)}
+    return {"sg": sg, "subnet_group": estate.db_subnet_group(view), "vpc": vpc_id}
 
 
 def seed(clients: ClientProvider, estate: Estate, *, vpc: bool = False) -> Seeded:
@@ -255,6 +289,7 @@ def seed(clients: ClientProvider, estate: Estate, *, vpc: bool = False) -> Seede
 def seeded(monkeypatch: pytest.MonkeyPatch) -> Iterator[Seeded]:
     """The estate in moto (mock_aws active for the whole test)."""
     fix_moto_promote(monkeypatch)
+    fix_moto_replica_region(monkeypatch)
     with mock_aws():
         estate = load_estate(STACKS, "prod")
         yield seed(ClientProvider(), estate)
@@ -264,6 +299,7 @@ def seeded(monkeypatch: pytest.MonkeyPatch) -> Iterator[Seeded]:
 def seeded_vpc(monkeypatch: pytest.MonkeyPatch) -> Iterator[Seeded]:
     """Like ``seeded`` plus VPCs, subnets and DB subnet groups (slower: moto EC2)."""
     fix_moto_promote(monkeypatch)
+    fix_moto_replica_region(monkeypatch)
     with mock_aws():
         estate = load_estate(STACKS, "prod")
         yield seed(ClientProvider(), estate, vpc=True)

@@ -169,6 +169,7 @@ def test_policies_are_scoped_to_the_topology_for_every_procedure(tooling: Env) -
                         "elasticloadbalancing:DescribeTargetHealth",
                         "acm:ListCertificates",
                         "wafv2:ListIPSets",
+                        "ec2:DescribeSecurityGroups",
                     }
                 ), (proc, st)
     with pytest.raises(BadInput):

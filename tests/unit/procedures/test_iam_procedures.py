@@ -27,6 +27,7 @@ from dr.topology import Estate
 from tests.unit.procedures.estate_seed import (
     Seeded,
     cli_calls,
+    db_network,
     invoke,
     put_caught_up,
     seeded,
@@ -386,6 +387,8 @@ def test_failback_policy_is_exact(env: Env) -> None:
 
     est = env.estate
     prod = est.primary
+    for view in (est.primary, est.secondary):
+        db_network(env.clients, est, view)  # where the new replica is placed
     assert env.run(env.plan("unplanned")).status == "succeeded"
     # the run machinery in the original region (the failback's target): lock table, journal bucket
     create_lock_table(env.clients, est.lock_table, prod.region)
@@ -434,6 +437,8 @@ def test_reprotect_policy_is_exact(env: Env) -> None:
 
     est = env.estate
     prod, dr = est.primary, est.secondary
+    for view in (prod, dr):
+        db_network(env.clients, est, view)  # where the new replica is placed
     assert env.run(env.plan("unplanned")).status == "succeeded"
     s3 = env.clients.client("s3", dr.region)
     if est.journal_bucket(dr.region) not in {b["Name"] for b in s3.list_buckets()["Buckets"]}:
