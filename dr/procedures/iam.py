@@ -136,6 +136,20 @@ DEPENDENT: dict[str, tuple[str, ...]] = {
 }
 IMPLIED = frozenset(a for deps in DEPENDENT.values() for a in deps)
 
+# Calls whose service encrypts or decrypts with the estate's customer-managed key on the caller's
+# behalf (the Secrets Manager secrets and the SSE-KMS journal bucket use the site's data key,
+# ``alias/<site>-data``): the caller needs these KMS actions too, or AWS answers AccessDenied.
+# The key policy only delegates to IAM, so the identity policy must carry them. They are granted
+# only through that service (``kms:ViaService``) and, when the key's id is unknown (it is created
+# by Pulumi; the CLI knows only the alias), only on the key that alias names
+# (``kms:ResourceAliases``); with the key ARN known (the Pulumi-deployed state machine role), on
+# that key alone.
+VIA_KMS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "secretsmanager:GetSecretValue": ("secretsmanager", ("kms:Decrypt",)),
+    "secretsmanager:PutSecretValue": ("secretsmanager", ("kms:GenerateDataKey",)),
+    "s3:PutObject": ("s3", ("kms:GenerateDataKey",)),
+}
+
 _CATALOGUE: dict[str, list[Need]] = {
     # dr reprotect: "target" is the standby being rebuilt, "source" the serving region.
     "reprotect": [
@@ -360,6 +374,44 @@ def resources_for(
     return ["*"]
 
 
+def kms_via_statements(
+    pairs: Iterable[tuple[str, str | None]],
+    estate: Estate,
+    account: str,
+    *,
+    sid: str,
+    keys: dict[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """The KMS statements the :data:`VIA_KMS` calls among ``pairs`` (action, region) need: one per
+    (service, region), on the site's data key (``keys[region]`` when its ARN is known, else any key
+    whose alias is the site's) and only through that service in that region."""
+    acts: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for action, region in pairs:
+        via = VIA_KMS.get(action)
+        if via is not None and region is not None:
+            acts[(via[0], region)].update(via[1])
+    out = []
+    for (service, region), actions in sorted(acts.items()):
+        key = (keys or {}).get(region)
+        condition: dict[str, dict[str, str]] = {
+            "StringEquals": {"kms:ViaService": f"{service}.{region}.amazonaws.com"}
+        }
+        if key is None:
+            condition["ForAnyValue:StringEquals"] = {
+                "kms:ResourceAliases": estate.kms_alias(_site(estate, region))
+            }
+        out.append(
+            {
+                "Sid": f"{sid}KmsVia{service.capitalize()}{region.replace('-', '').capitalize()}",
+                "Effect": "Allow",
+                "Action": sorted(actions),
+                "Resource": key or f"arn:aws:kms:{region}:{account}:key/*",
+                "Condition": condition,
+            }
+        )
+    return out
+
+
 def _denied(estate: Estate, procedure: str, account: str) -> list[dict[str, Any]]:
     """Explicit denies: a restore's cleanup may delete what it restored, never the estate's own."""
     if procedure != "restore":
@@ -481,7 +533,8 @@ def policy(
         )
     view = target or estate.secondary
     grants: dict[tuple[str, tuple[str, ...]], set[str]] = defaultdict(set)
-    for action, region in needed(estate, procedure, view):
+    pairs = needed(estate, procedure, view)
+    for action, region in pairs:
         res = tuple(
             sorted(
                 set(resources_for(action, region, estate, account_id, zone_id=zone_id, procedure=procedure))
@@ -502,7 +555,8 @@ def policy(
                 "Resource": sorted(resources) if "*" not in resources else "*",
             }
         )
-    return {"Version": "2012-10-17", "Statement": statements + _denied(estate, procedure, account_id)}
+    via = kms_via_statements(pairs, estate, account_id, sid=procedure.capitalize())
+    return {"Version": "2012-10-17", "Statement": statements + via + _denied(estate, procedure, account_id)}
 
 
 def kubernetes_verbs(estate: Estate, procedure: str) -> list[dict[str, Any]]:
@@ -527,14 +581,38 @@ def kubernetes_verbs(estate: Estate, procedure: str) -> list[dict[str, Any]]:
     return [{"operation": k, "regions": sorted(v)} for k, v in sorted(seen.items())]
 
 
-def allows(doc: dict[str, Any], action: str, arn: str) -> bool:
+def _listed(value: Any) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
+
+
+def _conditions_hold(condition: dict[str, Any], context: dict[str, Any]) -> bool:
+    """The ``StringEquals`` / ``ForAnyValue:StringEquals`` conditions the generated policies use,
+    against the request ``context``; any other operator does not hold (never over-grants)."""
+    for operator, keys in condition.items():
+        for key, wanted in keys.items():
+            got = _listed(context[key]) if key in context else []
+            if operator == "StringEquals":
+                ok = len(got) == 1 and got[0] in _listed(wanted)
+            elif operator == "ForAnyValue:StringEquals":
+                ok = any(g in _listed(wanted) for g in got)
+            else:
+                ok = False
+            if not ok:
+                return False
+    return True
+
+
+def allows(doc: dict[str, Any], action: str, arn: str, context: dict[str, Any] | None = None) -> bool:
     """Does ``doc`` allow ``action`` on ``arn``? IAM wildcard matching; an explicit Deny wins.
-    (Conditions are not evaluated: the generated policies have none.)"""
+    A statement with a ``Condition`` applies only when ``context`` (the request's condition keys,
+    e.g. ``kms:ViaService``) satisfies it."""
     import fnmatch
 
     def matches(st: dict[str, Any]) -> bool:
         actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
         resources = st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
+        if "Condition" in st and not _conditions_hold(st["Condition"], context or {}):
+            return False
         return any(fnmatch.fnmatchcase(action, a) for a in actions) and any(
             fnmatch.fnmatchcase(arn, r) for r in resources
         )
@@ -568,10 +646,17 @@ def _task_actions(defn: dict[str, Any]) -> list[str]:
 
 
 def definition_policy(
-    defn: dict[str, Any], estate: Estate, *, account_id: str, region: str, zone_id: str | None = None
+    defn: dict[str, Any],
+    estate: Estate,
+    *,
+    account_id: str,
+    region: str,
+    zone_id: str | None = None,
+    kms_key_arn: str | None = None,
 ) -> dict[str, Any]:
     """The policy a Step Functions role needs to run ``defn`` in ``region``: exactly the actions
-    its Tasks call, on the topology's ARNs."""
+    its Tasks call, on the topology's ARNs — plus the KMS actions of the calls that use the site's
+    data key (``kms_key_arn`` when known, else the key its alias names)."""
     grants: dict[str, set[str]] = defaultdict(set)
     for action in sorted(set(_task_actions(defn))):
         where = None if action.startswith("route53:") else region
@@ -588,4 +673,11 @@ def definition_policy(
         }
         for i, (res, actions) in enumerate(sorted(by_res.items()))
     ]
+    statements += kms_via_statements(
+        [(a, region) for a in grants],
+        estate,
+        account_id,
+        sid="Failover",
+        keys={region: kms_key_arn} if kms_key_arn else None,
+    )
     return {"Version": "2012-10-17", "Statement": statements}

@@ -146,20 +146,46 @@ def call_arns(estate: Estate, call: ApiCall, kms: dict[str, str] | None = None) 
     return [none]  # cloudwatch, elbv2, acm ListCertificates: no resource-level permissions
 
 
+# What AWS does with the estate's customer-managed data key on the caller's behalf (moto does not
+# model it): the Secrets Manager secret and the journal bucket are encrypted with the site's key
+# ``alias/<site>-data`` (dr/infra/database.py, tooling.py), so the caller needs these KMS actions
+# on that key, in a request made through that service.
+IMPLICIT_KMS = {
+    "secretsmanager:GetSecretValue": ("secretsmanager", ("kms:Decrypt",)),
+    "secretsmanager:PutSecretValue": ("secretsmanager", ("kms:GenerateDataKey",)),
+    "s3:PutObject": ("s3", ("kms:GenerateDataKey",)),
+}
+
+
+def implicit_kms(estate: Estate, call: ApiCall, kms: dict[str, str]) -> list[tuple[str, str, dict[str, Any]]]:
+    """(kms action, key ARN, request context) AWS authorises alongside ``call``."""
+    via = IMPLICIT_KMS.get(iam_action(call.service, call.operation))
+    if via is None or call.region not in kms:
+        return []
+    context = {
+        "kms:ViaService": f"{via[0]}.{call.region}.amazonaws.com",
+        "kms:ResourceAliases": [estate.kms_alias(_site_of(estate, call.region))],
+    }
+    return [(action, kms[call.region], context) for action in via[1]]
+
+
 def verdict(
     estate: Estate, doc: dict[str, Any], calls: list[ApiCall], kms: dict[str, str] | None = None
 ) -> tuple[list[str], set[str]]:
-    """(calls the policy does not allow, actions used)."""
-    uncovered = sorted(
-        {
-            f"{c.service}:{c.operation} {arn}"
-            for c in calls
-            if c.service != "sts"  # GetCallerIdentity needs no permission
-            for arn in call_arns(estate, c, kms)
-            if not allows(doc, iam_action(c.service, c.operation), arn)
-        }
-    )
-    return uncovered, {iam_action(c.service, c.operation) for c in calls}
+    """(calls the policy does not allow, actions used — with the KMS actions AWS makes for them)."""
+    uncovered = {
+        f"{c.service}:{c.operation} {arn}"
+        for c in calls
+        if c.service != "sts"  # GetCallerIdentity needs no permission
+        for arn in call_arns(estate, c, kms)
+        if not allows(doc, iam_action(c.service, c.operation), arn)
+    }
+    implied = [k for c in calls for k in implicit_kms(estate, c, kms or {})]
+    uncovered |= {
+        f"{a} {key} (via {ctx['kms:ViaService']})" for a, key, ctx in implied if not allows(doc, a, key, ctx)
+    }
+    used = {iam_action(c.service, c.operation) for c in calls} | {a for a, _, _ in implied}
+    return sorted(uncovered), used
 
 
 def assert_exact(
@@ -358,7 +384,8 @@ def test_ops_policy_is_exact(ops_env: OpsEnv, cli_calls: CallRecorder) -> None:
     env.invoke("waf", "list")
     env.invoke("rotate-db-secret", "--yes")
     env.invoke("cert", "check")
-    doc = assert_exact(env.estate, "ops", cli_calls.since(0))
+    keys = {r: f"arn:aws:kms:{r}:{ACCOUNT}:key/data-key-id" for r in env.estate.regions}  # the site keys
+    doc = assert_exact(env.estate, "ops", cli_calls.since(0), kms=keys)
     # scoped to the estate's nodegroups, IP sets and secret; the run lock only in its table
     view = env.estate.primary
     assert not allows(
