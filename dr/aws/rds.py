@@ -45,6 +45,8 @@ class DbInstance:
     deletion_protection: bool
     storage_type: str | None = None
     publicly_accessible: bool = False
+    # The RDS-managed master secret (ManageMasterUserPassword); None when the caller owns the password.
+    master_user_secret_arn: str | None = None
 
     @property
     def is_replica(self) -> bool:
@@ -108,6 +110,7 @@ class DbInstance:
             deletion_protection=bool(raw.get("DeletionProtection", False)),
             storage_type=raw.get("StorageType"),
             publicly_accessible=bool(raw.get("PubliclyAccessible", False)),
+            master_user_secret_arn=(raw.get("MasterUserSecret") or {}).get("SecretArn"),
         )
 
 
@@ -432,11 +435,28 @@ class Rds:
             self.client.delete_db_snapshot(DBSnapshotIdentifier=identifier)
 
 
+def rotate_managed_password(clients: ClientProvider, region: str, identifier: str) -> str:
+    """ModifyDBInstance RotateMasterUserPassword (ApplyImmediately) on an instance whose password
+    RDS manages in Secrets Manager: RDS generates the new password and stores it in its secret.
+    Returns the status right after."""
+    with aws_errors(
+        resource=f"DB instance {identifier}", region=region, action="rotate the managed password of"
+    ):
+        raw = clients.client("rds", region).modify_db_instance(
+            DBInstanceIdentifier=identifier,
+            RotateMasterUserPassword=True,
+            ApplyImmediately=True,
+        )["DBInstance"]
+    return str(raw.get("DBInstanceStatus", "unknown"))
+
+
 def modify_master_password(clients: ClientProvider, region: str, identifier: str, password: str) -> str:
     """ModifyDBInstance MasterUserPassword (ApplyImmediately); returns the status right after.
 
-    The password is sent once and never recorded (the session's recorder drops *Password params).
-    Added for `dr ops rotate-db-secret` (ops helper).
+    Only for an instance whose password the caller owns: RDS refuses it
+    (InvalidParameterCombination) while ManageMasterUserPassword is on — use
+    :func:`rotate_managed_password` there. The password is sent once and never recorded (the
+    session's recorder drops *Password params).
     """
     with aws_errors(resource=f"DB instance {identifier}", region=region, action="modify master password of"):
         raw = clients.client("rds", region).modify_db_instance(

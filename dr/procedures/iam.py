@@ -227,6 +227,7 @@ _CATALOGUE: dict[str, list[Need]] = {
         Need("rds:ModifyDBInstance", "both"),  # rotate-db-secret: the writer's master password
         Need("secretsmanager:GetSecretValue", "both"),
         Need("secretsmanager:PutSecretValue", "both"),
+        Need("secretsmanager:DescribeSecret", "both"),  # rotate-db-secret: a replica copy is not written
         Need("wafv2:ListIPSets", "both"),
         Need("wafv2:GetIPSet", "both"),
         Need("wafv2:UpdateIPSet", "both"),
@@ -358,7 +359,11 @@ def resources_for(
         return ["*"]
     if service == "secretsmanager":
         sid = estate.app.db_secret.secrets_manager_id
-        return [f"arn:aws:secretsmanager:{r}:{a}:secret:{sid}-*"]
+        out = [f"arn:aws:secretsmanager:{r}:{a}:secret:{sid}-*"]
+        if procedure == "ops" and name == "GetSecretValue":
+            # rotate-db-secret on an instance whose password RDS manages: RDS's own secret
+            out.append(f"arn:aws:secretsmanager:{r}:{a}:secret:rds!db-*")
+        return out
     if service == "dynamodb":
         return [f"arn:aws:dynamodb:{r}:{a}:table/{estate.lock_table}"]
     if service == "s3":

@@ -291,6 +291,24 @@ class AwsError(Exception):
         self.reply = ErrorReply(status, code, message)
 
 
+def managed_password_conflict(db: Any, params: dict[str, Any]) -> AwsError | None:
+    """RDS's rule that moto does not enforce: ``ModifyDBInstance MasterUserPassword`` is refused
+    while RDS manages the instance's password in Secrets Manager ("Can't be specified if
+    ManageMasterUserPassword is turned on"), unless the same call turns management off."""
+    managed = bool(
+        getattr(db, "manage_master_user_password", False) and getattr(db, "master_user_secret", None)
+    )
+    if not managed or not params.get("MasterUserPassword"):
+        return None
+    if str(params.get("ManageMasterUserPassword", "")).lower() == "false":
+        return None
+    return AwsError(
+        "InvalidParameterCombination",
+        "You can't specify MasterUserPassword for an instance that manages its master user password "
+        "with AWS Secrets Manager. Use RotateMasterUserPassword instead.",
+    )
+
+
 def throttle_reply(service: str, protocol: str | None = None) -> ErrorReply:
     """The throttling error a service really returns (code and HTTP status)."""
     protocol = protocol or PROTOCOLS.get(service, "json")
@@ -1396,6 +1414,9 @@ class Realism:
         db = self._db(req.region, ident)
         if db is None:
             return None
+        conflict = managed_password_conflict(db, req.params)
+        if conflict is not None:
+            raise conflict
         if db.status not in ("available",):
             raise AwsError(
                 "InvalidDBInstanceState",
