@@ -777,3 +777,39 @@ def test_promotion_in_flight_without_our_tags_gets_tagged_not_repromoted(env: En
     assert step.action is not None
     step.action(StepContext(run_id="t", services=services(env.clients, env.estate, kube=env.kube)))
     assert mutating_calls(recorder) == ["rds:AddTagsToResource"]
+
+
+def test_after_a_rotation_an_unplanned_failover_uses_the_rotated_password_from_the_dr_replica(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The credentials secret is a multi-region secret (primary region → DR replica, kept in sync
+    by Secrets Manager). The password is rotated after the clusters' URLs were written; the primary
+    region is then lost: the failover takes the rotated password from the DR replica, in the DR
+    region only, and never prints or journals it."""
+    estate, prod, dr_site = env.estate, env.estate.primary, env.estate.secondary
+    sid = estate.app.db_secret.secrets_manager_id
+    env.clients.client("secretsmanager", dr_site.region).delete_secret(
+        SecretId=sid, ForceDeleteWithoutRecovery=True
+    )
+    primary_sm = env.clients.client("secretsmanager", prod.region)
+    primary_sm.replicate_secret_to_regions(SecretId=sid, AddReplicaRegions=[{"Region": dr_site.region}])
+    rotated = "r0tated-Pa55word-never-printed"
+    primary_sm.put_secret_value(
+        SecretId=sid, SecretString=json.dumps({"username": estate.app.database.username, "password": rotated})
+    )
+    original = env.clients.client
+
+    def guarded(service: str, region: str) -> Any:
+        if region == prod.region and service != "route53":
+            raise OperationFailed(f"region {prod.region} is unreachable (test)", region=prod.region)
+        return original(service, region)
+
+    monkeypatch.setattr(env.clients, "client", guarded)
+    env.api("primary").stop()
+    result = env.run(env.plan("unplanned"))
+    assert result.status == "succeeded", result.summary()
+    url = env.api("secondary").secret_value(
+        estate.app.namespace, estate.app.db_secret.name, estate.app.db_secret.key
+    )
+    assert f":{rotated}@" in url and PASSWORD not in url
+    assert rotated not in (env.runs / result.run_id / "journal.jsonl").read_text()
