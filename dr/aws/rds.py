@@ -8,6 +8,7 @@ paginate; results are small frozen dataclasses.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -212,31 +213,30 @@ class Rds:
             raw = self.client.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"]
         return DbInstance.from_api(raw[0], self.region)
 
-    def find_instance(self, identifier: str) -> DbInstance | None:
+    def _unless_not_found(self, resource: str, call: Callable[[], Any]) -> Any:
+        """``call()``, or None when RDS answers a ``*NotFound*`` error (others name ``resource``)."""
         client_error = client_error_type()
         try:
-            raw = self.client.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"]
+            return call()
         except client_error as err:
             code = err.response.get("Error", {}).get("Code", "")  # type: ignore[attr-defined]
             if "NotFound" in code:
                 return None
-            raise from_client_error(
-                err, resource=f"DB instance {identifier}", region=self.region, action="describe"
-            ) from None
+            raise from_client_error(err, resource=resource, region=self.region, action="describe") from None
+
+    def find_instance(self, identifier: str) -> DbInstance | None:
+        raw = self._unless_not_found(
+            f"DB instance {identifier}",
+            lambda: self.client.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"],
+        )
         return DbInstance.from_api(raw[0], self.region) if raw else None
 
     def subnet_group_vpc(self, name: str) -> str | None:
         """The VPC of DB subnet group ``name`` (None when the group does not exist)."""
-        client_error = client_error_type()
-        try:
-            groups = self.client.describe_db_subnet_groups(DBSubnetGroupName=name).get("DBSubnetGroups", [])
-        except client_error as err:
-            code = err.response.get("Error", {}).get("Code", "")  # type: ignore[attr-defined]
-            if "NotFound" in code:
-                return None
-            raise from_client_error(
-                err, resource=f"DB subnet group {name}", region=self.region, action="describe"
-            ) from None
+        groups = self._unless_not_found(
+            f"DB subnet group {name}",
+            lambda: self.client.describe_db_subnet_groups(DBSubnetGroupName=name).get("DBSubnetGroups"),
+        )
         return str(groups[0].get("VpcId") or "") or None if groups else None
 
     def promote(self, identifier: str, *, backup_retention_days: int | None = None) -> DbInstance:
