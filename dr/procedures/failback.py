@@ -19,7 +19,9 @@ confirmation, lock in the target region, journal, ``--resume``)::
   instance's ARN, encrypted with that region's key (``alias/<site>-data``), under the original
   identifier (same endpoint: the cluster's DB secret, the stack files and the Pulumi state still
   match); only when the old primary could not be renamed (not available) under
-  ``<identifier>-failback``, with a warning to update the stack files.
+  ``<identifier>-failback``, with a warning to update the stack files. Placed in the region's DB
+  subnet group with the database security group (``Name=<site>-database``), never RDS's default
+  VPC / security group (missing: exit 2 before anything changes).
 * **redis-reseed**: ElastiCache cannot copy a snapshot across regions; the original region's group
   is used when available, else restored from the newest snapshot *in that region*.
 * **replica-in-sync**: ``ReplicaLag`` within the budget before writes stop (keeps the write pause short).
