@@ -26,6 +26,13 @@ from tests.unit.procedures.test_failover import Env, env
 __all__ = ["cli_calls", "env", "seeded"]
 
 
+@pytest.fixture(autouse=True)
+def databases_reachable(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI's psycopg connections reach the (moto) databases, caught up: a planned switchover
+    can prove RPO 0 by WAL position (it is refused where it cannot)."""
+    monkeypatch.setattr("dr.procedures.restore._default_connect", env.pg.connect)
+
+
 def dr(
     args: list[str],
     tmp_path: Path,

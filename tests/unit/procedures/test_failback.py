@@ -44,7 +44,9 @@ def _pre(env: Env, clients: ClientProvider | None = None, **kw: Any) -> Failback
 def _run(env: Env, pre: FailbackPreflight, **kw: Any) -> Any:
     return run_plan(
         kw.pop("plan", None) or failback_plan(env.estate, pre, timeout=20),
-        services(kw.pop("clients", None) or env.clients, env.estate, kube=env.kube),
+        services(
+            kw.pop("clients", None) or env.clients, env.estate, kube=env.kube, pg_connect=env.pg.connect
+        ),
         dry_run=kw.pop("dry_run", False),
         assume_yes=True,
         resume=kw.pop("resume", None),

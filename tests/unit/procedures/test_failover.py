@@ -11,7 +11,7 @@ import datetime as dt
 import json
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from dr.runbook.plan import Plan
 from dr.runbook.poll import PollPolicy
 from dr.runbook.runner import RunResult, run_plan
 from dr.sandbox.kubeapi import FakeKubeApi, serve_estate
-from tests.unit.procedures.estate_seed import PASSWORD, Seeded, put_caught_up
+from tests.unit.procedures.estate_seed import PASSWORD, CaughtUpPg, Seeded, put_caught_up
 
 FAST = PollPolicy(first=0.01, factor=1.5, cap=0.05, floor=0.02, fraction=0.01)
 ROLE_ARN = "arn:aws:iam::123456789012:role/eks"
@@ -45,6 +45,7 @@ class Env:
     kubeconfig: str
     runs: Path
     now: dt.datetime
+    pg: CaughtUpPg = field(default_factory=CaughtUpPg)  # both databases reachable, caught up
 
     @property
     def estate(self) -> Any:
@@ -68,7 +69,7 @@ class Env:
             target=self.estate.secondary,
             mode=mode,  # type: ignore[arg-type]
             max_lag=dt.timedelta(seconds=5),
-            **kw,
+            **{"pg_connect": self.pg.connect, **kw},
         )
 
     def plan(self, mode: str = "planned", **kw: Any) -> Plan:
@@ -83,6 +84,7 @@ class Env:
         clients: ClientProvider | None = None,
         **extra: Any,
     ) -> RunResult:
+        extra.setdefault("pg_connect", self.pg.connect)
         return run_plan(
             plan,
             services(clients or self.clients, self.estate, kube=self.kube, **extra),
@@ -296,7 +298,12 @@ def test_dry_run_makes_no_mutating_call_and_lists_every_operation(env: Env) -> N
     recorder = ro.add_recorder(CallRecorder())
     env.kube = KubeFactory(kubeconfig=env.kubeconfig, clients=ro, read_only=True)
     pre = preflight(
-        ro, env.estate, target=env.estate.secondary, mode="planned", max_lag=dt.timedelta(seconds=5)
+        ro,
+        env.estate,
+        target=env.estate.secondary,
+        mode="planned",
+        max_lag=dt.timedelta(seconds=5),
+        pg_connect=env.pg.connect,
     )
     plan = failover_plan(env.estate, pre)
     result = env.run(plan, dry_run=True, clients=ro)
@@ -509,7 +516,7 @@ def _crash_chain(env: Env, mode: str, where: str) -> tuple[set[str], list[str], 
         try:
             result = run_plan(
                 _crash_at(plan, pending, where),
-                services(env.clients, env.estate, kube=env.kube),
+                services(env.clients, env.estate, kube=env.kube, pg_connect=env.pg.connect),
                 dry_run=False,
                 assume_yes=True,
                 resume=run_id,
@@ -813,3 +820,40 @@ def test_after_a_rotation_an_unplanned_failover_uses_the_rotated_password_from_t
     )
     assert f":{rotated}@" in url and PASSWORD not in url
     assert rotated not in (env.runs / result.run_id / "journal.jsonl").read_text()
+
+
+def test_a_planned_switchover_that_cannot_read_the_wal_positions_is_refused_before_writes_stop(
+    env: Env,
+) -> None:
+    """RDS PostgreSQL's ReplicaLag is the time since the last replayed commit: once writes stop it
+    only grows, so it can never prove RPO 0. Where the databases cannot be read (private subnets,
+    the operator's laptop), a planned switchover is refused in its pre-flight — exit 3, nothing
+    changed, writes never stopped — instead of waiting for a ReplicaLag of 0 with writes stopped."""
+
+    def unreachable(**kw: Any) -> Any:
+        raise OSError(f"connection to {kw['host']} timed out")
+
+    # the replica has replayed everything; idle, RDS PG still reports a growing lag (here 240 s)
+    env.s.put_lag(240.0, at=env.now)
+    recorder = env.clients.add_recorder(CallRecorder())
+
+    def gate(connect: Any) -> FailoverPreflight:
+        return preflight(
+            env.clients,
+            env.estate,
+            target=env.estate.secondary,
+            mode="planned",
+            max_lag=dt.timedelta(minutes=10),
+            pg_connect=connect,
+        )
+
+    with pytest.raises(GateRefused, match="WAL positions") as err:
+        gate(unreachable)
+    assert err.value.exit_code == 3 and "--mode unplanned" in (err.value.hint or "")
+    assert env.estate.secondary.region in str(err.value)
+    assert recorder.mutating() == [] and env.kube_writes() == []
+    ns = env.estate.app.namespace
+    for dep in env.estate.app.deployments:  # writes were never stopped
+        assert env.api("primary").ready_pods(ns, dep.name) == dep.replicas
+    # reachable databases: the same switchover passes the gate (the WAL comparison proves RPO 0)
+    assert gate(env.pg.connect).mode == "planned"

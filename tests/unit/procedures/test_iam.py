@@ -75,7 +75,7 @@ def _run(env: Env, mode: str, *, resuming: bool = False) -> list[ApiCall]:
         lock = DynamoLock(env.clients, table=env.estate.lock_table, region=target.region, name="dr-test")
         result = run_plan(
             plan,
-            services(env.clients, env.estate, kube=env.kube),
+            services(env.clients, env.estate, kube=env.kube, pg_connect=env.pg.connect),
             dry_run=False,
             assume_yes=True,
             resume=None,

@@ -429,7 +429,7 @@ def test_failback_policy_is_exact(env: Env) -> None:
     lock = DynamoLock(env.clients, table=est.lock_table, region=prod.region, name="dr-test")
     result = run_plan(
         failback_plan(est, pre, timeout=20),
-        services(env.clients, est, kube=env.kube),
+        services(env.clients, est, kube=env.kube, pg_connect=env.pg.connect),
         dry_run=False,
         assume_yes=True,
         resume=None,
@@ -481,7 +481,7 @@ def test_reprotect_policy_is_exact(env: Env) -> None:
     assert pre.target == prod and pre.aside_id is not None
     result = run_plan(
         reprotect_plan(est, pre, timeout=20),
-        services(env.clients, est, kube=env.kube),
+        services(env.clients, est, kube=env.kube, pg_connect=env.pg.connect),
         dry_run=False,
         assume_yes=True,
         resume=None,
