@@ -10,42 +10,18 @@ from __future__ import annotations
 
 from typing import Any
 
-POSITION = "5/1000"
-
 
 def connect(**kw: Any) -> Any:
     from dr.aws.session import ClientProvider
     from dr.target import resolve_target
+    from tests.unit.procedures.pgfake import FixedWalConn
 
     target = resolve_target("sandbox")  # the harness's moto (DR_SANDBOX_DIR/state.json)
     clients = ClientProvider(endpoint_url=target.endpoint_url, credentials=target.credentials)
     host = str(kw["host"])  # moto: <identifier>.aaaaaaaaaa.<region>.rds.amazonaws.com
     ident, region = host.split(".")[0], host.split(".")[2]
     raw = clients.client("rds", region).describe_db_instances(DBInstanceIdentifier=ident)
-    return _Conn(bool(raw["DBInstances"][0].get("ReadReplicaSourceDBInstanceIdentifier")))
-
-
-class _Conn:
-    def __init__(self, in_recovery: bool) -> None:
-        self.in_recovery = in_recovery
-
-    def cursor(self) -> _Conn:
-        return self
-
-    def __enter__(self) -> _Conn:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
-
-    def execute(self, sql: str) -> None:
-        return None
-
-    def fetchone(self) -> tuple[Any, ...]:
-        return (self.in_recovery, POSITION)
-
-    def close(self) -> None:
-        return None
+    return FixedWalConn(bool(raw["DBInstances"][0].get("ReadReplicaSourceDBInstanceIdentifier")))
 
 
 def install() -> None:

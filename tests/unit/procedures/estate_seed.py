@@ -359,8 +359,6 @@ class CaughtUpPg:
     the same WAL position, in recovery exactly while moto says it is a read replica — what the
     WAL comparison of a planned switchover reads when the databases are reachable and idle."""
 
-    POSITION = "5/1000"
-
     def __init__(self, account: str = "123456789012") -> None:
         self.account = account
         self.connects: list[str] = []
@@ -375,28 +373,7 @@ class CaughtUpPg:
         raise OSError(f"could not connect to server: {host} does not answer")
 
     def connect(self, **kw: Any) -> Any:
+        from tests.unit.procedures.pgfake import FixedWalConn
+
         self.connects.append(str(kw["host"]))
-        return _CaughtUpConn(bool(self._instance(str(kw["host"])).is_replica))
-
-
-class _CaughtUpConn:
-    def __init__(self, in_recovery: bool) -> None:
-        self.in_recovery = in_recovery
-
-    def cursor(self) -> _CaughtUpConn:
-        return self
-
-    def __enter__(self) -> _CaughtUpConn:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
-
-    def execute(self, sql: str) -> None:
-        return None
-
-    def fetchone(self) -> tuple[Any, ...]:
-        return (self.in_recovery, CaughtUpPg.POSITION)
-
-    def close(self) -> None:
-        return None
+        return FixedWalConn(bool(self._instance(str(kw["host"])).is_replica))
