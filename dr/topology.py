@@ -32,6 +32,12 @@ from dr.errors import ConfigError
 PROJECT = "dr-toolkit"
 NS = PROJECT + ":"
 
+# RDS settings every instance of the estate has, whoever creates it (the Pulumi program, or a
+# failback/reprotect re-creating a replica that becomes production).
+DB_STORAGE_TYPE = "gp3"
+DB_LOG_EXPORTS = ("postgresql", "upgrade")
+DB_PERFORMANCE_INSIGHTS_RETENTION_DAYS = 7
+
 # AWS commercial, GovCloud and China regions (static: `dr --help` must not load botocore).
 AWS_REGIONS = frozenset(
     [
@@ -576,6 +582,10 @@ class Estate(_Model):
 
     def cache_subnet_group(self, view: SiteView) -> str:
         return f"{view.site.name}-cache"
+
+    def db_security_group(self, view: SiteView) -> str:
+        """The ``Name`` tag of the site's database security group (its EC2 name is generated)."""
+        return f"{view.site.name}-database"
 
     def kms_alias(self, view: SiteView) -> str:
         return f"alias/{view.site.name}-data"

@@ -8,6 +8,7 @@ paginate; results are small frozen dataclasses.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +46,8 @@ class DbInstance:
     deletion_protection: bool
     storage_type: str | None = None
     publicly_accessible: bool = False
+    # The RDS-managed master secret (ManageMasterUserPassword); None when the caller owns the password.
+    master_user_secret_arn: str | None = None
 
     @property
     def is_replica(self) -> bool:
@@ -108,6 +111,7 @@ class DbInstance:
             deletion_protection=bool(raw.get("DeletionProtection", False)),
             storage_type=raw.get("StorageType"),
             publicly_accessible=bool(raw.get("PubliclyAccessible", False)),
+            master_user_secret_arn=(raw.get("MasterUserSecret") or {}).get("SecretArn"),
         )
 
 
@@ -246,18 +250,31 @@ class Rds:
             raw = self.client.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"]
         return DbInstance.from_api(raw[0], self.region)
 
-    def find_instance(self, identifier: str) -> DbInstance | None:
+    def _unless_not_found(self, resource: str, call: Callable[[], Any]) -> Any:
+        """``call()``, or None when RDS answers a ``*NotFound*`` error (others name ``resource``)."""
         client_error = client_error_type()
         try:
-            raw = self.client.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"]
+            return call()
         except client_error as err:
             code = err.response.get("Error", {}).get("Code", "")  # type: ignore[attr-defined]
             if "NotFound" in code:
                 return None
-            raise from_client_error(
-                err, resource=f"DB instance {identifier}", region=self.region, action="describe"
-            ) from None
+            raise from_client_error(err, resource=resource, region=self.region, action="describe") from None
+
+    def find_instance(self, identifier: str) -> DbInstance | None:
+        raw = self._unless_not_found(
+            f"DB instance {identifier}",
+            lambda: self.client.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"],
+        )
         return DbInstance.from_api(raw[0], self.region) if raw else None
+
+    def subnet_group_vpc(self, name: str) -> str | None:
+        """The VPC of DB subnet group ``name`` (None when the group does not exist)."""
+        groups = self._unless_not_found(
+            f"DB subnet group {name}",
+            lambda: self.client.describe_db_subnet_groups(DBSubnetGroupName=name).get("DBSubnetGroups"),
+        )
+        return str(groups[0].get("VpcId") or "") or None if groups else None
 
     def promote(self, identifier: str, *, backup_retention_days: int | None = None) -> DbInstance:
         kwargs: dict[str, Any] = {"DBInstanceIdentifier": identifier}
@@ -487,11 +504,28 @@ class Rds:
             self.client.delete_db_snapshot(DBSnapshotIdentifier=identifier)
 
 
+def rotate_managed_password(clients: ClientProvider, region: str, identifier: str) -> str:
+    """ModifyDBInstance RotateMasterUserPassword (ApplyImmediately) on an instance whose password
+    RDS manages in Secrets Manager: RDS generates the new password and stores it in its secret.
+    Returns the status right after."""
+    with aws_errors(
+        resource=f"DB instance {identifier}", region=region, action="rotate the managed password of"
+    ):
+        raw = clients.client("rds", region).modify_db_instance(
+            DBInstanceIdentifier=identifier,
+            RotateMasterUserPassword=True,
+            ApplyImmediately=True,
+        )["DBInstance"]
+    return str(raw.get("DBInstanceStatus", "unknown"))
+
+
 def modify_master_password(clients: ClientProvider, region: str, identifier: str, password: str) -> str:
     """ModifyDBInstance MasterUserPassword (ApplyImmediately); returns the status right after.
 
-    The password is sent once and never recorded (the session's recorder drops *Password params).
-    Added for `dr ops rotate-db-secret` (ops helper).
+    Only for an instance whose password the caller owns: RDS refuses it
+    (InvalidParameterCombination) while ManageMasterUserPassword is on — use
+    :func:`rotate_managed_password` there. The password is sent once and never recorded (the
+    session's recorder drops *Password params).
     """
     with aws_errors(resource=f"DB instance {identifier}", region=region, action="modify master password of"):
         raw = clients.client("rds", region).modify_db_instance(

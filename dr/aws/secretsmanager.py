@@ -77,3 +77,12 @@ def put_secret(clients: ClientProvider, region: str, secret_id: str, value: Secr
         )
     version = raw.get("VersionId")
     return str(version) if version else None
+
+
+def primary_region(clients: ClientProvider, region: str, secret_id: str) -> str:
+    """The region whose copy of ``secret_id`` is writable: its own, unless the secret in ``region``
+    is a replica of a multi-region secret (PutSecretValue on a replica is refused; Secrets Manager
+    copies every new version of the primary to its replicas)."""
+    with aws_errors(resource=f"secret {secret_id}", region=region, action="describe"):
+        raw = clients.client("secretsmanager", region).describe_secret(SecretId=secret_id)
+    return str(raw.get("PrimaryRegion") or region)

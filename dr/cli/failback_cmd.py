@@ -59,9 +59,11 @@ def failback(
     """Re-protect, wait until caught up, fail back (planned, RPO 0), DR side back to warm standby."""
 
     from dr.cli.opsutil import finish
+    from dr.errors import GateRefused
     from dr.procedures.common import lag_budget, parse_duration, services
     from dr.procedures.dns import read_state
-    from dr.procedures.failback import failback_plan, preflight
+    from dr.procedures.failback import failback_plan, preflight, replica_placement
+    from dr.procedures.failover import require_wal_positions
     from dr.runbook.runner import run_plan
 
     estate = app.estate
@@ -85,6 +87,17 @@ def failback(
         replica_id=replica,
         moved_aside=moved_aside,
     )
+    if not pre.replica_exists:
+        replica_placement(clients, estate, pre.target)  # refused (exit 2) before anything changes
+    if not run.resume:
+        # RPO 0 must be provable by WAL position: else exit 3 now, before writes stop (a dry run
+        # shows the plan and says the real run would be refused)
+        try:
+            require_wal_positions(clients, estate, pre.failover, source_only=not pre.replica_exists)
+        except GateRefused as err:
+            if not run.dry_run:
+                raise
+            pre.warnings.append(f"the real run is refused: {err.message}")
     plan = failback_plan(estate, pre, timeout=timeout)
     kube = kube_factory(app, kubeconfig, read_only=run.dry_run)
     try:

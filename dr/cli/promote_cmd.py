@@ -78,7 +78,7 @@ def promote(
         else None
     )
     pre = preflight(clients, db=ident, region=view.region, max_lag=budget, force=force, probe=probe)
-    plan = promote_plan(pre, timeout=timeout)
+    plan = promote_plan(pre, timeout=timeout, backup_retention_days=view.database.backup_retention_days)
     result = execute(app, plan, clients, run=run, locked=True)
     report: dict[str, Any] = {"promote": pre.to_dict()}
     if result.status != "dry-run":

@@ -73,6 +73,7 @@ def reprotect(
     """
     from dr.cli.failover_cmd import kube_factory
     from dr.procedures.common import lag_budget, parse_duration
+    from dr.procedures.failback import replica_placement
     from dr.procedures.reprotect import preflight, reprotect_plan
 
     estate = app.estate
@@ -93,6 +94,8 @@ def reprotect(
         moved_aside=moved_aside,
         max_snapshot_age=snap_age,
     )
+    if pre.existing is None or pre.aside_id is not None:  # a replica is to be created
+        replica_placement(clients, estate, pre.target)  # refused (exit 2) before anything changes
     plan = reprotect_plan(estate, pre, timeout=timeout)
     kube = kube_factory(app, kubeconfig, read_only=run.dry_run)
     try:

@@ -58,6 +58,10 @@ def cache_subnet_group(site: Site) -> str:
     return f"{site.name}-cache"
 
 
+def db_security_group(site: Site) -> str:
+    return f"{site.name}-database"
+
+
 def kms_alias(site: Site) -> str:
     return f"alias/{site.name}-data"
 

@@ -25,7 +25,12 @@ import pulumi
 import pulumi_aws as aws
 
 from dr.infra._common import child, data_store, db_subnet_group, kms_alias, tags
-from dr.topology import StackConfig
+from dr.topology import (
+    DB_LOG_EXPORTS,
+    DB_PERFORMANCE_INSIGHTS_RETENTION_DAYS,
+    DB_STORAGE_TYPE,
+    StackConfig,
+)
 
 
 @dataclass
@@ -81,7 +86,7 @@ class Database(pulumi.ComponentResource):
             "deletion_protection": spec.deletion_protection,
             "performance_insights_enabled": True,
             "performance_insights_kms_key_id": self.key.arn,
-            "performance_insights_retention_period": 7,
+            "performance_insights_retention_period": DB_PERFORMANCE_INSIGHTS_RETENTION_DAYS,
             "db_subnet_group_name": subnets.name,
             "vpc_security_group_ids": [args.security_group_id],
             "copy_tags_to_snapshot": True,
@@ -101,7 +106,7 @@ class Database(pulumi.ComponentResource):
                 "engine": "postgres",
                 "engine_version": app_db.engine_version,
                 "allocated_storage": spec.allocated_storage,
-                "storage_type": "gp3",
+                "storage_type": DB_STORAGE_TYPE,
                 "db_name": app_db.db_name,
                 "username": app_db.username,
                 # RDS generates and stores the password in Secrets Manager: no plaintext anywhere.
@@ -109,7 +114,7 @@ class Database(pulumi.ComponentResource):
                 "master_user_secret_kms_key_id": self.key.arn,
                 "skip_final_snapshot": False,
                 "final_snapshot_identifier": f"{spec.identifier}-final",
-                "enabled_cloudwatch_logs_exports": ["postgresql", "upgrade"],
+                "enabled_cloudwatch_logs_exports": list(DB_LOG_EXPORTS),
                 # Automated backups are primary-only: RDS refuses them on a PostgreSQL read replica
                 # ("DB Backups not supported on a read replica for engine postgres"); the DR
                 # region's recovery point is the replicated backups below. After a promotion,

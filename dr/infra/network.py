@@ -9,7 +9,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from dr.infra._common import NODE_PORT, child, tags
+from dr.infra._common import NODE_PORT, child, db_security_group, tags
 from dr.topology import StackConfig
 
 
@@ -132,7 +132,7 @@ class Network(pulumi.ComponentResource):
                 }
             ],
             egress=egress,
-            tags=tags(cfg, Name=f"{site.name}-database"),
+            tags=tags(cfg, Name=db_security_group(site)),
             opts=child(self),
         )
         self.cache_sg = aws.ec2.SecurityGroup(

@@ -45,6 +45,8 @@ class OrchestratorArgs:
     journal_bucket: pulumi.Input[str]
     # This stack's EKS cluster (the target of every ``eks:call`` state).
     cluster_name: pulumi.Input[str]
+    # The site's data key: the journal bucket's SSE-KMS key (PutObject needs kms:GenerateDataKey).
+    kms_key_arn: pulumi.Input[str] = ""
 
 
 def state_machine_name(cfg: StackConfig) -> str:
@@ -95,11 +97,16 @@ class Orchestrator(pulumi.ComponentResource):
         ).apply(definition)
 
         def role_policy(values: list[Any]) -> str:
-            text, table_arn, zone = str(values[0]), str(values[1]), str(values[2])
+            text, table_arn, zone, key = (str(v) for v in values)
             account = table_arn.split(":")[4]
             return json.dumps(
                 definition_policy(
-                    json.loads(text), estate, account_id=account, region=cfg.region, zone_id=zone
+                    json.loads(text),
+                    estate,
+                    account_id=account,
+                    region=cfg.region,
+                    zone_id=zone,
+                    kms_key_arn=key or None,
                 )
             )
 
@@ -114,7 +121,9 @@ class Orchestrator(pulumi.ComponentResource):
         self.policy = aws.iam.RolePolicy(
             "failover",
             role=self.role.id,
-            policy=pulumi.Output.all(self.definition, args.lock_table_arn, args.zone_id).apply(role_policy),
+            policy=pulumi.Output.all(
+                self.definition, args.lock_table_arn, args.zone_id, args.kms_key_arn
+            ).apply(role_policy),
             opts=child(self),
         )
         # eks:call authenticates as the machine's role: without an access entry the API server
@@ -217,6 +226,7 @@ def deploy_for(estate_component: Any, cfg: StackConfig) -> Orchestrator:
             lock_table_arn=estate_component.tooling.lock_table_arn,
             journal_bucket=estate_component.tooling.bucket.bucket,
             cluster_name=estate_component.cluster.cluster.name,
+            kms_key_arn=estate_component.database.key.arn,
         ),
         pulumi.ResourceOptions(parent=estate_component),
     )

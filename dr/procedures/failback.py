@@ -20,7 +20,9 @@ confirmation, lock in the target region, journal, ``--resume``)::
   instance's ARN, encrypted with that region's key (``alias/<site>-data``), under the original
   identifier (same endpoint: the cluster's DB secret, the stack files and the Pulumi state still
   match); only when the old primary could not be renamed (not available) under
-  ``<identifier>-failback``, with a warning to update the stack files.
+  ``<identifier>-failback``, with a warning to update the stack files. Placed in the region's DB
+  subnet group with the database security group (``Name=<site>-database``), never RDS's default
+  VPC / security group (missing: exit 2 before anything changes).
 * **redis-reseed**: ElastiCache cannot copy a snapshot across regions; the original region's group
   is used when available, else restored from the newest snapshot *in that region*.
 * **replica-in-sync**: ``ReplicaLag`` within the budget before writes stop (keeps the write pause short).
@@ -43,11 +45,11 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from dr.aws import eks
+from dr.aws import ec2, eks
 from dr.aws.cloudwatch import replica_lag
 from dr.aws.kms import key_arn
 from dr.aws.rds import DbInstance, Rds, aws_errors
-from dr.errors import BadInput, GateRefused, NotFound
+from dr.errors import BadInput, GateRefused
 from dr.procedures.common import TAG_CREATED_BY, TAG_RUN_ID, TAG_SUPERSEDED_BY, Settled, clients_of
 from dr.procedures.dns import prepare_move, read_state
 from dr.procedures.failover import (
@@ -63,6 +65,7 @@ from dr.procedures.failover import (
 )
 from dr.procedures.promote import PromotePreflight
 from dr.runbook.plan import Operation, Plan, Step, StepContext
+from dr.topology import DB_LOG_EXPORTS, DB_PERFORMANCE_INSIGHTS_RETENTION_DAYS, DB_STORAGE_TYPE
 
 if TYPE_CHECKING:
     from dr.aws.session import ClientProvider
@@ -315,14 +318,45 @@ def preflight(
     )
 
 
-def _subnet_group_exists(client: Any, name: str, region: str) -> bool:
-    """Whether the estate's DB subnet group exists in ``region`` (asked by name: the IAM policy
-    grants ``rds:DescribeDBSubnetGroups`` on that group only, not ``subgrp:*``)."""
-    try:
-        with aws_errors(resource=f"DB subnet group {name}", region=region, action="describe"):
-            return bool(client.describe_db_subnet_groups(DBSubnetGroupName=name).get("DBSubnetGroups"))
-    except NotFound:
-        return False
+@dataclass(frozen=True)
+class ReplicaPlacement:
+    """Where a re-created replica goes: the estate's DB subnet group and security group(s) of
+    its region (as the Pulumi program names them), never RDS's defaults."""
+
+    subnet_group: str
+    vpc_id: str
+    security_groups: tuple[str, ...]
+
+
+def replica_placement(clients: ClientProvider, estate: Estate, target: SiteView) -> ReplicaPlacement:
+    """The subnet group and security groups of ``target``'s database, or BadInput (exit 2).
+
+    Without ``DBSubnetGroupName`` RDS creates the instance outside the estate's VPC; without
+    ``VpcSecurityGroupIds`` it gets the VPC's default security group and the app cannot reach it
+    once it is promoted. Both are refused rather than left to RDS's defaults.
+    """
+    region, group = target.region, estate.db_subnet_group(target)
+    vpc = Rds(clients, region).subnet_group_vpc(group)
+    if vpc is None:
+        raise BadInput(
+            f"DB subnet group {group} not found in {region}: a replica created without it would be "
+            "placed outside the estate's VPC",
+            resource=group,
+            region=region,
+            hint=f"deploy the network and database of stack {target.stack} (pulumi up --stack "
+            f"{target.stack}), then retry",
+        )
+    name = estate.db_security_group(target)
+    groups = ec2.security_groups_named(clients, region, name, vpc)
+    if not groups:
+        raise BadInput(
+            f"no security group tagged Name={name} in VPC {vpc} ({region}): a replica created without "
+            "it would get the VPC's default security group, which the app cannot reach",
+            resource=name,
+            region=region,
+            hint=f"deploy the network of stack {target.stack} (pulumi up --stack {target.stack}), then retry",
+        )
+    return ReplicaPlacement(group, vpc, tuple(groups))
 
 
 class ReplicaSpec(Protocol):
@@ -391,10 +425,21 @@ def create_replica_step(
         }
         if pre.kms_key:
             kwargs["KmsKeyId"] = pre.kms_key
-        subnet_group = estate.db_subnet_group(target)
+            kwargs["PerformanceInsightsKMSKeyId"] = pre.kms_key
+        place = replica_placement(clients_of(ctx), estate, target)
+        kwargs["DBSubnetGroupName"] = place.subnet_group
+        kwargs["VpcSecurityGroupIds"] = list(place.security_groups)
+        # After a failback this instance is production: what its stack declares for every instance.
+        kwargs.update(
+            DeletionProtection=target.database.deletion_protection,
+            StorageType=DB_STORAGE_TYPE,
+            EnableCloudwatchLogsExports=list(DB_LOG_EXPORTS),
+            EnablePerformanceInsights=True,
+            PerformanceInsightsRetentionPeriod=DB_PERFORMANCE_INSIGHTS_RETENTION_DAYS,
+            PubliclyAccessible=False,
+            Port=estate.app.database.port,
+        )
         client = clients_of(ctx).client("rds", region)
-        if _subnet_group_exists(client, subnet_group, region):
-            kwargs["DBSubnetGroupName"] = subnet_group
         with aws_errors(
             resource=f"DB instance {ident} (replica of {src.arn})", region=region, action="create"
         ):
@@ -422,6 +467,20 @@ def create_replica_step(
             Operation("rds", "DescribeDBInstances", region, {"DBInstanceIdentifier": ident}, False),
             Operation(
                 "rds",
+                "DescribeDBSubnetGroups",
+                region,
+                {"DBSubnetGroupName": estate.db_subnet_group(target)},
+                False,
+            ),
+            Operation(
+                "ec2",
+                "DescribeSecurityGroups",
+                region,
+                {"Filters": [{"Name": "tag:Name", "Values": [estate.db_security_group(target)]}]},
+                False,
+            ),
+            Operation(
+                "rds",
                 "CreateDBInstanceReadReplica",
                 region,
                 {
@@ -429,6 +488,9 @@ def create_replica_step(
                     "SourceDBInstanceIdentifier": src.arn,
                     "SourceRegion": src.region,
                     "KmsKeyId": pre.kms_key or "-",
+                    "DBSubnetGroupName": estate.db_subnet_group(target),
+                    "VpcSecurityGroupIds": f"tag:Name={estate.db_security_group(target)}",
+                    "DeletionProtection": target.database.deletion_protection,
                 },
             ),
         ),

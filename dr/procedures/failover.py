@@ -39,7 +39,6 @@ from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from dr.aws import eks
-from dr.aws.cloudwatch import replica_lag
 from dr.aws.elasticache import CacheSnapshot, ElastiCache, ReplicationGroup
 from dr.aws.rds import Rds
 from dr.aws.route53 import HealthCheck, Route53, answered
@@ -55,6 +54,7 @@ from dr.runbook.plan import Operation, Plan, Step, StepContext
 
 if TYPE_CHECKING:
     from dr.aws.session import ClientProvider
+    from dr.procedures.restore import Connector
     from dr.topology import Estate, Nodegroup, SiteView
 
 Mode = Literal["planned", "unplanned"]
@@ -300,6 +300,7 @@ def preflight(
     max_snapshot_age: dt.timedelta = DEFAULT_MAX_SNAPSHOT_AGE,
     db: str | None = None,
     resuming: bool = False,
+    pg_connect: Connector | None = None,
 ) -> FailoverPreflight:
     """All gates of a failover to ``target`` (read-only; only the target region and Route53).
 
@@ -414,7 +415,7 @@ def preflight(
             )
         if silent is not None:
             warnings.append(f"{silent}: DNS will not move until it does")
-    return FailoverPreflight(
+    out = FailoverPreflight(
         source=source,
         target=target,
         mode=mode,
@@ -426,6 +427,48 @@ def preflight(
         health_check_id=rec.check.id,
         warnings=warnings,
     )
+    if mode == "planned" and not resuming and not pre.already_promoted:
+        require_wal_positions(clients, estate, out, connect=pg_connect)
+    return out
+
+
+def require_wal_positions(
+    clients: ClientProvider,
+    estate: Estate,
+    pre: FailoverPreflight,
+    *,
+    connect: Connector | None = None,
+    source_only: bool = False,
+) -> None:
+    """GateRefused (exit 3) unless both databases answer with their WAL positions from here.
+
+    A planned switchover promises RPO 0 and proves it by WAL position (``replica-caught-up``).
+    CloudWatch ``ReplicaLag`` cannot prove it on RDS PostgreSQL: it is the time since the last
+    replayed commit and keeps growing once writes stop. So where the databases cannot be read,
+    the switchover is refused *before* writes stop, never left waiting with writes stopped.
+    ``source_only``: the replica does not exist yet (a failback creates it); only the source is read.
+    """
+    source, replica = _source_ref(pre), DbRef(pre.db, pre.target.region)
+    watch = CatchUp(
+        clients,
+        source=source,
+        replica=replica,
+        secret_id=estate.app.db_secret.secrets_manager_id,
+        db_name=estate.app.database.db_name,
+        connect=connect,
+    )
+    readable = watch.source_readable() if source_only else watch.positions() is not None
+    if not readable:
+        raise GateRefused(
+            f"a planned switchover proves RPO 0 by comparing the WAL positions of {source.identifier} "
+            f"({source.region}) and {replica.identifier} ({replica.region}), and they cannot be read from "
+            f"here ({watch.unavailable}); CloudWatch ReplicaLag cannot prove it on RDS PostgreSQL (it "
+            "grows while writes are stopped)",
+            resource=replica.identifier,
+            region=replica.region,
+            hint="run it from where both databases are reachable (inside the VPC), or fail over with "
+            "`--mode unplanned` (also `--via stepfunctions`) within the RPO budget (--max-lag)",
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -647,14 +690,19 @@ def workloads_step(
     )
 
 
-def promote_step(pre: PromotePreflight, *, depends_on: tuple[str, ...], timeout: float) -> Step:
+def promote_step(
+    pre: PromotePreflight, *, depends_on: tuple[str, ...], timeout: float, backup_retention_days: int
+) -> Step:
     """The promote step of :func:`dr.procedures.promote.promote_plan`, safe to resume mid-flight.
+
+    ``backup_retention_days`` is sent with ``PromoteReadReplica``: without it RDS gives the new
+    primary a 1-day PITR window (the API default), not the one its stack declares.
 
     Its check is "standalone and available". A resumed run may find the instance still a replica
     but already promoting (status not ``available``, or tagged ``dr:promoted-from`` by our action):
     the action then issues nothing and the wait follows the promotion to its end.
     """
-    base = promote_plan(pre, timeout=timeout).steps[0]
+    base = promote_plan(pre, timeout=timeout, backup_retention_days=backup_retention_days).steps[0]
     db, region = pre.db, pre.region
     assert base.action is not None
 
@@ -699,10 +747,11 @@ def caught_up_step(
 ) -> Step:
     """Planned mode: wait until the replica has replayed every write made before writes stopped.
 
-    Exact when the databases are reachable (:mod:`dr.procedures.walpos`: the replica's replay
-    position reaches the source's current one and the source stays quiet); otherwise CloudWatch
-    ``ReplicaLag`` Maximum 0 over a period that *began* after writes stopped (a period that began
-    earlier may have been sampled before the last writes). ``caught_up_by`` records which one.
+    Proven by WAL position only (:mod:`dr.procedures.walpos`: the replica's replay position
+    reaches the source's current one and the source stays quiet); the pre-flight refused the
+    switchover before writes stopped if the databases could not be read. Never by CloudWatch
+    ``ReplicaLag``: on RDS PostgreSQL it is the time since the last replayed commit and grows
+    once writes stop. ``caught_up_by`` records ``wal-lsn``.
     """
     target, db = pre.target, pre.db
     region = target.region
@@ -733,26 +782,23 @@ def caught_up_step(
     def wait(ctx: StepContext) -> bool:
         wal = watcher(ctx)
         done = wal.poll()
-        if done is not None:
-            if done and wal.last is not None:
-                ctx.set("caught_up_by", "wal-lsn")
-                ctx.set("cutover_lsn", wal.last.source_text)
-                ctx.set("lag_at_cutover_seconds", 0.0)
-            return done
-        stopped = dt.datetime.fromisoformat(str(ctx.get("writes_stopped_at")).replace("Z", "+00:00"))
-        point = replica_lag(clients_of(ctx), region, db, since=stopped)
-        if point is None or point.value > 0.0:
-            return False  # no period that began after writes stopped yet, or still behind
-        ctx.set("caught_up_by", f"cloudwatch ({wal.unavailable})")
-        ctx.set("lag_at_cutover_seconds", point.value)
-        return True
+        if done is None:
+            # Unreadable now (the pre-flight read both): retry with a fresh connection next poll.
+            # Never CloudWatch ReplicaLag: on RDS PostgreSQL it grows while writes are stopped.
+            watchers.pop(ctx.run_id, None)
+            return False
+        if done and wal.last is not None:
+            ctx.set("caught_up_by", "wal-lsn")
+            ctx.set("cutover_lsn", wal.last.source_text)
+            ctx.set("lag_at_cutover_seconds", 0.0)
+        return done
 
     return Step(
         id="replica-caught-up",
         title=f"Wait until replica {db} ({region}) has replayed every write made before writes stopped (RPO 0)",
         region=region,
         service="cloudwatch",
-        changes="nothing (compares WAL positions, else waits for AWS/RDS ReplicaLag = 0)",
+        changes="nothing (compares the WAL positions of both databases)",
         depends_on=depends_on,
         operations=(
             # the endpoints and master credentials of both databases (WAL positions over psycopg)
@@ -769,13 +815,6 @@ def caught_up_step(
                     ),
                     Operation("secretsmanager", "GetSecretValue", ref.region, {"SecretId": secret_id}, False),
                 )
-            ),
-            Operation(
-                "cloudwatch",
-                "GetMetricStatistics",
-                region,
-                {"MetricName": "ReplicaLag", "DBInstanceIdentifier": db},
-                False,
             ),
         ),
         check=check,
@@ -1179,7 +1218,14 @@ def failover_steps(
             title=f"Scale deployments in {target.cluster.name} ({target.region}) to production replicas",
         )
     )
-    steps.append(promote_step(pre.promote, depends_on=promote_deps, timeout=timeout))
+    steps.append(
+        promote_step(
+            pre.promote,
+            depends_on=promote_deps,
+            timeout=timeout,
+            backup_retention_days=target.database.backup_retention_days,
+        )
+    )
     steps.append(redis_step(estate, target, pre.redis, timeout=timeout))
     steps.append(secret_step(estate, target, db, depends_on=("promote-db",)))
     restarts = [

@@ -145,6 +145,20 @@ DEPENDENT: dict[str, tuple[str, ...]] = {
 }
 IMPLIED = frozenset(a for deps in DEPENDENT.values() for a in deps)
 
+# Calls whose service encrypts or decrypts with the estate's customer-managed key on the caller's
+# behalf (the Secrets Manager secrets and the SSE-KMS journal bucket use the site's data key,
+# ``alias/<site>-data``): the caller needs these KMS actions too, or AWS answers AccessDenied.
+# The key policy only delegates to IAM, so the identity policy must carry them. They are granted
+# only through that service (``kms:ViaService``) and, when the key's id is unknown (it is created
+# by Pulumi; the CLI knows only the alias), only on the key that alias names
+# (``kms:ResourceAliases``); with the key ARN known (the Pulumi-deployed state machine role), on
+# that key alone.
+VIA_KMS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "secretsmanager:GetSecretValue": ("secretsmanager", ("kms:Decrypt",)),
+    "secretsmanager:PutSecretValue": ("secretsmanager", ("kms:GenerateDataKey",)),
+    "s3:PutObject": ("s3", ("kms:GenerateDataKey",)),
+}
+
 _CATALOGUE: dict[str, list[Need]] = {
     # dr reprotect: "target" is the standby being rebuilt, "source" the serving region.
     "reprotect": [
@@ -158,6 +172,7 @@ _CATALOGUE: dict[str, list[Need]] = {
         Need("rds:AddTagsToResource"),  # dr:superseded-by on the instance moved aside
         Need("rds:ModifyDBInstance"),  # the rename (move-aside)
         Need("rds:DescribeDBSubnetGroups"),
+        Need("ec2:DescribeSecurityGroups"),  # the new replica's security group (by its Name tag)
         Need("rds:CreateDBInstanceReadReplica"),
         Need("cloudwatch:GetMetricStatistics"),  # ReplicaLag of the new replica
         Need("rds:ListTagsForResource"),  # the new replica's marker (restart of the standby's pods)
@@ -225,6 +240,7 @@ _CATALOGUE: dict[str, list[Need]] = {
         Need("rds:ModifyDBInstance", "both"),  # rotate-db-secret: the writer's master password
         Need("secretsmanager:GetSecretValue", "both"),
         Need("secretsmanager:PutSecretValue", "both"),
+        Need("secretsmanager:DescribeSecret", "both"),  # rotate-db-secret: a replica copy is not written
         Need("wafv2:ListIPSets", "both"),
         Need("wafv2:GetIPSet", "both"),
         Need("wafv2:UpdateIPSet", "both"),
@@ -249,6 +265,7 @@ NO_RESOURCE_LEVEL = frozenset(
         "elasticloadbalancing:DescribeTargetHealth",
         "acm:ListCertificates",
         "wafv2:ListIPSets",
+        "ec2:DescribeSecurityGroups",
     }
 )
 
@@ -358,7 +375,11 @@ def resources_for(
         return ["*"]
     if service == "secretsmanager":
         sid = estate.app.db_secret.secrets_manager_id
-        return [f"arn:aws:secretsmanager:{r}:{a}:secret:{sid}-*"]
+        out = [f"arn:aws:secretsmanager:{r}:{a}:secret:{sid}-*"]
+        if procedure == "ops" and name == "GetSecretValue":
+            # rotate-db-secret on an instance whose password RDS manages: RDS's own secret
+            out.append(f"arn:aws:secretsmanager:{r}:{a}:secret:rds!db-*")
+        return out
     if service == "dynamodb":
         return [f"arn:aws:dynamodb:{r}:{a}:table/{estate.lock_table}"]
     if service == "s3":
@@ -372,6 +393,44 @@ def resources_for(
     if service == "acm" and name == "DescribeCertificate":
         return [f"arn:aws:acm:{r}:{a}:certificate/*"]
     return ["*"]
+
+
+def kms_via_statements(
+    pairs: Iterable[tuple[str, str | None]],
+    estate: Estate,
+    account: str,
+    *,
+    sid: str,
+    keys: dict[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """The KMS statements the :data:`VIA_KMS` calls among ``pairs`` (action, region) need: one per
+    (service, region), on the site's data key (``keys[region]`` when its ARN is known, else any key
+    whose alias is the site's) and only through that service in that region."""
+    acts: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for action, region in pairs:
+        via = VIA_KMS.get(action)
+        if via is not None and region is not None:
+            acts[(via[0], region)].update(via[1])
+    out = []
+    for (service, region), actions in sorted(acts.items()):
+        key = (keys or {}).get(region)
+        condition: dict[str, dict[str, str]] = {
+            "StringEquals": {"kms:ViaService": f"{service}.{region}.amazonaws.com"}
+        }
+        if key is None:
+            condition["ForAnyValue:StringEquals"] = {
+                "kms:ResourceAliases": estate.kms_alias(_site(estate, region))
+            }
+        out.append(
+            {
+                "Sid": f"{sid}KmsVia{service.capitalize()}{region.replace('-', '').capitalize()}",
+                "Effect": "Allow",
+                "Action": sorted(actions),
+                "Resource": key or f"arn:aws:kms:{region}:{account}:key/*",
+                "Condition": condition,
+            }
+        )
+    return out
 
 
 def _denied(estate: Estate, procedure: str, account: str) -> list[dict[str, Any]]:
@@ -453,6 +512,7 @@ def needed(estate: Estate, procedure: str, target: SiteView) -> list[tuple[str, 
                 ("kms:DescribeKey", target.region),  # the target region's data key (pre-flight)
                 ("rds:DescribeDBInstances", source.region),
                 ("rds:DescribeDBSubnetGroups", target.region),
+                ("ec2:DescribeSecurityGroups", target.region),  # the new replica's security group
                 # the DR side back to warm standby (standby-nodegroup)
                 ("eks:DescribeNodegroup", source.region),
                 ("eks:UpdateNodegroupConfig", source.region),
@@ -494,7 +554,8 @@ def policy(
         )
     view = target or estate.secondary
     grants: dict[tuple[str, tuple[str, ...]], set[str]] = defaultdict(set)
-    for action, region in needed(estate, procedure, view):
+    pairs = needed(estate, procedure, view)
+    for action, region in pairs:
         res = tuple(
             sorted(
                 set(resources_for(action, region, estate, account_id, zone_id=zone_id, procedure=procedure))
@@ -515,7 +576,8 @@ def policy(
                 "Resource": sorted(resources) if "*" not in resources else "*",
             }
         )
-    return {"Version": "2012-10-17", "Statement": statements + _denied(estate, procedure, account_id)}
+    via = kms_via_statements(pairs, estate, account_id, sid=procedure.capitalize())
+    return {"Version": "2012-10-17", "Statement": statements + via + _denied(estate, procedure, account_id)}
 
 
 def kubernetes_verbs(estate: Estate, procedure: str) -> list[dict[str, Any]]:
@@ -586,12 +648,13 @@ def rbac_rules(estate: Estate, procedures: Iterable[str] = PROCEDURES) -> dict[s
     return {region: dict(rules) for region, rules in out.items()}
 
 
-def allows(doc: dict[str, Any], action: str, arn: str) -> bool:
-    """Does ``doc`` allow ``action`` on ``arn``? IAM wildcard matching; an explicit Deny wins
-    (:func:`dr.procedures.policy_eval.evaluate`; the generated policies have no conditions)."""
+def allows(doc: dict[str, Any], action: str, arn: str, context: dict[str, Any] | None = None) -> bool:
+    """Does ``doc`` allow ``action`` on ``arn``? IAM wildcard matching; an explicit Deny wins.
+    A statement with a ``Condition`` applies only when ``context`` (the request's condition keys,
+    e.g. ``kms:ViaService``) satisfies it (:func:`dr.procedures.policy_eval.evaluate`)."""
     from dr.procedures.policy_eval import ALLOWED, evaluate
 
-    return evaluate([doc], action, arn) == ALLOWED
+    return evaluate([doc], action, arn, context) == ALLOWED
 
 
 def _task_actions(defn: dict[str, Any]) -> list[str]:
@@ -617,10 +680,17 @@ def _task_actions(defn: dict[str, Any]) -> list[str]:
 
 
 def definition_policy(
-    defn: dict[str, Any], estate: Estate, *, account_id: str, region: str, zone_id: str | None = None
+    defn: dict[str, Any],
+    estate: Estate,
+    *,
+    account_id: str,
+    region: str,
+    zone_id: str | None = None,
+    kms_key_arn: str | None = None,
 ) -> dict[str, Any]:
     """The policy a Step Functions role needs to run ``defn`` in ``region``: exactly the actions
-    its Tasks call, on the topology's ARNs."""
+    its Tasks call, on the topology's ARNs — plus the KMS actions of the calls that use the site's
+    data key (``kms_key_arn`` when known, else the key its alias names)."""
     grants: dict[str, set[str]] = defaultdict(set)
     for action in sorted(set(_task_actions(defn))):
         where = None if action.startswith("route53:") else region
@@ -637,4 +707,11 @@ def definition_policy(
         }
         for i, (res, actions) in enumerate(sorted(by_res.items()))
     ]
+    statements += kms_via_statements(
+        [(a, region) for a in grants],
+        estate,
+        account_id,
+        sid="Failover",
+        keys={region: kms_key_arn} if kms_key_arn else None,
+    )
     return {"Version": "2012-10-17", "Statement": statements}

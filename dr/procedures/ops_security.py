@@ -228,6 +228,10 @@ class RotationPreflight:
     secret_id: str
     secret_regions: tuple[str, ...]
     clusters: tuple[str, ...]
+    # RDS manages the master password (ManageMasterUserPassword): rotated by RDS, copied from its secret.
+    managed_secret: bool = False
+    # Copies of the app's secret that are replicas of a multi-region secret (updated by Secrets Manager).
+    replica_regions: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -236,6 +240,8 @@ class RotationPreflight:
             "secrets_manager_id": self.secret_id,
             "secret_regions": list(self.secret_regions),
             "clusters": list(self.clusters),
+            "managed_secret": self.managed_secret,
+            "replica_regions": list(self.replica_regions),
         }
 
 
@@ -250,9 +256,13 @@ def rotation_plan(
 ) -> tuple[Plan, RotationPreflight]:
     """Rotate the DB master password everywhere it lives.
 
-    1. Secrets Manager (both regions): the JSON secret's ``password`` replaced, other keys kept.
-    2. RDS ModifyDBInstance MasterUserPassword on the writable instance, waited until available
-       again: from then on the old password is refused by the database.
+    1. The database. An instance whose password the estate owns gets ``ModifyDBInstance
+       MasterUserPassword`` (after step 2). One whose password RDS manages in Secrets Manager
+       (``ManageMasterUserPassword``) refuses that (InvalidParameterCombination): RDS rotates it
+       (``RotateMasterUserPassword``), and the new password is read from RDS's secret.
+    2. Secrets Manager: the app's JSON secret gets the new ``password`` (other keys kept) in every
+       region where it is writable. A copy that is a replica of a multi-region secret is written by
+       Secrets Manager itself: the plan waits until it holds the new password.
     3. Kubernetes (both clusters): the DB Secret's URL gets the new password; then a rolling
        restart of every deployment so pods reconnect with it.
     """
@@ -279,22 +289,105 @@ def rotation_plan(
             region=db_site.region,
             hint="wait until it is available",
         )
-    for view in sites:
-        sm.get_secret(clients, view.region, secret_id)  # NotFound (exit 2) before anything changes
+    managed = inst.master_user_secret_arn
+    if managed and password is not None:
+        raise BadInput(
+            f"the master password of {db} ({db_site.region}) is managed by RDS in Secrets Manager: "
+            "RDS generates the new one, a given password cannot be set",
+            resource=db,
+            region=db_site.region,
+            hint="rotate without a password",
+        )
+    # NotFound (exit 2) before anything changes; a replica copy is written by Secrets Manager.
+    owner = {view.region: sm.primary_region(clients, view.region, secret_id) for view in sites}
+    writable = [v for v in sites if owner[v.region] == v.region]
+    replicas = [v for v in sites if owner[v.region] != v.region]
     new = password or new_password()
-    steps: list[Step] = []
-    sm_ids = []
-    for view in sites:
 
-        def sm_check(ctx: StepContext, region: str = view.region) -> bool:
+    def current(ctx: StepContext) -> SecretValue:
+        """The password the database has (or is about to have) after this rotation."""
+        if not managed:
+            return new
+        data = sm.get_secret(ctx["clients"], db_site.region, managed).value.json()
+        return SecretValue(str(data.get("password") or ""))
+
+    def holds_new(ctx: StepContext, region: str) -> bool:
+        data = sm.get_secret(ctx["clients"], region, secret_id).value.json()
+        return bool(data.get("password")) and data.get("password") == current(ctx).reveal()
+
+    steps: list[Step] = []
+    settled = Settled()
+
+    def rds_wait(ctx: StepContext) -> bool:
+        status = rds_api.Rds(ctx["clients"], db_site.region).describe_instance(db).status
+        return settled.observe(
+            done=status == "available" and (not managed or rds_rotated(ctx)),
+            transitional=status in ("modifying", "resetting-master-credentials"),
+            label=status,
+        )
+
+    def rds_rotated(ctx: StepContext) -> bool:
+        before = ctx.get("managed-version-before")
+        return (
+            before is not None
+            and sm.get_secret(ctx["clients"], db_site.region, managed or "").version_id != before
+        )
+
+    rds_step = Step(
+        id="rds-master-password",
+        title=(
+            f"RDS rotates the managed master password of {db} ({db_site.region}); the old one stops working"
+            if managed
+            else f"Set the master password of {db} ({db_site.region}); the old one stops working"
+        ),
+        region=db_site.region,
+        service="rds",
+        changes=f"DB instance {db}: "
+        + ("RotateMasterUserPassword (RDS-managed secret)" if managed else "MasterUserPassword")
+        + " (ApplyImmediately)",
+        operations=(
+            Operation(
+                "rds",
+                "ModifyDBInstance",
+                db_site.region,
+                {"DBInstanceIdentifier": db, "ApplyImmediately": True}
+                | ({"RotateMasterUserPassword": True} if managed else {}),
+            ),
+            *(
+                (Operation("secretsmanager", "GetSecretValue", db_site.region, {"SecretId": managed}, False),)
+                if managed
+                else ()
+            ),
+        ),
+        timeout=timeout,
+        estimate=60.0,
+    )
+    if managed:
+
+        def rds_managed_check(ctx: StepContext) -> bool:
             return (
-                sm.get_secret(ctx["clients"], region, secret_id).value.json().get("password") == new.reveal()
+                rds_rotated(ctx)
+                and rds_api.Rds(ctx["clients"], db_site.region).describe_instance(db).status == "available"
             )
 
+        def rds_managed_action(ctx: StepContext) -> None:
+            ctx.set(
+                "managed-version-before", sm.get_secret(ctx["clients"], db_site.region, managed).version_id
+            )
+            rds_api.rotate_managed_password(ctx["clients"], db_site.region, db)
+            ctx.set("rds-modified", True)
+
+        rds_step.check, rds_step.action, rds_step.wait = rds_managed_check, rds_managed_action, rds_wait
+        steps.append(rds_step)
+    sm_ids = []
+    for view in writable:
+
+        def sm_check(ctx: StepContext, region: str = view.region) -> bool:
+            return holds_new(ctx, region)
+
         def sm_action(ctx: StepContext, region: str = view.region) -> None:
-            current = sm.get_secret(ctx["clients"], region, secret_id).value
-            data = current.json()
-            data["password"] = new.reveal()
+            data = sm.get_secret(ctx["clients"], region, secret_id).value.json()
+            data["password"] = current(ctx).reveal()
             sm.put_secret(ctx["clients"], region, secret_id, SecretValue(json.dumps(data)))
 
         sid = f"secretsmanager-{view.site.name}"
@@ -306,6 +399,7 @@ def rotation_plan(
                 region=view.region,
                 service="secretsmanager",
                 changes=f"secret {secret_id}: new AWSCURRENT version (password replaced, other keys kept)",
+                depends_on=("rds-master-password",) if managed else (),
                 operations=(
                     Operation("secretsmanager", "PutSecretValue", view.region, {"SecretId": secret_id}),
                 ),
@@ -314,53 +408,52 @@ def rotation_plan(
                 estimate=0.5,
             )
         )
-    settled = Settled()
+    for view in replicas:
 
-    def rds_action(ctx: StepContext) -> None:
-        rds_api.modify_master_password(ctx["clients"], db_site.region, db, new.reveal())
-        ctx.set("rds-modified", True)
+        def replica_wait(ctx: StepContext, region: str = view.region) -> bool:
+            return holds_new(ctx, region)
 
-    def rds_wait(ctx: StepContext) -> bool:
-        status = rds_api.Rds(ctx["clients"], db_site.region).describe_instance(db).status
-        return settled.observe(
-            done=status == "available",
-            transitional=status in ("modifying", "resetting-master-credentials"),
-            label=status,
-        )
-
-    steps.append(
-        Step(
-            id="rds-master-password",
-            title=f"Set the master password of {db} ({db_site.region}); the old one stops working",
-            region=db_site.region,
-            service="rds",
-            changes=f"DB instance {db}: MasterUserPassword (ApplyImmediately)",
-            depends_on=tuple(sm_ids),
-            operations=(
-                Operation(
-                    "rds",
-                    "ModifyDBInstance",
-                    db_site.region,
-                    {"DBInstanceIdentifier": db, "ApplyImmediately": True},
+        sid = f"secretsmanager-replica-{view.site.name}"
+        steps.append(
+            Step(
+                id=sid,
+                title=f"Wait until the replica of {secret_id} in {view.region} holds the new password",
+                region=view.region,
+                service="secretsmanager",
+                changes=f"nothing (Secrets Manager replicates {secret_id} from {owner[view.region]})",
+                depends_on=tuple(sm_ids),
+                operations=(
+                    Operation(
+                        "secretsmanager", "GetSecretValue", view.region, {"SecretId": secret_id}, False
+                    ),
                 ),
-            ),
-            action=rds_action,
-            wait=rds_wait,
-            timeout=timeout,
-            estimate=60.0,
+                check=replica_wait,
+                wait=replica_wait,
+                timeout=timeout,
+                estimate=5.0,
+            )
         )
-    )
+        sm_ids.append(sid)
+    if not managed:
+
+        def rds_action(ctx: StepContext) -> None:
+            rds_api.modify_master_password(ctx["clients"], db_site.region, db, new.reveal())
+            ctx.set("rds-modified", True)
+
+        rds_step.depends_on, rds_step.action, rds_step.wait = tuple(sm_ids), rds_action, rds_wait
+        steps.append(rds_step)
+    k8s_after = tuple(sm_ids) if managed else ("rds-master-password",)
     ns, secret = app.namespace, app.db_secret
     for view in sites:
 
         def k_check(ctx: StepContext, view: SiteView = view) -> bool:
             url = kube_of(ctx, view).read_secret_key(ns, secret.name, secret.key)
-            return unquote(urlsplit(url.reveal()).password or "") == new.reveal()
+            return unquote(urlsplit(url.reveal()).password or "") == current(ctx).reveal()
 
         def k_action(ctx: StepContext, view: SiteView = view) -> None:
             k = kube_of(ctx, view)
             url = k.read_secret_key(ns, secret.name, secret.key)
-            k.patch_secret_key(ns, secret.name, secret.key, with_password(url, new))
+            k.patch_secret_key(ns, secret.name, secret.key, with_password(url, current(ctx)))
             ctx.set(f"secret-patched-{view.site.name}", True)
 
         kid = f"k8s-secret-{view.site.name}"
@@ -371,7 +464,7 @@ def rotation_plan(
                 region=view.region,
                 service="k8s",
                 changes=f"secret {ns}/{secret.name}: {secret.key} (password part only)",
-                depends_on=("rds-master-password",),
+                depends_on=k8s_after,
                 operations=(
                     Operation("k8s", "PatchSecret", view.region, {"name": secret.name, "key": secret.key}),
                 ),
@@ -422,6 +515,8 @@ def rotation_plan(
         secret_id=secret_id,
         secret_regions=tuple(v.region for v in sites),
         clusters=tuple(v.cluster.name for v in sites),
+        managed_secret=bool(managed),
+        replica_regions=tuple(v.region for v in replicas),
     )
     return Plan("ops-rotate-db-secret", steps, f"Rotate the master password of {db} ({db_site.region})"), pre
 

@@ -5,9 +5,11 @@ implement the simulator, so there ``dr doctor`` reads the principal's policies a
 here. Covered: ``Effect``, ``Action``/``NotAction`` (case-insensitive, ``*`` and ``?``
 wildcards), ``Resource``/``NotResource`` (case-sensitive wildcards), an explicit Deny beats any
 Allow, no matching Allow is an implicit deny. Not covered (the API covers them): permission
-boundaries, SCPs, session policies, resource policies and ``Condition`` — a statement with a
-Condition is not applied (an Allow under a condition is not counted as granted, a Deny under one
-is not counted as denying), so the fallback never reports as granted what a condition may refuse.
+boundaries, SCPs, session policies and resource policies. ``Condition``: without a request
+context a statement with a Condition is not applied (an Allow under a condition is not counted as
+granted, a Deny under one is not counted as denying), so the fallback never reports as granted what
+a condition may refuse; with one, the ``StringEquals`` / ``ForAnyValue:StringEquals`` operators the
+generated policies use are evaluated against it (any other operator does not hold).
 """
 
 from __future__ import annotations
@@ -36,8 +38,23 @@ def _any(globs: list[str], value: str, *, ignore_case: bool) -> bool:
     return any(_pattern(g, ignore_case).match(value) for g in globs)
 
 
-def _applies(st: dict[str, Any], action: str, resource: str) -> bool:
-    if st.get("Condition"):
+def _conditions_hold(condition: dict[str, Any], context: dict[str, Any]) -> bool:
+    for operator, keys in condition.items():
+        for key, wanted in keys.items():
+            got = _listed(context[key]) if key in context else []
+            if operator == "StringEquals":
+                ok = len(got) == 1 and got[0] in _listed(wanted)
+            elif operator == "ForAnyValue:StringEquals":
+                ok = any(g in _listed(wanted) for g in got)
+            else:
+                ok = False
+            if not ok:
+                return False
+    return True
+
+
+def _applies(st: dict[str, Any], action: str, resource: str, context: dict[str, Any] | None = None) -> bool:
+    if st.get("Condition") and (context is None or not _conditions_hold(st["Condition"], context)):
         return False
     if "Action" in st:
         action_ok = _any(_listed(st["Action"]), action, ignore_case=True)
@@ -58,11 +75,14 @@ def _statements(docs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def evaluate(docs: Iterable[dict[str, Any]], action: str, resource: str) -> str:
-    """``allowed``, ``explicitDeny`` or ``implicitDeny`` for ``action`` on ``resource``."""
+def evaluate(
+    docs: Iterable[dict[str, Any]], action: str, resource: str, context: dict[str, Any] | None = None
+) -> str:
+    """``allowed``, ``explicitDeny`` or ``implicitDeny`` for ``action`` on ``resource`` (``context``:
+    the request's condition keys, e.g. ``{"kms:ViaService": "secretsmanager.us-east-1.amazonaws.com"}``)."""
     statements = _statements(docs)
-    if any(st.get("Effect") == "Deny" and _applies(st, action, resource) for st in statements):
+    if any(st.get("Effect") == "Deny" and _applies(st, action, resource, context) for st in statements):
         return EXPLICIT_DENY
-    if any(st.get("Effect") == "Allow" and _applies(st, action, resource) for st in statements):
+    if any(st.get("Effect") == "Allow" and _applies(st, action, resource, context) for st in statements):
         return ALLOWED
     return IMPLICIT_DENY

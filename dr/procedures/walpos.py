@@ -11,8 +11,9 @@ the source's current position *and* the source's position has not moved for ``qu
 of the deployment is stale — moves the source position and restarts the quiet window).
 
 The operator's machine may not reach the databases (private subnets on AWS): the first failure to
-connect makes :meth:`CatchUp.poll` return ``None`` for good and the caller falls back to
-CloudWatch. Credentials come from the app's Secrets Manager secret in each database's region and
+connect makes :meth:`CatchUp.poll` return ``None`` for good. There is no fallback: CloudWatch
+``ReplicaLag`` on RDS PostgreSQL is the time since the last replayed commit and grows once writes
+stop, so a planned failover refuses in its pre-flight when the positions cannot be read. Credentials come from the app's Secrets Manager secret in each database's region and
 never leave this module (not in errors, not in results).
 """
 
@@ -84,7 +85,7 @@ class CatchUp:
         self.quiet_seconds = quiet_seconds
         self.connect_timeout = connect_timeout
         self.clock = clock
-        self.unavailable: str | None = None  # why the databases cannot be read (then: CloudWatch)
+        self.unavailable: str | None = None  # why the databases cannot be read
         self._quiet_since: tuple[int, float] | None = None  # (source position, since)
         self.last: Positions | None = None
 
@@ -113,6 +114,18 @@ class CatchUp:
             raise LookupError(f"DB instance {ref.identifier} in {ref.region} reported no WAL position")
         return bool(row[0]), str(row[1])
 
+    def source_readable(self) -> bool:
+        """Whether the source answers as a writer with its WAL position (:attr:`unavailable` set
+        when not) — all that can be checked before the replica exists (a failback creates it)."""
+        try:
+            recovery, _ = self._query(self.source, SOURCE_SQL)
+        except Exception as exc:  # unreachable, refused, no credentials
+            self.unavailable = f"{type(exc).__name__} reading the WAL position of {self.source.identifier}"
+            return False
+        if recovery:
+            self.unavailable = f"{self.source.identifier} in recovery={recovery}"
+        return not recovery
+
     def positions(self) -> Positions | None:
         """Both positions (source first), or None — and :attr:`unavailable` set — when unreadable."""
         if self.unavailable is not None:
@@ -120,7 +133,7 @@ class CatchUp:
         try:
             src_recovery, src = self._query(self.source, SOURCE_SQL)
             rep_recovery, rep = self._query(self.replica, REPLICA_SQL)
-        except Exception as exc:  # unreachable, refused, no credentials: CloudWatch decides instead
+        except Exception as exc:  # unreachable, refused, no credentials
             self.unavailable = f"{type(exc).__name__} reading WAL positions"
             return None
         if src_recovery or not rep_recovery:

@@ -314,6 +314,24 @@ class AwsError(Exception):
         self.reply = ErrorReply(status, code, message)
 
 
+def managed_password_conflict(db: Any, params: dict[str, Any]) -> AwsError | None:
+    """RDS's rule that moto does not enforce: ``ModifyDBInstance MasterUserPassword`` is refused
+    while RDS manages the instance's password in Secrets Manager ("Can't be specified if
+    ManageMasterUserPassword is turned on"), unless the same call turns management off."""
+    managed = bool(
+        getattr(db, "manage_master_user_password", False) and getattr(db, "master_user_secret", None)
+    )
+    if not managed or not params.get("MasterUserPassword"):
+        return None
+    if str(params.get("ManageMasterUserPassword", "")).lower() == "false":
+        return None
+    return AwsError(
+        "InvalidParameterCombination",
+        "You can't specify MasterUserPassword for an instance that manages its master user password "
+        "with AWS Secrets Manager. Use RotateMasterUserPassword instead.",
+    )
+
+
 def throttle_reply(service: str, protocol: str | None = None) -> ErrorReply:
     """The throttling error a service really returns (code and HTTP status)."""
     protocol = protocol or PROTOCOLS.get(service, "json")
@@ -1235,9 +1253,12 @@ class Realism:
         db = backend.databases.get(ident)
         if db is None:
             return
-        kwargs: dict[str, Any] = {"db_instance_identifier": ident}
-        if retention:
-            kwargs["backup_retention_period"] = int(retention)
+        # PromoteReadReplica's BackupRetentionPeriod defaults to 1 day (a PostgreSQL replica has
+        # none of its own): the new primary keeps only what the caller asked for.
+        kwargs: dict[str, Any] = {
+            "db_instance_identifier": ident,
+            "backup_retention_period": int(retention) if retention not in (None, "") else 1,
+        }
         backend.promote_read_replica(kwargs)
         self._backups_since[db.db_instance_arn] = _now()  # a replica had no automated backups
         source = db.source_db_instance_identifier
@@ -1806,6 +1827,9 @@ class Realism:
         db = self._db(req.region, ident)
         if db is None:
             return None
+        conflict = managed_password_conflict(db, req.params)
+        if conflict is not None:
+            raise conflict
         if db.status not in ("available",):
             raise AwsError(
                 "InvalidDBInstanceState",

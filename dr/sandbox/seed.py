@@ -82,8 +82,9 @@ def _zones(ec2: Any, view: SiteView) -> list[str]:
     return names[: view.site.az_count]
 
 
-def _seed_network(clients: ClientProvider, view: SiteView, ids: dict[str, str]) -> list[str]:
+def _seed_network(clients: ClientProvider, estate: Estate, view: SiteView, ids: dict[str, str]) -> list[str]:
     ec2 = clients.client("ec2", view.region)
+    db_sg = estate.db_security_group(view)
     vpc = ec2.create_vpc(
         CidrBlock=view.site.vpc_cidr,
         TagSpecifications=[{"ResourceType": "vpc", "Tags": [{"Key": "Name", "Value": view.site.name}]}],
@@ -100,7 +101,14 @@ def _seed_network(clients: ClientProvider, view: SiteView, ids: dict[str, str]) 
             ],
         )
         subnet_ids.append(subnet["Subnet"]["SubnetId"])
-    sg = ec2.create_security_group(GroupName=f"{view.site.name}-data", Description="data tier", VpcId=vpc)
+    # the database security group, tagged as the Pulumi program tags it (a re-created replica is
+    # placed in it by that tag)
+    sg = ec2.create_security_group(
+        GroupName=f"{view.site.name}-data",
+        Description="data tier",
+        VpcId=vpc,
+        TagSpecifications=[{"ResourceType": "security-group", "Tags": [{"Key": "Name", "Value": db_sg}]}],
+    )
     ids["security_group"] = sg["GroupId"]
     return subnet_ids
 
@@ -462,7 +470,7 @@ def seed_estate(
 
     def region_part(view: SiteView) -> None:
         ids = result.ids[view.region]
-        subnets[view.region] = _seed_network(clients, view, ids)
+        subnets[view.region] = _seed_network(clients, estate, view, ids)
         _seed_cluster(clients, view, subnets[view.region], result)
         _seed_cache(clients, estate, view, subnets[view.region], result)
         _seed_edge(clients, estate, view, subnets[view.region], ids, result)

@@ -25,17 +25,19 @@ def test_failover_completes_with_20_percent_throttling_and_5xx(fresh_estate: Est
     from dr.sandbox.realism import FaultRule
 
     e = fresh_estate
+    extra: dict[str, str] = {}
     if mode == "planned":
-        # The replica stays caught up: ReplicaLag 0 now and in the next minutes (this harness has no
-        # database to compare WAL positions with, so the caught-up wait reads CloudWatch, and only
-        # trusts a period that began after writes stopped).
+        # The replica is caught up: ReplicaLag within budget for the lag gate, and (this harness has
+        # no database) a fake psycopg whose databases all answer at one WAL position, so the
+        # switchover can prove RPO 0 by WAL position as it must.
         db = e.estate.secondary.database.identifier
         put_caught_up(e.clients, e.estate.secondary.region, db, dt.datetime.now(dt.UTC), minutes_ahead=2)
+        extra["DR_RELIABILITY_FAKE_PG"] = "caught-up"
     faults = e.realism.faults
     faults.add(FaultRule("throttle", rate=0.1))
     faults.add(FaultRule("error", rate=0.1 / 0.9))  # 10 % of all calls (after the throttled ones)
     log = e.new_log(mode)
-    res = e.dr(["failover", "--mode", mode, "--yes", "--timeout", "90"], log=log, timeout=240)
+    res = e.dr(["failover", "--mode", mode, "--yes", "--timeout", "90"], log=log, timeout=240, **extra)
     injected = dict(faults.injected)
     faults.clear()
     assert res.returncode == 0, (_failed_steps(res.stdout), res.stderr[-3000:])

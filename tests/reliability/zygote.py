@@ -65,6 +65,10 @@ def _child(req: dict[str, Any]) -> None:
         os.dup2(out, 1)
         os.dup2(err, 2)
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        if os.environ.get("DR_RELIABILITY_FAKE_PG") == "caught-up":
+            from tests.reliability.fakepg import install as fake_pg
+
+            fake_pg()
         sys.argv = ["dr", *req["argv"]]
         code = 0
         try:

@@ -12,10 +12,25 @@ import yaml
 from click.testing import CliRunner
 
 from dr.aws.session import CallRecorder
-from tests.unit.procedures.estate_seed import STACKS, cli_calls, lock_held_by, mutating, put_caught_up, seeded
+from tests.unit.procedures.estate_seed import (
+    STACKS,
+    cli_calls,
+    db_network,
+    lock_held_by,
+    mutating,
+    put_caught_up,
+    seeded,
+)
 from tests.unit.procedures.test_failover import Env, env
 
 __all__ = ["cli_calls", "env", "seeded"]
+
+
+@pytest.fixture(autouse=True)
+def databases_reachable(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI's psycopg connections reach the (moto) databases, caught up: a planned switchover
+    can prove RPO 0 by WAL position (it is refused where it cannot)."""
+    monkeypatch.setattr("dr.procedures.restore._default_connect", env.pg.connect)
 
 
 def dr(
@@ -159,6 +174,8 @@ def test_failback_cli_dry_run_then_run(env: Env, cli_calls: CallRecorder, tmp_pa
     # The lock table is a global table: it has a replica in the original region too (unused: a
     # failback locks in the DR region's copy, like every other planned run and `dr ops`).
     create_lock_table(env.clients, estate.lock_table, estate.primary.region)
+    for view in (estate.primary, estate.secondary):
+        db_network(env.clients, estate, view)  # where the new replica is placed
     before = len(cli_calls.mutating())
     res = dr(["failback", "--dry-run", "--kubeconfig", env.kubeconfig], tmp_path)
     assert res.exit_code == 0, res.output
@@ -198,6 +215,14 @@ def test_reprotect_cli_after_a_failover(env: Env, cli_calls: CallRecorder, tmp_p
     assert res.exit_code == 0, res.output
     before = len(cli_calls.mutating())
     kc = ["--kubeconfig", env.kubeconfig]
+    # No DB subnet group / database security group in the region: refused before anything changes
+    # (RDS would otherwise put the replica in the default VPC with the default security group).
+    res = dr(["reprotect", "--yes", *kc], tmp_path, json_out=False)
+    assert res.exit_code == 2, res.output
+    assert estate.db_subnet_group(prod) in res.output and prod.region in res.output
+    assert len(cli_calls.mutating()) == before
+    for view in (prod, estate.secondary):
+        db_network(env.clients, estate, view)
     res = dr(["reprotect", "--dry-run", *kc], tmp_path)
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)

@@ -575,3 +575,97 @@ def test_ops_that_change_what_a_failover_changes_wait_for_no_one_else(env: Env) 
     # lock free again: the locked path works and releases the lock afterwards
     assert _json(env.invoke("scale", "api", "--replicas", "8", "--yes"))["run"]["status"] == "succeeded"
     assert _json(env.invoke("scale", "api", "--replicas", "6", "--yes"))["run"]["status"] == "succeeded"
+
+
+def _refuse_password_on_managed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto accepts MasterUserPassword on an RDS-managed instance; RDS (and the sandbox) refuse it.
+    And RDS's rotation of its secret ends with a new AWSCURRENT password (moto's leaves none)."""
+    import secrets as _secrets
+
+    from moto.rds.exceptions import RDSClientError
+    from moto.rds.models import MasterUserSecret, RDSBackend
+
+    from dr.sandbox.realism import managed_password_conflict
+
+    def rotate(self: Any) -> None:
+        value = json.loads(self.secret.secret_string)
+        value["password"] = _secrets.token_urlsafe(24)
+        self.secretsmanager.put_secret_value(self.secret.arn, json.dumps(value), None, None, ["AWSCURRENT"])
+
+    monkeypatch.setattr(MasterUserSecret, "rotate_secret", rotate)
+
+    original = RDSBackend.modify_db_instance
+
+    def modify(self: Any, db_instance_identifier: str, db_kwargs: dict[str, Any]) -> Any:
+        db = self.databases.get(db_instance_identifier)
+        params = {"MasterUserPassword": db_kwargs.get("master_user_password")}
+        if db is not None and managed_password_conflict(db, params) is not None:
+            raise RDSClientError("InvalidParameterCombination", "MasterUserPassword on a managed instance")
+        return original(self, db_instance_identifier, db_kwargs)
+
+    monkeypatch.setattr(RDSBackend, "modify_db_instance", modify)
+
+
+def test_rotate_on_an_rds_managed_password_lets_rds_rotate_it(
+    env: Env, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An instance created with ManageMasterUserPassword: RDS refuses MasterUserPassword, so the
+    rotation asks RDS to rotate (RotateMasterUserPassword) and copies RDS's new password into the
+    app's secret and both clusters — never printed."""
+    _refuse_password_on_managed(monkeypatch)
+    caplog.set_level(logging.DEBUG, logger="dr")
+    estate = env.estate
+    region, ident = estate.primary.region, estate.primary.database.identifier
+    rds = boto3.client("rds", region_name=region)
+    rds.modify_db_instance(DBInstanceIdentifier=ident, ManageMasterUserPassword=True, ApplyImmediately=True)
+    managed = rds.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]["MasterUserSecret"]
+    sm = boto3.client("secretsmanager", region_name=region)
+    before = sm.get_secret_value(SecretId=managed["SecretArn"])
+
+    res = env.invoke("rotate-db-secret", "--yes")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["rotation"]["managed_secret"] is True
+
+    after = sm.get_secret_value(SecretId=managed["SecretArn"])
+    assert after["VersionId"] != before["VersionId"]  # RDS rotated its own secret
+    new = json.loads(after["SecretString"])["password"]
+    assert new and new != json.loads(before["SecretString"])["password"]
+    for r in estate.regions:
+        app_secret = boto3.client("secretsmanager", region_name=r).get_secret_value(
+            SecretId=estate.app.db_secret.secrets_manager_id
+        )
+        assert json.loads(app_secret["SecretString"])["password"] == new
+    for which in ("primary", "secondary"):
+        url = env.fake(which).secret_value(
+            estate.app.namespace, estate.app.db_secret.name, estate.app.db_secret.key
+        )
+        assert f":{new}@" in url
+    assert new not in res.output and new not in caplog.text
+
+
+def test_rotate_with_a_replicated_secret_writes_only_its_primary_copy(env: Env) -> None:
+    """The app's secret is a multi-region secret (primary in the primary region, replica in DR):
+    Secrets Manager refuses PutSecretValue on the replica and copies every new version itself, so
+    the rotation writes the primary copy and waits until the DR replica holds the new password."""
+    estate = env.estate
+    sid = estate.app.db_secret.secrets_manager_id
+    dr_sm = boto3.client("secretsmanager", region_name=estate.secondary.region)
+    dr_sm.delete_secret(SecretId=sid, ForceDeleteWithoutRecovery=True)
+    boto3.client("secretsmanager", region_name=estate.primary.region).replicate_secret_to_regions(
+        SecretId=sid, AddReplicaRegions=[{"Region": estate.secondary.region}]
+    )
+    assert dr_sm.describe_secret(SecretId=sid)["PrimaryRegion"] == estate.primary.region
+
+    res = env.invoke("rotate-db-secret", "--yes")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["rotation"]["replica_regions"] == [estate.secondary.region]
+    steps = {s["id"]: s for s in out["run"]["steps"]}
+    assert f"secretsmanager-{estate.secondary.site.name}" not in steps  # never written directly
+    assert steps[f"secretsmanager-replica-{estate.secondary.site.name}"]["status"] in ("done", "skipped")
+    new = json.loads(dr_sm.get_secret_value(SecretId=sid)["SecretString"])["password"]
+    assert new != OLD_PASSWORD
+    url = env.fake("secondary").secret_value(
+        estate.app.namespace, estate.app.db_secret.name, estate.app.db_secret.key
+    )
+    assert f":{new}@" in url and new not in res.output

@@ -25,6 +25,9 @@ def test_promote_happy_path_then_idempotent(seeded: Seeded, cli_calls: CallRecor
     assert out["promote"]["rpo_estimate_seconds"] == 1.5
     assert out["standalone"] is True
     assert "ReadReplicaSourceDBInstanceIdentifier" not in _replica(seeded)
+    # the stack's PITR window, not PromoteReadReplica's 1-day default
+    retention = seeded.estate.secondary.database.backup_retention_days
+    assert _replica(seeded)["BackupRetentionPeriod"] == retention > 1
     assert "rds:PromoteReadReplica" in mutating(cli_calls)
     tags = seeded.rds(seeded.secondary).list_tags_for_resource(ResourceName=_replica(seeded)["DBInstanceArn"])
     assert any(t["Key"] == "dr:promoted-from" for t in tags["TagList"])

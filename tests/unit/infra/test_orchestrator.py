@@ -65,7 +65,13 @@ def test_dr_stack_deploys_the_failover_state_machine_with_a_least_privilege_role
             act = res.split(":")[-1]
             called.add(f"dynamodb:{act[0].upper()}{act[1:]}")
     assert called <= granted
-    assert granted - called <= {"eks:DescribeCluster"}  # for eks:call (the cluster's endpoint)
+    # for eks:call (the cluster's endpoint); the data key for putObject into the SSE-KMS journal
+    assert granted - called <= {"eks:DescribeCluster", "kms:GenerateDataKey"}
+    key = dr.outputs["kmsKeyArn"]
+    via_s3 = {"kms:ViaService": f"s3.{target.region}.amazonaws.com"}
+    assert allows(policy, "kms:GenerateDataKey", key, via_s3)
+    assert not allows(policy, "kms:GenerateDataKey", key, {"kms:ViaService": "sqs.us-east-1.amazonaws.com"})
+    assert not allows(policy, "kms:GenerateDataKey", key + "-other-key", via_s3)
     db = f"arn:aws:rds:{target.region}:{ACCOUNT}:db:{target.database.identifier}"
     assert allows(policy, "rds:PromoteReadReplica", db)
     assert not allows(policy, "rds:PromoteReadReplica", db.replace(target.region, estate.primary.region))

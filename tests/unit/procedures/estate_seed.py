@@ -109,7 +109,8 @@ def put_caught_up(clients: Any, region: str, db: str, now: dt.datetime, *, minut
 
 
 def fix_moto_promote(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make moto clear the replica source on promote, as RDS does when the promotion completes."""
+    """Make moto clear the replica source on promote, as RDS does when the promotion completes, and
+    apply RDS's default backup retention (1 day) when the request names none."""
     from moto.rds.models import RDSBackend
 
     original = RDSBackend.promote_read_replica
@@ -117,6 +118,9 @@ def fix_moto_promote(monkeypatch: pytest.MonkeyPatch) -> None:
     def promote(self: Any, db_kwargs: dict[str, Any]) -> Any:
         database = self.databases[db_kwargs["db_instance_identifier"]]
         was_replica = database.is_replica
+        if was_replica and db_kwargs.get("backup_retention_period") in (None, ""):
+            # RDS: BackupRetentionPeriod "Default: 1" (moto keeps the copied source's value)
+            db_kwargs = {**db_kwargs, "backup_retention_period": 1}
         result = original(self, db_kwargs)
         if was_replica:
             database.source_db_instance_identifier = None
@@ -139,6 +143,25 @@ def fix_moto_route53_batch(monkeypatch: pytest.MonkeyPatch) -> None:
     )
 
 
+def fix_moto_replica_region(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Resolve a cross-region replica's DBSubnetGroupName in the replica's region, as RDS does
+    (moto sets it on the copy of the source before moving the copy to the destination backend;
+    the sandbox's realism layer works around the same bug)."""
+    from moto.rds.models import RDSBackend
+
+    original = RDSBackend.create_db_instance_read_replica
+
+    def create(self: Any, db_kwargs: dict[str, Any]) -> Any:
+        group = db_kwargs.get("db_subnet_group_name")
+        if group is None or not self.arn_regex.match(db_kwargs["source_db_instance_identifier"]):
+            return original(self, db_kwargs)
+        replica = original(self, {k: v for k, v in db_kwargs.items() if k != "db_subnet_group_name"})
+        replica.db_subnet_group_name = group  # looked up in this (the destination) region
+        return replica
+
+    monkeypatch.setattr(RDSBackend, "create_db_instance_read_replica", create)
+
+
 def _network(clients: ClientProvider, estate: Estate, view: Any, *, vpc: bool) -> dict[str, Any]:
     rds = clients.client("rds", view.region)
     rds.create_db_parameter_group(
@@ -146,6 +169,13 @@ def _network(clients: ClientProvider, estate: Estate, view: Any, *, vpc: bool) -
     )
     if not vpc:  # EC2 in moto is slow to start; only the inheritance tests need a subnet group
         return {"sg": f"sg-{view.site.name}", "pg": f"{estate.app.name}-pg15", "subnet_group": None}
+    return {"pg": f"{estate.app.name}-pg15", **db_network(clients, estate, view)}
+
+
+def db_network(clients: ClientProvider, estate: Estate, view: Any) -> dict[str, Any]:
+    """The site's VPC, two subnets, its database security group (tagged ``Name`` as the Pulumi
+    program tags it) and DB subnet group — what a re-created replica is placed in."""
+    rds = clients.client("rds", view.region)
     ec2 = clients.client("ec2", view.region)
     vpc_id = ec2.create_vpc(CidrBlock=view.site.vpc_cidr)["Vpc"]["VpcId"]
     base = view.site.vpc_cidr.split(".")
@@ -157,13 +187,21 @@ def _network(clients: ClientProvider, estate: Estate, view: Any, *, vpc: bool) -
         )["Subnet"]["SubnetId"]
         for i in range(2)
     ]
-    sg = ec2.create_security_group(GroupName=f"{view.site.name}-db", Description="db", VpcId=vpc_id)[
-        "GroupId"
-    ]
+    sg = ec2.create_security_group(
+        GroupName=f"{view.site.name}-db",
+        Description="db",
+        VpcId=vpc_id,
+        TagSpecifications=[
+            {
+                "ResourceType": "security-group",
+                "Tags": [{"Key": "Name", "Value": estate.db_security_group(view)}],
+            }
+        ],
+    )["GroupId"]
     rds.create_db_subnet_group(
         DBSubnetGroupName=estate.db_subnet_group(view), DBSubnetGroupDescription="db", SubnetIds=subnets
     )
-    return {"sg": sg, "pg": f"{estate.app.name}-pg15", "subnet_group": estate.db_subnet_group(view)}
+    return {"sg": sg, "subnet_group": estate.db_subnet_group(view), "vpc": vpc_id}
 
 
 def seed(clients: ClientProvider, estate: Estate, *, vpc: bool = False) -> Seeded:
@@ -266,6 +304,7 @@ def seeded(monkeypatch: pytest.MonkeyPatch) -> Iterator[Seeded]:
     """The estate in moto (mock_aws active for the whole test)."""
     fix_moto_promote(monkeypatch)
     fix_moto_route53_batch(monkeypatch)
+    fix_moto_replica_region(monkeypatch)
     with mock_aws():
         estate = load_estate(STACKS, "prod")
         yield seed(ClientProvider(), estate)
@@ -276,6 +315,7 @@ def seeded_vpc(monkeypatch: pytest.MonkeyPatch) -> Iterator[Seeded]:
     """Like ``seeded`` plus VPCs, subnets and DB subnet groups (slower: moto EC2)."""
     fix_moto_promote(monkeypatch)
     fix_moto_route53_batch(monkeypatch)
+    fix_moto_replica_region(monkeypatch)
     with mock_aws():
         estate = load_estate(STACKS, "prod")
         yield seed(ClientProvider(), estate, vpc=True)
@@ -343,3 +383,28 @@ def other_app_snapshot(
         NumCacheClusters=1,
     )
     ec.create_snapshot(ReplicationGroupId=group, SnapshotName=snapshot)
+
+
+class CaughtUpPg:
+    """A psycopg ``connect`` for the databases moto models (endpoint → instance): every one is at
+    the same WAL position, in recovery exactly while moto says it is a read replica — what the
+    WAL comparison of a planned switchover reads when the databases are reachable and idle."""
+
+    def __init__(self, account: str = "123456789012") -> None:
+        self.account = account
+        self.connects: list[str] = []
+
+    def _instance(self, host: str) -> Any:
+        from moto.rds.models import rds_backends
+
+        for backend in rds_backends[self.account].values():
+            for db in backend.databases.values():
+                if db.address == host:
+                    return db
+        raise OSError(f"could not connect to server: {host} does not answer")
+
+    def connect(self, **kw: Any) -> Any:
+        from tests.unit.procedures.pgfake import FixedWalConn
+
+        self.connects.append(str(kw["host"]))
+        return FixedWalConn(bool(self._instance(str(kw["host"])).is_replica))

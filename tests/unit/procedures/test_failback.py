@@ -16,10 +16,18 @@ from dr.procedures.failback import FailbackPreflight, NotFailedOver, failback_pl
 from dr.procedures.ops import KubeFactory
 from dr.runbook.journal import Journal
 from dr.runbook.runner import run_plan
-from tests.unit.procedures.estate_seed import other_app_snapshot, put_caught_up
+from tests.unit.procedures.estate_seed import db_network, other_app_snapshot, put_caught_up
 from tests.unit.procedures.test_failover import FAST, Crash, Env, _crash_at, env, journal_events
 
 __all__ = ["env"]
+
+
+@pytest.fixture(autouse=True)
+def network(env: Env) -> dict[str, dict[str, Any]]:
+    """Each site's VPC, database security group and DB subnet group, named as Pulumi names them."""
+    return {
+        v.region: db_network(env.clients, env.estate, v) for v in (env.estate.primary, env.estate.secondary)
+    }
 
 
 def _failed_over(env: Env) -> None:
@@ -36,7 +44,9 @@ def _pre(env: Env, clients: ClientProvider | None = None, **kw: Any) -> Failback
 def _run(env: Env, pre: FailbackPreflight, **kw: Any) -> Any:
     return run_plan(
         kw.pop("plan", None) or failback_plan(env.estate, pre, timeout=20),
-        services(kw.pop("clients", None) or env.clients, env.estate, kube=env.kube),
+        services(
+            kw.pop("clients", None) or env.clients, env.estate, kube=env.kube, pg_connect=env.pg.connect
+        ),
         dry_run=kw.pop("dry_run", False),
         assume_yes=True,
         resume=kw.pop("resume", None),
@@ -86,7 +96,9 @@ def test_failback_refuses_a_target_that_does_not_answer(env: Env, monkeypatch: p
 
 
 @pytest.mark.slow
-def test_failback_reprotects_then_fails_back_then_warm_standby(env: Env) -> None:
+def test_failback_reprotects_then_fails_back_then_warm_standby(
+    env: Env, network: dict[str, dict[str, Any]]
+) -> None:
     estate, prod, dr = env.estate, env.estate.primary, env.estate.secondary
     _failed_over(env)
     pre = _pre(env)
@@ -122,11 +134,12 @@ def test_failback_reprotects_then_fails_back_then_warm_standby(env: Env) -> None
     assert new["DBInstanceStatus"] == "available" and not new.get("ReadReplicaSourceDBInstanceIdentifier")
     counts = Counter(c.operation for c in recorder.mutating())
     assert counts["PromoteReadReplica"] == 1 and counts["CreateDBInstanceReadReplica"] == 1
-    # The subnet group is asked for by name (least privilege); this light seed has none in the
-    # region, so the replica is created without one rather than failing.
+    # The subnet group is asked for by name (least privilege); the replica goes into it, with the
+    # site's database security group (never RDS's default VPC / default security group).
     (ask,) = [c for c in recorder.calls if c.operation == "DescribeDBSubnetGroups"]
     assert ask.params == {"DBSubnetGroupName": estate.db_subnet_group(prod)}
-    assert "DBSubnetGroupName" not in create.params
+    assert create.params["DBSubnetGroupName"] == network[prod.region]["subnet_group"]
+    assert create.params["VpcSecurityGroupIds"] == [network[prod.region]["sg"]]
 
     # Traffic is back in the original region, DR is warm standby again.
     r53 = env.clients.client("route53", "us-east-1")

@@ -11,7 +11,7 @@ import datetime as dt
 import json
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from dr.runbook.plan import Plan
 from dr.runbook.poll import PollPolicy
 from dr.runbook.runner import RunResult, run_plan
 from dr.sandbox.kubeapi import FakeKubeApi, serve_estate
-from tests.unit.procedures.estate_seed import PASSWORD, Seeded, other_app_snapshot, put_caught_up
+from tests.unit.procedures.estate_seed import PASSWORD, CaughtUpPg, Seeded, other_app_snapshot, put_caught_up
 
 FAST = PollPolicy(first=0.01, factor=1.5, cap=0.05, floor=0.02, fraction=0.01)
 ROLE_ARN = "arn:aws:iam::123456789012:role/eks"
@@ -45,6 +45,7 @@ class Env:
     kubeconfig: str
     runs: Path
     now: dt.datetime
+    pg: CaughtUpPg = field(default_factory=CaughtUpPg)  # both databases reachable, caught up
 
     @property
     def estate(self) -> Any:
@@ -68,7 +69,7 @@ class Env:
             target=self.estate.secondary,
             mode=mode,  # type: ignore[arg-type]
             max_lag=dt.timedelta(seconds=5),
-            **kw,
+            **{"pg_connect": self.pg.connect, **kw},
         )
 
     def plan(self, mode: str = "planned", **kw: Any) -> Plan:
@@ -83,6 +84,7 @@ class Env:
         clients: ClientProvider | None = None,
         **extra: Any,
     ) -> RunResult:
+        extra.setdefault("pg_connect", self.pg.connect)
         return run_plan(
             plan,
             services(clients or self.clients, self.estate, kube=self.kube, **extra),
@@ -229,6 +231,8 @@ def test_planned_failover_end_to_end_in_order(env: Env) -> None:
     # Real state afterwards.
     db = env.s.db(dr.region, dr.database.identifier)
     assert db["DBInstanceStatus"] == "available" and not db.get("ReadReplicaSourceDBInstanceIdentifier")
+    # the new primary keeps the PITR window its stack declares, not PromoteReadReplica's 1-day default
+    assert db["BackupRetentionPeriod"] == dr.database.backup_retention_days > 1
     ng = env.clients.client("eks", dr.region).describe_nodegroup(
         clusterName=dr.cluster.name, nodegroupName=dr.cluster.nodegroup.name
     )["nodegroup"]["scalingConfig"]
@@ -294,7 +298,12 @@ def test_dry_run_makes_no_mutating_call_and_lists_every_operation(env: Env) -> N
     recorder = ro.add_recorder(CallRecorder())
     env.kube = KubeFactory(kubeconfig=env.kubeconfig, clients=ro, read_only=True)
     pre = preflight(
-        ro, env.estate, target=env.estate.secondary, mode="planned", max_lag=dt.timedelta(seconds=5)
+        ro,
+        env.estate,
+        target=env.estate.secondary,
+        mode="planned",
+        max_lag=dt.timedelta(seconds=5),
+        pg_connect=env.pg.connect,
     )
     plan = failover_plan(env.estate, pre)
     result = env.run(plan, dry_run=True, clients=ro)
@@ -507,7 +516,7 @@ def _crash_chain(env: Env, mode: str, where: str) -> tuple[set[str], list[str], 
         try:
             result = run_plan(
                 _crash_at(plan, pending, where),
-                services(env.clients, env.estate, kube=env.kube),
+                services(env.clients, env.estate, kube=env.kube, pg_connect=env.pg.connect),
                 dry_run=False,
                 assume_yes=True,
                 resume=run_id,
@@ -814,3 +823,76 @@ def test_redis_gate_ignores_other_groups_snapshots(env: Env) -> None:
     _drop_group(dr.region, dr.cache.replication_group_id)
     with pytest.raises(GateRefused, match="no Redis snapshot of"):
         env.preflight("unplanned")
+
+
+def test_after_a_rotation_an_unplanned_failover_uses_the_rotated_password_from_the_dr_replica(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The credentials secret is a multi-region secret (primary region → DR replica, kept in sync
+    by Secrets Manager). The password is rotated after the clusters' URLs were written; the primary
+    region is then lost: the failover takes the rotated password from the DR replica, in the DR
+    region only, and never prints or journals it."""
+    estate, prod, dr_site = env.estate, env.estate.primary, env.estate.secondary
+    sid = estate.app.db_secret.secrets_manager_id
+    env.clients.client("secretsmanager", dr_site.region).delete_secret(
+        SecretId=sid, ForceDeleteWithoutRecovery=True
+    )
+    primary_sm = env.clients.client("secretsmanager", prod.region)
+    primary_sm.replicate_secret_to_regions(SecretId=sid, AddReplicaRegions=[{"Region": dr_site.region}])
+    rotated = "r0tated-Pa55word-never-printed"
+    primary_sm.put_secret_value(
+        SecretId=sid, SecretString=json.dumps({"username": estate.app.database.username, "password": rotated})
+    )
+    original = env.clients.client
+
+    def guarded(service: str, region: str) -> Any:
+        if region == prod.region and service != "route53":
+            raise OperationFailed(f"region {prod.region} is unreachable (test)", region=prod.region)
+        return original(service, region)
+
+    monkeypatch.setattr(env.clients, "client", guarded)
+    env.api("primary").stop()
+    result = env.run(env.plan("unplanned"))
+    assert result.status == "succeeded", result.summary()
+    url = env.api("secondary").secret_value(
+        estate.app.namespace, estate.app.db_secret.name, estate.app.db_secret.key
+    )
+    assert f":{rotated}@" in url and PASSWORD not in url
+    assert rotated not in (env.runs / result.run_id / "journal.jsonl").read_text()
+
+
+def test_a_planned_switchover_that_cannot_read_the_wal_positions_is_refused_before_writes_stop(
+    env: Env,
+) -> None:
+    """RDS PostgreSQL's ReplicaLag is the time since the last replayed commit: once writes stop it
+    only grows, so it can never prove RPO 0. Where the databases cannot be read (private subnets,
+    the operator's laptop), a planned switchover is refused in its pre-flight — exit 3, nothing
+    changed, writes never stopped — instead of waiting for a ReplicaLag of 0 with writes stopped."""
+
+    def unreachable(**kw: Any) -> Any:
+        raise OSError(f"connection to {kw['host']} timed out")
+
+    # the replica has replayed everything; idle, RDS PG still reports a growing lag (here 240 s)
+    env.s.put_lag(240.0, at=env.now)
+    recorder = env.clients.add_recorder(CallRecorder())
+
+    def gate(connect: Any) -> FailoverPreflight:
+        return preflight(
+            env.clients,
+            env.estate,
+            target=env.estate.secondary,
+            mode="planned",
+            max_lag=dt.timedelta(minutes=10),
+            pg_connect=connect,
+        )
+
+    with pytest.raises(GateRefused, match="WAL positions") as err:
+        gate(unreachable)
+    assert err.value.exit_code == 3 and "--mode unplanned" in (err.value.hint or "")
+    assert env.estate.secondary.region in str(err.value)
+    assert recorder.mutating() == [] and env.kube_writes() == []
+    ns = env.estate.app.namespace
+    for dep in env.estate.app.deployments:  # writes were never stopped
+        assert env.api("primary").ready_pods(ns, dep.name) == dep.replicas
+    # reachable databases: the same switchover passes the gate (the WAL comparison proves RPO 0)
+    assert gate(env.pg.connect).mode == "planned"

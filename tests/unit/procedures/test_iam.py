@@ -24,6 +24,7 @@ from dr.runbook.runner import run_plan
 from tests.unit.procedures import test_failover as _failover
 from tests.unit.procedures.estate_seed import invoke
 from tests.unit.procedures.test_failover import FAST, Env
+from tests.unit.procedures.test_iam_procedures import implicit_kms
 
 env = _failover.env  # the failover tests' estate fixture (moto + EKS + fake Kubernetes APIs)
 
@@ -74,7 +75,7 @@ def _run(env: Env, mode: str, *, resuming: bool = False) -> list[ApiCall]:
         lock = DynamoLock(env.clients, table=env.estate.lock_table, region=target.region, name="dr-test")
         result = run_plan(
             plan,
-            services(env.clients, env.estate, kube=env.kube),
+            services(env.clients, env.estate, kube=env.kube, pg_connect=env.pg.connect),
             dry_run=False,
             assume_yes=True,
             resume=None,
@@ -122,8 +123,16 @@ def test_failover_policy_covers_every_call_and_grants_nothing_unused(tooling: En
         }
     )
     assert uncovered == []
+    # the secret and the journal are encrypted with the site's data key: AWS decrypts / generates
+    # data keys with it on the caller's behalf, through Secrets Manager / S3 only
+    implied = [k for c in calls for k in implicit_kms(env.estate, c, env.s.kms)]
+    assert {a for a, _, _ in implied} == {"kms:Decrypt", "kms:GenerateDataKey"}
+    assert [f"{a} {key}" for a, key, ctx in implied if not allows(doc, a, key, ctx)] == []
+    key = env.s.kms[env.estate.secondary.region]
+    assert not allows(doc, "kms:Decrypt", key)  # not directly, only through the services
+    assert not allows(doc, "kms:Decrypt", key, {**implied[0][2], "kms:ResourceAliases": ["alias/other"]})
 
-    used = {iam_action(c.service, c.operation) for c in calls}
+    used = {iam_action(c.service, c.operation) for c in calls} | {a for a, _, _ in implied}
     granted = {a for st in doc["Statement"] for a in st["Action"]}
     assert granted - used - CONDITIONAL == set()
     assert {"rds:PromoteReadReplica", "dynamodb:PutItem", "s3:PutObject"} <= used
@@ -169,6 +178,7 @@ def test_policies_are_scoped_to_the_topology_for_every_procedure(tooling: Env) -
                         "elasticloadbalancing:DescribeTargetHealth",
                         "acm:ListCertificates",
                         "wafv2:ListIPSets",
+                        "ec2:DescribeSecurityGroups",
                     }
                 ), (proc, st)
     with pytest.raises(BadInput):

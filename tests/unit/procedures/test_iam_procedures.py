@@ -27,6 +27,7 @@ from dr.topology import Estate
 from tests.unit.procedures.estate_seed import (
     Seeded,
     cli_calls,
+    db_network,
     invoke,
     put_caught_up,
     seeded,
@@ -145,20 +146,46 @@ def call_arns(estate: Estate, call: ApiCall, kms: dict[str, str] | None = None) 
     return [none]  # cloudwatch, elbv2, acm ListCertificates: no resource-level permissions
 
 
+# What AWS does with the estate's customer-managed data key on the caller's behalf (moto does not
+# model it): the Secrets Manager secret and the journal bucket are encrypted with the site's key
+# ``alias/<site>-data`` (dr/infra/database.py, tooling.py), so the caller needs these KMS actions
+# on that key, in a request made through that service.
+IMPLICIT_KMS = {
+    "secretsmanager:GetSecretValue": ("secretsmanager", ("kms:Decrypt",)),
+    "secretsmanager:PutSecretValue": ("secretsmanager", ("kms:GenerateDataKey",)),
+    "s3:PutObject": ("s3", ("kms:GenerateDataKey",)),
+}
+
+
+def implicit_kms(estate: Estate, call: ApiCall, kms: dict[str, str]) -> list[tuple[str, str, dict[str, Any]]]:
+    """(kms action, key ARN, request context) AWS authorises alongside ``call``."""
+    via = IMPLICIT_KMS.get(iam_action(call.service, call.operation))
+    if via is None or call.region not in kms:
+        return []
+    context = {
+        "kms:ViaService": f"{via[0]}.{call.region}.amazonaws.com",
+        "kms:ResourceAliases": [estate.kms_alias(_site_of(estate, call.region))],
+    }
+    return [(action, kms[call.region], context) for action in via[1]]
+
+
 def verdict(
     estate: Estate, doc: dict[str, Any], calls: list[ApiCall], kms: dict[str, str] | None = None
 ) -> tuple[list[str], set[str]]:
-    """(calls the policy does not allow, actions used)."""
-    uncovered = sorted(
-        {
-            f"{c.service}:{c.operation} {arn}"
-            for c in calls
-            if c.service != "sts"  # GetCallerIdentity needs no permission
-            for arn in call_arns(estate, c, kms)
-            if not allows(doc, iam_action(c.service, c.operation), arn)
-        }
-    )
-    return uncovered, {iam_action(c.service, c.operation) for c in calls}
+    """(calls the policy does not allow, actions used — with the KMS actions AWS makes for them)."""
+    uncovered = {
+        f"{c.service}:{c.operation} {arn}"
+        for c in calls
+        if c.service != "sts"  # GetCallerIdentity needs no permission
+        for arn in call_arns(estate, c, kms)
+        if not allows(doc, iam_action(c.service, c.operation), arn)
+    }
+    implied = [k for c in calls for k in implicit_kms(estate, c, kms or {})]
+    uncovered |= {
+        f"{a} {key} (via {ctx['kms:ViaService']})" for a, key, ctx in implied if not allows(doc, a, key, ctx)
+    }
+    used = {iam_action(c.service, c.operation) for c in calls} | {a for a, _, _ in implied}
+    return sorted(uncovered), used
 
 
 def assert_exact(
@@ -360,7 +387,8 @@ def test_ops_policy_is_exact(ops_env: OpsEnv, cli_calls: CallRecorder) -> None:
     env.invoke("waf", "list")
     env.invoke("rotate-db-secret", "--yes")
     env.invoke("cert", "check")
-    doc = assert_exact(env.estate, "ops", cli_calls.since(0))
+    keys = {r: f"arn:aws:kms:{r}:{ACCOUNT}:key/data-key-id" for r in env.estate.regions}  # the site keys
+    doc = assert_exact(env.estate, "ops", cli_calls.since(0), kms=keys)
     # scoped to the estate's nodegroups, IP sets and secret; the run lock only in its table
     view = env.estate.primary
     assert not allows(
@@ -389,6 +417,8 @@ def test_failback_policy_is_exact(env: Env) -> None:
 
     est = env.estate
     prod = est.primary
+    for view in (est.primary, est.secondary):
+        db_network(env.clients, est, view)  # where the new replica is placed
     assert env.run(env.plan("unplanned")).status == "succeeded"
     # the run machinery in the original region (the failback's target): lock table, journal bucket
     create_lock_table(env.clients, est.lock_table, prod.region)
@@ -402,7 +432,7 @@ def test_failback_policy_is_exact(env: Env) -> None:
     lock = DynamoLock(env.clients, table=est.lock_table, region=prod.region, name="dr-test")
     result = run_plan(
         failback_plan(est, pre, timeout=20),
-        services(env.clients, est, kube=env.kube),
+        services(env.clients, est, kube=env.kube, pg_connect=env.pg.connect),
         dry_run=False,
         assume_yes=True,
         resume=None,
@@ -437,6 +467,8 @@ def test_reprotect_policy_is_exact(env: Env) -> None:
 
     est = env.estate
     prod, dr = est.primary, est.secondary
+    for view in (prod, dr):
+        db_network(env.clients, est, view)  # where the new replica is placed
     assert env.run(env.plan("unplanned")).status == "succeeded"
     s3 = env.clients.client("s3", dr.region)
     if est.journal_bucket(dr.region) not in {b["Name"] for b in s3.list_buckets()["Buckets"]}:
@@ -452,7 +484,7 @@ def test_reprotect_policy_is_exact(env: Env) -> None:
     assert pre.target == prod and pre.aside_id is not None
     result = run_plan(
         reprotect_plan(est, pre, timeout=20),
-        services(env.clients, est, kube=env.kube),
+        services(env.clients, est, kube=env.kube, pg_connect=env.pg.connect),
         dry_run=False,
         assume_yes=True,
         resume=None,

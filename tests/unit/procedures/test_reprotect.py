@@ -16,10 +16,18 @@ from dr.procedures.failover import RESTARTED_FOR, promotion_marker
 from dr.procedures.failover import preflight as failover_preflight
 from dr.procedures.reprotect import ReprotectPreflight, preflight, reprotect_plan
 from dr.runbook.executor import RunResult
-from tests.unit.procedures.estate_seed import other_app_snapshot, put_caught_up
+from tests.unit.procedures.estate_seed import db_network, other_app_snapshot, put_caught_up
 from tests.unit.procedures.test_failover import Crash, Env, _crash_at, env
 
 __all__ = ["env"]
+
+
+@pytest.fixture(autouse=True)
+def network(env: Env) -> dict[str, dict[str, Any]]:
+    """Each site's VPC, database security group and DB subnet group, named as Pulumi names them."""
+    return {
+        v.region: db_network(env.clients, env.estate, v) for v in (env.estate.primary, env.estate.secondary)
+    }
 
 
 def _pre(env: Env, clients: ClientProvider | None = None, **kw: Any) -> ReprotectPreflight:
@@ -75,7 +83,9 @@ def test_the_serving_region_is_never_rebuilt(env: Env) -> None:
 
 
 @pytest.mark.slow
-def test_after_a_failover_the_old_primary_is_moved_aside_and_replaced_by_a_replica(env: Env) -> None:
+def test_after_a_failover_the_old_primary_is_moved_aside_and_replaced_by_a_replica(
+    env: Env, network: dict[str, dict[str, Any]]
+) -> None:
     """The estate stays on DR: the old primary (diverged, standalone) is renamed and kept, a new
     replica of the DR database takes its identifier — and a failover back is possible again."""
     estate, prod, dr = env.estate, env.estate.primary, env.estate.secondary
@@ -121,7 +131,17 @@ def test_after_a_failover_the_old_primary_is_moved_aside_and_replaced_by_a_repli
         == env.s.db(dr.region, dr.database.identifier)["DBInstanceArn"]
     )
     assert create.params["KmsKeyId"] == env.s.kms[prod.region]
+    # Placed in the estate's VPC with its database security group (RDS's defaults would be the
+    # default VPC / the VPC's default security group), and built as its stack declares: after a
+    # failback this instance is production.
+    net = network[prod.region]
+    assert create.params["DBSubnetGroupName"] == net["subnet_group"] == estate.db_subnet_group(prod)
+    assert create.params["VpcSecurityGroupIds"] == [net["sg"]]
     new = env.s.db(prod.region, prod.database.identifier)
+    assert [g["VpcSecurityGroupId"] for g in new["VpcSecurityGroups"]] == [net["sg"]]
+    assert new["DBSubnetGroup"]["DBSubnetGroupName"] == net["subnet_group"]
+    assert new["DeletionProtection"] is prod.database.deletion_protection
+    assert new["StorageType"] == "gp3"
     assert new["ReadReplicaSourceDBInstanceIdentifier"].endswith(f":db:{dr.database.identifier}")
     kept = env.s.db(prod.region, pre.aside_id)  # renamed, not deleted
     assert not kept.get("ReadReplicaSourceDBInstanceIdentifier")
@@ -327,3 +347,33 @@ def test_reprotect_refuses_when_every_aside_name_is_taken(env: Env, monkeypatch:
     with pytest.raises(GateRefused, match="every name for it") as err:
         _pre(env)
     assert err.value.region == env.estate.primary.region and recorder.mutating() == []
+
+
+@pytest.mark.parametrize("missing", ["security-group", "subnet-group"])
+def test_a_replica_is_never_left_to_rds_default_placement(env: Env, missing: str) -> None:
+    """No DB subnet group or no database security group in the region: refused (exit 2) before
+    the replica is created, naming what is missing — RDS would use the default VPC / default SG."""
+    prod = env.estate.primary
+    _failed_over(env)
+    if missing == "security-group":
+        ec2 = env.clients.client("ec2", prod.region)
+        (group,) = ec2.describe_security_groups(
+            Filters=[{"Name": "tag:Name", "Values": [env.estate.db_security_group(prod)]}]
+        )["SecurityGroups"]
+        ec2.delete_tags(Resources=[group["GroupId"]], Tags=[{"Key": "Name"}])
+        name = env.estate.db_security_group(prod)
+    else:
+        env.clients.client("rds", prod.region).delete_db_subnet_group(
+            DBSubnetGroupName=env.estate.db_subnet_group(prod)
+        )
+        name = env.estate.db_subnet_group(prod)
+    from dr.procedures.failback import replica_placement
+
+    with pytest.raises(BadInput) as err:
+        replica_placement(env.clients, env.estate, prod)
+    assert name in str(err.value) and prod.region in str(err.value) and err.value.exit_code == 2
+    pre = _pre(env)
+    recorder = env.clients.add_recorder(CallRecorder())
+    result = _run(env, pre)
+    assert result.status == "failed" and result.step("create-replica").status == "failed"
+    assert "CreateDBInstanceReadReplica" not in {c.operation for c in recorder.mutating()}

@@ -158,17 +158,24 @@ def test_planned_failover_promotes_after_the_replica_replayed_the_source_positio
     assert PASSWORD not in json.dumps(journal_events(env, result.run_id))
 
 
-def test_without_a_database_the_fallback_waits_for_a_period_after_the_stop(env: Env) -> None:
-    """moto: no database answers; the only ReplicaLag datapoints are older than the stop → the
-    wait does not pass on them (a period that began before the stop may predate the last writes)."""
+def test_the_wait_never_passes_on_cloudwatch_when_the_databases_stop_answering(env: Env) -> None:
+    """The pre-flight read both positions; then the databases stop answering. A ReplicaLag of 0
+    after the stop does not complete the wait (on RDS PostgreSQL the metric proves nothing once
+    writes stop): the step keeps retrying the WAL comparison until its timeout, and the replica is
+    never promoted on the metric's word."""
     from dr.procedures import common
 
     plan = env.plan("planned")
-    now = env.now + dt.timedelta(minutes=5)  # writes stop well after every datapoint put so far
+    now = env.now + dt.timedelta(minutes=5)
     common.set_clock(lambda: now)
+    env.s.put_lag(0.0, at=now + dt.timedelta(minutes=1))
     plan.step("replica-caught-up").timeout = 0.5
-    result = env.run(plan)
+    pg = _fake(env, behind=0)
+    pg.fail = OSError("connection timed out")
+    result = env.run(plan, pg_connect=pg.connect)
     assert result.status == "failed"
     steps = {s.id: s for s in result.steps}
     assert steps["replica-caught-up"].status == "failed"
     assert steps["promote-db"].status == "not_started"
+    assert len(pg.connects) > 1  # retried, not given up after the first failure
+    assert "caught_up_by" not in _outputs(env, result.run_id)

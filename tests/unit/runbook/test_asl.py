@@ -148,7 +148,11 @@ def test_unplanned_failover_definition_is_valid_and_needs_nothing_from_the_sourc
         assert any(e.endswith("ThrottlingException") for e in throttles), name
     promote = next(st for st in tasks.values() if st["Resource"].endswith("promoteReadReplica"))
     assert "Rds.ThrottlingException" in promote["Retry"][0]["ErrorEquals"]
-    assert promote["Parameters"] == {"DBInstanceIdentifier": s.estate.secondary.database.identifier}
+    # PromoteReadReplica's BackupRetentionPeriod defaults to 1 day: the stack's retention is sent
+    assert promote["Parameters"] == {
+        "DBInstanceIdentifier": s.estate.secondary.database.identifier,
+        "BackupRetentionPeriod": s.estate.secondary.database.backup_retention_days,
+    }
     # eks:call uses the endpoint/CA read from the target cluster at the start of the execution
     calls = [st for st in tasks.values() if st["Resource"] == "arn:aws:states:::eks:call"]
     assert calls and all(c["Parameters"]["ClusterName"] == s.estate.secondary.cluster.name for c in calls)
@@ -279,6 +283,7 @@ def test_database_and_dns_part_executes_in_moto_and_promotes_the_replica(sfn_est
     assert out["status"] == "SUCCEEDED", out.get("cause")
     after = s.db(target.region, db)
     assert not after.get("ReadReplicaSourceDBInstanceIdentifier")  # promoted: standalone
+    assert after["BackupRetentionPeriod"] == target.database.backup_retention_days > 1
     tags = s.rds(target.region).list_tags_for_resource(ResourceName=after["DBInstanceArn"])["TagList"]
     assert TAG_PROMOTED_FROM in {t["Key"] for t in tags}
     roles = _served_roles(s)
