@@ -76,7 +76,7 @@ def test_seeding_uses_the_regions_real_zones(tmp_path: Path, primary: str, dr: s
         clients = ClientProvider()
         for view in (estate.primary, estate.secondary):
             ids: dict[str, str] = {}
-            subnet_ids = _seed_network(clients, view, ids)
+            subnet_ids = _seed_network(clients, estate, view, ids)
             ec2 = clients.client("ec2", view.region)
             real = {z["ZoneName"] for z in ec2.describe_availability_zones()["AvailabilityZones"]}
             used = [s["AvailabilityZone"] for s in ec2.describe_subnets(SubnetIds=subnet_ids)["Subnets"]]
@@ -95,7 +95,7 @@ def test_more_zones_than_the_region_has_is_a_config_error(tmp_path: Path) -> Non
     write_pair(tmp_path, files)
     estate = load_estate(tmp_path)
     with mock_aws(), pytest.raises(ConfigError, match=r"us-west-1 has 2 availability zone\(s\)"):
-        _seed_network(ClientProvider(), estate.primary, {})
+        _seed_network(ClientProvider(), estate, estate.primary, {})
 
 
 def test_topology_init_then_show_through_the_cli(tmp_path: Path) -> None:

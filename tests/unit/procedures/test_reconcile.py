@@ -98,12 +98,15 @@ def test_program_after_reconcile_keeps_urns_and_replaces_nothing_holding_data(st
         assert before.role != after.role
         b = {r.urn: r for r in before.resources}
         a = {r.urn: r for r in after.resources}
-        # Same URNs — nothing created or deleted — except the automated-backup replication, which
-        # follows the roles: into the new standby's region, from the new primary (stopping it keeps
-        # the backups already replicated; they expire with their retention period).
-        ((moved, kind),) = {urn: (b.get(urn) or a[urn]).type for urn in set(b) ^ set(a)}.items()
-        assert kind == BACKUP_REPLICATION, (stack, moved)
-        assert (moved in b) == (before.role == "standby") and (moved in a) == (after.role == "standby")
+        # Same URNs — nothing created or deleted — except what follows the standby role: the
+        # automated-backup replication (into the new standby's region, from the new primary;
+        # stopping it keeps the backups already replicated, they expire with their retention
+        # period) and the continuous-readiness schedule and alarms (they run in the DR region).
+        moved = {urn: (b.get(urn) or a[urn]).type for urn in set(b) ^ set(a)}
+        assert list(moved.values()).count(BACKUP_REPLICATION) == 1, (stack, moved)
+        for urn, kind in moved.items():
+            assert kind == BACKUP_REPLICATION or "dr:infra:Readiness" in urn, (stack, urn)
+            assert (urn in b) == (before.role == "standby") and (urn in a) == (after.role == "standby")
         for urn, res in a.items():
             if urn not in b:
                 continue
