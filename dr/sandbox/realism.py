@@ -1826,7 +1826,8 @@ class Realism:
         ident = req.params.get("DBInstanceIdentifier", "").lower()
         reply = self._create_replica_in_destination(req, environ)
         if reply[0] == 200:
-            self._creating(req.region, ident, "rds.create_replica", "rds.replica_created")
+            source = req.params.get("SourceDBInstanceIdentifier", "")
+            self._creating(req.region, ident, "rds.create_replica", "rds.replica_created", source=source)
             reply = _rewrite_status(reply, "DBInstanceStatus", self._status(req.region, ident))
         return reply
 
