@@ -199,6 +199,21 @@ def _active_region(ctx: DrillContext) -> str | None:
 # ---------------------------------------------------------------------------------------------
 
 
+def _output_db(ctx: DrillContext, key: str | None, action: str, region: str) -> str | None:
+    """The database identifier an earlier step set as output ``key`` (None: no key given)."""
+    if key is None:
+        return None
+    db = ctx.outputs.get(key)
+    if not db and not ctx.dry_run:
+        raise BadInput(
+            f"{action}: no earlier step of this drill set output {key!r}",
+            resource=key,
+            region=region,
+            hint=f"run restore-pitr (it sets restored_db) before this {action}",
+        )
+    return str(db) if db else None
+
+
 @register_action("failover")
 def failover(
     ctx: DrillContext, to: str, mode: str, max_lag_seconds: float | None, db_from: str | None = None
@@ -209,16 +224,7 @@ def failover(
 
     estate = ctx.require_estate()
     target = estate.site(to)
-    db = None
-    if db_from is not None:
-        db = ctx.outputs.get(db_from)
-        if not db and not ctx.dry_run:
-            raise BadInput(
-                f"failover: no earlier step of this drill set output {db_from!r}",
-                resource=db_from,
-                region=target.region,
-                hint="run restore-pitr (it sets restored_db) before this failover",
-            )
+    db = _output_db(ctx, db_from, "failover", target.region)
     if target.region == estate.primary.region:
         raise BadInput(
             f"failover target {to!r} is the primary site ({target.region})",
@@ -232,7 +238,7 @@ def failover(
         target=target,
         mode="unplanned" if mode == "unplanned" else "planned",
         max_lag=_rpo_budget(estate, max_lag_seconds),
-        db=str(db) if db else None,
+        db=db,
     )
     for warning in pre.warnings:
         ctx.note(f"failover pre-flight warning: {warning}")
@@ -270,14 +276,20 @@ def failback(ctx: DrillContext, mode: str) -> dict[str, Any]:
 
 
 @register_action("reprotect")
-def reprotect(ctx: DrillContext, max_lag_seconds: float | None) -> dict[str, Any]:
+def reprotect(ctx: DrillContext, max_lag_seconds: float | None, db_from: str | None = None) -> dict[str, Any]:
     """``dr reprotect --yes``: the standby region's database a read replica of the serving one
-    again (a drill that fails back must not leave DR without a replica to promote)."""
+    again (a drill that fails back must not leave DR without a replica to promote); with
+    ``db_from``, of the database an earlier step named (a failover onto a restored instance)."""
     from dr.procedures.reprotect import preflight, reprotect_plan
 
     estate = ctx.require_estate()
+    source_db = _output_db(ctx, db_from, "reprotect", estate.secondary.region)
     pre = preflight(
-        ctx.clients(read_only=True), estate, region=None, max_lag=_rpo_budget(estate, max_lag_seconds)
+        ctx.clients(read_only=True),
+        estate,
+        region=None,
+        max_lag=_rpo_budget(estate, max_lag_seconds),
+        source_db=source_db,
     )
     for warning in pre.warnings:
         ctx.note(f"reprotect pre-flight warning: {warning}")
