@@ -732,6 +732,31 @@ def data_intact(ctx: DrillContext, site: str) -> bool:
 # ---------------------------------------------------------------------------------------------
 
 
+def _serving_database(estate: Estate, view: SiteView, rds: Any, kube: KubeFactory) -> Any:
+    """The writable database the site serves from: the stack files' instance when it is writable,
+    else the standalone instance the site's DB secret points at (a failover onto a restored
+    instance leaves the site's own database a replica, or gone). None: neither is found."""
+    from dr.procedures.readiness import secret_host
+
+    own = rds.find_instance(view.database.identifier)
+    if own is not None and not own.is_replica:
+        return own
+    app = estate.app
+    try:
+        value = kube(view).read_secret_key(app.namespace, app.db_secret.name, app.db_secret.key)
+    except Exception:  # the site's own database is what the invariants then judge
+        return own
+    host, port = secret_host(value.reveal())
+    if not host:
+        return own
+    for inst in rds.list_instances():
+        if inst.is_replica or not inst.endpoint or inst.endpoint.lower() != host.lower():
+            continue
+        if port is None or inst.port is None or inst.port == port:
+            return inst
+    return own
+
+
 @register_estate_check
 def estate_invariants(ctx: DrillContext, intended: str | None) -> EstateFacts:
     """Single writer (``dr readiness``'s check), Route53 on ``intended`` (a site or region; None:
@@ -745,13 +770,19 @@ def estate_invariants(ctx: DrillContext, intended: str | None) -> EstateFacts:
     clients = ctx.clients(read_only=True)
     serving = read_state(clients, estate, use_test_dns=False).active_region
     out: list[Invariant] = []
+    want = estate.site(intended) if intended else estate.site(serving)
+    rds_w = Rds(clients, want.region)
     factory = kube_factory(ctx, read_only=True)
     try:
-        check = single_writer(estate, clients, factory)
+        writer = _serving_database(estate, want, rds_w, factory)
+        side = "primary" if want.region == estate.primary.region else "secondary"
+        moved = writer is not None and writer.identifier != want.database.identifier
+        check = single_writer(
+            estate, clients, factory, databases={side: writer.identifier} if moved else None
+        )
     finally:
         factory.close()
     out.append(Invariant("single-writer", check.status == PASS, check.reason, check.status))
-    want = estate.site(intended) if intended else estate.site(serving)
     if intended:
         ok = serving == want.region
         out.append(
@@ -764,9 +795,8 @@ def estate_invariants(ctx: DrillContext, intended: str | None) -> EstateFacts:
             )
         )
     standby = estate.other(want)
-    rds_w, rds_s = Rds(clients, want.region), Rds(clients, standby.region)
-    writer = rds_w.find_instance(want.database.identifier)
-    replica = rds_s.find_instance(standby.database.identifier)
+    replica = Rds(clients, standby.region).find_instance(standby.database.identifier)
+    writer_id = want.database.identifier if writer is None else writer.identifier
     name = f"{standby.database.identifier} in {standby.region}"
     if replica is None:
         ok, detail = False, f"{name} does not exist: nothing to fail over to"
@@ -775,12 +805,12 @@ def estate_invariants(ctx: DrillContext, intended: str | None) -> EstateFacts:
         ok, detail = (
             False,
             (
-                f"{name} is {source}, not a replica of {want.database.identifier} in {want.region}: "
+                f"{name} is {source}, not a replica of {writer_id} in {want.region}: "
                 f"`dr reprotect --region {standby.region}` makes it one"
             ),
         )
     else:
         ok = replica.status == "available"
-        detail = f"{name} replicates from {want.database.identifier} ({replica.status})"
+        detail = f"{name} replicates from {writer_id} ({replica.status})"
     out.append(Invariant("replica-replicating", ok, detail, None if replica is None else replica.status))
     return EstateFacts(serving, out)
