@@ -732,20 +732,21 @@ def data_intact(ctx: DrillContext, site: str) -> bool:
 # ---------------------------------------------------------------------------------------------
 
 
-def _serving_database(estate: Estate, view: SiteView, rds: Any, kube: KubeFactory) -> Any:
-    """The writable database the site serves from: the stack files' instance when it is writable,
-    else the standalone instance the site's DB secret points at (a failover onto a restored
-    instance leaves the site's own database a replica, or gone). None: neither is found."""
+def _serving_database(
+    estate: Estate, view: SiteView, serving: str | None, rds: Any, kube: KubeFactory
+) -> Any:
+    """The writable database the site serves from: the stack files' instance when it is writable
+    or Route53 does not serve the site's region, else the standalone instance the site's DB secret
+    points at (a failover onto a restored instance leaves the site's own database a replica, or
+    gone). None: neither is found. A secret that cannot be read then raises: the estate is
+    unreadable, not judged on the wrong database."""
     from dr.procedures.readiness import secret_host
 
     own = rds.find_instance(view.database.identifier)
-    if own is not None and not own.is_replica:
+    if (own is not None and not own.is_replica) or serving != view.region:
         return own
     app = estate.app
-    try:
-        value = kube(view).read_secret_key(app.namespace, app.db_secret.name, app.db_secret.key)
-    except Exception:  # the site's own database is what the invariants then judge
-        return own
+    value = kube(view).read_secret_key(app.namespace, app.db_secret.name, app.db_secret.key)
     host, port = secret_host(value.reveal())
     if not host:
         return own
@@ -774,7 +775,7 @@ def estate_invariants(ctx: DrillContext, intended: str | None) -> EstateFacts:
     rds_w = Rds(clients, want.region)
     factory = kube_factory(ctx, read_only=True)
     try:
-        writer = _serving_database(estate, want, rds_w, factory)
+        writer = _serving_database(estate, want, serving, rds_w, factory)
         side = "primary" if want.region == estate.primary.region else "secondary"
         moved = writer is not None and writer.identifier != want.database.identifier
         check = single_writer(
