@@ -276,6 +276,12 @@ class Rds:
         )
         return str(groups[0].get("VpcId") or "") or None if groups else None
 
+    def list_instances(self) -> list[DbInstance]:
+        """Every DB instance of the region (all pages)."""
+        with aws_errors(resource="DB instances", region=self.region, action="describe"):
+            pages = list(self.client.get_paginator("describe_db_instances").paginate())
+        return [DbInstance.from_api(raw, self.region) for page in pages for raw in page["DBInstances"]]
+
     def promote(self, identifier: str, *, backup_retention_days: int | None = None) -> DbInstance:
         kwargs: dict[str, Any] = {"DBInstanceIdentifier": identifier}
         if backup_retention_days is not None:

@@ -63,6 +63,9 @@ class FailbackArgs(_Args):
 
 class ReprotectArgs(_Args):
     max_lag_seconds: Annotated[float, Field(ge=0)] | None = None
+    # Output key of an earlier step naming the serving database when it is not the serving site's
+    # own (failover db_from: a restored instance) — the replication source of the new replica.
+    db_from: str | None = None
 
 
 class RegionLossArgs(_Args):

@@ -199,6 +199,21 @@ def _active_region(ctx: DrillContext) -> str | None:
 # ---------------------------------------------------------------------------------------------
 
 
+def _output_db(ctx: DrillContext, key: str | None, action: str, region: str) -> str | None:
+    """The database identifier an earlier step set as output ``key`` (None: no key given)."""
+    if key is None:
+        return None
+    db = ctx.outputs.get(key)
+    if not db and not ctx.dry_run:
+        raise BadInput(
+            f"{action}: no earlier step of this drill set output {key!r}",
+            resource=key,
+            region=region,
+            hint=f"run restore-pitr (it sets restored_db) before this {action}",
+        )
+    return str(db) if db else None
+
+
 @register_action("failover")
 def failover(
     ctx: DrillContext, to: str, mode: str, max_lag_seconds: float | None, db_from: str | None = None
@@ -209,16 +224,7 @@ def failover(
 
     estate = ctx.require_estate()
     target = estate.site(to)
-    db = None
-    if db_from is not None:
-        db = ctx.outputs.get(db_from)
-        if not db and not ctx.dry_run:
-            raise BadInput(
-                f"failover: no earlier step of this drill set output {db_from!r}",
-                resource=db_from,
-                region=target.region,
-                hint="run restore-pitr (it sets restored_db) before this failover",
-            )
+    db = _output_db(ctx, db_from, "failover", target.region)
     if target.region == estate.primary.region:
         raise BadInput(
             f"failover target {to!r} is the primary site ({target.region})",
@@ -232,7 +238,7 @@ def failover(
         target=target,
         mode="unplanned" if mode == "unplanned" else "planned",
         max_lag=_rpo_budget(estate, max_lag_seconds),
-        db=str(db) if db else None,
+        db=db,
     )
     for warning in pre.warnings:
         ctx.note(f"failover pre-flight warning: {warning}")
@@ -270,14 +276,20 @@ def failback(ctx: DrillContext, mode: str) -> dict[str, Any]:
 
 
 @register_action("reprotect")
-def reprotect(ctx: DrillContext, max_lag_seconds: float | None) -> dict[str, Any]:
+def reprotect(ctx: DrillContext, max_lag_seconds: float | None, db_from: str | None = None) -> dict[str, Any]:
     """``dr reprotect --yes``: the standby region's database a read replica of the serving one
-    again (a drill that fails back must not leave DR without a replica to promote)."""
+    again (a drill that fails back must not leave DR without a replica to promote); with
+    ``db_from``, of the database an earlier step named (a failover onto a restored instance)."""
     from dr.procedures.reprotect import preflight, reprotect_plan
 
     estate = ctx.require_estate()
+    source_db = _output_db(ctx, db_from, "reprotect", estate.secondary.region)
     pre = preflight(
-        ctx.clients(read_only=True), estate, region=None, max_lag=_rpo_budget(estate, max_lag_seconds)
+        ctx.clients(read_only=True),
+        estate,
+        region=None,
+        max_lag=_rpo_budget(estate, max_lag_seconds),
+        source_db=source_db,
     )
     for warning in pre.warnings:
         ctx.note(f"reprotect pre-flight warning: {warning}")
@@ -720,6 +732,32 @@ def data_intact(ctx: DrillContext, site: str) -> bool:
 # ---------------------------------------------------------------------------------------------
 
 
+def _serving_database(
+    estate: Estate, view: SiteView, serving: str | None, rds: Any, kube: KubeFactory
+) -> Any:
+    """The writable database the site serves from: the stack files' instance when it is writable
+    or Route53 does not serve the site's region, else the standalone instance the site's DB secret
+    points at (a failover onto a restored instance leaves the site's own database a replica, or
+    gone). None: neither is found. A secret that cannot be read then raises: the estate is
+    unreadable, not judged on the wrong database."""
+    from dr.procedures.readiness import secret_host
+
+    own = rds.find_instance(view.database.identifier)
+    if (own is not None and not own.is_replica) or serving != view.region:
+        return own
+    app = estate.app
+    value = kube(view).read_secret_key(app.namespace, app.db_secret.name, app.db_secret.key)
+    host, port = secret_host(value.reveal())
+    if not host:
+        return own
+    for inst in rds.list_instances():
+        if inst.is_replica or not inst.endpoint or inst.endpoint.lower() != host.lower():
+            continue
+        if port is None or inst.port is None or inst.port == port:
+            return inst
+    return own
+
+
 @register_estate_check
 def estate_invariants(ctx: DrillContext, intended: str | None) -> EstateFacts:
     """Single writer (``dr readiness``'s check), Route53 on ``intended`` (a site or region; None:
@@ -733,13 +771,19 @@ def estate_invariants(ctx: DrillContext, intended: str | None) -> EstateFacts:
     clients = ctx.clients(read_only=True)
     serving = read_state(clients, estate, use_test_dns=False).active_region
     out: list[Invariant] = []
+    want = estate.site(intended) if intended else estate.site(serving)
+    rds_w = Rds(clients, want.region)
     factory = kube_factory(ctx, read_only=True)
     try:
-        check = single_writer(estate, clients, factory)
+        writer = _serving_database(estate, want, serving, rds_w, factory)
+        side = "primary" if want.region == estate.primary.region else "secondary"
+        moved = writer is not None and writer.identifier != want.database.identifier
+        check = single_writer(
+            estate, clients, factory, databases={side: writer.identifier} if moved else None
+        )
     finally:
         factory.close()
     out.append(Invariant("single-writer", check.status == PASS, check.reason, check.status))
-    want = estate.site(intended) if intended else estate.site(serving)
     if intended:
         ok = serving == want.region
         out.append(
@@ -752,9 +796,8 @@ def estate_invariants(ctx: DrillContext, intended: str | None) -> EstateFacts:
             )
         )
     standby = estate.other(want)
-    rds_w, rds_s = Rds(clients, want.region), Rds(clients, standby.region)
-    writer = rds_w.find_instance(want.database.identifier)
-    replica = rds_s.find_instance(standby.database.identifier)
+    replica = Rds(clients, standby.region).find_instance(standby.database.identifier)
+    writer_id = want.database.identifier if writer is None else writer.identifier
     name = f"{standby.database.identifier} in {standby.region}"
     if replica is None:
         ok, detail = False, f"{name} does not exist: nothing to fail over to"
@@ -763,13 +806,13 @@ def estate_invariants(ctx: DrillContext, intended: str | None) -> EstateFacts:
         ok, detail = (
             False,
             (
-                f"{name} is {source}, not a replica of {want.database.identifier} in {want.region}: "
+                f"{name} is {source}, not a replica of {writer_id} in {want.region}: "
                 f"`dr reprotect --region {standby.region}` makes it one"
             ),
         )
     else:
         ok = replica.status == "available"
-        detail = f"{name} replicates from {want.database.identifier} ({replica.status})"
+        detail = f"{name} replicates from {writer_id} ({replica.status})"
     out.append(Invariant("replica-replicating", ok, detail, None if replica is None else replica.status))
     return EstateFacts(serving, out)
 

@@ -483,9 +483,18 @@ def _single_writer_check(
     )
 
 
-def single_writer(estate: Estate, clients: ClientProvider, kube: KubeFactory | None) -> Check:
+def single_writer(
+    estate: Estate,
+    clients: ClientProvider,
+    kube: KubeFactory | None,
+    *,
+    databases: dict[str, str] | None = None,
+) -> Check:
     """The ``single-writer`` check alone (what a drill checks once it ended): both databases,
-    both sites' deployments and the region Route53 serves, read in parallel."""
+    both sites' deployments and the region Route53 serves, read in parallel. ``databases``: side
+    (``primary``/``secondary``) -> the instance to judge there instead of the stack files' one
+    (the restored instance a site's application was failed over onto)."""
+    from dr.aws.rds import Rds
     from dr.procedures.dns import read_state
 
     jobs: dict[str, Callable[[], Any]] = {
@@ -494,6 +503,10 @@ def single_writer(estate: Estate, clients: ClientProvider, kube: KubeFactory | N
     for side, view in (("primary", estate.primary), ("secondary", estate.secondary)):
         site = _site_jobs(estate, view, clients, kube)
         jobs[f"{side}:db"], jobs[f"{side}:deployments"] = site["db"], site["deployments"]
+        ident = (databases or {}).get(side)
+        if ident is not None:
+            rds = Rds(clients, view.region)
+            jobs[f"{side}:db"] = lambda rds=rds, ident=ident: {"db": rds.describe_instance(ident)}  # type: ignore[misc]
     r = gather(jobs, workers=5)
     sides = ("primary", "secondary")
     return _single_writer_check(

@@ -131,9 +131,14 @@ def preflight(
     resuming: bool = False,
     moved_aside: str | None = None,
     max_snapshot_age: dt.timedelta = DEFAULT_MAX_SNAPSHOT_AGE,
+    source_db: str | None = None,
 ) -> ReprotectPreflight:
     """Gates of a reprotect (read-only). Exit 2 for a wrong ``--region``; exit 3 when the serving
     database cannot be replicated from now, or the instance in the way cannot be renamed now.
+
+    ``source_db``: the serving region's database when it is not the one the stack files name — the
+    instance a ``failover --db`` moved the application onto (a point-in-time restore); it must be a
+    standalone instance in the serving region.
 
     ``moved_aside``: a resumed run's journal output ``reprotect_aside`` (the instance it renamed
     before it was interrupted), so the resumed plan keeps its ``move-aside`` step."""
@@ -157,12 +162,13 @@ def preflight(
             )
         target = estate.other(estate.site(active))
     source = estate.other(target)
+    source_id = source_db or source.database.identifier
     try:
-        src = Rds(clients, source.region).describe_instance(source.database.identifier)
+        src = Rds(clients, source.region).describe_instance(source_id)
     except NotFound:
         raise GateRefused(
-            f"the serving database {source.database.identifier} does not exist in {source.region}",
-            resource=source.database.identifier,
+            f"the serving database {source_id} does not exist in {source.region}",
+            resource=source_id,
             region=source.region,
             hint="if a failback renamed it, set site.database.identifier in the stack files first",
         ) from None

@@ -272,7 +272,7 @@ class _PgLink:
         if src is not None and snapshot not in self.pg.snapshots:
             self.pg.snapshots[snapshot] = src
 
-    def on_replica_created(self, region: str, identifier: str) -> None:
+    def on_replica_created(self, region: str, identifier: str, source: str = "") -> None:
         """A cross-region replica created in a region whose PostgreSQL is not a replica any more,
         while the other region's is writable, is that region's server rewound (``pg_rewind``) and
         streaming from the writer: the old primary at failback, or the promoted DR server when
@@ -284,16 +284,23 @@ class _PgLink:
         maps to that server: its endpoint, its measured ``ReplicaLag``, its promotion. A renamed
         replica takes the server over from the old identifier (one PostgreSQL per region), whose
         RDS record keeps moto's placeholder endpoint.
+
+        ``source`` (the request's SourceDBInstanceIdentifier, an ARN across regions): when it names
+        a restored server (a PITR of the estate's cluster that now serves), that one is the upstream.
         """
         here = next((n for n in ("primary", "replica") if self.region_of.get(n) == region), None)
         if here is None or here not in self.pg.instances:
             return
         other = "replica" if here == "primary" else "primary"
+        restored = self._source_server(source)
+        if restored is not None and restored not in ("primary", "replica"):
+            other = restored
         if other not in self.pg.instances or self.pg.in_recovery(other) is not False:
             return  # no writer elsewhere: nothing to replicate from
         with self._lock:
-            if self.pg.in_recovery(here) is not True:  # diverged (promoted, stopped or killed)
-                self.pg.rewind_as_replica(here)
+            if self.pg.in_recovery(here) is not True or self.pg.upstream_of(here) != other:
+                # diverged (promoted, stopped or killed), or streaming from another server
+                self.pg.rewind_as_replica(here, source=None if other in ("primary", "replica") else other)
                 self.rewound.add(here)
             elif here not in self.rewound:
                 return  # its original replica, still streaming: another replica beside it
@@ -301,6 +308,16 @@ class _PgLink:
             if name == here and key != (region, identifier):
                 del self.names[key]
         self.names[(region, identifier)] = here
+
+    def _source_server(self, source: str) -> str | None:
+        """The PostgreSQL server behind a replica's source (identifier or ARN), if any."""
+        if not source:
+            return None
+        parts = source.split(":")
+        if source.startswith("arn:") and len(parts) >= 7:
+            return self.instance(parts[3], parts[6])
+        found = (self.instance(r, source) for r in sorted(set(self.region_of.values())))
+        return next((name for name in found if name is not None), None)
 
     def on_region_down(self, region: str) -> None:
         """Losing a region abruptly kills the databases in it (un-shipped WAL is lost)."""

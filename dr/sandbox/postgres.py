@@ -440,6 +440,9 @@ class PostgresEstate:
         self.snapshots: dict[str, Snapshot] = {}
         self.proxy: DelayProxy | None = None
         self.failback_proxy: DelayProxy | None = None
+        # replica -> the instance it streams from, when not the other of primary/replica (a
+        # restored instance that serves: ``dr reprotect`` from it after a PITR failover)
+        self.upstreams: dict[str, str] = {}
         self._killed: set[str] = set()
         # The primary's automated backups as replicated to the DR region: base backups and WAL
         # segments copied to ``replicated/`` by ship_backups(), and the time they cover up to.
@@ -869,7 +872,7 @@ class PostgresEstate:
         (e.g. the primary's region was lost: there is nothing to lag behind).
         """
         inst = self._get(replica)
-        upstream = self.instances.get("replica" if replica == "primary" else "primary")
+        upstream = self.instances.get(self.upstream_of(replica))
         if upstream is None or not upstream.is_running() or not inst.is_running():
             return None
         try:
@@ -1215,16 +1218,22 @@ class PostgresEstate:
         """Failback preparation: :meth:`rewind_as_replica` of the old primary."""
         return self.rewind_as_replica("primary", timeout=timeout)
 
-    def rewind_as_replica(self, name: str, timeout: float = 60.0) -> PgInstance:
-        """``pg_rewind`` the stopped, killed or diverged instance ``name`` against the other one
-        (which must be writable) and start it as that one's replica, through a delaying link of its
-        own: the old primary at failback, the promoted DR instance when ``dr reprotect`` rebuilds the
-        standby after a failback.
+    def upstream_of(self, replica: str) -> str:
+        """The instance ``replica`` streams from: the other of primary/replica unless
+        :meth:`rewind_as_replica` was given another source."""
+        return self.upstreams.get(replica) or ("replica" if replica == "primary" else "primary")
 
-        Writes ``name`` had that never reached the other instance are discarded — as after a real
+    def rewind_as_replica(self, name: str, timeout: float = 60.0, *, source: str | None = None) -> PgInstance:
+        """``pg_rewind`` the stopped, killed or diverged instance ``name`` against ``source`` (by
+        default the other of primary/replica; it must be writable) and start it as that one's
+        replica, through a delaying link of its own: the old primary at failback, the promoted DR
+        instance when ``dr reprotect`` rebuilds the standby after a failback, the old primary when
+        ``dr reprotect`` protects a restored instance that serves (PITR of the same cluster).
+
+        Writes ``name`` had that never reached ``source`` are discarded — as after a real
         regional failover.
         """
-        other = "replica" if name == "primary" else "primary"
+        other = source or ("replica" if name == "primary" else "primary")
         old, new = self._get(name), self._get(other)
         if self.in_recovery(new) is not False:
             raise BadInput(
@@ -1232,8 +1241,8 @@ class PostgresEstate:
             )
         if old.is_running():
             old.stop("fast", timeout)
-        source = Dsn(new.host, new.port, "postgres", self.username, self.__password)
-        src_info = " ".join(f"{k}={v}" for k, v in source.connect_kwargs().items() if k != "password")
+        dsn = Dsn(new.host, new.port, "postgres", self.username, self.__password)
+        src_info = " ".join(f"{k}={v}" for k, v in dsn.connect_kwargs().items() if k != "password")
         slot = "dr_failback" if name == "primary" else "dr_reprotect"
         # The promoted server's control file must show its new timeline before pg_rewind reads it;
         # the slot keeps its WAL from now on for the re-seeded replica.
@@ -1268,6 +1277,10 @@ class PostgresEstate:
         self._make_standby(old, link.port, slot, from_archive=True)
         (old.data_dir / "postmaster.pid").unlink(missing_ok=True)
         old.kind = "replica"
+        if source is None:
+            self.upstreams.pop(name, None)
+        else:
+            self.upstreams[name] = other
         self._spawn(old)
         self._killed.discard(old.name)
         return old

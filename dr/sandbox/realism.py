@@ -1897,7 +1897,8 @@ class Realism:
             db = self._db(req.region, ident)
             if db is not None:
                 db.created = db.instance_create_time = _now().replace(tzinfo=None)  # naive, as moto keeps it
-            self._creating(req.region, ident, "rds.create_replica", "rds.replica_created")
+            source = req.params.get("SourceDBInstanceIdentifier", "")
+            self._creating(req.region, ident, "rds.create_replica", "rds.replica_created", source=source)
             reply = _rewrite_status(reply, "DBInstanceStatus", self._status(req.region, ident))
         return reply
 

@@ -293,6 +293,28 @@ def test_region_loss_with_a_corrupted_replica_restores_in_dr_from_replicated_bac
         assert steps["rows-up-to-restore-time-only"]["status"] == "ok", steps["rows-up-to-restore-time-only"]
         assert steps["no-corrupt-rows"]["status"] == "ok"
 
+        # The old, corrupt primary came back writable: the rollback re-protected the primary region
+        # from the restored instance (the old one renamed aside, kept), so the estate ends with one
+        # writer — the restored instance, where DNS points — and a replica of it to fail back to.
+        assert steps["reprotect-primary-from-restored"]["status"] == "ok", _why(proc, journal)
+        primary = sb.estate.primary
+        prds = sb.clients().client("rds", primary.region)
+        back = prds.describe_db_instances(DBInstanceIdentifier=primary.database.identifier)["DBInstances"][0]
+        assert back.get("ReadReplicaSourceDBInstanceIdentifier", "").endswith(f":db:{restored}"), back
+        kept = [i["DBInstanceIdentifier"] for i in prds.describe_db_instances()["DBInstances"]]
+        assert any(i.startswith(f"{primary.database.identifier}-old-") for i in kept), kept
+        inv = {s["name"]: s for s in journal["steps"] if s["phase"] == "invariant"}
+        assert {n: s["status"] for n, s in inv.items()} == {
+            "single-writer": "ok",
+            "dns-on-intended-region": "ok",
+            "replica-replicating": "ok",
+        }, _why(proc, journal)
+        # ... judged against the restored instance, not the stack files' (corrupt) DR replica
+        after = next(e for e in journal["events"] if e["kind"] == "estate_after")
+        details = {i["name"]: i["detail"] for i in after["invariants"]}
+        assert f"one writable database: {restored} ({dr.region})" == details["single-writer"], details
+        assert details["replica-replicating"].endswith(f"replicates from {restored} (available)"), details
+
         rpo = journal["measurements"]["rpo"]
         assert rpo["measured"] and rpo["rows_lost"] > 0, rpo  # the margin before the corruption
         assert 0.0 < rpo["rpo_seconds"] <= margin + 0.5, rpo

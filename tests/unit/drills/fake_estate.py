@@ -2,7 +2,8 @@
 for a drill target of its own (``unit``) — so the shipped YAML runs unchanged through the runner.
 
 The fake keeps what the post-drill invariants look at: which region Route53 serves, each site's
-database role (``writer`` or ``replica`` of the other site), whether a region is up, the image
+database role (``writer`` or ``replica`` of the other site, or of a restored instance), the
+restored instances a site's application was failed over onto, whether a region is up, the image
 the API runs, the writers' replica counts and whether the data is corrupt. Its actions follow the
 real procedures' gates where they matter to rollbacks: a failback on an estate that is not failed
 over raises ``NothingToUndo`` (``dr failback``'s NotFailedOver), a reprotect of a standby that is
@@ -36,6 +37,11 @@ class FakeEstate:
     image: str = "good"
     writers: dict[str, int] = field(default_factory=lambda: {"primary": 2, "secondary": 0})
     corrupt: bool = False
+    # restored instance -> its site (standalone, writable); site -> the restored instance its app
+    # was failed over onto; replica site -> the restored instance it replicates from
+    restored: dict[str, str] = field(default_factory=dict)
+    uses: dict[str, str] = field(default_factory=dict)
+    source: dict[str, str] = field(default_factory=dict)
     # faults of the test: provider name -> "before" (refused, nothing changed) | "after" (did its
     # change, then raised), on its first call only; probe names (``provider`` or ``provider:site``) that read as broken
     fail: dict[str, str] = field(default_factory=dict)
@@ -49,12 +55,39 @@ class FakeEstate:
         return cls(serving="secondary", roles={"primary": "writer", "secondary": "writer"})
 
     def snapshot(self) -> tuple[Any, ...]:
-        return (self.serving, dict(self.roles), dict(self.up), self.image, dict(self.writers), self.corrupt)
+        return (
+            self.serving,
+            dict(self.roles),
+            dict(self.up),
+            self.image,
+            dict(self.writers),
+            self.corrupt,
+            dict(self.uses),
+            dict(self.source),
+        )
+
+    def database(self, site: str) -> str:
+        """The database the site serves from (what the estate check judges): its own when writable,
+        else the restored instance its application was failed over onto."""
+        if self.roles[site] != "writer" and site in self.uses:
+            return self.uses[site]
+        return site
+
+    def writable(self) -> list[str]:
+        """The writable databases the estate check sees (one per site)."""
+        dbs = [self.database(s) for s in SITES]
+        return [d for d in dbs if d in self.restored or self.roles[d] == "writer"]
+
+    def replicates_from(self, site: str) -> str | None:
+        """The database the site's own database replicates from (None: it is not a replica)."""
+        if self.roles[site] != "replica":
+            return None
+        return self.source.get(site, other(site))
 
     # -- the estate check (dr.drills.invariants) ------------------------------------------------
     def facts(self, ctx: DrillContext, intended: str | None) -> EstateFacts:
         out = []
-        writable = [s for s in SITES if self.roles[s] == "writer"]
+        writable = self.writable()
         readable = all(self.up.values())
         out.append(
             Invariant(
@@ -64,8 +97,8 @@ class FakeEstate:
         want = intended or self.serving
         if intended:
             out.append(Invariant("dns-on-intended-region", self.serving == want, f"serving {self.serving}"))
-        standby = other(want)
-        replicating = self.roles[standby] == "replica" and self.roles[want] == "writer"
+        standby, db = other(want), self.database(want)
+        replicating = db in writable and self.replicates_from(standby) == db
         out.append(Invariant("replica-replicating", replicating, f"{standby} is {self.roles[standby]}"))
         return EstateFacts(self.serving, out)
 
@@ -82,9 +115,12 @@ class FakeEstate:
             del self.fail[name]
             raise RuntimeError(f"{name} failed after its change (test)")
 
-    def failover(self, to: str = "secondary", **_: Any) -> dict[str, Any]:
+    def failover(self, ctx: DrillContext, to: str = "secondary", db_from: str | None = None, **_: Any) -> dict[str, Any]:
         self._gate("failover")
-        self.roles[to] = "writer"
+        if db_from is not None:  # onto the restored instance: the site's own replica is not promoted
+            self.uses[to] = ctx.outputs[db_from]
+        else:
+            self.roles[to] = "writer"
         self.writers[other(to)] = 0
         self.writers[to] = 2
         self.serving = to
@@ -101,12 +137,17 @@ class FakeEstate:
         self._after("failback")
         return {"active_region": "primary"}
 
-    def reprotect(self, **_: Any) -> dict[str, Any]:
+    def reprotect(self, ctx: DrillContext, db_from: str | None = None, **_: Any) -> dict[str, Any]:
         self._gate("reprotect")
         standby = other(self.serving)
-        if self.roles[standby] == "replica":
-            return {"skipped": f"{standby} already replicates"}
+        src = ctx.outputs[db_from] if db_from is not None else self.serving
+        if self.replicates_from(standby) == src:
+            return {"skipped": f"{standby} already replicates from {src}"}
         self.roles[standby] = "replica"
+        if src in self.restored:
+            self.source[standby] = src
+        else:
+            self.source.pop(standby, None)
         self._after("reprotect")
         return {"reprotected": standby}
 
@@ -145,9 +186,12 @@ class FakeEstate:
             self.writers[site] = self._saved_writers.get(site, self.writers[site])
         self._after("scale-deployment")
 
-    def restore_pitr(self, **_: Any) -> dict[str, Any]:
+    def restore_pitr(self, ctx: DrillContext, site: str = "primary", **_: Any) -> dict[str, Any]:
         self._gate("restore-pitr")
-        return {"restored_db": "db-pitr"}
+        name = f"{site}-pitr"
+        self.restored[name] = site
+        ctx.outputs["restored_db"] = name
+        return {"restored_db": name}
 
     def repoint(self, **_: Any) -> None:
         self._gate("repoint-app")
@@ -168,9 +212,7 @@ class FakeEstate:
 
     def endpoint(self, **_: Any) -> bool:
         s = self.serving
-        return bool(
-            self._probe("endpoint", None, self.up[s] and self.roles[s] == "writer" and self.image == "good")
-        )
+        return bool(self._probe("endpoint", None, self.up[s] and self.database(s) in self.writable() and self.image == "good"))
 
     def replica_lag(self, site: str = "secondary", **_: Any) -> float:
         return float(self._probe("replica-lag", site, 0.0))
@@ -185,7 +227,11 @@ class FakeEstate:
         return bool(self._probe("pods-ready", site, self.image == "good"))
 
     def data_intact(self, site: str = "primary", **_: Any) -> bool:
-        return bool(self._probe("data-intact", site, not self.corrupt))
+        # a restored instance holds the rows as they were before the corruption
+        return bool(self._probe("data-intact", site, not self.corrupt or site in self.uses))
+
+    def restored_to_point(self, site: str = "secondary", **_: Any) -> bool:
+        return bool(self._probe("restored-to-point", site, site in self.uses))
 
     # -- registration ----------------------------------------------------------------------------
     def providers(self) -> dict[tuple[registry.Kind, str], Callable[..., Any]]:
@@ -193,16 +239,17 @@ class FakeEstate:
             return lambda ctx, **kw: fn(**kw)
 
         actions: dict[str, Callable[..., Any]] = {
-            "failover": bind(self.failover),
+            "failover": self.failover,
             "failback": bind(self.failback),
-            "reprotect": bind(self.reprotect),
+            "reprotect": self.reprotect,
             "region-loss": bind(self.region_loss),
             "region-restore": bind(self.region_restore),
             "deploy": bind(self.deploy),
             "rollback-deploy": bind(self.rollback_deploy),
             "corrupt-data": bind(self.corrupt_data),
             "scale-deployment": bind(self.scale),
-            "restore-pitr": bind(self.restore_pitr),
+            "restore-pitr": self.restore_pitr,
+            "wait-replicated-backups": self.noop("wait-replicated-backups"),
             "repoint-app": bind(self.repoint),
             "rds-reboot-failover": self.noop("rds-reboot-failover"),
             "redis-primary-failure": self.noop("redis-primary-failure"),
@@ -214,6 +261,7 @@ class FakeEstate:
             "db-writable": bind(self.db_writable),
             "pods-ready": bind(self.pods_ready),
             "data-intact": bind(self.data_intact),
+            "restored-to-point": bind(self.restored_to_point),
         }
         out: dict[tuple[registry.Kind, str], Callable[..., Any]] = {}
         out.update({("action", n): f for n, f in actions.items()})

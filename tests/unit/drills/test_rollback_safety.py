@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from contextlib import contextmanager
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ CASES: dict[str, dict[str, Any]] = {
     },
     "planned-switchover": {"fail": {"failover": "before"}, "verify": {"dns-points-to"}},
     "region-loss": {"fail": {"failover": "before"}, "verify": {"db-writable"}},
+    "region-loss-corrupt-replica": {"fail": {"restore-pitr": "before"}, "verify": {"restored-to-point"}},
 }
 
 
@@ -95,8 +97,9 @@ def test_failing_method_step_leaves_the_estate_as_it_started(name: str, tmp_path
     assert result.exit_code == 1 and "failed" in result.reason
     assert not estate.fail  # the fault fired
     after = estate.snapshot()
-    if name == "db-corruption":  # the injected corruption is what the drill is about
-        assert after[:5] == before[:5] and estate.writers == {"primary": 2, "secondary": 0}
+    if "corrupt-data" in estate.calls:  # the injected corruption is what the drill is about
+        assert after[:5] == before[:5] and after[6:] == before[6:]
+        assert estate.writers == {"primary": 2, "secondary": 0}
     else:
         assert after == before
     started = {s.name for s in result.steps if s.phase == "method" and s.status != "skipped"}
@@ -117,7 +120,7 @@ def test_failing_verification_ends_where_the_drill_meant_to_serve(name: str, tmp
     loaded = resolve(name)
     intended = loaded.scenario.end_state.serving or _start(name).serving
     assert estate.serving == intended
-    assert [s for s in estate.roles.values() if s == "writer"] == ["writer"]  # a single writer
+    assert len(estate.writable()) == 1  # a single writer
     _assert_invariants_hold(result, journal)
 
 
@@ -228,3 +231,32 @@ method: [{name: look, type: action, provider: rds-reboot-failover, arguments: {s
         assert result.exit_code == code, result.reason
         rec = _steps(result, "invariant")["estate-readable"]
         assert rec.status == status and "Route53 did not answer" in rec.error
+
+
+def test_corrupt_replica_drill_ends_serving_the_restore_with_the_primary_region_replicating(
+    tmp_path: Path,
+) -> None:
+    """After the failover onto the restored instance, the primary region comes back with the old,
+    corrupt primary writable: the reprotect rollback makes it a replica of the restored instance.
+    Without that rollback the invariant check fails the drill for the second writer."""
+    estate = FakeEstate()
+    result, journal = drill(estate, tmp_path, "region-loss-corrupt-replica")
+    # (no heartbeat nor prober in memory: only the objectives are not measured)
+    assert result.reason.startswith("objective not met: RTO not measured"), result.reason
+    assert {s.name: s.status for s in result.steps if s.phase == "rollback"} == {
+        "restore-primary-region": "ok",
+        "reprotect-primary-from-restored": "ok",
+    }
+    assert all(s.status == "ok" for s in result.steps if s.phase != "rollback"), result.steps
+    assert estate.serving == "secondary" and estate.uses == {"secondary": "secondary-pitr"}
+    assert estate.roles["secondary"] == "replica"  # the corrupt replica was never promoted
+    assert estate.writable() == ["secondary-pitr"] and estate.replicates_from("primary") == "secondary-pitr"
+    _assert_invariants_hold(result, journal)
+
+    text = (resources.files("dr.drills") / "scenarios" / "region-loss-corrupt-replica.yaml").read_text()
+    cut = text.index("  # The old primary comes back")
+    without = text[:cut] + text[text.index("# The DR region serves") :]
+    assert "provider: reprotect" not in without
+    split, _ = drill(FakeEstate(), tmp_path / "without", text=without)
+    assert split.exit_code == 1 and "post-drill invariant broken: single-writer" in split.reason
+    assert "replica-replicating" in split.reason

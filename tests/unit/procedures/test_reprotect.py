@@ -10,7 +10,7 @@ import pytest
 
 from dr.aws.session import CallRecorder, ClientProvider
 from dr.errors import BadInput, GateRefused
-from dr.procedures.common import TAG_SUPERSEDED_BY
+from dr.procedures.common import TAG_CREATED_BY, TAG_RESTORED_FROM, TAG_SUPERSEDED_BY
 from dr.procedures.failback import aside_identifier
 from dr.procedures.failover import RESTARTED_FOR, promotion_marker
 from dr.procedures.failover import preflight as failover_preflight
@@ -377,3 +377,67 @@ def test_a_replica_is_never_left_to_rds_default_placement(env: Env, missing: str
     result = _run(env, pre)
     assert result.status == "failed" and result.step("create-replica").status == "failed"
     assert "CreateDBInstanceReadReplica" not in {c.operation for c in recorder.mutating()}
+
+
+def test_after_a_failover_onto_a_restored_instance_reprotect_replicates_from_it(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The DR site serves from a restored instance (failover --db): its own database is still the
+    (corrupt) replica, so reprotect must be told the serving database; the old primary is moved
+    aside and the new replica is of the restored instance. The post-drill invariants judge the
+    restored instance too: a split brain before the reprotect, one writer and a replica after."""
+    from dr.drills.context import DrillContext
+    from dr.procedures.drill_providers import estate_invariants
+
+    estate, prod, dr = env.estate, env.estate.primary, env.estate.secondary
+    monkeypatch.setenv("KUBECONFIG", env.kubeconfig)  # the check's read-only Kubernetes clients
+    restored = f"{dr.database.identifier}-pitr-120000"
+    replica = env.s.db(dr.region, dr.database.identifier)
+    env.clients.client("rds", dr.region).create_db_instance(
+        DBInstanceIdentifier=restored,
+        DBInstanceClass=replica["DBInstanceClass"],
+        Engine="postgres",
+        MasterUsername="app",
+        MasterUserPassword="not-a-real-one-1",
+        AllocatedStorage=20,
+        BackupRetentionPeriod=1,
+        Tags=[  # what `dr restore pitr` tags its instances with
+            {"Key": TAG_CREATED_BY, "Value": "dr-toolkit"},
+            {"Key": TAG_RESTORED_FROM, "Value": "replicated-backups"},
+        ],
+    )
+    result = env.run(env.plan("unplanned", db=restored))
+    assert result.status == "succeeded", result.summary()
+    assert env.s.db(dr.region, dr.database.identifier).get("ReadReplicaSourceDBInstanceIdentifier")
+
+    def invariants() -> dict[str, Any]:
+        ctx = DrillContext(
+            run_id="t",
+            target="aws",
+            estate=estate,
+            clients_factory=lambda ro: env.clients,
+        )
+        return {i.name: i for i in estate_invariants(ctx, "secondary").invariants}
+
+    split = invariants()
+    assert not split["single-writer"].ok and "split brain" in split["single-writer"].detail
+    assert (
+        not split["replica-replicating"].ok
+        and f"not a replica of {restored}" in split["replica-replicating"].detail
+    )
+
+    with pytest.raises(GateRefused, match="itself a read replica"):
+        _pre(env)
+    pre = _pre(env, source_db=restored)
+    assert pre.source_db.identifier == restored and pre.target.region == prod.region
+    assert pre.aside_id is not None and pre.aside_id.startswith(f"{prod.database.identifier}-old-")
+    put_caught_up(env.clients, prod.region, prod.database.identifier, env.now)
+    env.api("primary").backdate_pods(estate.app.namespace, 60)
+    result = _run(env, pre)
+    assert result.status == "succeeded", result.summary()
+    back = env.s.db(prod.region, prod.database.identifier)
+    assert back["ReadReplicaSourceDBInstanceIdentifier"].endswith(f":db:{restored}")
+
+    after = invariants()
+    assert all(i.ok for i in after.values()), after
+    assert after["single-writer"].detail == f"one writable database: {restored} ({dr.region})"

@@ -62,13 +62,21 @@ class _FakePg:
         self.recovering = recovering
         self.instances = dict.fromkeys(recovering)
         self.rewound: list[str] = []
+        self.upstreams: dict[str, str] = {}
 
     def in_recovery(self, name: str) -> bool | None:
         return self.recovering[name]
 
-    def rewind_as_replica(self, name: str) -> None:
-        self.rewound.append(name)
+    def upstream_of(self, name: str) -> str:
+        return self.upstreams.get(name) or ("replica" if name == "primary" else "primary")
+
+    def rewind_as_replica(self, name: str, *, source: str | None = None) -> None:
+        self.rewound.append(name if source is None else f"{name}<-{source}")
         self.recovering[name] = True
+        if source is None:
+            self.upstreams.pop(name, None)
+        else:
+            self.upstreams[name] = source
 
 
 def test_a_replica_created_beside_a_diverged_server_rewinds_it_and_takes_its_identity() -> None:
@@ -97,3 +105,31 @@ def test_a_replica_created_beside_a_diverged_server_rewinds_it_and_takes_its_ide
     assert pg.rewound == ["replica", "primary"]
     assert link.instance(prod.region, f"{prod.database.identifier}-failback") == "primary"
     assert link.instance(prod.region, prod.database.identifier) is None
+
+
+def test_a_replica_of_a_restored_server_streams_from_it() -> None:
+    """After a failover onto a point-in-time restore (its own server), `dr reprotect` creates the
+    primary region's replica from that instance (source ARN): the killed old primary is rewound
+    against the restored server, not the (corrupt, still recovering) DR replica; a second replica
+    of it beside one that already streams from it changes nothing."""
+    from dr.sandbox.manager import _PgLink
+    from dr.topology import load_estate
+    from tests.conftest import STACKS
+
+    estate = load_estate(STACKS, "prod")
+    prod, dr = estate.primary, estate.secondary
+    restored = f"{dr.database.identifier}-pitr-120000"
+    pg = _FakePg({"primary": None, "replica": True, restored: False})
+    link = _PgLink(pg, estate)
+    link.names[(dr.region, restored)] = restored
+    link.region_of[restored] = dr.region
+    arn = f"arn:aws:rds:{dr.region}:123456789012:db:{restored}"
+    link.on_replica_created(prod.region, prod.database.identifier, source=arn)
+    assert pg.rewound == [f"primary<-{restored}"] and pg.upstream_of("primary") == restored
+    assert link.instance(prod.region, prod.database.identifier) == "primary"
+    link.on_replica_created(prod.region, prod.database.identifier, source=arn)
+    assert pg.rewound == [f"primary<-{restored}"]
+    # without the source, the default pair is used: DR does not write, nothing to stream from
+    pg2 = _FakePg({"primary": None, "replica": True, restored: False})
+    _PgLink(pg2, estate).on_replica_created(prod.region, prod.database.identifier)
+    assert pg2.rewound == []
