@@ -77,7 +77,9 @@ class Database(pulumi.ComponentResource):
             tags=tags(cfg),
             opts=data_store(self),
         )
-        aws.kms.Alias("data-key", name=kms_alias(site), target_key_id=self.key.key_id, opts=child(self))
+        self.key_alias = aws.kms.Alias(
+            "data-key", name=kms_alias(site), target_key_id=self.key.key_id, opts=child(self)
+        )
         subnets = aws.rds.SubnetGroup(
             "subnets",
             name=db_subnet_group(site),
@@ -181,9 +183,13 @@ class Database(pulumi.ComponentResource):
         secret_id = app.db_secret.secrets_manager_id
         here = pulumi.InvokeOutputOptions(parent=self)
         if replica is None:
-            # The peer (home) stack owns the secret; read the replica Secrets Manager keeps here.
+            # The peer (home) stack owns the secret; read the replica Secrets Manager keeps here,
+            # encrypted with this site's key: on a new estate the key must exist first (the
+            # replica fails without it; docs/pulumi.md, "First deployment").
             current = aws.secretsmanager.get_secret_version_output(
-                secret_id=secret_id, region=cfg.region, opts=here
+                secret_id=secret_id,
+                region=cfg.region,
+                opts=pulumi.InvokeOutputOptions(parent=self, depends_on=[self.key_alias]),
             )
             self.app_secret: aws.secretsmanager.Secret | None = None
             self.app_secret_arn: pulumi.Output[str] = current.secret_arn
