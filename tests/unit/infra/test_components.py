@@ -327,6 +327,8 @@ def test_db_secret_is_a_pulumi_secret_built_from_the_local_endpoint(
         run = runs[key]
         secret = run.one("kubernetes:core/v1:Secret").inputs
         assert secret["metadata"] == {"name": app.db_secret.name, "namespace": app.namespace}
+        # MOCK_PASSWORD is the secret's CURRENT value in the stack's region (after a rotation), not
+        # the initial one Pulumi generated: `pulumi up` must not restore a rotated-away password.
         url = database_url(
             "mockuser", MOCK_PASSWORD, run.outputs["dbAddress"], app.database.port, app.database.db_name
         )
