@@ -6,7 +6,9 @@ model the ``dr`` CLI loads from the stack files) and handed to ``dr.infra.Estate
 Stack references (docs/pulumi.md):
 * the *home* stack is the one without ``dr-toolkit:primaryStackRef`` (``prod`` as shipped); it
   owns the app-wide resources (hosted zone, lock table); the other stack reads them from it;
-* a standby reads the primary's database (ARN, managed secret, region) from its peer: through
+* the home stack also owns the app's secret (the master credentials), replicated to the peer's
+  region (read from the peer's stack file); the other stack reads that replica in its own region;
+* a standby reads the primary's database ARN from its peer: through
   ``primaryStackRef`` when set, else ``<org>/<project>/<peerStack>`` (a home stack demoted to
   standby after a failover).
 """
@@ -15,8 +17,9 @@ from __future__ import annotations
 
 import pulumi
 
-from dr.infra import Estate, EstateArgs, PrimaryRefs, SharedRefs
-from dr.topology import NS, PROJECT, parse_stack, stack_config_dir, stack_file
+from dr.infra import Estate, EstateArgs, PrimaryRefs, SecretReplica, SharedRefs
+from dr.infra._common import kms_alias
+from dr.topology import NS, PROJECT, parse_stack, read_stack, stack_config_dir, stack_file
 
 
 def main() -> None:
@@ -55,13 +58,19 @@ def main() -> None:
             f"{pulumi.get_organization()}/{pulumi.get_project()}/{stack_cfg.peer_stack}"
         )
         peer = ref(peer_name)
-        primary = PrimaryRefs(
-            db_arn=peer.require_output("dbArn"),
-            master_secret_arn=peer.require_output("dbMasterSecretArn"),
-            region=peer.require_output("region"),
-        )
+        primary = PrimaryRefs(db_arn=peer.require_output("dbArn"))
 
-    estate = Estate(stack_cfg.site.name, EstateArgs(cfg=stack_cfg, primary=primary, shared=shared))
+    replica: SecretReplica | None = None
+    if shared is None:
+        # The home stack owns the app's secret and replicates it to the peer's region, encrypted
+        # with the peer site's data key (by alias: the peer stack creates that key).
+        peer_cfg = read_stack(stack_config_dir(), stack_cfg.peer_stack)
+        replica = SecretReplica(region=peer_cfg.region, kms_key_id=kms_alias(peer_cfg.site))
+
+    estate = Estate(
+        stack_cfg.site.name,
+        EstateArgs(cfg=stack_cfg, primary=primary, shared=shared, secret_replica=replica),
+    )
     for key, value in estate.stack_outputs().items():
         pulumi.export(key, value)
     # The failover to this stack's region as a Step Functions state machine (dr/infra/orchestrator.py).

@@ -4,6 +4,7 @@
 (network, cluster, database, cache, edge, dns, workload, tooling) are in their own modules.
 """
 
+from dr.infra.database import SecretReplica
 from dr.infra.estate import Estate, EstateArgs, PrimaryRefs, SharedRefs
 
-__all__ = ["Estate", "EstateArgs", "PrimaryRefs", "SharedRefs"]
+__all__ = ["Estate", "EstateArgs", "PrimaryRefs", "SecretReplica", "SharedRefs"]

@@ -9,7 +9,7 @@ import pulumi
 
 from dr.infra.cache import Cache, CacheArgs
 from dr.infra.cluster import Cluster, ClusterArgs
-from dr.infra.database import Database, DatabaseArgs
+from dr.infra.database import Database, DatabaseArgs, SecretReplica
 from dr.infra.dns import Dns, DnsArgs, HostedZone, HostedZoneArgs
 from dr.infra.edge import Edge, EdgeArgs
 from dr.infra.network import Network, NetworkArgs
@@ -30,8 +30,6 @@ class PrimaryRefs:
     """What a standby stack reads from the primary stack (a ``pulumi.StackReference``)."""
 
     db_arn: pulumi.Input[str]
-    master_secret_arn: pulumi.Input[str]
-    region: pulumi.Input[str]
 
 
 @dataclass
@@ -51,8 +49,10 @@ class EstateArgs:
     cfg: StackConfig
     # Required when cfg.role == "standby": the primary's database.
     primary: PrimaryRefs | None = None
-    # None = this is the home stack and creates the zone and the lock table.
+    # None = this is the home stack and creates the zone, the lock table and the app's secret.
     shared: SharedRefs | None = None
+    # Home stack only: where the app's secret is replicated (the peer site's region and key).
+    secret_replica: SecretReplica | None = None
 
 
 class Estate(pulumi.ComponentResource):
@@ -61,6 +61,10 @@ class Estate(pulumi.ComponentResource):
     def __init__(self, name: str, args: EstateArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("dr:infra:Estate", name, None, opts)
         cfg = self.cfg = args.cfg
+        if (args.shared is None) != (args.secret_replica is not None):
+            raise ValueError(
+                f"{cfg.path}: the home stack (no dr-toolkit:primaryStackRef) and only it replicates the app's secret"
+            )
         if cfg.role == "standby" and args.primary is None:
             raise ValueError(
                 f"{cfg.path}: a standby stack needs dr-toolkit:primaryStackRef (the primary stack's outputs)"
@@ -81,8 +85,7 @@ class Estate(pulumi.ComponentResource):
                 subnet_ids=private,
                 security_group_id=self.network.db_sg.id,
                 source_db_arn=prim.db_arn if prim else None,
-                source_master_secret_arn=prim.master_secret_arn if prim else None,
-                source_region=prim.region if prim else None,
+                secret_replica=args.secret_replica,
             ),
             here,
         )
@@ -141,8 +144,7 @@ class Estate(pulumi.ComponentResource):
                 cfg=cfg,
                 provider=self.cluster.provider,
                 db_address=self.database.instance.address,
-                master_secret_arn=self.database.master_secret_arn,
-                master_secret_region=self.database.master_secret_region,
+                credentials=self.database.credentials,
             ),
             # Pods need nodes; the provider waits for rollouts, so create the nodegroup first.
             pulumi.ResourceOptions(parent=self, depends_on=[self.cluster.nodegroup]),
@@ -162,8 +164,7 @@ class Estate(pulumi.ComponentResource):
             "dbArn": self.database.instance.arn,
             "dbEndpoint": self.database.instance.endpoint,
             "dbAddress": self.database.instance.address,
-            "dbMasterSecretArn": self.database.master_secret_arn,
-            "appSecretArn": self.database.app_secret.arn,
+            "appSecretArn": self.database.app_secret_arn,
             "kmsKeyArn": self.database.key.arn,
             "redisGroupId": self.cache.group.replication_group_id,
             "redisPrimaryEndpoint": self.cache.group.primary_endpoint_address,

@@ -28,14 +28,17 @@ from typing import Any
 
 import yaml
 
+from dr import topology
 from dr.topology import NS, StackConfig, read_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 PROGRAM = ROOT / "__main__.py"
 PROJECT = "dr-toolkit"
 ACCOUNT = "123456789012"
-# What the mocked RDS-managed secret holds: it must never appear unredacted in any input.
-MOCK_PASSWORD = "Mock-RDS-managed-pw-9f2c41"
+# The current password of the mocked app secret (a rotation happened), and the random password
+# Pulumi generated for its first version: neither may appear unredacted in any input.
+MOCK_PASSWORD = "Mock-rotated-pw-9f2c41"
+MOCK_INITIAL_PASSWORD = "Mock-initial-pw-5e07ab"
 SECRET_KEY = "__secret__"
 
 
@@ -52,6 +55,10 @@ def rds_master_secret_arn(region: str, identifier: str) -> str:
     return f"arn:aws:secretsmanager:{region}:{ACCOUNT}:secret:rds!db-{_h(identifier)}-{_h(region, 6)}"
 
 
+def secret_arn(region: str, name: str) -> str:
+    return f"arn:aws:secretsmanager:{region}:{ACCOUNT}:secret:{name}-{_h(name, 6)}"
+
+
 def zone_id(domain: str) -> str:
     return "Z" + _h(domain, 12).upper()
 
@@ -66,7 +73,6 @@ def referenced_outputs(primary: StackConfig) -> dict[str, Any]:
 
     return {
         "dbArn": rds_arn(primary.region, primary.site.database.identifier),
-        "dbMasterSecretArn": rds_master_secret_arn(primary.region, primary.site.database.identifier),
         "region": primary.region,
         "zoneId": zone_id(primary.app.domain),
         "lockTableArn": lock_table_arn(primary.region, lock_table(primary.app)),
@@ -87,6 +93,7 @@ class Declared:
     protect: bool = False
     retain_on_delete: bool = False
     provider: str = ""
+    ignore_changes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -96,6 +103,8 @@ class MockRun:
     role: str
     resources: list[Declared]
     outputs: dict[str, Any] = field(default_factory=dict)
+    # Every invoke the program made: {"token", "region" (the invoke's, else the stack's), "args"}.
+    invokes: list[dict[str, Any]] = field(default_factory=list)
 
     def of_type(self, type_: str) -> list[Declared]:
         return [r for r in self.resources if r.type == type_]
@@ -158,6 +167,9 @@ PHYSICAL: dict[str, tuple[str, str, bool]] = {
 }
 
 
+SECRET = "aws:secretsmanager/secret:Secret"
+
+
 def _physical(type_: str, inputs: dict[str, Any]) -> str | None:
     if type_ == "aws:eks/nodeGroup:NodeGroup":
         return f"{inputs.get('clusterName')}/{inputs.get('nodeGroupName')}"
@@ -196,11 +208,15 @@ def physical_names(runs: list[MockRun]) -> dict[str, set[str]]:
             kind, _, regional = PHYSICAL[r.type]
             region = r.region or run.region
             out[kind].add(f"{region}/{r.physical}" if regional else r.physical)
+            # A multi-region secret also exists, under its name, in each replica region.
+            if r.type == SECRET:
+                for replica in r.inputs.get("replicas") or []:
+                    out[kind].add(f"{replica['region']}/{r.physical}")
     return out
 
 
 # -- the mocks --------------------------------------------------------------------------------
-def _make_mocks(cfg: StackConfig, stack_dir: Path) -> Any:
+def _make_mocks(cfg: StackConfig, stack_dir: Path, invokes: list[dict[str, Any]]) -> Any:
     import pulumi
 
     default_region = cfg.region
@@ -298,9 +314,7 @@ def _make_mocks(cfg: StackConfig, stack_dir: Path) -> Any:
                 rid = _h(region + name, 32)
                 state.update(arn=f"arn:aws:kms:{region}:{ACCOUNT}:key/{rid}", keyId=rid)
             elif typ == "aws:secretsmanager/secret:Secret":
-                state["arn"] = (
-                    f"arn:aws:secretsmanager:{region}:{ACCOUNT}:secret:{inputs['name']}-{_h(region, 6)}"
-                )
+                state["arn"] = secret_arn(region, inputs["name"])
                 rid = state["arn"]
             elif typ == "aws:elasticache/replicationGroup:ReplicationGroup":
                 gid = inputs["replicationGroupId"]
@@ -323,6 +337,15 @@ def _make_mocks(cfg: StackConfig, stack_dir: Path) -> Any:
             return rid, state
 
         def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:  # type: ignore[override]
+            invokes.append(
+                {
+                    "token": args.token,
+                    "region": args.args.get("region") or default_region,
+                    "args": _jsonable(dict(args.args)),
+                }
+            )
+            if args.token == "aws:secretsmanager/getRandomPassword:getRandomPassword":
+                return {"randomPassword": MOCK_INITIAL_PASSWORD, "id": "mock"}
             if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
                 region = args.args.get("region") or default_region
                 names = [f"{region}{c}" for c in "abcdef"]
@@ -331,10 +354,14 @@ def _make_mocks(cfg: StackConfig, stack_dir: Path) -> Any:
                 secret_id = str(args.args.get("secretId", ""))
                 region = args.args.get("region") or default_region
                 # Real Secrets Manager only finds an ARN in the region the ARN names.
-                if not secret_id.startswith(f"arn:aws:secretsmanager:{region}:"):
+                if secret_id.startswith("arn:") and not secret_id.startswith(
+                    f"arn:aws:secretsmanager:{region}:"
+                ):
                     raise RuntimeError(f"ResourceNotFoundException: secret {secret_id!r} is not in {region}")
+                arn = secret_id if secret_id.startswith("arn:") else secret_arn(region, secret_id)
+                # The CURRENT version: a rotated password, not the one Pulumi generated initially.
                 value = json.dumps({"username": "mockuser", "password": MOCK_PASSWORD})
-                return {"arn": secret_id, "secretString": value, "id": secret_id, "versionId": "v1"}
+                return {"arn": arn, "secretArn": arn, "secretString": value, "id": arn, "versionId": "v2"}
             return {}
 
     return Mocks()
@@ -361,6 +388,7 @@ def run_stack(stack_dir: Path | str, stack: str) -> MockRun:
     custom: dict[str, bool] = {}
     declared_inputs: dict[str, dict[str, Any]] = {}
     flags: dict[str, tuple[bool, bool, str]] = {}
+    ignored: dict[str, list[str]] = {}
 
     class Monitor(pmocks.MockMonitor):
         def RegisterResource(self, request: Any) -> Any:
@@ -368,10 +396,12 @@ def run_stack(stack_dir: Path | str, stack: str) -> MockRun:
             parents[resp.urn] = request.parent
             declared_inputs[resp.urn] = rpc.deserialize_properties(request.object) or {}
             flags[resp.urn] = (bool(request.protect), bool(request.retainOnDelete), request.provider)
+            ignored[resp.urn] = list(request.ignoreChanges)
             custom[resp.urn] = bool(request.custom)
             return resp
 
-    monitor = Monitor(_make_mocks(cfg, stack_dir))
+    invokes: list[dict[str, Any]] = []
+    monitor = Monitor(_make_mocks(cfg, stack_dir, invokes))
     pmocks.set_mocks(
         monitor.mocks,
         project=PROJECT,
@@ -383,7 +413,13 @@ def run_stack(stack_dir: Path | str, stack: str) -> MockRun:
     set_all_config(_config_values(raw))
 
     def program() -> None:
-        runpy.run_path(str(PROGRAM), run_name="__main__")
+        # The program reads the peer's stack file from Pulumi's stack config dir: here, stack_dir.
+        saved = topology.stack_config_dir
+        topology.stack_config_dir = lambda project_dir=".": stack_dir
+        try:
+            runpy.run_path(str(PROGRAM), run_name="__main__")
+        finally:
+            topology.stack_config_dir = saved
 
     _sync_await(run_pulumi_func(program))
     root = settings.get_root_resource()
@@ -412,10 +448,16 @@ def run_stack(stack_dir: Path | str, stack: str) -> MockRun:
                 protect=flags.get(urn, (False, False, ""))[0],
                 retain_on_delete=flags.get(urn, (False, False, ""))[1],
                 provider=flags.get(urn, (False, False, ""))[2],
+                ignore_changes=ignored.get(urn, []),
             )
         )
     return MockRun(
-        stack=stack, region=cfg.region, role=cfg.role, resources=resources, outputs=_jsonable(outputs)
+        stack=stack,
+        region=cfg.region,
+        role=cfg.role,
+        resources=resources,
+        outputs=_jsonable(outputs),
+        invokes=invokes,
     )
 
 
@@ -486,6 +528,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 __all__ = [
+    "MOCK_INITIAL_PASSWORD",
     "MOCK_PASSWORD",
     "NS",
     "Declared",

@@ -221,7 +221,7 @@ def deploy_for(estate_component: object, cfg: StackConfig) -> Readiness | None:
         ReadinessArgs(
             cfg=cfg,
             cluster_name=est.cluster.cluster.name,
-            app_secret_arn=est.database.app_secret.arn,
+            app_secret_arn=est.database.app_secret_arn,
             kms_key_arn=est.database.key.arn,
         ),
         pulumi.ResourceOptions(parent=est),

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 import pulumi
-import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from dr.infra._common import NODE_PORT, child, replica_count
@@ -27,8 +26,8 @@ class WorkloadArgs:
     cfg: StackConfig
     provider: k8s.Provider
     db_address: pulumi.Input[str]
-    master_secret_arn: pulumi.Input[str]
-    master_secret_region: pulumi.Input[str]
+    # The app's master credentials (JSON with username/password) as read in THIS stack's region.
+    credentials: pulumi.Input[str]
 
 
 class Workload(pulumi.ComponentResource):
@@ -51,12 +50,8 @@ class Workload(pulumi.ComponentResource):
             opts=k8s_opts(),
         )
 
-        # The password lives only in the RDS-managed secret; read it and keep it a Pulumi secret.
-        secret_value = aws.secretsmanager.get_secret_version_output(
-            secret_id=args.master_secret_arn,
-            region=args.master_secret_region,
-            opts=pulumi.InvokeOutputOptions(parent=self),
-        ).secret_string
+        # The password as the estate's secret holds it now, in this region (Pulumi secret).
+        secret_value = pulumi.Output.from_input(args.credentials)
         plain: pulumi.Output[str] = pulumi.Output.all(secret_value, args.db_address).apply(
             lambda a: database_url(
                 json.loads(a[0]).get("username", app.database.username),

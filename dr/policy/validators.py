@@ -110,6 +110,18 @@ def deletion_protection(resource_type: str, props: Props, region: str | None = N
     return []
 
 
+def rds_estate_owned_password(resource_type: str, props: Props, region: str | None = None) -> list[str]:
+    """No RDS-managed master password in a DR estate: RDS rotates it (every 7 days by default) in
+    a secret Secrets Manager cannot replicate, so the DR region never holds the current one."""
+    if resource_type != RDS or not _truthy(props.get("manageMasterUserPassword")):
+        return []
+    return [
+        f"RDS instance {_label(props, 'identifier')} sets manage_master_user_password: RDS would rotate "
+        "the password in a secret the DR region cannot read; take it from the estate's multi-region "
+        "secret (password=..., rotation with `dr ops rotate-db-secret`)"
+    ]
+
+
 def encryption_at_rest(resource_type: str, props: Props, region: str | None = None) -> list[str]:
     if resource_type == RDS and not _truthy(props.get("storageEncrypted")):
         # A replica inherits encryption from its source only when it names a key; be explicit.
@@ -184,6 +196,11 @@ RULES: tuple[Rule, ...] = (
         "rds-replica-no-backups",
         "RDS read replicas (other than MySQL/MariaDB) declare no automated backups.",
         rds_replica_backups,
+    ),
+    Rule(
+        "rds-estate-owned-password",
+        "RDS master passwords come from the estate's multi-region secret, not RDS-managed secrets.",
+        rds_estate_owned_password,
     ),
     Rule("prod-deletion-protection", "Production data stores have deletion protection.", deletion_protection),
     Rule("encryption-at-rest", "RDS and ElastiCache encrypt data at rest.", encryption_at_rest),

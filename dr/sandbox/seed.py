@@ -375,26 +375,29 @@ def _seed_state_stores(clients: ClientProvider, estate: Estate, view: SiteView, 
     result.add("s3_bucket", bucket)
 
 
-def _seed_secret(
-    clients: ClientProvider, estate: Estate, view: SiteView, endpoint: DbEndpoint, result: SeedResult
-) -> None:
-    sm = clients.client("secretsmanager", view.region)
+def _seed_secret(clients: ClientProvider, estate: Estate, password: str, result: SeedResult) -> None:
+    """The app's master credentials as the Pulumi program declares them: one multi-region secret,
+    primary copy in the primary region under its site's key, replica in the DR region under the
+    DR site's key (Secrets Manager copies every new version there; a replica refuses writes)."""
+    primary, dr = estate.primary, estate.secondary
     app = estate.app
     value = {
         "engine": "postgres",
         "username": app.database.username,
-        "password": endpoint.password,
-        "host": endpoint.host,
-        "port": endpoint.port,
+        "password": password,
+        "port": app.database.port,
         "dbname": app.database.db_name,
-        "dbInstanceIdentifier": view.database.identifier,
+        "dbInstanceIdentifier": primary.database.identifier,
     }
-    sm.create_secret(
+    clients.client("secretsmanager", primary.region).create_secret(
         Name=app.db_secret.secrets_manager_id,
-        Description=f"{app.name} database master credentials ({view.site.name})",
+        Description=f"{app.name} database master credentials (primary copy {primary.region}, replica {dr.region})",
+        KmsKeyId=result.ids[primary.region]["kms_key"],
         SecretString=json.dumps(value),
+        AddReplicaRegions=[{"Region": dr.region, "KmsKeyId": result.ids[dr.region]["kms_key"]}],
     )
-    result.add("secretsmanager_secret", f"{view.region}/{app.db_secret.secrets_manager_id}")
+    for view in (primary, dr):
+        result.add("secretsmanager_secret", f"{view.region}/{app.db_secret.secrets_manager_id}")
 
 
 def _seed_kms(clients: ClientProvider, estate: Estate, view: SiteView, result: SeedResult) -> None:
@@ -504,6 +507,6 @@ def seed_estate(
             ]
             endpoint = DbEndpoint(ep["Address"], int(ep["Port"]), password)
         result.databases[view.region] = endpoint
-        _seed_secret(clients, estate, view, endpoint, result)
+    _seed_secret(clients, estate, password, result)
     log.info("seeded %d resources", sum(len(v) for v in result.names.values()))
     return result

@@ -39,11 +39,17 @@ def _http_status(url: str) -> int:
 
 
 def _secret(sandbox: RunningSandbox, region: str) -> dict[str, Any]:
-    sm = sandbox.clients().client("secretsmanager", region)
+    """The master credentials from the app's secret IN ``region`` (the replica in DR), with the
+    endpoint of that region's database (the multi-region secret holds no host)."""
+    clients, estate = sandbox.clients(), sandbox.estate
+    sm = clients.client("secretsmanager", region)
     value: dict[str, Any] = json.loads(
-        sm.get_secret_value(SecretId=sandbox.estate.app.db_secret.secrets_manager_id)["SecretString"]
+        sm.get_secret_value(SecretId=estate.app.db_secret.secrets_manager_id)["SecretString"]
     )
-    return value
+    view = estate.primary if estate.primary.region == region else estate.secondary
+    db = clients.client("rds", region).describe_db_instances(DBInstanceIdentifier=view.database.identifier)
+    endpoint = db["DBInstances"][0]["Endpoint"]
+    return value | {"host": endpoint["Address"], "port": endpoint["Port"]}
 
 
 def _connect(secret: dict[str, Any]) -> Any:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from dr.infra.mockrun import MOCK_PASSWORD, SECRET_KEY, MockRun, secret_digest
+from dr.infra.mockrun import MOCK_INITIAL_PASSWORD, MOCK_PASSWORD, SECRET_KEY, MockRun, secret_digest
 from dr.infra.workload import database_url
 from dr.topology import Estate
 
@@ -23,7 +23,7 @@ def _walk(value: Any, path: str = ""):  # type: ignore[no-untyped-def]
 
 
 # -- database -----------------------------------------------------------------------------------
-def test_primary_database_is_multi_az_encrypted_protected_and_managed(
+def test_primary_database_is_multi_az_encrypted_protected_and_owns_its_password(
     runs: dict[str, MockRun], estate: Estate
 ) -> None:
     run, spec = runs["prod"], estate.primary.site.database
@@ -36,8 +36,11 @@ def test_primary_database_is_multi_az_encrypted_protected_and_managed(
     assert db["deletionProtection"] is True
     assert db["skipFinalSnapshot"] is False and db["finalSnapshotIdentifier"] == f"{spec.identifier}-final"
     assert db["performanceInsightsEnabled"] is True
-    assert db["manageMasterUserPassword"] is True
-    assert not {"password", "passwordWo"} & db.keys()
+    # The password is the app secret's current value (a Pulumi secret), never RDS-managed, and
+    # Pulumi sends it only at creation (rotation belongs to `dr ops rotate-db-secret`).
+    assert "manageMasterUserPassword" not in db and "passwordWo" not in db
+    assert db["password"] == {SECRET_KEY: secret_digest(MOCK_PASSWORD)}
+    assert "password" in run.one("aws:rds/instance:Instance").ignore_changes
     assert "replicateSourceDb" not in db
     assert db["dbSubnetGroupName"] == f"{estate.primary.site.name}-db"
 
@@ -98,29 +101,71 @@ def test_data_stores_are_protected_and_retained(runs: dict[str, MockRun], key: s
         assert r.protect and r.retain_on_delete, f"{key}: {typ} is not protect=True/retain_on_delete"
 
 
-def test_app_secret_describes_the_connection_without_a_password(
-    runs: dict[str, MockRun], estate: Estate
+@pytest.mark.parametrize("key", ["prod", "dr", "chess-prod", "chess-dr", "promoted-dr", "demoted-prod"])
+def test_no_database_password_is_managed_by_rds(runs: dict[str, MockRun], key: str) -> None:
+    # RDS would rotate a managed password every 7 days in a secret the DR region cannot read.
+    for db in runs[key].of_type("aws:rds/instance:Instance"):
+        assert not db.inputs.get("manageMasterUserPassword"), f"{key}: {db.name}"
+        assert "masterUserSecretKmsKeyId" not in db.inputs, f"{key}: {db.name}"
+
+
+@pytest.mark.parametrize(("home", "peer"), [("prod", "dr"), ("chess-prod", "chess-dr")])
+def test_home_stack_owns_the_app_secret_replicated_to_the_dr_region(
+    runs: dict[str, MockRun], home: str, peer: str
 ) -> None:
-    for key in ("prod", "dr"):
-        run = runs[key]
-        secret = run.one("aws:secretsmanager/secret:Secret").inputs
-        assert secret["name"] == estate.app.db_secret.secrets_manager_id
-        view = estate.primary if key == "prod" else estate.secondary
-        expected = {
-            "engine": "postgres",
-            "host": run.outputs["dbAddress"],
-            "port": estate.app.database.port,
-            "dbname": estate.app.database.db_name,
-            "username": estate.app.database.username,
-            "dbInstanceIdentifier": view.site.database.identifier,
-            # The password lives in the PRIMARY's RDS-managed secret, in the primary's region.
-            "masterUserSecretArn": runs["prod"].outputs["dbMasterSecretArn"],
-            "masterUserSecretRegion": runs["prod"].region,
-        }
-        assert "password" not in expected
-        version = run.one("aws:secretsmanager/secretVersion:SecretVersion").inputs
-        # secret_string is a secret (redacted to a digest): the digest proves the exact body.
-        assert version["secretString"] == {SECRET_KEY: secret_digest(json.dumps(expected, sort_keys=True))}
+    prod, dr = runs[home], runs[peer]
+    dr_site = dr.outputs["site"]
+    secret = prod.one("aws:secretsmanager/secret:Secret")
+    app_secret_id = secret.inputs["name"]
+    assert secret.protect and secret.retain_on_delete
+    # Primary copy under the home site's key, replica in the DR region under the DR site's key
+    # (the alias the DR stack declares for its data key).
+    assert secret.inputs["kmsKeyId"] == prod.outputs["kmsKeyArn"]
+    assert secret.inputs["replicas"] == [{"region": dr.region, "kmsKeyId": f"alias/{dr_site}-data"}]
+    assert dr.one("aws:kms/alias:Alias", "data-key").inputs["name"] == f"alias/{dr_site}-data"
+    # The DR stack declares no copy of its own (Secrets Manager keeps the replica).
+    assert not dr.of_type("aws:secretsmanager/secret:Secret")
+    assert not dr.of_type("aws:secretsmanager/secretVersion:SecretVersion")
+    # The first version: the master credentials with a generated password, written once.
+    version = prod.one("aws:secretsmanager/secretVersion:SecretVersion")
+    assert version.ignore_changes == ["secretString"]
+    db = prod.one("aws:rds/instance:Instance").inputs
+    body = {
+        "engine": "postgres",
+        "port": int(db["port"]),
+        "dbname": db["dbName"],
+        "username": db["username"],
+        "password": MOCK_INITIAL_PASSWORD,
+        "dbInstanceIdentifier": db["identifier"],
+    }
+    assert version.inputs["secretString"] == {SECRET_KEY: secret_digest(json.dumps(body, sort_keys=True))}
+    assert prod.outputs["appSecretArn"].split(":")[3] == prod.region
+    assert dr.outputs["appSecretArn"].split(":")[3] == dr.region
+    assert dr.outputs["appSecretArn"].endswith(
+        f":secret:{app_secret_id}-" + prod.outputs["appSecretArn"][-6:]
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "home"), [("dr", "prod"), ("chess-dr", "chess-prod"), ("promoted-dr", "prod")]
+)
+def test_dr_stack_reads_the_app_secret_only_in_its_own_region(
+    runs: dict[str, MockRun], key: str, home: str
+) -> None:
+    """The DR stack deploys while the primary region is down: nothing of it reaches that region."""
+    run, primary_region = runs[key], runs[home].region
+    assert run.region != primary_region
+    reads = [i for i in run.invokes if i["token"].startswith("aws:secretsmanager/")]
+    assert reads, f"{key}: the workload's password is read from Secrets Manager"
+    for invoke in run.invokes:
+        assert invoke["region"] == run.region, f"{key}: {invoke['token']} in {invoke['region']}"
+    primary_secrets = f"arn:aws:secretsmanager:{primary_region}:"
+    for r in run.resources:
+        for path, value in _walk(r.inputs):
+            assert not (isinstance(value, str) and primary_secrets in value), (
+                f"{key}: {r.type} {r.name}{path}"
+            )
+        assert r.region in (None, run.region), f"{key}: {r.type} {r.name} in {r.region}"
 
 
 # -- cache ----------------------------------------------------------------------------------------
@@ -282,6 +327,8 @@ def test_db_secret_is_a_pulumi_secret_built_from_the_local_endpoint(
         run = runs[key]
         secret = run.one("kubernetes:core/v1:Secret").inputs
         assert secret["metadata"] == {"name": app.db_secret.name, "namespace": app.namespace}
+        # MOCK_PASSWORD is the secret's CURRENT value in the stack's region (after a rotation), not
+        # the initial one Pulumi generated: `pulumi up` must not restore a rotated-away password.
         url = database_url(
             "mockuser", MOCK_PASSWORD, run.outputs["dbAddress"], app.database.port, app.database.db_name
         )
@@ -301,9 +348,10 @@ def test_no_plaintext_password_in_any_resource_input_or_output(runs: dict[str, M
         for path, value in _walk(r.inputs):
             assert not (isinstance(value, str) and MOCK_PASSWORD in value), f"{key}: {r.type} {r.name}{path}"
             last = path.rsplit(".", 1)[-1]
-            assert last not in {"password", "masterPassword", "passwordWo", "authToken"}, (
-                f"{key}: {r.type} {r.name} sets {path}"
-            )
+            # A password input is allowed only as a Pulumi secret (redacted by the mocks).
+            assert last not in {"password", "masterPassword", "passwordWo", "authToken"} or (
+                isinstance(value, dict) and set(value) == {SECRET_KEY}
+            ), f"{key}: {r.type} {r.name} sets {path} in clear"
     assert MOCK_PASSWORD not in json.dumps(run.outputs)
 
 
@@ -313,7 +361,6 @@ STABLE = (
     "aws:kms/key:Key",
     "aws:elasticache/replicationGroup:ReplicationGroup",
     "aws:s3/bucket:Bucket",
-    "aws:secretsmanager/secret:Secret",
     "aws:eks/cluster:Cluster",
     "aws:lb/loadBalancer:LoadBalancer",
 )
@@ -325,10 +372,16 @@ def test_role_swap_keeps_every_urn_and_physical_name(runs: dict[str, MockRun]) -
         for typ in STABLE:
             assert before.one(typ).urn == after.one(typ).urn, typ
             assert before.one(typ).physical == after.one(typ).physical, typ
-        # App-wide resources stay with their home stack (prod), whatever the roles.
+        # App-wide resources stay with their home stack (prod), whatever the roles: the zone,
+        # the lock table and the app's secret (its primary copy, with the same replica).
         assert {r.urn for r in before.resources if r.type.startswith("aws:dynamodb/")} == {
             r.urn for r in after.resources if r.type.startswith("aws:dynamodb/")
         }
+        secrets = [
+            [(r.urn, r.inputs["replicas"]) for r in run.of_type("aws:secretsmanager/secret:Secret")]
+            for run in (before, after)
+        ]
+        assert secrets[0] == secrets[1] and len(secrets[0]) == (before.stack == "prod")
         assert [r.urn for r in before.of_type("aws:route53/zone:Zone")] == [
             r.urn for r in after.of_type("aws:route53/zone:Zone")
         ]
@@ -344,7 +397,12 @@ def test_promoted_replica_drops_its_source_and_gets_backups(runs: dict[str, Mock
     assert "replicateSourceDb" in db_before and "replicateSourceDb" not in db_after
     assert db_after["identifier"] == db_before["identifier"]
     assert db_after["kmsKeyId"] == db_before["kmsKeyId"]
-    assert db_after["manageMasterUserPassword"] is True
+    # No RDS-managed password on promotion (RDS would generate a new one); the password input
+    # comes from the DR region's replica and is ignored on update: the promoted instance's state
+    # has none, so reconcile sends none and the replicated password stays.
+    assert "manageMasterUserPassword" not in db_after
+    assert db_after["password"] == {SECRET_KEY: secret_digest(MOCK_PASSWORD)}
+    assert "password" in runs["promoted-dr"].one("aws:rds/instance:Instance").ignore_changes
     # promoted: the primary's automated backups come back (an in-place update)
     assert db_after["backupRetentionPeriod"] == estate.secondary.site.database.backup_retention_days >= 7
     assert "backupRetentionPeriod" not in runs["demoted-prod"].one("aws:rds/instance:Instance").inputs

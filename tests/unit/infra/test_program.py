@@ -45,7 +45,6 @@ CLI_OUTPUTS = [
     "healthCheckId",
     "kmsKeyArn",
     "appSecretArn",
-    "dbMasterSecretArn",
 ]
 
 

@@ -51,6 +51,9 @@ def test_compliant_resources_pass_every_rule(rtype: str, props: dict[str, Any]) 
         # RDS refuses automated backups on a PostgreSQL read replica (engine inherited or named).
         ("rds-replica-no-backups", v.RDS, {**GOOD_REPLICA, "backupRetentionPeriod": 7}),
         ("rds-replica-no-backups", v.RDS, {**GOOD_REPLICA, "backupRetentionPeriod": 1, "engine": "postgres"}),
+        # RDS would rotate a managed password in a secret the DR region cannot read.
+        ("rds-estate-owned-password", v.RDS, {**GOOD_PRIMARY, "manageMasterUserPassword": True}),
+        ("rds-estate-owned-password", v.RDS, {**GOOD_REPLICA, "manageMasterUserPassword": "true"}),
         ("prod-deletion-protection", v.RDS, {**GOOD_PRIMARY, "deletionProtection": False}),
         # Untagged data stores are treated as production.
         ("prod-deletion-protection", v.RDS, {**GOOD_PRIMARY, "deletionProtection": False, "tags": {}}),
@@ -87,6 +90,11 @@ def test_replica_backups_follow_what_the_engine_supports() -> None:
     mysql = {**GOOD_REPLICA, "engine": "mysql"}
     assert [n for n, _ in v.violations(v.RDS, mysql, "us-east-1")] == ["rds-backup-retention"]
     assert v.violations(v.RDS, {**mysql, "backupRetentionPeriod": 7}, "us-east-1") == []
+
+
+def test_a_password_from_the_estate_secret_is_compliant() -> None:
+    props = {**GOOD_PRIMARY, "password": {"__secret__": "digest"}, "manageMasterUserPassword": False}
+    assert v.violations(v.RDS, props, "us-east-1") == []
 
 
 def test_standby_data_stores_are_not_held_to_prod_deletion_protection() -> None:
