@@ -16,9 +16,11 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -75,7 +77,7 @@ CASES: list[Case] = [
     Case("snapshot-copy-dry-run", "snapshot copy", ("snapshot", "copy", "--snapshot", "{snapshot}",
          "--target-name", "pipe-copy", "--dry-run")),
     Case("snapshot-prune-dry-run", "snapshot prune", ("snapshot", "prune", "--keep-last", "3", "--dry-run")),
-    Case("restore-pitr-dry-run", "restore pitr", ("restore", "pitr", "--minutes-ago", "1", "--target",
+    Case("restore-pitr-dry-run", "restore pitr", ("restore", "pitr", "--to-time", "{pitr_time}", "--target",
          "pipe-pitr", "--dry-run")),
     Case("restore-snapshot-dry-run", "restore snapshot", ("restore", "snapshot", "--snapshot", "{snapshot}",
          "--target", "pipe-restored", "--dry-run")),
@@ -168,6 +170,20 @@ def test_every_command_has_a_pipe_case() -> None:
 # -- the fixtures the cases need --------------------------------------------------------------------
 
 
+def _inside_restore_window(rds: Any, identifier: str, wait: float = 90) -> str:
+    """A time inside the instance's point-in-time window (RestoreWindow of its automated backups),
+    waiting for the window to open on a fresh sandbox: "1 minute ago" can precede its start."""
+    deadline = time.monotonic() + wait
+    while True:
+        backups = rds.describe_db_instance_automated_backups(DBInstanceIdentifier=identifier)
+        window = next(iter(backups["DBInstanceAutomatedBackups"]), {}).get("RestoreWindow") or {}
+        earliest, latest = window.get("EarliestTime"), window.get("LatestTime")
+        if earliest and latest and latest > earliest:
+            return str((earliest + (latest - earliest) / 2).isoformat())
+        assert time.monotonic() < deadline, f"no restore window for {identifier} after {wait}s: {backups}"
+        time.sleep(1)
+
+
 @pytest.fixture(scope="module")
 def names(sandbox: RunningSandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     from dr.drills.journal import DrillJournal
@@ -203,6 +219,7 @@ def names(sandbox: RunningSandbox, tmp_path_factory: pytest.TempPathFactory) -> 
         },
     )
     triage = _json(_dr(sandbox, tmp, "ops", "triage", json_out=True, env=TERMINAL))
+    pitr_time = _inside_restore_window(rds, primary.database.identifier)
     pods = next(s for s in triage["sections"] if s["name"] == "Pods")["rows"]
     yield {
         "tmp": str(tmp),
@@ -214,6 +231,7 @@ def names(sandbox: RunningSandbox, tmp_path_factory: pytest.TempPathFactory) -> 
         "api": estate.app.api.name,
         "api_replicas": str(estate.replica_count(primary, estate.app.api)),
         "pod": pods[0][0],
+        "pitr_time": pitr_time,
     }
 
 
