@@ -273,6 +273,38 @@ def suite(figs: dict[str, Figure], reliability: dict[str, dict[str, int]]) -> No
     tally(lines, reliability)
 
 
+# The suite runs the R9 soak with its default (few) cycles to stay within its time budget; the
+# published R9 comes from a soak of this many cycles, run on its own after the suite.
+SOAK_CYCLES = 5
+
+
+def soak(reliability: dict[str, dict[str, int]]) -> None:
+    """R9 from ``SOAK_CYCLES`` cycles on one sandbox (replaces the suite's shorter soak)."""
+    with tempfile.TemporaryDirectory(prefix="dr-bench-soak-") as tmp:
+        summary = Path(tmp) / "reliability.jsonl"
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-n",
+                "0",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "tests/reliability/test_r9_soak.py",
+            ],
+            cwd=ROOT,
+            env={**_suite_env(), "DR_RELIABILITY_SUMMARY": str(summary), "DR_SOAK_CYCLES": str(SOAK_CYCLES)},
+            capture_output=True,
+            text=True,
+            timeout=3600,
+        )
+        lines = [json.loads(x) for x in summary.read_text().splitlines()] if summary.exists() else []
+    reliability.pop("R9", None)
+    tally(lines, reliability)
+
+
 def reliability_only(reliability: dict[str, dict[str, int]]) -> float:
     """Run just tests/reliability (when the whole suite is skipped); returns its wall time."""
     with tempfile.TemporaryDirectory(prefix="dr-bench-rel-") as tmp:
@@ -388,7 +420,8 @@ def render(figs: dict[str, Figure], reliability: dict[str, dict[str, int]], meta
         "the app goes back to the estate's database after db-corruption (the drill leaves it on the",
         "unreplicated restored copy), then `dr readiness` fails no check but snapshot-age (a fresh sandbox",
         "has no recovery point in the other region), exactly one database is writable (RDS and",
-        "PostgreSQL) and DNS serves the primary. `DR_SOAK_CYCLES` (default 5) sets the cycles.",
+        "PostgreSQL) and DNS serves the primary. The suite soaks `DR_SOAK_CYCLES` cycles (default 2);",
+        f"this R9 comes from a soak of {SOAK_CYCLES} cycles run on its own after the suite.",
     ]
     if any(c.get("xfailed") for c in reliability.values()):
         out.append(
@@ -448,11 +481,14 @@ def main() -> None:
     if wanted("T") and not args.skip_suite:
         print("timing the test suite …", file=sys.stderr, flush=True)
         suite(figs, reliability)
+        print(f"soaking {SOAK_CYCLES} cycles (R9) …", file=sys.stderr, flush=True)
+        soak(reliability)
     else:
         figs["T"].not_measured("--skip-suite" if args.skip_suite else "not selected in this run (--only)")
         if wanted("R"):
             print("running tests/reliability …", file=sys.stderr, flush=True)
             reliability_only(reliability)
+            soak(reliability)
     doc = render(figs, reliability, meta)
     print(doc)
     if not args.no_doc and not only:
