@@ -249,6 +249,17 @@ def test_runbook_drills_on_one_sandbox(tmp_path: Path) -> None:
         assert rds.describe_db_instances(DBInstanceIdentifier=restored)["DBInstances"][0][
             "DBInstanceStatus"
         ] == ("available")
+        # ... and DR was re-protected from it: its replica no longer follows the corrupt primary
+        # (renamed aside and kept), judged by the invariants on the restored instance.
+        dr = sb.estate.secondary
+        drds = sb.clients().client("rds", dr.region)
+        rep = drds.describe_db_instances(DBInstanceIdentifier=dr.database.identifier)["DBInstances"][0]
+        assert rep.get("ReadReplicaSourceDBInstanceIdentifier", "").endswith(f":db:{restored}"), rep
+        kept = [i["DBInstanceIdentifier"] for i in drds.describe_db_instances()["DBInstances"]]
+        assert any(i.startswith(f"{dr.database.identifier}-old-") for i in kept), kept
+        after = next(e for e in journal["events"] if e["kind"] == "estate_after")
+        details = {i["name"]: i["detail"] for i in after["invariants"]}
+        assert details["replica-replicating"].endswith(f"replicates from {restored} (available)"), details
         rpo = journal["measurements"]["rpo"]
         # Writes after the restore point are lost by design: at least the restore margin (1 s).
         assert rpo["measured"] and rpo["rpo_seconds"] >= 1.0 and rpo["rows_lost"] > 0
