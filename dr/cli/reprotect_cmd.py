@@ -38,6 +38,14 @@ def _human(report: dict[str, Any], out: Console) -> None:
     help="The standby region to re-protect (default: the one Route53 does not serve now).",
 )
 @click.option(
+    "--db",
+    "db",
+    default=None,
+    help="The serving region's database to replicate from, when it is not the stack files' one: "
+    "the instance `dr failover --db` (or a repoint) moved the application onto. Must be a "
+    "standalone instance of the serving region.",
+)
+@click.option(
     "--max-lag", default=None, help="Lag the new replica must reach, e.g. 5s (default: the RPO objective)."
 )
 @click.option("--timeout", type=float, default=3600, show_default=True, help="Seconds each wait may take.")
@@ -49,6 +57,7 @@ def _human(report: dict[str, Any], out: Console) -> None:
 def reprotect(
     app: AppContext,
     region: str | None,
+    db: str | None,
     max_lag: str | None,
     timeout: float,
     kubeconfig: str | None,
@@ -62,6 +71,10 @@ def reprotect(
     standby's DB secret and the Pulumi state match again. Waits until its lag is within budget,
     then restarts the standby's pods that are older than the new replica (they may hold connections
     to the renamed instance), so the next failover has no restart to do.
+
+    After `dr failover --db <restored>` (or a repoint onto an in-region restore) the serving
+    database is not the stack files' one: pass it with --db, e.g.
+    `dr reprotect --db orders-pitr`.
     """
     from dr.cli.failover_cmd import kube_factory
     from dr.procedures.common import lag_budget
@@ -82,6 +95,7 @@ def reprotect(
         max_lag=budget,
         resuming=run.resume is not None,
         moved_aside=moved_aside,
+        source_db=db,
     )
     plan = reprotect_plan(estate, pre, timeout=timeout)
     kube = kube_factory(app, kubeconfig, read_only=run.dry_run)
