@@ -489,7 +489,10 @@ def _single_writer_check(
         n: d.replicas for n, d in (deps.value if deps.ok else {}).items() if n in writer_names and d.replicas
     }
     cells[stale]["writers"] = running if deps.ok else None
-    fix = f"`dr reprotect --region {view.region}` makes it a replica of the serving database again"
+    served = next(side for side in views if side != stale)
+    moved = writable[served].identifier != views[served].database.identifier
+    db_opt = f" --db {writable[served].identifier}" if moved else ""
+    fix = f"`dr reprotect --region {view.region}{db_opt}` makes it a replica of the serving database again"
     if not deps.ok:
         return Check(
             name,

@@ -426,7 +426,8 @@ def test_single_writer_judges_the_restored_instance_dr_was_failed_over_onto(full
     r53.update_health_check(HealthCheckId=full.seeded.health_checks[p.region], Inverted=True)
     split = _run(full).check("single-writer")
     assert split.status == FAIL and "split brain" in split.reason, split.reason
-    assert p.database.identifier in split.reason and f"dr reprotect --region {p.region}" in split.reason
+    assert p.database.identifier in split.reason
+    assert f"dr reprotect --region {p.region} --db {restored}" in split.reason
     assert split.secondary["db"] == restored and split.secondary["writable"] is True
     for d in estate.app.writers:
         full.api("primary").set_scale(estate.app.namespace, d.name, 0)
