@@ -12,7 +12,15 @@ import yaml
 from click.testing import CliRunner
 
 from dr.aws.session import CallRecorder
-from tests.unit.procedures.estate_seed import STACKS, cli_calls, lock_held_by, mutating, put_caught_up, seeded
+from tests.unit.procedures.estate_seed import (
+    STACKS,
+    cli_calls,
+    create_restored,
+    lock_held_by,
+    mutating,
+    put_caught_up,
+    seeded,
+)
 from tests.unit.procedures.test_failover import Env, env
 
 __all__ = ["cli_calls", "env", "seeded"]
@@ -241,22 +249,9 @@ def test_reprotect_db_after_a_failover_onto_a_restored_instance(
     refused and says to pass --db; a --db that is missing, a replica, or in the standby region is
     bad input (exit 2, nothing changed); with the restored instance the primary region's database
     becomes its replica (dry run first)."""
-    from dr.procedures.common import TAG_CREATED_BY, TAG_RESTORED_FROM
-
     estate, prod, drs = env.estate, env.estate.primary, env.estate.secondary
     restored = f"{drs.database.identifier}-pitr-120000"
-    env.clients.client("rds", drs.region).create_db_instance(
-        DBInstanceIdentifier=restored,
-        DBInstanceClass="db.t3.micro",
-        Engine="postgres",
-        MasterUsername="app",
-        MasterUserPassword="not-a-real-one-1",
-        AllocatedStorage=20,
-        Tags=[  # what `dr restore pitr` tags its instances with
-            {"Key": TAG_CREATED_BY, "Value": "dr-toolkit"},
-            {"Key": TAG_RESTORED_FROM, "Value": "replicated-backups"},
-        ],
-    )
+    create_restored(env.clients, drs.region, restored)
     kc = ["--kubeconfig", env.kubeconfig]
     res = dr(["failover", "--mode", "unplanned", "--db", restored, "--yes", *kc], tmp_path)
     assert res.exit_code == 0, res.output

@@ -10,7 +10,7 @@ import pytest
 
 from dr.procedures.readiness import FAIL, PASS, WARN, ReadinessReport, check_readiness, secret_host
 from dr.procedures.status import Outcome
-from tests.unit.procedures.estate_seed import PASSWORD
+from tests.unit.procedures.estate_seed import PASSWORD, create_restored
 from tests.unit.procedures.test_status import DeadRegion
 from tests.unit.procedures.test_status_fixtures import Full, full
 
@@ -395,17 +395,7 @@ def _restored_and_served(full: Full, which: str) -> str:
 
     view, app = full.estate.site(which), full.estate.app
     restored = f"{view.database.identifier}-pitr-120000"
-    rds = full.clients.client("rds", view.region)
-    inst = rds.create_db_instance(
-        DBInstanceIdentifier=restored,
-        DBInstanceClass="db.t3.micro",
-        Engine="postgres",
-        MasterUsername=app.database.username,
-        MasterUserPassword=PASSWORD,
-        AllocatedStorage=20,
-    )["DBInstance"]
-    ep = rds.describe_db_instances(DBInstanceIdentifier=restored)["DBInstances"][0]["Endpoint"]
-    assert inst["DBInstanceIdentifier"] == restored
+    ep = create_restored(full.clients, view.region, restored)["Endpoint"]
     url = (
         f"postgresql://{app.database.username}:{PASSWORD}@{ep['Address']}:{ep['Port']}/{app.database.db_name}"
     )
