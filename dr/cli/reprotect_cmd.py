@@ -38,6 +38,14 @@ def _human(report: dict[str, Any], out: Console) -> None:
     help="The standby region to re-protect (default: the one Route53 does not serve now).",
 )
 @click.option(
+    "--db",
+    "db",
+    default=None,
+    help="The serving region's database to replicate from, when it is not the stack files' one: "
+    "the instance `dr failover --db` (or a repoint) moved the application onto. Must be a "
+    "standalone instance of the serving region.",
+)
+@click.option(
     "--max-lag", default=None, help="Lag the new replica must reach, e.g. 5s (default: the RPO objective)."
 )
 @click.option("--timeout", type=float, default=3600, show_default=True, help="Seconds each wait may take.")
@@ -55,6 +63,7 @@ def _human(report: dict[str, Any], out: Console) -> None:
 def reprotect(
     app: AppContext,
     region: str | None,
+    db: str | None,
     max_lag: str | None,
     timeout: float,
     max_snapshot_age: str,
@@ -70,6 +79,10 @@ def reprotect(
     then restarts the standby's pods that are older than the new replica (they may hold connections
     to the renamed instance), so the next failover has no restart to do. The standby's Redis group
     must be available, or is restored from the newest snapshot of the estate's groups there.
+
+    After `dr failover --db <restored>` (or a repoint onto an in-region restore) the serving
+    database is not the stack files' one: pass it with --db, e.g.
+    `dr reprotect --db orders-pitr`.
     """
     from dr.cli.failover_cmd import kube_factory
     from dr.procedures.common import lag_budget, parse_duration
@@ -93,6 +106,7 @@ def reprotect(
         resuming=run.resume is not None,
         moved_aside=moved_aside,
         max_snapshot_age=snap_age,
+        source_db=db,
     )
     if pre.existing is None or pre.aside_id is not None:  # a replica is to be created
         replica_placement(clients, estate, pre.target)  # refused (exit 2) before anything changes

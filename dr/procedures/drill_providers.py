@@ -735,27 +735,18 @@ def data_intact(ctx: DrillContext, site: str) -> bool:
 def _serving_database(
     estate: Estate, view: SiteView, serving: str | None, rds: Any, kube: KubeFactory
 ) -> Any:
-    """The writable database the site serves from: the stack files' instance when it is writable
-    or Route53 does not serve the site's region, else the standalone instance the site's DB secret
-    points at (a failover onto a restored instance leaves the site's own database a replica, or
-    gone). None: neither is found. A secret that cannot be read then raises: the estate is
-    unreadable, not judged on the wrong database."""
-    from dr.procedures.readiness import secret_host
+    """The database the site serves from (:func:`dr.procedures.readiness.serving_database`, the
+    rule ``dr readiness`` judges by) when Route53 serves the site's region, else the stack files'
+    instance. A secret that cannot be read raises: the estate is unreadable, not judged on the
+    wrong database."""
+    from dr.procedures.readiness import secret_host, serving_database
 
     own = rds.find_instance(view.database.identifier)
-    if (own is not None and not own.is_replica) or serving != view.region:
+    if serving != view.region:
         return own
     app = estate.app
     value = kube(view).read_secret_key(app.namespace, app.db_secret.name, app.db_secret.key)
-    host, port = secret_host(value.reveal())
-    if not host:
-        return own
-    for inst in rds.list_instances():
-        if inst.is_replica or not inst.endpoint or inst.endpoint.lower() != host.lower():
-            continue
-        if port is None or inst.port is None or inst.port == port:
-            return inst
-    return own
+    return serving_database(own, secret_host(value.reveal()), rds.list_instances)
 
 
 @register_estate_check
@@ -776,11 +767,7 @@ def estate_invariants(ctx: DrillContext, intended: str | None) -> EstateFacts:
     factory = kube_factory(ctx, read_only=True)
     try:
         writer = _serving_database(estate, want, serving, rds_w, factory)
-        side = "primary" if want.region == estate.primary.region else "secondary"
-        moved = writer is not None and writer.identifier != want.database.identifier
-        check = single_writer(
-            estate, clients, factory, databases={side: writer.identifier} if moved else None
-        )
+        check = single_writer(estate, clients, factory)
     finally:
         factory.close()
     out.append(Invariant("single-writer", check.status == PASS, check.reason, check.status))
@@ -798,6 +785,7 @@ def estate_invariants(ctx: DrillContext, intended: str | None) -> EstateFacts:
     standby = estate.other(want)
     replica = Rds(clients, standby.region).find_instance(standby.database.identifier)
     writer_id = want.database.identifier if writer is None else writer.identifier
+    moved = f" --db {writer_id}" if writer_id != want.database.identifier else ""
     name = f"{standby.database.identifier} in {standby.region}"
     if replica is None:
         ok, detail = False, f"{name} does not exist: nothing to fail over to"
@@ -807,7 +795,7 @@ def estate_invariants(ctx: DrillContext, intended: str | None) -> EstateFacts:
             False,
             (
                 f"{name} is {source}, not a replica of {writer_id} in {want.region}: "
-                f"`dr reprotect --region {standby.region}` makes it one"
+                f"`dr reprotect --region {standby.region}{moved}` makes it one"
             ),
         )
     else:

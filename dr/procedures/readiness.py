@@ -10,7 +10,9 @@ and says pass / warn / fail with the reason:
 * WAF: the blocked-address IP sets are identical in both regions
 * container images: each deployment runs the same images in both clusters
 * single writer: at most one writable database; after a failover left two (the old primary came
-  back standalone), no writer may run beside the one Route53 does not serve (split brain)
+  back standalone), no writer may run beside the one Route53 does not serve (split brain). The
+  served side is judged on the database its application really uses: the standalone instance its
+  DB secret points at (a restored instance after a repoint or ``dr failover --db``)
 * DB secret: the DR cluster's secret key exists and points at the DR database (host:port only;
   the value is never printed)
 * replication: the DR database is a replica and its ``ReplicaLag`` is within the RPO budget
@@ -148,6 +150,47 @@ def secret_host(value: str) -> tuple[str | None, int | None]:
         port = doc.get("port")
         return str(doc["host"]), int(port) if isinstance(port, (int, str)) and str(port).isdigit() else None
     return None, None
+
+
+def serving_database(
+    own: Any, secret: tuple[str | None, int | None], instances: Callable[[], list[Any]]
+) -> Any:
+    """The database really serving a site Route53 serves: the standalone instance its DB secret
+    points at — the restored instance a repoint (``dr restore pitr`` then the app's secret) or a
+    ``dr failover --db`` moved the application onto — else ``own`` (the stack files' instance, or
+    None when it is gone). ``secret``: the host and port of the site's DB secret; ``instances``
+    lists the region's instances, called only when the secret points elsewhere than ``own``."""
+    host, port = secret
+    if not host or (own is not None and _points_at(host, port, own)):
+        return own
+    for inst in instances():
+        if not inst.is_replica and _points_at(host, port, inst):
+            return inst
+    return own
+
+
+def _serving_dbs(
+    estate: Estate,
+    clients: ClientProvider,
+    dbs: dict[str, Outcome],
+    secrets: dict[str, Outcome],
+    serving: Outcome,
+) -> dict[str, Outcome]:
+    """``dbs`` (side -> the stack files' instance) with the side Route53 serves judged on the
+    database really serving it (:func:`serving_database`). A secret that cannot be read leaves the
+    stack files' instance (the db-secret check reports the secret)."""
+    from dr.aws.rds import Rds
+    from dr.procedures.status import attempt
+
+    views = {"primary": estate.primary, "secondary": estate.secondary}
+    side = next((s for s, v in views.items() if serving.ok and v.region == serving.value), None)
+    if side is None or not dbs[side].ok or not secrets[side].ok:
+        return dbs
+    own, rds = dbs[side].value["db"], Rds(clients, views[side].region)
+    found = attempt(lambda: serving_database(own, secrets[side].value, rds.list_instances))
+    if found.ok and (found.value is own or found.value is None):
+        return dbs
+    return {**dbs, side: found if not found.ok else Outcome({"db": found.value})}
 
 
 def _site_jobs(
@@ -450,7 +493,10 @@ def _single_writer_check(
         n: d.replicas for n, d in (deps.value if deps.ok else {}).items() if n in writer_names and d.replicas
     }
     cells[stale]["writers"] = running if deps.ok else None
-    fix = f"`dr reprotect --region {view.region}` makes it a replica of the serving database again"
+    served = next(side for side in views if side != stale)
+    moved = writable[served].identifier != views[served].database.identifier
+    db_opt = f" --db {writable[served].identifier}" if moved else ""
+    fix = f"`dr reprotect --region {view.region}{db_opt}` makes it a replica of the serving database again"
     if not deps.ok:
         return Check(
             name,
@@ -483,18 +529,10 @@ def _single_writer_check(
     )
 
 
-def single_writer(
-    estate: Estate,
-    clients: ClientProvider,
-    kube: KubeFactory | None,
-    *,
-    databases: dict[str, str] | None = None,
-) -> Check:
-    """The ``single-writer`` check alone (what a drill checks once it ended): both databases,
-    both sites' deployments and the region Route53 serves, read in parallel. ``databases``: side
-    (``primary``/``secondary``) -> the instance to judge there instead of the stack files' one
-    (the restored instance a site's application was failed over onto)."""
-    from dr.aws.rds import Rds
+def single_writer(estate: Estate, clients: ClientProvider, kube: KubeFactory | None) -> Check:
+    """The ``single-writer`` check alone (what a drill checks once it ended): both databases, both
+    sites' deployments and DB secrets, and the region Route53 serves, read in parallel; the served
+    side is judged on the database really serving it (:func:`serving_database`)."""
     from dr.procedures.dns import read_state
 
     jobs: dict[str, Callable[[], Any]] = {
@@ -502,16 +540,18 @@ def single_writer(
     }
     for side, view in (("primary", estate.primary), ("secondary", estate.secondary)):
         site = _site_jobs(estate, view, clients, kube)
-        jobs[f"{side}:db"], jobs[f"{side}:deployments"] = site["db"], site["deployments"]
-        ident = (databases or {}).get(side)
-        if ident is not None:
-            rds = Rds(clients, view.region)
-            jobs[f"{side}:db"] = lambda rds=rds, ident=ident: {"db": rds.describe_instance(ident)}  # type: ignore[misc]
-    r = gather(jobs, workers=5)
+        for name in ("db", "deployments", "k8s_secret"):
+            jobs[f"{side}:{name}"] = site[name]
+    r = gather(jobs, workers=7)
     sides = ("primary", "secondary")
-    return _single_writer_check(
-        {s: r[f"{s}:db"] for s in sides}, {s: r[f"{s}:deployments"] for s in sides}, r["serving"], estate
+    dbs = _serving_dbs(
+        estate,
+        clients,
+        {s: r[f"{s}:db"] for s in sides},
+        {s: r[f"{s}:k8s_secret"] for s in sides},
+        r["serving"],
     )
+    return _single_writer_check(dbs, {s: r[f"{s}:deployments"] for s in sides}, r["serving"], estate)
 
 
 def _addr(host: str | None, port: int | None) -> str | None:
@@ -840,7 +880,13 @@ def check_readiness(
         _waf_check(r["p:ip_set"], r["s:ip_set"]),
         _images_check(r["p:deployments"], r["s:deployments"], estate),
         _single_writer_check(
-            {"primary": r["p:db"], "secondary": r["s:db"]},
+            _serving_dbs(
+                estate,
+                clients,
+                {"primary": r["p:db"], "secondary": r["s:db"]},
+                {"primary": r["p:k8s_secret"], "secondary": r["s:k8s_secret"]},
+                r["serving"],
+            ),
             {"primary": r["p:deployments"], "secondary": r["s:deployments"]},
             r["serving"],
             estate,

@@ -122,6 +122,32 @@ def _failback_primary(clients: ClientProvider, region: str, named: DbInstance) -
     return None
 
 
+def _check_named_source(
+    clients: ClientProvider, estate: Estate, source: SiteView, target: SiteView, ident: str
+) -> None:
+    """``--db``: an instance of the serving region that is not a read replica (exit 2 otherwise,
+    saying where it is and what to pass instead)."""
+    found = Rds(clients, source.region).find_instance(ident)
+    if found is None:
+        elsewhere = Rds(clients, target.region).find_instance(ident) is not None
+        raise BadInput(
+            f"--db {ident}: no such DB instance in {source.region}, the region serving {estate.app.record}"
+            + (f" (it is in {target.region}, the standby region)" if elsewhere else ""),
+            resource=ident,
+            region=source.region,
+            hint=f"pass the instance the application in {source.region} uses now (the one `dr failover --db` "
+            f"or a repoint moved it onto; `aws rds describe-db-instances --region {source.region}`)",
+        )
+    if found.is_replica:
+        raise BadInput(
+            f"--db {ident} in {source.region} is a read replica of {found.replica_source}: a replica "
+            "cannot be the source to re-protect from",
+            resource=ident,
+            region=source.region,
+            hint="pass the writable (standalone) instance the application uses now, or leave --db out",
+        )
+
+
 def preflight(
     clients: ClientProvider,
     estate: Estate,
@@ -163,6 +189,8 @@ def preflight(
         target = estate.other(estate.site(active))
     source = estate.other(target)
     source_id = source_db or source.database.identifier
+    if source_db is not None:
+        _check_named_source(clients, estate, source, target, source_db)
     try:
         src = Rds(clients, source.region).describe_instance(source_id)
     except NotFound:
@@ -178,7 +206,9 @@ def preflight(
             "there is no writable database to protect",
             resource=src.identifier,
             region=source.region,
-            hint="the estate is already in its normal shape; `dr readiness` says whether the standby is healthy",
+            hint="the estate is already in its normal shape (`dr readiness` says whether the standby is "
+            "healthy); if the application was failed over onto another instance (`dr failover --db`), "
+            "pass --db <that instance>",
         )
     serving = _failback_primary(clients, source.region, src)
     if serving is not None:

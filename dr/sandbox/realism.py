@@ -1402,6 +1402,12 @@ class Realism:
                 )
         reply = self.call_inner(environ)
         if reply[0] == 200:
+            restored = self._db(req.region, target)
+            if restored is not None:
+                # moto copies the request's SourceDBInstanceIdentifier onto the new instance, which
+                # then describes as a read replica of its source; a restored instance is standalone.
+                restored.source_db_instance_identifier = None
+                reply = _drop_replica_source(reply)
             self._creating(
                 req.region,
                 target,
@@ -2268,6 +2274,20 @@ def _jsonable(info: dict[str, Any]) -> dict[str, Any]:
 def _rewrite_status(reply: Reply, tag: str, value: str) -> Reply:
     status, headers, body = reply
     text = re.sub(rf"<{tag}>[^<]*</{tag}>", f"<{tag}>{value}</{tag}>", body.decode(), count=1)
+    data = text.encode()
+    headers = [(k, v) for k, v in headers if k.lower() != "content-length"] + [
+        ("Content-Length", str(len(data)))
+    ]
+    return status, headers, data
+
+
+def _drop_replica_source(reply: Reply) -> Reply:
+    status, headers, body = reply
+    text = re.sub(
+        r"<ReadReplicaSourceDBInstanceIdentifier>[^<]*</ReadReplicaSourceDBInstanceIdentifier>",
+        "",
+        body.decode(),
+    )
     data = text.encode()
     headers = [(k, v) for k, v in headers if k.lower() != "content-length"] + [
         ("Content-Length", str(len(data)))

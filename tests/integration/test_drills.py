@@ -226,6 +226,21 @@ def test_region_loss_loses_at_most_the_injected_lag_then_the_failback_drill_brin
         _assert_dr_replicates(sb)
 
 
+def _reprotected_from(sb: Any, view: Any, restored: str, journal: dict[str, Any]) -> dict[str, str]:
+    """``view``'s database is a replica of ``restored``, the instance it replaced is kept renamed
+    ``<identifier>-old-…``, and the post-drill invariants judged ``restored`` as the writer it
+    replicates from. Returns the invariants' details by name."""
+    rds = sb.clients().client("rds", view.region)
+    rep = rds.describe_db_instances(DBInstanceIdentifier=view.database.identifier)["DBInstances"][0]
+    assert rep.get("ReadReplicaSourceDBInstanceIdentifier", "").endswith(f":db:{restored}"), rep
+    kept = [i["DBInstanceIdentifier"] for i in rds.describe_db_instances()["DBInstances"]]
+    assert any(i.startswith(f"{view.database.identifier}-old-") for i in kept), kept
+    after = next(e for e in journal["events"] if e["kind"] == "estate_after")
+    details = {i["name"]: i["detail"] for i in after["invariants"]}
+    assert details["replica-replicating"].endswith(f"replicates from {restored} (available)"), details
+    return details
+
+
 def test_runbook_drills_on_one_sandbox(tmp_path: Path) -> None:
     """bad-deploy (rollout undo), az-failure (RDS reboot with failover + Redis TestFailover) and
     db-corruption (the chess-ai runbook: stop writes, PITR before the corruption, repoint, scale
@@ -249,6 +264,10 @@ def test_runbook_drills_on_one_sandbox(tmp_path: Path) -> None:
         assert rds.describe_db_instances(DBInstanceIdentifier=restored)["DBInstances"][0][
             "DBInstanceStatus"
         ] == ("available")
+        # ... and DR was re-protected from it: its replica no longer follows the corrupt primary
+        # (renamed aside and kept), judged by the invariants on the restored instance.
+        details = _reprotected_from(sb, sb.estate.secondary, restored, journal)
+        assert details["single-writer"] == f"one writable database: {restored} ({primary.region})", details
         rpo = journal["measurements"]["rpo"]
         # Writes after the restore point are lost by design: at least the restore margin (1 s).
         assert rpo["measured"] and rpo["rpo_seconds"] >= 1.0 and rpo["rows_lost"] > 0
@@ -297,12 +316,7 @@ def test_region_loss_with_a_corrupted_replica_restores_in_dr_from_replicated_bac
         # from the restored instance (the old one renamed aside, kept), so the estate ends with one
         # writer — the restored instance, where DNS points — and a replica of it to fail back to.
         assert steps["reprotect-primary-from-restored"]["status"] == "ok", _why(proc, journal)
-        primary = sb.estate.primary
-        prds = sb.clients().client("rds", primary.region)
-        back = prds.describe_db_instances(DBInstanceIdentifier=primary.database.identifier)["DBInstances"][0]
-        assert back.get("ReadReplicaSourceDBInstanceIdentifier", "").endswith(f":db:{restored}"), back
-        kept = [i["DBInstanceIdentifier"] for i in prds.describe_db_instances()["DBInstances"]]
-        assert any(i.startswith(f"{primary.database.identifier}-old-") for i in kept), kept
+        details = _reprotected_from(sb, sb.estate.primary, restored, journal)
         inv = {s["name"]: s for s in journal["steps"] if s["phase"] == "invariant"}
         assert {n: s["status"] for n, s in inv.items()} == {
             "single-writer": "ok",
@@ -310,10 +324,7 @@ def test_region_loss_with_a_corrupted_replica_restores_in_dr_from_replicated_bac
             "replica-replicating": "ok",
         }, _why(proc, journal)
         # ... judged against the restored instance, not the stack files' (corrupt) DR replica
-        after = next(e for e in journal["events"] if e["kind"] == "estate_after")
-        details = {i["name"]: i["detail"] for i in after["invariants"]}
         assert f"one writable database: {restored} ({dr.region})" == details["single-writer"], details
-        assert details["replica-replicating"].endswith(f"replicates from {restored} (available)"), details
 
         rpo = journal["measurements"]["rpo"]
         assert rpo["measured"] and rpo["rows_lost"] > 0, rpo  # the margin before the corruption

@@ -1,7 +1,8 @@
 """The primary's automated backups replicated to the DR region, end to end on a private sandbox:
 DescribeDBInstanceAutomatedBackups there, `dr readiness` counting them, and
 `dr restore pitr --from replicated-backups` run as an operator runs it (a CLI subprocess) with
-the primary region lost — the restored PostgreSQL holds the rows up to the time asked, none after."""
+the primary region lost — the restored PostgreSQL holds the rows up to the time asked, none after —
+then `dr failover --db` onto it and, once the region is back, `dr reprotect --db` from it."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import pytest
 from tests.conftest import STACKS
 from tests.integration.conftest import RunningSandbox, running_sandbox
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 
 def _dr(sb: RunningSandbox, *args: str) -> subprocess.CompletedProcess[str]:
@@ -131,3 +132,41 @@ def test_replicated_backups_restore_in_dr_with_the_primary_region_lost(tmp_path:
         replica = rds.describe_db_instances(DBInstanceIdentifier=dr.database.identifier)["DBInstances"][0]
         assert replica.get("ReadReplicaSourceDBInstanceIdentifier")  # the replica was left alone
         assert sb.password() not in moved.stdout + moved.stderr
+
+        # The primary region comes back with the old primary standalone: readiness judges DR on
+        # the restored instance its app uses, so it sees two writers (not DR's replica + one).
+        sb.admin.region_up(primary.region)
+        split = json.loads(_dr(sb, "readiness").stdout)
+        writer = {c["name"]: c for c in split["checks"]}["single-writer"]
+        assert writer["status"] != "pass" and primary.database.identifier in writer["reason"], writer
+        assert writer["secondary"]["db"] == "orders-pitr", writer
+
+        # `dr reprotect` alone would replicate from DR's stack database, a replica: refused, and
+        # --db must name a standalone instance of the serving region (exit 2, nothing changed).
+        alone = _dr(sb, "reprotect", "--yes")
+        assert alone.returncode == 3 and "--db" in alone.stderr, alone.stderr
+        wrong = _dr(sb, "reprotect", "--db", dr.database.identifier, "--yes")
+        assert wrong.returncode == 2 and "read replica" in wrong.stderr and dr.region in wrong.stderr
+        prds = sb.clients().client("rds", primary.region)
+        old = prds.describe_db_instances(DBInstanceIdentifier=primary.database.identifier)["DBInstances"][0]
+        assert not old.get("ReadReplicaSourceDBInstanceIdentifier")
+        plan = _dr(sb, "reprotect", "--db", "orders-pitr", "--dry-run")
+        assert plan.returncode == 0, plan.stderr
+        pre = json.loads(plan.stdout)["preflight"]
+        assert (pre["source_db"], pre["target_region"]) == ("orders-pitr", primary.region)
+        assert pre["moved_aside_to"].startswith(f"{primary.database.identifier}-old-")
+
+        done = _dr(sb, "reprotect", "--db", "orders-pitr", "--yes", "--timeout", "180")
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        assert json.loads(done.stdout)["run"]["status"] == "succeeded"
+        back = prds.describe_db_instances(DBInstanceIdentifier=primary.database.identifier)["DBInstances"][0]
+        assert back["ReadReplicaSourceDBInstanceIdentifier"].endswith(":db:orders-pitr"), back
+        kept = [i["DBInstanceIdentifier"] for i in prds.describe_db_instances()["DBInstances"]]
+        assert pre["moved_aside_to"] in kept  # the old primary is kept, renamed
+        assert sb.password() not in done.stdout + done.stderr
+        after = json.loads(_dr(sb, "readiness").stdout)
+        writer = {c["name"]: c for c in after["checks"]}["single-writer"]
+        assert (
+            writer["status"] == "pass"
+            and writer["reason"] == f"one writable database: orders-pitr ({dr.region})"
+        )

@@ -15,6 +15,7 @@ from dr.aws.session import CallRecorder
 from tests.unit.procedures.estate_seed import (
     STACKS,
     cli_calls,
+    create_restored,
     db_network,
     lock_held_by,
     mutating,
@@ -258,3 +259,51 @@ def test_reprotect_cli_after_a_failover(env: Env, cli_calls: CallRecorder, tmp_p
     res = dr(["reprotect", "--yes", *kc], tmp_path, json_out=False)
     assert res.exit_code == 0, res.output
     assert "already replicates" in res.output
+
+
+@pytest.mark.slow
+def test_reprotect_db_after_a_failover_onto_a_restored_instance(
+    env: Env, cli_calls: CallRecorder, tmp_path: Path
+) -> None:
+    """`dr failover --db <restored>` leaves DR's own database a replica: `dr reprotect` alone is
+    refused and says to pass --db; a --db that is missing, a replica, or in the standby region is
+    bad input (exit 2, nothing changed); with the restored instance the primary region's database
+    becomes its replica (dry run first)."""
+    estate, prod, drs = env.estate, env.estate.primary, env.estate.secondary
+    restored = f"{drs.database.identifier}-pitr-120000"
+    create_restored(env.clients, drs.region, restored)
+    kc = ["--kubeconfig", env.kubeconfig]
+    res = dr(["failover", "--mode", "unplanned", "--db", restored, "--yes", *kc], tmp_path)
+    assert res.exit_code == 0, res.output
+    db_network(env.clients, estate, prod)  # where the new replica is placed
+    before = len(cli_calls.mutating())
+
+    res = dr(["reprotect", "--dry-run", *kc], tmp_path)
+    assert res.exit_code == 3 and "itself a read replica" in res.output and "--db" in res.output
+    for bad, says in [
+        ("no-such-db", f"no such DB instance in {drs.region}"),
+        (drs.database.identifier, "is a read replica of"),
+        (prod.database.identifier, f"it is in {prod.region}, the standby region"),
+    ]:
+        res = dr(["reprotect", "--db", bad, "--yes", *kc], tmp_path)
+        assert res.exit_code == 2, res.output
+        assert says in res.output and bad in res.output and drs.region in res.output, res.output
+    assert len(cli_calls.mutating()) == before
+
+    res = dr(["reprotect", "--db", restored, "--dry-run", *kc], tmp_path)
+    assert res.exit_code == 0, res.output
+    pre = json.loads(res.stdout)["preflight"]
+    assert (pre["source_db"], pre["source_region"], pre["target_region"]) == (
+        restored,
+        drs.region,
+        prod.region,
+    )
+    assert len(cli_calls.mutating()) == before
+
+    put_caught_up(env.clients, prod.region, prod.database.identifier, env.now)
+    env.api("primary").backdate_pods(estate.app.namespace, 60)
+    res = dr(["reprotect", "--db", restored, "--yes", "--timeout", "30", *kc], tmp_path, json_out=False)
+    assert res.exit_code == 0, res.output
+    assert f"now replicates {restored} ({drs.region})" in res.output
+    back = env.s.db(prod.region, prod.database.identifier)
+    assert back["ReadReplicaSourceDBInstanceIdentifier"].endswith(f":db:{restored}")

@@ -112,8 +112,17 @@ def test_table_through_a_pipe_is_never_cut(tmp_path: Path) -> None:
         ("readiness",),
         ("doctor",),
         ("readiness", "--publish"),  # nothing is published without credentials either
+        ("reprotect", "--db", "orders-pitr", "--dry-run"),
     ],
-    ids=["status", "export-asl", "iam-policy-sts", "readiness", "doctor", "readiness-publish"],
+    ids=[
+        "status",
+        "export-asl",
+        "iam-policy-sts",
+        "readiness",
+        "doctor",
+        "readiness-publish",
+        "reprotect-db",
+    ],
 )
 def test_no_credentials_is_one_message_exit_2(tmp_path: Path, args: tuple[str, ...]) -> None:
     proc = dr(tmp_path, "--stack-dir", str(STACKS), *args)

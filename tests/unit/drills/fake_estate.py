@@ -38,7 +38,7 @@ class FakeEstate:
     writers: dict[str, int] = field(default_factory=lambda: {"primary": 2, "secondary": 0})
     corrupt: bool = False
     # restored instance -> its site (standalone, writable); site -> the restored instance its app
-    # was failed over onto; replica site -> the restored instance it replicates from
+    # was failed over or repointed onto; replica site -> the restored instance it replicates from
     restored: dict[str, str] = field(default_factory=dict)
     uses: dict[str, str] = field(default_factory=dict)
     source: dict[str, str] = field(default_factory=dict)
@@ -67,11 +67,9 @@ class FakeEstate:
         )
 
     def database(self, site: str) -> str:
-        """The database the site serves from (what the estate check judges): its own when writable,
-        else the restored instance its application was failed over onto."""
-        if self.roles[site] != "writer" and site in self.uses:
-            return self.uses[site]
-        return site
+        """The database the site serves from (what the estate check judges): the restored instance
+        its application was failed over or repointed onto, else its own."""
+        return self.uses.get(site, site)
 
     def writable(self) -> list[str]:
         """The writable databases the estate check sees (one per site)."""
@@ -115,7 +113,9 @@ class FakeEstate:
             del self.fail[name]
             raise RuntimeError(f"{name} failed after its change (test)")
 
-    def failover(self, ctx: DrillContext, to: str = "secondary", db_from: str | None = None, **_: Any) -> dict[str, Any]:
+    def failover(
+        self, ctx: DrillContext, to: str = "secondary", db_from: str | None = None, **_: Any
+    ) -> dict[str, Any]:
         self._gate("failover")
         if db_from is not None:  # onto the restored instance: the site's own replica is not promoted
             self.uses[to] = ctx.outputs[db_from]
@@ -193,8 +193,9 @@ class FakeEstate:
         ctx.outputs["restored_db"] = name
         return {"restored_db": name}
 
-    def repoint(self, **_: Any) -> None:
+    def repoint(self, ctx: DrillContext, site: str = "primary", database_from: str = "", **_: Any) -> None:
         self._gate("repoint-app")
+        self.uses[site] = ctx.outputs[database_from]
         self.corrupt = False
 
     def noop(self, name: str) -> Callable[..., None]:
@@ -212,7 +213,11 @@ class FakeEstate:
 
     def endpoint(self, **_: Any) -> bool:
         s = self.serving
-        return bool(self._probe("endpoint", None, self.up[s] and self.database(s) in self.writable() and self.image == "good"))
+        return bool(
+            self._probe(
+                "endpoint", None, self.up[s] and self.database(s) in self.writable() and self.image == "good"
+            )
+        )
 
     def replica_lag(self, site: str = "secondary", **_: Any) -> float:
         return float(self._probe("replica-lag", site, 0.0))
@@ -250,7 +255,7 @@ class FakeEstate:
             "scale-deployment": bind(self.scale),
             "restore-pitr": self.restore_pitr,
             "wait-replicated-backups": self.noop("wait-replicated-backups"),
-            "repoint-app": bind(self.repoint),
+            "repoint-app": self.repoint,
             "rds-reboot-failover": self.noop("rds-reboot-failover"),
             "redis-primary-failure": self.noop("redis-primary-failure"),
         }

@@ -260,3 +260,32 @@ def test_corrupt_replica_drill_ends_serving_the_restore_with_the_primary_region_
     split, _ = drill(FakeEstate(), tmp_path / "without", text=without)
     assert split.exit_code == 1 and "post-drill invariant broken: single-writer" in split.reason
     assert "replica-replicating" in split.reason
+
+
+def test_db_corruption_ends_with_dr_replicating_the_restored_instance(tmp_path: Path) -> None:
+    """The app is repointed onto the in-region restore; DR must then replicate from it, not from
+    the corrupt primary. Without the re-protection the invariant check fails the drill; when the
+    method stops after the repoint, the rollback re-protects."""
+    estate = FakeEstate()
+    result, journal = drill(estate, tmp_path, "db-corruption")
+    assert result.reason.startswith("objective not met"), result.reason  # nothing measured in memory
+    assert (
+        estate.uses == {"primary": "primary-pitr"} and estate.replicates_from("secondary") == "primary-pitr"
+    )
+    assert _steps(result, "method")["reprotect-dr-from-restored"].status == "ok"
+    _assert_invariants_hold(result, journal)
+
+    text = (resources.files("dr.drills") / "scenarios" / "db-corruption.yaml").read_text()
+    bare = text[: text.index("  - name: reprotect-dr-from-restored")] + text[text.index("verification:") :]
+    bare = bare[: bare.index("  # The app was repointed")]
+    assert "provider: reprotect" not in bare
+    corrupt, _ = drill(FakeEstate(), tmp_path / "bare", text=bare)
+    assert corrupt.exit_code == 1 and "post-drill invariant broken: replica-replicating" in corrupt.reason
+
+    late = FakeEstate()
+    late.fail = {"reprotect": "before"}  # the method's re-protection refused once
+    result, journal = drill(late, tmp_path / "late", "db-corruption")
+    assert result.exit_code == 1
+    assert _steps(result, "rollback")["dr-replicates-the-restored-db"].status == "ok"
+    assert late.replicates_from("secondary") == "primary-pitr"
+    _assert_invariants_hold(result, journal)

@@ -44,14 +44,17 @@ def test_shipped_scenarios_encode_their_procedures() -> None:
 
     corruption = resolve("db-corruption").scenario
     providers = [a.provider for a in corruption.method]
-    # the chess-ai runbook's order: stop writes, restore to before the corruption, repoint, scale back
+    # the chess-ai runbook's order: stop writes, restore to before the corruption, repoint, scale
+    # back; then DR re-protected from the restored instance (not the corrupt primary)
     assert providers == [
         "corrupt-data",
         "scale-deployment",
         "restore-pitr",
         "repoint-app",
         "scale-deployment",
+        "reprotect",
     ]
+    assert corruption.method[-1].arguments["db_from"] == "restored_db"
     assert corruption.method[1].arguments["replicas"] == 0
     assert corruption.method[2].arguments["restore_time"] == "before-fault"
 

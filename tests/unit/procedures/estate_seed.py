@@ -108,6 +108,29 @@ def put_caught_up(clients: Any, region: str, db: str, now: dt.datetime, *, minut
     )
 
 
+def create_restored(
+    clients: Any, region: str, identifier: str, *, password: str = "not-a-real-one-1"
+) -> dict[str, Any]:
+    """A standalone instance tagged as `dr restore pitr` tags its restores (what `dr failover --db`
+    accepts), created directly: moto's RestoreDBInstanceToPointInTime describes the result as a
+    read replica of its source, which a restored instance is not."""
+    from dr.procedures.common import TAG_CREATED_BY, TAG_RESTORED_FROM
+
+    rds = clients.client("rds", region)
+    rds.create_db_instance(
+        DBInstanceIdentifier=identifier,
+        DBInstanceClass="db.t3.micro",
+        Engine="postgres",
+        MasterUsername="app",
+        MasterUserPassword=password,
+        AllocatedStorage=20,
+        BackupRetentionPeriod=1,
+        Tags=[{"Key": TAG_CREATED_BY, "Value": "dr-toolkit"}, {"Key": TAG_RESTORED_FROM, "Value": "pitr"}],
+    )
+    inst: dict[str, Any] = rds.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"][0]
+    return inst
+
+
 def fix_moto_promote(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make moto clear the replica source on promote, as RDS does when the promotion completes, and
     apply RDS's default backup retention (1 day) when the request names none."""

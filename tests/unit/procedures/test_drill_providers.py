@@ -22,6 +22,9 @@ from dr.drills.journal import DrillJournal
 from dr.errors import EXIT_USAGE, BadInput, OperationFailed
 from dr.runbook.plan import Plan, Step
 from tests.unit.procedures.estate_seed import Seeded
+from tests.unit.procedures.test_status_fixtures import Full, full
+
+__all__ = ["full"]
 
 
 def _ctx(seeded: Seeded | None, tmp_path: Path, target: str = "aws", **kw: Any) -> DrillContext:
@@ -201,9 +204,13 @@ def test_failback_on_an_estate_that_never_failed_over_has_nothing_to_undo(
     assert recorder.calls and recorder.mutating() == []
 
 
-def test_estate_invariants_on_a_healthy_estate(seeded: Seeded, tmp_path: Path) -> None:
+def test_estate_invariants_on_a_healthy_estate(
+    full: Full, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from dr.procedures.drill_providers import estate_invariants
 
+    monkeypatch.setenv("KUBECONFIG", full.kubeconfig)  # the served site's DB secret is read
+    seeded = full.seeded
     estate = seeded.estate
     home = estate_invariants(_ctx(seeded, tmp_path), "primary")
     assert home.serving == estate.primary.region
@@ -241,3 +248,22 @@ def test_readiness_alarms_probe_counts_the_alarms_firing(seeded: Seeded, tmp_pat
         AlarmName=f"{seeded.estate.app.name}-readiness-elsewhere", StateValue="ALARM", StateReason="x"
     )
     assert fn(ctx) == 1  # only the DR region's alarms count
+
+
+def test_a_repoint_onto_a_restore_leaves_dr_replicating_the_corrupt_instance(
+    full: Full, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """db-corruption's repoint: the primary's app uses an in-region restore, DR still replicates
+    the old (corrupt) primary — a failover would promote the corruption. The invariants judge the
+    restored instance, so the replica check fails and says how to re-protect from it."""
+    from dr.procedures.drill_providers import estate_invariants
+    from tests.unit.procedures.test_readiness import _restored_and_served
+
+    monkeypatch.setenv("KUBECONFIG", full.kubeconfig)
+    estate = full.estate
+    restored = _restored_and_served(full, "primary")
+    inv = {i.name: i for i in estate_invariants(_ctx(full.seeded, tmp_path), "primary").invariants}
+    assert inv["single-writer"].ok and restored in inv["single-writer"].detail
+    bad = inv["replica-replicating"]
+    assert not bad.ok and f"not a replica of {restored} in {estate.primary.region}" in bad.detail, bad
+    assert f"dr reprotect --region {estate.secondary.region} --db {restored}" in bad.detail

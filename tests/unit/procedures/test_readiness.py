@@ -10,7 +10,7 @@ import pytest
 
 from dr.procedures.readiness import FAIL, PASS, WARN, ReadinessReport, check_readiness, secret_host
 from dr.procedures.status import Outcome
-from tests.unit.procedures.estate_seed import PASSWORD
+from tests.unit.procedures.estate_seed import PASSWORD, create_restored
 from tests.unit.procedures.test_status import DeadRegion
 from tests.unit.procedures.test_status_fixtures import Full, full
 
@@ -386,3 +386,51 @@ def test_two_writable_databases_with_writers_beside_the_unserved_one_is_split_br
     monkeypatch.setattr(dns, "read_state", unreadable)
     blind = _run(full).check("single-writer")
     assert blind.status == FAIL and "Route53 could not be read" in blind.reason
+
+
+def _restored_and_served(full: Full, which: str) -> str:
+    """A standalone instance in ``which``'s region (what `dr restore pitr` creates), and that
+    site's DB secret pointing at it (a repoint, or `dr failover --db`)."""
+    import base64
+
+    view, app = full.estate.site(which), full.estate.app
+    restored = f"{view.database.identifier}-pitr-120000"
+    ep = create_restored(full.clients, view.region, restored)["Endpoint"]
+    url = (
+        f"postgresql://{app.database.username}:{PASSWORD}@{ep['Address']}:{ep['Port']}/{app.database.db_name}"
+    )
+    data = {app.db_secret.key: base64.b64encode(url.encode()).decode()}
+    full.api(view.region).patch(
+        "secrets", app.namespace, app.db_secret.name, {"data": data}, "application/merge-patch+json"
+    )
+    return restored
+
+
+def test_single_writer_judges_the_restored_instance_dr_was_failed_over_onto(full: Full) -> None:
+    """`dr failover --db <restored>` leaves DR's own database a replica and the old primary
+    standalone: two writers, though the stack files' instances show one. Readiness judges the
+    served side on the database its secret points at (as the post-drill invariants do)."""
+    estate, p = full.estate, full.estate.primary
+    restored = _restored_and_served(full, "secondary")
+    r53 = full.clients.client("route53", "us-east-1")
+    r53.update_health_check(HealthCheckId=full.seeded.health_checks[p.region], Inverted=True)
+    split = _run(full).check("single-writer")
+    assert split.status == FAIL and "split brain" in split.reason, split.reason
+    assert p.database.identifier in split.reason
+    assert f"dr reprotect --region {p.region} --db {restored}" in split.reason
+    assert split.secondary["db"] == restored and split.secondary["writable"] is True
+    for d in estate.app.writers:
+        full.api("primary").set_scale(estate.app.namespace, d.name, 0)
+    fenced = _run(full).check("single-writer")
+    assert fenced.status == WARN and "no writer runs there" in fenced.reason
+    # the DB secret's own check is unchanged: it still wants DR's stack database
+    assert _run(full).check("db-secret").status == FAIL
+
+
+def test_single_writer_after_a_repoint_in_the_primary_region_names_the_restored_instance(full: Full) -> None:
+    """The db-corruption runbook repoints the primary's app onto an in-region restore: that is the
+    one writer readiness names (the corrupt instance beside it serves no one)."""
+    restored = _restored_and_served(full, "primary")
+    check = _run(full).check("single-writer")
+    assert check.status == PASS and check.primary["db"] == restored, check.to_dict()
+    assert check.reason == f"one writable database: {restored} ({full.estate.primary.region})"

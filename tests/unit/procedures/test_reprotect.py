@@ -10,13 +10,13 @@ import pytest
 
 from dr.aws.session import CallRecorder, ClientProvider
 from dr.errors import BadInput, GateRefused
-from dr.procedures.common import TAG_CREATED_BY, TAG_RESTORED_FROM, TAG_SUPERSEDED_BY
+from dr.procedures.common import TAG_SUPERSEDED_BY
 from dr.procedures.failback import aside_identifier
 from dr.procedures.failover import RESTARTED_FOR, promotion_marker
 from dr.procedures.failover import preflight as failover_preflight
 from dr.procedures.reprotect import ReprotectPreflight, preflight, reprotect_plan
 from dr.runbook.executor import RunResult
-from tests.unit.procedures.estate_seed import db_network, other_app_snapshot, put_caught_up
+from tests.unit.procedures.estate_seed import create_restored, db_network, other_app_snapshot, put_caught_up
 from tests.unit.procedures.test_failover import Crash, Env, _crash_at, env
 
 __all__ = ["env"]
@@ -392,20 +392,7 @@ def test_after_a_failover_onto_a_restored_instance_reprotect_replicates_from_it(
     estate, prod, dr = env.estate, env.estate.primary, env.estate.secondary
     monkeypatch.setenv("KUBECONFIG", env.kubeconfig)  # the check's read-only Kubernetes clients
     restored = f"{dr.database.identifier}-pitr-120000"
-    replica = env.s.db(dr.region, dr.database.identifier)
-    env.clients.client("rds", dr.region).create_db_instance(
-        DBInstanceIdentifier=restored,
-        DBInstanceClass=replica["DBInstanceClass"],
-        Engine="postgres",
-        MasterUsername="app",
-        MasterUserPassword="not-a-real-one-1",
-        AllocatedStorage=20,
-        BackupRetentionPeriod=1,
-        Tags=[  # what `dr restore pitr` tags its instances with
-            {"Key": TAG_CREATED_BY, "Value": "dr-toolkit"},
-            {"Key": TAG_RESTORED_FROM, "Value": "replicated-backups"},
-        ],
-    )
+    create_restored(env.clients, dr.region, restored)
     result = env.run(env.plan("unplanned", db=restored))
     assert result.status == "succeeded", result.summary()
     assert env.s.db(dr.region, dr.database.identifier).get("ReadReplicaSourceDBInstanceIdentifier")

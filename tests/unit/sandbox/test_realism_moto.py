@@ -249,3 +249,20 @@ def test_a_promoted_replicas_window_starts_at_its_promotion(layer: tuple[Realism
             RestoreTime=created,
         )
     assert early.value.response["Error"]["Code"] == "InvalidRestoreTime"
+
+
+def test_an_in_region_point_in_time_restore_is_a_standalone_instance(
+    layer: tuple[Realism, MotoServer],
+) -> None:
+    """moto copies SourceDBInstanceIdentifier onto the restored instance, which then describes as a
+    read replica of its source; on AWS it is standalone (what `dr reprotect --db` and the
+    invariants' "database really serving" rely on)."""
+    _realism, server = layer
+    west, _east, src, _rep, _arn = _primary_and_replica(_clients(server.url))
+    target = f"pitr-{uuid.uuid4().hex[:6]}"
+    out = west.restore_db_instance_to_point_in_time(
+        SourceDBInstanceIdentifier=src, TargetDBInstanceIdentifier=target, UseLatestRestorableTime=True
+    )["DBInstance"]
+    assert "ReadReplicaSourceDBInstanceIdentifier" not in out
+    (described,) = west.describe_db_instances(DBInstanceIdentifier=target)["DBInstances"]
+    assert "ReadReplicaSourceDBInstanceIdentifier" not in described, described
