@@ -84,6 +84,7 @@ def _cell(probe: dict[str, Any]) -> str:
 
 
 def render(data: dict[str, Any], out: Console) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     regions = list(data["regions"].values())
@@ -105,7 +106,11 @@ def render(data: dict[str, Any], out: Console) -> None:
     answer = ", ".join(res.get("answer") or []) or "-"
     where = res.get("region") or "unknown region"
     extra = f" ({res['error']})" if res.get("error") else ""
-    out.print(f"{data['record']} resolves to {answer} → {where} [{res['source']}]{extra}")
+    # plain text: the source tag ("[resolver]") and an error's brackets are not rich markup
+    out.print(
+        escape(f"{data['record']} resolves to {answer} → {where} [{res['source']}]{extra}"),
+        soft_wrap=True,
+    )
     for note in data.get("notes") or []:
         out.print(f"[yellow]note:[/yellow] {note}")
     _render_readiness(data.get("readiness"), out)

@@ -40,6 +40,8 @@ def test_status_against_the_sandbox(sandbox: RunningSandbox) -> None:
     table = _dr(sandbox, "status")
     assert table.returncode == 0, table.stderr
     assert p in table.stdout and s in table.stdout and "served from" in table.stdout
+    # the line names where the answer came from (it was eaten as rich markup)
+    assert f"→ {p} [resolver]" in table.stdout, table.stdout
 
 
 def test_readiness_against_the_sandbox_catches_a_waf_drift(sandbox: RunningSandbox) -> None:
