@@ -419,8 +419,8 @@ def render(figs: dict[str, Figure], reliability: dict[str, dict[str, int]], meta
         "R9 = cycles survived / cycles run: a cycle survives when every drill and `dr reprotect` exits 0,",
         "the app goes back to the estate's database after db-corruption (the drill ends on the restored",
         "copy, DR re-protected from it; the stack files do not name it), then `dr readiness` passes,",
-        "exactly one database is writable (RDS and",
-        "PostgreSQL) and DNS serves the primary. The suite soaks `DR_SOAK_CYCLES` cycles (default 2);",
+        "exactly one database is writable (RDS and PostgreSQL) and DNS serves the primary.",
+        "The suite soaks `DR_SOAK_CYCLES` cycles (default 2);",
         f"this R9 comes from a soak of {SOAK_CYCLES} cycles run on its own after the suite.",
     ]
     if any(c.get("xfailed") for c in reliability.values()):
