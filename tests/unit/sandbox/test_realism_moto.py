@@ -43,18 +43,7 @@ def _clients(url: str, **kwargs: Any) -> Any:
 def test_promote_keeps_the_replica_until_the_transition_ends(layer: tuple[Realism, MotoServer]) -> None:
     realism, server = layer
     clients = _clients(server.url)
-    west, east = clients.client("rds", "us-west-2"), clients.client("rds", "us-east-1")
-    src, rep = f"src-{uuid.uuid4().hex[:6]}", f"rep-{uuid.uuid4().hex[:6]}"
-    arn = west.create_db_instance(
-        DBInstanceIdentifier=src,
-        Engine="postgres",
-        DBInstanceClass="db.t3.micro",
-        AllocatedStorage=20,
-        MasterUsername="app_admin",
-        MasterUserPassword="x" * 16,
-        BackupRetentionPeriod=7,
-    )["DBInstance"]["DBInstanceArn"]
-    east.create_db_instance_read_replica(DBInstanceIdentifier=rep, SourceDBInstanceIdentifier=arn)
+    west, east, src, rep, arn = _primary_and_replica(clients)
     promoted: list[tuple[str, str]] = []
     realism.on("rds.promoted", lambda region, identifier: promoted.append((region, identifier)))
 
