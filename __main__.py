@@ -1,7 +1,7 @@
 """The Pulumi program: one region of the estate per stack (``pulumi up --stack prod|dr``).
 
 The only place that reads ``pulumi.Config``. The values are validated by ``dr.topology`` (the same
-model the ``dr`` CLI loads from the stack files) and handed to ``dr.infra.Estate``.
+model the ``dr`` CLI loads from the stack files) and handed to ``dr.infra.EstateStack``.
 
 Stack references (docs/pulumi.md):
 * the *home* stack is the one without ``dr-toolkit:primaryStackRef`` (``prod`` as shipped); it
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import pulumi
 
-from dr.infra import Estate, EstateArgs, PrimaryRefs, SecretReplica, SharedRefs
+from dr.infra import EstateArgs, EstateStack, PrimaryRefs, SecretReplica, SharedRefs
 from dr.infra._common import kms_alias
 from dr.topology import NS, PROJECT, parse_stack, read_stack, stack_config_dir, stack_file
 
@@ -67,7 +67,7 @@ def main() -> None:
         peer_cfg = read_stack(stack_config_dir(), stack_cfg.peer_stack)
         replica = SecretReplica(region=peer_cfg.region, kms_key_id=kms_alias(peer_cfg.site))
 
-    estate = Estate(
+    estate = EstateStack(
         stack_cfg.site.name,
         EstateArgs(cfg=stack_cfg, primary=primary, shared=shared, secret_replica=replica),
     )
@@ -77,8 +77,8 @@ def main() -> None:
     from dr.infra.orchestrator import deploy_for
 
     deploy_for(estate, stack_cfg)
-    # Continuous readiness in the DR region: schedule, alarms, SNS topic (dr/infra/readiness.py).
-    from dr.infra.readiness import deploy_for as deploy_readiness
+    # Continuous readiness in the DR region: schedule, alarms, SNS topic (dr/infra/readiness_alarms.py).
+    from dr.infra.readiness_alarms import deploy_for as deploy_readiness
 
     deploy_readiness(estate, stack_cfg)
 

@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from dr.aws.common import aws_errors
+from dr.aws.calls import aws_errors
 from dr.aws.session import ClientProvider
 
 _STATUSES = [

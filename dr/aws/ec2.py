@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dr.aws.common import aws_errors
+from dr.aws.calls import aws_errors
 from dr.aws.session import ClientProvider
 
 

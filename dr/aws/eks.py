@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from dr.aws.common import aws_errors, backoff
+from dr.aws.calls import aws_errors, backoff
 from dr.aws.session import ClientProvider
 from dr.errors import BadInput, OperationFailed, TimeoutExpired
 

@@ -10,8 +10,8 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from dr.aws.common import aware as _aware
-from dr.aws.common import aws_errors
+from dr.aws.calls import aware as _aware
+from dr.aws.calls import aws_errors
 from dr.aws.session import ClientProvider, client_error_type
 from dr.errors import BadInput, NotFound, from_client_error
 

@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from dr.aws.common import aws_errors
+from dr.aws.calls import aws_errors
 from dr.aws.session import ClientProvider, client_error_type
 from dr.errors import AccessDenied, from_client_error
 

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from dr.aws.common import aware as _aware
-from dr.aws.common import aws_errors as aws_errors  # re-exported for procedures
+from dr.aws.calls import aware as _aware
+from dr.aws.calls import aws_errors as aws_errors  # re-exported for procedures
 from dr.aws.session import ClientProvider, client_error_type
 from dr.errors import from_client_error
 

@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from dr.aws.common import aws_errors
+from dr.aws.calls import aws_errors
 from dr.aws.session import ClientProvider
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dr.aws.common import aws_errors
+from dr.aws.calls import aws_errors
 from dr.aws.session import ClientProvider, client_error_type
 from dr.errors import NotFound, OperationFailed
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from dr.aws.common import aws_errors, backoff
+from dr.aws.calls import aws_errors, backoff
 from dr.aws.session import ClientProvider, client_error_type
 from dr.errors import BadInput, NotFound, OperationFailed, from_client_error
 

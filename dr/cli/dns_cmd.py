@@ -7,7 +7,7 @@ from typing import Any
 import click
 from rich.console import Console
 
-from dr.cli.context import AppContext, pass_app
+from dr.cli.app import AppContext, pass_app
 from dr.cli.opsutil import execute, finish
 from dr.cli.runopts import RunOptions, plan_options
 
@@ -15,7 +15,7 @@ METHOD = click.Choice(["auto", "healthcheck", "records"])
 
 
 def _render_status(data: dict[str, Any], out: Console) -> None:
-    from dr.cli.render import simple_table
+    from dr.cli.output import simple_table
 
     rows = []
     for r in data["records"]:
@@ -52,7 +52,7 @@ def dns() -> None:
 @pass_app
 def status(app: AppContext) -> None:
     """Which region serves app.record, each health check's state and the alias targets."""
-    from dr.cli.render import emit
+    from dr.cli.output import emit
     from dr.procedures.dns import read_state
 
     state = read_state(app.clients(read_only=True), app.estate)

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from dr.cli.context import AppContext, pass_app
+from dr.cli.app import AppContext, pass_app
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -69,7 +69,7 @@ def doctor(app: AppContext, timeout: float, kubeconfig: str | None) -> None:
 
     Exit 0 when every check passes (warnings allowed), 1 when one fails — each failure says what to
     do; exit 2 when no region accepts the credentials."""
-    from dr.cli.render import emit
+    from dr.cli.output import emit
     from dr.cli.status_cmd import kube_factory, probe_clients
     from dr.procedures.doctor import run_doctor
 

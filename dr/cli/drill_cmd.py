@@ -9,8 +9,8 @@ from typing import Any
 import click
 from rich.console import Console
 
-from dr.cli.context import AppContext, pass_app
-from dr.cli.render import emit, simple_table
+from dr.cli.app import AppContext, pass_app
+from dr.cli.output import emit, simple_table
 
 _scenario_dir = click.option(
     "--scenario-dir",
@@ -130,9 +130,9 @@ def run_cmd(
     """Run SCENARIO (a name from `dr drill list` or a .yaml path) on the --target."""
     if target_override:
         app_ctx.target_name = target_override
-    from dr.drills.context import DrillContext, measurement_hooks
+    from dr.drills.drill_context import DrillContext, measurement_hooks
+    from dr.drills.lifecycle import DrillRunner, plan
     from dr.drills.report import default_out_dir, write_evidence
-    from dr.drills.runner import DrillRunner, plan
     from dr.drills.scenario import resolve
     from dr.errors import BadInput
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from dr.cli.context import AppContext, pass_app
+from dr.cli.app import AppContext, pass_app
 from dr.cli.failover_cmd import kube_factory
 from dr.cli.opsutil import estate_lock
 from dr.cli.runopts import RunOptions, plan_options
@@ -60,10 +60,10 @@ def failback(
 
     from dr.cli.opsutil import finish
     from dr.errors import GateRefused
-    from dr.procedures.common import lag_budget, parse_duration, services
     from dr.procedures.dns import read_state
     from dr.procedures.failback import failback_plan, preflight, replica_placement
     from dr.procedures.failover import require_wal_positions
+    from dr.procedures.support import lag_budget, parse_duration, services
     from dr.runbook.runner import run_plan
 
     estate = app.estate

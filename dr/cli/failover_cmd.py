@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import click
 from click.core import ParameterSource
 
-from dr.cli.context import AppContext, pass_app
+from dr.cli.app import AppContext, pass_app
 from dr.cli.opsutil import estate_lock
 from dr.cli.runopts import RunOptions, plan_options
 
@@ -134,9 +134,9 @@ def failover(
 
     from dr.cli.opsutil import finish
     from dr.errors import BadInput
-    from dr.procedures.common import lag_budget, parse_duration, services
     from dr.procedures.dns import read_state
     from dr.procedures.failover import failover_plan, preflight
+    from dr.procedures.support import lag_budget, parse_duration, services
     from dr.runbook.runner import run_plan
 
     estate = app.estate

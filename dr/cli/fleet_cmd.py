@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from dr.cli.context import AppContext, pass_app
+from dr.cli.app import AppContext, pass_app
 from dr.cli.runopts import RunOptions, plan_options
 
 if TYPE_CHECKING:
@@ -84,8 +84,8 @@ def failover(
     """
     from dr.aws.session import CallRecorder
     from dr.cli.opsutil import estate_lock, finish
-    from dr.procedures.common import services
     from dr.procedures.fleet import fleet_inventory, fleet_plan, frozen_heap, load_fleet
+    from dr.procedures.support import services
     from dr.runbook.ratelimit import RateLimiter
     from dr.runbook.runner import run_plan
 

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from dr.cli.context import AppContext, pass_app
+from dr.cli.app import AppContext, pass_app
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -19,7 +19,7 @@ PROCEDURES = ("failover", "failback", "reprotect", "drill", "snapshot", "restore
 def _human(data: dict[str, Any], out: Console) -> None:
     """stdout holds only the policy document (``> policy.json`` is valid JSON, written plain — never
     wrapped at the terminal width); the Kubernetes note goes to stderr."""
-    from dr.cli.render import write_json
+    from dr.cli.output import write_json
 
     write_json(data["policy"])
     if data["kubernetes"]:
@@ -50,7 +50,7 @@ def _human(data: dict[str, Any], out: Console) -> None:
 @pass_app
 def iam_policy(app: AppContext, procedure: str, to: str, account_id: str | None, zone_id: str | None) -> None:
     """Print the IAM policy JSON PROCEDURE needs: actions from its plan, ARNs from the topology."""
-    from dr.cli.render import emit
+    from dr.cli.output import emit
     from dr.procedures.iam import kubernetes_verbs, policy
 
     estate = app.estate

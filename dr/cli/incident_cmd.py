@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from dr.cli.context import AppContext, pass_app
+from dr.cli.app import AppContext, pass_app
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -35,7 +35,7 @@ def _post_option(f: Any) -> Any:
 
 
 def _emit(app: AppContext, message: Any) -> None:
-    from dr.cli.render import emit
+    from dr.cli.output import emit
 
     def human(m: Any, out: Console) -> None:
         out.print(m.text, markup=False, highlight=False)
@@ -157,7 +157,7 @@ def resolve(
 @pass_app
 def list_incidents(app: AppContext, base: Path) -> None:
     """Incidents under --dir, open first."""
-    from dr.cli.render import emit, simple_table
+    from dr.cli.output import emit, simple_table
     from dr.procedures import incident as inc
 
     items = sorted(inc.load_all(base), key=lambda i: (i.status != "open", i.started_at))

@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from dr import __version__
-from dr.cli.context import AppContext
+from dr.cli.app import AppContext
 from dr.errors import EXIT_USAGE, DrError, name_procedure
 
 # name -> "module:attribute". Each module is imported only when its command runs (or for its help).
@@ -130,7 +130,7 @@ def _command_of(argv: list[str]) -> str | None:
 def _report(err: DrError, args: list[str]) -> None:
     err = name_procedure(err, _command_of(args))
     if _wants_json(args):
-        from dr.cli.render import write_json
+        from dr.cli.output import write_json
 
         write_json(err.to_dict())
     click.echo(f"Error: {err.format_message()}", err=True)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from dr.cli.context import AppContext, pass_app
+from dr.cli.app import AppContext, pass_app
 from dr.cli.runopts import RunOptions, plan_options
 
 if TYPE_CHECKING:
@@ -61,7 +61,7 @@ def _run(
 ) -> None:
     """Run an ops plan; ``locked``: under the estate's run lock (unless --dry-run or ``ops --no-lock``)."""
     from dr.cli.opsutil import estate_lock, finish
-    from dr.procedures.common import services
+    from dr.procedures.support import services
     from dr.runbook.runner import run_plan
 
     clients = app.clients(read_only=run.dry_run)
@@ -135,7 +135,7 @@ def triage(app: AppContext, where: str, markdown_file: Path | None) -> None:
 
     Exit 1 when the overall status is FAIL (0 when OK, WARN or a section could not be collected);
     exit 3 after the report when IAM refused a section's reads."""
-    from dr.cli.render import emit, end_partial
+    from dr.cli.output import emit, end_partial
     from dr.errors import EXIT_FAILED
     from dr.procedures.ops import resolve_sites
     from dr.procedures.ops_triage import FAIL
@@ -295,7 +295,7 @@ def hpa(
         kube(view), estate, view, deployment, min_replicas=min_replicas, max_replicas=max_replicas
     )
     if min_replicas is None and max_replicas is None:
-        from dr.cli.render import dumps
+        from dr.cli.output import dumps
 
         kube.close()
         h = report["hpa"]
@@ -324,7 +324,7 @@ def hpa(
 @pass_app
 def history(app: AppContext, deployment: str, where: str) -> None:
     """Rollout history (revisions) of a deployment, like `kubectl rollout history`."""
-    from dr.cli.render import emit, simple_table
+    from dr.cli.output import emit, simple_table
     from dr.errors import BadInput
     from dr.procedures import ops as procs
 
@@ -458,7 +458,7 @@ def flag() -> None:
 @pass_app
 def flag_list(app: AppContext, where: str) -> None:
     """Show the ConfigMap's flags per region."""
-    from dr.cli.render import emit, simple_table
+    from dr.cli.output import emit, simple_table
     from dr.procedures import ops as procs
 
     estate = app.estate
@@ -658,7 +658,7 @@ def waf_unblock(app: AppContext, cidrs: tuple[str, ...], where: str, **opts: Any
 @pass_app
 def waf_list(app: AppContext, where: str) -> None:
     """Show each region's IP set entries."""
-    from dr.cli.render import emit, simple_table
+    from dr.cli.output import emit, simple_table
     from dr.procedures.ops import resolve_sites
     from dr.procedures.ops_security import waf_status
 
@@ -757,7 +757,7 @@ def cert() -> None:
 @pass_app
 def cert_check_cmd(app: AppContext, where: str, warn_days: int) -> None:
     """Status and days to expiry; warns under --warn-days, exit 1 when a certificate has expired."""
-    from dr.cli.render import emit, simple_table
+    from dr.cli.output import emit, simple_table
     from dr.procedures.ops import resolve_sites
     from dr.procedures.ops_security import cert_check
 

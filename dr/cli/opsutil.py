@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from dr.aws.session import ClientProvider
-    from dr.cli.context import AppContext
+    from dr.cli.app import AppContext
     from dr.cli.runopts import RunOptions
     from dr.runbook.executor import RunResult
     from dr.runbook.lock import DynamoLock
@@ -37,7 +37,7 @@ def execute(
     locked: bool,
     **extra_services: Any,
 ) -> RunResult:
-    from dr.procedures.common import services
+    from dr.procedures.support import services
     from dr.runbook.runner import run_plan
 
     return run_plan(
@@ -56,7 +56,7 @@ def finish(
     human: Callable[[dict[str, Any], Console], None] | None = None,
 ) -> None:
     """Render ``{"run": ..., **report}`` (JSON) or the run summary + ``human(report)``; exit 1 on failure."""
-    from dr.cli.render import console, dumps
+    from dr.cli.output import console, dumps
     from dr.cli.runopts import exit_for, render_run
 
     report = report or {}

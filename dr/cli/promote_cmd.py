@@ -7,7 +7,7 @@ from typing import Any
 import click
 from rich.console import Console
 
-from dr.cli.context import AppContext, pass_app
+from dr.cli.app import AppContext, pass_app
 from dr.cli.opsutil import execute, finish
 from dr.cli.runopts import RunOptions, plan_options
 
@@ -62,8 +62,8 @@ def promote(
     """Promote a cross-region read replica to a writable primary (refused, exit 3, when it lags)."""
 
     from dr.aws.rds import Rds
-    from dr.procedures.common import lag_budget, pick_site
     from dr.procedures.promote import pg_replay_lag_probe, preflight, promote_plan
+    from dr.procedures.support import lag_budget, pick_site
 
     estate = app.estate
     view = pick_site(estate, region, estate.secondary)

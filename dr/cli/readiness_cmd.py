@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from dr.cli.context import AppContext, pass_app
+from dr.cli.app import AppContext, pass_app
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -93,11 +93,11 @@ def readiness(
     entries, images, a single writable database (split brain), DB secret, replica lag vs RPO, DR
     snapshot age, certificates, Redis. Exit 1 on a fail; 3 after the report when IAM refused a read.
     --publish: also as CloudWatch metrics."""
-    from dr.cli.render import emit, end_partial
+    from dr.cli.output import emit, end_partial
     from dr.cli.status_cmd import kube_factory, probe_clients
     from dr.errors import BadInput
-    from dr.procedures.common import parse_duration
     from dr.procedures.readiness import check_readiness
+    from dr.procedures.support import parse_duration
 
     warn = parse_duration(snapshot_warn, option="--snapshot-warn")
     fail = parse_duration(snapshot_fail, option="--snapshot-fail")

@@ -1,4 +1,4 @@
-"""AWS Lambda entry point of the scheduled readiness run (dr/infra/readiness.py).
+"""AWS Lambda entry point of the scheduled readiness run (dr/infra/readiness_alarms.py).
 
 The DR stack's EventBridge rule invokes it every ``app.readiness.scheduleMinutes``: it runs the
 same checks as ``dr readiness`` and publishes them (``--publish``) in the DR region. The image

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from dr.cli.context import AppContext, pass_app
+from dr.cli.app import AppContext, pass_app
 
 
 @click.command()
@@ -22,7 +22,7 @@ from dr.cli.context import AppContext, pass_app
 @pass_app
 def reconcile(app: AppContext, primary: str | None, dry_run: bool, yes: bool) -> None:
     """Make the stack files declare the serving region primary (promoted DB kept, no replica source)."""
-    from dr.cli.render import dumps
+    from dr.cli.output import dumps
     from dr.procedures.reconcile import reconcile_stacks
 
     estate = app.estate

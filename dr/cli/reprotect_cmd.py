@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from dr.cli.context import AppContext, pass_app
+from dr.cli.app import AppContext, pass_app
 from dr.cli.opsutil import execute, finish
 from dr.cli.runopts import RunOptions, plan_options
 
@@ -85,9 +85,9 @@ def reprotect(
     `dr reprotect --db orders-pitr`.
     """
     from dr.cli.failover_cmd import kube_factory
-    from dr.procedures.common import lag_budget, parse_duration
     from dr.procedures.failback import replica_placement
     from dr.procedures.reprotect import preflight, reprotect_plan
+    from dr.procedures.support import lag_budget, parse_duration
 
     estate = app.estate
     budget = lag_budget(estate, max_lag)

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 import click
 from rich.console import Console
 
-from dr.cli.context import AppContext, pass_app
+from dr.cli.app import AppContext, pass_app
 from dr.cli.opsutil import execute, finish
 from dr.cli.runopts import RunOptions, plan_options
 
@@ -122,8 +122,8 @@ def pitr(
 ) -> None:
     """Point-in-time restore into a new instance, validated against the real RestoreWindow
     (DescribeDBInstanceAutomatedBackups) of the source's backups."""
-    from dr.procedures.common import parse_time, pick_site
     from dr.procedures.restore import prepare_pitr, restore_plan
+    from dr.procedures.support import parse_time, pick_site
 
     estate = app.estate
     replicated = from_ == "replicated-backups"
@@ -173,8 +173,8 @@ def from_snapshot(
     run: RunOptions,
 ) -> None:
     """Restore a DB snapshot into a new instance, or a Redis snapshot into a new replication group."""
-    from dr.procedures.common import pick_site
     from dr.procedures.restore import prepare_snapshot, restore_plan
+    from dr.procedures.support import pick_site
 
     estate = app.estate
     view = pick_site(estate, region, estate.primary)

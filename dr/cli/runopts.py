@@ -99,7 +99,7 @@ def plan_options(f: F) -> F:
 
 
 def _stdout_json(data: Any) -> None:
-    from dr.cli.render import dumps
+    from dr.cli.output import dumps
 
     click.echo(dumps(data))
 
@@ -109,8 +109,8 @@ def render_plan(output: str, plan: Plan) -> None:
     if output == "json":
         _stdout_json(plan.to_dict())
         return
-    from dr.cli.render import console
-    from dr.runbook.render import print_plan
+    from dr.cli.output import console
+    from dr.runbook.plan_view import print_plan
 
     print_plan(plan, console())
 
@@ -120,9 +120,9 @@ def render_run(output: str, result: RunResult) -> None:
     if output == "json":
         _stdout_json(result.to_dict())
         return
-    from dr.cli.render import console
+    from dr.cli.output import console
     from dr.runbook.plan import Plan, Step
-    from dr.runbook.render import print_plan, print_result
+    from dr.runbook.plan_view import print_plan, print_result
 
     out = console()
     if result.status == "dry-run" and result.plan_obj is not None:

@@ -8,8 +8,8 @@ from typing import Any
 import click
 from rich.console import Console
 
-from dr.cli.context import AppContext, pass_app
-from dr.cli.render import console, emit, simple_table
+from dr.cli.app import AppContext, pass_app
+from dr.cli.output import console, emit, simple_table
 
 
 def _directory() -> Path:

@@ -7,7 +7,7 @@ from typing import Any
 import click
 from rich.console import Console
 
-from dr.cli.context import AppContext, pass_app
+from dr.cli.app import AppContext, pass_app
 from dr.cli.opsutil import execute, finish
 from dr.cli.runopts import RunOptions, plan_options
 
@@ -41,8 +41,8 @@ def create(
     run: RunOptions,
 ) -> None:
     """Take a manual snapshot and wait until it is available."""
-    from dr.procedures.common import pick_site
     from dr.procedures.snapshot import create_plan
+    from dr.procedures.support import pick_site
 
     estate = app.estate
     view = pick_site(estate, region, estate.primary)
@@ -70,7 +70,7 @@ def create(
 
 
 def _render_list(rows: list[dict[str, Any]], out: Console) -> None:
-    from dr.cli.render import simple_table
+    from dr.cli.output import simple_table
 
     out.print(
         simple_table(
@@ -102,7 +102,7 @@ def _render_list(rows: list[dict[str, Any]], out: Console) -> None:
 @pass_app
 def list_(app: AppContext, kind: str, region: str | None) -> None:
     """List manual and automated snapshots in both regions (newest first)."""
-    from dr.cli.render import emit, to_jsonable
+    from dr.cli.output import emit, to_jsonable
     from dr.procedures.snapshot import list_snapshots
 
     estate = app.estate
@@ -140,8 +140,8 @@ def copy(
     run: RunOptions,
 ) -> None:
     """Copy a snapshot to the other region, re-encrypted with that region's KMS key."""
-    from dr.procedures.common import pick_site
     from dr.procedures.snapshot import copy_plan, resolve_copy
+    from dr.procedures.support import pick_site
 
     estate = app.estate
     src = pick_site(estate, from_region, estate.primary)
@@ -204,8 +204,8 @@ def prune(
 
     Shows what it would delete and asks first (unless --yes); --dry-run only shows it.
     """
-    from dr.procedures.common import parse_duration
     from dr.procedures.snapshot import prune_candidates, prune_plan
+    from dr.procedures.support import parse_duration
 
     estate = app.estate
     regions = [estate.site(region).region] if region else list(estate.regions)
@@ -225,7 +225,7 @@ def prune(
     report = {"delete": [{"id": s.identifier, "kind": s.kind, "region": s.region} for s in candidates]}
     if not candidates:
         if app.json:
-            from dr.cli.render import dumps
+            from dr.cli.output import dumps
 
             click.echo(dumps({**report, "run": None}))
         else:

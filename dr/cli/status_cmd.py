@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from dr.cli.context import AppContext, pass_app
+from dr.cli.app import AppContext, pass_app
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -151,7 +151,7 @@ def status(app: AppContext, timeout: float, kubeconfig: str | None) -> None:
 
     Exit 2 when the credentials are missing, expired or unknown (nothing can be probed); exit 3
     after the report when IAM refused a probe (the report names the actions)."""
-    from dr.cli.render import emit, end_partial
+    from dr.cli.output import emit, end_partial
     from dr.procedures.status import collect_status
 
     clients = probe_clients(app, timeout)

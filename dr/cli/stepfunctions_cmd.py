@@ -7,14 +7,14 @@ from typing import TYPE_CHECKING
 import click
 
 if TYPE_CHECKING:
-    from dr.cli.context import AppContext
+    from dr.cli.app import AppContext
     from dr.procedures.failover import FailoverPreflight
     from dr.topology import Estate, SiteView
 
 
 def print_asl(estate: Estate, pre: FailoverPreflight, *, timeout: float) -> None:
     """Print the failover's state machine definition (JSON) after the gates passed."""
-    from dr.cli.render import dumps
+    from dr.cli.output import dumps
     from dr.errors import OperationFailed
     from dr.procedures.stepfunctions import failover_definition
     from dr.runbook.asl import validate_definition
@@ -30,7 +30,7 @@ def follow_stepfunctions(
     app: AppContext, target: SiteView, *, timeout: float, dry_run: bool, resume: bool = False
 ) -> None:
     """Start the deployed failover state machine in ``target``'s region and follow it (exit 1 on failure)."""
-    from dr.cli.render import console, emit
+    from dr.cli.output import console, emit
     from dr.errors import OperationFailed
     from dr.procedures.stepfunctions import run_via_stepfunctions, state_machine_arn
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from dr.drills.heartbeat import HeartbeatTarget, display_conninfo
 
 if TYPE_CHECKING:
-    from dr.drills.context import DrillContext, MeasurementHooks
+    from dr.drills.drill_context import DrillContext, MeasurementHooks
     from dr.topology import Estate, SiteView
 
 
@@ -128,7 +128,7 @@ class SandboxResolver:
 
 def sandbox_hooks(ctx: DrillContext) -> MeasurementHooks:
     """Measurement hooks for ``--target sandbox`` from its state.json (see module doc)."""
-    from dr.drills.context import MeasurementHooks
+    from dr.drills.drill_context import MeasurementHooks
 
     hooks = MeasurementHooks()
     if ctx.estate is None:

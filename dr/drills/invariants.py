@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from dr.drills.context import DrillContext
+from dr.drills.drill_context import DrillContext
 
 PHASE = "invariant"
 # The invariant standing for "the estate could not be read": when it is so before the drill, the

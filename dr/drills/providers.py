@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from dr.drills.context import DrillContext
+from dr.drills.drill_context import DrillContext
 from dr.drills.registry import Observation, declare, register_action, register_probe
 
 Site = Literal["primary", "secondary"]

@@ -12,7 +12,7 @@ Other packages plug in by registering implementations in a module listed in
     @register_action("failover", target="sandbox")
     def failover(ctx: DrillContext, to: str, mode: str) -> dict: ...
 
-The implementation receives the :class:`dr.drills.context.DrillContext` and the validated
+The implementation receives the :class:`dr.drills.drill_context.DrillContext` and the validated
 arguments as keyword arguments (the argument model's fields when it has one).
 """
 

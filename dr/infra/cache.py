@@ -26,7 +26,7 @@ class CacheArgs:
     kms_key_arn: pulumi.Input[str]
 
 
-class Cache(pulumi.ComponentResource):
+class CacheComponent(pulumi.ComponentResource):
     """Redis replication group: automatic failover, Multi-AZ, TLS, KMS at rest, daily snapshots."""
 
     def __init__(self, name: str, args: CacheArgs, opts: pulumi.ResourceOptions | None = None) -> None:

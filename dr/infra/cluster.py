@@ -57,7 +57,7 @@ class ClusterArgs:
     private_subnet_ids: Sequence[pulumi.Input[str]]
 
 
-class Cluster(pulumi.ComponentResource):
+class ClusterComponent(pulumi.ComponentResource):
     """EKS control plane + managed nodegroup (names from ``site.cluster``)."""
 
     def __init__(self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:

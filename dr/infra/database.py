@@ -55,7 +55,7 @@ class DatabaseArgs:
     secret_replica: SecretReplica | None = None
 
 
-class Database(pulumi.ComponentResource):
+class DatabaseComponent(pulumi.ComponentResource):
     """The site's RDS instance, its own KMS key and the app's master credentials (see ``_app_secret``)."""
 
     def __init__(self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None) -> None:

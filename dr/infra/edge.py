@@ -36,7 +36,7 @@ class EdgeArgs:
     zone_id: pulumi.Input[str]
 
 
-class Edge(pulumi.ComponentResource):
+class EdgeComponent(pulumi.ComponentResource):
     """Public entry of one region; names from ``site.edge``."""
 
     def __init__(self, name: str, args: EdgeArgs, opts: pulumi.ResourceOptions | None = None) -> None:

@@ -7,12 +7,12 @@ from typing import Any
 
 import pulumi
 
-from dr.infra.cache import Cache, CacheArgs
-from dr.infra.cluster import Cluster, ClusterArgs
-from dr.infra.database import Database, DatabaseArgs, SecretReplica
-from dr.infra.dns import Dns, DnsArgs, HostedZone, HostedZoneArgs
-from dr.infra.edge import Edge, EdgeArgs
+from dr.infra.cache import CacheArgs, CacheComponent
+from dr.infra.cluster import ClusterArgs, ClusterComponent
+from dr.infra.database import DatabaseArgs, DatabaseComponent, SecretReplica
+from dr.infra.edge import EdgeArgs, EdgeComponent
 from dr.infra.network import Network, NetworkArgs
+from dr.infra.routing import Dns, DnsArgs, HostedZone, HostedZoneArgs
 from dr.infra.tooling import Tooling, ToolingArgs
 from dr.infra.workload import Workload, WorkloadArgs
 from dr.topology import StackConfig
@@ -55,7 +55,7 @@ class EstateArgs:
     secret_replica: SecretReplica | None = None
 
 
-class Estate(pulumi.ComponentResource):
+class EstateStack(pulumi.ComponentResource):
     """Network -> cluster -> database/cache -> edge -> dns -> workload, for one region."""
 
     def __init__(self, name: str, args: EstateArgs, opts: pulumi.ResourceOptions | None = None) -> None:
@@ -75,10 +75,10 @@ class Estate(pulumi.ComponentResource):
         self.network = Network("network", NetworkArgs(cfg=cfg), here)
         public = [s.id for s in self.network.public_subnets]
         private = [s.id for s in self.network.private_subnets]
-        self.cluster = Cluster(
+        self.cluster = ClusterComponent(
             "cluster", ClusterArgs(cfg=cfg, subnet_ids=public + private, private_subnet_ids=private), here
         )
-        self.database = Database(
+        self.database = DatabaseComponent(
             "database",
             DatabaseArgs(
                 cfg=cfg,
@@ -89,7 +89,7 @@ class Estate(pulumi.ComponentResource):
             ),
             here,
         )
-        self.cache = Cache(
+        self.cache = CacheComponent(
             "cache",
             CacheArgs(
                 cfg=cfg,
@@ -115,7 +115,7 @@ class Estate(pulumi.ComponentResource):
             self.zone = None
             self.zone_id = pulumi.Output.from_input(shared.zone_id)
         asg_name = self.cluster.nodegroup.resources.apply(_first_asg)
-        self.edge = Edge(
+        self.edge = EdgeComponent(
             "edge",
             EdgeArgs(
                 cfg=cfg,

@@ -44,7 +44,7 @@ from dr.aws.route53 import (
     effective_healthy,
 )
 from dr.errors import BadInput, GateRefused
-from dr.procedures.common import clients_of
+from dr.procedures.support import clients_of
 from dr.runbook.plan import Operation, Plan, Step, StepContext
 
 if TYPE_CHECKING:

@@ -28,12 +28,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dr.drills.context import DrillContext
+from dr.drills.drill_context import DrillContext
 from dr.drills.invariants import EstateFacts, Invariant
 from dr.drills.invariants import register as register_estate_check
 from dr.drills.registry import register_action, register_probe
 from dr.errors import BadInput, OperationFailed
-from dr.procedures.common import utcnow
+from dr.procedures.support import utcnow
 
 if TYPE_CHECKING:
     from dr.kube import Kube
@@ -139,7 +139,7 @@ def run(
     **extra_services: Any,
 ) -> dict[str, Any]:
     """Run ``plan`` like the CLI does with ``--yes`` (dry run when the drill is one); raise on failure."""
-    from dr.procedures.common import services
+    from dr.procedures.support import services
     from dr.runbook.runner import run_plan
 
     estate = ctx.require_estate()
@@ -376,8 +376,8 @@ def restore_pitr(
 ) -> dict[str, Any]:
     """``dr restore pitr [--from replicated-backups]``: a new instance at a point in time (before
     the fault by default); output ``restored_db`` names it for ``repoint-app`` / ``failover``."""
-    from dr.procedures.common import parse_time
     from dr.procedures.restore import prepare_pitr, restore_plan
+    from dr.procedures.support import parse_time
 
     estate = ctx.require_estate()
     view = estate.site(site)

@@ -50,7 +50,6 @@ from dr.aws.cloudwatch import replica_lag
 from dr.aws.kms import key_arn
 from dr.aws.rds import DbInstance, Rds, aws_errors
 from dr.errors import BadInput, GateRefused
-from dr.procedures.common import TAG_CREATED_BY, TAG_RUN_ID, TAG_SUPERSEDED_BY, Settled, clients_of
 from dr.procedures.dns import prepare_move, read_state
 from dr.procedures.failover import (
     FailoverPreflight,
@@ -64,6 +63,7 @@ from dr.procedures.failover import (
     workloads_step,
 )
 from dr.procedures.promote import PromotePreflight
+from dr.procedures.support import TAG_CREATED_BY, TAG_RUN_ID, TAG_SUPERSEDED_BY, Settled, clients_of
 from dr.runbook.plan import Operation, Plan, Step, StepContext
 from dr.topology import DB_LOG_EXPORTS, DB_PERFORMANCE_INSIGHTS_RETENTION_DAYS, DB_STORAGE_TYPE
 

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 from dr.aws.rds import aws_errors
 from dr.aws.route53 import change_batches
 from dr.errors import BadInput
-from dr.procedures.common import clients_of
+from dr.procedures.support import clients_of
 from dr.runbook.plan import Operation, Plan, Step, StepContext
 
 if TYPE_CHECKING:

@@ -268,7 +268,7 @@ def rotation_plan(
     """
     from dr.aws import rds as rds_api
     from dr.aws import secretsmanager as sm
-    from dr.procedures.common import Settled
+    from dr.procedures.support import Settled
 
     app = estate.app
     sites = [estate.primary, estate.secondary]

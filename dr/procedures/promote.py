@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from dr.aws.cloudwatch import replica_lag
 from dr.aws.rds import DbInstance, Rds
 from dr.errors import BadInput, GateRefused, OperationFailed
-from dr.procedures.common import (
+from dr.procedures.support import (
     TAG_CREATED_BY,
     TAG_PROMOTED_AT,
     TAG_PROMOTED_FROM,

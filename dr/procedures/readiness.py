@@ -659,7 +659,7 @@ def _lag_check(dbs: Outcome, lag: Outcome, estate: Estate) -> Check:
 def _snapshot_check(
     snaps: Outcome, now: dt.datetime, warn: dt.timedelta, fail: dt.timedelta, region: str
 ) -> Check:
-    from dr.procedures.common import human_age
+    from dr.procedures.support import human_age
 
     if not snaps.ok:
         return Check("snapshot-age", FAIL, f"could not list snapshots in {region}: {snaps.error}")
@@ -740,7 +740,7 @@ def _redis_check(
     """The DR Redis group can take production: it exists, is encrypted like production (TLS, at
     rest) — or, when it does not exist, a snapshot of the estate's groups in DR no older than
     ``fail`` can seed it."""
-    from dr.procedures.common import human_age
+    from dr.procedures.support import human_age
 
     region, gid = estate.secondary.region, estate.secondary.cache.replication_group_id
     snap_cell = None

@@ -1,5 +1,5 @@
 """Readiness as CloudWatch metrics and alarms: what `dr readiness --publish` puts, what the DR
-stack alarms on (dr/infra/readiness.py), what `dr status` and the drill probe read back.
+stack alarms on (dr/infra/readiness_alarms.py), what `dr status` and the drill probe read back.
 
 One definition for all of them, so the metric names, dimensions and thresholds cannot drift:
 

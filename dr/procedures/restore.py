@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from dr.aws.elasticache import CacheSnapshot, ElastiCache, ReplicationGroup
 from dr.aws.rds import DbInstance, DbSnapshot, Rds, ReplicatedBackups, aws_errors
 from dr.errors import BadInput, NotFound, VerificationFailed
-from dr.procedures.common import (
+from dr.procedures.support import (
     TAG_CREATED_BY,
     TAG_RESTORED_FROM,
     Settled,

@@ -18,7 +18,7 @@ from dr.aws.elasticache import CacheSnapshot, ElastiCache
 from dr.aws.kms import key_arn
 from dr.aws.rds import DbSnapshot, Rds
 from dr.errors import BadInput, NotFound, OperationFailed
-from dr.procedures.common import (
+from dr.procedures.support import (
     SNAPSHOT_PREFIX,
     TAG_CREATED_BY,
     Settled,

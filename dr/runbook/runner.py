@@ -151,7 +151,7 @@ def run_plan(
     """
     from rich.console import Console
 
-    from dr.runbook.render import LiveProgress, print_plan
+    from dr.runbook.plan_view import LiveProgress, print_plan
 
     runs_dir = Path(runs_dir)
     confirm = confirm or _ask

@@ -24,7 +24,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from dr.drills.context import DrillContext
+from dr.drills.drill_context import DrillContext
 from dr.drills.registry import register_action
 from dr.errors import BadInput, OperationFailed
 

@@ -199,7 +199,7 @@ def _seed_backup_replication(
 
 
 def _seed_readiness_alarms(clients: ClientProvider, estate: Estate) -> None:
-    """What the DR stack deploys for continuous readiness (dr/infra/readiness.py): the SNS topic
+    """What the DR stack deploys for continuous readiness (dr/infra/readiness_alarms.py): the SNS topic
     and the alarms on the readiness metrics, in the DR region (the schedule is not modelled:
     `dr readiness --publish` publishes, the realism layer evaluates the alarms)."""
     from dr.procedures.readiness_metrics import alarm_specs

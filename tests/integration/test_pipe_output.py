@@ -186,7 +186,7 @@ def _inside_restore_window(rds: Any, identifier: str, wait: float = 90) -> str:
 
 @pytest.fixture(scope="module")
 def names(sandbox: RunningSandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    from dr.drills.journal import DrillJournal
+    from dr.drills.evidence import DrillJournal
 
     tmp = tmp_path_factory.mktemp("pipe")
     estate = sandbox.estate

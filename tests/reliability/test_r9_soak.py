@@ -142,7 +142,7 @@ def _back_to_estate_database(sb: Any, evidence: Path) -> list[str]:
     """Step 6 (see the module doc): the app back on the primary named in the stack files."""
 
     from dr.aws.rds import Rds
-    from dr.drills.context import DrillContext
+    from dr.drills.drill_context import DrillContext
     from dr.procedures.drill_providers import INTEGRITY_TABLE, repoint_app
 
     journal = json.loads((evidence / "journal.json").read_text())

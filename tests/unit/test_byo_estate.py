@@ -217,9 +217,9 @@ def test_health_server_serves_the_estates_health_path_only() -> None:
 
 
 def test_a_failed_endpoint_probe_reports_the_http_status(tmp_path: Path) -> None:
-    from dr.drills.context import DrillContext
+    from dr.drills.drill_context import DrillContext
+    from dr.drills.lifecycle import DrillRunner
     from dr.drills.prober import HttpCheck
-    from dr.drills.runner import DrillRunner
     from dr.drills.scenario import parse_scenario
     from dr.sandbox.health import RegionHealthServer
 
@@ -245,8 +245,8 @@ method: [{name: p, type: action, provider: pause, arguments: {seconds: 0}}]
 
 
 def test_scenario_budgets_come_from_the_estates_objectives(tmp_path: Path) -> None:
-    from dr.drills.context import DrillContext
-    from dr.drills.runner import plan
+    from dr.drills.drill_context import DrillContext
+    from dr.drills.lifecycle import plan
     from dr.drills.scenario import resolve
 
     files = render_pair("shop", "eu-west-1", "eu-central-1")

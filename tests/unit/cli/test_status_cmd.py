@@ -17,7 +17,7 @@ __all__ = ["full"]
 
 @pytest.fixture
 def calls(monkeypatch: pytest.MonkeyPatch) -> CallRecorder:
-    from dr.cli.context import AppContext
+    from dr.cli.app import AppContext
 
     recorder = CallRecorder()
     original = AppContext.clients
@@ -62,7 +62,7 @@ def test_status_json_and_table_read_only(full: Full, calls: CallRecorder) -> Non
 def test_status_probe_client_settings() -> None:
     from pathlib import Path
 
-    from dr.cli.context import AppContext
+    from dr.cli.app import AppContext
     from dr.cli.status_cmd import probe_clients
 
     clients = probe_clients(AppContext(stack_dir=Path(STACKS), stack="prod"), 1.5)

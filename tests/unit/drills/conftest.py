@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from dr.drills import registry
-from dr.drills.context import DrillContext
+from dr.drills.drill_context import DrillContext
 
 NAMES = {
     "action": ["t-record", "t-fault", "t-recover", "t-fail", "t-interrupt", "t-wait"],

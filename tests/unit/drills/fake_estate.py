@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dr.drills import registry
-from dr.drills.context import DrillContext
+from dr.drills.drill_context import DrillContext
 from dr.drills.invariants import EstateFacts, Invariant
 from dr.errors import GateRefused
 

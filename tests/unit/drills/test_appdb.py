@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from dr.drills.appdb import AppDatabase
-from dr.drills.context import DrillContext, measurement_hooks
+from dr.drills.drill_context import DrillContext, measurement_hooks
 
 PRIMARY_URL = "postgresql://app_admin:pw-primary@127.0.0.1:5001/claude_deployment"
 STANDBY_URL = "postgresql://app_admin:pw-standby@127.0.0.1:5002/claude_deployment"

@@ -18,10 +18,10 @@ import pytest
 from junitparser import JUnitXml
 from prometheus_client.parser import text_string_to_metric_families
 
-from dr.drills.context import DrillContext, MeasurementHooks
-from dr.drills.journal import DrillJournal
+from dr.drills.drill_context import DrillContext, MeasurementHooks
+from dr.drills.evidence import DrillJournal
 from dr.drills.report import CHAR_W, history, render_html, render_markdown, render_svg, write_evidence
-from dr.drills.runner import DrillRunner
+from dr.drills.lifecycle import DrillRunner
 from dr.drills.scenario import parse_scenario
 from dr.topology import load_estate
 from tests.conftest import ROOT

@@ -7,7 +7,7 @@ from moto import mock_aws
 
 from dr.aws.session import CallRecorder, ClientProvider
 from dr.drills import registry
-from dr.drills.context import DrillContext
+from dr.drills.drill_context import DrillContext
 from dr.errors import BadInput
 
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from dr.drills import registry
-from dr.drills.context import DrillContext
+from dr.drills.drill_context import DrillContext
 from dr.errors import OperationFailed
 
 
@@ -66,7 +66,7 @@ def test_http_probe_returns_status_or_zero(server) -> None:  # type: ignore[no-u
 
 
 def test_runner_default_check_uses_the_estates_health_path(estate) -> None:  # type: ignore[no-untyped-def]
-    from dr.drills.runner import DrillRunner
+    from dr.drills.lifecycle import DrillRunner
     from dr.drills.scenario import parse_scenario
 
     loaded = parse_scenario(

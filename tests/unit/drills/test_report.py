@@ -11,9 +11,9 @@ import pytest
 from junitparser import Failure, JUnitXml
 from prometheus_client.parser import text_string_to_metric_families
 
-from dr.drills.context import DrillContext, MeasurementHooks
+from dr.drills.drill_context import DrillContext, MeasurementHooks
 from dr.drills.report import EVIDENCE_FILES, history, render_svg, write_evidence
-from dr.drills.runner import DrillRunner
+from dr.drills.lifecycle import DrillRunner
 from dr.drills.scenario import parse_scenario
 
 from .fakes import FakeWorld
@@ -141,7 +141,7 @@ def test_report_rerenders_from_journal_only(run_dir: Path) -> None:
 
 
 def test_incomplete_journal_still_renders(tmp_path: Path) -> None:
-    from dr.drills.journal import DrillJournal
+    from dr.drills.evidence import DrillJournal
 
     out = tmp_path / "killed"
     DrillJournal(out / "journal.json", {"run_id": "x", "scenario": {"name": "s"}, "status": "running"})
@@ -157,7 +157,7 @@ def test_svg_without_steps_is_still_valid() -> None:
 
 
 def test_history_and_trend(tmp_path: Path) -> None:
-    from dr.drills.journal import DrillJournal
+    from dr.drills.evidence import DrillJournal
 
     root = tmp_path / "drills"
     for i, (rto, rpo) in enumerate([(10.0, 0.5), (8.0, 0.5), (12.5, None)]):

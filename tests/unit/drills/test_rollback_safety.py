@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from dr.drills.context import DrillContext
+from dr.drills.drill_context import DrillContext
 from dr.drills.report import write_evidence
-from dr.drills.runner import DrillResult, DrillRunner
+from dr.drills.lifecycle import DrillResult, DrillRunner
 from dr.drills.scenario import parse_scenario, resolve, shipped_scenarios
 
 from .fake_estate import TARGET, FakeEstate, install

@@ -7,8 +7,8 @@ import threading
 from pathlib import Path
 
 from dr.drills import registry
-from dr.drills.context import DrillContext, MeasurementHooks
-from dr.drills.runner import EXIT_INTERRUPTED, DrillRunner, plan
+from dr.drills.drill_context import DrillContext, MeasurementHooks
+from dr.drills.lifecycle import EXIT_INTERRUPTED, DrillRunner, plan
 from dr.drills.scenario import parse_scenario
 
 from .fakes import FakeWorld

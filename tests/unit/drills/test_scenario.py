@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dr.drills.runner import resolve_objectives
+from dr.drills.lifecycle import resolve_objectives
 from dr.drills.scenario import (
     ScenarioError,
     ToleranceSpec,

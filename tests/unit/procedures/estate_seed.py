@@ -114,7 +114,7 @@ def create_restored(
     """A standalone instance tagged as `dr restore pitr` tags its restores (what `dr failover --db`
     accepts), created directly: moto's RestoreDBInstanceToPointInTime describes the result as a
     read replica of its source, which a restored instance is not."""
-    from dr.procedures.common import TAG_CREATED_BY, TAG_RESTORED_FROM
+    from dr.procedures.support import TAG_CREATED_BY, TAG_RESTORED_FROM
 
     rds = clients.client("rds", region)
     rds.create_db_instance(
@@ -347,7 +347,7 @@ def seeded_vpc(monkeypatch: pytest.MonkeyPatch) -> Iterator[Seeded]:
 @pytest.fixture
 def cli_calls(monkeypatch: pytest.MonkeyPatch) -> CallRecorder:
     """Records every API call made by ClientProviders that CLI commands build."""
-    from dr.cli.context import AppContext
+    from dr.cli.app import AppContext
 
     recorder = CallRecorder()
     original = AppContext.clients

@@ -17,8 +17,8 @@ import pytest
 
 from dr.aws.session import ClientProvider
 from dr.drills import registry
-from dr.drills.context import DrillContext
-from dr.drills.journal import DrillJournal
+from dr.drills.drill_context import DrillContext
+from dr.drills.evidence import DrillJournal
 from dr.errors import EXIT_USAGE, BadInput, OperationFailed
 from dr.runbook.plan import Plan, Step
 from tests.unit.procedures.estate_seed import Seeded
@@ -109,7 +109,7 @@ def test_replica_lag_reads_cloudwatch_and_is_zero_for_a_writer(seeded: Seeded, t
     # A replica created minutes ago (a failback's or reprotect's) may not have published yet:
     # nothing to measure (None: no stop-condition breach, a failed steady-state probe).
     assert fn(ctx, site="secondary") is None
-    from dr.procedures import common
+    from dr.procedures import support as common
 
     common.set_clock(lambda: dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
     try:

@@ -19,10 +19,10 @@ import pytest
 
 from dr.aws.session import CallRecorder, ClientProvider
 from dr.errors import GateRefused, OperationFailed
-from dr.procedures import common
-from dr.procedures.common import TAG_PROMOTED_FROM, services
+from dr.procedures import support as common
 from dr.procedures.failover import CHANGED_FOR, RESTARTED_FOR, FailoverPreflight, failover_plan, preflight
 from dr.procedures.ops import KubeFactory
+from dr.procedures.support import TAG_PROMOTED_FROM, services
 from dr.runbook.plan import Plan
 from dr.runbook.poll import PollPolicy
 from dr.runbook.runner import RunResult, run_plan
@@ -400,7 +400,7 @@ def test_a_target_left_stale_by_a_failback_is_refused_unless_resuming(env: Env) 
     is taken over by a failover; one a failback left behind (tagged dr:superseded-by) is stale —
     failing over to it would serve data missing every write since. A fresh run refuses it, naming
     `dr reprotect`; a resumed run passes."""
-    from dr.procedures.common import TAG_SUPERSEDED_BY
+    from dr.procedures.support import TAG_SUPERSEDED_BY
 
     assert env.run(env.plan("unplanned")).status == "succeeded"
     assert env.preflight("unplanned").promote.already_promoted  # promoted, not superseded: continue

@@ -17,8 +17,8 @@ import pytest
 from dr.aws.iam_names import iam_action
 from dr.aws.session import ApiCall, CallRecorder
 from dr.errors import BadInput
-from dr.procedures.common import services
 from dr.procedures.iam import CONDITIONAL, NO_RESOURCE_LEVEL, PROCEDURES, allows, kubernetes_verbs, policy
+from dr.procedures.support import services
 from dr.runbook.lock import DynamoLock, create_lock_table
 from dr.runbook.runner import run_plan
 from tests.unit.procedures import test_failover as _failover

@@ -410,8 +410,8 @@ def test_ops_policy_is_exact(ops_env: OpsEnv, cli_calls: CallRecorder) -> None:
 
 @pytest.mark.slow
 def test_failback_policy_is_exact(env: Env) -> None:
-    from dr.procedures.common import services
     from dr.procedures.failback import failback_plan, preflight
+    from dr.procedures.support import services
     from dr.runbook.lock import DynamoLock, create_lock_table
     from dr.runbook.runner import run_plan
 
@@ -460,8 +460,8 @@ def test_failback_policy_is_exact(env: Env) -> None:
 def test_reprotect_policy_is_exact(env: Env) -> None:
     """The estate stays on DR after a failover: reprotect rebuilds the original region's database
     (the old primary moved aside), locking in the lock table's DR copy."""
-    from dr.procedures.common import services
     from dr.procedures.reprotect import preflight, reprotect_plan
+    from dr.procedures.support import services
     from dr.runbook.lock import estate_lock
     from dr.runbook.runner import run_plan
 
@@ -514,8 +514,8 @@ def test_reprotect_policy_is_exact(env: Env) -> None:
 
 def test_drill_policy_is_exact(env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from dr.drills import registry
-    from dr.drills.context import DrillContext
-    from dr.drills.journal import DrillJournal
+    from dr.drills.drill_context import DrillContext
+    from dr.drills.evidence import DrillJournal
 
     est = env.estate
     recorder = CallRecorder()

@@ -10,11 +10,11 @@ import pytest
 
 from dr.aws.session import CallRecorder, ClientProvider
 from dr.errors import BadInput, GateRefused
-from dr.procedures.common import TAG_SUPERSEDED_BY
 from dr.procedures.failback import aside_identifier
 from dr.procedures.failover import RESTARTED_FOR, promotion_marker
 from dr.procedures.failover import preflight as failover_preflight
 from dr.procedures.reprotect import ReprotectPreflight, preflight, reprotect_plan
+from dr.procedures.support import TAG_SUPERSEDED_BY
 from dr.runbook.executor import RunResult
 from tests.unit.procedures.estate_seed import create_restored, db_network, other_app_snapshot, put_caught_up
 from tests.unit.procedures.test_failover import Crash, Env, _crash_at, env
@@ -386,7 +386,7 @@ def test_after_a_failover_onto_a_restored_instance_reprotect_replicates_from_it(
     (corrupt) replica, so reprotect must be told the serving database; the old primary is moved
     aside and the new replica is of the restored instance. The post-drill invariants judge the
     restored instance too: a split brain before the reprotect, one writer and a replica after."""
-    from dr.drills.context import DrillContext
+    from dr.drills.drill_context import DrillContext
     from dr.procedures.drill_providers import estate_invariants
 
     estate, prod, dr = env.estate, env.estate.primary, env.estate.secondary

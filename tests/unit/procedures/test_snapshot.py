@@ -10,8 +10,8 @@ import pytest
 from dr.aws.elasticache import CacheSnapshot
 from dr.aws.rds import DbSnapshot
 from dr.errors import BadInput
-from dr.procedures.common import parse_duration, snapshot_name
 from dr.procedures.snapshot import select_prunable
+from dr.procedures.support import parse_duration, snapshot_name
 
 NOW = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.UTC)
 

@@ -163,7 +163,7 @@ def test_the_wait_never_passes_on_cloudwatch_when_the_databases_stop_answering(e
     after the stop does not complete the wait (on RDS PostgreSQL the metric proves nothing once
     writes stop): the step keeps retrying the WAL comparison until its timeout, and the replica is
     never promoted on the metric's word."""
-    from dr.procedures import common
+    from dr.procedures import support as common
 
     plan = env.plan("planned")
     now = env.now + dt.timedelta(minutes=5)

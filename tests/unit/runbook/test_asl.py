@@ -17,9 +17,9 @@ import pytest
 from moto import mock_aws
 
 from dr.aws.session import ClientProvider
-from dr.procedures.common import TAG_PROMOTED_FROM
 from dr.procedures.failover import failover_plan
 from dr.procedures.stepfunctions import asl_options, static_preflight
+from dr.procedures.support import TAG_PROMOTED_FROM
 from dr.runbook.asl import (
     AslOptions,
     Node,

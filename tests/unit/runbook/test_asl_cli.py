@@ -28,7 +28,7 @@ from tests.unit.runbook.test_asl import _journal_bucket, _lock_table, _unplanned
 def sfn_cli(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Seeded, CallRecorder]]:
     fix_moto_promote(monkeypatch)
     recorder = CallRecorder()
-    from dr.cli.context import AppContext
+    from dr.cli.app import AppContext
 
     original = AppContext.clients
 

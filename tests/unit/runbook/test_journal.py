@@ -143,7 +143,7 @@ def test_mirror_failure_is_noted_and_does_not_fail_the_run(tmp_path: Path, estat
 
 
 def test_one_scrubber_for_runbook_and_drill_journals() -> None:
-    from dr.drills import journal as drill_journal
+    from dr.drills import evidence as drill_journal
     from dr.runbook.journal import scrub
 
     assert drill_journal.scrub is scrub

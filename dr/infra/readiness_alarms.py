@@ -73,7 +73,7 @@ class ReadinessArgs:
     kms_key_arn: pulumi.Input[str]
 
 
-class Readiness(pulumi.ComponentResource):
+class ReadinessComponent(pulumi.ComponentResource):
     def __init__(self, name: str, args: ReadinessArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("dr:infra:Readiness", name, None, opts)
         cfg, app = args.cfg, args.cfg.app
@@ -209,14 +209,14 @@ class Readiness(pulumi.ComponentResource):
         )
 
 
-def deploy_for(estate_component: object, cfg: StackConfig) -> Readiness | None:
+def deploy_for(estate_component: object, cfg: StackConfig) -> ReadinessComponent | None:
     """Continuous readiness in a standby stack (the DR region); nothing in a primary stack."""
     if cfg.role != "standby":
         return None
     from typing import Any
 
     est: Any = estate_component
-    return Readiness(
+    return ReadinessComponent(
         "readiness",
         ReadinessArgs(
             cfg=cfg,

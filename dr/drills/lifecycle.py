@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from dr.drills import estate_info, invariants, registry
-from dr.drills.context import DrillContext, MeasurementHooks
+from dr.drills.drill_context import DrillContext, MeasurementHooks
 from dr.drills.heartbeat import HeartbeatWriter
-from dr.drills.journal import DrillJournal, iso, scrub
+from dr.drills.evidence import DrillJournal, iso, scrub
 from dr.drills.metrics import RpoResult, RtoResult, compute_rto
 from dr.drills.prober import EndpointCheck, EndpointProber, HttpCheck
 from dr.drills.scenario import Activity, LoadedScenario, estate_budgets, with_budgets, within_tolerance
@@ -745,7 +745,7 @@ def _objective(
 
 
 def _describe(exc: BaseException) -> str:
-    from dr.drills.journal import scrub_text
+    from dr.drills.evidence import scrub_text
 
     text = exc.format_message() if hasattr(exc, "format_message") else str(exc)
     return scrub_text(f"{type(exc).__name__}: {text}")[:500]
