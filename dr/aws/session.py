@@ -7,7 +7,7 @@ sandbox), and two botocore event hooks.
 
 Why not ``adaptive``: its client-side rate limiter cuts a client's send rate after a throttle and
 is slow to raise it again. A failover is a low-volume client whose every call is on the critical
-path: with 20 % of calls throttled or failing (R3), the Route53 step alone took 9–12 s instead of
+path: with 20 % of calls throttled or failing (the fault-injection benchmark), the Route53 step alone took 9–12 s instead of
 3–5 s and the whole run twice as long. Bulk callers (fleets) are paced by our own
 :mod:`dr.runbook.ratelimit` instead.
 

@@ -3,7 +3,7 @@
 The interval grows geometrically from ``first`` by ``factor`` but is always capped at
 ``min(cap, max(floor, fraction * elapsed))``, so the time between a condition becoming true and
 the poller noticing (the *polling slack*) stays under ``max(floor, fraction * step time)``
-plus one API round trip — issue 6 asks for ``max(1 s, 5 %)``.
+plus one API round trip: the budget is ``max(1 s, 5 %)`` of the step's time.
 
 :func:`changed_then` builds a predicate that only turns true once a status was seen to *change*
 (after a promote, ``available`` is reported before the instance moves to ``modifying``).

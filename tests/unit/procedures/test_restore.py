@@ -11,7 +11,8 @@ import pytest
 
 from dr.aws.rds import DbInstance
 from dr.errors import BadInput
-from dr.procedures.restore import Check, check_restore_time, restorable_window, run_checks
+from dr.procedures.pg_session import Check, run_checks
+from dr.procedures.restore import check_restore_time, restorable_window
 from dr.procedures.support import parse_time
 
 NOW = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.UTC)
