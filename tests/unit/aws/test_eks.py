@@ -55,7 +55,8 @@ def test_check_scaling_refuses(scaling: eks.Scaling, needle: str) -> None:
 def test_update_then_wait_sees_updating_before_active(cluster: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     clients = ClientProvider()
     target = eks.Scaling(2, 10, 4)
-    assert eks.update_nodegroup_scaling(clients, REGION, "c1", "ng", target) is not None
+    update_id = eks.update_nodegroup_scaling(clients, REGION, "c1", "ng", target)
+    assert isinstance(update_id, str) and update_id, update_id  # EKS names the update it started
     assert eks.update_nodegroup_scaling(clients, REGION, "c1", "ng", target) is None  # already there
     # Real EKS reports UPDATING for a while (moto never does): two polls UPDATING, then ACTIVE.
     statuses = iter(["UPDATING", "UPDATING"])

@@ -118,7 +118,7 @@ def test_graceful_stop_loses_nothing_and_stop_all_leaves_no_process(tmp_path: Pa
         pg.set_replication_delay(0.5)
         _exec(pg, "primary", "INSERT INTO beats DEFAULT VALUES")
         pg.stop_primary()  # the walsender ships everything through the delay before exiting
-        assert pg.promote_replica() >= 0.0
+        assert pg.promote_replica() > 0.0  # a real promotion takes time; a repeat is a no-op
         assert pg.in_recovery("replica") is False
         assert _exec(pg, "replica", "SELECT count(*) FROM beats") == [(1,)]
         _exec(pg, "replica", "INSERT INTO beats DEFAULT VALUES")
