@@ -34,7 +34,9 @@ from dr.topology import StackConfig
 
 EKS_VIEW_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSViewPolicy"
 
-# What `dr readiness` reads (both regions) and the one write it makes.
+# What `dr readiness` reads (both regions); the DB secret, the key and the one write it makes have
+# statements of their own. tests/unit/procedures/test_readiness_role.py runs the handler's calls
+# in moto and requires this list to equal what they call.
 READ_ACTIONS = [
     "rds:DescribeDBInstances",
     "rds:DescribeDBParameterGroups",
@@ -50,7 +52,9 @@ READ_ACTIONS = [
     "cloudwatch:GetMetricStatistics",
     "route53:ListHostedZonesByName",
     "route53:ListResourceRecordSets",
+    "route53:GetHealthCheck",  # which record a health check watches (failover state)
     "route53:GetHealthCheckStatus",
+    "route53:ListTagsForResource",  # a health check's dr:* tags
     "acm:ListCertificates",
     "acm:DescribeCertificate",
 ]

@@ -863,7 +863,10 @@ def check_readiness(
     jobs: dict[str, Callable[[], Any]] = {}
     for side, view in (("p", p), ("s", s)):
         for name, fn in _site_jobs(estate, view, clients, kube).items():
-            jobs[f"{side}:{name}"] = fn
+            # Secrets Manager is read in the DR region only (the db-secret check): the scheduled
+            # readiness role may read that secret alone, and a read of the primary's would be denied.
+            if not (side == "p" and name == "sm_secret"):
+                jobs[f"{side}:{name}"] = fn
         jobs[f"{side}:certs"] = functools.partial(
             cert_check, clients, estate, [view], warn_days=cert_warn_days, now=now
         )
