@@ -1220,12 +1220,6 @@ class FakeKubeApi:
         with self._lock:
             return self._node_names()
 
-    def iter_objects(self) -> Iterator[tuple[str, Obj]]:
-        """Every stored object as (plural, copy) — for debugging and snapshots."""
-        with self._lock:
-            items = [(p, copy.deepcopy(o)) for p, objs in self._store.items() for o in objs.values()]
-        yield from items
-
 
 # ----------------------------------------------------------------------------------------------
 # HTTP
