@@ -3,7 +3,7 @@
 :class:`Sandbox` starts, in this process: the moto server behind the realism layer
 (:mod:`dr.sandbox.server`, :mod:`dr.sandbox.realism`), the real PostgreSQL primary + replica
 (:mod:`dr.sandbox.postgres`, when its binaries are installed), one fake Kubernetes API per cluster
-(:mod:`dr.sandbox.kubeapi`), per-region ``/health`` endpoints and the failover resolver
+(:mod:`dr.sandbox.fakekube`), per-region ``/health`` endpoints and the failover resolver
 (:mod:`dr.sandbox.resolver`); it seeds moto from the estate (:mod:`dr.sandbox.seed`) and wires the
 hooks (an RDS promote promotes PostgreSQL, the RDS endpoint is the local PostgreSQL, ReplicaLag is
 the measured lag, the nodegroup's Ready nodes bound the pods, Route53 health follows /health).
@@ -499,12 +499,12 @@ class Sandbox:
             self.pg_link.wire(self.realism)
         self.realism.health_probe = self._region_health
 
-        if self.want_kube and _available("dr.sandbox.kubeapi"):
+        if self.want_kube and _available("dr.sandbox.fakekube"):
             say("starting the fake Kubernetes APIs")
             self._start_kube()
         else:
             self.components["kube"] = (
-                "unavailable: dr.sandbox.kubeapi is not installed" if self.want_kube else "disabled"
+                "unavailable: dr.sandbox.fakekube is not installed" if self.want_kube else "disabled"
             )
 
         say("starting the resolver and health endpoints")
@@ -535,7 +535,7 @@ class Sandbox:
             errors.append(exc)
 
     def _start_kube(self) -> None:
-        from dr.sandbox.kubeapi import FakeKubeApi, seed_site, write_kubeconfig
+        from dr.sandbox.fakekube import FakeKubeApi, seed_site, write_kubeconfig
 
         assert self.realism is not None
         for view in (self.estate.primary, self.estate.secondary):
