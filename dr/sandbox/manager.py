@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 from dr.errors import BadInput, OperationFailed, TimeoutExpired
+from dr.runbook.lock import pid_alive
 from dr.sandbox.latency import LatencyProfile, profile
 from dr.sandbox.realism import NO_ANSWER, http_report
 
@@ -868,29 +869,13 @@ def serve(argv: list[str] | None = None) -> int:
         sandbox.write_state()
         say("state written")
         while not stop.wait(1.0):
-            if args.parent_pid and not _pid_alive(args.parent_pid):
+            if args.parent_pid and not pid_alive(args.parent_pid):
                 say(f"parent process {args.parent_pid} is gone")
                 break
     finally:
         say("stopping")
         sandbox.stop()
     return 0
-
-
-def _pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie (exited, not yet reaped) is not running
-        with open(f"/proc/{int(pid)}/stat") as fh:
-            return fh.read().split(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return True
 
 
 def read_state(directory: Path) -> dict[str, Any] | None:
@@ -919,11 +904,11 @@ def sandbox_status(directory: Path) -> dict[str, Any]:
     if state is None:
         pid_file = directory / "manager.pid"
         pid = int(pid_file.read_text()) if pid_file.exists() else None
-        return {"running": False, "starting": _pid_alive(pid), "directory": str(directory), "pid": pid}
+        return {"running": False, "starting": pid_alive(pid), "directory": str(directory), "pid": pid}
     processes = {"manager": state.get("pids", {}).get("manager")}
     for name, pid in (state.get("pids", {}).get("postgres") or {}).items():
         processes[f"postgres:{name}"] = pid
-    alive = {name: _pid_alive(pid) for name, pid in processes.items()}
+    alive = {name: pid_alive(pid) for name, pid in processes.items()}
     ready = _http_json(f"{state['admin_url']}/ready") if state.get("admin_url") else None
     return {
         "running": bool(alive.get("manager")) and bool(ready and ready.get("ready")),
@@ -1046,12 +1031,12 @@ def stop_background(directory: Path, timeout: float = 20.0) -> dict[str, Any]:
         with contextlib.suppress(ValueError):
             manager_pid = int(pid_file.read_text())
     stopped: list[int] = []
-    if manager_pid and _pid_alive(manager_pid):
+    if manager_pid and pid_alive(manager_pid):
         os.kill(manager_pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while _pid_alive(manager_pid) and time.monotonic() < deadline:
+        while pid_alive(manager_pid) and time.monotonic() < deadline:
             time.sleep(0.05)
-        if _pid_alive(manager_pid):
+        if pid_alive(manager_pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(manager_pid, signal.SIGKILL)
         stopped.append(int(manager_pid))
@@ -1064,7 +1049,7 @@ def stop_background(directory: Path, timeout: float = 20.0) -> dict[str, Any]:
     leftover = [
         pid
         for pid in [manager_pid, *(((state or {}).get("pids", {}).get("postgres") or {}).values())]
-        if pid and _pid_alive(pid)
+        if pid and pid_alive(pid)
     ]
     removed = False
     if (directory / MARKER).exists() or state is not None:
