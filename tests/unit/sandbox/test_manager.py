@@ -1,34 +1,10 @@
-"""Background-sandbox bookkeeping that needs no running sandbox."""
+"""The sandbox assembly's bookkeeping that needs no running sandbox: the password file, the PostgreSQL link."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from dr.sandbox.manager import (
-    MARKER,
-    _write_private,
-    sandbox_status,
-    stop_background,
-)
-
-
-def test_status_of_an_empty_directory(tmp_path: Path) -> None:
-    status = sandbox_status(tmp_path / "none")
-    assert status["running"] is False
-    assert status["starting"] is False
-
-
-def test_down_never_removes_a_directory_it_did_not_create(tmp_path: Path) -> None:
-    precious = tmp_path / "precious"
-    precious.mkdir()
-    (precious / "notes.txt").write_text("keep me")
-    result = stop_background(precious)
-    assert result["removed"] is False
-    assert (precious / "notes.txt").exists()
-    # With the marker (a sandbox directory whose process is already gone) it is cleaned up.
-    (precious / MARKER).write_text("x")
-    assert stop_background(precious)["removed"] is True
-    assert not precious.exists()
+from dr.sandbox.manager import _write_private
 
 
 def test_password_file_is_private(tmp_path: Path) -> None:
