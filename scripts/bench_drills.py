@@ -44,7 +44,7 @@ def _find(data: Any, key: str) -> list[Any]:
 
 
 def run_drill(scenario: str, *, latency: str = "fast") -> dict[str, Any]:
-    from dr.sandbox.manager import start_background, stop_background
+    from dr.sandbox.daemon import start_background, stop_background
 
     with tempfile.TemporaryDirectory(prefix=f"dr-bench-{scenario}-") as tmp:
         directory = Path(tmp) / "sandbox"

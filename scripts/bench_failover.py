@@ -52,7 +52,7 @@ WAITED: dict[str, str] = {  # step id -> the sandbox transition it waits for
 
 
 def start(directory: Path, *, time_scale: float, seed: int, postgres: bool = False) -> dict[str, Any]:
-    from dr.sandbox.manager import start_background
+    from dr.sandbox.daemon import start_background
 
     state, _ = start_background(
         directory,
@@ -69,7 +69,7 @@ def start(directory: Path, *, time_scale: float, seed: int, postgres: bool = Fal
 
 
 def stop(directory: Path) -> None:
-    from dr.sandbox.manager import stop_background
+    from dr.sandbox.daemon import stop_background
 
     stop_background(directory)
 

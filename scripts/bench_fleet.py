@@ -119,8 +119,8 @@ def fleet_benchmark(
     from dr.procedures.fleet import run_fleet
     from dr.runbook.poll import PollPolicy
     from dr.runbook.ratelimit import DEFAULT_LIMITS, AwsSideThrottle, RateLimiter, rate_lower_bound
+    from dr.sandbox.daemon import start_background, stop_background
     from dr.sandbox.latency import profile
-    from dr.sandbox.manager import start_background, stop_background
     from dr.topology import load_estate
 
     estate = load_estate(ROOT / "stacks", STACK)

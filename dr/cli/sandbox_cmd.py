@@ -70,8 +70,8 @@ def up(
     timeout: float,
 ) -> None:
     """Start the sandbox in the background and wait until it is ready (idempotent)."""
+    from dr.sandbox.daemon import start_background
     from dr.sandbox.latency import profile
-    from dr.sandbox.manager import start_background
 
     profile(latency, time_scale)  # bad input -> exit 2 before anything starts
     app_ctx.estate  # noqa: B018 — validate the stack files before spawning
@@ -131,7 +131,7 @@ def _render_status(data: dict[str, Any], out: Console) -> None:
 @pass_app
 def status(app_ctx: AppContext) -> None:
     """Show what the sandbox runs (processes alive or dead, endpoints)."""
-    from dr.sandbox.manager import sandbox_status
+    from dr.sandbox.daemon import sandbox_status
 
     emit(app_ctx.output, sandbox_status(_directory()), _render_status)
 
@@ -150,7 +150,7 @@ def _render_down(data: dict[str, Any], out: Console) -> None:
 def down(app_ctx: AppContext) -> None:
     """Stop exactly the processes the sandbox started (by pid) and remove its state."""
     from dr.errors import OperationFailed
-    from dr.sandbox.manager import stop_background
+    from dr.sandbox.daemon import stop_background
 
     result = stop_background(_directory())
     emit(app_ctx.output, result, _render_down)

@@ -49,14 +49,28 @@ def _iso(t: float) -> str:
     return dt.datetime.fromtimestamp(t, dt.UTC).isoformat(timespec="seconds")
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int | None) -> bool:
+    """Whether process ``pid`` runs on this host: it exists and is not a zombie (exited, not yet
+    reaped). No pid (``None`` or 0) is no process."""
+    if not pid:
+        return False
     try:
-        os.kill(pid, 0)
+        os.kill(int(pid), 0)
     except ProcessLookupError:
         return False
     except PermissionError:
+        pass  # it exists, owned by another user
+    try:
+        with open(f"/proc/{int(pid)}/stat") as fh:
+            # "pid (comm) state ...": comm may itself contain ")".
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
         return True
-    return True
+
+
+def _holder_dead(pid: int) -> bool:
+    """Whether a lock item's holder process is provably gone (an item without a pid proves nothing)."""
+    return pid != 0 and not pid_alive(pid)
 
 
 def lock_region(estate: Estate, *, target_region: str | None = None, unplanned: bool = False) -> str:
@@ -257,7 +271,7 @@ class DynamoLock:
             self.run_id is not None
             and item.get("run_id") == self.run_id
             and item.get("host") == self.host
-            and not _pid_alive(int(item.get("pid", 0)))
+            and _holder_dead(int(item.get("pid", 0)))
         )
         if not same_run_dead and not (expired and break_lock):
             raise self._held_error(item, now, stale=expired)

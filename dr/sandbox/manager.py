@@ -1,16 +1,16 @@
-"""Run the whole two-region sandbox: in-process (:class:`Sandbox`) or as a background process.
+"""Assemble the whole two-region sandbox in this process (:class:`Sandbox`).
 
 :class:`Sandbox` starts, in this process: the moto server behind the realism layer
 (:mod:`dr.sandbox.server`, :mod:`dr.sandbox.realism`), the real PostgreSQL primary + replica
 (:mod:`dr.sandbox.postgres`, when its binaries are installed), one fake Kubernetes API per cluster
-(:mod:`dr.sandbox.kubeapi`), per-region ``/health`` endpoints and the failover resolver
+(:mod:`dr.sandbox.fakekube`), per-region ``/health`` endpoints and the failover resolver
 (:mod:`dr.sandbox.resolver`); it seeds moto from the estate (:mod:`dr.sandbox.seed`) and wires the
 hooks (an RDS promote promotes PostgreSQL, the RDS endpoint is the local PostgreSQL, ReplicaLag is
-the measured lag, the nodegroup's Ready nodes bound the pods, Route53 health follows /health).
+the measured lag — :mod:`dr.sandbox.pg_link`; the nodegroup's Ready nodes bound the pods, Route53
+health follows /health).
 
-``python -m dr.sandbox.manager serve --dir D ...`` runs one in the foreground until SIGTERM and
-writes ``D/state.json`` (the contract of :mod:`dr.target`). :func:`start_background`,
-:func:`stop_background` and :func:`sandbox_status` are what ``dr sandbox up/down/status`` call.
+:meth:`Sandbox.write_state` writes ``D/state.json`` (the contract of :mod:`dr.target`); running
+one as a background process (``dr sandbox up/down/status``) is :mod:`dr.sandbox.daemon`'s job.
 
 moto keeps its state in process-global backends: run at most one :class:`Sandbox` per process, and
 never in a process that also uses ``mock_aws`` (the pytest fixture runs it in a subprocess).
@@ -18,7 +18,6 @@ never in a process that also uses ``mock_aws`` (the pytest fixture runs it in a 
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import importlib.util
 import json
@@ -26,9 +25,6 @@ import logging
 import os
 import secrets
 import shutil
-import signal
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -39,8 +35,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
-from dr.errors import BadInput, OperationFailed, TimeoutExpired
+from dr.errors import BadInput, OperationFailed
 from dr.sandbox.latency import LatencyProfile, profile
+from dr.sandbox.pg_link import PgLink
 from dr.sandbox.realism import NO_ANSWER, http_report
 
 if TYPE_CHECKING:
@@ -54,8 +51,6 @@ log = logging.getLogger("dr.sandbox.manager")
 STATE_FILE = "state.json"
 PASSWORD_FILE = "db-password"
 MARKER = ".dr-sandbox"
-LOG_FILE = "sandbox.log"
-PROGRESS_FILE = "progress.log"
 STATE_VERSION = 1
 
 Progress = Callable[[str], None]
@@ -94,246 +89,6 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-class _PgLink:
-    """Maps RDS instances to local PostgreSQL instances and reacts to RDS hooks."""
-
-    def __init__(self, pg: Any, estate: Estate) -> None:
-        self.pg = pg
-        self.estate = estate
-        self.names = {
-            (estate.primary.region, estate.primary.database.identifier): "primary",
-            (estate.secondary.region, estate.secondary.database.identifier): "replica",
-        }
-        self.region_of = {"primary": estate.primary.region, "replica": estate.secondary.region}
-        self.rewound: set[str] = set()  # servers re-seeded by on_replica_created
-        self._lock = threading.Lock()
-        self.on_password_changed: Callable[[str], None] | None = None
-        self._shipping = threading.Event()  # set: stop the backup replication loop
-        self._shipper: threading.Thread | None = None
-
-    def instance(self, region: str, ident: str) -> str | None:
-        name = self.names.get((region, ident))
-        if name is None and ident in self.pg.instances:
-            name = ident
-        return name
-
-    def endpoint(self, region: str, ident: str) -> tuple[str, int] | None:
-        name = self.instance(region, ident)
-        if name is None or name not in self.pg.instances:
-            return None
-        host, port = self.pg.endpoint(name)
-        return str(host), int(port)
-
-    def lag(self, region: str, identifier: str) -> float | None:
-        name = self.instance(region, identifier)
-        if name is None or name not in self.pg.instances:
-            return None
-        value = self.pg.lag_seconds(name)
-        return None if value is None else float(value)
-
-    def wire(self, realism: Realism) -> None:
-        realism.endpoint_fn = self.endpoint
-        realism.lag_fn = self.lag
-        realism.on("rds.promoted", self.on_promoted)
-        realism.on("rds.restored", self.on_restored)
-        realism.on("rds.restored_from_snapshot", self.on_restored_from_snapshot)
-        realism.on("rds.snapshot_created", self.on_snapshot)
-        realism.on("rds.snapshot_copied", self.on_snapshot_copied)
-        realism.on("region.down", self.on_region_down)
-        realism.on("rds.replica_created", self.on_replica_created)
-        realism.on("rds.modified", self.on_modified)
-        self.start_backup_replication(realism)
-
-    # -- the primary's automated backups replicated to the DR region --------------------------------
-    def start_backup_replication(self, realism: Realism) -> None:
-        """Ship the primary's WAL archive and base backups to the DR region's copy now, then every
-        ``rds.replicated_backup_lag`` (at least 3 s) while the primary's region is up; the copy's
-        window is what DescribeDBInstanceAutomatedBackups reports there as RestoreWindow."""
-        primary, dr = self.estate.primary, self.estate.secondary
-        period = max(3.0, realism.replicated_lag)  # each round may archive a 1 MB segment
-
-        def window(region: str, source_arn: str) -> Any:
-            if region != dr.region or source_arn.split(":")[-1] != primary.database.identifier:
-                return None
-            return self.pg.replicated_window()
-
-        def ship() -> None:
-            if realism.faults.region_down(primary.region):
-                return  # a lost region ships nothing more; the DR copy keeps what it has
-            try:
-                self.pg.ship_backups()
-            except Exception as exc:  # the next round retries
-                log.warning("backup replication round failed: %s", exc)
-
-        def loop() -> None:
-            while not self._shipping.wait(period):
-                ship()
-
-        ship()
-        realism.replicated_window_fn = window
-        self._shipper = threading.Thread(target=loop, name="sandbox-backup-replication", daemon=True)
-        self._shipper.start()
-
-    def stop_backup_replication(self) -> None:
-        self._shipping.set()
-        if self._shipper is not None:
-            self._shipper.join(timeout=15)
-
-    def on_modified(self, region: str, identifier: str, params: dict[str, Any]) -> None:
-        """ModifyDBInstance MasterUserPassword reaches the real PostgreSQL (rotation is honest)."""
-        new_password = params.get("MasterUserPassword")
-        name = self.instance(region, identifier)
-        if not new_password or name is None:
-            return
-        with self._lock:
-            self.pg.set_master_password(name, str(new_password))
-        if self.on_password_changed is not None:
-            self.on_password_changed(str(new_password))
-
-    def on_promoted(self, region: str, identifier: str) -> None:
-        name = self.instance(region, identifier)
-        if name is not None and self.pg.in_recovery(name):
-            with self._lock:
-                self.pg.promote_replica(name)
-
-    def on_restored(
-        self,
-        region: str,
-        identifier: str,
-        source: str,
-        restore_time: Any,
-        use_latest: bool,
-        replicated_from: str | None = None,
-    ) -> None:
-        with self._lock:
-            if replicated_from is not None:
-                self._restore_replicated(restore_time, identifier)
-                self.names[(region, identifier)] = identifier
-                self.region_of[identifier] = region
-                return
-            when = restore_time if restore_time is not None else self.pg.latest_restorable_time()
-            try:
-                self.pg.restore_pitr(when, identifier)
-            except BadInput as err:
-                if err.code != "InvalidRestoreTime":
-                    raise
-                self._restore_nearest(when, identifier)
-        self.names[(region, identifier)] = identifier
-        self.region_of[identifier] = region
-
-    def _restore_replicated(self, when: Any, identifier: str) -> None:
-        """PITR in the DR region from the replicated copy only — the primary's archive may be gone
-        with its region. RDS checked ``when`` against the same window; a round of shipping between
-        that check and now can only have widened it."""
-        window = self.pg.replicated_window()
-        if window is None:
-            raise OperationFailed(f"PITR of {identifier}: nothing replicated to the DR region yet")
-        target = min(max(when or window[1], window[0]), window[1])
-        self.pg.restore_pitr(target, identifier, replicated=True)
-
-    def _restore_nearest(self, when: Any, identifier: str) -> None:
-        """RDS accepted ``when`` but the local WAL archive does not reach it (its newest segment is
-        dated by the last WAL switch, which an idle database does not make): restore to the
-        nearest covered time, or from the newest base backup before ``when``."""
-        earliest, latest = self.pg.earliest_restorable_time(), self.pg.latest_restorable_time()
-        if earliest is not None and latest is not None and earliest <= latest:
-            target = min(max(when, earliest), latest)
-            log.warning(
-                "PITR of %s: archive covers up to %s, restoring to that instead of %s",
-                identifier,
-                latest,
-                when,
-            )
-            self.pg.restore_pitr(target, identifier)
-            return
-        snaps = [s for s in self.pg.snapshots.values() if s.completed_at <= when]
-        if not snaps:
-            raise OperationFailed(f"PITR of {identifier}: no base backup before {when}")
-        snap = max(snaps, key=lambda s: s.completed_at)
-        log.warning(
-            "PITR of %s: no WAL archived after base backup %s; restoring from it", identifier, snap.name
-        )
-        self.pg.restore_snapshot(snap, identifier)
-
-    def on_restored_from_snapshot(self, region: str, identifier: str, snapshot: str) -> None:
-        with self._lock:
-            self.pg.restore_snapshot(snapshot.split(":")[-1], identifier)
-        self.names[(region, identifier)] = identifier
-        self.region_of[identifier] = region
-
-    def on_snapshot(self, region: str, snapshot: str, identifier: str) -> None:
-        name = self.instance(region, identifier)
-        with self._lock:
-            self.pg.snapshot(snapshot, instance=name)
-
-    def on_snapshot_copied(self, region: str, snapshot: str, source: str) -> None:
-        # One machine: a cross-region copy is the same base backup under the copy's name.
-        src = self.pg.snapshots.get(source.split(":")[-1])
-        if src is not None and snapshot not in self.pg.snapshots:
-            self.pg.snapshots[snapshot] = src
-
-    def on_replica_created(self, region: str, identifier: str, source: str = "") -> None:
-        """A cross-region replica created in a region whose PostgreSQL is not a replica any more,
-        while the other region's is writable, is that region's server rewound (``pg_rewind``) and
-        streaming from the writer: the old primary at failback, or the promoted DR server when
-        ``dr reprotect`` rebuilds the standby after a failback.
-
-        Works whether the server still runs (planned switchover: writers stopped, server up,
-        maybe written to since), was stopped, or was killed (region lost): pg_rewind stops it and
-        runs its crash recovery. The new identifier (``<id>-failback`` or the original one) then
-        maps to that server: its endpoint, its measured ``ReplicaLag``, its promotion. A renamed
-        replica takes the server over from the old identifier (one PostgreSQL per region), whose
-        RDS record keeps moto's placeholder endpoint.
-
-        ``source`` (the request's SourceDBInstanceIdentifier, an ARN across regions): when it names
-        a restored server (a PITR of the estate's cluster that now serves), that one is the upstream.
-        """
-        here = next((n for n in ("primary", "replica") if self.region_of.get(n) == region), None)
-        if here is None or here not in self.pg.instances:
-            return
-        other = "replica" if here == "primary" else "primary"
-        restored = self._source_server(source)
-        if restored is not None and restored not in ("primary", "replica"):
-            other = restored
-        if other not in self.pg.instances or self.pg.in_recovery(other) is not False:
-            return  # no writer elsewhere: nothing to replicate from
-        with self._lock:
-            if self.pg.in_recovery(here) is not True or self.pg.upstream_of(here) != other:
-                # diverged (promoted, stopped or killed), or streaming from another server
-                self.pg.rewind_as_replica(here, source=None if other in ("primary", "replica") else other)
-                self.rewound.add(here)
-            elif here not in self.rewound:
-                return  # its original replica, still streaming: another replica beside it
-        for key, name in list(self.names.items()):
-            if name == here and key != (region, identifier):
-                del self.names[key]
-        self.names[(region, identifier)] = here
-
-    def _source_server(self, source: str) -> str | None:
-        """The PostgreSQL server behind a replica's source (identifier or ARN), if any."""
-        if not source:
-            return None
-        parts = source.split(":")
-        if source.startswith("arn:") and len(parts) >= 7:
-            return self.instance(parts[3], parts[6])
-        found = (self.instance(r, source) for r in sorted(set(self.region_of.values())))
-        return next((name for name in found if name is not None), None)
-
-    def on_region_down(self, region: str) -> None:
-        """Losing a region abruptly kills the databases in it (un-shipped WAL is lost)."""
-        for name, where in list(self.region_of.items()):
-            inst = self.pg.instances.get(name)
-            if where == region and inst is not None and inst.is_running():
-                with self._lock:
-                    self.pg.kill_primary(name)
-
-    def writable_port(self, port: int) -> bool:
-        for name, inst in list(self.pg.instances.items()):
-            if int(inst.port) == port:
-                return self.pg.in_recovery(name) is False
-        return False
-
-
 def _poll_until(ready: Callable[[], bool], deadline: float, failure: str) -> None:
     """Poll ``ready`` (0.1 s growing to 1 s) until it holds; OperationFailed(``failure``) at ``deadline``."""
     delay = 0.1
@@ -369,7 +124,7 @@ class Sandbox:
         self.realism: Realism | None = None
         self.server: Any = None
         self.pg: Any = None
-        self.pg_link: _PgLink | None = None
+        self.pg_link: PgLink | None = None
         self.kube_apis: dict[str, Any] = {}
         self.resolver: Resolver | None = None
         self.resolver_server: Any = None
@@ -478,7 +233,7 @@ class Sandbox:
             if pg_error:
                 raise OperationFailed(f"sandbox: PostgreSQL failed to start: {pg_error[0]}") from pg_error[0]
             self.components["postgres"] = "running"
-            self.pg_link = _PgLink(self.pg, estate)
+            self.pg_link = PgLink(self.pg, estate)
             self.pg_link.on_password_changed = self._password_changed
             out = {}
             for view, name in ((estate.primary, "primary"), (estate.secondary, "replica")):
@@ -499,12 +254,12 @@ class Sandbox:
             self.pg_link.wire(self.realism)
         self.realism.health_probe = self._region_health
 
-        if self.want_kube and _available("dr.sandbox.kubeapi"):
+        if self.want_kube and _available("dr.sandbox.fakekube"):
             say("starting the fake Kubernetes APIs")
             self._start_kube()
         else:
             self.components["kube"] = (
-                "unavailable: dr.sandbox.kubeapi is not installed" if self.want_kube else "disabled"
+                "unavailable: dr.sandbox.fakekube is not installed" if self.want_kube else "disabled"
             )
 
         say("starting the resolver and health endpoints")
@@ -535,7 +290,7 @@ class Sandbox:
             errors.append(exc)
 
     def _start_kube(self) -> None:
-        from dr.sandbox.kubeapi import FakeKubeApi, seed_site, write_kubeconfig
+        from dr.sandbox.fakekube import FakeKubeApi, seed_site, write_kubeconfig
 
         assert self.realism is not None
         for view in (self.estate.primary, self.estate.secondary):
@@ -814,270 +569,3 @@ class Sandbox:
         path = self.directory / STATE_FILE
         _write_json(path, self.state())
         return path
-
-
-# ---------------------------------------------------------------------------------------------
-# Background process: serve / start / stop / status
-# ---------------------------------------------------------------------------------------------
-
-
-def serve(argv: list[str] | None = None) -> int:
-    """Foreground entry point of the background sandbox (``python -m dr.sandbox.manager serve``)."""
-    parser = argparse.ArgumentParser(prog="python -m dr.sandbox.manager")
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    p = sub.add_parser("serve")
-    p.add_argument("--dir", required=True)
-    p.add_argument("--stack-dir", default="stacks")
-    p.add_argument("--stack", default=None)
-    p.add_argument("--latency", default="none")
-    p.add_argument("--time-scale", type=float, default=1.0)
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--no-postgres", action="store_true")
-    p.add_argument("--parent-pid", type=int, default=None, help="stop when this process exits (tests)")
-    args = parser.parse_args(argv)
-
-    directory = Path(args.dir).absolute()
-    directory.mkdir(parents=True, exist_ok=True)
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    progress_path = directory / PROGRESS_FILE
-
-    def say(msg: str) -> None:
-        log.info("%s", msg)
-        with progress_path.open("a") as fh:
-            fh.write(msg + "\n")
-
-    from dr.topology import load_estate
-
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    estate = load_estate(args.stack_dir, args.stack)
-    sandbox = Sandbox(
-        estate,
-        profile(args.latency, args.time_scale, args.seed),
-        directory=directory,
-        postgres=False if args.no_postgres else None,
-        seed=args.seed,
-    )
-    try:
-        sandbox.start(progress=say)
-        sandbox.write_state()
-        say("state written")
-        while not stop.wait(1.0):
-            if args.parent_pid and not _pid_alive(args.parent_pid):
-                say(f"parent process {args.parent_pid} is gone")
-                break
-    finally:
-        say("stopping")
-        sandbox.stop()
-    return 0
-
-
-def _pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie (exited, not yet reaped) is not running
-        with open(f"/proc/{int(pid)}/stat") as fh:
-            return fh.read().split(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return True
-
-
-def read_state(directory: Path) -> dict[str, Any] | None:
-    path = directory / STATE_FILE
-    if not path.exists():
-        return None
-    try:
-        data: dict[str, Any] = json.loads(path.read_text())
-    except json.JSONDecodeError:
-        return None
-    return data
-
-
-def _http_json(url: str, timeout: float = 2.0) -> dict[str, Any] | None:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
-            data: dict[str, Any] = json.loads(resp.read())
-            return data
-    except (urllib.error.URLError, OSError, ValueError):
-        return None
-
-
-def sandbox_status(directory: Path) -> dict[str, Any]:
-    """What runs: the state file, each recorded pid alive or dead, the admin endpoint answering."""
-    state = read_state(directory)
-    if state is None:
-        pid_file = directory / "manager.pid"
-        pid = int(pid_file.read_text()) if pid_file.exists() else None
-        return {"running": False, "starting": _pid_alive(pid), "directory": str(directory), "pid": pid}
-    processes = {"manager": state.get("pids", {}).get("manager")}
-    for name, pid in (state.get("pids", {}).get("postgres") or {}).items():
-        processes[f"postgres:{name}"] = pid
-    alive = {name: _pid_alive(pid) for name, pid in processes.items()}
-    ready = _http_json(f"{state['admin_url']}/ready") if state.get("admin_url") else None
-    return {
-        "running": bool(alive.get("manager")) and bool(ready and ready.get("ready")),
-        "directory": str(directory),
-        "processes": [{"name": n, "pid": processes[n], "alive": alive[n]} for n in processes],
-        "aws_endpoint": state.get("aws_endpoint"),
-        "aws_endpoints": state.get("aws_endpoints"),
-        "kubeconfig": state.get("kubeconfig"),
-        "health_urls": state.get("health_urls"),
-        "resolver": state.get("resolver"),
-        "latency": state.get("latency"),
-        "components": state.get("components"),
-        "postgres_dsns": (state.get("postgres") or {}).get("dsns"),
-    }
-
-
-def start_background(
-    directory: Path,
-    *,
-    stack_dir: Path | str,
-    stack: str,
-    latency: str = "none",
-    time_scale: float = 1.0,
-    seed: int | None = None,
-    postgres: bool = True,
-    parent_pid: int | None = None,
-    timeout: float = 90.0,
-    progress: Progress | None = None,
-) -> tuple[dict[str, Any], bool]:
-    """Start ``serve`` detached and wait until it is ready. Returns (state, already_running).
-
-    ``parent_pid``: the sandbox stops by itself when that process exits (test fixtures, so a
-    killed test run leaves nothing behind); ``dr sandbox up`` leaves it unset.
-    """
-    directory = Path(directory).absolute()
-    status = sandbox_status(directory)
-    if status["running"]:
-        state = read_state(directory)
-        assert state is not None
-        return state, True
-    if status.get("starting"):
-        raise BadInput(
-            f"a sandbox is still starting in {directory} (pid {status.get('pid')})",
-            hint="wait for it, or run `dr sandbox down` first",
-        )
-    if read_state(directory) is not None:
-        stop_background(directory)  # stale state from a dead sandbox: clean it up first
-    profile(latency, time_scale)  # validate before spawning
-    directory.mkdir(parents=True, exist_ok=True)
-    for name in (PROGRESS_FILE, STATE_FILE):
-        with contextlib.suppress(FileNotFoundError):
-            (directory / name).unlink()
-    cmd = [
-        sys.executable, "-m", "dr.sandbox.manager", "serve", "--dir", str(directory),
-        "--stack-dir", str(Path(stack_dir).absolute()), "--stack", stack,
-        "--latency", latency, "--time-scale", str(time_scale),
-    ]  # fmt: skip
-    if seed is not None:
-        cmd += ["--seed", str(seed)]
-    if not postgres:
-        cmd.append("--no-postgres")
-    if parent_pid is not None:
-        cmd += ["--parent-pid", str(parent_pid)]
-    logf = (directory / LOG_FILE).open("ab")
-    proc = subprocess.Popen(
-        cmd,
-        stdin=subprocess.DEVNULL,
-        stdout=logf,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        close_fds=True,
-    )
-    logf.close()
-    (directory / "manager.pid").write_text(str(proc.pid))
-    deadline = time.monotonic() + timeout
-    seen = 0
-    delay = 0.05
-    while True:
-        lines = (
-            (directory / PROGRESS_FILE).read_text().splitlines()
-            if (directory / PROGRESS_FILE).exists()
-            else []
-        )
-        for line in lines[seen:]:
-            if progress:
-                progress(line)
-        seen = len(lines)
-        state = read_state(directory)
-        if state is not None and state.get("ready"):
-            return state, False
-        if proc.poll() is not None:
-            tail = _tail(directory / LOG_FILE)
-            raise OperationFailed(
-                f"the sandbox process exited with code {proc.returncode} before it was ready; log {directory / LOG_FILE}:\n{tail}"
-            )
-        if time.monotonic() > deadline:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(proc.pid, signal.SIGTERM)
-            raise TimeoutExpired(
-                f"the sandbox was not ready after {timeout:.0f}s; see {directory / LOG_FILE}"
-            )
-        time.sleep(delay)
-        delay = min(delay * 1.5, 0.5)
-
-
-def _tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
-def stop_background(directory: Path, timeout: float = 20.0) -> dict[str, Any]:
-    """Stop exactly the processes this sandbox started (by recorded pid), then remove its state."""
-    directory = Path(directory).absolute()
-    state = read_state(directory)
-    pid_file = directory / "manager.pid"
-    manager_pid = (state or {}).get("pids", {}).get("manager")
-    if manager_pid is None and pid_file.exists():
-        with contextlib.suppress(ValueError):
-            manager_pid = int(pid_file.read_text())
-    stopped: list[int] = []
-    if manager_pid and _pid_alive(manager_pid):
-        os.kill(manager_pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while _pid_alive(manager_pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if _pid_alive(manager_pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(manager_pid, signal.SIGKILL)
-        stopped.append(int(manager_pid))
-    pg_state = ((state or {}).get("postgres") or {}).get("state")
-    if pg_state:
-        with contextlib.suppress(Exception):
-            from dr.sandbox.postgres import stop_from_state
-
-            stopped += stop_from_state(pg_state, remove=True)
-    leftover = [
-        pid
-        for pid in [manager_pid, *(((state or {}).get("pids", {}).get("postgres") or {}).values())]
-        if pid and _pid_alive(pid)
-    ]
-    removed = False
-    if (directory / MARKER).exists() or state is not None:
-        shutil.rmtree(directory, ignore_errors=True)
-        removed = not directory.exists()
-    return {"stopped": stopped, "still_running": leftover, "removed": removed, "directory": str(directory)}
-
-
-if __name__ == "__main__":
-    code = serve()
-    # Every component is stopped and the state is written: skip the interpreter's teardown (it
-    # collected moto's backends for ~1 s while `dr sandbox down` and every test waited for the pid).
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)

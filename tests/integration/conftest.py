@@ -1,6 +1,6 @@
 """The running sandbox for integration tests.
 
-The sandbox runs in a *subprocess* (``python -m dr.sandbox.manager serve``, exactly what
+The sandbox runs in a *subprocess* (``python -m dr.sandbox.daemon serve``, exactly what
 ``dr sandbox up`` starts): moto keeps its state in process-global backends, and unit tests in the
 same xdist worker use ``mock_aws``, which resets them. Tests talk to it over HTTP only — boto3 via
 ``endpoint_url``, the admin API, the resolver, kubeconfig — like the CLI does with ``--target sandbox``.
@@ -95,7 +95,7 @@ def stdout_json(proc: Any) -> Any:
 def _start(directory: Path, latency: str = "fast", **kwargs: Any) -> RunningSandbox:
     import os
 
-    from dr.sandbox.manager import start_background
+    from dr.sandbox.daemon import start_background
 
     state, _ = start_background(
         directory,
@@ -111,7 +111,7 @@ def _start(directory: Path, latency: str = "fast", **kwargs: Any) -> RunningSand
 
 @contextlib.contextmanager
 def running_sandbox(directory: Path, latency: str = "fast", **kwargs: Any) -> Iterator[RunningSandbox]:
-    from dr.sandbox.manager import stop_background
+    from dr.sandbox.daemon import stop_background
 
     sb = _start(directory, latency, **kwargs)
     try:

@@ -277,7 +277,7 @@ def running_estate(directory: Path, *, seed_eks: bool = True, stack_dir: Path = 
     import logging
 
     from dr.aws.session import ClientProvider
-    from dr.sandbox.kubeapi import serve_estate
+    from dr.sandbox.fakekube import serve_estate
     from dr.sandbox.latency import LatencyProfile
     from dr.sandbox.realism import Realism
     from dr.sandbox.server import MotoServer

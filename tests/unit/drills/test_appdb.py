@@ -91,7 +91,7 @@ def resolver_server(estate) -> Iterator[dict[str, Any]]:  # type: ignore[no-unty
 
 @pytest.mark.slow  # importing the kubernetes client models dominates (~5 s cold)
 def test_sandbox_hooks_from_state_json(estate, resolver_server, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from dr.sandbox.kubeapi import serve_estate
+    from dr.sandbox.fakekube import serve_estate
 
     kubeconfig = str(tmp_path / "kubeconfig")
     with serve_estate(

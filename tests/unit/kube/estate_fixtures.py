@@ -110,7 +110,7 @@ def clusters(
     estate: Any, tmp_path: Path, *, capacity: int = 100, latency: Any = None
 ) -> Iterator[tuple[dict[str, Any], str]]:
     """Both fake clusters (seeded, kubeconfig written): yields ({cluster: FakeKubeApi}, kubeconfig)."""
-    from dr.sandbox.kubeapi import serve_estate
+    from dr.sandbox.fakekube import serve_estate
 
     kc = str(tmp_path / "kubeconfig")
     with serve_estate(

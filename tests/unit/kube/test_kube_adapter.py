@@ -10,7 +10,7 @@ import pytest
 from dr import kube
 from dr.aws.secretsmanager import SecretValue
 from dr.errors import BadInput, NotFound, TimeoutExpired
-from dr.sandbox.kubeapi import FakeKubeApi, serve_estate
+from dr.sandbox.fakekube import FakeKubeApi, serve_estate
 from dr.sandbox.latency import LatencyProfile, profile
 
 

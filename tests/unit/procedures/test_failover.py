@@ -26,7 +26,7 @@ from dr.procedures.support import TAG_PROMOTED_FROM, services
 from dr.runbook.plan import Plan
 from dr.runbook.poll import PollPolicy
 from dr.runbook.runner import RunResult, run_plan
-from dr.sandbox.kubeapi import FakeKubeApi, serve_estate
+from dr.sandbox.fakekube import FakeKubeApi, serve_estate
 from tests.unit.procedures.estate_seed import PASSWORD, CaughtUpPg, Seeded, other_app_snapshot, put_caught_up
 
 FAST = PollPolicy(first=0.01, factor=1.5, cap=0.05, floor=0.02, fraction=0.01)

@@ -126,7 +126,7 @@ def provider(**kwargs: Any) -> ClientProvider:
 
 @pytest.fixture
 def full(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Full]:
-    from dr.sandbox.kubeapi import serve_estate
+    from dr.sandbox.fakekube import serve_estate
     from dr.topology import load_estate
 
     fix_moto_promote(monkeypatch)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -9,7 +10,7 @@ from moto import mock_aws
 
 from dr.aws.session import ClientProvider
 from dr.errors import LockHeld, NotFound
-from dr.runbook.lock import DynamoLock, create_lock_table
+from dr.runbook.lock import DynamoLock, create_lock_table, pid_alive
 from dr.runbook.poll import PollPolicy, wait_until
 
 TABLE, REGION = "app-dr-lock", "us-east-1"
@@ -177,3 +178,17 @@ def test_every_run_locks_in_one_copy_unless_an_unplanned_run_leaves_the_dr_regio
     assert lock_region(estate, target_region=other, unplanned=True) == other
     lock = estate_lock(ClientProvider(), estate, target_region=other)
     assert (lock.table, lock.region, lock.name) == (estate.lock_table, home, f"{estate.app.name}-dr")
+
+
+def testpid_alive_detects_dead_and_zombie_processes() -> None:
+    assert pid_alive(os.getpid())
+    assert not pid_alive(None)
+    assert not pid_alive(0)  # no pid is no process (not this process group)
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    assert not pid_alive(proc.pid)
+    zombie = subprocess.Popen([sys.executable, "-c", "pass"])
+    # Not reaped yet: exited but still in the process table.
+    os.waitid(os.P_PID, zombie.pid, os.WEXITED | os.WNOWAIT)
+    assert not pid_alive(zombie.pid)
+    zombie.wait()

@@ -1,47 +1,11 @@
-"""The fake Kubernetes API: controllers (rollout history, capacity, readiness, HPA) and HTTP with the real client."""
+"""The fake Kubernetes API's controllers: rollout history, capacity, readiness, the ticker, HPA."""
 
 from __future__ import annotations
 
-import base64
-
-import pytest
-
-from dr.sandbox.kubeapi import (
-    REVISION,
-    ApiError,
-    FakeKubeApi,
-    deployment_manifest,
-    json_patch,
-    label_selector_matches,
-    seed_site,
-    strategic_merge_patch,
-    write_kubeconfig,
-)
+from dr.sandbox.fakekube import FakeKubeApi
+from dr.sandbox.fakekube.controllers import REVISION
 from dr.sandbox.latency import LatencyProfile
-
-NS = "shop"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def make(capacity: int | None = None, ready_delay: float = 0.0) -> tuple[FakeKubeApi, Clock]:
-    clock = Clock()
-    latency = LatencyProfile("none").with_overrides(k8s__pod_ready=ready_delay)
-    api = FakeKubeApi(
-        "c1", latency=latency, capacity_fn=(None if capacity is None else (lambda _c: capacity)), clock=clock
-    )
-    api.create("namespaces", "", {"metadata": {"name": NS}})
-    return api, clock
-
-
-def add_deployment(api: FakeKubeApi, name: str = "web", replicas: int = 3) -> None:
-    api.create("deployments", NS, deployment_manifest(NS, name, "img:1", 8080, replicas))
+from tests.unit.sandbox.fakekube.cluster_helpers import NS, Clock, add_deployment, make
 
 
 def revisions(api: FakeKubeApi, name: str = "web") -> dict[int, int]:
@@ -206,71 +170,3 @@ def test_hpa_clamps_replicas_but_leaves_a_deployment_scaled_to_zero() -> None:
     assert api.get("deployments", NS, "web")["spec"]["replicas"] == 5
     api.set_scale(NS, "web", 0)
     assert api.get("deployments", NS, "web")["spec"]["replicas"] == 0
-
-
-def test_validation_and_conflicts() -> None:
-    api, _ = make()
-    add_deployment(api)
-    with pytest.raises(ApiError) as err:
-        api.set_scale(NS, "web", -1)
-    assert err.value.code == 422
-    with pytest.raises(ApiError) as err:
-        add_deployment(api)
-    assert err.value.code == 409
-    stale = api.get("deployments", NS, "web")
-    api.set_scale(NS, "web", 2)
-    with pytest.raises(ApiError) as err:
-        api.replace("deployments", NS, "web", stale)
-    assert err.value.code == 409 and err.value.reason == "Conflict"
-    with pytest.raises(ApiError) as err:
-        api.get("deployments", NS, "nope")
-    assert err.value.code == 404
-
-
-def test_secret_string_data_is_folded_into_base64_data() -> None:
-    api, _ = make()
-    api.create("secrets", NS, {"metadata": {"name": "s"}, "stringData": {"k": "v1"}})
-    assert api.get("secrets", NS, "s")["data"] == {"k": base64.b64encode(b"v1").decode()}
-    assert api.secret_value(NS, "s", "k") == "v1"
-    with pytest.raises(ApiError):
-        api.patch("secrets", NS, "s", {"data": {"k": "not base64!"}}, "application/merge-patch+json")
-
-
-def test_patch_helpers() -> None:
-    assert strategic_merge_patch(
-        {"containers": [{"name": "a", "image": "1"}, {"name": "b", "image": "1"}]},
-        {"containers": [{"name": "b", "image": "2"}]},
-    ) == {"containers": [{"name": "a", "image": "1"}, {"name": "b", "image": "2"}]}
-    assert json_patch(
-        {"a": {"b": 1}}, [{"op": "add", "path": "/a/c", "value": 2}, {"op": "remove", "path": "/a/b"}]
-    ) == {"a": {"c": 2}}
-    with pytest.raises(ApiError):
-        json_patch({"a": 1}, [{"op": "test", "path": "/a", "value": 2}])
-    labels = {"app": "web", "tier": "fe"}
-    assert label_selector_matches("app=web,tier in (fe, be),!gone", labels)
-    assert not label_selector_matches("app!=web", labels)
-    assert not label_selector_matches("tier notin (fe)", labels)
-
-
-def test_real_kubernetes_client_over_http(tmp_path, estate) -> None:
-    from kubernetes import client, config
-
-    with FakeKubeApi(estate.primary.cluster.name, capacity_fn=lambda _c: 100) as api:
-        seed_site(api, estate, estate.primary, "postgresql://u:pw@db:5432/x")
-        kc = tmp_path / "kubeconfig"
-        write_kubeconfig(str(kc), [api])
-        ac = config.new_client_from_config(config_file=str(kc), context=estate.primary.cluster.name)
-        apps, core = client.AppsV1Api(ac), client.CoreV1Api(ac)
-        ns = estate.app.namespace
-        names = {d.metadata.name for d in apps.list_namespaced_deployment(ns).items}
-        assert names == {d.name for d in estate.app.deployments}
-        api_dep = estate.app.api.name
-        scale = apps.patch_namespaced_deployment_scale(api_dep, ns, {"spec": {"replicas": 7}})
-        assert scale.spec.replicas == 7
-        assert apps.read_namespaced_deployment(api_dep, ns).status.ready_replicas == 7
-        cm = core.read_namespaced_config_map(estate.app.config_map, ns)
-        assert cm.data == estate.app.feature_flags
-        with pytest.raises(client.ApiException) as err:
-            apps.read_namespaced_deployment("nope", ns)
-        assert err.value.status == 404
-        assert len(core.list_node().items) >= 1
