@@ -28,10 +28,10 @@ from typing import TYPE_CHECKING, Any, Literal
 from dr.aws.elasticache import CacheSnapshot, ElastiCache, ReplicationGroup
 from dr.aws.rds import DbInstance, DbSnapshot, Rds, ReplicatedBackups
 from dr.errors import BadInput, NotFound, VerificationFailed
+from dr.procedures import pg_session  # default_connect looked up at call time (tests patch it)
 from dr.procedures.pg_session import (
     Check,
     Connector,
-    default_connect,
     master_credentials,
     run_checks,
 )
@@ -493,7 +493,7 @@ def restore_plan(req: RestoreRequest, *, timeout: float = 7200.0, connect: Conne
             )
         )
         if req.verify:
-            steps.append(_verify_step(req, connect or default_connect))
+            steps.append(_verify_step(req, connect or pg_session.default_connect))
         if req.cleanup:
             steps.append(_cleanup_rds_step(req, depends=steps[-1].id))
         if req.verify:

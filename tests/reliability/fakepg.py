@@ -25,6 +25,6 @@ def connect(**kw: Any) -> Any:
 
 
 def install() -> None:
-    import dr.procedures.restore as restore
+    import dr.procedures.pg_session as pg_session
 
-    restore._default_connect = connect  # type: ignore[assignment]
+    pg_session.default_connect = connect  # type: ignore[assignment]

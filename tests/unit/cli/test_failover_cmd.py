@@ -31,7 +31,7 @@ __all__ = ["cli_calls", "env", "seeded"]
 def databases_reachable(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
     """The CLI's psycopg connections reach the (moto) databases, caught up: a planned switchover
     can prove RPO 0 by WAL position (it is refused where it cannot)."""
-    monkeypatch.setattr("dr.procedures.restore._default_connect", env.pg.connect)
+    monkeypatch.setattr("dr.procedures.pg_session.default_connect", env.pg.connect)
 
 
 def dr(

@@ -287,7 +287,7 @@ def test_restore_policy_is_exact(
     est = seeded.estate
     db = get_backend("rds")[ACCOUNT][seeded.primary].databases[est.primary.database.identifier]
     db.created = db.instance_create_time = dt.datetime.now(dt.UTC) - dt.timedelta(days=2)
-    monkeypatch.setattr("dr.procedures.restore._default_connect", lambda **_kw: _Conn())
+    monkeypatch.setattr("dr.procedures.pg_session.default_connect", lambda **_kw: _Conn())
     _fix_moto_cache_delete(monkeypatch)
     seeded.rds(seeded.primary).create_db_snapshot(
         DBInstanceIdentifier=est.primary.database.identifier, DBSnapshotIdentifier="snap-1"
