@@ -1,7 +1,7 @@
 """Run the whole two-region sandbox: in-process (:class:`Sandbox`) or as a background process.
 
 :class:`Sandbox` starts, in this process: the moto server behind the realism layer
-(:mod:`dr.sandbox.server`, :mod:`dr.sandbox.realism`), the real PostgreSQL primary + replica
+(:mod:`dr.sandbox.server`, :mod:`dr.sandbox.fakeaws`), the real PostgreSQL primary + replica
 (:mod:`dr.sandbox.postgres`, when its binaries are installed), one fake Kubernetes API per cluster
 (:mod:`dr.sandbox.kubeapi`), per-region ``/health`` endpoints and the failover resolver
 (:mod:`dr.sandbox.resolver`); it seeds moto from the estate (:mod:`dr.sandbox.seed`) and wires the
@@ -40,12 +40,12 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 from dr.errors import BadInput, OperationFailed, TimeoutExpired
+from dr.sandbox.fakeaws.health_checks import NO_ANSWER, http_report
 from dr.sandbox.latency import LatencyProfile, profile
-from dr.sandbox.realism import NO_ANSWER, http_report
 
 if TYPE_CHECKING:
     from dr.aws.session import ClientProvider
-    from dr.sandbox.realism import Realism
+    from dr.sandbox.fakeaws.middleware import Realism
     from dr.sandbox.resolver import Resolver
     from dr.topology import Estate
 
@@ -440,7 +440,7 @@ class Sandbox:
             self.realism.publish_replica_lag()
 
     def _start(self, say: Progress) -> None:
-        from dr.sandbox.realism import Realism
+        from dr.sandbox.fakeaws.middleware import Realism
         from dr.sandbox.server import MotoServer
 
         estate = self.estate

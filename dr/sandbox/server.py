@@ -2,7 +2,7 @@
 
 :class:`MotoServer` builds moto's WSGI application (``DomainDispatcherApplication(create_backend_app)``,
 exactly what ``moto_server`` and ``ThreadedMotoServer`` serve), lets the caller wrap it (the
-realism layer, :mod:`dr.sandbox.realism`), and serves the result with werkzeug's threaded server on:
+realism layer, :mod:`dr.sandbox.fakeaws`), and serves the result with werkzeug's threaded server on:
 
 * one **main** port for every region (``url``; ``state.json``'s ``aws_endpoint``), and
 * one port **per region** (``region_urls``; ``state.json``'s ``aws_endpoints``). Closing a region's

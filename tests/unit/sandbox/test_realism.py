@@ -12,21 +12,20 @@ from typing import Any
 
 import pytest
 
-from dr.sandbox.latency import LatencyProfile
-from dr.sandbox.realism import (
+from dr.sandbox.fakeaws.faults import FaultRule, Faults
+from dr.sandbox.fakeaws.health_checks import HealthEvaluator
+from dr.sandbox.fakeaws.middleware import Realism
+from dr.sandbox.fakeaws.route53_ops import parse_changes
+from dr.sandbox.fakeaws.transitions import Transitions
+from dr.sandbox.fakeaws.wire import (
     AwsRequest,
     ErrorReply,
-    FaultRule,
-    Faults,
-    HealthEvaluator,
-    Realism,
-    Transitions,
-    _parse_changes,
     cbor_map,
     parse_request,
     parse_time,
     throttle_reply,
 )
+from dr.sandbox.latency import LatencyProfile
 
 
 def _auth(region: str, service: str) -> str:
@@ -121,7 +120,7 @@ def test_parse_route53_changes() -> None:
     <Type>CNAME</Type><SetIdentifier>east</SetIdentifier><Failover>SECONDARY</Failover><TTL>60</TTL>
     <ResourceRecords><ResourceRecord><Value>lb.example.com</Value></ResourceRecord></ResourceRecords>
     </ResourceRecordSet></Change></Changes></ChangeBatch></ChangeResourceRecordSetsRequest>"""
-    assert _parse_changes(body) == [
+    assert parse_changes(body) == [
         {
             "action": "CREATE",
             "name": "api.example.com",
@@ -130,7 +129,7 @@ def test_parse_route53_changes() -> None:
             "failover": "SECONDARY",
         }
     ]
-    assert _parse_changes(b"not xml") == []
+    assert parse_changes(b"not xml") == []
 
 
 # -- faults ----------------------------------------------------------------------------------------
@@ -309,7 +308,7 @@ def test_reports_say_whether_the_endpoint_answered_and_follow_the_reported_state
     """A 503 is an answer (Route53: "HTTP Status Code 503"), a bare False is no answer; the report
     changes together with the (delayed) reported state, never ahead of it."""
     from dr.aws.route53 import answered
-    from dr.sandbox.realism import NO_ANSWER, http_report
+    from dr.sandbox.fakeaws.health_checks import NO_ANSWER, http_report
 
     now = [0.0]
     truth: dict[str, Any] = {"r": http_report(200)}
