@@ -76,19 +76,14 @@ class MotoServer:
         regions: Iterable[str] = (),
         port: int = 0,
     ) -> None:
-        self._inner = moto_app()
-        self.app: WSGIApp = middleware(self._inner) if middleware else self._inner
+        inner = moto_app()
+        self.app: WSGIApp = middleware(inner) if middleware else inner
         self._regions = list(dict.fromkeys(regions))
         self._port = port
         self._main: _Listener | None = None
         self._region_listeners: dict[str, _Listener | None] = {}
         self._region_ports: dict[str, int] = {}
         self._lock = threading.Lock()
-
-    @property
-    def inner_app(self) -> WSGIApp:
-        """moto's app without the middleware (for internal calls that must bypass faults)."""
-        return self._inner
 
     def start(self) -> MotoServer:
         self._main = _Listener(self.app, self._port, "moto")

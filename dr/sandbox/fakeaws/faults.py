@@ -118,10 +118,6 @@ class Faults:
                 for r in self._rules
             )
 
-    def down_regions(self) -> list[str]:
-        with self._lock:
-            return sorted({r.region for r in self._rules if r.kind == "unreachable" and r.region})
-
     def pick(self, req: AwsRequest) -> FaultRule | None:
         """The fault to inject for this request, if any (each rule rolls its own rate)."""
         with self._lock:
