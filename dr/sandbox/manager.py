@@ -73,7 +73,7 @@ def postgres_available() -> tuple[bool, str]:
     if not _available("dr.sandbox.postgres"):
         return False, "dr.sandbox.postgres is not installed"
     try:
-        from dr.sandbox.postgres import find_pg_bin
+        from dr.sandbox.pg_server import find_pg_bin
 
         find_pg_bin()
     except Exception as exc:
@@ -1058,7 +1058,7 @@ def stop_background(directory: Path, timeout: float = 20.0) -> dict[str, Any]:
     pg_state = ((state or {}).get("postgres") or {}).get("state")
     if pg_state:
         with contextlib.suppress(Exception):
-            from dr.sandbox.postgres import stop_from_state
+            from dr.sandbox.pg_server import stop_from_state
 
             stopped += stop_from_state(pg_state, remove=True)
     leftover = [
