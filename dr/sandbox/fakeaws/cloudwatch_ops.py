@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -14,9 +13,6 @@ from dr.sandbox.fakeaws.wire import AwsRequest, Reply, aware, utcnow
 
 if TYPE_CHECKING:
     from dr.sandbox.fakeaws.middleware import Handler, Realism
-
-
-log = logging.getLogger("dr.sandbox.fakeaws")
 
 
 COMPARE: dict[str, Callable[[float, float], bool]] = {
