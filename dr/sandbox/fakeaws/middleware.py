@@ -418,6 +418,7 @@ class Realism:
             }
         raise KeyError(f"no admin endpoint {method} /_sandbox{path}")
 
+    # -- Route53 health checks: what the resolver and GetHealthCheckStatus see ------------------
     def health_check_region(self, health_check_id: str) -> str | None:
         """The estate region a Route53 health check watches (by its CallerReference)."""
         if self.estate is None:
@@ -441,7 +442,7 @@ class Realism:
         raw = self.health.healthy(region) if (self.health and region) else True
         return (not raw) if hc.inverted else raw
 
-    # ======================= CloudWatch ReplicaLag =========================================
+    # -- CloudWatch ReplicaLag -----------------------------------------------------------------
     def publish_replica_lag(self) -> None:
         """Put each replica's measured lag into moto's CloudWatch (``AWS/RDS ReplicaLag``)."""
         cloudwatch_ops.publish_replica_lag(self)
