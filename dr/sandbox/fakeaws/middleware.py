@@ -26,7 +26,6 @@ None lets moto answer. moto is imported lazily (only the sandbox process needs i
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 import json
 import logging
@@ -52,6 +51,7 @@ from dr.sandbox.fakeaws import (
 from dr.sandbox.fakeaws.backends import install_route53_batch_as_whole, route53_backend
 from dr.sandbox.fakeaws.faults import FaultRule, Faults
 from dr.sandbox.fakeaws.health_checks import NO_ANSWER, HealthEvaluator, HealthProbe
+from dr.sandbox.fakeaws.rds_models import RdsState, ReplicatedWindowFn
 from dr.sandbox.fakeaws.transitions import Transition, Transitions
 from dr.sandbox.fakeaws.wire import (
     AwsError,
@@ -146,29 +146,20 @@ class Realism:
         self.lock = threading.Lock()  # guards changes and _nodes
         self._stop = threading.Event()
         self._pump: threading.Thread | None = None
-        # How far behind "now" LatestRestorableTime is (real RDS: up to ~5 minutes).
-        self.restorable_lag = (
-            self.profile.duration("rds.restorable_lag") if self._has("rds.restorable_lag") else 0.0
-        )
-        # Automated backups replicated into another region (StartDBInstanceAutomatedBackupsReplication),
-        # by their auto-backup ARN in the destination region.
-        self.backup_replications: dict[str, dict[str, Any]] = {}
-        # Instance ARN -> when its automated backups (re)started: its promotion to a standalone.
-        self.backups_since: dict[str, dt.datetime] = {}
-        # (destination region, source instance ARN) -> [earliest, latest] the local PostgreSQL's
-        # replicated WAL archive really covers (None: nothing replicated yet). Without it the window
-        # is modelled from the clock: replication start ... now - ``rds.replicated_backup_lag``.
-        self.replicated_window_fn: Callable[[str, str], tuple[dt.datetime, dt.datetime] | None] | None = None
-        self.replicated_lag = (
-            self.profile.duration("rds.replicated_backup_lag")
-            if self._has("rds.replicated_backup_lag")
-            else 0.0
-        )
+        self.rds = RdsState.for_profile(self.profile)  # what the fake keeps about RDS beside moto
 
-    def _has(self, what: str) -> bool:
-        from dr.sandbox.latency import REALISTIC
+    @property
+    def replicated_lag(self) -> float:
+        """How far the DR region's copy of the automated backups trails (``rds.replicated_backup_lag``)."""
+        return self.rds.replicated_lag
 
-        return what in REALISTIC or what in self.profile.overrides
+    @property
+    def replicated_window_fn(self) -> ReplicatedWindowFn | None:
+        return self.rds.replicated_window_fn
+
+    @replicated_window_fn.setter
+    def replicated_window_fn(self, fn: ReplicatedWindowFn | None) -> None:
+        self.rds.replicated_window_fn = fn
 
     # -- wiring ------------------------------------------------------------------------------
     def middleware(self, app: WSGIApp) -> WSGIApp:

@@ -109,10 +109,10 @@ def auto_backup_arn(region: str, source_arn: str) -> str:
 def replicated_window(layer: Realism, rec: dict[str, Any]) -> tuple[dt.datetime, dt.datetime] | None:
     """RestoreWindow of replicated backups: what the DR region's copy of the WAL archive covers
     (the local PostgreSQL's, when wired), else replication start ... now - replication lag."""
-    if layer.replicated_window_fn is not None:
-        return layer.replicated_window_fn(rec["region"], rec["source_arn"])
+    if layer.rds.replicated_window_fn is not None:
+        return layer.rds.replicated_window_fn(rec["region"], rec["source_arn"])
     started: dt.datetime = rec["started_at"]
-    latest = utcnow() - dt.timedelta(seconds=layer.replicated_lag)
+    latest = utcnow() - dt.timedelta(seconds=layer.rds.replicated_lag)
     return (started, latest) if latest >= started else None
 
 
@@ -136,12 +136,12 @@ def start_db_instance_automated_backups_replication(
             f"Automated backups are not enabled on DB instance {db.db_instance_identifier}.",
         )
     arn = auto_backup_arn(req.region, source_arn)
-    if arn in layer.backup_replications:
+    if arn in layer.rds.backup_replications:
         raise AwsError(
             "InvalidDBInstanceAutomatedBackupState",
             f"Automated backups of {db.db_instance_identifier} are already replicated to {req.region}.",
         )
-    layer.backup_replications[arn] = {
+    layer.rds.backup_replications[arn] = {
         "arn": arn,
         "region": req.region,
         "source_arn": source_arn,
@@ -161,8 +161,8 @@ def start_db_instance_automated_backups_replication(
         "retention": int(req.params.get("BackupRetentionPeriod") or 7),
         "started_at": utcnow(),
     }
-    layer.backups_since.setdefault(source_arn, utcnow())
-    body = f"<DBInstanceAutomatedBackup>{auto_backup_xml(layer, layer.backup_replications[arn])}</DBInstanceAutomatedBackup>"
+    layer.rds.backups_since.setdefault(source_arn, utcnow())
+    body = f"<DBInstanceAutomatedBackup>{auto_backup_xml(layer, layer.rds.backup_replications[arn])}</DBInstanceAutomatedBackup>"
     return query_reply("StartDBInstanceAutomatedBackupsReplication", body)
 
 
@@ -171,7 +171,7 @@ def stop_db_instance_automated_backups_replication(
 ) -> Reply:
     source_arn = req.params.get("SourceDBInstanceArn", "")
     arn = auto_backup_arn(req.region, source_arn)
-    rec = layer.backup_replications.pop(arn, None)
+    rec = layer.rds.backup_replications.pop(arn, None)
     if rec is None:
         raise AwsError(
             "DBInstanceAutomatedBackupNotFound",
@@ -219,7 +219,7 @@ def own_backups_xml(layer: Realism, region: str, db: Any) -> tuple[str, str]:
     replications = "".join(
         f"<DBInstanceAutomatedBackupsReplication><DBInstanceAutomatedBackupsArn>{r['arn']}"
         "</DBInstanceAutomatedBackupsArn></DBInstanceAutomatedBackupsReplication>"
-        for r in layer.backup_replications.values()
+        for r in layer.rds.backup_replications.values()
         if r["source_arn"] == db.db_instance_arn
     )
     fields = {
@@ -257,7 +257,7 @@ def describe_db_instance_automated_backups(layer: Realism, req: AwsRequest, envi
             continue
         arn, xml = own_backups_xml(layer, req.region, db)
         entries.append((arn, db.db_instance_identifier, db.dbi_resource_id, xml))
-    for rec in list(layer.backup_replications.values()):
+    for rec in list(layer.rds.backup_replications.values()):
         if rec["region"] == req.region:
             entries.append(
                 (rec["arn"], rec["identifier"], rec["dbi_resource_id"], auto_backup_xml(layer, rec))
@@ -292,7 +292,7 @@ def restore_from_automated_backups(
     p = req.params
     arn = p["SourceDBInstanceAutomatedBackupsArn"]
     target = p.get("TargetDBInstanceIdentifier", "")
-    rec = layer.backup_replications.get(arn)
+    rec = layer.rds.backup_replications.get(arn)
     if rec is None or rec["region"] != req.region:
         raise AwsError(
             "DBInstanceAutomatedBackupNotFound",

@@ -6,13 +6,48 @@ from __future__ import annotations
 import datetime as dt
 import re
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dr.sandbox.fakeaws.backends import rds_backend
 from dr.sandbox.fakeaws.wire import AwsError, Reply, iso_time, jsonable, parse_time, utcnow
+from dr.sandbox.latency import REALISTIC, LatencyProfile
 
 if TYPE_CHECKING:
     from dr.sandbox.fakeaws.middleware import Realism
+
+
+# (destination region, source instance ARN) -> [earliest, latest] restorable times of its replicated backups
+ReplicatedWindowFn = Callable[[str, str], tuple[dt.datetime, dt.datetime] | None]
+
+
+@dataclass
+class RdsState:
+    """What the fake keeps about RDS beside moto's models."""
+
+    # How far behind "now" LatestRestorableTime is (real RDS: up to ~5 minutes).
+    restorable_lag: float = 0.0
+    # How far the replicated backups' LatestTime trails "now" when no real archive is wired.
+    replicated_lag: float = 0.0
+    # Automated backups replicated into another region (StartDBInstanceAutomatedBackupsReplication),
+    # by their auto-backup ARN in the destination region.
+    backup_replications: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Instance ARN -> when its automated backups (re)started: its promotion to a standalone.
+    backups_since: dict[str, dt.datetime] = field(default_factory=dict)
+    # What the local PostgreSQL's replicated WAL archive really covers (None: nothing replicated
+    # yet). Without it the window is modelled from the clock: replication start ... now -
+    # ``rds.replicated_backup_lag``.
+    replicated_window_fn: ReplicatedWindowFn | None = None
+
+    @classmethod
+    def for_profile(cls, profile: LatencyProfile) -> RdsState:
+        """The lags of ``profile`` (0 unless the profile is realistic or overrides them)."""
+
+        def lag(what: str) -> float:
+            return profile.duration(what) if what in REALISTIC or what in profile.overrides else 0.0
+
+        return cls(restorable_lag=lag("rds.restorable_lag"), replicated_lag=lag("rds.replicated_backup_lag"))
 
 
 def managed_password_conflict(db: Any, params: dict[str, Any]) -> AwsError | None:
@@ -63,7 +98,7 @@ def describe_db_as(layer: Realism, environ: dict[str, Any], region: str, ident: 
 
 
 def latest_restorable(layer: Realism) -> dt.datetime:
-    return utcnow() - dt.timedelta(seconds=layer.restorable_lag)
+    return utcnow() - dt.timedelta(seconds=layer.rds.restorable_lag)
 
 
 def restorable_window(layer: Realism, db: Any) -> tuple[dt.datetime, dt.datetime]:
@@ -74,7 +109,7 @@ def restorable_window(layer: Realism, db: Any) -> tuple[dt.datetime, dt.datetime
         created = parse_time(created)
     if created.tzinfo is None:
         created = created.replace(tzinfo=dt.UTC)
-    created = max(created, layer.backups_since.get(db.db_instance_arn, created))
+    created = max(created, layer.rds.backups_since.get(db.db_instance_arn, created))
     retention = int(db.backup_retention_period or 0)
     earliest = max(created, utcnow() - dt.timedelta(days=retention))
     return earliest, max(earliest, latest_restorable(layer))

@@ -59,7 +59,7 @@ def apply_promote(layer: Realism, region: str, ident: str, retention: str | None
         "backup_retention_period": int(retention) if retention not in (None, "") else 1,
     }
     backend.promote_read_replica(kwargs)
-    layer.backups_since[db.db_instance_arn] = utcnow()  # a replica had no automated backups
+    layer.rds.backups_since[db.db_instance_arn] = utcnow()  # a replica had no automated backups
     source = db.source_db_instance_identifier
     if source:
         found = (
