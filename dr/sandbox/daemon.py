@@ -258,7 +258,7 @@ def stop_background(directory: Path, timeout: float = 20.0) -> dict[str, Any]:
     pg_state = ((state or {}).get("postgres") or {}).get("state")
     if pg_state:
         with contextlib.suppress(Exception):
-            from dr.sandbox.postgres import stop_from_state
+            from dr.sandbox.pg_server import stop_from_state
 
             stopped += stop_from_state(pg_state, remove=True)
     leftover = [

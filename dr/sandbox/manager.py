@@ -1,12 +1,12 @@
 """Assemble the whole two-region sandbox in this process (:class:`Sandbox`).
 
 :class:`Sandbox` starts, in this process: the moto server behind the realism layer
-(:mod:`dr.sandbox.server`, :mod:`dr.sandbox.realism`), the real PostgreSQL primary + replica
+(:mod:`dr.sandbox.server`, :mod:`dr.sandbox.fakeaws`), the real PostgreSQL primary + replica
 (:mod:`dr.sandbox.postgres`, when its binaries are installed), one fake Kubernetes API per cluster
 (:mod:`dr.sandbox.fakekube`), per-region ``/health`` endpoints and the failover resolver
 (:mod:`dr.sandbox.resolver`); it seeds moto from the estate (:mod:`dr.sandbox.seed`) and wires the
 hooks (an RDS promote promotes PostgreSQL, the RDS endpoint is the local PostgreSQL, ReplicaLag is
-the measured lag — :mod:`dr.sandbox.pg_link`; the nodegroup's Ready nodes bound the pods, Route53
+the measured lag — :mod:`dr.sandbox.rds_bridge`; the nodegroup's Ready nodes bound the pods, Route53
 health follows /health).
 
 :meth:`Sandbox.write_state` writes ``D/state.json`` (the contract of :mod:`dr.target`); running
@@ -36,13 +36,13 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 from dr.errors import BadInput, OperationFailed
+from dr.sandbox.fakeaws.health_checks import NO_ANSWER, http_report
 from dr.sandbox.latency import LatencyProfile, profile
-from dr.sandbox.pg_link import PgLink
-from dr.sandbox.realism import NO_ANSWER, http_report
+from dr.sandbox.rds_bridge import RdsBridge
 
 if TYPE_CHECKING:
     from dr.aws.session import ClientProvider
-    from dr.sandbox.realism import Realism
+    from dr.sandbox.fakeaws.middleware import Realism
     from dr.sandbox.resolver import Resolver
     from dr.topology import Estate
 
@@ -68,7 +68,7 @@ def postgres_available() -> tuple[bool, str]:
     if not _available("dr.sandbox.postgres"):
         return False, "dr.sandbox.postgres is not installed"
     try:
-        from dr.sandbox.postgres import find_pg_bin
+        from dr.sandbox.pg_server import find_pg_bin
 
         find_pg_bin()
     except Exception as exc:
@@ -124,7 +124,7 @@ class Sandbox:
         self.realism: Realism | None = None
         self.server: Any = None
         self.pg: Any = None
-        self.pg_link: PgLink | None = None
+        self.pg_link: RdsBridge | None = None
         self.kube_apis: dict[str, Any] = {}
         self.resolver: Resolver | None = None
         self.resolver_server: Any = None
@@ -195,7 +195,7 @@ class Sandbox:
             self.realism.publish_replica_lag()
 
     def _start(self, say: Progress) -> None:
-        from dr.sandbox.realism import Realism
+        from dr.sandbox.fakeaws.middleware import Realism
         from dr.sandbox.server import MotoServer
 
         estate = self.estate
@@ -233,7 +233,7 @@ class Sandbox:
             if pg_error:
                 raise OperationFailed(f"sandbox: PostgreSQL failed to start: {pg_error[0]}") from pg_error[0]
             self.components["postgres"] = "running"
-            self.pg_link = PgLink(self.pg, estate)
+            self.pg_link = RdsBridge(self.pg, estate)
             self.pg_link.on_password_changed = self._password_changed
             out = {}
             for view, name in ((estate.primary, "primary"), (estate.secondary, "replica")):

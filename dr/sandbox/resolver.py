@@ -4,7 +4,7 @@ For a name with failover records, the answer is the PRIMARY record while its hea
 healthy, else the SECONDARY if healthy; when every record is unhealthy Route53 answers the
 PRIMARY (it treats "all unhealthy" as "all healthy"). A record without a health check is healthy;
 a *disabled* health check counts healthy and an *inverted* one is flipped (as Route53 does). Health
-is what Route53's checkers concluded (:class:`dr.sandbox.realism.HealthEvaluator`, with the
+is what Route53's checkers concluded (:class:`dr.sandbox.fakeaws.health_checks.HealthEvaluator`, with the
 profile's evaluation delay), not the instantaneous truth.
 
 Answers are cached per name for the record's TTL, scaled by the latency profile (``none``: no
@@ -98,7 +98,7 @@ def choose(candidates: list[Candidate], healthy: Callable[[str], bool]) -> Candi
 
 def moto_candidates(name: str) -> list[Candidate]:
     """The CNAME/A record sets for ``name`` in moto's Route53 (this process)."""
-    from dr.sandbox.realism import route53_backend
+    from dr.sandbox.fakeaws.backends import route53_backend
 
     wanted = name.rstrip(".").lower()
     out: list[Candidate] = []

@@ -423,7 +423,7 @@ def create_operator_role(
     ``denies``: the restore policy's Deny on the estate's databases would refuse what failback,
     reprotect and ops must do to them — in an account, restore gets a role of its own."""
     from dr.procedures.iam import PROCEDURES, policy
-    from dr.sandbox.realism import ACCOUNT_ID, OPERATOR_ROLE
+    from dr.sandbox.fakeaws.wire import ACCOUNT_ID, OPERATOR_ROLE
 
     name = role or OPERATOR_ROLE
     iam = clients.client("iam", "us-east-1")
@@ -448,7 +448,7 @@ def create_operator_role(
 
 
 def _seed_operator(clients: ClientProvider, estate: Estate, result: SeedResult) -> None:
-    """The role the sandbox's caller is a session of (dr.sandbox.realism answers GetCallerIdentity)."""
+    """The role the sandbox's caller is a session of (dr.sandbox.fakeaws answers GetCallerIdentity)."""
     result.ids.setdefault("global", {})["operator_role"] = create_operator_role(clients, estate)
 
 

@@ -2,7 +2,7 @@
 
 :class:`MotoServer` builds moto's WSGI application (``DomainDispatcherApplication(create_backend_app)``,
 exactly what ``moto_server`` and ``ThreadedMotoServer`` serve), lets the caller wrap it (the
-realism layer, :mod:`dr.sandbox.realism`), and serves the result with werkzeug's threaded server on:
+realism layer, :mod:`dr.sandbox.fakeaws`), and serves the result with werkzeug's threaded server on:
 
 * one **main** port for every region (``url``; ``state.json``'s ``aws_endpoint``), and
 * one port **per region** (``region_urls``; ``state.json``'s ``aws_endpoints``). Closing a region's
@@ -76,19 +76,14 @@ class MotoServer:
         regions: Iterable[str] = (),
         port: int = 0,
     ) -> None:
-        self._inner = moto_app()
-        self.app: WSGIApp = middleware(self._inner) if middleware else self._inner
+        inner = moto_app()
+        self.app: WSGIApp = middleware(inner) if middleware else inner
         self._regions = list(dict.fromkeys(regions))
         self._port = port
         self._main: _Listener | None = None
         self._region_listeners: dict[str, _Listener | None] = {}
         self._region_ports: dict[str, int] = {}
         self._lock = threading.Lock()
-
-    @property
-    def inner_app(self) -> WSGIApp:
-        """moto's app without the middleware (for internal calls that must bypass faults)."""
-        return self._inner
 
     def start(self) -> MotoServer:
         self._main = _Listener(self.app, self._port, "moto")

@@ -1,6 +1,6 @@
 """A small two-region estate behind the sandbox's realism layer, in this process, for `dr` subprocesses.
 
-moto's server + :class:`dr.sandbox.realism.Realism` (transitions, AWS-side validations, fault
+moto's server + :class:`dr.sandbox.fakeaws.middleware.Realism` (transitions, AWS-side validations, fault
 injection) + the fake Kubernetes API of both clusters, seeded with the light moto seeding of the unit
 tests (seconds, not the full sandbox's ~15 s). A ``state.json`` in ``DR_SANDBOX_DIR`` makes
 ``python -m dr --target sandbox ...`` talk to it exactly as it talks to ``dr sandbox up``.
@@ -277,9 +277,9 @@ def running_estate(directory: Path, *, seed_eks: bool = True, stack_dir: Path = 
     import logging
 
     from dr.aws.session import ClientProvider
+    from dr.sandbox.fakeaws.middleware import Realism
     from dr.sandbox.fakekube import serve_estate
     from dr.sandbox.latency import LatencyProfile
-    from dr.sandbox.realism import Realism
     from dr.sandbox.server import MotoServer
     from dr.target import SANDBOX_CREDENTIALS
     from dr.topology import load_estate

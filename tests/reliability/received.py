@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from dr.aws.session import is_mutating
-from dr.sandbox.realism import parse_request
+from dr.sandbox.fakeaws.wire import parse_request
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 

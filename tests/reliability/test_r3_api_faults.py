@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.mark.parametrize("mode", ["unplanned", "planned"])
 def test_failover_completes_with_20_percent_throttling_and_5xx(fresh_estate: Estate, mode: str) -> None:
-    from dr.sandbox.realism import FaultRule
+    from dr.sandbox.fakeaws.faults import FaultRule
 
     e = fresh_estate
     extra: dict[str, str] = {}

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from dr.sandbox.realism import NO_ANSWER
+from dr.sandbox.fakeaws.health_checks import NO_ANSWER
 from tests.reliability.harness import Estate, manual_snapshot, sent_mutations
 
 pytestmark = pytest.mark.slow

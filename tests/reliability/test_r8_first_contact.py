@@ -291,7 +291,7 @@ def _expired_sso_token(cache: Path) -> None:
 
 
 def _check(e: Estate, case: Case, tmp: Path, record_property: Any) -> None:
-    from dr.sandbox.realism import FaultRule
+    from dr.sandbox.fakeaws.faults import FaultRule
 
     names = _names(e)
     says = [s.format(**names) for s in case.says]

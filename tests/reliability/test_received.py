@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from tests.reliability.received import ReceivedLog
-from tests.unit.sandbox.test_realism import _environ
+from tests.unit.sandbox.fakeaws.test_wire import _environ
 
 FORM = "application/x-www-form-urlencoded; charset=utf-8"
 

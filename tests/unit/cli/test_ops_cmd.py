@@ -585,7 +585,7 @@ def _refuse_password_on_managed(monkeypatch: pytest.MonkeyPatch) -> None:
     from moto.rds.exceptions import RDSClientError
     from moto.rds.models import MasterUserSecret, RDSBackend
 
-    from dr.sandbox.realism import managed_password_conflict
+    from dr.sandbox.fakeaws.rds_models import managed_password_conflict
 
     def rotate(self: Any) -> None:
         value = json.loads(self.secret.secret_string)

@@ -21,7 +21,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 @pytest.fixture
 def pg(tmp_path: Path) -> Iterator[object]:
     try:
-        from dr.sandbox.postgres import PostgresEstate, find_pg_bin
+        from dr.sandbox.pg_server import find_pg_bin
+        from dr.sandbox.postgres import PostgresEstate
 
         find_pg_bin()
     except Exception as exc:  # pragma: no cover - environment without the server binaries

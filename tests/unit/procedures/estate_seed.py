@@ -156,7 +156,7 @@ def fix_moto_route53_batch(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make moto accept a batch that DELETEs and re-CREATEs a record set, as Route53 does."""
     from moto.route53.models import Route53Backend
 
-    from dr.sandbox.realism import route53_batch_as_whole
+    from dr.sandbox.fakeaws.backends import route53_batch_as_whole
 
     original = Route53Backend.change_resource_record_sets
     monkeypatch.setattr(

@@ -210,8 +210,8 @@ def test_change_batches_respect_route53_counting() -> None:
 
 
 def _realism_server(overrides: dict[str, float]) -> Any:
+    from dr.sandbox.fakeaws.middleware import Realism
     from dr.sandbox.latency import LatencyProfile
-    from dr.sandbox.realism import Realism
     from dr.sandbox.server import MotoServer
 
     realism = Realism(None, LatencyProfile("none", overrides=overrides))
@@ -263,8 +263,8 @@ def test_on_the_sandbox_realism_layer_dns_moves_only_after_its_databases_are_pro
     change batch goes out only once every database it names has finished promoting."""
     import time
 
+    from dr.sandbox.fakeaws.middleware import Realism
     from dr.sandbox.latency import LatencyProfile
-    from dr.sandbox.realism import Realism
     from dr.sandbox.server import MotoServer
     from dr.target import SANDBOX_CREDENTIALS
 

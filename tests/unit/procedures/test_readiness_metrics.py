@@ -167,7 +167,7 @@ def test_sandbox_evaluates_the_alarms_and_status_shows_them(full: Full) -> None:
     """moto stores alarms but never evaluates them; the sandbox's realism layer does (last period vs
     threshold). `dr status` reads them back with DescribeAlarms."""
     from dr.procedures.status import collect_status
-    from dr.sandbox.realism import evaluate_alarms
+    from dr.sandbox.fakeaws.cloudwatch_ops import evaluate_alarms
     from dr.sandbox.seed import _seed_readiness_alarms
 
     report = collect_status(full.estate, full.clients, full.kube)

@@ -17,7 +17,8 @@ import pytest
 
 from dr.errors import BadInput
 from dr.sandbox.latency import LatencyProfile
-from dr.sandbox.postgres import Dsn, PostgresEstate, RunAs, stop_from_state
+from dr.sandbox.pg_server import Dsn, RunAs, stop_from_state
+from dr.sandbox.postgres import PostgresEstate
 
 PASSWORD = "Sup3r-S3cret-pw"
 
@@ -123,7 +124,7 @@ def _hide_binaries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """As root: a copy of the binaries the server user cannot reach (pytest's 0700 tmp dir)."""
     import shutil
 
-    from dr.sandbox.postgres import accessible_bin, find_pg_bin
+    from dr.sandbox.pg_server import accessible_bin, find_pg_bin
 
     src = find_pg_bin()
     hidden = tmp_path / "private"

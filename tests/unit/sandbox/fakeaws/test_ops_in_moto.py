@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
+from dr.sandbox.fakeaws.faults import FaultRule
+from dr.sandbox.fakeaws.middleware import Realism
 from dr.sandbox.latency import LatencyProfile
-from dr.sandbox.realism import FaultRule, Realism
 from dr.sandbox.server import MotoServer
 
 pytestmark = pytest.mark.slow  # moto's RDS import + a 2 s promotion

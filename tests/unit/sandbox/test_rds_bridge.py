@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dr.sandbox.pg_link import PgLink
+from dr.sandbox.rds_bridge import RdsBridge
 
 
 class _FakePg:
-    """What PgLink asks of the PostgreSQL estate: which server is in recovery; rewinds recorded."""
+    """What RdsBridge asks of the PostgreSQL estate: which server is in recovery; rewinds recorded."""
 
     def __init__(self, recovering: dict[str, bool | None]) -> None:
         self.recovering = recovering
@@ -40,7 +40,7 @@ def test_a_replica_created_beside_a_diverged_server_rewinds_it_and_takes_its_ide
     prod, dr = estate.primary, estate.secondary
     # steady state: DR streams from the primary; another replica in DR changes nothing
     pg = _FakePg({"primary": False, "replica": True})
-    link = PgLink(pg, estate)
+    link = RdsBridge(pg, estate)
     link.on_replica_created(dr.region, "reporting-replica")
     assert pg.rewound == [] and link.instance(dr.region, "reporting-replica") is None
     assert link.instance(dr.region, dr.database.identifier) == "replica"
@@ -68,7 +68,7 @@ def test_a_replica_of_a_restored_server_streams_from_it() -> None:
     prod, dr = estate.primary, estate.secondary
     restored = f"{dr.database.identifier}-pitr-120000"
     pg = _FakePg({"primary": None, "replica": True, restored: False})
-    link = PgLink(pg, estate)
+    link = RdsBridge(pg, estate)
     link.names[(dr.region, restored)] = restored
     link.region_of[restored] = dr.region
     arn = f"arn:aws:rds:{dr.region}:123456789012:db:{restored}"
@@ -79,5 +79,5 @@ def test_a_replica_of_a_restored_server_streams_from_it() -> None:
     assert pg.rewound == [f"primary<-{restored}"]
     # without the source, the default pair is used: DR does not write, nothing to stream from
     pg2 = _FakePg({"primary": None, "replica": True, restored: False})
-    PgLink(pg2, estate).on_replica_created(prod.region, prod.database.identifier)
+    RdsBridge(pg2, estate).on_replica_created(prod.region, prod.database.identifier)
     assert pg2.rewound == []
