@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from dr.cli.app import AppContext, pass_app
-from dr.cli.runopts import RunOptions, plan_options
+from dr.cli.plan_command import RunOptions, plan_options
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -60,7 +60,7 @@ def _run(
     locked: bool = True,
 ) -> None:
     """Run an ops plan; ``locked``: under the estate's run lock (unless --dry-run or ``ops --no-lock``)."""
-    from dr.cli.opsutil import estate_lock, finish
+    from dr.cli.plan_command import estate_lock, finish
     from dr.procedures.support import services
     from dr.runbook.runner import run_plan
 
