@@ -95,41 +95,43 @@ def flag_set(app: AppContext, name: str, value: str, **opts: Any) -> None:
     _set_flags(app, {name: value}, must_exist=False, **opts)
 
 
-@flag.command("disable")
-@click.argument("name")
-@_flag_options
-@pass_app
-def flag_disable(app: AppContext, name: str, **opts: Any) -> None:
-    """Set an existing flag to "false" (the runbook's emergency disable)."""
-    _set_flags(app, {name: "false"}, must_exist=True, **opts)
+def _flag_to(command: str, value: str, doc: str) -> click.Command:
+    """``dr ops flag COMMAND NAME``: the existing flag NAME to ``value``."""
+
+    @flag.command(command, help=doc)
+    @click.argument("name")
+    @_flag_options
+    @pass_app
+    def set_existing(app: AppContext, name: str, **opts: Any) -> None:
+        _set_flags(app, {name: value}, must_exist=True, **opts)
+
+    return set_existing
 
 
-@flag.command("enable")
-@click.argument("name")
-@_flag_options
-@pass_app
-def flag_enable(app: AppContext, name: str, **opts: Any) -> None:
-    """Set an existing flag to "true"."""
-    _set_flags(app, {name: "true"}, must_exist=True, **opts)
+flag_disable = _flag_to(
+    "disable", "false", 'Set an existing flag to "false" (the runbook\'s emergency disable).'
+)
+flag_enable = _flag_to("enable", "true", 'Set an existing flag to "true".')
 
 
-@click.command("circuit-breaker")
-@click.argument("state", type=click.Choice(["on", "off"]))
-@_flag_options
-@pass_app
-def circuit_breaker(app: AppContext, state: str, **opts: Any) -> None:
-    """Circuit breaker on/off (flag circuit-breaker-enabled)."""
-    from dr.procedures.ops import CIRCUIT_BREAKER_FLAG
+def _switch(name: str, flag: str, doc: str) -> click.Command:
+    """``dr ops NAME on|off``: the flag whose name is ``dr.procedures.ops.<flag>`` to "true"/"false"."""
 
-    _set_flags(app, {CIRCUIT_BREAKER_FLAG: "true" if state == "on" else "false"}, must_exist=False, **opts)
+    @click.command(name, help=doc)
+    @click.argument("state", type=click.Choice(["on", "off"]))
+    @_flag_options
+    @pass_app
+    def switch(app: AppContext, state: str, **opts: Any) -> None:
+        from dr.procedures import ops as procs
+
+        _set_flags(
+            app, {getattr(procs, flag): "true" if state == "on" else "false"}, must_exist=False, **opts
+        )
+
+    return switch
 
 
-@click.command()
-@click.argument("state", type=click.Choice(["on", "off"]))
-@_flag_options
-@pass_app
-def maintenance(app: AppContext, state: str, **opts: Any) -> None:
-    """Maintenance mode on/off (flag maintenance-mode)."""
-    from dr.procedures.ops import MAINTENANCE_FLAG
-
-    _set_flags(app, {MAINTENANCE_FLAG: "true" if state == "on" else "false"}, must_exist=False, **opts)
+circuit_breaker = _switch(
+    "circuit-breaker", "CIRCUIT_BREAKER_FLAG", "Circuit breaker on/off (flag circuit-breaker-enabled)."
+)
+maintenance = _switch("maintenance", "MAINTENANCE_FLAG", "Maintenance mode on/off (flag maintenance-mode).")

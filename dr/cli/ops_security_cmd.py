@@ -21,43 +21,41 @@ def waf() -> None:
     """Block / unblock addresses in the WAF IP set of each region."""
 
 
-def _waf(app: AppContext, cidrs: tuple[str, ...], *, block: bool, where: str, **opts: Any) -> None:
-    from dr.procedures.ops import resolve_sites
-    from dr.procedures.ops_security import waf_plan
+def _waf_edit(name: str, *, block: bool, doc: str) -> click.Command:
+    """``dr ops waf block|unblock CIDR…``: one change to each region's IP set."""
 
-    estate = app.estate
-    sites = resolve_sites(estate, where)
-    plan, report = waf_plan(app.clients(read_only=True), estate, sites, list(cidrs), block=block)
-    verb = "blocked" if block else "unblocked"
-    run_ops_plan(
-        app,
-        plan,
-        kube=None,
-        report={"waf": report},
-        human=print_lines([f"{verb} {', '.join(report['cidrs'])} in {', '.join(report['regions'])}"]),
-        locked=False,  # blocking an attacker never waits for a failover (the IP set has its own lock token)
-        **opts,
-    )
+    @waf.command(name, help=doc)
+    @click.argument("cidrs", nargs=-1, required=True)
+    @site_option("both")
+    @plan_options
+    @pass_app
+    def edit(app: AppContext, cidrs: tuple[str, ...], where: str, **opts: Any) -> None:
+        from dr.procedures.ops import resolve_sites
+        from dr.procedures.ops_security import waf_plan
+
+        estate = app.estate
+        sites = resolve_sites(estate, where)
+        plan, report = waf_plan(app.clients(read_only=True), estate, sites, list(cidrs), block=block)
+        verb = "blocked" if block else "unblocked"
+        run_ops_plan(
+            app,
+            plan,
+            kube=None,
+            report={"waf": report},
+            human=print_lines([f"{verb} {', '.join(report['cidrs'])} in {', '.join(report['regions'])}"]),
+            locked=False,  # blocking an attacker never waits for a failover (the IP set has its own lock token)
+            **opts,
+        )
+
+    return edit
 
 
-@waf.command("block")
-@click.argument("cidrs", nargs=-1, required=True)
-@site_option("both")
-@plan_options
-@pass_app
-def waf_block(app: AppContext, cidrs: tuple[str, ...], where: str, **opts: Any) -> None:
-    """Add addresses/CIDRs (e.g. 203.0.113.7 or 198.51.100.0/24) to the IP set; existing entries kept."""
-    _waf(app, cidrs, block=True, where=where, **opts)
-
-
-@waf.command("unblock")
-@click.argument("cidrs", nargs=-1, required=True)
-@site_option("both")
-@plan_options
-@pass_app
-def waf_unblock(app: AppContext, cidrs: tuple[str, ...], where: str, **opts: Any) -> None:
-    """Remove addresses/CIDRs from the IP set."""
-    _waf(app, cidrs, block=False, where=where, **opts)
+waf_block = _waf_edit(
+    "block",
+    block=True,
+    doc="Add addresses/CIDRs (e.g. 203.0.113.7 or 198.51.100.0/24) to the IP set; existing entries kept.",
+)
+waf_unblock = _waf_edit("unblock", block=False, doc="Remove addresses/CIDRs from the IP set.")
 
 
 @waf.command("list")

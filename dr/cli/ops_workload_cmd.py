@@ -64,18 +64,8 @@ def scale(
             desired=desired,
             timeout=timeout,
         )
-        run_ops_plan(
-            app,
-            plan,
-            kube=None,
-            report={"nodegroup": report},
-            human=print_lines(
-                [
-                    f"nodegroup {report['cluster']}/{report['nodegroup']} ({report['region']}): {report['from']} -> {report['to']}"
-                ]
-            ),
-            run=run,
-        )
+        line = f"nodegroup {report['cluster']}/{report['nodegroup']} ({report['region']}): {report['from']} -> {report['to']}"
+        run_ops_plan(app, plan, kube=None, report={"nodegroup": report}, human=print_lines([line]), run=run)
         return
     if min_size is not None or max_size is not None or desired is not None:
         raise BadInput("--min/--max/--desired are for `scale nodegroup`; a deployment takes --replicas")
@@ -205,15 +195,5 @@ def rollback(
     procs.resolve_deployment(estate, deployment, site)
     kube = factory(app, read_only=run.dry_run)
     plan, report = procs.rollback_plan(kube(site), estate, site, deployment, to_revision, timeout=timeout)
-    run_ops_plan(
-        app,
-        plan,
-        kube=kube,
-        report={"rollback": report},
-        human=print_lines(
-            [
-                f"{report['deployment']} ({report['region']}): revision {report['from_revision']} -> template of revision {report['to_revision']}"
-            ]
-        ),
-        run=run,
-    )
+    line = f"{report['deployment']} ({report['region']}): revision {report['from_revision']} -> template of revision {report['to_revision']}"
+    run_ops_plan(app, plan, kube=kube, report={"rollback": report}, human=print_lines([line]), run=run)
