@@ -60,6 +60,7 @@ def one_site(purpose: str = "") -> Callable[[F], F]:
 
 
 def kubeconfig(app: AppContext) -> str | None:
+    """``ops --kubeconfig``, else the sandbox's, else the default (``$KUBECONFIG``, ~/.kube/config)."""
     explicit = app.extra.get("kubeconfig")
     if explicit:
         return str(explicit)
@@ -71,6 +72,7 @@ def kubeconfig(app: AppContext) -> str | None:
 
 
 def factory(app: AppContext, *, read_only: bool) -> KubeFactory:
+    """Kubernetes clients per cluster (``read_only``: changes refused, for dry runs and reads)."""
     from dr.procedures.ops import KubeFactory
 
     return KubeFactory(kubeconfig=kubeconfig(app), clients=app.clients(read_only=True), read_only=read_only)
@@ -105,6 +107,8 @@ def run_ops_plan(
 
 
 def print_lines(lines: list[str]) -> Any:
+    """The table-output renderer of an ops result: these lines, as they are."""
+
     def human(_report: dict[str, Any], out: Console) -> None:
         for line in lines:
             out.print(line)
