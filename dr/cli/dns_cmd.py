@@ -8,8 +8,7 @@ import click
 from rich.console import Console
 
 from dr.cli.app import AppContext, pass_app
-from dr.cli.opsutil import execute, finish
-from dr.cli.runopts import RunOptions, plan_options
+from dr.cli.plan_command import RunOptions, execute, finish, plan_options
 
 METHOD = click.Choice(["auto", "healthcheck", "records"])
 
@@ -59,14 +58,7 @@ def status(app: AppContext) -> None:
     emit(app.output, state.to_dict(), _render_status)
 
 
-def _move(
-    app: AppContext,
-    to: str,
-    method: str,
-    force: bool,
-    timeout: float,
-    run: RunOptions,
-) -> None:
+def _move(app: AppContext, to: str, *, method: str, force: bool, timeout: float, run: RunOptions) -> None:
     from dr.procedures.dns import move_plan, prepare_move, read_state
 
     estate = app.estate
@@ -132,28 +124,15 @@ def _with_common(f: Any) -> Any:
 @_with_common
 @plan_options
 @pass_app
-def failover(
-    app: AppContext,
-    to: str,
-    method: str,
-    force: bool,
-    timeout: float,
-    run: RunOptions,
-) -> None:
+def failover(app: AppContext, to: str, **move: Any) -> None:
     """Serve the public name from --to (refused, exit 3, when that region is unhealthy)."""
-    _move(app, to, method, force, timeout, run)
+    _move(app, to, **move)
 
 
 @dns.command("failback")
 @_with_common
 @plan_options
 @pass_app
-def failback(
-    app: AppContext,
-    method: str,
-    force: bool,
-    timeout: float,
-    run: RunOptions,
-) -> None:
+def failback(app: AppContext, **move: Any) -> None:
     """Serve the public name from the primary region again."""
-    _move(app, "primary", method, force, timeout, run)
+    _move(app, "primary", **move)

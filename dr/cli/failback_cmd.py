@@ -9,8 +9,7 @@ import click
 
 from dr.cli.app import AppContext, pass_app
 from dr.cli.failover_cmd import kube_factory
-from dr.cli.opsutil import estate_lock
-from dr.cli.runopts import RunOptions, plan_options
+from dr.cli.plan_command import RunOptions, estate_lock, plan_options
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -58,7 +57,7 @@ def failback(
 ) -> None:
     """Re-protect, wait until caught up, fail back (planned, RPO 0), DR side back to warm standby."""
 
-    from dr.cli.opsutil import finish
+    from dr.cli.plan_command import finish
     from dr.errors import GateRefused
     from dr.procedures.dns import read_state
     from dr.procedures.failback import failback_plan, preflight, replica_placement

@@ -13,8 +13,7 @@ import click
 from click.core import ParameterSource
 
 from dr.cli.app import AppContext, pass_app
-from dr.cli.opsutil import estate_lock
-from dr.cli.runopts import RunOptions, plan_options
+from dr.cli.plan_command import RunOptions, estate_lock, plan_options
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -132,7 +131,7 @@ def failover(
     """Fail the whole estate over to the DR region: DNS moves only once the DB is writable,
     pods are Ready and the DR health check is healthy (exit 3 when a gate refuses)."""
 
-    from dr.cli.opsutil import finish
+    from dr.cli.plan_command import finish
     from dr.errors import BadInput
     from dr.procedures.dns import read_state
     from dr.procedures.failover import failover_plan, preflight

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from dr.cli.app import AppContext, pass_app
-from dr.cli.runopts import RunOptions, plan_options
+from dr.cli.plan_command import RunOptions, plan_options
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -45,7 +45,7 @@ def _summary(fl: Fleet) -> dict[str, Any]:
 @pass_app
 def plan_cmd(app: AppContext, path: Path, timeout: float) -> None:
     """Show the fleet failover plan (offline: reads the file only, calls no AWS API)."""
-    from dr.cli.runopts import render_plan
+    from dr.cli.plan_command import render_plan
     from dr.procedures.fleet import fleet_plan, load_fleet
 
     fl = load_fleet(path)
@@ -83,7 +83,7 @@ def failover(
     Takes the estate's run lock (shared with promote, dns and failover).
     """
     from dr.aws.session import CallRecorder
-    from dr.cli.opsutil import estate_lock, finish
+    from dr.cli.plan_command import estate_lock, finish
     from dr.procedures.fleet import fleet_inventory, fleet_plan, frozen_heap, load_fleet
     from dr.procedures.support import services
     from dr.runbook.ratelimit import RateLimiter

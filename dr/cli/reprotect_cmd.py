@@ -9,8 +9,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from dr.cli.app import AppContext, pass_app
-from dr.cli.opsutil import execute, finish
-from dr.cli.runopts import RunOptions, plan_options
+from dr.cli.plan_command import RunOptions, execute, finish, plan_options
 
 if TYPE_CHECKING:
     from rich.console import Console

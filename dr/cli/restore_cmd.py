@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from rich.console import Console
 
 from dr.cli.app import AppContext, pass_app
-from dr.cli.opsutil import execute, finish
-from dr.cli.runopts import RunOptions, plan_options
+from dr.cli.plan_command import RunOptions, execute, finish, plan_options
+
+if TYPE_CHECKING:
+    from dr.aws.session import ClientProvider
+    from dr.procedures.restore import RestoreRequest
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -52,6 +55,32 @@ def _checks(tables: tuple[str, ...], sqls: tuple[str, ...]) -> list[Any]:
     from dr.procedures.restore import Check
 
     return [Check.parse_table(t) for t in tables] + [Check(name=s, sql=s) for s in sqls]
+
+
+def _restore(
+    app: AppContext,
+    prepare: Callable[..., RestoreRequest],
+    *,
+    run: RunOptions,
+    verify: bool,
+    check_tables: tuple[str, ...],
+    check_sqls: tuple[str, ...],
+    cleanup: bool,
+    timeout: float,
+) -> None:
+    """Prepare a restore from what :func:`_verify_options` gives every restore command, run it
+    (never under the estate's run lock) and render it. ``prepare(clients, checks=…, verify=…,
+    cleanup=…, resuming=…)`` adds what its kind of restore needs."""
+    from dr.procedures.restore import restore_plan
+
+    clients = app.clients(read_only=run.dry_run)
+    checks = _checks(check_tables, check_sqls)
+    req = prepare(
+        clients, checks=checks, verify=verify or bool(checks), cleanup=cleanup, resuming=bool(run.resume)
+    )
+    plan = restore_plan(req, timeout=timeout)
+    result = execute(app, plan, clients, run=run, locked=False)
+    finish(app, result, {"restore": req.to_dict()}, _human)
 
 
 def _human(report: dict[str, Any], out: Console) -> None:
@@ -113,40 +142,32 @@ def pitr(
     when: str | None,
     minutes_ago: float | None,
     target: str,
-    verify: bool,
-    check_tables: tuple[str, ...],
-    check_sqls: tuple[str, ...],
-    cleanup: bool,
-    timeout: float,
     run: RunOptions,
+    **verification: Any,
 ) -> None:
     """Point-in-time restore into a new instance, validated against the real RestoreWindow
     (DescribeDBInstanceAutomatedBackups) of the source's backups."""
-    from dr.procedures.restore import prepare_pitr, restore_plan
+    from dr.procedures.restore import prepare_pitr
     from dr.procedures.support import parse_time, pick_site
 
     estate = app.estate
     replicated = from_ == "replicated-backups"
     view = pick_site(estate, region, estate.secondary if replicated else estate.primary)
-    clients = app.clients(read_only=run.dry_run)
-    checks = _checks(check_tables, check_sqls)
-    req = prepare_pitr(
-        clients,
-        estate,
-        view,
-        source=source,
-        target=target,
-        when=parse_time(when) if when else None,
-        minutes_ago=minutes_ago,
-        checks=checks,
-        verify=verify or bool(checks),
-        cleanup=cleanup,
-        resuming=bool(run.resume),
-        from_="replicated-backups" if replicated else "instance",
-    )
-    plan = restore_plan(req, timeout=timeout)
-    result = execute(app, plan, clients, run=run, locked=False)
-    finish(app, result, {"restore": req.to_dict()}, _human)
+
+    def prepare(clients: ClientProvider, **common: Any) -> RestoreRequest:
+        return prepare_pitr(
+            clients,
+            estate,
+            view,
+            source=source,
+            target=target,
+            when=parse_time(when) if when else None,
+            minutes_ago=minutes_ago,
+            from_="replicated-backups" if replicated else "instance",
+            **common,
+        )
+
+    _restore(app, prepare, run=run, **verification)
 
 
 @restore.command("snapshot")
@@ -165,33 +186,25 @@ def from_snapshot(
     region: str | None,
     target: str,
     kind: str,
-    verify: bool,
-    check_tables: tuple[str, ...],
-    check_sqls: tuple[str, ...],
-    cleanup: bool,
-    timeout: float,
     run: RunOptions,
+    **verification: Any,
 ) -> None:
     """Restore a DB snapshot into a new instance, or a Redis snapshot into a new replication group."""
-    from dr.procedures.restore import prepare_snapshot, restore_plan
+    from dr.procedures.restore import prepare_snapshot
     from dr.procedures.support import pick_site
 
     estate = app.estate
     view = pick_site(estate, region, estate.primary)
-    clients = app.clients(read_only=run.dry_run)
-    checks = _checks(check_tables, check_sqls)
-    req = prepare_snapshot(
-        clients,
-        estate,
-        view,
-        snapshot=snapshot_id,
-        target=target,
-        kind=kind,  # type: ignore[arg-type]
-        checks=checks,
-        verify=verify or bool(checks),
-        cleanup=cleanup,
-        resuming=bool(run.resume),
-    )
-    plan = restore_plan(req, timeout=timeout)
-    result = execute(app, plan, clients, run=run, locked=False)
-    finish(app, result, {"restore": req.to_dict()}, _human)
+
+    def prepare(clients: ClientProvider, **common: Any) -> RestoreRequest:
+        return prepare_snapshot(
+            clients,
+            estate,
+            view,
+            snapshot=snapshot_id,
+            target=target,
+            kind=kind,  # type: ignore[arg-type]
+            **common,
+        )
+
+    _restore(app, prepare, run=run, **verification)

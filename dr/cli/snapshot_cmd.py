@@ -8,8 +8,7 @@ import click
 from rich.console import Console
 
 from dr.cli.app import AppContext, pass_app
-from dr.cli.opsutil import execute, finish
-from dr.cli.runopts import RunOptions, plan_options
+from dr.cli.plan_command import RunOptions, execute, finish, plan_options
 
 KIND = click.Choice(["rds", "redis"])
 

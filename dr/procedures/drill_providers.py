@@ -739,7 +739,7 @@ def _serving_database(
     rule ``dr readiness`` judges by) when Route53 serves the site's region, else the stack files'
     instance. A secret that cannot be read raises: the estate is unreadable, not judged on the
     wrong database."""
-    from dr.procedures.readiness import secret_host, serving_database
+    from dr.procedures.readiness_reads import secret_host, serving_database
 
     own = rds.find_instance(view.database.identifier)
     if serving != view.region:

@@ -118,6 +118,25 @@ def test_scale_bad_input_exits_2_and_changes_nothing(env: Env) -> None:
         assert (sc["minSize"], sc["maxSize"], sc["desiredSize"]) == (3, 20, 6)
 
 
+ONE_SITE = [
+    (["scale", "api", "--replicas", "3", "--yes"], "--region must name one site for scale"),
+    (["hpa", "api", "--min", "8", "--yes"], "--region must name one site"),
+    (["history", "api"], "--region must name one site"),
+    (["rollback", "api", "--yes"], "--region must name one site for rollback"),
+    (["stop-writes", "--yes"], "--region must name one site"),
+    (["resume-writes", "--yes"], "--region must name one site"),
+    (["quarantine", "api-0", "--yes"], "--region must name one site"),
+]
+
+
+def test_one_site_commands_refuse_both_regions(env: Env) -> None:
+    for args, needle in ONE_SITE:
+        res = env.invoke(*args, "--region", "both")
+        assert res.exit_code == 2, (args, res.output)
+        assert res.output == f"Error: {needle}\n→ use primary or secondary\n", args
+    assert env.deployment(env.estate.app.api.name)["spec"]["replicas"] == 6
+
+
 def test_hpa_show_set_and_bad_bounds(env: Env) -> None:
     shown = _json(env.invoke("hpa", "api"))
     assert (shown["hpa"]["min"], shown["hpa"]["max"]) == (6, 20)

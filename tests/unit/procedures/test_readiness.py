@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
-from dr.procedures.readiness import FAIL, PASS, WARN, ReadinessReport, check_readiness, secret_host
+from dr.procedures.readiness import ReadinessReport, check_readiness
+from dr.procedures.readiness_checks import FAIL, PASS, WARN
+from dr.procedures.readiness_reads import secret_host
 from dr.procedures.status import Outcome
 from tests.unit.procedures.estate_seed import PASSWORD, create_restored
 from tests.unit.procedures.test_status import DeadRegion
@@ -275,9 +277,9 @@ def test_secret_host_returns_only_host_and_port(value: str, expected: tuple[Any,
 
 
 def test_unreadable_side_is_a_fail_naming_the_side() -> None:
-    from dr.procedures.readiness import _waf_check
+    from dr.procedures.readiness_checks import waf_check
 
-    check = _waf_check(Outcome(error="boom"), Outcome(value=None))
+    check = waf_check(Outcome(error="boom"), Outcome(value=None))
     assert check.status == FAIL and "could not read primary: boom" in check.reason
 
 
@@ -285,14 +287,14 @@ def test_db_secret_compares_host_and_port_as_in_the_sandbox(estate: Any) -> None
     """Both databases on 127.0.0.1 (the sandbox): the port tells them apart."""
     from types import SimpleNamespace
 
-    from dr.procedures.readiness import _secret_check
+    from dr.procedures.readiness_checks import secret_check
 
     prod = Outcome(value={"db": SimpleNamespace(endpoint="127.0.0.1", port=5001)})
     dr_db = Outcome(value={"db": SimpleNamespace(endpoint="127.0.0.1", port=5002)})
     ok_prod_secret = Outcome(value=("127.0.0.1", 5001))
 
     def check(dr_secret: tuple[str, int], sm: tuple[str | None, int | None] = (None, None)) -> Any:
-        return _secret_check(prod, dr_db, ok_prod_secret, Outcome(value=dr_secret), Outcome(value=sm), estate)
+        return secret_check(prod, dr_db, ok_prod_secret, Outcome(value=dr_secret), Outcome(value=sm), estate)
 
     assert check(("127.0.0.1", 5002)).status == PASS
     at_prod = check(("127.0.0.1", 5001))
@@ -302,7 +304,7 @@ def test_db_secret_compares_host_and_port_as_in_the_sandbox(estate: Any) -> None
     assert "127.0.0.1:5002" in elsewhere.reason  # the expected DR endpoint is named
     sm_off = check(("127.0.0.1", 5002), sm=("127.0.0.1", 5001))
     assert sm_off.status == WARN and "Secrets Manager" in sm_off.reason
-    missing = _secret_check(
+    missing = secret_check(
         prod, dr_db, ok_prod_secret, Outcome(error="no key"), Outcome(value=(None, None)), estate
     )
     assert missing.status == FAIL and "no key" in missing.reason

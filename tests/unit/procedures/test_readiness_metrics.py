@@ -12,7 +12,8 @@ import pytest
 from dr.aws.cloudwatch import put_metric_data
 from dr.aws.session import CallRecorder
 from dr.procedures import readiness_metrics as rm
-from dr.procedures.readiness import FAIL, PASS, WARN, check_readiness
+from dr.procedures.readiness import check_readiness
+from dr.procedures.readiness_checks import FAIL, PASS, WARN
 from tests.unit.cli.test_status_cmd import dr
 from tests.unit.procedures.estate_seed import other_app_snapshot
 from tests.unit.procedures.test_status_fixtures import Full, full
@@ -192,7 +193,7 @@ def test_redis_check_gates_the_seed_snapshot_on_age(estate: Any) -> None:
     """A missing DR group with only an old estate snapshot is not ready (the failover gate would
     refuse it); a recent one is a warn. (moto snapshots carry no time: checked on the facts.)"""
     from dr.aws.elasticache import CacheSnapshot
-    from dr.procedures.readiness import _redis_check
+    from dr.procedures.readiness_checks import redis_check
     from dr.procedures.status import attempt
 
     now = dt.datetime(2026, 12, 6, 12, tzinfo=dt.UTC)
@@ -206,9 +207,9 @@ def test_redis_check_gates_the_seed_snapshot_on_age(estate: Any) -> None:
         )
 
     missing, prod = attempt(lambda: None), attempt(lambda: None)
-    old = _redis_check(prod, missing, snap(dt.timedelta(days=8)), now, estate, dt.timedelta(days=7))
+    old = redis_check(prod, missing, snap(dt.timedelta(days=8)), now, estate, dt.timedelta(days=7))
     assert old.status == FAIL and "8d0h old" in old.reason, old.reason
-    fresh = _redis_check(prod, missing, snap(dt.timedelta(hours=2)), now, estate, dt.timedelta(days=7))
+    fresh = redis_check(prod, missing, snap(dt.timedelta(hours=2)), now, estate, dt.timedelta(days=7))
     assert fresh.status == WARN, fresh.reason
 
 

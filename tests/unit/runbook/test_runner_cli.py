@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from moto import mock_aws
 
 from dr.aws.session import CallRecorder, ClientProvider
-from dr.cli.runopts import RunOptions, finish_run, plan_options, render_plan
+from dr.cli.plan_command import RunOptions, exit_for, plan_options, render_plan, render_run
 from dr.runbook.lock import DynamoLock, create_lock_table
 from dr.runbook.plan import Plan, Step
 from dr.runbook.runner import run_plan
@@ -52,7 +52,8 @@ def make_cli(world: World) -> click.Command:
         lock = DynamoLock(ClientProvider(), table=TABLE, region=REGION, name="snapshots", holder="tester@ci")
         world.locks.append(lock)
         result = run_plan(plan, {"clients": clients}, **run.engine(), lock=lock, output=output)
-        finish_run(output, result)
+        render_run(output, result)
+        exit_for(result)
 
     return snap
 

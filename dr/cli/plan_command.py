@@ -1,20 +1,20 @@
-"""Options and rendering shared by every command that executes a plan.
+"""Plumbing of every command that runs a plan: its options, running it, rendering the outcome.
 
-Usage in a command module (import heavy things inside the command body)::
+Usage in a command module (heavy imports inside the command body; this module imports only click
+at import time, so ``dr --help`` stays fast)::
 
     @click.command()
     @plan_options
     @pass_app
-    def promote(app, run: RunOptions):
-        from dr.runbook.runner import run_plan
+    def promote(app: AppContext, run: RunOptions) -> None:
         plan = build_promote_plan(...)
-        result = run_plan(plan, {"clients": app.clients(read_only=run.dry_run), "estate": app.estate},
-                          **run.engine(), lock=..., output=app.output)
-        finish_run(app.output, result)     # renders, then exits 1 when a step failed
+        result = execute(app, plan, app.clients(read_only=run.dry_run), run=run, locked=True)
+        finish(app, result, {"promote": report}, human)  # renders; exit 1 when a step failed
 
-The decorator adds ``--dry-run``, ``--yes``, ``--resume``, ``--break-lock`` and ``--runs-dir`` and
-hands the command one ``run`` keyword argument (:class:`RunOptions`). This module imports only
-click at import time (``dr --help`` stays fast).
+:func:`plan_options` adds ``--dry-run``, ``--yes``, ``--resume``, ``--break-lock`` and
+``--runs-dir`` and hands the command one ``run`` keyword argument (:class:`RunOptions`);
+:func:`execute` runs the plan with the runbook engine under the estate's run lock;
+:func:`finish` renders the report (JSON or tables) and exits as :func:`exit_for` says.
 """
 
 from __future__ import annotations
@@ -29,7 +29,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
+    from dr.aws.session import ClientProvider
+    from dr.cli.app import AppContext
     from dr.runbook.executor import RunResult
+    from dr.runbook.lock import DynamoLock
     from dr.runbook.plan import Plan
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -98,6 +103,58 @@ def plan_options(f: F) -> F:
     return decorated
 
 
+def estate_lock(app: AppContext, *, target_region: str | None = None, unplanned: bool = False) -> DynamoLock:
+    """The estate's run lock, one name per app, in the copy of the lock table that
+    :func:`dr.runbook.lock.lock_region` chooses (the DR region's, unless an unplanned run moves away
+    from it). Promote, DNS moves, ops, fleets, failover and failback share it, so two of them never
+    overlap."""
+    from dr.runbook.lock import estate_lock as lock
+
+    return lock(app.clients(), app.estate, target_region=target_region, unplanned=unplanned)
+
+
+def execute(
+    app: AppContext,
+    plan: Plan,
+    clients: ClientProvider,
+    *,
+    run: RunOptions,
+    locked: bool,
+    **extra_services: Any,
+) -> RunResult:
+    """Run ``plan`` with the runbook engine; ``services`` are the clients, the estate and
+    ``extra_services``. ``locked``: under the estate's run lock (never for a dry run)."""
+    from dr.procedures.support import services
+    from dr.runbook.runner import run_plan
+
+    return run_plan(
+        plan,
+        services(clients, app.estate, **extra_services),
+        **run.engine(),
+        lock=estate_lock(app) if locked and not run.dry_run else None,
+        output=app.output,
+    )
+
+
+def finish(
+    app: AppContext,
+    result: RunResult,
+    report: dict[str, Any] | None = None,
+    human: Callable[[dict[str, Any], Console], None] | None = None,
+) -> None:
+    """Render ``{"run": ..., **report}`` (JSON) or the run summary + ``human(report)``; exit 1 on failure."""
+    from dr.cli.output import console, dumps
+
+    report = report or {}
+    if app.json:
+        click.echo(dumps({**report, "run": result.to_dict()}))
+    else:
+        render_run(app.output, result)
+        if human is not None and result.status != "dry-run":
+            human(report, console())
+    exit_for(result)
+
+
 def _stdout_json(data: Any) -> None:
     from dr.cli.output import dumps
 
@@ -152,12 +209,6 @@ def _op(d: dict[str, Any]) -> Any:
     return Operation(
         d["service"], d["action"], d.get("region"), d.get("params") or {}, d.get("mutating", True)
     )
-
-
-def finish_run(output: str, result: RunResult) -> None:
-    """Render the result, then exit as :func:`exit_for` says."""
-    render_run(output, result)
-    exit_for(result)
 
 
 def exit_for(result: RunResult) -> None:
