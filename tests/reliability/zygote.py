@@ -42,7 +42,7 @@ def _preload() -> None:
 
     for target, _ in COMMANDS.values():
         importlib.import_module(target.split(":")[0])
-    for pkg in ("dr.procedures", "dr.drills", "dr.runbook", "dr.aws"):
+    for pkg in ("dr.cli", "dr.procedures", "dr.drills", "dr.runbook", "dr.aws"):
         mod = importlib.import_module(pkg)
         for entry in sorted(os.listdir(os.path.dirname(mod.__file__ or ""))):
             if entry.endswith(".py") and entry != "__init__.py":
