@@ -1,4 +1,4 @@
-"""The documents name real files: every ``dr/…``, ``tests/…`` or ``scripts/…`` path and every
+"""The documents name real files: every relative link resolves, every ``dr/…``, ``tests/…`` or ``scripts/…`` path and every
 ``dr.x.y`` module they mention exists, and none sends the reader outside the repository."""
 
 from __future__ import annotations
@@ -71,3 +71,18 @@ def test_the_path_check_catches_a_stale_path() -> None:
     # control: a path that does not exist is reported
     assert not _exists("dr/sandbox/realism.py") and _exists("dr/topology.py")
     assert not _module_exists("dr.sandbox.kubeapi") and _module_exists("dr.topology.Estate")
+
+
+LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
+
+
+def test_every_relative_link_resolves() -> None:
+    broken = []
+    for doc in DOCS:
+        for m in LINK.finditer(doc.read_text()):
+            target = m.group(1)
+            if "://" in target or target.startswith("mailto:"):
+                continue
+            if not (doc.parent / target).exists():
+                broken.append(f"{doc.relative_to(ROOT)}: {target}")
+    assert not broken, "links to nothing:\n" + "\n".join(broken)
