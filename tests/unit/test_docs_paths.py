@@ -1,5 +1,6 @@
-"""The documents name real files: every relative link resolves, every ``dr/…``, ``tests/…`` or ``scripts/…`` path and every
-``dr.x.y`` module they mention exists, and none sends the reader outside the repository."""
+"""The documents name real files: every relative link resolves, every ``dr/…``, ``tests/…`` or
+``scripts/…`` path and every ``dr.x.y`` module they mention exists, and none sends the reader
+outside the repository."""
 
 from __future__ import annotations
 
