@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from dr.cli.app import AppContext, pass_app
-from dr.cli.failover_cmd import kube_factory
 from dr.cli.opsutil import estate_lock
 from dr.cli.runopts import RunOptions, plan_options
 
@@ -60,6 +59,7 @@ def failback(
 
     from dr.cli.opsutil import finish
     from dr.errors import GateRefused
+    from dr.kube import KubeFactory
     from dr.procedures.dns import read_state
     from dr.procedures.failback import failback_plan, preflight, replica_placement
     from dr.procedures.failover import require_wal_positions
@@ -99,7 +99,9 @@ def failback(
                 raise
             pre.warnings.append(f"the real run is refused: {err.message}")
     plan = failback_plan(estate, pre, timeout=timeout)
-    kube = kube_factory(app, kubeconfig, read_only=run.dry_run)
+    kube = KubeFactory.for_target(
+        app.target_name, kubeconfig=kubeconfig, clients=app.clients(read_only=True), read_only=run.dry_run
+    )
     try:
         result = run_plan(
             plan,

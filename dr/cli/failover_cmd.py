@@ -19,27 +19,6 @@ from dr.cli.runopts import RunOptions, plan_options
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from dr.procedures.ops import KubeFactory
-
-
-def kubeconfig_of(app: AppContext, explicit: str | None) -> str | None:
-    """--kubeconfig, else the sandbox's, else $KUBECONFIG / ~/.kube/config (then EKS + IAM)."""
-    if explicit:
-        return explicit
-    if app.target_name == "sandbox":
-        return app.target.kubeconfig
-    from dr.kube import default_kubeconfig
-
-    return default_kubeconfig()
-
-
-def kube_factory(app: AppContext, kubeconfig: str | None, *, read_only: bool) -> KubeFactory:
-    from dr.procedures.ops import KubeFactory
-
-    return KubeFactory(
-        kubeconfig=kubeconfig_of(app, kubeconfig), clients=app.clients(read_only=True), read_only=read_only
-    )
-
 
 def _human(report: dict[str, Any], out: Console) -> None:
     pre = report["preflight"]
@@ -134,6 +113,7 @@ def failover(
 
     from dr.cli.opsutil import finish
     from dr.errors import BadInput
+    from dr.kube import KubeFactory
     from dr.procedures.dns import read_state
     from dr.procedures.failover import failover_plan, preflight
     from dr.procedures.support import lag_budget, parse_duration, services
@@ -187,7 +167,9 @@ def failover(
 
         print_asl(estate, pre, timeout=timeout)
         return
-    kube = kube_factory(app, kubeconfig, read_only=run.dry_run)
+    kube = KubeFactory.for_target(
+        app.target_name, kubeconfig=kubeconfig, clients=app.clients(read_only=True), read_only=run.dry_run
+    )
     try:
         result = run_plan(
             plan,

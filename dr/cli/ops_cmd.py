@@ -18,7 +18,7 @@ from dr.cli.runopts import RunOptions, plan_options
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from dr.procedures.ops import KubeFactory
+    from dr.kube import KubeFactory
     from dr.runbook.plan import Plan
 
 
@@ -44,7 +44,7 @@ def _kubeconfig(app: AppContext) -> str | None:
 
 
 def _factory(app: AppContext, *, read_only: bool) -> KubeFactory:
-    from dr.procedures.ops import KubeFactory
+    from dr.kube import KubeFactory
 
     return KubeFactory(kubeconfig=_kubeconfig(app), clients=app.clients(read_only=True), read_only=read_only)
 

@@ -84,7 +84,7 @@ def reprotect(
     database is not the stack files' one: pass it with --db, e.g.
     `dr reprotect --db orders-pitr`.
     """
-    from dr.cli.failover_cmd import kube_factory
+    from dr.kube import KubeFactory
     from dr.procedures.failback import replica_placement
     from dr.procedures.reprotect import preflight, reprotect_plan
     from dr.procedures.support import lag_budget, parse_duration
@@ -111,7 +111,9 @@ def reprotect(
     if pre.existing is None or pre.aside_id is not None:  # a replica is to be created
         replica_placement(clients, estate, pre.target)  # refused (exit 2) before anything changes
     plan = reprotect_plan(estate, pre, timeout=timeout)
-    kube = kube_factory(app, kubeconfig, read_only=run.dry_run)
+    kube = KubeFactory.for_target(
+        app.target_name, kubeconfig=kubeconfig, clients=app.clients(read_only=True), read_only=run.dry_run
+    )
     try:
         result = execute(app, plan, clients, run=run, locked=True, kube=kube)
     finally:

@@ -5,7 +5,7 @@ builds the same plan the matching CLI command builds and runs it with
 :func:`dr.runbook.runner.run_plan` (journal, lock, idempotent steps) with ``--yes`` semantics —
 so a drill exercises exactly the code an operator runs. Nothing here knows which target it is
 on: AWS vs. sandbox differs only by the ClientProvider's endpoint (``ctx.clients()``) and the
-kubeconfig (:func:`kubeconfig_for`, from :mod:`dr.target`).
+kubeconfig (:func:`dr.kube.resolve_kubeconfig`).
 
 The post-drill invariant check (:mod:`dr.drills.invariants`) is :func:`estate_invariants`.
 
@@ -36,8 +36,7 @@ from dr.errors import BadInput, OperationFailed
 from dr.procedures.support import utcnow
 
 if TYPE_CHECKING:
-    from dr.kube import Kube
-    from dr.procedures.ops import KubeFactory
+    from dr.kube import Kube, KubeFactory
     from dr.runbook.executor import RunResult
     from dr.runbook.lock import DynamoLock
     from dr.runbook.plan import Plan
@@ -55,28 +54,15 @@ _SCALED_FROM = "scaled_from"
 # ---------------------------------------------------------------------------------------------
 
 
-def kubeconfig_for(target: str) -> str | None:
-    """The kubeconfig of the target: the sandbox's (state.json), else $KUBECONFIG / ~/.kube/config."""
-    if target == "sandbox":
-        from dr.target import resolve_target
-
-        return resolve_target("sandbox").kubeconfig
-    from dr.kube import default_kubeconfig
-
-    return default_kubeconfig()
-
-
 def kube_factory(ctx: DrillContext, *, read_only: bool = False) -> KubeFactory:
     """One Kubernetes client per site (what ``dr failover`` builds from its options)."""
-    from dr.procedures.ops import KubeFactory
+    from dr.kube import KubeFactory
 
     factory: KubeFactory | None = ctx.services.get("kube_factory")
     if factory is not None and not read_only:
         return factory
-    return KubeFactory(
-        kubeconfig=kubeconfig_for(ctx.target),
-        clients=ctx.clients(read_only=True),
-        read_only=read_only or ctx.dry_run,
+    return KubeFactory.for_target(
+        ctx.target, clients=ctx.clients(read_only=True), read_only=read_only or ctx.dry_run
     )
 
 

@@ -11,8 +11,8 @@ import pytest
 
 from dr.aws.session import CallRecorder, ClientProvider
 from dr.errors import GateRefused
+from dr.kube import KubeFactory
 from dr.procedures.failback import FailbackPreflight, NotFailedOver, failback_plan, preflight
-from dr.procedures.ops import KubeFactory
 from dr.procedures.support import TAG_SUPERSEDED_BY, services
 from dr.runbook.journal import Journal
 from dr.runbook.runner import run_plan
