@@ -1,5 +1,6 @@
-"""The shape of the tree: no import circle inside ``dr``, counting every import a reader or a tool
-follows — module level, ``TYPE_CHECKING`` blocks and imports inside functions alike."""
+"""The shape of the tree: no import circle inside ``dr`` and no import up the layers, counting every
+import a reader or a tool follows — module level, ``TYPE_CHECKING`` blocks and imports inside
+functions alike."""
 
 from __future__ import annotations
 
@@ -104,6 +105,42 @@ def test_the_graph_sees_lazy_and_type_checking_imports() -> None:
 
 def test_no_import_cycle() -> None:
     assert cycles(import_graph()) == []
+
+
+# errors/topology/aws < runbook/kube < steps < procedures < drills < sandbox/infra < cli
+LAYERS = {
+    "errors": 1,
+    "policy": 1,
+    "topology": 2,
+    "aws": 2,
+    "target": 2,
+    "estate_template": 2,
+    "runbook": 3,
+    "kube": 3,
+    "steps": 4,
+    "procedures": 5,
+    "drills": 6,
+    "sandbox": 7,
+    "infra": 7,
+    "cli": 8,
+    "__main__": 8,
+}
+
+
+def _room(module: str) -> str:
+    return module.split(".")[1] if "." in module else ""
+
+
+def test_no_import_runs_up_the_layers() -> None:
+    graph = import_graph()
+    assert {_room(m) for m in graph} - {""} <= set(LAYERS), "a new room of dr needs its layer here"
+    upward = [
+        f"{m} -> {t}"
+        for m, targets in graph.items()
+        for t in targets
+        if _room(m) and _room(t) and LAYERS[_room(t)] > LAYERS[_room(m)]
+    ]
+    assert upward == []
 
 
 def test_cycles_are_found() -> None:
