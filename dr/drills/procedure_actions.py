@@ -33,6 +33,7 @@ from dr.errors import BadInput, OperationFailed
 
 if TYPE_CHECKING:
     from dr.kube import Kube, KubeFactory
+    from dr.procedures.region_switch import RunSettings
     from dr.runbook.executor import RunResult
     from dr.runbook.lock import DynamoLock
     from dr.runbook.plan import Plan
@@ -57,6 +58,17 @@ def kube_factory(ctx: DrillContext, *, read_only: bool = False) -> KubeFactory:
     return KubeFactory.for_target(
         ctx.target, clients=ctx.clients(read_only=True), read_only=read_only or ctx.dry_run
     )
+
+
+@contextmanager
+def owned_kube_factory(ctx: DrillContext) -> Iterator[KubeFactory]:
+    """:func:`kube_factory`, closed afterwards unless it is the drill's own (a service)."""
+    factory = kube_factory(ctx)
+    try:
+        yield factory
+    finally:
+        if factory is not ctx.services.get("kube_factory"):
+            factory.close()
 
 
 @contextmanager
@@ -140,6 +152,11 @@ def run(
     finally:
         if own_kube:
             kube.close()
+    return finished(ctx, plan, result)
+
+
+def finished(ctx: DrillContext, plan: Plan, result: RunResult) -> dict[str, Any]:
+    """The run's summary, noted in the drill's events; raises when the run did not succeed."""
     summary = summarize(result)
     ctx.note(
         f"runbook run {result.run_id} ({plan.name}): {result.status}",
@@ -158,9 +175,16 @@ def run(
     return summary
 
 
-def _rpo_budget(estate: Estate, max_lag_seconds: float | None) -> dt.timedelta:
-    seconds = estate.app.objectives.rpo_seconds if max_lag_seconds is None else max_lag_seconds
-    return dt.timedelta(seconds=seconds)
+def run_settings(ctx: DrillContext) -> RunSettings:
+    """How a drill runs a plan: ``--yes``, never resumed, its journal beside the evidence, no live
+    progress on the drill's terminal (dry run when the drill is one)."""
+    from dr.procedures.region_switch import RunSettings
+
+    return RunSettings(dry_run=ctx.dry_run, assume_yes=True, runs_dir=runs_dir(ctx), output="json")
+
+
+def _max_lag(seconds: float | None) -> dt.timedelta | None:
+    return None if seconds is None else dt.timedelta(seconds=seconds)
 
 
 def _active_region(ctx: DrillContext) -> str | None:
@@ -210,34 +234,24 @@ class FailoverArgs(ActionArgs):
 def failover(
     ctx: DrillContext, to: str, mode: str, max_lag_seconds: float | None, db_from: str | None = None
 ) -> dict[str, Any]:
-    """``dr failover --to <to> --mode <mode> --yes``: gates, then the whole-region plan; with
-    ``db_from``, onto the database an earlier step named (``--db``) instead of the DR replica."""
-    from dr.procedures.failover import failover_plan, preflight
+    """``dr failover --to <to> --mode <mode> --yes``: the same use case; with ``db_from``, onto
+    the database an earlier step named (``--db``) instead of the DR replica."""
+    from dr.procedures.region_switch import FailoverRequest, FailoverRun
 
     estate = ctx.require_estate()
-    target = estate.site(to)
-    db = _output_db(ctx, db_from, "failover", target.region)
-    if target.region == estate.primary.region:
-        raise BadInput(
-            f"failover target {to!r} is the primary site ({target.region})",
-            resource=to,
-            region=target.region,
-            hint="use to: secondary",
-        )
-    pre = preflight(
-        ctx.clients(read_only=True),
-        estate,
-        target=target,
-        mode="unplanned" if mode == "unplanned" else "planned",
-        max_lag=_rpo_budget(estate, max_lag_seconds),
-        db=db,
+    db = _output_db(ctx, db_from, "failover", estate.site(to).region)
+    request = FailoverRequest(
+        to=to, mode="unplanned" if mode == "unplanned" else "planned", max_lag=_max_lag(max_lag_seconds), db=db
     )
+    switch = FailoverRun(estate, ctx.clients(), request, run_settings(ctx))
+    pre, plan = switch.prepare()
     for warning in pre.warnings:
         ctx.note(f"failover pre-flight warning: {warning}")
-    plan = failover_plan(estate, pre)
-    summary = run(ctx, plan, lock=estate_lock(ctx, target, unplanned=pre.mode == "unplanned"))
+    with owned_kube_factory(ctx) as kube:
+        outcome = switch.execute(pre, plan, kube, serving=lambda: _active_region(ctx))
+    summary = finished(ctx, plan, outcome.result)
     summary["preflight"] = pre.to_dict()
-    summary["active_region"] = None if ctx.dry_run else _active_region(ctx)
+    summary["active_region"] = outcome.active_region
     return summary
 
 
@@ -251,8 +265,10 @@ class FailbackArgs(ActionArgs):
     description="Re-protect, then fail back.",
 )
 def failback(ctx: DrillContext, mode: str) -> dict[str, Any]:
-    """``dr failback --yes``: re-protect, wait in sync, planned switch back, DR to warm standby."""
-    from dr.procedures.failback import NotFailedOver, failback_plan, preflight
+    """``dr failback --yes``: the same use case — re-protect, wait in sync, planned switch back,
+    DR to warm standby."""
+    from dr.procedures.failback import NotFailedOver
+    from dr.procedures.region_switch import FailbackRequest, FailbackRun
 
     estate = ctx.require_estate()
     if mode != "planned":
@@ -261,16 +277,18 @@ def failback(ctx: DrillContext, mode: str) -> dict[str, Any]:
             resource="mode",
             hint="use mode: planned",
         )
+    switch = FailbackRun(estate, ctx.clients(), FailbackRequest(), run_settings(ctx))
     try:  # to the stack files' primary, refused when the estate is not failed over
-        pre = preflight(ctx.clients(read_only=True), estate, to=None, max_lag=_rpo_budget(estate, None))
+        pre, plan = switch.prepare()
     except NotFailedOver as exc:
         raise NothingToUndo(exc.message, resource=exc.resource, region=exc.region, hint=exc.hint) from exc
     for warning in pre.warnings:
         ctx.note(f"failback pre-flight warning: {warning}")
-    plan = failback_plan(estate, pre)
-    summary = run(ctx, plan, lock=estate_lock(ctx, pre.target, unplanned=False))
+    with owned_kube_factory(ctx) as kube:
+        outcome = switch.execute(pre, plan, kube, serving=lambda: _active_region(ctx))
+    summary = finished(ctx, plan, outcome.result)
     summary["preflight"] = pre.to_dict()
-    summary["active_region"] = None if ctx.dry_run else _active_region(ctx)
+    summary["active_region"] = outcome.active_region
     return summary
 
 
@@ -291,6 +309,7 @@ def reprotect(ctx: DrillContext, max_lag_seconds: float | None, db_from: str | N
     again (a drill that fails back must not leave DR without a replica to promote); with
     ``db_from``, of the database an earlier step named (a failover onto a restored instance)."""
     from dr.procedures.reprotect import preflight, reprotect_plan
+    from dr.procedures.support import lag_budget
 
     estate = ctx.require_estate()
     source_db = _output_db(ctx, db_from, "reprotect", estate.secondary.region)
@@ -298,7 +317,7 @@ def reprotect(ctx: DrillContext, max_lag_seconds: float | None, db_from: str | N
         ctx.clients(read_only=True),
         estate,
         region=None,
-        max_lag=_rpo_budget(estate, max_lag_seconds),
+        max_lag=lag_budget(estate, None) if max_lag_seconds is None else dt.timedelta(seconds=max_lag_seconds),
         source_db=source_db,
     )
     for warning in pre.warnings:

@@ -80,7 +80,7 @@ def test_region_loss_scenario_is_sandbox_only() -> None:
 
 def test_failover_to_the_primary_site_is_bad_input(seeded: Seeded, tmp_path: Path) -> None:
     fn = _impl("action", "failover")
-    with pytest.raises(BadInput, match="primary site"):
+    with pytest.raises(BadInput, match="is the site the stack files declare primary"):
         fn(_ctx(seeded, tmp_path), to="primary", mode="unplanned", max_lag_seconds=None)
 
 
