@@ -44,7 +44,7 @@ _SCALED_FROM = "scaled_from"
 
 
 # ---------------------------------------------------------------------------------------------
-# Plumbing: kube factory, lock, runs directory, running a plan
+# Plumbing: kube factory, runs directory, running a plan
 # ---------------------------------------------------------------------------------------------
 
 
@@ -87,13 +87,6 @@ def runs_dir(ctx: DrillContext) -> Path:
     if path is not None:
         return Path(path).parent / "runs"
     return Path(os.environ.get("DR_RUNS_DIR", ".dr-runs"))
-
-
-def estate_lock(ctx: DrillContext, view: SiteView, *, unplanned: bool) -> DynamoLock:
-    """The estate's run lock for a run moving to ``view`` (:func:`dr.runbook.lock.lock_region`)."""
-    from dr.runbook.lock import estate_lock as lock
-
-    return lock(ctx.clients(), ctx.require_estate(), target_region=view.region, unplanned=unplanned)
 
 
 def summarize(result: RunResult) -> dict[str, Any]:
@@ -308,21 +301,18 @@ def reprotect(ctx: DrillContext, max_lag_seconds: float | None, db_from: str | N
     """``dr reprotect --yes``: the standby region's database a read replica of the serving one
     again (a drill that fails back must not leave DR without a replica to promote); with
     ``db_from``, of the database an earlier step named (a failover onto a restored instance)."""
-    from dr.procedures.reprotect import preflight, reprotect_plan
-    from dr.procedures.support import lag_budget
+    from dr.procedures.region_switch import ReprotectRequest, ReprotectRun
 
     estate = ctx.require_estate()
     source_db = _output_db(ctx, db_from, "reprotect", estate.secondary.region)
-    pre = preflight(
-        ctx.clients(read_only=True),
-        estate,
-        region=None,
-        max_lag=lag_budget(estate, None) if max_lag_seconds is None else dt.timedelta(seconds=max_lag_seconds),
-        source_db=source_db,
-    )
+    request = ReprotectRequest(db=source_db, max_lag=_max_lag(max_lag_seconds))
+    switch = ReprotectRun(estate, ctx.clients(), request, run_settings(ctx))
+    pre, plan = switch.prepare()
     for warning in pre.warnings:
         ctx.note(f"reprotect pre-flight warning: {warning}")
-    summary = run(ctx, reprotect_plan(estate, pre), lock=estate_lock(ctx, estate.secondary, unplanned=False))
+    with owned_kube_factory(ctx) as kube:
+        outcome = switch.execute(pre, plan, kube)
+    summary = finished(ctx, plan, outcome.result)
     summary["preflight"] = pre.to_dict()
     return summary
 

@@ -1,10 +1,11 @@
-"""The whole-region switches as use cases: ``dr failover`` and ``dr failback``, each in one place.
+"""The whole-region switches as use cases: ``dr failover``, ``dr failback`` and ``dr reprotect``,
+each in one place.
 
 A use case is the flow from a request to a finished run: the target gate and the lag budget →
 the pre-flight gates (read-only, exit 3 when refused) → the plan → the estate lock → the runbook
 run (:func:`dr.runbook.runner.run_plan`: dry run, confirmation, journal, resume) → which region
 serves the public name afterwards. The CLI commands (:mod:`dr.cli.failover_cmd`,
-:mod:`dr.cli.failback_cmd`) parse options and render the outcome; the drill actions
+:mod:`dr.cli.failback_cmd`, :mod:`dr.cli.reprotect_cmd`) parse options and render the outcome; the drill actions
 (:mod:`dr.drills.procedure_actions`) summarize it into the drill's journal. Both call::
 
     switch = FailoverRun(estate, clients, FailoverRequest(to="secondary", mode="unplanned"), settings)
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from dr.kube import KubeFactory
     from dr.procedures.failback import FailbackPreflight
     from dr.procedures.failover import FailoverPreflight
+    from dr.procedures.reprotect import ReprotectPreflight
     from dr.runbook.executor import RunResult
     from dr.runbook.lock import DynamoLock
     from dr.runbook.plan import Plan
@@ -76,6 +78,17 @@ class FailbackRequest:
 
 
 @dataclass(frozen=True)
+class ReprotectRequest:
+    # The standby region to re-protect (None: the one Route53 does not serve now).
+    region: str | None = None
+    # The serving region's database to replicate from when it is not the stack files' one (--db).
+    db: str | None = None
+    max_lag: dt.timedelta | None = None
+    max_snapshot_age: dt.timedelta | None = None
+    timeout: float = 3600.0
+
+
+@dataclass(frozen=True)
 class Outcome:
     """What a switch did: its run and, when ``serving_read``, which region serves the name after
     it (read after a real run; after a failover only when no unresolved error stopped it)."""
@@ -93,6 +106,11 @@ class FailoverOutcome(Outcome):
 @dataclass(frozen=True)
 class FailbackOutcome(Outcome):
     preflight: FailbackPreflight | None = None
+
+
+@dataclass(frozen=True)
+class ReprotectOutcome(Outcome):
+    preflight: ReprotectPreflight | None = None
 
 
 def failover_target(estate: Estate, to: str) -> SiteView:
@@ -117,7 +135,7 @@ class _Switch:
     def _budget(self, max_lag: dt.timedelta | None) -> dt.timedelta:
         return max_lag if max_lag is not None else lag_budget(self.estate, None)
 
-    def _lock(self, region: str, *, unplanned: bool) -> DynamoLock | None:
+    def _lock(self, region: str | None, *, unplanned: bool) -> DynamoLock | None:
         if self.settings.dry_run:
             return None
         from dr.runbook.lock import estate_lock
@@ -259,3 +277,54 @@ class FailbackRun(_Switch):
     def run(self, kube: KubeFactory, *, serving: ServingReader | None = None) -> FailbackOutcome:
         pre, plan = self.prepare()
         return self.execute(pre, plan, kube, serving=serving)
+
+
+class ReprotectRun(_Switch):
+    """``dr reprotect``: the standby region's database a read replica of the serving one again
+    (after a failback, or after a failover the estate stays on)."""
+
+    def __init__(
+        self, estate: Estate, clients: ClientProvider, request: ReprotectRequest, settings: RunSettings
+    ) -> None:
+        super().__init__(estate, clients, settings)
+        self.request = request
+
+    def prepare(self) -> tuple[ReprotectPreflight, Plan]:
+        """The gates (exit 2 / 3, nothing changed) and the plan; a resumed run takes the instance
+        it moved aside from its journal."""
+        from dr.procedures.failback import replica_placement
+        from dr.procedures.failover import DEFAULT_MAX_SNAPSHOT_AGE
+        from dr.procedures.reprotect import preflight, reprotect_plan
+
+        req, s = self.request, self.settings
+        moved_aside: str | None = None
+        if s.resume:
+            from dr.runbook.journal import Journal
+
+            moved_aside = Journal.load(s.runs_dir, s.resume).outputs.get("reprotect_aside")
+        pre = preflight(
+            self.clients,
+            self.estate,
+            region=req.region,
+            max_lag=self._budget(req.max_lag),
+            resuming=s.resume is not None,
+            moved_aside=moved_aside,
+            max_snapshot_age=DEFAULT_MAX_SNAPSHOT_AGE
+            if req.max_snapshot_age is None
+            else req.max_snapshot_age,
+            source_db=req.db,
+        )
+        if pre.existing is None or pre.aside_id is not None:  # a replica is to be created
+            replica_placement(
+                self.clients, self.estate, pre.target
+            )  # refused (exit 2) before anything changes
+        return pre, reprotect_plan(self.estate, pre, timeout=req.timeout)
+
+    def execute(self, pre: ReprotectPreflight, plan: Plan, kube: KubeFactory) -> ReprotectOutcome:
+        """Run the plan under the estate lock (the DR region's copy, as every planned run)."""
+        result = self._run_plan(plan, kube, self._lock(None, unplanned=False))
+        return ReprotectOutcome(result, preflight=pre)
+
+    def run(self, kube: KubeFactory) -> ReprotectOutcome:
+        pre, plan = self.prepare()
+        return self.execute(pre, plan, kube)
