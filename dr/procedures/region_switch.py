@@ -22,7 +22,7 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Generic, Literal, TypeVar
 
 from dr.errors import BadInput, GateRefused
 from dr.procedures.support import lag_budget
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from dr.runbook.plan import Plan
     from dr.topology import Estate, SiteView
 
+P = TypeVar("P")
 # Reads which region Route53 serves the public name from now (None: unknown).
 ServingReader = Callable[[], "str | None"]
 
@@ -89,28 +90,15 @@ class ReprotectRequest:
 
 
 @dataclass(frozen=True)
-class Outcome:
-    """What a switch did: its run and, when ``serving_read``, which region serves the name after
-    it (read after a real run; after a failover only when no unresolved error stopped it)."""
+class Outcome(Generic[P]):
+    """What a switch did: its pre-flight, its run and, when ``serving_read``, which region serves
+    the name after it (read after a real run; after a failover only when no unresolved error
+    stopped it)."""
 
+    preflight: P
     result: RunResult
     serving_read: bool = False
     active_region: str | None = None
-
-
-@dataclass(frozen=True)
-class FailoverOutcome(Outcome):
-    preflight: FailoverPreflight | None = None
-
-
-@dataclass(frozen=True)
-class FailbackOutcome(Outcome):
-    preflight: FailbackPreflight | None = None
-
-
-@dataclass(frozen=True)
-class ReprotectOutcome(Outcome):
-    preflight: ReprotectPreflight | None = None
 
 
 def failover_target(estate: Estate, to: str) -> SiteView:
@@ -199,15 +187,15 @@ class FailoverRun(_Switch):
 
     def execute(
         self, pre: FailoverPreflight, plan: Plan, kube: KubeFactory, *, serving: ServingReader | None = None
-    ) -> FailoverOutcome:
+    ) -> Outcome[FailoverPreflight]:
         """Run the plan under the estate lock (in the target region's copy of the lock table)."""
         lock = self._lock(pre.target.region, unplanned=pre.mode == "unplanned")
         result = self._run_plan(plan, kube, lock)
         if result.status == "dry-run" or result.stopped_by() is not None:
-            return FailoverOutcome(result, preflight=pre)
-        return FailoverOutcome(result, True, self._serving(serving), pre)
+            return Outcome(pre, result)
+        return Outcome(pre, result, True, self._serving(serving))
 
-    def run(self, kube: KubeFactory, *, serving: ServingReader | None = None) -> FailoverOutcome:
+    def run(self, kube: KubeFactory, *, serving: ServingReader | None = None) -> Outcome[FailoverPreflight]:
         pre, plan = self.prepare()
         return self.execute(pre, plan, kube, serving=serving)
 
@@ -268,13 +256,13 @@ class FailbackRun(_Switch):
 
     def execute(
         self, pre: FailbackPreflight, plan: Plan, kube: KubeFactory, *, serving: ServingReader | None = None
-    ) -> FailbackOutcome:
+    ) -> Outcome[FailbackPreflight]:
         result = self._run_plan(plan, kube, self._lock(pre.target.region, unplanned=False))
         if result.status == "dry-run":
-            return FailbackOutcome(result, preflight=pre)
-        return FailbackOutcome(result, True, self._serving(serving), pre)
+            return Outcome(pre, result)
+        return Outcome(pre, result, True, self._serving(serving))
 
-    def run(self, kube: KubeFactory, *, serving: ServingReader | None = None) -> FailbackOutcome:
+    def run(self, kube: KubeFactory, *, serving: ServingReader | None = None) -> Outcome[FailbackPreflight]:
         pre, plan = self.prepare()
         return self.execute(pre, plan, kube, serving=serving)
 
@@ -320,11 +308,11 @@ class ReprotectRun(_Switch):
             )  # refused (exit 2) before anything changes
         return pre, reprotect_plan(self.estate, pre, timeout=req.timeout)
 
-    def execute(self, pre: ReprotectPreflight, plan: Plan, kube: KubeFactory) -> ReprotectOutcome:
+    def execute(self, pre: ReprotectPreflight, plan: Plan, kube: KubeFactory) -> Outcome[ReprotectPreflight]:
         """Run the plan under the estate lock (the DR region's copy, as every planned run)."""
         result = self._run_plan(plan, kube, self._lock(None, unplanned=False))
-        return ReprotectOutcome(result, preflight=pre)
+        return Outcome(pre, result)
 
-    def run(self, kube: KubeFactory) -> ReprotectOutcome:
+    def run(self, kube: KubeFactory) -> Outcome[ReprotectPreflight]:
         pre, plan = self.prepare()
         return self.execute(pre, plan, kube)
