@@ -35,13 +35,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from dr.aws.secretsmanager import SecretValue
 from dr.errors import BadInput, DrError, NotFound, OperationFailed, TimeoutExpired
 
 if TYPE_CHECKING:
     from dr.aws.session import ClientProvider
+    from dr.topology import SiteView
 
 log = logging.getLogger(__name__)
 
@@ -306,6 +307,79 @@ def connect(
         api_client = k8s.ApiClient(cfg)
         source = f"EKS {cluster} ({info.endpoint})"
     return Kube(api_client, cluster=cluster, region=region, read_only=read_only, source=source)
+
+
+def resolve_kubeconfig(target: str, explicit: str | None = None) -> str | None:
+    """The kubeconfig for ``target``: ``explicit`` (--kubeconfig), else the sandbox's (its
+    state.json) with ``target == "sandbox"``, else $KUBECONFIG / ~/.kube/config (None: EKS + IAM)."""
+    if explicit:
+        return explicit
+    if target == "sandbox":
+        from dr.target import resolve_target
+
+        return resolve_target("sandbox").kubeconfig
+    return default_kubeconfig()
+
+
+@dataclass
+class KubeFactory:
+    """Builds (and caches) one :class:`Kube` per site; read-only in dry runs.
+
+    The one way procedures, commands and drills get Kubernetes clients: steps find it as
+    ``services["kube"]`` (:func:`kube_of`)."""
+
+    kubeconfig: str | None = None
+    clients: ClientProvider | None = None
+    read_only: bool = False
+    connect: Callable[..., Kube] | None = None
+    _cache: dict[str, Kube] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @classmethod
+    def for_target(
+        cls,
+        target: str,
+        *,
+        kubeconfig: str | None = None,
+        clients: ClientProvider | None = None,
+        read_only: bool = False,
+    ) -> KubeFactory:
+        """The factory of a ``--target`` (kubeconfig by :func:`resolve_kubeconfig`)."""
+        return cls(kubeconfig=resolve_kubeconfig(target, kubeconfig), clients=clients, read_only=read_only)
+
+    def __call__(self, view: SiteView) -> Kube:
+        name = view.cluster.name
+        with self._lock:
+            return self._get(view, name)
+
+    def _get(self, view: SiteView, name: str) -> Kube:
+        if name not in self._cache:
+            if self.connect is not None:
+                self._cache[name] = self.connect(view)
+            else:
+                self._cache[name] = connect(
+                    name,
+                    view.region,
+                    kubeconfig=self.kubeconfig,
+                    clients=self.clients,
+                    read_only=self.read_only,
+                )
+        return self._cache[name]
+
+    def close(self) -> None:
+        for k in self._cache.values():
+            k.close()
+        self._cache.clear()
+
+
+class _Services(Protocol):
+    def __getitem__(self, key: str, /) -> Any: ...
+
+
+def kube_of(ctx: _Services, view: SiteView) -> Kube:
+    """The site's client from a step's services (``ctx["kube"]``, a :class:`KubeFactory`)."""
+    factory: KubeFactory = ctx["kube"]
+    return factory(view)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -149,8 +149,8 @@ def _inprocess_run(
     import datetime as dt
 
     from dr.aws.session import ClientProvider
+    from dr.kube import KubeFactory
     from dr.procedures.failover import failover_plan, preflight
-    from dr.procedures.ops import KubeFactory
     from dr.procedures.support import services
     from dr.runbook.runner import run_plan
     from dr.target import SANDBOX_CREDENTIALS

@@ -70,12 +70,13 @@ def doctor(app: AppContext, timeout: float, kubeconfig: str | None) -> None:
     Exit 0 when every check passes (warnings allowed), 1 when one fails — each failure says what to
     do; exit 2 when no region accepts the credentials."""
     from dr.cli.output import emit
-    from dr.cli.status_cmd import kube_factory, probe_clients
+    from dr.cli.status_cmd import probe_clients
+    from dr.kube import KubeFactory
     from dr.procedures.doctor import run_doctor
 
     clients = probe_clients(app, timeout)
     clients.max_attempts = 4  # IAM's simulator throttles at a few calls a second
-    kube = kube_factory(app, kubeconfig, clients)
+    kube = KubeFactory.for_target(app.target_name, kubeconfig=kubeconfig, clients=clients, read_only=True)
     try:
         report = run_doctor(app.estate, clients, kube, command=app.command)
     finally:

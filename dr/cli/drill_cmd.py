@@ -30,6 +30,14 @@ def drill() -> None:
     """
 
 
+def load_activities() -> None:
+    """Register every drill provider: the drills' own (imported by the scenario loader) and the
+    sandbox's faults and measurement hooks, on every target (a scenario naming a sandbox-only
+    fault must validate, and say so, on AWS too)."""
+    import dr.drills.scenario
+    import dr.sandbox.drill_adapter  # noqa: F401
+
+
 def _fmt(v: Any) -> str:
     return "—" if v is None else f"{v:.2f}s" if isinstance(v, float) else str(v)
 
@@ -41,6 +49,8 @@ def list_cmd(app_ctx: AppContext, scenario_dirs: tuple[Path, ...]) -> None:
     """Shipped scenarios and those in --scenario-dir (invalid files are listed with their error)."""
     from dr.drills import registry
     from dr.drills.scenario import ScenarioError, discover, parse_scenario
+
+    load_activities()
 
     rows = []
     for name, (source, text) in sorted(discover(scenario_dirs).items()):
@@ -135,6 +145,8 @@ def run_cmd(
     from dr.drills.report import default_out_dir, write_evidence
     from dr.drills.scenario import resolve
     from dr.errors import BadInput
+
+    load_activities()
 
     loaded = resolve(scenario, scenario_dirs)
     target = app_ctx.target_name

@@ -1,5 +1,6 @@
 """`dr failback` — re-protect (replica back in the original region), then a planned failover back,
-then the DR side to warm standby. One resumable, journaled plan (dr.procedures.failback)."""
+then the DR side to warm standby. One resumable, journaled plan (dr.procedures.failback), run by
+the failback use case (dr.procedures.region_switch.FailbackRun); this module parses and renders."""
 
 from __future__ import annotations
 
@@ -8,8 +9,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from dr.cli.app import AppContext, pass_app
-from dr.cli.failover_cmd import kube_factory
-from dr.cli.plan_command import RunOptions, estate_lock, plan_options
+from dr.cli.plan_command import RunOptions, plan_options
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -58,61 +58,31 @@ def failback(
     """Re-protect, wait until caught up, fail back (planned, RPO 0), DR side back to warm standby."""
 
     from dr.cli.plan_command import finish
-    from dr.errors import GateRefused
-    from dr.procedures.dns import read_state
-    from dr.procedures.failback import failback_plan, preflight, replica_placement
-    from dr.procedures.failover import require_wal_positions
-    from dr.procedures.support import lag_budget, parse_duration, services
-    from dr.runbook.runner import run_plan
+    from dr.kube import KubeFactory
+    from dr.procedures.region_switch import FailbackRequest, FailbackRun, RunSettings
+    from dr.procedures.support import lag_budget, parse_duration
 
     estate = app.estate
     budget = lag_budget(estate, max_lag)
-    clients = app.clients(read_only=run.dry_run)
-    replica: str | None = None
-    moved_aside: str | None = None
-    if run.resume:
-        from dr.runbook.journal import Journal
-
-        outputs = Journal.load(run.runs_dir, run.resume).outputs
-        to = outputs.get("failback_target") or to
-        replica = outputs.get("failback_replica")
-        moved_aside = outputs.get("failback_aside")
-    pre = preflight(
-        clients,
+    snap_age = parse_duration(max_snapshot_age, option="--max-snapshot-age")
+    switch = FailbackRun(
         estate,
-        to=estate.site(to) if to else None,
-        max_lag=budget,
-        max_snapshot_age=parse_duration(max_snapshot_age, option="--max-snapshot-age"),
-        replica_id=replica,
-        moved_aside=moved_aside,
+        app.clients(read_only=run.dry_run),
+        FailbackRequest(to=to, max_lag=budget, max_snapshot_age=snap_age, timeout=timeout),
+        RunSettings(**run.engine(), output=app.output),
     )
-    if not pre.replica_exists:
-        replica_placement(clients, estate, pre.target)  # refused (exit 2) before anything changes
-    if not run.resume:
-        # RPO 0 must be provable by WAL position: else exit 3 now, before writes stop (a dry run
-        # shows the plan and says the real run would be refused)
-        try:
-            require_wal_positions(clients, estate, pre.failover, source_only=not pre.replica_exists)
-        except GateRefused as err:
-            if not run.dry_run:
-                raise
-            pre.warnings.append(f"the real run is refused: {err.message}")
-    plan = failback_plan(estate, pre, timeout=timeout)
-    kube = kube_factory(app, kubeconfig, read_only=run.dry_run)
+    pre, plan = switch.prepare()
+    kube = KubeFactory.for_target(
+        app.target_name, kubeconfig=kubeconfig, clients=app.clients(read_only=True), read_only=run.dry_run
+    )
     try:
-        result = run_plan(
-            plan,
-            services(clients, estate, kube=kube),
-            **run.engine(),
-            lock=None if run.dry_run else estate_lock(app, target_region=pre.target.region),
-            output=app.output,
-        )
+        outcome = switch.execute(pre, plan, kube)
     finally:
         kube.close()
     report: dict[str, Any] = {
         "preflight": pre.to_dict(),
         "reconcile_command": app.command("reconcile", "--primary", pre.target.stack),
     }
-    if result.status != "dry-run":
-        report["active_region"] = read_state(clients, estate, use_test_dns=False).active_region
-    finish(app, result, report, _human)
+    if outcome.serving_read:
+        report["active_region"] = outcome.active_region
+    finish(app, outcome.result, report, _human)

@@ -1,7 +1,8 @@
 """`dr failover --to secondary` — whole-region failover as one resumable, journaled plan.
 
-Thin: gates (exit 3, nothing changed) → plan (dr.procedures.failover) → run_plan (dry run, confirm,
-lock in the target region, journal, resume) → render, then the `dr reconcile` hint (or run it).
+Thin: options → the failover use case (dr.procedures.region_switch.FailoverRun: gates, exit 3 with
+nothing changed → plan → lock in the target region → run_plan: dry run, confirm, journal, resume)
+→ render, then the `dr reconcile` hint (or run it).
 """
 
 from __future__ import annotations
@@ -13,31 +14,10 @@ import click
 from click.core import ParameterSource
 
 from dr.cli.app import AppContext, pass_app
-from dr.cli.plan_command import RunOptions, estate_lock, plan_options
+from dr.cli.plan_command import RunOptions, plan_options
 
 if TYPE_CHECKING:
     from rich.console import Console
-
-    from dr.procedures.ops import KubeFactory
-
-
-def kubeconfig_of(app: AppContext, explicit: str | None) -> str | None:
-    """--kubeconfig, else the sandbox's, else $KUBECONFIG / ~/.kube/config (then EKS + IAM)."""
-    if explicit:
-        return explicit
-    if app.target_name == "sandbox":
-        return app.target.kubeconfig
-    from dr.kube import default_kubeconfig
-
-    return default_kubeconfig()
-
-
-def kube_factory(app: AppContext, kubeconfig: str | None, *, read_only: bool) -> KubeFactory:
-    from dr.procedures.ops import KubeFactory
-
-    return KubeFactory(
-        kubeconfig=kubeconfig_of(app, kubeconfig), clients=app.clients(read_only=True), read_only=read_only
-    )
 
 
 def _human(report: dict[str, Any], out: Console) -> None:
@@ -133,20 +113,12 @@ def failover(
 
     from dr.cli.plan_command import finish
     from dr.errors import BadInput
-    from dr.procedures.dns import read_state
-    from dr.procedures.failover import failover_plan, preflight
-    from dr.procedures.support import lag_budget, parse_duration, services
-    from dr.runbook.runner import run_plan
+    from dr.kube import KubeFactory
+    from dr.procedures.region_switch import FailoverRequest, FailoverRun, RunSettings, failover_target
+    from dr.procedures.support import lag_budget, parse_duration
 
     estate = app.estate
-    target = estate.site(to)
-    if target.region == estate.primary.region:
-        raise BadInput(
-            f"--to {to!r} is the site the stack files declare primary ({target.region}): nothing to fail over to",
-            resource=to,
-            region=target.region,
-            hint="use --to secondary; to return after a failover use `dr failback`",
-        )
+    target = failover_target(estate, to)
     budget = lag_budget(estate, max_lag)
     snap_age = parse_duration(max_snapshot_age, option="--max-snapshot-age")
     if export is not None or via == "stepfunctions":
@@ -170,35 +142,33 @@ def failover(
         follow_stepfunctions(app, target, timeout=timeout, dry_run=run.dry_run, resume=run.resume is not None)
         return
     clients = app.clients(read_only=run.dry_run or export is not None)
-    pre = preflight(
-        clients,
+    switch = FailoverRun(
         estate,
-        target=target,
-        mode="unplanned" if mode == "unplanned" else "planned",
-        max_lag=budget,
-        max_snapshot_age=snap_age,
-        db=db,
-        resuming=run.resume is not None,
+        clients,
+        FailoverRequest(
+            to=to,
+            mode="unplanned" if mode == "unplanned" else "planned",
+            max_lag=budget,
+            max_snapshot_age=snap_age,
+            timeout=timeout,
+            db=db,
+        ),
+        RunSettings(**run.engine(), output=app.output),
     )
-    plan = failover_plan(estate, pre, timeout=timeout)
+    pre, plan = switch.prepare()
     if export == "asl":
         from dr.cli.stepfunctions_cmd import print_asl
 
         print_asl(estate, pre, timeout=timeout)
         return
-    kube = kube_factory(app, kubeconfig, read_only=run.dry_run)
+    kube = KubeFactory.for_target(
+        app.target_name, kubeconfig=kubeconfig, clients=app.clients(read_only=True), read_only=run.dry_run
+    )
     try:
-        result = run_plan(
-            plan,
-            services(clients, estate, kube=kube),
-            **run.engine(),
-            lock=None
-            if run.dry_run
-            else estate_lock(app, target_region=target.region, unplanned=pre.mode == "unplanned"),
-            output=app.output,
-        )
+        outcome = switch.execute(pre, plan, kube)
     finally:
         kube.close()
+    result = outcome.result
     report: dict[str, Any] = {
         "preflight": pre.to_dict(),
         "reconcile_command": app.command("reconcile", "--primary", target.stack),
@@ -211,8 +181,8 @@ def failover(
             app.command("ops", "stop-writes", "--region", src),
             app.command("reprotect", "--region", src),
         ]
-    if result.status != "dry-run" and result.stopped_by() is None:
-        report["active_region"] = read_state(clients, estate, use_test_dns=False).active_region
+    if outcome.serving_read:
+        report["active_region"] = outcome.active_region
     if do_reconcile and result.ok and result.status != "dry-run":
         from dr.procedures.reconcile import reconcile_stacks
 

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from dr.cli.plan_command import RunOptions
-    from dr.procedures.ops import KubeFactory
+    from dr.kube import KubeFactory
     from dr.runbook.plan import Plan
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -59,23 +59,17 @@ def one_site(purpose: str = "") -> Callable[[F], F]:
     return decorate
 
 
-def kubeconfig(app: AppContext) -> str | None:
-    """``ops --kubeconfig``, else the sandbox's, else the default (``$KUBECONFIG``, ~/.kube/config)."""
-    explicit = app.extra.get("kubeconfig")
-    if explicit:
-        return str(explicit)
-    if app.target_name == "sandbox":
-        return app.target.kubeconfig
-    from dr.kube import default_kubeconfig
-
-    return default_kubeconfig()
-
-
 def factory(app: AppContext, *, read_only: bool) -> KubeFactory:
-    """Kubernetes clients per cluster (``read_only``: changes refused, for dry runs and reads)."""
-    from dr.procedures.ops import KubeFactory
+    """Kubernetes clients per cluster (``read_only``: changes refused, for dry runs and reads);
+    the kubeconfig is ``ops --kubeconfig``, else the sandbox's, else the default."""
+    from dr.kube import KubeFactory
 
-    return KubeFactory(kubeconfig=kubeconfig(app), clients=app.clients(read_only=True), read_only=read_only)
+    return KubeFactory.for_target(
+        app.target_name,
+        kubeconfig=app.extra.get("kubeconfig"),
+        clients=app.clients(read_only=True),
+        read_only=read_only,
+    )
 
 
 def run_ops_plan(

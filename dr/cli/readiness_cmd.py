@@ -94,8 +94,9 @@ def readiness(
     snapshot age, certificates, Redis. Exit 1 on a fail; 3 after the report when IAM refused a read.
     --publish: also as CloudWatch metrics."""
     from dr.cli.output import emit, end_partial
-    from dr.cli.status_cmd import kube_factory, probe_clients
+    from dr.cli.status_cmd import probe_clients
     from dr.errors import BadInput
+    from dr.kube import KubeFactory
     from dr.procedures.readiness import check_readiness
     from dr.procedures.support import parse_duration
 
@@ -110,7 +111,7 @@ def readiness(
     if cert_warn_days < 0:
         raise BadInput(f"--cert-warn-days {cert_warn_days} is negative", resource="--cert-warn-days")
     clients = probe_clients(app, timeout)
-    kube = kube_factory(app, kubeconfig, clients)
+    kube = KubeFactory.for_target(app.target_name, kubeconfig=kubeconfig, clients=clients, read_only=True)
     try:
         report = check_readiness(
             app.estate, clients, kube, snapshot_warn=warn, snapshot_fail=fail, cert_warn_days=cert_warn_days

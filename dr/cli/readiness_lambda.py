@@ -15,7 +15,7 @@ from typing import Any
 
 def handler(event: dict[str, Any] | None = None, context: Any = None) -> dict[str, Any]:
     from dr.aws.session import ClientProvider
-    from dr.procedures.ops import KubeFactory
+    from dr.kube import KubeFactory
     from dr.procedures.readiness import check_readiness
     from dr.procedures.readiness_metrics import publish
     from dr.topology import load_estate

@@ -1,6 +1,6 @@
 """`dr reprotect` — make the standby region's database a read replica of the serving one again
 (after `dr failback`, or after a failover the estate stays on). One resumable, journaled plan
-(dr.procedures.reprotect)."""
+(dr.procedures.reprotect), run by the use case dr.procedures.region_switch.ReprotectRun."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from dr.cli.app import AppContext, pass_app
-from dr.cli.plan_command import RunOptions, execute, finish, plan_options
+from dr.cli.plan_command import RunOptions, finish, plan_options
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -83,36 +83,25 @@ def reprotect(
     database is not the stack files' one: pass it with --db, e.g.
     `dr reprotect --db orders-pitr`.
     """
-    from dr.cli.failover_cmd import kube_factory
-    from dr.procedures.failback import replica_placement
-    from dr.procedures.reprotect import preflight, reprotect_plan
+    from dr.kube import KubeFactory
+    from dr.procedures.region_switch import ReprotectRequest, ReprotectRun, RunSettings
     from dr.procedures.support import lag_budget, parse_duration
 
     estate = app.estate
     budget = lag_budget(estate, max_lag)
     snap_age = parse_duration(max_snapshot_age, option="--max-snapshot-age")
-    clients = app.clients(read_only=run.dry_run)
-    moved_aside: str | None = None
-    if run.resume:
-        from dr.runbook.journal import Journal
-
-        moved_aside = Journal.load(run.runs_dir, run.resume).outputs.get("reprotect_aside")
-    pre = preflight(
-        clients,
+    switch = ReprotectRun(
         estate,
-        region=region,
-        max_lag=budget,
-        resuming=run.resume is not None,
-        moved_aside=moved_aside,
-        max_snapshot_age=snap_age,
-        source_db=db,
+        app.clients(read_only=run.dry_run),
+        ReprotectRequest(region=region, db=db, max_lag=budget, max_snapshot_age=snap_age, timeout=timeout),
+        RunSettings(**run.engine(), output=app.output),
     )
-    if pre.existing is None or pre.aside_id is not None:  # a replica is to be created
-        replica_placement(clients, estate, pre.target)  # refused (exit 2) before anything changes
-    plan = reprotect_plan(estate, pre, timeout=timeout)
-    kube = kube_factory(app, kubeconfig, read_only=run.dry_run)
+    pre, plan = switch.prepare()
+    kube = KubeFactory.for_target(
+        app.target_name, kubeconfig=kubeconfig, clients=app.clients(read_only=True), read_only=run.dry_run
+    )
     try:
-        result = execute(app, plan, clients, run=run, locked=True, kube=kube)
+        outcome = switch.execute(pre, plan, kube)
     finally:
         kube.close()
-    finish(app, result, {"preflight": pre.to_dict()}, _human)
+    finish(app, outcome.result, {"preflight": pre.to_dict()}, _human)

@@ -12,7 +12,6 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from dr.aws.session import ClientProvider
-    from dr.procedures.ops import KubeFactory
 
 ROWS = [
     ("cluster", "EKS cluster"),
@@ -35,20 +34,6 @@ def probe_clients(app: AppContext, timeout: float) -> ClientProvider:
     clients.connect_timeout = timeout
     clients.read_timeout = max(timeout, 2 * timeout)
     return clients
-
-
-def kube_factory(app: AppContext, kubeconfig: str | None, clients: ClientProvider) -> KubeFactory:
-    """One read-only Kubernetes client per cluster (the sandbox's kubeconfig with --target sandbox)."""
-    from dr.procedures.ops import KubeFactory
-
-    path = kubeconfig
-    if path is None and app.target_name == "sandbox":
-        path = app.target.kubeconfig
-    if path is None:
-        from dr.kube import default_kubeconfig
-
-        path = default_kubeconfig()
-    return KubeFactory(kubeconfig=path, clients=clients, read_only=True)
 
 
 def sandbox_resolver(app: AppContext, timeout: float) -> Any:
@@ -152,10 +137,11 @@ def status(app: AppContext, timeout: float, kubeconfig: str | None) -> None:
     Exit 2 when the credentials are missing, expired or unknown (nothing can be probed); exit 3
     after the report when IAM refused a probe (the report names the actions)."""
     from dr.cli.output import emit, end_partial
+    from dr.kube import KubeFactory
     from dr.procedures.status import collect_status
 
     clients = probe_clients(app, timeout)
-    kube = kube_factory(app, kubeconfig, clients)
+    kube = KubeFactory.for_target(app.target_name, kubeconfig=kubeconfig, clients=clients, read_only=True)
     try:
         report = collect_status(app.estate, clients, kube, resolver=sandbox_resolver(app, timeout))
     finally:

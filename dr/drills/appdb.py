@@ -7,10 +7,7 @@ switchover). So the heartbeat stops when the app stops writing and follows the a
 promoted database once the secret is repointed and DNS flips — exactly what the RPO definition
 needs. It works on any target given two callables: which site serves traffic, and a Kubernetes
 adapter per site (``dr.kube.Kube`` or anything with ``get_deployment`` / ``read_secret_key``).
-
-For the sandbox, :func:`sandbox_hooks` builds the measurement hooks from its ``state.json``: the
-sandbox resolver says which region (and which ``/health`` URL) serves the public name, and the
-kubeconfig has one context per cluster.
+The sandbox's measurement hooks (:mod:`dr.sandbox.drill_adapter`) build one.
 """
 
 from __future__ import annotations
@@ -25,7 +22,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 from dr.drills.heartbeat import HeartbeatTarget, display_conninfo
 
 if TYPE_CHECKING:
-    from dr.drills.drill_context import DrillContext, MeasurementHooks
     from dr.topology import Estate, SiteView
 
 
@@ -88,87 +84,3 @@ class AppDatabase:
             cache_seconds=0.0,
             clock=self.clock,
         )
-
-
-# ---------------------------------------------------------------------------------------------
-# The sandbox (state.json contract of dr.target)
-# ---------------------------------------------------------------------------------------------
-
-
-def _get_json(url: str, timeout: float = 1.0) -> dict[str, Any]:
-    with urllib.request.urlopen(url, timeout=timeout) as resp:
-        data: dict[str, Any] = json.loads(resp.read())
-    return data
-
-
-class SandboxResolver:
-    """Asks the sandbox resolver (``GET <resolver.url>/resolve?name=<record>``) for the public name."""
-
-    def __init__(self, resolver_url: str, record: str, health_path: str) -> None:
-        self.url = f"{resolver_url.rstrip('/')}/resolve?name={record}"
-        self.health_path = health_path
-
-    def answer(self) -> dict[str, Any]:
-        return _get_json(self.url)
-
-    def region(self) -> str:
-        region = self.answer().get("region")
-        if not region:
-            raise LookupError("the sandbox resolver answered without a region")
-        return str(region)
-
-    def base_url(self) -> str:
-        """The base URL of the region the public name points at (its /health and /write)."""
-        health = self.answer().get("health_url")
-        if not health:
-            raise LookupError("the sandbox resolver answered without a health URL")
-        health = str(health)
-        return health[: -len(self.health_path)] if health.endswith(self.health_path) else health
-
-
-def sandbox_hooks(ctx: DrillContext) -> MeasurementHooks:
-    """Measurement hooks for ``--target sandbox`` from its state.json (see module doc)."""
-    from dr.drills.drill_context import MeasurementHooks
-
-    hooks = MeasurementHooks()
-    if ctx.estate is None:
-        hooks.notes.append("no estate: nothing to measure on the sandbox")
-        return hooks
-    try:
-        from dr.target import read_sandbox_state
-
-        state = read_sandbox_state()
-    except Exception as exc:
-        hooks.notes.append(f"sandbox not running: {getattr(exc, 'message', exc)}")
-        return hooks
-    resolver_url = (state.get("resolver") or {}).get("url")
-    if not resolver_url:
-        hooks.notes.append("the sandbox state has no resolver URL: RTO and RPO are not measured")
-        return hooks
-    app = ctx.estate.app
-    resolver = SandboxResolver(str(resolver_url), app.record, app.health_path)
-    hooks.resolver = resolver.base_url
-    kubeconfig = state.get("kubeconfig")
-    if not kubeconfig:
-        hooks.notes.append(
-            "the sandbox state has no kubeconfig: the heartbeat cannot find the app's database"
-        )
-        return hooks
-    kubes: dict[str, Any] = {}
-    lock = threading.Lock()
-
-    def kube_for(view: SiteView) -> KubeLike:
-        from dr.kube import connect
-
-        with lock:
-            if view.region not in kubes:
-                kubes[view.region] = connect(
-                    view.cluster.name, view.region, kubeconfig=str(kubeconfig), read_only=True
-                )
-            kube: KubeLike = kubes[view.region]
-            return kube
-
-    app_db = AppDatabase(ctx.estate, resolver.region, kube_for)
-    hooks.heartbeat_target = app_db
-    hooks.rpo_target = app_db.without_writer_check()
-    return hooks

@@ -1,21 +1,18 @@
-"""What drill providers receive, and the per-target measurement hooks (the seams for AWS/sandbox).
+"""What drill providers receive, and the seam for per-target measurement hooks.
 
 Providers get a :class:`DrillContext`: the estate, the target name, a ClientProvider factory,
 ``services`` (whatever a target plug-in supplies: kube factory, sandbox handle…), a shared
 ``outputs`` dict, the stop event (long actions should return early when it is set) and the
 journal (``ctx.note``).
 
-Measurement hooks tell the heartbeat writer and the endpoint prober where to go. They are built
-per target by a factory registered with :func:`register_measurement`; the sandbox (issue 4)
-may replace its own from ``dr.sandbox.drill_providers``. Built in here: ``aws`` (DNS of the
-estate's public record; the heartbeat database from ``DR_DRILL_DB_URL`` when set) and ``sandbox``
-(:func:`dr.drills.appdb.sandbox_hooks`: the sandbox resolver, and the application's database
-found through its DB secret).
+Measurement hooks tell the heartbeat writer and the endpoint prober where to go. Each target's
+adapter registers its factory with :func:`register_measurement`: ``aws`` in
+:mod:`dr.drills.builtin_actions`, ``sandbox`` in :mod:`dr.sandbox.drill_adapter`. This module
+imports nothing of its own package at run time: every adapter imports it, never the reverse.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -110,45 +107,11 @@ def register_measurement(target: str) -> Callable[[MeasurementFactory], Measurem
 
 
 def measurement_hooks(ctx: DrillContext) -> MeasurementHooks:
-    from dr.drills import registry
-
-    registry.load_plugins()
+    """The hooks of the context's target (none registered: empty hooks saying so)."""
     factory = _measurement.get(ctx.target)
     if factory is None:
         return MeasurementHooks(notes=[f"no measurement hooks registered for target {ctx.target!r}"])
     return factory(ctx)
-
-
-@register_measurement("aws")
-def _aws_hooks(ctx: DrillContext) -> MeasurementHooks:
-    """AWS: probe ``https://<record>`` (DNS decides the region); heartbeat via ``DR_DRILL_DB_URL``."""
-    from dr.drills.heartbeat import HeartbeatTarget
-
-    hooks = MeasurementHooks()
-    if ctx.estate is not None:
-        record = ctx.estate.app.record
-        hooks.resolver = lambda: f"https://{record}"
-    else:
-        hooks.notes.append("no estate: the endpoint prober has no public name to resolve")
-    url = os.environ.get("DR_DRILL_DB_URL")
-    if url:
-        target = HeartbeatTarget.from_conninfo(url, label="app-database")
-        hooks.heartbeat_target = lambda: target
-    else:
-        hooks.notes.append(
-            "DR_DRILL_DB_URL is not set: no heartbeat on AWS, RPO is not measured "
-            "(set it to the application's database URL through the writer endpoint)"
-        )
-    return hooks
-
-
-@register_measurement("sandbox")
-def _sandbox_hooks(ctx: DrillContext) -> MeasurementHooks:
-    """Sandbox: its resolver for the prober, the app's DB secret (via its fake k8s API) for the
-    heartbeat. The sandbox may replace this from ``dr.sandbox.drill_providers``."""
-    from dr.drills.appdb import sandbox_hooks
-
-    return sandbox_hooks(ctx)
 
 
 def now() -> float:

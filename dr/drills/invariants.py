@@ -15,7 +15,7 @@ the step says so. Any other broken invariant fails the drill (exit 1), as steps 
 ``invariant`` in the journal, the reports and JUnit.
 
 The check is pluggable: ``ctx.services["estate_check"]`` (tests), else the one registered with
-:func:`register` (``dr.procedures.drill_providers``, any target), used when the drill has an estate.
+:func:`register` (:mod:`dr.drills.procedure_probes`, any target), used when the drill has an estate.
 """
 
 from __future__ import annotations
@@ -67,9 +67,6 @@ def estate_check(ctx: DrillContext) -> EstateCheck | None:
         return override
     if ctx.estate is None:
         return None
-    from dr.drills import registry
-
-    registry.load_plugins()
     return _registered
 
 

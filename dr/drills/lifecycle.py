@@ -29,8 +29,8 @@ from typing import Any
 
 from dr.drills import estate_info, invariants, registry
 from dr.drills.drill_context import DrillContext, MeasurementHooks
-from dr.drills.heartbeat import HeartbeatWriter
 from dr.drills.evidence import DrillJournal, iso, scrub
+from dr.drills.heartbeat import HeartbeatWriter
 from dr.drills.metrics import RpoResult, RtoResult, compute_rto
 from dr.drills.prober import EndpointCheck, EndpointProber, HttpCheck
 from dr.drills.scenario import Activity, LoadedScenario, estate_budgets, with_budgets, within_tolerance
@@ -166,7 +166,7 @@ def plan(loaded: LoadedScenario, ctx: DrillContext, hooks: MeasurementHooks | No
                     "undoes": act.undoes,
                     "line": loaded.line_of((*_loc, acts.index(act))),
                     "implemented": available,
-                    "pending": "" if available or prov is None else prov.pending,
+                    "pending": "" if available or prov is None else prov.unavailable(ctx.target),
                 }
             )
         phases.append({"phase": phase, "activities": rows})

@@ -70,7 +70,10 @@ class HttpCheck:
             return CheckOutcome(False, health=health, error="write: " + _short(exc))
         ok = 200 <= write < 300
         return CheckOutcome(
-            ok, health=health, write=write, error="" if ok else f"POST {self.write_path} answered HTTP {write}"
+            ok,
+            health=health,
+            write=write,
+            error="" if ok else f"POST {self.write_path} answered HTTP {write}",
         )
 
 

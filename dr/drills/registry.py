@@ -1,30 +1,31 @@
 """Named providers that scenario activities refer to (``provider: failover``).
 
-A provider is *declared* once (name, kind, argument model, description) and *implemented* per
-target (``aws``, ``sandbox`` or ``*`` for any). Declaring is enough for a scenario to validate
-and for ``--dry-run`` to print it; running needs an implementation for the selected target.
+A provider is an action or a probe, implemented per target (``aws``, ``sandbox`` or ``*`` for
+any) by a function registered where it is written, with the pydantic model of its arguments::
 
-Other packages plug in by registering implementations in a module listed in
-:data:`PLUGIN_MODULES` (imported lazily, missing modules are fine)::
+    @register_action("failover", args=FailoverArgs)
+    def failover(ctx: DrillContext, to: str, mode: str, ...) -> dict: ...
 
-    from dr.drills.registry import register_action
+The function receives the :class:`dr.drills.drill_context.DrillContext` and the validated
+arguments as keyword arguments. Registering happens on import; these modules register:
 
-    @register_action("failover", target="sandbox")
-    def failover(ctx: DrillContext, to: str, mode: str) -> dict: ...
+* :mod:`dr.drills.builtin_actions` — pause, HTTP, endpoint and heartbeat probes, AWS faults;
+* :mod:`dr.drills.procedure_actions`, :mod:`dr.drills.procedure_probes` — the real procedures;
+* :mod:`dr.sandbox.drill_adapter` — the sandbox's faults (above the drills: the drill command
+  imports it, so this package never imports the sandbox).
 
-The implementation receives the :class:`dr.drills.drill_context.DrillContext` and the validated
-arguments as keyword arguments (the argument model's fields when it has one).
+:mod:`dr.drills.scenario` imports the drills' own modules; :func:`dr.cli.drill_cmd.load_activities`
+all of them.
 """
 
 from __future__ import annotations
 
-import importlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from dr.errors import GateRefused, OperationFailed
 
@@ -33,14 +34,6 @@ ProviderFn = Callable[..., Any]
 F = TypeVar("F", bound=ProviderFn)
 
 ANY_TARGET = "*"
-
-# Modules that register provider implementations (imported once, on first lookup). The failover
-# procedures (issue 6) and the sandbox (issue 4) add theirs here.
-PLUGIN_MODULES: tuple[str, ...] = (
-    "dr.drills.providers",
-    "dr.procedures.drill_providers",
-    "dr.sandbox.drill_providers",
-)
 
 
 @dataclass(frozen=True)
@@ -62,7 +55,24 @@ class NothingToUndo(GateRefused):
 
 
 class ProviderUnavailable(OperationFailed):
-    """A declared provider has no implementation for the selected target (exit 1 at run time)."""
+    """A provider has no implementation for the selected target (exit 1 at run time)."""
+
+
+class ActionArgs(BaseModel):
+    """Base of the argument models: an unknown argument is an error (with its scenario line)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class NoArgs(ActionArgs):
+    pass
+
+
+Site = Literal["primary", "secondary"]
+
+
+class SiteArgs(ActionArgs):
+    site: Site = "primary"
 
 
 @dataclass
@@ -71,8 +81,6 @@ class Provider:
     kind: Kind
     description: str = ""
     args: type[BaseModel] | None = None
-    # Where the implementation is expected to come from while it is missing (shown in plans).
-    pending: str = ""
     impls: dict[str, ProviderFn] = field(default_factory=dict)
 
     def implementation(self, target: str) -> ProviderFn | None:
@@ -81,10 +89,19 @@ class Provider:
     def available(self, target: str) -> bool:
         return self.implementation(target) is not None
 
+    def targets(self) -> list[str]:
+        return sorted(self.impls)
+
+    def unavailable(self, target: str) -> str:
+        """Why the provider cannot run on ``target`` ("" when it can): where it is implemented."""
+        if self.available(target):
+            return ""
+        return f"only on {', '.join(self.targets())}" if self.impls else "no implementation"
+
     def resolve(self, target: str) -> ProviderFn:
         fn = self.implementation(target)
         if fn is None:
-            where = f" ({self.pending})" if self.pending else ""
+            where = f" ({self.unavailable(target)})"
             raise ProviderUnavailable(
                 f"drill {self.kind} provider {self.name!r} has no implementation for target {target!r}{where}",
                 hint=f"run the drill on a target that implements it ({', '.join(sorted(self.impls)) or 'none yet'}), "
@@ -101,36 +118,20 @@ class Provider:
 
 _providers: dict[tuple[Kind, str], Provider] = {}
 _lock = threading.RLock()
-_plugins_loaded = False
-
-
-def declare(
-    kind: Kind,
-    name: str,
-    *,
-    args: type[BaseModel] | None = None,
-    description: str = "",
-    pending: str = "",
-) -> Provider:
-    """Declare a provider (idempotent; a later declaration may add an argument model)."""
-    with _lock:
-        prov = _providers.get((kind, name))
-        if prov is None:
-            prov = Provider(name=name, kind=kind, description=description, args=args, pending=pending)
-            _providers[(kind, name)] = prov
-        else:
-            prov.args = args or prov.args
-            prov.description = description or prov.description
-            prov.pending = pending or prov.pending
-        return prov
 
 
 def _register(
     kind: Kind, name: str, target: str, args: type[BaseModel] | None, description: str
 ) -> Callable[[F], F]:
     def decorator(fn: F) -> F:
-        prov = declare(kind, name, args=args, description=description or (fn.__doc__ or "").strip())
         with _lock:
+            prov = _providers.get((kind, name))
+            if prov is None:
+                prov = _providers[(kind, name)] = Provider(name=name, kind=kind)
+            if args is not None and prov.args is not None and args is not prov.args:
+                raise ValueError(f"{kind} provider {name!r} is registered with two argument models")
+            prov.args = args or prov.args
+            prov.description = prov.description or description or (fn.__doc__ or "").strip()
             prov.impls[target] = fn
         return fn
 
@@ -140,7 +141,8 @@ def _register(
 def register_action(
     name: str, *, target: str = ANY_TARGET, args: type[BaseModel] | None = None, description: str = ""
 ) -> Callable[[F], F]:
-    """Decorator: ``fn(ctx, **arguments)`` implements action ``name`` on ``target``."""
+    """Decorator: ``fn(ctx, **arguments)`` implements action ``name`` on ``target``; ``args`` is
+    the model of its arguments (given by at least one of the implementations)."""
     return _register("action", name, target, args, description)
 
 
@@ -160,34 +162,16 @@ def unregister(kind: Kind, name: str, target: str | None = None) -> None:
             _providers[(kind, name)].impls.pop(target, None)
 
 
-def load_plugins() -> None:
-    """Import the built-in and plug-in provider modules once."""
-    global _plugins_loaded
-    with _lock:
-        if _plugins_loaded:
-            return
-        _plugins_loaded = True
-        for module in PLUGIN_MODULES:
-            try:
-                importlib.import_module(module)
-            except ModuleNotFoundError as exc:
-                if exc.name != module:  # the plug-in exists but one of its imports is missing
-                    raise
-
-
 def get(kind: Kind, name: str) -> Provider | None:
-    load_plugins()
     with _lock:
         return _providers.get((kind, name))
 
 
 def names(kind: Kind) -> list[str]:
-    load_plugins()
     with _lock:
         return sorted(n for k, n in _providers if k == kind)
 
 
 def providers() -> list[Provider]:
-    load_plugins()
     with _lock:
         return sorted(_providers.values(), key=lambda p: (p.kind, p.name))

@@ -26,7 +26,8 @@ A scenario file::
       interval: 1.0
       probes: [...]
 
-Providers are names resolved through :mod:`dr.drills.registry`; an unknown name, a bad argument
+Providers are names resolved through :mod:`dr.drills.registry` (the drills' own are imported
+here; the sandbox's register when the drill command loads them); an unknown name, a bad argument
 or a duplicated activity name is an error that names the file and the line.
 """
 
@@ -43,9 +44,11 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from dr.drills import registry
+from dr.drills import builtin_actions, procedure_actions, procedure_probes, registry
 from dr.errors import ConfigError
 
+# Imported for what they register (the activities scenarios name).
+_ACTIVITY_MODULES = (builtin_actions, procedure_actions, procedure_probes)
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 Loc = tuple[str | int, ...]
 TargetName = Literal["aws", "sandbox"]

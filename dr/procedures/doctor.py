@@ -39,7 +39,7 @@ from dr.errors import AccessDenied, CredentialsError, DrError, NotFound, Operati
 if TYPE_CHECKING:
     from dr.aws.identity import Identity
     from dr.aws.session import ClientProvider
-    from dr.procedures.ops import KubeFactory
+    from dr.kube import KubeFactory
     from dr.topology import Estate, SiteView
 
 PASS, WARN, FAIL = "pass", "warn", "fail"

@@ -44,8 +44,9 @@ from dr.aws.rds import Rds
 from dr.aws.route53 import HealthCheck, Route53, answered
 from dr.aws.secretsmanager import SecretValue, get_secret
 from dr.errors import BadInput, DrError, GateRefused, NotFound, OperationFailed, from_client_error
+from dr.kube import kube_of
 from dr.procedures.dns import DnsMove, move_plan, prepare_move
-from dr.procedures.ops import STOPPED_ANNOTATION, kube_of, stop_writes_plan
+from dr.procedures.ops import STOPPED_ANNOTATION, stop_writes_plan
 from dr.procedures.promote import PromotePreflight, promote_plan
 from dr.procedures.promote import preflight as promote_preflight
 from dr.procedures.support import TAG_PROMOTED_AT, TAG_PROMOTED_FROM, Settled, clients_of, iso, utcnow

@@ -213,7 +213,7 @@ _CATALOGUE: dict[str, list[Need]] = {
         Need("elasticache:DeleteReplicationGroup", "both"),
         Need("secretsmanager:GetSecretValue", "both"),  # --verify: the master credentials
     ],
-    # The AWS faults and probes of drills (dr.drills.providers, dr.procedures.drill_providers).
+    # The AWS faults and probes of drills (dr.drills.builtin_actions, dr.drills.procedure_probes).
     # Scenario actions that run a procedure (failover, failback, restore-pitr) need that
     # procedure's policy as well.
     "drill": [

@@ -5,19 +5,18 @@ nothing changed) and returns a :class:`dr.runbook.plan.Plan` whose steps read st
 (idempotent) and wait for the effect (rollouts: every replica updated and Ready). The CLI runs the
 plans with :func:`dr.runbook.runner.run_plan` (journal, ``--dry-run`` plan print, ``--resume``).
 
-Steps find Kubernetes through ``services["kube"]``: a :class:`KubeFactory` (one client per cluster,
-read-only in dry runs), and AWS through ``services["clients"]`` (a ClientProvider).
+Steps find Kubernetes through ``services["kube"]``: a :class:`dr.kube.KubeFactory` (one client per
+cluster, read-only in dry runs), and AWS through ``services["clients"]`` (a ClientProvider).
 """
 
 from __future__ import annotations
 
 import re
-import threading
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from dr.errors import BadInput
+from dr.kube import kube_of
 from dr.runbook.plan import Operation, Plan, Step, StepContext
 
 if TYPE_CHECKING:
@@ -31,49 +30,6 @@ MAX_REPLICAS = 1000
 CIRCUIT_BREAKER_FLAG = "circuit-breaker-enabled"
 MAINTENANCE_FLAG = "maintenance-mode"
 _FLAG_KEY = re.compile(r"^[-._a-zA-Z0-9]{1,253}$")
-
-
-@dataclass
-class KubeFactory:
-    """Builds (and caches) one :class:`dr.kube.Kube` per site; read-only in dry runs."""
-
-    kubeconfig: str | None = None
-    clients: ClientProvider | None = None
-    read_only: bool = False
-    connect: Callable[..., Kube] | None = None
-    _cache: dict[str, Kube] = field(default_factory=dict, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def __call__(self, view: SiteView) -> Kube:
-        name = view.cluster.name
-        with self._lock:
-            return self._get(view, name)
-
-    def _get(self, view: SiteView, name: str) -> Kube:
-        if name not in self._cache:
-            if self.connect is not None:
-                self._cache[name] = self.connect(view)
-            else:
-                from dr.kube import connect
-
-                self._cache[name] = connect(
-                    name,
-                    view.region,
-                    kubeconfig=self.kubeconfig,
-                    clients=self.clients,
-                    read_only=self.read_only,
-                )
-        return self._cache[name]
-
-    def close(self) -> None:
-        for k in self._cache.values():
-            k.close()
-        self._cache.clear()
-
-
-def kube_of(ctx: StepContext, view: SiteView) -> Kube:
-    factory: KubeFactory = ctx["kube"]
-    return factory(view)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from dr.aws.secretsmanager import SecretValue
 from dr.errors import BadInput, OperationFailed
-from dr.procedures.ops import kube_of
+from dr.kube import kube_of
 from dr.runbook.plan import Operation, Plan, Step, StepContext
 
 if TYPE_CHECKING:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from dr.aws.session import ClientProvider
-    from dr.procedures.ops import KubeFactory
+    from dr.kube import KubeFactory
     from dr.topology import Estate, SiteView
 
 OK, WARN, FAIL, ERROR = "ok", "warn", "fail", "error"

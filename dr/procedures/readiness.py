@@ -57,7 +57,7 @@ from dr.procedures.status import Outcome, gather
 
 if TYPE_CHECKING:
     from dr.aws.session import ClientProvider
-    from dr.procedures.ops import KubeFactory
+    from dr.kube import KubeFactory
     from dr.topology import Estate
 
 _ORDER = [PASS, WARN, FAIL]

@@ -16,14 +16,37 @@ No boto3 or pulumi at import: the Pulumi program imports the specs.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from dr.aws.cloudwatch import MetricAlarm
     from dr.aws.session import ClientProvider
-    from dr.procedures.readiness import ReadinessReport
     from dr.topology import App, Estate
+
+
+class _Check(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def status(self) -> str: ...
+
+
+class ReadinessReport(Protocol):
+    """What is published of a :class:`dr.procedures.readiness.ReadinessReport` (typed by its shape:
+    readiness imports status, which reads the alarms here, so this module does not import it)."""
+
+    @property
+    def generated_at(self) -> dt.datetime: ...
+
+    @property
+    def checks(self) -> Sequence[_Check]: ...
+
+    @property
+    def facts(self) -> Mapping[str, float]: ...
+
 
 # Every check `dr readiness` reports, in report order (a test holds check_readiness to this list).
 CHECKS = (

@@ -24,8 +24,8 @@ from dr.errors import AccessDenied, CredentialsError, DrError
 
 if TYPE_CHECKING:
     from dr.aws.session import ClientProvider
+    from dr.kube import KubeFactory
     from dr.procedures.dns import DnsState
-    from dr.procedures.ops import KubeFactory
     from dr.topology import Estate, SiteView
 
 OK, WARN, FAIL, ERROR, UNREACHABLE = "ok", "warn", "fail", "error", "unreachable"

@@ -176,7 +176,10 @@ def test_region_loss_loses_at_most_the_injected_lag_then_the_failback_drill_brin
     in the link; unplanned failover; the region's API back as the rollback), then on the same
     estate `drill run failback`: the killed primary is rewound into a replica of the DR database,
     caught up, promoted, and the public name served from the primary region again."""
+    from dr.cli.drill_cmd import load_activities
     from dr.drills.scenario import resolve
+
+    load_activities()  # the sandbox's faults too (region-loss), as `dr drill` registers them
 
     lose = next(a for a in resolve("region-loss").scenario.method if a.provider == "region-loss")
     lag = float(lose.arguments["lag_seconds"])
@@ -281,7 +284,10 @@ def test_region_loss_with_a_corrupted_replica_restores_in_dr_from_replicated_bac
     (its own replica is corrupt, the primary's archive gone with its region) to just before the
     corruption and fails over onto that instance: the restored PostgreSQL holds the heartbeats up
     to the restore time and none after, no corrupt row, and the RPO is the restore margin."""
+    from dr.cli.drill_cmd import load_activities
     from dr.drills.scenario import resolve
+
+    load_activities()  # the sandbox's faults too (region-loss), as `dr drill` registers them
 
     sc = resolve("region-loss-corrupt-replica").scenario
     restore = next(a for a in sc.method if a.provider == "restore-pitr")

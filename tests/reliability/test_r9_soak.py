@@ -143,7 +143,8 @@ def _back_to_estate_database(sb: Any, evidence: Path) -> list[str]:
 
     from dr.aws.rds import Rds
     from dr.drills.drill_context import DrillContext
-    from dr.procedures.drill_providers import INTEGRITY_TABLE, repoint_app
+    from dr.drills.procedure_actions import repoint_app
+    from dr.drills.procedure_probes import INTEGRITY_TABLE
 
     journal = json.loads((evidence / "journal.json").read_text())
     steps = {s["name"]: s for s in journal["steps"]}

@@ -12,7 +12,7 @@ from dr.sandbox.fakeaws.backends import cloudwatch_backend, rds_backend
 from dr.sandbox.fakeaws.wire import AwsRequest, Reply, aware, utcnow
 
 if TYPE_CHECKING:
-    from dr.sandbox.fakeaws.middleware import Handler, Realism
+    from dr.sandbox.fakeaws.layer import Handler, Layer
 
 
 COMPARE: dict[str, Callable[[float, float], bool]] = {
@@ -57,7 +57,7 @@ def evaluate_alarms(region: str, now: dt.datetime | None = None) -> None:
             backend.set_alarm_state(alarm.name, reason, json.dumps({"value": value}), state)
 
 
-def put_metric_data(layer: Realism, req: AwsRequest, environ: dict[str, Any]) -> Reply | None:
+def put_metric_data(layer: Layer, req: AwsRequest, environ: dict[str, Any]) -> Reply | None:
     """moto stores metrics but never evaluates alarms: evaluate the region's alarms on the
     datapoints just put, as CloudWatch would within a period."""
     reply = layer.call_inner(environ)
@@ -66,7 +66,7 @@ def put_metric_data(layer: Realism, req: AwsRequest, environ: dict[str, Any]) ->
     return reply
 
 
-def publish_replica_lag(layer: Realism) -> None:
+def publish_replica_lag(layer: Layer) -> None:
     """Put each replica's measured lag into moto's CloudWatch (``AWS/RDS ReplicaLag``)."""
     if layer.estate is None:
         return

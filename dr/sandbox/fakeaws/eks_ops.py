@@ -9,10 +9,10 @@ from dr.sandbox.fakeaws.backends import eks_backend
 from dr.sandbox.fakeaws.wire import AwsError, AwsRequest, Reply
 
 if TYPE_CHECKING:
-    from dr.sandbox.fakeaws.middleware import Handler, Realism
+    from dr.sandbox.fakeaws.layer import Handler, Layer
 
 
-def update_nodegroup_config(layer: Realism, req: AwsRequest, environ: dict[str, Any]) -> Reply | None:
+def update_nodegroup_config(layer: Layer, req: AwsRequest, environ: dict[str, Any]) -> Reply | None:
     parts = req.path.strip("/").split("/")
     cluster, ngname = parts[1], parts[3]
     backend = eks_backend(req.region)

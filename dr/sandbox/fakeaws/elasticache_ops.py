@@ -9,14 +9,14 @@ from dr.sandbox.fakeaws.backends import elasticache_backend
 from dr.sandbox.fakeaws.wire import AwsError, AwsRequest, Reply
 
 if TYPE_CHECKING:
-    from dr.sandbox.fakeaws.middleware import Handler, Realism
+    from dr.sandbox.fakeaws.layer import Handler, Layer
 
 
 def find_group(region: str, group_id: str) -> Any:
     return elasticache_backend(region).replication_groups.get(group_id)
 
 
-def modify_replication_group(layer: Realism, req: AwsRequest, environ: dict[str, Any]) -> Reply | None:
+def modify_replication_group(layer: Layer, req: AwsRequest, environ: dict[str, Any]) -> Reply | None:
     gid = req.params.get("ReplicationGroupId", "")
     group = find_group(req.region, gid)
     if group is not None and group.status != "available":
@@ -39,7 +39,7 @@ def modify_replication_group(layer: Realism, req: AwsRequest, environ: dict[str,
     return reply
 
 
-def test_failover(layer: Realism, req: AwsRequest, environ: dict[str, Any]) -> Reply | None:
+def test_failover(layer: Layer, req: AwsRequest, environ: dict[str, Any]) -> Reply | None:
     gid = req.params.get("ReplicationGroupId", "")
     group = find_group(req.region, gid)
     if group is None:

@@ -51,11 +51,11 @@ from dr.sandbox.fakeaws import (
 from dr.sandbox.fakeaws.backends import install_route53_batch_as_whole, route53_backend
 from dr.sandbox.fakeaws.faults import FaultRule, Faults
 from dr.sandbox.fakeaws.health_checks import NO_ANSWER, HealthEvaluator, HealthProbe
-from dr.sandbox.fakeaws.rds_models import RdsState, ReplicatedWindowFn
+from dr.sandbox.fakeaws.layer import Handler, SeedingHandler
+from dr.sandbox.fakeaws.rds_state import RdsState, ReplicatedWindowFn
 from dr.sandbox.fakeaws.transitions import Transition, Transitions
 from dr.sandbox.fakeaws.wire import (
     AwsError,
-    AwsRequest,
     Reply,
     denied_reply,
     parse_request,
@@ -72,10 +72,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("dr.sandbox.fakeaws")
 
 Hook = Callable[..., None]
-# A service operation's handler: its reply, or None to let moto answer.
-Handler = Callable[["Realism", AwsRequest, dict[str, Any]], Reply | None]
-# An operation answered while seeding: always by the fake.
-SeedingHandler = Callable[["Realism", AwsRequest, dict[str, Any]], Reply]
 
 HANDLERS: dict[tuple[str, str], Handler] = {
     **rds_ops.HANDLERS,

@@ -30,11 +30,11 @@ from dr.sandbox.fakeaws.wire import (
 )
 
 if TYPE_CHECKING:
-    from dr.sandbox.fakeaws.middleware import Handler, Realism, SeedingHandler
+    from dr.sandbox.fakeaws.layer import Handler, Layer, SeedingHandler
 
 
 def restore_db_instance_to_point_in_time(
-    layer: Realism, req: AwsRequest, environ: dict[str, Any]
+    layer: Layer, req: AwsRequest, environ: dict[str, Any]
 ) -> Reply | None:
     p = req.params
     source = p.get("SourceDBInstanceIdentifier", "")
@@ -106,7 +106,7 @@ def auto_backup_arn(region: str, source_arn: str) -> str:
     return f"arn:aws:rds:{region}:{ACCOUNT_ID}:auto-backup:ab-{digest.lower().rstrip('=')[:40]}"
 
 
-def replicated_window(layer: Realism, rec: dict[str, Any]) -> tuple[dt.datetime, dt.datetime] | None:
+def replicated_window(layer: Layer, rec: dict[str, Any]) -> tuple[dt.datetime, dt.datetime] | None:
     """RestoreWindow of replicated backups: what the DR region's copy of the WAL archive covers
     (the local PostgreSQL's, when wired), else replication start ... now - replication lag."""
     if layer.rds.replicated_window_fn is not None:
@@ -117,7 +117,7 @@ def replicated_window(layer: Realism, rec: dict[str, Any]) -> tuple[dt.datetime,
 
 
 def start_db_instance_automated_backups_replication(
-    layer: Realism, req: AwsRequest, environ: dict[str, Any]
+    layer: Layer, req: AwsRequest, environ: dict[str, Any]
 ) -> Reply:
     source_arn = req.params.get("SourceDBInstanceArn", "")
     found = find_db_by_arn(source_arn) if source_arn.startswith("arn:") else None
@@ -167,7 +167,7 @@ def start_db_instance_automated_backups_replication(
 
 
 def stop_db_instance_automated_backups_replication(
-    layer: Realism, req: AwsRequest, environ: dict[str, Any]
+    layer: Layer, req: AwsRequest, environ: dict[str, Any]
 ) -> Reply:
     source_arn = req.params.get("SourceDBInstanceArn", "")
     arn = auto_backup_arn(req.region, source_arn)
@@ -182,7 +182,7 @@ def stop_db_instance_automated_backups_replication(
     return query_reply("StopDBInstanceAutomatedBackupsReplication", body)
 
 
-def auto_backup_xml(layer: Realism, rec: dict[str, Any]) -> str:
+def auto_backup_xml(layer: Layer, rec: dict[str, Any]) -> str:
     window = replicated_window(layer, rec)
     restore = (
         f"<RestoreWindow><EarliestTime>{iso_time(window[0])}</EarliestTime>"
@@ -212,7 +212,7 @@ def auto_backup_xml(layer: Realism, rec: dict[str, Any]) -> str:
     )
 
 
-def own_backups_xml(layer: Realism, region: str, db: Any) -> tuple[str, str]:
+def own_backups_xml(layer: Layer, region: str, db: Any) -> tuple[str, str]:
     """(auto-backup ARN, XML members) of an instance's automated backups in its own region."""
     arn = auto_backup_arn(region, db.db_instance_arn)
     earliest, latest = restorable_window(layer, db)
@@ -247,7 +247,7 @@ def own_backups_xml(layer: Realism, region: str, db: Any) -> tuple[str, str]:
     return arn, xml
 
 
-def describe_db_instance_automated_backups(layer: Realism, req: AwsRequest, environ: dict[str, Any]) -> Reply:
+def describe_db_instance_automated_backups(layer: Layer, req: AwsRequest, environ: dict[str, Any]) -> Reply:
     """This region's instances' automated backups (retention > 0, not a replica) and those
     replicated into it from another region, each with its RestoreWindow (moto has neither)."""
     p = req.params
@@ -283,7 +283,7 @@ def describe_db_instance_automated_backups(layer: Realism, req: AwsRequest, envi
 
 
 def restore_from_automated_backups(
-    layer: Realism, req: AwsRequest, environ: dict[str, Any], use_latest: bool
+    layer: Layer, req: AwsRequest, environ: dict[str, Any], use_latest: bool
 ) -> Reply:
     """PITR from automated backups named by ARN — replicated into this region (the DR region's
     recovery point when the primary region is lost). The source instance is not needed: what

@@ -6,48 +6,13 @@ from __future__ import annotations
 import datetime as dt
 import re
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dr.sandbox.fakeaws.backends import rds_backend
 from dr.sandbox.fakeaws.wire import AwsError, Reply, iso_time, jsonable, parse_time, utcnow
-from dr.sandbox.latency import REALISTIC, LatencyProfile
 
 if TYPE_CHECKING:
-    from dr.sandbox.fakeaws.middleware import Realism
-
-
-# (destination region, source instance ARN) -> [earliest, latest] restorable times of its replicated backups
-ReplicatedWindowFn = Callable[[str, str], tuple[dt.datetime, dt.datetime] | None]
-
-
-@dataclass
-class RdsState:
-    """What the fake keeps about RDS beside moto's models."""
-
-    # How far behind "now" LatestRestorableTime is (real RDS: up to ~5 minutes).
-    restorable_lag: float = 0.0
-    # How far the replicated backups' LatestTime trails "now" when no real archive is wired.
-    replicated_lag: float = 0.0
-    # Automated backups replicated into another region (StartDBInstanceAutomatedBackupsReplication),
-    # by their auto-backup ARN in the destination region.
-    backup_replications: dict[str, dict[str, Any]] = field(default_factory=dict)
-    # Instance ARN -> when its automated backups (re)started: its promotion to a standalone.
-    backups_since: dict[str, dt.datetime] = field(default_factory=dict)
-    # What the local PostgreSQL's replicated WAL archive really covers (None: nothing replicated
-    # yet). Without it the window is modelled from the clock: replication start ... now -
-    # ``rds.replicated_backup_lag``.
-    replicated_window_fn: ReplicatedWindowFn | None = None
-
-    @classmethod
-    def for_profile(cls, profile: LatencyProfile) -> RdsState:
-        """The lags of ``profile`` (0 unless the profile is realistic or overrides them)."""
-
-        def lag(what: str) -> float:
-            return profile.duration(what) if what in REALISTIC or what in profile.overrides else 0.0
-
-        return cls(restorable_lag=lag("rds.restorable_lag"), replicated_lag=lag("rds.replicated_backup_lag"))
+    from dr.sandbox.fakeaws.layer import Layer
 
 
 def managed_password_conflict(db: Any, params: dict[str, Any]) -> AwsError | None:
@@ -82,7 +47,7 @@ def db_status(region: str, ident: str) -> str:
     return str(db.status) if db is not None else "available"
 
 
-def describe_db_as(layer: Realism, environ: dict[str, Any], region: str, ident: str, action: str) -> Reply:
+def describe_db_as(layer: Layer, environ: dict[str, Any], region: str, ident: str, action: str) -> Reply:
     status, headers, body = layer.query(
         environ, {"Action": "DescribeDBInstances", "Version": "2014-10-31", "DBInstanceIdentifier": ident}
     )
@@ -97,11 +62,11 @@ def describe_db_as(layer: Realism, environ: dict[str, Any], region: str, ident: 
     return status, headers, data
 
 
-def latest_restorable(layer: Realism) -> dt.datetime:
+def latest_restorable(layer: Layer) -> dt.datetime:
     return utcnow() - dt.timedelta(seconds=layer.rds.restorable_lag)
 
 
-def restorable_window(layer: Realism, db: Any) -> tuple[dt.datetime, dt.datetime]:
+def restorable_window(layer: Layer, db: Any) -> tuple[dt.datetime, dt.datetime]:
     """[earliest, latest] restorable times of an instance: its first backup (creation, or its
     promotion for a promoted replica) or ``now - retention`` days, whichever is later."""
     created = db.instance_create_time
@@ -115,7 +80,7 @@ def restorable_window(layer: Realism, db: Any) -> tuple[dt.datetime, dt.datetime
     return earliest, max(earliest, latest_restorable(layer))
 
 
-def rewrite_db_instances(layer: Realism, xml: str, region: str) -> str:
+def rewrite_db_instances(layer: Layer, xml: str, region: str) -> str:
     def one(match: re.Match[str]) -> str:
         block = match.group(0)
         ident_m = re.search(r"<DBInstanceIdentifier>([^<]+)</DBInstanceIdentifier>", block)
@@ -157,7 +122,7 @@ def rewrite_db_instances(layer: Realism, xml: str, region: str) -> str:
     return re.sub(r"<DBInstance>.*?</DBInstance>", one, xml, flags=re.S)
 
 
-def begin_creating(layer: Realism, region: str, ident: str, what: str, event: str, **info: Any) -> None:
+def begin_creating(layer: Layer, region: str, ident: str, what: str, event: str, **info: Any) -> None:
     db = find_db(region, ident)
     if db is None:
         return
@@ -174,7 +139,7 @@ def begin_creating(layer: Realism, region: str, ident: str, what: str, event: st
     )
 
 
-def begin_snapshot(layer: Realism, region: str, snap_id: str, what: str, event: str, **info: Any) -> None:
+def begin_snapshot(layer: Layer, region: str, snap_id: str, what: str, event: str, **info: Any) -> None:
     snap = rds_backend(region).database_snapshots.get(snap_id)
     if snap is None:
         return

@@ -20,10 +20,10 @@ from dr.sandbox.fakeaws.rds_models import (
 from dr.sandbox.fakeaws.wire import AwsError, AwsRequest, Reply, rewrite_status, utcnow
 
 if TYPE_CHECKING:
-    from dr.sandbox.fakeaws.middleware import Handler, Realism, SeedingHandler
+    from dr.sandbox.fakeaws.layer import Handler, Layer, SeedingHandler
 
 
-def promote_read_replica(layer: Realism, req: AwsRequest, environ: dict[str, Any]) -> Reply | None:
+def promote_read_replica(layer: Layer, req: AwsRequest, environ: dict[str, Any]) -> Reply | None:
     ident = req.params.get("DBInstanceIdentifier", "")
     db = find_db(req.region, ident)
     if db is None:
@@ -47,7 +47,7 @@ def promote_read_replica(layer: Realism, req: AwsRequest, environ: dict[str, Any
     return describe_db_as(layer, environ, req.region, ident, "PromoteReadReplica")
 
 
-def apply_promote(layer: Realism, region: str, ident: str, retention: str | None) -> None:
+def apply_promote(layer: Layer, region: str, ident: str, retention: str | None) -> None:
     backend = rds_backend(region)
     db = backend.databases.get(ident)
     if db is None:
@@ -75,7 +75,7 @@ def apply_promote(layer: Realism, region: str, ident: str, retention: str | None
     db.status = "available"
 
 
-def describe_db_instances(layer: Realism, req: AwsRequest, environ: dict[str, Any]) -> Reply | None:
+def describe_db_instances(layer: Layer, req: AwsRequest, environ: dict[str, Any]) -> Reply | None:
     status, headers, body = layer.call_inner(environ)
     if status != 200:
         return status, headers, body
@@ -87,7 +87,7 @@ def describe_db_instances(layer: Realism, req: AwsRequest, environ: dict[str, An
 
 
 def restore_db_instance_from_db_snapshot(
-    layer: Realism, req: AwsRequest, environ: dict[str, Any]
+    layer: Layer, req: AwsRequest, environ: dict[str, Any]
 ) -> Reply | None:
     snap_id = req.params.get("DBSnapshotIdentifier", "")
     snap = rds_backend(req.region).database_snapshots.get(snap_id.split(":")[-1])
@@ -105,7 +105,7 @@ def restore_db_instance_from_db_snapshot(
     return reply
 
 
-def create_db_snapshot(layer: Realism, req: AwsRequest, environ: dict[str, Any]) -> Reply | None:
+def create_db_snapshot(layer: Layer, req: AwsRequest, environ: dict[str, Any]) -> Reply | None:
     ident = req.params.get("DBInstanceIdentifier", "")
     db = find_db(req.region, ident)
     if db is not None and db.status not in ("available", "backing-up"):
@@ -121,7 +121,7 @@ def create_db_snapshot(layer: Realism, req: AwsRequest, environ: dict[str, Any])
     return reply
 
 
-def copy_db_snapshot(layer: Realism, req: AwsRequest, environ: dict[str, Any]) -> Reply | None:
+def copy_db_snapshot(layer: Layer, req: AwsRequest, environ: dict[str, Any]) -> Reply | None:
     source = req.params.get("SourceDBSnapshotIdentifier", "")
     src_region = source.split(":")[3] if source.startswith("arn:") else req.region
     src = rds_backend(src_region).database_snapshots.get(source.split(":")[-1])
@@ -138,7 +138,7 @@ def copy_db_snapshot(layer: Realism, req: AwsRequest, environ: dict[str, Any]) -
     return reply
 
 
-def delete_db_snapshot(layer: Realism, req: AwsRequest, environ: dict[str, Any]) -> Reply | None:
+def delete_db_snapshot(layer: Layer, req: AwsRequest, environ: dict[str, Any]) -> Reply | None:
     snap_id = req.params.get("DBSnapshotIdentifier", "")
     snap = rds_backend(req.region).database_snapshots.get(snap_id)
     if snap is not None and snap.status != "available":
@@ -153,7 +153,7 @@ def delete_db_snapshot(layer: Realism, req: AwsRequest, environ: dict[str, Any])
     return None
 
 
-def reboot_db_instance(layer: Realism, req: AwsRequest, environ: dict[str, Any]) -> Reply | None:
+def reboot_db_instance(layer: Layer, req: AwsRequest, environ: dict[str, Any]) -> Reply | None:
     ident = req.params.get("DBInstanceIdentifier", "")
     db = find_db(req.region, ident)
     if db is None:
@@ -182,7 +182,7 @@ def reboot_db_instance(layer: Realism, req: AwsRequest, environ: dict[str, Any])
     return reply
 
 
-def modify_db_instance(layer: Realism, req: AwsRequest, environ: dict[str, Any]) -> Reply | None:
+def modify_db_instance(layer: Layer, req: AwsRequest, environ: dict[str, Any]) -> Reply | None:
     ident = req.params.get("DBInstanceIdentifier", "")
     db = find_db(req.region, ident)
     if db is None:
@@ -219,7 +219,7 @@ def modify_db_instance(layer: Realism, req: AwsRequest, environ: dict[str, Any])
     return reply
 
 
-def create_replica_in_destination(layer: Realism, req: AwsRequest, environ: dict[str, Any]) -> Reply:
+def create_replica_in_destination(layer: Layer, req: AwsRequest, environ: dict[str, Any]) -> Reply:
     """``CreateDBInstanceReadReplica`` with the subnet group resolved where real RDS does.
 
     moto copies the source instance and sets ``DBSubnetGroupName`` *before* it moves the copy
@@ -248,7 +248,7 @@ def create_replica_in_destination(layer: Realism, req: AwsRequest, environ: dict
     return describe_db_as(layer, environ, req.region, ident, "CreateDBInstanceReadReplica")
 
 
-def create_db_instance_read_replica(layer: Realism, req: AwsRequest, environ: dict[str, Any]) -> Reply | None:
+def create_db_instance_read_replica(layer: Layer, req: AwsRequest, environ: dict[str, Any]) -> Reply | None:
     ident = req.params.get("DBInstanceIdentifier", "").lower()
     reply = create_replica_in_destination(layer, req, environ)
     if reply[0] == 200:
@@ -263,7 +263,7 @@ def create_db_instance_read_replica(layer: Realism, req: AwsRequest, environ: di
     return reply
 
 
-def delete_db_instance(layer: Realism, req: AwsRequest, environ: dict[str, Any]) -> Reply | None:
+def delete_db_instance(layer: Layer, req: AwsRequest, environ: dict[str, Any]) -> Reply | None:
     ident = req.params.get("DBInstanceIdentifier", "")
     db = find_db(req.region, ident)
     if db is not None and getattr(db, "deletion_protection", False):

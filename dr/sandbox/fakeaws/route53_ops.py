@@ -12,7 +12,7 @@ from dr.sandbox.fakeaws.health_checks import HEALTH_CHECKER_REGIONS, http_report
 from dr.sandbox.fakeaws.wire import R53_NS, AwsError, AwsRequest, Reply, iso_time, utcnow, xml_escape
 
 if TYPE_CHECKING:
-    from dr.sandbox.fakeaws.middleware import Handler, Realism
+    from dr.sandbox.fakeaws.layer import Handler, Layer
 
 # ChangeResourceRecordSets limits per request (Route53 DNSLimitations), which moto does not enforce:
 # ResourceRecord elements and characters in all Value elements, an UPSERT counting both twice.
@@ -20,7 +20,7 @@ R53_MAX_RECORDS = 1000
 R53_MAX_VALUE_CHARS = 32000
 
 
-def change_resource_record_sets(layer: Realism, req: AwsRequest, environ: dict[str, Any]) -> Reply | None:
+def change_resource_record_sets(layer: Layer, req: AwsRequest, environ: dict[str, Any]) -> Reply | None:
     zone_id = req.path.strip("/").split("/")[2]
     changes = parse_changes(req.body)
     try:
@@ -78,7 +78,7 @@ def change_resource_record_sets(layer: Realism, req: AwsRequest, environ: dict[s
     return rewrite_change(reply, change_id, "INSYNC" if tr.done else "PENDING")
 
 
-def get_change(layer: Realism, req: AwsRequest, environ: dict[str, Any]) -> Reply | None:
+def get_change(layer: Layer, req: AwsRequest, environ: dict[str, Any]) -> Reply | None:
     change_id = req.path.rstrip("/").rsplit("/", 1)[-1]
     with layer.lock:
         tr = layer.changes.get(change_id)
@@ -88,7 +88,7 @@ def get_change(layer: Realism, req: AwsRequest, environ: dict[str, Any]) -> Repl
     return rewrite_change(reply, change_id, "INSYNC" if tr.done else "PENDING")
 
 
-def get_health_check_status(layer: Realism, req: AwsRequest, environ: dict[str, Any]) -> Reply | None:
+def get_health_check_status(layer: Layer, req: AwsRequest, environ: dict[str, Any]) -> Reply | None:
     hc_id = req.path.strip("/").split("/")[2]
     if route53_backend().health_checks.get(hc_id) is None:
         return None  # moto answers NoSuchHealthCheck

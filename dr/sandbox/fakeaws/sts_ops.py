@@ -16,10 +16,10 @@ from dr.sandbox.fakeaws.wire import (
 )
 
 if TYPE_CHECKING:
-    from dr.sandbox.fakeaws.middleware import Handler, Realism
+    from dr.sandbox.fakeaws.layer import Handler, Layer
 
 
-def get_caller_identity(layer: Realism, req: AwsRequest, environ: dict[str, Any]) -> Reply | None:
+def get_caller_identity(layer: Layer, req: AwsRequest, environ: dict[str, Any]) -> Reply | None:
     """The caller is a session of the operator role once the seed created it (moto would
     answer its placeholder ``user/moto``, which no IAM policy is attached to)."""
     role = next((r for r in iam_backend().roles.values() if r.name == OPERATOR_ROLE), None)

@@ -523,7 +523,7 @@ def test_cert_check_warns_then_fails_when_expired(env: Env) -> None:
     import datetime as dt
 
     from dr.aws.session import ClientProvider
-    from dr.procedures.ops import KubeFactory  # noqa: F401  (import check: procedures load without k8s)
+    from dr.kube import KubeFactory  # noqa: F401  (import check: procedures load without k8s)
     from dr.procedures.ops_security import cert_check
 
     later = cert_check(

@@ -7,8 +7,11 @@ from typing import Any
 
 import pytest
 
+from dr.cli.drill_cmd import load_activities
 from dr.drills import registry
 from dr.drills.drill_context import DrillContext
+
+load_activities()  # every provider, the sandbox's included (as `dr drill` registers them)
 
 NAMES = {
     "action": ["t-record", "t-fault", "t-recover", "t-fail", "t-interrupt", "t-wait"],

@@ -276,10 +276,9 @@ class FakeEstate:
 
 def install(estate: FakeEstate) -> Iterator[None]:
     """Register ``estate``'s providers for target ``unit`` (removed afterwards)."""
-    registry.load_plugins()
     for (kind, name), fn in estate.providers().items():
         prov = registry.get(kind, name)
-        assert prov is not None, f"{kind} {name} is not declared"
+        assert prov is not None, f"{kind} {name} is not registered"
         prov.impls[TARGET] = fn
     try:
         yield

@@ -165,12 +165,12 @@ method: [{name: fo, type: action, provider: t-pending}]
 rollbacks: [{name: r, type: action, provider: t-record, arguments: {tag: rollback}}]
 """
     )
-    registry.declare("action", "t-pending", pending="issue 6: not implemented in this test")
+    registry.register_action("t-pending", target="elsewhere")(lambda ctx: None)
     try:
         res, _ = run(text, tmp_path)
     finally:
         registry.unregister("action", "t-pending")
-    assert res.exit_code == 1 and "ProviderUnavailable" in res.reason and "issue 6" in res.reason
+    assert res.exit_code == 1 and "ProviderUnavailable" in res.reason and "only on elsewhere" in res.reason
     assert fake_providers == []  # the provider was never called: nothing to undo
     assert {s.name: s.status for s in res.steps}["r"] == "skipped"
 
@@ -281,7 +281,7 @@ def test_dry_run_plan_marks_pending_providers(fake_providers, estate) -> None:
     assert acts["api-healthy"]["implemented"] is True
     assert (
         acts["restore-primary-region"]["implemented"] is False
-        and "issue 4" in acts["restore-primary-region"]["pending"]
+        and acts["restore-primary-region"]["pending"] == "only on sandbox"
     )
     assert acts["lose-primary-region"]["fault"] is True and acts["lose-primary-region"]["line"] > 1
     assert p["objectives"]["rto_seconds"] == estate.app.objectives.rto_seconds

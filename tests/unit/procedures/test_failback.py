@@ -11,8 +11,8 @@ import pytest
 
 from dr.aws.session import CallRecorder, ClientProvider
 from dr.errors import GateRefused
+from dr.kube import KubeFactory
 from dr.procedures.failback import FailbackPreflight, NotFailedOver, failback_plan, preflight
-from dr.procedures.ops import KubeFactory
 from dr.procedures.support import TAG_SUPERSEDED_BY, services
 from dr.runbook.journal import Journal
 from dr.runbook.runner import run_plan
@@ -323,6 +323,6 @@ def test_a_second_failback_moves_aside_beside_the_first_ones_leftover(env: Env) 
 
 def occupy(env: Env, region: str, identifier: str) -> None:
     """A standalone instance under ``identifier`` (what an earlier cycle moved aside there)."""
-    from tests.unit.drills.test_providers_aws import _create_db
+    from tests.unit.drills.test_builtin_actions_aws import _create_db
 
     _create_db(env.clients, region, identifier, multi_az=False)

@@ -19,9 +19,9 @@ import pytest
 
 from dr.aws.session import CallRecorder, ClientProvider
 from dr.errors import GateRefused, OperationFailed
+from dr.kube import KubeFactory
 from dr.procedures import support as common
 from dr.procedures.failover import CHANGED_FOR, RESTARTED_FOR, FailoverPreflight, failover_plan, preflight
-from dr.procedures.ops import KubeFactory
 from dr.procedures.support import TAG_PROMOTED_FROM, services
 from dr.runbook.plan import Plan
 from dr.runbook.poll import PollPolicy

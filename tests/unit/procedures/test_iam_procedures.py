@@ -513,6 +513,7 @@ def test_reprotect_policy_is_exact(env: Env) -> None:
 
 
 def test_drill_policy_is_exact(env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dr.cli.drill_cmd import load_activities
     from dr.drills import registry
     from dr.drills.drill_context import DrillContext
     from dr.drills.evidence import DrillJournal
@@ -543,7 +544,7 @@ def test_drill_policy_is_exact(env: Env, tmp_path: Path, monkeypatch: pytest.Mon
         assert prov is not None, name
         return prov.resolve("aws")
 
-    registry.load_plugins()
+    load_activities()
     impl("action", "rds-reboot-failover")(ctx, site="primary")
     # moto has no ElastiCache TestFailover: the call is sent (and recorded), then moto raises
     with pytest.raises(NotImplementedError):

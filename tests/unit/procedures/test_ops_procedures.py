@@ -10,6 +10,7 @@ import pytest
 
 from dr.aws.secretsmanager import SecretValue
 from dr.errors import BadInput, OperationFailed
+from dr.kube import KubeFactory
 from dr.procedures import ops
 from dr.procedures.ops_security import new_password, with_password
 from dr.procedures.ops_triage import triage
@@ -76,7 +77,7 @@ def test_triage_degrades_each_section_without_aws_or_cluster(estate: Any, tmp_pa
         raise OperationFailed("the API of cluster x did not answer")
 
     clients = ClientProvider(endpoint_url="http://127.0.0.1:9", max_attempts=1, connect_timeout=0.2)
-    report = triage(estate, [estate.primary], clients, ops.KubeFactory(connect=refuse))
+    report = triage(estate, [estate.primary], clients, KubeFactory(connect=refuse))
     assert report.status == "error"
     assert len(report.sections) == 10 and all(s.status == "error" and s.error for s in report.sections)
     assert "could not collect" in report.markdown()
@@ -86,7 +87,7 @@ def test_triage_against_the_fake_cluster_only(estate: Any, tmp_path: Path) -> No
     from dr.aws.session import ClientProvider
 
     with clusters(estate, tmp_path, capacity=5) as (_apis, kc):
-        factory = ops.KubeFactory(kubeconfig=kc)
+        factory = KubeFactory(kubeconfig=kc)
         clients = ClientProvider(endpoint_url="http://127.0.0.1:9", max_attempts=1, connect_timeout=0.2)
         report = triage(estate, [estate.primary], clients, factory)
         factory.close()

@@ -387,7 +387,7 @@ def test_after_a_failover_onto_a_restored_instance_reprotect_replicates_from_it(
     aside and the new replica is of the restored instance. The post-drill invariants judge the
     restored instance too: a split brain before the reprotect, one writer and a replica after."""
     from dr.drills.drill_context import DrillContext
-    from dr.procedures.drill_providers import estate_invariants
+    from dr.drills.procedure_probes import estate_invariants
 
     estate, prod, dr = env.estate, env.estate.primary, env.estate.secondary
     monkeypatch.setenv("KUBECONFIG", env.kubeconfig)  # the check's read-only Kubernetes clients

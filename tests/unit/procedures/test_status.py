@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from dr.aws.session import ClientProvider
-from dr.procedures.ops import KubeFactory
+from dr.kube import KubeFactory
 from dr.procedures.status import collect_status, gather
 from tests.unit.procedures.test_status_fixtures import Full, full
 

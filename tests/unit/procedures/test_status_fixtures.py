@@ -19,7 +19,7 @@ import pytest
 from moto import mock_aws
 
 from dr.aws.session import CallRecorder, ClientProvider
-from dr.procedures.ops import KubeFactory
+from dr.kube import KubeFactory
 from tests.unit.procedures.estate_seed import PASSWORD, STACKS, Seeded, fix_moto_promote, seed
 
 

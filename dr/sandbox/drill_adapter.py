@@ -1,7 +1,9 @@
-"""Fault injection for drills on the sandbox (``--target sandbox``), through its admin API.
+"""The sandbox's drill adapter (``--target sandbox``): fault injection through its admin API, and
+where the heartbeat writer and the endpoint prober go.
 
-Imported lazily by the drill runner (``dr.drills.registry.PLUGIN_MODULES``); stdlib + the
-sandbox's admin client only, so nothing heavy loads until a drill runs.
+Importing it registers its providers and measurement hooks (:func:`dr.cli.drill_cmd.load_activities`
+does, for every target: scenarios must validate on AWS too); stdlib + the sandbox's admin client
+only, so nothing heavy loads until a drill runs.
 
 * ``region-loss`` — abrupt: the replication link first holds ``lag_seconds`` of WAL (in flight,
   like cross-region shipping), then the region goes down at once: its PostgreSQL primary is
@@ -17,16 +19,30 @@ sandbox's admin client only, so nothing heavy loads until a drill runs.
   site's database (what the ``data-intact`` probe checks).
 * ``rds-reboot-failover``, ``redis-primary-failure`` — the AWS implementations (plain API
   calls); the sandbox's realism layer gives them real status transitions.
+
+Measurement (:func:`sandbox_hooks`, from its ``state.json``): the sandbox resolver says which
+region (and which ``/health`` URL) serves the public name, and the kubeconfig has one context per
+cluster, through which :class:`dr.drills.appdb.AppDatabase` finds the application's database.
 """
 
 from __future__ import annotations
 
+import json
+import threading
 import time
-from typing import Any
+import urllib.request
+from typing import TYPE_CHECKING, Annotated, Any
 
-from dr.drills.drill_context import DrillContext
-from dr.drills.registry import register_action
+from pydantic import Field
+
+from dr.drills import builtin_actions
+from dr.drills.appdb import AppDatabase, KubeLike
+from dr.drills.drill_context import DrillContext, MeasurementHooks, register_measurement
+from dr.drills.registry import ActionArgs, Site, SiteArgs, register_action
 from dr.errors import BadInput, OperationFailed
+
+if TYPE_CHECKING:
+    from dr.topology import SiteView
 
 _DELAY_KEY = "sandbox_replication_delay"
 
@@ -47,7 +63,18 @@ def _replication_delay(admin: Any) -> float | None:
     return None if value is None else float(value)
 
 
-@register_action("region-loss", target="sandbox")
+class RegionLossArgs(ActionArgs):
+    site: Site = "primary"
+    # Replication lag injected before the loss: bounds the data the drill can lose.
+    lag_seconds: Annotated[float, Field(ge=0, le=600)] = 0.0
+
+
+@register_action(
+    "region-loss",
+    target="sandbox",
+    args=RegionLossArgs,
+    description="Abrupt loss of a whole region (its endpoints stop answering).",
+)
 def region_loss(ctx: DrillContext, site: str, lag_seconds: float) -> dict[str, Any]:
     """Lose the site's region at once: WAL in flight lost, AWS API unreachable, /health down."""
     from dr.sandbox.admin import SandboxAdminError
@@ -87,7 +114,7 @@ def _lag(admin: Any) -> float | None:
     return None if value is None else round(float(value), 3)
 
 
-@register_action("region-loss", target="aws")
+@register_action("region-loss", target="aws", args=RegionLossArgs)
 def region_loss_aws(ctx: DrillContext, site: str, lag_seconds: float) -> dict[str, Any]:
     """Refused: a real region cannot be taken away safely by this tool."""
     view = ctx.require_estate().site(site)
@@ -101,7 +128,7 @@ def region_loss_aws(ctx: DrillContext, site: str, lag_seconds: float) -> dict[st
     )
 
 
-@register_action("region-restore", target="sandbox")
+@register_action("region-restore", target="sandbox", args=SiteArgs, description="Bring a lost region back.")
 def region_restore(ctx: DrillContext, site: str) -> dict[str, Any]:
     """Bring a lost region's API and /health back; restore the replication delay (idempotent)."""
     view = ctx.require_estate().site(site)
@@ -118,11 +145,21 @@ def region_restore(ctx: DrillContext, site: str) -> dict[str, Any]:
     return {"region": view.region, "down": bool(result.get("down")), "replication_delay": delay}
 
 
-@register_action("corrupt-data", target="sandbox")
+class CorruptArgs(ActionArgs):
+    site: Site = "primary"
+    rows: Annotated[int, Field(ge=1)] = 10
+
+
+@register_action(
+    "corrupt-data",
+    target="sandbox",
+    args=CorruptArgs,
+    description="Write bad rows into the application database (db-corruption drill).",
+)
 def corrupt_data(ctx: DrillContext, site: str, rows: int) -> dict[str, Any]:
     """Insert ``rows`` rows whose checksum does not match their payload into the integrity table
     of the database the site's application uses."""
-    from dr.procedures.drill_providers import INTEGRITY_TABLE, connect_app_database
+    from dr.drills.procedure_probes import INTEGRITY_TABLE, connect_app_database
 
     view = ctx.require_estate().site(site)
     if ctx.dry_run:
@@ -143,12 +180,92 @@ def corrupt_data(ctx: DrillContext, site: str, rows: int) -> dict[str, Any]:
     return {"site": site, "region": view.region, "table": INTEGRITY_TABLE, "rows": rows}
 
 
-def _register_aws_api_faults() -> None:
-    """The AWS fault actions are plain API calls; the sandbox's realism layer makes them real."""
-    from dr.drills import providers
+# The AWS fault actions are plain API calls; the sandbox's realism layer makes them real.
+register_action("rds-reboot-failover", target="sandbox", args=SiteArgs)(builtin_actions.rds_reboot_failover)
+register_action("redis-primary-failure", target="sandbox", args=SiteArgs)(
+    builtin_actions.redis_primary_failure
+)
 
-    register_action("rds-reboot-failover", target="sandbox")(providers.rds_reboot_failover)
-    register_action("redis-primary-failure", target="sandbox")(providers.redis_primary_failure)
+
+# ---------------------------------------------------------------------------------------------
+# The sandbox (state.json contract of dr.target)
+# ---------------------------------------------------------------------------------------------
 
 
-_register_aws_api_faults()
+def _get_json(url: str, timeout: float = 1.0) -> dict[str, Any]:
+    with urllib.request.urlopen(url, timeout=timeout) as resp:
+        data: dict[str, Any] = json.loads(resp.read())
+    return data
+
+
+class SandboxResolver:
+    """Asks the sandbox resolver (``GET <resolver.url>/resolve?name=<record>``) for the public name."""
+
+    def __init__(self, resolver_url: str, record: str, health_path: str) -> None:
+        self.url = f"{resolver_url.rstrip('/')}/resolve?name={record}"
+        self.health_path = health_path
+
+    def answer(self) -> dict[str, Any]:
+        return _get_json(self.url)
+
+    def region(self) -> str:
+        region = self.answer().get("region")
+        if not region:
+            raise LookupError("the sandbox resolver answered without a region")
+        return str(region)
+
+    def base_url(self) -> str:
+        """The base URL of the region the public name points at (its /health and /write)."""
+        health = self.answer().get("health_url")
+        if not health:
+            raise LookupError("the sandbox resolver answered without a health URL")
+        health = str(health)
+        return health[: -len(self.health_path)] if health.endswith(self.health_path) else health
+
+
+@register_measurement("sandbox")
+def sandbox_hooks(ctx: DrillContext) -> MeasurementHooks:
+    """Measurement hooks for ``--target sandbox`` from its state.json (see module doc): its
+    resolver for the prober, the app's DB secret (via its fake k8s API) for the heartbeat."""
+    hooks = MeasurementHooks()
+    if ctx.estate is None:
+        hooks.notes.append("no estate: nothing to measure on the sandbox")
+        return hooks
+    try:
+        from dr.target import read_sandbox_state
+
+        state = read_sandbox_state()
+    except Exception as exc:
+        hooks.notes.append(f"sandbox not running: {getattr(exc, 'message', exc)}")
+        return hooks
+    resolver_url = (state.get("resolver") or {}).get("url")
+    if not resolver_url:
+        hooks.notes.append("the sandbox state has no resolver URL: RTO and RPO are not measured")
+        return hooks
+    app = ctx.estate.app
+    resolver = SandboxResolver(str(resolver_url), app.record, app.health_path)
+    hooks.resolver = resolver.base_url
+    kubeconfig = state.get("kubeconfig")
+    if not kubeconfig:
+        hooks.notes.append(
+            "the sandbox state has no kubeconfig: the heartbeat cannot find the app's database"
+        )
+        return hooks
+    kubes: dict[str, Any] = {}
+    lock = threading.Lock()
+
+    def kube_for(view: SiteView) -> KubeLike:
+        from dr.kube import connect
+
+        with lock:
+            if view.region not in kubes:
+                kubes[view.region] = connect(
+                    view.cluster.name, view.region, kubeconfig=str(kubeconfig), read_only=True
+                )
+            kube: KubeLike = kubes[view.region]
+            return kube
+
+    app_db = AppDatabase(ctx.estate, resolver.region, kube_for)
+    hooks.heartbeat_target = app_db
+    hooks.rpo_target = app_db.without_writer_check()
+    return hooks

@@ -58,4 +58,4 @@ def test_aws_has_no_sandbox_only_implementation() -> None:
     assert prov is not None and prov.available("sandbox") and not prov.available("aws")
     with pytest.raises(registry.ProviderUnavailable) as info:
         prov.resolve("aws")
-    assert "issue 4" in info.value.message
+    assert "only on sandbox" in info.value.message

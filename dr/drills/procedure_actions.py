@@ -1,17 +1,15 @@
-"""Drill providers implemented by the project's real procedures (any target).
+"""Drill actions backed by the project's real procedures (any target).
 
-``dr drill run`` imports this module lazily (``dr.drills.registry.PLUGIN_MODULES``). Every action
-builds the same plan the matching CLI command builds and runs it with
+Every action builds the same plan the matching CLI command builds and runs it with
 :func:`dr.runbook.runner.run_plan` (journal, lock, idempotent steps) with ``--yes`` semantics —
-so a drill exercises exactly the code an operator runs. Nothing here knows which target it is
-on: AWS vs. sandbox differs only by the ClientProvider's endpoint (``ctx.clients()``) and the
-kubeconfig (:func:`kubeconfig_for`, from :mod:`dr.target`).
+so a drill exercises exactly the code an operator runs; ``failover`` and ``failback`` run the
+very use case of ``dr failover`` / ``dr failback`` (:mod:`dr.procedures.region_switch`). Nothing
+here knows which target it is on: AWS vs. sandbox differs only by the ClientProvider's endpoint
+(``ctx.clients()``) and the kubeconfig (:func:`dr.kube.resolve_kubeconfig`).
 
-The post-drill invariant check (:mod:`dr.drills.invariants`) is :func:`estate_invariants`.
-
-Actions: ``failover``, ``failback``, ``scale-deployment``, ``restore-pitr``, ``repoint-app``,
-``deploy``, ``rollback-deploy``, ``wait-replicated-backups``. Probes: ``db-writable``,
-``replica-lag``, ``pods-ready``, ``dns-points-to``, ``data-intact``, ``restored-to-point``.
+Actions: ``failover``, ``failback``, ``reprotect``, ``scale-deployment``, ``restore-pitr``,
+``repoint-app``, ``deploy``, ``rollback-deploy``, ``wait-replicated-backups``. The probes and the
+post-drill estate check are in :mod:`dr.drills.procedure_probes`.
 
 Each action returns a summary of its runbook run (run id, status, wall time, critical path and
 every step's timing), which the drill runner stores in the drill journal as the step's value;
@@ -24,64 +22,57 @@ import datetime as dt
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import Field, model_validator
 
 from dr.drills.drill_context import DrillContext
-from dr.drills.invariants import EstateFacts, Invariant
-from dr.drills.invariants import register as register_estate_check
-from dr.drills.registry import register_action, register_probe
+from dr.drills.registry import ActionArgs, NothingToUndo, Site, register_action
 from dr.errors import BadInput, OperationFailed
-from dr.procedures.support import utcnow
 
 if TYPE_CHECKING:
-    from dr.kube import Kube
-    from dr.procedures.ops import KubeFactory
+    from dr.kube import Kube, KubeFactory
+    from dr.procedures.region_switch import RunSettings
     from dr.runbook.executor import RunResult
     from dr.runbook.lock import DynamoLock
     from dr.runbook.plan import Plan
     from dr.topology import Estate, SiteView
 
-# Integrity table shared by ``corrupt-data`` (sandbox) and the ``data-intact`` probe: a row is
-# intact when ``checksum = md5(payload)``.
-INTEGRITY_TABLE = "dr_integrity"
 # Output key holding the writers' replica counts recorded by a scale-deployment to 0.
 _SCALED_FROM = "scaled_from"
 
 
 # ---------------------------------------------------------------------------------------------
-# Plumbing: kubeconfig, kube factory, lock, runs directory, running a plan
+# Plumbing: kube factory, runs directory, running a plan
 # ---------------------------------------------------------------------------------------------
-
-
-def kubeconfig_for(target: str) -> str | None:
-    """The kubeconfig of the target: the sandbox's (state.json), else $KUBECONFIG / ~/.kube/config."""
-    if target == "sandbox":
-        from dr.target import resolve_target
-
-        return resolve_target("sandbox").kubeconfig
-    from dr.kube import default_kubeconfig
-
-    return default_kubeconfig()
 
 
 def kube_factory(ctx: DrillContext, *, read_only: bool = False) -> KubeFactory:
     """One Kubernetes client per site (what ``dr failover`` builds from its options)."""
-    from dr.procedures.ops import KubeFactory
+    from dr.kube import KubeFactory
 
     factory: KubeFactory | None = ctx.services.get("kube_factory")
     if factory is not None and not read_only:
         return factory
-    return KubeFactory(
-        kubeconfig=kubeconfig_for(ctx.target),
-        clients=ctx.clients(read_only=True),
-        read_only=read_only or ctx.dry_run,
+    return KubeFactory.for_target(
+        ctx.target, clients=ctx.clients(read_only=True), read_only=read_only or ctx.dry_run
     )
 
 
 @contextmanager
-def _kube(ctx: DrillContext, view: SiteView, *, read_only: bool = False) -> Iterator[Kube]:
+def owned_kube_factory(ctx: DrillContext) -> Iterator[KubeFactory]:
+    """:func:`kube_factory`, closed afterwards unless it is the drill's own (a service)."""
+    factory = kube_factory(ctx)
+    try:
+        yield factory
+    finally:
+        if factory is not ctx.services.get("kube_factory"):
+            factory.close()
+
+
+@contextmanager
+def kube_for_site(ctx: DrillContext, view: SiteView, *, read_only: bool = False) -> Iterator[Kube]:
     factory = kube_factory(ctx, read_only=read_only)
     try:
         yield factory(view)
@@ -96,13 +87,6 @@ def runs_dir(ctx: DrillContext) -> Path:
     if path is not None:
         return Path(path).parent / "runs"
     return Path(os.environ.get("DR_RUNS_DIR", ".dr-runs"))
-
-
-def estate_lock(ctx: DrillContext, view: SiteView, *, unplanned: bool) -> DynamoLock:
-    """The estate's run lock for a run moving to ``view`` (:func:`dr.runbook.lock.lock_region`)."""
-    from dr.runbook.lock import estate_lock as lock
-
-    return lock(ctx.clients(), ctx.require_estate(), target_region=view.region, unplanned=unplanned)
 
 
 def summarize(result: RunResult) -> dict[str, Any]:
@@ -161,6 +145,11 @@ def run(
     finally:
         if own_kube:
             kube.close()
+    return finished(ctx, plan, result)
+
+
+def finished(ctx: DrillContext, plan: Plan, result: RunResult) -> dict[str, Any]:
+    """The run's summary, noted in the drill's events; raises when the run did not succeed."""
     summary = summarize(result)
     ctx.note(
         f"runbook run {result.run_id} ({plan.name}): {result.status}",
@@ -179,9 +168,16 @@ def run(
     return summary
 
 
-def _rpo_budget(estate: Estate, max_lag_seconds: float | None) -> dt.timedelta:
-    seconds = estate.app.objectives.rpo_seconds if max_lag_seconds is None else max_lag_seconds
-    return dt.timedelta(seconds=seconds)
+def run_settings(ctx: DrillContext) -> RunSettings:
+    """How a drill runs a plan: ``--yes``, never resumed, its journal beside the evidence, no live
+    progress on the drill's terminal (dry run when the drill is one)."""
+    from dr.procedures.region_switch import RunSettings
+
+    return RunSettings(dry_run=ctx.dry_run, assume_yes=True, runs_dir=runs_dir(ctx), output="json")
+
+
+def _max_lag(seconds: float | None) -> dt.timedelta | None:
+    return None if seconds is None else dt.timedelta(seconds=seconds)
 
 
 def _active_region(ctx: DrillContext) -> str | None:
@@ -214,46 +210,58 @@ def _output_db(ctx: DrillContext, key: str | None, action: str, region: str) -> 
     return str(db) if db else None
 
 
-@register_action("failover")
+class FailoverArgs(ActionArgs):
+    to: Site = "secondary"
+    mode: Literal["planned", "unplanned"] = "unplanned"
+    max_lag_seconds: Annotated[float, Field(ge=0)] | None = None
+    # Output key of an earlier step naming the database to fail over to instead of the DR
+    # replica (e.g. restore-pitr's restored_db: the replica itself is corrupt).
+    db_from: str | None = None
+
+
+@register_action(
+    "failover",
+    args=FailoverArgs,
+    description="Whole-region failover.",
+)
 def failover(
     ctx: DrillContext, to: str, mode: str, max_lag_seconds: float | None, db_from: str | None = None
 ) -> dict[str, Any]:
-    """``dr failover --to <to> --mode <mode> --yes``: gates, then the whole-region plan; with
-    ``db_from``, onto the database an earlier step named (``--db``) instead of the DR replica."""
-    from dr.procedures.failover import failover_plan, preflight
+    """``dr failover --to <to> --mode <mode> --yes``: the same use case; with ``db_from``, onto
+    the database an earlier step named (``--db``) instead of the DR replica."""
+    from dr.procedures.region_switch import FailoverRequest, FailoverRun
 
     estate = ctx.require_estate()
-    target = estate.site(to)
-    db = _output_db(ctx, db_from, "failover", target.region)
-    if target.region == estate.primary.region:
-        raise BadInput(
-            f"failover target {to!r} is the primary site ({target.region})",
-            resource=to,
-            region=target.region,
-            hint="use to: secondary",
-        )
-    pre = preflight(
-        ctx.clients(read_only=True),
-        estate,
-        target=target,
-        mode="unplanned" if mode == "unplanned" else "planned",
-        max_lag=_rpo_budget(estate, max_lag_seconds),
-        db=db,
+    db = _output_db(ctx, db_from, "failover", estate.site(to).region)
+    request = FailoverRequest(
+        to=to, mode="unplanned" if mode == "unplanned" else "planned", max_lag=_max_lag(max_lag_seconds), db=db
     )
+    switch = FailoverRun(estate, ctx.clients(), request, run_settings(ctx))
+    pre, plan = switch.prepare()
     for warning in pre.warnings:
         ctx.note(f"failover pre-flight warning: {warning}")
-    plan = failover_plan(estate, pre)
-    summary = run(ctx, plan, lock=estate_lock(ctx, target, unplanned=pre.mode == "unplanned"))
+    with owned_kube_factory(ctx) as kube:
+        outcome = switch.execute(pre, plan, kube, serving=lambda: _active_region(ctx))
+    summary = finished(ctx, plan, outcome.result)
     summary["preflight"] = pre.to_dict()
-    summary["active_region"] = None if ctx.dry_run else _active_region(ctx)
+    summary["active_region"] = outcome.active_region
     return summary
 
 
-@register_action("failback")
+class FailbackArgs(ActionArgs):
+    mode: Literal["planned", "unplanned"] = "planned"
+
+
+@register_action(
+    "failback",
+    args=FailbackArgs,
+    description="Re-protect, then fail back.",
+)
 def failback(ctx: DrillContext, mode: str) -> dict[str, Any]:
-    """``dr failback --yes``: re-protect, wait in sync, planned switch back, DR to warm standby."""
-    from dr.drills.registry import NothingToUndo
-    from dr.procedures.failback import NotFailedOver, failback_plan, preflight
+    """``dr failback --yes``: the same use case — re-protect, wait in sync, planned switch back,
+    DR to warm standby."""
+    from dr.procedures.failback import NotFailedOver
+    from dr.procedures.region_switch import FailbackRequest, FailbackRun
 
     estate = ctx.require_estate()
     if mode != "planned":
@@ -262,38 +270,49 @@ def failback(ctx: DrillContext, mode: str) -> dict[str, Any]:
             resource="mode",
             hint="use mode: planned",
         )
+    switch = FailbackRun(estate, ctx.clients(), FailbackRequest(), run_settings(ctx))
     try:  # to the stack files' primary, refused when the estate is not failed over
-        pre = preflight(ctx.clients(read_only=True), estate, to=None, max_lag=_rpo_budget(estate, None))
+        pre, plan = switch.prepare()
     except NotFailedOver as exc:
         raise NothingToUndo(exc.message, resource=exc.resource, region=exc.region, hint=exc.hint) from exc
     for warning in pre.warnings:
         ctx.note(f"failback pre-flight warning: {warning}")
-    plan = failback_plan(estate, pre)
-    summary = run(ctx, plan, lock=estate_lock(ctx, pre.target, unplanned=False))
+    with owned_kube_factory(ctx) as kube:
+        outcome = switch.execute(pre, plan, kube, serving=lambda: _active_region(ctx))
+    summary = finished(ctx, plan, outcome.result)
     summary["preflight"] = pre.to_dict()
-    summary["active_region"] = None if ctx.dry_run else _active_region(ctx)
+    summary["active_region"] = outcome.active_region
     return summary
 
 
-@register_action("reprotect")
+class ReprotectArgs(ActionArgs):
+    max_lag_seconds: Annotated[float, Field(ge=0)] | None = None
+    # Output key of an earlier step naming the serving database when it is not the serving site's
+    # own (failover db_from: a restored instance) — the replication source of the new replica.
+    db_from: str | None = None
+
+
+@register_action(
+    "reprotect",
+    args=ReprotectArgs,
+    description="The standby's database a replica of the serving one again (after a failback).",
+)
 def reprotect(ctx: DrillContext, max_lag_seconds: float | None, db_from: str | None = None) -> dict[str, Any]:
     """``dr reprotect --yes``: the standby region's database a read replica of the serving one
     again (a drill that fails back must not leave DR without a replica to promote); with
     ``db_from``, of the database an earlier step named (a failover onto a restored instance)."""
-    from dr.procedures.reprotect import preflight, reprotect_plan
+    from dr.procedures.region_switch import ReprotectRequest, ReprotectRun
 
     estate = ctx.require_estate()
     source_db = _output_db(ctx, db_from, "reprotect", estate.secondary.region)
-    pre = preflight(
-        ctx.clients(read_only=True),
-        estate,
-        region=None,
-        max_lag=_rpo_budget(estate, max_lag_seconds),
-        source_db=source_db,
-    )
+    request = ReprotectRequest(db=source_db, max_lag=_max_lag(max_lag_seconds))
+    switch = ReprotectRun(estate, ctx.clients(), request, run_settings(ctx))
+    pre, plan = switch.prepare()
     for warning in pre.warnings:
         ctx.note(f"reprotect pre-flight warning: {warning}")
-    summary = run(ctx, reprotect_plan(estate, pre), lock=estate_lock(ctx, estate.secondary, unplanned=False))
+    with owned_kube_factory(ctx) as kube:
+        outcome = switch.execute(pre, plan, kube)
+    summary = finished(ctx, plan, outcome.result)
     summary["preflight"] = pre.to_dict()
     return summary
 
@@ -313,7 +332,17 @@ def _deployments(estate: Estate, which: str | list[str]) -> list[str]:
     return [resolve_deployment(estate, name).name for name in which]
 
 
-@register_action("scale-deployment")
+class ScaleArgs(ActionArgs):
+    site: Site = "primary"
+    deployments: Literal["writers", "all"] | list[str] = "writers"
+    replicas: Annotated[int, Field(ge=0)] | Literal["production", "previous"] = 0
+
+
+@register_action(
+    "scale-deployment",
+    args=ScaleArgs,
+    description="Scale deployments (writers = stop writes with 0; 'previous' restores the counts).",
+)
 def scale_deployment(
     ctx: DrillContext, site: str, deployments: str | list[str], replicas: int | str
 ) -> dict[str, Any]:
@@ -365,7 +394,35 @@ def scale_deployment(
         factory.close()
 
 
-@register_action("restore-pitr")
+class RestorePitrArgs(ActionArgs):
+    site: Site = "primary"
+    # A timestamp, "before-fault" (seconds_before the fault action started) or
+    # "before-corruption" (seconds_before the first corrupt-data of the drill).
+    restore_time: str = "before-fault"
+    seconds_before: Annotated[float, Field(ge=0)] = 1.0
+    target_identifier: str | None = None
+    # instance: the site's own instance's backups; replicated-backups: the other site's automated
+    # backups replicated to this site's region (works with that region lost).
+    source: Literal["instance", "replicated-backups"] = "instance"
+
+    @model_validator(mode="after")
+    def _time(self) -> RestorePitrArgs:
+        if self.restore_time not in ("before-fault", "before-corruption"):
+            try:
+                dt.datetime.fromisoformat(self.restore_time)
+            except ValueError:
+                raise ValueError(
+                    f"restore_time {self.restore_time!r} is neither 'before-fault', 'before-corruption' "
+                    "nor an ISO timestamp"
+                ) from None
+        return self
+
+
+@register_action(
+    "restore-pitr",
+    args=RestorePitrArgs,
+    description="Restore the site's database to a point in time (sets output restored_db).",
+)
 def restore_pitr(
     ctx: DrillContext,
     site: str,
@@ -425,7 +482,19 @@ def restore_pitr(
     return summary
 
 
-@register_action("wait-replicated-backups")
+class BackupsCoverArgs(ActionArgs):
+    # Where the backups are replicated to.
+    site: Site = "secondary"
+    # The instant the replicated RestoreWindow must reach: the drill's first corruption, else now.
+    covers: Literal["corruption", "now"] = "corruption"
+    timeout: Annotated[float, Field(gt=0, le=7200)] = 900.0
+
+
+@register_action(
+    "wait-replicated-backups",
+    args=BackupsCoverArgs,
+    description="Wait until the automated backups replicated to the site cover the corruption.",
+)
 def wait_replicated_backups(ctx: DrillContext, site: str, covers: str, timeout: float) -> dict[str, Any]:
     """Wait until the RestoreWindow of the other site's automated backups replicated to ``site``
     reaches the drill's first corruption (or now): only then can a restore there land just before
@@ -471,7 +540,17 @@ def wait_replicated_backups(ctx: DrillContext, site: str, covers: str, timeout: 
         ctx.wait(min(2.0, max(0.2, deadline - time.monotonic())))
 
 
-@register_action("repoint-app")
+class RepointArgs(ActionArgs):
+    site: Site = "primary"
+    # Output key set by an earlier step (e.g. restore-pitr) holding the new DB identifier.
+    database_from: str = "restored_db"
+
+
+@register_action(
+    "repoint-app",
+    args=RepointArgs,
+    description="Patch the DB secret to a database named by an earlier output, rolling-restart.",
+)
 def repoint_app(ctx: DrillContext, site: str, database_from: str) -> dict[str, Any]:
     """Point the site's DB secret at the database an earlier step named (output ``database_from``),
     then rolling-restart every deployment and wait until its pods are Ready."""
@@ -523,7 +602,16 @@ def _deployment_name(estate: Estate, deployment: str | None) -> str:
     return resolve_deployment(estate, deployment).name if deployment else estate.app.api.name
 
 
-@register_action("deploy")
+class DeployArgs(ActionArgs):
+    deployment: str | None = None
+    image: str
+
+
+@register_action(
+    "deploy",
+    args=DeployArgs,
+    description="Roll out an image (bad-deploy fault).",
+)
 def deploy(ctx: DrillContext, deployment: str | None, image: str) -> dict[str, Any]:
     """Roll out ``image`` to a deployment of the serving site (the bad-deploy fault); does not
     wait for it to become Ready (a broken image never does)."""
@@ -531,7 +619,7 @@ def deploy(ctx: DrillContext, deployment: str | None, image: str) -> dict[str, A
     view = estate.site(_active_region(ctx) or estate.primary.region)
     name = _deployment_name(estate, deployment)
     ns = estate.app.namespace
-    with _kube(ctx, view) as kube:
+    with kube_for_site(ctx, view) as kube:
         before = kube.get_deployment(ns, name)
         if ctx.dry_run:
             return {"deployment": name, "region": view.region, "image": image, "dry_run": True}
@@ -544,7 +632,15 @@ def deploy(ctx: DrillContext, deployment: str | None, image: str) -> dict[str, A
     return {"deployment": name, "region": view.region, "image": image, "previous_images": list(before.images)}
 
 
-@register_action("rollback-deploy")
+class RollbackDeployArgs(ActionArgs):
+    deployment: str | None = None
+
+
+@register_action(
+    "rollback-deploy",
+    args=RollbackDeployArgs,
+    description="kubectl rollout undo of the deployment.",
+)
 def rollback_deploy(ctx: DrillContext, deployment: str | None) -> dict[str, Any]:
     """``dr ops rollback``: back to the previous revision; a no-op when nothing was deployed."""
     from dr.procedures.ops import rollback_plan
@@ -570,255 +666,3 @@ def rollback_deploy(ctx: DrillContext, deployment: str | None) -> dict[str, Any]
     ctx.outputs["rolled_back"] = name
     summary["rollback"] = info
     return summary
-
-
-# ---------------------------------------------------------------------------------------------
-# Probes
-# ---------------------------------------------------------------------------------------------
-
-
-def _connect_site(ctx: DrillContext, view: SiteView) -> Any:
-    """A psycopg connection to the site's database (RDS endpoint + the app's master credentials)."""
-    from dr.aws.rds import Rds
-    from dr.procedures.restore import connect_master
-
-    estate = ctx.require_estate()
-    clients = ctx.clients(read_only=True)
-    inst = Rds(clients, view.region).describe_instance(view.database.identifier)
-    if not inst.endpoint:
-        raise OperationFailed(
-            f"DB instance {view.database.identifier} in {view.region} has no endpoint",
-            resource=view.database.identifier,
-            region=view.region,
-        )
-    if inst.port is None:
-        inst = replace(inst, port=estate.app.database.port)
-    return connect_master(
-        clients,
-        inst,
-        secret_id=estate.app.db_secret.secrets_manager_id,
-        db_name=estate.app.database.db_name,
-        connect_timeout=3,
-        autocommit=True,
-    )
-
-
-def connect_app_database(ctx: DrillContext, view: SiteView) -> Any:
-    """A psycopg connection to the database the site's application uses *now* (its DB secret in
-    the site's cluster) — after a repoint, the restored or promoted instance."""
-    import psycopg
-
-    estate = ctx.require_estate()
-    app = estate.app
-    with _kube(ctx, view, read_only=True) as kube:
-        url = kube.read_secret_key(app.namespace, app.db_secret.name, app.db_secret.key)
-    return psycopg.connect(url.reveal(), connect_timeout=3, autocommit=True)
-
-
-@register_probe("db-writable")
-def db_writable(ctx: DrillContext, site: str) -> bool:
-    """True when the site's database is not in recovery and takes a write (a temp table insert)."""
-    view = ctx.require_estate().site(site)
-    with _connect_site(ctx, view) as conn:
-        row = conn.execute("SELECT pg_is_in_recovery(), current_setting('transaction_read_only')").fetchone()
-        if row is None or row[0] or row[1] == "on":
-            return False
-        conn.execute("CREATE TEMP TABLE dr_writable_probe (t timestamptz)")
-        conn.execute("INSERT INTO dr_writable_probe VALUES (now())")
-        return True
-
-
-@register_probe("replica-lag")
-def replica_lag(ctx: DrillContext, site: str) -> float | None:
-    """Seconds the site's database trails its source (CloudWatch ``ReplicaLag``); 0 once it is
-    no longer a replica (promoted: it *is* the writer). None — nothing to measure yet, which a
-    stop condition does not count as a breach (a steady-state or verification probe fails on it)
-    — while a new replica is being created or has not published its first datapoint (a failback
-    or ``dr reprotect`` re-creating it). No datapoint from an older replica is an error."""
-    from dr.aws.cloudwatch import replica_lag as metric
-    from dr.aws.rds import Rds
-
-    view = ctx.require_estate().site(site)
-    clients = ctx.clients(read_only=True)
-    inst = Rds(clients, view.region).describe_instance(view.database.identifier)
-    if not inst.is_replica:
-        return 0.0
-    if inst.status == "creating":
-        return None
-    point = metric(clients, view.region, view.database.identifier)
-    young = inst.created is not None and utcnow() - inst.created < dt.timedelta(minutes=10)
-    if point is None and young:
-        return None
-    if point is None:
-        raise OperationFailed(
-            f"no ReplicaLag datapoint for {view.database.identifier} in {view.region} (last 10 minutes)",
-            resource=view.database.identifier,
-            region=view.region,
-            hint="is the replica replicating? (CloudWatch publishes ReplicaLag every minute on AWS)",
-        )
-    return float(point.value)
-
-
-@register_probe("pods-ready")
-def pods_ready(ctx: DrillContext, site: str) -> bool:
-    """True when every deployment of the site has all its replicas updated and Ready."""
-    estate = ctx.require_estate()
-    view = estate.site(site)
-    with _kube(ctx, view, read_only=True) as kube:
-        infos = [kube.rollout_status(estate.app.namespace, d.name) for d in estate.app.deployments]
-    return all(i.rolled_out for i in infos)
-
-
-@register_probe("dns-points-to")
-def dns_points_to(ctx: DrillContext, site: str) -> bool:
-    """True when Route53 failover routing answers the public record with the site's region."""
-    from dr.procedures.dns import read_state
-
-    estate = ctx.require_estate()
-    view = estate.site(site)
-    state = read_state(ctx.clients(read_only=True), estate, use_test_dns=False)
-    return state.active_region == view.region
-
-
-@register_probe("restored-to-point")
-def restored_to_point(ctx: DrillContext, site: str) -> Any:
-    """In the database the site's application uses now (a restore): every heartbeat the old primary
-    acknowledged before the restore time is there, and none acknowledged after the corruption —
-    PITR really replayed up to that time and stopped (rows read from PostgreSQL)."""
-    from dr.drills.heartbeat import TABLE
-    from dr.drills.registry import Observation
-
-    view = ctx.require_estate().site(site)
-    writer = ctx.services.get("heartbeat")
-    restore_time = ctx.outputs.get("restore_time")
-    if writer is None or restore_time is None or ctx.corrupted_at is None:
-        return Observation(False, "needs the heartbeat, a corrupt-data step and a restore-pitr step")
-    acks = list(writer.acks)
-    label = acks[0].label if acks else None
-    before = {a.seq for a in acks if a.label == label and a.t < float(restore_time)}
-    after = {a.seq for a in acks if a.label == label and a.t > ctx.corrupted_at}
-    if not before or not after:
-        return Observation(False, f"{len(before)} heartbeat(s) before the restore time, {len(after)} after")
-    with connect_app_database(ctx, view) as conn:
-        rows = conn.execute(
-            f"SELECT seq FROM {TABLE} WHERE seq BETWEEN %s AND %s", (min(before), max(after))
-        ).fetchall()
-    present = {int(r[0]) for r in rows}
-    missing, extra = before - present, after & present
-    cause = (
-        f"{len(before) - len(missing)}/{len(before)} heartbeats before the restore time present, "
-        f"{len(extra)}/{len(after)} after the corruption present"
-    )
-    return Observation(not missing and not extra, cause)
-
-
-@register_probe("data-intact")
-def data_intact(ctx: DrillContext, site: str) -> bool:
-    """True when no row of the integrity table of the database the site's application uses fails
-    its checksum (no table: nothing corrupt)."""
-    view = ctx.require_estate().site(site)
-    with connect_app_database(ctx, view) as conn:
-        exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (INTEGRITY_TABLE,)).fetchone()
-        if not exists or not exists[0]:
-            return True
-        bad = conn.execute(
-            f"SELECT count(*) FROM {INTEGRITY_TABLE} WHERE checksum IS DISTINCT FROM md5(payload)"
-        ).fetchone()
-        return bool(bad is not None and bad[0] == 0)
-
-
-# ---------------------------------------------------------------------------------------------
-# Post-drill invariants
-# ---------------------------------------------------------------------------------------------
-
-
-def _serving_database(
-    estate: Estate, view: SiteView, serving: str | None, rds: Any, kube: KubeFactory
-) -> Any:
-    """The database the site serves from (:func:`dr.procedures.readiness.serving_database`, the
-    rule ``dr readiness`` judges by) when Route53 serves the site's region, else the stack files'
-    instance. A secret that cannot be read raises: the estate is unreadable, not judged on the
-    wrong database."""
-    from dr.procedures.readiness_reads import secret_host, serving_database
-
-    own = rds.find_instance(view.database.identifier)
-    if serving != view.region:
-        return own
-    app = estate.app
-    value = kube(view).read_secret_key(app.namespace, app.db_secret.name, app.db_secret.key)
-    return serving_database(own, secret_host(value.reveal()), rds.list_instances)
-
-
-@register_estate_check
-def estate_invariants(ctx: DrillContext, intended: str | None) -> EstateFacts:
-    """Single writer (``dr readiness``'s check), Route53 on ``intended`` (a site or region; None:
-    wherever it is) and the other region's database an available replica of the intended one."""
-    from dr.aws.rds import Rds
-    from dr.procedures.dns import read_state
-    from dr.procedures.failback import is_replica_of
-    from dr.procedures.readiness import PASS, single_writer
-
-    estate = ctx.require_estate()
-    clients = ctx.clients(read_only=True)
-    serving = read_state(clients, estate, use_test_dns=False).active_region
-    out: list[Invariant] = []
-    want = estate.site(intended) if intended else estate.site(serving)
-    rds_w = Rds(clients, want.region)
-    factory = kube_factory(ctx, read_only=True)
-    try:
-        writer = _serving_database(estate, want, serving, rds_w, factory)
-        check = single_writer(estate, clients, factory)
-    finally:
-        factory.close()
-    out.append(Invariant("single-writer", check.status == PASS, check.reason, check.status))
-    if intended:
-        ok = serving == want.region
-        out.append(
-            Invariant(
-                "dns-on-intended-region",
-                ok,
-                f"Route53 serves {serving}"
-                + ("" if ok else f", but the drill meant to serve {want.region} at the end ({want.stack})"),
-                serving,
-            )
-        )
-    standby = estate.other(want)
-    replica = Rds(clients, standby.region).find_instance(standby.database.identifier)
-    writer_id = want.database.identifier if writer is None else writer.identifier
-    moved = f" --db {writer_id}" if writer_id != want.database.identifier else ""
-    name = f"{standby.database.identifier} in {standby.region}"
-    if replica is None:
-        ok, detail = False, f"{name} does not exist: nothing to fail over to"
-    elif writer is None or not is_replica_of(replica, writer):
-        source = f"a replica of {replica.replica_source}" if replica.is_replica else "a standalone instance"
-        ok, detail = (
-            False,
-            (
-                f"{name} is {source}, not a replica of {writer_id} in {want.region}: "
-                f"`dr reprotect --region {standby.region}{moved}` makes it one"
-            ),
-        )
-    else:
-        ok = replica.status == "available"
-        detail = f"{name} replicates from {writer_id} ({replica.status})"
-    out.append(Invariant("replica-replicating", ok, detail, None if replica is None else replica.status))
-    return EstateFacts(serving, out)
-
-
-@register_probe("readiness-alarms")
-def readiness_alarms_firing(ctx: DrillContext) -> int:
-    """How many continuous-readiness alarms (DR region, ``<app>-readiness-*``) are in ALARM: a
-    steady-state hypothesis "no readiness alarm fired" is ``tolerance: {max: 0}``. Fails when no
-    readiness alarm is deployed (the hypothesis would hold vacuously)."""
-    from dr.procedures.readiness_metrics import alarm_prefix, readiness_alarms
-
-    estate = ctx.require_estate()
-    alarms = readiness_alarms(ctx.clients(read_only=True), estate)
-    if not alarms:
-        raise OperationFailed(
-            f"no readiness alarm {alarm_prefix(estate.app)}* in {estate.secondary.region}",
-            resource=f"{alarm_prefix(estate.app)}*",
-            region=estate.secondary.region,
-            hint="deploy the DR stack (pulumi up): it creates the readiness alarms",
-        )
-    return sum(1 for a in alarms if a.state == "ALARM")

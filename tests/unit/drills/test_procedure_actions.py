@@ -1,5 +1,5 @@
-"""Drill providers backed by the real procedures (dr.procedures.drill_providers) and the sandbox's
-fault actions (dr.sandbox.drill_providers): input refusals, probes against moto, running a plan
+"""Drill providers backed by the real procedures (dr.drills.procedure_actions, procedure_probes) and
+the sandbox's fault actions (dr.sandbox.drill_adapter): input refusals, probes against moto, running a plan
 through the runbook engine with its journal next to the drill's evidence.
 
 End-to-end runs (failover, region loss, measured RPO) are in tests/integration/test_drills.py.
@@ -21,10 +21,10 @@ from dr.drills.drill_context import DrillContext
 from dr.drills.evidence import DrillJournal
 from dr.errors import EXIT_USAGE, BadInput, OperationFailed
 from dr.runbook.plan import Plan, Step
-from tests.unit.procedures.estate_seed import Seeded
+from tests.unit.procedures.estate_seed import Seeded, seeded
 from tests.unit.procedures.test_status_fixtures import Full, full
 
-__all__ = ["full"]
+__all__ = ["full", "seeded"]
 
 
 def _ctx(seeded: Seeded | None, tmp_path: Path, target: str = "aws", **kw: Any) -> DrillContext:
@@ -49,10 +49,15 @@ def test_every_declared_provider_is_implemented_on_the_sandbox() -> None:
     assert missing == []
 
 
+def test_every_provider_is_registered_with_its_argument_model() -> None:
+    untyped = [f"{p.kind}:{p.name}" for p in registry.providers() if p.args is None and not p.name.startswith("t-")]
+    assert untyped == []
+
+
 def test_dr_help_does_not_import_the_provider_modules() -> None:
     code = (
         "import sys; import dr.cli.main; "
-        "bad = [m for m in ('dr.procedures.drill_providers', 'dr.sandbox.drill_providers', 'dr.drills.registry') "
+        "bad = [m for m in ('dr.drills.procedure_actions', 'dr.sandbox.drill_adapter', 'dr.drills.registry') "
         "if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
@@ -75,7 +80,7 @@ def test_region_loss_scenario_is_sandbox_only() -> None:
 
 def test_failover_to_the_primary_site_is_bad_input(seeded: Seeded, tmp_path: Path) -> None:
     fn = _impl("action", "failover")
-    with pytest.raises(BadInput, match="primary site"):
+    with pytest.raises(BadInput, match="is the site the stack files declare primary"):
         fn(_ctx(seeded, tmp_path), to="primary", mode="unplanned", max_lag_seconds=None)
 
 
@@ -158,7 +163,7 @@ def _plan(fail: bool) -> Plan:
 
 
 def test_run_journals_next_to_the_evidence_and_summarizes(seeded: Seeded, tmp_path: Path) -> None:
-    from dr.procedures.drill_providers import run, runs_dir
+    from dr.drills.procedure_actions import run, runs_dir
 
     ctx = _ctx(seeded, tmp_path)
     assert runs_dir(ctx) == tmp_path / "evidence" / "runs"
@@ -171,7 +176,7 @@ def test_run_journals_next_to_the_evidence_and_summarizes(seeded: Seeded, tmp_pa
 
 
 def test_run_raises_with_the_failed_step(seeded: Seeded, tmp_path: Path) -> None:
-    from dr.procedures.drill_providers import run
+    from dr.drills.procedure_actions import run
 
     with pytest.raises(OperationFailed, match="only") as info:
         run(_ctx(seeded, tmp_path), _plan(True), kube=object())  # type: ignore[arg-type]
@@ -179,7 +184,7 @@ def test_run_raises_with_the_failed_step(seeded: Seeded, tmp_path: Path) -> None
 
 
 def test_dry_run_executes_no_action(seeded: Seeded, tmp_path: Path) -> None:
-    from dr.procedures.drill_providers import run
+    from dr.drills.procedure_actions import run
 
     summary = run(_ctx(seeded, tmp_path, dry_run=True), _plan(True), kube=object())  # type: ignore[arg-type]
     assert summary["status"] == "dry-run"
@@ -207,7 +212,7 @@ def test_failback_on_an_estate_that_never_failed_over_has_nothing_to_undo(
 def test_estate_invariants_on_a_healthy_estate(
     full: Full, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from dr.procedures.drill_providers import estate_invariants
+    from dr.drills.procedure_probes import estate_invariants
 
     monkeypatch.setenv("KUBECONFIG", full.kubeconfig)  # the served site's DB secret is read
     seeded = full.seeded
@@ -256,7 +261,7 @@ def test_a_repoint_onto_a_restore_leaves_dr_replicating_the_corrupt_instance(
     """db-corruption's repoint: the primary's app uses an in-region restore, DR still replicates
     the old (corrupt) primary — a failover would promote the corruption. The invariants judge the
     restored instance, so the replica check fails and says how to re-protect from it."""
-    from dr.procedures.drill_providers import estate_invariants
+    from dr.drills.procedure_probes import estate_invariants
     from tests.unit.procedures.test_readiness import _restored_and_served
 
     monkeypatch.setenv("KUBECONFIG", full.kubeconfig)
