@@ -21,6 +21,26 @@ def pytest_configure(config: pytest.Config) -> None:
     _one_private_key_per_kms_key_spec()
 
 
+# The longest test modules (each minutes of one worker): collected first, so that pytest-xdist
+# starts them at once on one worker while the other workers share the rest, instead of one worker
+# running them alone at the end. A module's tests stay together (their sandbox is module-scoped).
+LONGEST_FIRST = (
+    "tests/reliability/test_r9_soak.py",
+    "tests/integration/test_drills.py",
+    "tests/integration/test_byo_estates.py",
+    "tests/integration/test_replicated_backups.py",
+    "tests/integration/test_dr_failover.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        path = Path(str(item.fspath)).resolve().relative_to(ROOT).as_posix()
+        return LONGEST_FIRST.index(path) if path in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: the order inside each module (and of the rest) is kept
+
+
 def _one_private_key_per_kms_key_spec() -> None:
     """moto generates a private key for every KMS key it creates, a 2048-bit RSA one for symmetric
     keys too (~60 ms each; every seeded estate creates two, ~25 s of CPU per suite run). Nothing
