@@ -36,21 +36,44 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from dr.aws import eks
-from dr.aws.elasticache import CacheSnapshot, ElastiCache, ReplicationGroup
 from dr.aws.rds import Rds
 from dr.aws.route53 import HealthCheck, Route53, answered
-from dr.aws.secretsmanager import SecretValue, get_secret
-from dr.errors import BadInput, DrError, GateRefused, NotFound, OperationFailed, from_client_error
-from dr.procedures.dns import DnsMove, move_plan, prepare_move
-from dr.procedures.ops import STOPPED_ANNOTATION, kube_of, stop_writes_plan
-from dr.procedures.promote import PromotePreflight, promote_plan
+from dr.errors import BadInput, DrError, GateRefused, NotFound
+from dr.procedures.dns import DnsMove, prepare_move
+from dr.procedures.ops import stop_writes_plan
+from dr.procedures.promote import PromotePreflight
 from dr.procedures.promote import preflight as promote_preflight
-from dr.procedures.support import TAG_PROMOTED_AT, TAG_PROMOTED_FROM, Settled, clients_of, iso, utcnow
+from dr.procedures.support import utcnow
 from dr.procedures.walpos import CatchUp, DbRef
-from dr.runbook.plan import Operation, Plan, Step, StepContext
+from dr.runbook.plan import Plan, Step
+from dr.steps import (
+    MOVE_RECORDS,
+    NODEGROUP_SCALE,
+    PATCH_DB_SECRET,
+    PODS_READY,
+    PROMOTE_REPLICA,
+    REDIS_READY,
+    REPLICA_CAUGHT_UP,
+    RESTART_DEPLOYMENT,
+    SCALE_WORKLOADS,
+    STOP_WRITES,
+    TARGET_HEALTHY,
+    VERIFY_DNS,
+    VERIFY_SERVICE,
+)
+from dr.steps.base import StepServices
+
+# Defined with their steps in the catalogue; imported from here by other procedures and drills.
+from dr.steps.redis_ready import cache_template as cache_template
+from dr.steps.redis_ready import estate_cache_groups as estate_cache_groups
+from dr.steps.redis_ready import group_status as group_status
+from dr.steps.redis_ready import newest_cache_snapshot as newest_cache_snapshot
+from dr.steps.workload_steps import CHANGED_FOR as CHANGED_FOR
+from dr.steps.workload_steps import RESTARTED_FOR as RESTARTED_FOR
+from dr.steps.workload_steps import desired_database_url as desired_database_url
+from dr.steps.workload_steps import promotion_marker as promotion_marker
 
 if TYPE_CHECKING:
     from dr.aws.session import ClientProvider
@@ -59,10 +82,6 @@ if TYPE_CHECKING:
 
 Mode = Literal["planned", "unplanned"]
 
-# Deployment annotation: "<db identifier>@<dr:promoted-at>" of the promotion its pods were restarted for.
-RESTARTED_FOR = "dr-toolkit/restarted-for-promotion"
-# DB Secret annotation, set in the patch that changes its value: the promotion it changed for.
-CHANGED_FOR = "dr-toolkit/changed-for-promotion"
 DEFAULT_MAX_SNAPSHOT_AGE = dt.timedelta(hours=24)
 
 
@@ -135,88 +154,6 @@ def production_nodegroup(estate: Estate) -> Nodegroup:
 
 def _gate(err: DrError) -> GateRefused:
     return GateRefused(err.message, resource=err.resource, region=err.region, code=err.code, hint=err.hint)
-
-
-def estate_cache_groups(estate: Estate) -> tuple[str, ...]:
-    """The estate's Redis replication groups (both sites): the only sources a restore may use."""
-    return tuple(dict.fromkeys(v.cache.replication_group_id for v in (estate.primary, estate.secondary)))
-
-
-def newest_cache_snapshot(
-    clients: ClientProvider, region: str, groups: tuple[str, ...]
-) -> CacheSnapshot | None:
-    """The newest available snapshot in ``region`` of one of ``groups`` — never another
-    application's cache that happens to share the region."""
-    # All snapshots, filtered here: DescribeSnapshots(ReplicationGroupId=…) fails once the group
-    # is gone, while its snapshots (the ones a restore needs) remain.
-    snaps = [
-        s
-        for s in ElastiCache(clients, region).list_snapshots()
-        if s.status == "available" and s.source in groups
-    ]
-    dated = [s for s in snaps if s.created is not None]
-    if dated:
-        return max(dated, key=lambda s: s.created or dt.datetime.min.replace(tzinfo=dt.UTC))
-    return snaps[-1] if snaps else None
-
-
-def group_status(clients: ClientProvider, region: str, group_id: str) -> str | None:
-    """Status of a Redis replication group, None when it does not exist (one DescribeReplicationGroups).
-
-    (``ElastiCache.describe_replication_group`` also reads a member cluster, which may not exist.)
-    """
-    from dr.aws.session import client_error_type
-
-    client_error = client_error_type()
-    try:
-        raw = clients.client("elasticache", region).describe_replication_groups(ReplicationGroupId=group_id)
-    except client_error as err:
-        code = str(getattr(err, "response", {}).get("Error", {}).get("Code", ""))
-        if "NotFound" in code:
-            return None
-        raise from_client_error(
-            err, resource=f"Redis replication group {group_id}", region=region, action="describe"
-        ) from None
-    groups = raw.get("ReplicationGroups") or []
-    return str(groups[0].get("Status", "unknown")) if groups else None
-
-
-def cache_template(
-    clients: ClientProvider, estate: Estate, target: SiteView, *, kms_key: str | None = None
-) -> ReplicationGroup:
-    """The group the stack files declare for ``target`` (dr/infra/cache.py): what a restore creates.
-
-    TLS in transit and KMS at rest with the site's key (``alias/<site>-data``, resolved to its ARN
-    in ``target.region``); no AUTH token (the Pulumi group declares none)."""
-    from dr.aws.kms import key_arn
-
-    spec = target.cache
-    kms = kms_key or key_arn(clients, target.region, estate.kms_alias(target))
-    if kms is None:
-        raise GateRefused(
-            f"KMS key {estate.kms_alias(target)} does not exist (or is disabled) in {target.region}: a Redis "
-            f"group restored there would not be encrypted at rest like {spec.replication_group_id}",
-            resource=estate.kms_alias(target),
-            region=target.region,
-            hint=f"deploy stack {target.stack} (pulumi up) to create the key",
-        )
-    return ReplicationGroup(
-        identifier=spec.replication_group_id,
-        region=target.region,
-        status="-",
-        node_type=spec.node_type,
-        num_cache_clusters=spec.num_cache_clusters,
-        automatic_failover=None,
-        multi_az=None,
-        primary_endpoint=None,
-        arn=None,
-        subnet_group=estate.cache_subnet_group(target),
-        engine_version=spec.engine_version,
-        transit_encryption=True,
-        at_rest_encryption=True,
-        kms_key_id=kms,
-        port=spec.port,
-    )
 
 
 def redis_readiness(
@@ -472,268 +409,39 @@ def require_wal_positions(
 
 
 # ---------------------------------------------------------------------------------------------
-# The connection string (never printed, journaled or put in step outputs)
+# Step builders (the catalogue's kinds with this module's historical signatures)
 # ---------------------------------------------------------------------------------------------
 
 
-def _password_from_secrets_manager(
-    clients: ClientProvider, estate: Estate, region: str
-) -> tuple[str | None, str | None]:
-    """(username, password) from the app's Secrets Manager secret in ``region`` (never another region)."""
-    try:
-        data = get_secret(clients, region, estate.app.db_secret.secrets_manager_id).value.json()
-    except NotFound:
-        return None, None
-    user = data.get("username")
-    if data.get("password"):
-        return user, str(data["password"])
-    # The Pulumi program stores a descriptor pointing at the RDS-managed secret: follow it only
-    # when that secret lives in this same region (unplanned failover must not call the source).
-    arn = str(data.get("masterUserSecretArn") or "")
-    if arn.startswith("arn:") and arn.split(":")[3] == region:
-        try:
-            managed = get_secret(clients, region, arn).value.json()
-        except NotFound:
-            return user, None
-        return managed.get("username") or user, managed.get("password")
-    return user, None
-
-
-def desired_database_url(
-    clients: ClientProvider, estate: Estate, target: SiteView, db: str, current: SecretValue | None
-) -> SecretValue:
-    """The DB URL the target's pods must use: the promoted instance's endpoint, same database.
-
-    Credentials: Secrets Manager in the target region; else those already in the target cluster's
-    secret (the password of a promoted replica is the source's, unchanged). Query parameters of the
-    current URL (e.g. ``sslmode``) are kept.
-    """
-    inst = Rds(clients, target.region).describe_instance(db)
-    if not inst.endpoint:
-        raise OperationFailed(
-            f"DB instance {db} in {target.region} reports no endpoint yet",
-            resource=db,
-            region=target.region,
-            hint="wait until it is available, then re-run with --resume",
-        )
-    app_db = estate.app.database
-    old = urlsplit(current.reveal()) if current is not None else None
-    user, password = _password_from_secrets_manager(clients, estate, target.region)
-    if password is None and old is not None and old.password:
-        password = unquote(old.password)
-    if password is None:
-        raise BadInput(
-            f"no database password for {db}: secret {estate.app.db_secret.secrets_manager_id} in "
-            f"{target.region} holds none and secret {estate.app.db_secret.name} of cluster "
-            f"{target.cluster.name} has no URL with one",
-            resource=estate.app.db_secret.secrets_manager_id,
-            region=target.region,
-            hint="put the master credentials (username/password) in that secret, then --resume",
-        )
-    user = user or (unquote(old.username) if old is not None and old.username else None) or app_db.username
-    port = inst.port or app_db.port
-    netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{inst.endpoint}:{port}"
-    path = old.path if old is not None and old.path not in ("", "/") else f"/{app_db.db_name}"
-    # Keep the current URL's parameters exactly (a local database may not speak TLS); a URL built
-    # from scratch requires TLS, as the Pulumi program's does.
-    query = old.query if old is not None else "sslmode=require"
-    scheme = old.scheme if old is not None and old.scheme else "postgresql"
-    return SecretValue(urlunsplit((scheme, netloc, path, query, "")))
-
-
-def _read_current_url(ctx: StepContext, estate: Estate, target: SiteView) -> SecretValue | None:
-    app = estate.app
-    try:
-        return kube_of(ctx, target).read_secret_key(app.namespace, app.db_secret.name, app.db_secret.key)
-    except NotFound:
-        return None
-
-
-def promotion_marker(clients: ClientProvider, region: str, db: str) -> str:
-    """``<db>@<dr:promoted-at>`` — one promotion (deployments are restarted once per marker); for an
-    instance never promoted by us, ``<db>@created-<InstanceCreateTime>`` (one instance: a replica
-    re-created under the same identifier is another)."""
-    return _promotion(clients, region, db)[0]
-
-
-def _promotion(clients: ClientProvider, region: str, db: str) -> tuple[str, dt.datetime | None]:
-    """(:func:`promotion_marker`, when the instance now holding the identifier was created)."""
-    rds = Rds(clients, region)
-    inst = rds.describe_instance(db)
-    promoted = rds.tags(inst).get(TAG_PROMOTED_AT)
-    if promoted is None:
-        promoted = f"created-{iso(inst.created)}" if inst.created else "unknown"
-    return f"{db}@{promoted}", inst.created
-
-
-# ---------------------------------------------------------------------------------------------
-# Step builders
-# ---------------------------------------------------------------------------------------------
-
-
-def _k8s(action: str, region: str, **params: Any) -> Operation:
-    return Operation("k8s", action, region, params)
+def _after(step: Step, depends_on: tuple[str, ...]) -> Step:
+    return replace(step, depends_on=depends_on)
 
 
 def nodegroup_step(
     target: SiteView, sizes: Nodegroup, *, sid: str = "scale-nodegroup", timeout: float = 1200.0
 ) -> Step:
-    """Scale the target's nodegroup to ``sizes`` and wait until ACTIVE with them (seen UPDATING first)."""
-    region, cluster, ng = target.region, target.cluster.name, target.cluster.nodegroup.name
-    want = eks.Scaling(sizes.min_size, sizes.max_size, sizes.desired_size)
-    eks.check_scaling(want, cluster=cluster, nodegroup=ng, region=region)
-    settled = Settled()
-
-    def check(ctx: StepContext) -> bool:
-        info = eks.describe_nodegroup(clients_of(ctx), region, cluster, ng)
-        return info.scaling == want and info.status == "ACTIVE"
-
-    def action(ctx: StepContext) -> Any:
-        # Reads the current config first: no call when it already has the sizes (resumed run).
-        update = eks.update_nodegroup_scaling(clients_of(ctx), region, cluster, ng, want)
-        return {"update_id": update}
-
-    def wait(ctx: StepContext) -> bool:
-        info = eks.describe_nodegroup(clients_of(ctx), region, cluster, ng)
-        if info.status in ("CREATE_FAILED", "DELETE_FAILED", "DEGRADED") and settled.seen_transition:
-            raise OperationFailed(
-                f"nodegroup {cluster}/{ng} in {region} became {info.status}: "
-                + ("; ".join(info.health_issues) or "no health issue reported"),
-                resource=f"{cluster}/{ng}",
-                region=region,
-            )
-        return settled.observe(
-            done=info.status == "ACTIVE" and info.scaling == want,
-            transitional=info.status == "UPDATING",
-            label=info.status,
-        )
-
-    return Step(
-        id=sid,
-        title=f"Scale nodegroup {cluster}/{ng} to min {want.min_size} / desired {want.desired_size} / "
-        f"max {want.max_size} ({region})",
-        region=region,
-        service="eks",
-        changes=f"scalingConfig -> {want.to_dict()}",
-        operations=(
-            Operation(
-                "eks", "DescribeNodegroup", region, {"clusterName": cluster, "nodegroupName": ng}, False
-            ),
-            Operation(
-                "eks",
-                "UpdateNodegroupConfig",
-                region,
-                {"clusterName": cluster, "nodegroupName": ng, "scalingConfig": want.to_dict()},
-            ),
-        ),
-        check=check,
-        action=action,
-        wait=wait,
-        timeout=timeout,
-        estimate=75.0,
-        tags={"phase": "compute"},
-    )
+    return NODEGROUP_SCALE.build(target, sizes, sid=sid, timeout=timeout)
 
 
 def workloads_step(
     estate: Estate, view: SiteView, counts: dict[str, int], hpa_min: int | None, *, sid: str, title: str
 ) -> Step:
-    """Set every deployment of ``view`` to ``counts`` (and the HPA floor), dropping stop-writes marks."""
-    ns, region, app = estate.app.namespace, view.region, estate.app
-    hpa_target = app.deployment(app.hpa.deployment).name if app.hpa else None
-
-    def check(ctx: StepContext) -> bool:
-        k = kube_of(ctx, view)
-        for name, count in counts.items():
-            info = k.get_deployment(ns, name)
-            if info.replicas != count or STOPPED_ANNOTATION in info.annotations:
-                return False
-        if hpa_target and hpa_min is not None:
-            hpa = k.hpa_for(ns, hpa_target)
-            if hpa is not None and hpa.min_replicas != hpa_min:
-                return False
-        return True
-
-    def action(ctx: StepContext) -> Any:
-        k = kube_of(ctx, view)
-        done: dict[str, Any] = {}
-        if hpa_target and hpa_min is not None:
-            hpa = k.hpa_for(ns, hpa_target)
-            if hpa is not None and hpa.min_replicas != hpa_min:
-                k.patch_hpa(ns, hpa.name, min_replicas=hpa_min, max_replicas=max(hpa.max_replicas, hpa_min))
-                done["hpa_min"] = hpa_min
-        for name, count in counts.items():
-            info = k.get_deployment(ns, name)
-            if info.replicas != count:
-                k.scale_deployment(ns, name, count)
-                done[name] = {"from": info.replicas, "to": count}
-            if STOPPED_ANNOTATION in info.annotations:
-                k.annotate_deployment(ns, name, {STOPPED_ANNOTATION: None})
-        return done
-
-    ops: list[Operation] = []
-    if hpa_target and hpa_min is not None:
-        ops.append(_k8s("PatchHorizontalPodAutoscaler", region, deployment=hpa_target, minReplicas=hpa_min))
-    ops += [_k8s("PatchDeploymentScale", region, name=n, replicas=c) for n, c in counts.items()]
-    return Step(
-        id=sid,
-        title=title,
-        region=region,
-        service="k8s",
-        changes=", ".join(f"{n} -> {c}" for n, c in counts.items())
-        + (f"; HPA min -> {hpa_min}" if hpa_target and hpa_min is not None else ""),
-        operations=tuple(ops),
-        check=check,
-        action=action,
-        estimate=1.0,
-        tags={"phase": "compute"},
-    )
+    return SCALE_WORKLOADS.build(estate, view, counts, hpa_min, sid=sid, title=title)
 
 
 def promote_step(
     pre: PromotePreflight, *, depends_on: tuple[str, ...], timeout: float, backup_retention_days: int
 ) -> Step:
-    """The promote step of :func:`dr.procedures.promote.promote_plan`, safe to resume mid-flight.
-
-    ``backup_retention_days`` is sent with ``PromoteReadReplica``: without it RDS gives the new
-    primary a 1-day PITR window (the API default), not the one its stack declares.
-
-    Its check is "standalone and available". A resumed run may find the instance still a replica
-    but already promoting (status not ``available``, or tagged ``dr:promoted-from`` by our action):
-    the action then issues nothing and the wait follows the promotion to its end.
-    """
-    base = promote_plan(pre, timeout=timeout, backup_retention_days=backup_retention_days).steps[0]
-    db, region = pre.db, pre.region
-    assert base.action is not None
-
-    def action(ctx: StepContext) -> Any:
-        clients = clients_of(ctx)
-        rds = Rds(clients, region)
-        inst = rds.describe_instance(db)
-        if inst.is_replica:
-            tagged = TAG_PROMOTED_FROM in rds.tags(inst)
-            if inst.status != "available" or tagged:
-                # Issued by an earlier (killed) run: never re-issue; tag it if that run could not.
-                if not tagged:
-                    tags = {
-                        TAG_PROMOTED_FROM: inst.replica_source or "unknown",
-                        TAG_PROMOTED_AT: iso(utcnow()),
-                    }
-                    rds.add_tags(inst, tags)
-                ctx.set("promote_in_flight", inst.status)
-                return {"promote": "already in progress", "status": inst.status}
-        return base.action(ctx) if base.action is not None else None
-
-    return replace(
-        base,
-        id="promote-db",
-        action=action,
-        depends_on=depends_on,
-        operations=(
-            Operation("rds", "DescribeDBInstances", region, {"DBInstanceIdentifier": db}, False),
-            *base.operations,
-        ),
+    """``promote-db``: :class:`dr.steps.db_promotion.PromoteReplica`, safe to resume mid-flight."""
+    step = PROMOTE_REPLICA.build(
+        pre.db,
+        pre.region,
+        source=pre.source,
+        lag_seconds=pre.lag_seconds,
+        timeout=timeout,
+        backup_retention_days=backup_retention_days,
     )
+    return _after(step, depends_on)
 
 
 def _source_ref(pre: FailoverPreflight) -> DbRef:
@@ -745,212 +453,37 @@ def _source_ref(pre: FailoverPreflight) -> DbRef:
 def caught_up_step(
     estate: Estate, pre: FailoverPreflight, *, depends_on: tuple[str, ...], timeout: float
 ) -> Step:
-    """Planned mode: wait until the replica has replayed every write made before writes stopped.
-
-    Proven by WAL position only (:mod:`dr.procedures.walpos`: the replica's replay position
-    reaches the source's current one and the source stays quiet); the pre-flight refused the
-    switchover before writes stopped if the databases could not be read. Never by CloudWatch
-    ``ReplicaLag``: on RDS PostgreSQL it is the time since the last replayed commit and grows
-    once writes stop. ``caught_up_by`` records ``wal-lsn``.
-    """
-    target, db = pre.target, pre.db
-    region = target.region
+    """Planned mode: the replica has every write made before writes stopped (WAL positions)."""
+    source, region = _source_ref(pre), pre.target.region
     secret_id = estate.app.db_secret.secrets_manager_id
-    watchers: dict[str, CatchUp] = {}
 
-    def check(ctx: StepContext) -> bool:
-        inst = Rds(clients_of(ctx), region).find_instance(db)
-        return inst is not None and not inst.is_replica  # already promoted: nothing to wait for
+    def watch(services: StepServices) -> CatchUp:
+        return CatchUp(
+            services.clients,
+            source=source,
+            replica=DbRef(pre.db, region),
+            secret_id=secret_id,
+            db_name=estate.app.database.db_name,
+            connect=services.pg_connect,
+        )
 
-    def action(ctx: StepContext) -> Any:
-        if ctx.get("writes_stopped_at") is None:
-            ctx.set("writes_stopped_at", iso(utcnow()))
-        return None
-
-    def watcher(ctx: StepContext) -> CatchUp:
-        if ctx.run_id not in watchers:
-            watchers[ctx.run_id] = CatchUp(
-                clients_of(ctx),
-                source=_source_ref(pre),
-                replica=DbRef(db, region),
-                secret_id=secret_id,
-                db_name=estate.app.database.db_name,
-                connect=ctx.services.get("pg_connect"),
-            )
-        return watchers[ctx.run_id]
-
-    def wait(ctx: StepContext) -> bool:
-        wal = watcher(ctx)
-        done = wal.poll()
-        if done is None:
-            # Unreadable now (the pre-flight read both): retry with a fresh connection next poll.
-            # Never CloudWatch ReplicaLag: on RDS PostgreSQL it grows while writes are stopped.
-            watchers.pop(ctx.run_id, None)
-            return False
-        if done and wal.last is not None:
-            ctx.set("caught_up_by", "wal-lsn")
-            ctx.set("cutover_lsn", wal.last.source_text)
-            ctx.set("lag_at_cutover_seconds", 0.0)
-        return done
-
-    return Step(
-        id="replica-caught-up",
-        title=f"Wait until replica {db} ({region}) has replayed every write made before writes stopped (RPO 0)",
-        region=region,
-        service="cloudwatch",
-        changes="nothing (compares the WAL positions of both databases)",
-        depends_on=depends_on,
-        operations=(
-            # the endpoints and master credentials of both databases (WAL positions over psycopg)
-            *(
-                op
-                for ref in (_source_ref(pre), DbRef(db, region))
-                for op in (
-                    Operation(
-                        "rds",
-                        "DescribeDBInstances",
-                        ref.region,
-                        {"DBInstanceIdentifier": ref.identifier},
-                        False,
-                    ),
-                    Operation("secretsmanager", "GetSecretValue", ref.region, {"SecretId": secret_id}, False),
-                )
-            ),
-        ),
-        check=check,
-        action=action,
-        wait=wait,
+    step = REPLICA_CAUGHT_UP.build(
+        pre.db,
+        region,
+        source=(source.identifier, source.region),
+        secret_id=secret_id,
+        watch=watch,
         timeout=timeout,
-        estimate=5.0,
-        tags={"phase": "database"},
     )
+    return _after(step, depends_on)
 
 
 def redis_step(estate: Estate, target: SiteView, plan: RedisReadiness, *, timeout: float) -> Step:
-    """Target Redis available: use the group if it is; else restore the newest snapshot into it."""
-    region, group_id = target.region, target.cache.replication_group_id
-    settled = Settled()
-
-    def check(ctx: StepContext) -> bool:
-        return group_status(clients_of(ctx), region, group_id) == "available"
-
-    def action(ctx: StepContext) -> Any:
-        ec = ElastiCache(clients_of(ctx), region)
-        if group_status(clients_of(ctx), region, group_id) is not None:
-            return {"restore": None}  # exists (e.g. still creating from an earlier run): just wait
-        groups = estate_cache_groups(estate)
-        snap = ec.find_snapshot(plan.snapshot) if plan.snapshot else None
-        if snap is not None and snap.source not in groups:
-            snap = None  # the planned name now belongs to another group's snapshot
-        snap = snap or newest_cache_snapshot(clients_of(ctx), region, groups)
-        if snap is None:
-            raise GateRefused(
-                f"no Redis snapshot of {', '.join(groups)} in {region} to restore {group_id} from",
-                resource=group_id,
-                region=region,
-            )
-        like = cache_template(clients_of(ctx), estate, target)
-        ec.restore_replication_group(snap, group_id, like=like)
-        done = {
-            "restore": snap.identifier,
-            "snapshot_of": snap.source,
-            "snapshot_created": snap.created.isoformat() if snap.created else None,
-            "transit_encryption": like.transit_encryption,
-            "at_rest_encryption": like.at_rest_encryption,
-            "kms_key_id": like.kms_key_id,
-            "engine_version": like.engine_version,
-            "port": like.port,
-        }
-        ctx.set("redis_restored_from", snap.identifier)
-        ctx.set("redis_restore", done)  # the journal says what was restored, and how
-        return done
-
-    def wait(ctx: StepContext) -> bool:
-        status = group_status(clients_of(ctx), region, group_id) or "missing"
-        return settled.observe(
-            done=status == "available", transitional=status not in ("available", "missing"), label=status
-        )
-
-    ops: list[Operation] = [
-        Operation("elasticache", "DescribeReplicationGroups", region, {"ReplicationGroupId": group_id}, False)
-    ]
-    if plan.action == "restore":
-        ops.append(
-            Operation(
-                "elasticache",
-                "CreateReplicationGroup",
-                region,
-                {
-                    "ReplicationGroupId": group_id,
-                    "SnapshotName": plan.snapshot,
-                    "TransitEncryptionEnabled": True,
-                    "AtRestEncryptionEnabled": True,
-                    "KmsKeyId": estate.kms_alias(target),
-                    "EngineVersion": target.cache.engine_version,
-                    "Port": target.cache.port,
-                },
-            )
-        )
-    return Step(
-        id="redis-ready",
-        title=f"Redis {group_id} available in {region}"
-        + (f" (restore from {plan.snapshot})" if plan.action == "restore" else ""),
-        region=region,
-        service="elasticache",
-        changes=f"create {group_id} from snapshot {plan.snapshot}" if plan.action == "restore" else "none",
-        operations=tuple(ops),
-        check=check,
-        action=action,
-        wait=wait,
-        timeout=timeout,
-        estimate=450.0 if plan.action == "restore" else 1.0,
-        tags={"phase": "cache"},
-    )
+    return REDIS_READY.build(estate, target, action=plan.action, snapshot=plan.snapshot, timeout=timeout)
 
 
 def secret_step(estate: Estate, target: SiteView, db: str, *, depends_on: tuple[str, ...]) -> Step:
-    """Point the target cluster's DB secret at the promoted instance (value never leaves the step)."""
-    app, region = estate.app, target.region
-
-    def desired(ctx: StepContext) -> tuple[SecretValue | None, SecretValue]:
-        current = _read_current_url(ctx, estate, target)
-        return current, desired_database_url(clients_of(ctx), estate, target, db, current)
-
-    def check(ctx: StepContext) -> bool:
-        current, want = desired(ctx)
-        return current is not None and current == want
-
-    def action(ctx: StepContext) -> Any:
-        _current, want = desired(ctx)
-        marker = promotion_marker(clients_of(ctx), region, db)
-        changed = kube_of(ctx, target).patch_secret_key(
-            app.namespace, app.db_secret.name, app.db_secret.key, want, annotations={CHANGED_FOR: marker}
-        )
-        return {"patched": changed}
-
-    return Step(
-        id="patch-db-secret",
-        title=f"Point secret {app.db_secret.name} ({target.cluster.name}) at {db}",
-        region=region,
-        service="k8s",
-        changes=f"secret {app.namespace}/{app.db_secret.name} key {app.db_secret.key}: host -> {db}'s endpoint",
-        depends_on=depends_on,
-        operations=(
-            Operation("rds", "DescribeDBInstances", region, {"DBInstanceIdentifier": db}, False),
-            Operation(
-                "secretsmanager",
-                "GetSecretValue",
-                region,
-                {"SecretId": app.db_secret.secrets_manager_id},
-                False,
-            ),
-            _k8s("PatchSecret", region, name=app.db_secret.name, key=app.db_secret.key),
-        ),
-        check=check,
-        action=action,
-        estimate=1.0,
-        tags={"phase": "config"},
-    )
+    return _after(PATCH_DB_SECRET.build(estate, target, db), depends_on)
 
 
 def restart_step(
@@ -962,81 +495,7 @@ def restart_step(
     depends_on: tuple[str, ...],
     policy: Literal["on-change", "always"] | None = None,
 ) -> Step:
-    """Rolling-restart one deployment once per promotion, when its pods' connection is stale.
-
-    With ``app.dbSecret.restartPods: on-change`` (the default) the pods are restarted only when they
-    may be connected to another database than the one now behind their connection string: when
-    ``patch-db-secret`` changed the secret for this promotion (its :data:`CHANGED_FOR` marker, set in
-    the same patch, survives a crash), or when a pod is older than the instance now holding the
-    identifier (e.g. failback and reprotect create a new replica under the old name). Otherwise the
-    pods already hold the right connection string, reconnect after the promotion's reboot, and the
-    step is skipped: no rolling restart between a writable database and DNS.
-    ``always`` restarts after every promotion. ``policy`` overrides the app's setting (reprotect
-    restarts only stale pods: it promotes nothing).
-    """
-    ns, region, secret = estate.app.namespace, target.region, estate.app.db_secret
-    mode = policy or secret.restart_pods
-    always = mode == "always"
-
-    def why(ctx: StepContext) -> tuple[str, str | None]:
-        """(promotion marker, why the pods need a restart — None: done for it, or not needed)."""
-        marker, created = _promotion(clients_of(ctx), region, db)
-        k = kube_of(ctx, target)
-        if k.get_deployment(ns, deployment).annotations.get(RESTARTED_FOR) == marker:
-            return marker, None
-        if always:
-            return marker, "app.dbSecret.restartPods is always"
-        if k.secret_annotations(ns, secret.name).get(CHANGED_FOR) == marker:
-            return marker, f"secret {secret.name} changed for this promotion"
-        oldest = k.oldest_pod_created(ns, deployment)
-        # creationTimestamp has whole seconds: a pod of the instance's own second is not "older"
-        if oldest is not None and (created is None or oldest < created.replace(microsecond=0)):
-            return (
-                marker,
-                f"a pod predates {db} (created {iso(created) if created else 'at an unknown time'})",
-            )
-        return marker, None
-
-    def check(ctx: StepContext) -> bool:
-        return why(ctx)[1] is None
-
-    def action(ctx: StepContext) -> Any:
-        marker, reason = why(ctx)
-        if reason is None:
-            return None
-        # one PATCH: a kill can never leave a restart without its marker (R1 found the gap)
-        stamp = kube_of(ctx, target).rollout_restart(ns, deployment, annotations={RESTARTED_FOR: marker})
-        ctx.set(f"restarted:{deployment}", reason)  # journaled: why this restart was on the critical path
-        return {"restarted_at": stamp, "because": reason}
-
-    when = "" if always else " if its pods may hold a stale connection (dbSecret.restartPods: on-change)"
-    # the marker and the instance's creation time: DescribeDBInstances + its tags
-    reads: tuple[Operation, ...] = tuple(
-        Operation("rds", action, region, {"DBInstanceIdentifier": db}, False)
-        for action in ("DescribeDBInstances", "ListTagsForResource")
-    )
-    if not always:
-        reads += (
-            Operation("k8s", "GetSecret", region, {"name": secret.name}, False),
-            Operation("k8s", "ListPods", region, {"deployment": deployment}, False),
-        )
-    return Step(
-        id=f"restart-{deployment}",
-        title=f"Rolling restart of {deployment} ({region}) to pick up the new DB endpoint{when}",
-        region=region,
-        service="k8s",
-        changes=f"deployment {ns}/{deployment}: new ReplicaSet; annotation {RESTARTED_FOR}",
-        depends_on=depends_on,
-        operations=(
-            *reads,
-            _k8s("PatchDeployment", region, name=deployment, annotation="kubectl.kubernetes.io/restartedAt"),
-            _k8s("PatchDeployment", region, name=deployment, annotation=RESTARTED_FOR),
-        ),
-        check=check,
-        action=action,
-        estimate=1.0,
-        tags={"phase": "config", "restart": mode},
-    )
+    return _after(RESTART_DEPLOYMENT.build(estate, target, db, deployment, policy=policy), depends_on)
 
 
 def pods_ready_step(
@@ -1048,39 +507,7 @@ def pods_ready_step(
     timeout: float,
     sid: str = "pods-ready",
 ) -> Step:
-    """Wait until every deployment has its replicas updated and Ready (nodes joined, images pulled).
-
-    A count of None: whatever replicas the deployment has (rolled out, all Ready).
-    """
-    ns, region = estate.app.namespace, target.region
-
-    def wait(ctx: StepContext) -> bool:
-        k = kube_of(ctx, target)
-        ready: dict[str, int] = {}
-        for name, count in counts.items():
-            info = k.rollout_status(ns, name)
-            ready[name] = info.ready
-            if (count is not None and info.replicas != count) or not info.rolled_out:
-                return False
-        ctx.set(sid.replace("-", "_"), ready)
-        return True
-
-    return Step(
-        id=sid,
-        title=f"Wait for pods Ready in {target.cluster.name} ({region}): "
-        + ", ".join(f"{n} {c}/{c}" if c is not None else f"{n} rolled out" for n, c in counts.items()),
-        region=region,
-        service="k8s",
-        changes="nothing (waits: NodegroupActive is not nodes Ready; pods Ready is)",
-        depends_on=depends_on,
-        operations=tuple(
-            Operation("k8s", "GetDeployment", region, {"name": n}, mutating=False) for n in counts
-        ),
-        wait=wait,
-        timeout=timeout,
-        estimate=65.0,
-        tags={"phase": "compute"},
-    )
+    return _after(PODS_READY.build(estate, target, counts, timeout=timeout, sid=sid), depends_on)
 
 
 def standby_pods_steps(
@@ -1098,79 +525,30 @@ def standby_pods_steps(
     are Ready — before any outage or write pause needs them (reprotect; failback before it stops
     writes), so no restart is left on a critical path."""
     restarts = [
-        replace(
-            restart_step(estate, standby, db, d.name, depends_on=after, policy="on-change"),
-            id=f"{restart_prefix}{d.name}",
+        _after(
+            RESTART_DEPLOYMENT.build(
+                estate, standby, db, d.name, policy="on-change", sid=f"{restart_prefix}{d.name}"
+            ),
+            after,
         )
         for d in estate.app.deployments
     ]
-    ready = pods_ready_step(
-        estate,
-        standby,
-        {d.name: None for d in estate.app.deployments},
-        depends_on=tuple(r.id for r in restarts),
-        timeout=timeout,
-        sid=ready_id,
+    ready = PODS_READY.build(
+        estate, standby, {d.name: None for d in estate.app.deployments}, timeout=timeout, sid=ready_id
     )
-    return [*restarts, ready]
+    return [*restarts, _after(ready, tuple(r.id for r in restarts))]
 
 
 def healthy_step(
     target: SiteView, health_check_id: str, *, depends_on: tuple[str, ...], timeout: float
 ) -> Step:
-    """Wait until Route53's health checkers see the target endpoint healthy."""
-
-    def wait(ctx: StepContext) -> bool:
-        return Route53(clients_of(ctx)).health_status(health_check_id).endpoint_healthy
-
-    return Step(
-        id="target-healthy",
-        title=f"Wait for health check {health_check_id} of {target.region} to report healthy",
-        region=None,
-        service="route53",
-        changes="nothing (waits)",
-        depends_on=depends_on,
-        operations=(
-            Operation("route53", "GetHealthCheckStatus", None, {"HealthCheckId": health_check_id}, False),
-        ),
-        wait=wait,
-        timeout=timeout,
-        estimate=30.0,
-        tags={"phase": "verify"},
-    )
+    return _after(TARGET_HEALTHY.build(target.region, health_check_id, timeout=timeout), depends_on)
 
 
 def verify_step(
     target: SiteView, db: str, health_check_id: str, *, depends_on: tuple[str, ...], timeout: float
 ) -> Step:
-    """End to end: the name resolves to the target (verify-dns), the DB is writable, health is OK."""
-    region = target.region
-
-    def wait(ctx: StepContext) -> bool:
-        clients = clients_of(ctx)
-        inst = Rds(clients, region).describe_instance(db)
-        healthy = Route53(clients).health_status(health_check_id).endpoint_healthy
-        ok = not inst.is_replica and inst.status == "available" and healthy
-        if ok:
-            ctx.set("verified", {"db": db, "db_status": inst.status, "health_check": "healthy"})
-        return ok
-
-    return Step(
-        id="verify-service",
-        title=f"Verify: {db} writable and {region} healthy behind the public name",
-        region=region,
-        service="rds",
-        changes="nothing (reads)",
-        depends_on=depends_on,
-        operations=(
-            Operation("rds", "DescribeDBInstances", region, {"DBInstanceIdentifier": db}, False),
-            Operation("route53", "GetHealthCheckStatus", None, {"HealthCheckId": health_check_id}, False),
-        ),
-        wait=wait,
-        timeout=timeout,
-        estimate=5.0,
-        tags={"phase": "verify"},
-    )
+    return _after(VERIFY_SERVICE.build(db, target.region, health_check_id, timeout=timeout), depends_on)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1201,9 +579,10 @@ def failover_steps(
 
     promote_deps: tuple[str, ...] = ()
     if pre.mode == "planned":
-        stops = stop_writes_plan(estate, source, timeout=timeout).steps
-        for s in stops:
-            s.tags = {**s.tags, "phase": "stop-writes"}
+        stops = [
+            STOP_WRITES.build(replace(s, tags={**s.tags, "phase": "stop-writes"}))
+            for s in stop_writes_plan(estate, source, timeout=timeout).steps
+        ]
         steps += stops
         steps.append(caught_up_step(estate, pre, depends_on=tuple(s.id for s in stops), timeout=timeout))
         promote_deps = ("replica-caught-up",)
@@ -1250,9 +629,13 @@ def failover_steps(
             timeout=timeout,
         )
     )
-    dns = move_plan(estate, pre.dns, timeout=timeout).steps
-    route, verify_dns = dns
-    route.depends_on = ("target-healthy", "promote-db", "pods-ready", "patch-db-secret")
+    route = _after(
+        MOVE_RECORDS.build(estate, pre.dns, timeout=timeout),
+        ("target-healthy", "promote-db", "pods-ready", "patch-db-secret"),
+    )
+    verify_dns = _after(
+        VERIFY_DNS.build(estate, pre.dns.before.name, pre.dns.target_region, timeout=timeout), (route.id,)
+    )
     steps += [route, verify_dns]
     steps.append(verify_step(target, db, pre.health_check_id, depends_on=(verify_dns.id,), timeout=timeout))
 
