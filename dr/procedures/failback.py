@@ -190,6 +190,16 @@ def refuse_unless_failed_over(clients: ClientProvider, estate: Estate, target: S
     )
 
 
+# The IAM actions the gates below read beyond the failover's (``PREFLIGHT_READS`` of
+# dr.procedures.failover, with "target" the region getting the traffic back).
+PREFLIGHT_READS: tuple[tuple[str, str], ...] = (
+    ("rds:DescribeDBInstances", "both"),  # the serving database; a free identifier for the replica
+    ("kms:DescribeKey", "target"),  # the key the new replica is encrypted with
+    ("rds:DescribeDBSubnetGroups", "target"),  # where the new replica goes (replica_placement)
+    ("ec2:DescribeSecurityGroups", "target"),
+)
+
+
 def preflight(
     clients: ClientProvider,
     estate: Estate,

@@ -227,6 +227,26 @@ def unanswered_target(clients: ClientProvider, region: str, check: HealthCheck, 
     )
 
 
+# The IAM actions the gates below read (``dr iam-policy`` adds them to the plan's steps' own):
+# (action, where) with where "target" (the surviving region), "source", "both" or "global".
+PREFLIGHT_READS: tuple[tuple[str, str], ...] = (
+    ("eks:DescribeCluster", "target"),  # the cluster is ACTIVE
+    ("rds:DescribeDBInstances", "both"),  # the replica; planned: both databases' WAL positions
+    ("rds:ListTagsForResource", "target"),  # promoted by us / superseded by a failback
+    ("cloudwatch:GetMetricStatistics", "target"),  # the replica's lag
+    ("secretsmanager:GetSecretValue", "both"),  # planned: the master credentials (WAL positions)
+    ("elasticache:DescribeReplicationGroups", "target"),  # the target's Redis
+    ("elasticache:DescribeSnapshots", "target"),  # … or a recent snapshot to restore it from
+    ("kms:DescribeKey", "target"),  # … encrypted with the site's key
+    ("route53:ListHostedZonesByName", "global"),  # the failover records and their health checks
+    ("route53:ListResourceRecordSets", "global"),
+    ("route53:GetHealthCheck", "global"),
+    ("route53:GetHealthCheckStatus", "global"),
+    ("route53:ListTagsForResource", "global"),
+    ("route53:TestDNSAnswer", "global"),
+)
+
+
 def preflight(
     clients: ClientProvider,
     estate: Estate,

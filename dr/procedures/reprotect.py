@@ -145,6 +145,18 @@ def _check_named_source(
         )
 
 
+# The IAM actions the gates below read ("target": the standby being rebuilt).
+PREFLIGHT_READS: tuple[tuple[str, str], ...] = (
+    ("route53:ListHostedZonesByName", "global"),  # which region serves
+    ("route53:ListResourceRecordSets", "global"),
+    ("route53:GetHealthCheck", "global"),
+    ("route53:GetHealthCheckStatus", "global"),
+    ("route53:ListTagsForResource", "global"),
+    ("rds:DescribeDBInstances", "both"),  # the serving database; what holds the standby's identifier
+    ("kms:DescribeKey", "target"),  # the standby region's data key
+)
+
+
 def preflight(
     clients: ClientProvider,
     estate: Estate,

@@ -28,6 +28,7 @@ _STATE_READS = (
     IamRead("route53:ListResourceRecordSets", "global"),
     IamRead("route53:GetHealthCheck", "global"),
     IamRead("route53:GetHealthCheckStatus", "global"),
+    IamRead("route53:ListTagsForResource", "global"),  # a health check's Name tag
 )
 
 
