@@ -366,12 +366,18 @@ class CreateReplica(StepKind):
 
     name: ClassVar[str] = "create-replica"
     outputs: ClassVar[tuple[str, ...]] = (OUT_REPLICA, OUT_TARGET)
-    # tags on create; the replica encrypted with the region's data key
+    # Authorised alongside CreateDBInstanceReadReplica (never called by the step): its tags on
+    # create, and the region's data key the replica is encrypted with.
     reads: ClassVar[tuple[IamRead, ...]] = (
         IamRead("rds:AddTagsToResource"),
         IamRead("kms:CreateGrant"),
         IamRead("kms:DescribeKey"),
     )
+    conditional: ClassVar[dict[str, str]] = {
+        "rds:AddTagsToResource": "dependent action of CreateDBInstanceReadReplica: its tags on create",
+        "kms:CreateGrant": "dependent action of CreateDBInstanceReadReplica: the encrypted replica's key",
+        "kms:DescribeKey": "dependent action of CreateDBInstanceReadReplica: the encrypted replica's key",
+    }
 
     def build(self, estate: Estate, pre: ReplicaSpec, *, timeout: float, command: str = "failback") -> Step:
         return self.adopt(create_replica_step(estate, pre, timeout=timeout, command=command))
