@@ -73,12 +73,8 @@ from dr.steps import (
 # Defined with their steps in the catalogue; imported from here by reprotect, the CLI and drills.
 from dr.steps.db_replica import ReplicaPlacement as ReplicaPlacement
 from dr.steps.db_replica import ReplicaSpec as ReplicaSpec
-from dr.steps.db_replica import create_replica_step as create_replica_step
-from dr.steps.db_replica import in_sync_step as in_sync_step
 from dr.steps.db_replica import is_replica_of as is_replica_of
-from dr.steps.db_replica import move_aside_step as move_aside_step
 from dr.steps.db_replica import replica_placement as replica_placement
-from dr.steps.db_replica import superseded_step as superseded_step
 
 if TYPE_CHECKING:
     from dr.aws.session import ClientProvider
@@ -87,7 +83,6 @@ if TYPE_CHECKING:
 SUFFIX = "failback"
 _MAX_ID = 63  # RDS DB instance identifiers: 1-63 letters, digits, hyphens
 _DB_ID = re.compile(r"[A-Za-z][A-Za-z0-9-]*[A-Za-z0-9]|[A-Za-z]")
-_TRANSITIONAL = {"creating", "modifying", "backing-up", "configuring-enhanced-monitoring", "rebooting"}
 
 
 @dataclass

@@ -35,18 +35,10 @@ from dr.procedures.support import (
 )
 from dr.runbook.plan import Plan
 from dr.steps import PROMOTE_REPLICA
+from dr.steps.db_promotion import RDS_BROKEN
 
 if TYPE_CHECKING:
     from dr.aws.session import ClientProvider
-
-_TRANSITIONAL = {"modifying", "rebooting", "backing-up", "upgrading", "configuring-enhanced-monitoring"}
-_BROKEN = {
-    "failed",
-    "incompatible-parameters",
-    "incompatible-restore",
-    "storage-full",
-    "inaccessible-encryption-credentials",
-}
 
 
 @dataclass
@@ -171,7 +163,7 @@ def preflight(
             hint="pass --db/--region of the cross-region read replica (default: the DR replica of the stack files); "
             "nothing was changed",
         )
-    if inst.status in _BROKEN:
+    if inst.status in RDS_BROKEN:
         raise BadInput(
             f"read replica {db} in {region} is {inst.status}; RDS cannot promote it in that state",
             resource=db,
