@@ -33,7 +33,7 @@ re-issued; a deployment already restarted for this promotion is not restarted ag
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -429,39 +429,12 @@ def require_wal_positions(
 
 
 # ---------------------------------------------------------------------------------------------
-# Step builders (the catalogue's kinds with this module's historical signatures)
+# Step helpers (the steps themselves are the catalogue's kinds, dr/steps)
 # ---------------------------------------------------------------------------------------------
 
 
 def _after(step: Step, depends_on: tuple[str, ...]) -> Step:
     return replace(step, depends_on=depends_on)
-
-
-def nodegroup_step(
-    target: SiteView, sizes: Nodegroup, *, sid: str = "scale-nodegroup", timeout: float = 1200.0
-) -> Step:
-    return NODEGROUP_SCALE.build(target, sizes, sid=sid, timeout=timeout)
-
-
-def workloads_step(
-    estate: Estate, view: SiteView, counts: dict[str, int], hpa_min: int | None, *, sid: str, title: str
-) -> Step:
-    return SCALE_WORKLOADS.build(estate, view, counts, hpa_min, sid=sid, title=title)
-
-
-def promote_step(
-    pre: PromotePreflight, *, depends_on: tuple[str, ...], timeout: float, backup_retention_days: int
-) -> Step:
-    """``promote-db``: :class:`dr.steps.db_promotion.PromoteReplica`, safe to resume mid-flight."""
-    step = PROMOTE_REPLICA.build(
-        pre.db,
-        pre.region,
-        source=pre.source,
-        lag_seconds=pre.lag_seconds,
-        timeout=timeout,
-        backup_retention_days=backup_retention_days,
-    )
-    return _after(step, depends_on)
 
 
 def _source_ref(pre: FailoverPreflight) -> DbRef:
@@ -470,38 +443,25 @@ def _source_ref(pre: FailoverPreflight) -> DbRef:
     return DbRef(src.rsplit(":db:", 1)[-1], pre.source.region)
 
 
-def caught_up_step(
-    estate: Estate, pre: FailoverPreflight, *, depends_on: tuple[str, ...], timeout: float
-) -> Step:
-    """Planned mode: the replica has every write made before writes stopped (WAL positions)."""
-    source, region = _source_ref(pre), pre.target.region
-    secret_id = estate.app.db_secret.secrets_manager_id
+def _wal_watch(estate: Estate, pre: FailoverPreflight) -> Callable[[StepServices], CatchUp]:
+    """How ``replica-caught-up`` compares the WAL positions of both databases (a fresh
+    :class:`CatchUp` per run, connected with the run's ``pg_connect``)."""
+    source, replica = _source_ref(pre), DbRef(pre.db, pre.target.region)
 
     def watch(services: StepServices) -> CatchUp:
         return CatchUp(
             services.clients,
             source=source,
-            replica=DbRef(pre.db, region),
-            secret_id=secret_id,
+            replica=replica,
+            secret_id=estate.app.db_secret.secrets_manager_id,
             db_name=estate.app.database.db_name,
             connect=services.pg_connect,
         )
 
-    step = REPLICA_CAUGHT_UP.build(
-        pre.db,
-        region,
-        source=(source.identifier, source.region),
-        secret_id=secret_id,
-        watch=watch,
-        timeout=timeout,
-    )
-    return _after(step, depends_on)
+    return watch
 
 
-def redis_step(estate: Estate, target: SiteView, plan: RedisReadiness, *, timeout: float) -> Step:
-    return REDIS_READY.build(estate, target, action=plan.action, snapshot=plan.snapshot, timeout=timeout)
-
-
+# The drills' repoint-app composes these three (dr.procedures.drill_providers).
 def secret_step(estate: Estate, target: SiteView, db: str, *, depends_on: tuple[str, ...]) -> Step:
     return _after(PATCH_DB_SECRET.build(estate, target, db), depends_on)
 
@@ -559,18 +519,6 @@ def standby_pods_steps(
     return [*restarts, _after(ready, tuple(r.id for r in restarts))]
 
 
-def healthy_step(
-    target: SiteView, health_check_id: str, *, depends_on: tuple[str, ...], timeout: float
-) -> Step:
-    return _after(TARGET_HEALTHY.build(target.region, health_check_id, timeout=timeout), depends_on)
-
-
-def verify_step(
-    target: SiteView, db: str, health_check_id: str, *, depends_on: tuple[str, ...], timeout: float
-) -> Step:
-    return _after(VERIFY_SERVICE.build(db, target.region, health_check_id, timeout=timeout), depends_on)
-
-
 # ---------------------------------------------------------------------------------------------
 # The plan
 # ---------------------------------------------------------------------------------------------
@@ -603,61 +551,61 @@ def failover_steps(
             STOP_WRITES.build(replace(s, tags={**s.tags, "phase": "stop-writes"}))
             for s in stop_writes_plan(estate, source, timeout=timeout).steps
         ]
-        steps += stops
-        steps.append(caught_up_step(estate, pre, depends_on=tuple(s.id for s in stops), timeout=timeout))
-        promote_deps = ("replica-caught-up",)
-    steps.append(nodegroup_step(target, production_nodegroup(estate), timeout=timeout))
-    steps.append(
-        workloads_step(
-            estate,
-            target,
-            counts,
-            hpa_min,
-            sid="scale-workloads",
-            title=f"Scale deployments in {target.cluster.name} ({target.region}) to production replicas",
-        )
-    )
-    steps.append(
-        promote_step(
-            pre.promote,
-            depends_on=promote_deps,
+        src = _source_ref(pre)
+        caught_up = REPLICA_CAUGHT_UP.build(
+            db,
+            target.region,
+            source=(src.identifier, src.region),
+            secret_id=estate.app.db_secret.secrets_manager_id,
+            watch=_wal_watch(estate, pre),
             timeout=timeout,
-            backup_retention_days=target.database.backup_retention_days,
         )
+        steps += [*stops, _after(caught_up, tuple(s.id for s in stops))]
+        promote_deps = (caught_up.id,)
+    nodegroup = NODEGROUP_SCALE.build(target, production_nodegroup(estate), timeout=timeout)
+    workloads = SCALE_WORKLOADS.build(
+        estate,
+        target,
+        counts,
+        hpa_min,
+        sid="scale-workloads",
+        title=f"Scale deployments in {target.cluster.name} ({target.region}) to production replicas",
     )
-    steps.append(redis_step(estate, target, pre.redis, timeout=timeout))
-    steps.append(secret_step(estate, target, db, depends_on=("promote-db",)))
+    promote = PROMOTE_REPLICA.build(
+        db,
+        target.region,
+        source=pre.promote.source,
+        lag_seconds=pre.promote.lag_seconds,
+        timeout=timeout,
+        backup_retention_days=target.database.backup_retention_days,
+    )
+    redis = REDIS_READY.build(
+        estate, target, action=pre.redis.action, snapshot=pre.redis.snapshot, timeout=timeout
+    )
+    secret = PATCH_DB_SECRET.build(estate, target, db)
     restarts = [
-        restart_step(estate, target, db, name, depends_on=("patch-db-secret", "scale-workloads"))
+        _after(RESTART_DEPLOYMENT.build(estate, target, db, name), (secret.id, workloads.id))
         for name in counts
     ]
-    steps += restarts
-    steps.append(
-        pods_ready_step(
-            estate,
-            target,
-            counts,
-            depends_on=(*(r.id for r in restarts), "scale-nodegroup"),
-            timeout=timeout,
-        )
-    )
-    steps.append(
-        healthy_step(
-            target,
-            pre.health_check_id,
-            depends_on=("pods-ready", "promote-db", "redis-ready"),
-            timeout=timeout,
-        )
-    )
-    route = _after(
-        MOVE_RECORDS.build(estate, pre.dns, timeout=timeout),
-        ("target-healthy", "promote-db", "pods-ready", "patch-db-secret"),
-    )
-    verify_dns = _after(
-        VERIFY_DNS.build(estate, pre.dns.before.name, pre.dns.target_region, timeout=timeout), (route.id,)
-    )
-    steps += [route, verify_dns]
-    steps.append(verify_step(target, db, pre.health_check_id, depends_on=(verify_dns.id,), timeout=timeout))
+    pods = PODS_READY.build(estate, target, counts, timeout=timeout)
+    healthy = TARGET_HEALTHY.build(target.region, pre.health_check_id, timeout=timeout)
+    route = MOVE_RECORDS.build(estate, pre.dns, timeout=timeout)
+    verify_dns = VERIFY_DNS.build(estate, pre.dns.before.name, pre.dns.target_region, timeout=timeout)
+    verify = VERIFY_SERVICE.build(db, target.region, pre.health_check_id, timeout=timeout)
+    steps += [
+        nodegroup,
+        workloads,
+        _after(promote, promote_deps),
+        redis,
+        _after(secret, (promote.id,)),
+        *restarts,
+        _after(pods, (*(r.id for r in restarts), nodegroup.id)),
+        _after(healthy, (pods.id, promote.id, redis.id)),
+        # DNS moves only once the database is writable, the pods Ready and the target healthy
+        _after(route, (healthy.id, promote.id, pods.id, secret.id)),
+        _after(verify_dns, (route.id,)),
+        _after(verify, (verify_dns.id,)),
+    ]
 
     if prefix or after:
         steps = [
