@@ -36,9 +36,10 @@ from tests.unit.procedures.test_failover import Env
 env = _failover.env  # the failover tests' estate (moto + EKS + fake Kubernetes APIs)
 
 Calls = dict[str, set[str]]  # step id -> IAM actions
+Outputs = dict[str, set[str]]  # step id -> the output keys it recorded
 
 
-def run_steps(env: Env, plan: Plan) -> Calls:
+def run_steps(env: Env, plan: Plan, outputs: Outputs | None = None) -> Calls:
     """Run ``plan``'s steps one at a time in order (check, action, wait as the executor does),
     recording the AWS calls each one makes."""
     recorder = env.clients.add_recorder(CallRecorder())
@@ -47,9 +48,13 @@ def run_steps(env: Env, plan: Plan) -> Calls:
         services=services(env.clients, env.estate, kube=env.kube, pg_connect=env.pg.connect),
     )
     out: Calls = {}
+    current: list[str] = []
+    if outputs is not None:
+        ctx.add_set_listener(lambda key, _value: outputs.setdefault(current[-1], set()).add(key))
     try:
         for sid in plan.order():
             step = plan.step(sid)
+            current.append(f"{plan.name}/{sid}")
             mark = len(recorder)
             if not (step.check is not None and step.check(ctx)):
                 if step.action is not None:
@@ -113,27 +118,31 @@ def disagreements(kind: StepKind, steps: Iterable[Step], local: Calls, asl: Call
     return problems
 
 
+Runs = tuple[Env, list[Plan], Calls, Calls, Outputs]
+
+
 @pytest.fixture
-def runs(env: Env) -> tuple[Env, list[Plan], Calls, Calls]:
+def runs(env: Env) -> Runs:
     """The planned failover, then the failback, run step by step; every step compiled alone."""
     est = env.estate
     for view in (est.primary, est.secondary):
         db_network(env.clients, est, view)  # where the failback's replica is placed
+    outputs: Outputs = {}
     failover = env.plan("planned")
-    local = run_steps(env, failover)
+    local = run_steps(env, failover, outputs)
     from dr.procedures.failback import failback_plan, preflight
 
     pre = preflight(env.clients, est, to=None, max_lag=dt.timedelta(seconds=5))
     put_caught_up(env.clients, est.primary.region, pre.replica_id, env.now)
     failback = failback_plan(est, pre, timeout=20)
-    back = run_steps(env, failback)
+    back = run_steps(env, failback, outputs)
     plans = [failover, failback]
     # step ids repeat between the two plans: one key per (plan, step)
     local_all = {
         f"{p.name}/{k}": v for p, calls in ((failover, local), (failback, back)) for k, v in calls.items()
     }
     asl_all = {f"{p.name}/{s.id}": asl_actions(s, env) for p in plans for s in p.steps}
-    return env, plans, local_all, asl_all
+    return env, plans, local_all, asl_all, outputs
 
 
 def _by_kind(plans: list[Plan]) -> dict[str, list[Step]]:
@@ -146,8 +155,8 @@ def _by_kind(plans: list[Plan]) -> dict[str, list[Step]]:
 
 
 @pytest.mark.slow
-def test_local_run_asl_and_iam_agree_for_every_kind(runs: tuple[Env, list[Plan], Calls, Calls]) -> None:
-    _env, plans, local, asl = runs
+def test_local_run_asl_and_iam_agree_for_every_kind(runs: Runs) -> None:
+    _env, plans, local, asl, _outputs = runs
     by_kind = _by_kind(plans)
     assert sorted(by_kind) == sorted(k.name for k in KINDS), "every kind runs in the failover or failback"
     kinds = {k.name: k for k in KINDS}
@@ -167,12 +176,29 @@ class _UnderDeclared(PromoteReplica):
 
 
 @pytest.mark.slow
-def test_a_kind_that_under_declares_its_iam_is_caught(runs: tuple[Env, list[Plan], Calls, Calls]) -> None:
-    _env, plans, local, asl = runs
+def test_a_kind_that_under_declares_its_iam_is_caught(runs: Runs) -> None:
+    _env, plans, local, asl, _outputs = runs
     steps = _by_kind(plans)[PROMOTE_REPLICA.name]
     assert disagreements(PROMOTE_REPLICA, steps, local, asl) == []
     problems = disagreements(_UnderDeclared(), steps, local, asl)
     assert problems and all("rds:ListTagsForResource" in p for p in problems)
+
+
+@pytest.mark.slow
+def test_every_output_a_step_records_is_declared_by_its_kind(runs: Runs) -> None:
+    """Output keys are a journaled schema (``--resume`` reads them back): each key a step records is
+    one of its kind's ``outputs`` (``restarted:`` + deployment, ``<command>_replica`` …)."""
+    _env, plans, _local, _asl, outputs = runs
+    undeclared = []
+    for step in (s for steps in _by_kind(plans).values() for s in steps):
+        assert step.kind is not None
+        for key in outputs.get(step.id, set()):
+            if not any(key == o or key.startswith(o) or key.endswith(o) for o in step.kind.outputs):
+                undeclared.append(f"{step.id} ({step.kind.name}) records {key!r}")
+    assert undeclared == []
+    assert {"endpoint", "promoted_at", "caught_up_by", "verified"} <= {
+        k for ks in outputs.values() for k in ks
+    }
 
 
 def test_every_kind_is_registered_and_every_step_has_one(env: Env) -> None:
