@@ -52,7 +52,7 @@ def _verify_options(f: F) -> F:
 
 
 def _checks(tables: tuple[str, ...], sqls: tuple[str, ...]) -> list[Any]:
-    from dr.procedures.restore import Check
+    from dr.procedures.pg_session import Check
 
     return [Check.parse_table(t) for t in tables] + [Check(name=s, sql=s) for s in sqls]
 

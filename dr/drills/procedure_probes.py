@@ -31,7 +31,7 @@ INTEGRITY_TABLE = "dr_integrity"
 def _connect_site(ctx: DrillContext, view: SiteView) -> Any:
     """A psycopg connection to the site's database (RDS endpoint + the app's master credentials)."""
     from dr.aws.rds import Rds
-    from dr.procedures.restore import connect_master
+    from dr.procedures.pg_session import connect_master
 
     estate = ctx.require_estate()
     clients = ctx.clients(read_only=True)

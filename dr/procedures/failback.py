@@ -42,30 +42,39 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
-from dr.aws import ec2, eks
-from dr.aws.cloudwatch import replica_lag
+from dr.aws import eks
 from dr.aws.kms import key_arn
-from dr.aws.rds import DbInstance, Rds, aws_errors
+from dr.aws.rds import DbInstance, Rds
 from dr.errors import BadInput, GateRefused
 from dr.procedures.dns import prepare_move, read_state
 from dr.procedures.failover import (
     FailoverPreflight,
     RedisReadiness,
     failover_steps,
-    nodegroup_step,
     redis_readiness,
-    redis_step,
     standby_pods_steps,
     unanswered_target,
-    workloads_step,
 )
 from dr.procedures.promote import PromotePreflight
-from dr.procedures.support import TAG_CREATED_BY, TAG_RUN_ID, TAG_SUPERSEDED_BY, Settled, clients_of
-from dr.runbook.plan import Operation, Plan, Step, StepContext
-from dr.topology import DB_LOG_EXPORTS, DB_PERFORMANCE_INSIGHTS_RETENTION_DAYS, DB_STORAGE_TYPE
+from dr.runbook.plan import Plan, Step
+from dr.steps import (
+    CREATE_REPLICA,
+    MARK_SUPERSEDED,
+    MOVE_ASIDE,
+    NODEGROUP_SCALE,
+    REDIS_READY,
+    REPLICA_IN_SYNC,
+    SCALE_WORKLOADS,
+)
+
+# Defined with their steps in the catalogue; imported from here by reprotect, the CLI and drills.
+from dr.steps.db_replica import ReplicaPlacement as ReplicaPlacement
+from dr.steps.db_replica import ReplicaSpec as ReplicaSpec
+from dr.steps.db_replica import is_replica_of as is_replica_of
+from dr.steps.db_replica import replica_placement as replica_placement
 
 if TYPE_CHECKING:
     from dr.aws.session import ClientProvider
@@ -74,7 +83,6 @@ if TYPE_CHECKING:
 SUFFIX = "failback"
 _MAX_ID = 63  # RDS DB instance identifiers: 1-63 letters, digits, hyphens
 _DB_ID = re.compile(r"[A-Za-z][A-Za-z0-9-]*[A-Za-z0-9]|[A-Za-z]")
-_TRANSITIONAL = {"creating", "modifying", "backing-up", "configuring-enhanced-monitoring", "rebooting"}
 
 
 @dataclass
@@ -107,13 +115,6 @@ class FailbackPreflight:
             "max_lag_seconds": self.max_lag_seconds,
             "warnings": list(self.warnings),
         }
-
-
-def is_replica_of(inst: DbInstance, source: DbInstance) -> bool:
-    src = inst.replica_source or ""
-    return bool(src) and (
-        src == source.arn or src.endswith(f":db:{source.identifier}") or src == source.identifier
-    )
 
 
 def failback_candidates(base: str) -> list[str]:
@@ -182,6 +183,16 @@ def refuse_unless_failed_over(clients: ClientProvider, estate: Estate, target: S
         f"{estate.secondary.region} use `dr failover --to secondary`; after a failover, `dr failback` "
         "brings it back",
     )
+
+
+# The IAM actions the gates below read beyond the failover's (``PREFLIGHT_READS`` of
+# dr.procedures.failover, with "target" the region getting the traffic back).
+PREFLIGHT_READS: tuple[tuple[str, str], ...] = (
+    ("rds:DescribeDBInstances", "both"),  # the serving database; a free identifier for the replica
+    ("kms:DescribeKey", "target"),  # the key the new replica is encrypted with
+    ("rds:DescribeDBSubnetGroups", "target"),  # where the new replica goes (replica_placement)
+    ("ec2:DescribeSecurityGroups", "target"),
+)
 
 
 def preflight(
@@ -318,191 +329,6 @@ def preflight(
     )
 
 
-@dataclass(frozen=True)
-class ReplicaPlacement:
-    """Where a re-created replica goes: the estate's DB subnet group and security group(s) of
-    its region (as the Pulumi program names them), never RDS's defaults."""
-
-    subnet_group: str
-    vpc_id: str
-    security_groups: tuple[str, ...]
-
-
-def replica_placement(clients: ClientProvider, estate: Estate, target: SiteView) -> ReplicaPlacement:
-    """The subnet group and security groups of ``target``'s database, or BadInput (exit 2).
-
-    Without ``DBSubnetGroupName`` RDS creates the instance outside the estate's VPC; without
-    ``VpcSecurityGroupIds`` it gets the VPC's default security group and the app cannot reach it
-    once it is promoted. Both are refused rather than left to RDS's defaults.
-    """
-    region, group = target.region, estate.db_subnet_group(target)
-    vpc = Rds(clients, region).subnet_group_vpc(group)
-    if vpc is None:
-        raise BadInput(
-            f"DB subnet group {group} not found in {region}: a replica created without it would be "
-            "placed outside the estate's VPC",
-            resource=group,
-            region=region,
-            hint=f"deploy the network and database of stack {target.stack} (pulumi up --stack "
-            f"{target.stack}), then retry",
-        )
-    name = estate.db_security_group(target)
-    groups = ec2.security_groups_named(clients, region, name, vpc)
-    if not groups:
-        raise BadInput(
-            f"no security group tagged Name={name} in VPC {vpc} ({region}): a replica created without "
-            "it would get the VPC's default security group, which the app cannot reach",
-            resource=name,
-            region=region,
-            hint=f"deploy the network of stack {target.stack} (pulumi up --stack {target.stack}), then retry",
-        )
-    return ReplicaPlacement(group, vpc, tuple(groups))
-
-
-class ReplicaSpec(Protocol):
-    """What creating a cross-region replica needs (a failback's or a reprotect's preflight)."""
-
-    target: SiteView
-    source_db: DbInstance
-    replica_id: str
-    kms_key: str | None
-    max_lag_seconds: float
-
-
-def create_replica_step(
-    estate: Estate,
-    pre: ReplicaSpec,
-    *,
-    timeout: float,
-    command: str = "failback",
-    depends_on: tuple[str, ...] = (),
-) -> Step:
-    """``CreateDBInstanceReadReplica`` of ``pre.source_db`` in ``pre.target``'s region, then wait
-    until it is available; the journal's outputs ``<command>_replica`` / ``<command>_target``
-    name it for ``--resume``."""
-    target, src, ident = pre.target, pre.source_db, pre.replica_id
-    region = target.region
-    settled = Settled()
-
-    def current(ctx: StepContext) -> DbInstance | None:
-        return Rds(clients_of(ctx), region).find_instance(ident)
-
-    def remember(ctx: StepContext) -> None:
-        if ctx.get(f"{command}_replica") != ident:
-            ctx.set(f"{command}_replica", ident)
-            ctx.set(f"{command}_target", target.stack)
-
-    def check(ctx: StepContext) -> bool:
-        inst = current(ctx)
-        done = inst is not None and is_replica_of(inst, src) and inst.status == "available"
-        if done and not ctx.dry_run:
-            remember(ctx)
-        return done
-
-    def action(ctx: StepContext) -> Any:
-        remember(ctx)
-        inst = current(ctx)
-        if inst is not None:
-            if not is_replica_of(inst, src):
-                raise BadInput(
-                    f"{ident} in {region} exists and is not a replica of {src.identifier}",
-                    resource=ident,
-                    region=region,
-                    hint=f"re-run the {command}: it moves that instance out of the way or picks another identifier",
-                )
-            return {"create": None}  # created by an earlier run: wait for it
-        kwargs: dict[str, Any] = {
-            "DBInstanceIdentifier": ident,
-            "SourceDBInstanceIdentifier": src.arn,
-            "SourceRegion": src.region,
-            "DBInstanceClass": target.database.instance_class,
-            "MultiAZ": target.database.multi_az,
-            "CopyTagsToSnapshot": True,
-            "Tags": [
-                {"Key": TAG_CREATED_BY, "Value": f"dr {command}"},
-                {"Key": TAG_RUN_ID, "Value": ctx.run_id},
-            ],
-        }
-        if pre.kms_key:
-            kwargs["KmsKeyId"] = pre.kms_key
-            kwargs["PerformanceInsightsKMSKeyId"] = pre.kms_key
-        place = replica_placement(clients_of(ctx), estate, target)
-        kwargs["DBSubnetGroupName"] = place.subnet_group
-        kwargs["VpcSecurityGroupIds"] = list(place.security_groups)
-        # After a failback this instance is production: what its stack declares for every instance.
-        kwargs.update(
-            DeletionProtection=target.database.deletion_protection,
-            StorageType=DB_STORAGE_TYPE,
-            EnableCloudwatchLogsExports=list(DB_LOG_EXPORTS),
-            EnablePerformanceInsights=True,
-            PerformanceInsightsRetentionPeriod=DB_PERFORMANCE_INSIGHTS_RETENTION_DAYS,
-            PubliclyAccessible=False,
-            Port=estate.app.database.port,
-        )
-        client = clients_of(ctx).client("rds", region)
-        with aws_errors(
-            resource=f"DB instance {ident} (replica of {src.arn})", region=region, action="create"
-        ):
-            client.create_db_instance_read_replica(**kwargs)
-        return {"create": ident}
-
-    def wait(ctx: StepContext) -> bool:
-        inst = current(ctx)
-        status = inst.status if inst else "missing"
-        return settled.observe(
-            done=inst is not None and status == "available" and is_replica_of(inst, src),
-            transitional=status in _TRANSITIONAL,
-            label=status,
-        )
-
-    return Step(
-        id="create-replica",
-        title=f"Re-protect: create read replica {ident} in {region} of {src.identifier} ({src.region})",
-        region=region,
-        service="rds",
-        depends_on=depends_on,
-        changes=f"new DB instance {ident} replicating from {src.arn}"
-        + (f" (encrypted with {estate.kms_alias(target)})" if pre.kms_key else ""),
-        operations=(
-            Operation("rds", "DescribeDBInstances", region, {"DBInstanceIdentifier": ident}, False),
-            Operation(
-                "rds",
-                "DescribeDBSubnetGroups",
-                region,
-                {"DBSubnetGroupName": estate.db_subnet_group(target)},
-                False,
-            ),
-            Operation(
-                "ec2",
-                "DescribeSecurityGroups",
-                region,
-                {"Filters": [{"Name": "tag:Name", "Values": [estate.db_security_group(target)]}]},
-                False,
-            ),
-            Operation(
-                "rds",
-                "CreateDBInstanceReadReplica",
-                region,
-                {
-                    "DBInstanceIdentifier": ident,
-                    "SourceDBInstanceIdentifier": src.arn,
-                    "SourceRegion": src.region,
-                    "KmsKeyId": pre.kms_key or "-",
-                    "DBSubnetGroupName": estate.db_subnet_group(target),
-                    "VpcSecurityGroupIds": f"tag:Name={estate.db_security_group(target)}",
-                    "DeletionProtection": target.database.deletion_protection,
-                },
-            ),
-        ),
-        check=check,
-        action=action,
-        wait=wait,
-        timeout=timeout,
-        estimate=1200.0,
-        tags={"phase": "re-protect"},
-    )
-
-
 _ASIDE_TRIES = 9
 
 
@@ -545,142 +371,6 @@ def aside_taken(inst: DbInstance) -> str:
     return f"{names[0]} … {names[-1]}"
 
 
-def move_aside_step(pre: ReplicaSpec, aside: str, *, timeout: float, command: str) -> Step:
-    """Rename the instance holding the new replica's identifier to ``aside`` (once; tagged
-    ``dr:superseded-by=<run id>`` first; never deleted). The journal's output ``<command>_aside``
-    names it for ``--resume``."""
-    region, ident, src = pre.target.region, pre.replica_id, pre.source_db
-
-    def in_the_way(ctx: StepContext) -> DbInstance | None:
-        found = Rds(clients_of(ctx), region).find_instance(ident)
-        return None if found is None or is_replica_of(found, src) else found
-
-    def check(ctx: StepContext) -> bool:
-        return in_the_way(ctx) is None
-
-    def action(ctx: StepContext) -> Any:
-        clients = clients_of(ctx)
-        found = in_the_way(ctx)
-        if found is None or Rds(clients, region).find_instance(aside) is not None:
-            return {"renamed": None}  # done (or in flight) by an earlier run
-        if found.status != "available":
-            raise GateRefused(
-                f"{ident} in {region} is {found.status}: it must be available to be renamed",
-                resource=ident,
-                region=region,
-                hint="wait until it is available, then --resume",
-            )
-        ctx.set(f"{command}_aside", aside)
-        Rds(clients, region).add_tags(found, {TAG_SUPERSEDED_BY: ctx.run_id})
-        with aws_errors(resource=f"DB instance {ident}", region=region, action=f"rename to {aside}"):
-            clients.client("rds", region).modify_db_instance(
-                DBInstanceIdentifier=ident, NewDBInstanceIdentifier=aside, ApplyImmediately=True
-            )
-        return {"renamed": {"from": ident, "to": aside}}
-
-    def wait(ctx: StepContext) -> bool:
-        # The identifier is free and the instance answers under its new name (it may still be
-        # rebooting there: the new replica does not need it).
-        return in_the_way(ctx) is None and Rds(clients_of(ctx), region).find_instance(aside) is not None
-
-    return Step(
-        id="move-aside",
-        title=f"Rename {ident} ({region}) to {aside}, out of the way of the new replica",
-        region=region,
-        service="rds",
-        changes=f"DB instance {ident} renamed {aside} (kept; tag {TAG_SUPERSEDED_BY})",
-        operations=(
-            Operation("rds", "DescribeDBInstances", region, {"DBInstanceIdentifier": ident}, False),
-            Operation("rds", "AddTagsToResource", region, {"ResourceName": ident, "Tag": TAG_SUPERSEDED_BY}),
-            Operation(
-                "rds",
-                "ModifyDBInstance",
-                region,
-                {"DBInstanceIdentifier": ident, "NewDBInstanceIdentifier": aside, "ApplyImmediately": True},
-            ),
-        ),
-        check=check,
-        action=action,
-        wait=wait,
-        timeout=timeout,
-        estimate=120.0,
-        tags={"phase": "re-protect"},
-    )
-
-
-def superseded_step(db: DbInstance, *, depends_on: tuple[str, ...]) -> Step:
-    """Tag the instance the failback left behind (``dr:superseded-by=<run id>``): it stopped
-    serving and is stale from now on, so a later ``dr failover`` refuses to promote-and-serve it
-    until ``dr reprotect`` has rebuilt the standby (an instance promoted by ``dr promote`` a moment
-    ago, without the tag, is still taken over by a failover)."""
-
-    def check(ctx: StepContext) -> bool:
-        return Rds(clients_of(ctx), db.region).tags(db).get(TAG_SUPERSEDED_BY) == ctx.run_id
-
-    def action(ctx: StepContext) -> Any:
-        Rds(clients_of(ctx), db.region).add_tags(db, {TAG_SUPERSEDED_BY: ctx.run_id})
-        return {"tagged": db.identifier}
-
-    return Step(
-        id="mark-superseded",
-        title=f"Mark {db.identifier} ({db.region}) superseded: stale from now on, until dr reprotect",
-        region=db.region,
-        service="rds",
-        changes=f"tag {TAG_SUPERSEDED_BY} on {db.identifier}",
-        depends_on=depends_on,
-        operations=(
-            Operation("rds", "ListTagsForResource", db.region, {"ResourceName": db.arn}, False),
-            Operation(
-                "rds", "AddTagsToResource", db.region, {"ResourceName": db.arn, "Tag": TAG_SUPERSEDED_BY}
-            ),
-        ),
-        check=check,
-        action=action,
-        estimate=1.0,
-        tags={"phase": "standby"},
-    )
-
-
-def in_sync_step(pre: ReplicaSpec, *, timeout: float, promoted_is_done: bool = True) -> Step:
-    """Wait until the new replica's ``ReplicaLag`` is within the budget. ``promoted_is_done``: a
-    failback resumed after its promotion has nothing to wait for."""
-    region, ident, budget = pre.target.region, pre.replica_id, pre.max_lag_seconds
-
-    def check(ctx: StepContext) -> bool:
-        inst = Rds(clients_of(ctx), region).find_instance(ident)
-        return inst is not None and not inst.is_replica  # promoted already (resumed run)
-
-    def wait(ctx: StepContext) -> bool:
-        point = replica_lag(clients_of(ctx), region, ident)
-        if point is None:
-            return False
-        ctx.set("replica_lag_seconds", point.value)
-        return point.value <= budget
-
-    return Step(
-        id="replica-in-sync",
-        title=f"Wait until {ident} ({region}) lags at most {budget:g}s",
-        region=region,
-        service="cloudwatch",
-        changes="nothing (waits for AWS/RDS ReplicaLag)",
-        depends_on=("create-replica",),
-        operations=(
-            Operation(
-                "cloudwatch",
-                "GetMetricStatistics",
-                region,
-                {"MetricName": "ReplicaLag", "DBInstanceIdentifier": ident},
-                False,
-            ),
-        ),
-        check=check if promoted_is_done else None,
-        wait=wait,
-        timeout=timeout,
-        estimate=120.0,
-        tags={"phase": "re-protect"},
-    )
-
-
 def standby_counts(estate: Estate) -> dict[str, int]:
     """Warm-standby replica counts: ``standbyReplicas`` of the site the stack files declare standby."""
     declared = estate.secondary.site.standby_replicas
@@ -689,15 +379,22 @@ def standby_counts(estate: Estate) -> dict[str, int]:
 
 def failback_plan(estate: Estate, pre: FailbackPreflight, *, timeout: float = 3600.0) -> Plan:
     source = pre.source
-    reseed = redis_step(estate, pre.target, pre.redis, timeout=timeout)
-    reseed.id = "redis-reseed"
-    reseed.tags = {"phase": "re-protect"}
-    aside = [move_aside_step(pre, pre.aside_id, timeout=timeout, command="failback")] if pre.aside_id else []
+    reseed = REDIS_READY.build(
+        estate,
+        pre.target,
+        action=pre.redis.action,
+        snapshot=pre.redis.snapshot,
+        timeout=timeout,
+        sid="redis-reseed",
+        phase="re-protect",
+    )
+    aside = [MOVE_ASIDE.build(pre, pre.aside_id, timeout=timeout, command="failback")] if pre.aside_id else []
+    create = CREATE_REPLICA.build(estate, pre, timeout=timeout, command="failback")
     steps: list[Step] = [
         *aside,
-        create_replica_step(estate, pre, timeout=timeout, depends_on=tuple(s.id for s in aside)),
+        replace(create, depends_on=tuple(s.id for s in aside)),
         reseed,
-        in_sync_step(pre, timeout=timeout),
+        replace(REPLICA_IN_SYNC.build(pre, timeout=timeout), depends_on=(create.id,)),
     ]
     # The target's pods older than the new replica are restarted now, before writes stop (not in
     # the write pause by the failover's restart-* steps, which then find them current).
@@ -717,7 +414,7 @@ def failback_plan(estate: Estate, pre: FailbackPreflight, *, timeout: float = 36
     if estate.app.hpa is not None:
         target_dep = estate.app.deployment(estate.app.hpa.deployment).name
         hpa_min = max(1, min(estate.app.hpa.min_replicas, counts.get(target_dep, 1)))
-    wl = workloads_step(
+    wl = SCALE_WORKLOADS.build(
         estate,
         source,
         counts,
@@ -725,11 +422,14 @@ def failback_plan(estate: Estate, pre: FailbackPreflight, *, timeout: float = 36
         sid="standby-workloads",
         title=f"Warm standby: deployments in {source.cluster.name} ({source.region}) to standby replicas",
     )
-    wl.depends_on = ("verify-service",)
-    ng = nodegroup_step(source, estate.secondary.cluster.nodegroup, sid="standby-nodegroup", timeout=timeout)
-    ng.depends_on = ("standby-workloads",)
-    ng.title = "Warm standby: " + ng.title
-    steps += [wl, ng, superseded_step(pre.source_db, depends_on=("verify-service",))]
+    ng = NODEGROUP_SCALE.build(
+        source, estate.secondary.cluster.nodegroup, sid="standby-nodegroup", timeout=timeout
+    )
+    steps += [
+        replace(wl, depends_on=("verify-service",)),
+        replace(ng, depends_on=(wl.id,), title="Warm standby: " + ng.title),
+        replace(MARK_SUPERSEDED.build(pre.source_db), depends_on=("verify-service",)),
+    ]
     return Plan(
         "failback",
         steps,

@@ -1,11 +1,15 @@
 """Least-privilege IAM policies per procedure (``dr iam-policy --procedure …``).
 
-Actions come from two sources:
+Actions come from three sources:
 
-* the plan's declared :class:`~dr.runbook.plan.Operation` s (``failover`` builds its plans from the
-  topology alone — both modes — with :func:`dr.procedures.stepfunctions.static_preflight`), and
-* the reads its pre-flight, checks and waits make, and the run machinery (DynamoDB lock, S3 journal
-  mirror), listed here per procedure.
+* the plan's declared :class:`~dr.runbook.plan.Operation` s — ``failover``, ``failback`` and
+  ``reprotect`` build their plans from the topology alone (:func:`static_plans`; failover in both
+  modes, with :func:`dr.procedures.stepfunctions.static_preflight`);
+* what each step's kind (:mod:`dr.steps`) reads beyond its operations (``StepKind.iam_reads``:
+  its check, action and wait), and what the procedure's pre-flight gates read (``PREFLIGHT_READS``
+  beside each ``preflight``);
+* the run machinery (DynamoDB lock, S3 journal mirror), and for the other procedures the action
+  lists kept here (:data:`_CATALOGUE`).
 
 Kubernetes operations are not IAM actions (they are authorised by the cluster's RBAC): the policy
 has ``eks:DescribeCluster`` for connecting; :func:`kubernetes_verbs` lists what RBAC must allow.
@@ -37,10 +41,12 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from dr.errors import BadInput
 from dr.runbook.lock import lock_region
+from dr.steps.redis_ready import RedisReady
+from dr.steps.traffic import MoveRecords
 
 if TYPE_CHECKING:
     from dr.runbook.plan import Plan
@@ -58,31 +64,6 @@ class Need:
     where: Where = "target"
 
 
-# Reads of the failover's pre-flight/checks/waits (beyond the plan's declared operations).
-_FAILOVER_READS = [
-    Need("eks:DescribeCluster"),
-    Need("eks:DescribeNodegroup"),
-    Need("rds:DescribeDBInstances"),
-    Need("rds:ListTagsForResource"),
-    Need("cloudwatch:GetMetricStatistics"),
-    Need("elasticache:DescribeReplicationGroups"),
-    Need("route53:ListHostedZonesByName", "global"),
-    Need("route53:ListResourceRecordSets", "global"),
-    Need("route53:GetHealthCheck", "global"),
-    Need("route53:GetHealthCheckStatus", "global"),
-    Need("route53:ListTagsForResource", "global"),
-    Need("route53:TestDNSAnswer", "global"),
-    Need("route53:GetChange", "global"),
-    Need("secretsmanager:GetSecretValue"),
-]
-_REDIS_RESTORE = [Need("elasticache:DescribeSnapshots"), Need("elasticache:CreateReplicationGroup")]
-# A restored Redis group is encrypted at rest with the site's key: the key is looked up (pre-flight)
-# and ElastiCache creates a grant on it for the caller.
-_REDIS_KMS = [Need("kms:DescribeKey"), Need("kms:CreateGrant")]
-_REDIS_KMS_PATHS = {
-    "kms:DescribeKey": "the target's Redis group is missing: the site key its restore is encrypted with",
-    "kms:CreateGrant": "the target's Redis group is missing: ElastiCache's grant on the site key",
-}
 # The run machinery: the lock (DynamoDB, target region) and the journal mirror (S3, target region).
 # Only failover and failback take the lock (snapshot/restore/ops run without it; drills pass it to
 # the failover/failback actions they run, whose own policies cover it).
@@ -97,12 +78,10 @@ _LOCK_PATHS = {
     "dynamodb:UpdateItem": "renewing the lock's lease, on runs longer than the lease",
     "dynamodb:GetItem": "reading the holder when another run holds the lock",
 }
-_FAILOVER_PATHS = {
-    "elasticache:DescribeSnapshots": "the target's Redis group is missing: restored from its newest snapshot",
-    "elasticache:CreateReplicationGroup": "the target's Redis group is missing: restored from its newest snapshot",
-    "route53:UpdateHealthCheck": "a health check is inverted (a game-day leftover): un-inverted first",
-    **_LOCK_PATHS,
-}
+# The conditional paths of the failover's steps, as their kinds declare them.
+_REDIS_PATHS = dict(RedisReady.conditional)
+_REDIS_KMS_PATHS = {a: _REDIS_PATHS.pop(a) for a in ("kms:DescribeKey", "kms:CreateGrant")}
+_FAILOVER_PATHS = {**_REDIS_PATHS, **MoveRecords.conditional, **_LOCK_PATHS}
 # Granted, but only used on paths a short run on a healthy estate does not take (action -> when).
 # The tests (tests/unit/procedures/test_iam*.py) run each procedure end to end in moto and require
 # every other granted action to be called.
@@ -160,26 +139,6 @@ VIA_KMS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 _CATALOGUE: dict[str, list[Need]] = {
-    # dr reprotect: "target" is the standby being rebuilt, "source" the serving region.
-    "reprotect": [
-        Need("route53:ListHostedZonesByName", "global"),  # which region serves
-        Need("route53:ListResourceRecordSets", "global"),
-        Need("route53:GetHealthCheck", "global"),
-        Need("route53:GetHealthCheckStatus", "global"),
-        Need("route53:ListTagsForResource", "global"),
-        Need("rds:DescribeDBInstances", "both"),
-        Need("kms:DescribeKey"),  # the standby region's data key
-        Need("rds:AddTagsToResource"),  # dr:superseded-by on the instance moved aside
-        Need("rds:ModifyDBInstance"),  # the rename (move-aside)
-        Need("rds:DescribeDBSubnetGroups"),
-        Need("ec2:DescribeSecurityGroups"),  # the new replica's security group (by its Name tag)
-        Need("rds:CreateDBInstanceReadReplica"),
-        Need("cloudwatch:GetMetricStatistics"),  # ReplicaLag of the new replica
-        Need("rds:ListTagsForResource"),  # the new replica's marker (restart of the standby's pods)
-        Need("eks:DescribeCluster"),  # connecting to the standby's cluster (its pods)
-        Need("elasticache:DescribeReplicationGroups"),  # redis-standby: the standby's group
-        *_REDIS_RESTORE,  # … restored from the estate's snapshot when it is gone
-    ],
     # dr snapshot create|list|copy|prune: every command takes --region/--to, so both regions.
     "snapshot": [
         Need("rds:DescribeDBInstances", "both"),  # the source; the destination DB's KMS key (copy)
@@ -468,6 +427,93 @@ def failover_plans(estate: Estate, target: SiteView) -> list[Plan]:
     return [failover_plan(estate, pre), failover_plan(estate, replace(pre, mode="planned"))]
 
 
+def static_plans(estate: Estate, procedure: str, target: SiteView) -> list[Plan]:
+    """The plans of ``procedure`` built from the topology alone (no API call): failover's two
+    modes; failback's to ``target`` (a planned failover behind a new replica, an old primary in
+    its way); reprotect's of the standby ``target`` (replaced, its Redis waited for)."""
+    if procedure == "failover":
+        return failover_plans(estate, target)
+    from dr.aws.rds import DbInstance
+    from dr.procedures.failover import RedisReadiness
+    from dr.procedures.stepfunctions import static_preflight
+
+    source = estate.other(target)
+    db = source.database.identifier
+    source_db = DbInstance(
+        identifier=db,
+        region=source.region,
+        arn=f"arn:aws:rds:{source.region}:000000000000:db:{db}",
+        status="available",
+        engine="postgres",
+        engine_version="-",
+        instance_class=source.database.instance_class,
+        multi_az=source.database.multi_az,
+        encrypted=True,
+        kms_key_id=None,
+        endpoint=None,
+        port=None,
+        replica_source=None,
+        replicas=(),
+        latest_restorable_time=None,
+        backup_retention_days=source.database.backup_retention_days,
+        created=None,
+        subnet_group=None,
+        security_groups=(),
+        parameter_group=None,
+        deletion_protection=False,
+    )
+    ident = target.database.identifier
+    redis = RedisReadiness(target.cache.replication_group_id, target.region, None, "wait")
+    if procedure == "failback":
+        from dr.procedures.failback import FailbackPreflight, failback_plan
+
+        pre = static_preflight(estate, target, zone_id="ZONE", health_check_id="HEALTHCHECK")
+        fb = FailbackPreflight(
+            source=source,
+            target=target,
+            source_db=source_db,
+            replica_id=ident,
+            replica_exists=False,
+            renamed=False,
+            kms_key="KMS",
+            redis=redis,
+            failover=replace(pre, mode="planned"),
+            max_lag_seconds=0.0,
+            aside_id=f"{ident}-old",
+        )
+        return [failback_plan(estate, fb)]
+    from dr.procedures.reprotect import ReprotectPreflight, reprotect_plan
+
+    rp = ReprotectPreflight(
+        source=source,
+        target=target,
+        source_db=source_db,
+        replica_id=ident,
+        existing=None,
+        aside_id=f"{ident}-old",
+        kms_key="KMS",
+        max_lag_seconds=0.0,
+        redis=redis,
+    )
+    return [reprotect_plan(estate, rp)]
+
+
+def preflight_reads(procedure: str) -> list[tuple[str, str]]:
+    """(action, where) the pre-flight gates of ``procedure`` read (failover, failback, reprotect)."""
+    from dr.procedures import failback, failover, reprotect
+
+    if procedure == "failover":
+        return list(failover.PREFLIGHT_READS)
+    if procedure == "failback":
+        return [*failover.PREFLIGHT_READS, *failback.PREFLIGHT_READS]
+    return list(reprotect.PREFLIGHT_READS)
+
+
+def _from_kinds(plans: Iterable[Plan]) -> list[tuple[str, str | None]]:
+    """What the plans' steps read beyond their operations, as their kinds declare it."""
+    return [pair for plan in plans for s in plan.steps if s.kind is not None for pair in s.kind.iam_reads(s)]
+
+
 def _from_plans(plans: Iterable[Plan]) -> list[tuple[str, str | None]]:
     return [(op.iam_action, op.region) for plan in plans for op in plan.operations() if op.service != "k8s"]
 
@@ -488,7 +534,8 @@ def needed(estate: Estate, procedure: str, target: SiteView) -> list[tuple[str, 
     out: list[tuple[str, str | None]] = []
     untouched: list[tuple[str, str | None]] = []  # no dependent actions
     needs: list[Need]
-    if procedure in ("failover", "failback"):
+    if procedure in ("failover", "failback", "reprotect"):
+        # The plan's steps (their operations and their kinds' reads) and the gates' reads.
         if procedure == "failback":
             # Failback is a failover to the primary site, behind a new replica in the other region.
             target, source = source, target
@@ -498,34 +545,18 @@ def needed(estate: Estate, procedure: str, target: SiteView) -> list[tuple[str, 
                 "both": [target.region, source.region],
                 "global": [None],
             }
+        plans = static_plans(estate, procedure, target)
+        out += _from_plans(plans) + _from_kinds(plans)
+        needs = [Need(a, cast("Where", w)) for a, w in preflight_reads(procedure)]
+        if procedure == "reprotect":
+            # The run lock and its journal mirror are in the lock table's DR copy (dr.runbook.lock).
+            out += [(n.action, lock_region(estate)) for n in _RUN]
+        else:
+            needs += _RUN
+        if procedure != "failover":
+            # a cross-region replica is also authorised on the source instance (RDS calls the
+            # source region for it)
             untouched.append(("rds:CreateDBInstanceReadReplica", source.region))
-            out += [
-                # re-protect: the new replica in the target region (a cross-region replica is also
-                # authorised on the source instance: RDS calls the source region for it, below)
-                ("rds:CreateDBInstanceReadReplica", target.region),
-                # move-aside: the old primary renamed out of the new replica's way, tagged first
-                ("rds:ModifyDBInstance", target.region),
-                ("rds:AddTagsToResource", target.region),
-                # mark-superseded: the DR instance left behind is tagged stale
-                ("rds:ListTagsForResource", source.region),
-                ("rds:AddTagsToResource", source.region),
-                ("kms:DescribeKey", target.region),  # the target region's data key (pre-flight)
-                ("rds:DescribeDBInstances", source.region),
-                ("rds:DescribeDBSubnetGroups", target.region),
-                ("ec2:DescribeSecurityGroups", target.region),  # the new replica's security group
-                # the DR side back to warm standby (standby-nodegroup)
-                ("eks:DescribeNodegroup", source.region),
-                ("eks:UpdateNodegroupConfig", source.region),
-            ]
-        out += _from_plans(failover_plans(estate, target))
-        needs = [*_FAILOVER_READS, *_REDIS_RESTORE, *_REDIS_KMS, *_RUN, Need("eks:DescribeCluster", "source")]
-        out.append(("route53:UpdateHealthCheck", None))
-    elif procedure == "reprotect":
-        # The run lock and its journal mirror are in the lock table's DR copy (dr.runbook.lock);
-        # a cross-region replica is also authorised on the source instance.
-        out += [(n.action, lock_region(estate)) for n in _RUN]
-        untouched.append(("rds:CreateDBInstanceReadReplica", source.region))
-        needs = list(_CATALOGUE[procedure])
     elif procedure == "ops":
         # scale, hpa, rollback, flags, stop/resume writes and rotate-db-secret run under the run lock
         needs = [*_CATALOGUE[procedure], *_RUN]

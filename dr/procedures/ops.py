@@ -18,14 +18,13 @@ from typing import TYPE_CHECKING, Any
 from dr.errors import BadInput
 from dr.kube import kube_of
 from dr.runbook.plan import Operation, Plan, Step, StepContext
+from dr.steps.workload_steps import STOPPED_ANNOTATION as STOPPED_ANNOTATION
 
 if TYPE_CHECKING:
     from dr.aws.session import ClientProvider
     from dr.kube import Kube
     from dr.topology import Deployment, Estate, SiteView
 
-# Deployment annotation recording the replica count before `stop-writes` (survives the laptop).
-STOPPED_ANNOTATION = "dr-toolkit/replicas-before-stop-writes"
 MAX_REPLICAS = 1000
 CIRCUIT_BREAKER_FLAG = "circuit-breaker-enabled"
 MAINTENANCE_FLAG = "maintenance-mode"

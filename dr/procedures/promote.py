@@ -30,24 +30,15 @@ from dr.procedures.support import (
     TAG_PROMOTED_FROM,
     TAG_RESTORED_FROM,
     TAG_SUPERSEDED_BY,
-    Settled,
-    clients_of,
     iso,
     utcnow,
 )
-from dr.runbook.plan import Operation, Plan, Step, StepContext
+from dr.runbook.plan import Plan
+from dr.steps import PROMOTE_REPLICA
+from dr.steps.db_promotion import RDS_BROKEN
 
 if TYPE_CHECKING:
     from dr.aws.session import ClientProvider
-
-_TRANSITIONAL = {"modifying", "rebooting", "backing-up", "upgrading", "configuring-enhanced-monitoring"}
-_BROKEN = {
-    "failed",
-    "incompatible-parameters",
-    "incompatible-restore",
-    "storage-full",
-    "inaccessible-encryption-credentials",
-}
 
 
 @dataclass
@@ -99,7 +90,7 @@ def pg_replay_lag_probe(
 ) -> LagProbe:
     """A probe reading the replica's own replay lag with psycopg (credentials from Secrets Manager,
     never printed). Raises on connection failure; :func:`preflight` turns that into a warning."""
-    from dr.procedures.restore import connect_master
+    from dr.procedures.pg_session import connect_master
 
     def probe(inst: DbInstance) -> float | None:
         if not inst.endpoint:
@@ -172,7 +163,7 @@ def preflight(
             hint="pass --db/--region of the cross-region read replica (default: the DR replica of the stack files); "
             "nothing was changed",
         )
-    if inst.status in _BROKEN:
+    if inst.status in RDS_BROKEN:
         raise BadInput(
             f"read replica {db} in {region} is {inst.status}; RDS cannot promote it in that state",
             resource=db,
@@ -235,71 +226,14 @@ def promote_plan(
     pre: PromotePreflight, *, timeout: float = 1800.0, backup_retention_days: int | None = None
 ) -> Plan:
     """Plan: one step promoting ``pre.db`` and waiting until it is standalone and available."""
-    db, region = pre.db, pre.region
-    settled = Settled()
-
-    def check(ctx: StepContext) -> bool:
-        inst = Rds(clients_of(ctx), region).describe_instance(db)
-        done = not inst.is_replica and inst.status == "available"
-        if done:
-            ctx.set("endpoint", inst.endpoint)
-        return done
-
-    def action(ctx: StepContext) -> Any:
-        clients = clients_of(ctx)
-        rds = Rds(clients, region)
-        inst = rds.describe_instance(db)
-        if inst.is_replica:
-            rds.promote(db, backup_retention_days=backup_retention_days)
-            ctx.set("promoted_at", iso(utcnow()))
-            ctx.set("lag_at_promotion_seconds", pre.lag_seconds)
-        tags = {
-            TAG_PROMOTED_FROM: inst.replica_source or pre.source or "unknown",
-            TAG_PROMOTED_AT: iso(utcnow()),
-        }
-        if pre.lag_seconds is not None:
-            tags["dr:lag-at-promotion-seconds"] = f"{pre.lag_seconds:g}"
-        Rds(clients, region).add_tags(inst, tags)
-        return {"promoted": db, "region": region}
-
-    def wait(ctx: StepContext) -> bool:
-        inst = Rds(clients_of(ctx), region).describe_instance(db)
-        if inst.status in _BROKEN:
-            raise BadInput(
-                f"DB instance {db} in {region} went to {inst.status} while promoting",
-                resource=db,
-                region=region,
-                hint="see the RDS events of the instance",
-            )
-        transitional = inst.status in _TRANSITIONAL or inst.status != "available"
-        ok = settled.observe(
-            done=not inst.is_replica and inst.status == "available",
-            transitional=transitional,
-            label=f"{inst.status}{' (replica)' if inst.is_replica else ''}",
-        )
-        if ok:
-            ctx.set("endpoint", inst.endpoint)
-            ctx.set("status_history", settled.history)
-        return ok
-
-    params: dict[str, Any] = {"DBInstanceIdentifier": db}
-    if backup_retention_days is not None:
-        params["BackupRetentionPeriod"] = backup_retention_days
-    step = Step(
-        id="promote-replica",
-        title=f"Promote read replica {db} ({region})",
-        region=region,
-        service="rds",
-        changes=f"{db} stops replicating from {pre.source or 'its source'} and becomes a writable primary",
-        operations=(
-            Operation("rds", "PromoteReadReplica", region, params),
-            Operation("rds", "AddTagsToResource", region, {"ResourceName": db}),
-        ),
-        check=check,
-        action=action,
-        wait=wait,
+    step = PROMOTE_REPLICA.build(
+        pre.db,
+        pre.region,
+        source=pre.source,
+        lag_seconds=pre.lag_seconds,
         timeout=timeout,
-        estimate=300.0,
-        tags={"phase": "database"},
+        backup_retention_days=backup_retention_days,
+        guard=False,
+        sid="promote-replica",
     )
-    return Plan("promote", [step], f"Promote {db} in {region} (lag {pre.lag_seconds}s at pre-flight)")
+    return Plan("promote", [step], f"Promote {pre.db} in {pre.region} (lag {pre.lag_seconds}s at pre-flight)")

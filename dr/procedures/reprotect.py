@@ -39,7 +39,7 @@ is the serving region).
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from dr.aws.rds import DbInstance, Rds
@@ -47,22 +47,19 @@ from dr.errors import BadInput, GateRefused, NotFound
 from dr.procedures.dns import read_state
 from dr.procedures.failback import (
     aside_taken,
-    create_replica_step,
     failback_candidates,
     free_aside_identifier,
-    in_sync_step,
     is_replica_of,
-    move_aside_step,
     replica_key,
 )
 from dr.procedures.failover import (
     DEFAULT_MAX_SNAPSHOT_AGE,
     RedisReadiness,
     redis_readiness,
-    redis_step,
     standby_pods_steps,
 )
 from dr.runbook.plan import Plan, Step
+from dr.steps import CREATE_REPLICA, MOVE_ASIDE, REDIS_READY, REPLICA_IN_SYNC
 
 if TYPE_CHECKING:
     from dr.aws.session import ClientProvider
@@ -146,6 +143,18 @@ def _check_named_source(
             region=source.region,
             hint="pass the writable (standalone) instance the application uses now, or leave --db out",
         )
+
+
+# The IAM actions the gates below read ("target": the standby being rebuilt).
+PREFLIGHT_READS: tuple[tuple[str, str], ...] = (
+    ("route53:ListHostedZonesByName", "global"),  # which region serves
+    ("route53:ListResourceRecordSets", "global"),
+    ("route53:GetHealthCheck", "global"),
+    ("route53:GetHealthCheckStatus", "global"),
+    ("route53:ListTagsForResource", "global"),
+    ("rds:DescribeDBInstances", "both"),  # the serving database; what holds the standby's identifier
+    ("kms:DescribeKey", "target"),  # the standby region's data key
+)
 
 
 def preflight(
@@ -298,23 +307,27 @@ def _redis_standby(
 def reprotect_plan(estate: Estate, pre: ReprotectPreflight, *, timeout: float = 3600.0) -> Plan:
     steps: list[Step] = []
     if pre.aside_id is not None:
-        steps.append(move_aside_step(pre, pre.aside_id, timeout=timeout, command="reprotect"))
-    steps.append(
-        create_replica_step(
-            estate,
-            pre,
-            timeout=timeout,
-            command="reprotect",
-            depends_on=tuple(s.id for s in steps),
-        )
-    )
+        steps.append(MOVE_ASIDE.build(pre, pre.aside_id, timeout=timeout, command="reprotect"))
+    create = CREATE_REPLICA.build(estate, pre, timeout=timeout, command="reprotect")
+    steps.append(replace(create, depends_on=tuple(s.id for s in steps)))
     if not pre.protected:  # a standby that already replicates: its lag is readiness's business
-        steps.append(in_sync_step(pre, timeout=timeout, promoted_is_done=False))
+        steps.append(
+            replace(
+                REPLICA_IN_SYNC.build(pre, timeout=timeout, promoted_is_done=False), depends_on=(create.id,)
+            )
+        )
     steps += standby_pods_steps(estate, pre.target, pre.replica_id, after=(steps[-1].id,), timeout=timeout)
     if pre.redis is not None:
-        redis = redis_step(estate, pre.target, pre.redis, timeout=timeout)
-        redis.id = "redis-standby"
-        steps.append(redis)
+        steps.append(
+            REDIS_READY.build(
+                estate,
+                pre.target,
+                action=pre.redis.action,
+                snapshot=pre.redis.snapshot,
+                timeout=timeout,
+                sid="redis-standby",
+            )
+        )
     return Plan(
         "reprotect",
         steps,

@@ -35,9 +35,6 @@ from dr.procedures.pg_session import (
     master_credentials,
     run_checks,
 )
-
-# re-exported until every importer names dr.procedures.pg_session (merge in progress)
-from dr.procedures.pg_session import connect_master as connect_master
 from dr.procedures.support import (
     TAG_CREATED_BY,
     TAG_RESTORED_FROM,

@@ -8,43 +8,53 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from dr.errors import BadInput
 
+# Shared with the step catalogue (defined there: steps sit below procedures).
+from dr.steps.base import (
+    TAG_CREATED_BY as TAG_CREATED_BY,
+)
+from dr.steps.base import (
+    TAG_PROMOTED_AT as TAG_PROMOTED_AT,
+)
+from dr.steps.base import (
+    TAG_PROMOTED_FROM as TAG_PROMOTED_FROM,
+)
+from dr.steps.base import (
+    TAG_RUN_ID as TAG_RUN_ID,
+)
+from dr.steps.base import (
+    TAG_SUPERSEDED_BY as TAG_SUPERSEDED_BY,
+)
+from dr.steps.base import (
+    Settled as Settled,
+)
+from dr.steps.base import (
+    clients_of as clients_of,
+)
+from dr.steps.base import (
+    iso as iso,
+)
+from dr.steps.base import (
+    set_clock as set_clock,
+)
+from dr.steps.base import (
+    utcnow as utcnow,
+)
+
 if TYPE_CHECKING:
     from dr.aws.session import ClientProvider
-    from dr.runbook.plan import StepContext
     from dr.topology import Estate, SiteView
 
 SNAPSHOT_PREFIX = "manual-snapshot-"
-# Tag keys the toolkit sets on what it creates or changes.
-TAG_CREATED_BY = "dr:created-by"
-TAG_RUN_ID = "dr:run-id"
-TAG_PROMOTED_FROM = "dr:promoted-from"
-TAG_PROMOTED_AT = "dr:promoted-at"
 TAG_RESTORED_FROM = "dr:restored-from"
-# A failback (or a reprotect moving it aside) left this instance behind: stale from then on.
-TAG_SUPERSEDED_BY = "dr:superseded-by"
 
 _RDS_ID = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,62}$")
 _CACHE_ID = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$", re.IGNORECASE)
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-# Injectable clock (tests freeze it).
-_now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)  # noqa: E731
-
-
-def utcnow() -> dt.datetime:
-    return _now()
-
-
-def set_clock(fn: Callable[[], dt.datetime] | None) -> None:
-    """Tests: freeze or restore the clock procedures use."""
-    global _now
-    _now = fn or (lambda: dt.datetime.now(dt.UTC))
 
 
 def lag_budget(estate: Estate, max_lag: str | None, *, option: str = "--max-lag") -> dt.timedelta:
@@ -83,12 +93,6 @@ def parse_time(text: str, *, option: str = "--time") -> dt.datetime:
     if value.tzinfo is None:
         value = value.replace(tzinfo=dt.UTC)
     return value.astimezone(dt.UTC)
-
-
-def iso(value: dt.datetime | None) -> str:
-    if value is None:
-        return "-"
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def snapshot_name(now: dt.datetime | None = None, prefix: str = SNAPSHOT_PREFIX) -> str:
@@ -140,36 +144,3 @@ def human_age(delta: dt.timedelta) -> str:
 def services(clients: ClientProvider, estate: Estate, **extra: Any) -> dict[str, Any]:
     """The ``services`` mapping every procedure's steps expect."""
     return {"clients": clients, "estate": estate, **extra}
-
-
-def clients_of(ctx: StepContext) -> ClientProvider:
-    provider: ClientProvider = ctx["clients"]
-    return provider
-
-
-class Settled:
-    """Completion predicate state: trust a final state only after a change was observed.
-
-    ``observe(done, transitional)`` returns True when ``done`` holds and either a transitional
-    state was seen since the action, or ``done`` held on ``confirmations`` consecutive polls (the
-    change had already completed before the first poll — e.g. moto, or a fast sandbox).
-    """
-
-    def __init__(self, confirmations: int = 2) -> None:
-        self.confirmations = confirmations
-        self.seen_transition = False
-        self.streak = 0
-        self.history: list[str] = []
-
-    def observe(self, *, done: bool, transitional: bool, label: str = "") -> bool:
-        if label and (not self.history or self.history[-1] != label):
-            self.history.append(label)
-        if transitional:
-            self.seen_transition = True
-            self.streak = 0
-            return False
-        if not done:
-            self.streak = 0
-            return False
-        self.streak += 1
-        return self.seen_transition or self.streak >= self.confirmations

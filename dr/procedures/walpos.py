@@ -28,7 +28,7 @@ from dr.aws.rds import Rds
 
 if TYPE_CHECKING:
     from dr.aws.session import ClientProvider
-    from dr.procedures.restore import Connector
+    from dr.procedures.pg_session import Connector
 
 SOURCE_SQL = "SELECT pg_is_in_recovery(), pg_current_wal_lsn()::text"
 REPLICA_SQL = "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text"
@@ -90,7 +90,7 @@ class CatchUp:
         self.last: Positions | None = None
 
     def _query(self, ref: DbRef, sql: str) -> tuple[bool, str]:
-        from dr.procedures.restore import connect_master
+        from dr.procedures.pg_session import connect_master
 
         inst = Rds(self.clients, ref.region).describe_instance(ref.identifier)
         if not inst.endpoint:

@@ -7,15 +7,18 @@ API calls from inside AWS (so a failover does not depend on an operator's laptop
   series-parallel is represented exactly. Any other DAG is approximated: a series split is made at a
   downward-closed cut (every dependency is still honoured), choosing the cut that loses the least
   parallelism by the steps' estimates; :func:`structure_loss` reports the estimated cost.
+* **Steps** — each step's kind (``Step.kind``, the catalogue in :mod:`dr.steps`) emits its own
+  states through this module's generic helpers (:meth:`_Emitter.task`, ``poll``, ``chain``,
+  ``sequence``, the ``eks:call`` mapping); a step without a kind gets :meth:`_Emitter.generic`.
 * **Calls** — each mutating :class:`~dr.runbook.plan.Operation` becomes an AWS SDK integration Task
   ``arn:aws:states:::aws-sdk:<service>:<camelCaseAction>`` (parameters in PascalCase, as Step
   Functions expects). Kubernetes operations become ``arn:aws:states:::eks:call`` Tasks; the cluster
   endpoint and CA are read at the start of the execution with ``eks:describeCluster`` in the
   cluster's own region, so nothing is baked in and nothing is read from another region.
-* **Waits** — a step whose action has a known completion condition gets a poll loop:
+* **Waits** — a kind whose action has a known completion condition emits a poll loop:
   Describe Task -> Choice (done / failed / timed out) -> Wait (back-off doubling up to a cap) -> Describe.
   These loops are the only cycles in the definition.
-* **Idempotency** — ``rds:PromoteReadReplica`` is guarded (Describe; when no longer a replica,
+* **Idempotency** — ``rds:PromoteReadReplica`` is guarded by its kind (Describe; when no longer a replica,
   an execution started with input ``{"resume": true}`` waits for the promotion it resumes, any
   other fails ``DrNotAReadReplica``: the instance may be stale since a failback); UPSERTs, scaling
   and patches are idempotent by nature.
@@ -42,6 +45,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from dr.runbook.asl_checks import SDK_ERROR_PREFIX
+from dr.runbook.asl_checks import aws_rule_problems as aws_rule_problems
+from dr.runbook.asl_checks import validate_definition as validate_definition
 from dr.runbook.plan import Operation, Plan, Step
 
 __all__ = [
@@ -54,17 +60,6 @@ __all__ = [
     "validate_definition",
 ]
 
-# Step Functions' aws-sdk error prefixes (the service's SDK class name).
-_ERROR_PREFIX = {
-    "rds": "Rds",
-    "route53": "Route53",
-    "eks": "Eks",
-    "elasticache": "ElastiCache",
-    "secretsmanager": "SecretsManager",
-    "cloudwatch": "CloudWatch",
-    "s3": "S3",
-    "dynamodb": "DynamoDb",
-}
 # Step Functions names an aws-sdk error <Service>.<Code>, with "Exception" appended when the code
 # lacks it: names without the suffix ("Rds.Throttling") never match.
 _THROTTLE_CODES = (
@@ -72,16 +67,7 @@ _THROTTLE_CODES = (
     "TooManyRequestsException",
     "PriorRequestNotCompleteException",
 )
-_RDS_BROKEN = (
-    "failed",
-    "incompatible-parameters",
-    "incompatible-restore",
-    "storage-full",
-    "inaccessible-encryption-credentials",
-)
 _RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
-# Only strings from DescribeDBInstances (a missing field is an empty list, not a runtime error).
-_DB_SELECTOR = {"db.$": "$.DBInstances[0]"}
 
 
 @dataclass(frozen=True)
@@ -240,95 +226,8 @@ def structure_loss(plan: Plan) -> float:
 # ---------------------------------------------------------------------------------------------
 
 
-# Route53 considers an endpoint healthy when MORE than 18 % of its checkers report it healthy.
-_HEALTHY_PERCENT = 18
-# Checker observations the health Choice decides for (Route53 reports about 16-24); more: not done.
-_MAX_CHECKERS = 256
-
-
-def _mark_reports(items: str, result: str, fail: str, names: tuple[str, str, str]) -> dict[str, Any]:
-    """Map each checker observation to "Y" (its report starts with ``Success``) or "N".
-    ``names``: the inner states' (machine-wide unique) names: the test, success, failure."""
-    test, yes, no = names
-    return {
-        "Type": "Map",
-        "ItemsPath": items,
-        "ItemProcessor": {
-            "ProcessorConfig": {"Mode": "INLINE"},
-            "StartAt": test,
-            "States": {
-                test: {
-                    "Type": "Choice",
-                    "Choices": [
-                        {
-                            "And": [
-                                {"Variable": "$.StatusReport.Status", "IsPresent": True},
-                                {"Variable": "$.StatusReport.Status", "StringMatches": "Success*"},
-                            ],
-                            "Next": yes,
-                        }
-                    ],
-                    "Default": no,
-                },
-                yes: {"Type": "Pass", "Result": "Y", "End": True},
-                no: {"Type": "Pass", "Result": "N", "End": True},
-            },
-        },
-        "ResultPath": result,
-        "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": fail}],
-    }
-
-
-def _healthy_checkers(n: str, split: str) -> dict[str, Any]:
-    """Choice rule: successes (``split`` - 1) > 18 % of ``n`` observations, exactly.
-
-    ASL has no multiplication: for each run of ``n`` sharing one threshold t = floor(18 n / 100)
-    + 1 (the fewest successes over 18 %), the rule is n in that run and split >= t + 1."""
-    runs: dict[int, list[int]] = {}
-    for count in range(1, _MAX_CHECKERS + 1):
-        runs.setdefault(count * _HEALTHY_PERCENT // 100 + 1, []).append(count)
-    return {
-        "Or": [
-            {
-                "And": [
-                    {"Variable": n, "NumericGreaterThanEquals": counts[0]},
-                    {"Variable": n, "NumericLessThanEquals": counts[-1]},
-                    {"Variable": split, "NumericGreaterThanEquals": least + 1},
-                ]
-            }
-            for least, counts in sorted(runs.items())
-        ]
-    }
-
-
-def _rolled_out(k: str) -> dict[str, Any]:
-    """Choice rule: ``kubectl rollout status`` done for the Deployment read at ``k`` (as
-    :attr:`dr.kube.DeploymentInfo.rolled_out`): the controller has observed the current generation
-    (right after a restart PATCH the old pods still count as ready), every replica runs the new
-    template, no old pod is left, and the new ones are available and ready."""
-    st, spec = f"{k}.status", f"{k}.spec"
-
-    def present(field: str) -> dict[str, Any]:
-        return {"Variable": f"{st}.{field}", "IsPresent": True}
-
-    return {
-        "And": [
-            present("observedGeneration"),
-            {"Variable": f"{st}.observedGeneration", "NumericGreaterThanEqualsPath": f"{k}.meta.generation"},
-            present("updatedReplicas"),
-            {"Variable": f"{st}.updatedReplicas", "NumericGreaterThanEqualsPath": f"{spec}.replicas"},
-            present("replicas"),
-            {"Variable": f"{st}.replicas", "NumericLessThanEqualsPath": f"{st}.updatedReplicas"},
-            present("availableReplicas"),
-            {"Variable": f"{st}.availableReplicas", "NumericGreaterThanEqualsPath": f"{st}.updatedReplicas"},
-            present("readyReplicas"),
-            {"Variable": f"{st}.readyReplicas", "NumericGreaterThanEqualsPath": f"{spec}.replicas"},
-        ]
-    }
-
-
 def _retry(service: str, *, read: bool) -> list[dict[str, Any]]:
-    prefix = _ERROR_PREFIX.get(service, service.capitalize())
+    prefix = SDK_ERROR_PREFIX.get(service, service.capitalize())
     retry: list[dict[str, Any]] = [
         {
             "ErrorEquals": [f"{prefix}.{code}" for code in _THROTTLE_CODES],
@@ -563,532 +462,98 @@ class _Emitter:
 
     # -- one step ----------------------------------------------------------------------------------
     def step(self, states: dict[str, Any], step: Step, next_name: str | None, fail: str) -> str:
-        """Emit the states of ``step``; returns its first state."""
+        """Emit the states of ``step`` (its kind's lowering); returns its first state."""
+        if step.kind is not None:
+            return step.kind.lower(self, states, step, next_name, fail)
+        return self.generic(states, step, next_name, fail)
+
+    def generic(self, states: dict[str, Any], step: Step, next_name: str | None, fail: str) -> str:
+        """A step without its own lowering: each mutating operation one Task (Kubernetes ones
+        through ``eks:call``); a read-only step makes its first callable read once."""
         sid = step.id
         blocks: list[Callable[[str | None], str]] = []
-        ops = list(step.operations)
-        mutating = [op for op in ops if op.mutating]
-        reads = [op for op in ops if not op.mutating]
-
-        def add(fn: Callable[[str | None], str]) -> None:
-            blocks.append(fn)
-
-        promote = next(
-            (op for op in mutating if (op.service, op.action) == ("rds", "PromoteReadReplica")), None
-        )
-        if promote is not None:
-            add(functools.partial(self._promote, states, sid, promote, list(mutating), fail=fail))
-            mutating = [op for op in mutating if op.service != "rds"]
-        for op in mutating:
-            add(functools.partial(self._mutation, states, sid, op, fail=fail))
+        for op in (op for op in step.operations if op.mutating):
+            blocks.append(functools.partial(self.mutation, states, sid, op, fail=fail))
         if not step.mutating:
-            waited = False
-            for op in reads:
-                made = self._read_wait(states, sid, op, fail)
-                if made is not None:
-                    add(made)
-                    waited = True
-            callable_reads = [op for op in reads if op.params and op.service != "k8s"]
-            if not waited and callable_reads:
-                add(lambda nxt: self._single_read(states, sid, callable_reads[0], nxt, fail))
-        if not blocks:
-            name = self.name(f"{sid}: nothing to call")
+            reads = [op for op in step.operations if op.params and op.service != "k8s"]
+            if reads:
+                blocks.append(functools.partial(self.single_read, states, sid, reads[0], fail=fail))
+        return self.sequence(states, step, blocks, next_name)
+
+    def sequence(
+        self,
+        states: dict[str, Any],
+        step: Step,
+        blocks: Iterable[Callable[[str | None], str]],
+        next_name: str | None,
+    ) -> str:
+        """Chain ``blocks`` (each emits its states given its successor, returns its first) in
+        order, then to ``next_name``; no block: a Pass naming the step."""
+        todo = list(blocks)
+        if not todo:
+            name = self.name(f"{step.id}: nothing to call")
             states[name] = {"Type": "Pass", "Comment": step.title}
             self.chain(states, [name], next_name)
             return name
         nxt = next_name
-        for block in reversed(blocks):
+        for block in reversed(todo):
             nxt = block(nxt)
         assert nxt is not None
         return nxt
 
-    def _promote(
-        self,
-        states: dict[str, Any],
-        sid: str,
-        op: Operation,
-        all_ops: list[Operation],
-        next_name: str | None,
-        fail: str,
-    ) -> str:
-        db = str(op.params["DBInstanceIdentifier"])
-        key = _safe(sid)
-        describe = self.name(f"{sid}: describe {db}")
-        is_replica = self.name(f"{sid}: {db} still a replica?")
-        resumed = self.name(f"{sid}: resuming an interrupted failover?")
-        resume_flag = self.name(f"{sid}: resume requested?")
-        stale = self.name(f"{sid}: {db} is not a read replica")
-        promote = self.name(f"{sid}: promote {db}")
-        tag = self.name(f"{sid}: tag {db}")
-        wait_start = self.poll(
-            states,
-            sid,
-            "promotion",
-            (sdk_resource("rds", "DescribeDBInstances"), {"DBInstanceIdentifier": db}, "rds"),
-            {
-                "And": [
-                    {
-                        "Variable": "$.seen."
-                        + _safe(f"{sid}_promotion")
-                        + ".db.ReadReplicaSourceDBInstanceIdentifier",
-                        "IsPresent": False,
-                    },
-                    {
-                        "Variable": "$.seen." + _safe(f"{sid}_promotion") + ".db.DBInstanceStatus",
-                        "StringEquals": "available",
-                    },
-                ]
-            },
-            {
-                "Or": [
-                    {
-                        "Variable": "$.seen." + _safe(f"{sid}_promotion") + ".db.DBInstanceStatus",
-                        "StringEquals": s,
-                    }
-                    for s in _RDS_BROKEN
-                ]
-            },
-            next_name,
-            fail,
-            selector=_DB_SELECTOR,
-        )
-        self.task(
-            states,
-            describe,
-            sdk_resource("rds", "DescribeDBInstances"),
-            {"DBInstanceIdentifier": db},
-            service="rds",
-            read=True,
-            result_path=f"$.db.{key}",
-            fail=fail,
-            result_selector={"instance.$": "$.DBInstances[0]"},
-        )
-        states[describe]["Next"] = is_replica
-        states[is_replica] = {
-            "Type": "Choice",
-            "Choices": [
-                {
-                    "Variable": f"$.db.{key}.instance.ReadReplicaSourceDBInstanceIdentifier",
-                    "IsPresent": True,
-                    "Next": promote,
-                }
-            ],
-            "Default": resumed,
-        }
-        # Standalone already: an execution resuming an interrupted failover (input {"resume": true})
-        # waits for the promotion it started; any other is refused — the instance may be left over
-        # from an earlier failover and stale since a failback (DNS must not move to it).
-        states[resumed] = {
-            "Type": "Choice",
-            "Choices": [{"Variable": "$.resume", "IsPresent": True, "Next": resume_flag}],
-            "Default": stale,
-        }
-        states[resume_flag] = {
-            "Type": "Choice",
-            "Choices": [{"Variable": "$.resume", "BooleanEquals": True, "Next": wait_start}],
-            "Default": stale,
-        }
-        states[stale] = {
-            "Type": "Fail",
-            "Error": "DrNotAReadReplica",
-            "Cause": f"step {sid}: {db} is not a read replica (promoted by an earlier failover, maybe stale "
-            "since a failback): run `dr reprotect` first, or resume the interrupted failover "
-            '(execution input {"resume": true})',
-        }
-        params = {k: v for k, v in op.params.items()}
-        self.task(
-            states,
-            promote,
-            sdk_resource("rds", "PromoteReadReplica"),
-            _pascal(params),
-            service="rds",
-            read=False,
-            result_path=None,
-            fail=fail,
-        )
-        if any(o.action == "AddTagsToResource" for o in all_ops):
-            states[promote]["Next"] = tag
-            self.task(
-                states,
-                tag,
-                sdk_resource("rds", "AddTagsToResource"),
-                {
-                    "ResourceName.$": f"$.db.{key}.instance.DBInstanceArn",
-                    "Tags": [
-                        {
-                            "Key": "dr:promoted-from",
-                            "Value.$": f"$.db.{key}.instance.ReadReplicaSourceDBInstanceIdentifier",
-                        },
-                        {"Key": "dr:promoted-at", "Value.$": "$$.State.EnteredTime"},
-                        {"Key": "dr:promoted-by", "Value.$": "$$.Execution.Id"},
-                    ],
-                },
-                service="rds",
-                read=False,
-                result_path=None,
-                fail=fail,
-            )
-            states[tag]["Next"] = wait_start
-        else:
-            states[promote]["Next"] = wait_start
-        return describe
-
-    def _mutation(
+    def mutation(
         self, states: dict[str, Any], sid: str, op: Operation, next_name: str | None, fail: str
     ) -> str:
+        """One mutating call, nothing waited for (Kubernetes through ``eks:call``)."""
         if op.service == "k8s":
-            method, path, body = self.k8s(op, sid)
-            name = self.name(
-                f"{sid}: {op.action} {op.params.get('name') or op.params.get('deployment', '')}".strip()
-            )
-            self.task(
-                states,
-                name,
-                "arn:aws:states:::eks:call",
-                self.eks_call(op, method, path, body),
-                service="eks",
-                read=False,
-                result_path=None,
-                fail=fail,
-            )
-            if op.action == "PatchSecret":
-                # The promoted endpoint, read in the target region (nothing from the source region).
-                ep = self.name(f"{sid}: read promoted endpoint")
-                db = next(
-                    (
-                        str(o.params["DBInstanceIdentifier"])
-                        for o in self.plan.operations()
-                        if o.action == "PromoteReadReplica"
-                    ),
-                    None,
-                )
-                if db is not None:
-                    self.task(
-                        states,
-                        ep,
-                        sdk_resource("rds", "DescribeDBInstances"),
-                        {"DBInstanceIdentifier": db},
-                        service="rds",
-                        read=True,
-                        result_path="$.endpoint",
-                        fail=fail,
-                        result_selector={"address.$": "$.DBInstances[0].Endpoint.Address"},
-                    )
-                    states[name]["Parameters"]["RequestBody"] = {
-                        "metadata": {"annotations": {"dr-toolkit/db-endpoint.$": "$.endpoint.address"}}
-                    }
-                    states[name]["Comment"] = (
-                        f"Annotates the secret with {db}'s endpoint (dr-toolkit/db-endpoint); the URL is "
-                        "not rewritten (credentials would land in the execution history). The secret "
-                        "deployed by Pulumi already names this endpoint: RDS keeps a read replica's "
-                        "address when it is promoted. The rolling restart that follows reconnects the pods "
-                        "(always: the machine cannot tell whether a pod predates the instance)."
-                    )
-                    states[ep]["Next"] = name
-                    self.chain(states, [name], next_name)
-                    return ep
-            self.chain(states, [name], next_name)
-            return name
-        if (op.service, op.action) == ("route53", "ChangeResourceRecordSets"):
-            return self._route53_swap(states, sid, op, next_name, fail)
-        params = dict(op.params)
-        if (op.service, op.action) == ("route53", "UpdateHealthCheck"):
-            params.pop("Name", None)
-        if (op.service, op.action) == ("elasticache", "CreateReplicationGroup"):
-            params.setdefault("ReplicationGroupDescription", "restored by dr-toolkit (Step Functions)")
-        if (op.service, op.action) == ("eks", "UpdateNodegroupConfig"):
-            sc = params.get("scalingConfig") or {}
-            params["scalingConfig"] = {
-                "minSize": sc.get("min", sc.get("minSize")),
-                "maxSize": sc.get("max", sc.get("maxSize")),
-                "desiredSize": sc.get("desired", sc.get("desiredSize")),
-            }
-        name = self.name(f"{sid}: {op.service} {op.action}")
-        self.task(
+            name = self.k8s_task(states, sid, op, fail)
+        else:
+            name = self.name(f"{sid}: {op.service} {op.action}")
+            self.sdk_task(states, name, op, dict(op.params), sid=sid, fail=fail)
+        self.chain(states, [name], next_name)
+        return name
+
+    def sdk_task(
+        self,
+        states: dict[str, Any],
+        name: str,
+        op: Operation,
+        params: Mapping[str, Any],
+        *,
+        sid: str,
+        fail: str,
+    ) -> dict[str, Any]:
+        """The aws-sdk Task of a mutating ``op`` with ``params`` (PascalCased); result under ``$.out``."""
+        return self.task(
             states,
             name,
             sdk_resource(op.service, op.action),
-            _pascal(params),
+            _pascal(dict(params)),
             service=op.service,
             read=False,
             result_path=f"$.out.{_safe(sid)}",
             fail=fail,
         )
-        waiter = self._mutation_wait(states, sid, op, next_name, fail)
-        self.chain(states, [name], waiter)
+
+    def k8s_task(self, states: dict[str, Any], sid: str, op: Operation, fail: str) -> str:
+        """The ``eks:call`` Task of a Kubernetes ``op`` (not linked)."""
+        method, path, body = self.k8s(op, sid)
+        name = self.name(
+            f"{sid}: {op.action} {op.params.get('name') or op.params.get('deployment', '')}".strip()
+        )
+        self.task(
+            states,
+            name,
+            "arn:aws:states:::eks:call",
+            self.eks_call(op, method, path, body),
+            service="eks",
+            read=False,
+            result_path=None,
+            fail=fail,
+        )
         return name
 
-    def _mutation_wait(
-        self, states: dict[str, Any], sid: str, op: Operation, next_name: str | None, fail: str
-    ) -> str | None:
-        p = op.params
-        if (op.service, op.action) == ("eks", "UpdateNodegroupConfig"):
-            k = "$.seen." + _safe(f"{sid}_nodegroup")
-            return self.poll(
-                states,
-                sid,
-                "nodegroup",
-                (
-                    sdk_resource("eks", "DescribeNodegroup"),
-                    {"ClusterName": p["clusterName"], "NodegroupName": p["nodegroupName"]},
-                    "eks",
-                ),
-                {"Variable": f"{k}.status", "StringEquals": "ACTIVE"},
-                {
-                    "Or": [
-                        {"Variable": f"{k}.status", "StringEquals": s}
-                        for s in ("DEGRADED", "CREATE_FAILED", "DELETE_FAILED")
-                    ]
-                },
-                next_name,
-                fail,
-                selector={"status.$": "$.Nodegroup.Status"},
-            )
-        if (op.service, op.action) == ("elasticache", "CreateReplicationGroup"):
-            k = "$.seen." + _safe(f"{sid}_cache")
-            return self.poll(
-                states,
-                sid,
-                "cache",
-                (
-                    sdk_resource("elasticache", "DescribeReplicationGroups"),
-                    {"ReplicationGroupId": p["ReplicationGroupId"]},
-                    "elasticache",
-                ),
-                {"Variable": f"{k}.group.Status", "StringEquals": "available"},
-                {"Variable": f"{k}.group.Status", "StringEquals": "create-failed"},
-                next_name,
-                fail,
-                selector={"group.$": "$.ReplicationGroups[0]"},
-            )
-        return next_name
-
-    def _route53_swap(
-        self, states: dict[str, Any], sid: str, op: Operation, next_name: str | None, fail: str
-    ) -> str:
-        """One change batch per zone built from the records as they are at run time: each record
-        DELETEd exactly as listed, then CREATEd with its new role (Route53 validates the batch as a
-        whole; never an intermediate state with two records of one role)."""
-        zone = str(op.params["HostedZoneId"])
-        changes = [c for c in op.params.get("Changes") or [] if c.get("Action") != "DELETE"]
-        record = self.o.record
-        if not record:
-            raise ValueError(
-                f"step {sid}: AslOptions.record (the failover record name) is required for Route53 changes"
-            )
-        fqdn = record.rstrip(".") + "."
-        key = _safe(sid)
-        read = self.name(f"{sid}: read {record} records")
-        pick = self.name(f"{sid}: build change batch")
-        change = self.name(f"{sid}: route53 ChangeResourceRecordSets")
-        self.task(
-            states,
-            read,
-            sdk_resource("route53", "ListResourceRecordSets"),
-            {"HostedZoneId": zone, "StartRecordName": fqdn, "StartRecordType": "A", "MaxItems": "10"},
-            service="route53",
-            read=True,
-            result_path=f"$.r53.{key}",
-            fail=fail,
-            result_selector={"sets.$": "$.ResourceRecordSets"},
-        )
-        picks: dict[str, Any] = {}
-        built: dict[str, Any] = {}
-        # The listing starts at the record but runs on into the names after it: every pick
-        # matches the record's own name (Route53 lists names lower-case, with the final dot).
-        named = f"@.Name == '{fqdn.lower().replace(chr(39), '')}'"
-        for i, ch in enumerate(changes):
-            ident = str(ch["SetIdentifier"]).replace("'", "")
-            target = (self.o.target_set_identifier or "").replace("'", "")
-            if target and ident != target and len(changes) == 2:
-                # Two sites: "the other" record is whichever is not the target's (its set
-                # identifier need not be known when the definition is compiled).
-                picks[f"r{i}.$"] = (
-                    f"$.r53.{key}.sets[?({named} && @.SetIdentifier != '{target}' && @.Type == 'A' && @.Failover)]"
-                )
-            else:
-                picks[f"r{i}.$"] = f"$.r53.{key}.sets[?({named} && @.SetIdentifier == '{ident}')]"
-            picks[f"role{i}"] = {"Failover": str(ch["Failover"])}
-            built[f"d{i}"] = {
-                "Action": "DELETE",
-                "ResourceRecordSet.$": f"States.ArrayGetItem($.pick.{key}.r{i}, 0)",
-            }
-            built[f"c{i}"] = {
-                "Action": "CREATE",
-                "ResourceRecordSet.$": f"States.JsonMerge(States.ArrayGetItem($.pick.{key}.r{i}, 0), "
-                f"$.pick.{key}.role{i}, false)",
-            }
-        build = self.name(f"{sid}: set new roles")
-        states[pick] = {"Type": "Pass", "Parameters": picks, "ResultPath": f"$.pick.{key}", "Next": build}
-        states[build] = {"Type": "Pass", "Parameters": built, "ResultPath": f"$.batch.{key}"}
-        batch_params = {
-            "HostedZoneId": zone,
-            "ChangeBatch": {
-                "Comment": f"dr-toolkit step functions: {sid}",
-                "Changes.$": "States.Array("
-                + ", ".join(
-                    [f"$.batch.{key}.d{i}" for i in range(len(changes))]
-                    + [f"$.batch.{key}.c{i}" for i in range(len(changes))]
-                )
-                + ")",
-            },
-        }
-        self.task(
-            states,
-            change,
-            sdk_resource("route53", "ChangeResourceRecordSets"),
-            batch_params,
-            service="route53",
-            read=False,
-            result_path=f"$.r53change.{key}",
-            fail=fail,
-            result_selector={"id.$": "$.ChangeInfo.Id"},
-        )
-        states[read]["Next"] = pick
-        states[build]["Next"] = change
-        k = "$.seen." + _safe(f"{sid}_change")
-        waiter = self.poll(
-            states,
-            sid,
-            "change",
-            (sdk_resource("route53", "GetChange"), {"Id.$": f"$.r53change.{key}.id"}, "route53"),
-            {"Variable": f"{k}.status", "StringEquals": "INSYNC"},
-            None,
-            next_name,
-            fail,
-            selector={"status.$": "$.ChangeInfo.Status"},
-        )
-        states[change]["Next"] = waiter
-        return read
-
-    def _read_wait(
-        self, states: dict[str, Any], sid: str, op: Operation, fail: str
-    ) -> Callable[[str | None], str] | None:
-        p = op.params
-        if (op.service, op.action) == ("route53", "GetHealthCheckStatus") and p.get("HealthCheckId"):
-            k = "$.seen." + _safe(f"{sid}_health")
-
-            def health(nxt: str | None) -> str:
-                marks = self.name(f"{sid}: mark each checker's report")
-                count = self.name(f"{sid}: count healthy checkers")
-                return self.poll(
-                    states,
-                    sid,
-                    "health",
-                    (
-                        sdk_resource("route53", "GetHealthCheckStatus"),
-                        {"HealthCheckId": p["HealthCheckId"]},
-                        "route53",
-                    ),
-                    _healthy_checkers(f"{k}.count.n", f"{k}.count.split"),
-                    None,
-                    nxt,
-                    fail,
-                    selector={"obs.$": "$.HealthCheckObservations"},
-                    between=[
-                        (
-                            marks,
-                            _mark_reports(
-                                f"{k}.obs",
-                                f"{k}.marks",
-                                fail,
-                                (
-                                    self.name(f"{sid}: report says success?"),
-                                    self.name(f"{sid}: checker reports success"),
-                                    self.name(f"{sid}: checker reports failure"),
-                                ),
-                            ),
-                        ),
-                        (
-                            count,
-                            {
-                                "Type": "Pass",
-                                "Parameters": {
-                                    "n.$": f"States.ArrayLength({k}.obs)",
-                                    # one "Y" per successful report: the JSON text of the marks
-                                    # split on "Y" has (successes + 1) pieces
-                                    "split.$": f"States.ArrayLength(States.StringSplit("
-                                    f"States.JsonToString({k}.marks), 'Y'))",
-                                },
-                                "ResultPath": f"{k}.count",
-                            },
-                        ),
-                    ],
-                )
-
-            return health
-        if (op.service, op.action) == ("rds", "DescribeDBInstances"):
-            k = "$.seen." + _safe(f"{sid}_db")
-
-            def db(nxt: str | None) -> str:
-                return self.poll(
-                    states,
-                    sid,
-                    "db",
-                    (
-                        sdk_resource("rds", "DescribeDBInstances"),
-                        {"DBInstanceIdentifier": p["DBInstanceIdentifier"]},
-                        "rds",
-                    ),
-                    {
-                        "And": [
-                            {"Variable": f"{k}.db.DBInstanceStatus", "StringEquals": "available"},
-                            {"Variable": f"{k}.db.ReadReplicaSourceDBInstanceIdentifier", "IsPresent": False},
-                        ]
-                    },
-                    None,
-                    nxt,
-                    fail,
-                    selector=_DB_SELECTOR,
-                )
-
-            return db
-        if (op.service, op.action) == ("elasticache", "DescribeReplicationGroups"):
-            k = "$.seen." + _safe(f"{sid}_cache")
-
-            def cache(nxt: str | None) -> str:
-                return self.poll(
-                    states,
-                    sid,
-                    "cache",
-                    (
-                        sdk_resource("elasticache", "DescribeReplicationGroups"),
-                        {"ReplicationGroupId": p["ReplicationGroupId"]},
-                        "elasticache",
-                    ),
-                    {"Variable": f"{k}.group.Status", "StringEquals": "available"},
-                    None,
-                    nxt,
-                    fail,
-                    selector={"group.$": "$.ReplicationGroups[0]"},
-                )
-
-            return cache
-        if (op.service, op.action) == ("k8s", "GetDeployment"):
-            k = "$.seen." + _safe(f"{sid}_{p['name']}")
-
-            def deploy(nxt: str | None) -> str:
-                method, path, _ = self.k8s(op, sid)
-                return self.poll(
-                    states,
-                    sid,
-                    str(p["name"]),
-                    ("arn:aws:states:::eks:call", self.eks_call(op, method, path), "eks"),
-                    _rolled_out(k),
-                    None,
-                    nxt,
-                    fail,
-                    selector={
-                        "status.$": "$.ResponseBody.status",
-                        "spec.$": "$.ResponseBody.spec",
-                        "meta.$": "$.ResponseBody.metadata",
-                    },
-                )
-
-            return deploy
-        return None
-
-    def _single_read(
+    def single_read(
         self, states: dict[str, Any], sid: str, op: Operation, next_name: str | None, fail: str
     ) -> str:
         name = self.name(f"{sid}: {op.service} {op.action}")
@@ -1104,6 +569,11 @@ class _Emitter:
         )
         self.chain(states, [name], next_name)
         return name
+
+    # Shared with the kinds' lowerings (dr.steps), which do not import this module.
+    sdk_resource = staticmethod(sdk_resource)
+    pascal = staticmethod(_pascal)
+    safe = staticmethod(_safe)
 
     # -- structure -------------------------------------------------------------------------------
     def node(self, states: dict[str, Any], node: Node, next_name: str | None, fail: str) -> str:
@@ -1298,320 +768,5 @@ def compile_plan(plan: Plan, options: AslOptions | None = None) -> dict[str, Any
     }
 
 
-# ---------------------------------------------------------------------------------------------
-# Structural validation (tests, and `dr failover --export asl` before printing)
-# ---------------------------------------------------------------------------------------------
-
-
-def _targets(state: Mapping[str, Any]) -> list[str]:
-    out: list[str] = []
-    if "Next" in state:
-        out.append(state["Next"])
-    for c in state.get("Choices", []):
-        out.append(c["Next"])
-    if "Default" in state:
-        out.append(state["Default"])
-    for c in state.get("Catch", []):
-        out.append(c["Next"])
-    return out
-
-
-def validate_definition(definition: Mapping[str, Any]) -> list[str]:
-    """Problems with a definition: missing targets, unreachable states, states that neither end nor
-    continue, cycles not passing through a Wait (i.e. anything but a poll loop). Empty = valid."""
-    problems: list[str] = []
-
-    def check(block: Mapping[str, Any], where: str) -> None:
-        states: Mapping[str, Any] = block.get("States", {})
-        start = block.get("StartAt")
-        if start not in states:
-            problems.append(f"{where}: StartAt {start!r} is not a state")
-            return
-        for name, st in states.items():
-            if len(name) > 80:
-                problems.append(f"{where}: state name over 80 characters: {name!r}")
-            kind = st.get("Type")
-            if kind in ("Fail", "Succeed"):
-                if "Next" in st or "End" in st:
-                    problems.append(f"{where}: terminal state {name!r} has Next/End")
-            elif kind == "Choice":
-                if not st.get("Choices"):
-                    problems.append(f"{where}: Choice {name!r} has no choices")
-            elif ("Next" in st) == bool(st.get("End")):
-                problems.append(f"{where}: state {name!r} must have exactly one of Next / End")
-            for t in _targets(st):
-                if t not in states:
-                    problems.append(f"{where}: {name!r} -> {t!r}, which does not exist")
-            for i, branch in enumerate(st.get("Branches", [])):
-                check(branch, f"{where}/{name}[{i}]")
-        # reachability
-        seen: set[str] = set()
-        todo: list[str] = [str(start)]
-        while todo:
-            cur = todo.pop()
-            if cur in seen or cur not in states:
-                continue
-            seen.add(cur)
-            todo.extend(_targets(states[cur]))
-        for name in states:
-            if name not in seen:
-                problems.append(f"{where}: state {name!r} is unreachable")
-        # cycles must contain a Wait state (the poll loops)
-        graph = {n: [t for t in _targets(st) if t in states] for n, st in states.items()}
-        no_wait = {
-            n: [t for t in ts if states[t].get("Type") != "Wait"]
-            for n, ts in graph.items()
-            if states[n].get("Type") != "Wait"
-        }
-        color: dict[str, int] = {}
-
-        def dfs(n: str) -> None:
-            color[n] = 1
-            for t in no_wait.get(n, []):
-                if color.get(t) == 1:
-                    problems.append(f"{where}: cycle without a Wait through {n!r} -> {t!r}")
-                elif t not in color:
-                    dfs(t)
-            color[n] = 2
-
-        for n in no_wait:
-            if n not in color:
-                dfs(n)
-
-    check(definition, "definition")
-    return problems
-
-
 def dumps(definition: Mapping[str, Any]) -> str:
     return json.dumps(definition, indent=2, sort_keys=False)
-
-
-# ---------------------------------------------------------------------------------------------
-# Offline checks of the rules AWS's ValidateStateMachineDefinition applies
-# ---------------------------------------------------------------------------------------------
-
-_SDK_ARN = re.compile(r"^arn:aws:states:::aws-sdk:(?P<service>[a-z0-9]+):(?P<action>[a-z][A-Za-z0-9]*)$")
-# Optimised integrations the compiler emits, with the parameters each takes.
-_OPTIMISED: dict[str, set[str]] = {
-    "arn:aws:states:::eks:call": {
-        "ClusterName",
-        "CertificateAuthority",
-        "Endpoint",
-        "Method",
-        "Path",
-        "QueryParameters",
-        "RequestBody",
-    },
-    "arn:aws:states:::dynamodb:putItem": {
-        "TableName",
-        "Item",
-        "ConditionExpression",
-        "ExpressionAttributeNames",
-        "ExpressionAttributeValues",
-        "ReturnValues",
-    },
-    "arn:aws:states:::dynamodb:deleteItem": {
-        "TableName",
-        "Key",
-        "ConditionExpression",
-        "ExpressionAttributeNames",
-        "ExpressionAttributeValues",
-        "ReturnValues",
-    },
-}
-_INTRINSICS = frozenset(
-    {
-        "States.Format",
-        "States.StringToJson",
-        "States.JsonToString",
-        "States.Array",
-        "States.ArrayPartition",
-        "States.ArrayContains",
-        "States.ArrayRange",
-        "States.ArrayGetItem",
-        "States.ArrayLength",
-        "States.ArrayUnique",
-        "States.Base64Encode",
-        "States.Base64Decode",
-        "States.Hash",
-        "States.JsonMerge",
-        "States.MathRandom",
-        "States.MathAdd",
-        "States.StringSplit",
-        "States.UUID",
-    }
-)
-_STATES_ERRORS = frozenset(
-    {
-        "States.ALL",
-        "States.DataLimitExceeded",
-        "States.ExceedToleratedFailureThreshold",
-        "States.HeartbeatTimeout",
-        "States.Http.Socket",
-        "States.IntrinsicFailure",
-        "States.ItemReaderFailed",
-        "States.NoChoiceMatched",
-        "States.ParameterPathFailure",
-        "States.Permissions",
-        "States.ResultPathMatchFailure",
-        "States.ResultWriterFailed",
-        "States.Runtime",
-        "States.TaskFailed",
-        "States.Timeout",
-    }
-)
-_SERVICE_ERROR = re.compile(r"^(?P<prefix>[A-Z][A-Za-z0-9]*)\.[A-Z][A-Za-z0-9]*Exception$")
-
-
-def _path_ok(value: str) -> bool:
-    """A ``.$`` value: a JSONPath (``$…``), a context path (``$$…``) or an intrinsic call."""
-    if value.startswith("$"):
-        return bool(re.fullmatch(r"\$\$?(\.[^.\s]|\[|$).*", value)) and value.count("[") == value.count("]")
-    match = re.match(r"^(States\.[A-Za-z]+)\(", value)
-    if not match or match.group(1) not in _INTRINSICS or not value.endswith(")"):
-        return False
-    depth = 0
-    quoted = False
-    for ch in value:  # balanced parentheses outside quoted strings
-        if ch == "'":
-            quoted = not quoted
-        elif not quoted and ch == "(":
-            depth += 1
-        elif not quoted and ch == ")":
-            depth -= 1
-            if depth < 0:
-                return False
-    nested = re.findall(r"(States\.[A-Za-z]+)\(", value)
-    return depth == 0 and not quoted and all(n in _INTRINSICS for n in nested)
-
-
-def _walk_params(
-    params: Any, shape: Mapping[str, Any] | None, shapes: Mapping[str, Any], where: str, problems: list[str]
-) -> None:
-    """Parameter names: PascalCase members of ``shape`` (botocore input shape), ``.$`` values valid."""
-    if not isinstance(params, Mapping):
-        return
-    members = (shape or {}).get("members") if shape and shape.get("type") == "structure" else None
-    for key, value in params.items():
-        name = key[:-2] if key.endswith(".$") else key
-        if key.endswith(".$") and (not isinstance(value, str) or not _path_ok(value)):
-            problems.append(f"{where}: {key!r} is not a valid path or intrinsic function: {value!r}")
-        if shape is None or members is None:
-            continue
-        if not name[:1].isupper():
-            problems.append(f"{where}: parameter {name!r} must be PascalCase")
-            continue
-        # Step Functions spells every member in PascalCase, even for camelCase APIs (EKS)
-        member = {m[:1].upper() + m[1:]: spec for m, spec in members.items()}.get(name)
-        if member is None:
-            problems.append(
-                f"{where}: {name!r} is not a member of {shape.get('_name', 'the input')} ({sorted(members)})"
-            )
-            continue
-        if not key.endswith(".$"):
-            sub = dict(shapes.get(member["shape"], {}))
-            sub["_name"] = member["shape"]
-            if sub.get("type") == "list" and isinstance(value, list):
-                item = dict(shapes.get(sub["member"]["shape"], {}))
-                item["_name"] = sub["member"]["shape"]
-                for i, v in enumerate(value):
-                    _walk_params(v, item, shapes, f"{where}.{name}[{i}]", problems)
-            elif sub.get("type") == "structure":
-                _walk_params(value, sub, shapes, f"{where}.{name}", problems)
-
-
-def _all_blocks(block: Mapping[str, Any], where: str) -> Iterable[tuple[str, str, Mapping[str, Any]]]:
-    for name, st in block.get("States", {}).items():
-        yield where, name, st
-        for i, branch in enumerate(st.get("Branches", [])):
-            yield from _all_blocks(branch, f"{where}/{name}[{i}]")
-        for key in ("ItemProcessor", "Iterator"):
-            if key in st:
-                yield from _all_blocks(st[key], f"{where}/{name}")
-
-
-def aws_rule_problems(definition: Mapping[str, Any]) -> list[str]:
-    """What AWS's ``ValidateStateMachineDefinition`` would reject, among the rules checkable offline:
-    state names of at most 80 characters and unique in the whole machine; ``aws-sdk:`` Resources
-    naming a botocore service and the camelCase of one of its operations; Task parameters in
-    PascalCase that exist in the operation's input shape; ``.$`` values that are paths or known
-    intrinsic functions (also in Pass/Map ``Parameters`` and ``ResultSelector``); Retry/Catch error
-    names ``States.*`` or ``<Service>.<Name>Exception``; every Next/Default/Catch target existing in
-    its block. Empty = nothing found."""
-    from dr.aws.session import service_model
-
-    problems: list[str] = []
-    seen: dict[str, str] = {}
-    models: dict[str, dict[str, Any] | None] = {}
-    prefixes = set(_ERROR_PREFIX.values())
-
-    def check_block(block: Mapping[str, Any], where: str) -> None:
-        states = block.get("States", {})
-        if block.get("StartAt") not in states:
-            problems.append(f"{where}: StartAt {block.get('StartAt')!r} is not a state")
-        for name, st in states.items():
-            for target in _targets(st):
-                if target not in states:
-                    problems.append(f"{where}: {name!r} -> {target!r}, which is not a state of its block")
-
-    check_block(definition, "definition")
-    for where, name, st in _all_blocks(definition, "definition"):
-        if len(name) > 80:
-            problems.append(f"{where}: state name over 80 characters ({len(name)}): {name!r}")
-        if name in seen:
-            problems.append(f"{where}: state name {name!r} also used in {seen[name]}")
-        seen.setdefault(name, where)
-        for key in ("Branches",):
-            for i, branch in enumerate(st.get(key, [])):
-                check_block(branch, f"{where}/{name}[{i}]")
-        if "ItemProcessor" in st:
-            check_block(st["ItemProcessor"], f"{where}/{name}")
-        here = f"{where}/{name}"
-        for rule in [*st.get("Retry", []), *st.get("Catch", [])]:
-            for err in rule.get("ErrorEquals", []):
-                if err.startswith("States."):
-                    if err not in _STATES_ERRORS:
-                        problems.append(f"{here}: unknown Step Functions error {err!r}")
-                    continue
-                match = _SERVICE_ERROR.match(err)
-                if not match or match.group("prefix") not in prefixes:
-                    problems.append(
-                        f"{here}: error {err!r} can never match (expected States.* or <Service>.<Name>Exception)"
-                    )
-        for key in ("Parameters", "ResultSelector"):
-            if st.get("Type") != "Task" or key == "ResultSelector":
-                _walk_params(st.get(key), None, {}, f"{here}.{key}", problems)
-        if st.get("Type") != "Task":
-            continue
-        resource = str(st.get("Resource", ""))
-        params = st.get("Parameters") or {}
-        if resource in _OPTIMISED:
-            allowed = _OPTIMISED[resource]
-            for key in params:
-                if key.removesuffix(".$") not in allowed:
-                    problems.append(f"{here}: {resource} takes no parameter {key!r}")
-            _walk_params(params, None, {}, f"{here}.Parameters", problems)
-            continue
-        match = _SDK_ARN.match(resource)
-        if not match:
-            problems.append(
-                f"{here}: Resource {resource!r} is not arn:aws:states:::aws-sdk:<service>:<action>"
-            )
-            continue
-        service, action = match.group("service"), match.group("action")
-        if service not in models:
-            models[service] = service_model(service)
-        model = models[service]
-        if model is None:
-            problems.append(f"{here}: {service!r} is not an AWS SDK service")
-            continue
-        operation = action[:1].upper() + action[1:]
-        op = model["operations"].get(operation)
-        if op is None:
-            problems.append(f"{here}: {service} has no operation {operation} (Resource {resource!r})")
-            continue
-        shapes = model["shapes"]
-        shape = dict(shapes.get(op.get("input", {}).get("shape", ""), {"type": "structure", "members": {}}))
-        shape["_name"] = f"{operation}'s input"
-        _walk_params(params, shape, shapes, f"{here}.Parameters", problems)
-    return problems

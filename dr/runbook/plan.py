@@ -7,6 +7,10 @@ A step is four small functions over a :class:`StepContext`:
 * ``action(ctx) -> Any`` — makes the change (its API calls are recorded by the journal).
 * ``wait(ctx) -> bool`` — completion condition, polled with adaptive back-off until ``timeout``.
 * ``operations`` — the API calls the action will make, declared up front for dry runs and IAM.
+
+Each step built by the step catalogue (:mod:`dr.steps`) carries its :class:`StepKind`: what
+compiles it to States Language and which IAM actions it needs beyond its operations. The engine
+only knows the protocol (it never imports the catalogue).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from __future__ import annotations
 import graphlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from dr.aws.iam_names import iam_action
 from dr.errors import ConfigError
@@ -88,6 +92,31 @@ class StepContext:
             fn(key, value)
 
 
+class StepKind(Protocol):
+    """What the engine, the ASL compiler and ``dr iam-policy`` ask of a step's kind
+    (implemented by :class:`dr.steps.base.StepKind`)."""
+
+    @property
+    def name(self) -> str:
+        """The kind's catalogue name (``promote-replica``, ``move-records`` …)."""
+        ...
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        """The output keys its steps record (``ctx.set``): journaled, read back on ``--resume``."""
+        ...
+
+    def iam_reads(self, step: Step) -> tuple[tuple[str, str | None], ...]:
+        """(IAM action, region) its check/action/wait make beyond ``step.operations`` (region None: global)."""
+        ...
+
+    def lower(
+        self, emitter: Any, states: dict[str, Any], step: Step, next_name: str | None, fail: str
+    ) -> str:
+        """Emit ``step``'s Step Functions states into ``states``; returns the first state's name."""
+        ...
+
+
 StepFn = Callable[[StepContext], Any]
 CheckFn = Callable[[StepContext], bool]
 
@@ -112,6 +141,8 @@ class Step:
     estimate: float = 1.0
     # Free-form tags, e.g. {"phase": "dns"} for ordering assertions and reports.
     tags: Mapping[str, str] = field(default_factory=dict)
+    # The catalogue kind that built it (None: a step of a procedure outside the catalogue).
+    kind: StepKind | None = field(default=None, compare=False, repr=False)
 
     @property
     def mutating(self) -> bool:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from dr.aws.route53 import HealthCheck, HealthStatus, HostedZone, RecordSet, effective_healthy
-from dr.procedures.dns import DnsState, FailoverRecord, _desired, _region_of
+from dr.steps.dns_records import DnsState, FailoverRecord, desired_changes, region_of
 
 W, E = "us-west-2", "us-east-1"
 
@@ -75,13 +75,13 @@ def _state(*recs: FailoverRecord) -> DnsState:
 
 
 def test_healthcheck_failover_inverts_primary_only() -> None:
-    changes, roles = _desired(_state(_rec(W, "PRIMARY"), _rec(E, "SECONDARY")), E, "healthcheck")
+    changes, roles = desired_changes(_state(_rec(W, "PRIMARY"), _rec(E, "SECONDARY")), E, "healthcheck")
     assert roles == {} and changes == [(f"hc-{W}", f"hc-{W}", True, False)]
 
 
 def test_failback_clears_inversions() -> None:
     state = _state(_rec(W, "PRIMARY", inverted=True), _rec(E, "SECONDARY", disabled=True))
-    changes, roles = _desired(state, W, "healthcheck")
+    changes, roles = desired_changes(state, W, "healthcheck")
     assert roles == {} and sorted(changes) == [
         (f"hc-{E}", f"hc-{E}", False, False),
         (f"hc-{W}", f"hc-{W}", False, False),
@@ -90,13 +90,13 @@ def test_failback_clears_inversions() -> None:
 
 def test_records_swap_roles_and_clear_inversions() -> None:
     state = _state(_rec(W, "PRIMARY", inverted=True), _rec(E, "SECONDARY"))
-    changes, roles = _desired(state, E, "records")
+    changes, roles = desired_changes(state, E, "records")
     assert roles == {f"site-{W}": "SECONDARY", f"site-{E}": "PRIMARY"}
     assert changes == [(f"hc-{W}", f"hc-{W}", False, False)]
 
 
 def test_forced_move_makes_target_primary_and_inverts_the_healthy_other() -> None:
-    changes, roles = _desired(
+    changes, roles = desired_changes(
         _state(_rec(W, "PRIMARY"), _rec(E, "SECONDARY", disabled=True)), E, "records", pin_target=True
     )
     assert roles == {f"site-{W}": "SECONDARY", f"site-{E}": "PRIMARY"}
@@ -118,20 +118,22 @@ def test_evaluate_target_health_beats_a_disabled_or_inverted_check() -> None:
 
 
 def test_satisfied_state_has_no_changes() -> None:
-    assert _desired(_state(_rec(W, "PRIMARY", inverted=True), _rec(E, "SECONDARY")), E, "healthcheck") == (
+    assert desired_changes(
+        _state(_rec(W, "PRIMARY", inverted=True), _rec(E, "SECONDARY")), E, "healthcheck"
+    ) == (
         [],
         {},
     )
-    assert _desired(_state(_rec(W, "SECONDARY"), _rec(E, "PRIMARY")), E, "records") == ([], {})
+    assert desired_changes(_state(_rec(W, "SECONDARY"), _rec(E, "PRIMARY")), E, "records") == ([], {})
 
 
 def test_region_of_record(estate: Any) -> None:
     p, s = estate.primary, estate.secondary
     by_dns = RecordSet("x", "A", "whatever", "PRIMARY", None, f"lb-1.{s.region}.elb.amazonaws.com")
-    assert _region_of(by_dns, estate) == s.region  # the target wins over the role
+    assert region_of(by_dns, estate) == s.region  # the target wins over the role
     by_alb = RecordSet("x", "A", None, "SECONDARY", None, f"{p.edge.alb_name}-99.example")
-    assert _region_of(by_alb, estate) == p.region
+    assert region_of(by_alb, estate) == p.region
     by_setid = RecordSet("x", "A", s.site.name, "PRIMARY", None, None, values=("203.0.113.9",))
-    assert _region_of(by_setid, estate) == s.region
+    assert region_of(by_setid, estate) == s.region
     by_role = RecordSet("x", "A", "a", "SECONDARY", None, None, values=("203.0.113.9",))
-    assert _region_of(by_role, estate) == s.region
+    assert region_of(by_role, estate) == s.region

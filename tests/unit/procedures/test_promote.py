@@ -14,6 +14,7 @@ from dr.errors import BadInput
 from dr.procedures import promote as mod
 from dr.procedures.promote import PromotePreflight, promote_plan
 from dr.runbook.plan import StepContext
+from dr.steps import db_promotion  # the promote step's kind
 
 
 def _inst(status: str, source: str | None) -> DbInstance:
@@ -54,7 +55,7 @@ class _FakeRds:
 
 def _wait_fn(monkeypatch: pytest.MonkeyPatch, states: list[DbInstance]) -> Any:
     _FakeRds.sequence = iter(states)
-    monkeypatch.setattr(mod, "Rds", _FakeRds)
+    monkeypatch.setattr(db_promotion, "Rds", _FakeRds)
     pre = PromotePreflight(
         "db-replica", "us-east-1", False, "arn:src", 1.0, dt.datetime.now(dt.UTC), "cw", 5, False
     )

@@ -30,6 +30,7 @@ from dr.runbook.asl import (
     validate_definition,
 )
 from dr.runbook.plan import Operation, Plan, Step, subset
+from dr.steps import PROMOTE_REPLICA, TARGET_HEALTHY
 from tests.unit.procedures.estate_seed import (
     STACKS,
     Seeded,
@@ -323,16 +324,13 @@ def test_a_failing_step_is_caught_and_recorded_in_the_journal_bucket(sfn_estate:
     plan = Plan(
         "broken",
         [
-            Step(
-                "promote-db",
-                "promote a replica that does not exist",
+            PROMOTE_REPLICA.build(
+                "no-such-db",
                 target.region,
-                "rds",
-                operations=(
-                    Operation(
-                        "rds", "PromoteReadReplica", target.region, {"DBInstanceIdentifier": "no-such-db"}
-                    ),
-                ),
+                source=None,
+                lag_seconds=None,
+                timeout=60,
+                backup_retention_days=None,
             )
         ],
     )
@@ -478,17 +476,7 @@ def test_health_wait_counts_every_checker_with_route53s_18_percent_rule(
     _observations(monkeypatch, successes)
     plan = Plan(
         "health",
-        [
-            Step(
-                "target-healthy",
-                "wait for the target's health check",
-                None,
-                "route53",
-                operations=(
-                    Operation("route53", "GetHealthCheckStatus", None, {"HealthCheckId": hc}, False),
-                ),
-            )
-        ],
+        [TARGET_HEALTHY.build(target.region, hc, timeout=60)],
     )
     defn = compile_plan(plan, AslOptions(first_wait=1, max_wait=1, max_polls=1))
     assert validate_definition(defn) == []

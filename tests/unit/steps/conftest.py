@@ -1,0 +1,3 @@
+from tests.unit.procedures.estate_seed import seeded
+
+__all__ = ["seeded"]
