@@ -8,8 +8,8 @@ API calls from inside AWS (so a failover does not depend on an operator's laptop
   downward-closed cut (every dependency is still honoured), choosing the cut that loses the least
   parallelism by the steps' estimates; :func:`structure_loss` reports the estimated cost.
 * **Steps** — each step's kind (``Step.kind``, the catalogue in :mod:`dr.steps`) emits its own
-  states through this module's generic helpers (:meth:`_Emitter.task`, ``poll``, ``chain``,
-  ``sequence``, the ``eks:call`` mapping); a step without a kind gets :meth:`_Emitter.generic`.
+  states through this module's generic helpers (:meth:`AslEmitter.task`, ``poll``, ``chain``,
+  ``sequence``, the ``eks:call`` mapping); a step without a kind gets :meth:`AslEmitter.generic`.
 * **Calls** — each mutating :class:`~dr.runbook.plan.Operation` becomes an AWS SDK integration Task
   ``arn:aws:states:::aws-sdk:<service>:<camelCaseAction>`` (parameters in PascalCase, as Step
   Functions expects). Kubernetes operations become ``arn:aws:states:::eks:call`` Tasks; the cluster
@@ -245,7 +245,9 @@ def _retry(service: str, *, read: bool) -> list[dict[str, Any]]:
     return retry
 
 
-class _Emitter:
+class AslEmitter:
+    """Emits the states of one plan: the generic helpers every kind's lowering uses."""
+
     def __init__(self, plan: Plan, options: AslOptions) -> None:
         self.plan = plan
         self.o = options
@@ -625,7 +627,7 @@ def _first_step(node: Node) -> str:
 def compile_plan(plan: Plan, options: AslOptions | None = None) -> dict[str, Any]:
     """The plan as a Step Functions state machine definition (a JSON-able dict)."""
     o = options or AslOptions()
-    em = _Emitter(plan, o)
+    em = AslEmitter(plan, o)
     states: dict[str, Any] = {}
     record = em.name("Record failure")
     failed = em.name("Failed")

@@ -28,6 +28,7 @@ from dr.errors import ConfigError
 if TYPE_CHECKING:
     from dr.aws.session import ClientProvider
     from dr.kube import Kube
+    from dr.runbook.asl import AslEmitter
     from dr.runbook.plan import Step, StepContext
     from dr.topology import Estate, SiteView
 
@@ -158,7 +159,7 @@ class StepKind(ABC):
         return ops | {a for a, _ in self.iam_reads(step)}
 
     def lower(
-        self, emitter: Any, states: dict[str, Any], step: Step, next_name: str | None, fail: str
+        self, emitter: AslEmitter, states: dict[str, Any], step: Step, next_name: str | None, fail: str
     ) -> str:
         """Default: the emitter's generic lowering (each mutating operation one Task)."""
         return str(emitter.generic(states, step, next_name, fail))

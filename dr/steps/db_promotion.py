@@ -23,6 +23,7 @@ from dr.steps.base import (
 )
 
 if TYPE_CHECKING:
+    from dr.runbook.asl import AslEmitter
     from dr.runbook.plan import Operation as Op
 
 # Output keys (journaled, read back on --resume).
@@ -50,7 +51,9 @@ RDS_BROKEN = (
 _DB_SELECTOR = {"db.$": "$.DBInstances[0]"}
 
 
-def db_available_poll(em: Any, states: dict[str, Any], sid: str, op: Op, nxt: str | None, fail: str) -> str:
+def db_available_poll(
+    em: AslEmitter, states: dict[str, Any], sid: str, op: Op, nxt: str | None, fail: str
+) -> str:
     """Poll ``DescribeDBInstances`` until the instance is available and standalone."""
     k = "$.seen." + em.safe(f"{sid}_db")
     return str(
@@ -203,7 +206,7 @@ class PromoteReplica(StepKind):
         )
 
     def lower(
-        self, emitter: Any, states: dict[str, Any], step: Step, next_name: str | None, fail: str
+        self, emitter: AslEmitter, states: dict[str, Any], step: Step, next_name: str | None, fail: str
     ) -> str:
         """Guarded: Describe; when no longer a replica, an execution started with input
         ``{"resume": true}`` waits for the promotion it resumes, any other fails
@@ -219,7 +222,13 @@ class PromoteReplica(StepKind):
 
     @staticmethod
     def _promote(
-        em: Any, states: dict[str, Any], sid: str, op: Operation, tags: bool, next_name: str | None, fail: str
+        em: AslEmitter,
+        states: dict[str, Any],
+        sid: str,
+        op: Operation,
+        tags: bool,
+        next_name: str | None,
+        fail: str,
     ) -> str:
         db = str(op.params["DBInstanceIdentifier"])
         key = em.safe(sid)
@@ -427,7 +436,7 @@ class ReplicaCaughtUp(StepKind):
         )
 
     def lower(
-        self, emitter: Any, states: dict[str, Any], step: Step, next_name: str | None, fail: str
+        self, emitter: AslEmitter, states: dict[str, Any], step: Step, next_name: str | None, fail: str
     ) -> str:
         """Step Functions cannot compare WAL positions: each database available (a single read each)."""
         blocks = [
@@ -472,7 +481,7 @@ class VerifyService(StepKind):
         )
 
     def lower(
-        self, emitter: Any, states: dict[str, Any], step: Step, next_name: str | None, fail: str
+        self, emitter: AslEmitter, states: dict[str, Any], step: Step, next_name: str | None, fail: str
     ) -> str:
         from dr.steps.traffic import health_poll
 

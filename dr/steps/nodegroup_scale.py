@@ -10,6 +10,7 @@ from dr.runbook.plan import Operation, Step, StepContext
 from dr.steps.base import Settled, StepKind, clients_of
 
 if TYPE_CHECKING:
+    from dr.runbook.asl import AslEmitter
     from dr.topology import Nodegroup, SiteView
 
 
@@ -79,7 +80,7 @@ class NodegroupScale(StepKind):
         )
 
     def lower(
-        self, emitter: Any, states: dict[str, Any], step: Step, next_name: str | None, fail: str
+        self, emitter: AslEmitter, states: dict[str, Any], step: Step, next_name: str | None, fail: str
     ) -> str:
         em, sid = emitter, step.id
         blocks = []

@@ -13,6 +13,7 @@ from dr.steps.base import IamRead, Settled, StepKind, clients_of
 
 if TYPE_CHECKING:
     from dr.aws.session import ClientProvider
+    from dr.runbook.asl import AslEmitter
     from dr.topology import Estate, SiteView
 
 # Output keys (journaled): which snapshot a restore used, and how the group was created.
@@ -219,7 +220,7 @@ class RedisReady(StepKind):
         )
 
     def lower(
-        self, emitter: Any, states: dict[str, Any], step: Step, next_name: str | None, fail: str
+        self, emitter: AslEmitter, states: dict[str, Any], step: Step, next_name: str | None, fail: str
     ) -> str:
         em, sid = emitter, step.id
         create = next((op for op in step.operations if op.action == "CreateReplicationGroup"), None)

@@ -11,6 +11,7 @@ from dr.steps.base import IamRead, StepKind, clients_of
 from dr.steps.dns_records import desired_changes, move_satisfied, read_state, swap_changes
 
 if TYPE_CHECKING:
+    from dr.runbook.asl import AslEmitter
     from dr.steps.dns_records import DnsMove
     from dr.topology import Estate
 
@@ -87,7 +88,9 @@ def _healthy_checkers(n: str, split: str) -> dict[str, Any]:
     }
 
 
-def health_poll(em: Any, states: dict[str, Any], sid: str, op: Operation, nxt: str | None, fail: str) -> str:
+def health_poll(
+    em: AslEmitter, states: dict[str, Any], sid: str, op: Operation, nxt: str | None, fail: str
+) -> str:
     """Poll ``GetHealthCheckStatus`` until Route53's own rule says healthy: more than 18 % of the
     checkers' observations report ``Success`` (a Map marks each report, ``States.StringSplit``
     counts the marks; the Choice compares without arithmetic)."""
@@ -168,7 +171,7 @@ class TargetHealthy(StepKind):
         )
 
     def lower(
-        self, emitter: Any, states: dict[str, Any], step: Step, next_name: str | None, fail: str
+        self, emitter: AslEmitter, states: dict[str, Any], step: Step, next_name: str | None, fail: str
     ) -> str:
         blocks = [
             (lambda nxt, op=op: health_poll(emitter, states, step.id, op, nxt, fail))
@@ -281,7 +284,7 @@ class MoveRecords(StepKind):
         )
 
     def lower(
-        self, emitter: Any, states: dict[str, Any], step: Step, next_name: str | None, fail: str
+        self, emitter: AslEmitter, states: dict[str, Any], step: Step, next_name: str | None, fail: str
     ) -> str:
         em, sid = emitter, step.id
         blocks = []
@@ -303,7 +306,7 @@ class MoveRecords(StepKind):
 
     @staticmethod
     def _swap(
-        em: Any, states: dict[str, Any], sid: str, op: Operation, next_name: str | None, fail: str
+        em: AslEmitter, states: dict[str, Any], sid: str, op: Operation, next_name: str | None, fail: str
     ) -> str:
         """One change batch per zone built from the records as they are at run time: each record
         DELETEd exactly as listed, then CREATEd with its new role (Route53 validates the batch as a

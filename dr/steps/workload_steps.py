@@ -16,6 +16,7 @@ from dr.steps.base import TAG_PROMOTED_AT, IamRead, StepKind, clients_of, iso, k
 
 if TYPE_CHECKING:
     from dr.aws.session import ClientProvider
+    from dr.runbook.asl import AslEmitter
     from dr.topology import Estate, SiteView
 
 # Deployment annotation recording the replica count before `stop-writes` (survives the laptop).
@@ -272,7 +273,7 @@ class PatchDbSecret(StepKind):
         )
 
     def lower(
-        self, emitter: Any, states: dict[str, Any], step: Step, next_name: str | None, fail: str
+        self, emitter: AslEmitter, states: dict[str, Any], step: Step, next_name: str | None, fail: str
     ) -> str:
         """The secret is annotated with the promoted endpoint, never rewritten: the execution
         history would hold the credentials."""
@@ -496,7 +497,7 @@ class PodsReady(StepKind):
         )
 
     def lower(
-        self, emitter: Any, states: dict[str, Any], step: Step, next_name: str | None, fail: str
+        self, emitter: AslEmitter, states: dict[str, Any], step: Step, next_name: str | None, fail: str
     ) -> str:
         em, sid = emitter, step.id
         blocks = []
