@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from tests.unit.cli.test_status_cmd import calls, dr
+from tests.unit.procedures.status_fixtures import Full, full
 from tests.unit.procedures.test_readiness import _snapshot_in_dr
-from tests.unit.procedures.test_status_fixtures import Full, full
 
 __all__ = ["calls", "full"]
 

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from dr.aws.session import CallRecorder, ClientProvider
 from tests.conftest import STACKS
-from tests.unit.procedures.test_status_fixtures import Full, full
+from tests.unit.procedures.status_fixtures import Full, full
 
 __all__ = ["full"]
 

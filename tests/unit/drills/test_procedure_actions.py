@@ -22,7 +22,7 @@ from dr.drills.evidence import DrillJournal
 from dr.errors import EXIT_USAGE, BadInput, OperationFailed
 from dr.runbook.plan import Plan, Step
 from tests.unit.procedures.estate_seed import Seeded, seeded
-from tests.unit.procedures.test_status_fixtures import Full, full
+from tests.unit.procedures.status_fixtures import Full, full
 
 __all__ = ["full", "seeded"]
 

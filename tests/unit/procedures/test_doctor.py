@@ -12,7 +12,7 @@ import pytest
 from dr.aws.session import ClientProvider
 from dr.procedures.doctor import FAIL, PASS, WARN, DoctorReport, run_doctor
 from dr.procedures.iam import PROCEDURES
-from tests.unit.procedures.test_status_fixtures import Full, full
+from tests.unit.procedures.status_fixtures import Full, full
 
 __all__ = ["full"]
 

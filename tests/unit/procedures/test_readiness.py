@@ -13,8 +13,8 @@ from dr.procedures.readiness_checks import FAIL, PASS, WARN
 from dr.procedures.readiness_reads import secret_host
 from dr.procedures.status import Outcome
 from tests.unit.procedures.estate_seed import PASSWORD, create_restored
+from tests.unit.procedures.status_fixtures import Full, full
 from tests.unit.procedures.test_status import DeadRegion
-from tests.unit.procedures.test_status_fixtures import Full, full
 
 __all__ = ["full"]
 

@@ -16,7 +16,7 @@ from dr.procedures.readiness import check_readiness
 from dr.procedures.readiness_checks import FAIL, PASS, WARN
 from tests.unit.cli.test_status_cmd import dr
 from tests.unit.procedures.estate_seed import other_app_snapshot
-from tests.unit.procedures.test_status_fixtures import Full, full
+from tests.unit.procedures.status_fixtures import Full, full
 
 __all__ = ["full"]
 

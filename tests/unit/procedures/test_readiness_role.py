@@ -12,8 +12,8 @@ from dr.aws.iam_names import iam_action
 from dr.infra.readiness_alarms import READ_ACTIONS
 from dr.procedures.readiness import check_readiness
 from dr.procedures.readiness_metrics import publish
+from tests.unit.procedures.status_fixtures import Full, full
 from tests.unit.procedures.test_readiness import _cert
-from tests.unit.procedures.test_status_fixtures import Full, full
 
 __all__ = ["full"]
 

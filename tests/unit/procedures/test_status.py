@@ -7,7 +7,7 @@ from typing import Any
 from dr.aws.session import ClientProvider
 from dr.kube import KubeFactory
 from dr.procedures.status import collect_status, gather
-from tests.unit.procedures.test_status_fixtures import Full, full
+from tests.unit.procedures.status_fixtures import Full, full
 
 __all__ = ["full"]
 
