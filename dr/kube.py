@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from dr.aws.secretsmanager import SecretValue
 from dr.errors import BadInput, DrError, NotFound, OperationFailed, TimeoutExpired
@@ -326,7 +326,7 @@ class KubeFactory:
     """Builds (and caches) one :class:`Kube` per site; read-only in dry runs.
 
     The one way procedures, commands and drills get Kubernetes clients: steps find it as
-    ``services["kube"]`` (:func:`kube_of`)."""
+    ``StepServices.kube`` (:func:`dr.steps.base.kube_of`)."""
 
     kubeconfig: str | None = None
     clients: ClientProvider | None = None
@@ -370,16 +370,6 @@ class KubeFactory:
         for k in self._cache.values():
             k.close()
         self._cache.clear()
-
-
-class _Services(Protocol):
-    def __getitem__(self, key: str, /) -> Any: ...
-
-
-def kube_of(ctx: _Services, view: SiteView) -> Kube:
-    """The site's client from a step's services (``ctx["kube"]``, a :class:`KubeFactory`)."""
-    factory: KubeFactory = ctx["kube"]
-    return factory(view)
 
 
 # ----------------------------------------------------------------------------------------------

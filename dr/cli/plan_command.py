@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
     from dr.aws.session import ClientProvider
     from dr.cli.app import AppContext
+    from dr.kube import KubeFactory
     from dr.runbook.executor import RunResult
     from dr.runbook.lock import DynamoLock
     from dr.runbook.plan import Plan
@@ -120,16 +121,16 @@ def execute(
     *,
     run: RunOptions,
     locked: bool,
-    **extra_services: Any,
+    kube: KubeFactory | None = None,
 ) -> RunResult:
-    """Run ``plan`` with the runbook engine; ``services`` are the clients, the estate and
-    ``extra_services``. ``locked``: under the estate's run lock (never for a dry run)."""
+    """Run ``plan`` with the runbook engine; its steps' services are the clients, the estate and
+    ``kube``. ``locked``: under the estate's run lock (never for a dry run)."""
     from dr.procedures.support import services
     from dr.runbook.runner import run_plan
 
     return run_plan(
         plan,
-        services(clients, app.estate, **extra_services),
+        services(clients, app.estate, kube=kube),
         **run.engine(),
         lock=estate_lock(app) if locked and not run.dry_run else None,
         output=app.output,

@@ -120,7 +120,6 @@ def run(
     *,
     kube: KubeFactory | None = None,
     lock: DynamoLock | None = None,
-    **extra_services: Any,
 ) -> dict[str, Any]:
     """Run ``plan`` like the CLI does with ``--yes`` (dry run when the drill is one); raise on failure."""
     from dr.procedures.support import services
@@ -133,7 +132,7 @@ def run(
     try:
         result = run_plan(
             plan,
-            services(clients, estate, kube=kube, **extra_services),
+            services(clients, estate, kube=kube),
             dry_run=ctx.dry_run,
             assume_yes=True,
             resume=None,

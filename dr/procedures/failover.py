@@ -56,7 +56,7 @@ from dr.procedures.failover_gates import source_ref
 from dr.procedures.failover_gates import unanswered_target as unanswered_target
 from dr.procedures.ops import stop_writes_plan
 from dr.procedures.walpos import CatchUp, DbRef
-from dr.runbook.plan import Plan, Step
+from dr.runbook.plan import Plan, Step, StepServices
 from dr.steps import (
     MOVE_RECORDS,
     NODEGROUP_SCALE,
@@ -72,7 +72,6 @@ from dr.steps import (
     VERIFY_DNS,
     VERIFY_SERVICE,
 )
-from dr.steps.base import StepServices
 
 # Defined with their steps in the catalogue; imported from here by other procedures and drills.
 from dr.steps.redis_ready import cache_template as cache_template
@@ -104,7 +103,7 @@ def _wal_watch(estate: Estate, pre: FailoverPreflight) -> Callable[[StepServices
 
     def watch(services: StepServices) -> CatchUp:
         return CatchUp(
-            services.clients,
+            services.aws(),
             source=source,
             replica=replica,
             secret_id=estate.app.db_secret.secrets_manager_id,

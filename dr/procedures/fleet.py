@@ -41,7 +41,7 @@ from dr.aws.rds import aws_errors
 from dr.aws.route53 import change_batches
 from dr.errors import BadInput
 from dr.procedures.support import clients_of
-from dr.runbook.plan import Operation, Plan, Step, StepContext
+from dr.runbook.plan import Operation, Plan, Step, StepContext, StepServices
 
 if TYPE_CHECKING:
     from dr.aws.session import ClientProvider
@@ -538,7 +538,7 @@ def run_fleet(
     from dr.runbook.ratelimit import RateLimiter
 
     plan = fleet_plan(fleet, timeout=timeout)
-    ctx = StepContext(run_id=new_run_id(), services={"clients": clients})
+    ctx = StepContext(run_id=new_run_id(), services=StepServices(clients=clients))
     executor = Executor(
         plan,
         ctx,

@@ -5,8 +5,8 @@ nothing changed) and returns a :class:`dr.runbook.plan.Plan` whose steps read st
 (idempotent) and wait for the effect (rollouts: every replica updated and Ready). The CLI runs the
 plans with :func:`dr.runbook.runner.run_plan` (journal, ``--dry-run`` plan print, ``--resume``).
 
-Steps find Kubernetes through ``services["kube"]``: a :class:`dr.kube.KubeFactory` (one client per
-cluster, read-only in dry runs), and AWS through ``services["clients"]`` (a ClientProvider).
+Steps find Kubernetes through their services' ``kube``: a :class:`dr.kube.KubeFactory` (one client per
+cluster, read-only in dry runs), and AWS through their ``clients`` (a ClientProvider).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from dr.errors import BadInput
-from dr.kube import kube_of
 from dr.runbook.plan import Operation, Plan, Step, StepContext
+from dr.steps.base import clients_of, kube_of
 from dr.steps.workload_steps import STOPPED_ANNOTATION as STOPPED_ANNOTATION
 
 if TYPE_CHECKING:
@@ -285,14 +285,14 @@ def nodegroup_plan(
     eks.check_scaling(target, cluster=cluster, nodegroup=ng, region=region)
 
     def check(ctx: StepContext) -> bool:
-        info = eks.describe_nodegroup(ctx["clients"], region, cluster, ng)
+        info = eks.describe_nodegroup(clients_of(ctx), region, cluster, ng)
         return info.scaling == target and info.status == "ACTIVE"
 
     def action(ctx: StepContext) -> None:
-        eks.update_nodegroup_scaling(ctx["clients"], region, cluster, ng, target)
+        eks.update_nodegroup_scaling(clients_of(ctx), region, cluster, ng, target)
 
     def wait(ctx: StepContext) -> bool:
-        eks.wait_nodegroup_updated(ctx["clients"], region, cluster, ng, target, timeout=timeout)
+        eks.wait_nodegroup_updated(clients_of(ctx), region, cluster, ng, target, timeout=timeout)
         return True
 
     step = Step(

@@ -18,8 +18,8 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from dr.aws.secretsmanager import SecretValue
 from dr.errors import BadInput, OperationFailed
-from dr.kube import kube_of
 from dr.runbook.plan import Operation, Plan, Step, StepContext
+from dr.steps.base import clients_of, kube_of
 
 if TYPE_CHECKING:
     from dr.aws.session import ClientProvider
@@ -69,7 +69,7 @@ def waf_plan(
 
         def check(ctx: StepContext, name: str = name, region: str = region) -> bool:
             change = wafv2.change_ip_set(
-                ctx["clients"],
+                clients_of(ctx),
                 region,
                 name,
                 add=nets if block else (),
@@ -80,7 +80,7 @@ def waf_plan(
 
         def action(ctx: StepContext, name: str = name, region: str = region) -> None:
             change = wafv2.change_ip_set(
-                ctx["clients"], region, name, add=nets if block else (), remove=() if block else nets
+                clients_of(ctx), region, name, add=nets if block else (), remove=() if block else nets
             )
             ctx.set(f"waf-{region}", change.to_dict())
 
@@ -308,18 +308,18 @@ def rotation_plan(
         """The password the database has (or is about to have) after this rotation."""
         if not managed:
             return new
-        data = sm.get_secret(ctx["clients"], db_site.region, managed).value.json()
+        data = sm.get_secret(clients_of(ctx), db_site.region, managed).value.json()
         return SecretValue(str(data.get("password") or ""))
 
     def holds_new(ctx: StepContext, region: str) -> bool:
-        data = sm.get_secret(ctx["clients"], region, secret_id).value.json()
+        data = sm.get_secret(clients_of(ctx), region, secret_id).value.json()
         return bool(data.get("password")) and data.get("password") == current(ctx).reveal()
 
     steps: list[Step] = []
     settled = Settled()
 
     def rds_wait(ctx: StepContext) -> bool:
-        status = rds_api.Rds(ctx["clients"], db_site.region).describe_instance(db).status
+        status = rds_api.Rds(clients_of(ctx), db_site.region).describe_instance(db).status
         return settled.observe(
             done=status == "available" and (not managed or rds_rotated(ctx)),
             transitional=status in ("modifying", "resetting-master-credentials"),
@@ -330,7 +330,7 @@ def rotation_plan(
         before = ctx.get("managed-version-before")
         return (
             before is not None
-            and sm.get_secret(ctx["clients"], db_site.region, managed or "").version_id != before
+            and sm.get_secret(clients_of(ctx), db_site.region, managed or "").version_id != before
         )
 
     rds_step = Step(
@@ -367,14 +367,14 @@ def rotation_plan(
         def rds_managed_check(ctx: StepContext) -> bool:
             return (
                 rds_rotated(ctx)
-                and rds_api.Rds(ctx["clients"], db_site.region).describe_instance(db).status == "available"
+                and rds_api.Rds(clients_of(ctx), db_site.region).describe_instance(db).status == "available"
             )
 
         def rds_managed_action(ctx: StepContext) -> None:
             ctx.set(
-                "managed-version-before", sm.get_secret(ctx["clients"], db_site.region, managed).version_id
+                "managed-version-before", sm.get_secret(clients_of(ctx), db_site.region, managed).version_id
             )
-            rds_api.rotate_managed_password(ctx["clients"], db_site.region, db)
+            rds_api.rotate_managed_password(clients_of(ctx), db_site.region, db)
             ctx.set("rds-modified", True)
 
         rds_step.check, rds_step.action, rds_step.wait = rds_managed_check, rds_managed_action, rds_wait
@@ -386,9 +386,9 @@ def rotation_plan(
             return holds_new(ctx, region)
 
         def sm_action(ctx: StepContext, region: str = view.region) -> None:
-            data = sm.get_secret(ctx["clients"], region, secret_id).value.json()
+            data = sm.get_secret(clients_of(ctx), region, secret_id).value.json()
             data["password"] = current(ctx).reveal()
-            sm.put_secret(ctx["clients"], region, secret_id, SecretValue(json.dumps(data)))
+            sm.put_secret(clients_of(ctx), region, secret_id, SecretValue(json.dumps(data)))
 
         sid = f"secretsmanager-{view.site.name}"
         sm_ids.append(sid)
@@ -437,7 +437,7 @@ def rotation_plan(
     if not managed:
 
         def rds_action(ctx: StepContext) -> None:
-            rds_api.modify_master_password(ctx["clients"], db_site.region, db, new.reveal())
+            rds_api.modify_master_password(clients_of(ctx), db_site.region, db, new.reveal())
             ctx.set("rds-modified", True)
 
         rds_step.depends_on, rds_step.action, rds_step.wait = tuple(sm_ids), rds_action, rds_wait

@@ -45,7 +45,11 @@ from dr.steps.base import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from dr.aws.session import ClientProvider
+    from dr.kube import Kube
+    from dr.runbook.plan import StepServices
     from dr.topology import Estate, SiteView
 
 SNAPSHOT_PREFIX = "manual-snapshot-"
@@ -141,6 +145,14 @@ def human_age(delta: dt.timedelta) -> str:
     return f"{minutes}m" if minutes else f"{seconds}s"
 
 
-def services(clients: ClientProvider, estate: Estate, **extra: Any) -> dict[str, Any]:
-    """The ``services`` mapping every procedure's steps expect."""
-    return {"clients": clients, "estate": estate, **extra}
+def services(
+    clients: ClientProvider,
+    estate: Estate,
+    *,
+    kube: Callable[[SiteView], Kube] | None = None,
+    pg_connect: Callable[..., Any] | None = None,
+) -> StepServices:
+    """The services every procedure's steps receive (typed: :class:`dr.runbook.plan.StepServices`)."""
+    from dr.runbook.plan import StepServices
+
+    return StepServices(clients=clients, estate=estate, kube=kube, pg_connect=pg_connect)

@@ -117,7 +117,7 @@ def _as_dr_error(exc: Exception, ctx: StepContext) -> DrError | None:
         return None
     from dr.aws.session import aws_setup_error
 
-    return aws_setup_error(exc, profile=getattr(ctx.services.get("clients"), "profile", None))
+    return aws_setup_error(exc, profile=getattr(ctx.services.clients, "profile", None))
 
 
 @dataclass
@@ -276,8 +276,8 @@ class Executor:
     ) -> None:
         self.plan = plan
         # API rate limits per service/region (dr.runbook.ratelimit): hooked into the run's clients.
-        if rate_limiter is not None and ctx.services.get("clients") is not None:
-            rate_limiter.attach(ctx.services["clients"])
+        if rate_limiter is not None and ctx.services.clients is not None:
+            rate_limiter.attach(ctx.services.clients)
         self.ctx = ctx
         self.journal = journal
         self.max_workers = max(1, int(max_workers))

@@ -18,10 +18,15 @@ from __future__ import annotations
 import graphlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from dr.aws.iam_names import iam_action
 from dr.errors import ConfigError
+
+if TYPE_CHECKING:
+    from dr.aws.session import ClientProvider
+    from dr.kube import Kube
+    from dr.topology import Estate, SiteView
 
 
 @dataclass(frozen=True)
@@ -50,25 +55,73 @@ class Operation:
         }
 
 
+_KNOWN = ("clients", "estate", "kube", "pg_connect")
+
+
+@dataclass(frozen=True)
+class StepServices:
+    """What a step's functions may use, typed (mypy sees every use): ``clients`` calls AWS,
+    ``estate`` is the topology, ``kube`` connects to a site's cluster (a
+    :class:`dr.kube.KubeFactory`, read-only in dry runs), ``pg_connect`` opens a PostgreSQL
+    connection (tests and the sandbox inject theirs; None: psycopg). ``extra`` carries what a
+    particular engine user adds by name (tests of the engine itself)."""
+
+    clients: ClientProvider | None = None
+    estate: Estate | None = None
+    kube: Callable[[SiteView], Kube] | None = None
+    pg_connect: Callable[..., Any] | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def coerce(cls, services: StepServices | Mapping[str, Any] | None) -> StepServices:
+        """``services`` as :class:`StepServices` (a mapping's known names become its fields)."""
+        if isinstance(services, StepServices):
+            return services
+        given = dict(services or {})
+        known = {k: given.pop(k) for k in _KNOWN if k in given}
+        return cls(**known, extra=given)
+
+    @classmethod
+    def of(cls, ctx: StepContext) -> StepServices:
+        """The services of a step that calls AWS: ConfigError when the run carries no clients."""
+        if ctx.services.clients is None:
+            raise ConfigError("the run's services carry no AWS clients", resource="services")
+        return ctx.services
+
+    def aws(self) -> ClientProvider:
+        """The AWS clients (ConfigError when the run carries none)."""
+        if self.clients is None:
+            raise ConfigError("the run's services carry no AWS clients", resource="services")
+        return self.clients
+
+    def kube_for(self, view: SiteView) -> Kube:
+        if self.kube is None:
+            raise ConfigError(
+                f"the run's services carry no Kubernetes connection for {view.cluster.name}", resource="kube"
+            )
+        return self.kube(view)
+
+
 class StepContext:
     """What a step's functions receive. The executor builds one per run.
 
     ``outputs`` holds values earlier steps recorded (``ctx.set(key, value)``) — they are journaled,
     so a resumed run sees them too (e.g. the promoted DB endpoint used by the secret patch).
-    ``services`` carries whatever the procedure needs (ClientProvider, estate, kube factory).
+    ``services`` (:class:`StepServices`) is what the steps may use: AWS clients, the estate, the
+    Kubernetes factory, the PostgreSQL connector.
     """
 
     def __init__(
         self,
         *,
         run_id: str,
-        services: Mapping[str, Any] | None = None,
+        services: StepServices | Mapping[str, Any] | None = None,
         outputs: dict[str, Any] | None = None,
         dry_run: bool = False,
         on_set: Callable[[str, Any], None] | None = None,
     ) -> None:
         self.run_id = run_id
-        self.services: dict[str, Any] = dict(services or {})
+        self.services = StepServices.coerce(services)
         self.outputs: dict[str, Any] = outputs if outputs is not None else {}
         self.dry_run = dry_run
         self._on_set = on_set
@@ -77,9 +130,6 @@ class StepContext:
     def add_set_listener(self, fn: Callable[[str, Any], None]) -> None:
         """Also call ``fn(key, value)`` on every :meth:`set` (the executor journals outputs this way)."""
         self._listeners.append(fn)
-
-    def __getitem__(self, name: str) -> Any:
-        return self.services[name]
 
     def get(self, key: str, default: Any = None) -> Any:
         return self.outputs.get(key, default)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from dr.errors import BadInput, LockHeld
 from dr.runbook.executor import Executor, ProgressSink, RunResult, StepResult
 from dr.runbook.journal import Journal, JournalState, S3Mirror, new_run_id, scrub
-from dr.runbook.plan import Plan, StepContext
+from dr.runbook.plan import Plan, StepContext, StepServices
 from dr.runbook.poll import PollPolicy
 
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ def _ask(message: str) -> bool:
 
 
 def dry_run_result(
-    plan: Plan, run_id: str | None = None, services: Mapping[str, Any] | None = None
+    plan: Plan, run_id: str | None = None, services: StepServices | Mapping[str, Any] | None = None
 ) -> RunResult:
     """The result of a dry run: no action executed, the plan attached as data.
 
@@ -40,13 +40,13 @@ def dry_run_result(
     """
     path, est = plan.critical_path()
     steps = [StepResult(sid, "not_started") for sid in plan.ids]
-    clients: Any = (services or {}).get("clients")
+    clients: Any = StepServices.coerce(services).clients
     was_read_only = getattr(clients, "read_only", None)
     if was_read_only is False:
         clients.read_only = True  # belt and braces: checks only read
     try:
         if services is not None:
-            _dry_checks(plan, steps, services, run_id)
+            _dry_checks(plan, steps, StepServices.coerce(services), run_id)
     finally:
         if was_read_only is False:
             clients.read_only = False
@@ -65,7 +65,7 @@ def dry_run_result(
     )
 
 
-def _dry_checks(plan: Plan, steps: list[StepResult], services: Mapping[str, Any], run_id: str | None) -> None:
+def _dry_checks(plan: Plan, steps: list[StepResult], services: StepServices, run_id: str | None) -> None:
     ctx = StepContext(run_id=run_id or "dry-run", services=services, dry_run=True)
     for res in steps:
         step = plan.step(res.id)
@@ -118,7 +118,7 @@ def _take_lock(
 
 def run_plan(
     plan: Plan,
-    services: Mapping[str, Any],
+    services: StepServices | Mapping[str, Any],
     *,
     dry_run: bool,
     assume_yes: bool,
@@ -139,11 +139,11 @@ def run_plan(
 ) -> RunResult:
     """Execute ``plan`` (or describe it, for a dry run) and return the :class:`RunResult`.
 
-    ``services`` becomes ``StepContext.services``; when it holds a ClientProvider under
-    ``"clients"`` and no ``recorder`` is given, one is attached for the run so the journal lists
+    ``services`` becomes ``StepContext.services``; when it holds a ClientProvider
+    (``clients``) and no ``recorder`` is given, one is attached for the run so the journal lists
     every mutating call per step. Give ``lock`` and ``mirror`` ClientProviders *without* that
     recorder so their own writes are not counted as the plan's calls. With a lock, an estate in
-    ``services["estate"]`` and no ``mirror``, the journal is mirrored to the estate's journal
+    ``services.estate`` and no ``mirror``, the journal is mirrored to the estate's journal
     bucket in the lock's (surviving) region through the lock's ClientProvider
     (``mirror_auto=False`` turns that off); a missing bucket only adds a ``mirror_failed`` event.
     Raises BadInput (exit 2) when the operator declines, LockHeld (exit 3) when another run holds
@@ -153,6 +153,7 @@ def run_plan(
 
     from dr.runbook.plan_view import LiveProgress, print_plan
 
+    services = StepServices.coerce(services)
     runs_dir = Path(runs_dir)
     confirm = confirm or _ask
     state = load_resume(plan, runs_dir, resume) if resume else None
@@ -175,14 +176,14 @@ def run_plan(
         _take_lock(lock, run_id, break_lock=break_lock, assume_yes=assume_yes, confirm=confirm)
 
     own_recorder = None
-    clients = services.get("clients")
+    clients = services.clients
     if recorder is None and clients is not None and hasattr(clients, "add_recorder"):
         from dr.aws.session import CallRecorder
 
         own_recorder = recorder = clients.add_recorder(CallRecorder())
 
-    if mirror is None and mirror_auto and lock is not None and services.get("estate") is not None:
-        mirror = S3Mirror.for_estate(lock.clients, services["estate"], lock.region)
+    if mirror is None and mirror_auto and lock is not None and services.estate is not None:
+        mirror = S3Mirror.for_estate(lock.clients, services.estate, lock.region)
 
     journal: Journal | None = None
     try:

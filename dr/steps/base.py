@@ -23,14 +23,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from dr.errors import ConfigError
-
 if TYPE_CHECKING:
     from dr.aws.session import ClientProvider
     from dr.kube import Kube
     from dr.runbook.asl import AslEmitter
     from dr.runbook.plan import Step, StepContext
-    from dr.topology import Estate, SiteView
+    from dr.topology import SiteView
 
 # Tag keys the toolkit sets on what it creates or changes.
 TAG_CREATED_BY = "dr:created-by"
@@ -88,43 +86,12 @@ class Settled:
         return self.seen_transition or self.streak >= self.confirmations
 
 
-@dataclass(frozen=True)
-class StepServices:
-    """What the steps of the catalogue use, typed: built from a run's ``StepContext.services``.
-
-    ``clients`` calls AWS; ``estate`` is the topology; ``kube`` connects to a site's cluster (a
-    :class:`dr.procedures.ops.KubeFactory`, read-only in dry runs); ``pg_connect`` opens a
-    PostgreSQL connection (tests and the sandbox inject theirs; None: psycopg).
-    """
-
-    clients: ClientProvider
-    estate: Estate | None = None
-    kube: Callable[[SiteView], Kube] | None = None
-    pg_connect: Callable[..., Any] | None = None
-
-    @classmethod
-    def of(cls, ctx: StepContext) -> StepServices:
-        s: Mapping[str, Any] = ctx.services
-        if "clients" not in s:
-            raise ConfigError("the run's services carry no AWS clients", resource="services")
-        return cls(
-            clients=s["clients"], estate=s.get("estate"), kube=s.get("kube"), pg_connect=s.get("pg_connect")
-        )
-
-    def kube_for(self, view: SiteView) -> Kube:
-        if self.kube is None:
-            raise ConfigError(
-                f"the run's services carry no Kubernetes connection for {view.cluster.name}", resource="kube"
-            )
-        return self.kube(view)
-
-
 def clients_of(ctx: StepContext) -> ClientProvider:
-    return StepServices.of(ctx).clients
+    return ctx.services.aws()
 
 
 def kube_of(ctx: StepContext, view: SiteView) -> Kube:
-    return StepServices.of(ctx).kube_for(view)
+    return ctx.services.kube_for(view)
 
 
 Where = Literal["target", "global"]

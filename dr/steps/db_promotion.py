@@ -9,14 +9,13 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from dr.aws.rds import Rds
 from dr.aws.route53 import Route53
 from dr.errors import BadInput
-from dr.runbook.plan import Operation, Step, StepContext
+from dr.runbook.plan import Operation, Step, StepContext, StepServices
 from dr.steps.base import (
     TAG_PROMOTED_AT,
     TAG_PROMOTED_FROM,
     IamRead,
     Settled,
     StepKind,
-    StepServices,
     clients_of,
     iso,
     utcnow,

@@ -9,9 +9,9 @@ import pytest
 
 from dr.errors import ConfigError
 from dr.procedures import support
-from dr.runbook.plan import Step, StepContext
+from dr.runbook.plan import Step, StepContext, StepServices
 from dr.steps import KINDS, NODEGROUP_SCALE
-from dr.steps.base import IamRead, StepKind, StepServices, utcnow
+from dr.steps.base import IamRead, StepKind, utcnow
 
 
 def test_services_are_typed_from_the_runs_mapping() -> None:
