@@ -4,7 +4,8 @@ Actions come from three sources:
 
 * the plan's declared :class:`~dr.runbook.plan.Operation` s — ``failover``, ``failback`` and
   ``reprotect`` build their plans from the topology alone (:func:`static_plans`; failover in both
-  modes, with :func:`dr.procedures.stepfunctions.static_preflight`);
+  modes, with :func:`dr.procedures.stepfunctions.static_preflight`), as ``restore`` and
+  ``snapshot`` build every shape of theirs in both regions (their ``iam_plans``);
 * what each step's kind (:mod:`dr.steps`) reads beyond its operations (``StepKind.iam_reads``:
   its check, action and wait), and what the procedure's pre-flight gates read (``PREFLIGHT_READS``
   beside each ``preflight``);
@@ -46,6 +47,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 from dr.errors import BadInput
 from dr.runbook.lock import lock_region
 from dr.steps.redis_ready import RedisReady
+from dr.steps.restore_steps import CleanupRestoredDb
 from dr.steps.traffic import MoveRecords
 
 if TYPE_CHECKING:
@@ -95,10 +97,7 @@ CONDITIONAL_PATHS: dict[str, dict[str, str]] = {
         **_LOCK_PATHS,
     },
     "snapshot": {},
-    "restore": {
-        "rds:ModifyDBInstance": "--cleanup of a restored instance that inherited deletion protection "
-        "(lifted first; only instances tagged dr:created-by=dr-toolkit)",
-    },
+    "restore": dict(CleanupRestoredDb.conditional),
     "ops": {
         "eks:DescribeCluster": "connecting to a cluster that has no kubeconfig context (EKS endpoint + token)",
         **_LOCK_PATHS,
@@ -139,39 +138,6 @@ VIA_KMS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 _CATALOGUE: dict[str, list[Need]] = {
-    # dr snapshot create|list|copy|prune: every command takes --region/--to, so both regions.
-    "snapshot": [
-        Need("rds:DescribeDBInstances", "both"),  # the source; the destination DB's KMS key (copy)
-        Need("rds:DescribeDBSnapshots", "both"),
-        Need("rds:CreateDBSnapshot", "both"),
-        Need("rds:CopyDBSnapshot", "both"),
-        Need("rds:DeleteDBSnapshot", "both"),
-        Need("kms:DescribeKey", "both"),  # the destination region's data key (copy)
-        Need("elasticache:DescribeReplicationGroups", "both"),
-        Need("elasticache:DescribeCacheClusters", "both"),
-        Need("elasticache:DescribeSnapshots", "both"),
-        Need("elasticache:CreateSnapshot", "both"),
-        Need("elasticache:DeleteSnapshot", "both"),
-    ],
-    # dr restore pitr|snapshot (--verify, --cleanup): either region; targets are named by the
-    # operator, so instance/group ARNs are wildcards — and the estate's own are denied deletion.
-    "restore": [
-        Need("rds:DescribeDBInstances", "both"),
-        Need("rds:DescribeDBSnapshots", "both"),
-        Need("rds:RestoreDBInstanceFromDBSnapshot", "both"),
-        Need("rds:RestoreDBInstanceToPointInTime", "both"),
-        # the RestoreWindow; --from replicated-backups: the backups replicated into the region
-        Need("rds:DescribeDBInstanceAutomatedBackups", "both"),
-        Need("rds:ListTagsForResource", "both"),  # cleanup deletes only what the toolkit tagged
-        Need("rds:ModifyDBInstance", "both"),
-        Need("rds:DeleteDBInstance", "both"),
-        Need("elasticache:DescribeReplicationGroups", "both"),
-        Need("elasticache:DescribeCacheClusters", "both"),
-        Need("elasticache:DescribeSnapshots", "both"),
-        Need("elasticache:CreateReplicationGroup", "both"),
-        Need("elasticache:DeleteReplicationGroup", "both"),
-        Need("secretsmanager:GetSecretValue", "both"),  # --verify: the master credentials
-    ],
     # The AWS faults and probes of drills (dr.drills.builtin_actions, dr.drills.procedure_probes).
     # Scenario actions that run a procedure (failover, failback, restore-pitr) need that
     # procedure's policy as well.
@@ -498,10 +464,21 @@ def static_plans(estate: Estate, procedure: str, target: SiteView) -> list[Plan]
     return [reprotect_plan(estate, rp)]
 
 
-def preflight_reads(procedure: str) -> list[tuple[str, str]]:
-    """(action, where) the pre-flight gates of ``procedure`` read (failover, failback, reprotect)."""
-    from dr.procedures import failback, failover, reprotect
+def cli_plans(estate: Estate, procedure: str) -> list[Plan]:
+    """Every shape of the ``restore`` or ``snapshot`` plans, in both regions, from the topology alone."""
+    from dr.procedures import restore, snapshot
 
+    build = restore.iam_plans if procedure == "restore" else snapshot.iam_plans
+    return [plan for view in (estate.primary, estate.secondary) for plan in build(estate, view)]
+
+
+def preflight_reads(procedure: str) -> list[tuple[str, str]]:
+    """(action, where) the pre-flight gates of ``procedure`` read (failover, failback, reprotect,
+    restore, snapshot)."""
+    from dr.procedures import failback, failover, reprotect, restore, snapshot
+
+    if procedure in ("restore", "snapshot"):
+        return list((restore if procedure == "restore" else snapshot).PREFLIGHT_READS)
     if procedure == "failover":
         return list(failover.PREFLIGHT_READS)
     if procedure == "failback":
@@ -557,6 +534,11 @@ def needed(estate: Estate, procedure: str, target: SiteView) -> list[tuple[str, 
             # a cross-region replica is also authorised on the source instance (RDS calls the
             # source region for it)
             untouched.append(("rds:CreateDBInstanceReadReplica", source.region))
+    elif procedure in ("restore", "snapshot"):
+        # Every command takes --region (--to): its plans' steps in both regions, the reads before them.
+        plans = cli_plans(estate, procedure)
+        out += _from_plans(plans) + _from_kinds(plans)
+        needs = [Need(a, cast("Where", w)) for a, w in preflight_reads(procedure)]
     elif procedure == "ops":
         # scale, hpa, rollback, flags, stop/resume writes and rotate-db-secret run under the run lock
         needs = [*_CATALOGUE[procedure], *_RUN]

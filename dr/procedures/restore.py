@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from dr.aws.elasticache import CacheSnapshot, ElastiCache, ReplicationGroup
 from dr.aws.rds import DbInstance, DbSnapshot, Rds, ReplicatedBackups
-from dr.errors import BadInput, NotFound, VerificationFailed
+from dr.errors import BadInput, NotFound
 from dr.procedures import pg_session  # default_connect looked up at call time (tests patch it)
 from dr.procedures.pg_session import (
     Check,
@@ -38,14 +38,20 @@ from dr.procedures.pg_session import (
 from dr.procedures.support import (
     TAG_CREATED_BY,
     TAG_RESTORED_FROM,
-    Settled,
     check_cache_identifier,
     check_rds_identifier,
-    clients_of,
     iso,
     utcnow,
 )
-from dr.runbook.plan import Operation, Plan, Step, StepContext
+from dr.runbook.plan import Plan, Step
+from dr.steps import (
+    CLEANUP_RESTORED_DB,
+    CLEANUP_RESTORED_REDIS,
+    RESTORE_DB,
+    RESTORE_REDIS,
+    RESTORE_VERDICT,
+    VERIFY_RESTORED_DB,
+)
 
 if TYPE_CHECKING:
     from dr.aws.session import ClientProvider
@@ -53,7 +59,19 @@ if TYPE_CHECKING:
 
 Kind = Literal["rds", "redis"]
 PitrSource = Literal["instance", "replicated-backups"]
-_FAILED = {"failed", "incompatible-restore", "incompatible-parameters", "create-failed", "restore-failed"}
+
+# The IAM actions the pre-flight (:func:`prepare_pitr`, :func:`prepare_snapshot`) reads beyond
+# the plan's steps (which their kinds declare, :mod:`dr.steps.restore_steps`). Every restore takes
+# --region: both regions.
+PREFLIGHT_READS: tuple[tuple[str, str], ...] = (
+    ("rds:DescribeDBInstances", "both"),  # the source (template); the target's name is free
+    ("rds:DescribeDBSnapshots", "both"),  # the snapshot restored from
+    # the RestoreWindow; --from replicated-backups: the backups replicated into the region
+    ("rds:DescribeDBInstanceAutomatedBackups", "both"),
+    ("elasticache:DescribeReplicationGroups", "both"),  # the template group; the target's name is free
+    ("elasticache:DescribeCacheClusters", "both"),  # (reading a group reads its first member)
+    ("elasticache:DescribeSnapshots", "both"),  # the Redis snapshot restored from
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -389,337 +407,84 @@ def prepare_snapshot(
 
 
 def restore_plan(req: RestoreRequest, *, timeout: float = 7200.0, connect: Connector | None = None) -> Plan:
-    """Plan: restore → (verify) → (cleanup)."""
+    """Plan: restore → (verify) → (cleanup) → (verdict)."""
     region, target = req.region, req.target
-    settled = Settled()
     steps: list[Step] = []
     tags = {TAG_CREATED_BY: "dr-toolkit", TAG_RESTORED_FROM: req.source}
 
     if req.kind == "rds":
-
-        def exists(ctx: StepContext) -> DbInstance | None:
-            return Rds(clients_of(ctx), region).find_instance(target)
-
-        def check(ctx: StepContext) -> bool:
-            inst = exists(ctx)
-            if inst is not None and inst.status == "available":
-                ctx.set("endpoint", inst.endpoint)
-                return True
-            return False
-
-        def action(ctx: StepContext) -> Any:
-            if exists(ctx) is not None:
-                return None  # an interrupted run already asked for it
-            rds = Rds(clients_of(ctx), region)
-            if req.backups is not None:
-                done = rds.restore_from_automated_backups(
-                    req.backups, target, restore_time=req.restore_time, settings=req.settings or {}, tags=tags
-                )
-            elif req.mode == "pitr":
-                assert req.template is not None
-                done = rds.restore_to_time(req.template, target, restore_time=req.restore_time, tags=tags)
-            else:
-                assert isinstance(req.snapshot, DbSnapshot)
-                done = rds.restore_from_snapshot(req.snapshot, target, like=req.template, tags=tags)
-            return done.to_dict()
-
-        def wait(ctx: StepContext) -> bool:
-            inst = exists(ctx)
-            if inst is None:
-                return False
-            if inst.status in _FAILED:
-                raise VerificationFailed(
-                    f"restored DB instance {target} in {region} is {inst.status}",
-                    resource=target,
-                    region=region,
-                )
-            settled.observe(
-                done=inst.status == "available", transitional=inst.status != "available", label=inst.status
-            )
-            if inst.status == "available" and inst.endpoint:
-                ctx.set("endpoint", inst.endpoint)
-                ctx.set("port", inst.port)
-                return True
-            return False
-
-        if req.mode == "pitr":
-            source_key = "SourceDBInstanceIdentifier"
-            source_value = req.source
-            if req.backups is not None:
-                source_key, source_value = "SourceDBInstanceAutomatedBackupsArn", req.backups.arn
-            params: dict[str, Any] = {
-                source_key: source_value,
-                "TargetDBInstanceIdentifier": target,
-                "RestoreTime": iso(req.restore_time),
-            }
-            op = Operation("rds", "RestoreDBInstanceToPointInTime", region, params)
-        else:
-            assert req.snapshot is not None
-            params = {"DBSnapshotIdentifier": req.snapshot.identifier, "DBInstanceIdentifier": target}
-            op = Operation("rds", "RestoreDBInstanceFromDBSnapshot", region, params)
-        if req.settings is not None:
-            params.update(req.settings)
-        elif req.template is not None:
-            params.update(
-                {
-                    "DBInstanceClass": req.template.instance_class,
-                    "MultiAZ": req.template.multi_az,
-                    "DBSubnetGroupName": req.template.subnet_group,
-                    "DBParameterGroupName": req.template.parameter_group,
-                    "VpcSecurityGroupIds": list(req.template.security_groups),
-                }
-            )
-        what = (
-            f"PITR of {req.source}{' (replicated backups)' if req.backups else ''} at {iso(req.restore_time)}"
-            if req.mode == "pitr"
-            else f"snapshot {params['DBSnapshotIdentifier']}"
-        )
         steps.append(
-            Step(
-                id="restore",
-                title=f"Restore {target} from {what}",
-                region=region,
-                service="rds",
-                changes=f"new DB instance {target} in {region}",
-                operations=(op,),
-                check=check,
-                action=action,
-                wait=wait,
+            RESTORE_DB.build(
+                region,
+                target,
+                source=req.source,
+                restore_time=req.restore_time,
+                template=req.template,
+                snapshot=req.snapshot if isinstance(req.snapshot, DbSnapshot) else None,
+                backups=req.backups,
+                settings=req.settings,
+                tags=tags,
                 timeout=timeout,
-                estimate=1200.0,
             )
         )
         if req.verify:
             steps.append(_verify_step(req, connect or pg_session.default_connect))
         if req.cleanup:
-            steps.append(_cleanup_rds_step(req, depends=steps[-1].id))
+            steps.append(_after(CLEANUP_RESTORED_DB.build(region, target), steps[-1].id))
         if req.verify:
-            steps.append(_verdict_step(req, depends=steps[-1].id))
+            steps.append(_after(RESTORE_VERDICT.build(region, target), steps[-1].id))
     else:
         assert isinstance(req.snapshot, CacheSnapshot)
-        csnap = req.snapshot
-
-        def cfind(ctx: StepContext) -> ReplicationGroup | None:
-            return ElastiCache(clients_of(ctx), region).find_replication_group(target)
-
-        def ccheck(ctx: StepContext) -> bool:
-            group = cfind(ctx)
-            return group is not None and group.status == "available"
-
-        def caction(ctx: StepContext) -> Any:
-            if cfind(ctx) is not None:
-                return None
-            ElastiCache(clients_of(ctx), region).restore_replication_group(
-                csnap, target, like=req.cache_template
-            )
-            return {"replication_group": target}
-
-        def cwait(ctx: StepContext) -> bool:
-            group = cfind(ctx)
-            if group is not None and group.status in {"create-failed"}:
-                raise VerificationFailed(
-                    f"Redis group {target} in {region} is {group.status}", resource=target, region=region
-                )
-            if group is not None and group.status == "available":
-                ctx.set("endpoint", group.primary_endpoint)
-                return True
-            return False
-
         steps.append(
-            Step(
-                id="restore",
-                title=f"Restore Redis {target} from snapshot {csnap.identifier}",
-                region=region,
-                service="elasticache",
-                changes=f"new Redis replication group {target} in {region}",
-                operations=(
-                    Operation(
-                        "elasticache",
-                        "CreateReplicationGroup",
-                        region,
-                        {"ReplicationGroupId": target, "SnapshotName": csnap.identifier},
-                    ),
-                ),
-                check=ccheck,
-                action=caction,
-                wait=cwait,
-                timeout=timeout,
-                estimate=900.0,
+            RESTORE_REDIS.build(
+                region, target, snapshot=req.snapshot, like=req.cache_template, timeout=timeout
             )
         )
         if req.cleanup:
-
-            def dcheck(ctx: StepContext) -> bool:
-                return cfind(ctx) is None
-
-            def daction(ctx: StepContext) -> Any:
-                ElastiCache(clients_of(ctx), region).delete_replication_group(target)
-                return None
-
-            def dwait(ctx: StepContext) -> bool:
-                group = cfind(ctx)
-                return group is None or group.status == "deleted"
-
-            steps.append(
-                Step(
-                    id="cleanup",
-                    title=f"Delete restored Redis {target}",
-                    region=region,
-                    service="elasticache",
-                    changes=f"deletes replication group {target} in {region}",
-                    depends_on=("restore",),
-                    operations=(
-                        Operation(
-                            "elasticache", "DeleteReplicationGroup", region, {"ReplicationGroupId": target}
-                        ),
-                    ),
-                    check=dcheck,
-                    action=daction,
-                    wait=dwait,
-                    timeout=timeout,
-                    estimate=300.0,
-                )
-            )
+            steps.append(_after(CLEANUP_RESTORED_REDIS.build(region, target, timeout=timeout), "restore"))
     name = f"restore-{req.mode}" if req.kind == "rds" else "restore-redis"
     return Plan(name, steps, f"Restore {target} in {region} from {req.source}")
 
 
+def _after(step: Step, depends: str) -> Step:
+    step.depends_on = (depends,)
+    return step
+
+
 def _verify_step(req: RestoreRequest, connect: Connector) -> Step:
-    region, target = req.region, req.target
+    region, secret_id = req.region, req.secret_id
     checks = req.checks or [Check(name="SELECT 1", sql="SELECT 1")]
 
-    def action(ctx: StepContext) -> Any:
-        clients = clients_of(ctx)
-        inst = Rds(clients, region).describe_instance(target)
-        if not inst.endpoint:
-            raise VerificationFailed(
-                f"restored DB instance {target} in {region} has no endpoint yet",
-                resource=target,
-                region=region,
-            )
-        assert req.secret_id is not None
-        user, password = master_credentials(clients, region, req.secret_id)
-        try:
-            conn = connect(
-                host=inst.endpoint,
-                port=inst.port or 5432,
-                dbname=req.db_name,
-                user=user,
-                password=password,
-                connect_timeout=10,
-                sslmode="prefer",
-            )
-        except Exception as exc:
-            # Recorded, not raised: --cleanup must still delete the instance; the verdict step fails.
-            ctx.set(
-                "verify_error",
-                f"cannot connect to restored DB instance {target} in {region} ({inst.endpoint}:{inst.port}): "
-                f"{type(exc).__name__} — check the security groups allow this host, or run the "
-                "verification from inside the VPC",
-            )
-            return None
-        try:
-            results = run_checks(conn, checks)
-        finally:
-            conn.close()
-        ctx.set("checks", [r.to_dict() for r in results])
-        failed = [r for r in results if not r.ok]
-        if failed:
-            ctx.set(
-                "verify_error",
-                f"restored DB instance {target} in {region} failed {len(failed)} of {len(results)} check(s): "
-                + "; ".join(f"{r.name}: {r.detail}" for r in failed),
-            )
-        return None
+    def credentials(clients: ClientProvider) -> tuple[str, str]:
+        assert secret_id is not None
+        return master_credentials(clients, region, secret_id)
 
-    return Step(
-        id="verify",
-        title=f"Verify {target} ({len(checks)} check(s))",
-        region=region,
-        service="local",
-        changes="none (read-only SQL checks)",
-        depends_on=("restore",),
-        operations=(
-            Operation(
-                "secretsmanager", "GetSecretValue", region, {"SecretId": req.secret_id}, mutating=False
-            ),
+    step = VERIFY_RESTORED_DB.build(
+        region,
+        req.target,
+        secret_id=secret_id,
+        db_name=req.db_name,
+        checks=len(checks),
+        credentials=credentials,
+        connect=connect,
+        run=lambda conn: run_checks(conn, checks),
+    )
+    return _after(step, "restore")
+
+
+def iam_plans(estate: Estate, view: SiteView) -> list[Plan]:
+    """Every shape of restore plan in ``view``'s region, built from the topology alone (no API
+    call; placeholders for what the pre-flight reads): a PITR with --verify --cleanup, a snapshot
+    restore and a Redis restore, each with --cleanup. ``dr iam-policy`` derives from their steps."""
+    region, db, group = view.region, view.database.identifier, view.cache.replication_group_id
+    db_name, secret_id = estate.app.database.db_name, estate.app.db_secret.secrets_manager_id
+    snap = DbSnapshot("SNAPSHOT", region, "", db, "available", "manual", None, None, True, None)
+    csnap = CacheSnapshot("SNAPSHOT", region, group, "available", "manual", None, None, None)
+    requests = [
+        RestoreRequest("rds", "pitr", region, "restored", db, verify=True, cleanup=True, secret_id=secret_id),
+        RestoreRequest(
+            "rds", "snapshot", region, "restored", db, snapshot=snap, cleanup=True, db_name=db_name
         ),
-        action=action,
-        timeout=300.0,
-        estimate=5.0,
-    )
-
-
-def _tags_of(rds: Rds, identifier: str) -> dict[str, str]:
-    return rds.tags(rds.describe_instance(identifier))
-
-
-def _verdict_step(req: RestoreRequest, *, depends: str) -> Step:
-    """Fails the run (exit 1) when verification failed — after ``--cleanup`` had its chance."""
-
-    def action(ctx: StepContext) -> Any:
-        error = ctx.get("verify_error")
-        if error:
-            raise VerificationFailed(str(error), resource=req.target, region=req.region)
-        return ctx.get("checks")
-
-    return Step(
-        id="verdict",
-        title=f"Verdict on {req.target}",
-        region=req.region,
-        service="local",
-        changes="none",
-        depends_on=(depends,),
-        action=action,
-        timeout=10.0,
-        estimate=0.1,
-    )
-
-
-def _cleanup_rds_step(req: RestoreRequest, *, depends: str) -> Step:
-    region, target = req.region, req.target
-
-    def check(ctx: StepContext) -> bool:
-        return Rds(clients_of(ctx), region).find_instance(target) is None
-
-    def action(ctx: StepContext) -> Any:
-        rds = Rds(clients_of(ctx), region)
-        tags = _tags_of(rds, target)
-        if tags.get(TAG_CREATED_BY) != "dr-toolkit":
-            raise BadInput(
-                f"refusing to delete DB instance {target} in {region}: it was not created by dr-toolkit "
-                f"(tag {TAG_CREATED_BY} missing)",
-                resource=target,
-                region=region,
-            )
-        rds.delete_instance(target, lift_protection=True)
-        return None
-
-    def wait(ctx: StepContext) -> bool:
-        inst = Rds(clients_of(ctx), region).find_instance(target)
-        return inst is None or inst.status == "deleted"
-
-    return Step(
-        id="cleanup",
-        title=f"Delete restored {target}",
-        region=region,
-        service="rds",
-        changes=f"deletes DB instance {target} in {region} (no final snapshot)",
-        depends_on=(depends,),
-        operations=(
-            Operation(
-                "rds",
-                "ModifyDBInstance",
-                region,
-                {"DBInstanceIdentifier": target, "DeletionProtection": False},
-            ),
-            Operation(
-                "rds", "DeleteDBInstance", region, {"DBInstanceIdentifier": target, "SkipFinalSnapshot": True}
-            ),
-        ),
-        check=check,
-        action=action,
-        wait=wait,
-        timeout=3600.0,
-        estimate=600.0,
-    )
+        RestoreRequest("redis", "snapshot", region, "restored", group, snapshot=csnap, cleanup=True),
+    ]
+    return [restore_plan(r) for r in requests]

@@ -11,25 +11,24 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from dr.aws.elasticache import CacheSnapshot, ElastiCache
 from dr.aws.kms import key_arn
 from dr.aws.rds import DbSnapshot, Rds
-from dr.errors import BadInput, NotFound, OperationFailed
+from dr.errors import BadInput, NotFound
 from dr.procedures.support import (
     SNAPSHOT_PREFIX,
-    TAG_CREATED_BY,
-    Settled,
     check_cache_identifier,
     check_rds_identifier,
-    clients_of,
     human_age,
     snapshot_name,
     utcnow,
 )
-from dr.runbook.plan import Operation, Plan, Step, StepContext
+from dr.runbook.plan import Plan, Step
+from dr.steps import COPY_SNAPSHOT, CREATE_SNAPSHOT, DELETE_SNAPSHOT
+from dr.steps.snapshot_steps import kind_word
 
 if TYPE_CHECKING:
     from dr.aws.session import ClientProvider
@@ -37,40 +36,20 @@ if TYPE_CHECKING:
 
 Kind = Literal["rds", "redis"]
 Snapshot = DbSnapshot | CacheSnapshot
-_FAILED = {"failed", "incompatible-restore", "incompatible-parameters", "error"}
+
+# The IAM actions the reads before a plan make (:func:`resolve_copy`, :func:`list_snapshots`,
+# :func:`prune_candidates`) beyond the plans' steps (which their kinds declare,
+# :mod:`dr.steps.snapshot_steps`). Every command takes --region/--to: both regions.
+PREFLIGHT_READS: tuple[tuple[str, str], ...] = (
+    ("rds:DescribeDBSnapshots", "both"),  # the snapshot copied; list; prune's candidates
+    ("rds:DescribeDBInstances", "both"),  # copy: the destination DB's KMS key
+    ("kms:DescribeKey", "both"),  # copy: the destination region's data key
+    ("elasticache:DescribeSnapshots", "both"),  # list; prune's candidates
+)
 
 
 def _source_of(view: SiteView, kind: Kind) -> str:
     return view.database.identifier if kind == "rds" else view.cache.replication_group_id
-
-
-def _find(clients: ClientProvider, region: str, kind: Kind, name: str) -> Snapshot | None:
-    if kind == "rds":
-        return Rds(clients, region).find_snapshot(name)
-    return ElastiCache(clients, region).find_snapshot(name)
-
-
-def _kind_word(kind: Kind) -> str:
-    return "DB snapshot" if kind == "rds" else "Redis snapshot"
-
-
-def _wait_available(clients: ClientProvider, region: str, kind: Kind, name: str, settled: Settled) -> bool:
-    snap = _find(clients, region, kind, name)
-    if snap is None:
-        # Just created: eventual consistency may hide it for a moment; keep polling.
-        return settled.observe(done=False, transitional=False, label="absent")
-    if snap.status in _FAILED:
-        raise OperationFailed(
-            f"{_kind_word(kind)} {name} in {region} is {snap.status}",
-            resource=name,
-            region=region,
-            hint="inspect it in the console; delete it and create a new one",
-        )
-    # A snapshot that did not exist before the action cannot be stale: one "available" suffices.
-    settled.observe(
-        done=snap.status == "available", transitional=snap.status != "available", label=snap.status
-    )
-    return snap.status == "available"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -97,59 +76,8 @@ def create_plan(
     planned = name or snapshot_name()
     if kind == "rds":
         check_rds_identifier(planned, region=region, what="snapshot")
-    settled = Settled()
-
-    def snap_id(ctx: StepContext) -> str:
-        return str(ctx.get("snapshot_id") or planned)
-
-    def check(ctx: StepContext) -> bool:
-        snap = _find(clients_of(ctx), region, kind, snap_id(ctx))
-        if snap is not None:
-            ctx.set("snapshot_id", snap.identifier)
-        return snap is not None and snap.status == "available"
-
-    def action(ctx: StepContext) -> Any:
-        clients = clients_of(ctx)
-        sid = snap_id(ctx)
-        ctx.set("snapshot_id", sid)
-        if _find(clients, region, kind, sid) is not None:
-            return None  # created by an interrupted run: only wait for it
-        if kind == "rds":
-            rds = Rds(clients, region)
-            rds.describe_instance(src)  # NotFound names the instance and region
-            return rds.create_snapshot(src, sid, tags={TAG_CREATED_BY: "dr-toolkit"}).to_dict()
-        cache = ElastiCache(clients, region)
-        cache.describe_replication_group(src)
-        return cache.create_snapshot(src, sid).to_dict()
-
-    def wait(ctx: StepContext) -> bool:
-        return _wait_available(clients_of(ctx), region, kind, snap_id(ctx), settled)
-
-    service = "rds" if kind == "rds" else "elasticache"
-    op = (
-        Operation(
-            "rds", "CreateDBSnapshot", region, {"DBInstanceIdentifier": src, "DBSnapshotIdentifier": planned}
-        )
-        if kind == "rds"
-        else Operation(
-            "elasticache", "CreateSnapshot", region, {"ReplicationGroupId": src, "SnapshotName": planned}
-        )
-    )
-    step = Step(
-        id="create-snapshot",
-        title=f"Snapshot {src} as {planned}",
-        region=region,
-        service=service,
-        changes=f"new manual {_kind_word(kind)} {planned} of {src} in {region}",
-        operations=(op,),
-        check=check,
-        action=action,
-        wait=wait,
-        timeout=timeout,
-        estimate=300.0 if kind == "rds" else 120.0,
-        tags={"kind": kind, "snapshot": planned, "source": src},
-    )
-    return Plan("snapshot-create", [step], f"Manual {_kind_word(kind)} of {src} in {region}")
+    step = CREATE_SNAPSHOT.build(region, kind=kind, source=src, planned=planned, timeout=timeout)
+    return Plan("snapshot-create", [step], f"Manual {kind_word(kind)} of {src} in {region}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -247,46 +175,8 @@ def resolve_copy(
 def copy_plan(request: CopyRequest, *, timeout: float = 7200.0) -> Plan:
     """Plan: copy ``request.source`` to the destination region and wait until available."""
     src, region, target = request.source, request.destination_region, request.target
-    settled = Settled()
-
-    def check(ctx: StepContext) -> bool:
-        snap = Rds(clients_of(ctx), region).find_snapshot(target)
-        return snap is not None and snap.status == "available"
-
-    def action(ctx: StepContext) -> Any:
-        rds = Rds(clients_of(ctx), region)
-        if rds.find_snapshot(target) is not None:
-            return None
-        copied = rds.copy_snapshot_from(
-            src, target, kms_key_id=request.kms_key_id, tags={TAG_CREATED_BY: "dr-toolkit"}
-        )
-        ctx.set("snapshot_arn", copied.arn)
-        return copied.to_dict()
-
-    def wait(ctx: StepContext) -> bool:
-        return _wait_available(clients_of(ctx), region, "rds", target, settled)
-
-    params: dict[str, Any] = {
-        "SourceDBSnapshotIdentifier": src.arn,
-        "TargetDBSnapshotIdentifier": target,
-        "SourceRegion": src.region,
-    }
-    if request.kms_key_id:
-        params["KmsKeyId"] = request.kms_key_id
-    step = Step(
-        id="copy-snapshot",
-        title=f"Copy {src.identifier} {src.region} → {region} as {target}",
-        region=region,
-        service="rds",
-        changes=f"new DB snapshot {target} in {region}"
-        + (" (KMS re-encrypted)" if request.kms_key_id else ""),
-        operations=(Operation("rds", "CopyDBSnapshot", region, params),),
-        check=check,
-        action=action,
-        wait=wait,
-        timeout=timeout,
-        estimate=900.0,
-        tags={"kind": "rds", "snapshot": target},
+    step = COPY_SNAPSHOT.build(
+        region, source=src, target=target, kms_key_id=request.kms_key_id, timeout=timeout
     )
     return Plan("snapshot-copy", [step], f"Cross-region copy of {src.identifier} to {region}")
 
@@ -424,43 +314,7 @@ def prune_plan(candidates: list[Snapshot], *, timeout: float = 900.0) -> Plan:
     steps: list[Step] = []
     for snap in candidates:
         kind: Kind = "rds" if isinstance(snap, DbSnapshot) else "redis"
-        region, sid = snap.region, snap.identifier
-
-        def check(ctx: StepContext, region: str = region, sid: str = sid, kind: Kind = kind) -> bool:
-            return _find(clients_of(ctx), region, kind, sid) is None
-
-        def action(ctx: StepContext, region: str = region, sid: str = sid, kind: Kind = kind) -> Any:
-            if kind == "rds":
-                Rds(clients_of(ctx), region).delete_snapshot(sid)
-            else:
-                ElastiCache(clients_of(ctx), region).delete_snapshot(sid)
-            return {"deleted": sid, "region": region}
-
-        def wait(ctx: StepContext, region: str = region, sid: str = sid, kind: Kind = kind) -> bool:
-            snap = _find(clients_of(ctx), region, kind, sid)
-            return snap is None or snap.status == "deleted"
-
-        op = (
-            Operation("rds", "DeleteDBSnapshot", region, {"DBSnapshotIdentifier": sid})
-            if kind == "rds"
-            else Operation("elasticache", "DeleteSnapshot", region, {"SnapshotName": sid})
-        )
-        steps.append(
-            Step(
-                id=f"delete-{kind}-{region}-{sid}",
-                title=f"Delete {_kind_word(kind)} {sid} ({region})",
-                region=region,
-                service="rds" if kind == "rds" else "elasticache",
-                changes=f"deletes {_kind_word(kind)} {sid} in {region}",
-                operations=(op,),
-                check=check,
-                action=action,
-                wait=wait,
-                timeout=timeout,
-                estimate=5.0,
-                tags={"kind": kind, "snapshot": sid},
-            )
-        )
+        steps.append(DELETE_SNAPSHOT.build(snap.region, kind=kind, name=snap.identifier, timeout=timeout))
     return Plan("snapshot-prune", steps, f"Delete {len(steps)} old manual snapshot(s)")
 
 
@@ -477,3 +331,23 @@ def prune_candidates(
     """Read both regions and select what ``prune`` would delete (read-only)."""
     snaps = _estate_snapshots(clients, estate, regions, kinds)
     return select_prunable(snaps, keep_last=keep_last, older_than=older_than, now=utcnow(), prefix=prefix)
+
+
+def iam_plans(estate: Estate, view: SiteView) -> list[Plan]:
+    """Every shape of snapshot plan in ``view``'s region, built from the topology alone (no API
+    call; placeholders for what the reads before the plan find): create (RDS and Redis), a copy
+    from the other site into this region, prune (one of each). ``dr iam-policy`` derives from them."""
+    region, other = view.region, estate.other(view)
+    name = snapshot_name()
+    src = DbSnapshot(
+        name, other.region, "", other.database.identifier, "available", "manual", None, None, True, None
+    )
+    cache = CacheSnapshot(
+        name, region, view.cache.replication_group_id, "available", "manual", None, None, None
+    )
+    return [
+        create_plan(estate, view, kind="rds", name=name),
+        create_plan(estate, view, kind="redis", name=name),
+        copy_plan(CopyRequest(src, region, name, "KMS")),
+        prune_plan([replace(src, region=region), cache]),
+    ]

@@ -12,6 +12,15 @@ from dr.steps.db_promotion import PromoteReplica, ReplicaCaughtUp, VerifyService
 from dr.steps.db_replica import CreateReplica, MarkSuperseded, MoveAside, ReplicaInSync
 from dr.steps.nodegroup_scale import NodegroupScale
 from dr.steps.redis_ready import RedisReady
+from dr.steps.restore_steps import (
+    CleanupRestoredDb,
+    CleanupRestoredRedis,
+    RestoreDb,
+    RestoreRedis,
+    RestoreVerdict,
+    VerifyRestoredDb,
+)
+from dr.steps.snapshot_steps import CopySnapshot, CreateSnapshot, DeleteSnapshot
 from dr.steps.traffic import MoveRecords, TargetHealthy, VerifyDns
 from dr.steps.workload_steps import PatchDbSecret, PodsReady, RestartDeployment, ScaleWorkloads, StopWrites
 
@@ -32,6 +41,15 @@ MOVE_ASIDE = MoveAside()
 CREATE_REPLICA = CreateReplica()
 REPLICA_IN_SYNC = ReplicaInSync()
 MARK_SUPERSEDED = MarkSuperseded()
+RESTORE_DB = RestoreDb()
+VERIFY_RESTORED_DB = VerifyRestoredDb()
+RESTORE_VERDICT = RestoreVerdict()
+CLEANUP_RESTORED_DB = CleanupRestoredDb()
+RESTORE_REDIS = RestoreRedis()
+CLEANUP_RESTORED_REDIS = CleanupRestoredRedis()
+CREATE_SNAPSHOT = CreateSnapshot()
+COPY_SNAPSHOT = CopySnapshot()
+DELETE_SNAPSHOT = DeleteSnapshot()
 
 KINDS: tuple[StepKind, ...] = (
     STOP_WRITES,
@@ -51,10 +69,24 @@ KINDS: tuple[StepKind, ...] = (
     CREATE_REPLICA,
     REPLICA_IN_SYNC,
     MARK_SUPERSEDED,
+    RESTORE_DB,
+    VERIFY_RESTORED_DB,
+    RESTORE_VERDICT,
+    CLEANUP_RESTORED_DB,
+    RESTORE_REDIS,
+    CLEANUP_RESTORED_REDIS,
+    CREATE_SNAPSHOT,
+    COPY_SNAPSHOT,
+    DELETE_SNAPSHOT,
 )
 
 __all__ = [
+    "CLEANUP_RESTORED_DB",
+    "CLEANUP_RESTORED_REDIS",
+    "COPY_SNAPSHOT",
     "CREATE_REPLICA",
+    "CREATE_SNAPSHOT",
+    "DELETE_SNAPSHOT",
     "KINDS",
     "MARK_SUPERSEDED",
     "MOVE_ASIDE",
@@ -67,10 +99,14 @@ __all__ = [
     "REPLICA_CAUGHT_UP",
     "REPLICA_IN_SYNC",
     "RESTART_DEPLOYMENT",
+    "RESTORE_DB",
+    "RESTORE_REDIS",
+    "RESTORE_VERDICT",
     "SCALE_WORKLOADS",
     "STOP_WRITES",
     "TARGET_HEALTHY",
     "VERIFY_DNS",
+    "VERIFY_RESTORED_DB",
     "VERIFY_SERVICE",
     "StepKind",
 ]

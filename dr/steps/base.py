@@ -9,6 +9,8 @@ failover records …), defined once with everything known about it:
   declared operations (``dr iam-policy`` adds them);
 * :attr:`StepKind.conditional` — which of its IAM actions only some runs make, and when;
 * :meth:`StepKind.lower` — its Step Functions states (:mod:`dr.runbook.asl` asks the kind);
+  a kind of a procedure that is never exported to Step Functions (restore, snapshot) sets
+  :attr:`StepKind.exportable` False and its ``lower`` refuses;
 * :attr:`StepKind.outputs` — the output keys its steps record (module constants: a journaled,
   resumable schema — the strings never change).
 
@@ -116,6 +118,8 @@ class StepKind(ABC):
     reads: ClassVar[tuple[IamRead, ...]] = ()
     # IAM actions (operations or reads) only some runs make: action -> when.
     conditional: ClassVar[Mapping[str, str]] = {}
+    # False: its procedure runs only from the CLI (no Step Functions export); ``lower`` refuses.
+    exportable: ClassVar[bool] = True
 
     def iam_reads(self, step: Step) -> tuple[tuple[str, str | None], ...]:
         return tuple((r.action, None if r.where == "global" else step.region) for r in self.reads)
@@ -129,6 +133,12 @@ class StepKind(ABC):
         self, emitter: AslEmitter, states: dict[str, Any], step: Step, next_name: str | None, fail: str
     ) -> str:
         """Default: the emitter's generic lowering (each mutating operation one Task)."""
+        if not self.exportable:
+            raise ConfigError(
+                f"step {step.id} ({self.name}) has no Step Functions form: its procedure runs only "
+                "from the dr CLI",
+                resource=step.id,
+            )
         return str(emitter.generic(states, step, next_name, fail))
 
     def adopt(self, step: Step) -> Step:

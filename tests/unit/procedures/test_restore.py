@@ -212,8 +212,8 @@ def test_verify_with_injected_connection_and_cleanup(seeded: Any, tmp_path: Path
 
 def test_cleanup_only_deletes_what_the_toolkit_restored(seeded: Any) -> None:
     """A --cleanup resumed onto a same-named instance someone else made must not delete it."""
-    from dr.procedures.restore import RestoreRequest, _cleanup_rds_step
     from dr.runbook.plan import StepContext
+    from dr.steps import CLEANUP_RESTORED_DB
 
     est = seeded.estate
     rds = seeded.rds(est.primary.region)
@@ -226,9 +226,7 @@ def test_cleanup_only_deletes_what_the_toolkit_restored(seeded: Any) -> None:
         AllocatedStorage=20,
         DeletionProtection=True,
     )
-    step = _cleanup_rds_step(
-        RestoreRequest("rds", "pitr", est.primary.region, "not-ours", "src"), depends="x"
-    )
+    step = CLEANUP_RESTORED_DB.build(est.primary.region, "not-ours")
     ctx = StepContext(run_id="t", services={"clients": seeded.clients})
     assert step.action is not None
     with pytest.raises(BadInput, match="not created by dr-toolkit"):
