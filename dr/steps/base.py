@@ -25,6 +25,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+from dr.errors import ConfigError
+
 if TYPE_CHECKING:
     from dr.aws.session import ClientProvider
     from dr.kube import Kube
