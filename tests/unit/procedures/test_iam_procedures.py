@@ -22,6 +22,7 @@ from moto import mock_aws
 
 from dr.aws.iam_names import iam_action
 from dr.aws.session import ApiCall, CallRecorder
+from dr.drills import drill_iam
 from dr.procedures.iam import CONDITIONAL_PATHS, DEPENDENT, allows, policy
 from dr.topology import Estate
 from tests.unit.procedures.estate_seed import (
@@ -35,6 +36,8 @@ from tests.unit.procedures.estate_seed import (
 from tests.unit.procedures.test_failover import FAST, Env, env
 
 __all__ = ["cli_calls", "env", "seeded"]
+
+drill_iam.install()  # the drill policy's needs come from the drills' registrations
 
 ACCOUNT = "123456789012"  # moto's
 
