@@ -71,9 +71,11 @@ def doctor(app: AppContext, timeout: float, kubeconfig: str | None) -> None:
     do; exit 2 when no region accepts the credentials."""
     from dr.cli.output import emit
     from dr.cli.status_cmd import probe_clients
+    from dr.drills import drill_iam
     from dr.kube import KubeFactory
     from dr.procedures.doctor import run_doctor
 
+    drill_iam.install()  # the drill policy's needs, from the drills' registrations
     clients = probe_clients(app, timeout)
     clients.max_attempts = 4  # IAM's simulator throttles at a few calls a second
     kube = KubeFactory.for_target(app.target_name, kubeconfig=kubeconfig, clients=clients, read_only=True)

@@ -51,7 +51,10 @@ def _human(data: dict[str, Any], out: Console) -> None:
 def iam_policy(app: AppContext, procedure: str, to: str, account_id: str | None, zone_id: str | None) -> None:
     """Print the IAM policy JSON PROCEDURE needs: actions from its plan, ARNs from the topology."""
     from dr.cli.output import emit
+    from dr.drills import drill_iam
     from dr.procedures.iam import kubernetes_verbs, policy
+
+    drill_iam.install()
 
     estate = app.estate
     target = estate.site(to)

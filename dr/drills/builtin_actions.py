@@ -3,7 +3,8 @@
 Any target: ``pause``, ``http-request`` (actions), ``http``, ``endpoint`` (through the drill's
 resolver and check), ``heartbeat-acked`` (probes). AWS API faults (``target="aws"``; the sandbox
 registers the same functions, its realism layer gives them real status transitions):
-``rds-reboot-failover`` and ``redis-primary-failure`` (ElastiCache TestFailover).
+``rds-reboot-failover`` and ``redis-primary-failure`` (ElastiCache TestFailover), each declaring
+the IAM actions it calls (in either site's region: ``site`` picks it).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pydantic import Field
 
 from dr.drills.drill_context import DrillContext, MeasurementHooks, register_measurement
 from dr.drills.registry import ActionArgs, NoArgs, Observation, SiteArgs, register_action, register_probe
+from dr.procedures.iam import Need
 
 
 class PauseArgs(ActionArgs):
@@ -132,6 +134,7 @@ def heartbeat_acked(ctx: DrillContext) -> int:
     target="aws",
     args=SiteArgs,
     description="Reboot the site's Multi-AZ RDS instance with ForceFailover.",
+    iam=(Need("rds:DescribeDBInstances", "both"), Need("rds:RebootDBInstance", "both")),
 )
 def rds_reboot_failover(ctx: DrillContext, site: str) -> dict[str, Any]:
     from dr.errors import BadInput
@@ -164,6 +167,7 @@ def rds_reboot_failover(ctx: DrillContext, site: str) -> dict[str, Any]:
     target="aws",
     args=SiteArgs,
     description="Fail the Redis primary node over to a replica.",
+    iam=(Need("elasticache:DescribeReplicationGroups", "both"), Need("elasticache:TestFailover", "both")),
 )
 def redis_primary_failure(ctx: DrillContext, site: str) -> dict[str, Any]:
     estate = ctx.require_estate()

@@ -14,6 +14,10 @@ post-drill estate check are in :mod:`dr.drills.procedure_probes`.
 Each action returns a summary of its runbook run (run id, status, wall time, critical path and
 every step's timing), which the drill runner stores in the drill journal as the step's value;
 ``ctx.note`` adds the run id and its journal path to the drill's events.
+
+IAM: an action that runs a procedure (``failover``, ``failback``, ``reprotect``, ``restore-pitr``,
+and ``wait-replicated-backups``, the restore's read) needs that procedure's policy
+(``policy_of``); the Kubernetes-only ones need only :data:`KUBE_CONNECT`.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from pydantic import Field, model_validator
 from dr.drills.drill_context import DrillContext
 from dr.drills.registry import ActionArgs, NothingToUndo, Site, register_action
 from dr.errors import BadInput, OperationFailed
+from dr.procedures.iam import Need
 
 if TYPE_CHECKING:
     from dr.kube import Kube, KubeFactory
@@ -46,6 +51,11 @@ _SCALED_FROM = "scaled_from"
 # ---------------------------------------------------------------------------------------------
 # Plumbing: kube factory, runs directory, running a plan
 # ---------------------------------------------------------------------------------------------
+
+
+# Connecting to a site's cluster that has no kubeconfig context: its endpoint and token through EKS
+# (what the cluster then allows is its RBAC's business, not IAM's).
+KUBE_CONNECT = Need("eks:DescribeCluster", "both")
 
 
 def kube_factory(ctx: DrillContext, *, read_only: bool = False) -> KubeFactory:
@@ -222,6 +232,7 @@ class FailoverArgs(ActionArgs):
     "failover",
     args=FailoverArgs,
     description="Whole-region failover.",
+    policy_of="failover",
 )
 def failover(
     ctx: DrillContext, to: str, mode: str, max_lag_seconds: float | None, db_from: str | None = None
@@ -255,6 +266,7 @@ class FailbackArgs(ActionArgs):
     "failback",
     args=FailbackArgs,
     description="Re-protect, then fail back.",
+    policy_of="failback",
 )
 def failback(ctx: DrillContext, mode: str) -> dict[str, Any]:
     """``dr failback --yes``: the same use case — re-protect, wait in sync, planned switch back,
@@ -295,6 +307,7 @@ class ReprotectArgs(ActionArgs):
     "reprotect",
     args=ReprotectArgs,
     description="The standby's database a replica of the serving one again (after a failback).",
+    policy_of="reprotect",
 )
 def reprotect(ctx: DrillContext, max_lag_seconds: float | None, db_from: str | None = None) -> dict[str, Any]:
     """``dr reprotect --yes``: the standby region's database a read replica of the serving one
@@ -341,6 +354,7 @@ class ScaleArgs(ActionArgs):
     "scale-deployment",
     args=ScaleArgs,
     description="Scale deployments (writers = stop writes with 0; 'previous' restores the counts).",
+    iam=(KUBE_CONNECT,),  # Kubernetes only, without the run lock
 )
 def scale_deployment(
     ctx: DrillContext, site: str, deployments: str | list[str], replicas: int | str
@@ -421,6 +435,7 @@ class RestorePitrArgs(ActionArgs):
     "restore-pitr",
     args=RestorePitrArgs,
     description="Restore the site's database to a point in time (sets output restored_db).",
+    policy_of="restore",
 )
 def restore_pitr(
     ctx: DrillContext,
@@ -493,6 +508,8 @@ class BackupsCoverArgs(ActionArgs):
     "wait-replicated-backups",
     args=BackupsCoverArgs,
     description="Wait until the automated backups replicated to the site cover the corruption.",
+    # the restore's read of the replicated backups (`dr restore pitr --from replicated-backups`)
+    policy_of="restore",
 )
 def wait_replicated_backups(ctx: DrillContext, site: str, covers: str, timeout: float) -> dict[str, Any]:
     """Wait until the RestoreWindow of the other site's automated backups replicated to ``site``
@@ -549,6 +566,7 @@ class RepointArgs(ActionArgs):
     "repoint-app",
     args=RepointArgs,
     description="Patch the DB secret to a database named by an earlier output, rolling-restart.",
+    iam=(KUBE_CONNECT,),
 )
 def repoint_app(ctx: DrillContext, site: str, database_from: str) -> dict[str, Any]:
     """Point the site's DB secret at the database an earlier step named (output ``database_from``),
@@ -610,6 +628,7 @@ class DeployArgs(ActionArgs):
     "deploy",
     args=DeployArgs,
     description="Roll out an image (bad-deploy fault).",
+    iam=(KUBE_CONNECT,),
 )
 def deploy(ctx: DrillContext, deployment: str | None, image: str) -> dict[str, Any]:
     """Roll out ``image`` to a deployment of the serving site (the bad-deploy fault); does not
@@ -639,6 +658,7 @@ class RollbackDeployArgs(ActionArgs):
     "rollback-deploy",
     args=RollbackDeployArgs,
     description="kubectl rollout undo of the deployment.",
+    iam=(KUBE_CONNECT,),
 )
 def rollback_deploy(ctx: DrillContext, deployment: str | None) -> dict[str, Any]:
     """``dr ops rollback``: back to the previous revision; a no-op when nothing was deployed."""

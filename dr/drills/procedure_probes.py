@@ -2,7 +2,8 @@
 estate check (:mod:`dr.drills.invariants`): :func:`estate_invariants`.
 
 Probes: ``db-writable``, ``replica-lag``, ``pods-ready``, ``dns-points-to``, ``data-intact``,
-``restored-to-point``, ``readiness-alarms``.
+``restored-to-point``, ``readiness-alarms``; each declares the IAM actions it calls (``site``
+picks the region, so both).
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from typing import TYPE_CHECKING, Any
 from dr.drills.drill_context import DrillContext
 from dr.drills.invariants import EstateFacts, Invariant
 from dr.drills.invariants import register as register_estate_check
-from dr.drills.procedure_actions import kube_factory, kube_for_site
+from dr.drills.procedure_actions import KUBE_CONNECT, kube_factory, kube_for_site
 from dr.drills.registry import ActionArgs, NoArgs, Observation, Site, SiteArgs, register_probe
 from dr.errors import OperationFailed
+from dr.procedures.iam import Need
 from dr.procedures.support import utcnow
 
 if TYPE_CHECKING:
@@ -70,6 +72,8 @@ def connect_app_database(ctx: DrillContext, view: SiteView) -> Any:
     "db-writable",
     args=SiteArgs,
     description="True when the site's database accepts writes.",
+    # the instance's endpoint, then the master credentials (connect_master)
+    iam=(Need("rds:DescribeDBInstances", "both"), Need("secretsmanager:GetSecretValue", "both")),
 )
 def db_writable(ctx: DrillContext, site: str) -> bool:
     """True when the site's database is not in recovery and takes a write (a temp table insert)."""
@@ -91,6 +95,7 @@ class LagArgs(ActionArgs):
     "replica-lag",
     args=LagArgs,
     description="Replica lag in seconds of the site's read replica.",
+    iam=(Need("rds:DescribeDBInstances", "both"), Need("cloudwatch:GetMetricStatistics", "both")),
 )
 def replica_lag(ctx: DrillContext, site: str) -> float | None:
     """Seconds the site's database trails its source (CloudWatch ``ReplicaLag``); 0 once it is
@@ -126,6 +131,7 @@ def replica_lag(ctx: DrillContext, site: str) -> float | None:
     "pods-ready",
     args=SiteArgs,
     description="True when every deployment of the site has its replicas Ready.",
+    iam=(KUBE_CONNECT,),
 )
 def pods_ready(ctx: DrillContext, site: str) -> bool:
     """True when every deployment of the site has all its replicas updated and Ready."""
@@ -140,6 +146,14 @@ def pods_ready(ctx: DrillContext, site: str) -> bool:
     "dns-points-to",
     args=SiteArgs,
     description="True when the public record resolves to the site's load balancer.",
+    # read_state: the zone, its failover records, their health checks (and the checks' tags)
+    iam=(
+        Need("route53:ListHostedZonesByName", "global"),
+        Need("route53:ListResourceRecordSets", "global"),
+        Need("route53:GetHealthCheck", "global"),
+        Need("route53:GetHealthCheckStatus", "global"),
+        Need("route53:ListTagsForResource", "global"),
+    ),
 )
 def dns_points_to(ctx: DrillContext, site: str) -> bool:
     """True when Route53 failover routing answers the public record with the site's region."""
@@ -160,6 +174,7 @@ class RestoredToPointArgs(ActionArgs):
     args=RestoredToPointArgs,
     description="True when the app's database holds every heartbeat acknowledged before the restore "
     "time and none acknowledged after the corruption.",
+    iam=(KUBE_CONNECT,),  # the app's DB secret; the database itself is PostgreSQL, not IAM
 )
 def restored_to_point(ctx: DrillContext, site: str) -> Any:
     """In the database the site's application uses now (a restore): every heartbeat the old primary
@@ -195,6 +210,7 @@ def restored_to_point(ctx: DrillContext, site: str) -> Any:
     "data-intact",
     args=SiteArgs,
     description="True when the integrity check finds no corrupt rows.",
+    iam=(KUBE_CONNECT,),  # the app's DB secret; the database itself is PostgreSQL, not IAM
 )
 def data_intact(ctx: DrillContext, site: str) -> bool:
     """True when no row of the integrity table of the database the site's application uses fails
@@ -292,6 +308,9 @@ def estate_invariants(ctx: DrillContext, intended: str | None) -> EstateFacts:
     "readiness-alarms",
     args=NoArgs,
     description="How many continuous-readiness alarms of the DR region are in ALARM.",
+    # cloudwatch:DescribeAlarms (the DR region): granted by the ops policy (`dr ops triage` reads
+    # the same alarms), not by the drill's
+    policy_of="ops",
 )
 def readiness_alarms_firing(ctx: DrillContext) -> int:
     """How many continuous-readiness alarms (DR region, ``<app>-readiness-*``) are in ALARM: a

@@ -7,7 +7,13 @@ any) by a function registered where it is written, with the pydantic model of it
     def failover(ctx: DrillContext, to: str, mode: str, ...) -> dict: ...
 
 The function receives the :class:`dr.drills.drill_context.DrillContext` and the validated
-arguments as keyword arguments. Registering happens on import; these modules register:
+arguments as keyword arguments. A provider that calls AWS declares, at its registration, the IAM
+actions it calls (``iam=(Need("rds:RebootDBInstance", "both"), …)``, the region roles of
+:class:`dr.procedures.iam.Need`); one that runs a whole procedure names it instead
+(``policy_of="failover"``: it needs that procedure's policy). ``dr iam-policy --procedure drill``
+is the union of the declared needs (:mod:`dr.drills.drill_iam`).
+
+Registering happens on import; these modules register:
 
 * :mod:`dr.drills.builtin_actions` — pause, HTTP, endpoint and heartbeat probes, AWS faults;
 * :mod:`dr.drills.procedure_actions`, :mod:`dr.drills.procedure_probes` — the real procedures;
@@ -23,11 +29,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
 from dr.errors import GateRefused, OperationFailed
+
+if TYPE_CHECKING:
+    from dr.procedures.iam import Need
 
 Kind = Literal["action", "probe"]
 ProviderFn = Callable[..., Any]
@@ -82,6 +91,10 @@ class Provider:
     description: str = ""
     args: type[BaseModel] | None = None
     impls: dict[str, ProviderFn] = field(default_factory=dict)
+    # The IAM actions its implementations call on AWS (none: it calls no AWS API, or only
+    # through the procedure ``policy_of`` names, whose own policy it needs).
+    iam: tuple[Need, ...] = ()
+    policy_of: str | None = None
 
     def implementation(self, target: str) -> ProviderFn | None:
         return self.impls.get(target) or self.impls.get(ANY_TARGET)
@@ -121,7 +134,13 @@ _lock = threading.RLock()
 
 
 def _register(
-    kind: Kind, name: str, target: str, args: type[BaseModel] | None, description: str
+    kind: Kind,
+    name: str,
+    target: str,
+    args: type[BaseModel] | None,
+    description: str,
+    iam: tuple[Need, ...] = (),
+    policy_of: str | None = None,
 ) -> Callable[[F], F]:
     def decorator(fn: F) -> F:
         with _lock:
@@ -130,7 +149,13 @@ def _register(
                 prov = _providers[(kind, name)] = Provider(name=name, kind=kind)
             if args is not None and prov.args is not None and args is not prov.args:
                 raise ValueError(f"{kind} provider {name!r} is registered with two argument models")
+            if iam and prov.iam and tuple(iam) != prov.iam:
+                raise ValueError(f"{kind} provider {name!r} is registered with two IAM declarations")
+            if policy_of and prov.policy_of and policy_of != prov.policy_of:
+                raise ValueError(f"{kind} provider {name!r} is registered with two procedures' policies")
             prov.args = args or prov.args
+            prov.iam = tuple(iam) or prov.iam
+            prov.policy_of = policy_of or prov.policy_of
             prov.description = prov.description or description or (fn.__doc__ or "").strip()
             prov.impls[target] = fn
         return fn
@@ -139,18 +164,32 @@ def _register(
 
 
 def register_action(
-    name: str, *, target: str = ANY_TARGET, args: type[BaseModel] | None = None, description: str = ""
+    name: str,
+    *,
+    target: str = ANY_TARGET,
+    args: type[BaseModel] | None = None,
+    description: str = "",
+    iam: tuple[Need, ...] = (),
+    policy_of: str | None = None,
 ) -> Callable[[F], F]:
     """Decorator: ``fn(ctx, **arguments)`` implements action ``name`` on ``target``; ``args`` is
-    the model of its arguments (given by at least one of the implementations)."""
-    return _register("action", name, target, args, description)
+    the model of its arguments (given by at least one of the implementations); ``iam`` the IAM
+    actions it calls, or ``policy_of`` the procedure it runs (whose policy it needs)."""
+    return _register("action", name, target, args, description, iam, policy_of)
 
 
 def register_probe(
-    name: str, *, target: str = ANY_TARGET, args: type[BaseModel] | None = None, description: str = ""
+    name: str,
+    *,
+    target: str = ANY_TARGET,
+    args: type[BaseModel] | None = None,
+    description: str = "",
+    iam: tuple[Need, ...] = (),
+    policy_of: str | None = None,
 ) -> Callable[[F], F]:
-    """Decorator: ``fn(ctx, **arguments) -> value`` implements probe ``name`` on ``target``."""
-    return _register("probe", name, target, args, description)
+    """Decorator: ``fn(ctx, **arguments) -> value`` implements probe ``name`` on ``target``;
+    ``iam`` the IAM actions it calls, or ``policy_of`` the procedure whose policy grants them."""
+    return _register("probe", name, target, args, description, iam, policy_of)
 
 
 def unregister(kind: Kind, name: str, target: str | None = None) -> None:

@@ -9,8 +9,9 @@ Actions come from three sources:
 * what each step's kind (:mod:`dr.steps`) reads beyond its operations (``StepKind.iam_reads``:
   its check, action and wait), and what the procedure's pre-flight gates read (``PREFLIGHT_READS``
   beside each ``preflight``);
-* the run machinery (DynamoDB lock, S3 journal mirror), and for the other procedures the action
-  lists kept here (:data:`_CATALOGUE`).
+* the run machinery (DynamoDB lock, S3 journal mirror), for ``drill`` what its actions and probes
+  declare where they register (:func:`declare_needs`, installed by :mod:`dr.drills.drill_iam`),
+  and for the other procedures the action lists kept here (:data:`_CATALOGUE`).
 
 Kubernetes operations are not IAM actions (they are authorised by the cluster's RBAC): the policy
 has ``eks:DescribeCluster`` for connecting; :func:`kubernetes_verbs` lists what RBAC must allow.
@@ -40,11 +41,11 @@ rotate-db-secret and cert check; ``drill`` runs the AWS faults (``rds-reboot-fai
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal, cast
 
-from dr.errors import BadInput
+from dr.errors import BadInput, ConfigError
 from dr.runbook.lock import lock_region
 from dr.steps.redis_ready import RedisReady
 from dr.steps.restore_steps import CleanupRestoredDb
@@ -138,23 +139,6 @@ VIA_KMS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 _CATALOGUE: dict[str, list[Need]] = {
-    # The AWS faults and probes of drills (dr.drills.builtin_actions, dr.drills.procedure_probes).
-    # Scenario actions that run a procedure (failover, failback, restore-pitr) need that
-    # procedure's policy as well.
-    "drill": [
-        Need("rds:DescribeDBInstances", "both"),  # rds-reboot-failover, replica-lag, db-writable
-        Need("rds:RebootDBInstance", "both"),  # rds-reboot-failover (ForceFailover)
-        Need("elasticache:DescribeReplicationGroups", "both"),  # redis-primary-failure
-        Need("elasticache:TestFailover", "both"),  # redis-primary-failure
-        Need("cloudwatch:GetMetricStatistics", "both"),  # replica-lag
-        Need("secretsmanager:GetSecretValue", "both"),  # db-writable
-        Need("eks:DescribeCluster", "both"),
-        Need("route53:ListHostedZonesByName", "global"),  # dns-points-to
-        Need("route53:ListResourceRecordSets", "global"),
-        Need("route53:GetHealthCheck", "global"),
-        Need("route53:GetHealthCheckStatus", "global"),
-        Need("route53:ListTagsForResource", "global"),
-    ],
     # dr ops: triage, scale (nodegroup), waf, rotate-db-secret, cert check; the Kubernetes-only
     # commands (scale, hpa, rollback, flags, stop/resume-writes, quarantine) make no AWS call.
     "ops": [
@@ -179,6 +163,28 @@ _CATALOGUE: dict[str, list[Need]] = {
         Need("acm:DescribeCertificate", "both"),
     ],
 }
+
+# Procedures whose needs are declared by an upper layer, beside the code that calls AWS:
+# ``drill`` — each drill action and probe declares the IAM actions it calls where it registers
+# (dr.drills.registry); dr.drills.drill_iam.install() puts their union here. An action that runs
+# a procedure (failover, failback, restore-pitr …) needs that procedure's policy as well.
+_DECLARED: dict[str, Callable[[], Iterable[Need]]] = {}
+
+
+def declare_needs(procedure: str, needs: Callable[[], Iterable[Need]]) -> None:
+    """``procedure``'s needs come from ``needs()`` (asked each time a policy is built)."""
+    _DECLARED[procedure] = needs
+
+
+def _declared(procedure: str) -> list[Need]:
+    if procedure not in _DECLARED:
+        raise ConfigError(
+            f"the IAM needs of {procedure!r} are declared by its providers and were not installed",
+            resource=procedure,
+            hint="call dr.drills.drill_iam.install() before building the drill policy",
+        )
+    return list(_DECLARED[procedure]())
+
 
 # Actions AWS offers no resource-level permission for: granted on "*".
 NO_RESOURCE_LEVEL = frozenset(
@@ -542,6 +548,8 @@ def needed(estate: Estate, procedure: str, target: SiteView) -> list[tuple[str, 
     elif procedure == "ops":
         # scale, hpa, rollback, flags, stop/resume writes and rotate-db-secret run under the run lock
         needs = [*_CATALOGUE[procedure], *_RUN]
+    elif procedure == "drill":
+        needs = _declared(procedure)
     else:
         needs = list(_CATALOGUE[procedure])
     for need in needs:

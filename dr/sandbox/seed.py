@@ -422,8 +422,11 @@ def create_operator_role(
     (minus the ``drop`` actions of a procedure); returns its ARN. Only the Allow statements unless
     ``denies``: the restore policy's Deny on the estate's databases would refuse what failback,
     reprotect and ops must do to them — in an account, restore gets a role of its own."""
+    from dr.drills import drill_iam
     from dr.procedures.iam import PROCEDURES, policy
     from dr.sandbox.fakeaws.wire import ACCOUNT_ID, OPERATOR_ROLE
+
+    drill_iam.install()
 
     name = role or OPERATOR_ROLE
     iam = clients.client("iam", "us-east-1")

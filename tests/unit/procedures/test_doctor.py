@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from dr.aws.session import ClientProvider
+from dr.drills import drill_iam
 from dr.procedures.doctor import FAIL, PASS, WARN, DoctorReport, run_doctor
 from dr.procedures.iam import PROCEDURES
 from tests.unit.procedures.status_fixtures import Full, full
@@ -18,6 +19,8 @@ __all__ = ["full"]
 
 ACCOUNT = "123456789012"
 ROLE = "dr-operator"
+
+drill_iam.install()  # as `dr doctor` does: the drill policy's needs, from the drills' registrations
 
 
 def complete(full: Full) -> None:

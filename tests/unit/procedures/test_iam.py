@@ -16,6 +16,7 @@ import pytest
 
 from dr.aws.iam_names import iam_action
 from dr.aws.session import ApiCall, CallRecorder
+from dr.drills import drill_iam
 from dr.errors import BadInput
 from dr.procedures.iam import CONDITIONAL, NO_RESOURCE_LEVEL, PROCEDURES, allows, kubernetes_verbs, policy
 from dr.procedures.support import services
@@ -29,6 +30,8 @@ from tests.unit.procedures.test_iam_procedures import implicit_kms
 env = _failover.env  # the failover tests' estate fixture (moto + EKS + fake Kubernetes APIs)
 
 ACCOUNT = "123456789012"  # moto's
+
+drill_iam.install()  # the drill policy's needs come from the drills' registrations
 
 
 def _arn(env: Env, call: ApiCall) -> str:
@@ -247,3 +250,30 @@ def test_every_granted_action_is_a_real_iam_action_of_a_real_prefix(tooling: Env
                 if name not in ops.get(prefix, set()):
                     wrong.append((proc, action))
     assert wrong == [], wrong
+
+
+def test_drill_policy_derives_from_the_registrations(tooling: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The drill policy grants what its faults and probes declare where they register (the list
+    it was kept by hand before); without them installed it is refused, never built short."""
+    from dr.errors import ConfigError
+    from dr.procedures import iam
+
+    doc = policy(tooling.estate, "drill", account_id=ACCOUNT)
+    assert sorted({a for st in doc["Statement"] for a in st["Action"]}) == [
+        "cloudwatch:GetMetricStatistics",
+        "eks:DescribeCluster",
+        "elasticache:DescribeReplicationGroups",
+        "elasticache:TestFailover",
+        "kms:Decrypt",
+        "rds:DescribeDBInstances",
+        "rds:RebootDBInstance",
+        "route53:GetHealthCheck",
+        "route53:GetHealthCheckStatus",
+        "route53:ListHostedZonesByName",
+        "route53:ListResourceRecordSets",
+        "route53:ListTagsForResource",
+        "secretsmanager:GetSecretValue",
+    ]
+    monkeypatch.setattr(iam, "_DECLARED", {})
+    with pytest.raises(ConfigError, match="drill"):
+        policy(tooling.estate, "drill", account_id=ACCOUNT)

@@ -22,6 +22,8 @@ from moto import mock_aws
 
 from dr.aws.iam_names import iam_action
 from dr.aws.session import ApiCall, CallRecorder
+from dr.drills import drill_iam
+from dr.errors import BadInput, OperationFailed
 from dr.procedures.iam import CONDITIONAL_PATHS, DEPENDENT, allows, policy
 from dr.topology import Estate
 from tests.unit.procedures.estate_seed import (
@@ -35,6 +37,8 @@ from tests.unit.procedures.estate_seed import (
 from tests.unit.procedures.test_failover import FAST, Env, env
 
 __all__ = ["cli_calls", "env", "seeded"]
+
+drill_iam.install()  # the drill policy's needs come from the drills' registrations
 
 ACCOUNT = "123456789012"  # moto's
 
@@ -512,14 +516,10 @@ def test_reprotect_policy_is_exact(env: Env) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def test_drill_policy_is_exact(env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from dr.cli.drill_cmd import load_activities
-    from dr.drills import registry
+def _drill_context(env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, recorder: CallRecorder) -> Any:
+    """An ``aws`` drill context on the moto estate whose every AWS call ``recorder`` records."""
     from dr.drills.drill_context import DrillContext
     from dr.drills.evidence import DrillJournal
-
-    est = env.estate
-    recorder = CallRecorder()
 
     def clients(read_only: bool) -> Any:
         from dr.aws.session import ClientProvider
@@ -528,31 +528,41 @@ def test_drill_policy_is_exact(env: Env, tmp_path: Path, monkeypatch: pytest.Mon
         provider.add_recorder(recorder)
         return provider
 
-    ctx = DrillContext(
+    monkeypatch.setattr("psycopg.connect", lambda **_kw: _Conn((False, "off")))
+    monkeypatch.setenv("KUBECONFIG", env.kubeconfig)  # read-only probes build their own clients
+    return DrillContext(
         run_id="t",
         target="aws",
-        estate=est,
+        estate=env.estate,
         journal=DrillJournal(tmp_path / "evidence" / "journal.json", {}),
         clients_factory=clients,
         services={"kube_factory": env.kube},
     )
-    monkeypatch.setattr("psycopg.connect", lambda **_kw: _Conn((False, "off")))
-    monkeypatch.setenv("KUBECONFIG", env.kubeconfig)  # read-only probes build their own clients
 
-    def impl(kind: str, name: str) -> Any:
-        prov = registry.get(kind, name)  # type: ignore[arg-type]
-        assert prov is not None, name
-        return prov.resolve("aws")
 
+def _impl(kind: str, name: str) -> Any:
+    from dr.drills import registry
+
+    prov = registry.get(kind, name)  # type: ignore[arg-type]
+    assert prov is not None, name
+    return prov.resolve("aws")
+
+
+def test_drill_policy_is_exact(env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dr.cli.drill_cmd import load_activities
+
+    est = env.estate
+    recorder = CallRecorder()
+    ctx = _drill_context(env, tmp_path, monkeypatch, recorder)
     load_activities()
-    impl("action", "rds-reboot-failover")(ctx, site="primary")
+    _impl("action", "rds-reboot-failover")(ctx, site="primary")
     # moto has no ElastiCache TestFailover: the call is sent (and recorded), then moto raises
     with pytest.raises(NotImplementedError):
-        impl("action", "redis-primary-failure")(ctx, site="primary")
-    assert impl("probe", "replica-lag")(ctx, site="secondary") == 0.0
-    assert impl("probe", "dns-points-to")(ctx, site="primary") is True
-    assert impl("probe", "db-writable")(ctx, site="primary") is True
-    assert impl("probe", "pods-ready")(ctx, site="primary") is True
+        _impl("action", "redis-primary-failure")(ctx, site="primary")
+    assert _impl("probe", "replica-lag")(ctx, site="secondary") == 0.0
+    assert _impl("probe", "dns-points-to")(ctx, site="primary") is True
+    assert _impl("probe", "db-writable")(ctx, site="primary") is True
+    assert _impl("probe", "pods-ready")(ctx, site="primary") is True
     calls = recorder.since(0)
     assert {"rds:RebootDBInstance", "elasticache:TestFailover"} <= {
         iam_action(c.service, c.operation) for c in calls
@@ -564,3 +574,121 @@ def test_drill_policy_is_exact(env: Env, tmp_path: Path, monkeypatch: pytest.Mon
         for st in doc["Statement"]
         for a in st["Action"]
     )
+
+
+# The drill providers that call AWS, each run alone in moto: (kind, name, arguments, what it raises).
+_CALLING_AWS: list[tuple[str, str, dict[str, Any], type[BaseException] | None]] = [
+    ("action", "rds-reboot-failover", {"site": "primary"}, None),
+    # moto has no ElastiCache TestFailover: the call is sent (and recorded), then moto raises
+    ("action", "redis-primary-failure", {"site": "primary"}, NotImplementedError),
+    ("probe", "replica-lag", {"site": "secondary"}, None),
+    ("probe", "dns-points-to", {"site": "primary"}, None),
+    ("probe", "db-writable", {"site": "primary"}, None),
+    # no readiness alarm is deployed in moto: the probe reads, finds none and refuses
+    ("probe", "readiness-alarms", {}, OperationFailed),
+    # moto replicates no automated backup: the action lists them, finds none and refuses
+    (
+        "action",
+        "wait-replicated-backups",
+        {"site": "secondary", "covers": "now", "timeout": 0.0},
+        BadInput,
+    ),
+]
+# Not run here. Kubernetes only (KUBE_CONNECT: the cluster's EKS endpoint when no kubeconfig
+# context names it); runs a procedure (its policy, tested end to end above); no AWS call at all.
+_KUBERNETES_ONLY = {
+    "pods-ready",
+    "deploy",
+    "repoint-app",
+    "rollback-deploy",
+    "scale-deployment",
+    "data-intact",
+    "restored-to-point",
+}
+_RUNS_PROCEDURE = {
+    "failover": "failover",
+    "failback": "failback",
+    "reprotect": "reprotect",
+    "restore-pitr": "restore",
+}
+_NO_AWS_CALL = {"pause", "http-request", "http", "endpoint", "heartbeat-acked", "region-loss", "region-restore", "corrupt-data"}  # fmt: skip
+
+
+def drill_disagreement(prov: Any, called: set[str], estate: Estate) -> tuple[set[str], set[str]]:
+    """(IAM actions ``prov`` called but does not declare, actions it declares but did not call and
+    that are not a documented conditional path of the drill policy). A provider that names a
+    procedure's policy (``policy_of``) must stay inside what that policy grants."""
+    if prov.policy_of is not None:
+        doc = policy(estate, prov.policy_of, account_id=ACCOUNT)
+        granted = {a for st in doc["Statement"] if st["Effect"] == "Allow" for a in st["Action"]}
+        return called - granted, set()
+    declared = {n.action for n in prov.iam}
+    return called - declared, declared - called - set(CONDITIONAL_PATHS["drill"])
+
+
+def _run_alone(
+    ctx: Any, recorder: CallRecorder, kind: str, name: str, args: dict[str, Any], raises: Any
+) -> set[str]:
+    start = len(recorder.since(0))
+    if raises is None:
+        _impl(kind, name)(ctx, **args)
+    else:
+        with pytest.raises(raises):
+            _impl(kind, name)(ctx, **args)
+    return {iam_action(c.service, c.operation) for c in recorder.since(start)}
+
+
+def test_drill_providers_call_what_they_declare(
+    env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each provider's AWS calls in moto ⊆ its declared IAM actions, and each declared action is
+    called (or a documented conditional path); every registered provider is accounted for."""
+    from dr.cli.drill_cmd import load_activities
+    from dr.drills import drill_iam, registry
+    from dr.drills.procedure_actions import KUBE_CONNECT
+
+    load_activities()
+    recorder = CallRecorder()
+    ctx = _drill_context(env, tmp_path, monkeypatch, recorder)
+    for kind, name, args, raises in _CALLING_AWS:
+        called = _run_alone(ctx, recorder, kind, name, args, raises)
+        prov = registry.get(kind, name)  # type: ignore[arg-type]
+        assert called, name
+        assert drill_disagreement(prov, called, env.estate) == (set(), set()), (name, called)
+    run = {name for _, name, _, _ in _CALLING_AWS}
+    for prov in registry.providers():
+        if prov.name in _KUBERNETES_ONLY:
+            assert prov.iam == (KUBE_CONNECT,) and prov.policy_of is None, prov
+        elif prov.name in _RUNS_PROCEDURE:
+            assert prov.policy_of == _RUNS_PROCEDURE[prov.name] and not prov.iam, prov
+        elif prov.name in _NO_AWS_CALL:
+            assert not prov.iam and prov.policy_of is None, prov
+        else:
+            assert prov.name in run, f"{prov.kind} {prov.name}: neither run here nor accounted for"
+    # the drill policy is exactly what the providers declare
+    assert {n.action for n in drill_iam.needs()} == {n.action for p in registry.providers() for n in p.iam}
+
+
+def test_an_under_declared_drill_provider_is_caught(
+    env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Control: a declaration missing an action the provider calls, or naming one it never calls."""
+    from dataclasses import replace
+
+    from dr.cli.drill_cmd import load_activities
+    from dr.drills import registry
+    from dr.procedures.iam import Need
+
+    load_activities()
+    recorder = CallRecorder()
+    ctx = _drill_context(env, tmp_path, monkeypatch, recorder)
+    called = _run_alone(ctx, recorder, "action", "rds-reboot-failover", {"site": "primary"}, None)
+    prov = registry.get("action", "rds-reboot-failover")
+    assert prov is not None
+    under = replace(prov, iam=(Need("rds:DescribeDBInstances", "both"),))
+    assert drill_disagreement(under, called, env.estate) == ({"rds:RebootDBInstance"}, set())
+    over = replace(prov, iam=(*prov.iam, Need("rds:FailoverDBCluster", "both")))
+    assert drill_disagreement(over, called, env.estate) == (set(), {"rds:FailoverDBCluster"})
+    # a provider naming a procedure's policy must stay inside it: the drill's reboot is not in restore's
+    in_restore = replace(prov, iam=(), policy_of="restore")
+    assert drill_disagreement(in_restore, called, env.estate) == ({"rds:RebootDBInstance"}, set())
