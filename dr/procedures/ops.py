@@ -19,15 +19,22 @@ from typing import TYPE_CHECKING, Any
 from dr.errors import BadInput
 from dr.runbook.plan import Plan, Step
 from dr.steps import (
+    DENY_ALL_POLICY,
+    K8S_SECRET_PASSWORD,
+    LABEL_POD,
     NODEGROUP_RESIZE,
     PATCH_FLAGS,
     PATCH_HPA,
+    RDS_MASTER_PASSWORD,
     RESTART_FOR_CONFIG,
     RESUME_WRITES,
     ROLLBACK_DEPLOYMENT,
     ROLLOUT_WAIT,
     SCALE_DEPLOYMENT,
+    SECRET_REPLICA_WAIT,
     STOP_WRITES,
+    STORE_PASSWORD,
+    WAF_IP_SET,
 )
 from dr.steps.workload_steps import STOPPED_ANNOTATION as STOPPED_ANNOTATION
 
@@ -40,6 +47,8 @@ MAX_REPLICAS = 1000
 CIRCUIT_BREAKER_FLAG = "circuit-breaker-enabled"
 MAINTENANCE_FLAG = "maintenance-mode"
 _FLAG_KEY = re.compile(r"^[-._a-zA-Z0-9]{1,253}$")
+# (IAM action, where) nodegroup_plan reads before its step: the nodegroup's current sizes.
+PREFLIGHT_READS: tuple[tuple[str, str], ...] = (("eks:DescribeNodegroup", "both"),)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -443,3 +452,59 @@ def hpa_plan(
     )
     report = {"hpa": hpa.to_dict(), "region": view.region, "new_min": lo, "new_max": hi}
     return Plan("ops-hpa", [step], f"HPA {hpa.name} bounds in {view.region}"), report
+
+
+# ----------------------------------------------------------------------------------------------
+# Every step `dr ops` runs, from the topology alone
+# ----------------------------------------------------------------------------------------------
+
+
+def static_plans(estate: Estate) -> list[Plan]:
+    """One plan per step of every kind ``dr ops`` runs, in each site, built from the topology with
+    placeholder values (sizes, revision, CIDR, pod, password; both kinds of master password):
+    ``dr iam-policy --procedure ops`` takes their operations and their kinds' reads."""
+    import ipaddress
+
+    from dr.aws.eks import Scaling
+    from dr.aws.secretsmanager import SecretValue
+    from dr.kube import Revision
+    from dr.steps.ops_security_steps import Rotation
+
+    app, ns = estate.app, estate.app.namespace
+    steps: list[Step] = []
+    for view in (estate.primary, estate.secondary):
+        dep = app.deployments[0].name
+        revision = Revision(1, "-", (), None, 0, current=False)
+        sizes = Scaling(0, 1, 0)
+        net = ipaddress.ip_network("192.0.2.0/24")
+        steps += [
+            ROLLOUT_WAIT.build(view, ns, dep, timeout=1),
+            SCALE_DEPLOYMENT.build(view, ns, dep, 1, current=0),
+            PATCH_HPA.build(view, ns, dep, dep, old=(1, 1), new=(1, 2), sid="patch-hpa"),
+            ROLLBACK_DEPLOYMENT.build(view, ns, dep, revision, current=None),
+            PATCH_FLAGS.build(view, ns, app.config_map, {MAINTENANCE_FLAG: "true"}),
+            RESTART_FOR_CONFIG.build(view, ns, dep, reason="flags"),
+            RESTART_FOR_CONFIG.build(view, ns, dep, reason="secret", timeout=1),
+            STOP_WRITES.build(view, ns, dep, timeout=1),
+            RESUME_WRITES.build(view, ns, dep, 1),
+            NODEGROUP_RESIZE.build(view, sizes, sizes, timeout=1),
+            WAF_IP_SET.build(view, [net], block=True),
+            WAF_IP_SET.build(view, [net], block=False),
+            DENY_ALL_POLICY.build(view, ns, "-", ("k", "v")),
+            LABEL_POD.build(view, ns, "-", ("k", "v")),
+        ]
+        for managed in (None, "-"):
+            rot = Rotation(
+                view.database.identifier,
+                view.region,
+                app.db_secret.secrets_manager_id,
+                SecretValue("-"),
+                managed,
+            )
+            steps += [
+                RDS_MASTER_PASSWORD.build(rot, timeout=1),
+                STORE_PASSWORD.build(rot, view),
+                SECRET_REPLICA_WAIT.build(rot, view, source=estate.other(view).region, timeout=1),
+                K8S_SECRET_PASSWORD.build(rot, view, ns, app.db_secret.name, app.db_secret.key),
+            ]
+    return [Plan(f"ops-{step.kind.name if step.kind else step.id}", [step]) for step in steps]

@@ -39,6 +39,18 @@ if TYPE_CHECKING:
 QUARANTINE_LABEL = ("security", "quarantine")
 QUARANTINE_POLICY = "dr-quarantine-deny-all"
 CERT_WARN_DAYS = 30
+# (IAM action, where) :func:`cert_check` reads (``dr ops cert check``, triage's certificates).
+CERT_READS: tuple[tuple[str, str], ...] = (
+    ("acm:ListCertificates", "both"),
+    ("acm:DescribeCertificate", "both"),
+)
+# (IAM action, where) the pre-flights of waf_plan, waf_status and rotation_plan read before any step.
+PREFLIGHT_READS: tuple[tuple[str, str], ...] = (
+    ("wafv2:ListIPSets", "both"),  # an IP set's id, by name
+    ("wafv2:GetIPSet", "both"),
+    ("rds:DescribeDBInstances", "both"),  # the writer to rotate
+    ("secretsmanager:DescribeSecret", "both"),  # a replica copy is not written
+)
 # RDS master passwords: printable ASCII except '/', '"', '@' and space; 8-128 chars (PostgreSQL).
 # We use URL-unreserved characters only, so the password sits in the DB URL unescaped (~238 bits).
 _PASSWORD_ALPHABET = string.ascii_letters + string.digits + "-_~."
