@@ -105,10 +105,10 @@ def quarantine_plan(kube: Kube, estate: Estate, view: SiteView, pod: str) -> tup
     """Label the pod ``security=quarantine`` and make sure a deny-all NetworkPolicy selects that label."""
     ns = estate.app.namespace
     info = kube.get_pod(ns, pod)  # NotFound (exit 2) names the pod, namespace and cluster
-    label = DENY_ALL_POLICY.build(view, ns, QUARANTINE_POLICY, QUARANTINE_LABEL)
+    policy_step = DENY_ALL_POLICY.build(view, ns, QUARANTINE_POLICY, QUARANTINE_LABEL)
     pod_step = LABEL_POD.build(view, ns, pod, QUARANTINE_LABEL)
-    pod_step.depends_on = (label.id,)
-    steps = [label, pod_step]
+    pod_step.depends_on = (policy_step.id,)
+    steps = [policy_step, pod_step]
     report = {
         "pod": pod,
         "namespace": ns,

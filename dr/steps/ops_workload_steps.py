@@ -18,6 +18,7 @@ from dr.steps.workload_steps import STOPPED_ANNOTATION
 
 if TYPE_CHECKING:
     from dr.kube import Revision
+    from dr.runbook.asl import AslEmitter
     from dr.topology import SiteView
 
 # Connecting to a cluster with no kubeconfig context reads its endpoint and CA (EKS).
@@ -43,7 +44,7 @@ class OpsKind(StepKind):
     conditional: ClassVar[dict[str, str]] = {"eks:DescribeCluster": CONNECT}
 
     def lower(
-        self, emitter: Any, states: dict[str, Any], step: Step, next_name: str | None, fail: str
+        self, emitter: AslEmitter, states: dict[str, Any], step: Step, next_name: str | None, fail: str
     ) -> str:
         raise NotImplementedError(
             f"step {step.id} ({self.name}) runs only under `dr ops`: it has no Step Functions lowering"
