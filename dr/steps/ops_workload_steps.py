@@ -3,7 +3,7 @@ HPA bounds, roll back, patch feature flags, restart for a config change, wait fo
 resume writes; and resize a nodegroup on the operator's command.
 
 These steps run only under ``dr ops`` (and the drills' procedure actions): never exported to
-Step Functions (``exported = False``). Stop-writes, which the planned failover also runs, is
+Step Functions (:meth:`OpsKind.lower` raises). Stop-writes, which the planned failover also runs, is
 :class:`dr.steps.workload_steps.StopWrites`.
 """
 
@@ -39,7 +39,6 @@ class OpsKind(StepKind):
     """A kind of the operator's commands: Kubernetes steps connect to the cluster (EKS read when
     no kubeconfig context), and nothing is lowered to Step Functions."""
 
-    exported: ClassVar[bool] = False
     reads: ClassVar[tuple[IamRead, ...]] = (IamRead("eks:DescribeCluster"),)
     conditional: ClassVar[dict[str, str]] = {"eks:DescribeCluster": CONNECT}
 
