@@ -54,7 +54,6 @@ from dr.procedures.failover_gates import redis_readiness as redis_readiness
 from dr.procedures.failover_gates import require_wal_positions as require_wal_positions
 from dr.procedures.failover_gates import source_ref
 from dr.procedures.failover_gates import unanswered_target as unanswered_target
-from dr.procedures.ops import stop_writes_plan
 from dr.procedures.walpos import CatchUp, DbRef
 from dr.runbook.plan import Plan, Step, StepServices
 from dr.steps import (
@@ -201,8 +200,11 @@ def failover_steps(
     promote_deps: tuple[str, ...] = ()
     if pre.mode == "planned":
         stops = [
-            STOP_WRITES.build(replace(s, tags={**s.tags, "phase": "stop-writes"}))
-            for s in stop_writes_plan(estate, source, timeout=timeout).steps
+            replace(
+                STOP_WRITES.build(source, estate.app.namespace, d.name, timeout=timeout),
+                tags={"phase": "stop-writes"},
+            )
+            for d in estate.app.writers
         ]
         src = source_ref(pre)
         caught_up = REPLICA_CAUGHT_UP.build(

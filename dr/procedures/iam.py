@@ -5,13 +5,14 @@ Actions come from three sources:
 * the plan's declared :class:`~dr.runbook.plan.Operation` s — ``failover``, ``failback`` and
   ``reprotect`` build their plans from the topology alone (:func:`static_plans`; failover in both
   modes, with :func:`dr.procedures.stepfunctions.static_preflight`), as ``restore`` and
-  ``snapshot`` build every shape of theirs in both regions (their ``iam_plans``);
+  ``snapshot`` build every shape of theirs in both regions (their ``iam_plans``) and ``ops`` a
+  step of every kind its commands run (:func:`ops_plans`);
 * what each step's kind (:mod:`dr.steps`) reads beyond its operations (``StepKind.iam_reads``:
   its check, action and wait), and what the procedure's pre-flight gates read (``PREFLIGHT_READS``
-  beside each ``preflight``);
-* the run machinery (DynamoDB lock, S3 journal mirror), for ``drill`` what its actions and probes
-  declare where they register (:func:`declare_needs`, installed by :mod:`dr.drills.drill_iam`),
-  and for the other procedures the action lists kept here (:data:`_CATALOGUE`).
+  beside each ``preflight``; for ``ops`` also what its reports read, :func:`ops_reads`);
+* the run machinery (DynamoDB lock, S3 journal mirror), and for ``drill`` what its actions and
+  probes declare where they register (:func:`declare_needs`, installed by
+  :mod:`dr.drills.drill_iam`).
 
 Kubernetes operations are not IAM actions (they are authorised by the cluster's RBAC): the policy
 has ``eks:DescribeCluster`` for connecting; :func:`kubernetes_verbs` lists what RBAC must allow.
@@ -47,6 +48,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 
 from dr.errors import BadInput, ConfigError
 from dr.runbook.lock import lock_region
+from dr.steps.ops_workload_steps import OpsKind
 from dr.steps.redis_ready import RedisReady
 from dr.steps.restore_steps import CleanupRestoredDb
 from dr.steps.traffic import MoveRecords
@@ -99,10 +101,7 @@ CONDITIONAL_PATHS: dict[str, dict[str, str]] = {
     },
     "snapshot": {},
     "restore": dict(CleanupRestoredDb.conditional),
-    "ops": {
-        "eks:DescribeCluster": "connecting to a cluster that has no kubeconfig context (EKS endpoint + token)",
-        **_LOCK_PATHS,
-    },
+    "ops": {**OpsKind.conditional, **_LOCK_PATHS},
     "drill": {
         "eks:DescribeCluster": "connecting to a cluster that has no kubeconfig context (EKS endpoint + token)",
     },
@@ -136,32 +135,6 @@ VIA_KMS: dict[str, tuple[str, tuple[str, ...]]] = {
     "secretsmanager:GetSecretValue": ("secretsmanager", ("kms:Decrypt",)),
     "secretsmanager:PutSecretValue": ("secretsmanager", ("kms:GenerateDataKey",)),
     "s3:PutObject": ("s3", ("kms:GenerateDataKey",)),
-}
-
-_CATALOGUE: dict[str, list[Need]] = {
-    # dr ops: triage, scale (nodegroup), waf, rotate-db-secret, cert check; the Kubernetes-only
-    # commands (scale, hpa, rollback, flags, stop/resume-writes, quarantine) make no AWS call.
-    "ops": [
-        Need("eks:DescribeCluster", "both"),
-        Need("eks:DescribeNodegroup", "both"),
-        Need("eks:UpdateNodegroupConfig", "both"),
-        Need("rds:DescribeDBInstances", "both"),
-        Need("rds:ModifyDBInstance", "both"),  # rotate-db-secret: the writer's master password
-        Need("secretsmanager:GetSecretValue", "both"),
-        Need("secretsmanager:PutSecretValue", "both"),
-        Need("secretsmanager:DescribeSecret", "both"),  # rotate-db-secret: a replica copy is not written
-        Need("wafv2:ListIPSets", "both"),
-        Need("wafv2:GetIPSet", "both"),
-        Need("wafv2:UpdateIPSet", "both"),
-        Need("cloudwatch:GetMetricStatistics", "both"),
-        Need("cloudwatch:DescribeAlarms", "both"),
-        Need("elasticache:DescribeReplicationGroups", "both"),
-        Need("elasticache:DescribeCacheClusters", "both"),
-        Need("elasticloadbalancing:DescribeTargetGroups", "both"),
-        Need("elasticloadbalancing:DescribeTargetHealth", "both"),
-        Need("acm:ListCertificates", "both"),
-        Need("acm:DescribeCertificate", "both"),
-    ],
 }
 
 # Procedures whose needs are declared by an upper layer, beside the code that calls AWS:
@@ -492,6 +465,26 @@ def preflight_reads(procedure: str) -> list[tuple[str, str]]:
     return list(reprotect.PREFLIGHT_READS)
 
 
+def ops_plans(estate: Estate) -> list[Plan]:
+    """Every step ``dr ops`` runs, built from the topology (:func:`dr.procedures.ops.static_plans`)."""
+    from dr.procedures.ops import static_plans as ops_static_plans
+
+    return ops_static_plans(estate)
+
+
+def ops_reads() -> list[tuple[str, str]]:
+    """(action, where) ``dr ops`` reads outside its steps: the commands' pre-flights, the reports
+    (``dr ops triage``, ``dr ops cert check``)."""
+    from dr.procedures import ops, ops_security, ops_triage
+
+    return [
+        *ops.PREFLIGHT_READS,
+        *ops_security.PREFLIGHT_READS,
+        *ops_security.CERT_READS,
+        *ops_triage.TRIAGE_READS,
+    ]
+
+
 def _from_kinds(plans: Iterable[Plan]) -> list[tuple[str, str | None]]:
     """What the plans' steps read beyond their operations, as their kinds declare it."""
     return [pair for plan in plans for s in plan.steps if s.kind is not None for pair in s.kind.iam_reads(s)]
@@ -546,12 +539,15 @@ def needed(estate: Estate, procedure: str, target: SiteView) -> list[tuple[str, 
         out += _from_plans(plans) + _from_kinds(plans)
         needs = [Need(a, cast("Where", w)) for a, w in preflight_reads(procedure)]
     elif procedure == "ops":
-        # scale, hpa, rollback, flags, stop/resume writes and rotate-db-secret run under the run lock
-        needs = [*_CATALOGUE[procedure], *_RUN]
+        # The steps of every ops command (their operations and their kinds' reads), what the
+        # commands read before their steps and what the reports read; the plans run under the lock.
+        plans = ops_plans(estate)
+        out += _from_plans(plans) + _from_kinds(plans)
+        needs = [*(Need(a, cast("Where", w)) for a, w in ops_reads()), *_RUN]
     elif procedure == "drill":
         needs = _declared(procedure)
-    else:
-        needs = list(_CATALOGUE[procedure])
+    else:  # pragma: no cover - PROCEDURES is checked above
+        raise AssertionError(procedure)
     for need in needs:
         out += [(need.action, r) for r in regions[need.where]]
     out += [(dep, region) for action, region in list(out) for dep in DEPENDENT.get(action, ())]

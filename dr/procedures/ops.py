@@ -5,8 +5,9 @@ nothing changed) and returns a :class:`dr.runbook.plan.Plan` whose steps read st
 (idempotent) and wait for the effect (rollouts: every replica updated and Ready). The CLI runs the
 plans with :func:`dr.runbook.runner.run_plan` (journal, ``--dry-run`` plan print, ``--resume``).
 
-Steps find Kubernetes through their services' ``kube``: a :class:`dr.kube.KubeFactory` (one client per
-cluster, read-only in dry runs), and AWS through their ``clients`` (a ClientProvider).
+The steps are kinds of the catalogue (:mod:`dr.steps.ops_workload_steps`, stop-writes
+:class:`dr.steps.workload_steps.StopWrites`): they find Kubernetes and AWS through
+:class:`dr.steps.base.StepServices` (a :class:`dr.kube.KubeFactory`, read-only in dry runs).
 """
 
 from __future__ import annotations
@@ -16,8 +17,25 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from dr.errors import BadInput
-from dr.runbook.plan import Operation, Plan, Step, StepContext
-from dr.steps.base import clients_of, kube_of
+from dr.runbook.plan import Plan, Step
+from dr.steps import (
+    DENY_ALL_POLICY,
+    K8S_SECRET_PASSWORD,
+    LABEL_POD,
+    NODEGROUP_RESIZE,
+    PATCH_FLAGS,
+    PATCH_HPA,
+    RDS_MASTER_PASSWORD,
+    RESTART_FOR_CONFIG,
+    RESUME_WRITES,
+    ROLLBACK_DEPLOYMENT,
+    ROLLOUT_WAIT,
+    SCALE_DEPLOYMENT,
+    SECRET_REPLICA_WAIT,
+    STOP_WRITES,
+    STORE_PASSWORD,
+    WAF_IP_SET,
+)
 from dr.steps.workload_steps import STOPPED_ANNOTATION as STOPPED_ANNOTATION
 
 if TYPE_CHECKING:
@@ -29,6 +47,8 @@ MAX_REPLICAS = 1000
 CIRCUIT_BREAKER_FLAG = "circuit-breaker-enabled"
 MAINTENANCE_FLAG = "maintenance-mode"
 _FLAG_KEY = re.compile(r"^[-._a-zA-Z0-9]{1,253}$")
+# (IAM action, where) nodegroup_plan reads before its step: the nodegroup's current sizes.
+PREFLIGHT_READS: tuple[tuple[str, str], ...] = (("eks:DescribeNodegroup", "both"),)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -80,10 +100,6 @@ def check_replicas(replicas: int, deployment: str, region: str) -> None:
         )
 
 
-def _k8s_op(action: str, region: str, **params: Any) -> Operation:
-    return Operation("k8s", action, region, params)
-
-
 def _wait_step(
     view: SiteView,
     namespace: str,
@@ -91,23 +107,10 @@ def _wait_step(
     *,
     depends_on: tuple[str, ...],
     timeout: float,
-    sid: str | None = None,
 ) -> Step:
-    def wait(ctx: StepContext) -> bool:
-        return kube_of(ctx, view).rollout_status(namespace, name).rolled_out
-
-    return Step(
-        id=sid or f"wait-{name}-{view.site.name}",
-        title=f"Wait for rollout of {name} ({view.region}): all replicas updated and Ready",
-        region=view.region,
-        service="k8s",
-        changes="nothing (waits)",
-        depends_on=depends_on,
-        operations=(Operation("k8s", "GetDeployment", view.region, {"name": name}, mutating=False),),
-        wait=wait,
-        timeout=timeout,
-        estimate=60.0,
-    )
+    step = ROLLOUT_WAIT.build(view, namespace, name, timeout=timeout)
+    step.depends_on = depends_on
+    return step
 
 
 # ----------------------------------------------------------------------------------------------
@@ -196,60 +199,21 @@ def scale_plan(pre: ScalePreflight, view: SiteView, *, wait: bool = True, timeou
     steps: list[Step] = []
     deps: tuple[str, ...] = ()
     if pre.hpa and (pre.hpa_new_min is not None or pre.hpa_new_max is not None):
-        hpa_name = pre.hpa
-
-        def hpa_check(ctx: StepContext) -> bool:
-            h = kube_of(ctx, view).hpa_for(ns, name)
-            return h is not None and h.min_replicas == pre.hpa_new_min and h.max_replicas == pre.hpa_new_max
-
-        def hpa_action(ctx: StepContext) -> None:
-            kube_of(ctx, view).patch_hpa(
-                ns, hpa_name, min_replicas=pre.hpa_new_min, max_replicas=pre.hpa_new_max
-            )
-
         steps.append(
-            Step(
-                id="adjust-hpa",
-                title=f"Set HPA {hpa_name} bounds to [{pre.hpa_new_min}, {pre.hpa_new_max}] ({region})",
-                region=region,
-                service="k8s",
-                changes=f"HPA {hpa_name}: [{pre.hpa_min}, {pre.hpa_max}] -> [{pre.hpa_new_min}, {pre.hpa_new_max}]",
-                operations=(
-                    _k8s_op(
-                        "PatchHorizontalPodAutoscaler",
-                        region,
-                        name=hpa_name,
-                        minReplicas=pre.hpa_new_min,
-                        maxReplicas=pre.hpa_new_max,
-                    ),
-                ),
-                check=hpa_check,
-                action=hpa_action,
-                estimate=0.5,
+            PATCH_HPA.build(
+                view,
+                ns,
+                name,
+                pre.hpa,
+                old=(pre.hpa_min, pre.hpa_max),
+                new=(pre.hpa_new_min, pre.hpa_new_max),
+                sid="adjust-hpa",
             )
         )
         deps = ("adjust-hpa",)
-
-    def check(ctx: StepContext) -> bool:
-        return kube_of(ctx, view).get_deployment(ns, name).replicas == pre.replicas
-
-    def action(ctx: StepContext) -> None:
-        kube_of(ctx, view).scale_deployment(ns, name, pre.replicas)
-
-    steps.append(
-        Step(
-            id=f"scale-{name}",
-            title=f"Scale {name} to {pre.replicas} replicas ({region})",
-            region=region,
-            service="k8s",
-            changes=f"deployment {ns}/{name}: replicas {pre.current} -> {pre.replicas}",
-            depends_on=deps,
-            operations=(_k8s_op("PatchDeploymentScale", region, name=name, replicas=pre.replicas),),
-            check=check,
-            action=action,
-            estimate=0.5,
-        )
-    )
+    scale = SCALE_DEPLOYMENT.build(view, ns, name, pre.replicas, current=pre.current)
+    scale.depends_on = deps
+    steps.append(scale)
     if wait:
         steps.append(_wait_step(view, ns, name, depends_on=(f"scale-{name}",), timeout=timeout))
     return Plan(
@@ -284,37 +248,7 @@ def nodegroup_plan(
     )
     eks.check_scaling(target, cluster=cluster, nodegroup=ng, region=region)
 
-    def check(ctx: StepContext) -> bool:
-        info = eks.describe_nodegroup(clients_of(ctx), region, cluster, ng)
-        return info.scaling == target and info.status == "ACTIVE"
-
-    def action(ctx: StepContext) -> None:
-        eks.update_nodegroup_scaling(clients_of(ctx), region, cluster, ng, target)
-
-    def wait(ctx: StepContext) -> bool:
-        eks.wait_nodegroup_updated(clients_of(ctx), region, cluster, ng, target, timeout=timeout)
-        return True
-
-    step = Step(
-        id="scale-nodegroup",
-        title=f"Scale nodegroup {cluster}/{ng} to min {target.min_size} / desired {target.desired_size} / max {target.max_size} ({region})",
-        region=region,
-        service="eks",
-        changes=f"scalingConfig {current.scaling.to_dict()} -> {target.to_dict()}",
-        operations=(
-            Operation(
-                "eks",
-                "UpdateNodegroupConfig",
-                region,
-                {"clusterName": cluster, "nodegroupName": ng, "scalingConfig": target.to_dict()},
-            ),
-        ),
-        check=check,
-        action=action,
-        wait=wait,
-        timeout=timeout,
-        estimate=60.0,
-    )
+    step = NODEGROUP_RESIZE.build(view, current.scaling, target, timeout=timeout)
     report = {
         "cluster": cluster,
         "nodegroup": ng,
@@ -370,35 +304,8 @@ def rollback_plan(
                 hint="pick one of the listed revisions",
             )
         target = found
-    target_images, target_restart = target.images, target.restarted_at
-
-    def check(ctx: StepContext) -> bool:
-        for r in kube_of(ctx, view).rollout_history(ns, dep.name):
-            if r.current:
-                return r.images == target_images and r.restarted_at == target_restart
-        return False
-
-    def action(ctx: StepContext) -> None:
-        k = kube_of(ctx, view)
-        # Re-resolve by content: revision numbers change when a rollback re-uses a ReplicaSet.
-        for r in k.rollout_history(ns, dep.name):
-            if r.images == target_images and r.restarted_at == target_restart and not r.current:
-                k.rollout_undo(ns, dep.name, r.revision)
-                return
-
     steps = [
-        Step(
-            id=f"rollback-{dep.name}",
-            title=f"Roll back {dep.name} to revision {target.revision} ({view.region})",
-            region=view.region,
-            service="k8s",
-            changes=f"pod template of revision {target.revision} ({', '.join(target.images)}) replaces "
-            f"revision {current.revision if current else '?'}",
-            operations=(_k8s_op("PatchDeployment", view.region, name=dep.name, toRevision=target.revision),),
-            check=check,
-            action=action,
-            estimate=0.5,
-        ),
+        ROLLBACK_DEPLOYMENT.build(view, ns, dep.name, target, current=current),
         _wait_step(view, ns, dep.name, depends_on=(f"rollback-{dep.name}",), timeout=timeout),
     ]
     report = {
@@ -447,69 +354,15 @@ def flag_plan(
     ns, cm = estate.app.namespace, estate.app.config_map
     steps: list[Step] = []
     for view in sites:
-        site = view.site.name
-
-        def check(ctx: StepContext, view: SiteView = view) -> bool:
-            data = kube_of(ctx, view).get_configmap(ns, cm)
-            return all(data.get(k) == v for k, v in values.items())
-
-        def action(ctx: StepContext, view: SiteView = view) -> None:
-            patch: dict[str, str | None] = dict(values)
-            kube_of(ctx, view).patch_configmap(ns, cm, patch)
-            ctx.set(f"flags-changed-{view.site.name}", True)
-
-        patch_id = f"patch-config-{site}"
-        steps.append(
-            Step(
-                id=patch_id,
-                title=f"Set {', '.join(f'{k}={v}' for k, v in values.items())} in ConfigMap {cm} ({view.region})",
-                region=view.region,
-                service="k8s",
-                changes=f"configmap {ns}/{cm}: {values}",
-                operations=(_k8s_op("PatchConfigMap", view.region, name=cm, keys=sorted(values)),),
-                check=check,
-                action=action,
-                estimate=0.5,
-            )
-        )
+        patch = PATCH_FLAGS.build(view, ns, cm, values)
+        steps.append(patch)
         if not restart:
             continue
         for dep in estate.app.deployments:
-
-            def r_check(ctx: StepContext, view: SiteView = view, dep: Deployment = dep) -> bool:
-                # Nothing to restart when the ConfigMap was already right, or the deployment is at 0.
-                if ctx.dry_run:
-                    return False
-                if not ctx.get(f"flags-changed-{view.site.name}"):
-                    return True
-                info = kube_of(ctx, view).get_deployment(ns, dep.name)
-                key = f"restarted-{view.site.name}-{dep.name}"
-                return info.replicas == 0 or (
-                    ctx.get(key) is not None
-                    and info.template_annotations.get("kubectl.kubernetes.io/restartedAt") == ctx.get(key)
-                )
-
-            def r_action(ctx: StepContext, view: SiteView = view, dep: Deployment = dep) -> None:
-                at = kube_of(ctx, view).rollout_restart(ns, dep.name)
-                ctx.set(f"restarted-{view.site.name}-{dep.name}", at)
-
-            rid = f"restart-{dep.name}-{site}"
-            steps.append(
-                Step(
-                    id=rid,
-                    title=f"Rolling restart of {dep.name} ({view.region}) to pick up the flags",
-                    region=view.region,
-                    service="k8s",
-                    changes=f"deployment {ns}/{dep.name}: new ReplicaSet (revision +1)",
-                    depends_on=(patch_id,),
-                    operations=(
-                        _k8s_op("PatchDeployment", view.region, name=dep.name, annotation="restartedAt"),
-                    ),
-                    check=r_check,
-                    action=r_action,
-                    estimate=0.5,
-                )
-            )
+            restart_step = RESTART_FOR_CONFIG.build(view, ns, dep.name, reason="flags")
+            restart_step.depends_on = (patch.id,)
+            rid = restart_step.id
+            steps.append(restart_step)
             if wait:
                 steps.append(_wait_step(view, ns, dep.name, depends_on=(rid,), timeout=timeout))
     desc = ", ".join(f"{k}={v}" for k, v in values.items())
@@ -524,43 +377,7 @@ def flag_plan(
 def stop_writes_plan(estate: Estate, view: SiteView, *, timeout: float = 600.0) -> Plan:
     """Scale every writer to 0, recording its replica count in a deployment annotation first."""
     ns = estate.app.namespace
-    steps: list[Step] = []
-    for dep in estate.app.writers:
-
-        def check(ctx: StepContext, dep: Deployment = dep) -> bool:
-            info = kube_of(ctx, view).get_deployment(ns, dep.name)
-            return info.replicas == 0 and STOPPED_ANNOTATION in info.annotations
-
-        def action(ctx: StepContext, dep: Deployment = dep) -> None:
-            k = kube_of(ctx, view)
-            info = k.get_deployment(ns, dep.name)
-            if STOPPED_ANNOTATION not in info.annotations:  # keep the first recorded count on re-runs
-                k.annotate_deployment(ns, dep.name, {STOPPED_ANNOTATION: str(info.replicas)})
-                ctx.set(f"replicas-before-{dep.name}", info.replicas)
-            k.scale_deployment(ns, dep.name, 0)
-
-        def wait(ctx: StepContext, dep: Deployment = dep) -> bool:
-            info = kube_of(ctx, view).rollout_status(ns, dep.name)
-            return info.total == 0
-
-        steps.append(
-            Step(
-                id=f"stop-{dep.name}",
-                title=f"Stop writes: scale {dep.name} to 0 ({view.region}), recording its replica count",
-                region=view.region,
-                service="k8s",
-                changes=f"deployment {ns}/{dep.name}: replicas -> 0; annotation {STOPPED_ANNOTATION}",
-                operations=(
-                    _k8s_op("PatchDeployment", view.region, name=dep.name, annotation=STOPPED_ANNOTATION),
-                    _k8s_op("PatchDeploymentScale", view.region, name=dep.name, replicas=0),
-                ),
-                check=check,
-                action=action,
-                wait=wait,
-                timeout=timeout,
-                estimate=5.0,
-            )
-        )
+    steps = [STOP_WRITES.build(view, ns, dep.name, timeout=timeout) for dep in estate.app.writers]
     return Plan("ops-stop-writes", steps, f"Stop database writes in {view.cluster.name} ({view.region})")
 
 
@@ -586,32 +403,9 @@ def resume_writes_plan(
         count = int(raw)
         recorded[dep.name] = count
 
-        def check(ctx: StepContext, dep: Deployment = dep, count: int = count) -> bool:
-            info = kube_of(ctx, view).get_deployment(ns, dep.name)
-            return info.replicas == count and STOPPED_ANNOTATION not in info.annotations
-
-        def action(ctx: StepContext, dep: Deployment = dep, count: int = count) -> None:
-            k = kube_of(ctx, view)
-            k.scale_deployment(ns, dep.name, count)
-            k.annotate_deployment(ns, dep.name, {STOPPED_ANNOTATION: None})
-
-        sid = f"resume-{dep.name}"
-        steps.append(
-            Step(
-                id=sid,
-                title=f"Resume writes: scale {dep.name} back to {count} ({view.region})",
-                region=view.region,
-                service="k8s",
-                changes=f"deployment {ns}/{dep.name}: replicas 0 -> {count}; annotation removed",
-                operations=(
-                    _k8s_op("PatchDeploymentScale", view.region, name=dep.name, replicas=count),
-                    _k8s_op("PatchDeployment", view.region, name=dep.name, annotation=STOPPED_ANNOTATION),
-                ),
-                check=check,
-                action=action,
-                estimate=0.5,
-            )
-        )
+        step = RESUME_WRITES.build(view, ns, dep.name, count)
+        sid = step.id
+        steps.append(step)
         if wait and count > 0:
             steps.append(_wait_step(view, ns, dep.name, depends_on=(sid,), timeout=timeout))
     return Plan(
@@ -653,27 +447,64 @@ def hpa_plan(
             region=view.region,
             hint="adjust --min/--max",
         )
-    name = hpa.name
-
-    def check(ctx: StepContext) -> bool:
-        h = kube_of(ctx, view).hpa_for(ns, dep.name)
-        return h is not None and (h.min_replicas, h.max_replicas) == (lo, hi)
-
-    def action(ctx: StepContext) -> None:
-        kube_of(ctx, view).patch_hpa(ns, name, min_replicas=lo, max_replicas=hi)
-
-    step = Step(
-        id="patch-hpa",
-        title=f"Set HPA {name} bounds to [{lo}, {hi}] ({view.region})",
-        region=view.region,
-        service="k8s",
-        changes=f"HPA {name}: [{hpa.min_replicas}, {hpa.max_replicas}] -> [{lo}, {hi}]",
-        operations=(
-            _k8s_op("PatchHorizontalPodAutoscaler", view.region, name=name, minReplicas=lo, maxReplicas=hi),
-        ),
-        check=check,
-        action=action,
-        estimate=0.5,
+    step = PATCH_HPA.build(
+        view, ns, dep.name, hpa.name, old=(hpa.min_replicas, hpa.max_replicas), new=(lo, hi), sid="patch-hpa"
     )
     report = {"hpa": hpa.to_dict(), "region": view.region, "new_min": lo, "new_max": hi}
-    return Plan("ops-hpa", [step], f"HPA {name} bounds in {view.region}"), report
+    return Plan("ops-hpa", [step], f"HPA {hpa.name} bounds in {view.region}"), report
+
+
+# ----------------------------------------------------------------------------------------------
+# Every step `dr ops` runs, from the topology alone
+# ----------------------------------------------------------------------------------------------
+
+
+def static_plans(estate: Estate) -> list[Plan]:
+    """One plan per step of every kind ``dr ops`` runs, in each site, built from the topology with
+    placeholder values (sizes, revision, CIDR, pod, password; both kinds of master password):
+    ``dr iam-policy --procedure ops`` takes their operations and their kinds' reads."""
+    import ipaddress
+
+    from dr.aws.eks import Scaling
+    from dr.aws.secretsmanager import SecretValue
+    from dr.kube import Revision
+    from dr.steps.ops_security_steps import Rotation
+
+    app, ns = estate.app, estate.app.namespace
+    steps: list[Step] = []
+    for view in (estate.primary, estate.secondary):
+        dep = app.deployments[0].name
+        revision = Revision(1, "-", (), None, 0, current=False)
+        sizes = Scaling(0, 1, 0)
+        net = ipaddress.ip_network("192.0.2.0/24")
+        steps += [
+            ROLLOUT_WAIT.build(view, ns, dep, timeout=1),
+            SCALE_DEPLOYMENT.build(view, ns, dep, 1, current=0),
+            PATCH_HPA.build(view, ns, dep, dep, old=(1, 1), new=(1, 2), sid="patch-hpa"),
+            ROLLBACK_DEPLOYMENT.build(view, ns, dep, revision, current=None),
+            PATCH_FLAGS.build(view, ns, app.config_map, {MAINTENANCE_FLAG: "true"}),
+            RESTART_FOR_CONFIG.build(view, ns, dep, reason="flags"),
+            RESTART_FOR_CONFIG.build(view, ns, dep, reason="secret", timeout=1),
+            STOP_WRITES.build(view, ns, dep, timeout=1),
+            RESUME_WRITES.build(view, ns, dep, 1),
+            NODEGROUP_RESIZE.build(view, sizes, sizes, timeout=1),
+            WAF_IP_SET.build(view, [net], block=True),
+            WAF_IP_SET.build(view, [net], block=False),
+            DENY_ALL_POLICY.build(view, ns, "-", ("k", "v")),
+            LABEL_POD.build(view, ns, "-", ("k", "v")),
+        ]
+        for managed in (None, "-"):
+            rot = Rotation(
+                view.database.identifier,
+                view.region,
+                app.db_secret.secrets_manager_id,
+                SecretValue("-"),
+                managed,
+            )
+            steps += [
+                RDS_MASTER_PASSWORD.build(rot, timeout=1),
+                STORE_PASSWORD.build(rot, view),
+                SECRET_REPLICA_WAIT.build(rot, view, source=estate.other(view).region, timeout=1),
+                K8S_SECRET_PASSWORD.build(rot, view, ns, app.db_secret.name, app.db_secret.key),
+            ]
+    return [Plan(f"ops-{step.kind.name if step.kind else step.id}", [step]) for step in steps]

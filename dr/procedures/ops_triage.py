@@ -22,6 +22,19 @@ if TYPE_CHECKING:
     from dr.topology import Estate, SiteView
 
 OK, WARN, FAIL, ERROR = "ok", "warn", "fail", "error"
+
+# (IAM action, where) the report reads in each site's region (``dr iam-policy --procedure ops``);
+# the certificates section is :data:`dr.procedures.ops_security.CERT_READS`, the clusters are
+# reached as the ops steps' kinds declare (``eks:DescribeCluster``).
+TRIAGE_READS: tuple[tuple[str, str], ...] = (
+    ("elasticloadbalancing:DescribeTargetGroups", "both"),  # ALB targets: the group by name
+    ("elasticloadbalancing:DescribeTargetHealth", "both"),
+    ("rds:DescribeDBInstances", "both"),
+    ("cloudwatch:GetMetricStatistics", "both"),  # connections, replica lag
+    ("elasticache:DescribeReplicationGroups", "both"),
+    ("elasticache:DescribeCacheClusters", "both"),
+    ("cloudwatch:DescribeAlarms", "both"),
+)
 RESTART_WARN = 3
 
 

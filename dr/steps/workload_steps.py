@@ -529,14 +529,46 @@ class PodsReady(StepKind):
 
 
 class StopWrites(StepKind):
-    """Scale one writer deployment to 0, recording its count (``dr ops stop-writes``; a planned
-    failover's first steps). Built by :func:`dr.procedures.ops.stop_writes_plan`; the catalogue
-    adopts those steps."""
+    """Scale one writer deployment to 0, recording its count first in :data:`STOPPED_ANNOTATION`
+    (``dr ops stop-writes``; a planned failover's first steps)."""
 
     name: ClassVar[str] = "stop-writes"
     outputs: ClassVar[tuple[str, ...]] = (OUT_REPLICAS_BEFORE,)
     reads: ClassVar[tuple[IamRead, ...]] = (IamRead("eks:DescribeCluster"),)
     conditional: ClassVar[dict[str, str]] = {"eks:DescribeCluster": _CONNECT}
 
-    def build(self, step: Step) -> Step:
-        return self.adopt(step)
+    def build(self, view: SiteView, namespace: str, deployment: str, *, timeout: float) -> Step:
+        ns, name, region = namespace, deployment, view.region
+
+        def check(ctx: StepContext) -> bool:
+            info = kube_of(ctx, view).get_deployment(ns, name)
+            return info.replicas == 0 and STOPPED_ANNOTATION in info.annotations
+
+        def action(ctx: StepContext) -> None:
+            k = kube_of(ctx, view)
+            info = k.get_deployment(ns, name)
+            if STOPPED_ANNOTATION not in info.annotations:  # keep the first recorded count on re-runs
+                k.annotate_deployment(ns, name, {STOPPED_ANNOTATION: str(info.replicas)})
+                ctx.set(f"{OUT_REPLICAS_BEFORE}{name}", info.replicas)
+            k.scale_deployment(ns, name, 0)
+
+        def wait(ctx: StepContext) -> bool:
+            return kube_of(ctx, view).rollout_status(ns, name).total == 0
+
+        return Step(
+            id=f"stop-{name}",
+            title=f"Stop writes: scale {name} to 0 ({region}), recording its replica count",
+            region=region,
+            service="k8s",
+            changes=f"deployment {ns}/{name}: replicas -> 0; annotation {STOPPED_ANNOTATION}",
+            operations=(
+                _k8s("PatchDeployment", region, name=name, annotation=STOPPED_ANNOTATION),
+                _k8s("PatchDeploymentScale", region, name=name, replicas=0),
+            ),
+            check=check,
+            action=action,
+            wait=wait,
+            timeout=timeout,
+            estimate=5.0,
+            kind=self,
+        )
