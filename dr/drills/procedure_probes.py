@@ -308,9 +308,7 @@ def estate_invariants(ctx: DrillContext, intended: str | None) -> EstateFacts:
     "readiness-alarms",
     args=NoArgs,
     description="How many continuous-readiness alarms of the DR region are in ALARM.",
-    # cloudwatch:DescribeAlarms (the DR region): granted by the ops policy (`dr ops triage` reads
-    # the same alarms), not by the drill's
-    policy_of="ops",
+    iam=(Need("cloudwatch:DescribeAlarms", "both"),),
 )
 def readiness_alarms_firing(ctx: DrillContext) -> int:
     """How many continuous-readiness alarms (DR region, ``<app>-readiness-*``) are in ALARM: a

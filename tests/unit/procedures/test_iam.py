@@ -260,6 +260,7 @@ def test_drill_policy_derives_from_the_registrations(tooling: Env, monkeypatch: 
 
     doc = policy(tooling.estate, "drill", account_id=ACCOUNT)
     assert sorted({a for st in doc["Statement"] for a in st["Action"]}) == [
+        "cloudwatch:DescribeAlarms",
         "cloudwatch:GetMetricStatistics",
         "eks:DescribeCluster",
         "elasticache:DescribeReplicationGroups",

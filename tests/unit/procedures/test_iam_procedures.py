@@ -563,6 +563,9 @@ def test_drill_policy_is_exact(env: Env, tmp_path: Path, monkeypatch: pytest.Mon
     assert _impl("probe", "dns-points-to")(ctx, site="primary") is True
     assert _impl("probe", "db-writable")(ctx, site="primary") is True
     assert _impl("probe", "pods-ready")(ctx, site="primary") is True
+    # no readiness alarm is deployed in moto: the probe reads the alarms, finds none and refuses
+    with pytest.raises(OperationFailed):
+        _impl("probe", "readiness-alarms")(ctx)
     calls = recorder.since(0)
     assert {"rds:RebootDBInstance", "elasticache:TestFailover"} <= {
         iam_action(c.service, c.operation) for c in calls
