@@ -4,7 +4,7 @@ A :class:`StepKind` is one kind of recovery step (promote a replica, scale a nod
 failover records …), defined once with everything known about it:
 
 * :meth:`StepKind.build` — the :class:`~dr.runbook.plan.Step` (check / action / wait closures over
-  :class:`StepServices`, its declared ``operations``), with ``Step.kind`` set to the kind;
+  :class:`dr.runbook.plan.StepServices`, its declared ``operations``), with ``Step.kind`` set to the kind;
 * :meth:`StepKind.iam_reads` — the IAM actions its check, action and wait make beyond its
   declared operations (``dr iam-policy`` adds them);
 * :attr:`StepKind.conditional` — which of its IAM actions only some runs make, and when;
