@@ -609,6 +609,8 @@ def kubernetes_verbs(estate: Estate, procedure: str) -> list[dict[str, Any]]:
         ]
     elif procedure in ("failover", "failback"):
         plans = failover_plans(estate, estate.secondary if procedure == "failover" else estate.primary)
+    elif procedure == "ops":  # a step of every kind the ops commands run, in each site
+        plans = ops_plans(estate)
     else:
         return []
     seen: dict[str, set[str]] = defaultdict(set)

@@ -202,6 +202,24 @@ def test_policies_are_scoped_to_the_topology_for_every_procedure(tooling: Env) -
     }
 
 
+def test_ops_kubernetes_verbs_come_from_the_kinds_its_commands_run(tooling: Env) -> None:
+    """`dr ops` changes workloads, flags, HPAs, pods, network policies and the DB secret in
+    either cluster: RBAC must allow each (dr doctor asks the cluster about every one)."""
+    from dr.procedures.iam import RBAC, rbac_rules
+    from dr.procedures.ops import static_plans
+
+    est = tooling.estate
+    both = sorted({est.primary.region, est.secondary.region})
+    verbs = {v["operation"]: v["regions"] for v in kubernetes_verbs(est, "ops")}
+    declared = {op.action for plan in static_plans(est) for op in plan.operations() if op.service == "k8s"}
+    assert set(verbs) == declared and all(regions == both for regions in verbs.values())
+    assert {"PatchConfigMap", "CreateNetworkPolicy", "PatchPod", "PatchHorizontalPodAutoscaler"} <= set(verbs)
+    for procedure in PROCEDURES:  # every operation a plan sends has its RBAC rules
+        assert all(v["operation"] in RBAC for v in kubernetes_verbs(est, procedure)), procedure
+    quarantine = ("create", "networking.k8s.io", "networkpolicies", "")
+    assert rbac_rules(est)[est.secondary.region][quarantine] == ["ops"]
+
+
 def test_cli_prints_the_policy_and_asks_sts_for_the_account(tooling: Env, tmp_path: Any) -> None:
     res = invoke(["iam-policy", "--procedure", "failover", "--account-id", ACCOUNT], tmp_path)
     assert res.exit_code == 0, res.output
