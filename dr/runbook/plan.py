@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import graphlib
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Protocol
 
 from dr.aws.iam_names import iam_action
@@ -55,9 +55,6 @@ class Operation:
         }
 
 
-_KNOWN = ("clients", "estate", "kube", "pg_connect")
-
-
 @dataclass(frozen=True)
 class StepServices:
     """What a step's functions may use, typed (mypy sees every use): ``clients`` calls AWS,
@@ -78,7 +75,7 @@ class StepServices:
         if isinstance(services, StepServices):
             return services
         given = dict(services or {})
-        known = {k: given.pop(k) for k in _KNOWN if k in given}
+        known = {f.name: given.pop(f.name) for f in fields(cls) if f.name != "extra" and f.name in given}
         return cls(**known, extra=given)
 
     @classmethod

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from dr.runbook.plan import Operation, Plan, PlanError, Step, subset
+from dr.runbook.plan import Operation, Plan, PlanError, Step, StepContext, StepServices, subset
 
 
 def _s(sid: str, *deps: str, est: float = 1.0) -> Step:
@@ -69,3 +69,13 @@ def test_operations_and_mutating_flag() -> None:
     assert step.mutating and not read.mutating
     assert Plan("p", [step, read]).to_dict()["steps"][0]["operations"][0]["action"] == "PromoteReadReplica"
     assert op.iam_action == "rds:PromoteReadReplica"
+
+
+def test_a_mapping_of_services_becomes_typed_fields_and_the_rest_extra() -> None:
+    clients, estate = object(), object()
+    ctx = StepContext(run_id="r", services={"clients": clients, "estate": estate, "world": 1})
+    assert ctx.services.clients is clients and ctx.services.estate is estate
+    assert ctx.services.kube is None and dict(ctx.services.extra) == {"world": 1}
+    typed = StepServices(clients=clients)  # type: ignore[arg-type]
+    assert StepContext(run_id="r", services=typed).services is typed
+    assert StepServices.coerce(None) == StepServices()
