@@ -150,7 +150,8 @@ def _inprocess_run(
 
     from dr.aws.session import ClientProvider
     from dr.kube import KubeFactory
-    from dr.procedures.failover import failover_plan, preflight
+    from dr.procedures.failover import failover_plan
+    from dr.procedures.failover_gates import preflight
     from dr.procedures.support import services
     from dr.runbook.runner import run_plan
     from dr.target import SANDBOX_CREDENTIALS

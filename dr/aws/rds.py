@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dr.aws.calls import aware as _aware
-from dr.aws.calls import aws_errors as aws_errors  # re-exported for procedures
+from dr.aws.calls import aws_errors
 from dr.aws.session import ClientProvider, client_error_type
 from dr.errors import from_client_error
 

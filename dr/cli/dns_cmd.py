@@ -52,14 +52,15 @@ def dns() -> None:
 def status(app: AppContext) -> None:
     """Which region serves app.record, each health check's state and the alias targets."""
     from dr.cli.output import emit
-    from dr.procedures.dns import read_state
+    from dr.steps.dns_records import read_state
 
     state = read_state(app.clients(read_only=True), app.estate)
     emit(app.output, state.to_dict(), _render_status)
 
 
 def _move(app: AppContext, to: str, *, method: str, force: bool, timeout: float, run: RunOptions) -> None:
-    from dr.procedures.dns import move_plan, prepare_move, read_state
+    from dr.procedures.dns import move_plan, prepare_move
+    from dr.steps.dns_records import read_state
 
     estate = app.estate
     target = estate.site(to)

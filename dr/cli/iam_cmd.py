@@ -59,7 +59,7 @@ def iam_policy(app: AppContext, procedure: str, to: str, account_id: str | None,
     estate = app.estate
     target = estate.site(to)
     if account_id is None:
-        from dr.aws.rds import aws_errors
+        from dr.aws.calls import aws_errors
 
         with aws_errors(resource="caller identity", region=target.region, action="read"):
             ident = app.clients(read_only=True).client("sts", target.region).get_caller_identity()

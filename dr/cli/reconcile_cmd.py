@@ -31,7 +31,7 @@ def reconcile(app: AppContext, primary: str | None, dry_run: bool, yes: bool) ->
     else:
         from dr.aws.rds import Rds
         from dr.errors import GateRefused
-        from dr.procedures.dns import read_state
+        from dr.steps.dns_records import read_state
 
         clients = app.clients(read_only=True)
         active = read_state(clients, estate, use_test_dns=False).active_region

@@ -8,7 +8,7 @@ import click
 
 if TYPE_CHECKING:
     from dr.cli.app import AppContext
-    from dr.procedures.failover import FailoverPreflight
+    from dr.procedures.failover_gates import FailoverPreflight
     from dr.topology import Estate, SiteView
 
 
@@ -17,7 +17,7 @@ def print_asl(estate: Estate, pre: FailoverPreflight, *, timeout: float) -> None
     from dr.cli.output import dumps
     from dr.errors import OperationFailed
     from dr.procedures.stepfunctions import failover_definition
-    from dr.runbook.asl import validate_definition
+    from dr.runbook.asl_checks import validate_definition
 
     _plan, defn = failover_definition(estate, pre, timeout=timeout)
     problems = validate_definition(defn)

@@ -18,9 +18,7 @@ from pathlib import Path
 from typing import Any
 
 # One scrubber for every journal and report: the runbook engine's.
-from dr.runbook.journal import REDACTED as REDACTED
-from dr.runbook.journal import scrub as scrub
-from dr.runbook.journal import scrub_text as scrub_text
+from dr.runbook.journal import scrub
 
 FORMAT = "dr-drill-journal/1"
 

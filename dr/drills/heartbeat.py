@@ -273,6 +273,6 @@ def acks_from_log(log: dict[str, Any]) -> tuple[list[Ack], list[Disruption]]:
 
 
 def _short(exc: BaseException) -> str:
-    from dr.drills.evidence import scrub_text
+    from dr.runbook.journal import scrub_text
 
     return scrub_text(f"{type(exc).__name__}: {exc}".splitlines()[0])[:200]

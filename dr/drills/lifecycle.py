@@ -29,7 +29,8 @@ from typing import Any
 
 from dr.drills import estate_info, invariants, registry
 from dr.drills.drill_context import DrillContext, MeasurementHooks
-from dr.drills.evidence import DrillJournal, iso, scrub
+from dr.drills.evidence import DrillJournal, iso
+from dr.runbook.journal import scrub
 from dr.drills.heartbeat import HeartbeatWriter
 from dr.drills.metrics import RpoResult, RtoResult, compute_rto
 from dr.drills.prober import EndpointCheck, EndpointProber, HttpCheck
@@ -745,7 +746,7 @@ def _objective(
 
 
 def _describe(exc: BaseException) -> str:
-    from dr.drills.evidence import scrub_text
+    from dr.runbook.journal import scrub_text
 
     text = exc.format_message() if hasattr(exc, "format_message") else str(exc)
     return scrub_text(f"{type(exc).__name__}: {text}")[:500]

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from dr.drills.evidence import scrub_text
+from dr.runbook.journal import scrub_text
 from dr.drills.metrics import Sample, compute_rto
 
 

@@ -190,7 +190,7 @@ def _max_lag(seconds: float | None) -> dt.timedelta | None:
 
 
 def _active_region(ctx: DrillContext) -> str | None:
-    from dr.procedures.dns import read_state
+    from dr.steps.dns_records import read_state
 
     try:
         return read_state(ctx.clients(read_only=True), ctx.require_estate(), use_test_dns=False).active_region

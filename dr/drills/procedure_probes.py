@@ -157,7 +157,7 @@ def pods_ready(ctx: DrillContext, site: str) -> bool:
 )
 def dns_points_to(ctx: DrillContext, site: str) -> bool:
     """True when Route53 failover routing answers the public record with the site's region."""
-    from dr.procedures.dns import read_state
+    from dr.steps.dns_records import read_state
 
     estate = ctx.require_estate()
     view = estate.site(site)
@@ -253,8 +253,8 @@ def estate_invariants(ctx: DrillContext, intended: str | None) -> EstateFacts:
     """Single writer (``dr readiness``'s check), Route53 on ``intended`` (a site or region; None:
     wherever it is) and the other region's database an available replica of the intended one."""
     from dr.aws.rds import Rds
-    from dr.procedures.dns import read_state
-    from dr.procedures.failback import is_replica_of
+    from dr.steps.dns_records import read_state
+    from dr.steps.db_replica import is_replica_of
     from dr.procedures.readiness import PASS, single_writer
 
     estate = ctx.require_estate()

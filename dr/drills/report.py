@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from dr.drills import estate_info
-from dr.drills.evidence import iso, read_journal, scrub
+from dr.drills.evidence import iso, read_journal
+from dr.runbook.journal import scrub
 
 EVIDENCE_FILES = ("journal.json", "report.md", "report.html", "junit.xml", "metrics.prom")
 

@@ -38,12 +38,7 @@ from dr.runbook.plan import Plan
 from dr.steps import MOVE_RECORDS, VERIFY_DNS
 
 # The model of the failover records, shared with the traffic steps (defined in the catalogue).
-from dr.steps.dns_records import DnsMove as DnsMove
-from dr.steps.dns_records import DnsState as DnsState
-from dr.steps.dns_records import FailoverRecord as FailoverRecord
-from dr.steps.dns_records import desired_changes
-from dr.steps.dns_records import read_state as read_state
-from dr.steps.dns_records import swap_changes as swap_changes
+from dr.steps.dns_records import DnsMove, desired_changes, read_state
 
 if TYPE_CHECKING:
     from dr.aws.session import ClientProvider

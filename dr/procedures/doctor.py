@@ -713,8 +713,8 @@ def run_doctor(
 ) -> DoctorReport:
     """Every check, in parallel where independent. Read-only. See the module docstring."""
     from dr.aws.identity import caller_identity, region_opt_in
-    from dr.procedures.dns import read_state
     from dr.procedures.iam import rbac_rules
+    from dr.steps.dns_records import read_state
 
     views = (estate.primary, estate.secondary)
     ids = _gather({v.region: functools.partial(caller_identity, clients, v.region) for v in views})

@@ -49,15 +49,9 @@ from dr.aws import eks
 from dr.aws.kms import key_arn
 from dr.aws.rds import DbInstance, Rds
 from dr.errors import BadInput, GateRefused
-from dr.procedures.dns import prepare_move, read_state
-from dr.procedures.failover import (
-    FailoverPreflight,
-    RedisReadiness,
-    failover_steps,
-    redis_readiness,
-    standby_pods_steps,
-    unanswered_target,
-)
+from dr.procedures.dns import prepare_move
+from dr.procedures.failover import failover_steps, standby_pods_steps
+from dr.procedures.failover_gates import FailoverPreflight, RedisReadiness, redis_readiness, unanswered_target
 from dr.procedures.promote import PromotePreflight
 from dr.runbook.plan import Plan, Step
 from dr.steps import (
@@ -69,12 +63,10 @@ from dr.steps import (
     REPLICA_IN_SYNC,
     SCALE_WORKLOADS,
 )
+from dr.steps.db_replica import is_replica_of
 
 # Defined with their steps in the catalogue; imported from here by reprotect, the CLI and drills.
-from dr.steps.db_replica import ReplicaPlacement as ReplicaPlacement
-from dr.steps.db_replica import ReplicaSpec as ReplicaSpec
-from dr.steps.db_replica import is_replica_of as is_replica_of
-from dr.steps.db_replica import replica_placement as replica_placement
+from dr.steps.dns_records import read_state
 
 if TYPE_CHECKING:
     from dr.aws.session import ClientProvider

@@ -40,20 +40,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Literal
 
 # The gates live in failover_gates; their names stay importable from here.
-from dr.procedures.failover_gates import (
-    DEFAULT_MAX_SNAPSHOT_AGE as DEFAULT_MAX_SNAPSHOT_AGE,
-)
-from dr.procedures.failover_gates import ENDPOINT_CHECKS as ENDPOINT_CHECKS
-from dr.procedures.failover_gates import PREFLIGHT_READS as PREFLIGHT_READS
-from dr.procedures.failover_gates import FailoverPreflight as FailoverPreflight
-from dr.procedures.failover_gates import Mode as Mode
-from dr.procedures.failover_gates import RedisReadiness as RedisReadiness
-from dr.procedures.failover_gates import preflight as preflight
-from dr.procedures.failover_gates import production_nodegroup as production_nodegroup
-from dr.procedures.failover_gates import redis_readiness as redis_readiness
-from dr.procedures.failover_gates import require_wal_positions as require_wal_positions
-from dr.procedures.failover_gates import source_ref
-from dr.procedures.failover_gates import unanswered_target as unanswered_target
+from dr.procedures.failover_gates import FailoverPreflight, production_nodegroup, source_ref
 from dr.procedures.walpos import CatchUp, DbRef
 from dr.runbook.plan import Plan, Step, StepServices
 from dr.steps import (
@@ -73,14 +60,6 @@ from dr.steps import (
 )
 
 # Defined with their steps in the catalogue; imported from here by other procedures and drills.
-from dr.steps.redis_ready import cache_template as cache_template
-from dr.steps.redis_ready import estate_cache_groups as estate_cache_groups
-from dr.steps.redis_ready import group_status as group_status
-from dr.steps.redis_ready import newest_cache_snapshot as newest_cache_snapshot
-from dr.steps.workload_steps import CHANGED_FOR as CHANGED_FOR
-from dr.steps.workload_steps import RESTARTED_FOR as RESTARTED_FOR
-from dr.steps.workload_steps import desired_database_url as desired_database_url
-from dr.steps.workload_steps import promotion_marker as promotion_marker
 
 if TYPE_CHECKING:
     from dr.topology import Estate, SiteView

@@ -13,11 +13,12 @@ from dr.aws import eks
 from dr.aws.rds import Rds
 from dr.aws.route53 import HealthCheck, Route53, answered
 from dr.errors import BadInput, DrError, GateRefused, NotFound
-from dr.procedures.dns import DnsMove, prepare_move
+from dr.procedures.dns import prepare_move
 from dr.procedures.promote import PromotePreflight
 from dr.procedures.promote import preflight as promote_preflight
 from dr.procedures.support import utcnow
 from dr.procedures.walpos import CatchUp, DbRef
+from dr.steps.dns_records import DnsMove
 from dr.steps.redis_ready import cache_template, estate_cache_groups, group_status, newest_cache_snapshot
 
 if TYPE_CHECKING:

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dr.aws.rds import aws_errors
+from dr.aws.calls import aws_errors
 from dr.aws.route53 import change_batches
 from dr.errors import BadInput
 from dr.procedures.support import clients_of

@@ -379,7 +379,7 @@ def static_plans(estate: Estate, procedure: str, target: SiteView) -> list[Plan]
     if procedure == "failover":
         return failover_plans(estate, target)
     from dr.aws.rds import DbInstance
-    from dr.procedures.failover import RedisReadiness
+    from dr.procedures.failover_gates import RedisReadiness
     from dr.procedures.stepfunctions import static_preflight
 
     source = estate.other(target)
@@ -454,14 +454,14 @@ def cli_plans(estate: Estate, procedure: str) -> list[Plan]:
 def preflight_reads(procedure: str) -> list[tuple[str, str]]:
     """(action, where) the pre-flight gates of ``procedure`` read (failover, failback, reprotect,
     restore, snapshot)."""
-    from dr.procedures import failback, failover, reprotect, restore, snapshot
+    from dr.procedures import failback, failover_gates, reprotect, restore, snapshot
 
     if procedure in ("restore", "snapshot"):
         return list((restore if procedure == "restore" else snapshot).PREFLIGHT_READS)
     if procedure == "failover":
-        return list(failover.PREFLIGHT_READS)
+        return list(failover_gates.PREFLIGHT_READS)
     if procedure == "failback":
-        return [*failover.PREFLIGHT_READS, *failback.PREFLIGHT_READS]
+        return [*failover_gates.PREFLIGHT_READS, *failback.PREFLIGHT_READS]
     return list(reprotect.PREFLIGHT_READS)
 
 

@@ -36,7 +36,7 @@ from dr.steps import (
     STORE_PASSWORD,
     WAF_IP_SET,
 )
-from dr.steps.workload_steps import STOPPED_ANNOTATION as STOPPED_ANNOTATION
+from dr.steps.workload_steps import STOPPED_ANNOTATION
 
 if TYPE_CHECKING:
     from dr.aws.session import ClientProvider

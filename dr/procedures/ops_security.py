@@ -29,7 +29,6 @@ from dr.steps import (
     WAF_IP_SET,
 )
 from dr.steps.ops_security_steps import Rotation
-from dr.steps.ops_security_steps import with_password as with_password
 
 if TYPE_CHECKING:
     from dr.aws.session import ClientProvider

@@ -12,7 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from dr.aws.rds import DbInstance, aws_errors
+from dr.aws.calls import aws_errors
+from dr.aws.rds import DbInstance
 from dr.errors import BadInput
 
 if TYPE_CHECKING:

@@ -117,7 +117,7 @@ def single_writer(estate: Estate, clients: ClientProvider, kube: KubeFactory | N
     """The ``single-writer`` check alone (what a drill checks once it ended): both databases, both
     sites' deployments and DB secrets, and the region Route53 serves, read in parallel; the served
     side is judged on the database really serving it (:func:`serving_database`)."""
-    from dr.procedures.dns import read_state
+    from dr.steps.dns_records import read_state
 
     jobs: dict[str, Callable[[], Any]] = {
         "serving": lambda: read_state(clients, estate, use_test_dns=False).active_region
@@ -164,8 +164,8 @@ def check_readiness(
     """Read both sites in parallel and compare them; never raises for one read's failure."""
     from dr.aws import cloudwatch
     from dr.aws.rds import Rds
-    from dr.procedures.dns import read_state
     from dr.procedures.ops_security import cert_check
+    from dr.steps.dns_records import read_state
 
     now = now or dt.datetime.now(dt.UTC)
     p, s = estate.primary, estate.secondary

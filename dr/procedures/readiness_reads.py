@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 def parameter_group_family(clients: ClientProvider, region: str, name: str) -> str | None:
     """The family (e.g. ``postgres15``) of DB parameter group ``name``."""
-    from dr.aws.rds import aws_errors
+    from dr.aws.calls import aws_errors
 
     with aws_errors(resource=f"DB parameter group {name}", region=region, action="describe"):
         raw = clients.client("rds", region).describe_db_parameter_groups(DBParameterGroupName=name)
@@ -137,7 +137,7 @@ def site_jobs(
 
 def redis_jobs(clients: ClientProvider, estate: Estate) -> dict[str, Callable[[], Any]]:
     from dr.aws.elasticache import ElastiCache
-    from dr.procedures.failover import estate_cache_groups, newest_cache_snapshot
+    from dr.steps.redis_ready import estate_cache_groups, newest_cache_snapshot
 
     def group(view: SiteView) -> Any:
         return ElastiCache(clients, view.region).find_replication_group(view.cache.replication_group_id)

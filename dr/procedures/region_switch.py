@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from dr.aws.session import ClientProvider
     from dr.kube import KubeFactory
     from dr.procedures.failback import FailbackPreflight
-    from dr.procedures.failover import FailoverPreflight
+    from dr.procedures.failover_gates import FailoverPreflight
     from dr.procedures.reprotect import ReprotectPreflight
     from dr.runbook.executor import RunResult
     from dr.runbook.lock import DynamoLock
@@ -150,7 +150,7 @@ class _Switch:
     def _serving(self, serving: ServingReader | None) -> str | None:
         if serving is not None:
             return serving()
-        from dr.procedures.dns import read_state
+        from dr.steps.dns_records import read_state
 
         return read_state(self.clients, self.estate, use_test_dns=False).active_region
 
@@ -167,7 +167,8 @@ class FailoverRun(_Switch):
 
     def prepare(self) -> tuple[FailoverPreflight, Plan]:
         """The gates (exit 2 / 3, nothing changed) and the plan."""
-        from dr.procedures.failover import DEFAULT_MAX_SNAPSHOT_AGE, failover_plan, preflight
+        from dr.procedures.failover import failover_plan
+        from dr.procedures.failover_gates import DEFAULT_MAX_SNAPSHOT_AGE, preflight
 
         req = self.request
         target = failover_target(self.estate, req.to)
@@ -214,8 +215,9 @@ class FailbackRun(_Switch):
         """The gates (exit 2 / 3, nothing changed; a dry run says the real run would be refused)
         and the plan. A resumed run takes its target, replica and moved-aside instance from its
         journal: once DNS moved back, "the serving region" is no longer the source."""
-        from dr.procedures.failback import failback_plan, preflight, replica_placement
-        from dr.procedures.failover import DEFAULT_MAX_SNAPSHOT_AGE, require_wal_positions
+        from dr.procedures.failback import failback_plan, preflight
+        from dr.procedures.failover_gates import DEFAULT_MAX_SNAPSHOT_AGE, require_wal_positions
+        from dr.steps.db_replica import replica_placement
 
         req, s = self.request, self.settings
         to, replica, moved_aside = req.to, None, None
@@ -280,9 +282,9 @@ class ReprotectRun(_Switch):
     def prepare(self) -> tuple[ReprotectPreflight, Plan]:
         """The gates (exit 2 / 3, nothing changed) and the plan; a resumed run takes the instance
         it moved aside from its journal."""
-        from dr.procedures.failback import replica_placement
-        from dr.procedures.failover import DEFAULT_MAX_SNAPSHOT_AGE
+        from dr.procedures.failover_gates import DEFAULT_MAX_SNAPSHOT_AGE
         from dr.procedures.reprotect import preflight, reprotect_plan
+        from dr.steps.db_replica import replica_placement
 
         req, s = self.request, self.settings
         moved_aside: str | None = None

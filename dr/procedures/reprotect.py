@@ -44,22 +44,13 @@ from typing import TYPE_CHECKING, Any
 
 from dr.aws.rds import DbInstance, Rds
 from dr.errors import BadInput, GateRefused, NotFound
-from dr.procedures.dns import read_state
-from dr.procedures.failback import (
-    aside_taken,
-    failback_candidates,
-    free_aside_identifier,
-    is_replica_of,
-    replica_key,
-)
-from dr.procedures.failover import (
-    DEFAULT_MAX_SNAPSHOT_AGE,
-    RedisReadiness,
-    redis_readiness,
-    standby_pods_steps,
-)
+from dr.procedures.failback import aside_taken, failback_candidates, free_aside_identifier, replica_key
+from dr.procedures.failover import standby_pods_steps
+from dr.procedures.failover_gates import DEFAULT_MAX_SNAPSHOT_AGE, RedisReadiness, redis_readiness
 from dr.runbook.plan import Plan, Step
 from dr.steps import CREATE_REPLICA, MOVE_ASIDE, REDIS_READY, REPLICA_IN_SYNC
+from dr.steps.db_replica import is_replica_of
+from dr.steps.dns_records import read_state
 
 if TYPE_CHECKING:
     from dr.aws.session import ClientProvider

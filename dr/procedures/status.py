@@ -3,7 +3,7 @@
 Per region (probed in parallel): EKS cluster, nodegroup capacity, API pods of the traffic-serving
 deployment, database (writer / replica, status, ``ReplicaLag``), Redis, ALB target health, the
 Route53 health check of the site's failover record, and WAF (web ACL + IP set). Globally: the
-active region (Route53 failover evaluation of :func:`dr.procedures.dns.read_state`) and what the
+active region (Route53 failover evaluation of :func:`dr.steps.dns_records.read_state`) and what the
 public name resolves to.
 
 Every probe degrades on its own: a probe that fails reports its error; a region whose AWS endpoint
@@ -25,7 +25,7 @@ from dr.errors import AccessDenied, CredentialsError, DrError
 if TYPE_CHECKING:
     from dr.aws.session import ClientProvider
     from dr.kube import KubeFactory
-    from dr.procedures.dns import DnsState
+    from dr.steps.dns_records import DnsState
     from dr.topology import Estate, SiteView
 
 OK, WARN, FAIL, ERROR, UNREACHABLE = "ok", "warn", "fail", "error", "unreachable"
@@ -474,7 +474,7 @@ def collect_status(
     workers: int = 16,
 ) -> StatusReport:
     """Probe both regions and Route53 in parallel; never raises for one probe's failure."""
-    from dr.procedures.dns import read_state
+    from dr.steps.dns_records import read_state
 
     views = [estate.primary, estate.secondary]
     jobs: dict[str, Callable[[], Any]] = {"dns": lambda: read_state(clients, estate)}

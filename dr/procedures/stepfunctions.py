@@ -14,10 +14,11 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from dr.aws.route53 import HostedZone
-from dr.procedures.dns import DnsMove, DnsState
-from dr.procedures.failover import FailoverPreflight, RedisReadiness, failover_plan
+from dr.procedures.failover import failover_plan
+from dr.procedures.failover_gates import FailoverPreflight, RedisReadiness
 from dr.procedures.promote import PromotePreflight
 from dr.runbook.asl import AslOptions, compile_plan
+from dr.steps.dns_records import DnsMove, DnsState
 
 if TYPE_CHECKING:
     from dr.runbook.plan import Plan
@@ -97,7 +98,7 @@ def failover_definition(
 
 def state_machine_arn(clients: Any, estate: Estate, target: SiteView) -> str:
     """ARN of the orchestrator's state machine in ``target``'s region (found by name)."""
-    from dr.aws.rds import aws_errors
+    from dr.aws.calls import aws_errors
     from dr.errors import NotFound
 
     name = f"{estate.app.name}-dr-failover"
@@ -137,7 +138,7 @@ def run_via_stepfunctions(
     import json
     import time
 
-    from dr.aws.rds import aws_errors
+    from dr.aws.calls import aws_errors
     from dr.runbook.poll import PollPolicy, wait_until
 
     arn = state_machine_arn(clients, estate, target)

@@ -46,18 +46,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dr.runbook.asl_checks import SDK_ERROR_PREFIX
-from dr.runbook.asl_checks import aws_rule_problems as aws_rule_problems
-from dr.runbook.asl_checks import validate_definition as validate_definition
 from dr.runbook.plan import Operation, Plan, Step
 
 __all__ = [
     "AslOptions",
-    "aws_rule_problems",
     "compile_plan",
     "sdk_resource",
     "structure",
     "structure_loss",
-    "validate_definition",
 ]
 
 # Step Functions names an aws-sdk error <Service>.<Code>, with "Exception" appended when the code

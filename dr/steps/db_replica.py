@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from dr.aws import ec2
+from dr.aws.calls import aws_errors
 from dr.aws.cloudwatch import replica_lag
-from dr.aws.rds import DbInstance, Rds, aws_errors
+from dr.aws.rds import DbInstance, Rds
 from dr.errors import BadInput, GateRefused
 from dr.runbook.plan import Operation, Step, StepContext
 from dr.steps.base import (

@@ -24,7 +24,7 @@ def _dr(sb: RunningSandbox, *args: str, cwd: Path) -> subprocess.CompletedProces
 def _estate_state(sb: RunningSandbox) -> dict[str, Any]:
     """Which region Route53 serves, each database's role and tags (what a failback changes)."""
     from dr.aws.rds import Rds
-    from dr.procedures.dns import read_state
+    from dr.steps.dns_records import read_state
 
     estate, clients = sb.estate, sb.clients()
     out: dict[str, Any] = {"serving": read_state(clients, estate, use_test_dns=False).active_region}

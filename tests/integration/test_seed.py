@@ -182,7 +182,7 @@ def test_each_cluster_secret_already_names_its_own_instance_as_the_pulumi_progra
     endpoint, the region's Secrets Manager credentials), so `patch-db-secret` finds nothing to
     change and the pods are not restarted — as on AWS. Without PostgreSQL the host is moto's."""
     from dr.kube import KubeFactory
-    from dr.procedures.failover import desired_database_url
+    from dr.steps.workload_steps import desired_database_url
     from tests.integration.conftest import running_sandbox
 
     def check(sb: RunningSandbox) -> None:

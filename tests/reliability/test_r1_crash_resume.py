@@ -41,7 +41,8 @@ SEGMENTS = 2
 
 def _plan_steps(e: Estate) -> list[tuple[str, bool]]:
     """(step id, has an action) of the unplanned failover plan, in plan order (read-only)."""
-    from dr.procedures.failover import failover_plan, preflight
+    from dr.procedures.failover import failover_plan
+    from dr.procedures.failover_gates import preflight
 
     pre = preflight(
         e.clients, e.estate, target=e.estate.secondary, mode="unplanned", max_lag=dt.timedelta(seconds=30)

@@ -41,7 +41,7 @@ def test_every_path_the_documents_name_exists() -> None:
 
 def _module_exists(dotted: str) -> bool:
     parts = dotted.split(".")
-    # dr.x.y may end in attributes (dr.procedures.failover.preflight): the longest module, then
+    # dr.x.y may end in attributes (dr.procedures.failover_gates.preflight): the longest module, then
     # each remaining name must be an attribute of it
     for n in range(len(parts), 1, -1):
         try:

@@ -142,15 +142,15 @@ def test_dns_points_to_follows_route53_failover(seeded: Seeded, tmp_path: Path) 
     ctx = _ctx(seeded, tmp_path)
     assert fn(ctx, site="primary") is True and fn(ctx, site="secondary") is False
     # The primary's health check fails: Route53 answers with the SECONDARY record.
-    from dr.procedures import dns
+    from dr.steps import dns_records
 
-    real = dns.FailoverRecord.healthy
+    real = dns_records.FailoverRecord.healthy
 
     def healthy(self: Any) -> bool:
         return False if self.region == seeded.estate.primary.region else bool(real.fget(self))  # type: ignore[attr-defined]
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(dns.FailoverRecord, "healthy", property(healthy))
+        mp.setattr(dns_records.FailoverRecord, "healthy", property(healthy))
         assert fn(ctx, site="secondary") is True and fn(ctx, site="primary") is False
 
 

@@ -9,7 +9,7 @@ from dr.infra.mockrun import ACCOUNT, MOCK_PASSWORD, SECRET_KEY, MockRun, secret
 from dr.infra.orchestrator import EKS_EDIT_POLICY, load_estate_for
 from dr.infra.workload import database_url
 from dr.procedures.iam import allows
-from dr.runbook.asl import validate_definition
+from dr.runbook.asl_checks import validate_definition
 from dr.topology import Estate, StackConfig, read_stack
 from tests.unit.infra.conftest import CHESS, STACKS
 

@@ -181,7 +181,7 @@ def test_failback_restarts_the_targets_stale_pods_before_writes_stop(env: Env) -
     so the failover part's restart-* steps — inside the pause — find them current."""
     import base64
 
-    from dr.procedures.failover import desired_database_url
+    from dr.steps.workload_steps import desired_database_url
 
     estate, prod = env.estate, env.estate.primary
     app, secret = estate.app, estate.app.db_secret

@@ -21,12 +21,14 @@ from dr.aws.session import CallRecorder, ClientProvider
 from dr.errors import GateRefused, OperationFailed
 from dr.kube import KubeFactory
 from dr.procedures import support as common
-from dr.procedures.failover import CHANGED_FOR, RESTARTED_FOR, FailoverPreflight, failover_plan, preflight
+from dr.procedures.failover import failover_plan
+from dr.procedures.failover_gates import FailoverPreflight, preflight
 from dr.procedures.support import TAG_PROMOTED_FROM, services
 from dr.runbook.plan import Plan
 from dr.runbook.poll import PollPolicy
 from dr.runbook.runner import RunResult, run_plan
 from dr.sandbox.fakekube import FakeKubeApi, serve_estate
+from dr.steps.workload_steps import CHANGED_FOR, RESTARTED_FOR
 from tests.unit.procedures.estate_seed import PASSWORD, CaughtUpPg, Seeded, other_app_snapshot, put_caught_up
 
 FAST = PollPolicy(first=0.01, factor=1.5, cap=0.05, floor=0.02, fraction=0.01)
@@ -559,7 +561,7 @@ def test_crash_after_each_mutating_step_then_resume_repeats_nothing(env: Env) ->
     assert not env.s.db(dr.region, dr.database.identifier).get("ReadReplicaSourceDBInstanceIdentifier")
     # The run killed right after patch-db-secret changed the secret still restarted the pods on
     # resume (the secret's changed-for marker, not the dead run's memory, says they need it).
-    from dr.procedures.failover import promotion_marker
+    from dr.steps.workload_steps import promotion_marker
 
     marker = promotion_marker(env.clients, dr.region, dr.database.identifier)
     assert set(_restart_markers(env).values()) == {(marker, True)}
@@ -649,7 +651,7 @@ def test_pods_are_restarted_only_when_their_connection_may_be_stale(
     """on-change: a restart when the failover changed the secret, or when a pod is older than the
     instance now holding the identifier (a replica re-created under the old name by failback or
     reprotect: the pod may still hold a connection to the renamed one); none otherwise."""
-    from dr.procedures.failover import desired_database_url, promotion_marker
+    from dr.steps.workload_steps import desired_database_url, promotion_marker
 
     app, dr_site = env.estate.app, env.estate.secondary
     env.s = replace(
@@ -711,7 +713,7 @@ def test_database_url_credentials_come_from_the_target_region_only(
     env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from dr.aws.secretsmanager import SecretValue
-    from dr.procedures.failover import desired_database_url
+    from dr.steps.workload_steps import desired_database_url
 
     estate, dr_site = env.estate, env.estate.secondary
     sm = env.clients.client("secretsmanager", dr_site.region)

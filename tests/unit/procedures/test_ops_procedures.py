@@ -12,8 +12,9 @@ from dr.aws.secretsmanager import SecretValue
 from dr.errors import BadInput, OperationFailed
 from dr.kube import KubeFactory
 from dr.procedures import ops
-from dr.procedures.ops_security import new_password, with_password
+from dr.procedures.ops_security import new_password
 from dr.procedures.ops_triage import triage
+from dr.steps.ops_security_steps import with_password
 from tests.unit.kube.estate_fixtures import clusters
 
 

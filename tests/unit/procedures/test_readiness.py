@@ -380,12 +380,12 @@ def test_two_writable_databases_with_writers_beside_the_unserved_one_is_split_br
     fenced = _run(full).check("single-writer")
     assert fenced.status == WARN and "no writer runs there" in fenced.reason
     # Route53 unreadable: it cannot tell which database serves — a fail saying so
-    import dr.procedures.dns as dns
+    import dr.steps.dns_records as dns_records
 
     def unreadable(*_a: Any, **_k: Any) -> Any:
         raise RuntimeError("Route53 throttled")
 
-    monkeypatch.setattr(dns, "read_state", unreadable)
+    monkeypatch.setattr(dns_records, "read_state", unreadable)
     blind = _run(full).check("single-writer")
     assert blind.status == FAIL and "Route53 could not be read" in blind.reason
 

@@ -11,11 +11,11 @@ import pytest
 from dr.aws.session import CallRecorder, ClientProvider
 from dr.errors import BadInput, GateRefused
 from dr.procedures.failback import aside_identifier
-from dr.procedures.failover import RESTARTED_FOR, promotion_marker
-from dr.procedures.failover import preflight as failover_preflight
+from dr.procedures.failover_gates import preflight as failover_preflight
 from dr.procedures.reprotect import ReprotectPreflight, preflight, reprotect_plan
 from dr.procedures.support import TAG_SUPERSEDED_BY
 from dr.runbook.executor import RunResult
+from dr.steps.workload_steps import RESTARTED_FOR, promotion_marker
 from tests.unit.procedures.estate_seed import create_restored, db_network, other_app_snapshot, put_caught_up
 from tests.unit.procedures.test_failover import Crash, Env, _crash_at, env
 
@@ -367,7 +367,7 @@ def test_a_replica_is_never_left_to_rds_default_placement(env: Env, missing: str
             DBSubnetGroupName=env.estate.db_subnet_group(prod)
         )
         name = env.estate.db_subnet_group(prod)
-    from dr.procedures.failback import replica_placement
+    from dr.steps.db_replica import replica_placement
 
     with pytest.raises(BadInput) as err:
         replica_placement(env.clients, env.estate, prod)

@@ -20,15 +20,8 @@ from dr.aws.session import ClientProvider
 from dr.procedures.failover import failover_plan
 from dr.procedures.stepfunctions import asl_options, static_preflight
 from dr.procedures.support import TAG_PROMOTED_FROM
-from dr.runbook.asl import (
-    AslOptions,
-    Node,
-    compile_plan,
-    sdk_resource,
-    structure,
-    structure_loss,
-    validate_definition,
-)
+from dr.runbook.asl import AslOptions, Node, compile_plan, sdk_resource, structure, structure_loss
+from dr.runbook.asl_checks import validate_definition
 from dr.runbook.plan import Operation, Plan, Step, subset
 from dr.steps import PROMOTE_REPLICA, TARGET_HEALTHY
 from tests.unit.procedures.estate_seed import (
@@ -576,7 +569,7 @@ def test_record_picks_match_the_record_name_only(sfn_estate: Seeded) -> None:
 
 
 def test_aws_rules_catch_what_validate_state_machine_definition_rejects() -> None:
-    from dr.runbook.asl import aws_rule_problems
+    from dr.runbook.asl_checks import aws_rule_problems
 
     def task(resource: str, params: dict[str, Any], errors: list[str] | None = None) -> dict[str, Any]:
         return {
@@ -649,7 +642,7 @@ def test_every_export_passes_the_aws_validator_rules(
     from click.testing import CliRunner
 
     from dr.cli.main import cli
-    from dr.runbook.asl import aws_rule_problems
+    from dr.runbook.asl_checks import aws_rule_problems
     from dr.topology import load_estate
     from tests.unit.procedures.test_failover import create_clusters
 

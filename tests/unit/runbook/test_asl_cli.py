@@ -11,7 +11,8 @@ from moto import mock_aws
 
 from dr.aws.session import CallRecorder, ClientProvider
 from dr.procedures.stepfunctions import asl_options
-from dr.runbook.asl import compile_plan, validate_definition
+from dr.runbook.asl import compile_plan
+from dr.runbook.asl_checks import validate_definition
 from dr.runbook.plan import subset
 from tests.unit.procedures.estate_seed import (
     STACKS,
